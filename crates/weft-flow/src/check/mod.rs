@@ -1,0 +1,48 @@
+//! Every rule a document must pass, run over the whole spec at once so that all diagnostics
+//! are reported together. Each submodule is one family of rules.
+
+mod flow;
+mod io;
+mod props;
+mod rules;
+mod version;
+
+pub use version::floor as version_floor;
+
+use crate::infer::Inferrer;
+use weft_spec::{Code, CompId, Component, Diagnostic, Spec};
+
+/// Runs every check; components flagged `incomplete` by the loader are skipped where their
+/// missing fields would only cause follow-on errors.
+pub fn run(spec: &Spec, incomplete: &[bool], diags: &mut Vec<Diagnostic>) {
+    let mut inf = Inferrer::new(spec);
+    let mut cx = Cx { spec, incomplete, diags };
+    props::check(&mut cx);
+    io::check(&mut cx, &mut inf);
+    flow::check(&mut cx, &mut inf);
+    rules::check(&mut cx, &mut inf);
+    version::check(&mut cx);
+}
+
+/// What every check needs.
+pub(crate) struct Cx<'a> {
+    pub spec: &'a Spec,
+    pub incomplete: &'a [bool],
+    pub diags: &'a mut Vec<Diagnostic>,
+}
+
+impl Cx<'_> {
+    /// Reports `msg` about `comp` at `ptr`.
+    pub fn report(&mut self, comp: &Component, code: Code, ptr: impl Into<String>, msg: impl Into<String>, hint: Option<String>) {
+        let mut d = Diagnostic::new(code, ptr, msg).maybe_hint(hint).component(Some(&comp.name), Some(&comp.id));
+        if comp.source > 0 {
+            d.file = self.spec.sources.get(comp.source).cloned();
+        }
+        self.diags.push(d);
+    }
+
+    /// Whether the loader flagged the component.
+    pub fn skip(&self, c: CompId) -> bool {
+        self.incomplete.get(c).copied().unwrap_or(false)
+    }
+}
