@@ -8,6 +8,7 @@
 //! ```
 
 mod check;
+pub mod graph;
 pub mod infer;
 pub mod schema;
 pub mod template;

@@ -1,0 +1,1 @@
+//! Mermaid flowcharts of flows (`weft graph`).
