@@ -17,7 +17,7 @@ use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
 /// What to load.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct LoadInput<'a> {
     /// The document.
     pub document: &'a Source,
@@ -25,6 +25,14 @@ pub struct LoadInput<'a> {
     pub registries: &'a [Source],
     /// Values of sensitive fields, keyed `<component id>.<field>`.
     pub secrets: &'a HashMap<String, String>,
+    /// Where to look for a sensitive value `secrets` lacks (the CLI reads the environment).
+    pub secret_fallback: Option<&'a (dyn Fn(&str) -> Option<String> + Sync)>,
+}
+
+impl std::fmt::Debug for LoadInput<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadInput").field("document", &self.document.name).field("registries", &self.registries.len()).finish_non_exhaustive()
+    }
 }
 
 /// What loading produced: the model when the document could be read at all, and every
@@ -62,6 +70,7 @@ pub fn load(input: LoadInput<'_>) -> LoadOutput {
     let mut sources = vec![input.document.name.clone()];
     sources.extend(input.registries.iter().map(|r| r.name.clone()));
     let mut loader = Loader::new(input.secrets.clone(), sources.clone());
+    loader.fallback = input.secret_fallback;
     loader.diags = diagnostics;
     for (src, reg) in &registries {
         loader.scan_registry(reg, *src);
@@ -109,6 +118,7 @@ struct Loader<'a> {
     entries: Vec<Entry<'a>>,
     keys: HashMap<String, usize>,
     secrets: HashMap<String, String>,
+    fallback: Option<&'a (dyn Fn(&str) -> Option<String> + Sync)>,
     sources: Vec<String>,
 }
 
@@ -139,6 +149,7 @@ impl<'a> Loader<'a> {
             entries: Vec::new(),
             keys: HashMap::new(),
             secrets,
+            fallback: None,
             sources,
         }
     }
@@ -447,6 +458,7 @@ impl<'a> Loader<'a> {
                 generated_id(source, ptr)
             }
         };
+        ctx.id = Some(id.clone());
         let name = match obj.get("name") {
             Some(Json::String(s)) => s.clone(),
             None => {
@@ -622,8 +634,22 @@ impl<'a> Loader<'a> {
         }
         if f.sensitive {
             if let Some(key) = v.get("$component_ref").and_then(Json::as_str) {
-                let value = self.secrets.get(key).cloned();
+                let value = self.secrets.get(key).cloned().or_else(|| self.fallback.and_then(|f| f(key)));
                 return Some(Value::Secret(SecretRef { key: key.to_owned(), value }));
+            }
+            // A secret written in clear in the document: keep it as a secret whose value came
+            // from the document, so that it is never exported as a value.
+            let falsy = match v {
+                Json::String(s) => s.is_empty(),
+                Json::Object(m) => m.is_empty(),
+                Json::Array(a) => a.is_empty(),
+                Json::Bool(b) => !b,
+                _ => false,
+            };
+            if !falsy {
+                let key = format!("{}.{}", ctx.id.as_deref().unwrap_or_default(), f.name);
+                let value = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                return Some(Value::Secret(SecretRef { key, value: Some(value) }));
             }
         }
         match f.ty {

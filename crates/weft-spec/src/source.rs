@@ -364,3 +364,8 @@ mod tests {
         assert!(d.message.contains("nested"), "{}", d.message);
     }
 }
+
+/// Writes a JSON value as YAML that PyYAML's `safe_load` (YAML 1.1) reads back identically.
+pub fn to_yaml(value: &Json) -> Result<String, String> {
+    serde_saphyr::to_string(value).map_err(|e| e.to_string())
+}
