@@ -1,1 +1,207 @@
-fn main() {}
+//! The `weft` command line: validate, draw and export Open Agent Spec flows.
+//!
+//! Exit codes (a stable contract): 0 valid, 1 invalid flow, 2 usage or IO error.
+//! Diagnostics go to stderr; with `--format json`, `validate` prints one JSON line per file on
+//! stdout and nothing else there.
+
+mod input;
+mod report;
+mod secrets;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use weft_flow::export::{ExportOptions, export};
+use weft_flow::graph::{GraphOptions, mermaid};
+use weft_spec::{Format, Version};
+
+/// Run, check, draw and export LLM agent workflows written in Open Agent Spec.
+#[derive(Parser, Debug)]
+#[command(name = "weft", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check flow files and report every problem at once.
+    Validate(ValidateArgs),
+    /// Draw a flow as a Mermaid flowchart.
+    Graph(GraphArgs),
+    /// Write the canonical Agent Spec document (self-contained, secrets as references).
+    Export(ExportArgs),
+}
+
+/// Options every command that loads a flow takes.
+#[derive(Args, Debug, Clone)]
+struct LoadArgs {
+    /// A registry of disaggregated components (`{"$referenced_components": {...}}`); repeatable.
+    #[arg(long = "refs", value_name = "FILE")]
+    refs: Vec<PathBuf>,
+    /// A sensitive value, as `<component id>.<field>=<value>`; repeatable. Values can also come
+    /// from `WEFT_SECRET_<ID>_<FIELD>` (uppercased, non-alphanumerics as `_`); --secret wins.
+    #[arg(long = "secret", value_name = "ID.FIELD=VALUE")]
+    secrets: Vec<String>,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Args, Debug)]
+struct ValidateArgs {
+    /// Flow files (JSON or YAML).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// `human` diagnostics on stderr, or `json`: one line per file on stdout.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Human)]
+    format: ReportFormat,
+}
+
+#[derive(Args, Debug)]
+struct GraphArgs {
+    /// The flow file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Also draw data edges (dotted, `output → input`).
+    #[arg(long)]
+    data: bool,
+    /// Expand FlowNode subflows as subgraphs.
+    #[arg(long)]
+    expand: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The flow file.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Output syntax.
+    #[arg(long, value_enum, default_value_t = DocFormat::Json)]
+    format: DocFormat,
+    /// The agentspec_version to write (default: the document's, or the minimum it needs).
+    #[arg(long, value_name = "VERSION")]
+    agentspec_version: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ReportFormat {
+    Human,
+    Json,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum DocFormat {
+    Json,
+    Yaml,
+}
+
+/// How a command ended, mapped to the exit-code contract.
+enum Outcome {
+    Valid,
+    Invalid,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Validate(args) => validate(args),
+        Command::Graph(args) => graph(args),
+        Command::Export(args) => export_cmd(args),
+    };
+    match result {
+        Ok(Outcome::Valid) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            report::error_line(&format!("{e:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
+    let options = input::load_options(&args.load)?;
+    let mut all_valid = true;
+    let stdout = std::io::stdout();
+    for file in &args.files {
+        let source = input::read_source(file)?;
+        let (flow, diags) = match source {
+            Ok(source) => {
+                let (flow, diags) = weft_flow::check_source(&source, &options);
+                (flow.filter(|_| !diags.has_errors()), diags)
+            }
+            Err(d) => (None, weft_spec::Diagnostics(vec![d])),
+        };
+        let valid = flow.is_some() && !diags.has_errors();
+        all_valid &= valid;
+        match args.format {
+            ReportFormat::Human => report::human(&file.display().to_string(), &diags, valid),
+            ReportFormat::Json => {
+                let line = report::json_line(&file.display().to_string(), valid, &diags);
+                let mut out = stdout.lock();
+                writeln!(out, "{line}").context("writing to stdout")?;
+            }
+        }
+    }
+    Ok(if all_valid { Outcome::Valid } else { Outcome::Invalid })
+}
+
+/// Loads one file for graph/export: the flow, or the diagnostics already printed.
+fn load_one(file: &PathBuf, load: &LoadArgs) -> anyhow::Result<Option<weft_flow::Flow>> {
+    let options = input::load_options(load)?;
+    let source = match input::read_source(file)? {
+        Ok(s) => s,
+        Err(d) => {
+            report::human(&file.display().to_string(), &weft_spec::Diagnostics(vec![d]), false);
+            return Ok(None);
+        }
+    };
+    let (flow, diags) = weft_flow::check_source(&source, &options);
+    let valid = flow.is_some() && !diags.has_errors();
+    if !valid || !diags.is_empty() {
+        report::human(&file.display().to_string(), &diags, valid);
+    }
+    Ok(flow.filter(|_| valid))
+}
+
+fn graph(args: GraphArgs) -> anyhow::Result<Outcome> {
+    let Some(flow) = load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
+    let chart = mermaid(&flow, GraphOptions { data: args.data, expand: args.expand });
+    let mut out = std::io::stdout().lock();
+    out.write_all(chart.as_bytes()).context("writing to stdout")?;
+    Ok(Outcome::Valid)
+}
+
+fn export_cmd(args: ExportArgs) -> anyhow::Result<Outcome> {
+    let version = match &args.agentspec_version {
+        None => None,
+        Some(v) => Some(Version::parse(v).with_context(|| {
+            let known: Vec<String> = Version::KNOWN.iter().map(ToString::to_string).collect();
+            format!("unknown --agentspec-version \"{v}\"; use one of {}", known.join(", "))
+        })?),
+    };
+    let Some(flow) = load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
+    let format = match args.format {
+        DocFormat::Json => Format::Json,
+        DocFormat::Yaml => Format::Yaml,
+    };
+    let text = export(&flow, &ExportOptions { format, version })?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).context("writing to stdout")?;
+    Ok(Outcome::Valid)
+}

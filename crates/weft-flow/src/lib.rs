@@ -8,6 +8,7 @@
 //! ```
 
 mod check;
+pub mod export;
 pub mod graph;
 pub mod infer;
 pub mod schema;
@@ -22,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// How to load a document.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LoadOptions {
     /// Registries of disaggregated components (`--refs`).
     pub registries: Vec<Source>,
@@ -30,6 +31,18 @@ pub struct LoadOptions {
     pub secrets: HashMap<String, String>,
     /// Treat warnings as errors.
     pub strict: bool,
+    /// Looks up a sensitive value missing from `secrets` (the CLI reads `WEFT_SECRET_*`).
+    pub secret_fallback: Option<std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("registries", &self.registries.iter().map(|r| &r.name).collect::<Vec<_>>())
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("strict", &self.strict)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A checked document, shared by every run that uses it.
@@ -113,7 +126,8 @@ impl Flow {
 /// errors, for tools that want to draw or inspect an invalid document) and every diagnostic,
 /// sorted by position, with line and column filled in where the parser can give them.
 pub fn check_source(source: &Source, options: &LoadOptions) -> (Option<Flow>, Diagnostics) {
-    let out = weft_spec::load(weft_spec::LoadInput { document: source, registries: &options.registries, secrets: &options.secrets });
+    let fallback = options.secret_fallback.as_deref().map(|f| f as &(dyn Fn(&str) -> Option<String> + Sync));
+    let out = weft_spec::load(weft_spec::LoadInput { document: source, registries: &options.registries, secrets: &options.secrets, secret_fallback: fallback });
     let mut diags = out.diagnostics;
     let flow = out.spec.map(|spec| {
         check::run(&spec, &out.incomplete, &mut diags);

@@ -92,11 +92,11 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
         *outgoing.entry(from).or_default() += 1;
         if spec.get(to).is("StartNode") {
             structural += 1;
-            cx.report(edge_comp, Code::FlowStructure, e.ptr.clone(), format!("{}: a control edge goes into the StartNode {}", edge_comp.label(), spec.get(to).label()), Some("nothing may transition back to the start; point the edge at the node after the start".into()));
+            cx.report(edge_comp, Code::FlowStructure, e.ptr.clone(), format!("{}: a control edge goes into {}", edge_comp.label(), spec.get(to).label()), Some("nothing may transition back to the start; point the edge at the node after the start".into()));
         }
         if spec.get(from).is("EndNode") {
             structural += 1;
-            cx.report(edge_comp, Code::FlowStructure, e.ptr.clone(), format!("{}: a control edge leaves the EndNode {}; reaching an EndNode ends the flow", edge_comp.label(), spec.get(from).label()), Some("remove this edge, or replace the EndNode by the node you meant".into()));
+            cx.report(edge_comp, Code::FlowStructure, e.ptr.clone(), format!("{}: a control edge leaves {}; reaching an EndNode ends the flow", edge_comp.label(), spec.get(from).label()), Some("remove this edge, or replace the EndNode by the node you meant".into()));
             continue;
         }
         // WayFlow: from_branch must be a branch of from_node; one edge per (node, branch).
@@ -123,14 +123,14 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
         let n = outgoing.get(&s).copied().unwrap_or(0);
         if n != 1 {
             structural += 1;
-            cx.report(flow, Code::FlowStructure, node_ptr(si), format!("{}: the StartNode {} has {n} outgoing control edges; it needs exactly one", flow.label(), spec.get(s).label()), Some("connect the StartNode to the first node with one ControlFlowEdge".into()));
+            cx.report(flow, Code::FlowStructure, node_ptr(si), format!("{}: {} has {n} outgoing control edges; it needs exactly one", flow.label(), spec.get(s).label()), Some("connect the StartNode to the first node with one ControlFlowEdge".into()));
         }
     }
     // Rule 5: every EndNode is reached by an edge.
     for &ei in &ends {
         if incoming.get(&nodes[ei]).copied().unwrap_or(0) == 0 {
             structural += 1;
-            cx.report(flow, Code::FlowStructure, node_ptr(ei), format!("{}: no control edge leads to the EndNode {}", flow.label(), spec.get(nodes[ei]).label()), Some("add a ControlFlowEdge into it, or check for a loop that never exits".into()));
+            cx.report(flow, Code::FlowStructure, node_ptr(ei), format!("{}: no control edge leads to {}", flow.label(), spec.get(nodes[ei]).label()), Some("add a ControlFlowEdge into it, or check for a loop that never exits".into()));
         }
     }
     // WayFlow: every other node must be reached by some edge.

@@ -1,0 +1,77 @@
+//! Weft's exports load in the reference implementation: every valid corpus document is
+//! exported with `weft export`, and `shared/agentspec/tools/check_roundtrip.py` loads the
+//! exports with pyagentspec (must pass) and WayFlow (must load whatever WayFlow loaded from the
+//! original). The Python environment is created by `scripts/agentspec-venv.sh`; if it cannot be
+//! created the test fails loudly: it never skips.
+
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn shared() -> PathBuf {
+    repo().join("../shared")
+}
+
+fn reference_python() -> PathBuf {
+    let out = Command::new("bash").arg(repo().join("scripts/agentspec-venv.sh")).output().expect("run scripts/agentspec-venv.sh");
+    assert!(
+        out.status.success(),
+        "could not create the Agent Spec reference environment (scripts/agentspec-venv.sh):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    PathBuf::from(stdout.lines().last().expect("the script prints the python path").trim())
+}
+
+#[test]
+fn exports_of_the_valid_corpus_load_in_pyagentspec_and_wayflow() {
+    let python = reference_python();
+    let valid = shared().join("agentspec/corpus/valid");
+    let manifest: Json = serde_json::from_str(&std::fs::read_to_string(shared().join("agentspec/corpus/MANIFEST.json")).expect("manifest")).expect("json");
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let mut exported = 0;
+    for entry in manifest.as_array().expect("list").iter().filter(|e| e["kind"] == "valid") {
+        let file = entry["file"].as_str().expect("file");
+        let path = valid.join(file);
+        let (stem, ext) = file.rsplit_once('.').expect("extension");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+        cmd.arg("export").arg(&path).arg("--format").arg(if ext == "json" { "json" } else { "yaml" });
+        let refs = valid.join(format!("{stem}.refs.{ext}"));
+        if refs.is_file() {
+            cmd.arg("--refs").arg(&refs);
+        }
+        let out = cmd.output().expect("run weft export");
+        assert!(out.status.success(), "weft export {file} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(out_dir.path().join(file), &out.stdout).expect("write export");
+        exported += 1;
+    }
+    assert!(exported >= 60, "expected the 60 valid documents, exported {exported}");
+    let report = out_dir.path().join("report.json");
+    let out = Command::new(&python)
+        .arg(shared().join("agentspec/tools/check_roundtrip.py"))
+        .arg("--json-report")
+        .arg(&report)
+        .arg(out_dir.path())
+        .output()
+        .expect("run check_roundtrip.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pyagentspec rejects some of Weft's exports:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("{exported} passed, 0 failed")), "unexpected checker summary:\n{stdout}");
+    // WayFlow must load every export whose original it loads.
+    let results: Json = serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let mut regressions = Vec::new();
+    for entry in manifest.as_array().expect("list").iter().filter(|e| e["kind"] == "valid" && e["wayflow"] == "OK") {
+        let file = entry["file"].as_str().expect("file");
+        let result = results.as_array().expect("list").iter().find(|r| r["file"].as_str().is_some_and(|f| f.ends_with(file)));
+        match result {
+            Some(r) if r["wayflow"] == "OK" => {}
+            Some(r) => regressions.push(format!("{file}: wayflow={} {}", r["wayflow"], r["wayflow_error"])),
+            None => regressions.push(format!("{file}: not in the checker's report")),
+        }
+    }
+    assert!(regressions.is_empty(), "WayFlow loads these originals but not Weft's exports:\n{}", regressions.join("\n"));
+}
