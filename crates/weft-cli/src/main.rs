@@ -162,7 +162,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Loads one file for graph/export: the flow, or the diagnostics already printed.
-fn load_one(file: &PathBuf, load: &LoadArgs) -> anyhow::Result<Option<weft_flow::Flow>> {
+fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<weft_flow::Flow>> {
     let options = input::load_options(load)?;
     let source = match input::read_source(file)? {
         Ok(s) => s,

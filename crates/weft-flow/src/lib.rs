@@ -22,6 +22,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Looks up a sensitive value by its reference key `<component id>.<field>`.
+pub type SecretFallback = dyn Fn(&str) -> Option<String> + Send + Sync;
+
 /// How to load a document.
 #[derive(Clone, Default)]
 pub struct LoadOptions {
@@ -32,7 +35,7 @@ pub struct LoadOptions {
     /// Treat warnings as errors.
     pub strict: bool,
     /// Looks up a sensitive value missing from `secrets` (the CLI reads `WEFT_SECRET_*`).
-    pub secret_fallback: Option<std::sync::Arc<dyn Fn(&str) -> Option<String> + Send + Sync>>,
+    pub secret_fallback: Option<std::sync::Arc<SecretFallback>>,
 }
 
 impl std::fmt::Debug for LoadOptions {

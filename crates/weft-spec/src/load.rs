@@ -16,6 +16,9 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 
+/// Looks a sensitive value up by its reference key `<component id>.<field>`.
+pub type SecretLookup = dyn Fn(&str) -> Option<String> + Sync;
+
 /// What to load.
 #[derive(Clone, Copy)]
 pub struct LoadInput<'a> {
@@ -26,7 +29,7 @@ pub struct LoadInput<'a> {
     /// Values of sensitive fields, keyed `<component id>.<field>`.
     pub secrets: &'a HashMap<String, String>,
     /// Where to look for a sensitive value `secrets` lacks (the CLI reads the environment).
-    pub secret_fallback: Option<&'a (dyn Fn(&str) -> Option<String> + Sync)>,
+    pub secret_fallback: Option<&'a SecretLookup>,
 }
 
 impl std::fmt::Debug for LoadInput<'_> {
@@ -118,9 +121,17 @@ struct Loader<'a> {
     entries: Vec<Entry<'a>>,
     keys: HashMap<String, usize>,
     secrets: HashMap<String, String>,
-    fallback: Option<&'a (dyn Fn(&str) -> Option<String> + Sync)>,
+    fallback: Option<&'a SecretLookup>,
     sources: Vec<String>,
+    /// How many components (or aliases) are being loaded inside each other right now.
+    depth: usize,
+    /// Whether the nesting limit was already reported.
+    too_deep: bool,
 }
+
+/// The deepest nesting of components, counting nesting through references, that the loader
+/// follows. It keeps the recursion bounded whatever the document's reference graph.
+pub const MAX_COMPONENT_DEPTH: usize = 200;
 
 /// Keys every component may carry besides its type's fields.
 const COMMON_KEYS: &[&str] = &[
@@ -151,6 +162,8 @@ impl<'a> Loader<'a> {
             secrets,
             fallback: None,
             sources,
+            depth: 0,
+            too_deep: false,
         }
     }
 
@@ -317,6 +330,9 @@ impl<'a> Loader<'a> {
             }
             EntryState::Loaded(c) => c,
             EntryState::Unloaded => {
+                if !self.descend(use_ptr, source) {
+                    return None;
+                }
                 self.entries[ei].state = EntryState::Loading;
                 let json = self.entries[ei].json;
                 let ptr = self.entries[ei].pointer.clone();
@@ -341,6 +357,7 @@ impl<'a> Loader<'a> {
                     },
                 };
                 self.entries[ei].state = EntryState::Loaded(r);
+                self.depth -= 1;
                 r
             }
         };
@@ -367,6 +384,27 @@ impl<'a> Loader<'a> {
 
     // ----- components ---------------------------------------------------------------------
 
+    /// Enters one more level of nested components; false (reported once) past the limit.
+    fn descend(&mut self, ptr: &str, source: usize) -> bool {
+        if self.depth >= MAX_COMPONENT_DEPTH {
+            if !self.too_deep {
+                self.too_deep = true;
+                self.diag(
+                    Diagnostic::new(
+                        Code::BadValue,
+                        ptr,
+                        format!("components are nested more than {MAX_COMPONENT_DEPTH} levels deep (counting nesting through references)"),
+                    )
+                    .hint("flatten the document: no real flow nests components this deeply; look for a reference chain"),
+                    source,
+                );
+            }
+            return false;
+        }
+        self.depth += 1;
+        true
+    }
+
     /// Loads whatever fills a component slot: an inline component or a reference object.
     fn load_slot(&mut self, v: &'a Json, ptr: &str, source: usize, kind: Kind, is_root: bool) -> Option<CompId> {
         let Json::Object(obj) = v else {
@@ -392,7 +430,12 @@ impl<'a> Loader<'a> {
             let _ = is_root;
             return self.resolve(key, ptr, source, kind);
         }
-        let c = self.load_component(obj, ptr, source, Origin::Inline)?;
+        if !self.descend(ptr, source) {
+            return None;
+        }
+        let c = self.load_component(obj, ptr, source, Origin::Inline);
+        self.depth -= 1;
+        let c = c?;
         let ty = self.components[c].ty;
         if !ty.is_a(kind) {
             let comp = &self.components[c];
@@ -674,10 +717,9 @@ impl<'a> Loader<'a> {
                     None
                 }
             },
-            Ty::Comp(kind) => self.load_slot(v, &ptr, ctx.source, kind, false).map(Value::Comp).or_else(|| {
-                ctx.broken = true;
-                None
-            }),
+            // A nested component that fails to load is reported where it is; its parent stays
+            // checkable, so independent problems elsewhere are still found.
+            Ty::Comp(kind) => self.load_slot(v, &ptr, ctx.source, kind, false).map(Value::Comp),
             Ty::CompList(kind) => {
                 let Json::Array(items) = v else {
                     self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be a list of components, not {}", f.name, describe(v)), None);
@@ -685,9 +727,8 @@ impl<'a> Loader<'a> {
                 };
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    match self.load_slot(item, &join_index(&ptr, i), ctx.source, kind, false) {
-                        Some(c) => out.push(Value::Comp(c)),
-                        None => ctx.broken = true,
+                    if let Some(c) = self.load_slot(item, &join_index(&ptr, i), ctx.source, kind, false) {
+                        out.push(Value::Comp(c));
                     }
                 }
                 Some(Value::List(out))
@@ -714,8 +755,6 @@ impl<'a> Loader<'a> {
                 for (k, item) in m {
                     if let Some(c) = self.load_slot(item, &join(&ptr, k), ctx.source, kind, false) {
                         out.insert(k.clone(), Value::Comp(c));
-                    } else {
-                        ctx.broken = true;
                     }
                 }
                 Some(Value::Map(out))
@@ -732,9 +771,8 @@ impl<'a> Loader<'a> {
                         Json::Array(pair) if pair.len() == 2 => {
                             let a = self.load_slot(&pair[0], &join_index(&item_ptr, 0), ctx.source, kind, false);
                             let b = self.load_slot(&pair[1], &join_index(&item_ptr, 1), ctx.source, kind, false);
-                            match (a, b) {
-                                (Some(a), Some(b)) => out.push(Value::List(vec![Value::Comp(a), Value::Comp(b)])),
-                                _ => ctx.broken = true,
+                            if let (Some(a), Some(b)) = (a, b) {
+                                out.push(Value::List(vec![Value::Comp(a), Value::Comp(b)]));
                             }
                         }
                         other => self.value_error(ctx, Code::BadValue, item_ptr, format!("each relationship must be a [caller, recipient] pair, not {}", describe(other)), None),
@@ -753,8 +791,6 @@ impl<'a> Loader<'a> {
                         out.push(Value::Json(item.clone()));
                     } else if let Some(c) = self.load_slot(item, &join_index(&ptr, i), ctx.source, kind, false) {
                         out.push(Value::Comp(c));
-                    } else {
-                        ctx.broken = true;
                     }
                 }
                 Some(Value::List(out))
@@ -1004,5 +1040,50 @@ pub fn kind_phrase(kind: Kind) -> &'static str {
         Kind::ContextProvider => "a context provider",
         Kind::EmbeddingConfig => "an embedding config",
         Kind::SearchConfig => "a search config",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Format;
+
+    fn run(text: &str) -> LoadOutput {
+        let src = Source::new("t.json", text, Format::Json);
+        let secrets = HashMap::new();
+        load(LoadInput { document: &src, registries: &[], secrets: &secrets, secret_fallback: None })
+    }
+
+    #[test]
+    fn long_alias_chains_are_bounded_not_a_stack_overflow() {
+        let n = 50_000;
+        let mut table = serde_json::Map::new();
+        for i in 0..n {
+            table.insert(format!("k{i}"), serde_json::json!({"$component_ref": format!("k{}", i + 1)}));
+        }
+        table.insert(format!("k{n}"), serde_json::json!({"component_type": "VllmConfig", "name": "x", "model_id": "m", "url": "u"}));
+        let doc = serde_json::json!({"$component_ref": "k0", "$referenced_components": table});
+        let out = run(&doc.to_string());
+        assert!(out.diagnostics.iter().any(|d| d.message.contains("nested more than")), "{:?}", out.diagnostics.first());
+    }
+
+    #[test]
+    fn a_root_given_as_a_reference_loads() {
+        let doc = r#"{"$component_ref": "root", "$referenced_components": {"root": {"component_type": "VllmConfig", "name": "x", "model_id": "m", "url": "u"}}, "agentspec_version": "25.4.1"}"#;
+        let out = run(doc);
+        assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+        assert_eq!(out.spec.expect("spec").root().name, "x");
+    }
+
+    #[test]
+    fn references_see_only_tables_in_scope() {
+        // The second node's table defines "cfg"; the first node cannot see it yet.
+        let doc = r#"{"component_type": "Agent", "name": "a", "system_prompt": "hi",
+            "llm_config": {"$component_ref": "cfg"},
+            "tools": [{"component_type": "ServerTool", "name": "t", "$referenced_components": {"cfg": {"component_type": "VllmConfig", "name": "x", "model_id": "m", "url": "u"}}}],
+            "agentspec_version": "25.4.1"}"#;
+        let out = run(doc);
+        let d = out.diagnostics.iter().find(|d| d.code == Code::RefMissing).expect("ref_missing");
+        assert!(d.message.contains("not in scope"), "{}", d.message);
     }
 }

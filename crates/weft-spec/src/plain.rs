@@ -12,11 +12,10 @@ pub fn check_retry_policy(v: &Json) -> Vec<(&'static str, String, String)> {
     let mut out = Vec::new();
     let num = |k: &str| v.get(k).and_then(Json::as_f64);
     let present = |k: &str| v.get(k).is_some_and(|x| !x.is_null());
-    if let Some(x) = v.get("max_attempts") {
-        if !x.is_u64() && !x.is_null() {
+    if let Some(x) = v.get("max_attempts")
+        && !x.is_u64() && !x.is_null() {
             out.push(("max_attempts", format!("`max_attempts` must be an integer >= 0, not {x}"), "set it to the number of retries, e.g. 2".into()));
         }
-    }
     if present("request_timeout") && !num("request_timeout").is_some_and(|t| t > 0.0) {
         out.push(("request_timeout", "`request_timeout` must be a number of seconds > 0, or null".into(), "use e.g. 30, or null for the default".into()));
     }
@@ -39,16 +38,14 @@ pub fn check_retry_policy(v: &Json) -> Vec<(&'static str, String, String)> {
     if present("backoff_factor") && !num("backoff_factor").is_some_and(|b| b > 0.0) {
         out.push(("backoff_factor", "`backoff_factor` must be a number > 0".into(), "use e.g. 2.0".into()));
     }
-    if let Some(j) = v.get("jitter") {
-        if !j.is_null() && !j.as_str().is_some_and(|s| JITTERS.contains(&s)) {
+    if let Some(j) = v.get("jitter")
+        && !j.is_null() && !j.as_str().is_some_and(|s| JITTERS.contains(&s)) {
             out.push(("jitter", format!("`jitter` is {j}, which is not a known jitter"), format!("use one of {JITTERS:?} or null")));
         }
-    }
-    if let Some(b) = v.get("service_error_retry_on_any_5xx") {
-        if !b.is_boolean() {
+    if let Some(b) = v.get("service_error_retry_on_any_5xx")
+        && !b.is_boolean() {
             out.push(("service_error_retry_on_any_5xx", "`service_error_retry_on_any_5xx` must be a boolean".into(), "use true or false".into()));
         }
-    }
     if let Some(r) = v.get("recoverable_statuses") {
         let ok = r.as_object().is_some_and(|m| m.values().all(|l| l.as_array().is_some_and(|a| a.iter().all(Json::is_string))));
         if !ok {
@@ -65,18 +62,16 @@ pub fn check_retry_policy(v: &Json) -> Vec<(&'static str, String, String)> {
 /// LlmGenerationConfig member types: `(member, message)` for each violation.
 pub fn check_generation_config(v: &Json) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    if let Some(x) = v.get("max_tokens") {
-        if !x.is_null() && !x.is_u64() {
+    if let Some(x) = v.get("max_tokens")
+        && !x.is_null() && !x.is_u64() {
             out.push(("max_tokens", format!("`max_tokens` must be a positive integer, not {}", describe(x))));
         }
-    }
     for k in ["temperature", "top_p"] {
-        if let Some(x) = v.get(k) {
-            if !x.is_null() && !x.is_number() {
+        if let Some(x) = v.get(k)
+            && !x.is_null() && !x.is_number() {
                 let k: &'static str = if k == "temperature" { "temperature" } else { "top_p" };
                 out.push((k, format!("`{k}` must be a number, not {}", describe(x))));
             }
-        }
     }
     out
 }

@@ -322,6 +322,11 @@ pub fn locate_json(text: &str, pointers: &[&str]) -> HashMap<String, (usize, usi
     found
 }
 
+/// Writes a JSON value as YAML that PyYAML's `safe_load` (YAML 1.1) reads back identically.
+pub fn to_yaml(value: &Json) -> Result<String, String> {
+    serde_saphyr::to_string(value).map_err(|e| e.to_string())
+}
+
 fn utf8_len(first: u8) -> usize {
     match first {
         0x00..=0x7F => 1,
@@ -344,7 +349,7 @@ mod tests {
         assert_eq!(found["/a"], (2, 8));
         assert_eq!(found["/a/b/0"], (2, 15));
         assert_eq!(found["/a/b/1"], (2, 18));
-        assert_eq!(found["/a/b/1/c~1d"], (2, 27));
+        assert_eq!(found["/a/b/1/c~1d"], (2, 26));
         assert_eq!(found["/e"], (3, 8));
     }
 
@@ -363,9 +368,4 @@ mod tests {
         assert_eq!(d.code, Code::Parse);
         assert!(d.message.contains("nested"), "{}", d.message);
     }
-}
-
-/// Writes a JSON value as YAML that PyYAML's `safe_load` (YAML 1.1) reads back identically.
-pub fn to_yaml(value: &Json) -> Result<String, String> {
-    serde_saphyr::to_string(value).map_err(|e| e.to_string())
 }

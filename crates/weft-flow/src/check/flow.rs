@@ -48,12 +48,11 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
         }
     }
     let start = flow.comp_field("start_node");
-    if let (Some(s), 1) = (start, starts.len()) {
-        if nodes[starts[0]] != s {
+    if let (Some(s), 1) = (start, starts.len())
+        && nodes[starts[0]] != s {
             structural += 1;
             cx.report(flow, Code::FlowStructure, format!("{}/start_node", flow.pointer), format!("{}: `start_node` is not the StartNode listed in `nodes`", flow.label()), Some("make `start_node` a $component_ref to the StartNode of `nodes`".into()));
         }
-    }
     // Rule 4: at least one EndNode.
     let ends: Vec<usize> = (0..nodes.len()).filter(|&i| spec.get(nodes[i]).is("EndNode")).collect();
     if ends.is_empty() {
@@ -80,12 +79,11 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
     for (k, e) in edges.iter().enumerate() {
         let edge_comp = spec.get(edge_comps[k]);
         for (end, member) in [(e.from, "from_node"), (e.to, "to_node")] {
-            if let Some(n) = end {
-                if !index_of.contains_key(&n) {
+            if let Some(n) = end
+                && !index_of.contains_key(&n) {
                     structural += 1;
                     cx.report(edge_comp, Code::FlowStructure, format!("{}/{member}", e.ptr), format!("{}: `{member}` is {}, which is not in the flow's `nodes`", edge_comp.label(), spec.get(n).label()), Some("add the node to `nodes`, or point the edge at a node of this flow".into()));
                 }
-            }
         }
         let (Some(from), Some(to)) = (e.from, e.to) else { continue };
         *incoming.entry(to).or_default() += 1;
@@ -146,13 +144,70 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
     }
     // A loop with no way out: nodes reachable from the start that cannot reach an exit. Only
     // reported when nothing above already explains the flow's shape.
-    if structural == 0 {
-        if let Some(&si) = starts.first() {
+    if structural == 0
+        && let Some(&si) = starts.first() {
             no_exit_loops(cx, inf, f, &nodes, nodes[si], &edges, &nodes_ptr);
         }
-    }
     data_edges(cx, inf, f, &index_of);
     flow_outputs(cx, inf, f, &nodes, &ends);
+    map_iteration(cx, inf, f, &nodes);
+}
+
+/// A core map node iterates the `iterated_<p>` inputs whose source output is declared as a
+/// list of `p` (FORMAT.md 8.1: decided from types, never from values); with none, WayFlow has
+/// nothing to iterate and refuses the flow.
+fn map_iteration(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[CompId]) {
+    let spec = cx.spec;
+    let flow = spec.get(f);
+    let by_name = matches!(flow.field("data_flow_connections"), Some(weft_spec::Value::Json(serde_json::Value::Null)) | None);
+    for &m in nodes {
+        let map = spec.get(m);
+        if !(map.is("MapNode") || map.is("ParallelMapNode")) || cx.skip(m) {
+            continue;
+        }
+        let Some(sub) = map.comp_field("subflow") else { continue };
+        let items = inf.io(sub).inputs;
+        if items.is_empty() {
+            continue;
+        }
+        // (input title, source output schema) for every value that can reach an iterated input.
+        let mut sources: Vec<(String, serde_json::Value)> = Vec::new();
+        if by_name {
+            for &n in nodes {
+                for o in inf.io(n).outputs {
+                    if items.iter().any(|p| format!("iterated_{}", p.title()) == o.title()) {
+                        sources.push((o.title().to_owned(), o.schema.clone()));
+                    }
+                }
+            }
+        } else {
+            for e in flow.comp_list("data_flow_connections") {
+                let edge = spec.get(e);
+                if edge.comp_field("destination_node") != Some(m) {
+                    continue;
+                }
+                let (Some(src), Some(out), Some(input)) = (edge.comp_field("source_node"), edge.str_field("source_output"), edge.str_field("destination_input")) else { continue };
+                if let Some(o) = inf.io(src).output(out) {
+                    sources.push((input.to_owned(), o.schema.clone()));
+                }
+            }
+        }
+        let iterated = items.iter().any(|p| {
+            let list = serde_json::json!({"type": "array", "items": p.schema});
+            let title = format!("iterated_{}", p.title());
+            sources.iter().any(|(t, s)| *t == title && same_type(s, &list))
+        });
+        if !iterated {
+            let wanted: Vec<String> = items.iter().map(|p| format!("iterated_{} (a list of {})", p.title(), p.type_name())).collect();
+            cx.report(
+                map,
+                Code::ComponentRule,
+                map.pointer.clone(),
+                format!("{}: no input is iterated: a map iterates an input fed by an output declared as a list of the item type, and none is", map.label()),
+                Some(format!("connect a list-typed output to one of: {}", wanted.join(", "))),
+            );
+        }
+    }
 }
 
 fn no_exit_loops(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[CompId], start: CompId, edges: &[Edge], nodes_ptr: &str) {
@@ -233,8 +288,8 @@ fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &Has
         if input.is_none() {
             unknown(cx, edge, "destination_input", in_name, spec.get(dst), dst_io.inputs.iter().map(|p| p.title()).collect());
         }
-        if let (Some(o), Some(i)) = (out, input) {
-            if !castable(&o.schema, &i.schema) {
+        if let (Some(o), Some(i)) = (out, input)
+            && !castable(&o.schema, &i.schema) {
                 cx.report(
                     edge,
                     Code::DataEdge,
@@ -243,7 +298,6 @@ fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &Has
                     Some("change one of the two types so they match; anything casts to string, numbers and booleans cast to each other".into()),
                 );
             }
-        }
     }
 }
 

@@ -42,17 +42,15 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 compare(cx, comp, "inputs", comp.inputs.as_deref(), inferred.inputs.as_deref());
             }
             "BranchingNode" => {
-                if let Some(ins) = &comp.inputs {
-                    if ins.len() != 1 {
+                if let Some(ins) = &comp.inputs
+                    && ins.len() != 1 {
                         let ptr = if ins.len() > 1 { ins[1].pointer.clone() } else { format!("{}/inputs", comp.pointer) };
                         cx.report(comp, Code::IoMismatch, ptr, format!("{}: a BranchingNode has exactly one string input, found {}", comp.label(), ins.len()), Some("keep a single input, e.g. {\"title\": \"branching_mapping_key\", \"type\": \"string\"}".into()));
                     }
-                }
-                if let Some(outs) = &comp.outputs {
-                    if let Some(p) = outs.first() {
+                if let Some(outs) = &comp.outputs
+                    && let Some(p) = outs.first() {
                         cx.report(comp, Code::IoMismatch, p.pointer.clone(), format!("{}: a BranchingNode has no outputs, found \"{}\"", comp.label(), p.title()), Some("remove the outputs".into()));
                     }
-                }
             }
             _ => {
                 if !inferred.inputs_explicit_wins {

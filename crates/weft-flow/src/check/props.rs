@@ -69,8 +69,8 @@ fn one(cx: &mut Cx<'_>, comp: &Component, p: &Property) {
         );
         return;
     }
-    if let Some(d) = p.default() {
-        if !default_compatible(&p.schema, d) {
+    if let Some(d) = p.default()
+        && !default_compatible(&p.schema, d) {
             cx.report(
                 comp,
                 Code::Default,
@@ -79,5 +79,4 @@ fn one(cx: &mut Cx<'_>, comp: &Component, p: &Property) {
                 Some("change the default to a value of the declared type, or remove it".into()),
             );
         }
-    }
 }

@@ -32,18 +32,16 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 let workers = comp.comp_list("workers");
                 if workers.is_empty() {
                     cx.report(comp, Code::ComponentRule, format!("{}/workers", comp.pointer), format!("{}: ManagerWorkers needs at least one worker", comp.label()), Some("add an agent to `workers`".into()));
-                } else if let Some(m) = comp.comp_field("group_manager") {
-                    if let Some(i) = workers.iter().position(|&w| w == m) {
+                } else if let Some(m) = comp.comp_field("group_manager")
+                    && let Some(i) = workers.iter().position(|&w| w == m) {
                         cx.report(comp, Code::ComponentRule, format!("{}/workers/{i}", comp.pointer), format!("{}: the group manager is also one of its workers", comp.label()), Some("remove the manager from `workers`".into()));
                     }
-                }
             }
             "ApiNode" | "RemoteTool" | "SSETransport" | "StreamableHTTPTransport" | "SSEmTLSTransport" | "StreamableHTTPmTLSTransport" => {
-                if let (Some(Json::Object(h)), Some(Json::Object(s))) = (comp.json_field("headers"), comp.json_field("sensitive_headers")) {
-                    if let Some(k) = h.keys().find(|k| s.contains_key(*k)) {
+                if let (Some(Json::Object(h)), Some(Json::Object(s))) = (comp.json_field("headers"), comp.json_field("sensitive_headers"))
+                    && let Some(k) = h.keys().find(|k| s.contains_key(*k)) {
                         cx.report(comp, Code::ComponentRule, format!("{}/sensitive_headers", comp.pointer), format!("{}: header \"{k}\" is in both `headers` and `sensitive_headers`", comp.label()), Some("keep each header in one of the two".into()));
                     }
-                }
             }
             "DbmsVectorChainLlmConfig" => dbms(cx, c),
             "CatchExceptionNode" => {
@@ -82,11 +80,10 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 }
             }
             "PluginRetryNode" => {
-                if let Some(n) = comp.json_field("max_num_trials").and_then(Json::as_i64) {
-                    if !(0..=20).contains(&n) {
+                if let Some(n) = comp.json_field("max_num_trials").and_then(Json::as_i64)
+                    && !(0..=20).contains(&n) {
                         cx.report(comp, Code::BadValue, format!("{}/max_num_trials", comp.pointer), format!("{}: `max_num_trials` is {n}; it must be between 0 and 20", comp.label()), Some("use a value from 0 to 20".into()));
                     }
-                }
             }
             "ParallelFlowNode" | "ExtendedParallelFlowNode" => parallel_flow(cx, inf, c),
             _ => {}

@@ -39,13 +39,11 @@ pub fn floor(comp: &Component) -> (Version, String) {
             raise(Version::V26_1_2, format!("`transforms` on {} need 26.1.2", comp.label()));
         }
     }
-    if name == "LlmNode" {
-        if let Some(outs) = &comp.outputs {
-            if outs.len() > 1 || outs.iter().any(|p| p.schema.get("type").and_then(Json::as_str) != Some("string")) {
+    if name == "LlmNode"
+        && let Some(outs) = &comp.outputs
+            && (outs.len() > 1 || outs.iter().any(|p| p.schema.get("type").and_then(Json::as_str) != Some("string"))) {
                 raise(Version::V25_4_2, format!("structured generation on {} needs 25.4.2", comp.label()));
             }
-        }
-    }
     if matches!(name, "OpenAiCompatibleConfig" | "VllmConfig" | "OllamaConfig" | "OpenAiConfig") {
         let api_type = comp.str_field("api_type").unwrap_or("chat_completions");
         if set("api_key") || api_type != "chat_completions" {
