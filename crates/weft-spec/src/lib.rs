@@ -11,6 +11,7 @@ pub mod model;
 pub mod plain;
 pub mod source;
 pub mod version;
+mod yaml_pos;
 
 pub use diagnostic::{Code, ComponentLabel, Diagnostic, Diagnostics, Severity};
 pub use load::{LoadInput, LoadOutput, load};

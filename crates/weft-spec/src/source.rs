@@ -99,11 +99,10 @@ impl Source {
     }
 
     /// The 1-based line and column of the value at each of `pointers`, where they can be found.
-    /// JSON only: YAML positions are not tracked.
     pub fn locate(&self, pointers: &[&str]) -> HashMap<String, (usize, usize)> {
         match self.format {
             Format::Json => locate_json(&self.text, pointers),
-            Format::Yaml => HashMap::new(),
+            Format::Yaml => crate::yaml_pos::locate_yaml(&self.text, pointers),
         }
     }
 }
