@@ -11,7 +11,12 @@ fn corpus() -> PathBuf {
 
 /// Runs `weft` in the corpus folder, so file names in the output are short and stable.
 fn weft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft")).args(args).current_dir(corpus()).env_remove("WEFT_SECRET_LLM1_API_KEY").output().expect("run weft")
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .current_dir(corpus())
+        .env_remove("WEFT_SECRET_LLM1_API_KEY")
+        .output()
+        .expect("run weft")
 }
 
 fn code(out: &Output) -> i32 {
@@ -32,7 +37,14 @@ fn a_valid_flow_exits_0() {
 
 #[test]
 fn invalid_flows_exit_1_with_every_diagnostic() {
-    for file in ["invalid/data_edge_unknown_input.json", "invalid/unknown_component_type.json", "invalid/missing_start_node.json", "invalid/retry_policy_bad_delays.json", "runtime_invalid/from_branch_not_a_branch.json", "invalid/dangling_component_ref.json"] {
+    for file in [
+        "invalid/data_edge_unknown_input.json",
+        "invalid/unknown_component_type.json",
+        "invalid/missing_start_node.json",
+        "invalid/retry_policy_bad_delays.json",
+        "runtime_invalid/from_branch_not_a_branch.json",
+        "invalid/dangling_component_ref.json",
+    ] {
         let out = weft(&["validate", file]);
         assert_eq!(code(&out), 1, "{file}");
         let name = file.replace(['/', '.'], "_");
@@ -42,7 +54,14 @@ fn invalid_flows_exit_1_with_every_diagnostic() {
 
 #[test]
 fn json_format_prints_one_line_per_file_and_nothing_else() {
-    let out = weft(&["validate", "--format", "json", "valid/p_llm_flow_minimal.json", "invalid/property_title_with_space.json", "valid/p_llm_flow_minimal.yaml"]);
+    let out = weft(&[
+        "validate",
+        "--format",
+        "json",
+        "valid/p_llm_flow_minimal.json",
+        "invalid/property_title_with_space.json",
+        "valid/p_llm_flow_minimal.yaml",
+    ]);
     assert_eq!(code(&out), 1);
     let stdout = String::from_utf8(out.stdout.clone()).expect("utf-8");
     let lines: Vec<Json> = stdout.lines().map(|l| serde_json::from_str(l).expect("each line is JSON")).collect();
@@ -98,7 +117,8 @@ fn registries_come_from_refs() {
 
 #[test]
 fn strict_turns_warnings_into_errors() {
-    let mut doc: Json = serde_json::from_str(&std::fs::read_to_string(corpus().join("valid/p_llm_flow_minimal.json")).expect("read")).expect("json");
+    let mut doc: Json =
+        serde_json::from_str(&std::fs::read_to_string(corpus().join("valid/p_llm_flow_minimal.json")).expect("read")).expect("json");
     doc["descripton"] = Json::String("typo".into());
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("typo.json");
@@ -122,7 +142,11 @@ fn secrets_are_never_exported_as_values() {
     let path = file.to_str().expect("utf-8 path");
     // No secret is needed to validate or export.
     assert_eq!(code(&weft(&["validate", path])), 0);
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(["export", path, "--secret", "llm1.api_key=sk-from-flag"]).env("WEFT_SECRET_LLM1_API_KEY", "sk-from-env").output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["export", path, "--secret", "llm1.api_key=sk-from-flag"])
+        .env("WEFT_SECRET_LLM1_API_KEY", "sk-from-env")
+        .output()
+        .expect("run");
     assert_eq!(code(&out), 0);
     let text = String::from_utf8(out.stdout).expect("utf-8");
     assert!(!text.contains("sk-from"), "{text}");

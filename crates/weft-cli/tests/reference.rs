@@ -31,7 +31,8 @@ fn reference_python() -> PathBuf {
 fn exports_of_the_valid_corpus_load_in_pyagentspec_and_wayflow() {
     let python = reference_python();
     let valid = shared().join("agentspec/corpus/valid");
-    let manifest: Json = serde_json::from_str(&std::fs::read_to_string(shared().join("agentspec/corpus/MANIFEST.json")).expect("manifest")).expect("json");
+    let manifest: Json =
+        serde_json::from_str(&std::fs::read_to_string(shared().join("agentspec/corpus/MANIFEST.json")).expect("manifest")).expect("json");
     let out_dir = tempfile::tempdir().expect("tempdir");
     let mut exported = 0;
     for entry in manifest.as_array().expect("list").iter().filter(|e| e["kind"] == "valid") {

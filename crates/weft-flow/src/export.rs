@@ -234,9 +234,10 @@ impl Writer<'_> {
             let Some(v) = comp.fields.get(f.name) else { continue };
             let mut out = self.value(v);
             if f.ty == Ty::GenConfig
-                && let Json::Object(g) = &mut out {
-                    g.retain(|_, v| !v.is_null());
-                }
+                && let Json::Object(g) = &mut out
+            {
+                g.retain(|_, v| !v.is_null());
+            }
             if f.sensitive && truthy(&out) && !is_ref(&out) {
                 let mut r = Map::new();
                 r.insert("$component_ref".into(), Json::String(format!("{}.{}", comp.id, f.name)));

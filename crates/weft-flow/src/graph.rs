@@ -67,15 +67,7 @@ const MAX_NODES: usize = 20_000;
 /// layout and the escaping of labels).
 pub fn mermaid(flow: &Flow, options: GraphOptions) -> String {
     let spec = flow.spec();
-    let mut chart = Chart {
-        flow,
-        spec,
-        options,
-        out: String::from("flowchart TD\n"),
-        nodes: 0,
-        subgraphs: 0,
-        stack: Vec::new(),
-    };
+    let mut chart = Chart { flow, spec, options, out: String::from("flowchart TD\n"), nodes: 0, subgraphs: 0, stack: Vec::new() };
     let root = spec.root;
     if is_flow(spec.get(root)) {
         chart.draw_flow(root, 1);
@@ -166,8 +158,7 @@ impl Chart<'_> {
         }
         for e in flow.comp_list("control_flow_connections") {
             let edge = self.spec.get(e);
-            let (Some(from), Some(to)) = (edge.comp_field("from_node"), edge.comp_field("to_node"))
-            else {
+            let (Some(from), Some(to)) = (edge.comp_field("from_node"), edge.comp_field("to_node")) else {
                 continue;
             };
             let a = self.id_in(&mut ids, from, depth);
@@ -183,10 +174,7 @@ impl Chart<'_> {
         if self.options.data {
             for e in flow.comp_list("data_flow_connections") {
                 let edge = self.spec.get(e);
-                let (Some(from), Some(to)) = (
-                    edge.comp_field("source_node"),
-                    edge.comp_field("destination_node"),
-                ) else {
+                let (Some(from), Some(to)) = (edge.comp_field("source_node"), edge.comp_field("destination_node")) else {
                     continue;
                 };
                 let a = self.id_in(&mut ids, from, depth);
@@ -204,9 +192,7 @@ impl Chart<'_> {
         }
         self.stack.pop();
         let start = flow.comp_field("start_node").and_then(|s| ids.get(&s));
-        start
-            .or_else(|| order.first().and_then(|n| ids.get(n)))
-            .cloned()
+        start.or_else(|| order.first().and_then(|n| ids.get(n))).cloned()
     }
 
     /// The id of node `c` in the flow being drawn, declaring it there if the flow's `nodes` do
@@ -238,11 +224,8 @@ impl Chart<'_> {
             let inner = self.subgraph_id();
             let sub = self.spec.get(f);
             self.line(depth + 1, &format!("subgraph {inner} [\"{}\"]", title(sub)));
-            let entry = if is_flow(sub) && !self.stack.contains(&f) {
-                self.draw_flow(f, depth + 2)
-            } else {
-                Some(self.declare(f, depth + 2))
-            };
+            let entry =
+                if is_flow(sub) && !self.stack.contains(&f) { self.draw_flow(f, depth + 2) } else { Some(self.declare(f, depth + 2)) };
             self.line(depth + 1, "end");
             entries.extend(entry);
         }
@@ -267,11 +250,7 @@ fn is_flow(comp: &Component) -> bool {
 
 /// A subgraph title: `name (Type)`, escaped.
 fn title(comp: &Component) -> String {
-    if comp.name.is_empty() {
-        escape(comp.ty.name)
-    } else {
-        format!("{} ({})", escape(&comp.name), escape(comp.ty.name))
-    }
+    if comp.name.is_empty() { escape(comp.ty.name) } else { format!("{} ({})", escape(&comp.name), escape(comp.ty.name)) }
 }
 
 /// Escapes text for a double-quoted Mermaid label (see the module documentation).
@@ -318,10 +297,7 @@ mod tests {
         assert_eq!(escape("a\"b"), "a#quot;b");
         assert_eq!(escape("x[y]"), "x#91;y#93;");
         assert_eq!(escape("end"), "end");
-        assert_eq!(
-            escape("#quot; <b>&|%:;`$\\"),
-            "#35;quot#59; #60;b#62;#38;#124;#37;#58;#59;#96;#36;#92;"
-        );
+        assert_eq!(escape("#quot; <b>&|%:;`$\\"), "#35;quot#59; #60;b#62;#38;#124;#37;#58;#59;#96;#36;#92;");
         assert_eq!(escape("é\n\u{2028}ﬂ¶"), "é#10;#8232;#64258;#182;");
     }
 }

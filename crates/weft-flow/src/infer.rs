@@ -326,11 +326,7 @@ impl<'s> Inferrer<'s> {
         let Some((&first, rest)) = ends.split_first() else { return Vec::new() };
         let first_io = self.io(first);
         let rest_ios: Vec<Io> = rest.iter().map(|&e| self.io(e)).collect();
-        first_io
-            .outputs
-            .into_iter()
-            .filter(|p| rest_ios.iter().all(|io| io.output(p.title()).is_some()))
-            .collect()
+        first_io.outputs.into_iter().filter(|p| rest_ios.iter().all(|io| io.output(p.title()).is_some())).collect()
     }
 
     /// The distinct `branch_name`s of a flow's EndNodes, sorted.

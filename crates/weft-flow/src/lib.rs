@@ -130,7 +130,12 @@ impl Flow {
 /// sorted by position, with line and column filled in where the parser can give them.
 pub fn check_source(source: &Source, options: &LoadOptions) -> (Option<Flow>, Diagnostics) {
     let fallback = options.secret_fallback.as_deref().map(|f| f as &(dyn Fn(&str) -> Option<String> + Sync));
-    let out = weft_spec::load(weft_spec::LoadInput { document: source, registries: &options.registries, secrets: &options.secrets, secret_fallback: fallback });
+    let out = weft_spec::load(weft_spec::LoadInput {
+        document: source,
+        registries: &options.registries,
+        secrets: &options.secrets,
+        secret_fallback: fallback,
+    });
     let mut diags = out.diagnostics;
     let flow = out.spec.map(|spec| {
         check::run(&spec, &out.incomplete, &mut diags);
@@ -181,8 +186,13 @@ fn locate(source: &Source, registries: &[Source], diags: &mut [Diagnostic]) {
 
 fn sort(diags: &mut Vec<Diagnostic>) {
     diags.sort_by(|a, b| {
-        (b.severity, a.file.is_some(), a.line.unwrap_or(usize::MAX), a.column.unwrap_or(0), &a.pointer)
-            .cmp(&(a.severity, b.file.is_some(), b.line.unwrap_or(usize::MAX), b.column.unwrap_or(0), &b.pointer))
+        (b.severity, a.file.is_some(), a.line.unwrap_or(usize::MAX), a.column.unwrap_or(0), &a.pointer).cmp(&(
+            a.severity,
+            b.file.is_some(),
+            b.line.unwrap_or(usize::MAX),
+            b.column.unwrap_or(0),
+            &b.pointer,
+        ))
     });
     diags.dedup();
 }

@@ -186,10 +186,9 @@ fn default_depth(schema: &Json, value: &Json, depth: usize) -> bool {
                 }
                 match schema.get("additionalProperties") {
                     Some(Json::Bool(false)) => return false,
-                    Some(ap @ Json::Object(_))
-                        if !default_depth(ap, v, depth + 1) => {
-                            return false;
-                        }
+                    Some(ap @ Json::Object(_)) if !default_depth(ap, v, depth + 1) => {
+                        return false;
+                    }
                     _ => {}
                 }
             }
@@ -264,14 +263,21 @@ pub fn schema_problem(schema: &Json) -> Option<String> {
     }
     let key = schema.to_string();
     if let Ok(cache) = META_CACHE.lock()
-        && let Some(hit) = cache.get(&key) {
-            return hit.clone();
-        }
-    let result = META.validate(schema).err().map(|e| format!("{e} (at {})", if e.instance_path().as_str().is_empty() { "the schema root".to_owned() } else { e.instance_path().to_string() }));
+        && let Some(hit) = cache.get(&key)
+    {
+        return hit.clone();
+    }
+    let result = META.validate(schema).err().map(|e| {
+        format!(
+            "{e} (at {})",
+            if e.instance_path().as_str().is_empty() { "the schema root".to_owned() } else { e.instance_path().to_string() }
+        )
+    });
     if let Ok(mut cache) = META_CACHE.lock()
-        && cache.len() < 100_000 {
-            cache.insert(key, result.clone());
-        }
+        && cache.len() < 100_000
+    {
+        cache.insert(key, result.clone());
+    }
     result
 }
 

@@ -7,7 +7,11 @@ use weft_flow::{Flow, LoadOptions, Source};
 
 fn corpus() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus");
-    assert!(dir.join("MANIFEST.json").is_file(), "the shared corpus is missing: expected {} (clone the project with shared/ beside it)", dir.display());
+    assert!(
+        dir.join("MANIFEST.json").is_file(),
+        "the shared corpus is missing: expected {} (clone the project with shared/ beside it)",
+        dir.display()
+    );
     dir
 }
 
@@ -81,7 +85,8 @@ fn every_valid_document_loads_without_errors() {
         let path = dir.join(file);
         count += 1;
         if let Err(diags) = Flow::from_source(&source(&path), &options_for(&path)) {
-            let errors: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  {} {} {}", d.code, d.pointer, d.message)).collect();
+            let errors: Vec<String> =
+                diags.iter().filter(|d| d.is_error()).map(|d| format!("  {} {} {}", d.code, d.pointer, d.message)).collect();
             failures.push(format!("{file}:\n{}", errors.join("\n")));
         }
     }
@@ -106,7 +111,11 @@ fn every_invalid_document_gets_its_code_and_pointer() {
             Err(diags) => {
                 let hit = diags.iter().any(|d| d.is_error() && d.code.as_str() == want_code && pointer_matches(&doc, want_ptr, &d.pointer));
                 if !hit {
-                    let got: Vec<String> = diags.iter().filter(|d| d.is_error()).map(|d| format!("  got {} at {:?}: {}", d.code, d.pointer, d.message)).collect();
+                    let got: Vec<String> = diags
+                        .iter()
+                        .filter(|d| d.is_error())
+                        .map(|d| format!("  got {} at {:?}: {}", d.code, d.pointer, d.message))
+                        .collect();
                     failures.push(format!("{kind}/{file}: expected {want_code} at {want_ptr:?}\n{}", got.join("\n")));
                 }
             }

@@ -75,18 +75,12 @@ fn unescape(text: &str) -> String {
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
         if c == '#' {
-            let end = rest
-                .find(';')
-                .unwrap_or_else(|| panic!("unterminated entity in {text:?}"));
+            let end = rest.find(';').unwrap_or_else(|| panic!("unterminated entity in {text:?}"));
             let code = &rest[1..end];
             let ch = if code == "quot" {
                 '"'
             } else {
-                char::from_u32(
-                    code.parse()
-                        .unwrap_or_else(|_| panic!("bad entity {code:?} in {text:?}")),
-                )
-                .expect("a char")
+                char::from_u32(code.parse().unwrap_or_else(|_| panic!("bad entity {code:?} in {text:?}"))).expect("a char")
             };
             assert!(!safe(ch), "{ch:?} needlessly escaped in {text:?}");
             out.push(ch);
@@ -102,18 +96,13 @@ fn unescape(text: &str) -> String {
 
 /// Reads `"text"` at the start of `s`, returning the raw text and what follows.
 fn quoted(s: &str) -> (&str, &str) {
-    let s = s
-        .strip_prefix('"')
-        .unwrap_or_else(|| panic!("expected a quoted string at {s:?}"));
-    let end = s
-        .find('"')
-        .unwrap_or_else(|| panic!("unterminated string at {s:?}"));
+    let s = s.strip_prefix('"').unwrap_or_else(|| panic!("expected a quoted string at {s:?}"));
+    let end = s.find('"').unwrap_or_else(|| panic!("unterminated string at {s:?}"));
     (&s[..end], &s[end + 1..])
 }
 
 fn is_id(s: &str, prefix: char) -> bool {
-    s.strip_prefix(prefix)
-        .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    s.strip_prefix(prefix).is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn parse(text: &str) -> Chart {
@@ -125,11 +114,7 @@ fn parse(text: &str) -> Chart {
     for line in lines {
         let t = line.trim_start();
         let indent = line.len() - t.len();
-        let depth = if t == "end" {
-            stack.len().saturating_sub(1)
-        } else {
-            stack.len()
-        };
+        let depth = if t == "end" { stack.len().saturating_sub(1) } else { stack.len() };
         assert_eq!(indent, 4 * (depth + 1), "indentation of {line:?}");
         let parent = stack.last().cloned();
         if t == "end" {
@@ -139,32 +124,17 @@ fn parse(text: &str) -> Chart {
             assert!(is_id(id, 's'), "subgraph id {id:?}");
             let (title, rest) = quoted(rest.strip_prefix('[').expect("["));
             assert_eq!(rest, "]", "{line:?}");
-            let sub = Subgraph {
-                title: unescape(title),
-                parent,
-            };
-            assert!(
-                chart.subgraphs.insert(id.to_owned(), sub).is_none(),
-                "subgraph {id} twice"
-            );
+            let sub = Subgraph { title: unescape(title), parent };
+            assert!(chart.subgraphs.insert(id.to_owned(), sub).is_none(), "subgraph {id} twice");
             chart.subgraph_order.push(id.to_owned());
             stack.push(id.to_owned());
-        } else if let Some((from, rest)) = t
-            .split_once(' ')
-            .filter(|(from, _)| from.bytes().all(|b| b.is_ascii_alphanumeric()))
-        {
+        } else if let Some((from, rest)) = t.split_once(' ').filter(|(from, _)| from.bytes().all(|b| b.is_ascii_alphanumeric())) {
             let arrow_end = rest.find(['|', ' ']).expect("an arrow");
             let (arrow, rest) = rest.split_at(arrow_end);
             let (label, to) = match rest.strip_prefix('|') {
                 Some(rest) => {
                     let (label, after) = quoted(rest);
-                    (
-                        Some(unescape(label)),
-                        after
-                            .strip_prefix("| ")
-                            .expect("| after an edge label")
-                            .to_owned(),
-                    )
+                    (Some(unescape(label)), after.strip_prefix("| ").expect("| after an edge label").to_owned())
                 }
                 None => (None, rest[1..].to_owned()),
             };
@@ -176,10 +146,7 @@ fn parse(text: &str) -> Chart {
             };
             assert!(is_id(from, 'n') && is_id(&to, 'n'), "{line:?}");
             for end in [from, to.as_str()] {
-                assert!(
-                    chart.nodes.contains_key(end),
-                    "edge to undeclared node in {line:?}"
-                );
+                assert!(chart.nodes.contains_key(end), "edge to undeclared node in {line:?}");
             }
             if kind == Kind::Link {
                 assert!(label.is_none());
@@ -187,16 +154,9 @@ fn parse(text: &str) -> Chart {
             if kind == Kind::Data {
                 assert!(label.is_some());
             }
-            chart.edges.push(Edge {
-                from: from.to_owned(),
-                to,
-                kind,
-                label,
-            });
+            chart.edges.push(Edge { from: from.to_owned(), to, kind, label });
         } else {
-            let split = t
-                .find(|c: char| !c.is_ascii_alphanumeric())
-                .expect("a shape");
+            let split = t.find(|c: char| !c.is_ascii_alphanumeric()).expect("a shape");
             let (id, rest) = t.split_at(split);
             assert!(is_id(id, 'n'), "node id {id:?}");
             let (shape, close) = [("([", "])"), ("[[", "]]"), ("[", "]"), ("{", "}")]
@@ -206,20 +166,7 @@ fn parse(text: &str) -> Chart {
             let (label, rest) = quoted(&rest[shape.len()..]);
             assert_eq!(rest, close, "{line:?}");
             let label = label.split("<br/>").map(unescape).collect();
-            assert!(
-                chart
-                    .nodes
-                    .insert(
-                        id.to_owned(),
-                        Node {
-                            label,
-                            shape,
-                            parent
-                        }
-                    )
-                    .is_none(),
-                "node {id} declared twice"
-            );
+            assert!(chart.nodes.insert(id.to_owned(), Node { label, shape, parent }).is_none(), "node {id} declared twice");
         }
     }
     assert!(stack.is_empty(), "unclosed subgraph");
@@ -245,24 +192,10 @@ struct Checker<'a> {
 impl<'a> Checker<'a> {
     fn run(flow: &'a Flow, chart: &'a Chart, options: GraphOptions) {
         let spec = flow.spec();
-        let mut c = Checker {
-            spec,
-            flow,
-            chart,
-            options,
-            nodes: 0,
-            control: 0,
-            data: 0,
-            links: 0,
-            subgraphs: 0,
-        };
+        let mut c = Checker { spec, flow, chart, options, nodes: 0, control: 0, data: 0, links: 0, subgraphs: 0 };
         c.flow(spec.root, None);
         assert_eq!(c.nodes, chart.nodes.len(), "node count");
-        assert_eq!(
-            c.control,
-            chart.edges(Kind::Control).count(),
-            "control edge count"
-        );
+        assert_eq!(c.control, chart.edges(Kind::Control).count(), "control edge count");
         assert_eq!(c.data, chart.edges(Kind::Data).count(), "data edge count");
         assert_eq!(c.links, chart.edges(Kind::Link).count(), "link count");
         assert_eq!(c.subgraphs, chart.subgraphs.len(), "subgraph count");
@@ -283,18 +216,9 @@ impl<'a> Checker<'a> {
     /// The node declared in `scope` for component `c`.
     fn node(&self, c: CompId, scope: Option<&str>) -> String {
         let comp = self.spec.get(c);
-        let want = if comp.name.is_empty() {
-            vec![comp.ty.name.to_owned()]
-        } else {
-            vec![comp.name.clone(), comp.ty.name.to_owned()]
-        };
-        let found: Vec<&String> = self
-            .chart
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.parent.as_deref() == scope && n.label == want)
-            .map(|(id, _)| id)
-            .collect();
+        let want = if comp.name.is_empty() { vec![comp.ty.name.to_owned()] } else { vec![comp.name.clone(), comp.ty.name.to_owned()] };
+        let found: Vec<&String> =
+            self.chart.nodes.iter().filter(|(_, n)| n.parent.as_deref() == scope && n.label == want).map(|(id, _)| id).collect();
         assert_eq!(found.len(), 1, "{} in {scope:?}: {found:?}", comp.label());
         let id = found[0].clone();
         let shape = match comp.ty.name {
@@ -303,12 +227,7 @@ impl<'a> Checker<'a> {
             _ if self.held(c).is_some() => "[[",
             _ => "[",
         };
-        assert_eq!(
-            self.chart.nodes[&id].shape,
-            shape,
-            "shape of {}",
-            comp.label()
-        );
+        assert_eq!(self.chart.nodes[&id].shape, shape, "shape of {}", comp.label());
         id
     }
 
@@ -335,16 +254,9 @@ impl<'a> Checker<'a> {
             let to = &ids[&edge.comp_field("to_node").expect("to_node")];
             let branch = edge.str_field("from_branch").unwrap_or("next");
             // `next` goes unlabelled when the node has no other branch.
-            let from_branches = &self
-                .flow
-                .io(edge.comp_field("from_node").expect("from_node"))
-                .branches;
-            let label =
-                (branch != "next" || from_branches.iter().any(|b| b != "next")).then_some(branch);
-            let found = self
-                .chart
-                .edges(Kind::Control)
-                .any(|c| &c.from == from && &c.to == to && c.label.as_deref() == label);
+            let from_branches = &self.flow.io(edge.comp_field("from_node").expect("from_node")).branches;
+            let label = (branch != "next" || from_branches.iter().any(|b| b != "next")).then_some(branch);
+            let found = self.chart.edges(Kind::Control).any(|c| &c.from == from && &c.to == to && c.label.as_deref() == label);
             assert!(found, "control edge {} ({branch}) missing", edge.name);
             self.control += 1;
         }
@@ -352,18 +264,13 @@ impl<'a> Checker<'a> {
             for e in flow.comp_list("data_flow_connections") {
                 let edge = self.spec.get(e);
                 let from = &ids[&edge.comp_field("source_node").expect("source_node")];
-                let to = &ids[&edge
-                    .comp_field("destination_node")
-                    .expect("destination_node")];
+                let to = &ids[&edge.comp_field("destination_node").expect("destination_node")];
                 let label = format!(
                     "{} → {}",
                     edge.str_field("source_output").expect("output"),
                     edge.str_field("destination_input").expect("input")
                 );
-                let found = self
-                    .chart
-                    .edges(Kind::Data)
-                    .any(|c| &c.from == from && &c.to == to && c.label.as_deref() == Some(&label));
+                let found = self.chart.edges(Kind::Data).any(|c| &c.from == from && &c.to == to && c.label.as_deref() == Some(&label));
                 assert!(found, "data edge {} ({label}) missing", edge.name);
                 self.data += 1;
             }
@@ -374,13 +281,8 @@ impl<'a> Checker<'a> {
             let subflows = holder.comp_list(field);
             assert!(!subflows.is_empty());
             let title = format!("{} ({})", holder.name, holder.ty.name);
-            let outer: Vec<&String> = self
-                .chart
-                .subgraphs
-                .iter()
-                .filter(|(_, s)| s.parent.as_deref() == scope && s.title == title)
-                .map(|(id, _)| id)
-                .collect();
+            let outer: Vec<&String> =
+                self.chart.subgraphs.iter().filter(|(_, s)| s.parent.as_deref() == scope && s.title == title).map(|(id, _)| id).collect();
             assert_eq!(outer.len(), 1, "subgraph {title:?} in {scope:?}");
             let outer = outer[0].clone();
             self.subgraphs += 1;
@@ -392,30 +294,15 @@ impl<'a> Checker<'a> {
                 .cloned()
                 .collect();
             assert_eq!(inner.len(), subflows.len(), "subflows of {title:?}");
-            assert!(
-                self.chart
-                    .nodes
-                    .values()
-                    .all(|node| node.parent.as_deref() != Some(&outer)),
-                "{title:?} holds only subgraphs"
-            );
+            assert!(self.chart.nodes.values().all(|node| node.parent.as_deref() != Some(&outer)), "{title:?} holds only subgraphs");
             for (sub, sid) in subflows.into_iter().zip(inner) {
                 let sub_comp = self.spec.get(sub);
-                assert_eq!(
-                    self.chart.subgraphs[&sid].title,
-                    format!("{} ({})", sub_comp.name, sub_comp.ty.name)
-                );
+                assert_eq!(self.chart.subgraphs[&sid].title, format!("{} ({})", sub_comp.name, sub_comp.ty.name));
                 self.subgraphs += 1;
                 let sub_ids = self.flow(sub, Some(&sid));
                 let start = sub_comp.comp_field("start_node").unwrap_or(sub);
                 let (from, to) = (&ids[&n], &sub_ids[&start]);
-                assert!(
-                    self.chart
-                        .edges(Kind::Link)
-                        .any(|l| &l.from == from && &l.to == to),
-                    "link from {title:?} to {}",
-                    sub_comp.name
-                );
+                assert!(self.chart.edges(Kind::Link).any(|l| &l.from == from && &l.to == to), "link from {title:?} to {}", sub_comp.name);
                 self.links += 1;
             }
         }
@@ -427,11 +314,7 @@ impl<'a> Checker<'a> {
 // The documents.
 
 fn corpus(name: &str) -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/agentspec/corpus"
-    ))
-    .join(name)
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/agentspec/corpus")).join(name)
 }
 
 fn load_path(path: &Path) -> Flow {
@@ -442,10 +325,7 @@ fn load_path(path: &Path) -> Flow {
 }
 
 fn seed() -> Flow {
-    load_path(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/flows/seed_parallel_marketing.json"
-    )))
+    load_path(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/flows/seed_parallel_marketing.json")))
 }
 
 fn odd() -> Flow {
@@ -459,22 +339,10 @@ fn odd() -> Flow {
 }
 
 const ALL: [GraphOptions; 4] = [
-    GraphOptions {
-        data: false,
-        expand: false,
-    },
-    GraphOptions {
-        data: true,
-        expand: false,
-    },
-    GraphOptions {
-        data: false,
-        expand: true,
-    },
-    GraphOptions {
-        data: true,
-        expand: true,
-    },
+    GraphOptions { data: false, expand: false },
+    GraphOptions { data: true, expand: false },
+    GraphOptions { data: false, expand: true },
+    GraphOptions { data: true, expand: true },
 ];
 
 /// Draws with every option, parses back, and checks against the model.
@@ -504,18 +372,12 @@ fn seed_example() {
     assert_eq!(charts[0].subgraphs.len(), 5);
     assert_eq!(charts[0].edges(Kind::Link).count(), 4);
     assert_eq!(charts[1].edges(Kind::Data).count(), 18);
-    assert!(labels(&charts[0]).contains(&vec![
-        "parallel_flow_step".to_owned(),
-        "ExtendedParallelFlowNode".to_owned()
-    ]));
+    assert!(labels(&charts[0]).contains(&vec!["parallel_flow_step".to_owned(), "ExtendedParallelFlowNode".to_owned()]));
 }
 
 #[test]
 fn seed_snapshot() {
-    insta::assert_snapshot!(
-        "seed_parallel_marketing",
-        mermaid(&seed(), GraphOptions::default())
-    );
+    insta::assert_snapshot!("seed_parallel_marketing", mermaid(&seed(), GraphOptions::default()));
 }
 
 #[test]
@@ -523,43 +385,17 @@ fn odd_names_stay_labels() {
     let flow = odd();
     let charts = check(&flow);
     let all = labels(&charts[0]);
-    for name in [
-        "end",
-        "a\"b",
-        "x[y]",
-        "subgraph",
-        "%%{init: {}}%% style n0 fill:#f00; click n0 call x()",
-    ] {
+    for name in ["end", "a\"b", "x[y]", "subgraph", "%%{init: {}}%% style n0 fill:#f00; click n0 call x()"] {
         assert!(all.iter().any(|l| l[0] == name), "{name:?} in {all:?}");
     }
-    let branches: Vec<&str> = charts[0]
-        .edges(Kind::Control)
-        .filter_map(|e| e.label.as_deref())
-        .collect();
-    for branch in [
-        "go|left",
-        "say \"hi\" #quot; <b>&amp;</b>",
-        "end",
-        "[par]",
-        "default",
-    ] {
+    let branches: Vec<&str> = charts[0].edges(Kind::Control).filter_map(|e| e.label.as_deref()).collect();
+    for branch in ["go|left", "say \"hi\" #quot; <b>&amp;</b>", "end", "[par]", "default"] {
         assert!(branches.contains(&branch), "{branch:?} in {branches:?}");
     }
     // The subflow drawn twice: two subgraphs, distinct nodes.
-    let inner: Vec<&Subgraph> = charts[0]
-        .subgraphs
-        .values()
-        .filter(|s| s.title == "x[y] (Flow)")
-        .collect();
+    let inner: Vec<&Subgraph> = charts[0].subgraphs.values().filter(|s| s.title == "x[y] (Flow)").collect();
     assert_eq!(inner.len(), 2);
-    assert_eq!(
-        charts[0]
-            .nodes
-            .values()
-            .filter(|n| n.label == ["end", "EndNode"])
-            .count(),
-        3
-    );
+    assert_eq!(charts[0].nodes.values().filter(|n| n.label == ["end", "EndNode"]).count(), 3);
 }
 
 #[test]
@@ -586,15 +422,9 @@ fn flow_node_expanded_on_request() {
     let plain = mermaid(&flow, GraphOptions::default());
     assert!(!plain.contains("[[") && plain.contains(r#"-->|"SMALL"|"#));
     // CatchExceptionNode and the WayFlow control nodes expand the same way.
-    for name in [
-        "valid/p_catch_exception_node.json",
-        "valid/w_plugin_control_nodes.json",
-    ] {
+    for name in ["valid/p_catch_exception_node.json", "valid/w_plugin_control_nodes.json"] {
         let charts = check(&load_path(&corpus(name)));
-        assert!(
-            charts[0].subgraphs.is_empty() && !charts[2].subgraphs.is_empty(),
-            "{name}"
-        );
+        assert!(charts[0].subgraphs.is_empty() && !charts[2].subgraphs.is_empty(), "{name}");
     }
 }
 
@@ -602,13 +432,7 @@ fn flow_node_expanded_on_request() {
 fn root_that_is_not_a_flow() {
     let flow = load_path(&corpus("valid/p_agent_tools_toplevel.json"));
     let root = flow.spec().root();
-    let text = mermaid(
-        &flow,
-        GraphOptions {
-            data: true,
-            expand: true,
-        },
-    );
+    let text = mermaid(&flow, GraphOptions { data: true, expand: true });
     let chart = parse(&text);
     assert_eq!(chart.nodes.len(), 1);
     assert!(chart.edges.is_empty());
@@ -621,16 +445,10 @@ fn root_that_is_not_a_flow() {
 fn whole_corpus_draws() {
     let mut drawn = 0;
     for dir in ["valid", "invalid", "runtime_invalid"] {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(corpus(dir))
-            .expect("corpus dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(corpus(dir)).expect("corpus dir").map(|e| e.expect("entry").path()).collect();
         paths.sort();
         for path in paths {
-            let Ok(source) = Source::from_bytes(
-                path.display().to_string(),
-                std::fs::read(&path).expect("read"),
-            ) else {
+            let Ok(source) = Source::from_bytes(path.display().to_string(), std::fs::read(&path).expect("read")) else {
                 continue;
             };
             let (Some(flow), diagnostics) = check_source(&source, &LoadOptions::default()) else {
@@ -638,10 +456,7 @@ fn whole_corpus_draws() {
             };
             for options in ALL {
                 let chart = parse(&mermaid(&flow, options));
-                if dir == "valid"
-                    && !diagnostics.has_errors()
-                    && !path.to_string_lossy().contains(".refs.")
-                {
+                if dir == "valid" && !diagnostics.has_errors() && !path.to_string_lossy().contains(".refs.") {
                     Checker::run(&flow, &chart, options);
                 }
             }
@@ -662,24 +477,10 @@ fn nested_subflows() {
     let charts = check(&flow);
     // Two maps, each holding middle_flow, whose parallel node holds leaf_flow twice.
     assert_eq!(charts[0].subgraphs.len(), 2 * (2 + 3));
-    assert_eq!(
-        charts[0]
-            .nodes
-            .values()
-            .filter(|n| n.label[0] == "leaf_start")
-            .count(),
-        4
-    );
+    assert_eq!(charts[0].nodes.values().filter(|n| n.label[0] == "leaf_start").count(), 4);
     // With --expand the FlowNode holds leaf_flow once more in each drawing of middle_flow.
     assert_eq!(charts[2].subgraphs.len(), 2 * (2 + 3 + 2));
-    assert_eq!(
-        charts[2]
-            .nodes
-            .values()
-            .filter(|n| n.label[0] == "leaf_start")
-            .count(),
-        6
-    );
+    assert_eq!(charts[2].nodes.values().filter(|n| n.label[0] == "leaf_start").count(), 6);
 }
 
 /// Documents with errors still draw: flows that refer to themselves, edges to nodes the flow
@@ -709,22 +510,13 @@ fn invalid_documents_still_draw() {
         "stray": {"component_type": "EndNode", "id": "stray", "name": "stray"}
       }
     }"#;
-    let (flow, diagnostics) = check_source(
-        &Source::new("<loop>", doc, weft_flow::Format::Json),
-        &LoadOptions::default(),
-    );
+    let (flow, diagnostics) = check_source(&Source::new("<loop>", doc, weft_flow::Format::Json), &LoadOptions::default());
     assert!(diagnostics.has_errors());
     let flow = flow.expect("a model despite the errors");
     for options in ALL {
         let text = mermaid(&flow, options);
         let chart = parse(&text);
-        assert!(
-            chart
-                .nodes
-                .values()
-                .any(|n| n.label == ["stray", "EndNode"]),
-            "{text}"
-        );
+        assert!(chart.nodes.values().any(|n| n.label == ["stray", "EndNode"]), "{text}");
         assert_eq!(chart.edges(Kind::Data).count(), usize::from(options.data));
     }
 }

@@ -39,7 +39,11 @@ fn same_model(a: &Flow, b: &Flow) -> Result<(), String> {
             continue;
         }
         let (cx, cy) = (a.spec().get(x), b.spec().get(y));
-        let same_head = cx.ty.name == cy.ty.name && cx.id == cy.id && cx.name == cy.name && cx.description == cy.description && cx.metadata == cy.metadata;
+        let same_head = cx.ty.name == cy.ty.name
+            && cx.id == cy.id
+            && cx.name == cy.name
+            && cx.description == cy.description
+            && cx.metadata == cy.metadata;
         if !same_head {
             return Err(format!("{at}: {} \"{}\" vs {} \"{}\"", cx.ty.name, cx.name, cy.ty.name, cy.name));
         }
@@ -67,13 +71,47 @@ fn same_value(a: &Value, b: &Value, at: &str, pairs: &mut Vec<(CompId, CompId, S
             pairs.push((*x, *y, at.to_owned()));
             Ok(())
         }
-        (Value::List(x), Value::List(y)) if x.len() == y.len() => x.iter().zip(y).enumerate().try_for_each(|(i, (p, q))| same_value(p, q, &format!("{at}/{i}"), pairs)),
-        (Value::Map(x), Value::Map(y)) if x.len() == y.len() => x.iter().zip(y).try_for_each(|((k, p), (l, q))| if k == l { same_value(p, q, &format!("{at}/{k}"), pairs) } else { Err(format!("{at}: key {k} vs {l}")) }),
-        (Value::Props(x), Value::Props(y)) if x.len() == y.len() => if x.iter().zip(y).all(|(p, q)| p.schema == q.schema) { Ok(()) } else { Err(format!("{at}: properties differ")) },
-        (Value::Prop(x), Value::Prop(y)) => if x.schema == y.schema { Ok(()) } else { Err(format!("{at}: property differs")) },
-        (Value::PropMap(x), Value::PropMap(y)) => if x.len() == y.len() && x.iter().zip(y).all(|((k, p), (l, q))| k == l && p.schema == q.schema) { Ok(()) } else { Err(format!("{at}: property map differs")) },
-        (Value::Secret(x), Value::Secret(y)) => if x.key == y.key { Ok(()) } else { Err(format!("{at}: secret key {} vs {}", x.key, y.key)) },
-        (Value::Json(x), Value::Json(y)) => if x == y { Ok(()) } else { Err(format!("{at}: {x} vs {y}")) },
+        (Value::List(x), Value::List(y)) if x.len() == y.len() => {
+            x.iter().zip(y).enumerate().try_for_each(|(i, (p, q))| same_value(p, q, &format!("{at}/{i}"), pairs))
+        }
+        (Value::Map(x), Value::Map(y)) if x.len() == y.len() => x.iter().zip(y).try_for_each(|((k, p), (l, q))| {
+            if k == l { same_value(p, q, &format!("{at}/{k}"), pairs) } else { Err(format!("{at}: key {k} vs {l}")) }
+        }),
+        (Value::Props(x), Value::Props(y)) if x.len() == y.len() => {
+            if x.iter().zip(y).all(|(p, q)| p.schema == q.schema) {
+                Ok(())
+            } else {
+                Err(format!("{at}: properties differ"))
+            }
+        }
+        (Value::Prop(x), Value::Prop(y)) => {
+            if x.schema == y.schema {
+                Ok(())
+            } else {
+                Err(format!("{at}: property differs"))
+            }
+        }
+        (Value::PropMap(x), Value::PropMap(y)) => {
+            if x.len() == y.len() && x.iter().zip(y).all(|((k, p), (l, q))| k == l && p.schema == q.schema) {
+                Ok(())
+            } else {
+                Err(format!("{at}: property map differs"))
+            }
+        }
+        (Value::Secret(x), Value::Secret(y)) => {
+            if x.key == y.key {
+                Ok(())
+            } else {
+                Err(format!("{at}: secret key {} vs {}", x.key, y.key))
+            }
+        }
+        (Value::Json(x), Value::Json(y)) => {
+            if x == y {
+                Ok(())
+            } else {
+                Err(format!("{at}: {x} vs {y}"))
+            }
+        }
         _ => Err(format!("{at}: values differ in shape")),
     }
 }
@@ -89,7 +127,8 @@ fn every_valid_document_round_trips_through_json_and_yaml() {
             continue;
         }
         count += 1;
-        let original = load(&Source::from_bytes(path.display().to_string(), std::fs::read(&path).expect("read")).expect("utf-8"), &options_for(&path));
+        let original =
+            load(&Source::from_bytes(path.display().to_string(), std::fs::read(&path).expect("read")).expect("utf-8"), &options_for(&path));
         for format in [Format::Json, Format::Yaml] {
             let text = export(&original, &ExportOptions { format, version: None }).expect("export");
             // The export is self-contained: it loads with no registry.

@@ -11,14 +11,17 @@ fn valid(name: &str) -> Json {
 }
 
 fn diagnostics(doc: &Json) -> Vec<Diagnostic> {
-    check_source(&Source::new("t.json", doc.to_string(), weft_flow::Format::Json), &LoadOptions::default()).1 .0
+    check_source(&Source::new("t.json", doc.to_string(), weft_flow::Format::Json), &LoadOptions::default()).1.0
 }
 
 fn expect(doc: &Json, code: Code, pointer: &str) -> Diagnostic {
     let diags = diagnostics(doc);
     match diags.iter().find(|d| d.code == code && d.pointer == pointer) {
         Some(d) => d.clone(),
-        None => panic!("expected {code} at {pointer:?}, got:\n{}", diags.iter().map(|d| format!("  {} {:?} {}", d.code, d.pointer, d.message)).collect::<Vec<_>>().join("\n")),
+        None => panic!(
+            "expected {code} at {pointer:?}, got:\n{}",
+            diags.iter().map(|d| format!("  {} {:?} {}", d.code, d.pointer, d.message)).collect::<Vec<_>>().join("\n")
+        ),
     }
 }
 
@@ -52,7 +55,13 @@ fn yielding_nodes_inside_parallel_branches() {
     let node = entry(&doc, "gather_context");
     // Swap the first branch's ServerTool for a ClientTool: its ToolNode would wait for the client.
     let subflow = format!("{node}/subflows/0");
-    let tool_node = doc.pointer(&subflow).expect("subflow")["$referenced_components"].as_object().expect("table").iter().find(|(_, v)| v["component_type"] == "ToolNode").map(|(k, _)| k.clone()).expect("a ToolNode");
+    let tool_node = doc.pointer(&subflow).expect("subflow")["$referenced_components"]
+        .as_object()
+        .expect("table")
+        .iter()
+        .find(|(_, v)| v["component_type"] == "ToolNode")
+        .map(|(k, _)| k.clone())
+        .expect("a ToolNode");
     *at(&mut doc, &format!("{subflow}/$referenced_components/{tool_node}/tool/component_type")) = json!("ClientTool");
     let nodes = doc.pointer(&format!("{subflow}/nodes")).and_then(Json::as_array).expect("nodes").clone();
     let index = nodes.iter().position(|n| n["$component_ref"] == json!(tool_node)).expect("node entry");
@@ -63,8 +72,14 @@ fn yielding_nodes_inside_parallel_branches() {
 #[test]
 fn reducers_must_be_known_methods_on_outputs_of_the_subflow() {
     let mut doc = valid("p_map_node_append.json");
-    let map = entry(&doc, doc["$referenced_components"].as_object().expect("t").values().find(|v| v["component_type"] == "MapNode").expect("map")["name"].as_str().expect("name"));
-    let output = doc.pointer(&format!("{map}/outputs/0/title")).and_then(Json::as_str).expect("title").trim_start_matches("collected_").to_owned();
+    let map = entry(
+        &doc,
+        doc["$referenced_components"].as_object().expect("t").values().find(|v| v["component_type"] == "MapNode").expect("map")["name"]
+            .as_str()
+            .expect("name"),
+    );
+    let output =
+        doc.pointer(&format!("{map}/outputs/0/title")).and_then(Json::as_str).expect("title").trim_start_matches("collected_").to_owned();
     *at(&mut doc, &format!("{map}/reducers")) = json!({ output.clone(): "concat" });
     let d = expect(&doc, Code::ComponentRule, &format!("{map}/reducers/{output}"));
     assert!(d.hint.as_deref().unwrap_or_default().contains("append"), "{d:?}");
@@ -73,10 +88,19 @@ fn reducers_must_be_known_methods_on_outputs_of_the_subflow() {
 #[test]
 fn a_map_needs_an_iterated_input() {
     let mut doc = valid("p_map_node_append.json");
-    let map_name = doc["$referenced_components"].as_object().expect("t").values().find(|v| v["component_type"] == "MapNode").expect("map")["name"].as_str().expect("name").to_owned();
+    let map_name = doc["$referenced_components"].as_object().expect("t").values().find(|v| v["component_type"] == "MapNode").expect("map")
+        ["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
     let map = entry(&doc, &map_name);
     // Feed the iterated input from a string instead of a list: every item is broadcast.
-    let start = entry(&doc, doc["$referenced_components"].as_object().expect("t").values().find(|v| v["component_type"] == "StartNode").expect("start")["name"].as_str().expect("name"));
+    let start = entry(
+        &doc,
+        doc["$referenced_components"].as_object().expect("t").values().find(|v| v["component_type"] == "StartNode").expect("start")["name"]
+            .as_str()
+            .expect("name"),
+    );
     for key in ["inputs", "outputs"] {
         if let Some(list) = doc.pointer_mut(&format!("{start}/{key}")).and_then(Json::as_array_mut) {
             for p in list {
@@ -154,7 +178,11 @@ fn generic_plugin_types_load_with_a_not_runnable_warning_and_export_verbatim() {
 fn misspelt_branches_get_a_suggestion() {
     let mut doc = valid("p_branching_agent_language.json");
     let edges = doc["control_flow_connections"].as_array().expect("edges").clone();
-    let (i, branch) = edges.iter().enumerate().find_map(|(i, e)| e["from_branch"].as_str().filter(|b| *b != "default").map(|b| (i, b.to_owned()))).expect("a named branch");
+    let (i, branch) = edges
+        .iter()
+        .enumerate()
+        .find_map(|(i, e)| e["from_branch"].as_str().filter(|b| *b != "default").map(|b| (i, b.to_owned())))
+        .expect("a named branch");
     let typo: String = branch.chars().rev().collect::<String>().chars().rev().take(branch.len() - 1).collect();
     *at(&mut doc, &format!("/control_flow_connections/{i}/from_branch")) = json!(typo);
     let d = expect(&doc, Code::Branches, &format!("/control_flow_connections/{i}/from_branch"));

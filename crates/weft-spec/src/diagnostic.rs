@@ -169,10 +169,7 @@ impl Diagnostic {
 
     /// Names the component concerned.
     pub fn component(mut self, name: Option<&str>, id: Option<&str>) -> Self {
-        self.component = Some(ComponentLabel {
-            name: name.map(str::to_owned),
-            id: id.map(str::to_owned),
-        });
+        self.component = Some(ComponentLabel { name: name.map(str::to_owned), id: id.map(str::to_owned) });
         self
     }
 

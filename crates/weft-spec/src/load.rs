@@ -34,7 +34,10 @@ pub struct LoadInput<'a> {
 
 impl std::fmt::Debug for LoadInput<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadInput").field("document", &self.document.name).field("registries", &self.registries.len()).finish_non_exhaustive()
+        f.debug_struct("LoadInput")
+            .field("document", &self.document.name)
+            .field("registries", &self.registries.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -232,15 +235,7 @@ impl<'a> Loader<'a> {
         }
         let idx = self.entries.len();
         self.keys.insert(key.to_owned(), idx);
-        self.entries.push(Entry {
-            json,
-            pointer,
-            source,
-            table,
-            key: key.to_owned(),
-            state: EntryState::Unloaded,
-            used: false,
-        });
+        self.entries.push(Entry { json, pointer, source, table, key: key.to_owned(), state: EntryState::Unloaded, used: false });
     }
 
     /// Collects every `$referenced_components` table below `v`, depth first, keys in file order.
@@ -262,7 +257,10 @@ impl<'a> Loader<'a> {
                                 Diagnostic::new(
                                     Code::BadValue,
                                     child_ptr,
-                                    format!("`$referenced_components` must be an object mapping keys to components, not {}", describe(child)),
+                                    format!(
+                                        "`$referenced_components` must be an object mapping keys to components, not {}",
+                                        describe(child)
+                                    ),
                                 ),
                                 source,
                             );
@@ -294,8 +292,12 @@ impl<'a> Loader<'a> {
                 None => "define it in a `$referenced_components` table of this component or an ancestor, or pass the registry that defines it with --refs".to_owned(),
             };
             self.diag(
-                Diagnostic::new(Code::RefMissing, use_ptr, format!("`$component_ref` \"{key}\" is not defined in any `$referenced_components` table or registry"))
-                    .hint(hint),
+                Diagnostic::new(
+                    Code::RefMissing,
+                    use_ptr,
+                    format!("`$component_ref` \"{key}\" is not defined in any `$referenced_components` table or registry"),
+                )
+                .hint(hint),
                 source,
             );
             return None;
@@ -349,7 +351,11 @@ impl<'a> Loader<'a> {
                         }
                         other => {
                             self.diag(
-                                Diagnostic::new(Code::BadValue, ptr.clone(), format!("the table entry \"{key}\" must be a component object, not {}", describe(other))),
+                                Diagnostic::new(
+                                    Code::BadValue,
+                                    ptr.clone(),
+                                    format!("the table entry \"{key}\" must be a component object, not {}", describe(other)),
+                                ),
                                 src,
                             );
                             None
@@ -370,7 +376,11 @@ impl<'a> Loader<'a> {
                     Diagnostic::new(
                         Code::RefType,
                         use_ptr,
-                        format!("`$component_ref` \"{key}\" resolves to {} \"{name}\", but {} is expected here", ty.name, kind_phrase(kind)),
+                        format!(
+                            "`$component_ref` \"{key}\" resolves to {} \"{name}\", but {} is expected here",
+                            ty.name,
+                            kind_phrase(kind)
+                        ),
                     )
                     .hint(format!("reference a component that is {}", kind_phrase(kind)))
                     .component(Some(&name), Some(&id)),
@@ -412,7 +422,11 @@ impl<'a> Loader<'a> {
                 Diagnostic::new(
                     Code::BadValue,
                     ptr,
-                    format!("expected {} (an object with a `component_type`, or {{\"$component_ref\": ...}}), found {}", kind_phrase(kind), describe(v)),
+                    format!(
+                        "expected {} (an object with a `component_type`, or {{\"$component_ref\": ...}}), found {}",
+                        kind_phrase(kind),
+                        describe(v)
+                    ),
                 ),
                 source,
             );
@@ -422,7 +436,11 @@ impl<'a> Loader<'a> {
             self.enter_table(source, ptr);
             let Some(key) = r.as_str() else {
                 self.diag(
-                    Diagnostic::new(Code::BadValue, join(ptr, "$component_ref"), format!("`$component_ref` must be a string key, not {}", describe(r))),
+                    Diagnostic::new(
+                        Code::BadValue,
+                        join(ptr, "$component_ref"),
+                        format!("`$component_ref` must be a string key, not {}", describe(r)),
+                    ),
                     source,
                 );
                 return None;
@@ -483,8 +501,12 @@ impl<'a> Loader<'a> {
             },
             Some(other) => {
                 self.diag(
-                    Diagnostic::new(Code::BadValue, join(ptr, "component_type"), format!("`component_type` must be a string, not {}", describe(other)))
-                        .component(name_hint.as_deref(), id_hint.as_deref()),
+                    Diagnostic::new(
+                        Code::BadValue,
+                        join(ptr, "component_type"),
+                        format!("`component_type` must be a string, not {}", describe(other)),
+                    )
+                    .component(name_hint.as_deref(), id_hint.as_deref()),
                     source,
                 );
                 return None;
@@ -517,7 +539,13 @@ impl<'a> Loader<'a> {
             Some(Json::String(s)) => Some(s.clone()),
             None | Some(Json::Null) => None,
             Some(other) => {
-                self.field_error(&mut ctx, Code::BadValue, "description", format!("`description` must be a string or null, not {}", describe(other)), None);
+                self.field_error(
+                    &mut ctx,
+                    Code::BadValue,
+                    "description",
+                    format!("`description` must be a string or null, not {}", describe(other)),
+                    None,
+                );
                 None
             }
         };
@@ -526,15 +554,18 @@ impl<'a> Loader<'a> {
             Some(Json::Null) => None,
             Some(m @ Json::Object(_)) => Some(m.clone()),
             Some(other) => {
-                self.field_error(&mut ctx, Code::BadValue, "metadata", format!("`metadata` must be an object, not {}", describe(other)), None);
+                self.field_error(
+                    &mut ctx,
+                    Code::BadValue,
+                    "metadata",
+                    format!("`metadata` must be an object, not {}", describe(other)),
+                    None,
+                );
                 None
             }
         };
-        let (inputs, outputs) = if ty.io == Io::None {
-            (None, None)
-        } else {
-            (self.io_list(&mut ctx, obj, "inputs"), self.io_list(&mut ctx, obj, "outputs"))
-        };
+        let (inputs, outputs) =
+            if ty.io == Io::None { (None, None) } else { (self.io_list(&mut ctx, obj, "inputs"), self.io_list(&mut ctx, obj, "outputs")) };
         let branches = if ty.io == Io::Node { self.branches(&mut ctx, obj) } else { None };
 
         let mut fields = IndexMap::new();
@@ -616,7 +647,13 @@ impl<'a> Loader<'a> {
 
     fn props(&mut self, ctx: &mut Ctx, v: &Json, ptr: &str) -> Option<Vec<Property>> {
         let Json::Array(items) = v else {
-            self.value_error(ctx, Code::BadValue, ptr.to_owned(), format!("expected a list of properties (JSON Schemas), found {}", describe(v)), None);
+            self.value_error(
+                ctx,
+                Code::BadValue,
+                ptr.to_owned(),
+                format!("expected a list of properties (JSON Schemas), found {}", describe(v)),
+                None,
+            );
             return None;
         };
         let mut out = Vec::with_capacity(items.len());
@@ -624,7 +661,13 @@ impl<'a> Loader<'a> {
             let p = join_index(ptr, i);
             match item {
                 Json::Object(_) => out.push(Property { schema: item.clone(), pointer: p }),
-                other => self.value_error(ctx, Code::Schema, p, format!("a property must be a JSON Schema object, not {}", describe(other)), None),
+                other => self.value_error(
+                    ctx,
+                    Code::Schema,
+                    p,
+                    format!("a property must be a JSON Schema object, not {}", describe(other)),
+                    None,
+                ),
             }
         }
         Some(out)
@@ -650,7 +693,13 @@ impl<'a> Loader<'a> {
                 if out.is_empty() { None } else { Some(out) }
             }
             Some(other) => {
-                self.field_error(ctx, Code::BadValue, "branches", format!("`branches` must be a list of strings, not {}", describe(other)), None);
+                self.field_error(
+                    ctx,
+                    Code::BadValue,
+                    "branches",
+                    format!("`branches` must be a list of strings, not {}", describe(other)),
+                    None,
+                );
                 None
             }
         }
@@ -672,7 +721,13 @@ impl<'a> Loader<'a> {
             if f.nullable || f.default == FieldDefault::Null || f.ty == Ty::Any {
                 return Some(Value::Json(Json::Null));
             }
-            self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must not be null", f.name), Some(format!("give `{}` a value, or remove it to use its default", f.name)));
+            self.value_error(
+                ctx,
+                Code::BadValue,
+                ptr,
+                format!("`{}` must not be null", f.name),
+                Some(format!("give `{}` a value, or remove it to use its default", f.name)),
+            );
             return None;
         }
         if f.sensitive {
@@ -702,9 +757,21 @@ impl<'a> Loader<'a> {
             Ty::Num => self.expect(ctx, v, ptr, Json::is_number, "a number"),
             Ty::Any => Some(Value::Json(v.clone())),
             Ty::Object => self.expect(ctx, v, ptr, Json::is_object, "an object"),
-            Ty::StrMap => self.expect(ctx, v, ptr, |v| v.as_object().is_some_and(|m| m.values().all(Json::is_string)), "an object whose values are strings"),
+            Ty::StrMap => self.expect(
+                ctx,
+                v,
+                ptr,
+                |v| v.as_object().is_some_and(|m| m.values().all(Json::is_string)),
+                "an object whose values are strings",
+            ),
             Ty::StrList => self.expect(ctx, v, ptr, |v| v.as_array().is_some_and(|a| a.iter().all(Json::is_string)), "a list of strings"),
-            Ty::StrOrList => self.expect(ctx, v, ptr, |v| v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Json::is_string)), "a string or a list of strings"),
+            Ty::StrOrList => self.expect(
+                ctx,
+                v,
+                ptr,
+                |v| v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Json::is_string)),
+                "a string or a list of strings",
+            ),
             Ty::Enum(allowed) => match v.as_str() {
                 Some(s) if allowed.contains(&s) => Some(Value::Json(v.clone())),
                 _ => {
@@ -713,7 +780,13 @@ impl<'a> Loader<'a> {
                         Some(s) => format!("did you mean \"{s}\"?"),
                         None => format!("use one of: {}", allowed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")),
                     };
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` is {shown}, which is not one of its allowed values", f.name), Some(hint));
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` is {shown}, which is not one of its allowed values", f.name),
+                        Some(hint),
+                    );
                     None
                 }
             },
@@ -722,7 +795,13 @@ impl<'a> Loader<'a> {
             Ty::Comp(kind) => self.load_slot(v, &ptr, ctx.source, kind, false).map(Value::Comp),
             Ty::CompList(kind) => {
                 let Json::Array(items) = v else {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be a list of components, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be a list of components, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 };
                 let mut out = Vec::with_capacity(items.len());
@@ -748,7 +827,13 @@ impl<'a> Loader<'a> {
             },
             Ty::CompMap(kind) => {
                 let Json::Object(m) = v else {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be an object of components, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be an object of components, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 };
                 let mut out = IndexMap::new();
@@ -761,7 +846,13 @@ impl<'a> Loader<'a> {
             }
             Ty::Pairs(kind) => {
                 let Json::Array(items) = v else {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be a list of [caller, recipient] pairs, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be a list of [caller, recipient] pairs, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 };
                 let mut out = Vec::new();
@@ -775,14 +866,26 @@ impl<'a> Loader<'a> {
                                 out.push(Value::List(vec![Value::Comp(a), Value::Comp(b)]));
                             }
                         }
-                        other => self.value_error(ctx, Code::BadValue, item_ptr, format!("each relationship must be a [caller, recipient] pair, not {}", describe(other)), None),
+                        other => self.value_error(
+                            ctx,
+                            Code::BadValue,
+                            item_ptr,
+                            format!("each relationship must be a [caller, recipient] pair, not {}", describe(other)),
+                            None,
+                        ),
                     }
                 }
                 Some(Value::List(out))
             }
             Ty::StrOrCompList(kind) => {
                 let Json::Array(items) = v else {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be a list of names or components, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be a list of names or components, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 };
                 let mut out = Vec::new();
@@ -799,13 +902,25 @@ impl<'a> Loader<'a> {
             Ty::Prop => match v {
                 Json::Object(_) => Some(Value::Prop(Property { schema: v.clone(), pointer: ptr })),
                 other => {
-                    self.value_error(ctx, Code::Schema, ptr, format!("`{}` must be a JSON Schema object, not {}", f.name, describe(other)), None);
+                    self.value_error(
+                        ctx,
+                        Code::Schema,
+                        ptr,
+                        format!("`{}` must be a JSON Schema object, not {}", f.name, describe(other)),
+                        None,
+                    );
                     None
                 }
             },
             Ty::PropMap => {
                 let Json::Object(m) = v else {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be an object of JSON Schemas, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be an object of JSON Schemas, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 };
                 let mut out = IndexMap::new();
@@ -813,14 +928,26 @@ impl<'a> Loader<'a> {
                     if s.is_object() {
                         out.insert(k.clone(), Property { schema: s.clone(), pointer: join(&ptr, k) });
                     } else {
-                        self.value_error(ctx, Code::Schema, join(&ptr, k), format!("a schema must be an object, not {}", describe(s)), None);
+                        self.value_error(
+                            ctx,
+                            Code::Schema,
+                            join(&ptr, k),
+                            format!("a schema must be an object, not {}", describe(s)),
+                            None,
+                        );
                     }
                 }
                 Some(Value::PropMap(out))
             }
             Ty::RetryPolicy => {
                 if !v.is_object() {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be a RetryPolicy object, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be a RetryPolicy object, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 }
                 for (member, msg, hint) in crate::plain::check_retry_policy(v) {
@@ -830,7 +957,13 @@ impl<'a> Loader<'a> {
             }
             Ty::GenConfig => {
                 if !v.is_object() {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be an LlmGenerationConfig object, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be an LlmGenerationConfig object, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 }
                 for (member, msg) in crate::plain::check_generation_config(v) {
@@ -840,7 +973,13 @@ impl<'a> Loader<'a> {
             }
             Ty::Messages => {
                 let Json::Array(items) = v else {
-                    self.value_error(ctx, Code::BadValue, ptr, format!("`{}` must be a list of messages, not {}", f.name, describe(v)), None);
+                    self.value_error(
+                        ctx,
+                        Code::BadValue,
+                        ptr,
+                        format!("`{}` must be a list of messages, not {}", f.name, describe(v)),
+                        None,
+                    );
                     return None;
                 };
                 for (i, m) in items.iter().enumerate() {
@@ -873,15 +1012,23 @@ impl<'a> Loader<'a> {
             ("air_version", VersionSource::AirVersion)
         } else {
             self.diags.push(
-                Diagnostic::new(Code::NoVersion, "", format!("the document has no `agentspec_version`; assuming the current version {}", Version::CURRENT))
-                    .hint(format!("add \"agentspec_version\": \"{}\" (or the version the document was written for)", Version::CURRENT)),
+                Diagnostic::new(
+                    Code::NoVersion,
+                    "",
+                    format!("the document has no `agentspec_version`; assuming the current version {}", Version::CURRENT),
+                )
+                .hint(format!("add \"agentspec_version\": \"{}\" (or the version the document was written for)", Version::CURRENT)),
             );
             return (Version::CURRENT, VersionSource::Missing);
         };
         let ptr = join("", key);
         let value = &doc[key];
         let Some(text) = value.as_str() else {
-            self.diags.push(Diagnostic::new(Code::Version, ptr, format!("`{key}` must be a version string such as \"{}\", not {}", Version::CURRENT, describe(value))));
+            self.diags.push(Diagnostic::new(
+                Code::Version,
+                ptr,
+                format!("`{key}` must be a version string such as \"{}\", not {}", Version::CURRENT, describe(value)),
+            ));
             return (Version::CURRENT, source);
         };
         let Some(v) = Version::parse(text) else {
@@ -906,21 +1053,15 @@ impl<'a> Loader<'a> {
             return (Version::V25_4_1, source);
         }
         if v < Version::V25_4_0 {
-            self.diags.push(
-                Diagnostic::new(Code::LegacyVersion, ptr, format!("{v} is a legacy version"))
-                    .hint("declare \"25.4.1\" or later"),
-            );
+            self.diags
+                .push(Diagnostic::new(Code::LegacyVersion, ptr, format!("{v} is a legacy version")).hint("declare \"25.4.1\" or later"));
         }
         (v, source)
     }
 
     fn report_unused(&mut self) {
-        let unused: Vec<(String, String, usize)> = self
-            .entries
-            .iter()
-            .filter(|e| !e.used && e.source == 0)
-            .map(|e| (e.key.clone(), e.pointer.clone(), e.source))
-            .collect();
+        let unused: Vec<(String, String, usize)> =
+            self.entries.iter().filter(|e| !e.used && e.source == 0).map(|e| (e.key.clone(), e.pointer.clone(), e.source)).collect();
         for (key, ptr, source) in unused {
             self.diag(
                 Diagnostic::new(Code::UnusedRef, ptr, format!("the `$referenced_components` entry \"{key}\" is never referenced"))
@@ -989,7 +1130,9 @@ fn is_integer(v: &Json) -> bool {
 fn default_value(ty: Ty, lit: &str) -> Value {
     let json: Json = serde_json::from_str(lit).unwrap_or(Json::Null);
     match (ty, &json) {
-        (Ty::CompList(_) | Ty::Pairs(_) | Ty::StrOrCompList(_) | Ty::CompOrList(_), Json::Array(a)) if a.is_empty() => Value::List(Vec::new()),
+        (Ty::CompList(_) | Ty::Pairs(_) | Ty::StrOrCompList(_) | Ty::CompOrList(_), Json::Array(a)) if a.is_empty() => {
+            Value::List(Vec::new())
+        }
         (Ty::CompMap(_), Json::Object(m)) if m.is_empty() => Value::Map(IndexMap::new()),
         (Ty::Props, Json::Array(a)) if a.is_empty() => Value::Props(Vec::new()),
         (Ty::PropMap, Json::Object(m)) if m.is_empty() => Value::PropMap(IndexMap::new()),

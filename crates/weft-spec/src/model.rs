@@ -201,10 +201,7 @@ pub struct SecretRef {
 
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretRef")
-            .field("key", &self.key)
-            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
-            .finish()
+        f.debug_struct("SecretRef").field("key", &self.key).field("value", &self.value.as_ref().map(|_| "<redacted>")).finish()
     }
 }
 

@@ -87,12 +87,8 @@ impl Source {
             Format::Yaml => parse_yaml(text)?,
         };
         if !value.is_object() {
-            let d = Diagnostic::new(
-                Code::Parse,
-                "",
-                format!("the top level of the document is {}, not an object", describe(&value)),
-            )
-            .hint("an Agent Spec document is a single JSON object (YAML mapping) describing its root component");
+            let d = Diagnostic::new(Code::Parse, "", format!("the top level of the document is {}, not an object", describe(&value)))
+                .hint("an Agent Spec document is a single JSON object (YAML mapping) describing its root component");
             return Err(d);
         }
         Ok(value)

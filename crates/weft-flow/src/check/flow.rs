@@ -39,25 +39,50 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
     match starts.len() {
         0 => {
             structural += 1;
-            cx.report(flow, Code::FlowStructure, nodes_ptr.clone(), format!("{}: `nodes` has no StartNode", flow.label()), Some("add the StartNode that `start_node` refers to to `nodes`".into()));
+            cx.report(
+                flow,
+                Code::FlowStructure,
+                nodes_ptr.clone(),
+                format!("{}: `nodes` has no StartNode", flow.label()),
+                Some("add the StartNode that `start_node` refers to to `nodes`".into()),
+            );
         }
         1 => {}
         _ => {
             structural += 1;
-            cx.report(flow, Code::FlowStructure, node_ptr(starts[1]), format!("{}: `nodes` has {} StartNodes; a flow has exactly one", flow.label(), starts.len()), Some("keep one StartNode and remove the others".into()));
+            cx.report(
+                flow,
+                Code::FlowStructure,
+                node_ptr(starts[1]),
+                format!("{}: `nodes` has {} StartNodes; a flow has exactly one", flow.label(), starts.len()),
+                Some("keep one StartNode and remove the others".into()),
+            );
         }
     }
     let start = flow.comp_field("start_node");
     if let (Some(s), 1) = (start, starts.len())
-        && nodes[starts[0]] != s {
-            structural += 1;
-            cx.report(flow, Code::FlowStructure, format!("{}/start_node", flow.pointer), format!("{}: `start_node` is not the StartNode listed in `nodes`", flow.label()), Some("make `start_node` a $component_ref to the StartNode of `nodes`".into()));
-        }
+        && nodes[starts[0]] != s
+    {
+        structural += 1;
+        cx.report(
+            flow,
+            Code::FlowStructure,
+            format!("{}/start_node", flow.pointer),
+            format!("{}: `start_node` is not the StartNode listed in `nodes`", flow.label()),
+            Some("make `start_node` a $component_ref to the StartNode of `nodes`".into()),
+        );
+    }
     // Rule 4: at least one EndNode.
     let ends: Vec<usize> = (0..nodes.len()).filter(|&i| spec.get(nodes[i]).is("EndNode")).collect();
     if ends.is_empty() {
         structural += 1;
-        cx.report(flow, Code::FlowStructure, nodes_ptr.clone(), format!("{}: `nodes` has no EndNode; a flow needs at least one", flow.label()), Some("add an EndNode and a control edge into it".into()));
+        cx.report(
+            flow,
+            Code::FlowStructure,
+            nodes_ptr.clone(),
+            format!("{}: `nodes` has no EndNode; a flow needs at least one", flow.label()),
+            Some("add an EndNode and a control edge into it".into()),
+        );
     }
 
     // Control edges.
@@ -80,21 +105,40 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
         let edge_comp = spec.get(edge_comps[k]);
         for (end, member) in [(e.from, "from_node"), (e.to, "to_node")] {
             if let Some(n) = end
-                && !index_of.contains_key(&n) {
-                    structural += 1;
-                    cx.report(edge_comp, Code::FlowStructure, format!("{}/{member}", e.ptr), format!("{}: `{member}` is {}, which is not in the flow's `nodes`", edge_comp.label(), spec.get(n).label()), Some("add the node to `nodes`, or point the edge at a node of this flow".into()));
-                }
+                && !index_of.contains_key(&n)
+            {
+                structural += 1;
+                cx.report(
+                    edge_comp,
+                    Code::FlowStructure,
+                    format!("{}/{member}", e.ptr),
+                    format!("{}: `{member}` is {}, which is not in the flow's `nodes`", edge_comp.label(), spec.get(n).label()),
+                    Some("add the node to `nodes`, or point the edge at a node of this flow".into()),
+                );
+            }
         }
         let (Some(from), Some(to)) = (e.from, e.to) else { continue };
         *incoming.entry(to).or_default() += 1;
         *outgoing.entry(from).or_default() += 1;
         if spec.get(to).is("StartNode") {
             structural += 1;
-            cx.report(edge_comp, Code::FlowStructure, e.ptr.clone(), format!("{}: a control edge goes into {}", edge_comp.label(), spec.get(to).label()), Some("nothing may transition back to the start; point the edge at the node after the start".into()));
+            cx.report(
+                edge_comp,
+                Code::FlowStructure,
+                e.ptr.clone(),
+                format!("{}: a control edge goes into {}", edge_comp.label(), spec.get(to).label()),
+                Some("nothing may transition back to the start; point the edge at the node after the start".into()),
+            );
         }
         if spec.get(from).is("EndNode") {
             structural += 1;
-            cx.report(edge_comp, Code::FlowStructure, e.ptr.clone(), format!("{}: a control edge leaves {}; reaching an EndNode ends the flow", edge_comp.label(), spec.get(from).label()), Some("remove this edge, or replace the EndNode by the node you meant".into()));
+            cx.report(
+                edge_comp,
+                Code::FlowStructure,
+                e.ptr.clone(),
+                format!("{}: a control edge leaves {}; reaching an EndNode ends the flow", edge_comp.label(), spec.get(from).label()),
+                Some("remove this edge, or replace the EndNode by the node you meant".into()),
+            );
             continue;
         }
         // WayFlow: from_branch must be a branch of from_node; one edge per (node, branch).
@@ -109,10 +153,22 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
                 None => format!("{} has the branches [{}]", spec.get(from).label(), from_branches.join(", ")),
             };
             let ptr = if e.branch.is_some() { format!("{}/from_branch", e.ptr) } else { e.ptr.clone() };
-            cx.report(edge_comp, Code::Branches, ptr, format!("{}: \"{branch}\" is not a branch of {}", edge_comp.label(), spec.get(from).label()), Some(hint));
+            cx.report(
+                edge_comp,
+                Code::Branches,
+                ptr,
+                format!("{}: \"{branch}\" is not a branch of {}", edge_comp.label(), spec.get(from).label()),
+                Some(hint),
+            );
         } else if !seen_branch.insert((from, branch.clone())) {
             structural += 1;
-            cx.report(edge_comp, Code::RuntimeStructure, e.ptr.clone(), format!("{}: a second control edge leaves {} on branch \"{branch}\"", edge_comp.label(), spec.get(from).label()), Some("keep one edge per branch; use a BranchingNode to choose between destinations".into()));
+            cx.report(
+                edge_comp,
+                Code::RuntimeStructure,
+                e.ptr.clone(),
+                format!("{}: a second control edge leaves {} on branch \"{branch}\"", edge_comp.label(), spec.get(from).label()),
+                Some("keep one edge per branch; use a BranchingNode to choose between destinations".into()),
+            );
         }
     }
     // Rule 2: one outgoing edge from the StartNode.
@@ -121,14 +177,26 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
         let n = outgoing.get(&s).copied().unwrap_or(0);
         if n != 1 {
             structural += 1;
-            cx.report(flow, Code::FlowStructure, node_ptr(si), format!("{}: {} has {n} outgoing control edges; it needs exactly one", flow.label(), spec.get(s).label()), Some("connect the StartNode to the first node with one ControlFlowEdge".into()));
+            cx.report(
+                flow,
+                Code::FlowStructure,
+                node_ptr(si),
+                format!("{}: {} has {n} outgoing control edges; it needs exactly one", flow.label(), spec.get(s).label()),
+                Some("connect the StartNode to the first node with one ControlFlowEdge".into()),
+            );
         }
     }
     // Rule 5: every EndNode is reached by an edge.
     for &ei in &ends {
         if incoming.get(&nodes[ei]).copied().unwrap_or(0) == 0 {
             structural += 1;
-            cx.report(flow, Code::FlowStructure, node_ptr(ei), format!("{}: no control edge leads to {}", flow.label(), spec.get(nodes[ei]).label()), Some("add a ControlFlowEdge into it, or check for a loop that never exits".into()));
+            cx.report(
+                flow,
+                Code::FlowStructure,
+                node_ptr(ei),
+                format!("{}: no control edge leads to {}", flow.label(), spec.get(nodes[ei]).label()),
+                Some("add a ControlFlowEdge into it, or check for a loop that never exits".into()),
+            );
         }
     }
     // WayFlow: every other node must be reached by some edge.
@@ -139,15 +207,22 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
         }
         if incoming.get(&n).copied().unwrap_or(0) == 0 {
             structural += 1;
-            cx.report(flow, Code::RuntimeStructure, node_ptr(i), format!("{}: no control edge leads to {}; it can never run", flow.label(), node.label()), Some("connect it with a ControlFlowEdge, or remove it".into()));
+            cx.report(
+                flow,
+                Code::RuntimeStructure,
+                node_ptr(i),
+                format!("{}: no control edge leads to {}; it can never run", flow.label(), node.label()),
+                Some("connect it with a ControlFlowEdge, or remove it".into()),
+            );
         }
     }
     // A loop with no way out: nodes reachable from the start that cannot reach an exit. Only
     // reported when nothing above already explains the flow's shape.
     if structural == 0
-        && let Some(&si) = starts.first() {
-            no_exit_loops(cx, inf, f, &nodes, nodes[si], &edges, &nodes_ptr);
-        }
+        && let Some(&si) = starts.first()
+    {
+        no_exit_loops(cx, inf, f, &nodes, nodes[si], &edges, &nodes_ptr);
+    }
     data_edges(cx, inf, f, &index_of);
     flow_outputs(cx, inf, f, &nodes, &ends);
     map_iteration(cx, inf, f, &nodes);
@@ -186,7 +261,11 @@ fn map_iteration(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[Co
                 if edge.comp_field("destination_node") != Some(m) {
                     continue;
                 }
-                let (Some(src), Some(out), Some(input)) = (edge.comp_field("source_node"), edge.str_field("source_output"), edge.str_field("destination_input")) else { continue };
+                let (Some(src), Some(out), Some(input)) =
+                    (edge.comp_field("source_node"), edge.str_field("source_output"), edge.str_field("destination_input"))
+                else {
+                    continue;
+                };
                 if let Some(o) = inf.io(src).output(out) {
                     sources.push((input.to_owned(), o.schema.clone()));
                 }
@@ -203,7 +282,10 @@ fn map_iteration(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[Co
                 map,
                 Code::ComponentRule,
                 map.pointer.clone(),
-                format!("{}: no input is iterated: a map iterates an input fed by an output declared as a list of the item type, and none is", map.label()),
+                format!(
+                    "{}: no input is iterated: a map iterates an input fed by an output declared as a list of the item type, and none is",
+                    map.label()
+                ),
                 Some(format!("connect a list-typed output to one of: {}", wanted.join(", "))),
             );
         }
@@ -253,7 +335,13 @@ fn no_exit_loops(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[Co
     let flow = spec.get(f);
     for (i, &n) in nodes.iter().enumerate() {
         if reached.contains(&n) && !can_exit.contains(&n) {
-            cx.report(flow, Code::FlowStructure, join_index(nodes_ptr, i), format!("{}: {} is in a loop that can never reach an EndNode", flow.label(), spec.get(n).label()), Some("add a branch out of the loop that leads to an EndNode".into()));
+            cx.report(
+                flow,
+                Code::FlowStructure,
+                join_index(nodes_ptr, i),
+                format!("{}: {} is in a loop that can never reach an EndNode", flow.label(), spec.get(n).label()),
+                Some("add a branch out of the loop that leads to an EndNode".into()),
+            );
             break;
         }
     }
@@ -270,7 +358,13 @@ fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &Has
         let (Some(src), Some(dst)) = (edge.comp_field("source_node"), edge.comp_field("destination_node")) else { continue };
         for (n, member) in [(src, "source_node"), (dst, "destination_node")] {
             if !index_of.contains_key(&n) {
-                cx.report(edge, Code::FlowStructure, format!("{}/{member}", edge.pointer), format!("{}: `{member}` is {}, which is not in the flow's `nodes`", edge.label(), spec.get(n).label()), Some("add the node to `nodes`, or connect a node of this flow".into()));
+                cx.report(
+                    edge,
+                    Code::FlowStructure,
+                    format!("{}/{member}", edge.pointer),
+                    format!("{}: `{member}` is {}, which is not in the flow's `nodes`", edge.label(), spec.get(n).label()),
+                    Some("add the node to `nodes`, or connect a node of this flow".into()),
+                );
             }
         }
         if cx.skip(src) || cx.skip(dst) {
@@ -289,15 +383,23 @@ fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &Has
             unknown(cx, edge, "destination_input", in_name, spec.get(dst), dst_io.inputs.iter().map(|p| p.title()).collect());
         }
         if let (Some(o), Some(i)) = (out, input)
-            && !castable(&o.schema, &i.schema) {
-                cx.report(
-                    edge,
-                    Code::DataEdge,
-                    edge.pointer.clone(),
-                    format!("{}: output \"{out_name}\" of {} ({}) cannot be cast to input \"{in_name}\" of {} ({})", edge.label(), spec.get(src).label(), o.type_name(), spec.get(dst).label(), i.type_name()),
-                    Some("change one of the two types so they match; anything casts to string, numbers and booleans cast to each other".into()),
-                );
-            }
+            && !castable(&o.schema, &i.schema)
+        {
+            cx.report(
+                edge,
+                Code::DataEdge,
+                edge.pointer.clone(),
+                format!(
+                    "{}: output \"{out_name}\" of {} ({}) cannot be cast to input \"{in_name}\" of {} ({})",
+                    edge.label(),
+                    spec.get(src).label(),
+                    o.type_name(),
+                    spec.get(dst).label(),
+                    i.type_name()
+                ),
+                Some("change one of the two types so they match; anything casts to string, numbers and booleans cast to each other".into()),
+            );
+        }
     }
 }
 
@@ -308,7 +410,13 @@ fn unknown(cx: &mut Cx<'_>, edge: &Component, member: &str, name: &str, node: &C
         None if names.is_empty() => format!("{} has no {plural}", node.label()),
         None => format!("{} has the {plural}: {}", node.label(), names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")),
     };
-    cx.report(edge, Code::DataEdge, format!("{}/{member}", edge.pointer), format!("{}: {} has no {kind} named \"{name}\"", edge.label(), node.label()), Some(hint));
+    cx.report(
+        edge,
+        Code::DataEdge,
+        format!("{}/{member}", edge.pointer),
+        format!("{}: {} has no {kind} named \"{name}\"", edge.label(), node.label()),
+        Some(hint),
+    );
 }
 
 fn flow_outputs(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[CompId], ends: &[usize]) {
@@ -322,7 +430,20 @@ fn flow_outputs(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[Com
             match by_title.get(p.title()) {
                 Some((m, s)) if !same_type(s, &p.schema) => {
                     let end = spec.get(*n);
-                    cx.report(end, Code::IoMismatch, p.pointer.clone(), format!("{}: output \"{}\" is {} here but {} in {}", end.label(), p.title(), p.type_name(), weft_spec::model::type_name(s), spec.get(*m).label()), Some("give outputs of the same name the same type in every EndNode".into()));
+                    cx.report(
+                        end,
+                        Code::IoMismatch,
+                        p.pointer.clone(),
+                        format!(
+                            "{}: output \"{}\" is {} here but {} in {}",
+                            end.label(),
+                            p.title(),
+                            p.type_name(),
+                            weft_spec::model::type_name(s),
+                            spec.get(*m).label()
+                        ),
+                        Some("give outputs of the same name the same type in every EndNode".into()),
+                    );
                 }
                 Some(_) => {}
                 None => {
@@ -342,12 +463,22 @@ fn flow_outputs(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[Com
         }
         let in_some = end_ios.iter().any(|(_, io)| io.output(p.title()).is_some());
         if p.default().is_none() {
-            let missing: Vec<String> = end_ios.iter().filter(|(_, io)| io.output(p.title()).is_none_or(|o| !same_type(&o.schema, &p.schema))).map(|(n, _)| spec.get(*n).label()).collect();
+            let missing: Vec<String> = end_ios
+                .iter()
+                .filter(|(_, io)| io.output(p.title()).is_none_or(|o| !same_type(&o.schema, &p.schema)))
+                .map(|(n, _)| spec.get(*n).label())
+                .collect();
             cx.report(
                 flow,
                 Code::IoMismatch,
                 p.pointer.clone(),
-                format!("{}: flow output \"{}\" has no default and is not produced, with type {}, by {}", flow.label(), p.title(), p.type_name(), missing.join(", ")),
+                format!(
+                    "{}: flow output \"{}\" has no default and is not produced, with type {}, by {}",
+                    flow.label(),
+                    p.title(),
+                    p.type_name(),
+                    missing.join(", ")
+                ),
                 Some("wire it into every EndNode (and list it in their outputs), give it a default, or remove it".into()),
             );
         } else if !in_some {
@@ -355,7 +486,11 @@ fn flow_outputs(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[Com
                 flow,
                 Code::RuntimeStructure,
                 p.pointer.clone(),
-                format!("{}: flow output \"{}\" is produced by no EndNode; WayFlow refuses outputs that only exist as defaults", flow.label(), p.title()),
+                format!(
+                    "{}: flow output \"{}\" is produced by no EndNode; WayFlow refuses outputs that only exist as defaults",
+                    flow.label(),
+                    p.title()
+                ),
                 Some("wire it into the EndNodes, or remove it from the flow's outputs".into()),
             );
         }

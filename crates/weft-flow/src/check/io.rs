@@ -24,7 +24,11 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                             comp,
                             Code::IoMismatch,
                             format!("{}/outputs", comp.pointer),
-                            format!("{}: `inputs` and `outputs` are both given but differ; a {} passes its values through unchanged", comp.label(), comp.ty.name),
+                            format!(
+                                "{}: `inputs` and `outputs` are both given but differ; a {} passes its values through unchanged",
+                                comp.label(),
+                                comp.ty.name
+                            ),
                             Some("make `outputs` identical to `inputs` (schemas included), or give only one of them".into()),
                         );
                     }
@@ -34,23 +38,49 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 if let Some(outs) = &comp.outputs {
                     if outs.len() != 1 {
                         let ptr = if outs.len() > 1 { outs[1].pointer.clone() } else { format!("{}/outputs", comp.pointer) };
-                        cx.report(comp, Code::IoMismatch, ptr, format!("{}: an InputMessageNode has exactly one string output, found {}", comp.label(), outs.len()), Some("keep a single output, e.g. {\"title\": \"user_input\", \"type\": \"string\"}".into()));
+                        cx.report(
+                            comp,
+                            Code::IoMismatch,
+                            ptr,
+                            format!("{}: an InputMessageNode has exactly one string output, found {}", comp.label(), outs.len()),
+                            Some("keep a single output, e.g. {\"title\": \"user_input\", \"type\": \"string\"}".into()),
+                        );
                     } else if outs[0].schema.get("type").and_then(|t| t.as_str()) != Some("string") {
-                        cx.report(comp, Code::IoMismatch, outs[0].pointer.clone(), format!("{}: the output of an InputMessageNode must be a string, found {}", comp.label(), outs[0].type_name()), Some("set \"type\": \"string\"".into()));
+                        cx.report(
+                            comp,
+                            Code::IoMismatch,
+                            outs[0].pointer.clone(),
+                            format!("{}: the output of an InputMessageNode must be a string, found {}", comp.label(), outs[0].type_name()),
+                            Some("set \"type\": \"string\"".into()),
+                        );
                     }
                 }
                 compare(cx, comp, "inputs", comp.inputs.as_deref(), inferred.inputs.as_deref());
             }
             "BranchingNode" => {
                 if let Some(ins) = &comp.inputs
-                    && ins.len() != 1 {
-                        let ptr = if ins.len() > 1 { ins[1].pointer.clone() } else { format!("{}/inputs", comp.pointer) };
-                        cx.report(comp, Code::IoMismatch, ptr, format!("{}: a BranchingNode has exactly one string input, found {}", comp.label(), ins.len()), Some("keep a single input, e.g. {\"title\": \"branching_mapping_key\", \"type\": \"string\"}".into()));
-                    }
+                    && ins.len() != 1
+                {
+                    let ptr = if ins.len() > 1 { ins[1].pointer.clone() } else { format!("{}/inputs", comp.pointer) };
+                    cx.report(
+                        comp,
+                        Code::IoMismatch,
+                        ptr,
+                        format!("{}: a BranchingNode has exactly one string input, found {}", comp.label(), ins.len()),
+                        Some("keep a single input, e.g. {\"title\": \"branching_mapping_key\", \"type\": \"string\"}".into()),
+                    );
+                }
                 if let Some(outs) = &comp.outputs
-                    && let Some(p) = outs.first() {
-                        cx.report(comp, Code::IoMismatch, p.pointer.clone(), format!("{}: a BranchingNode has no outputs, found \"{}\"", comp.label(), p.title()), Some("remove the outputs".into()));
-                    }
+                    && let Some(p) = outs.first()
+                {
+                    cx.report(
+                        comp,
+                        Code::IoMismatch,
+                        p.pointer.clone(),
+                        format!("{}: a BranchingNode has no outputs, found \"{}\"", comp.label(), p.title()),
+                        Some("remove the outputs".into()),
+                    );
+                }
             }
             _ => {
                 if !inferred.inputs_explicit_wins {
@@ -78,7 +108,13 @@ fn compare(cx: &mut Cx<'_>, comp: &Component, what: &str, given: Option<&[Proper
                 Some(s) => format!("did you mean \"{s}\"? The {what} of this {} are inferred: {}", comp.ty.name, list(&want)),
                 None => format!("remove it: the {what} of this {} are inferred from its configuration: {}", comp.ty.name, list(&want)),
             };
-            cx.report(comp, Code::IoMismatch, p.pointer.clone(), format!("{}: unexpected {} \"{}\"", comp.label(), singular(what), p.title()), Some(hint));
+            cx.report(
+                comp,
+                Code::IoMismatch,
+                p.pointer.clone(),
+                format!("{}: unexpected {} \"{}\"", comp.label(), singular(what), p.title()),
+                Some(hint),
+            );
         }
     }
     let missing: Vec<&str> = want.difference(&have).copied().collect();
@@ -87,7 +123,12 @@ fn compare(cx: &mut Cx<'_>, comp: &Component, what: &str, given: Option<&[Proper
             comp,
             Code::IoMismatch,
             format!("{}/{what}", comp.pointer),
-            format!("{}: `{what}` lacks {} inferred from its configuration: {}", comp.label(), if missing.len() == 1 { "a property" } else { "properties" }, missing.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")),
+            format!(
+                "{}: `{what}` lacks {} inferred from its configuration: {}",
+                comp.label(),
+                if missing.len() == 1 { "a property" } else { "properties" },
+                missing.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")
+            ),
             Some(format!("add {} to `{what}`, or remove `{what}` to let it be inferred", missing.join(", "))),
         );
     }
@@ -109,11 +150,23 @@ fn branches(cx: &mut Cx<'_>, comp: &Component, inferred: Option<&[String]>, free
     let ptr = format!("{}/branches", comp.pointer);
     let set: BTreeSet<&str> = given.iter().map(String::as_str).collect();
     if set.len() != given.len() {
-        cx.report(comp, Code::Branches, ptr.clone(), format!("{}: `branches` lists a branch twice", comp.label()), Some("list each branch once".into()));
+        cx.report(
+            comp,
+            Code::Branches,
+            ptr.clone(),
+            format!("{}: `branches` lists a branch twice", comp.label()),
+            Some("list each branch once".into()),
+        );
         return;
     }
     if comp.is("EndNode") {
-        cx.report(comp, Code::Branches, ptr, format!("{}: an EndNode has no branches, found {}", comp.label(), given.join(", ")), Some("remove `branches` (or write [])".into()));
+        cx.report(
+            comp,
+            Code::Branches,
+            ptr,
+            format!("{}: an EndNode has no branches, found {}", comp.label(), given.join(", ")),
+            Some("remove `branches` (or write [])".into()),
+        );
         return;
     }
     if free {

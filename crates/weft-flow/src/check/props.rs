@@ -48,10 +48,22 @@ fn one(cx: &mut Cx<'_>, comp: &Component, p: &Property) {
             Some(title) => {
                 if let Some(problem) = title_problem(title) {
                     let fixed: String = title.chars().map(|c| if c.is_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
-                    cx.report(comp, Code::Title, format!("{}/title", p.pointer), format!("{}: {problem}", comp.label()), Some(format!("rename it, e.g. \"{fixed}\"")));
+                    cx.report(
+                        comp,
+                        Code::Title,
+                        format!("{}/title", p.pointer),
+                        format!("{}: {problem}", comp.label()),
+                        Some(format!("rename it, e.g. \"{fixed}\"")),
+                    );
                 }
             }
-            None => cx.report(comp, Code::Title, format!("{}/title", p.pointer), format!("{}: a property title must be a string", comp.label()), None),
+            None => cx.report(
+                comp,
+                Code::Title,
+                format!("{}/title", p.pointer),
+                format!("{}: a property title must be a string", comp.label()),
+                None,
+            ),
         }
     }
     for (rel, title) in nested_titles(&p.schema) {
@@ -70,13 +82,14 @@ fn one(cx: &mut Cx<'_>, comp: &Component, p: &Property) {
         return;
     }
     if let Some(d) = p.default()
-        && !default_compatible(&p.schema, d) {
-            cx.report(
-                comp,
-                Code::Default,
-                format!("{}/default", p.pointer),
-                format!("{}: the default {d} of property \"{}\" does not fit its type {}", comp.label(), p.title(), p.type_name()),
-                Some("change the default to a value of the declared type, or remove it".into()),
-            );
-        }
+        && !default_compatible(&p.schema, d)
+    {
+        cx.report(
+            comp,
+            Code::Default,
+            format!("{}/default", p.pointer),
+            format!("{}: the default {d} of property \"{}\" does not fit its type {}", comp.label(), p.title(), p.type_name()),
+            Some("change the default to a value of the declared type, or remove it".into()),
+        );
+    }
 }

@@ -16,7 +16,13 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
     let spec = cx.spec;
     for (c, comp) in spec.components.iter().enumerate() {
         if comp.ty.support == Support::Generic {
-            cx.report(comp, Code::NotRunnable, comp.pointer.clone(), format!("{}: Weft loads, checks and exports this WayFlow type but cannot run it", comp.label()), Some("flows using it validate and export; running them needs a runtime that supports it".into()));
+            cx.report(
+                comp,
+                Code::NotRunnable,
+                comp.pointer.clone(),
+                format!("{}: Weft loads, checks and exports this WayFlow type but cannot run it", comp.label()),
+                Some("flows using it validate and export; running them needs a runtime that supports it".into()),
+            );
         }
         if cx.skip(c) {
             continue;
@@ -25,40 +31,84 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
             "MapNode" | "ParallelMapNode" => reducers(cx, inf, c),
             "Swarm" | "PluginSwarm" => {
                 if matches!(comp.field("relationships"), Some(Value::List(l)) if l.is_empty()) {
-                    cx.report(comp, Code::ComponentRule, format!("{}/relationships", comp.pointer), format!("{}: a Swarm needs at least one [caller, recipient] relationship", comp.label()), Some("add e.g. [first_agent, other_agent] to `relationships`".into()));
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        format!("{}/relationships", comp.pointer),
+                        format!("{}: a Swarm needs at least one [caller, recipient] relationship", comp.label()),
+                        Some("add e.g. [first_agent, other_agent] to `relationships`".into()),
+                    );
                 }
             }
             "ManagerWorkers" | "PluginManagerWorkers" => {
                 let workers = comp.comp_list("workers");
                 if workers.is_empty() {
-                    cx.report(comp, Code::ComponentRule, format!("{}/workers", comp.pointer), format!("{}: ManagerWorkers needs at least one worker", comp.label()), Some("add an agent to `workers`".into()));
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        format!("{}/workers", comp.pointer),
+                        format!("{}: ManagerWorkers needs at least one worker", comp.label()),
+                        Some("add an agent to `workers`".into()),
+                    );
                 } else if let Some(m) = comp.comp_field("group_manager")
-                    && let Some(i) = workers.iter().position(|&w| w == m) {
-                        cx.report(comp, Code::ComponentRule, format!("{}/workers/{i}", comp.pointer), format!("{}: the group manager is also one of its workers", comp.label()), Some("remove the manager from `workers`".into()));
-                    }
+                    && let Some(i) = workers.iter().position(|&w| w == m)
+                {
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        format!("{}/workers/{i}", comp.pointer),
+                        format!("{}: the group manager is also one of its workers", comp.label()),
+                        Some("remove the manager from `workers`".into()),
+                    );
+                }
             }
             "ApiNode" | "RemoteTool" | "SSETransport" | "StreamableHTTPTransport" | "SSEmTLSTransport" | "StreamableHTTPmTLSTransport" => {
                 if let (Some(Json::Object(h)), Some(Json::Object(s))) = (comp.json_field("headers"), comp.json_field("sensitive_headers"))
-                    && let Some(k) = h.keys().find(|k| s.contains_key(*k)) {
-                        cx.report(comp, Code::ComponentRule, format!("{}/sensitive_headers", comp.pointer), format!("{}: header \"{k}\" is in both `headers` and `sensitive_headers`", comp.label()), Some("keep each header in one of the two".into()));
-                    }
+                    && let Some(k) = h.keys().find(|k| s.contains_key(*k))
+                {
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        format!("{}/sensitive_headers", comp.pointer),
+                        format!("{}: header \"{k}\" is in both `headers` and `sensitive_headers`", comp.label()),
+                        Some("keep each header in one of the two".into()),
+                    );
+                }
             }
             "DbmsVectorChainLlmConfig" => dbms(cx, c),
             "CatchExceptionNode" => {
                 if let Some(outs) = &comp.outputs {
                     for p in outs {
                         if p.default().is_none() && p.title() != "caught_exception_info" {
-                            cx.report(comp, Code::Default, p.pointer.clone(), format!("{}: output \"{}\" needs a default, used when an exception is caught", comp.label(), p.title()), Some("add a \"default\" to this output".into()));
+                            cx.report(
+                                comp,
+                                Code::Default,
+                                p.pointer.clone(),
+                                format!("{}: output \"{}\" needs a default, used when an exception is caught", comp.label(), p.title()),
+                                Some("add a \"default\" to this output".into()),
+                            );
                         }
                     }
                 }
                 if let Some(sub) = comp.comp_field("subflow") {
                     let io = inf.io(sub);
                     if io.output("caught_exception_info").is_some() {
-                        cx.report(comp, Code::ComponentRule, format!("{}/subflow", comp.pointer), format!("{}: the subflow must not output `caught_exception_info`", comp.label()), Some("rename that subflow output".into()));
+                        cx.report(
+                            comp,
+                            Code::ComponentRule,
+                            format!("{}/subflow", comp.pointer),
+                            format!("{}: the subflow must not output `caught_exception_info`", comp.label()),
+                            Some("rename that subflow output".into()),
+                        );
                     }
                     if inf.end_branches(sub).iter().any(|b| b == "caught_exception_branch") {
-                        cx.report(comp, Code::ComponentRule, format!("{}/subflow", comp.pointer), format!("{}: the subflow must not end on a branch named `caught_exception_branch`", comp.label()), Some("rename that EndNode's branch_name".into()));
+                        cx.report(
+                            comp,
+                            Code::ComponentRule,
+                            format!("{}/subflow", comp.pointer),
+                            format!("{}: the subflow must not end on a branch named `caught_exception_branch`", comp.label()),
+                            Some("rename that EndNode's branch_name".into()),
+                        );
                     }
                 }
             }
@@ -66,8 +116,18 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 let text = comp.str_field("prompt_template").is_some_and(|s| !s.is_empty());
                 let object = comp.comp_field("prompt_template_object").is_some();
                 if text == object {
-                    let msg = if text { "has both a `prompt_template` and a `prompt_template_object`" } else { "has neither a `prompt_template` nor a `prompt_template_object`" };
-                    cx.report(comp, Code::ComponentRule, comp.pointer.clone(), format!("{}: {msg}; exactly one must be set", comp.label()), Some("keep the template object and set `prompt_template` to \"\", or drop the object".into()));
+                    let msg = if text {
+                        "has both a `prompt_template` and a `prompt_template_object`"
+                    } else {
+                        "has neither a `prompt_template` nor a `prompt_template_object`"
+                    };
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        comp.pointer.clone(),
+                        format!("{}: {msg}; exactly one must be set", comp.label()),
+                        Some("keep the template object and set `prompt_template` to \"\", or drop the object".into()),
+                    );
                 }
             }
             "PluginPromptTemplate" => {
@@ -76,14 +136,27 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 let native_tc = comp.json_field("native_tool_calling").and_then(Json::as_bool).unwrap_or(true);
                 if parser_missing && (!native_sg || !native_tc) {
                     let which = if !native_sg { "native_structured_generation" } else { "native_tool_calling" };
-                    cx.report(comp, Code::ComponentRule, format!("{}/output_parser", comp.pointer), format!("{}: `{which}` is false, so an `output_parser` is needed to read the answer", comp.label()), Some("add a PluginJsonOutputParser (or the parser that matches the prompt), or set the flag to true".into()));
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        format!("{}/output_parser", comp.pointer),
+                        format!("{}: `{which}` is false, so an `output_parser` is needed to read the answer", comp.label()),
+                        Some("add a PluginJsonOutputParser (or the parser that matches the prompt), or set the flag to true".into()),
+                    );
                 }
             }
             "PluginRetryNode" => {
                 if let Some(n) = comp.json_field("max_num_trials").and_then(Json::as_i64)
-                    && !(0..=20).contains(&n) {
-                        cx.report(comp, Code::BadValue, format!("{}/max_num_trials", comp.pointer), format!("{}: `max_num_trials` is {n}; it must be between 0 and 20", comp.label()), Some("use a value from 0 to 20".into()));
-                    }
+                    && !(0..=20).contains(&n)
+                {
+                    cx.report(
+                        comp,
+                        Code::BadValue,
+                        format!("{}/max_num_trials", comp.pointer),
+                        format!("{}: `max_num_trials` is {n}; it must be between 0 and 20", comp.label()),
+                        Some("use a value from 0 to 20".into()),
+                    );
+                }
             }
             "ParallelFlowNode" | "ExtendedParallelFlowNode" => parallel_flow(cx, inf, c),
             _ => {}
@@ -103,7 +176,8 @@ fn reducers(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
     let spec = cx.spec;
     let comp = spec.get(c);
     let Some(Json::Object(map)) = comp.json_field("reducers") else { return };
-    let outputs: Vec<String> = comp.comp_field("subflow").map(|s| inf.io(s).outputs.iter().map(|p| p.title().to_owned()).collect()).unwrap_or_default();
+    let outputs: Vec<String> =
+        comp.comp_field("subflow").map(|s| inf.io(s).outputs.iter().map(|p| p.title().to_owned()).collect()).unwrap_or_default();
     for (k, v) in map {
         let ptr = format!("{}/reducers/{}", comp.pointer, weft_spec::diagnostic::escape_token(k));
         match v.as_str() {
@@ -121,7 +195,13 @@ fn reducers(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
                 Some(s) => format!("did you mean \"{s}\"?"),
                 None => format!("the subflow's outputs are: {}", outputs.join(", ")),
             };
-            cx.report(comp, Code::ComponentRule, ptr, format!("{}: the reducer key \"{k}\" is not an output of the subflow", comp.label()), Some(hint));
+            cx.report(
+                comp,
+                Code::ComponentRule,
+                ptr,
+                format!("{}: the reducer key \"{k}\" is not an output of the subflow", comp.label()),
+                Some(hint),
+            );
         }
     }
 }
@@ -130,17 +210,35 @@ fn dbms(cx: &mut Cx<'_>, c: CompId) {
     let comp = cx.spec.get(c);
     let set = |f: &str| comp.json_field(f).is_some_and(|v| !v.is_null());
     if set("host") == set("credential_name") {
-        cx.report(comp, Code::ComponentRule, comp.pointer.clone(), format!("{}: exactly one of `host` and `credential_name` must be set", comp.label()), Some("set `host` to \"local\" or give a `credential_name`, not both".into()));
+        cx.report(
+            comp,
+            Code::ComponentRule,
+            comp.pointer.clone(),
+            format!("{}: exactly one of `host` and `credential_name` must be set", comp.label()),
+            Some("set `host` to \"local\" or give a `credential_name`, not both".into()),
+        );
     }
     if set("host") {
         let provider = comp.str_field("provider").unwrap_or("");
         if !matches!(provider, "openai" | "ollama") {
-            cx.report(comp, Code::ComponentRule, format!("{}/host", comp.pointer), format!("{}: `host` is allowed only with provider openai or ollama, not \"{provider}\"", comp.label()), Some("use a `credential_name` for this provider".into()));
+            cx.report(
+                comp,
+                Code::ComponentRule,
+                format!("{}/host", comp.pointer),
+                format!("{}: `host` is allowed only with provider openai or ollama, not \"{provider}\"", comp.label()),
+                Some("use a `credential_name` for this provider".into()),
+            );
         }
     }
     for f in ["api_provider", "api_type", "api_key"] {
         if set(f) || matches!(comp.field(f), Some(Value::Secret(_))) {
-            cx.report(comp, Code::ComponentRule, format!("{}/{f}", comp.pointer), format!("{}: `{f}` must not be set on a DbmsVectorChainLlmConfig", comp.label()), Some(format!("remove `{f}`")));
+            cx.report(
+                comp,
+                Code::ComponentRule,
+                format!("{}/{f}", comp.pointer),
+                format!("{}: `{f}` must not be set on a DbmsVectorChainLlmConfig", comp.label()),
+                Some(format!("remove `{f}`")),
+            );
         }
     }
     for f in ["model_id", "provider", "url"] {
@@ -168,7 +266,11 @@ fn parallel_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
                     comp,
                     Code::Parallel,
                     comp.pointer.clone(),
-                    format!("{}: branches {first} and {i} both output \"{}\"; the merged outputs would overwrite each other", comp.label(), p.title()),
+                    format!(
+                        "{}: branches {first} and {i} both output \"{}\"; the merged outputs would overwrite each other",
+                        comp.label(),
+                        p.title()
+                    ),
                     Some("rename the output in one of the branches (or map it with output_mapping)".into()),
                 );
             } else {
@@ -181,7 +283,13 @@ fn parallel_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
                     comp,
                     Code::IoMismatch,
                     comp.pointer.clone(),
-                    format!("{}: branches take input \"{}\" with different types ({} and {})", comp.label(), p.title(), weft_spec::model::type_name(s), p.type_name()),
+                    format!(
+                        "{}: branches take input \"{}\" with different types ({} and {})",
+                        comp.label(),
+                        p.title(),
+                        weft_spec::model::type_name(s),
+                        p.type_name()
+                    ),
                     Some("give the shared input the same type in every branch, or rename it".into()),
                 ),
                 Some(_) => {}
@@ -249,10 +357,15 @@ fn yields(spec: &weft_spec::Spec, n: CompId) -> Option<&'static str> {
             let agent = spec.get(node.comp_field("agent")?);
             let asks = match agent.ty.name {
                 "Agent" => agent.json_field("human_in_the_loop").and_then(Json::as_bool).unwrap_or(true),
-                "ExtendedAgent" => agent.json_field("caller_input_mode").and_then(Json::as_str) != Some("never") && agent.json_field("human_in_the_loop").and_then(Json::as_bool).unwrap_or(true),
+                "ExtendedAgent" => {
+                    agent.json_field("caller_input_mode").and_then(Json::as_str) != Some("never")
+                        && agent.json_field("human_in_the_loop").and_then(Json::as_bool).unwrap_or(true)
+                }
                 _ => false,
             };
-            let client_tool = agent.comp_list("tools").into_iter().any(|t| spec.get(t).is("ClientTool") || spec.get(t).json_field("requires_confirmation").and_then(Json::as_bool) == Some(true));
+            let client_tool = agent.comp_list("tools").into_iter().any(|t| {
+                spec.get(t).is("ClientTool") || spec.get(t).json_field("requires_confirmation").and_then(Json::as_bool) == Some(true)
+            });
             if asks {
                 Some("ask the user (its agent has human_in_the_loop)")
             } else if client_tool {

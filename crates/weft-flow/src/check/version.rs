@@ -41,9 +41,10 @@ pub fn floor(comp: &Component) -> (Version, String) {
     }
     if name == "LlmNode"
         && let Some(outs) = &comp.outputs
-            && (outs.len() > 1 || outs.iter().any(|p| p.schema.get("type").and_then(Json::as_str) != Some("string"))) {
-                raise(Version::V25_4_2, format!("structured generation on {} needs 25.4.2", comp.label()));
-            }
+        && (outs.len() > 1 || outs.iter().any(|p| p.schema.get("type").and_then(Json::as_str) != Some("string")))
+    {
+        raise(Version::V25_4_2, format!("structured generation on {} needs 25.4.2", comp.label()));
+    }
     if matches!(name, "OpenAiCompatibleConfig" | "VllmConfig" | "OllamaConfig" | "OpenAiConfig") {
         let api_type = comp.str_field("api_type").unwrap_or("chat_completions");
         if set("api_key") || api_type != "chat_completions" {
@@ -104,9 +105,13 @@ pub(super) fn check(cx: &mut Cx<'_>) {
     if let Some((v, why, comp)) = worst {
         let key = if spec.version_source == VersionSource::AirVersion { "air_version" } else { "agentspec_version" };
         cx.diags.push(
-            Diagnostic::new(Code::Version, format!("/{key}"), format!("the document declares {key} {} but its minimum is {v}: {why}", spec.version))
-                .hint(format!("declare \"{key}\": \"{v}\" or later"))
-                .component(Some(&comp.name), Some(&comp.id)),
+            Diagnostic::new(
+                Code::Version,
+                format!("/{key}"),
+                format!("the document declares {key} {} but its minimum is {v}: {why}", spec.version),
+            )
+            .hint(format!("declare \"{key}\": \"{v}\" or later"))
+            .component(Some(&comp.name), Some(&comp.id)),
         );
     }
 }
