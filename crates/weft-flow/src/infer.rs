@@ -120,6 +120,9 @@ impl<'s> Inferrer<'s> {
                     inf.inputs = Some(self.io(start).inputs);
                 }
                 inf.outputs = Some(self.flow_outputs(c));
+                // Declared flow outputs follow their own rule (FORMAT.md 7.1), checked with the
+                // flow, not a title-set comparison.
+                inf.outputs_explicit_wins = true;
             }
             "StartNode" | "EndNode" => {
                 inf.branches = Some(if comp.is("StartNode") { vec!["next".into()] } else { Vec::new() });

@@ -138,7 +138,7 @@ pub fn check_source(source: &Source, options: &LoadOptions) -> (Option<Flow>, Di
     });
     let mut diags = out.diagnostics;
     let flow = out.spec.map(|spec| {
-        check::run(&spec, &out.incomplete, &mut diags);
+        check::run(&spec, &out.incomplete, &out.partial, &mut diags);
         let mut inf = infer::Inferrer::new(&spec);
         let io = (0..spec.components.len()).map(|c| inf.io(c)).collect();
         Flow { spec: Arc::new(spec), io: Arc::new(io) }

@@ -49,6 +49,9 @@ pub struct LoadOutput {
     pub spec: Option<Spec>,
     /// Components whose own fields had errors: later checks skip them to avoid cascades.
     pub incomplete: Vec<bool>,
+    /// Components holding a nested component that failed to load (reported where it is):
+    /// checks that would only restate that failure skip them.
+    pub partial: Vec<bool>,
     /// Everything found.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -60,7 +63,7 @@ pub fn load(input: LoadInput<'_>) -> LoadOutput {
         Ok(v) => v,
         Err(d) => {
             diagnostics.push(d);
-            return LoadOutput { spec: None, incomplete: Vec::new(), diagnostics };
+            return LoadOutput { spec: None, incomplete: Vec::new(), partial: Vec::new(), diagnostics };
         }
     };
     let mut registries = Vec::new();
@@ -86,9 +89,9 @@ pub fn load(input: LoadInput<'_>) -> LoadOutput {
     let root = loader.load_slot(&doc, "", 0, Kind::Component, true);
     loader.report_unused();
     loader.check_duplicate_ids();
-    let Loader { components, incomplete, diags, .. } = loader;
+    let Loader { components, incomplete, partial, diags, .. } = loader;
     let spec = root.map(|root| Spec { components, root, version, version_source, sources });
-    LoadOutput { spec, incomplete, diagnostics: diags }
+    LoadOutput { spec, incomplete, partial, diagnostics: diags }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +120,7 @@ struct Entry<'a> {
 struct Loader<'a> {
     components: Vec<Component>,
     incomplete: Vec<bool>,
+    partial: Vec<bool>,
     diags: Vec<Diagnostic>,
     tables: Vec<Table>,
     /// Table index by (source, owner pointer).
@@ -157,6 +161,7 @@ impl<'a> Loader<'a> {
         Loader {
             components: Vec::new(),
             incomplete: Vec::new(),
+            partial: Vec::new(),
             diags: Vec::new(),
             tables: Vec::new(),
             table_of: HashMap::new(),
@@ -513,7 +518,7 @@ impl<'a> Loader<'a> {
             }
         };
         self.enter_table(source, ptr);
-        let mut ctx = Ctx { ptr: ptr.to_owned(), source, ty, name: name_hint.clone(), id: id_hint.clone(), broken: false };
+        let mut ctx = Ctx { ptr: ptr.to_owned(), source, ty, name: name_hint.clone(), id: id_hint.clone(), broken: false, partial: false };
 
         let id = match obj.get("id") {
             Some(Json::String(s)) => s.clone(),
@@ -615,6 +620,7 @@ impl<'a> Loader<'a> {
             source,
         });
         self.incomplete.push(ctx.broken);
+        self.partial.push(ctx.partial);
         Some(idx)
     }
 
@@ -792,7 +798,7 @@ impl<'a> Loader<'a> {
             },
             // A nested component that fails to load is reported where it is; its parent stays
             // checkable, so independent problems elsewhere are still found.
-            Ty::Comp(kind) => self.load_slot(v, &ptr, ctx.source, kind, false).map(Value::Comp),
+            Ty::Comp(kind) => self.child(ctx, v, &ptr, kind).map(Value::Comp),
             Ty::CompList(kind) => {
                 let Json::Array(items) = v else {
                     self.value_error(
@@ -806,7 +812,7 @@ impl<'a> Loader<'a> {
                 };
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(c) = self.load_slot(item, &join_index(&ptr, i), ctx.source, kind, false) {
+                    if let Some(c) = self.child(ctx, item, &join_index(&ptr, i), kind) {
                         out.push(Value::Comp(c));
                     }
                 }
@@ -816,14 +822,13 @@ impl<'a> Loader<'a> {
                 Json::Array(items) => {
                     let mut out = Vec::new();
                     for (i, item) in items.iter().enumerate() {
-                        match self.load_slot(item, &join_index(&ptr, i), ctx.source, kind, false) {
-                            Some(c) => out.push(Value::Comp(c)),
-                            None => ctx.broken = true,
+                        if let Some(c) = self.child(ctx, item, &join_index(&ptr, i), kind) {
+                            out.push(Value::Comp(c));
                         }
                     }
                     Some(Value::List(out))
                 }
-                _ => self.load_slot(v, &ptr, ctx.source, kind, false).map(Value::Comp),
+                _ => self.child(ctx, v, &ptr, kind).map(Value::Comp),
             },
             Ty::CompMap(kind) => {
                 let Json::Object(m) = v else {
@@ -838,7 +843,7 @@ impl<'a> Loader<'a> {
                 };
                 let mut out = IndexMap::new();
                 for (k, item) in m {
-                    if let Some(c) = self.load_slot(item, &join(&ptr, k), ctx.source, kind, false) {
+                    if let Some(c) = self.child(ctx, item, &join(&ptr, k), kind) {
                         out.insert(k.clone(), Value::Comp(c));
                     }
                 }
@@ -860,8 +865,8 @@ impl<'a> Loader<'a> {
                     let item_ptr = join_index(&ptr, i);
                     match item {
                         Json::Array(pair) if pair.len() == 2 => {
-                            let a = self.load_slot(&pair[0], &join_index(&item_ptr, 0), ctx.source, kind, false);
-                            let b = self.load_slot(&pair[1], &join_index(&item_ptr, 1), ctx.source, kind, false);
+                            let a = self.child(ctx, &pair[0], &join_index(&item_ptr, 0), kind);
+                            let b = self.child(ctx, &pair[1], &join_index(&item_ptr, 1), kind);
                             if let (Some(a), Some(b)) = (a, b) {
                                 out.push(Value::List(vec![Value::Comp(a), Value::Comp(b)]));
                             }
@@ -892,7 +897,7 @@ impl<'a> Loader<'a> {
                 for (i, item) in items.iter().enumerate() {
                     if item.is_string() {
                         out.push(Value::Json(item.clone()));
-                    } else if let Some(c) = self.load_slot(item, &join_index(&ptr, i), ctx.source, kind, false) {
+                    } else if let Some(c) = self.child(ctx, item, &join_index(&ptr, i), kind) {
                         out.push(Value::Comp(c));
                     }
                 }
@@ -991,6 +996,15 @@ impl<'a> Loader<'a> {
                 Some(Value::Json(v.clone()))
             }
         }
+    }
+
+    /// Loads a nested component slot; a failure (reported where it is) marks the parent partial.
+    fn child(&mut self, ctx: &mut Ctx, v: &'a Json, ptr: &str, kind: Kind) -> Option<CompId> {
+        let r = self.load_slot(v, ptr, ctx.source, kind, false);
+        if r.is_none() {
+            ctx.partial = true;
+        }
+        r
     }
 
     fn expect(&mut self, ctx: &mut Ctx, v: &Json, ptr: String, ok: impl Fn(&Json) -> bool, what: &str) -> Option<Value> {
@@ -1112,6 +1126,7 @@ struct Ctx {
     name: Option<String>,
     id: Option<String>,
     broken: bool,
+    partial: bool,
 }
 
 impl Ctx {

@@ -32,6 +32,12 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
     let nodes_ptr = format!("{}/nodes", flow.pointer);
     let node_ptr = |i: usize| join_index(&nodes_ptr, i);
     let index_of: HashMap<CompId, usize> = nodes.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+    // When a node or an edge of this flow failed to load (already reported), the structural
+    // rules would only restate that failure: skip them.
+    if cx.partial(f) || flow.comp_list("control_flow_connections").into_iter().any(|e| cx.partial(e) || cx.skip(e)) {
+        data_edges(cx, inf, f, &index_of, false);
+        return;
+    }
     let mut structural = 0usize;
 
     // Rule 1: exactly one StartNode, and start_node is it.
@@ -146,7 +152,13 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
             continue;
         }
         let branch = e.branch.clone().unwrap_or_else(|| "next".into());
-        let from_branches = inf.io(from).branches;
+        // The branches the node really has: the inferred ones, unless the type leaves them free
+        // (a wrong declared list is reported on the node itself).
+        let inferred = inf.inferred(from);
+        let from_branches = match inferred.branches {
+            Some(b) if !inferred.branches_free_when_given => b,
+            _ => inf.io(from).branches,
+        };
         if !from_branches.contains(&branch) {
             let hint = match did_you_mean(&branch, from_branches.iter().map(String::as_str)) {
                 Some(s) => format!("did you mean \"{s}\"? {} has the branches [{}]", spec.get(from).label(), from_branches.join(", ")),
@@ -223,7 +235,7 @@ fn one_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId) {
     {
         no_exit_loops(cx, inf, f, &nodes, nodes[si], &edges, &nodes_ptr);
     }
-    data_edges(cx, inf, f, &index_of);
+    data_edges(cx, inf, f, &index_of, true);
     flow_outputs(cx, inf, f, &nodes, &ends);
     map_iteration(cx, inf, f, &nodes);
 }
@@ -347,7 +359,7 @@ fn no_exit_loops(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, nodes: &[Co
     }
 }
 
-fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &HashMap<CompId, usize>) {
+fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &HashMap<CompId, usize>, check_membership: bool) {
     let spec = cx.spec;
     let flow = spec.get(f);
     for e in flow.comp_list("data_flow_connections") {
@@ -357,7 +369,7 @@ fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &Has
         }
         let (Some(src), Some(dst)) = (edge.comp_field("source_node"), edge.comp_field("destination_node")) else { continue };
         for (n, member) in [(src, "source_node"), (dst, "destination_node")] {
-            if !index_of.contains_key(&n) {
+            if check_membership && !index_of.contains_key(&n) {
                 cx.report(
                     edge,
                     Code::FlowStructure,

@@ -14,9 +14,9 @@ use weft_spec::{Code, CompId, Component, Diagnostic, Spec};
 
 /// Runs every check; components flagged `incomplete` by the loader are skipped where their
 /// missing fields would only cause follow-on errors.
-pub fn run(spec: &Spec, incomplete: &[bool], diags: &mut Vec<Diagnostic>) {
+pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<Diagnostic>) {
     let mut inf = Inferrer::new(spec);
-    let mut cx = Cx { spec, incomplete, diags };
+    let mut cx = Cx { spec, incomplete, partial, diags };
     props::check(&mut cx);
     io::check(&mut cx, &mut inf);
     flow::check(&mut cx, &mut inf);
@@ -28,6 +28,7 @@ pub fn run(spec: &Spec, incomplete: &[bool], diags: &mut Vec<Diagnostic>) {
 pub(crate) struct Cx<'a> {
     pub spec: &'a Spec,
     pub incomplete: &'a [bool],
+    pub partial: &'a [bool],
     pub diags: &'a mut Vec<Diagnostic>,
 }
 
@@ -44,5 +45,10 @@ impl Cx<'_> {
     /// Whether the loader flagged the component.
     pub fn skip(&self, c: CompId) -> bool {
         self.incomplete.get(c).copied().unwrap_or(false)
+    }
+
+    /// Whether a component nested in this one failed to load.
+    pub fn partial(&self, c: CompId) -> bool {
+        self.partial.get(c).copied().unwrap_or(false)
     }
 }
