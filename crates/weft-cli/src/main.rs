@@ -108,6 +108,8 @@ enum DocFormat {
 enum Outcome {
     Valid,
     Invalid,
+    /// Some input could not be read (already reported); the others were processed.
+    IoError,
 }
 
 fn main() -> ExitCode {
@@ -127,6 +129,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Valid) => ExitCode::SUCCESS,
         Ok(Outcome::Invalid) => ExitCode::from(1),
+        Ok(Outcome::IoError) => ExitCode::from(2),
         Err(e) => {
             report::error_line(&format!("{e:#}"));
             ExitCode::from(2)
@@ -137,9 +140,18 @@ fn main() -> ExitCode {
 fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
     let options = input::load_options(&args.load)?;
     let mut all_valid = true;
+    let mut io_error = false;
     let stdout = std::io::stdout();
     for file in &args.files {
-        let source = input::read_source(file)?;
+        let source = match input::read_source(file) {
+            Ok(s) => s,
+            Err(e) => {
+                // Report it and go on with the other files; the exit code says 2.
+                report::error_line(&format!("{e:#}"));
+                io_error = true;
+                continue;
+            }
+        };
         let (flow, diags) = match source {
             Ok(source) => {
                 let (flow, diags) = weft_flow::check_source(&source, &options);
@@ -158,7 +170,13 @@ fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
             }
         }
     }
-    Ok(if all_valid { Outcome::Valid } else { Outcome::Invalid })
+    Ok(if io_error {
+        Outcome::IoError
+    } else if all_valid {
+        Outcome::Valid
+    } else {
+        Outcome::Invalid
+    })
 }
 
 /// Loads one file for graph/export: the flow, or the diagnostics already printed.

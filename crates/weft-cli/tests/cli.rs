@@ -87,9 +87,10 @@ fn json_format_prints_one_line_per_file_and_nothing_else() {
 fn usage_and_io_errors_exit_2() {
     assert_eq!(code(&weft(&["validate"])), 2);
     assert_eq!(code(&weft(&["frobnicate"])), 2);
-    let out = weft(&["validate", "no/such/file.json"]);
+    let out = weft(&["validate", "no/such/file.json", "valid/p_llm_flow_minimal.json"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("cannot read no/such/file.json"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("valid/p_llm_flow_minimal.json: valid"), "the other files are still checked: {}", stderr(&out));
     let out = weft(&["validate", "--secret", "novalue", "valid/p_llm_flow_minimal.json"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("--secret"), "{}", stderr(&out));

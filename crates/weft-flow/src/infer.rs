@@ -149,9 +149,6 @@ impl<'s> Inferrer<'s> {
                 };
                 inf.inputs = Some(map_titles(comp, "input_mapping", inputs));
                 inf.outputs = Some(map_titles(comp, "output_mapping", outputs));
-                if template.is_none() {
-                    inf.outputs_explicit_wins = true;
-                }
                 inf.branches = next();
             }
             "ToolNode" | "ExtendedToolNode" => {
@@ -284,9 +281,6 @@ impl<'s> Inferrer<'s> {
             }
             "Agent" | "ExtendedAgent" => {
                 inf.inputs = Some(string_props(&placeholders(comp.str_field("system_prompt").unwrap_or(""))));
-                if comp.is("ExtendedAgent") {
-                    inf.inputs_explicit_wins = true;
-                }
             }
             "SpecializedAgent" => {
                 let mut inputs = Vec::new();
@@ -305,17 +299,107 @@ impl<'s> Inferrer<'s> {
             }
             "PluginOutputMessageNode" => {
                 inf.inputs = Some(map_titles(comp, "input_mapping", string_props(&placeholders(comp.str_field("message").unwrap_or("")))));
-                inf.inputs_explicit_wins = true;
                 let expose = comp.json_field("expose_message_as_output").and_then(Json::as_bool).unwrap_or(true);
                 let outs = if expose { vec![Property::typed("output_message", "string")] } else { Vec::new() };
                 inf.outputs = Some(map_titles(comp, "output_mapping", outs));
                 inf.outputs_explicit_wins = true;
                 inf.branches = next();
             }
+            "PluginInputMessageNode" => {
+                let inputs = jinja_titles(comp.str_field("message_template").unwrap_or(""), &[]);
+                inf.inputs = Some(map_titles(comp, "input_mapping", inputs));
+                inf.outputs = Some(map_titles(comp, "output_mapping", vec![Property::typed("user_provided_input", "string")]));
+                inf.branches = next();
+            }
+            "PluginTemplateNode" => {
+                let inputs = jinja_titles(comp.str_field("template").unwrap_or(""), &[]);
+                inf.inputs = Some(map_titles(comp, "input_mapping", inputs));
+                inf.outputs = Some(map_titles(comp, "output_mapping", vec![Property::typed("output", "string")]));
+                inf.branches = next();
+            }
+            "PluginRegexNode" => {
+                inf.inputs = Some(map_titles(comp, "input_mapping", vec![Property::typed("text", "string")]));
+                inf.outputs = Some(map_titles(comp, "output_mapping", vec![Property::new(json!({"title": "output"}))]));
+                inf.branches = next();
+            }
+            "PluginExtractNode" => {
+                inf.inputs = Some(map_titles(comp, "input_mapping", vec![Property::typed("text", "string")]));
+                let outs = comp
+                    .json_field("output_values")
+                    .and_then(Json::as_object)
+                    .map(|m| m.keys().map(|k| Property::new(json!({"title": k}))).collect())
+                    .unwrap_or_default();
+                inf.outputs = Some(map_titles(comp, "output_mapping", outs));
+                inf.branches = next();
+            }
+            "PluginConstantValuesNode" => {
+                inf.inputs = Some(Vec::new());
+                let outs = comp
+                    .json_field("constant_values")
+                    .and_then(Json::as_object)
+                    .map(|m| m.keys().map(|k| Property::new(json!({"title": k}))).collect())
+                    .unwrap_or_default();
+                inf.outputs = Some(map_titles(comp, "output_mapping", outs));
+                inf.branches = next();
+            }
+            "PluginGetChatHistoryNode" => {
+                let inputs = match comp.str_field("output_template") {
+                    Some(t) if !t.is_empty() => jinja_titles(t, &["chat_history"]),
+                    _ => Vec::new(),
+                };
+                inf.inputs = Some(map_titles(comp, "input_mapping", inputs));
+                inf.outputs = Some(map_titles(comp, "output_mapping", vec![Property::new(json!({"title": "chat_history"}))]));
+                inf.branches = next();
+            }
+            "PluginChoiceNode" => {
+                let inputs = jinja_titles(comp.str_field("prompt_template").unwrap_or(""), &["next_steps"]);
+                inf.inputs = Some(map_titles(comp, "input_mapping", inputs));
+                let outs = vec![Property::typed("selected_choice", "string"), Property::typed("llm_output", "string")];
+                inf.outputs = Some(map_titles(comp, "output_mapping", outs));
+                let mut b: Vec<String> = comp
+                    .json_field("next_branches")
+                    .and_then(Json::as_array)
+                    .map(|l| l.iter().filter_map(|e| e.get(0).and_then(Json::as_str).map(str::to_owned)).collect())
+                    .unwrap_or_default();
+                b.push("default".into());
+                inf.branches = Some(sorted_unique(b));
+            }
+            "PluginRetryNode" => {
+                if let Some(sub) = comp.comp_field("flow") {
+                    let io = self.io(sub);
+                    let success = comp.str_field("success_condition").unwrap_or("");
+                    inf.inputs = Some(map_titles(comp, "input_mapping", io.inputs));
+                    let mut outs: Vec<Property> = io.outputs.into_iter().filter(|p| p.title() != success).collect();
+                    outs.push(Property::typed("retry_step_num_retries", "integer"));
+                    outs.push(Property::typed("retry_step_success", "boolean"));
+                    inf.outputs = Some(map_titles(comp, "output_mapping", outs));
+                    let mut b = self.end_branches(sub);
+                    b.push("failure".into());
+                    inf.branches = Some(sorted_unique(b));
+                }
+            }
+            "PluginCatchExceptionNode" => {
+                if let Some(sub) = comp.comp_field("flow") {
+                    let io = self.io(sub);
+                    inf.inputs = Some(map_titles(comp, "input_mapping", io.inputs));
+                    let mut outs = io.outputs;
+                    outs.push(Property::new(json!({"title": "exception_name", "default": ""})));
+                    outs.push(Property::new(json!({"title": "exception_payload_name", "default": ""})));
+                    inf.outputs = Some(map_titles(comp, "output_mapping", outs));
+                    let mut b = self.end_branches(sub);
+                    if let Some(Json::Object(m)) = comp.json_field("except_on") {
+                        b.extend(m.values().filter_map(Json::as_str).map(str::to_owned));
+                    }
+                    if comp.json_field("catch_all_exceptions").and_then(Json::as_bool) == Some(true) {
+                        b.push("default_exception_branch".into());
+                    }
+                    inf.branches = Some(sorted_unique(b));
+                }
+            }
             _ => {
-                // WayFlow plugin nodes whose interface depends on run-time details Weft does not
-                // model yet keep their declared lists; they still get the default branch.
-                if comp.ty.io == IoKind::Node && !comp.ty.name.starts_with("Plugin") && !comp.ty.name.starts_with("Extended") {
+                // Other nodes (WayFlow variable and map nodes, datastore nodes, ...) keep their
+                // declared inputs and outputs, and leave through `next`.
+                if comp.ty.io == IoKind::Node {
                     inf.branches = next();
                 }
             }
@@ -409,6 +493,11 @@ fn http_placeholders(comp: &Component) -> Vec<String> {
         }
     }
     out
+}
+
+/// Inputs of a Jinja template, WayFlow's way, minus variables the node provides itself.
+fn jinja_titles(template: &str, provided: &[&str]) -> Vec<Property> {
+    jinja_inputs(&[template]).unwrap_or_default().into_iter().map(Property::new).filter(|p| !provided.contains(&p.title())).collect()
 }
 
 /// Inputs of a PluginPromptTemplate inferred from its messages (WayFlow's scanner).

@@ -4,7 +4,8 @@
 //! ```
 //! let text = include_str!("../../../examples/flows/seed_parallel_marketing.json");
 //! let loaded = weft_flow::Flow::from_json(text).expect("the seed example is valid");
-//! assert_eq!(loaded.flow.spec().root().name, "flow_a16f3b9c__auto");
+//! assert_eq!(loaded.flow.spec().root().ty.name, "Flow");
+//! assert!(loaded.warnings.is_empty());
 //! ```
 
 mod check;

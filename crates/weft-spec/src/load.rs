@@ -81,10 +81,12 @@ pub fn load(input: LoadInput<'_>) -> LoadOutput {
     let mut loader = Loader::new(input.secrets.clone(), sources.clone());
     loader.fallback = input.secret_fallback;
     loader.diags = diagnostics;
+    loader.scan_tables(&doc, "", 0);
+    // Registry entries come after the document's tables: a key the document defines itself
+    // keeps the document's definition, as pyagentspec does.
     for (src, reg) in &registries {
         loader.scan_registry(reg, *src);
     }
-    loader.scan_tables(&doc, "", 0);
     let (version, version_source) = loader.read_version(&doc);
     let root = loader.load_slot(&doc, "", 0, Kind::Component, true);
     loader.report_unused();
@@ -219,6 +221,9 @@ impl<'a> Loader<'a> {
     }
 
     fn add_entry(&mut self, key: &str, json: &'a Json, pointer: String, source: usize, table: usize) {
+        if source > 0 && self.keys.get(key).is_some_and(|&first| self.entries[first].source == 0) {
+            return;
+        }
         if let Some(&first) = self.keys.get(key) {
             let first_ptr = self.entries[first].pointer.clone();
             let first_src = self.entries[first].source;
@@ -347,7 +352,7 @@ impl<'a> Loader<'a> {
                 let r = match json.get("$component_ref").and_then(Json::as_str) {
                     Some(alias) => {
                         self.enter_table(src, &ptr);
-                        self.resolve(alias, &join(&ptr, "$component_ref"), src, kind)
+                        self.resolve(alias, &join(&ptr, "$component_ref"), src, Kind::Component)
                     }
                     None => match json {
                         Json::Object(obj) => {
@@ -681,7 +686,17 @@ impl<'a> Loader<'a> {
 
     fn branches(&mut self, ctx: &mut Ctx, obj: &Map<String, Json>) -> Option<Vec<String>> {
         match obj.get("branches") {
-            None | Some(Json::Null) => None,
+            None => None,
+            Some(Json::Null) => {
+                self.field_error(
+                    ctx,
+                    Code::BadValue,
+                    "branches",
+                    "`branches` must be a list of strings, not null".into(),
+                    Some("remove `branches` to let it be inferred, or list the branches".into()),
+                );
+                None
+            }
             Some(Json::Array(items)) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
@@ -955,7 +970,11 @@ impl<'a> Loader<'a> {
                     );
                     return None;
                 }
-                for (member, msg, hint) in crate::plain::check_retry_policy(v) {
+                let mut problems = crate::plain::check_retry_policy(v);
+                if problems.is_empty() {
+                    problems = crate::plain::check_retry_policy_wayflow(v);
+                }
+                for (member, msg, hint) in problems {
                     self.value_error(ctx, Code::BadValue, join(&ptr, member), msg, Some(hint));
                 }
                 Some(Value::Json(v.clone()))

@@ -78,6 +78,47 @@ pub fn check_retry_policy(v: &Json) -> Vec<(&'static str, String, String)> {
     out
 }
 
+/// WayFlow's stricter RetryPolicy bounds (FORMAT.md 9.2): documents pyagentspec loads but
+/// WayFlow refuses to convert. `(member, message, hint)` for each violation.
+pub fn check_retry_policy_wayflow(v: &Json) -> Vec<(&'static str, String, String)> {
+    let mut out = Vec::new();
+    let num = |k: &str| v.get(k).and_then(Json::as_f64);
+    if let Some(m) = v.get("max_attempts").and_then(Json::as_u64)
+        && m > 20
+    {
+        out.push(("max_attempts", format!("`max_attempts` is {m}; WayFlow allows at most 20 retries"), "use at most 20".into()));
+    }
+    if let Some(d) = num("initial_retry_delay")
+        && d < 0.001
+    {
+        out.push(("initial_retry_delay", format!("`initial_retry_delay` is {d}; WayFlow needs at least 0.001 s"), "use e.g. 0.5".into()));
+    }
+    if let Some(d) = num("max_retry_delay")
+        && !(0.001..=600.0).contains(&d)
+    {
+        out.push((
+            "max_retry_delay",
+            format!("`max_retry_delay` is {d}; WayFlow needs 0.001 to 600 s"),
+            "use a delay from 0.001 to 600 seconds".into(),
+        ));
+    }
+    if let Some(b) = num("backoff_factor")
+        && b < 0.001
+    {
+        out.push(("backoff_factor", format!("`backoff_factor` is {b}; WayFlow needs at least 0.001"), "use e.g. 2.0".into()));
+    }
+    if let Some(m) = v.get("recoverable_statuses").and_then(Json::as_object)
+        && let Some(k) = m.keys().find(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_digit()))
+    {
+        out.push((
+            "recoverable_statuses",
+            format!("status \"{k}\" is not an HTTP status code"),
+            "use decimal status codes such as \"429\"".into(),
+        ));
+    }
+    out
+}
+
 /// LlmGenerationConfig member types: `(member, message)` for each violation.
 pub fn check_generation_config(v: &Json) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();

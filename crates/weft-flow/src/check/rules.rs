@@ -10,6 +10,8 @@ use weft_spec::catalog::Support;
 use weft_spec::diagnostic::did_you_mean;
 use weft_spec::{Code, CompId, Value};
 
+const MESSAGE_TYPES: &[&str] = &["SYSTEM", "AGENT", "USER", "THOUGHT", "INTERNAL", "TOOL_REQUEST", "TOOL_RESULT", "ERROR", "DISPLAY_ONLY"];
+
 const REDUCERS: &[&str] = &["append", "sum", "average", "max", "min"];
 
 pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
@@ -30,6 +32,17 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
         match comp.ty.name {
             "MapNode" | "ParallelMapNode" => reducers(cx, inf, c),
             "Swarm" | "PluginSwarm" => {
+                if let Some(h) = comp.json_field("handoff")
+                    && !(h.is_boolean() || h.is_null() || h.as_str().is_some_and(|s| ["never", "optional", "always"].contains(&s)))
+                {
+                    cx.report(
+                        comp,
+                        Code::BadValue,
+                        format!("{}/handoff", comp.pointer),
+                        format!("{}: `handoff` is {h}, not never, optional or always", comp.label()),
+                        Some("use \"never\", \"optional\" or \"always\"".into()),
+                    );
+                }
                 if matches!(comp.field("relationships"), Some(Value::List(l)) if l.is_empty()) {
                     cx.report(
                         comp,
@@ -62,24 +75,35 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                     );
                 }
             }
-            "ApiNode" | "RemoteTool" | "SSETransport" | "StreamableHTTPTransport" | "SSEmTLSTransport" | "StreamableHTTPmTLSTransport" => {
-                if let (Some(Json::Object(h)), Some(Json::Object(s))) = (comp.json_field("headers"), comp.json_field("sensitive_headers"))
-                    && let Some(k) = h.keys().find(|k| s.contains_key(*k))
+            "ApiNode"
+            | "RemoteTool"
+            | "SSETransport"
+            | "StreamableHTTPTransport"
+            | "SSEmTLSTransport"
+            | "StreamableHTTPmTLSTransport"
+            | "PluginSSETransport"
+            | "PluginStreamableHTTPTransport"
+            | "PluginSSEmTLSTransport"
+            | "PluginStreamableHTTPmTLSTransport" => {
+                if let (Some(Json::Object(h)), Some(Json::Object(s))) =
+                    (comp.json_field("headers"), object_value(comp.field("sensitive_headers")))
                 {
-                    cx.report(
-                        comp,
-                        Code::ComponentRule,
-                        format!("{}/sensitive_headers", comp.pointer),
-                        format!("{}: header \"{k}\" is in both `headers` and `sensitive_headers`", comp.label()),
-                        Some("keep each header in one of the two".into()),
-                    );
+                    if let Some(k) = h.keys().find(|k| s.contains_key(*k)) {
+                        cx.report(
+                            comp,
+                            Code::ComponentRule,
+                            format!("{}/sensitive_headers", comp.pointer),
+                            format!("{}: header \"{k}\" is in both `headers` and `sensitive_headers`", comp.label()),
+                            Some("keep each header in one of the two".into()),
+                        );
+                    }
                 }
             }
             "DbmsVectorChainLlmConfig" => dbms(cx, c),
             "CatchExceptionNode" => {
                 if let Some(outs) = &comp.outputs {
                     for p in outs {
-                        if p.default().is_none() && p.title() != "caught_exception_info" {
+                        if p.default().is_none() {
                             cx.report(
                                 comp,
                                 Code::Default,
@@ -159,6 +183,34 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 }
             }
             "ParallelFlowNode" | "ExtendedParallelFlowNode" => parallel_flow(cx, inf, c),
+            "PluginGetChatHistoryNode" => {
+                for f in ["n", "offset"] {
+                    if let Some(v) = comp.json_field(f).and_then(Json::as_i64)
+                        && v < 0
+                    {
+                        cx.report(
+                            comp,
+                            Code::BadValue,
+                            format!("{}/{f}", comp.pointer),
+                            format!("{}: `{f}` is {v}; it must not be negative", comp.label()),
+                            Some(format!("use a `{f}` of 0 or more")),
+                        );
+                    }
+                }
+                if let Some(Json::Array(types)) = comp.json_field("message_types") {
+                    for (i, t) in types.iter().enumerate() {
+                        if !t.as_str().is_some_and(|t| MESSAGE_TYPES.contains(&t)) {
+                            cx.report(
+                                comp,
+                                Code::BadValue,
+                                format!("{}/message_types/{i}", comp.pointer),
+                                format!("{}: {t} is not a message type", comp.label()),
+                                Some(format!("use one of {}", MESSAGE_TYPES.join(", "))),
+                            );
+                        }
+                    }
+                }
+            }
             _ => {}
         }
         let parallel_map = matches!(comp.ty.name, "ParallelMapNode" | "ExtendedParallelMapNode")
@@ -169,6 +221,15 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 yielding(cx, c, sub, "a parallel map");
             }
         }
+    }
+}
+
+/// A field's object value, also when it is a sensitive value supplied in clear.
+fn object_value(v: Option<&Value>) -> Option<Json> {
+    match v {
+        Some(Value::Json(j @ Json::Object(_))) => Some(j.clone()),
+        Some(Value::Secret(s)) => s.value.as_deref().and_then(|t| serde_json::from_str::<Json>(t).ok()).filter(Json::is_object),
+        _ => None,
     }
 }
 
@@ -240,6 +301,17 @@ fn dbms(cx: &mut Cx<'_>, c: CompId) {
                 Some(format!("remove `{f}`")),
             );
         }
+    }
+    if let Some(t) = comp.json_field("transfer_timeout").and_then(Json::as_i64)
+        && t < 0
+    {
+        cx.report(
+            comp,
+            Code::BadValue,
+            format!("{}/transfer_timeout", comp.pointer),
+            format!("{}: `transfer_timeout` is {t}; it must be >= 0", comp.label()),
+            None,
+        );
     }
     for f in ["model_id", "provider", "url"] {
         if comp.str_field(f).is_some_and(str::is_empty) {

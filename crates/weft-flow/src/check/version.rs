@@ -19,6 +19,8 @@ pub fn floor(comp: &Component) -> (Version, String) {
         Some(Value::List(l)) => !l.is_empty(),
         Some(_) => true,
     };
+    // A retry policy counts as soon as it is given, even `{}` (all defaults).
+    let given = |f: &str| !matches!(comp.field(f), Some(Value::Json(Json::Null)) | None);
     let truthy = |f: &str| comp.json_field(f).and_then(Json::as_bool) == Some(true);
     let name = comp.ty.name;
     if comp.ty.is_plugin() {
@@ -67,7 +69,7 @@ pub fn floor(comp: &Component) -> (Version, String) {
         if set("sensitive_headers") || !data_plain {
             raise(Version::V25_4_2, format!("sensitive_headers or non-object data on {} need 25.4.2", comp.label()));
         }
-        if set("url_allow_list") || set("retry_policy") {
+        if set("url_allow_list") || given("retry_policy") {
             raise(Version::V26_1_2, format!("url_allow_list or retry_policy on {} need 26.1.2", comp.label()));
         }
     }
@@ -76,15 +78,15 @@ pub fn floor(comp: &Component) -> (Version, String) {
         if set("sensitive_headers") {
             raise(Version::V25_4_2, format!("sensitive_headers on {} need 25.4.2", comp.label()));
         }
-        if set("auth") || set("retry_policy") {
+        if set("auth") || given("retry_policy") {
             raise(Version::V26_1_2, format!("auth or retry_policy on {} need 26.1.2", comp.label()));
         }
     }
     let llm_config = comp.ty.is_a(weft_spec::catalog::Kind::LlmConfig);
-    if (llm_config || matches!(name, "A2AConnectionConfig" | "OciAgent")) && set("retry_policy") {
+    if (llm_config || matches!(name, "A2AConnectionConfig" | "OciAgent")) && given("retry_policy") {
         raise(Version::V26_1_2, format!("`retry_policy` on {} needs 26.1.2", comp.label()));
     }
-    if matches!(name, "MCPTool" | "MCPToolBox") && set("retry_policy") {
+    if matches!(name, "MCPTool" | "MCPToolBox") && given("retry_policy") {
         raise(Version::V26_3_1, format!("`retry_policy` on {} needs 26.3.1", comp.label()));
     }
     best
