@@ -324,22 +324,12 @@ impl<'s> Inferrer<'s> {
             }
             "PluginExtractNode" => {
                 inf.inputs = Some(map_titles(comp, "input_mapping", vec![Property::typed("text", "string")]));
-                let outs = comp
-                    .json_field("output_values")
-                    .and_then(Json::as_object)
-                    .map(|m| m.keys().map(|k| Property::new(json!({"title": k}))).collect())
-                    .unwrap_or_default();
-                inf.outputs = Some(map_titles(comp, "output_mapping", outs));
+                inf.outputs = Some(map_titles(comp, "output_mapping", key_props(comp, "output_values")));
                 inf.branches = next();
             }
             "PluginConstantValuesNode" => {
                 inf.inputs = Some(Vec::new());
-                let outs = comp
-                    .json_field("constant_values")
-                    .and_then(Json::as_object)
-                    .map(|m| m.keys().map(|k| Property::new(json!({"title": k}))).collect())
-                    .unwrap_or_default();
-                inf.outputs = Some(map_titles(comp, "output_mapping", outs));
+                inf.outputs = Some(map_titles(comp, "output_mapping", key_props(comp, "constant_values")));
                 inf.branches = next();
             }
             "PluginGetChatHistoryNode" => {
@@ -493,6 +483,11 @@ fn http_placeholders(comp: &Component) -> Vec<String> {
         }
     }
     out
+}
+
+/// One untyped property per key of an object field (extracted or constant values).
+fn key_props(comp: &Component, field: &str) -> Vec<Property> {
+    comp.json_field(field).and_then(Json::as_object).map(|m| m.keys().map(|k| Property::new(json!({"title": k}))).collect()).unwrap_or_default()
 }
 
 /// Inputs of a Jinja template, WayFlow's way, minus variables the node provides itself.
