@@ -487,7 +487,10 @@ fn http_placeholders(comp: &Component) -> Vec<String> {
 
 /// One untyped property per key of an object field (extracted or constant values).
 fn key_props(comp: &Component, field: &str) -> Vec<Property> {
-    comp.json_field(field).and_then(Json::as_object).map(|m| m.keys().map(|k| Property::new(json!({"title": k}))).collect()).unwrap_or_default()
+    comp.json_field(field)
+        .and_then(Json::as_object)
+        .map(|m| m.keys().map(|k| Property::new(json!({"title": k}))).collect())
+        .unwrap_or_default()
 }
 
 /// Inputs of a Jinja template, WayFlow's way, minus variables the node provides itself.

@@ -130,6 +130,30 @@ impl Flow {
 /// errors, for tools that want to draw or inspect an invalid document) and every diagnostic,
 /// sorted by position, with line and column filled in where the parser can give them.
 pub fn check_source(source: &Source, options: &LoadOptions) -> (Option<Flow>, Diagnostics) {
+    // Loading, checking and locating recurse over the document's nesting (JSON depth is capped
+    // at 128 and component nesting at 200, references included). Run them on a thread whose
+    // stack is sized for those caps, so no input can overflow the caller's stack, whatever
+    // thread it is on. The stack is virtual memory: only the pages used are committed.
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("weft-load".into())
+            .stack_size(LOADER_STACK)
+            .spawn_scoped(scope, || check_source_here(source, options));
+        match worker {
+            Ok(handle) => match handle.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            },
+            // No thread could be started (resource limits): do the work here.
+            Err(_) => check_source_here(source, options),
+        }
+    })
+}
+
+/// Stack for the loader thread: generous for the depth caps of the parser and the loader.
+const LOADER_STACK: usize = 64 * 1024 * 1024;
+
+fn check_source_here(source: &Source, options: &LoadOptions) -> (Option<Flow>, Diagnostics) {
     let fallback = options.secret_fallback.as_deref().map(|f| f as &(dyn Fn(&str) -> Option<String> + Sync));
     let out = weft_spec::load(weft_spec::LoadInput {
         document: source,
@@ -139,9 +163,7 @@ pub fn check_source(source: &Source, options: &LoadOptions) -> (Option<Flow>, Di
     });
     let mut diags = out.diagnostics;
     let flow = out.spec.map(|spec| {
-        check::run(&spec, &out.incomplete, &out.partial, &mut diags);
-        let mut inf = infer::Inferrer::new(&spec);
-        let io = (0..spec.components.len()).map(|c| inf.io(c)).collect();
+        let io = check::run(&spec, &out.incomplete, &out.partial, &mut diags);
         Flow { spec: Arc::new(spec), io: Arc::new(io) }
     });
     if options.strict {

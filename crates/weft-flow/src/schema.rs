@@ -59,8 +59,10 @@ fn same_type_depth(a: &Json, b: &Json, depth: usize) -> bool {
     if is_union(a) || is_union(b) {
         let fa = if is_union(a) { flatten(a) } else { vec![a.clone()] };
         let fb = if is_union(b) { flatten(b) } else { vec![b.clone()] };
-        return fa.iter().all(|x| fb.iter().any(|y| same_type_depth(x, y, depth + 1)))
-            && fb.iter().all(|y| fa.iter().any(|x| same_type_depth(x, y, depth + 1)));
+        // Compare each pair once: checking both directions by recursing twice would double
+        // the work at every nested union (exponential in the nesting).
+        let same: Vec<Vec<bool>> = fa.iter().map(|x| fb.iter().map(|y| same_type_depth(x, y, depth + 1)).collect()).collect();
+        return same.iter().all(|row| row.iter().any(|&v| v)) && (0..fb.len()).all(|j| same.iter().any(|row| row[j]));
     }
     if type_of(a) != type_of(b) {
         return false;
@@ -313,6 +315,18 @@ mod tests {
         assert!(castable(&json!({"anyOf": [i, n]}), &n));
         assert!(castable(&json!({"type": "object"}), &json!({})));
         assert!(!castable(&json!({"type": "object"}), &json!({"type": "object", "additionalProperties": false})));
+    }
+
+    #[test]
+    fn deeply_nested_unions_compare_in_linear_time() {
+        let mut s = json!({"type": "string"});
+        for _ in 0..200 {
+            s = json!({"anyOf": [s]});
+        }
+        let started = std::time::Instant::now();
+        assert!(same_type(&s, &s.clone()));
+        assert!(castable(&s, &s.clone()));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

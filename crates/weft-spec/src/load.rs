@@ -249,14 +249,23 @@ impl<'a> Loader<'a> {
     }
 
     /// Collects every `$referenced_components` table below `v`, depth first, keys in file order.
+    ///
+    /// The walk keeps the path as a stack of tokens and builds a pointer string only where a
+    /// table is found: most documents are large and have few tables.
     fn scan_tables(&mut self, v: &'a Json, ptr: &str, source: usize) {
+        let mut path: Vec<PathToken<'a>> = Vec::new();
+        self.scan_tables_at(v, ptr, &mut path, source);
+    }
+
+    fn scan_tables_at(&mut self, v: &'a Json, base: &str, path: &mut Vec<PathToken<'a>>, source: usize) {
         match v {
             Json::Object(map) => {
                 for (k, child) in map {
-                    let child_ptr = join(ptr, k);
                     if k == "$referenced_components" {
+                        let owner = pointer_of(base, path);
+                        let child_ptr = join(&owner, k);
                         if let Json::Object(table) = child {
-                            let t = self.add_table(source, ptr.to_owned(), false);
+                            let t = self.add_table(source, owner, false);
                             for (key, entry) in table {
                                 let entry_ptr = join(&child_ptr, key);
                                 self.add_entry(key, entry, entry_ptr.clone(), source, t);
@@ -275,14 +284,20 @@ impl<'a> Loader<'a> {
                                 source,
                             );
                         }
-                    } else {
-                        self.scan_tables(child, &child_ptr, source);
+                    } else if child.is_object() || child.is_array() {
+                        path.push(PathToken::Key(k));
+                        self.scan_tables_at(child, base, path, source);
+                        path.pop();
                     }
                 }
             }
             Json::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.scan_tables(item, &join_index(ptr, i), source);
+                    if item.is_object() || item.is_array() {
+                        path.push(PathToken::Index(i));
+                        self.scan_tables_at(item, base, path, source);
+                        path.pop();
+                    }
                 }
             }
             _ => {}
@@ -1136,6 +1151,29 @@ impl<'a> Loader<'a> {
         found.sort_by(|a, b| a.pointer.cmp(&b.pointer));
         self.diags.extend(found);
     }
+}
+
+/// One step of a JSON path, kept unformatted until a pointer is needed.
+enum PathToken<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+fn pointer_of(base: &str, path: &[PathToken<'_>]) -> String {
+    let mut p = base.to_owned();
+    for t in path {
+        match t {
+            PathToken::Key(k) => {
+                p.push('/');
+                p.push_str(&crate::diagnostic::escape_token(k));
+            }
+            PathToken::Index(i) => {
+                p.push('/');
+                p.push_str(&i.to_string());
+            }
+        }
+    }
+    p
 }
 
 struct Ctx {

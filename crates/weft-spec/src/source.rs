@@ -129,7 +129,8 @@ fn parse_json(text: &str) -> Result<Json, Diagnostic> {
         let mut d = Diagnostic::new(Code::Parse, "", what).hint(hint);
         if e.line() > 0 {
             d.line = Some(e.line());
-            d.column = Some(e.column());
+            // serde_json reports column 0 at the very start of a line (e.g. end of file).
+            d.column = Some(e.column().max(1));
         }
         d
     })
@@ -147,8 +148,14 @@ fn parse_yaml(text: &str) -> Result<Json, Diagnostic> {
     serde_saphyr::from_str_with_options::<Json>(text, options).map_err(|e| {
         let full = e.to_string();
         let first = full.lines().next().unwrap_or("invalid YAML").trim().to_owned();
-        let mut d = Diagnostic::new(Code::Parse, "", format!("invalid YAML: {first}"))
-            .hint("fix the YAML syntax; anchors and aliases are limited to keep expansion bounded");
+        let lower = full.to_lowercase();
+        let mut d = if lower.contains("recursion") || lower.contains("depth") || lower.contains("nesting") {
+            Diagnostic::new(Code::Parse, "", format!("the document is nested more than {MAX_DEPTH} levels deep"))
+                .hint("flatten the document: share deep components through `$referenced_components`")
+        } else {
+            Diagnostic::new(Code::Parse, "", format!("invalid YAML: {first}"))
+                .hint("fix the YAML syntax; anchors and aliases are limited to keep expansion bounded")
+        };
         if let Some((line, col)) = yaml_error_position(&full) {
             d.line = Some(line);
             d.column = Some(col);

@@ -14,7 +14,8 @@ use weft_spec::{Code, CompId, Component, Diagnostic, Spec};
 
 /// Runs every check; components flagged `incomplete` by the loader are skipped where their
 /// missing fields would only cause follow-on errors.
-pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<Diagnostic>) {
+/// Returns the resolved interface of every component, computed once for the checks.
+pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<Diagnostic>) -> Vec<crate::infer::Io> {
     let mut inf = Inferrer::new(spec);
     let mut cx = Cx { spec, incomplete, partial, diags };
     props::check(&mut cx);
@@ -22,6 +23,7 @@ pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<D
     flow::check(&mut cx, &mut inf);
     rules::check(&mut cx, &mut inf);
     version::check(&mut cx);
+    (0..spec.components.len()).map(|c| inf.io(c)).collect()
 }
 
 /// What every check needs.

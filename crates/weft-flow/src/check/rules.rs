@@ -87,16 +87,15 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
             | "PluginStreamableHTTPmTLSTransport" => {
                 if let (Some(Json::Object(h)), Some(Json::Object(s))) =
                     (comp.json_field("headers"), object_value(comp.field("sensitive_headers")))
+                    && let Some(k) = h.keys().find(|k| s.contains_key(*k))
                 {
-                    if let Some(k) = h.keys().find(|k| s.contains_key(*k)) {
-                        cx.report(
-                            comp,
-                            Code::ComponentRule,
-                            format!("{}/sensitive_headers", comp.pointer),
-                            format!("{}: header \"{k}\" is in both `headers` and `sensitive_headers`", comp.label()),
-                            Some("keep each header in one of the two".into()),
-                        );
-                    }
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        format!("{}/sensitive_headers", comp.pointer),
+                        format!("{}: header \"{k}\" is in both `headers` and `sensitive_headers`", comp.label()),
+                        Some("keep each header in one of the two".into()),
+                    );
                 }
             }
             "DbmsVectorChainLlmConfig" => dbms(cx, c),
