@@ -37,13 +37,13 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
             "InputMessageNode" => {
                 if let Some(outs) = &comp.outputs {
                     if outs.len() != 1 {
-                        let ptr = if outs.len() > 1 { outs[1].pointer.clone() } else { format!("{}/outputs", comp.pointer) };
-                        cx.report(
+                        exactly_one(
+                            cx,
                             comp,
-                            Code::IoMismatch,
-                            ptr,
-                            format!("{}: an InputMessageNode has exactly one string output, found {}", comp.label(), outs.len()),
-                            Some("keep a single output, e.g. {\"title\": \"user_input\", \"type\": \"string\"}".into()),
+                            outs,
+                            "outputs",
+                            "an InputMessageNode has exactly one string output",
+                            "{\"title\": \"user_input\", \"type\": \"string\"}",
                         );
                     } else if outs[0].schema.get("type").and_then(|t| t.as_str()) != Some("string") {
                         cx.report(
@@ -61,13 +61,13 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 if let Some(ins) = &comp.inputs
                     && ins.len() != 1
                 {
-                    let ptr = if ins.len() > 1 { ins[1].pointer.clone() } else { format!("{}/inputs", comp.pointer) };
-                    cx.report(
+                    exactly_one(
+                        cx,
                         comp,
-                        Code::IoMismatch,
-                        ptr,
-                        format!("{}: a BranchingNode has exactly one string input, found {}", comp.label(), ins.len()),
-                        Some("keep a single input, e.g. {\"title\": \"branching_mapping_key\", \"type\": \"string\"}".into()),
+                        ins,
+                        "inputs",
+                        "a BranchingNode has exactly one string input",
+                        "{\"title\": \"branching_mapping_key\", \"type\": \"string\"}",
                     );
                 }
                 if let Some(outs) = &comp.outputs
@@ -95,6 +95,19 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
             branches(cx, comp, inferred.branches.as_deref(), inferred.branches_free_when_given);
         }
     }
+}
+
+/// Reports a declared list that should hold exactly one property, at its second entry (or at
+/// the empty list).
+fn exactly_one(cx: &mut Cx<'_>, comp: &Component, list: &[Property], what: &str, rule: &str, example: &str) {
+    let ptr = if list.len() > 1 { list[1].pointer.clone() } else { format!("{}/{what}", comp.pointer) };
+    cx.report(
+        comp,
+        Code::IoMismatch,
+        ptr,
+        format!("{}: {rule}, found {}", comp.label(), list.len()),
+        Some(format!("keep a single {}, e.g. {example}", &what[..what.len() - 1])),
+    );
 }
 
 /// Titles given must be exactly the titles inferred.

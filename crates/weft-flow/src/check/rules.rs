@@ -184,17 +184,7 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
             "ParallelFlowNode" | "ExtendedParallelFlowNode" => parallel_flow(cx, inf, c),
             "PluginGetChatHistoryNode" => {
                 for f in ["n", "offset"] {
-                    if let Some(v) = comp.json_field(f).and_then(Json::as_i64)
-                        && v < 0
-                    {
-                        cx.report(
-                            comp,
-                            Code::BadValue,
-                            format!("{}/{f}", comp.pointer),
-                            format!("{}: `{f}` is {v}; it must not be negative", comp.label()),
-                            Some(format!("use a `{f}` of 0 or more")),
-                        );
-                    }
+                    non_negative(cx, comp, f, "it must not be negative", Some(format!("use a `{f}` of 0 or more")));
                 }
                 if let Some(Json::Array(types)) = comp.json_field("message_types") {
                     for (i, t) in types.iter().enumerate() {
@@ -266,6 +256,15 @@ fn reducers(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
     }
 }
 
+/// Reports an integer field that is negative.
+fn non_negative(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str, rule: &str, hint: Option<String>) {
+    if let Some(v) = comp.json_field(field).and_then(Json::as_i64)
+        && v < 0
+    {
+        cx.report(comp, Code::BadValue, format!("{}/{field}", comp.pointer), format!("{}: `{field}` is {v}; {rule}", comp.label()), hint);
+    }
+}
+
 fn dbms(cx: &mut Cx<'_>, c: CompId) {
     let comp = cx.spec.get(c);
     let set = |f: &str| comp.json_field(f).is_some_and(|v| !v.is_null());
@@ -301,17 +300,7 @@ fn dbms(cx: &mut Cx<'_>, c: CompId) {
             );
         }
     }
-    if let Some(t) = comp.json_field("transfer_timeout").and_then(Json::as_i64)
-        && t < 0
-    {
-        cx.report(
-            comp,
-            Code::BadValue,
-            format!("{}/transfer_timeout", comp.pointer),
-            format!("{}: `transfer_timeout` is {t}; it must be >= 0", comp.label()),
-            None,
-        );
-    }
+    non_negative(cx, comp, "transfer_timeout", "it must be >= 0", None);
     for f in ["model_id", "provider", "url"] {
         if comp.str_field(f).is_some_and(str::is_empty) {
             cx.report(comp, Code::BadValue, format!("{}/{f}", comp.pointer), format!("{}: `{f}` must not be empty", comp.label()), None);
