@@ -1,0 +1,1 @@
+//! The `--llm` option (helper fills this in).

@@ -1,0 +1,202 @@
+//! Language models behind one trait: [`ChatModel`] takes a [`ChatRequest`] (messages, an
+//! optional requested schema, tools, generation parameters) and returns a [`ChatResponse`]
+//! (text, tool calls, usage).
+//!
+//! The engine never knows which model it talks to. The built-in [`simulated::SimulatedModel`]
+//! is deterministic and offline; real providers implement the same trait. [`choice::LlmChoice`]
+//! is the parsed `--llm` option.
+
+pub mod choice;
+pub mod simulated;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+/// A chat role, as the OpenAI protocol spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The user.
+    User,
+    /// The model.
+    Assistant,
+    /// A tool result.
+    Tool,
+}
+
+/// One message of a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Who speaks.
+    pub role: Role,
+    /// The text.
+    pub content: String,
+    /// Images, as base64 data or URLs, sent after the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
+    /// Tool calls the assistant made (assistant messages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// The call this message answers (tool messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    /// A text message.
+    pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
+        ChatMessage { role, content: content.into(), images: Vec::new(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+}
+
+/// A tool call requested by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The call's id, echoed by the tool message that answers it.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments (a JSON object).
+    pub arguments: Json,
+}
+
+/// A tool offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The JSON Schema of its arguments (an object schema).
+    pub parameters: Json,
+}
+
+/// A requested shape for the answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResponseFormat {
+    /// The schema's name (providers require one).
+    pub name: String,
+    /// The JSON Schema the answer must satisfy.
+    pub schema: Json,
+    /// Ask the provider to enforce the schema strictly.
+    pub strict: bool,
+    /// How the schema reaches the model: natively (a provider's JSON-Schema mode), or already
+    /// written into the prompt by the engine (then a provider sends nothing more, and the answer
+    /// may wrap the JSON in `<final_answer>` tags).
+    pub delivery: SchemaDelivery,
+}
+
+/// How a requested schema reaches the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemaDelivery {
+    /// The provider's own structured-output mode.
+    Native,
+    /// The prompt already asks for it.
+    InPrompt,
+}
+
+/// Who is asking: used for scripting the simulated model, events and records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestMeta {
+    /// The name of the node making the call.
+    pub node: String,
+    /// Where the node sits in the run (`flow/node`, with branch or item indices later).
+    pub node_path: String,
+    /// How many calls this run made earlier for a node of this name (re-asks included), so a
+    /// script can answer the n-th call, also after the run was resumed in another process.
+    pub call_index: u64,
+}
+
+/// One request to a model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The conversation, in order.
+    pub messages: Vec<ChatMessage>,
+    /// The requested shape of the answer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Tools offered to the model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    /// Generation parameters (`max_tokens`, `temperature`, `top_p`, extra keys), as the flow
+    /// gives them.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub generation: Map<String, Json>,
+    /// Who is asking.
+    #[serde(default)]
+    pub meta: RequestMeta,
+}
+
+/// Tokens used by one call (or summed over several).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Completion tokens.
+    pub output_tokens: u64,
+    /// Prompt tokens served from the provider's cache.
+    pub cached_tokens: u64,
+}
+
+impl Usage {
+    /// Adds another call's usage.
+    pub fn add(&mut self, other: &Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+    }
+}
+
+/// A model's answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The text (empty when the model answered with tool calls only).
+    pub text: String,
+    /// Tool calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Tokens used.
+    pub usage: Usage,
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LlmError {
+    /// Worth retrying later (rate limits, server errors, timeouts, lost connections).
+    #[error("{message}")]
+    Transient {
+        /// What happened, with the provider's own message.
+        message: String,
+    },
+    /// Retrying the same request cannot help (bad request, authentication, unknown model).
+    #[error("{message}")]
+    Permanent {
+        /// What happened, with the provider's own message, and what to do.
+        message: String,
+    },
+}
+
+/// Receives the text of an answer as it is generated.
+pub type DeltaSink<'a> = &'a mut (dyn FnMut(&str) + Send);
+
+/// A language model.
+#[async_trait::async_trait]
+pub trait ChatModel: Send + Sync {
+    /// A short name for messages and events: `simulated`, `openai-compatible http://...`.
+    fn name(&self) -> &str;
+
+    /// Answers a request.
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
+
+    /// Answers a request, handing text to `on_delta` as it arrives. Models that cannot stream
+    /// hand over the whole text at once.
+    async fn chat_streaming(&self, request: &ChatRequest, on_delta: DeltaSink<'_>) -> Result<ChatResponse, LlmError> {
+        let response = self.chat(request).await?;
+        on_delta(&response.text);
+        Ok(response)
+    }
+}

@@ -1,0 +1,1 @@
+//! The simulated model (helper fills this in).

@@ -1,0 +1,98 @@
+//! Tools a flow can call: the [`Tool`] trait, the [`ToolRegistry`] that binds ServerTool names
+//! to implementations, native Rust tools ([`native`]) and command tools bound by a tools file
+//! ([`command`], [`file`]).
+//!
+//! A tool takes its arguments as a JSON object keyed by input title and returns one JSON
+//! value: for a tool with one output, that output's value; for several, an object keyed by
+//! output title. Mapping the value onto outputs is the engine's job.
+
+pub mod command;
+pub mod file;
+pub mod native;
+
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a tool call failed. The message says what happened and what to do.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ToolError {
+    /// The tool reported a failure of its own (a native tool's error, a command's non-zero exit).
+    #[error("{message}")]
+    Failed {
+        /// What happened.
+        message: String,
+    },
+    /// The call took longer than its timeout; a command was killed.
+    #[error("timed out after {}s; the process was killed (raise `timeout_s` in the tools file if the tool needs longer)", .after.as_secs_f64())]
+    Timeout {
+        /// The timeout.
+        after: Duration,
+    },
+    /// The tool answered something that is not the JSON expected.
+    #[error("{message}")]
+    BadOutput {
+        /// What was wrong, with an excerpt of the output.
+        message: String,
+    },
+    /// The tool could not be started at all.
+    #[error("{message}")]
+    Unavailable {
+        /// What was wrong and how to fix it.
+        message: String,
+    },
+}
+
+/// A tool implementation.
+#[async_trait::async_trait]
+pub trait Tool: Send + Sync {
+    /// Calls the tool. Dropping the future cancels the call (a command's process is killed).
+    async fn call(&self, args: Map<String, Json>) -> Result<Json, ToolError>;
+}
+
+/// Tools by ServerTool name.
+#[derive(Clone, Default)]
+pub struct ToolRegistry {
+    tools: BTreeMap<String, Arc<dyn Tool>>,
+}
+
+impl std::fmt::Debug for ToolRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolRegistry").field("tools", &self.tools.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl ToolRegistry {
+    /// An empty registry.
+    pub fn new() -> ToolRegistry {
+        ToolRegistry::default()
+    }
+
+    /// Binds `name` to a tool, replacing any earlier binding.
+    pub fn register(&mut self, name: impl Into<String>, tool: impl Tool + 'static) -> &mut Self {
+        self.tools.insert(name.into(), Arc::new(tool));
+        self
+    }
+
+    /// Binds `name` to a shared tool.
+    pub fn register_arc(&mut self, name: impl Into<String>, tool: Arc<dyn Tool>) -> &mut Self {
+        self.tools.insert(name.into(), tool);
+        self
+    }
+
+    /// The tool bound to `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.tools.get(name)
+    }
+
+    /// Whether `name` is bound.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tools.contains_key(name)
+    }
+
+    /// The bound names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tools.keys().map(String::as_str)
+    }
+}
