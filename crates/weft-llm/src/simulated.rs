@@ -1,1 +1,202 @@
-//! The simulated model (helper fills this in).
+//! The simulated model: built in, offline and deterministic (the same request always gets the same
+//! reply), so every flow runs without an API key.
+//!
+//! A reply comes from the [`Script`] when it has one for the calling node and call index;
+//! otherwise from a rule: with a requested schema, the JSON of [`generate`]; without, one line
+//! quoting the start of the prompt.
+
+pub mod generator;
+
+pub use generator::generate;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::choice::ChoiceError;
+use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Role, Usage};
+
+/// How many characters of the prompt a reply without schema quotes.
+const QUOTED_CHARS: usize = 60;
+
+/// Scripted replies by node name: the n-th call of a node (its [`crate::RequestMeta::call_index`])
+/// gets the n-th reply of its list; calls past the end of the list, and nodes without a list, get
+/// the rule's reply.
+///
+/// A reply that is a JSON string is the text verbatim; any other JSON value is sent as its JSON
+/// text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Script {
+    replies: BTreeMap<String, Vec<Json>>,
+}
+
+/// The shape [`Script::from_json`] expects, for its error messages.
+const SCRIPT_SHAPE: &str =
+    r#"a JSON object mapping node names to lists of replies, like {"summarize": ["first reply", {"label": "spam"}]}"#;
+
+impl Script {
+    /// An empty script: every reply comes from the rule.
+    pub fn new() -> Script {
+        Script::default()
+    }
+
+    /// Reads a script: a JSON object mapping node names to lists of replies. `origin` (the file's
+    /// path) names the source in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Script, ChoiceError> {
+        let problem = |problem: String| ChoiceError::Script { origin: origin.to_owned(), problem };
+        let value: Json =
+            serde_json::from_str(text).map_err(|error| problem(format!("not valid JSON ({error}); expected {SCRIPT_SHAPE}")))?;
+        let Json::Object(nodes) = value else {
+            return Err(problem(format!("found {}; expected {SCRIPT_SHAPE}", kind(&value))));
+        };
+        let mut script = Script::new();
+        for (node, replies) in nodes {
+            let Json::Array(replies) = replies else {
+                return Err(problem(format!(
+                    "node {node:?} has {} where a list of replies belongs; expected {SCRIPT_SHAPE}",
+                    kind(&replies)
+                )));
+            };
+            script.replies.insert(node, replies);
+        }
+        Ok(script)
+    }
+
+    /// Sets the replies of one node, in call order.
+    pub fn set(&mut self, node: impl Into<String>, replies: Vec<Json>) {
+        self.replies.insert(node.into(), replies);
+    }
+
+    /// The replies of one node, in call order.
+    pub fn replies(&self, node: &str) -> Option<&[Json]> {
+        self.replies.get(node).map(Vec::as_slice)
+    }
+
+    /// Whether no node has replies.
+    pub fn is_empty(&self) -> bool {
+        self.replies.is_empty()
+    }
+
+    /// Every node with its replies, by node name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[Json])> {
+        self.replies.iter().map(|(node, replies)| (node.as_str(), replies.as_slice()))
+    }
+}
+
+impl From<BTreeMap<String, Vec<Json>>> for Script {
+    fn from(replies: BTreeMap<String, Vec<Json>>) -> Script {
+        Script { replies }
+    }
+}
+
+/// "an array", "a string"... for error messages.
+fn kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// How the simulated model behaves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatedOptions {
+    /// How long each call waits before answering (zero: no wait).
+    pub latency: Duration,
+    /// How many items generated arrays have, within the schema's `minItems` and `maxItems`.
+    pub array_len: usize,
+    /// Scripted replies by node name.
+    pub script: Script,
+}
+
+impl Default for SimulatedOptions {
+    fn default() -> SimulatedOptions {
+        SimulatedOptions { latency: Duration::ZERO, array_len: 1, script: Script::default() }
+    }
+}
+
+/// The built-in model; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct SimulatedModel {
+    latency: Duration,
+    array_len: usize,
+    /// The script's replies, already as text, so a call does no serialization.
+    script: BTreeMap<String, Vec<String>>,
+}
+
+impl SimulatedModel {
+    /// A model behaving as `options` say.
+    pub fn new(options: SimulatedOptions) -> SimulatedModel {
+        let script = options
+            .script
+            .replies
+            .into_iter()
+            .map(|(node, replies)| {
+                let texts = replies
+                    .into_iter()
+                    .map(|reply| match reply {
+                        Json::String(text) => text,
+                        other => other.to_string(),
+                    })
+                    .collect();
+                (node, texts)
+            })
+            .collect();
+        SimulatedModel { latency: options.latency, array_len: options.array_len, script }
+    }
+
+    /// The reply text for a request, without waiting.
+    fn reply(&self, request: &ChatRequest) -> String {
+        let scripted = self
+            .script
+            .get(&request.meta.node)
+            .and_then(|replies| usize::try_from(request.meta.call_index).ok().and_then(|index| replies.get(index)));
+        if let Some(text) = scripted {
+            return text.clone();
+        }
+        match &request.response_format {
+            Some(format) => generate(&format.schema, self.array_len).to_string(),
+            None => prompt_reply(request),
+        }
+    }
+}
+
+/// `Simulated reply to "<the start of the last user message>"`, on one line.
+fn prompt_reply(request: &ChatRequest) -> String {
+    let message = request.messages.iter().rev().find(|message| message.role == Role::User).or(request.messages.last());
+    let content = message.map_or("", |message| message.content.as_str());
+    // Whitespace runs (newlines included) read as one space.
+    let mut chars = content.split_whitespace().flat_map(|word| std::iter::once(' ').chain(word.chars())).skip(1);
+    let mut quoted: String = chars.by_ref().take(QUOTED_CHARS).collect();
+    if chars.next().is_some() {
+        quoted.truncate(quoted.trim_end().len());
+        quoted.push('…');
+    }
+    format!("Simulated reply to \"{quoted}\"")
+}
+
+/// About four characters per token, at least one token.
+fn tokens(chars: usize) -> u64 {
+    u64::try_from(chars / 4).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait::async_trait]
+impl ChatModel for SimulatedModel {
+    fn name(&self) -> &str {
+        "simulated"
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        let text = self.reply(request);
+        let input_chars: usize = request.messages.iter().map(|message| message.content.chars().count()).sum();
+        let usage = Usage { input_tokens: tokens(input_chars), output_tokens: tokens(text.chars().count()), cached_tokens: 0 };
+        Ok(ChatResponse { text, tool_calls: Vec::new(), usage })
+    }
+}

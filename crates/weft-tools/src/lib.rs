@@ -1,6 +1,6 @@
 //! Tools a flow can call: the [`Tool`] trait, the [`ToolRegistry`] that binds ServerTool names
-//! to implementations, native Rust tools ([`native`]) and command tools bound by a tools file
-//! ([`command`], [`file`]).
+//! to implementations, native Rust tools ([`native`](mod@native)) and command tools bound by a tools file
+//! ([`command`], [`file`](mod@file)).
 //!
 //! A tool takes its arguments as a JSON object keyed by input title and returns one JSON
 //! value: for a tool with one output, that output's value; for several, an object keyed by
@@ -9,6 +9,10 @@
 pub mod command;
 pub mod file;
 pub mod native;
+
+pub use command::CommandTool;
+pub use file::{ToolBinding, ToolsFile, ToolsFileError};
+pub use native::{NativeTool, native};
 
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
@@ -73,6 +77,18 @@ impl ToolRegistry {
     pub fn register(&mut self, name: impl Into<String>, tool: impl Tool + 'static) -> &mut Self {
         self.tools.insert(name.into(), Arc::new(tool));
         self
+    }
+
+    /// Binds `name` to a native async function taking its arguments as `A`; see [`native()`].
+    pub fn register_fn<A, R, E, F, Fut>(&mut self, name: impl Into<String>, f: F) -> &mut Self
+    where
+        A: serde::de::DeserializeOwned + schemars::JsonSchema + 'static,
+        R: serde::Serialize + 'static,
+        E: std::fmt::Display + 'static,
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<R, E>> + Send + 'static,
+    {
+        self.register(name, native::native(f))
     }
 
     /// Binds `name` to a shared tool.
