@@ -32,7 +32,7 @@ pub mod source;
 pub mod version;
 mod yaml_pos;
 
-pub use diagnostic::{Code, ComponentLabel, Diagnostic, Diagnostics, Severity};
+pub use diagnostic::{Code, ComponentLabel, Diagnostic, Diagnostics, Severity, did_you_mean};
 pub use load::{LoadInput, LoadOutput, load};
 pub use model::{CompId, Component, Origin, Property, SecretRef, Spec, Value};
 pub use source::{Format, Source};

@@ -31,6 +31,24 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
         }
         match comp.ty.name {
             "MapNode" | "ParallelMapNode" => reducers(cx, inf, c),
+            "ExtendedToolNode" if comp.json_field("raise_exceptions").and_then(Json::as_bool) == Some(false) => {
+                let outputs = inf.io(c).outputs;
+                if outputs.len() > 1 {
+                    let titles: Vec<&str> = outputs.iter().map(|p| p.title()).collect();
+                    cx.report(
+                        comp,
+                        Code::ComponentRule,
+                        format!("{}/raise_exceptions", comp.pointer),
+                        format!(
+                            "{}: `raise_exceptions: false` puts a tool error's text into the tool's single output, but this tool has {} outputs ({})",
+                            comp.label(),
+                            outputs.len(),
+                            titles.join(", ")
+                        ),
+                        Some("set `raise_exceptions: true`, or give the tool a single output".into()),
+                    );
+                }
+            }
             "Swarm" | "PluginSwarm" => {
                 if let Some(h) = comp.json_field("handoff")
                     && !(h.is_boolean() || h.is_null() || h.as_str().is_some_and(|s| ["never", "optional", "always"].contains(&s)))
