@@ -230,3 +230,15 @@ fn all_diagnostics_are_reported_at_once() {
     assert!(d.hint.as_deref().unwrap_or_default().contains("did you mean \"question\""), "{d:?}");
     assert!(d.line.is_some() && d.column.is_some());
 }
+
+#[test]
+fn raise_exceptions_false_needs_a_single_tool_output() {
+    let mut doc = valid("w_extended_tool_and_llm_nodes.json");
+    let node = entry(&doc, "fetch");
+    let second = json!({"type": "integer", "title": "status"});
+    at(&mut doc, &format!("{node}/outputs")).as_array_mut().expect("outputs").push(second.clone());
+    at(&mut doc, &format!("{node}/tool/outputs")).as_array_mut().expect("outputs").push(second);
+    let d = expect(&doc, Code::ComponentRule, &format!("{node}/raise_exceptions"));
+    assert!(d.message.contains("this tool has 2 outputs (page, status)"), "{}", d.message);
+    assert_eq!(d.hint.as_deref(), Some("set `raise_exceptions: true`, or give the tool a single output"));
+}
