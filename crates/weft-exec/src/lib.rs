@@ -1,1 +1,174 @@
-//! placeholder
+//! Runs checked flows.
+//!
+//! A [`Plan`] is a flow compiled for running (templates compiled, tools bound, models chosen,
+//! everything unsupported reported at once). [`Plan::start`] gives a [`Run`]; [`Run::execute`]
+//! runs it until it finishes or waits for input ([`Status`]); [`Run::submit`] answers; the
+//! [`RunState`] is a plain serializable value, so a run can be stored and resumed elsewhere
+//! ([`Plan::resume`]).
+//!
+//! ```
+//! use weft_exec::{FlowExt, RunOptions, Status};
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let text = r#"{
+//!   "component_type": "Flow", "id": "f", "name": "hello", "agentspec_version": "25.4.1",
+//!   "start_node": {"$component_ref": "s"},
+//!   "nodes": [{"$component_ref": "s"}, {"$component_ref": "e"}],
+//!   "control_flow_connections": [{"component_type": "ControlFlowEdge", "id": "c", "name": "c",
+//!     "from_node": {"$component_ref": "s"}, "to_node": {"$component_ref": "e"}}],
+//!   "data_flow_connections": null,
+//!   "$referenced_components": {
+//!     "s": {"component_type": "StartNode", "id": "s", "name": "start",
+//!           "inputs": [{"title": "who", "type": "string"}]},
+//!     "e": {"component_type": "EndNode", "id": "e", "name": "end",
+//!           "outputs": [{"title": "who", "type": "string"}]}
+//!   }
+//! }"#;
+//! let flow = weft_flow::Flow::from_json(text).unwrap().flow;
+//! let mut inputs = serde_json::Map::new();
+//! inputs.insert("who".into(), "world".into());
+//! let mut run = flow.start_with(inputs, RunOptions::simulated()).unwrap();
+//! let Status::Finished { outputs, .. } = run.execute().await.unwrap() else { panic!() };
+//! assert_eq!(outputs["who"], "world");
+//! # });
+//! ```
+
+mod error;
+mod event;
+mod llm;
+mod plan;
+mod run;
+mod sched;
+pub mod state;
+
+pub use error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
+pub use event::{Event, EventSink};
+pub use plan::{ModelResolver, Plan};
+pub use run::{Run, Status};
+pub use state::{InputRequest, RunState};
+
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use weft_flow::Flow;
+use weft_llm::ChatModel;
+use weft_llm::simulated::{SimulatedModel, SimulatedOptions};
+use weft_spec::Component;
+use weft_tools::ToolRegistry;
+
+/// The default step budget per execution path.
+pub const DEFAULT_MAX_STEPS: u64 = 10_000;
+
+/// The default number of re-asks when an answer does not fit the requested outputs.
+pub const DEFAULT_MAX_REASKS: u32 = 2;
+
+/// Which model serves the flow's LLM nodes.
+#[derive(Clone, Default)]
+pub enum Llm {
+    /// Each LLM node uses its own LLM config (no real provider is built in yet, so such a
+    /// config makes the run fail at start).
+    #[default]
+    Flow,
+    /// One model for every LLM node (e.g. the simulated model).
+    Model(Arc<dyn ChatModel>),
+    /// A model per LLM config.
+    Resolver(Arc<ModelResolver>),
+}
+
+/// How to run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Models.
+    pub llm: Llm,
+    /// Server tools by name.
+    pub tools: ToolRegistry,
+    /// Steps allowed per execution path (a loop that never exits stops there).
+    pub max_steps: u64,
+    /// Re-asks allowed when an answer does not fit the node's outputs.
+    pub max_reasks: u32,
+    /// Receives the run's events.
+    pub events: Option<Arc<dyn EventSink>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            llm: Llm::Flow,
+            tools: ToolRegistry::new(),
+            max_steps: DEFAULT_MAX_STEPS,
+            max_reasks: DEFAULT_MAX_REASKS,
+            events: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("tools", &self.tools)
+            .field("max_steps", &self.max_steps)
+            .field("max_reasks", &self.max_reasks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunOptions {
+    /// Options with the built-in simulated model (instant, default settings).
+    pub fn simulated() -> RunOptions {
+        RunOptions { llm: Llm::Model(Arc::new(SimulatedModel::new(SimulatedOptions::default()))), ..RunOptions::default() }
+    }
+
+    /// Uses `model` for every LLM node.
+    pub fn with_model(mut self, model: Arc<dyn ChatModel>) -> RunOptions {
+        self.llm = Llm::Model(model);
+        self
+    }
+
+    /// Uses `tools` for server tools.
+    pub fn with_tools(mut self, tools: ToolRegistry) -> RunOptions {
+        self.tools = tools;
+        self
+    }
+
+    /// Sends events to `sink`.
+    pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> RunOptions {
+        self.events = Some(sink);
+        self
+    }
+}
+
+impl Plan {
+    /// Compiles a flow for running with these options. Fails, listing every problem, when the
+    /// flow uses something weft cannot run yet, names a server tool with no implementation, or
+    /// has an LLM config no model serves.
+    pub fn new(flow: &Flow, options: RunOptions) -> Result<Arc<Plan>, StartError> {
+        let resolver: Arc<ModelResolver> = match options.llm {
+            Llm::Flow => Arc::new(|config: &Component| -> Result<Arc<dyn ChatModel>, String> {
+                Err(format!(
+                    "no provider for {} yet: weft does not call real LLM providers in this release; run with `--llm simulated` (or `RunOptions::simulated()`) to use the built-in simulated model",
+                    config.ty.name
+                ))
+            }),
+            Llm::Model(model) => Arc::new(move |_: &Component| Ok(Arc::clone(&model))),
+            Llm::Resolver(r) => r,
+        };
+        let settings = plan::Settings { events: options.events, max_steps: options.max_steps, max_reasks: options.max_reasks };
+        Plan::compile(flow, plan::PlanInputs { models: &*resolver, tools: &options.tools, settings }).map(Arc::new)
+    }
+}
+
+/// Running straight from a [`Flow`].
+pub trait FlowExt {
+    /// Starts a run with default options ([`Llm::Flow`], no tools).
+    fn start(&self, inputs: Map<String, Json>) -> Result<Run, StartError>;
+    /// Starts a run with these options.
+    fn start_with(&self, inputs: Map<String, Json>, options: RunOptions) -> Result<Run, StartError>;
+}
+
+impl FlowExt for Flow {
+    fn start(&self, inputs: Map<String, Json>) -> Result<Run, StartError> {
+        self.start_with(inputs, RunOptions::default())
+    }
+
+    fn start_with(&self, inputs: Map<String, Json>, options: RunOptions) -> Result<Run, StartError> {
+        Plan::new(self, options)?.start(inputs)
+    }
+}

@@ -1,0 +1,93 @@
+//! Errors of starting, running and resuming a flow. Each names the node (and where it sits) and
+//! says what to do.
+
+/// Why a run could not start. Every problem is listed, not only the first.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .problems.join("\n"))]
+pub struct StartError {
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl StartError {
+    pub(crate) fn one(problem: impl Into<String>) -> StartError {
+        StartError { problems: vec![problem.into()] }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
+    /// What happened, where, and what to do.
+    pub message: String,
+    /// The failing node's name, when a node failed.
+    pub node: Option<String>,
+    /// The kind, for callers that react to some failures.
+    pub kind: RunErrorKind,
+}
+
+/// What kind of failure stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RunErrorKind {
+    /// An LLM call failed.
+    Llm,
+    /// An answer never fit the requested schema.
+    StructuredOutput,
+    /// A tool failed.
+    Tool,
+    /// A template could not be rendered.
+    Template,
+    /// A node had no value for an input.
+    MissingInput,
+    /// The step budget ran out (a loop that does not exit).
+    StepBudget,
+    /// `execute()` was called on a run that already finished or failed.
+    Over,
+    /// Anything else.
+    Other,
+}
+
+impl RunError {
+    pub(crate) fn new(kind: RunErrorKind, node: Option<&str>, message: impl Into<String>) -> RunError {
+        RunError { message: message.into(), node: node.map(str::to_owned), kind }
+    }
+}
+
+/// Why an answer could not be submitted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    /// The run does not wait for input.
+    #[error("the run is not waiting for input")]
+    NotWaiting,
+    /// The answer does not fit the request.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Why a stored run could not be resumed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResumeError {
+    /// The flow changed since the state was written.
+    #[error(
+        "the run state belongs to another version of the flow (state hash {state}, flow hash {flow}): the flow file was edited after the run started; restore the original flow or start a new run"
+    )]
+    FlowChanged {
+        /// The hash in the state.
+        state: String,
+        /// The flow's hash.
+        flow: String,
+    },
+    /// The state file was written by another format.
+    #[error("the run state has format {found}, this weft reads format {expected}; finish the run with the weft that started it")]
+    Format {
+        /// The format found.
+        found: u32,
+        /// The format this build reads.
+        expected: u32,
+    },
+    /// The state refers to something the flow lacks.
+    #[error("the run state is inconsistent with the flow: {0}")]
+    Inconsistent(String),
+}

@@ -1,0 +1,300 @@
+//! The driver: a [`Run`] owns a run state and performs the calls the scheduler asks for, on
+//! tokio, as tasks of the run's `JoinSet` (dropping the run cancels them).
+
+use crate::error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
+use crate::event::Event;
+use crate::plan::{Op, Plan};
+use crate::sched::{CallResult, Sched};
+use crate::state::{Call, InputRequest, Outcome, Position, RunState, STATE_FORMAT};
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::task::JoinSet;
+
+/// What `execute()` ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    /// The flow reached an EndNode.
+    Finished {
+        /// The flow's outputs.
+        outputs: Map<String, Json>,
+        /// The EndNode's `branch_name`.
+        end_branch: String,
+    },
+    /// The run waits for an answer: submit it with [`Run::submit`], then `execute()` again.
+    InputRequired {
+        /// What is asked.
+        request: InputRequest,
+    },
+}
+
+/// One execution of a flow.
+pub struct Run {
+    plan: Arc<Plan>,
+    state: RunState,
+    started: HashMap<u64, Instant>,
+    resumed: bool,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+impl Plan {
+    /// Starts a run with the given inputs (checked against the flow's inputs: unknown names,
+    /// missing required inputs and wrong types are all reported).
+    pub fn start(self: &Arc<Self>, inputs: Map<String, Json>) -> Result<Run, StartError> {
+        let inputs = self.check_inputs(inputs)?;
+        let mut state = RunState {
+            format: STATE_FORMAT,
+            flow_hash: self.hash.clone(),
+            inputs,
+            frames: BTreeMap::new(),
+            next_frame: 0,
+            messages: Vec::new(),
+            pending: BTreeMap::new(),
+            steps: BTreeMap::new(),
+            llm_calls: BTreeMap::new(),
+            usage: Default::default(),
+            seq: 0,
+            outcome: Outcome::Running,
+        };
+        let mut started = HashMap::new();
+        self.sched(&mut started).init(&mut state);
+        Ok(Run { plan: Arc::clone(self), state, started, resumed: false })
+    }
+
+    /// Continues a stored run. The state must belong to this flow (same content hash).
+    pub fn resume(self: &Arc<Self>, state: RunState) -> Result<Run, ResumeError> {
+        if state.format != STATE_FORMAT {
+            return Err(ResumeError::Format { found: state.format, expected: STATE_FORMAT });
+        }
+        if state.flow_hash != self.hash {
+            return Err(ResumeError::FlowChanged { state: state.flow_hash, flow: self.hash.clone() });
+        }
+        for (id, frame) in &state.frames {
+            let Some(flow) = self.flow_by_id(&frame.flow) else {
+                return Err(ResumeError::Inconsistent(format!(
+                    "frame {id} runs flow \"{}\", which the flow file does not have",
+                    frame.flow
+                )));
+            };
+            let node = match &frame.position {
+                Position::Ready { node } | Position::Busy { node, .. } | Position::Waiting { node } | Position::InChild { node, .. } => {
+                    Some(node)
+                }
+                Position::Done => None,
+            };
+            if let Some(node) = node {
+                if self.node_in(flow, node).is_none() {
+                    return Err(ResumeError::Inconsistent(format!(
+                        "frame {id} stands at node \"{node}\", which flow \"{}\" does not have",
+                        frame.flow
+                    )));
+                }
+            }
+        }
+        Ok(Run { plan: Arc::clone(self), state, started: HashMap::new(), resumed: true })
+    }
+
+    fn sched<'a>(&'a self, started: &'a mut HashMap<u64, Instant>) -> Sched<'a> {
+        Sched {
+            plan: self,
+            events: self.options.events.as_deref(),
+            max_steps: self.options.max_steps,
+            max_reasks: self.options.max_reasks,
+            started,
+        }
+    }
+
+    fn check_inputs(&self, mut given: Map<String, Json>) -> Result<Map<String, Json>, StartError> {
+        let flow = &self.flows[0];
+        let mut problems = Vec::new();
+        let titles: Vec<&str> = flow.inputs.iter().map(|p| p.title()).collect();
+        for name in given.keys() {
+            if !titles.contains(&name.as_str()) {
+                let known =
+                    if titles.is_empty() { "it takes no inputs".to_owned() } else { format!("its inputs are {}", titles.join(", ")) };
+                let hint =
+                    weft_spec::did_you_mean(name, titles.iter().copied()).map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default();
+                problems.push(format!("unknown input \"{name}\" for flow \"{}\"{hint}: {known}", flow.name));
+            }
+        }
+        let mut inputs = Map::new();
+        for p in &flow.inputs {
+            let title = p.title();
+            match given.remove(title).or_else(|| p.default().cloned()) {
+                Some(value) => {
+                    if let Some(why) = type_problem(&p.schema, &value) {
+                        problems.push(format!("input \"{title}\" of flow \"{}\" must be {}: {why}", flow.name, p.type_name()));
+                    }
+                    inputs.insert(title.to_owned(), value);
+                }
+                None => problems.push(format!(
+                    "missing input \"{title}\" ({}) for flow \"{}\": it has no default, so the run needs a value for it",
+                    p.type_name(),
+                    flow.name
+                )),
+            }
+        }
+        if problems.is_empty() { Ok(inputs) } else { Err(StartError { problems }) }
+    }
+}
+
+/// Why a value does not fit a property's schema, if it does not.
+fn type_problem(schema: &Json, value: &Json) -> Option<String> {
+    let mut schema = schema.clone();
+    if let Json::Object(m) = &mut schema {
+        m.remove("title");
+        m.remove("default");
+    }
+    let validator = jsonschema::validator_for(&schema).ok()?;
+    let errors: Vec<String> = validator.iter_errors(value).take(3).map(|e| e.to_string()).collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+impl Run {
+    /// The run state: serialize it to store the run, inspect it after a failure.
+    pub fn state(&self) -> &RunState {
+        &self.state
+    }
+
+    /// Takes the state out of the run.
+    pub fn into_state(self) -> RunState {
+        self.state
+    }
+
+    /// The requests waiting for an answer, by branch path.
+    pub fn pending(&self) -> &BTreeMap<String, InputRequest> {
+        &self.state.pending
+    }
+
+    /// Answers the pending request (JSON: a string for a message; for a client tool, the value
+    /// of its single output or an object keyed by output title). Then call `execute()` again.
+    pub fn submit(&mut self, answer: Json) -> Result<(), SubmitError> {
+        let plan = Arc::clone(&self.plan);
+        plan.sched(&mut self.started).submit(&mut self.state, None, answer)
+    }
+
+    /// Runs until the flow finishes, waits for input, or fails. On failure the state records
+    /// the error and stays inspectable.
+    pub async fn execute(&mut self) -> Result<Status, RunError> {
+        let t0 = Instant::now();
+        match &self.state.outcome {
+            Outcome::Finished { outputs, end_branch } => {
+                return Ok(Status::Finished { outputs: outputs.clone(), end_branch: end_branch.clone() });
+            }
+            Outcome::Failed { error } => return Err(RunError::new(RunErrorKind::Over, None, format!("the run already failed: {error}"))),
+            Outcome::Running => {}
+        }
+        let plan = Arc::clone(&self.plan);
+        if let Some(sink) = plan.options.events.as_deref() {
+            sink.emit(&Event::RunStarted { flow: plan.flows[0].name.clone(), resumed: self.resumed });
+        }
+        self.resumed = false;
+        let result = self.drive(&plan, t0).await;
+        if let Err(e) = &result {
+            self.state.outcome = Outcome::Failed { error: e.message.clone() };
+            if let Some(sink) = plan.options.events.as_deref() {
+                sink.emit(&Event::RunFailed { error: e.message.clone() });
+            }
+        }
+        result
+    }
+
+    async fn drive(&mut self, plan: &Arc<Plan>, t0: Instant) -> Result<Status, RunError> {
+        let events = plan.options.events.clone();
+        let mut tasks: JoinSet<(u64, CallResult)> = JoinSet::new();
+        let mut in_flight: HashSet<u64> = HashSet::new();
+        loop {
+            plan.sched(&mut self.started).advance(&mut self.state)?;
+            // Launch every call the state asks for that is not running yet (new calls, re-asks,
+            // and calls that were in flight when a stored run was written).
+            for (fid, frame) in &self.state.frames {
+                let Position::Busy { node, call } = &frame.position else { continue };
+                if in_flight.contains(fid) {
+                    continue;
+                }
+                let flow = plan.flow_by_id(&frame.flow).unwrap_or(0);
+                let Some(idx) = plan.node_in(flow, node) else { continue };
+                let node = &plan.nodes[idx];
+                let fid = *fid;
+                in_flight.insert(fid);
+                match (&node.op, call) {
+                    (Op::Llm(op), Call::Llm { request, attempt }) => {
+                        let model = Arc::clone(&op.model);
+                        let request = request.clone();
+                        if let Some(sink) = events.as_deref() {
+                            sink.emit(&Event::LlmRequest {
+                                node: node.name.clone(),
+                                model: model.name().to_owned(),
+                                attempt: *attempt,
+                                messages: request.messages.len(),
+                            });
+                        }
+                        let sink = events.clone();
+                        let name = node.name.clone();
+                        tasks.spawn(async move {
+                            let t = Instant::now();
+                            let result = model.chat(&request).await;
+                            if let (Some(sink), Ok(r)) = (sink.as_deref(), &result) {
+                                sink.emit(&Event::LlmResponse {
+                                    node: name,
+                                    usage: r.usage,
+                                    duration_ms: t.elapsed().as_secs_f64() * 1000.0,
+                                });
+                            }
+                            (fid, CallResult::Llm(result))
+                        });
+                    }
+                    (Op::Tool(op), Call::Tool { tool, args }) => {
+                        let Some(imp) = op.tool.clone() else { continue };
+                        let (args, tool, name, sink) = (args.clone(), tool.clone(), node.name.clone(), events.clone());
+                        tasks.spawn(async move {
+                            let t = Instant::now();
+                            let result = imp.call(args).await;
+                            if let Some(sink) = sink.as_deref() {
+                                let error = result.as_ref().err().map(ToString::to_string);
+                                sink.emit(&crate::event::Event::ToolCall {
+                                    node: name,
+                                    tool,
+                                    duration_ms: t.elapsed().as_secs_f64() * 1000.0,
+                                    error,
+                                });
+                            }
+                            (fid, CallResult::Tool(result))
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            if in_flight.is_empty() {
+                if let Outcome::Finished { outputs, end_branch } = &self.state.outcome {
+                    if let Some(sink) = events.as_deref() {
+                        sink.emit(&Event::RunFinished {
+                            outputs: outputs.clone(),
+                            end_branch: end_branch.clone(),
+                            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
+                        });
+                    }
+                    return Ok(Status::Finished { outputs: outputs.clone(), end_branch: end_branch.clone() });
+                }
+                if let Some(request) = self.state.pending.values().next() {
+                    return Ok(Status::InputRequired { request: request.clone() });
+                }
+                return Err(RunError::new(
+                    RunErrorKind::Other,
+                    None,
+                    "the run stopped with nothing left to do and no end reached (this is a bug in weft)",
+                ));
+            }
+            let Some(joined) = tasks.join_next().await else { continue };
+            let (fid, result) = joined.map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed: {e}")))?;
+            in_flight.remove(&fid);
+            plan.sched(&mut self.started).complete(&mut self.state, fid, result)?;
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The run state: a plain serializable value holding everything a run needs to continue, in
+//! this process or another one.
+//!
+//! A run is a tree of frames. The root frame runs the flow; a FlowNode runs its subflow in a
+//! child frame (and parallel branches and map items will be sibling frames). Each frame keeps
+//! the latest value of every output produced in it, the position of its cursor, and the step
+//! count of its execution path. Nodes and outputs are named by component id and title, so a
+//! stored state can be read without the engine.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+use weft_llm::{ChatRequest, Usage};
+
+/// The format version of [`RunState`]; a state written by another format is refused.
+pub const STATE_FORMAT: u32 = 1;
+
+/// Everything a run needs to continue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    /// [`STATE_FORMAT`] at the time of writing.
+    pub format: u32,
+    /// The content hash of the flow this run belongs to.
+    pub flow_hash: String,
+    /// The run's inputs, defaults filled in.
+    pub inputs: Map<String, Json>,
+    /// Frames by id; frame 0 is the root flow.
+    pub frames: BTreeMap<u64, Frame>,
+    /// The id the next frame gets.
+    pub next_frame: u64,
+    /// The conversation: messages posted by nodes and answers given by the user.
+    pub messages: Vec<ConversationMessage>,
+    /// Input requests waiting for an answer, by branch path.
+    pub pending: BTreeMap<String, InputRequest>,
+    /// Steps taken so far, by execution path.
+    pub steps: BTreeMap<String, u64>,
+    /// LLM calls made so far, by node name (re-asks included).
+    pub llm_calls: BTreeMap<String, u64>,
+    /// Totals so far.
+    pub usage: RunUsage,
+    /// Sequence number of the latest value produced (values are stamped with it, so the latest
+    /// value on several data edges into one input can be told).
+    pub seq: u64,
+    /// Where the run stands.
+    pub outcome: Outcome,
+}
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still going (or waiting for input, see [`RunState::pending`]).
+    Running,
+    /// Done.
+    Finished {
+        /// The flow's outputs.
+        outputs: Map<String, Json>,
+        /// The `branch_name` of the EndNode reached.
+        end_branch: String,
+    },
+    /// Stopped by an error.
+    Failed {
+        /// The error, as shown to the user.
+        error: String,
+    },
+}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunUsage {
+    /// LLM calls, re-asks included.
+    pub llm_calls: u64,
+    /// Tool calls (server tools; client tools are answers).
+    pub tool_calls: u64,
+    /// Tokens.
+    pub tokens: Usage,
+}
+
+/// One frame: a flow being run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Frame {
+    /// The flow's component id.
+    pub flow: String,
+    /// Its path in the run, for messages and events: `root`, `root/outer_node`, ...
+    pub path: String,
+    /// The execution path whose step budget this frame spends.
+    pub budget_key: String,
+    /// The parent frame and the node there that waits for this one.
+    pub parent: Option<(u64, String)>,
+    /// The inputs the frame was started with.
+    pub inputs: Map<String, Json>,
+    /// Latest outputs by node id, then output title.
+    pub values: BTreeMap<String, IndexMap<String, Stamped>>,
+    /// How often each node ran, in order of first run (for naming loops).
+    pub visits: IndexMap<String, u64>,
+    /// The cursor.
+    pub position: Position,
+}
+
+/// A value and the sequence number it was produced at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// When it was produced.
+    pub seq: u64,
+    /// The value.
+    pub value: Json,
+}
+
+/// Where a frame's cursor is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Position {
+    /// The node is about to run.
+    Ready {
+        /// Node id.
+        node: String,
+    },
+    /// The node waits for an LLM or tool call.
+    Busy {
+        /// Node id.
+        node: String,
+        /// The call.
+        call: Call,
+    },
+    /// The node waits for an answer from the user or the client application.
+    Waiting {
+        /// Node id.
+        node: String,
+    },
+    /// The node waits for a child frame.
+    InChild {
+        /// Node id.
+        node: String,
+        /// The child frame.
+        child: u64,
+    },
+    /// The frame reached an end.
+    Done,
+}
+
+/// A call a node waits for. Kept in the state so that a resumed run makes it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Call {
+    /// An LLM call.
+    Llm {
+        /// The request.
+        request: ChatRequest,
+        /// 1 for the first attempt, 2 for the first re-ask...
+        attempt: u32,
+    },
+    /// A server tool call.
+    Tool {
+        /// The tool's name.
+        tool: String,
+        /// The arguments, keyed by input title.
+        args: Map<String, Json>,
+    },
+}
+
+/// A question the run waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputRequest {
+    /// A message from the user (InputMessageNode).
+    Message {
+        /// The node's name.
+        node: String,
+        /// The prompt shown, if the node has one.
+        message: Option<String>,
+    },
+    /// A client tool's result (ToolNode with a ClientTool).
+    Tool {
+        /// The node's name.
+        node: String,
+        /// The tool's name.
+        tool: String,
+        /// The request id.
+        tool_request_id: String,
+        /// The arguments, keyed by input title.
+        args: Map<String, Json>,
+        /// The tool's output titles: the answer is the value for one output, else an object
+        /// keyed by these titles.
+        outputs: Vec<String>,
+    },
+}
+
+impl InputRequest {
+    /// The name of the node asking.
+    pub fn node(&self) -> &str {
+        match self {
+            InputRequest::Message { node, .. } | InputRequest::Tool { node, .. } => node,
+        }
+    }
+}
+
+/// A message of the run's conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationMessage {
+    /// WayFlow's message type: `AGENT`, `USER`, `SYSTEM`...
+    pub message_type: String,
+    /// The text.
+    pub content: String,
+    /// The node that posted it.
+    pub node: String,
+}

@@ -1,0 +1,149 @@
+//! Every valid corpus document either runs to `Finished` on the simulated model (with native
+//! tools bound for its server tools, generated inputs and answers where it asks), or fails at
+//! start with "not supported yet" only. The documents the issue lists must finish.
+
+use serde_json::{Map, Value as Json};
+use std::path::{Path, PathBuf};
+use weft_exec::{InputRequest, Plan, RunOptions, Status};
+use weft_flow::{Flow, LoadOptions};
+use weft_llm::simulated::generate;
+use weft_spec::Source;
+use weft_tools::{Tool, ToolError, ToolRegistry};
+
+const MUST_FINISH: &[&str] = &[
+    "p_llm_flow_minimal.json",
+    "p_llm_flow_minimal.yaml",
+    "p_loop_input_until_confirmed.json",
+    "p_loop_input_until_confirmed.yaml",
+    "p_tool_node_server.json",
+    "p_tool_node_client.json",
+    "p_flow_node_branches.json",
+    "p_input_output_messages.json",
+    "p_llm_openai.json",
+    "p_llm_openai_compatible.json",
+    "p_llm_ollama.json",
+    "p_llm_oci_genai_principals.json",
+    "p_llm_gemini_aistudio.json",
+    "p_llm_gemini_vertex.json",
+    "p_llm_dbms_vector_chain.json",
+    "p_explicit_latest_version.json",
+    "p_property_types.json",
+    "w_branching_loop.json",
+    "w_extended_tool_and_llm_nodes.json",
+    "w_prompt_template_object.json",
+    "w_prompt_template_array.json",
+    "w_prompt_template_system_user.json",
+    "w_prompt_template_json_mode.json",
+];
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid")
+}
+
+/// A server tool that answers values generated from its output schemas.
+struct Generated {
+    outputs: Vec<Json>,
+}
+
+#[async_trait::async_trait]
+impl Tool for Generated {
+    async fn call(&self, _args: Map<String, Json>) -> Result<Json, ToolError> {
+        Ok(generated_outputs(&self.outputs))
+    }
+}
+
+fn generated_outputs(outputs: &[Json]) -> Json {
+    match outputs {
+        [one] => generate(one, 1),
+        many => Json::Object(many.iter().map(|o| (o["title"].as_str().unwrap_or("output").to_owned(), generate(o, 1))).collect()),
+    }
+}
+
+fn load(path: &Path) -> Flow {
+    let mut options = LoadOptions::default();
+    let refs = path.with_extension("refs.json");
+    if refs.exists() {
+        options.registries.push(Source::from_bytes(refs.display().to_string(), std::fs::read(&refs).unwrap()).unwrap());
+    }
+    match Flow::load(path, &options) {
+        Ok(l) => l.flow,
+        Err(e) => panic!("{} does not load: {e}", path.display()),
+    }
+}
+
+fn tools_for(flow: &Flow) -> ToolRegistry {
+    let mut registry = ToolRegistry::new();
+    for (c, comp) in flow.spec().components.iter().enumerate() {
+        if comp.is("ServerTool") {
+            let outputs = flow.io(c).outputs.iter().map(|p| p.schema.clone()).collect();
+            registry.register(comp.name.clone(), Generated { outputs });
+        }
+    }
+    registry
+}
+
+enum Result_ {
+    Finished(Map<String, Json>),
+    Unsupported(String),
+}
+
+async fn run(path: &Path) -> Result_ {
+    let flow = load(path);
+    let options = RunOptions::simulated().with_tools(tools_for(&flow));
+    let plan = match Plan::new(&flow, options) {
+        Ok(p) => p,
+        Err(e) => {
+            for p in &e.problems {
+                assert!(p.starts_with("not supported yet: "), "{}: unexpected start error: {p}", path.display());
+            }
+            return Result_::Unsupported(e.to_string());
+        }
+    };
+    let inputs: Map<String, Json> = plan.inputs().iter().map(|p| (p.title().to_owned(), generate(&p.schema, 1))).collect();
+    let mut run = plan.start(inputs).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // Answers that leave the corpus loops: "yes" confirms, "open sesame" is a password.
+    for round in 0..20 {
+        match run.execute().await {
+            Ok(Status::Finished { outputs, .. }) => return Result_::Finished(outputs),
+            Ok(Status::InputRequired { request }) => {
+                let answer = match &request {
+                    InputRequest::Message { .. } => Json::String(if round % 2 == 0 { "yes" } else { "open sesame" }.into()),
+                    InputRequest::Tool { outputs, .. } => {
+                        let schemas: Vec<Json> = outputs.iter().map(|t| serde_json::json!({"title": t, "type": "string"})).collect();
+                        generated_outputs(&schemas)
+                    }
+                };
+                run.submit(answer).unwrap();
+            }
+            Err(e) => panic!("{}: run failed: {e}", path.display()),
+        }
+    }
+    panic!("{}: still asking after 20 answers", path.display());
+}
+
+#[tokio::test]
+async fn valid_documents_run_or_say_not_supported() {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().ends_with(".refs.json") && matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "yaml")))
+        .collect();
+    entries.sort();
+    assert!(entries.len() >= 60, "corpus not found at {}", corpus().display());
+    let mut finished = Vec::new();
+    let mut report = String::new();
+    for path in &entries {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        match run(path).await {
+            Result_::Finished(outputs) => {
+                report.push_str(&format!("{name}: finished {}\n", Json::Object(outputs)));
+                finished.push(name);
+            }
+            Result_::Unsupported(why) => report.push_str(&format!("{name}: {}\n", why.replace('\n', " | "))),
+        }
+    }
+    for must in MUST_FINISH {
+        assert!(finished.iter().any(|f| f == must), "{must} did not finish:\n{report}");
+    }
+    eprintln!("{report}");
+}
