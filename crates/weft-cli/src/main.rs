@@ -1,12 +1,24 @@
-//! The `weft` command line: validate, draw and export Open Agent Spec flows.
+//! The `weft` command line: validate, draw, export and run Open Agent Spec flows.
 //!
-//! Exit codes (a stable contract): 0 valid, 1 invalid flow, 2 usage or IO error.
-//! Diagnostics go to stderr; with `--format json`, `validate` prints one JSON line per file on
-//! stdout and nothing else there.
+//! Exit codes, for every command (a stable contract):
+//!
+//! - 0: the flow is valid (`validate`, `graph`, `export`) or the run finished (`run`, `resume`);
+//! - 1: the flow is invalid, cannot run (unsupported nodes, unbound tools, bad inputs), or the
+//!   run failed;
+//! - 2: usage or IO error (bad arguments, unreadable files, a bad tools or state file);
+//! - 3: the run waits for input (`run`, `resume`): its state was written to a file and
+//!   `weft resume STATE --answer ...` continues it.
+//!
+//! Diagnostics, progress and messages go to stderr. On stdout: with `--format json`, `validate`
+//! prints one JSON line per file; `graph` the chart; `export` the document; `run` and `resume`
+//! the outputs of a finished run as one JSON object; nothing else.
 
 mod input;
+mod progress;
 mod report;
+mod run;
 mod secrets;
+mod state_file;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -33,6 +45,10 @@ enum Command {
     Graph(GraphArgs),
     /// Write the canonical Agent Spec document (self-contained, secrets as references).
     Export(ExportArgs),
+    /// Run a flow: outputs as JSON on stdout; exits 3 with a state file when it waits for input.
+    Run(run::RunArgs),
+    /// Continue a run that waits for input, from the state file `weft run` wrote.
+    Resume(run::ResumeArgs),
 }
 
 /// Options every command that loads a flow takes.
@@ -106,10 +122,14 @@ enum DocFormat {
 
 /// How a command ended, mapped to the exit-code contract.
 enum Outcome {
+    /// Valid, or the run finished.
     Valid,
+    /// Invalid, or the run could not start or failed (already reported).
     Invalid,
     /// Some input could not be read (already reported); the others were processed.
     IoError,
+    /// The run waits for input; its state is stored (already reported).
+    Waiting,
 }
 
 fn main() -> ExitCode {
@@ -125,11 +145,14 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(args),
         Command::Graph(args) => graph(args),
         Command::Export(args) => export_cmd(args),
+        Command::Run(args) => run::run(args),
+        Command::Resume(args) => run::resume(args),
     };
     match result {
         Ok(Outcome::Valid) => ExitCode::SUCCESS,
         Ok(Outcome::Invalid) => ExitCode::from(1),
         Ok(Outcome::IoError) => ExitCode::from(2),
+        Ok(Outcome::Waiting) => ExitCode::from(3),
         Err(e) => {
             report::error_line(&format!("{e:#}"));
             ExitCode::from(2)

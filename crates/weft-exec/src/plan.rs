@@ -117,6 +117,8 @@ pub(crate) struct ToolOp {
     pub(crate) raise_exceptions: bool,
     /// Internal output titles.
     pub(crate) outputs: Vec<String>,
+    /// The output schemas, in the same order (a client's answer is checked against them).
+    pub(crate) output_schemas: Vec<Json>,
 }
 
 /// Run settings kept by the plan.
@@ -588,15 +590,18 @@ impl Compiler<'_> {
         let tool_id = comp.comp_field("tool")?;
         let tool = spec.get(tool_id);
         let raise_exceptions = bool_field(comp, "raise_exceptions", true);
+        let output_schemas: Vec<Json> = self.flow.io(n).outputs.iter().map(|p| p.schema.clone()).collect();
         match tool.ty.name {
             "ServerTool" => {
                 let bound = self.inputs.tools.get(&tool.name).cloned();
                 if bound.is_none() {
                     self.missing_tools.push(tool.name.clone());
                 }
-                Some(Op::Tool(Box::new(ToolOp { tool_name: tool.name.clone(), tool: bound, raise_exceptions, outputs })))
+                Some(Op::Tool(Box::new(ToolOp { tool_name: tool.name.clone(), tool: bound, raise_exceptions, outputs, output_schemas })))
             }
-            "ClientTool" => Some(Op::Tool(Box::new(ToolOp { tool_name: tool.name.clone(), tool: None, raise_exceptions, outputs }))),
+            "ClientTool" => {
+                Some(Op::Tool(Box::new(ToolOp { tool_name: tool.name.clone(), tool: None, raise_exceptions, outputs, output_schemas })))
+            }
             _ => {
                 self.unsupported(tool_id, &format!(" (used by {})", comp.label()));
                 None

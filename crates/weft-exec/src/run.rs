@@ -145,7 +145,7 @@ impl Plan {
 }
 
 /// Why a value does not fit a property's schema, if it does not.
-fn type_problem(schema: &Json, value: &Json) -> Option<String> {
+pub(crate) fn type_problem(schema: &Json, value: &Json) -> Option<String> {
     let mut schema = schema.clone();
     if let Json::Object(m) = &mut schema {
         m.remove("title");

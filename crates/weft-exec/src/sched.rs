@@ -449,8 +449,17 @@ impl Sched<'_> {
                 self.post(state, node, "USER", &text);
                 single(output, Json::String(text))
             }
-            (Op::Tool(op), InputRequest::Tool { .. }) => {
-                tool_outputs(node, &op.outputs, answer).map_err(|e| SubmitError::Invalid(e.message))?
+            (Op::Tool(op), InputRequest::Tool { tool, .. }) => {
+                let outputs = tool_outputs(node, &op.outputs, answer).map_err(|e| SubmitError::Invalid(e.message))?;
+                for (title, schema) in op.outputs.iter().zip(&op.output_schemas) {
+                    if let Some(why) = outputs.get(title).and_then(|v| crate::run::type_problem(schema, v)) {
+                        return Err(SubmitError::Invalid(format!(
+                            "the answer for client tool \"{tool}\" does not fit its output \"{title}\" ({}): {why}",
+                            weft_spec::model::type_name(schema)
+                        )));
+                    }
+                }
+                outputs
             }
             _ => return Err(SubmitError::Invalid("the pending request does not match its node".into())),
         };

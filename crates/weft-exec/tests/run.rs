@@ -297,6 +297,8 @@ async fn a_client_tool_yields_its_request_and_takes_the_answer() {
         ("weather", json!({"city": "Oslo"}), vec!["temp".to_owned(), "sky".to_owned()])
     );
     assert!(run.submit(json!({"temp": 3.5})).is_err(), "a missing output is refused");
+    let wrong = run.submit(json!({"temp": "warm", "sky": "grey"})).unwrap_err().to_string();
+    assert!(wrong.starts_with("the answer for client tool \"weather\" does not fit its output \"temp\" (number): "), "{wrong}");
     run.submit(json!({"temp": 3.5, "sky": "grey"})).unwrap();
     let Status::Finished { outputs, .. } = run.execute().await.unwrap() else { panic!() };
     assert_eq!(Json::Object(outputs), json!({"temp": 3.5, "sky": "grey"}));
