@@ -221,6 +221,17 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
             Err(e) => {
                 sink.finish();
                 report::error_line(&e.message);
+                // Keep the failed run inspectable: what ran, the values produced, the calls.
+                let file = StateFile {
+                    weft_state: STATE_FILE_FORMAT,
+                    flow: stored.flow.clone(),
+                    flow_hash: stored.flow_hash.clone(),
+                    options: stored.options.clone(),
+                    state: run.state().clone(),
+                };
+                if state_file::write(&stored.state_path, &file).is_ok() {
+                    eprintln!("the failed run's state (values produced, calls made, the error) is in {}", stored.state_path.display());
+                }
                 return Ok(Outcome::Invalid);
             }
             Ok(Status::InputRequired { request }) => request,

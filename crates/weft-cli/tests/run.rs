@@ -362,3 +362,64 @@ fn a_failing_tool_fails_the_run_with_exit_1() {
     assert!(stderr(&out).contains("error: ") && stderr(&out).contains("no forecast today"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_tool_that_prints_no_json_fails_naming_the_node_and_the_tool() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("tools.toml"), "[tools.get_weather]\ncommand = [\"sh\", \"-c\", \"echo it will rain\"]\n")
+        .expect("write");
+    let out = weft(dir.path(), &["run", &corpus("p_tool_node_server.json"), "--tools", "tools.toml", "--input", "city=Paris"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("ToolNode \"weather_flow_tool\": tool \"get_weather\" failed: "), "{err}");
+    assert!(err.contains("it will rain"), "the output is quoted: {err}");
+    // The failed run's state is kept for inspection.
+    let state = read_json(&dir.path().join("p_tool_node_server.state.json"));
+    assert_eq!(state["state"]["outcome"]["status"], "failed");
+}
+
+#[test]
+fn a_hanging_tool_is_killed_at_its_timeout_and_leaves_no_process() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.path().join("tools.toml"),
+        "[tools.get_weather]\ncommand = [\"sh\", \"-c\", \"echo $$ > pid; exec sleep 60\"]\ntimeout_s = 0.5\n",
+    )
+    .expect("write");
+    let out = weft(dir.path(), &["run", &corpus("p_tool_node_server.json"), "--tools", "tools.toml", "--input", "city=Paris"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("tool \"get_weather\" failed: timed out after 0.5s"), "{}", stderr(&out));
+    let pid = std::fs::read_to_string(dir.path().join("pid")).expect("the tool started").trim().to_owned();
+    assert!(!Path::new("/proc").join(&pid).exists(), "the tool's process {pid} is still there");
+}
+
+#[test]
+fn an_answer_that_never_fits_fails_naming_the_node_with_the_last_reply() {
+    let dir = tempdir();
+    std::fs::write(dir.path().join("replies.json"), r#"{"evaluate": ["no", "still no", "never JSON"]}"#).expect("write");
+    let flow = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flows/evaluator_loop.json");
+    let flow = flow.to_string_lossy();
+    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated?script=replies.json", "--input", "topic=rust"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("LlmNode \"evaluate\": the model's answer does not fit the node's outputs after 3 attempts"), "{err}");
+    assert!(err.contains("never JSON"), "{err}");
+}
+
+#[test]
+fn the_loop_example_exits_through_its_branch_or_stops_at_the_step_budget() {
+    let dir = tempdir();
+    let flow = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flows/evaluator_loop.json");
+    let flow = flow.to_string_lossy();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flows/replies_evaluator_twice.json");
+    let llm = format!("simulated?script={}", script.display());
+    let finished = outputs(&weft(dir.path(), &["run", &flow, "--llm", &llm, "--input", "topic=rust"]));
+    assert_eq!(finished["feedback"], "good");
+    let always: Vec<Json> = (0..200).map(|_| json!({"needs_improvement": true, "feedback": "again"})).collect();
+    std::fs::write(dir.path().join("always.json"), json!({ "evaluate": always }).to_string()).expect("write");
+    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated?script=always.json", "--max-steps", "90", "--input", "topic=rust"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("step budget exhausted: 90 steps"), "{err}");
+    assert!(err.contains("\"evaluate\" -> \"check\" -> \"improve\""), "{err}");
+}

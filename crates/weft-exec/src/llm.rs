@@ -4,22 +4,16 @@
 use crate::plan::{LlmKind, LlmOp, MessagesOp};
 use serde_json::{Map, Value as Json};
 use weft_llm::{ChatMessage, ChatRequest, RequestMeta, ResponseFormat, Role, SchemaDelivery};
-use weft_prompt::Shape;
 
 /// Builds the first request of an LLM node from its inputs (internal names, already cast).
 pub(crate) fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<ChatRequest, String> {
     let mut req = ChatRequest { generation: op.generation.clone(), meta, ..ChatRequest::default() };
     match &op.kind {
-        LlmKind::Prompt { template, outputs } => {
-            let mut text = template.render(vars).map_err(|e| format!("cannot render prompt_template: {e}"))?;
-            if weft_prompt::structured_output_needed(outputs) {
-                let (schema, shape) = weft_prompt::prompt_schema(outputs);
-                text.push_str(&weft_prompt::prompt_suffix(&schema));
-                let name = match shape {
-                    Shape::Single => outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("output").to_owned(),
-                    Shape::Wrapped => "expected_output".to_owned(),
-                };
-                req.response_format = Some(ResponseFormat { name, schema, strict: false, delivery: SchemaDelivery::InPrompt });
+        LlmKind::Prompt { template, structured, .. } => {
+            let text = template.render(vars).map_err(|e| format!("cannot render prompt_template: {e}"))?;
+            if let Some((schema, name)) = structured {
+                req.response_format =
+                    Some(ResponseFormat { name: name.clone(), schema: schema.clone(), strict: false, delivery: SchemaDelivery::InPrompt });
             }
             req.messages.push(ChatMessage::new(Role::User, text));
         }
@@ -51,8 +45,8 @@ fn messages_request(m: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequ
 /// Reads an answer into the node's outputs (internal titles), or says why it does not fit.
 pub(crate) fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, String> {
     match &op.kind {
-        LlmKind::Prompt { outputs, .. } => {
-            if weft_prompt::structured_output_needed(outputs) {
+        LlmKind::Prompt { outputs, structured, .. } => {
+            if structured.is_some() {
                 weft_prompt::outputs_from_answer(text, outputs).map_err(|e| e.to_string())
             } else {
                 let title = outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("generated_text");

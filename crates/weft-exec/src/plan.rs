@@ -93,8 +93,9 @@ pub(crate) struct LlmOp {
 
 pub(crate) enum LlmKind {
     /// One user message from `prompt_template` (LlmNode, and ExtendedLlmNode without a template
-    /// object). `outputs` are the node's output schemas under their internal titles.
-    Prompt { template: Template, outputs: Vec<Json> },
+    /// object). `outputs` are the node's output schemas under their internal titles;
+    /// `structured` the schema asked for in the prompt and its name, when structured.
+    Prompt { template: Template, outputs: Vec<Json>, structured: Option<(Json, String)> },
     /// A PluginPromptTemplate.
     Messages(Box<MessagesOp>),
 }
@@ -483,9 +484,26 @@ impl Compiler<'_> {
         let kind = match comp.comp_field("prompt_template_object") {
             Some(t) => LlmKind::Messages(Box::new(self.messages(t)?)),
             None => {
-                let template = self.template(n, "prompt_template", comp.str_field("prompt_template").unwrap_or(""))?;
-                let outputs = self.flow.io(n).outputs.iter().map(|p| p.retitled(&internal_name(out_map, p.title())).schema).collect();
-                LlmKind::Prompt { template, outputs }
+                let outputs: Vec<Json> =
+                    self.flow.io(n).outputs.iter().map(|p| p.retitled(&internal_name(out_map, p.title())).schema).collect();
+                let source = comp.str_field("prompt_template").unwrap_or("");
+                // WayFlow renders the prompt and the structured-output instructions as one
+                // template, so compile them together.
+                let structured = weft_prompt::structured_output_needed(&outputs).then(|| {
+                    let (schema, shape) = weft_prompt::prompt_schema(&outputs);
+                    let name = match shape {
+                        weft_prompt::Shape::Single => {
+                            outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("output").to_owned()
+                        }
+                        weft_prompt::Shape::Wrapped => "expected_output".to_owned(),
+                    };
+                    (schema, name)
+                });
+                let template = match &structured {
+                    Some((schema, _)) => self.template(n, "prompt_template", &weft_prompt::prompt_template_with_suffix(source, schema))?,
+                    None => self.template(n, "prompt_template", source)?,
+                };
+                LlmKind::Prompt { template, outputs, structured }
             }
         };
         let generation = match &kind {

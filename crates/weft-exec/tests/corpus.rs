@@ -108,8 +108,10 @@ async fn run(path: &Path) -> Result_ {
             Ok(Status::InputRequired { request }) => {
                 let answer = match &request {
                     InputRequest::Message { .. } => Json::String(if round % 2 == 0 { "yes" } else { "open sesame" }.into()),
-                    InputRequest::Tool { outputs, .. } => {
-                        let schemas: Vec<Json> = outputs.iter().map(|t| serde_json::json!({"title": t, "type": "string"})).collect();
+                    InputRequest::Tool { tool, .. } => {
+                        let spec = plan.flow().spec();
+                        let c = spec.components.iter().position(|c| c.is("ClientTool") && &c.name == tool).expect("the client tool");
+                        let schemas: Vec<Json> = plan.flow().io(c).outputs.iter().map(|p| p.schema.clone()).collect();
                         generated_outputs(&schemas)
                     }
                 };

@@ -8,6 +8,7 @@
 //! assert!(loaded.warnings.is_empty());
 //! ```
 
+pub mod builder;
 mod check;
 pub mod export;
 pub mod graph;
@@ -15,6 +16,7 @@ pub mod infer;
 pub mod schema;
 pub mod template;
 
+pub use builder::{FlowBuilder, typed_outputs};
 pub use check::version_floor;
 pub use infer::Io;
 pub use weft_spec::{Code, Diagnostic, Diagnostics, Format, Severity, Source, Spec};

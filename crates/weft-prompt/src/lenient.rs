@@ -39,9 +39,8 @@ pub fn parse_lenient(text: &str) -> Option<Json> {
         match p.top_value() {
             Some(v) if truthy(&v) => {
                 let last = values.last();
-                if !comma_separated && last.is_some_and(|l| same_structure(l, &v)) {
-                    values.pop();
-                } else if last.is_some_and(|l| !truthy(l)) {
+                // A repeated structure is an update of the value before; an empty value is replaced.
+                if last.is_some_and(|l| (!comma_separated && same_structure(l, &v)) || !truthy(l)) {
                     values.pop();
                 }
                 values.push(v);
@@ -62,6 +61,16 @@ fn truthy(v: &Json) -> bool {
         Json::String(s) => !s.is_empty(),
         Json::Array(a) => !a.is_empty(),
         Json::Object(m) => !m.is_empty(),
+    }
+}
+
+/// `json_repair`'s `ObjectComparer.is_strictly_empty`: an empty string, array or object.
+fn strictly_empty(v: &Json) -> bool {
+    match v {
+        Json::String(s) => s.is_empty(),
+        Json::Array(a) => a.is_empty(),
+        Json::Object(m) => m.is_empty(),
+        _ => false,
     }
 }
 
@@ -119,12 +128,10 @@ impl Parser<'_> {
         loop {
             self.skip_ws();
             match (self.peek(), self.peek_at(1)) {
-                (Some('#'), _) | (Some('/'), Some('/')) => {
-                    match self.s[self.i..].find('\n') {
-                        Some(n) => self.i += n + 1,
-                        None => self.i = self.s.len(),
-                    }
-                }
+                (Some('#'), _) | (Some('/'), Some('/')) => match self.s[self.i..].find('\n') {
+                    Some(n) => self.i += n + 1,
+                    None => self.i = self.s.len(),
+                },
                 (Some('/'), Some('*')) => match self.s[self.i + 2..].find("*/") {
                     Some(n) => self.i += 2 + n + 2,
                     None => self.i = self.s.len(),
@@ -199,10 +206,16 @@ impl Parser<'_> {
                 }
                 _ => {}
             }
-            let start = self.i;
-            let key = match c {
-                '"' | '\'' | '\u{201c}' | '\u{201d}' => self.string(Ctx::Key),
-                c if c.is_alphanumeric() || c == '_' || c == '$' => self.unquoted(&[':', ',', '}', ']', '\n']),
+            let (key, quoted) = match c {
+                '"' | '\'' | '\u{201c}' | '\u{201d}' => {
+                    let (key, terminated) = self.string_terminated(Ctx::Key);
+                    if !terminated {
+                        // A key cut off by the end of the text: the member is dropped.
+                        break;
+                    }
+                    (key, true)
+                }
+                c if c.is_alphanumeric() || c == '_' || c == '$' => (self.unquoted(&[':', ',', '}', ']', '\n']), false),
                 _ => {
                     self.bump();
                     continue;
@@ -211,9 +224,8 @@ impl Parser<'_> {
             self.skip_ws_comments();
             if self.peek() == Some(':') {
                 self.i += 1;
-            } else if key.is_empty() && self.i == start {
-                // Nothing usable here: move on.
-                self.bump();
+            } else if !quoted {
+                // Bare words without a colon are prose, not a member.
                 continue;
             }
             self.skip_ws_comments();
@@ -256,6 +268,10 @@ impl Parser<'_> {
             }
             let before = self.i;
             match self.value(Ctx::Item) {
+                // json_repair drops an empty item not directly followed by `]` or `,`.
+                Some(v) if strictly_empty(&v) && !matches!(self.peek(), Some(']' | ',')) => {
+                    self.bump();
+                }
                 Some(v) => items.push(v),
                 None => {
                     if self.i == before {
@@ -269,6 +285,9 @@ impl Parser<'_> {
 
     /// Whether a quote just consumed closes the string, judging by what follows it.
     fn closes(&self, ctx: Ctx, quote: char) -> bool {
+        if self.s[self.i..].trim_start_matches([' ', '\t', '\r']).starts_with('\n') {
+            return true;
+        }
         let rest = self.s[self.i..].trim_start();
         let Some(n) = rest.chars().next() else { return true };
         match ctx {
@@ -293,6 +312,11 @@ impl Parser<'_> {
     }
 
     fn string(&mut self, ctx: Ctx) -> String {
+        self.string_terminated(ctx).0
+    }
+
+    /// A quoted string, and whether its closing quote was found.
+    fn string_terminated(&mut self, ctx: Ctx) -> (String, bool) {
         let open = self.bump().unwrap_or('"');
         let close = if open == '\u{201c}' { '\u{201d}' } else { open };
         let mut out = String::new();
@@ -314,7 +338,7 @@ impl Parser<'_> {
                 }
             } else if c == close {
                 if ctx == Ctx::Key || self.closes(ctx, close) {
-                    return out;
+                    return (out, true);
                 }
                 out.push(c);
             } else {
@@ -323,7 +347,7 @@ impl Parser<'_> {
         }
         // Unterminated: up to the end of the text, without trailing blanks.
         out.truncate(out.trim_end().len());
-        out
+        (out, false)
     }
 
     /// After `\u`: four hex digits, joined with a following low surrogate when needed.
@@ -331,13 +355,13 @@ impl Parser<'_> {
         let hex = |p: &Self, at: usize| -> Option<u32> { p.s.get(at..at + 4).and_then(|h| u32::from_str_radix(h, 16).ok()) };
         let Some(hi) = hex(self, self.i) else { return '\u{fffd}' };
         self.i += 4;
-        if (0xd800..0xdc00).contains(&hi) && self.s[self.i..].starts_with("\\u") {
-            if let Some(lo) = hex(self, self.i + 2)
-                && (0xdc00..0xe000).contains(&lo)
-            {
-                self.i += 6;
-                return char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)).unwrap_or('\u{fffd}');
-            }
+        if (0xd800..0xdc00).contains(&hi)
+            && self.s[self.i..].starts_with("\\u")
+            && let Some(lo) = hex(self, self.i + 2)
+            && (0xdc00..0xe000).contains(&lo)
+        {
+            self.i += 6;
+            return char::from_u32(0x10000 + ((hi - 0xd800) << 10) + (lo - 0xdc00)).unwrap_or('\u{fffd}');
         }
         char::from_u32(hi).unwrap_or('\u{fffd}')
     }
@@ -357,7 +381,7 @@ impl Parser<'_> {
     fn stops(ctx: Ctx) -> &'static [char] {
         match ctx {
             Ctx::Item => &[',', ']', '}', '\n'],
-            _ => &[',', '}', ']', '\n'],
+            _ => &[',', '}', ']'],
         }
     }
 

@@ -93,8 +93,12 @@ impl JqQuery {
             for (_, e) in errors {
                 match e {
                     jaq_core::load::Error::Io(v) => parts.extend(v.into_iter().map(|(p, m)| format!("cannot load `{p}`: {m}"))),
-                    jaq_core::load::Error::Lex(v) => parts.extend(v.into_iter().map(|(exp, at)| format!("expected {} at `{}`", exp.as_str(), excerpt(at)))),
-                    jaq_core::load::Error::Parse(v) => parts.extend(v.into_iter().map(|(exp, at)| format!("expected {} at `{}`", exp.as_str(), excerpt(at)))),
+                    jaq_core::load::Error::Lex(v) => {
+                        parts.extend(v.into_iter().map(|(exp, at)| format!("expected {} at `{}`", exp.as_str(), excerpt(at))))
+                    }
+                    jaq_core::load::Error::Parse(v) => {
+                        parts.extend(v.into_iter().map(|(exp, at)| format!("expected {} at `{}`", exp.as_str(), excerpt(at))))
+                    }
                 }
             }
             parts.join("; ")
@@ -347,7 +351,10 @@ fn translate_python_regex(pattern: &str, multiline: bool) -> String {
                 let closed = chars.len() > i + 1 + rest.len();
                 let valid = closed && {
                     let (lo, hi) = rest.split_once(',').unwrap_or((rest.as_str(), ""));
-                    !rest.is_empty() && lo.chars().all(|c| c.is_ascii_digit()) && hi.chars().all(|c| c.is_ascii_digit()) && !(lo.is_empty() && hi.is_empty())
+                    !rest.is_empty()
+                        && lo.chars().all(|c| c.is_ascii_digit())
+                        && hi.chars().all(|c| c.is_ascii_digit())
+                        && !(lo.is_empty() && hi.is_empty())
                 };
                 if valid {
                     out.push('{');
@@ -402,10 +409,13 @@ fn parse_pattern(v: &Json, name: Option<&str>, default_flags: i64) -> Result<Reg
     let (pattern, flags, last) = match v {
         Json::String(p) => (p.as_str(), default_flags, false),
         Json::Object(m) => {
-            let pattern = m.get("pattern").and_then(Json::as_str).ok_or_else(|| shape_error("a pattern object needs a string `pattern`".into()))?;
+            let pattern =
+                m.get("pattern").and_then(Json::as_str).ok_or_else(|| shape_error("a pattern object needs a string `pattern`".into()))?;
             let flags = match m.get("flags") {
                 None | Some(Json::Null) => 0,
-                Some(f) => f.as_i64().ok_or_else(|| shape_error(format!("`flags` must be an integer (Python's re flags) or null, got {f}")))?,
+                Some(f) => {
+                    f.as_i64().ok_or_else(|| shape_error(format!("`flags` must be an integer (Python's re flags) or null, got {f}")))?
+                }
             };
             let last = match m.get("match") {
                 None | Some(Json::Null) => false,
@@ -417,7 +427,11 @@ fn parse_pattern(v: &Json, name: Option<&str>, default_flags: i64) -> Result<Reg
         }
         other => return Err(shape_error(format!("expected a string or a pattern object {{pattern, match, flags}}, got {other}"))),
     };
-    RegexPattern::new(pattern, flags, last).map_err(|message| ParserError::Regex { name: name.map(str::to_owned), pattern: pattern.to_owned(), message })
+    RegexPattern::new(pattern, flags, last).map_err(|message| ParserError::Regex {
+        name: name.map(str::to_owned),
+        pattern: pattern.to_owned(),
+        message,
+    })
 }
 
 /// Whether an object is a single pattern `{pattern, match, flags}` (FORMAT 11's suggestion for
@@ -435,8 +449,14 @@ impl OutputParser {
             Some(Json::Object(m)) => {
                 let mut compiled = Vec::with_capacity(m.len());
                 for (member, query) in m {
-                    let query = query.as_str().ok_or_else(|| ParserError::Properties { found: format!("a non-string query for `{member}`: {query}") })?;
-                    let q = JqQuery::compile(query).map_err(|message| ParserError::Jq { member: member.clone(), query: query.to_owned(), message })?;
+                    let query = query
+                        .as_str()
+                        .ok_or_else(|| ParserError::Properties { found: format!("a non-string query for `{member}`: {query}") })?;
+                    let q = JqQuery::compile(query).map_err(|message| ParserError::Jq {
+                        member: member.clone(),
+                        query: query.to_owned(),
+                        message,
+                    })?;
                     compiled.push((member.clone(), q));
                 }
                 Some(compiled)
@@ -467,7 +487,9 @@ impl OutputParser {
             other => {
                 return Err(ParserError::Pattern {
                     name: None,
-                    message: format!("expected a string, a pattern object {{pattern, match, flags}} or an object of named patterns, got {other}"),
+                    message: format!(
+                        "expected a string, a pattern object {{pattern, match, flags}} or an object of named patterns, got {other}"
+                    ),
                 });
             }
         };
@@ -502,7 +524,8 @@ impl OutputParser {
             OutputParser::Regex { patterns, strict } => match patterns {
                 RegexSpec::Single(p) => p.extract(text, *strict),
                 RegexSpec::Named(named) => {
-                    let out: Map<String, Json> = named.iter().map(|(name, p)| (name.clone(), Json::String(p.extract(text, *strict)))).collect();
+                    let out: Map<String, Json> =
+                        named.iter().map(|(name, p)| (name.clone(), Json::String(p.extract(text, *strict)))).collect();
                     py_json_dumps(&Json::Object(out))
                 }
             },
@@ -522,7 +545,7 @@ mod tests {
         assert_eq!(q.first(&json!({})), Some(json!(null)));
         assert_eq!(q.first(&json!("x")), None);
         let q = JqQuery::compile(".items | map(. * 2) | .[0]").unwrap();
-        assert_eq!(q.first(&json!({"items": [1.5, 2]})), Some(json!(3.0)));
+        assert_eq!(q.first(&json!({"items": [1.5, 2]})), Some(json!(3)));
         let q = JqQuery::compile("empty").unwrap();
         assert_eq!(q.first(&json!(1)), None);
         assert!(JqQuery::compile(".a |").is_err());

@@ -409,7 +409,10 @@ mod tests {
         assert_eq!(py_str(&json!(2.0)), "2.0");
         assert_eq!(py_str(&json!(1e16)), "1e+16");
         assert_eq!(py_str(&json!("é\n")), "é\n");
-        assert_eq!(py_str(&json!(["it's", "say \"hi\"", "both ' \"", "tab\t\u{0}\u{a0}\u{2028}"])), r#"["it's", 'say "hi"', 'both \' "', 'tab\t\x00\xa0\u2028']"#);
+        assert_eq!(
+            py_str(&json!(["it's", "say \"hi\"", "both ' \"", "tab\t\u{0}\u{a0}\u{2028}"])),
+            r#"["it's", 'say "hi"', 'both \' "', 'tab\t\x00\xa0\u2028']"#
+        );
     }
 
     #[test]

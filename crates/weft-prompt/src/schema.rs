@@ -97,7 +97,13 @@ impl Prop {
         let text = |key: &str| s.get(key).and_then(Json::as_str).unwrap_or_default().to_owned();
         let default = s.get("default").cloned();
         let enum_ = s.get("enum").and_then(Json::as_array).cloned();
-        let meta = |kind: Kind| Prop { name: text("title"), description: text("description"), default: default.clone(), enum_: enum_.clone(), kind };
+        let meta = |kind: Kind| Prop {
+            name: text("title"),
+            description: text("description"),
+            default: default.clone(),
+            enum_: enum_.clone(),
+            kind,
+        };
         let default_is_null = matches!(default, Some(Json::Null));
         let without_meta = || {
             let mut m = s.clone();
@@ -183,7 +189,11 @@ impl Prop {
     }
 
     fn is_bare_any(&self) -> bool {
-        matches!(self.kind, Kind::Any) && self.name.is_empty() && self.description.is_empty() && self.default.is_none() && self.enum_.is_none()
+        matches!(self.kind, Kind::Any)
+            && self.name.is_empty()
+            && self.description.is_empty()
+            && self.default.is_none()
+            && self.enum_.is_none()
     }
 
     /// `Property.to_json_schema(openai_compatible=openai)`.
@@ -298,9 +308,9 @@ impl Prop {
             Kind::Null => v.is_null(),
             Kind::Any => true,
             Kind::List(item) => v.as_array().is_some_and(|a| a.iter().all(|x| item.is_expected(x, sem))),
-            Kind::Dict { key, value } => v.as_object().is_some_and(|m| {
-                m.iter().all(|(k, x)| key.is_expected(&Json::String(k.clone()), sem) && value.is_expected(x, sem))
-            }),
+            Kind::Dict { key, value } => v
+                .as_object()
+                .is_some_and(|m| m.iter().all(|(k, x)| key.is_expected(&Json::String(k.clone()), sem) && value.is_expected(x, sem))),
             Kind::Object { props, addl } => {
                 // A non-object never has the members (WayFlow would look for Python attributes).
                 let Some(m) = v.as_object() else { return false };
@@ -312,7 +322,9 @@ impl Prop {
                     && match addl {
                         Addl::Allowed => true,
                         Addl::Forbidden => m.keys().all(|k| props.iter().any(|(name, _)| name == k)),
-                        Addl::Schema(s) => m.iter().filter(|(k, _)| !props.iter().any(|(name, _)| name == *k)).all(|(_, x)| s.is_expected(x, sem)),
+                        Addl::Schema(s) => {
+                            m.iter().filter(|(k, _)| !props.iter().any(|(name, _)| name == *k)).all(|(_, x)| s.is_expected(x, sem))
+                        }
                     }
             }
             Kind::Union(members) => members.iter().any(|p| p.is_expected(v, sem)),
@@ -340,9 +352,9 @@ impl Prop {
             (Kind::Float, Json::Bool(b)) => Ok(Json::from(if *b { 1.0 } else { 0.0 })),
             (Kind::Int, Json::Number(n)) if n.is_f64() => {
                 let f = n.as_f64().ok_or(CastError::Value)?.trunc();
-                if f >= -9.223_372_036_854_776e18 && f < 9.223_372_036_854_776e18 {
+                if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
                     Ok(Json::from(f as i64))
-                } else if f >= 0.0 && f < 1.844_674_407_370_955_2e19 {
+                } else if (0.0..1.844_674_407_370_955_2e19).contains(&f) {
                     Ok(Json::from(f as u64))
                 } else {
                     Err(CastError::Value)
@@ -546,7 +558,9 @@ fn type_only(m: &mut Map<String, Json>, t: &str) {
 /// `x_vector_property` from every object, at any depth.
 pub(crate) fn strip_extensions(v: &Json) -> Json {
     match v {
-        Json::Object(m) => Json::Object(m.iter().filter(|(k, _)| !EXTENSION_KEYS.contains(&k.as_str())).map(|(k, x)| (k.clone(), strip_extensions(x))).collect()),
+        Json::Object(m) => Json::Object(
+            m.iter().filter(|(k, _)| !EXTENSION_KEYS.contains(&k.as_str())).map(|(k, x)| (k.clone(), strip_extensions(x))).collect(),
+        ),
         Json::Array(a) => Json::Array(a.iter().map(strip_extensions).collect()),
         _ => v.clone(),
     }
@@ -652,7 +666,10 @@ mod tests {
             r#"{"type": "object", "additionalProperties": true, "properties": {"score": {"type": "integer"}}, "title": "r"}"#
         );
         let p = Prop::from_schema(&json!({"title": "x", "type": "string", "default": null}));
-        assert_eq!(py_json_dumps(&p.to_schema(false)), r#"{"anyOf": [{"type": "string"}, {"type": "null"}], "title": "x", "default": null}"#);
+        assert_eq!(
+            py_json_dumps(&p.to_schema(false)),
+            r#"{"anyOf": [{"type": "string"}, {"type": "null"}], "title": "x", "default": null}"#
+        );
         let p = Prop::from_schema(&json!({"title": "x", "type": "object"}));
         assert_eq!(py_json_dumps(&p.to_schema(false)), r#"{"title": "x"}"#);
     }
@@ -671,7 +688,10 @@ mod tests {
         assert_eq!(cast_to_input(json!([1, 2]), &json!({"type": "array", "items": {"type": "number"}})), json!([1.0, 2.0]));
         assert_eq!(cast_to_input(json!({"a": 1}), &json!({})), json!({"a": 1}));
         assert_eq!(
-            cast_to_input(json!({"a": 1}), &json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string", "default": "z"}}})),
+            cast_to_input(
+                json!({"a": 1}),
+                &json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string", "default": "z"}}})
+            ),
             json!({"a": 1, "b": "z"})
         );
     }

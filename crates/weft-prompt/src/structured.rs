@@ -110,7 +110,10 @@ pub fn prompt_schema(outputs: &[Json]) -> (Json, Shape) {
             m.insert("description".into(), Json::from("the expected output of the generation"));
             m.insert("type".into(), Json::from("object"));
             m.insert("properties".into(), Json::Object(props.iter().map(|p| (p.name.clone(), p.to_schema(false))).collect()));
-            m.insert("required".into(), Json::Array(props.iter().filter(|p| p.default.is_none()).map(|p| Json::String(p.name.clone())).collect()));
+            m.insert(
+                "required".into(),
+                Json::Array(props.iter().filter(|p| p.default.is_none()).map(|p| Json::String(p.name.clone())).collect()),
+            );
             Json::Object(m)
         }
     };
@@ -365,7 +368,13 @@ pub fn native_schema(response_format: &Json) -> Json {
 /// (Python's `int` is not a `float`), `true` is a valid `integer`.
 ///
 /// Without a `response_format` the output is the text after the parsers.
-pub fn template_output(answer: &str, response_format: Option<&Json>, native: bool, strict: bool, parsers: &[OutputParser]) -> Result<Json, ReplyError> {
+pub fn template_output(
+    answer: &str,
+    response_format: Option<&Json>,
+    native: bool,
+    strict: bool,
+    parsers: &[OutputParser],
+) -> Result<Json, ReplyError> {
     let Some(rf) = response_format else {
         let mut text = answer.to_owned();
         for parser in parsers {
@@ -401,7 +410,11 @@ pub fn template_output(answer: &str, response_format: Option<&Json>, native: boo
             None => violations.push(format!("{}: missing required field", p.name)),
             Some(v) => p.violations(v, Sem::PYTHON, &p.name, &mut violations),
         }
-        return if violations.is_empty() { Ok(outputs.get(&p.name).cloned().unwrap_or(Json::Null)) } else { Err(ReplyError::Invalid { violations }) };
+        return if violations.is_empty() {
+            Ok(outputs.get(&p.name).cloned().unwrap_or(Json::Null))
+        } else {
+            Err(ReplyError::Invalid { violations })
+        };
     }
     Ok(match outputs.get(&p.name) {
         Some(v) => p.coerce(v, Sem::PYTHON),

@@ -134,7 +134,9 @@ static PROTOTYPE: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_debug(false);
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_fuel(Some(FUEL));
-    env.set_formatter(|out, _state, value| write_py_value(out, value, true).map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write")));
+    env.set_formatter(|out, _state, value| {
+        write_py_value(out, value, true).map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write"))
+    });
     for global in ["range", "dict", "namespace", "debug", "lipsum", "cycler", "joiner"] {
         env.remove_global(global);
     }
@@ -156,8 +158,12 @@ impl Template {
         let source = normalize_newlines(source);
         let mut env = PROTOTYPE.clone();
         env.add_template_owned(NAME, source.clone()).map_err(|e| convert_error(&e, &source, &[], &[], &Map::new()))?;
-        let undeclared: BTreeSet<String> =
-            env.get_template(NAME).map_err(|e| convert_error(&e, &source, &[], &[], &Map::new()))?.undeclared_variables(false).into_iter().collect();
+        let undeclared: BTreeSet<String> = env
+            .get_template(NAME)
+            .map_err(|e| convert_error(&e, &source, &[], &[], &Map::new()))?
+            .undeclared_variables(false)
+            .into_iter()
+            .collect();
         let mut names = code_identifiers(&source);
         names.extend(undeclared.iter().cloned());
         let names: Arc<[Arc<str>]> = names.into_iter().map(Arc::from).collect();
@@ -473,7 +479,13 @@ fn center_filter(value: &Value, width: Option<usize>) -> Result<String, Error> {
 }
 
 /// Jinja2's `truncate(length=255, killwords=False, end='...', leeway=5)`.
-fn truncate_filter(value: &Value, length: Option<usize>, killwords: Option<bool>, end: Option<&str>, leeway: Option<usize>) -> Result<String, Error> {
+fn truncate_filter(
+    value: &Value,
+    length: Option<usize>,
+    killwords: Option<bool>,
+    end: Option<&str>,
+    leeway: Option<usize>,
+) -> Result<String, Error> {
     let s = py_str_value(value)?;
     let length = length.unwrap_or(255);
     let end = end.unwrap_or("...");
@@ -502,7 +514,8 @@ fn filesizeformat_filter(value: &Value, binary: Option<bool>) -> Result<String, 
     let bytes = f64::try_from(value.clone()).map_err(|_| Error::new(ErrorKind::InvalidOperation, "filesizeformat needs a number"))?;
     let binary = binary == Some(true);
     let base: f64 = if binary { 1024.0 } else { 1000.0 };
-    let prefixes = if binary { ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"] } else { ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"] };
+    let prefixes =
+        if binary { ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"] } else { ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"] };
     if bytes == 1.0 {
         return Ok("1 Byte".into());
     }

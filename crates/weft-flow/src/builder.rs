@@ -1,0 +1,871 @@
+//! Flows written in Rust: a [`FlowBuilder`] writes an Agent Spec document and loads it with
+//! [`Flow::from_json`], so a built flow is exactly what loading that document gives, and every
+//! rule of the checker applies to it.
+//!
+//! ```
+//! use weft_flow::builder::{FlowBuilder, Input, LlmConfig, Output};
+//!
+//! let llm = LlmConfig::openai_compatible("llm", "http://localhost:8000/v1", "llama3");
+//! let mut b = FlowBuilder::new("summarize");
+//! let start = b.start(&[Input::string("text")]);
+//! let summary = b.llm("summary", &llm, "Summarize: {{ text }}");
+//! let end = b.end("end", &[Output::string("generated_text")]);
+//! b.edge(start, summary);
+//! b.edge(summary, end);
+//! b.data(start, "text", summary, "text");
+//! b.data(summary, "generated_text", end, "generated_text");
+//! let flow = b.build().expect("a valid flow");
+//! assert_eq!(flow.spec().root().name, "summarize");
+//! // The same document, to save and `weft run`:
+//! let text = b.to_document_string();
+//! assert!(weft_flow::Flow::from_json(&text).is_ok());
+//! ```
+//!
+//! Ids are derived from names (the flow's name, then `<flow>.<node>`, `<flow>.control.<n>`,
+//! `<flow>.data.<n>`; an LLM config or a tool has its name as id), so the same builder code
+//! always writes the same document. Node names must therefore be unique within a flow.
+//!
+//! Mistakes the document cannot express (a duplicate node name, a node handle from another
+//! builder, a typed output whose type is not a struct) are reported by [`FlowBuilder::build`]
+//! as diagnostics, like the loader's own, which point into [`FlowBuilder::to_json`]'s document.
+
+use crate::Flow;
+use crate::template::{jinja_inputs, placeholders};
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use schemars::generate::SchemaSettings;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as Json, json};
+use weft_spec::{Code, Diagnostic, Diagnostics, Version};
+
+/// Plugin name and version written on WayFlow plugin nodes (FORMAT.md section 11).
+const PLUGIN: (&str, &str) = ("NodesPlugin", "26.3.1");
+
+/// A property (an input or an output): a JSON Schema with a `title` (FORMAT.md section 5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Property {
+    title: String,
+    schema: Json,
+}
+
+/// An input of a start node or a node; see [`Property`].
+pub type Input = Property;
+
+/// An output of an end node or a node; see [`Property`].
+pub type Output = Property;
+
+impl Property {
+    /// A property with this title and JSON Schema (an object; its own `title`, if any, is
+    /// replaced). Anything but an object is written as given, and the loader rejects it.
+    pub fn new(title: impl Into<String>, schema: Json) -> Property {
+        Property { title: title.into(), schema }
+    }
+
+    /// A `string` property.
+    pub fn string(title: impl Into<String>) -> Property {
+        Property::new(title, json!({"type": "string"}))
+    }
+
+    /// An `integer` property.
+    pub fn integer(title: impl Into<String>) -> Property {
+        Property::new(title, json!({"type": "integer"}))
+    }
+
+    /// A `number` property.
+    pub fn number(title: impl Into<String>) -> Property {
+        Property::new(title, json!({"type": "number"}))
+    }
+
+    /// A `boolean` property.
+    pub fn boolean(title: impl Into<String>) -> Property {
+        Property::new(title, json!({"type": "boolean"}))
+    }
+
+    /// A property of any type (a schema with no `type`).
+    pub fn any(title: impl Into<String>) -> Property {
+        Property::new(title, json!({}))
+    }
+
+    /// An array property whose items follow `items` (a JSON Schema).
+    pub fn array(title: impl Into<String>, items: Json) -> Property {
+        Property::new(title, json!({"type": "array", "items": items}))
+    }
+
+    /// A property typed by `T`'s [`JsonSchema`], nested definitions inlined.
+    pub fn of<T: JsonSchema>(title: impl Into<String>) -> Property {
+        let mut root = root_schema::<T>();
+        let defs = root.remove("$defs");
+        root.remove("$schema");
+        if let Some(defs) = defs {
+            root.insert("$defs".into(), defs);
+        }
+        Property::new(title, Json::Object(root))
+    }
+
+    /// One property per field of the struct `T` (title: the field's name, schema: its
+    /// schema), in declaration order; `None` when `T`'s schema is not an object with
+    /// `properties`.
+    pub fn fields_of<T: JsonSchema>() -> Option<Vec<Property>> {
+        let mut root = root_schema::<T>();
+        let defs = root.remove("$defs");
+        let Some(Json::Object(props)) = root.remove("properties") else { return None };
+        let fields = props
+            .into_iter()
+            .map(|(name, mut schema)| {
+                // A recursive type keeps `$ref`s into the root's `$defs`: give the property
+                // its own copy, so its schema stands alone.
+                let refers = has_ref(&schema);
+                if let (Some(defs), Json::Object(m), true) = (&defs, &mut schema, refers) {
+                    m.insert("$defs".into(), defs.clone());
+                }
+                Property::new(name, schema)
+            })
+            .collect();
+        Some(fields)
+    }
+
+    /// Adds a description.
+    pub fn description(mut self, text: impl Into<String>) -> Property {
+        if let Json::Object(m) = &mut self.schema {
+            m.insert("description".into(), Json::String(text.into()));
+        }
+        self
+    }
+
+    /// Adds a default value (used when nothing reaches the input).
+    pub fn with_default(mut self, value: Json) -> Property {
+        if let Json::Object(m) = &mut self.schema {
+            m.insert("default".into(), value);
+        }
+        self
+    }
+
+    /// The title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// The property as written in a document: its schema with `title` first.
+    pub fn to_json(&self) -> Json {
+        match &self.schema {
+            Json::Object(m) => {
+                let mut out = Map::new();
+                out.insert("title".into(), Json::String(self.title.clone()));
+                out.extend(m.iter().filter(|(k, _)| *k != "title").map(|(k, v)| (k.clone(), v.clone())));
+                Json::Object(out)
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+/// `T`'s schema as a Draft 2020-12 object, subschemas inlined (only recursive types keep
+/// `$ref`s into `$defs`).
+fn root_schema<T: JsonSchema>() -> Map<String, Json> {
+    let schema = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true).into_generator().into_root_schema_for::<T>();
+    match schema.to_value() {
+        Json::Object(m) => m,
+        // The `false` schema (no value) as an object; `true` (any value) is `{}`.
+        Json::Bool(false) => Map::from_iter([("not".to_owned(), json!({}))]),
+        _ => Map::new(),
+    }
+}
+
+fn has_ref(v: &Json) -> bool {
+    match v {
+        Json::Object(m) => m.contains_key("$ref") || m.values().any(has_ref),
+        Json::Array(items) => items.iter().any(has_ref),
+        _ => false,
+    }
+}
+
+/// Turns a run's outputs (title → value) back into a struct, e.g. the outputs of a node built
+/// with [`FlowBuilder::llm_structured`]. Members the struct does not name are ignored (unless
+/// it denies unknown fields).
+pub fn typed_outputs<T: DeserializeOwned>(outputs: &Map<String, Json>) -> Result<T, serde_json::Error> {
+    serde_json::from_value(Json::Object(outputs.clone()))
+}
+
+/// An LLM configuration (FORMAT.md section 9), shared by the nodes that use it. Its name is
+/// also its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmConfig {
+    component: Map<String, Json>,
+}
+
+impl LlmConfig {
+    fn with_type(ty: &str, name: &str, fields: Json) -> LlmConfig {
+        let mut component = header(ty, name, name, None);
+        if let Json::Object(f) = fields {
+            component.extend(f);
+        }
+        component.insert("default_generation_parameters".into(), Json::Null);
+        LlmConfig { component }
+    }
+
+    /// An OpenAI-compatible server (`OpenAiCompatibleConfig`) at `url` (e.g.
+    /// `http://localhost:8000/v1`) serving `model_id`.
+    pub fn openai_compatible(name: &str, url: &str, model_id: &str) -> LlmConfig {
+        LlmConfig::with_type("OpenAiCompatibleConfig", name, json!({"model_id": model_id, "url": url}))
+    }
+
+    /// A vLLM server (`VllmConfig`).
+    pub fn vllm(name: &str, url: &str, model_id: &str) -> LlmConfig {
+        LlmConfig::with_type("VllmConfig", name, json!({"model_id": model_id, "url": url}))
+    }
+
+    /// An Ollama server (`OllamaConfig`), e.g. at `http://localhost:11434`.
+    pub fn ollama(name: &str, url: &str, model_id: &str) -> LlmConfig {
+        LlmConfig::with_type("OllamaConfig", name, json!({"model_id": model_id, "url": url}))
+    }
+
+    /// OpenAI's own service (`OpenAiConfig`, chat completions; the key is not written).
+    pub fn openai(name: &str, model_id: &str) -> LlmConfig {
+        LlmConfig::with_type("OpenAiConfig", name, json!({"model_id": model_id}))
+    }
+
+    /// Sets `default_generation_parameters` (e.g. `json!({"temperature": 0.2, "max_tokens": 512})`).
+    pub fn generation_parameters(mut self, parameters: Json) -> LlmConfig {
+        self.component.insert("default_generation_parameters".into(), parameters);
+        self
+    }
+
+    /// The id (the name).
+    pub fn id(&self) -> &str {
+        self.component.get("id").and_then(Json::as_str).unwrap_or("")
+    }
+
+    /// The component as written in a document.
+    pub fn to_json(&self) -> Json {
+        Json::Object(self.component.clone())
+    }
+}
+
+/// A tool the host implements (`ServerTool`), called by a [`FlowBuilder::tool`] node. Its name
+/// is also its id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTool {
+    /// The tool's name (what the tool registry is keyed by).
+    pub name: String,
+    /// What the tool does.
+    pub description: Option<String>,
+    /// Its parameters.
+    pub inputs: Vec<Property>,
+    /// Its results.
+    pub outputs: Vec<Property>,
+}
+
+impl ServerTool {
+    /// A tool without description.
+    pub fn new(name: impl Into<String>, inputs: Vec<Property>, outputs: Vec<Property>) -> ServerTool {
+        ServerTool { name: name.into(), description: None, inputs, outputs }
+    }
+
+    fn to_json(&self) -> Json {
+        let mut c = header("ServerTool", &self.name, &self.name, self.description.as_deref());
+        c.insert("inputs".into(), props(&self.inputs));
+        c.insert("outputs".into(), props(&self.outputs));
+        Json::Object(c)
+    }
+}
+
+/// A handle on a node of one [`FlowBuilder`] (or of its clones), for edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeId {
+    builder: u64,
+    index: usize,
+}
+
+/// Tells builders apart, so a handle used on the wrong builder is reported.
+static BUILDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// What a [`FlowBuilder::subflow`] node runs: another builder or a loaded flow.
+#[derive(Debug, Clone, Copy)]
+pub enum Subflow<'a> {
+    /// A flow being built.
+    Builder(&'a FlowBuilder),
+    /// A checked flow (written as its export).
+    Flow(&'a Flow),
+}
+
+impl<'a> From<&'a FlowBuilder> for Subflow<'a> {
+    fn from(b: &'a FlowBuilder) -> Self {
+        Subflow::Builder(b)
+    }
+}
+
+impl<'a> From<&'a Flow> for Subflow<'a> {
+    fn from(f: &'a Flow) -> Self {
+        Subflow::Flow(f)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum OwnedSubflow {
+    Builder(Box<FlowBuilder>),
+    Flow(Flow),
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    name: String,
+    ty: &'static str,
+    description: Option<String>,
+    inputs: Option<Vec<Json>>,
+    outputs: Option<Vec<Json>>,
+    branches: Option<Vec<String>>,
+    fields: Map<String, Json>,
+    plugin: bool,
+    subflow: Option<OwnedSubflow>,
+}
+
+/// Builds a flow node by node; see the [module documentation](self).
+#[derive(Debug, Clone)]
+pub struct FlowBuilder {
+    serial: u64,
+    name: String,
+    description: Option<String>,
+    nodes: Vec<Node>,
+    start: Option<NodeId>,
+    control: Vec<(NodeId, Option<String>, NodeId)>,
+    data: Vec<(NodeId, String, NodeId, String)>,
+    /// LLM configs and tools, by id, referenced from the nodes.
+    shared: IndexMap<String, Json>,
+    version: Version,
+    problems: Vec<Diagnostic>,
+}
+
+impl FlowBuilder {
+    /// An empty flow named `name` (also its id).
+    pub fn new(name: impl Into<String>) -> FlowBuilder {
+        FlowBuilder {
+            serial: BUILDERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            name: name.into(),
+            description: None,
+            nodes: Vec::new(),
+            start: None,
+            control: Vec::new(),
+            data: Vec::new(),
+            shared: IndexMap::new(),
+            version: Version::V25_4_1,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Sets the flow's description.
+    pub fn description(&mut self, text: impl Into<String>) -> &mut FlowBuilder {
+        self.description = Some(text.into());
+        self
+    }
+
+    /// Sets a node's description.
+    pub fn describe(&mut self, node: NodeId, text: impl Into<String>) {
+        if self.check_ids(&[node]) {
+            self.nodes[node.index].description = Some(text.into());
+        }
+    }
+
+    /// The flow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn add(&mut self, node: Node) -> NodeId {
+        if self.nodes.iter().any(|n| n.name == node.name) {
+            self.problems.push(
+                Diagnostic::new(Code::BadValue, "", format!("flow `{}` has two nodes named `{}`", self.name, node.name))
+                    .hint("node names are unique within a flow: the builder derives ids from them"),
+            );
+        }
+        self.nodes.push(node);
+        NodeId { builder: self.serial, index: self.nodes.len() - 1 }
+    }
+
+    fn node(ty: &'static str, name: &str) -> Node {
+        Node {
+            name: name.to_owned(),
+            ty,
+            description: None,
+            inputs: None,
+            outputs: None,
+            branches: Some(vec!["next".into()]),
+            fields: Map::new(),
+            plugin: false,
+            subflow: None,
+        }
+    }
+
+    /// Registers a shared component (an LLM config or a tool) and returns a reference to it.
+    fn share(&mut self, component: Json) -> Json {
+        let id = component.get("id").and_then(Json::as_str).unwrap_or("").to_owned();
+        merge_shared(&mut self.shared, &mut self.problems, &id, component);
+        json!({"$component_ref": id})
+    }
+
+    /// The `StartNode` (named `start`); its inputs are the flow's inputs.
+    pub fn start(&mut self, inputs: &[Input]) -> NodeId {
+        let mut n = FlowBuilder::node("StartNode", "start");
+        n.inputs = Some(inputs.iter().map(Property::to_json).collect());
+        n.outputs = n.inputs.clone();
+        let id = self.add(n);
+        if self.start.is_some() {
+            self.problems.push(Diagnostic::new(Code::FlowStructure, "", format!("flow `{}` has two start nodes", self.name)));
+        }
+        self.start = Some(id);
+        id
+    }
+
+    /// An `EndNode` leaving through the default branch `next`; its outputs are the flow's.
+    pub fn end(&mut self, name: &str, outputs: &[Output]) -> NodeId {
+        self.end_with_branch(name, "next", outputs)
+    }
+
+    /// An `EndNode` leaving through `branch` (a branch of the node that runs this flow as a
+    /// subflow).
+    pub fn end_with_branch(&mut self, name: &str, branch: &str, outputs: &[Output]) -> NodeId {
+        let mut n = FlowBuilder::node("EndNode", name);
+        n.outputs = Some(outputs.iter().map(Property::to_json).collect());
+        n.inputs = n.outputs.clone();
+        n.branches = Some(Vec::new());
+        n.fields.insert("branch_name".into(), json!(branch));
+        self.add(n)
+    }
+
+    /// An `LlmNode` whose inputs are the `{{ name }}` placeholders of `prompt` (strings) and
+    /// whose output is the raw text, `generated_text`.
+    pub fn llm(&mut self, name: &str, config: &LlmConfig, prompt: &str) -> NodeId {
+        let generated = json!({"title": "generated_text", "type": "string", "description": "Raw text generated by the LLM"});
+        self.llm_node(name, config, prompt, vec![generated])
+    }
+
+    /// An `LlmNode` with these outputs: one `string` output is the raw text, whatever its
+    /// title; anything else asks for structured generation (agentspec_version 25.4.2).
+    pub fn llm_with_outputs(&mut self, name: &str, config: &LlmConfig, prompt: &str, outputs: &[Output]) -> NodeId {
+        self.llm_node(name, config, prompt, outputs.iter().map(Property::to_json).collect())
+    }
+
+    /// An `LlmNode` with one output per field of the struct `T` (structured generation; read
+    /// the values back with [`typed_outputs`]). `T` must be a struct with named fields.
+    pub fn llm_structured<T: JsonSchema>(&mut self, name: &str, config: &LlmConfig, prompt: &str) -> NodeId {
+        let outputs = match Property::fields_of::<T>() {
+            Some(fields) => fields,
+            None => {
+                self.problems.push(
+                    Diagnostic::new(
+                        Code::BadValue,
+                        "",
+                        format!("the outputs of node `{name}` come from `{}`, which is not a struct with named fields", T::schema_name()),
+                    )
+                    .hint("use a struct, or `llm_with_outputs` with `Property::of::<T>(title)`"),
+                );
+                Vec::new()
+            }
+        };
+        self.llm_with_outputs(name, config, prompt, &outputs)
+    }
+
+    fn llm_node(&mut self, name: &str, config: &LlmConfig, prompt: &str, outputs: Vec<Json>) -> NodeId {
+        let structured = outputs.len() != 1 || outputs.iter().any(|o| o.get("type").and_then(Json::as_str) != Some("string"));
+        if structured {
+            self.version = self.version.max(Version::V25_4_2);
+        }
+        let mut n = FlowBuilder::node("LlmNode", name);
+        n.inputs = Some(string_inputs(&placeholders(prompt)));
+        n.outputs = Some(outputs);
+        let config = self.share(config.to_json());
+        n.fields.insert("llm_config".into(), config);
+        n.fields.insert("prompt_template".into(), json!(prompt));
+        self.add(n)
+    }
+
+    /// A `BranchingNode`: the value of its one input, `input` (a string; other values arrive
+    /// JSON-encoded, so a boolean is `true` or `false`), is looked up in `mapping` (value →
+    /// branch); an unknown value leaves through `default`.
+    pub fn branching(&mut self, name: &str, mapping: &[(&str, &str)], input: &str) -> NodeId {
+        let mut n = FlowBuilder::node("BranchingNode", name);
+        n.inputs = Some(vec![json!({"title": input, "type": "string"})]);
+        n.outputs = Some(Vec::new());
+        let mut branches: Vec<String> = mapping.iter().map(|(_, b)| (*b).to_owned()).chain(["default".to_owned()]).collect();
+        branches.sort();
+        branches.dedup();
+        n.branches = Some(branches);
+        let map: Map<String, Json> = mapping.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
+        n.fields.insert("mapping".into(), Json::Object(map));
+        self.add(n)
+    }
+
+    /// A WayFlow `PluginTemplateNode`: renders the Jinja `template` into its output `output`.
+    /// Inputs are the template's variables, inferred as WayFlow does.
+    pub fn template(&mut self, name: &str, template: &str) -> NodeId {
+        let mut n = FlowBuilder::node("PluginTemplateNode", name);
+        n.plugin = true;
+        // Invalid Jinja: leave the inputs to the loader, which reports the template.
+        n.inputs = jinja_inputs(&[template]);
+        n.outputs = Some(vec![json!({"title": "output", "type": "string", "description": "the formatted template"})]);
+        n.fields.insert("input_mapping".into(), json!({}));
+        n.fields.insert("output_mapping".into(), json!({}));
+        n.fields.insert("template".into(), json!(template));
+        self.add(n)
+    }
+
+    /// A WayFlow `PluginConstantValuesNode`: one output per member of `values` (an object),
+    /// typed from its value.
+    pub fn constants(&mut self, name: &str, values: Json) -> NodeId {
+        let mut n = FlowBuilder::node("PluginConstantValuesNode", name);
+        n.plugin = true;
+        n.inputs = Some(Vec::new());
+        match &values {
+            Json::Object(m) => {
+                let outs = m
+                    .iter()
+                    .map(|(k, v)| json!({"title": k, "description": format!("constant value with name {k}"), "type": json_type(v)}))
+                    .collect();
+                n.outputs = Some(outs);
+            }
+            _ => self.problems.push(Diagnostic::new(Code::BadValue, "", format!("the constant values of node `{name}` are not an object"))),
+        }
+        n.fields.insert("input_mapping".into(), json!({}));
+        n.fields.insert("output_mapping".into(), json!({}));
+        n.fields.insert("constant_values".into(), values);
+        self.add(n)
+    }
+
+    /// An `OutputMessageNode`: shows `message` (with `{{ name }}` placeholders as inputs) to
+    /// the user.
+    pub fn output_message(&mut self, name: &str, message: &str) -> NodeId {
+        let mut n = FlowBuilder::node("OutputMessageNode", name);
+        n.inputs = Some(string_inputs(&placeholders(message)));
+        n.outputs = Some(Vec::new());
+        n.fields.insert("message".into(), json!(message));
+        self.add(n)
+    }
+
+    /// An `InputMessageNode`: shows `message` (placeholders as inputs; empty for none) and
+    /// waits for the user's answer, its output `user_input`.
+    pub fn input_message(&mut self, name: &str, message: &str) -> NodeId {
+        let mut n = FlowBuilder::node("InputMessageNode", name);
+        n.inputs = Some(string_inputs(&placeholders(message)));
+        n.outputs = Some(vec![json!({"title": "user_input", "type": "string"})]);
+        n.fields.insert("message".into(), if message.is_empty() { Json::Null } else { json!(message) });
+        self.add(n)
+    }
+
+    /// A `ToolNode` calling `tool`; its inputs and outputs are the tool's.
+    pub fn tool(&mut self, name: &str, tool: &ServerTool) -> NodeId {
+        let mut n = FlowBuilder::node("ToolNode", name);
+        n.inputs = Some(tool.inputs.iter().map(Property::to_json).collect());
+        n.outputs = Some(tool.outputs.iter().map(Property::to_json).collect());
+        let tool = self.share(tool.to_json());
+        n.fields.insert("tool".into(), tool);
+        self.add(n)
+    }
+
+    /// A `FlowNode` running `subflow` (a [`FlowBuilder`] or a [`Flow`]); its inputs and outputs
+    /// are the subflow's, its branches the `branch_name`s of the subflow's end nodes. The
+    /// subflow is copied: later changes to it are not seen.
+    pub fn subflow<'a>(&mut self, name: &str, subflow: impl Into<Subflow<'a>>) -> NodeId {
+        let mut n = FlowBuilder::node("FlowNode", name);
+        // Inputs, outputs and branches are inferred by the loader from the subflow.
+        n.branches = None;
+        n.subflow = Some(match subflow.into() {
+            Subflow::Builder(b) => OwnedSubflow::Builder(Box::new(b.clone())),
+            Subflow::Flow(f) => OwnedSubflow::Flow(f.clone()),
+        });
+        self.add(n)
+    }
+
+    /// A control edge: after `from` finishes (through its `next` branch), `to` runs.
+    pub fn edge(&mut self, from: NodeId, to: NodeId) {
+        if self.check_ids(&[from, to]) {
+            self.control.push((from, None, to));
+        }
+    }
+
+    /// A control edge from `from`'s branch `branch` to `to`.
+    pub fn edge_on(&mut self, from: NodeId, branch: &str, to: NodeId) {
+        if self.check_ids(&[from, to]) {
+            self.control.push((from, Some(branch.to_owned()), to));
+        }
+    }
+
+    /// A data edge: `output` of `source` feeds `input` of `destination`. Several edges may feed
+    /// one input; it takes the latest value.
+    pub fn data(&mut self, source: NodeId, output: &str, destination: NodeId, input: &str) {
+        if self.check_ids(&[source, destination]) {
+            self.data.push((source, output.to_owned(), destination, input.to_owned()));
+        }
+    }
+
+    /// Whether every handle is one of this builder's; reports those that are not.
+    fn check_ids(&mut self, ids: &[NodeId]) -> bool {
+        let mut ok = true;
+        for &id in ids {
+            if id.builder != self.serial || id.index >= self.nodes.len() {
+                ok = false;
+                self.problems.push(
+                    Diagnostic::new(
+                        Code::FlowStructure,
+                        "",
+                        format!("a node handle given to flow `{}` belongs to another builder", self.name),
+                    )
+                    .hint("use the handles returned by this builder's own node methods"),
+                );
+            }
+        }
+        ok
+    }
+
+    /// The Agent Spec document (JSON), as [`build`](FlowBuilder::build) loads it.
+    pub fn to_json(&self) -> Json {
+        self.render_document().0
+    }
+
+    /// The document as pretty-printed JSON text, to save and `weft run`.
+    pub fn to_document_string(&self) -> String {
+        let mut s = serde_json::to_string_pretty(&self.to_json()).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+
+    /// Writes the document and loads it with [`Flow::from_json`]: the result is the flow the
+    /// loader gives for [`to_json`](FlowBuilder::to_json), or every diagnostic (the builder's
+    /// own first). Warnings are dropped; load the document yourself to see them.
+    pub fn build(&self) -> Result<Flow, Diagnostics> {
+        let (doc, problems) = self.render_document();
+        // Pretty-printed, so positions match the saved document.
+        let loaded = Flow::from_json(&serde_json::to_string_pretty(&doc).unwrap_or_default());
+        match (problems.is_empty(), loaded) {
+            (true, Ok(loaded)) => Ok(loaded.flow),
+            (_, Err(Diagnostics(more))) => Err(Diagnostics(problems.into_iter().chain(more).collect())),
+            (false, Ok(_)) => Err(Diagnostics(problems)),
+        }
+    }
+
+    fn render_document(&self) -> (Json, Vec<Diagnostic>) {
+        let mut shared = IndexMap::new();
+        let mut problems = Vec::new();
+        let mut version = Version::V25_4_1;
+        let mut doc = self.render(&self.name, &mut shared, &mut problems, &mut version);
+        // Embedded exports of loaded flows may define a shared component themselves.
+        for value in doc.values_mut() {
+            dedupe_shared(value, &shared, &mut problems);
+        }
+        if let Some(table) = doc.get_mut("$referenced_components").and_then(Json::as_object_mut) {
+            table.extend(shared);
+        }
+        doc.insert("agentspec_version".into(), json!(version.to_string()));
+        (Json::Object(doc), problems)
+    }
+
+    /// The flow component with id `id`, its nodes in its own `$referenced_components`; LLM
+    /// configs and tools go to `shared`, for the root's table.
+    fn render(
+        &self,
+        id: &str,
+        shared: &mut IndexMap<String, Json>,
+        problems: &mut Vec<Diagnostic>,
+        version: &mut Version,
+    ) -> Map<String, Json> {
+        problems.extend(self.problems.iter().cloned());
+        *version = (*version).max(self.version);
+        for (key, component) in &self.shared {
+            merge_shared(shared, problems, key, component.clone());
+        }
+        // Edges only hold this builder's handles (checked when added).
+        let name_of = |n: NodeId| self.nodes.get(n.index).map_or("?", |n| n.name.as_str());
+        let node_ref = |n: NodeId| json!({"$component_ref": format!("{id}.{}", name_of(n))});
+
+        let mut flow = header("Flow", id, &self.name, self.description.as_deref());
+        if let Some(start) = self.start.and_then(|s| self.nodes.get(s.index)) {
+            flow.insert("inputs".into(), Json::Array(start.inputs.clone().unwrap_or_default()));
+        }
+        flow.insert("outputs".into(), Json::Array(self.flow_outputs()));
+        if let Some(start) = self.start {
+            flow.insert("start_node".into(), node_ref(start));
+        }
+        flow.insert(
+            "nodes".into(),
+            Json::Array(self.nodes.iter().map(|n| json!({"$component_ref": format!("{id}.{}", n.name)})).collect()),
+        );
+        let control = self
+            .control
+            .iter()
+            .enumerate()
+            .map(|(i, (from, branch, to))| {
+                let name = match branch {
+                    Some(b) => format!("{}_to_{}_{b}", name_of(*from), name_of(*to)),
+                    None => format!("{}_to_{}", name_of(*from), name_of(*to)),
+                };
+                let mut e = header("ControlFlowEdge", &format!("{id}.control.{i}"), &name, None);
+                e.insert("from_node".into(), node_ref(*from));
+                e.insert("from_branch".into(), branch.as_ref().map_or(Json::Null, |b| json!(b)));
+                e.insert("to_node".into(), node_ref(*to));
+                Json::Object(e)
+            })
+            .collect();
+        flow.insert("control_flow_connections".into(), Json::Array(control));
+        let data = self
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, (src, out, dst, inp))| {
+                let name = format!("{}_{out}_to_{}_{inp}", name_of(*src), name_of(*dst));
+                let mut e = header("DataFlowEdge", &format!("{id}.data.{i}"), &name, None);
+                e.insert("source_node".into(), node_ref(*src));
+                e.insert("source_output".into(), json!(out));
+                e.insert("destination_node".into(), node_ref(*dst));
+                e.insert("destination_input".into(), json!(inp));
+                Json::Object(e)
+            })
+            .collect();
+        flow.insert("data_flow_connections".into(), Json::Array(data));
+
+        let mut table = Map::new();
+        for node in &self.nodes {
+            let nid = format!("{id}.{}", node.name);
+            let mut c = header(node.ty, &nid, &node.name, node.description.as_deref());
+            if let Some(inputs) = &node.inputs {
+                c.insert("inputs".into(), Json::Array(inputs.clone()));
+            }
+            if let Some(outputs) = &node.outputs {
+                c.insert("outputs".into(), Json::Array(outputs.clone()));
+            }
+            if let Some(branches) = &node.branches {
+                c.insert("branches".into(), json!(branches));
+            }
+            c.extend(node.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            match &node.subflow {
+                Some(OwnedSubflow::Builder(b)) => {
+                    let sub = b.render(&format!("{nid}.{}", b.name), shared, problems, version);
+                    c.insert("subflow".into(), Json::Object(sub));
+                }
+                Some(OwnedSubflow::Flow(f)) => match crate::export::export_value(f, None) {
+                    Ok(Json::Object(mut sub)) => {
+                        sub.remove("agentspec_version");
+                        *version = (*version).max(crate::export::minimum_version(f).0);
+                        c.insert("subflow".into(), Json::Object(sub));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        problems.push(Diagnostic::new(Code::BadValue, "", format!("cannot write the subflow of node `{}`: {e}", node.name)))
+                    }
+                },
+                None => {}
+            }
+            if node.plugin {
+                c.insert("component_plugin_name".into(), json!(PLUGIN.0));
+                c.insert("component_plugin_version".into(), json!(PLUGIN.1));
+            }
+            table.insert(nid, Json::Object(c));
+        }
+        flow.insert("$referenced_components".into(), Json::Object(table));
+        flow
+    }
+
+    /// The outputs present, by title, in every end node (the flow's outputs, FORMAT.md 7.1).
+    fn flow_outputs(&self) -> Vec<Json> {
+        let ends: Vec<&Vec<Json>> = self.nodes.iter().filter(|n| n.ty == "EndNode").filter_map(|n| n.outputs.as_ref()).collect();
+        let Some((first, rest)) = ends.split_first() else { return Vec::new() };
+        let title = |p: &Json| p.get("title").and_then(Json::as_str).map(str::to_owned);
+        first.iter().filter(|p| rest.iter().all(|outs| outs.iter().any(|q| title(q) == title(p)))).cloned().collect()
+    }
+}
+
+/// The common component keys, in the exporters' order.
+fn header(ty: &str, id: &str, name: &str, description: Option<&str>) -> Map<String, Json> {
+    let mut m = Map::new();
+    m.insert("component_type".into(), json!(ty));
+    m.insert("id".into(), json!(id));
+    m.insert("name".into(), json!(name));
+    m.insert("description".into(), description.map_or(Json::Null, |d| json!(d)));
+    m.insert("metadata".into(), json!({}));
+    m
+}
+
+fn props(list: &[Property]) -> Json {
+    Json::Array(list.iter().map(Property::to_json).collect())
+}
+
+fn string_inputs(names: &[String]) -> Vec<Json> {
+    names.iter().map(|n| json!({"title": n, "type": "string"})).collect()
+}
+
+/// The JSON Schema type of a value.
+fn json_type(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "boolean",
+        Json::Number(n) if n.is_f64() => "number",
+        Json::Number(_) => "integer",
+        Json::String(_) => "string",
+        Json::Array(_) => "array",
+        Json::Object(_) => "object",
+    }
+}
+
+/// Adds a shared component; the same id with a different definition is a problem.
+fn merge_shared(shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, id: &str, component: Json) {
+    match shared.get(id) {
+        Some(existing) if *existing != component => problems.push(conflict(id)),
+        Some(_) => {}
+        None => {
+            shared.insert(id.to_owned(), component);
+        }
+    }
+}
+
+/// In the export of a loaded subflow, replaces every definition of a shared component (an LLM
+/// config or a tool the builder defines at the root) by a reference to the root's: one id, one
+/// definition. A different definition under the same id is a problem.
+fn dedupe_shared(v: &mut Json, shared: &IndexMap<String, Json>, problems: &mut Vec<Diagnostic>) {
+    match v {
+        Json::Object(m) => {
+            let def =
+                m.get("id").and_then(Json::as_str).filter(|_| m.contains_key("component_type")).and_then(|id| shared.get_key_value(id));
+            if let Some((id, def)) = def {
+                if same_component(m, def) {
+                    *v = json!({"$component_ref": id});
+                } else {
+                    problems.push(conflict(id));
+                }
+                return;
+            }
+            if let Some(Json::Object(table)) = m.get_mut("$referenced_components") {
+                table.retain(|key, entry| match shared.get(key) {
+                    Some(def) if entry.as_object().is_some_and(|e| same_component(e, def)) => false,
+                    Some(_) => {
+                        problems.push(conflict(key));
+                        true
+                    }
+                    None => true,
+                });
+            }
+            for value in m.values_mut() {
+                dedupe_shared(value, shared, problems);
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(|i| dedupe_shared(i, shared, problems)),
+        _ => {}
+    }
+}
+
+/// Whether two definitions are the same component, up to the fields an exporter writes with
+/// their default values (`null`, `metadata: {}`, `api_type: "chat_completions"`, ...).
+fn same_component(a: &Map<String, Json>, b: &Json) -> bool {
+    let Some(b) = b.as_object() else { return false };
+    let normal = |k: &str, v: Option<&Json>| -> Json {
+        match (k, v) {
+            (_, None) => Json::Null,
+            ("metadata", Some(Json::Object(m))) if m.is_empty() => Json::Null,
+            ("api_type", Some(Json::String(t))) if t == "chat_completions" => Json::Null,
+            ("requires_confirmation", Some(Json::Bool(false))) => Json::Null,
+            (_, Some(v)) => v.clone(),
+        }
+    };
+    a.keys().chain(b.keys()).filter(|k| *k != "$referenced_components").all(|k| normal(k, a.get(k)) == normal(k, b.get(k)))
+}
+
+fn conflict(id: &str) -> Diagnostic {
+    Diagnostic::new(Code::RefDuplicate, "", format!("two different components have the id `{id}`"))
+        .hint("give each LLM config and tool its own name: the builder uses it as the id")
+}
