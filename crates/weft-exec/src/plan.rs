@@ -95,7 +95,7 @@ pub(crate) enum LlmKind {
     /// One user message from `prompt_template` (LlmNode, and ExtendedLlmNode without a template
     /// object). `outputs` are the node's output schemas under their internal titles;
     /// `structured` the schema asked for in the prompt and its name, when structured.
-    Prompt { template: Template, outputs: Vec<Json>, structured: Option<(Json, String)> },
+    Prompt { template: Box<Template>, outputs: Vec<Json>, structured: Option<(Json, String)> },
     /// A PluginPromptTemplate.
     Messages(Box<MessagesOp>),
 }
@@ -503,7 +503,7 @@ impl Compiler<'_> {
                     Some((schema, _)) => self.template(n, "prompt_template", &weft_prompt::prompt_template_with_suffix(source, schema))?,
                     None => self.template(n, "prompt_template", source)?,
                 };
-                LlmKind::Prompt { template, outputs, structured }
+                LlmKind::Prompt { template: Box::new(template), outputs, structured }
             }
         };
         let generation = match &kind {

@@ -88,14 +88,14 @@ impl Plan {
                 }
                 Position::Done => None,
             };
-            if let Some(node) = node {
-                if self.node_in(flow, node).is_none() {
+            if let Some(node) = node
+                && self.node_in(flow, node).is_none()
+            {
                     return Err(ResumeError::Inconsistent(format!(
                         "frame {id} stands at node \"{node}\", which flow \"{}\" does not have",
                         frame.flow
                     )));
                 }
-            }
         }
         Ok(Run { plan: Arc::clone(self), state, started: HashMap::new(), resumed: true })
     }
@@ -223,7 +223,7 @@ impl Run {
                 let node = &plan.nodes[idx];
                 let fid = *fid;
                 in_flight.insert(fid);
-                match (&node.op, call) {
+                match (&node.op, &**call) {
                     (Op::Llm(op), Call::Llm { request, attempt }) => {
                         let model = Arc::clone(&op.model);
                         let request = request.clone();

@@ -166,7 +166,7 @@ impl Sched<'_> {
                         set_position(
                             state,
                             fid,
-                            Position::Busy { node: node.id.clone(), call: Call::Tool { tool: op.tool_name.clone(), args } },
+                            Position::Busy { node: node.id.clone(), call: Box::new(Call::Tool { tool: op.tool_name.clone(), args }) },
                         );
                     }
                     None => {
@@ -187,7 +187,7 @@ impl Sched<'_> {
                 let meta = self.meta(state, fid, node);
                 let request = llm::request(op, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, node, &e))?;
                 self.started.insert(fid, t0);
-                set_position(state, fid, Position::Busy { node: node.id.clone(), call: Call::Llm { request, attempt: 1 } });
+                set_position(state, fid, Position::Busy { node: node.id.clone(), call: Box::new(Call::Llm { request, attempt: 1 }) });
                 Ok(())
             }
             Op::Flow { flow } => {
@@ -381,7 +381,7 @@ impl Sched<'_> {
         let idx = self.node_of(&state.frames[&fid], &node_id)?;
         let node = &self.plan.nodes[idx];
         let t0 = self.started.get(&fid).copied().unwrap_or_else(Instant::now);
-        match (&node.op, call, result) {
+        match (&node.op, *call, result) {
             (Op::Tool(op), Call::Tool { .. }, CallResult::Tool(result)) => {
                 state.usage.tool_calls += 1;
                 let outputs = match result {
@@ -410,7 +410,7 @@ impl Sched<'_> {
                         self.emit(|| Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
                         let meta = self.meta(state, fid, node);
                         let next = llm::reask(&request, &response.text, &reason, meta.call_index);
-                        set_position(state, fid, Position::Busy { node: node_id, call: Call::Llm { request: next, attempt: attempt + 1 } });
+                        set_position(state, fid, Position::Busy { node: node_id, call: Box::new(Call::Llm { request: next, attempt: attempt + 1 }) });
                         Ok(())
                     }
                     Err(reason) => Err(node_error(
@@ -473,10 +473,10 @@ impl Sched<'_> {
 fn latest(frame: &Frame, input: &InputPlan) -> Option<Json> {
     let mut best: Option<&Stamped> = None;
     for (src, out) in &input.sources {
-        if let Some(s) = frame.values.get(src).and_then(|outs| outs.get(out)) {
-            if best.is_none_or(|b| s.seq > b.seq) {
-                best = Some(s);
-            }
+        if let Some(s) = frame.values.get(src).and_then(|outs| outs.get(out))
+            && best.is_none_or(|b| s.seq > b.seq)
+        {
+            best = Some(s);
         }
     }
     best.map(|s| s.value.clone())

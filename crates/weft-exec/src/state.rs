@@ -121,7 +121,7 @@ pub enum Position {
         /// Node id.
         node: String,
         /// The call.
-        call: Call,
+        call: Box<Call>,
     },
     /// The node waits for an answer from the user or the client application.
     Waiting {

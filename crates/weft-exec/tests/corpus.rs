@@ -2,6 +2,8 @@
 //! tools bound for its server tools, generated inputs and answers where it asks), or fails at
 //! start with "not supported yet" only. The documents the issue lists must finish.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
 use serde_json::{Map, Value as Json};
 use std::path::{Path, PathBuf};
 use weft_exec::{InputRequest, Plan, RunOptions, Status};

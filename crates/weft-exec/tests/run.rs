@@ -1,6 +1,8 @@
 //! What a user of the engine notices: outputs, the prompts sent, re-asks, loops stopped by the
 //! budget, runs stored and resumed, client tools, tool failures and killed processes.
 
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
 use serde_json::{Map, Value as Json, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
