@@ -91,11 +91,11 @@ impl Plan {
             if let Some(node) = node
                 && self.node_in(flow, node).is_none()
             {
-                    return Err(ResumeError::Inconsistent(format!(
-                        "frame {id} stands at node \"{node}\", which flow \"{}\" does not have",
-                        frame.flow
-                    )));
-                }
+                return Err(ResumeError::Inconsistent(format!(
+                    "frame {id} stands at node \"{node}\", which flow \"{}\" does not have",
+                    frame.flow
+                )));
+            }
         }
         Ok(Run { plan: Arc::clone(self), state, started: HashMap::new(), resumed: true })
     }

@@ -410,7 +410,11 @@ impl Sched<'_> {
                         self.emit(|| Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
                         let meta = self.meta(state, fid, node);
                         let next = llm::reask(&request, &response.text, &reason, meta.call_index);
-                        set_position(state, fid, Position::Busy { node: node_id, call: Box::new(Call::Llm { request: next, attempt: attempt + 1 }) });
+                        set_position(
+                            state,
+                            fid,
+                            Position::Busy { node: node_id, call: Box::new(Call::Llm { request: next, attempt: attempt + 1 }) },
+                        );
                         Ok(())
                     }
                     Err(reason) => Err(node_error(
