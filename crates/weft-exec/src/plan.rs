@@ -16,6 +16,9 @@ use weft_prompt::{OutputParser, Template};
 use weft_spec::{CompId, Component, Property, Value};
 use weft_tools::{Tool, ToolRegistry};
 
+/// Branches or items run at once when a node does not say (WayFlow's default).
+pub const DEFAULT_MAX_WORKERS: usize = 20;
+
 /// Chooses the model for an LLM config: `Err` says why none can serve it.
 pub type ModelResolver = dyn Fn(&Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync;
 
@@ -73,15 +76,38 @@ pub(crate) struct InputPlan {
 /// What a node does.
 pub(crate) enum Op {
     Start,
-    End { branch: String },
+    End {
+        branch: String,
+    },
     Llm(Box<LlmOp>),
     Tool(Box<ToolOp>),
-    Flow { flow: usize },
-    Branching { mapping: Map<String, Json> },
-    InputMessage { message: Option<Template>, output: String },
-    OutputMessage { message: Template, message_type: String, output: Option<String> },
-    Template { template: Template, output: String },
-    Constants { values: Map<String, Json> },
+    Flow {
+        flow: usize,
+    },
+    /// Subflows run concurrently, at most `max_workers` at a time; outputs merged in order.
+    Parallel {
+        flows: Vec<usize>,
+        max_workers: usize,
+    },
+    Branching {
+        mapping: Map<String, Json>,
+    },
+    InputMessage {
+        message: Option<Template>,
+        output: String,
+    },
+    OutputMessage {
+        message: Template,
+        message_type: String,
+        output: Option<String>,
+    },
+    Template {
+        template: Template,
+        output: String,
+    },
+    Constants {
+        values: Map<String, Json>,
+    },
 }
 
 pub(crate) struct LlmOp {
@@ -402,6 +428,13 @@ impl Compiler<'_> {
             "LlmNode" | "ExtendedLlmNode" => self.llm(n, &out_map),
             "ToolNode" | "ExtendedToolNode" => self.tool(n, internal_outputs),
             "FlowNode" => comp.comp_field("subflow").map(|sub| Op::Flow { flow: self.flow_plan(sub) }),
+            "ParallelFlowNode" | "ExtendedParallelFlowNode" => {
+                let field = if comp.is("ParallelFlowNode") { "subflows" } else { "flows" };
+                let flows = comp.comp_list(field).into_iter().map(|sub| self.flow_plan(sub)).collect();
+                // WayFlow's default worker count when `max_workers` is unset.
+                let max_workers = comp.json_field("max_workers").and_then(Json::as_u64).map_or(DEFAULT_MAX_WORKERS, |n| n.max(1) as usize);
+                Some(Op::Parallel { flows, max_workers })
+            }
             "BranchingNode" => {
                 Some(Op::Branching { mapping: comp.json_field("mapping").and_then(Json::as_object).cloned().unwrap_or_default() })
             }

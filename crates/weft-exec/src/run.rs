@@ -83,9 +83,11 @@ impl Plan {
                 )));
             };
             let node = match &frame.position {
-                Position::Ready { node } | Position::Busy { node, .. } | Position::Waiting { node } | Position::InChild { node, .. } => {
-                    Some(node)
-                }
+                Position::Ready { node }
+                | Position::Busy { node, .. }
+                | Position::Waiting { node }
+                | Position::InChild { node, .. }
+                | Position::InBranches { node, .. } => Some(node),
                 Position::Done => None,
             };
             if let Some(node) = node

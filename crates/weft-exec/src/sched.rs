@@ -191,32 +191,105 @@ impl Sched<'_> {
                 Ok(())
             }
             Op::Flow { flow } => {
-                let sub = &plan.flows[*flow];
                 let mut inputs = Map::new();
                 for input in &node.inputs {
                     if let Some(v) = vars.get(&input.internal) {
                         inputs.insert(input.title.clone(), v.clone());
                     }
                 }
-                let child = state.next_frame;
-                state.next_frame += 1;
                 let parent = &state.frames[&fid];
-                let frame = Frame {
-                    flow: sub.id.clone(),
-                    path: format!("{}/{}", parent.path, node.name),
-                    budget_key: parent.budget_key.clone(),
-                    parent: Some((fid, node.id.clone())),
-                    inputs,
-                    values: BTreeMap::new(),
-                    visits: IndexMap::new(),
-                    position: Position::Ready { node: plan.nodes[sub.start].id.clone() },
-                };
-                state.frames.insert(child, frame);
+                let (path, budget_key) = (format!("{}/{}", parent.path, node.name), parent.budget_key.clone());
+                let child = self.new_frame(state, fid, node, *flow, inputs, path, budget_key);
                 self.started.insert(fid, t0);
                 set_position(state, fid, Position::InChild { node: node.id.clone(), child });
                 Ok(())
             }
+            Op::Parallel { flows, .. } => {
+                self.started.insert(fid, t0);
+                set_position(
+                    state,
+                    fid,
+                    Position::InBranches {
+                        node: node.id.clone(),
+                        queued: (0..flows.len()).collect(),
+                        running: BTreeMap::new(),
+                        done: BTreeMap::new(),
+                    },
+                );
+                self.start_branches(state, fid, node, &vars)
+            }
         }
+    }
+
+    /// Creates a child frame running flow `flow` for `node` of frame `parent`.
+    #[allow(clippy::too_many_arguments, reason = "one call site per kind of child; a struct would only rename them")]
+    fn new_frame(
+        &self,
+        state: &mut RunState,
+        parent: u64,
+        node: &NodePlan,
+        flow: usize,
+        inputs: Map<String, Json>,
+        path: String,
+        budget_key: String,
+    ) -> u64 {
+        let sub = &self.plan.flows[flow];
+        let child = state.next_frame;
+        state.next_frame += 1;
+        let frame = Frame {
+            flow: sub.id.clone(),
+            path,
+            budget_key,
+            parent: Some((parent, node.id.clone())),
+            inputs,
+            values: BTreeMap::new(),
+            visits: IndexMap::new(),
+            position: Position::Ready { node: self.plan.nodes[sub.start].id.clone() },
+        };
+        state.frames.insert(child, frame);
+        child
+    }
+
+    /// Starts queued branches of a ParallelFlowNode while fewer than `max_workers` run; when
+    /// every branch has finished, merges their outputs in declaration order and moves on.
+    fn start_branches(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, vars: &Map<String, Json>) -> Res<()> {
+        let Op::Parallel { flows, max_workers } = &node.op else { return Err(other("not a parallel node")) };
+        loop {
+            let Some(Frame { position: Position::InBranches { queued, running, .. }, .. }) = state.frames.get_mut(&fid) else {
+                return Err(other("a parallel node lost its branches"));
+            };
+            if running.len() >= *max_workers || queued.is_empty() {
+                break;
+            }
+            let branch = queued.remove(0);
+            let flow = flows[branch];
+            let mut inputs = Map::new();
+            for p in &self.plan.flows[flow].inputs {
+                if let Some(input) = node.inputs.iter().find(|i| i.title == p.title())
+                    && let Some(v) = vars.get(&input.internal)
+                {
+                    inputs.insert(p.title().to_owned(), v.clone());
+                }
+            }
+            let path = format!("{}/{}[{branch}]", state.frames[&fid].path, node.name);
+            let child = self.new_frame(state, fid, node, flow, inputs, path.clone(), path);
+            if let Some(Frame { position: Position::InBranches { running, .. }, .. }) = state.frames.get_mut(&fid) {
+                running.insert(child, branch);
+            }
+        }
+        let Some(Frame { position: Position::InBranches { queued, running, done, .. }, .. }) = state.frames.get(&fid) else {
+            return Err(other("a parallel node lost its branches"));
+        };
+        if !queued.is_empty() || !running.is_empty() {
+            return Ok(());
+        }
+        let mut merged = Map::new();
+        for outputs in done.values() {
+            merged.extend(outputs.clone());
+        }
+        let t0 = self.started.remove(&fid).unwrap_or_else(Instant::now);
+        self.produce(state, fid, node, merged);
+        self.follow(state, fid, node, "next", t0)
     }
 
     /// The request metadata of the next LLM call of `node`, counting the call.
@@ -365,6 +438,12 @@ impl Sched<'_> {
                 state.frames.remove(&fid);
                 let idx = self.node_of(&state.frames[&parent], &node_id)?;
                 let node = &self.plan.nodes[idx];
+                if let Some(Frame { position: Position::InBranches { running, done, .. }, .. }) = state.frames.get_mut(&parent) {
+                    let index = running.remove(&fid).ok_or_else(|| other("a branch finished that was not running"))?;
+                    done.insert(index, exposed);
+                    let vars = self.inputs(state, parent, node)?;
+                    return self.start_branches(state, parent, node, &vars);
+                }
                 let t0 = self.started.remove(&parent).unwrap_or_else(Instant::now);
                 self.produce(state, parent, node, exposed);
                 self.follow(state, parent, node, &branch, t0)

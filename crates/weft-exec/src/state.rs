@@ -135,6 +135,18 @@ pub enum Position {
         /// The child frame.
         child: u64,
     },
+    /// The node (a ParallelFlowNode) waits for its branches, each a child frame.
+    InBranches {
+        /// Node id.
+        node: String,
+        /// Branches not started yet (indices into the node's subflows), started in order as
+        /// running ones finish, so at most `max_workers` run at once.
+        queued: Vec<usize>,
+        /// Running branches: child frame id to branch index.
+        running: BTreeMap<u64, usize>,
+        /// Outputs of the finished branches, by branch index.
+        done: BTreeMap<usize, Map<String, Json>>,
+    },
     /// The frame reached an end.
     Done,
 }

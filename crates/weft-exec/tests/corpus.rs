@@ -36,6 +36,9 @@ const MUST_FINISH: &[&str] = &[
     "w_prompt_template_array.json",
     "w_prompt_template_system_user.json",
     "w_prompt_template_json_mode.json",
+    // Parallel branches (issue 4, first slice).
+    "p_parallel_flow_node.json",
+    "seed_parallel_marketing.json",
 ];
 
 fn corpus() -> PathBuf {

@@ -383,3 +383,72 @@ async fn values_render_into_prompts_as_wayflow_renders_them() {
     assert_eq!(prompt, r#"S: {"b": 1, "a": [1, 2.5, true, null], "\u00e9": "\u00fc"}"#);
     assert_eq!(outputs["output"], json!("baé [1, 2.5, True, None]"));
 }
+
+/// A subflow `x -> slow tool -> o{i}` for branch `i`.
+fn branch_flow(i: usize) -> Json {
+    let id = |s: &str| format!("b{i}_{s}");
+    let out = format!("o{i}");
+    json!({
+        "component_type": "Flow", "id": id("flow"), "name": id("flow"),
+        "start_node": {"$component_ref": id("start")},
+        "nodes": [{"$component_ref": id("start")}, {"$component_ref": id("tool")}, {"$component_ref": id("end")}],
+        "control_flow_connections": [
+            {"component_type": "ControlFlowEdge", "id": id("c0"), "name": id("c0"), "from_node": {"$component_ref": id("start")}, "from_branch": null, "to_node": {"$component_ref": id("tool")}},
+            {"component_type": "ControlFlowEdge", "id": id("c1"), "name": id("c1"), "from_node": {"$component_ref": id("tool")}, "from_branch": null, "to_node": {"$component_ref": id("end")}}
+        ],
+        "data_flow_connections": [
+            {"component_type": "DataFlowEdge", "id": id("d0"), "name": id("d0"), "source_node": {"$component_ref": id("start")}, "source_output": "x", "destination_node": {"$component_ref": id("tool")}, "destination_input": "x"},
+            {"component_type": "DataFlowEdge", "id": id("d1"), "name": id("d1"), "source_node": {"$component_ref": id("tool")}, "source_output": out, "destination_node": {"$component_ref": id("end")}, "destination_input": out}
+        ],
+        "$referenced_components": {
+            id("start"): {"component_type": "StartNode", "id": id("start"), "name": id("start"), "inputs": [{"title": "x", "type": "integer"}]},
+            id("tool"): {"component_type": "ToolNode", "id": id("tool"), "name": id("tool"), "tool": {"component_type": "ServerTool", "id": id("slow"), "name": "slow",
+                "inputs": [{"title": "x", "type": "integer"}], "outputs": [{"title": out, "type": "integer"}]}},
+            id("end"): {"component_type": "EndNode", "id": id("end"), "name": id("end"), "inputs": [{"title": out, "type": "integer"}], "outputs": [{"title": out, "type": "integer"}]}
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_branches_run_at_most_max_workers_at_once_and_merge_in_order() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let branches = 6;
+    let outputs: Vec<Json> = (0..branches).map(|i| json!({"title": format!("o{i}"), "type": "integer"})).collect();
+    let parallel = json!({"component_type": "ExtendedParallelFlowNode", "id": "fan", "name": "fan", "max_workers": 2,
+        "flows": (0..branches).map(branch_flow).collect::<Vec<_>>(),
+        "component_plugin_name": "NodesPlugin", "component_plugin_version": "26.3.1"});
+    let mut data = vec![("start", "x", "fan", "x")];
+    let titles: Vec<String> = (0..branches).map(|i| format!("o{i}")).collect();
+    for t in &titles {
+        data.push(("fan", t.as_str(), "end", t.as_str()));
+    }
+    let text = doc(
+        vec![start(json!([{"title": "x", "type": "integer"}])), parallel, end(Json::Array(outputs))],
+        &[("start", None, "fan"), ("fan", None, "end")],
+        &data,
+    );
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut tools = ToolRegistry::new();
+    let (f, p, c) = (in_flight.clone(), peak.clone(), calls.clone());
+    tools.register_fn("slow", move |args: Map<String, Json>| {
+        let (f, p, c) = (f.clone(), p.clone(), c.clone());
+        async move {
+            let n = c.fetch_add(1, Ordering::SeqCst);
+            let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            // Later calls finish first, so completion order is the reverse of declaration order.
+            tokio::time::sleep(Duration::from_millis(60 - 10 * n as u64)).await;
+            f.fetch_sub(1, Ordering::SeqCst);
+            Ok::<Json, String>(json!(args["x"].as_i64().unwrap_or(0) * 10))
+        }
+    });
+    let plan = Plan::new(&flow(&text), RunOptions::simulated().with_tools(tools)).unwrap();
+    let Status::Finished { outputs, .. } = plan.start(inputs(json!({"x": 4}))).unwrap().execute().await.unwrap() else { panic!() };
+    assert_eq!(calls.load(Ordering::SeqCst), branches);
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "max_workers: 2 holds, and both workers are used");
+    let keys: Vec<&String> = outputs.keys().collect();
+    assert_eq!(keys, titles.iter().collect::<Vec<_>>(), "outputs merged in declaration order");
+    assert!(outputs.values().all(|v| v == &json!(40)));
+}
