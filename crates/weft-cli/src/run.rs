@@ -108,14 +108,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let max_steps = args.max_steps;
     let options =
         RunOptions { llm: model, tools, max_steps, max_reasks: DEFAULT_MAX_REASKS, events: Some(sink.clone() as Arc<dyn EventSink>) };
-    let plan = match Plan::new(&flow, options) {
-        Ok(p) => p,
-        Err(e) => {
-            sink.finish();
-            e.problems.iter().for_each(|p| report::error_line(p));
-            return Ok(Outcome::Invalid);
-        }
-    };
+    let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
     for (name, value) in overrides {
         let declared_string = plan.inputs().iter().any(|p| p.title() == name && p.schema.get("type") == Some(&Json::from("string")));
         let value = if declared_string { Json::String(value) } else { serde_json::from_str(&value).unwrap_or(Json::String(value)) };
@@ -169,14 +162,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         max_reasks: DEFAULT_MAX_REASKS,
         events: Some(sink.clone() as Arc<dyn EventSink>),
     };
-    let plan = match Plan::new(&flow, run_options) {
-        Ok(p) => p,
-        Err(e) => {
-            sink.finish();
-            e.problems.iter().for_each(|p| report::error_line(p));
-            return Ok(Outcome::Invalid);
-        }
-    };
+    let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,
         Err(e) => {
@@ -222,14 +208,7 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
                 sink.finish();
                 report::error_line(&e.message);
                 // Keep the failed run inspectable: what ran, the values produced, the calls.
-                let file = StateFile {
-                    weft_state: STATE_FILE_FORMAT,
-                    flow: stored.flow.clone(),
-                    flow_hash: stored.flow_hash.clone(),
-                    options: stored.options.clone(),
-                    state: run.state().clone(),
-                };
-                if state_file::write(&stored.state_path, &file).is_ok() {
+                if store(&run, stored).is_ok() {
                     eprintln!("the failed run's state (values produced, calls made, the error) is in {}", stored.state_path.display());
                 }
                 return Ok(Outcome::Invalid);
@@ -265,14 +244,7 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
 /// refused (`refused` holds why).
 fn wait(run: &Run, request: &InputRequest, sink: &Sink, stored: &Stored, refused: Option<&str>) -> anyhow::Result<Outcome> {
     sink.finish();
-    let file = StateFile {
-        weft_state: STATE_FILE_FORMAT,
-        flow: stored.flow.clone(),
-        flow_hash: stored.flow_hash.clone(),
-        options: stored.options.clone(),
-        state: run.state().clone(),
-    };
-    state_file::write(&stored.state_path, &file)?;
+    store(run, stored)?;
     if let Some(why) = refused {
         report::error_line(&format!("the answer for node \"{}\" was refused: {why}", request.node()));
     }
@@ -285,6 +257,30 @@ fn wait(run: &Run, request: &InputRequest, sink: &Sink, stored: &Stored, refused
     }
     eprintln!("{s}");
     Ok(if refused.is_some() { Outcome::IoError } else { Outcome::Waiting })
+}
+
+/// Writes the run's state file (the flow's path and hash, the non-secret options, the state).
+fn store(run: &Run, stored: &Stored) -> anyhow::Result<()> {
+    let file = StateFile {
+        weft_state: STATE_FILE_FORMAT,
+        flow: stored.flow.clone(),
+        flow_hash: stored.flow_hash.clone(),
+        options: stored.options.clone(),
+        state: run.state().clone(),
+    };
+    state_file::write(&stored.state_path, &file)
+}
+
+/// Compiles the flow for running, or prints every problem that stops it (exit 1).
+fn compile(flow: &weft_flow::Flow, options: RunOptions, sink: &Sink) -> Option<Arc<Plan>> {
+    match Plan::new(flow, options) {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            sink.finish();
+            e.problems.iter().for_each(|p| report::error_line(p));
+            None
+        }
+    }
 }
 
 /// What a request asks for, and a placeholder for the answer in the resume command.
