@@ -7,6 +7,7 @@
 //! is the parsed `--llm` option.
 
 pub mod choice;
+pub mod limit;
 pub mod simulated;
 
 use serde::{Deserialize, Serialize};
@@ -188,6 +189,12 @@ pub type DeltaSink<'a> = &'a mut (dyn FnMut(&str) + Send);
 pub trait ChatModel: Send + Sync {
     /// A short name for messages and events: `simulated`, `openai-compatible http://...`.
     fn name(&self) -> &str;
+
+    /// The endpoint whose provider-wide [`limit::Limiter`] the model's calls go through: the
+    /// server's URL for HTTP providers. Calls of models sharing an endpoint share its limits.
+    fn endpoint(&self) -> &str {
+        self.name()
+    }
 
     /// Answers a request.
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError>;
