@@ -43,6 +43,9 @@ struct Counts {
     nodes: u64,
     llm_calls: u64,
     tool_calls: u64,
+    /// Calls held back by the provider-wide limiter, and its cap when it last did.
+    held_back: u64,
+    cap: usize,
     current: String,
     /// When the current `execute()` began (time waiting for answers is not counted).
     since: Option<Instant>,
@@ -143,6 +146,13 @@ impl Sink {
             Event::NodeStarted { node, .. } => counts.current = node.clone(),
             Event::NodeFinished { .. } => counts.nodes += 1,
             Event::LlmRequest { .. } => {}
+            Event::LlmHeldBack { endpoint, cap, .. } => {
+                counts.held_back += 1;
+                counts.cap = *cap;
+                if counts.held_back == 1 {
+                    line = Some(format!("LLM calls to {endpoint} are held back: {cap} in flight is its limit"));
+                }
+            }
             Event::LlmResponse { node, usage, duration_ms } => {
                 counts.llm_calls += 1;
                 line = Some(format!(
@@ -195,6 +205,9 @@ impl Sink {
         }
         if counts.tool_calls > 0 {
             status.push_str(&format!(" · {}", plural(counts.tool_calls, "tool call")));
+        }
+        if counts.held_back > 0 {
+            status.push_str(&format!(" · {} held back by the limit of {} in flight", counts.held_back, counts.cap));
         }
         // The spinner has its own lock: never take it while holding ours.
         drop(counts);

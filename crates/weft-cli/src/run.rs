@@ -106,8 +106,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
     let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
     let max_steps = args.max_steps;
-    let options =
-        RunOptions { llm: model, tools, max_steps, max_reasks: DEFAULT_MAX_REASKS, events: Some(sink.clone() as Arc<dyn EventSink>) };
+    let options = RunOptions {
+        llm: model,
+        tools,
+        max_steps,
+        max_reasks: DEFAULT_MAX_REASKS,
+        events: Some(sink.clone() as Arc<dyn EventSink>),
+        ..RunOptions::default()
+    };
     let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
     for (name, value) in overrides {
         let declared_string = plan.inputs().iter().any(|p| p.title() == name && p.schema.get("type") == Some(&Json::from("string")));
@@ -161,6 +167,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         max_steps: options.max_steps,
         max_reasks: DEFAULT_MAX_REASKS,
         events: Some(sink.clone() as Arc<dyn EventSink>),
+        ..RunOptions::default()
     };
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {

@@ -43,6 +43,8 @@ pub enum RunErrorKind {
     MissingInput,
     /// The step budget ran out (a loop that does not exit).
     StepBudget,
+    /// A node took longer than the node timeout.
+    Timeout,
     /// `execute()` was called on a run that already finished or failed.
     Over,
     /// Anything else.

@@ -48,6 +48,19 @@ pub enum Event {
         /// Messages sent.
         messages: usize,
     },
+    /// An LLM call waits because its endpoint's provider-wide limiter is full.
+    LlmHeldBack {
+        /// The node's name.
+        node: String,
+        /// The model endpoint.
+        endpoint: String,
+        /// Calls in flight to that endpoint.
+        in_flight: usize,
+        /// The endpoint's current cap.
+        cap: usize,
+        /// Calls waiting, this one included.
+        waiting: usize,
+    },
     /// An LLM answer arrived.
     LlmResponse {
         /// The node's name.

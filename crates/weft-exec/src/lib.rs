@@ -42,7 +42,7 @@ pub mod state;
 
 pub use error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
 pub use event::{Event, EventSink};
-pub use plan::{ModelResolver, Plan};
+pub use plan::{DEFAULT_MAX_WORKERS, ModelResolver, Plan};
 pub use run::{Run, Status};
 pub use state::{InputRequest, RunState};
 
@@ -50,6 +50,7 @@ use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use weft_flow::Flow;
 use weft_llm::ChatModel;
+pub use weft_llm::limit::{LimitConfig, Limiters};
 use weft_llm::simulated::{SimulatedModel, SimulatedOptions};
 use weft_spec::Component;
 use weft_tools::ToolRegistry;
@@ -86,6 +87,11 @@ pub struct RunOptions {
     pub max_reasks: u32,
     /// Receives the run's events.
     pub events: Option<Arc<dyn EventSink>>,
+    /// The provider-wide limiters every LLM call passes through, by model endpoint:
+    /// [`Limiters::global`] unless set, so all runs of the process share them.
+    pub limits: Limiters,
+    /// The longest any one node may take (an LLM or tool call, a subflow, a whole fan-out).
+    pub node_timeout: Option<std::time::Duration>,
 }
 
 impl Default for RunOptions {
@@ -96,6 +102,8 @@ impl Default for RunOptions {
             max_steps: DEFAULT_MAX_STEPS,
             max_reasks: DEFAULT_MAX_REASKS,
             events: None,
+            limits: Limiters::global(),
+            node_timeout: None,
         }
     }
 }
@@ -128,6 +136,19 @@ impl RunOptions {
         self
     }
 
+    /// Uses these limiters instead of the process-wide ones.
+    pub fn with_limits(mut self, limits: Limiters) -> RunOptions {
+        self.limits = limits;
+        self
+    }
+
+    /// Fails any node that takes longer than `timeout` (for a map or parallel node: the whole
+    /// fan-out).
+    pub fn with_node_timeout(mut self, timeout: std::time::Duration) -> RunOptions {
+        self.node_timeout = Some(timeout);
+        self
+    }
+
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> RunOptions {
         self.events = Some(sink);
@@ -150,8 +171,13 @@ impl Plan {
             Llm::Model(model) => Arc::new(move |_: &Component| Ok(Arc::clone(&model))),
             Llm::Resolver(r) => r,
         };
-        let settings = plan::Settings { events: options.events, max_steps: options.max_steps, max_reasks: options.max_reasks };
-        Plan::compile(flow, plan::PlanInputs { models: &*resolver, tools: &options.tools, settings }).map(Arc::new)
+        let settings = plan::Settings {
+            events: options.events,
+            max_steps: options.max_steps,
+            max_reasks: options.max_reasks,
+            node_timeout: options.node_timeout,
+        };
+        Plan::compile(flow, plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, settings }).map(Arc::new)
     }
 }
 

@@ -89,6 +89,8 @@ pub(crate) enum Op {
         flows: Vec<usize>,
         max_workers: usize,
     },
+    /// A map node: the subflow once per item, outputs collected in input order.
+    Map(Box<MapOp>),
     Branching {
         mapping: Map<String, Json>,
     },
@@ -110,8 +112,93 @@ pub(crate) enum Op {
     },
 }
 
+/// MapNode, ParallelMapNode, ExtendedMapNode, ExtendedParallelMapNode.
+pub(crate) struct MapOp {
+    pub(crate) flow: usize,
+    /// Items at once: 1 for the sequential forms.
+    pub(crate) max_workers: usize,
+    pub(crate) items: MapItems,
+    pub(crate) collect: Vec<Collect>,
+}
+
+/// Where each item's subflow inputs come from.
+pub(crate) enum MapItems {
+    /// MapNode and ParallelMapNode: subflow input `p` comes from node input `iterated_<p>`,
+    /// iterated or broadcast depending on the declared type of the output its value came from.
+    Core(Vec<CoreInput>),
+    /// The Extended forms: `iterated_input` is iterated, `unpack_input` queries take subflow
+    /// inputs out of each item, every other subflow input is broadcast from the node's input
+    /// of the same name.
+    Extended {
+        /// Internal name of the iterated input (`iterated_input`).
+        iterated: String,
+        /// Subflow input and the jq query giving it from the item.
+        unpack: Vec<(String, weft_prompt::JqQuery)>,
+        /// Subflow input and the node input (internal name) broadcast into it.
+        broadcast: Vec<(String, String)>,
+    },
+}
+
+pub(crate) struct CoreInput {
+    /// The subflow's input title.
+    pub(crate) subflow_input: String,
+    /// The node input's internal name.
+    pub(crate) internal: String,
+    /// Per data edge into the input (same order as its `sources`): whether a value from it is
+    /// iterated (its declared type is a list of the subflow input's type).
+    pub(crate) iterates: Vec<bool>,
+}
+
+/// One collected output of a map node.
+pub(crate) struct Collect {
+    /// The node's output, internal title.
+    pub(crate) output: String,
+    /// The subflow output collected.
+    pub(crate) from: String,
+    pub(crate) reducer: Reducer,
+    /// What `average`, `max` and `min` give over no items.
+    pub(crate) default: Option<Json>,
+    /// `sum` of nothing is `0` for an integer output, `0.0` otherwise.
+    pub(crate) integer: bool,
+}
+
+/// How a map node combines an output over its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reducer {
+    Append,
+    Sum,
+    Average,
+    Max,
+    Min,
+}
+
+impl Reducer {
+    fn parse(name: &str) -> Option<Reducer> {
+        Some(match name {
+            "append" => Reducer::Append,
+            "sum" => Reducer::Sum,
+            "average" => Reducer::Average,
+            "max" => Reducer::Max,
+            "min" => Reducer::Min,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Reducer::Append => "append",
+            Reducer::Sum => "sum",
+            Reducer::Average => "average",
+            Reducer::Max => "max",
+            Reducer::Min => "min",
+        }
+    }
+}
+
 pub(crate) struct LlmOp {
     pub(crate) model: Arc<dyn ChatModel>,
+    /// The provider-wide limiter of the model's endpoint.
+    pub(crate) limiter: Arc<weft_llm::limit::Limiter>,
     pub(crate) generation: Map<String, Json>,
     pub(crate) send_message: bool,
     pub(crate) kind: LlmKind,
@@ -153,11 +240,13 @@ pub(crate) struct Settings {
     pub(crate) events: Option<Arc<dyn crate::EventSink>>,
     pub(crate) max_steps: u64,
     pub(crate) max_reasks: u32,
+    pub(crate) node_timeout: Option<std::time::Duration>,
 }
 
 /// What the plan needs from the caller.
 pub(crate) struct PlanInputs<'a> {
     pub(crate) models: &'a ModelResolver,
+    pub(crate) limits: &'a weft_llm::limit::Limiters,
     pub(crate) tools: &'a ToolRegistry,
     pub(crate) settings: Settings,
 }
@@ -253,6 +342,11 @@ fn is_flow(c: &Component) -> bool {
 
 fn pointer(c: &Component) -> String {
     if c.pointer.is_empty() { "/".to_owned() } else { c.pointer.clone() }
+}
+
+/// A node's `max_workers`, WayFlow's default when unset.
+fn max_workers(c: &Component) -> usize {
+    c.json_field("max_workers").and_then(Json::as_u64).map_or(DEFAULT_MAX_WORKERS, |n| usize::try_from(n.max(1)).unwrap_or(usize::MAX))
 }
 
 fn bool_field(c: &Component, name: &str, default: bool) -> bool {
@@ -399,12 +493,12 @@ impl Compiler<'_> {
         };
         for &n in &node_comps {
             let idx = self.flows[index].node_index[&spec.get(n).id];
-            self.node(n, idx, &edges);
+            self.node(n, idx, &edges, &node_comps);
         }
         index
     }
 
-    fn node(&mut self, n: CompId, idx: usize, edges: &[(String, String, String, String)]) {
+    fn node(&mut self, n: CompId, idx: usize, edges: &[(String, String, String, String)], siblings: &[CompId]) {
         let spec = self.flow.spec();
         let comp = spec.get(n);
         let io = self.flow.io(n);
@@ -432,9 +526,9 @@ impl Compiler<'_> {
                 let field = if comp.is("ParallelFlowNode") { "subflows" } else { "flows" };
                 let flows = comp.comp_list(field).into_iter().map(|sub| self.flow_plan(sub)).collect();
                 // WayFlow's default worker count when `max_workers` is unset.
-                let max_workers = comp.json_field("max_workers").and_then(Json::as_u64).map_or(DEFAULT_MAX_WORKERS, |n| n.max(1) as usize);
-                Some(Op::Parallel { flows, max_workers })
+                Some(Op::Parallel { flows, max_workers: max_workers(comp) })
             }
+            "MapNode" | "ParallelMapNode" | "ExtendedMapNode" | "ExtendedParallelMapNode" => self.map(n, idx, siblings),
             "BranchingNode" => {
                 Some(Op::Branching { mapping: comp.json_field("mapping").and_then(Json::as_object).cloned().unwrap_or_default() })
             }
@@ -473,6 +567,119 @@ impl Compiler<'_> {
         if let Some(op) = op {
             self.nodes[idx].op = op;
         }
+    }
+
+    /// Compiles a map node: where each item's inputs come from, and how outputs are collected.
+    fn map(&mut self, n: CompId, idx: usize, siblings: &[CompId]) -> Option<Op> {
+        let spec = self.flow.spec();
+        let comp = spec.get(n);
+        let extended = comp.ty.name.starts_with("Extended");
+        let sub = comp.comp_field(if extended { "flow" } else { "subflow" })?;
+        let flow = self.flow_plan(sub);
+        let sub_io = self.flow.io(sub);
+        let max_workers = match comp.ty.name {
+            "MapNode" => 1,
+            "ExtendedMapNode" if !bool_field(comp, "parallel_execution", false) => 1,
+            _ => max_workers(comp),
+        };
+        let node = &self.nodes[idx];
+        let items = if extended {
+            let iterated = "iterated_input".to_owned();
+            let mut unpack = Vec::new();
+            if let Some(Json::Object(m)) = comp.json_field("unpack_input") {
+                for (input, query) in m {
+                    let Some(query) = query.as_str() else { continue };
+                    match weft_prompt::JqQuery::compile(query) {
+                        Ok(q) => unpack.push((input.clone(), q)),
+                        Err(e) => {
+                            let line =
+                                format!("{} at {}/unpack_input/{input}: the jq query does not compile: {e}", comp.label(), pointer(comp));
+                            self.problems.push(line);
+                            return None;
+                        }
+                    }
+                }
+            }
+            let mut broadcast = Vec::new();
+            for p in &sub_io.inputs {
+                if unpack.iter().any(|(i, _)| i == p.title()) {
+                    continue;
+                }
+                if let Some(i) = node.inputs.iter().find(|i| i.internal == p.title() && i.internal != iterated) {
+                    broadcast.push((p.title().to_owned(), i.internal.clone()));
+                }
+            }
+            // Without queries, a subflow with one input left receives each item whole.
+            if unpack.is_empty() {
+                let left: Vec<&Property> = sub_io.inputs.iter().filter(|p| !broadcast.iter().any(|(b, _)| b == p.title())).collect();
+                if let [one] = left.as_slice()
+                    && let Ok(q) = weft_prompt::JqQuery::compile(".")
+                {
+                    unpack.push((one.title().to_owned(), q));
+                }
+            }
+            MapItems::Extended { iterated, unpack, broadcast }
+        } else {
+            let mut inputs = Vec::new();
+            for p in &sub_io.inputs {
+                let title = format!("iterated_{}", p.title());
+                let Some(input) = node.inputs.iter().find(|i| i.title == title) else { continue };
+                let list = serde_json::json!({"type": "array", "items": p.schema});
+                let iterates = input
+                    .sources
+                    .iter()
+                    .map(|(src, out)| {
+                        siblings
+                            .iter()
+                            .find(|&&c| spec.get(c).id == *src)
+                            .and_then(|&c| self.flow.io(c).outputs.iter().find(|o| o.title() == out).map(|o| o.schema.clone()))
+                            .is_some_and(|schema| weft_flow::schema::same_type(&schema, &list))
+                    })
+                    .collect();
+                inputs.push(CoreInput { subflow_input: p.title().to_owned(), internal: input.internal.clone(), iterates });
+            }
+            MapItems::Core(inputs)
+        };
+        let out_map = mapping(comp, "output_mapping");
+        let mut collect = Vec::new();
+        for out in &self.flow.io(n).outputs {
+            let internal = internal_name(&out_map, out.title());
+            let (from, reducer) = if extended {
+                (internal.clone(), Reducer::Append)
+            } else {
+                let from = internal.strip_prefix("collected_").unwrap_or(&internal).to_owned();
+                let method = match comp.json_field("reducers") {
+                    Some(Json::Object(m)) => m.get(&from).and_then(Json::as_str).unwrap_or("append"),
+                    _ => "append",
+                };
+                let Some(reducer) = Reducer::parse(method) else {
+                    let line = format!(
+                        "{} at {}/reducers/{from}: unknown reducer \"{method}\"; use append, sum, average, max or min",
+                        comp.label(),
+                        pointer(comp)
+                    );
+                    self.problems.push(line);
+                    return None;
+                };
+                (from, reducer)
+            };
+            let sub_out = sub_io.outputs.iter().find(|o| o.title() == from);
+            let Some(sub_out) = sub_out else {
+                let line = format!(
+                    "{} at {}: output \"{}\" collects subflow output \"{from}\", which subflow \"{}\" does not have",
+                    comp.label(),
+                    pointer(comp),
+                    out.title(),
+                    spec.get(sub).name
+                );
+                self.problems.push(line);
+                return None;
+            };
+            let default = out.default().or(sub_out.default()).cloned();
+            let integer = sub_out.schema.get("type").and_then(Json::as_str) == Some("integer");
+            collect.push(Collect { output: internal, from, reducer, default, integer });
+        }
+        Some(Op::Map(Box::new(MapOp { flow, max_workers, items, collect })))
     }
 
     fn template(&mut self, n: CompId, field: &str, source: &str) -> Option<Template> {
@@ -549,7 +756,9 @@ impl Compiler<'_> {
             }
             LlmKind::Prompt { .. } => generation(config_generation.as_ref()),
         };
-        Some(Op::Llm(Box::new(LlmOp { model: model?, generation, send_message, kind })))
+        let model = model?;
+        let limiter = self.inputs.limits.get(model.endpoint());
+        Some(Op::Llm(Box::new(LlmOp { model, limiter, generation, send_message, kind })))
     }
 
     fn messages(&mut self, t: CompId) -> Option<MessagesOp> {

@@ -4,7 +4,7 @@
 use crate::error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
 use crate::event::Event;
 use crate::plan::{Op, Plan};
-use crate::sched::{CallResult, Sched};
+use crate::sched::{CallResult, Sched, Work};
 use crate::state::{Call, InputRequest, Outcome, Position, RunState, STATE_FORMAT};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -34,6 +34,7 @@ pub struct Run {
     plan: Arc<Plan>,
     state: RunState,
     started: HashMap<u64, Instant>,
+    work: Work,
     resumed: bool,
 }
 
@@ -62,9 +63,9 @@ impl Plan {
             seq: 0,
             outcome: Outcome::Running,
         };
-        let mut started = HashMap::new();
-        self.sched(&mut started).init(&mut state);
-        Ok(Run { plan: Arc::clone(self), state, started, resumed: false })
+        let (mut started, mut work) = (HashMap::new(), Work::default());
+        self.sched(&mut started, &mut work).init(&mut state);
+        Ok(Run { plan: Arc::clone(self), state, started, work, resumed: false })
     }
 
     /// Continues a stored run. The state must belong to this flow (same content hash).
@@ -99,11 +100,13 @@ impl Plan {
                 )));
             }
         }
-        Ok(Run { plan: Arc::clone(self), state, started: HashMap::new(), resumed: true })
+        let work = Work::scan(&state);
+        Ok(Run { plan: Arc::clone(self), state, started: HashMap::new(), work, resumed: true })
     }
 
-    fn sched<'a>(&'a self, started: &'a mut HashMap<u64, Instant>) -> Sched<'a> {
+    fn sched<'a>(&'a self, started: &'a mut HashMap<u64, Instant>, work: &'a mut Work) -> Sched<'a> {
         Sched {
+            work,
             plan: self,
             events: self.options.events.as_deref(),
             max_steps: self.options.max_steps,
@@ -178,7 +181,7 @@ impl Run {
     /// of its single output or an object keyed by output title). Then call `execute()` again.
     pub fn submit(&mut self, answer: Json) -> Result<(), SubmitError> {
         let plan = Arc::clone(&self.plan);
-        plan.sched(&mut self.started).submit(&mut self.state, None, answer)
+        plan.sched(&mut self.started, &mut self.work).submit(&mut self.state, None, answer)
     }
 
     /// Runs until the flow finishes, waits for input, or fails. On failure the state records
@@ -208,69 +211,26 @@ impl Run {
     }
 
     async fn drive(&mut self, plan: &Arc<Plan>, t0: Instant) -> Result<Status, RunError> {
-        let events = plan.options.events.clone();
         let mut tasks: JoinSet<(u64, CallResult)> = JoinSet::new();
+        // Calls in flight when an earlier `execute()` was dropped are made again.
+        self.work = Work::scan(&self.state);
+        let result = self.drive_calls(plan, t0, &mut tasks).await;
+        if result.is_err() {
+            // Fail fast: cancel every call still in flight and wait until each is dropped (its
+            // HTTP request abandoned, its tool process killed) before reporting.
+            tasks.shutdown().await;
+        }
+        result
+    }
+
+    async fn drive_calls(&mut self, plan: &Arc<Plan>, t0: Instant, tasks: &mut JoinSet<(u64, CallResult)>) -> Result<Status, RunError> {
+        let events = plan.options.events.clone();
         let mut in_flight: HashSet<u64> = HashSet::new();
         loop {
-            plan.sched(&mut self.started).advance(&mut self.state)?;
-            // Launch every call the state asks for that is not running yet (new calls, re-asks,
-            // and calls that were in flight when a stored run was written).
-            for (fid, frame) in &self.state.frames {
-                let Position::Busy { node, call } = &frame.position else { continue };
-                if in_flight.contains(fid) {
-                    continue;
-                }
-                let flow = plan.flow_by_id(&frame.flow).unwrap_or(0);
-                let Some(idx) = plan.node_in(flow, node) else { continue };
-                let node = &plan.nodes[idx];
-                let fid = *fid;
-                in_flight.insert(fid);
-                match (&node.op, &**call) {
-                    (Op::Llm(op), Call::Llm { request, attempt }) => {
-                        let model = Arc::clone(&op.model);
-                        let request = request.clone();
-                        if let Some(sink) = events.as_deref() {
-                            sink.emit(&Event::LlmRequest {
-                                node: node.name.clone(),
-                                model: model.name().to_owned(),
-                                attempt: *attempt,
-                                messages: request.messages.len(),
-                            });
-                        }
-                        let sink = events.clone();
-                        let name = node.name.clone();
-                        tasks.spawn(async move {
-                            let t = Instant::now();
-                            let result = model.chat(&request).await;
-                            if let (Some(sink), Ok(r)) = (sink.as_deref(), &result) {
-                                sink.emit(&Event::LlmResponse {
-                                    node: name,
-                                    usage: r.usage,
-                                    duration_ms: t.elapsed().as_secs_f64() * 1000.0,
-                                });
-                            }
-                            (fid, CallResult::Llm(result))
-                        });
-                    }
-                    (Op::Tool(op), Call::Tool { tool, args }) => {
-                        let Some(imp) = op.tool.clone() else { continue };
-                        let (args, tool, name, sink) = (args.clone(), tool.clone(), node.name.clone(), events.clone());
-                        tasks.spawn(async move {
-                            let t = Instant::now();
-                            let result = imp.call(args).await;
-                            if let Some(sink) = sink.as_deref() {
-                                let error = result.as_ref().err().map(ToString::to_string);
-                                sink.emit(&crate::event::Event::ToolCall {
-                                    node: name,
-                                    tool,
-                                    duration_ms: t.elapsed().as_secs_f64() * 1000.0,
-                                    error,
-                                });
-                            }
-                            (fid, CallResult::Tool(result))
-                        });
-                    }
-                    _ => {}
+            plan.sched(&mut self.started, &mut self.work).advance(&mut self.state)?;
+            for fid in std::mem::take(&mut self.work.busy) {
+                if !in_flight.contains(&fid) && self.launch(plan, fid, tasks) {
+                    in_flight.insert(fid);
                 }
             }
             if in_flight.is_empty() {
@@ -293,10 +253,126 @@ impl Run {
                     "the run stopped with nothing left to do and no end reached (this is a bug in weft)",
                 ));
             }
-            let Some(joined) = tasks.join_next().await else { continue };
-            let (fid, result) = joined.map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed: {e}")))?;
-            in_flight.remove(&fid);
-            plan.sched(&mut self.started).complete(&mut self.state, fid, result)?;
+            let joined = match self.deadline(plan) {
+                None => tasks.join_next().await,
+                Some((deadline, fid)) => match tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
+                    Ok(joined) => joined,
+                    Err(_) => return Err(self.timed_out(plan, fid)),
+                },
+            };
+            let Some(mut joined) = joined else { continue };
+            // Feed back every call that has finished by now before looking for more work.
+            loop {
+                let (fid, result) = joined.map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed: {e}")))?;
+                in_flight.remove(&fid);
+                plan.sched(&mut self.started, &mut self.work).complete(&mut self.state, fid, result)?;
+                match tasks.try_join_next() {
+                    Some(next) => joined = next,
+                    None => break,
+                }
+            }
         }
     }
+
+    /// Spawns the call frame `fid` waits for; false when it waits for none.
+    fn launch(&self, plan: &Arc<Plan>, fid: u64, tasks: &mut JoinSet<(u64, CallResult)>) -> bool {
+        let Some(frame) = self.state.frames.get(&fid) else { return false };
+        let Position::Busy { node, call } = &frame.position else { return false };
+        let Some(idx) = plan.flow_by_id(&frame.flow).and_then(|flow| plan.node_in(flow, node)) else { return false };
+        let node = &plan.nodes[idx];
+        let events = plan.options.events.clone();
+        match (&node.op, &**call) {
+            (Op::Llm(op), Call::Llm { request, attempt }) => {
+                let model = Arc::clone(&op.model);
+                let limiter = Arc::clone(&op.limiter);
+                let request = request.clone();
+                if let Some(sink) = events.as_deref() {
+                    sink.emit(&Event::LlmRequest {
+                        node: node.name.clone(),
+                        model: model.name().to_owned(),
+                        attempt: *attempt,
+                        messages: request.messages.len(),
+                    });
+                }
+                let name = node.name.clone();
+                tasks.spawn(async move {
+                    let permit = limiter
+                        .acquire_with(|stats| {
+                            if let Some(sink) = events.as_deref() {
+                                sink.emit(&Event::LlmHeldBack {
+                                    node: name.clone(),
+                                    endpoint: stats.endpoint.clone(),
+                                    in_flight: stats.in_flight,
+                                    cap: stats.cap,
+                                    waiting: stats.waiting + 1,
+                                });
+                            }
+                        })
+                        .await;
+                    let t = Instant::now();
+                    let result = model.chat(&request).await;
+                    drop(permit);
+                    if let (Some(sink), Ok(r)) = (events.as_deref(), &result) {
+                        sink.emit(&Event::LlmResponse { node: name, usage: r.usage, duration_ms: t.elapsed().as_secs_f64() * 1000.0 });
+                    }
+                    (fid, CallResult::Llm(result))
+                });
+                true
+            }
+            (Op::Tool(op), Call::Tool { tool, args }) => {
+                let Some(imp) = op.tool.clone() else { return false };
+                let (args, tool, name) = (args.clone(), tool.clone(), node.name.clone());
+                tasks.spawn(async move {
+                    let t = Instant::now();
+                    let result = imp.call(args).await;
+                    if let Some(sink) = events.as_deref() {
+                        let error = result.as_ref().err().map(ToString::to_string);
+                        sink.emit(&Event::ToolCall { node: name, tool, duration_ms: t.elapsed().as_secs_f64() * 1000.0, error });
+                    }
+                    (fid, CallResult::Tool(result))
+                });
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The earliest moment a running node exceeds the node timeout, and its frame.
+    fn deadline(&self, plan: &Plan) -> Option<(Instant, u64)> {
+        let timeout = plan.options.node_timeout?;
+        self.started.iter().map(|(fid, t)| (*t + timeout, *fid)).min()
+    }
+
+    fn timed_out(&self, plan: &Plan, fid: u64) -> RunError {
+        let timeout = plan.options.node_timeout.unwrap_or_default();
+        let node = self.state.frames.get(&fid).and_then(|f| match &f.position {
+            Position::Busy { node, .. } | Position::InChild { node, .. } | Position::InBranches { node, .. } => {
+                plan.flow_by_id(&f.flow).and_then(|flow| plan.node_in(flow, node)).map(|i| &plan.nodes[i])
+            }
+            _ => None,
+        });
+        let error = match node {
+            Some(node) => crate::sched::node_error(
+                RunErrorKind::Timeout,
+                node,
+                &format!(
+                    "did not finish within the node timeout of {}; everything it had in flight was cancelled. Raise the timeout (--node-timeout) if the node needs longer",
+                    humantime(timeout)
+                ),
+            ),
+            None => RunError::new(
+                RunErrorKind::Timeout,
+                None,
+                format!("a node did not finish within the node timeout of {}", humantime(timeout)),
+            ),
+        };
+        let mut started = HashMap::new();
+        let mut work = Work::default();
+        plan.sched(&mut started, &mut work).locate(&self.state, fid, error)
+    }
+}
+
+/// `1.5 s`, `250 ms`.
+fn humantime(d: std::time::Duration) -> String {
+    if d.as_millis() < 1000 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
 }

@@ -9,11 +9,11 @@
 use crate::error::{RunError, RunErrorKind, SubmitError};
 use crate::event::{Event, EventSink};
 use crate::llm;
-use crate::plan::{InputPlan, NodePlan, Op, Plan};
+use crate::plan::{Collect, InputPlan, MapItems, MapOp, NodePlan, Op, Plan, Reducer};
 use crate::state::{Call, ConversationMessage, Frame, InputRequest, Outcome, Position, RunState, Stamped};
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 use weft_llm::{ChatResponse, LlmError, RequestMeta};
 use weft_tools::ToolError;
@@ -24,6 +24,30 @@ pub(crate) enum CallResult {
     Tool(Result<Json, ToolError>),
 }
 
+/// Frames with something to do, so that no step scans every frame (a fan-out has thousands).
+#[derive(Debug, Default)]
+pub(crate) struct Work {
+    /// Frames whose cursor became `Ready`.
+    pub(crate) ready: VecDeque<u64>,
+    /// Frames that became `Busy`: calls for the driver to launch.
+    pub(crate) busy: Vec<u64>,
+}
+
+impl Work {
+    /// The work a stored state holds.
+    pub(crate) fn scan(state: &RunState) -> Work {
+        let mut work = Work::default();
+        for (id, frame) in &state.frames {
+            match frame.position {
+                Position::Ready { .. } => work.ready.push_back(*id),
+                Position::Busy { .. } => work.busy.push(*id),
+                _ => {}
+            }
+        }
+        work
+    }
+}
+
 /// Scheduler settings and the per-process bookkeeping that is not part of the state.
 pub(crate) struct Sched<'a> {
     pub(crate) plan: &'a Plan,
@@ -32,6 +56,7 @@ pub(crate) struct Sched<'a> {
     pub(crate) max_reasks: u32,
     /// When each busy or waiting frame's node started, for durations.
     pub(crate) started: &'a mut HashMap<u64, Instant>,
+    pub(crate) work: &'a mut Work,
 }
 
 type Res<T> = Result<T, RunError>;
@@ -66,24 +91,48 @@ impl Sched<'_> {
             },
         );
         state.next_frame = 1;
+        self.work.ready.push_back(0);
     }
 
     /// Runs every node that can run without IO, until each frame is busy, waiting or done.
     pub(crate) fn advance(&mut self, state: &mut RunState) -> Res<()> {
-        loop {
-            let ready: Vec<u64> =
-                state.frames.iter().filter(|(_, f)| matches!(f.position, Position::Ready { .. })).map(|(id, _)| *id).collect();
-            if ready.is_empty() {
-                return Ok(());
-            }
-            for fid in ready {
-                while let Some(Frame { position: Position::Ready { node }, .. }) = state.frames.get(&fid) {
-                    let node = node.clone();
-                    let idx = self.node_of(&state.frames[&fid], &node)?;
-                    self.run_node(state, fid, idx)?;
-                }
+        while let Some(fid) = self.work.ready.pop_front() {
+            while let Some(Frame { position: Position::Ready { node }, .. }) = state.frames.get(&fid) {
+                let node = node.clone();
+                let idx = self.node_of(&state.frames[&fid], &node)?;
+                self.run_node(state, fid, idx).map_err(|e| self.locate(state, fid, e))?;
             }
         }
+        Ok(())
+    }
+
+    /// Says which branch or item an error happened in, when it happened below a fan-out:
+    /// `ParallelMapNode "workers" item 3: LlmNode "write": ...`.
+    pub(crate) fn locate(&self, state: &RunState, fid: u64, mut error: RunError) -> RunError {
+        let mut parts = Vec::new();
+        let mut child = fid;
+        while let Some((parent, node_id)) = state.frames.get(&child).and_then(|f| f.parent.clone()) {
+            if let Some(Frame { position: Position::InBranches { running, .. }, .. }) = state.frames.get(&parent)
+                && let Some(index) = running.get(&child)
+                && let Ok(idx) = self.node_of(&state.frames[&parent], &node_id)
+            {
+                let node = &self.plan.nodes[idx];
+                let what = match &node.op {
+                    Op::Parallel { flows, .. } => {
+                        let name = flows.get(*index).map(|f| self.plan.flows[*f].name.as_str()).unwrap_or("?");
+                        format!("branch {index} (\"{name}\")")
+                    }
+                    _ => format!("item {index}"),
+                };
+                parts.push(format!("{} \"{}\" {what}", node.ty, node.name));
+            }
+            child = parent;
+        }
+        if !parts.is_empty() {
+            parts.reverse();
+            error.message = format!("{}: {}", parts.join(" > "), error.message);
+        }
+        error
     }
 
     fn run_node(&mut self, state: &mut RunState, fid: u64, idx: usize) -> Res<()> {
@@ -163,7 +212,7 @@ impl Sched<'_> {
                 match &op.tool {
                     Some(_) => {
                         self.started.insert(fid, t0);
-                        set_position(
+                        self.set_position(
                             state,
                             fid,
                             Position::Busy { node: node.id.clone(), call: Box::new(Call::Tool { tool: op.tool_name.clone(), args }) },
@@ -187,7 +236,7 @@ impl Sched<'_> {
                 let meta = self.meta(state, fid, node);
                 let request = llm::request(op, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, node, &e))?;
                 self.started.insert(fid, t0);
-                set_position(state, fid, Position::Busy { node: node.id.clone(), call: Box::new(Call::Llm { request, attempt: 1 }) });
+                self.set_position(state, fid, Position::Busy { node: node.id.clone(), call: Box::new(Call::Llm { request, attempt: 1 }) });
                 Ok(())
             }
             Op::Flow { flow } => {
@@ -201,22 +250,37 @@ impl Sched<'_> {
                 let (path, budget_key) = (format!("{}/{}", parent.path, node.name), parent.budget_key.clone());
                 let child = self.new_frame(state, fid, node, *flow, inputs, path, budget_key);
                 self.started.insert(fid, t0);
-                set_position(state, fid, Position::InChild { node: node.id.clone(), child });
+                self.set_position(state, fid, Position::InChild { node: node.id.clone(), child });
                 Ok(())
             }
             Op::Parallel { flows, .. } => {
                 self.started.insert(fid, t0);
-                set_position(
-                    state,
-                    fid,
-                    Position::InBranches {
-                        node: node.id.clone(),
-                        queued: (0..flows.len()).collect(),
-                        running: BTreeMap::new(),
-                        done: BTreeMap::new(),
-                    },
-                );
-                self.start_branches(state, fid, node, &vars)
+                let fan = Position::InBranches {
+                    node: node.id.clone(),
+                    vars,
+                    iterated: Vec::new(),
+                    total: flows.len(),
+                    next: 0,
+                    running: BTreeMap::new(),
+                    done: BTreeMap::new(),
+                };
+                self.set_position(state, fid, fan);
+                self.start_branches(state, fid, node)
+            }
+            Op::Map(op) => {
+                let (vars, iterated, total) = self.map_items(state, fid, node, op, vars)?;
+                self.started.insert(fid, t0);
+                let fan = Position::InBranches {
+                    node: node.id.clone(),
+                    vars,
+                    iterated,
+                    total,
+                    next: 0,
+                    running: BTreeMap::new(),
+                    done: BTreeMap::new(),
+                };
+                self.set_position(state, fid, fan);
+                self.start_branches(state, fid, node)
             }
         }
     }
@@ -224,7 +288,7 @@ impl Sched<'_> {
     /// Creates a child frame running flow `flow` for `node` of frame `parent`.
     #[allow(clippy::too_many_arguments, reason = "one call site per kind of child; a struct would only rename them")]
     fn new_frame(
-        &self,
+        &mut self,
         state: &mut RunState,
         parent: u64,
         node: &NodePlan,
@@ -247,49 +311,207 @@ impl Sched<'_> {
             position: Position::Ready { node: self.plan.nodes[sub.start].id.clone() },
         };
         state.frames.insert(child, frame);
+        self.work.ready.push_back(child);
         child
     }
 
-    /// Starts queued branches of a ParallelFlowNode while fewer than `max_workers` run; when
-    /// every branch has finished, merges their outputs in declaration order and moves on.
-    fn start_branches(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, vars: &Map<String, Json>) -> Res<()> {
-        let Op::Parallel { flows, max_workers } = &node.op else { return Err(other("not a parallel node")) };
-        loop {
-            let Some(Frame { position: Position::InBranches { queued, running, .. }, .. }) = state.frames.get_mut(&fid) else {
-                return Err(other("a parallel node lost its branches"));
-            };
-            if running.len() >= *max_workers || queued.is_empty() {
-                break;
-            }
-            let branch = queued.remove(0);
-            let flow = flows[branch];
-            let mut inputs = Map::new();
-            for p in &self.plan.flows[flow].inputs {
-                if let Some(input) = node.inputs.iter().find(|i| i.title == p.title())
-                    && let Some(v) = vars.get(&input.internal)
-                {
-                    inputs.insert(p.title().to_owned(), v.clone());
+    /// Decides what a map node iterates over: the node's input values (an object iterated by
+    /// an Extended form replaced by its `{"_key", "_value"}` pairs), the iterated inputs and
+    /// the number of items. Lists of different lengths are an error naming both inputs.
+    fn map_items(
+        &self,
+        state: &RunState,
+        fid: u64,
+        node: &NodePlan,
+        op: &MapOp,
+        mut vars: Map<String, Json>,
+    ) -> Res<(Map<String, Json>, Vec<String>, usize)> {
+        let frame = &state.frames[&fid];
+        let mut iterated: Vec<(String, usize)> = Vec::new();
+        match &op.items {
+            MapItems::Core(inputs) => {
+                for ci in inputs {
+                    let Some(input) = node.inputs.iter().find(|i| i.internal == ci.internal) else { continue };
+                    let from_list = latest_source(frame, input).is_some_and(|k| ci.iterates.get(k).copied().unwrap_or(false));
+                    if !from_list {
+                        continue;
+                    }
+                    match vars.get(&ci.internal) {
+                        Some(Json::Array(items)) => iterated.push((ci.internal.clone(), items.len())),
+                        Some(other) => {
+                            return Err(node_error(
+                                RunErrorKind::MissingInput,
+                                node,
+                                &format!(
+                                    "input \"{}\" is iterated (its data edge comes from a list output) but its value is not a list: {}",
+                                    input.title,
+                                    excerpt(&other.to_string())
+                                ),
+                            ));
+                        }
+                        None => {}
+                    }
+                }
+                if iterated.is_empty() {
+                    return Err(node_error(
+                        RunErrorKind::MissingInput,
+                        node,
+                        "no input is iterated: connect a list output whose items have the subflow input's type to one of its iterated_<input> inputs",
+                    ));
                 }
             }
-            let path = format!("{}/{}[{branch}]", state.frames[&fid].path, node.name);
-            let child = self.new_frame(state, fid, node, flow, inputs, path.clone(), path);
-            if let Some(Frame { position: Position::InBranches { running, .. }, .. }) = state.frames.get_mut(&fid) {
-                running.insert(child, branch);
+            MapItems::Extended { iterated: name, .. } => {
+                let title = node.inputs.iter().find(|i| &i.internal == name).map_or(name.as_str(), |i| i.title.as_str());
+                let list = match vars.remove(name) {
+                    Some(Json::Array(items)) => items,
+                    Some(Json::Object(m)) => m.into_iter().map(|(k, v)| serde_json::json!({"_key": k, "_value": v})).collect(),
+                    Some(other) => {
+                        return Err(node_error(
+                            RunErrorKind::MissingInput,
+                            node,
+                            &format!("input \"{title}\" must be a list or an object to iterate over, got {}", excerpt(&other.to_string())),
+                        ));
+                    }
+                    None => Vec::new(),
+                };
+                iterated.push((name.clone(), list.len()));
+                vars.insert(name.clone(), Json::Array(list));
             }
         }
-        let Some(Frame { position: Position::InBranches { queued, running, done, .. }, .. }) = state.frames.get(&fid) else {
+        let (first, n) = iterated[0].clone();
+        if let Some((other, m)) = iterated.iter().find(|(_, m)| *m != n) {
+            let title =
+                |internal: &str| node.inputs.iter().find(|i| i.internal == internal).map_or(internal.to_owned(), |i| i.title.clone());
+            return Err(node_error(
+                RunErrorKind::MissingInput,
+                node,
+                &format!(
+                    "the iterated inputs have different lengths: \"{}\" has {n} items and \"{}\" has {m}; iterated lists are zipped, so give them equal lengths",
+                    title(&first),
+                    title(other)
+                ),
+            ));
+        }
+        Ok((vars, iterated.into_iter().map(|(name, _)| name).collect(), n))
+    }
+
+    /// The subflow inputs of item `i` of a map node.
+    fn item_inputs(&self, node: &NodePlan, op: &MapOp, vars: &Map<String, Json>, iterated: &[String], i: usize) -> Res<Map<String, Json>> {
+        let mut inputs = Map::new();
+        match &op.items {
+            MapItems::Core(core) => {
+                for ci in core {
+                    let Some(v) = vars.get(&ci.internal) else { continue };
+                    let v = if iterated.contains(&ci.internal) { v.get(i).cloned().unwrap_or(Json::Null) } else { v.clone() };
+                    inputs.insert(ci.subflow_input.clone(), v);
+                }
+            }
+            MapItems::Extended { iterated: name, unpack, broadcast } => {
+                let item = vars.get(name).and_then(|l| l.get(i)).cloned().unwrap_or(Json::Null);
+                for (input, query) in unpack {
+                    let v = query.first(&item).ok_or_else(|| {
+                        node_error(
+                            RunErrorKind::MissingInput,
+                            node,
+                            &format!(
+                                "item {i}: the unpack_input query `{}` for \"{input}\" gives no value for {}",
+                                query.source(),
+                                excerpt(&item.to_string())
+                            ),
+                        )
+                    })?;
+                    inputs.insert(input.clone(), v);
+                }
+                for (input, from) in broadcast {
+                    if let Some(v) = vars.get(from) {
+                        inputs.insert(input.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        // Only what the subflow declares, cast to its types.
+        let declared = &self.plan.flows[op.flow].inputs;
+        Ok(declared
+            .iter()
+            .filter_map(|p| inputs.remove(p.title()).map(|v| (p.title().to_owned(), weft_prompt::cast_to_input(v, &p.schema))))
+            .collect())
+    }
+
+    /// Starts branches or items in index order while fewer than `max_workers` run; when all
+    /// have finished, merges (parallel flows, in declaration order) or collects (maps, in input
+    /// order) their outputs and moves on.
+    fn start_branches(&mut self, state: &mut RunState, fid: u64, node: &NodePlan) -> Res<()> {
+        let max_workers = match &node.op {
+            Op::Parallel { max_workers, .. } => *max_workers,
+            Op::Map(op) => op.max_workers,
+            _ => return Err(other("not a parallel or map node")),
+        };
+        loop {
+            let Some(Frame { position: Position::InBranches { vars, iterated, total, next, running, .. }, .. }) = state.frames.get(&fid)
+            else {
+                return Err(other("a parallel node lost its branches"));
+            };
+            if running.len() >= max_workers || *next >= *total {
+                break;
+            }
+            let index = *next;
+            let (flow, inputs) = match &node.op {
+                Op::Parallel { flows, .. } => {
+                    let flow = flows[index];
+                    let mut inputs = Map::new();
+                    for p in &self.plan.flows[flow].inputs {
+                        if let Some(input) = node.inputs.iter().find(|i| i.title == p.title())
+                            && let Some(v) = vars.get(&input.internal)
+                        {
+                            inputs.insert(p.title().to_owned(), v.clone());
+                        }
+                    }
+                    (flow, inputs)
+                }
+                Op::Map(op) => (op.flow, self.item_inputs(node, op, vars, iterated, index)?),
+                _ => return Err(other("not a parallel or map node")),
+            };
+            let path = format!("{}/{}[{index}]", state.frames[&fid].path, node.name);
+            let child = self.new_frame(state, fid, node, flow, inputs, path.clone(), path);
+            if let Some(Frame { position: Position::InBranches { running, next, .. }, .. }) = state.frames.get_mut(&fid) {
+                running.insert(child, index);
+                *next += 1;
+            }
+        }
+        let Some(Frame { position: Position::InBranches { next, total, running, .. }, .. }) = state.frames.get(&fid) else {
             return Err(other("a parallel node lost its branches"));
         };
-        if !queued.is_empty() || !running.is_empty() {
+        if *next < *total || !running.is_empty() {
             return Ok(());
         }
-        let mut merged = Map::new();
-        for outputs in done.values() {
-            merged.extend(outputs.clone());
-        }
+        let Some(Frame { position: Position::InBranches { done, .. }, .. }) = state.frames.get_mut(&fid) else {
+            return Err(other("a parallel node lost its branches"));
+        };
+        let done = std::mem::take(done);
+        let outputs = match &node.op {
+            Op::Map(op) => collect(node, op, done)?,
+            _ => {
+                let mut merged = Map::new();
+                for outputs in done.into_values() {
+                    merged.extend(outputs);
+                }
+                merged
+            }
+        };
         let t0 = self.started.remove(&fid).unwrap_or_else(Instant::now);
-        self.produce(state, fid, node, merged);
+        self.produce(state, fid, node, outputs);
         self.follow(state, fid, node, "next", t0)
+    }
+
+    fn set_position(&mut self, state: &mut RunState, fid: u64, position: Position) {
+        match position {
+            Position::Ready { .. } => self.work.ready.push_back(fid),
+            Position::Busy { .. } => self.work.busy.push(fid),
+            _ => {}
+        }
+        if let Some(f) = state.frames.get_mut(&fid) {
+            f.position = position;
+        }
     }
 
     /// The request metadata of the next LLM call of `node`, counting the call.
@@ -382,7 +604,7 @@ impl Sched<'_> {
         let path = state.frames[&fid].path.clone();
         self.emit(|| Event::InputRequested { path: path.clone(), request: request.clone() });
         state.pending.insert(path, request);
-        set_position(state, fid, Position::Waiting { node: node.id.clone() });
+        self.set_position(state, fid, Position::Waiting { node: node.id.clone() });
     }
 
     /// Leaves a node through `branch`.
@@ -396,7 +618,7 @@ impl Sched<'_> {
         });
         match node.next.iter().find(|(b, _)| b == branch) {
             Some((_, next)) => {
-                set_position(state, fid, Position::Ready { node: self.plan.nodes[*next].id.clone() });
+                self.set_position(state, fid, Position::Ready { node: self.plan.nodes[*next].id.clone() });
                 Ok(())
             }
             // WayFlow ends the flow when a branch has no edge: the flow's outputs are then the
@@ -441,8 +663,7 @@ impl Sched<'_> {
                 if let Some(Frame { position: Position::InBranches { running, done, .. }, .. }) = state.frames.get_mut(&parent) {
                     let index = running.remove(&fid).ok_or_else(|| other("a branch finished that was not running"))?;
                     done.insert(index, exposed);
-                    let vars = self.inputs(state, parent, node)?;
-                    return self.start_branches(state, parent, node, &vars);
+                    return self.start_branches(state, parent, node);
                 }
                 let t0 = self.started.remove(&parent).unwrap_or_else(Instant::now);
                 self.produce(state, parent, node, exposed);
@@ -453,6 +674,10 @@ impl Sched<'_> {
 
     /// Feeds the result of a call back. The frame's position says which call it was.
     pub(crate) fn complete(&mut self, state: &mut RunState, fid: u64, result: CallResult) -> Res<()> {
+        self.complete_call(state, fid, result).map_err(|e| self.locate(state, fid, e))
+    }
+
+    fn complete_call(&mut self, state: &mut RunState, fid: u64, result: CallResult) -> Res<()> {
         let Some(Frame { position: Position::Busy { node, call }, .. }) = state.frames.get(&fid) else {
             return Err(other("a call completed for a frame that was not waiting for one"));
         };
@@ -489,7 +714,7 @@ impl Sched<'_> {
                         self.emit(|| Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
                         let meta = self.meta(state, fid, node);
                         let next = llm::reask(&request, &response.text, &reason, meta.call_index);
-                        set_position(
+                        self.set_position(
                             state,
                             fid,
                             Position::Busy { node: node_id, call: Box::new(Call::Llm { request: next, attempt: attempt + 1 }) },
@@ -553,6 +778,91 @@ impl Sched<'_> {
     }
 }
 
+/// Which data edge into `input` (index into its sources) holds the latest value.
+fn latest_source(frame: &Frame, input: &InputPlan) -> Option<usize> {
+    let mut best: Option<(usize, u64)> = None;
+    for (k, (src, out)) in input.sources.iter().enumerate() {
+        if let Some(s) = frame.values.get(src).and_then(|outs| outs.get(out))
+            && best.is_none_or(|(_, seq)| s.seq > seq)
+        {
+            best = Some((k, s.seq));
+        }
+    }
+    best.map(|(k, _)| k)
+}
+
+/// A map node's outputs from its items' outputs (by item index, so in input order).
+fn collect(node: &NodePlan, op: &MapOp, done: BTreeMap<usize, Map<String, Json>>) -> Res<Map<String, Json>> {
+    let mut outputs = Map::new();
+    for c in &op.collect {
+        let values: Vec<(usize, &Json)> = done.iter().filter_map(|(i, outs)| outs.get(&c.from).map(|v| (*i, v))).collect();
+        let value = match c.reducer {
+            Reducer::Append => Json::Array(values.into_iter().map(|(_, v)| v.clone()).collect()),
+            reducer => reduce(node, c, reducer, &values)?,
+        };
+        outputs.insert(c.output.clone(), value);
+    }
+    Ok(outputs)
+}
+
+/// `sum`, `average`, `max` or `min` over the items' values.
+fn reduce(node: &NodePlan, c: &Collect, reducer: Reducer, values: &[(usize, &Json)]) -> Res<Json> {
+    let mut numbers = Vec::with_capacity(values.len());
+    for (i, v) in values {
+        match v {
+            Json::Number(n) => numbers.push(n),
+            other => {
+                return Err(node_error(
+                    RunErrorKind::Other,
+                    node,
+                    &format!(
+                        "the {} reducer of \"{}\" needs numbers, but item {i} gave {}",
+                        reducer.name(),
+                        c.from,
+                        excerpt(&other.to_string())
+                    ),
+                ));
+            }
+        }
+    }
+    if numbers.is_empty() {
+        return match (reducer, &c.default) {
+            (Reducer::Sum, _) => Ok(if c.integer { Json::from(0) } else { Json::from(0.0) }),
+            (_, Some(d)) => Ok(d.clone()),
+            (_, None) => Err(node_error(
+                RunErrorKind::Other,
+                node,
+                &format!(
+                    "the {} of \"{}\" over no items is undefined: the list to iterate is empty and the output has no default; give output \"{}\" a default",
+                    reducer.name(),
+                    c.from,
+                    c.output
+                ),
+            )),
+        };
+    }
+    let ints: Option<Vec<i64>> = numbers.iter().map(|n| n.as_i64()).collect();
+    let floats: Vec<f64> = numbers.iter().filter_map(|n| n.as_f64()).collect();
+    Ok(match reducer {
+        Reducer::Sum => match ints.as_ref().and_then(|v| v.iter().try_fold(0i64, |a, b| a.checked_add(*b))) {
+            Some(total) => Json::from(total),
+            None => Json::from(floats.iter().sum::<f64>()),
+        },
+        Reducer::Average => Json::from(floats.iter().sum::<f64>() / floats.len() as f64),
+        Reducer::Max | Reducer::Min => {
+            let want_max = reducer == Reducer::Max;
+            let mut best = 0;
+            for (k, x) in floats.iter().enumerate() {
+                if (want_max && *x > floats[best]) || (!want_max && *x < floats[best]) {
+                    best = k;
+                }
+            }
+            Json::Number(numbers[best].clone())
+        }
+        Reducer::Append => Json::Null,
+    })
+}
+
 fn latest(frame: &Frame, input: &InputPlan) -> Option<Json> {
     let mut best: Option<&Stamped> = None;
     for (src, out) in &input.sources {
@@ -607,12 +917,6 @@ fn single(title: &str, value: Json) -> Map<String, Json> {
     let mut m = Map::with_capacity(1);
     m.insert(title.to_owned(), value);
     m
-}
-
-fn set_position(state: &mut RunState, fid: u64, position: Position) {
-    if let Some(f) = state.frames.get_mut(&fid) {
-        f.position = position;
-    }
 }
 
 fn ms(t0: Instant) -> f64 {

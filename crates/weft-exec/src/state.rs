@@ -2,7 +2,8 @@
 //! this process or another one.
 //!
 //! A run is a tree of frames. The root frame runs the flow; a FlowNode runs its subflow in a
-//! child frame (and parallel branches and map items will be sibling frames). Each frame keeps
+//! child frame, and the branches of a ParallelFlowNode and the items of a map node are sibling
+//! frames under the node's frame. Each frame keeps
 //! the latest value of every output produced in it, the position of its cursor, and the step
 //! count of its execution path. Nodes and outputs are named by component id and title, so a
 //! stored state can be read without the engine.
@@ -135,16 +136,26 @@ pub enum Position {
         /// The child frame.
         child: u64,
     },
-    /// The node (a ParallelFlowNode) waits for its branches, each a child frame.
+    /// The node (a ParallelFlowNode or a map node) waits for its branches or items, each a
+    /// child frame.
     InBranches {
         /// Node id.
         node: String,
-        /// Branches not started yet (indices into the node's subflows), started in order as
-        /// running ones finish, so at most `max_workers` run at once.
-        queued: Vec<usize>,
-        /// Running branches: child frame id to branch index.
+        /// The node's input values when it started, by internal name: each branch or item
+        /// draws its inputs from them (an object iterated by an ExtendedMapNode is stored as
+        /// its list of `{"_key", "_value"}` pairs).
+        vars: Map<String, Json>,
+        /// The inputs iterated over (map nodes), by internal name; the others are broadcast.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        iterated: Vec<String>,
+        /// How many branches or items there are.
+        total: usize,
+        /// The next one to start. They start in index order as running ones finish, so at
+        /// most `max_workers` run at once.
+        next: usize,
+        /// Running ones: child frame id to index.
         running: BTreeMap<u64, usize>,
-        /// Outputs of the finished branches, by branch index.
+        /// Outputs of the finished ones, by index.
         done: BTreeMap<usize, Map<String, Json>>,
     },
     /// The frame reached an end.

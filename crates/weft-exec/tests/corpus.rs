@@ -36,9 +36,14 @@ const MUST_FINISH: &[&str] = &[
     "w_prompt_template_array.json",
     "w_prompt_template_system_user.json",
     "w_prompt_template_json_mode.json",
-    // Parallel branches (issue 4, first slice).
+    // Parallel branches and maps (issue 4).
     "p_parallel_flow_node.json",
     "seed_parallel_marketing.json",
+    "p_map_node_append.json",
+    "p_parallel_map_node.json",
+    "w_map_step.json",
+    "w_map_variants.json",
+    "w_prompt_template_orchestrator.json",
 ];
 
 fn corpus() -> PathBuf {

@@ -164,10 +164,17 @@ impl Limiter {
     /// Waits for a slot (and for the pace, when requests per second are capped). Cancel-safe:
     /// dropping the future gives nothing up.
     pub async fn acquire(self: &Arc<Self>) -> Permit {
+        self.acquire_with(|_| {}).await
+    }
+
+    /// Like [`Limiter::acquire`], calling `on_wait` with the limiter's counters first when
+    /// the call has to wait for a slot (so a progress view can say calls are held back).
+    pub async fn acquire_with(self: &Arc<Self>, on_wait: impl FnOnce(&LimiterStats)) -> Permit {
         let t0 = Instant::now();
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
+                on_wait(&self.stats());
                 {
                     let mut inner = self.lock();
                     inner.waiting += 1;
