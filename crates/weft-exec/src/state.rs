@@ -154,8 +154,10 @@ pub enum Position {
         /// most `max_workers` run at once.
         next: usize,
         /// Running ones: child frame id to index.
+        #[serde(with = "pairs")]
         running: BTreeMap<u64, usize>,
         /// Outputs of the finished ones, by index.
+        #[serde(with = "pairs")]
         done: BTreeMap<usize, Map<String, Json>>,
     },
     /// The frame reached an end.
@@ -227,4 +229,24 @@ pub struct ConversationMessage {
     pub content: String,
     /// The node that posted it.
     pub node: String,
+}
+
+/// Maps with integer keys as lists of `[key, value]` pairs: inside a tagged enum, serde cannot
+/// read integer keys back from JSON object keys.
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub(super) fn serialize<K: Serialize, V: Serialize, S: Serializer>(map: &BTreeMap<K, V>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub(super) fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }

@@ -8,6 +8,7 @@
 
 pub mod choice;
 pub mod limit;
+pub mod openai;
 pub mod simulated;
 
 use serde::{Deserialize, Serialize};

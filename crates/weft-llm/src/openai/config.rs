@@ -1,0 +1,258 @@
+//! Models from Agent Spec LLM configs: `OpenAiConfig`, `OpenAiCompatibleConfig`, `VllmConfig`,
+//! `OllamaConfig`, and a generic `LlmConfig` whose `api_provider` (else `provider`) is
+//! `openai`, `openai_compatible`, `vllm` or `ollama` (any case, `-` or `_`) with the
+//! chat-completions `api_type`. Anything else is "not supported yet", reported when a node uses
+//! the config (the engine calls the resolver while planning a run, never in `validate`).
+//!
+//! The API key (FORMAT.md 9.1, with the rules): the value supplied for the config's
+//! sensitive `api_key` (its `<config id>.api_key` reference, from the secrets given here or
+//! resolved by the loader), else `OPENAI_API_KEY` from the environment (never for Ollama), else
+//! no `Authorization` header at all; only the OpenAI API itself without any key is an error.
+//! WayFlow ignores `OllamaConfig.api_key`; Weft sends it when one is supplied, for Ollama
+//! servers behind an authenticating proxy.
+//!
+//! `--llm PROVIDER=URL,model=ID` overrides ([`ProviderOverride`]) replace the provider, URL and
+//! model of every config (or of the config with that id, which wins); the config's retry
+//! policy stays, and the key is `OPENAI_API_KEY` (not for Ollama).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use weft_spec::{Component, Value};
+
+use super::{API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, OpenAiModel, OpenAiOptions, RetryPolicy, Sleeper, StructuredMode, TokioSleeper, url};
+use crate::ChatModel;
+use crate::choice::{Provider, ProviderOverride};
+use crate::limit::Limiters;
+
+/// Reads an environment variable.
+pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+/// Builds models from LLM configs. Models built by one resolver share one HTTP client.
+pub struct Resolver {
+    secrets: HashMap<String, String>,
+    overrides: Vec<ProviderOverride>,
+    env: Arc<EnvLookup>,
+    limiters: Limiters,
+    sleeper: Arc<dyn Sleeper>,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    structured: StructuredMode,
+    client: OnceLock<Result<reqwest::Client, String>>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("overrides", &self.overrides)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("structured", &self.structured)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A resolver for the engine (`weft_exec::ModelResolver`): `secrets` are supplied values by
+/// `<config id>.<field>` reference, `overrides` the `--llm` provider overrides. Reads
+/// `OPENAI_API_KEY` from the process environment.
+pub fn resolver(
+    secrets: HashMap<String, String>,
+    overrides: Vec<ProviderOverride>,
+) -> impl Fn(&Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync + 'static {
+    Resolver::new(secrets, overrides).into_fn()
+}
+
+impl Resolver {
+    /// A resolver with Weft's defaults: the process environment, the global limiters, the
+    /// tokio sleeper, 20 s to connect, JSON-Schema mode.
+    pub fn new(secrets: HashMap<String, String>, overrides: Vec<ProviderOverride>) -> Resolver {
+        Resolver {
+            secrets,
+            overrides,
+            env: Arc::new(|name: &str| std::env::var(name).ok()),
+            limiters: Limiters::global(),
+            sleeper: Arc::new(TokioSleeper),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: None,
+            structured: StructuredMode::JsonSchema,
+            client: OnceLock::new(),
+        }
+    }
+
+    /// Reads environment variables through `env` (tests pass a map).
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Resolver {
+        self.env = Arc::new(env);
+        self
+    }
+
+    /// Takes endpoint limiters from `limiters`.
+    pub fn with_limiters(mut self, limiters: Limiters) -> Resolver {
+        self.limiters = limiters;
+        self
+    }
+
+    /// Waits between attempts with `sleeper`.
+    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Resolver {
+        self.sleeper = sleeper;
+        self
+    }
+
+    /// Connects within `timeout`.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Resolver {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Gives each attempt `timeout`, whatever the configs' retry policies say.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Resolver {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Sends native schemas in `mode`.
+    pub fn with_structured(mut self, mode: StructuredMode) -> Resolver {
+        self.structured = mode;
+        self
+    }
+
+    /// The options of the model serving `config`, or why there is none.
+    pub fn options(&self, config: &Component) -> Result<OpenAiOptions, String> {
+        let retry = match config.json_field("retry_policy") {
+            Some(policy @ serde_json::Value::Object(_)) => RetryPolicy::from_agent_spec(policy)?,
+            _ => RetryPolicy::default(),
+        };
+        let over = self
+            .overrides
+            .iter()
+            .find(|o| o.config_id.as_deref() == Some(config.id.as_str()))
+            .or_else(|| self.overrides.iter().find(|o| o.config_id.is_none()));
+        let (provider, url, model, api_key) = match over {
+            Some(o) => {
+                let api_key = self.env_key(o.provider);
+                if api_key.is_none() && url::host(&o.url) == "api.openai.com" {
+                    return Err(format!(
+                        "the OpenAI API needs an API key and none is given: set {API_KEY_ENV} (a --llm {} override takes its key from the environment)",
+                        o.provider
+                    ));
+                }
+                (o.provider, o.url.clone(), o.model.clone(), api_key)
+            }
+            None => {
+                let provider = provider_of(config)?;
+                let url = match (config.str_field("url").map(str::trim).filter(|u| !u.is_empty()), provider) {
+                    (Some(url), _) if !config.is("OpenAiConfig") => url.to_owned(),
+                    (_, Provider::OpenAi) => url::OPENAI_BASE.to_owned(),
+                    _ => return Err(format!("{} has no url: give the server's URL, like http://127.0.0.1:8000/v1", config.ty.name)),
+                };
+                let model = config.str_field("model_id").map(str::trim).unwrap_or_default().to_owned();
+                if model.is_empty() {
+                    return Err(format!("{} has no model_id: give the model's id as the server knows it", config.ty.name));
+                }
+                let api_key = self.supplied_key(config).or_else(|| self.env_key(provider));
+                if api_key.is_none() && provider == Provider::OpenAi && url::host(&url) == "api.openai.com" {
+                    let reference = match config.field("api_key") {
+                        Some(Value::Secret(secret)) => secret.key.clone(),
+                        _ => format!("{}.api_key", config.id),
+                    };
+                    return Err(format!(
+                        "the OpenAI API needs an API key and none is given: supply the secret {reference} (--secret {reference}=... or {}) or set {API_KEY_ENV}",
+                        secret_env_name(&reference)
+                    ));
+                }
+                (provider, url, model, api_key)
+            }
+        };
+        let mut options = OpenAiOptions::new(provider, url, model)
+            .with_retry(retry)
+            .with_limiters(self.limiters.clone())
+            .with_sleeper(Arc::clone(&self.sleeper))
+            .with_connect_timeout(self.connect_timeout)
+            .with_structured(self.structured)
+            .with_origin(format!("{} {:?}", config.ty.name, config.name));
+        options.api_key = api_key;
+        options.request_timeout = self.request_timeout;
+        Ok(options)
+    }
+
+    /// The model serving `config`, or why there is none.
+    pub fn resolve(&self, config: &Component) -> Result<Arc<dyn ChatModel>, String> {
+        let options = self.options(config)?;
+        let client = self.client.get_or_init(|| super::http_client(self.connect_timeout)).clone()?;
+        Ok(Arc::new(OpenAiModel::new(options.with_client(client))?))
+    }
+
+    /// The resolver as the engine takes it.
+    pub fn into_fn(self) -> impl Fn(&Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync + 'static {
+        move |config: &Component| self.resolve(config)
+    }
+
+    /// The key supplied for the config's `api_key`: resolved by the loader, or given here by
+    /// its reference; a key written in the document counts too.
+    fn supplied_key(&self, config: &Component) -> Option<String> {
+        let key = match config.field("api_key")? {
+            Value::Secret(secret) => secret.value.clone().or_else(|| self.secrets.get(&secret.key).cloned()),
+            Value::Json(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        key.or_else(|| self.secrets.get(&format!("{}.api_key", config.id)).cloned()).filter(|k| !k.trim().is_empty())
+    }
+
+    fn env_key(&self, provider: Provider) -> Option<String> {
+        if provider == Provider::Ollama {
+            return None;
+        }
+        (self.env)(API_KEY_ENV).filter(|k| !k.trim().is_empty())
+    }
+}
+
+/// The provider of a config, or why it is not supported yet.
+fn provider_of(config: &Component) -> Result<Provider, String> {
+    let api_type = config.str_field("api_type").map(normalize).unwrap_or_else(|| "chat_completions".to_owned());
+    let provider = match config.ty.name {
+        "OpenAiConfig" => Provider::OpenAi,
+        "OpenAiCompatibleConfig" => Provider::OpenAiCompatible,
+        "VllmConfig" => Provider::Vllm,
+        "OllamaConfig" => Provider::Ollama,
+        "LlmConfig" => {
+            let named = config.str_field("api_provider").or_else(|| config.str_field("provider")).map(str::trim).filter(|p| !p.is_empty());
+            match named.map(normalize).as_deref() {
+                Some("openai") => Provider::OpenAi,
+                Some("openai_compatible") => Provider::OpenAiCompatible,
+                Some("vllm") => Provider::Vllm,
+                Some("ollama") => Provider::Ollama,
+                Some(_) | None => {
+                    let what = named.map_or_else(|| "no provider".to_owned(), |p| format!("provider {p:?}"));
+                    return Err(format!(
+                        "not supported yet: LlmConfig with {what}: weft calls OpenAI-compatible chat-completions servers, so give api_provider (or provider) openai, openai_compatible, vllm or ollama, or run with --llm PROVIDER=URL,model=ID"
+                    ));
+                }
+            }
+        }
+        other => {
+            return Err(format!(
+                "not supported yet: {other}: weft calls OpenAI-compatible chat-completions servers (OpenAiConfig, OpenAiCompatibleConfig, VllmConfig, OllamaConfig, or an LlmConfig whose provider is one of those); run with --llm PROVIDER=URL,model=ID to use one instead"
+            ));
+        }
+    };
+    match api_type.as_str() {
+        "chat_completions" | "openai_chat_completions" => Ok(provider),
+        "responses" | "openai_responses" => Err(format!(
+            "not supported yet: api_type {api_type:?} (the Responses API) of {}: use api_type chat_completions",
+            config.ty.name
+        )),
+        other => Err(format!("not supported yet: api_type {other:?} of {}: weft speaks chat_completions", config.ty.name)),
+    }
+}
+
+/// Lowercase, `-` as `_`.
+fn normalize(name: &str) -> String {
+    name.trim().to_lowercase().replace('-', "_")
+}
+
+/// The CLI's environment variable for a secret reference: `WEFT_SECRET_` then the key
+/// uppercased, every non-alphanumeric character as `_`.
+fn secret_env_name(reference: &str) -> String {
+    let mangled: String = reference.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("WEFT_SECRET_{mangled}")
+}

@@ -1,0 +1,229 @@
+//! What a [`crate::MockServer`] answers: reply rules, scripted replies and tool calls, faults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+/// How a mock server behaves. Start from [`MockConfig::default`] and change what a test needs.
+#[derive(Debug, Clone)]
+pub struct MockConfig {
+    /// Waited before every answer.
+    pub latency: Duration,
+    /// The text of plain replies; `None` quotes the start of the last user message.
+    pub text: Option<String>,
+    /// Replies by request index (0-based, every chat-completions request counts), sent as the
+    /// message content verbatim instead of the rule's reply.
+    pub replies: BTreeMap<u64, String>,
+    /// Whether and which tools are called when a request offers tools.
+    pub tools: ToolReply,
+    /// Make replies differ per request (strings and numbers of structured replies, a suffix of
+    /// plain ones), drawn from `seed` and the request index; replies stay schema-valid.
+    pub randomize: bool,
+    /// Seeds randomized replies and random faults.
+    pub seed: u64,
+    /// Injected faults.
+    pub faults: FaultPlan,
+    /// When set, requests must carry `Authorization: Bearer <key>` (else 401).
+    pub api_key: Option<String>,
+    /// When set, the only model ids served (else 404 `model_not_found`); any id otherwise.
+    pub models: Option<Vec<String>>,
+    /// Top-level request fields accepted besides OpenAI's (servers such as vLLM take more).
+    pub extra_fields: Vec<String>,
+    /// Items per generated array.
+    pub array_len: usize,
+    /// Keep every request for [`crate::MockServer::requests`] (turn off for long benchmarks).
+    pub record: bool,
+}
+
+impl Default for MockConfig {
+    fn default() -> MockConfig {
+        MockConfig {
+            latency: Duration::ZERO,
+            text: None,
+            replies: BTreeMap::new(),
+            tools: ToolReply::Auto,
+            randomize: false,
+            seed: 0,
+            faults: FaultPlan::default(),
+            api_key: None,
+            models: None,
+            extra_fields: Vec::new(),
+            array_len: 1,
+            record: true,
+        }
+    }
+}
+
+impl MockConfig {
+    /// Waits `latency` before every answer.
+    pub fn with_latency(mut self, latency: Duration) -> MockConfig {
+        self.latency = latency;
+        self
+    }
+
+    /// Answers plain requests with `text`.
+    pub fn with_text(mut self, text: impl Into<String>) -> MockConfig {
+        self.text = Some(text.into());
+        self
+    }
+
+    /// Answers request `index` with this content.
+    pub fn with_reply(mut self, index: u64, content: impl Into<String>) -> MockConfig {
+        self.replies.insert(index, content.into());
+        self
+    }
+
+    /// Calls tools this way.
+    pub fn with_tools(mut self, tools: ToolReply) -> MockConfig {
+        self.tools = tools;
+        self
+    }
+
+    /// Randomizes replies from `seed`.
+    pub fn randomized(mut self, seed: u64) -> MockConfig {
+        self.randomize = true;
+        self.seed = seed;
+        self
+    }
+
+    /// Seeds random faults (and randomized replies).
+    pub fn with_seed(mut self, seed: u64) -> MockConfig {
+        self.seed = seed;
+        self
+    }
+
+    /// Injects `fault` into request `index`.
+    pub fn with_fault(mut self, index: u64, fault: Fault) -> MockConfig {
+        self.faults.at.insert(index, fault);
+        self
+    }
+
+    /// Injects `fault` into each request with `probability` (drawn from the seed and the request
+    /// index, so the same requests fail on every run).
+    pub fn with_random_fault(mut self, probability: f64, fault: Fault) -> MockConfig {
+        self.faults.random.push((probability, fault));
+        self
+    }
+
+    /// Requires this API key.
+    pub fn with_api_key(mut self, key: impl Into<String>) -> MockConfig {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Serves only these model ids.
+    pub fn with_models<S: Into<String>>(mut self, models: impl IntoIterator<Item = S>) -> MockConfig {
+        self.models = Some(models.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accepts this top-level request field too.
+    pub fn accepting(mut self, field: impl Into<String>) -> MockConfig {
+        self.extra_fields.push(field.into());
+        self
+    }
+
+    /// Keeps no requests (for long benchmarks).
+    pub fn without_recording(mut self) -> MockConfig {
+        self.record = false;
+        self
+    }
+}
+
+/// Whether a request offering tools gets tool calls.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolReply {
+    /// Until the conversation holds tool results, call the tool `tool_choice` names, else the
+    /// first function tool offered, with arguments generated from its parameters schema; then
+    /// answer. `tool_choice: "none"` answers at once.
+    Auto,
+    /// Never call tools.
+    Never,
+    /// Round n of the conversation (n = assistant messages with tool calls so far) makes the
+    /// n-th list of calls; rounds past the end answer.
+    Script(Vec<Vec<ScriptedCall>>),
+}
+
+/// A scripted tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScriptedCall {
+    /// The tool's name.
+    pub name: String,
+    /// Its arguments (sent as their JSON text).
+    pub arguments: Json,
+}
+
+impl ScriptedCall {
+    /// A call of `name` with `arguments`.
+    pub fn new(name: impl Into<String>, arguments: Json) -> ScriptedCall {
+        ScriptedCall { name: name.into(), arguments }
+    }
+}
+
+/// Faults by request index, and random ones.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultPlan {
+    /// The fault of request n (0-based); it wins over random faults.
+    pub at: BTreeMap<u64, Fault>,
+    /// Faults with their probabilities, tried in order with one draw per request.
+    pub random: Vec<(f64, Fault)>,
+}
+
+/// A fault injected into one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// 429 `rate_limit_exceeded`, with this `Retry-After` header value when given.
+    RateLimit {
+        /// The `Retry-After` value (seconds, or an HTTP date).
+        retry_after: Option<String>,
+    },
+    /// 500 `server_error`.
+    ServerError,
+    /// 503, with this `Retry-After` header value when given.
+    Unavailable {
+        /// The `Retry-After` value.
+        retry_after: Option<String>,
+    },
+    /// Waits this long, then answers normally (to run past a client's timeout).
+    Slow(Duration),
+    /// Closes the connection without answering.
+    Reset,
+    /// 200 with a body that is not JSON.
+    InvalidJson,
+    /// 200 with a reply that does not fit the requested schema (or is not JSON when none was
+    /// requested).
+    SchemaViolation,
+    /// Any status with an OpenAI-style error body carrying `message`.
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The error message.
+        message: String,
+    },
+}
+
+impl Fault {
+    /// 429 with `Retry-After: <seconds>`.
+    pub fn rate_limit(seconds: f64) -> Fault {
+        Fault::RateLimit { retry_after: Some(format_seconds(seconds)) }
+    }
+
+    /// A short name for counters and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::RateLimit { .. } => "rate_limit",
+            Fault::ServerError => "server_error",
+            Fault::Unavailable { .. } => "unavailable",
+            Fault::Slow(_) => "slow",
+            Fault::Reset => "reset",
+            Fault::InvalidJson => "invalid_json",
+            Fault::SchemaViolation => "schema_violation",
+            Fault::Status { .. } => "status",
+        }
+    }
+}
+
+fn format_seconds(seconds: f64) -> String {
+    if seconds.fract() == 0.0 { format!("{}", seconds.max(0.0) as u64) } else { format!("{seconds}") }
+}
