@@ -32,6 +32,7 @@
 //! # });
 //! ```
 
+pub mod batch;
 mod error;
 mod event;
 mod llm;

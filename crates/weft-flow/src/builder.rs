@@ -22,8 +22,14 @@
 //! ```
 //!
 //! Ids are derived from names (the flow's name, then `<flow>.<node>`, `<flow>.control.<n>`,
-//! `<flow>.data.<n>`; an LLM config or a tool has its name as id), so the same builder code
-//! always writes the same document. Node names must therefore be unique within a flow.
+//! `<flow>.data.<n>`; a subflow built by a builder is `<node id>.<subflow name>`; an LLM config or
+//! a tool has its name as id), so the same builder code always writes the same document. Node
+//! names must therefore be unique within a flow, and the subflows of one parallel node need
+//! distinct names.
+//!
+//! Nodes that run other flows ([`FlowBuilder::subflow`], [`FlowBuilder::parallel_flows`],
+//! [`FlowBuilder::map`], [`FlowBuilder::parallel_map`]) leave their inputs and outputs to the
+//! loader, which infers them from the subflows as for any document (FORMAT.md section 8).
 //!
 //! Mistakes the document cannot express (a duplicate node name, a node handle from another
 //! builder, a typed output whose type is not a struct) are reported by [`FlowBuilder::build`]
@@ -279,7 +285,8 @@ pub struct NodeId {
 /// Tells builders apart, so a handle used on the wrong builder is reported.
 static BUILDERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// What a [`FlowBuilder::subflow`] node runs: another builder or a loaded flow.
+/// What a [`FlowBuilder::subflow`], [`FlowBuilder::parallel_flows`], [`FlowBuilder::map`] or
+/// [`FlowBuilder::parallel_map`] node runs: another builder or a loaded flow.
 #[derive(Debug, Clone, Copy)]
 pub enum Subflow<'a> {
     /// A flow being built.
@@ -306,6 +313,71 @@ enum OwnedSubflow {
     Flow(Flow),
 }
 
+impl OwnedSubflow {
+    fn from(subflow: Subflow<'_>) -> OwnedSubflow {
+        match subflow {
+            Subflow::Builder(b) => OwnedSubflow::Builder(Box::new(b.clone())),
+            Subflow::Flow(f) => OwnedSubflow::Flow(f.clone()),
+        }
+    }
+
+    /// The flow's name (the root component's, for a loaded flow).
+    fn name(&self) -> &str {
+        match self {
+            OwnedSubflow::Builder(b) => &b.name,
+            OwnedSubflow::Flow(f) => &f.spec().root().name,
+        }
+    }
+}
+
+/// The subflows a node runs, and the field they are written to.
+#[derive(Debug, Clone)]
+struct Subflows {
+    /// `subflow`, `subflows` or `flows`.
+    field: &'static str,
+    /// Whether the field is a list (even of one flow).
+    list: bool,
+    flows: Vec<OwnedSubflow>,
+    /// Fields written after the subflows, in the exporters' order.
+    then: Vec<(&'static str, Json)>,
+}
+
+/// How a map node combines the values one output of its subflow takes over the items
+/// (FORMAT.md 8 and 8.1): the node's output `collected_<output>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reducer {
+    /// The list of the values, in the order of the items (`collected_<o>` is an array of `o`).
+    /// The only reducer WayFlow runs.
+    Append,
+    /// The sum of the values.
+    Sum,
+    /// Their average.
+    Average,
+    /// The largest value.
+    Max,
+    /// The smallest value.
+    Min,
+}
+
+impl Reducer {
+    /// The name written in `reducers`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reducer::Append => "append",
+            Reducer::Sum => "sum",
+            Reducer::Average => "average",
+            Reducer::Max => "max",
+            Reducer::Min => "min",
+        }
+    }
+}
+
+impl std::fmt::Display for Reducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Node {
     name: String,
@@ -316,7 +388,7 @@ struct Node {
     branches: Option<Vec<String>>,
     fields: Map<String, Json>,
     plugin: bool,
-    subflow: Option<OwnedSubflow>,
+    subflows: Option<Subflows>,
 }
 
 /// Builds a flow node by node; see the [module documentation](self).
@@ -391,7 +463,7 @@ impl FlowBuilder {
             branches: Some(vec!["next".into()]),
             fields: Map::new(),
             plugin: false,
-            subflow: None,
+            subflows: None,
         }
     }
 
@@ -567,10 +639,87 @@ impl FlowBuilder {
         let mut n = FlowBuilder::node("FlowNode", name);
         // Inputs, outputs and branches are inferred by the loader from the subflow.
         n.branches = None;
-        n.subflow = Some(match subflow.into() {
-            Subflow::Builder(b) => OwnedSubflow::Builder(Box::new(b.clone())),
-            Subflow::Flow(f) => OwnedSubflow::Flow(f.clone()),
-        });
+        n.subflows = Some(Subflows { field: "subflow", list: false, flows: vec![OwnedSubflow::from(subflow.into())], then: Vec::new() });
+        self.add(n)
+    }
+
+    /// A `ParallelFlowNode` running `subflows` (builders or flows) concurrently; its inputs are
+    /// the union of the subflows' inputs (by title; a shared input must have the same type
+    /// everywhere), its outputs all of theirs (titles must differ), merged in the order of
+    /// `subflows` (agentspec_version 25.4.2).
+    ///
+    /// With `max_workers` (at most that many subflows run at once; 20 when unset, as in WayFlow)
+    /// the node is WayFlow's `ExtendedParallelFlowNode` instead, since core Agent Spec has no
+    /// such field: the document then needs WayFlow's plugins in pyagentspec.
+    ///
+    /// Each subflow is written under the id `<node id>.<subflow name>`, so subflows made by
+    /// builders need distinct names. They are copied: later changes to them are not seen.
+    ///
+    /// `subflows` are all builders (`&[&a, &b]`) or all flows; mix them as
+    /// `&[Subflow::from(&a), Subflow::from(&flow)]`.
+    pub fn parallel_flows<'a, S: Into<Subflow<'a>> + Copy>(&mut self, name: &str, subflows: &[S], max_workers: Option<usize>) -> NodeId {
+        let flows: Vec<OwnedSubflow> = subflows.iter().map(|s| OwnedSubflow::from((*s).into())).collect();
+        let mut names: Vec<&str> = flows.iter().filter(|f| matches!(f, OwnedSubflow::Builder(_))).map(OwnedSubflow::name).collect();
+        names.sort_unstable();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            self.problems.push(
+                Diagnostic::new(Code::BadValue, "", format!("node `{name}` runs two subflows named `{}`", w[0]))
+                    .hint("give each subflow of a parallel node its own name: the builder derives ids from it"),
+            );
+        }
+        let mut n = match max_workers {
+            None => {
+                self.version = self.version.max(Version::V25_4_2);
+                let mut n = FlowBuilder::node("ParallelFlowNode", name);
+                n.subflows = Some(Subflows { field: "subflows", list: true, flows, then: Vec::new() });
+                n
+            }
+            Some(workers) => {
+                let mut n = FlowBuilder::node("ExtendedParallelFlowNode", name);
+                n.plugin = true;
+                n.fields.insert("input_mapping".into(), json!({}));
+                n.fields.insert("output_mapping".into(), json!({}));
+                n.subflows = Some(Subflows { field: "flows", list: true, flows, then: vec![("max_workers", json!(workers))] });
+                n
+            }
+        };
+        // Inputs and outputs are inferred by the loader from the subflows.
+        n.inputs = None;
+        n.outputs = None;
+        self.add(n)
+    }
+
+    /// A `MapNode` running `subflow` once per item, one item after another. For each input
+    /// `p` of the subflow the node has the input `iterated_<p>`: fed (by a data edge) by an
+    /// output declared as a list of `p`'s type, the subflow runs once per item of the list;
+    /// fed by anything else, the value goes to every run unchanged. Exactly one input must be
+    /// iterated (WayFlow's rule, checked by the loader). For each `(o, reducer)` of `reducers`
+    /// the node has the output `collected_<o>`: with [`Reducer::Append`] the list of `o`'s
+    /// values, else a value of `o`'s type. Subflow outputs not in `reducers` are dropped.
+    /// The subflow is copied: later changes to it are not seen.
+    pub fn map<'a>(&mut self, name: &str, subflow: impl Into<Subflow<'a>>, reducers: &[(&str, Reducer)]) -> NodeId {
+        self.map_node("MapNode", name, subflow.into(), reducers)
+    }
+
+    /// A `ParallelMapNode`: a [`map`](FlowBuilder::map) whose runs go concurrently, at most 20
+    /// at a time (WayFlow's default; core Agent Spec has no `max_workers` for it), results
+    /// still in the order of the items (agentspec_version 25.4.2).
+    pub fn parallel_map<'a>(&mut self, name: &str, subflow: impl Into<Subflow<'a>>, reducers: &[(&str, Reducer)]) -> NodeId {
+        self.version = self.version.max(Version::V25_4_2);
+        self.map_node("ParallelMapNode", name, subflow.into(), reducers)
+    }
+
+    fn map_node(&mut self, ty: &'static str, name: &str, subflow: Subflow<'_>, reducers: &[(&str, Reducer)]) -> NodeId {
+        let mut n = FlowBuilder::node(ty, name);
+        let mut map = Map::new();
+        for (output, reducer) in reducers {
+            if map.insert((*output).to_owned(), json!(reducer.as_str())).is_some() {
+                self.problems.push(Diagnostic::new(Code::BadValue, "", format!("node `{name}` has two reducers for output `{output}`")));
+            }
+        }
+        // Inputs and outputs are inferred by the loader from the subflow and the reducers.
+        let flows = vec![OwnedSubflow::from(subflow)];
+        n.subflows = Some(Subflows { field: "subflow", list: false, flows, then: vec![("reducers", Json::Object(map))] });
         self.add(n)
     }
 
@@ -734,23 +883,39 @@ impl FlowBuilder {
                 c.insert("branches".into(), json!(branches));
             }
             c.extend(node.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-            match &node.subflow {
-                Some(OwnedSubflow::Builder(b)) => {
-                    let sub = b.render(&format!("{nid}.{}", b.name), shared, problems, version);
-                    c.insert("subflow".into(), Json::Object(sub));
+            if let Some(subflows) = &node.subflows {
+                let mut written = Vec::new();
+                for sub in &subflows.flows {
+                    match sub {
+                        OwnedSubflow::Builder(b) => {
+                            written.push(Json::Object(b.render(&format!("{nid}.{}", b.name), shared, problems, version)))
+                        }
+                        OwnedSubflow::Flow(f) => match crate::export::export_value(f, None) {
+                            Ok(Json::Object(mut sub)) => {
+                                sub.remove("agentspec_version");
+                                *version = (*version).max(crate::export::minimum_version(f).0);
+                                written.push(Json::Object(sub));
+                            }
+                            Ok(_) => {}
+                            Err(e) => problems.push(Diagnostic::new(
+                                Code::BadValue,
+                                "",
+                                format!("cannot write the subflow `{}` of node `{}`: {e}", sub.name(), node.name),
+                            )),
+                        },
+                    }
                 }
-                Some(OwnedSubflow::Flow(f)) => match crate::export::export_value(f, None) {
-                    Ok(Json::Object(mut sub)) => {
-                        sub.remove("agentspec_version");
-                        *version = (*version).max(crate::export::minimum_version(f).0);
-                        c.insert("subflow".into(), Json::Object(sub));
+                match (subflows.list, written.pop()) {
+                    (true, last) => {
+                        written.extend(last);
+                        c.insert(subflows.field.into(), Json::Array(written));
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        problems.push(Diagnostic::new(Code::BadValue, "", format!("cannot write the subflow of node `{}`: {e}", node.name)))
+                    (false, Some(sub)) => {
+                        c.insert(subflows.field.into(), sub);
                     }
-                },
-                None => {}
+                    (false, None) => {}
+                }
+                c.extend(subflows.then.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
             }
             if node.plugin {
                 c.insert("component_plugin_name".into(), json!(PLUGIN.0));
@@ -868,4 +1033,277 @@ fn same_component(a: &Map<String, Json>, b: &Json) -> bool {
 fn conflict(id: &str) -> Diagnostic {
     Diagnostic::new(Code::RefDuplicate, "", format!("two different components have the id `{id}`"))
         .hint("give each LLM config and tool its own name: the builder uses it as the id")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::export::export_value;
+
+    fn llm() -> LlmConfig {
+        LlmConfig::vllm("vllm-llama", "http://vllm.internal:8000", "meta-llama/Llama-3.1-8B-Instruct")
+    }
+
+    fn corpus(file: &str) -> Flow {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid").join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        Flow::from_json(&text).unwrap().flow
+    }
+
+    /// Builds, checks that the document loads with no warning and gives the same flow, and
+    /// returns the flow.
+    fn build(b: &FlowBuilder) -> Flow {
+        let built = b.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let loaded = Flow::from_json(&b.to_document_string()).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        assert_eq!(export_value(&built, None).unwrap(), export_value(&loaded.flow, None).unwrap());
+        built
+    }
+
+    /// The interface (type, inputs, outputs, branches) of the component named `name`.
+    fn interface(flow: &Flow, name: &str) -> Json {
+        let spec = flow.spec();
+        let c = spec.components.iter().position(|c| c.name == name).unwrap_or_else(|| panic!("no component `{name}`"));
+        let io = flow.io(c);
+        let schemas = |ps: &[weft_spec::Property]| ps.iter().map(|p| p.schema.clone()).collect::<Vec<_>>();
+        json!({"type": spec.get(c).ty.name, "inputs": schemas(&io.inputs), "outputs": schemas(&io.outputs), "branches": io.branches})
+    }
+
+    /// `square_subflow` of the corpus: x (number) → LLM `square` → x_squared (number).
+    fn square_subflow() -> FlowBuilder {
+        let mut sub = FlowBuilder::new("square_subflow");
+        let start = sub.start(&[Input::number("x")]);
+        let square = sub.llm_with_outputs("square", &llm(), "Square {{x}}", &[Output::number("x_squared")]);
+        let end = sub.end("sq_end", &[Output::number("x_squared")]);
+        sub.edge(start, square);
+        sub.edge(square, end);
+        sub.data(start, "x", square, "x");
+        sub.data(square, "x_squared", end, "x_squared");
+        sub
+    }
+
+    /// The corpus flows `p_parallel_map_node.json` and `p_map_node_append.json`, rebuilt.
+    fn squares(flow: &str, map: &str, parallel: bool) -> FlowBuilder {
+        let sub = square_subflow();
+        let mut b = FlowBuilder::new(flow);
+        let start = b.start(&[Input::array("numbers", json!({"type": "number"}))]);
+        let m = if parallel {
+            b.parallel_map(map, &sub, &[("x_squared", Reducer::Append)])
+        } else {
+            b.map(map, &sub, &[("x_squared", Reducer::Append)])
+        };
+        let end = b.end("end", &[Output::array("collected_x_squared", json!({"title": "x_squared", "type": "number"}))]);
+        b.edge(start, m);
+        b.edge(m, end);
+        b.data(start, "numbers", m, "iterated_x");
+        b.data(m, "collected_x_squared", end, "collected_x_squared");
+        b
+    }
+
+    #[test]
+    fn parallel_map_is_the_corpus_document() {
+        let b = squares("parallel_map_flow", "square_in_parallel", true);
+        let built = build(&b);
+        let reference = corpus("p_parallel_map_node.json");
+        for name in ["parallel_map_flow", "square_in_parallel", "square_subflow", "square"] {
+            assert_eq!(interface(&built, name), interface(&reference, name), "{name}");
+        }
+        let doc = b.to_json();
+        assert_eq!(doc["agentspec_version"], "25.4.2");
+        let node = &doc["$referenced_components"]["parallel_map_flow.square_in_parallel"];
+        assert_eq!(node["component_type"], "ParallelMapNode");
+        assert_eq!(node["reducers"], json!({"x_squared": "append"}));
+        assert_eq!(node["subflow"]["id"], "parallel_map_flow.square_in_parallel.square_subflow");
+        // The inferred interface: iterated_<p> and collected_<o>.
+        assert_eq!(
+            interface(&built, "square_in_parallel")["inputs"],
+            json!([{"title": "iterated_x", "anyOf": [{"title": "x", "type": "number"}, {"type": "array", "items": {"title": "x", "type": "number"}}]}])
+        );
+        assert_eq!(
+            interface(&built, "square_in_parallel")["outputs"],
+            json!([{"title": "collected_x_squared", "type": "array", "items": {"title": "x_squared", "type": "number"}}])
+        );
+    }
+
+    #[test]
+    fn map_is_the_corpus_document() {
+        let b = squares("map_append_flow", "square_all", false);
+        let built = build(&b);
+        let reference = corpus("p_map_node_append.json");
+        for name in ["map_append_flow", "square_all", "square_subflow"] {
+            assert_eq!(interface(&built, name), interface(&reference, name), "{name}");
+        }
+        // MapNode exists in 25.4.1, but the subflow's structured LLM node needs 25.4.2.
+        assert_eq!(b.to_json()["agentspec_version"], "25.4.2");
+        assert_eq!(interface(&built, "square_all")["type"], "MapNode");
+    }
+
+    #[test]
+    fn other_reducers_keep_the_output_type_and_unlisted_outputs_are_dropped() {
+        let mut sub = FlowBuilder::new("measure");
+        let start = sub.start(&[Input::string("text")]);
+        let m = sub.llm_with_outputs("measure", &llm(), "Measure {{text}}", &[Output::integer("words"), Output::string("note")]);
+        let end = sub.end("end", &[Output::integer("words"), Output::string("note")]);
+        sub.edge(start, m);
+        sub.edge(m, end);
+        sub.data(start, "text", m, "text");
+        sub.data(m, "words", end, "words");
+        sub.data(m, "note", end, "note");
+
+        let mut b = FlowBuilder::new("total");
+        let start = b.start(&[Input::array("texts", json!({"type": "string"}))]);
+        let map = b.map("count", &sub, &[("words", Reducer::Sum)]);
+        let end = b.end("end", &[Output::integer("collected_words")]);
+        b.edge(start, map);
+        b.edge(map, end);
+        b.data(start, "texts", map, "iterated_text");
+        b.data(map, "collected_words", end, "collected_words");
+        let flow = build(&b);
+        assert_eq!(interface(&flow, "count")["outputs"], json!([{"title": "collected_words", "type": "integer"}]));
+    }
+
+    #[test]
+    fn map_problems_are_the_loaders() {
+        // A reducer for an output the subflow does not have, and nothing iterated.
+        let mut b = FlowBuilder::new("bad_map");
+        let start = b.start(&[Input::number("n")]);
+        let map = b.parallel_map("square_all", &square_subflow(), &[("x_cubed", Reducer::Append)]);
+        let end = b.end("end", &[]);
+        b.edge(start, map);
+        b.edge(map, end);
+        b.data(start, "n", map, "iterated_x");
+        let codes: Vec<Code> = b.build().unwrap_err().0.into_iter().map(|d| d.code).collect();
+        assert!(codes.contains(&Code::ComponentRule), "{codes:?}");
+
+        // Two reducers for one output are the builder's own.
+        let mut b = squares("twice", "square_all", false);
+        b.map("again", &square_subflow(), &[("x_squared", Reducer::Append), ("x_squared", Reducer::Max)]);
+        let problems = b.build().unwrap_err().0;
+        assert!(problems[0].message.contains("two reducers"), "{problems:?}");
+    }
+
+    /// One branch of `p_parallel_flow_node.json`: a tool called with the flow's inputs.
+    fn tool_flow(name: &str, tool: &ServerTool) -> FlowBuilder {
+        let mut sub = FlowBuilder::new(name);
+        let start = sub.start(&tool.inputs);
+        let call = sub.tool(&format!("{name}_tool"), tool);
+        let end = sub.end(&format!("{name}_end"), &tool.outputs);
+        sub.edge(start, call);
+        sub.edge(call, end);
+        for p in &tool.inputs {
+            sub.data(start, p.title(), call, p.title());
+        }
+        for p in &tool.outputs {
+            sub.data(call, p.title(), end, p.title());
+        }
+        sub
+    }
+
+    fn marketing_branches() -> Vec<FlowBuilder> {
+        let dict = json!({"additionalProperties": {"type": "string"}, "properties": {}, "type": "object"});
+        let tools = [
+            ServerTool::new("get_current_time", vec![], vec![Output::string("current_time")]),
+            ServerTool::new("get_user_information", vec![Input::string("username")], vec![Output::new("user_info", dict.clone())]),
+            ServerTool::new(
+                "get_user_last_purchases",
+                vec![Input::string("username")],
+                vec![Output::array("user_purchases", dict.clone())],
+            ),
+            ServerTool::new("get_items_on_sale", vec![], vec![Output::array("items_on_sale", dict)]),
+        ];
+        tools.iter().map(|t| tool_flow(&format!("{}_flow", t.name), t)).collect()
+    }
+
+    fn marketing(max_workers: Option<usize>) -> FlowBuilder {
+        let branches = marketing_branches();
+        let branches: Vec<&FlowBuilder> = branches.iter().collect();
+        let mut b = FlowBuilder::new("marketing_parallel_flow");
+        let start = b.start(&[Input::string("username")]);
+        let gather = b.parallel_flows("gather_context", &branches, max_workers);
+        let write = b.llm(
+            "write_message",
+            &llm(),
+            "User: {{user_info}}\nTime: {{current_time}}\nPurchases: {{user_purchases}}\nOn sale: {{items_on_sale}}\nWrite a welcome message.",
+        );
+        let end = b.end("end", &[Output::string("generated_text")]);
+        b.edge(start, gather);
+        b.edge(gather, write);
+        b.edge(write, end);
+        b.data(start, "username", gather, "username");
+        for o in ["current_time", "user_info", "user_purchases", "items_on_sale"] {
+            b.data(gather, o, write, o);
+        }
+        b.data(write, "generated_text", end, "generated_text");
+        b
+    }
+
+    #[test]
+    fn parallel_flows_is_the_corpus_document() {
+        let b = marketing(None);
+        let built = build(&b);
+        let reference = corpus("p_parallel_flow_node.json");
+        assert_eq!(interface(&built, "gather_context"), interface(&reference, "gather_context"));
+        for name in ["get_current_time_flow", "get_user_information_flow", "get_user_last_purchases_flow", "get_items_on_sale_flow"] {
+            assert_eq!(interface(&built, name), interface(&reference, name), "{name}");
+        }
+        let doc = b.to_json();
+        assert_eq!(doc["agentspec_version"], "25.4.2");
+        let node = &doc["$referenced_components"]["marketing_parallel_flow.gather_context"];
+        assert_eq!(node["component_type"], "ParallelFlowNode");
+        assert_eq!(node["subflows"].as_array().unwrap().len(), 4);
+        assert_eq!(node["subflows"][1]["id"], "marketing_parallel_flow.gather_context.get_user_information_flow");
+        assert!(node.get("max_workers").is_none());
+    }
+
+    #[test]
+    fn parallel_flows_with_max_workers_is_the_wayflow_node() {
+        let b = marketing(Some(4));
+        let built = build(&b);
+        let io = interface(&built, "gather_context");
+        assert_eq!(io["type"], "ExtendedParallelFlowNode");
+        let mut core = interface(&build(&marketing(None)), "gather_context");
+        core["type"] = json!("ExtendedParallelFlowNode");
+        assert_eq!(io, core);
+        let doc = b.to_json();
+        let node = &doc["$referenced_components"]["marketing_parallel_flow.gather_context"];
+        assert_eq!(node["max_workers"], 4);
+        assert_eq!(node["flows"].as_array().unwrap().len(), 4);
+        assert_eq!(node["component_plugin_name"], "NodesPlugin");
+        // The plugin node exists in 25.4.1, and nothing else needs more.
+        assert_eq!(doc["agentspec_version"], "25.4.1");
+    }
+
+    #[test]
+    fn parallel_flows_accepts_loaded_flows() {
+        let branches = marketing_branches();
+        let first = branches[0].build().unwrap();
+        let mut b = FlowBuilder::new("mixed");
+        let start = b.start(&[Input::string("username")]);
+        let both = b.parallel_flows("both", &[Subflow::from(&first), Subflow::from(&branches[1])], None);
+        let end = b.end("end", &[Output::string("current_time")]);
+        b.edge(start, both);
+        b.edge(both, end);
+        b.data(start, "username", both, "username");
+        b.data(both, "current_time", end, "current_time");
+        let flow = build(&b);
+        assert_eq!(interface(&flow, "both")["outputs"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn parallel_problems_are_reported() {
+        // Two builders with one name: their ids would collide.
+        let branches = marketing_branches();
+        let mut b = FlowBuilder::new("twice");
+        let start = b.start(&[]);
+        let both = b.parallel_flows("both", &[&branches[0], &branches[0]], None);
+        let end = b.end("end", &[]);
+        b.edge(start, both);
+        b.edge(both, end);
+        let problems = b.build().unwrap_err().0;
+        assert!(problems[0].message.contains("two subflows named `get_current_time_flow`"), "{problems:?}");
+        // The same output in two branches is the loader's rule.
+        assert!(problems.iter().any(|d| d.code == Code::Parallel), "{problems:?}");
+    }
 }
