@@ -13,6 +13,7 @@
 //! prints one JSON line per file; `graph` the chart; `export` the document; `run` and `resume`
 //! the outputs of a finished run as one JSON object; nothing else.
 
+mod batch;
 mod input;
 mod progress;
 mod report;
@@ -46,7 +47,7 @@ enum Command {
     /// Write the canonical Agent Spec document (self-contained, secrets as references).
     Export(ExportArgs),
     /// Run a flow: outputs as JSON on stdout; exits 3 with a state file when it waits for input.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Continue a run that waits for input, from the state file `weft run` wrote.
     Resume(run::ResumeArgs),
 }
@@ -130,6 +131,8 @@ enum Outcome {
     IoError,
     /// The run waits for input; its state is stored (already reported).
     Waiting,
+    /// Interrupted (Ctrl-C); the state is stored (already reported).
+    Interrupted,
 }
 
 fn main() -> ExitCode {
@@ -145,7 +148,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => validate(args),
         Command::Graph(args) => graph(args),
         Command::Export(args) => export_cmd(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Resume(args) => run::resume(args),
     };
     match result {
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Invalid) => ExitCode::from(1),
         Ok(Outcome::IoError) => ExitCode::from(2),
         Ok(Outcome::Waiting) => ExitCode::from(3),
+        Ok(Outcome::Interrupted) => ExitCode::from(130),
         Err(e) => {
             report::error_line(&format!("{e:#}"));
             ExitCode::from(2)

@@ -36,6 +36,8 @@ enum View {
     Spinner(ProgressBar),
     /// Plain lines.
     Lines,
+    /// Nothing (a batch shows its own progress bar from the counts).
+    Quiet,
 }
 
 #[derive(Default)]
@@ -87,11 +89,28 @@ impl Sink {
         })
     }
 
+    /// A sink that only writes the events file and counts (for batches, which show their own
+    /// progress).
+    pub fn quiet(events: Option<&Path>) -> anyhow::Result<Sink> {
+        let mut sink = Sink::new(events, false)?;
+        if let View::Spinner(bar) = &sink.view {
+            bar.finish_and_clear();
+        }
+        sink.view = View::Quiet;
+        Ok(sink)
+    }
+
+    /// LLM calls held back by the provider-wide limiter so far, and its cap when it last did.
+    pub fn held_back(&self) -> (u64, usize) {
+        let counts = lock(&self.counts);
+        (counts.held_back, counts.cap)
+    }
+
     /// Runs `f` (an interactive question) with the spinner out of the way.
     pub fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
         match &self.view {
             View::Spinner(bar) => bar.suspend(f),
-            View::Lines => f(),
+            View::Lines | View::Quiet => f(),
         }
     }
 
@@ -135,6 +154,7 @@ impl Sink {
         match &self.view {
             View::Spinner(bar) => bar.println(text),
             View::Lines => eprintln!("{text}"),
+            View::Quiet => {}
         }
     }
 
@@ -231,7 +251,15 @@ impl Counts {
 impl EventSink for Sink {
     fn emit(&self, event: &Event) {
         self.write_event(event);
-        self.show(event);
+        match (&self.view, event) {
+            (View::Quiet, Event::LlmHeldBack { cap, .. }) => {
+                let mut counts = lock(&self.counts);
+                counts.held_back += 1;
+                counts.cap = *cap;
+            }
+            (View::Quiet, _) => {}
+            _ => self.show(event),
+        }
     }
 }
 

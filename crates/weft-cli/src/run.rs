@@ -13,7 +13,9 @@ use std::collections::VecDeque;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use weft_exec::{DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, Llm, Plan, Run, RunOptions, Status};
+use weft_exec::{
+    DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, LimitConfig, Limiters, Llm, Plan, Run, RunOptions, Status,
+};
 use weft_llm::choice::LlmChoice;
 use weft_llm::simulated::SimulatedModel;
 use weft_tools::ToolRegistry;
@@ -42,6 +44,16 @@ pub struct RunArgs {
     /// Steps allowed per execution path (stops loops that never exit).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_STEPS)]
     max_steps: u64,
+    /// Run the flow once per line of this file (each line a JSON object of inputs; `--input`
+    /// and `--inputs` give defaults for every line). Writes one JSON line per input to stdout,
+    /// in input order: `{"index": i, "outputs": {...}}` or `{"index": i, "error": "..."}`.
+    #[arg(long, value_name = "INPUTS.jsonl")]
+    batch: Option<PathBuf>,
+    /// Runs at once with `--batch`.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "batch")]
+    concurrency: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     session: SessionArgs,
     #[command(flatten)]
@@ -60,6 +72,68 @@ pub struct ResumeArgs {
     /// stored in state files). `WEFT_SECRET_<ID>_<FIELD>` works too.
     #[arg(long = "secret", value_name = "ID.FIELD=VALUE")]
     secrets: Vec<String>,
+}
+
+/// Limits on LLM calls and node durations (stored with a waiting run).
+#[derive(Args, Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LimitArgs {
+    /// LLM calls in flight at most per model endpoint, shared by every run of the process
+    /// [default: 2048; lowered on HTTP 429 and raised back on success].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u64>,
+    /// LLM requests started per second at most, per model endpoint [default: no cap].
+    #[arg(long, value_name = "R")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rps: Option<f64>,
+    /// Fail any node that runs longer than SECONDS (for a map or parallel node: the whole
+    /// fan-out); what it had in flight is cancelled [default: no limit].
+    #[arg(long, value_name = "SECONDS")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_timeout: Option<f64>,
+}
+
+impl LimitArgs {
+    /// Checks the values (exit 2 on a bad one).
+    fn check(&self) -> anyhow::Result<()> {
+        if let Some(r) = self.rps
+            && !(r.is_finite() && r > 0.0)
+        {
+            anyhow::bail!("--rps {r}: give a positive number of requests per second, e.g. --rps 10");
+        }
+        if let Some(t) = self.node_timeout
+            && !(t.is_finite() && t > 0.0)
+        {
+            anyhow::bail!("--node-timeout {t}: give a positive number of seconds, e.g. --node-timeout 30");
+        }
+        Ok(())
+    }
+
+    /// The limiters: the process-wide ones unless a limit was given.
+    pub fn limiters(&self) -> Limiters {
+        if self.max_in_flight.is_none() && self.rps.is_none() {
+            return Limiters::global();
+        }
+        let default = LimitConfig::default();
+        Limiters::new(LimitConfig {
+            max_in_flight: self.max_in_flight.map_or(default.max_in_flight, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            requests_per_second: self.rps,
+            adaptive: true,
+        })
+    }
+}
+
+/// The run options `run`, `resume` and batches share.
+pub fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, limits: &LimitArgs) -> RunOptions {
+    RunOptions {
+        llm,
+        tools,
+        max_steps,
+        max_reasks: DEFAULT_MAX_REASKS,
+        events: Some(sink.clone() as Arc<dyn EventSink>),
+        limits: limits.limiters(),
+        node_timeout: limits.node_timeout.map(std::time::Duration::from_secs_f64),
+    }
 }
 
 /// Options shared by `run` and `resume`.
@@ -93,8 +167,9 @@ struct Stored {
 pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     // Usage problems first (exit 2), before the flow is even read.
     let llm = parse_llm(&args.llm)?;
+    args.limits.check()?;
     let overrides = parse_input_args(&args.input)?;
-    let mut inputs = match &args.inputs {
+    let inputs = match &args.inputs {
         Some(path) => read_inputs_file(path)?,
         None => Map::new(),
     };
@@ -104,22 +179,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
+    if let Some(batch) = &args.batch {
+        let lines = crate::batch::read_lines(batch)?;
+        let sink = Arc::new(Sink::quiet(events_path.as_deref())?);
+        let options = run_options(model, tools, args.max_steps, &sink, &args.limits);
+        let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
+        let base = with_overrides(&plan, inputs, overrides);
+        return crate::batch::run(&plan, base, lines, args.concurrency, &sink);
+    }
     let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
     let max_steps = args.max_steps;
-    let options = RunOptions {
-        llm: model,
-        tools,
-        max_steps,
-        max_reasks: DEFAULT_MAX_REASKS,
-        events: Some(sink.clone() as Arc<dyn EventSink>),
-        ..RunOptions::default()
-    };
+    let options = run_options(model, tools, max_steps, &sink, &args.limits);
     let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
-    for (name, value) in overrides {
-        let declared_string = plan.inputs().iter().any(|p| p.title() == name && p.schema.get("type") == Some(&Json::from("string")));
-        let value = if declared_string { Json::String(value) } else { serde_json::from_str(&value).unwrap_or(Json::String(value)) };
-        inputs.insert(name, value);
-    }
+    let inputs = with_overrides(&plan, inputs, overrides);
     let run = match plan.start(inputs) {
         Ok(r) => r,
         Err(e) => {
@@ -137,11 +209,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             max_steps,
             events: events_path,
             refs: args.load.refs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?,
+            limits: args.limits.clone(),
         },
         state_path: args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file)),
         had_secrets: !args.load.secrets.is_empty(),
     };
     drive(run, args.session.answers.into(), &sink, &stored)
+}
+
+/// The inputs with `--input NAME=VALUE` applied: raw text for an input declared as a string,
+/// else JSON when it parses.
+fn with_overrides(plan: &Plan, mut inputs: Map<String, Json>, overrides: Vec<(String, String)>) -> Map<String, Json> {
+    for (name, value) in overrides {
+        let declared_string = plan.inputs().iter().any(|p| p.title() == name && p.schema.get("type") == Some(&Json::from("string")));
+        let value = if declared_string { Json::String(value) } else { serde_json::from_str(&value).unwrap_or(Json::String(value)) };
+        inputs.insert(name, value);
+    }
+    inputs
 }
 
 /// `weft resume`.
@@ -161,14 +245,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     };
     let sink = Arc::new(Sink::new(events_path.as_deref(), true)?);
     let options = StoredOptions { events: events_path, ..file.options.clone() };
-    let run_options = RunOptions {
-        llm: model,
-        tools,
-        max_steps: options.max_steps,
-        max_reasks: DEFAULT_MAX_REASKS,
-        events: Some(sink.clone() as Arc<dyn EventSink>),
-        ..RunOptions::default()
-    };
+    let run_options = run_options(model, tools, options.max_steps, &sink, &options.limits);
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,
@@ -197,7 +274,10 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
     loop {
         let status = match waiting.take() {
             Some(request) => Ok(Status::InputRequired { request }),
-            None => runtime.block_on(run.execute()),
+            None => match runtime.block_on(execute_or_interrupt(&mut run)) {
+                Some(status) => status,
+                None => return interrupted(&run, sink, stored),
+            },
         };
         let request = match status {
             Ok(Status::Finished { outputs, .. }) => {
@@ -245,6 +325,31 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
             return wait(&run, &request, sink, stored, Some(&e.to_string()));
         }
     }
+}
+
+/// Executes until the run stops by itself (`Some`) or Ctrl-C is pressed (`None`: the calls in
+/// flight are cancelled; the state keeps them, so a resumed run makes them again).
+async fn execute_or_interrupt(run: &mut Run) -> Option<Result<Status, weft_exec::RunError>> {
+    tokio::select! {
+        status = run.execute() => Some(status),
+        _ = tokio::signal::ctrl_c() => None,
+    }
+}
+
+/// Stores an interrupted run and says how to continue it (exit 130).
+fn interrupted(run: &Run, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcome> {
+    sink.finish();
+    store(run, stored)?;
+    let state = shell_quote(&stored.state_path.display().to_string());
+    let mut s = format!(
+        "interrupted: run state written to {} (finished work is kept; calls that were in flight will be made again)\ncontinue with: weft resume {state}",
+        stored.state_path.display()
+    );
+    if stored.had_secrets {
+        s.push_str(" --secret ...  (secrets are not stored: give them again)");
+    }
+    eprintln!("{s}");
+    Ok(Outcome::Interrupted)
 }
 
 /// Stores the waiting run and says how to continue it: exit 3, or 2 when an `--answer` was

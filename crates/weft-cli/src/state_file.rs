@@ -48,6 +48,9 @@ pub struct StoredOptions {
     pub events: Option<PathBuf>,
     /// The `--refs` registries, absolute.
     pub refs: Vec<PathBuf>,
+    /// The provider-wide limits and the node timeout.
+    #[serde(default)]
+    pub limits: crate::run::LimitArgs,
 }
 
 /// Reads a state file. Every failure is a usage or IO error (exit 2) naming the file.

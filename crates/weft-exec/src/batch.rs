@@ -12,6 +12,9 @@ use tokio::task::JoinSet;
 /// The inputs of one run, or why a line of the batch could not be read as inputs.
 pub type BatchInput = Result<Map<String, Json>, String>;
 
+/// The outcome of one run: its outputs, or what went wrong.
+pub type BatchResult = Result<Map<String, Json>, String>;
+
 /// Counts, after every finished run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchProgress {
@@ -33,7 +36,7 @@ pub enum BatchEvent {
         /// The position of the inputs in the batch (0-based).
         index: usize,
         /// The flow's outputs, or what went wrong.
-        result: Result<Map<String, Json>, String>,
+        result: BatchResult,
     },
     /// The counts changed.
     Progress(BatchProgress),
@@ -46,9 +49,9 @@ pub async fn run_batch(plan: &Arc<Plan>, inputs: Vec<BatchInput>, concurrency: u
     let concurrency = concurrency.max(1);
     let mut progress = BatchProgress { total: inputs.len(), ..BatchProgress::default() };
     let mut pending = inputs.into_iter().enumerate();
-    let mut tasks: JoinSet<(usize, Result<Map<String, Json>, String>)> = JoinSet::new();
+    let mut tasks: JoinSet<(usize, BatchResult)> = JoinSet::new();
     // Results that finished before an earlier one, held until their turn.
-    let mut early: BTreeMap<usize, Result<Map<String, Json>, String>> = BTreeMap::new();
+    let mut early: BTreeMap<usize, BatchResult> = BTreeMap::new();
     let mut next_out = 0;
     loop {
         while tasks.len() < concurrency {
@@ -91,7 +94,7 @@ pub async fn run_batch(plan: &Arc<Plan>, inputs: Vec<BatchInput>, concurrency: u
 }
 
 /// One run to its end.
-async fn one(plan: &Arc<Plan>, inputs: Map<String, Json>) -> Result<Map<String, Json>, String> {
+async fn one(plan: &Arc<Plan>, inputs: Map<String, Json>) -> BatchResult {
     let mut run = plan.start(inputs).map_err(|e| e.problems.join("; "))?;
     match run.execute().await {
         Ok(Status::Finished { outputs, .. }) => Ok(outputs),

@@ -83,7 +83,11 @@ fn list_of(title: &str, item: &str) -> Json {
 fn worker(name: &str) -> Json {
     flow_json(
         name,
-        vec![start(&format!("{name}_s"), json!([string("x")])), llm(&format!("{name}_work"), "item {{x}}", string("y")), end(&format!("{name}_e"), json!([string("y")]))],
+        vec![
+            start(&format!("{name}_s"), json!([string("x")])),
+            llm(&format!("{name}_work"), "item {{x}}", string("y")),
+            end(&format!("{name}_e"), json!([string("y")])),
+        ],
         &[(&format!("{name}_s"), &format!("{name}_work")), (&format!("{name}_work"), &format!("{name}_e"))],
         &[(&format!("{name}_s"), "x", &format!("{name}_work"), "x"), (&format!("{name}_work"), "y", &format!("{name}_e"), "y")],
     )
@@ -290,10 +294,15 @@ async fn an_empty_list_runs_nothing_and_collects_an_empty_list() {
 /// map (2 at once) of [parallel flows (both branches) of [map (3 at once) of LLM calls]].
 fn nested_flow() -> Flow {
     let inner = |name: &str| {
-        let map = map_node(&format!("{name}_map"), "inner", "", Some(3), worker(&format!("{name}_w")), "x", ("y", json!({"type": "string"})));
+        let map =
+            map_node(&format!("{name}_map"), "inner", "", Some(3), worker(&format!("{name}_w")), "x", ("y", json!({"type": "string"})));
         flow_json(
             name,
-            vec![start(&format!("{name}_s"), json!([list_of("xs", "string")])), map, end(&format!("{name}_e"), json!([list_of(&format!("{name}_out"), "string")]))],
+            vec![
+                start(&format!("{name}_s"), json!([list_of("xs", "string")])),
+                map,
+                end(&format!("{name}_e"), json!([list_of(&format!("{name}_out"), "string")])),
+            ],
             &[(&format!("{name}_s"), &format!("{name}_map")), (&format!("{name}_map"), &format!("{name}_e"))],
             &[
                 (&format!("{name}_s"), "xs", &format!("{name}_map"), "iterated_x"),
@@ -304,7 +313,11 @@ fn nested_flow() -> Flow {
     let parallel = json!({"component_type": "ParallelFlowNode", "id": "par", "name": "par", "subflows": [inner("left"), inner("right")]});
     let middle = flow_json(
         "middle",
-        vec![start("m_s", json!([list_of("xs", "string")])), parallel, end("m_e", json!([list_of("left_out", "string"), list_of("right_out", "string")]))],
+        vec![
+            start("m_s", json!([list_of("xs", "string")])),
+            parallel,
+            end("m_e", json!([list_of("left_out", "string"), list_of("right_out", "string")])),
+        ],
         &[("m_s", "par"), ("par", "m_e")],
         &[("m_s", "xs", "par", "xs"), ("par", "left_out", "m_e", "left_out"), ("par", "right_out", "m_e", "right_out")],
     );
@@ -312,7 +325,11 @@ fn nested_flow() -> Flow {
     let nested = json!({"title": "collected_left_out", "type": "array", "items": {"type": "array", "items": {"type": "string"}}});
     root(flow_json(
         "root",
-        vec![start("s", json!([{"title": "groups", "type": "array", "items": {"type": "array", "items": {"type": "string"}}}])), outer, end("e", json!([nested]))],
+        vec![
+            start("s", json!([{"title": "groups", "type": "array", "items": {"type": "array", "items": {"type": "string"}}}])),
+            outer,
+            end("e", json!([nested])),
+        ],
         &[("s", "outer"), ("outer", "e")],
         &[("s", "groups", "outer", "iterated_xs"), ("outer", "collected_left_out", "e", "collected_left_out")],
     ))
@@ -362,8 +379,7 @@ async fn the_first_failing_item_cancels_its_siblings_and_is_named() {
     assert!(t0.elapsed() < Duration::from_secs(5), "failed fast: {:?}", t0.elapsed());
     assert_eq!(err.kind, RunErrorKind::Llm);
     assert_eq!(
-        err.message,
-        "ExtendedParallelMapNode \"map\" item 5: LlmNode \"w_work\": the LLM call failed: the model refused",
+        err.message, "ExtendedParallelMapNode \"map\" item 5: LlmNode \"w_work\": the LLM call failed: the model refused",
         "the error names the item and its cause"
     );
     // Items 0..10 started; item 5 failed; the other 9 were dropped before finishing, and the
@@ -503,7 +519,11 @@ async fn an_extended_map_unpacks_items_with_jq_and_iterates_objects_as_key_value
         "component_plugin_name": "NodesPlugin", "component_plugin_version": "26.3.1"});
     let flow = root(flow_json(
         "root",
-        vec![start("s", json!([{"title": "sections", "type": "array", "items": {}}, string("topic")])), map, end("e", json!([list_of("drafts", "string")]))],
+        vec![
+            start("s", json!([{"title": "sections", "type": "array", "items": {}}, string("topic")])),
+            map,
+            end("e", json!([list_of("drafts", "string")])),
+        ],
         &[("s", "map"), ("map", "e")],
         &[("s", "sections", "map", "sections"), ("s", "topic", "map", "topic"), ("map", "drafts", "e", "drafts")],
     ));
@@ -533,7 +553,8 @@ fn reducer_flow(reducer: &str, default: Option<Json>) -> Flow {
     if reducer == "append" {
         out = list_of("collected_x", "number");
     }
-    let map = json!({"component_type": "MapNode", "id": "map", "name": "reduce", "subflow": sub, "reducers": {"x": reducer}, "outputs": [out]});
+    let map =
+        json!({"component_type": "MapNode", "id": "map", "name": "reduce", "subflow": sub, "reducers": {"x": reducer}, "outputs": [out]});
     root(flow_json(
         "root",
         vec![start("s", json!([list_of("xs", "number")])), map, end("e", json!([out]))],

@@ -1,0 +1,180 @@
+//! `weft run --batch`, Ctrl-C in the middle of a fan-out then `weft resume` in a new process,
+//! and the limit options.
+
+use serde_json::{Value as Json, json};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn fixture(file: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
+    path.canonicalize().expect("fixture file").to_string_lossy().into_owned()
+}
+
+fn weft(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft")).args(args).current_dir(dir).stdin(Stdio::null()).output().expect("run weft")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path.to_string_lossy().into_owned()
+}
+
+fn events(path: &Path) -> Vec<Json> {
+    // The file is written while the run goes: its last line may be incomplete.
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+fn count(events: &[Json], kind: &str) -> usize {
+    events.iter().filter(|e| e["event"] == kind).count()
+}
+
+#[test]
+fn a_batch_writes_one_line_per_input_in_order_and_a_bad_line_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut lines = String::new();
+    for i in 0..12 {
+        // Later lines have fewer items, so they finish first.
+        let items: Vec<String> = (0..(12 - i)).map(|k| format!("l{i}k{k}")).collect();
+        lines.push_str(&json!({ "items": items }).to_string());
+        lines.push('\n');
+        if i == 5 {
+            lines.push_str("{\"items\": oops}\n\n");
+        }
+    }
+    let batch = write(dir.path(), "in.jsonl", &lines);
+    let out =
+        weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated?latency_ms=5", "--batch", &batch, "--concurrency", "4"]);
+    assert_eq!(out.status.code(), Some(1), "a failed line makes the exit code 1: {}", stderr(&out));
+    let results: Vec<Json> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(results.len(), 13);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["index"], i, "input order");
+    }
+    assert_eq!(results[0]["outputs"]["ys"].as_array().map(Vec::len), Some(12));
+    assert_eq!(results[0]["outputs"]["ys"][11], "Simulated reply to \"Work on l0k11\"");
+    assert_eq!(results[12]["outputs"]["ys"], json!(["Simulated reply to \"Work on l11k0\""]));
+    let error = results[6]["error"].as_str().expect("line 7 failed");
+    assert!(
+        error.ends_with("in.jsonl line 7: not valid JSON (expected value at line 1 column 11); write one JSON object of inputs per line"),
+        "{error}"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("batch: 13/13 done · 1 failed · 0 in flight"), "{err}");
+    assert!(err.contains("batch: 13 runs in "), "{err}");
+    assert!(err.contains(": 12 finished, 1 failed"), "{err}");
+}
+
+#[test]
+fn batch_inputs_take_defaults_from_input_and_a_failed_run_names_its_cause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch = write(dir.path(), "in.jsonl", "{}\n{\"items\": [\"own\"]}\n{\"items\": 3}\n");
+    let out =
+        weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated", "--batch", &batch, "--input", "items=[\"shared\"]"]);
+    let results: Vec<Json> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(results[0]["outputs"]["ys"], json!(["Simulated reply to \"Work on shared\""]));
+    assert_eq!(results[1]["outputs"]["ys"], json!(["Simulated reply to \"Work on own\""]));
+    assert_eq!(results[2]["error"], "input \"items\" of flow \"fan_out\" must be array<string>: 3 is not of type \"array\"");
+}
+
+#[test]
+fn limit_options_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated", "--rps", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--rps 0: give a positive number of requests per second"), "{}", stderr(&out));
+    let out = weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated", "--max-in-flight", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_low_in_flight_limit_holds_calls_back_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = weft(
+        dir.path(),
+        &[
+            "run",
+            &fixture("fan_out.json"),
+            "--llm",
+            "simulated?latency_ms=20",
+            "--max-in-flight",
+            "1",
+            "--input",
+            "items=[\"a\",\"b\",\"c\"]",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("LLM calls to simulated are held back: 1 in flight is its limit"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_node_timeout_stops_a_slow_fan_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let items: Vec<String> = (0..16).map(|i| format!("i{i}")).collect();
+    let input = format!("items={}", json!(items));
+    let out = weft(
+        dir.path(),
+        &["run", &fixture("fan_out.json"), "--llm", "simulated?latency_ms=100", "--node-timeout", "0.25", "--input", &input],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("error: ExtendedParallelMapNode \"workers\": did not finish within the node timeout of 250 ms"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Ctrl-C during a 16-item fan-out (4 at a time, 150 ms per call) after the first wave: the
+/// state keeps the finished items, and `weft resume` in a new process makes only the rest.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let items: Vec<String> = (0..16).map(|i| format!("i{i}")).collect();
+    let input = format!("items={}", json!(items));
+    let events_path = dir.path().join("first.jsonl");
+    let child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["run", &fixture("fan_out.json"), "--llm", "simulated?latency_ms=150", "--input", &input, "--events"])
+        .arg(&events_path)
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn weft");
+    // Wait for the first wave of answers, then interrupt.
+    let t0 = Instant::now();
+    while count(&events(&events_path), "llm_response") < 4 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no answers came");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted: run state written to fan_out.state.json"), "{err}");
+    assert!(err.contains("continue with: weft resume fan_out.state.json"), "{err}");
+
+    let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("fan_out.state.json")).expect("state")).expect("json");
+    let frames = state["state"]["frames"].as_object().expect("frames");
+    let done = frames.values().find_map(|f| f["position"]["done"].as_array().map(Vec::len)).expect("the map node's progress");
+    assert!((4..16).contains(&done), "{done} items were done");
+
+    let resumed_events = dir.path().join("second.jsonl");
+    let resumed_events = resumed_events.to_string_lossy().into_owned();
+    let out = weft(dir.path(), &["resume", "fan_out.state.json", "--events", &resumed_events]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let value: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+    let expected: Vec<String> = items.iter().map(|i| format!("Simulated reply to \"Work on {i}\"")).collect();
+    assert_eq!(value["ys"], json!(expected));
+    let made = count(&events(Path::new(&resumed_events)), "llm_request");
+    assert_eq!(made, 16 - done, "the resumed run made only the calls of the items not finished");
+    let _ = std::io::stderr().flush();
+}
