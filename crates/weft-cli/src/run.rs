@@ -124,14 +124,14 @@ impl LimitArgs {
 }
 
 /// The run options `run`, `resume` and batches share.
-pub fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, limits: &LimitArgs) -> RunOptions {
+fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, limiters: Limiters, limits: &LimitArgs) -> RunOptions {
     RunOptions {
         llm,
         tools,
         max_steps,
         max_reasks: DEFAULT_MAX_REASKS,
         events: Some(sink.clone() as Arc<dyn EventSink>),
-        limits: limits.limiters(),
+        limits: limiters,
         node_timeout: limits.node_timeout.map(std::time::Duration::from_secs_f64),
     }
 }
@@ -175,21 +175,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let tools_path = args.tools.as_deref().map(absolute).transpose()?;
     let tools = load_tools(tools_path.as_deref())?;
-    let model = llm_for(&llm)?;
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
+    let limiters = args.limits.limiters();
+    let model = llm_for(&llm, &flow, &args.load.secrets, &limiters)?;
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
     if let Some(batch) = &args.batch {
         let lines = crate::batch::read_lines(batch)?;
         let sink = Arc::new(Sink::quiet(events_path.as_deref())?);
-        let options = run_options(model, tools, args.max_steps, &sink, &args.limits);
+        let options = run_options(model, tools, args.max_steps, &sink, limiters, &args.limits);
         let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
         let base = with_overrides(&plan, inputs, overrides);
         return crate::batch::run(&plan, base, lines, args.concurrency, &sink);
     }
     let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
     let max_steps = args.max_steps;
-    let options = run_options(model, tools, max_steps, &sink, &args.limits);
+    let options = run_options(model, tools, max_steps, &sink, limiters, &args.limits);
     let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
     let inputs = with_overrides(&plan, inputs, overrides);
     let run = match plan.start(inputs) {
@@ -234,9 +235,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     let in_file = || format!("in the state file {}", args.state_file.display());
     let llm = parse_llm(&file.options.llm).with_context(in_file)?;
     let tools = load_tools(file.options.tools.as_deref()).with_context(in_file)?;
-    let model = llm_for(&llm).with_context(in_file)?;
     let load = LoadArgs { refs: file.options.refs.clone(), secrets: args.secrets.clone(), strict: false };
     let Some(flow) = crate::load_one(&file.flow, &load)? else { return Ok(Outcome::Invalid) };
+    let limiters = file.options.limits.limiters();
+    let model = llm_for(&llm, &flow, &args.secrets, &limiters).with_context(in_file)?;
 
     // `--events` redirects the events; either way a resumed run appends.
     let events_path = match &args.session.events {
@@ -245,7 +247,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     };
     let sink = Arc::new(Sink::new(events_path.as_deref(), true)?);
     let options = StoredOptions { events: events_path, ..file.options.clone() };
-    let run_options = run_options(model, tools, options.max_steps, &sink, &options.limits);
+    let run_options = run_options(model, tools, options.max_steps, &sink, limiters, &options.limits);
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,
@@ -467,14 +469,29 @@ fn parse_llm(text: &str) -> anyhow::Result<LlmChoice> {
     Ok(choice)
 }
 
-fn llm_for(choice: &LlmChoice) -> anyhow::Result<Llm> {
-    match choice {
-        LlmChoice::Flow => Ok(Llm::Flow),
-        LlmChoice::Simulated(spec) => Ok(Llm::Model(Arc::new(SimulatedModel::new(spec.into_options(None)?)))),
-        LlmChoice::Provider(p) => anyhow::bail!(
-            "--llm {p}: calling LLM providers is not supported yet in this release; use --llm simulated to run offline with the built-in simulated model"
-        ),
+/// The models: the simulated one, or OpenAI-compatible providers for the flow's LLM configs
+/// (all of them replaced by `--llm PROVIDER=URL,model=ID`, or one by `CONFIG_ID:PROVIDER=...`).
+/// API keys come from `--secret <config id>.api_key=...`, `WEFT_SECRET_<ID>_API_KEY` or
+/// `OPENAI_API_KEY`; the HTTP clients feed 429s back into the same limiters the engine uses.
+fn llm_for(choice: &LlmChoice, flow: &weft_flow::Flow, secret_args: &[String], limiters: &Limiters) -> anyhow::Result<Llm> {
+    let overrides = match choice {
+        LlmChoice::Simulated(spec) => return Ok(Llm::Model(Arc::new(SimulatedModel::new(spec.into_options(None)?)))),
+        LlmChoice::Flow => Vec::new(),
+        LlmChoice::Provider(p) => vec![p.clone()],
+    };
+    let mut secrets = std::collections::HashMap::new();
+    for c in &flow.spec().components {
+        let key = format!("{}.api_key", c.id);
+        if let Ok(value) = std::env::var(crate::secrets::env_var_name(&key)) {
+            secrets.insert(key, value);
+        }
     }
+    for arg in secret_args {
+        let (key, value) = crate::secrets::parse_secret_arg(arg)?;
+        secrets.insert(key, value);
+    }
+    let resolver = weft_llm::openai::Resolver::new(secrets, overrides).with_limiters(limiters.clone());
+    Ok(Llm::Resolver(Arc::new(resolver.into_fn())))
 }
 
 fn load_tools(path: Option<&Path>) -> anyhow::Result<ToolRegistry> {

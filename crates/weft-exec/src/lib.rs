@@ -65,8 +65,10 @@ pub const DEFAULT_MAX_REASKS: u32 = 2;
 /// Which model serves the flow's LLM nodes.
 #[derive(Clone, Default)]
 pub enum Llm {
-    /// Each LLM node uses its own LLM config (no real provider is built in yet, so such a
-    /// config makes the run fail at start).
+    /// Each LLM node uses its own LLM config: OpenAI-compatible providers (OpenAI, vLLM,
+    /// Ollama, any chat-completions server) over HTTP; other providers fail at start with
+    /// "not supported yet". API keys come from the config (secrets resolved at load) or
+    /// `OPENAI_API_KEY`.
     #[default]
     Flow,
     /// One model for every LLM node (e.g. the simulated model).
@@ -163,12 +165,10 @@ impl Plan {
     /// has an LLM config no model serves.
     pub fn new(flow: &Flow, options: RunOptions) -> Result<Arc<Plan>, StartError> {
         let resolver: Arc<ModelResolver> = match options.llm {
-            Llm::Flow => Arc::new(|config: &Component| -> Result<Arc<dyn ChatModel>, String> {
-                Err(format!(
-                    "no provider for {} yet: weft does not call real LLM providers in this release; run with `--llm simulated` (or `RunOptions::simulated()`) to use the built-in simulated model",
-                    config.ty.name
-                ))
-            }),
+            Llm::Flow => {
+                let resolver = weft_llm::openai::Resolver::new(Default::default(), Vec::new()).with_limiters(options.limits.clone());
+                Arc::new(resolver.into_fn())
+            }
             Llm::Model(model) => Arc::new(move |_: &Component| Ok(Arc::clone(&model))),
             Llm::Resolver(r) => r,
         };
