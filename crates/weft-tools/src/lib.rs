@@ -9,6 +9,7 @@
 pub mod command;
 pub mod file;
 pub mod native;
+pub mod record;
 
 pub use command::CommandTool;
 pub use file::{ToolBinding, ToolsFile, ToolsFileError};

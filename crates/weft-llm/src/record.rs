@@ -1,0 +1,354 @@
+//! Record and replay of LLM exchanges (`--record run.jsonl`, `--replay run.jsonl`).
+//!
+//! [`Recorder`] wraps a model and appends one line per exchange to a [`RecordLog`] shared by every
+//! model and tool of the process (tools are recorded by `weft_tools::record::RecordingTool` into
+//! the same log); [`Replayer`] is a model serving a recording back with no network.
+//!
+//! The file format, the keys, secret redaction and how lines are written are described in
+//! [`weft_tools::record`]; the record log lives there so that tools and models share it. An LLM
+//! line is
+//!
+//! ```json
+//! {"kind":"llm","key":"<sha-256>","node_path":"root/map[3]/work","occurrence":1,"model":"openai-compatible http://…",
+//!  "request":{<ChatRequest>},"response":{<ChatResponse>}}
+//! ```
+//!
+//! with `"error":{"kind":"transient"|"permanent","message":…}` in place of `response` for a
+//! failed call (after the client's own retries: one line per [`ChatModel::chat`]).
+//!
+//! **Keys.** The key is the SHA-256 of the canonical JSON of what determines the answer:
+//! [`request_content`], the request's messages, response format, tools and generation
+//! parameters, secrets redacted. [`crate::RequestMeta`] is left out: `call_index` depends on
+//! scheduling, and the node is in the scope. The scope is the node path
+//! (`root/map[3]/work`), which holds branch and item indices, so identical prompts of parallel
+//! branches or map items never collide and replay does not depend on completion order. The
+//! occurrence (from 1) tells apart the same request made again at the same node path (a loop).
+//! Occurrences are counted per process: a run resumed in a new process counts from 1 again, so
+//! record and replay a resumed run the same way.
+//!
+//! **Secrets.** Every string of a line, responses and error messages included, has the values
+//! given to [`RecordLog::add_secrets`] replaced by `[REDACTED]`, and keys are computed on the
+//! redacted request. A [`ChatRequest`] carries no HTTP headers, so the API key
+//! (`Authorization`) is never part of a recorded exchange. When secrets can occur in prompts,
+//! give the [`Replayer`] the same values ([`Replayer::with_secrets`]) so the keys match.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+
+pub use weft_tools::record::{FORMAT_VERSION, Occurrences, REDACTED, RecordLog, ReplayError, Secrets, content_key};
+use weft_tools::record::{RecordLine, excerpt, missing_reason, read_lines};
+
+use crate::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Role};
+
+/// The `kind` of LLM lines.
+const KIND: &str = "llm";
+
+/// What determines the answer to `request`, as hashed into its key: the request without its
+/// `meta`.
+pub fn request_content(request: &ChatRequest) -> Json {
+    let mut content = serde_json::to_value(request).unwrap_or(Json::Null);
+    if let Json::Object(members) = &mut content {
+        members.remove("meta");
+    }
+    content
+}
+
+/// An error as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum RecordedError {
+    Transient { message: String },
+    Permanent { message: String },
+}
+
+impl From<&LlmError> for RecordedError {
+    fn from(error: &LlmError) -> Self {
+        match error {
+            LlmError::Transient { message } => RecordedError::Transient { message: message.clone() },
+            LlmError::Permanent { message } => RecordedError::Permanent { message: message.clone() },
+        }
+    }
+}
+
+impl From<RecordedError> for LlmError {
+    fn from(error: RecordedError) -> Self {
+        match error {
+            RecordedError::Transient { message } => LlmError::Transient { message },
+            RecordedError::Permanent { message } => LlmError::Permanent { message },
+        }
+    }
+}
+
+/// An LLM line as read back (the request is not needed to serve it).
+#[derive(Debug, Deserialize)]
+struct LlmLine {
+    key: String,
+    node_path: String,
+    occurrence: u64,
+    #[serde(default)]
+    response: Option<ChatResponse>,
+    #[serde(default)]
+    error: Option<RecordedError>,
+}
+
+/// A model wrapper that forwards every call to its model and records the exchange in a
+/// [`RecordLog`]. Its name and endpoint are its model's.
+pub struct Recorder {
+    inner: Arc<dyn ChatModel>,
+    log: Arc<RecordLog>,
+}
+
+impl fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder").field("model", &self.inner.name()).field("log", &self.log).finish()
+    }
+}
+
+impl Recorder {
+    /// Records the exchanges of `inner` into `log`.
+    pub fn new(inner: Arc<dyn ChatModel>, log: Arc<RecordLog>) -> Recorder {
+        Recorder { inner, log }
+    }
+
+    /// The key and occurrence of `request`, counted.
+    fn start(&self, request: &ChatRequest) -> (String, u64) {
+        let key = self.log.key(&request_content(request));
+        let occurrence = self.log.occurrence(KIND, &request.meta.node_path, &key);
+        (key, occurrence)
+    }
+
+    fn finish(&self, request: &ChatRequest, key: String, occurrence: u64, result: &Result<ChatResponse, LlmError>) {
+        let outcome = match result {
+            Ok(response) => ("response", serde_json::to_value(response).unwrap_or(Json::Null)),
+            Err(error) => ("error", serde_json::to_value(RecordedError::from(error)).unwrap_or(Json::Null)),
+        };
+        let mut line = json!({
+            "kind": KIND,
+            "key": key,
+            "node_path": request.meta.node_path,
+            "occurrence": occurrence,
+            "model": self.inner.name(),
+            "request": request,
+        });
+        if let Json::Object(members) = &mut line {
+            members.insert(outcome.0.to_owned(), outcome.1);
+        }
+        self.log.append(line);
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatModel for Recorder {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn endpoint(&self) -> &str {
+        self.inner.endpoint()
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let (key, occurrence) = self.start(request);
+        let result = self.inner.chat(request).await;
+        self.finish(request, key, occurrence, &result);
+        result
+    }
+
+    async fn chat_streaming(&self, request: &ChatRequest, on_delta: DeltaSink<'_>) -> Result<ChatResponse, LlmError> {
+        let (key, occurrence) = self.start(request);
+        let result = self.inner.chat_streaming(request, on_delta).await;
+        self.finish(request, key, occurrence, &result);
+        result
+    }
+}
+
+/// A model serving the LLM exchanges of a record file, with no network: each recorded exchange
+/// answers the request with the same key at the same node path and occurrence, once. A recorded
+/// error is returned as an error of the same kind with the same message. A request the
+/// recording does not have fails with an [`LlmError::Permanent`] naming the node path, the
+/// occurrence and the start of the prompt.
+///
+/// Its name and endpoint are `replay <file>`.
+pub struct Replayer {
+    name: String,
+    path: PathBuf,
+    secrets: Secrets,
+    /// Outcomes by (node path, key), then occurrence.
+    entries: HashMap<(String, String), BTreeMap<u64, Result<ChatResponse, RecordedError>>>,
+    /// Exchanges recorded per node path.
+    per_path: HashMap<String, usize>,
+    served: Occurrences,
+}
+
+impl fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Replayer").field("path", &self.path).field("exchanges", &self.len()).finish_non_exhaustive()
+    }
+}
+
+impl Replayer {
+    /// Reads the LLM exchanges of the record file at `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Replayer, ReplayError> {
+        let path = path.as_ref();
+        let mut replayer = Replayer {
+            name: format!("replay {}", path.display()),
+            path: path.to_path_buf(),
+            secrets: Secrets::default(),
+            entries: HashMap::new(),
+            per_path: HashMap::new(),
+            served: Occurrences::new(),
+        };
+        for RecordLine { line, value } in read_lines(path, KIND)? {
+            let invalid = |message: String| ReplayError::Invalid { path: path.to_path_buf(), line, message };
+            let entry: LlmLine = serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded LLM call ({e})")))?;
+            let outcome = match (entry.response, entry.error) {
+                (Some(response), None) => Ok(response),
+                (None, Some(error)) => Err(error),
+                _ => return Err(invalid("a recorded LLM call has either a \"response\" or an \"error\"".to_owned())),
+            };
+            let by_occurrence = replayer.entries.entry((entry.node_path.clone(), entry.key)).or_default();
+            if by_occurrence.insert(entry.occurrence, outcome).is_some() {
+                return Err(invalid(format!(
+                    "node path {:?}: occurrence {} of this request is recorded twice",
+                    entry.node_path, entry.occurrence
+                )));
+            }
+            *replayer.per_path.entry(entry.node_path).or_insert(0) += 1;
+        }
+        Ok(replayer)
+    }
+
+    /// Redacts these secret values from requests before looking them up: give the values the
+    /// recording was made with, when secrets can occur in prompts.
+    pub fn with_secrets<S: Into<String>>(mut self, secrets: impl IntoIterator<Item = S>) -> Replayer {
+        self.secrets.extend(secrets);
+        self
+    }
+
+    /// The record file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The number of recorded LLM exchanges.
+    pub fn len(&self) -> usize {
+        self.per_path.values().sum()
+    }
+
+    /// Whether no LLM exchange was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn serve(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let path = &request.meta.node_path;
+        let key = self.secrets.key(&request_content(request));
+        let occurrence = self.served.next(KIND, path, &key);
+        let recorded = self.entries.get(&(path.clone(), key));
+        match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
+            Some(Ok(response)) => Ok(response.clone()),
+            Some(Err(error)) => Err(error.clone().into()),
+            None => {
+                let reason = missing_reason(self.per_path.get(path).copied().unwrap_or(0), recorded.map_or(0, BTreeMap::len), "node path");
+                Err(LlmError::Permanent {
+                    message: format!(
+                        "{}: no recorded answer for the LLM call at node path {path:?} (occurrence {occurrence}, prompt {}): {reason}; the flow or its inputs changed since the recording: re-record with --record",
+                        self.name,
+                        excerpt(&self.secrets.redact_str(prompt(request))),
+                    ),
+                })
+            }
+        }
+    }
+}
+
+/// The text that best identifies a request in a message: its last user message, else its last
+/// message.
+fn prompt(request: &ChatRequest) -> &str {
+    request.messages.iter().rev().find(|m| m.role == Role::User).or_else(|| request.messages.last()).map_or("", |m| m.content.as_str())
+}
+
+#[async_trait::async_trait]
+impl ChatModel for Replayer {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn endpoint(&self) -> &str {
+        &self.name
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        self.serve(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChatMessage, RequestMeta, ResponseFormat, SchemaDelivery, ToolSpec};
+
+    fn request(path: &str, call_index: u64, prompt: &str) -> ChatRequest {
+        ChatRequest {
+            messages: vec![ChatMessage::new(Role::System, "Be brief."), ChatMessage::new(Role::User, prompt)],
+            meta: RequestMeta { node: "n".to_owned(), node_path: path.to_owned(), call_index },
+            ..ChatRequest::default()
+        }
+    }
+
+    #[test]
+    fn the_content_leaves_out_meta_only() {
+        let mut a = request("root/a", 0, "hi");
+        let b = request("root/b", 7, "hi");
+        assert_eq!(request_content(&a), request_content(&b));
+        assert!(request_content(&a).get("meta").is_none());
+        for change in 0..4 {
+            let mut c = a.clone();
+            match change {
+                0 => c.messages[1].content.push('!'),
+                1 => {
+                    c.response_format =
+                        Some(ResponseFormat { name: "x".into(), schema: json!({}), strict: false, delivery: SchemaDelivery::Native })
+                }
+                2 => c.tools.push(ToolSpec { name: "t".into(), description: None, parameters: json!({"type": "object"}) }),
+                _ => {
+                    c.generation.insert("temperature".into(), json!(0.5));
+                }
+            }
+            assert_ne!(content_key(&request_content(&a)), content_key(&request_content(&c)), "change {change}");
+        }
+        a.generation.insert("top_p".into(), json!(1));
+        a.generation.insert("max_tokens".into(), json!(10));
+        let mut reordered = a.clone();
+        reordered.generation = [("max_tokens".to_owned(), json!(10)), ("top_p".to_owned(), json!(1))].into_iter().collect();
+        assert_eq!(content_key(&request_content(&a)), content_key(&request_content(&reordered)));
+    }
+
+    #[test]
+    fn the_prompt_excerpt_is_the_last_user_message() {
+        let mut r = request("p", 0, "question");
+        r.messages.push(ChatMessage::new(Role::Assistant, "answer"));
+        assert_eq!(prompt(&r), "question");
+        r.messages.retain(|m| m.role != Role::User);
+        assert_eq!(prompt(&r), "answer");
+        assert_eq!(prompt(&ChatRequest::default()), "");
+    }
+
+    #[test]
+    fn errors_keep_their_kind() {
+        for error in [LlmError::Transient { message: "slow".into() }, LlmError::Permanent { message: "bad".into() }] {
+            let line = serde_json::to_value(RecordedError::from(&error)).unwrap();
+            let back: LlmError = serde_json::from_value::<RecordedError>(line.clone()).unwrap().into();
+            assert_eq!(format!("{back:?}"), format!("{error:?}"), "{line}");
+        }
+        assert_eq!(
+            serde_json::to_value(RecordedError::from(&LlmError::Transient { message: "m".into() })).unwrap(),
+            json!({"kind": "transient", "message": "m"})
+        );
+    }
+}
