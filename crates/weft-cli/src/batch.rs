@@ -4,6 +4,7 @@
 #![allow(clippy::print_stderr, clippy::print_stdout, reason = "the CLI is the one crate that prints")]
 
 use crate::Outcome;
+use crate::observe::Observer;
 use crate::progress::Sink;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,6 +46,7 @@ pub fn run(
     lines: Vec<BatchInput>,
     concurrency: usize,
     sink: &Arc<Sink>,
+    observer: &Observer,
 ) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let inputs: Vec<BatchInput> = lines
@@ -84,6 +86,7 @@ pub fn run(
     });
     view.finish();
     sink.finish();
+    observer.finish();
     if let Some(e) = write_error {
         return Err(e).context("writing to stdout");
     }

@@ -15,6 +15,7 @@
 
 mod batch;
 mod input;
+mod observe;
 mod progress;
 mod report;
 mod run;

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stderr, clippy::print_stdout, reason = "the CLI is the one crate that prints")]
 
+use crate::observe::{ObserveArgs, Observer};
 use crate::progress::Sink;
 use crate::state_file::{self, STATE_FILE_FORMAT, StateFile, StoredOptions};
 use crate::{LoadArgs, Outcome, report};
@@ -151,6 +152,8 @@ struct SessionArgs {
     /// by default to the file the run started with).
     #[arg(long = "events", value_name = "FILE.jsonl")]
     events: Option<PathBuf>,
+    #[command(flatten)]
+    observe: ObserveArgs,
 }
 
 /// What a run needs to write its state file.
@@ -177,7 +180,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let tools = load_tools(tools_path.as_deref())?;
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
     let limiters = args.limits.limiters();
-    let model = llm_for(&llm, &flow, &args.load.secrets, &limiters)?;
+    let observer = observer(&args.session.observe, &args.load.secrets)?;
+    let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper())?, &overrides_of(&llm));
+    let tools = observer.tools(tools);
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
     if let Some(batch) = &args.batch {
@@ -186,7 +191,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         let options = run_options(model, tools, args.max_steps, &sink, limiters, &args.limits);
         let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
         let base = with_overrides(&plan, inputs, overrides);
-        return crate::batch::run(&plan, base, lines, args.concurrency, &sink);
+        return crate::batch::run(&plan, base, lines, args.concurrency, &sink, &observer);
     }
     let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
     let max_steps = args.max_steps;
@@ -215,7 +220,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         state_path: args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file)),
         had_secrets: !args.load.secrets.is_empty(),
     };
-    drive(run, args.session.answers.into(), &sink, &stored)
+    drive(run, args.session.answers.into(), &sink, &stored, &observer)
+}
+
+/// The observer of a command; the `--secret` values are redacted from recordings.
+fn observer(args: &ObserveArgs, secret_args: &[String]) -> anyhow::Result<Arc<Observer>> {
+    let mut values = Vec::new();
+    for arg in secret_args {
+        values.push(crate::secrets::parse_secret_arg(arg)?.1);
+    }
+    Ok(Arc::new(Observer::new(args, &values)?))
+}
+
+fn overrides_of(choice: &LlmChoice) -> Vec<weft_llm::choice::ProviderOverride> {
+    match choice {
+        LlmChoice::Provider(p) => vec![p.clone()],
+        _ => Vec::new(),
+    }
 }
 
 /// The inputs with `--input NAME=VALUE` applied: raw text for an input declared as a string,
@@ -238,7 +259,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     let load = LoadArgs { refs: file.options.refs.clone(), secrets: args.secrets.clone(), strict: false };
     let Some(flow) = crate::load_one(&file.flow, &load)? else { return Ok(Outcome::Invalid) };
     let limiters = file.options.limits.limiters();
-    let model = llm_for(&llm, &flow, &args.secrets, &limiters).with_context(in_file)?;
+    let observer = observer(&args.session.observe, &args.secrets)?;
+    let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper()).with_context(in_file)?;
+    let model = observer.llm(model, &overrides_of(&llm));
+    let tools = observer.tools(tools);
 
     // `--events` redirects the events; either way a resumed run appends.
     let events_path = match &args.session.events {
@@ -264,11 +288,17 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         state_path: args.session.state.clone().unwrap_or_else(|| args.state_file.clone()),
         had_secrets: !args.secrets.is_empty(),
     };
-    drive(run, args.session.answers.into(), &sink, &stored)
+    drive(run, args.session.answers.into(), &sink, &stored, &observer)
 }
 
 /// Executes until the run finishes, fails, or waits for an answer nobody gives.
-fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcome> {
+fn drive(mut run: Run, answers: VecDeque<String>, sink: &Sink, stored: &Stored, observer: &Observer) -> anyhow::Result<Outcome> {
+    let outcome = drive_answers(&mut run, answers, sink, stored);
+    observer.finish();
+    outcome
+}
+
+fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let mut interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     // A resumed run waits already: answer before executing again.
@@ -276,9 +306,9 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
     loop {
         let status = match waiting.take() {
             Some(request) => Ok(Status::InputRequired { request }),
-            None => match runtime.block_on(execute_or_interrupt(&mut run)) {
+            None => match runtime.block_on(execute_or_interrupt(run)) {
                 Some(status) => status,
-                None => return interrupted(&run, sink, stored),
+                None => return interrupted(run, sink, stored),
             },
         };
         let request = match status {
@@ -297,7 +327,7 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
                 sink.finish();
                 report::error_line(&e.message);
                 // Keep the failed run inspectable: what ran, the values produced, the calls.
-                if store(&run, stored).is_ok() {
+                if store(run, stored).is_ok() {
                     eprintln!("the failed run's state (values produced, calls made, the error) is in {}", stored.state_path.display());
                 }
                 return Ok(Outcome::Invalid);
@@ -316,7 +346,7 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
             None => None,
         };
         let Some(text) = answer else {
-            return wait(&run, &request, sink, stored, None);
+            return wait(run, &request, sink, stored, None);
         };
         if let Err(e) = run.submit(answer_value(&request, text)) {
             if from_terminal {
@@ -324,7 +354,7 @@ fn drive(mut run: Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stor
                 sink.suspend(|| eprintln!("error: {e}; try again"));
                 continue;
             }
-            return wait(&run, &request, sink, stored, Some(&e.to_string()));
+            return wait(run, &request, sink, stored, Some(&e.to_string()));
         }
     }
 }
@@ -473,7 +503,13 @@ fn parse_llm(text: &str) -> anyhow::Result<LlmChoice> {
 /// (all of them replaced by `--llm PROVIDER=URL,model=ID`, or one by `CONFIG_ID:PROVIDER=...`).
 /// API keys come from `--secret <config id>.api_key=...`, `WEFT_SECRET_<ID>_API_KEY` or
 /// `OPENAI_API_KEY`; the HTTP clients feed 429s back into the same limiters the engine uses.
-fn llm_for(choice: &LlmChoice, flow: &weft_flow::Flow, secret_args: &[String], limiters: &Limiters) -> anyhow::Result<Llm> {
+fn llm_for(
+    choice: &LlmChoice,
+    flow: &weft_flow::Flow,
+    secret_args: &[String],
+    limiters: &Limiters,
+    sleeper: Arc<dyn weft_llm::openai::Sleeper>,
+) -> anyhow::Result<Llm> {
     let overrides = match choice {
         LlmChoice::Simulated(spec) => return Ok(Llm::Model(Arc::new(SimulatedModel::new(spec.into_options(None)?)))),
         LlmChoice::Flow => Vec::new(),
@@ -490,7 +526,7 @@ fn llm_for(choice: &LlmChoice, flow: &weft_flow::Flow, secret_args: &[String], l
         let (key, value) = crate::secrets::parse_secret_arg(arg)?;
         secrets.insert(key, value);
     }
-    let resolver = weft_llm::openai::Resolver::new(secrets, overrides).with_limiters(limiters.clone());
+    let resolver = weft_llm::openai::Resolver::new(secrets, overrides).with_limiters(limiters.clone()).with_sleeper(sleeper);
     Ok(Llm::Resolver(Arc::new(resolver.into_fn())))
 }
 

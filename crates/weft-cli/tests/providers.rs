@@ -83,3 +83,57 @@ fn a_rejected_request_fails_the_run_naming_the_node_and_the_status() {
     assert!(err.contains("the LLM call failed: openai-compatible"), "{err}");
     assert!(err.contains("HTTP 404"), "{err}");
 }
+
+fn fan_out() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fan_out.json");
+    path.canonicalize().expect("fixture").to_string_lossy().into_owned()
+}
+
+/// A run against a server answering at random (identical prompts in parallel items included)
+/// is recorded, then replayed with the server gone: same outputs, no network.
+#[test]
+fn a_recorded_run_replays_offline_with_identical_outputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rt, server) = server(MockConfig::default().randomized(7).with_latency(std::time::Duration::from_millis(5)));
+    let over = format!("openai-compatible={},model=m", server.url());
+    let items = "items=[\"same\",\"same\",\"same\",\"other\"]";
+    let out = weft(dir.path(), &["run", &fan_out(), "--llm", &over, "--input", items, "--record", "run.jsonl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let recorded: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+    let ys = recorded["ys"].as_array().expect("ys");
+    assert_eq!(ys.len(), 4);
+    assert!(ys[0] != ys[1] || ys[1] != ys[2], "random replies differ: {ys:?}");
+    assert!(stderr(&out).contains("usage: 4 LLM calls"), "{}", stderr(&out));
+    drop(server);
+    drop(rt);
+
+    let out = weft(dir.path(), &["run", &fan_out(), "--llm", &over, "--input", items, "--replay", "run.jsonl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replayed: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+    assert_eq!(replayed, recorded);
+
+    // A request the recording does not have fails clearly.
+    let out = weft(dir.path(), &["run", &fan_out(), "--llm", &over, "--input", "items=[\"new\"]", "--replay", "run.jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no recorded answer for the LLM call at node path"), "{}", stderr(&out));
+}
+
+#[test]
+fn usage_is_summed_and_priced_when_prices_are_given() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_rt, server) = server(MockConfig::default().with_text("ok"));
+    let over = format!("openai-compatible={},model=m", server.url());
+    let out = weft(dir.path(), &["run", &fan_out(), "--llm", &over, "--input", "items=[\"a\",\"b\"]"]);
+    assert!(stderr(&out).contains("cost unknown: no price for m; give --prices prices.toml"), "{}", stderr(&out));
+    std::fs::write(dir.path().join("prices.toml"), "[models.m]\ninput = 1.0\noutput = 2.0\n").expect("write");
+    let out = weft(
+        dir.path(),
+        &["run", &fan_out(), "--llm", &over, "--input", "items=[\"a\",\"b\"]", "--prices", "prices.toml", "--usage-json", "usage.json"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("usage: 2 LLM calls"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cost $"), "{}", stderr(&out));
+    let usage: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("usage.json")).expect("usage")).expect("json");
+    assert_eq!(usage["total"]["calls"], 2);
+    assert!(usage["total"]["cost"].as_f64().expect("cost") > 0.0, "{usage}");
+}

@@ -1,0 +1,153 @@
+//! What `run`, `resume` and batches see of their LLM and tool calls: usage and cost
+//! (`--prices`, `--usage-json`, a summary line on stderr), and record and replay
+//! (`--record`, `--replay`).
+
+#![allow(clippy::print_stderr, reason = "the CLI is the one crate that prints")]
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use weft_exec::Llm;
+use weft_llm::ChatModel;
+use weft_llm::choice::ProviderOverride;
+use weft_llm::openai::{Sleeper, TokioSleeper};
+use weft_llm::record::{Recorder, Replayer};
+use weft_llm::usage::{Metered, Prices, UsageMeter};
+use weft_spec::Component;
+use weft_tools::ToolRegistry;
+use weft_tools::record::{RecordLog, ToolReplay, recording_registry};
+
+/// Recording, replaying and usage options.
+#[derive(Args, Debug, Default)]
+pub struct ObserveArgs {
+    /// Write every LLM and tool exchange to this JSON-lines file (secrets redacted), to replay
+    /// the run later with `--replay`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    record: Option<PathBuf>,
+    /// Answer LLM and tool calls from a recording: no network, no tool processes. A call the
+    /// recording does not have fails, naming it.
+    #[arg(long, value_name = "FILE.jsonl", conflicts_with = "record")]
+    replay: Option<PathBuf>,
+    /// Prices per million tokens by model id (TOML: `[models."gpt-4o-mini"] input = 0.15
+    /// output = 0.60 cached_input = 0.075`), to show what the run cost.
+    #[arg(long, value_name = "prices.toml")]
+    prices: Option<PathBuf>,
+    /// Write the usage (per model, per node, totals, cost) as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    usage_json: Option<PathBuf>,
+}
+
+/// The wrappers and counters of one command.
+pub struct Observer {
+    meter: Arc<UsageMeter>,
+    prices: Prices,
+    log: Option<Arc<RecordLog>>,
+    replay: Option<(Arc<Replayer>, Arc<ToolReplay>)>,
+    usage_json: Option<PathBuf>,
+    t0: Instant,
+}
+
+impl Observer {
+    /// Opens the files the options name; `secrets` are redacted from recordings.
+    pub fn new(args: &ObserveArgs, secrets: &[String]) -> anyhow::Result<Observer> {
+        let prices = match &args.prices {
+            Some(path) => Prices::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => Prices::new(),
+        };
+        let log = match &args.record {
+            Some(path) => Some(
+                RecordLog::create_with_secrets(path, secrets.iter().cloned())
+                    .with_context(|| format!("cannot create the recording {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let replay = match &args.replay {
+            Some(path) => {
+                let llm = Replayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_secrets(secrets.iter().cloned());
+                let tools = ToolReplay::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_secrets(secrets.iter().cloned());
+                Some((Arc::new(llm), Arc::new(tools)))
+            }
+            None => None,
+        };
+        Ok(Observer { meter: Arc::new(UsageMeter::new()), prices, log, replay, usage_json: args.usage_json.clone(), t0: Instant::now() })
+    }
+
+    /// The sleeper HTTP clients wait with before a retry (counted as a retry).
+    pub fn sleeper(&self) -> Arc<dyn Sleeper> {
+        self.meter.retry_sleeper(Arc::new(TokioSleeper))
+    }
+
+    fn wrap(&self, model: Arc<dyn ChatModel>, model_id: &str) -> Arc<dyn ChatModel> {
+        let metered: Arc<dyn ChatModel> = Arc::new(Metered::new(model, Arc::clone(&self.meter), model_id));
+        match &self.log {
+            Some(log) => Arc::new(Recorder::new(metered, Arc::clone(log))),
+            None => metered,
+        }
+    }
+
+    /// The models, metered, recorded or replaced by the recording. `overrides` are the `--llm`
+    /// provider overrides (they decide which model id a config is priced by).
+    pub fn llm(self: &Arc<Self>, llm: Llm, overrides: &[ProviderOverride]) -> Llm {
+        if let Some((replayer, _)) = &self.replay {
+            let replayer: Arc<dyn ChatModel> = replayer.clone();
+            return Llm::Model(Arc::new(Metered::new(replayer, Arc::clone(&self.meter), "replay")));
+        }
+        match llm {
+            Llm::Model(model) => {
+                let id = model.name().to_owned();
+                Llm::Model(self.wrap(model, &id))
+            }
+            Llm::Resolver(resolve) => {
+                let this = Arc::clone(self);
+                let overrides = overrides.to_vec();
+                Llm::Resolver(Arc::new(move |config: &Component| {
+                    let model = resolve(config)?;
+                    Ok(this.wrap(model, &model_id(config, &overrides)))
+                }))
+            }
+            other => other,
+        }
+    }
+
+    /// The tools, recorded or replaced by the recording.
+    pub fn tools(&self, tools: ToolRegistry) -> ToolRegistry {
+        match (&self.replay, &self.log) {
+            (Some((_, replay)), _) => replay.registry(&tools),
+            (None, Some(log)) => recording_registry(&tools, log),
+            (None, None) => tools,
+        }
+    }
+
+    /// Prints the usage line (when any LLM call was made), writes `--usage-json`, and closes
+    /// the recording, reporting what could not be written.
+    pub fn finish(&self) {
+        let wall = self.t0.elapsed();
+        if self.meter.total().calls > 0 {
+            eprintln!("usage: {}", self.meter.summary_line(&self.prices, wall));
+        }
+        if let Some(path) = &self.usage_json {
+            let text = serde_json::to_string_pretty(&self.meter.to_json(&self.prices, wall)).unwrap_or_default();
+            if let Err(e) = std::fs::write(path, text + "\n") {
+                eprintln!("warning: cannot write the usage file {}: {e}", path.display());
+            }
+        }
+        if let Some(log) = &self.log
+            && let Err(e) = log.finish()
+        {
+            eprintln!("warning: the recording {} is incomplete: {e}", log.path().display());
+        }
+    }
+}
+
+/// The model id a config's calls are priced by: the override's model when one applies, else
+/// the config's `model_id`.
+fn model_id(config: &Component, overrides: &[ProviderOverride]) -> String {
+    let applies = |o: &&ProviderOverride| o.config_id.as_deref().is_none_or(|id| id == config.id);
+    let specific = overrides.iter().filter(|o| o.config_id.is_some()).find(applies);
+    match specific.or_else(|| overrides.iter().find(applies)) {
+        Some(o) => o.model.clone(),
+        None => config.str_field("model_id").unwrap_or(&config.name).to_owned(),
+    }
+}
