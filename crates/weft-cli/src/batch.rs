@@ -47,6 +47,7 @@ pub fn run(
     concurrency: usize,
     sink: &Arc<Sink>,
     observer: &Observer,
+    limiters: &weft_exec::Limiters,
 ) -> anyhow::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let inputs: Vec<BatchInput> = lines
@@ -101,6 +102,12 @@ pub fn run(
         summary.push_str(&format!("; {held} LLM calls were held back by the limit of {cap} in flight"));
     }
     eprintln!("{summary}");
+    for l in limiters.stats().iter().filter(|l| l.throttles > 0) {
+        eprintln!(
+            "limiter {}: {} rate-limit answers (429); in-flight cap lowered to {} at the lowest, {} now",
+            l.endpoint, l.throttles, l.lowest_cap, l.cap
+        );
+    }
     Ok(if p.failed > 0 { Outcome::Invalid } else { Outcome::Valid })
 }
 

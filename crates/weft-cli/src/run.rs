@@ -188,10 +188,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(batch) = &args.batch {
         let lines = crate::batch::read_lines(batch)?;
         let sink = Arc::new(Sink::quiet(events_path.as_deref())?);
-        let options = run_options(model, tools, args.max_steps, &sink, limiters, &args.limits);
+        let options = run_options(model, tools, args.max_steps, &sink, limiters.clone(), &args.limits);
         let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
         let base = with_overrides(&plan, inputs, overrides);
-        return crate::batch::run(&plan, base, lines, args.concurrency, &sink, &observer);
+        return crate::batch::run(&plan, base, lines, args.concurrency, &sink, &observer, &limiters);
     }
     let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
     let max_steps = args.max_steps;

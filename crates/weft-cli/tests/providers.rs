@@ -137,3 +137,33 @@ fn usage_is_summed_and_priced_when_prices_are_given() {
     assert_eq!(usage["total"]["calls"], 2);
     assert!(usage["total"]["cost"].as_f64().expect("cost") > 0.0, "{usage}");
 }
+
+/// 1,000 runs of the guardrails example (two parallel structured calls each), 100 at a time,
+/// against a server that answers 10% of requests with 429 (Retry-After 100 ms) or 500: every
+/// run completes, the retries and the limiter's reaction are reported.
+#[test]
+fn a_thousand_guardrail_runs_complete_under_ten_percent_faults() {
+    use weft_testkit::Fault;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = MockConfig::default()
+        .with_latency(std::time::Duration::from_millis(20))
+        .with_random_fault(0.05, Fault::rate_limit(0.1))
+        .with_random_fault(0.05, Fault::ServerError);
+    let (_rt, server) = server(config);
+    let lines: String = (0..1000).map(|i| format!("{{\"user_input\": \"Meeting number {i} tomorrow at 2pm\"}}\n")).collect();
+    std::fs::write(dir.path().join("in.jsonl"), lines).expect("write");
+    let guardrails = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flows/guardrails.json");
+    let over = format!("openai-compatible={},model=m", server.url());
+    let t0 = std::time::Instant::now();
+    let out = weft(dir.path(), &["run", &guardrails.to_string_lossy(), "--llm", &over, "--batch", "in.jsonl", "--concurrency", "100"]);
+    let wall = t0.elapsed();
+    let err = stderr(&out);
+    let first_error = String::from_utf8_lossy(&out.stdout).lines().find(|l| l.contains("\"error\"")).map(str::to_owned);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{first_error:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("\"outputs\"")).count(), 1000);
+    assert!(err.contains(": 1000 finished, 0 failed"), "{err}");
+    let usage = err.lines().find(|l| l.starts_with("usage: ")).expect("usage line");
+    assert!(usage.contains("retries"), "{usage}");
+    // The figures, for the record (`cargo test ... -- --nocapture`).
+    eprintln!("{err}\nwall time of the whole command: {:.2} s", wall.as_secs_f64());
+}

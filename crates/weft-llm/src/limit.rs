@@ -4,7 +4,8 @@
 //! A limiter caps the calls in flight (2,048 by default, far above any node's `max_workers`,
 //! so an ordinary flow is never throttled below its own bounds) and can pace requests per
 //! second. It is adaptive: a provider that answers 429 makes [`Limiter::record_throttle`]
-//! halve that endpoint's cap (multiplicative decrease, at most once per [`COOLDOWN`]), and
+//! set that endpoint's cap to half the calls in flight (multiplicative decrease, at most once
+//! per [`COOLDOWN`]), and
 //! successes raise it again by one per cap's worth of calls (additive increase), up to the
 //! configured maximum. Other endpoints are not affected.
 //!
@@ -205,8 +206,9 @@ impl Limiter {
         permit
     }
 
-    /// The provider answered 429 (or otherwise asked to slow down): halve the cap, unless it
-    /// was lowered less than [`COOLDOWN`] ago or the limiter is not adaptive.
+    /// The provider answered 429 (or otherwise asked to slow down): set the cap to half the
+    /// calls in flight (or half the cap, if lower), unless it was lowered less than
+    /// [`COOLDOWN`] ago or the limiter is not adaptive.
     pub fn record_throttle(&self) {
         let mut inner = self.lock();
         inner.throttles += 1;
@@ -219,7 +221,9 @@ impl Limiter {
         }
         inner.last_decrease = Some(now);
         inner.successes = 0;
-        let target = (inner.cap / 2).max(1);
+        // Halve what is actually in flight (a cap far above it would take several 429 bursts
+        // to mean anything), as TCP halves its flight size.
+        let target = (inner.cap.min(inner.in_flight.max(1)) / 2).max(1);
         let mut remove = inner.cap - target;
         inner.cap = target;
         inner.lowest_cap = inner.lowest_cap.min(target);
@@ -370,15 +374,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_throttle_halves_the_cap_once_per_cooldown_and_successes_raise_it_back() {
-        let limiter = Limiter::new("e", config(8));
-        let held: Vec<Permit> = futures_join(&limiter, 6).await;
+    async fn a_throttle_halves_the_calls_in_flight_once_per_cooldown_and_successes_raise_it_back() {
+        let limiter = Limiter::new("e", config(16));
+        let held: Vec<Permit> = futures_join(&limiter, 8).await;
         limiter.record_throttle();
         limiter.record_throttle(); // same burst: ignored
         let stats = limiter.stats();
         assert_eq!((stats.cap, stats.lowest_cap, stats.throttles), (4, 4, 2));
         drop(held);
-        // 6 slots came back but only 4 are in circulation.
+        // 8 slots came back but only 4 are in circulation.
         let now: Vec<Permit> = futures_join(&limiter, 4).await;
         assert!(tokio::time::timeout(Duration::from_millis(10), limiter.acquire()).await.is_err());
         drop(now);

@@ -59,7 +59,13 @@ pub(crate) fn content(config: &MockConfig, index: u64, body: &Json, violate: boo
             None => json!({"answer": plain(config, messages, rng.as_mut())}).to_string(),
         },
         Wanted::Text if violate => "this is not JSON {".to_owned(),
-        Wanted::Text => plain(config, messages, rng.as_mut()),
+        // A prompt that asks for JSON valid against a schema in WayFlow's words (an LlmNode with
+        // structured outputs, the schema in the prompt) gets it, as a model that follows its
+        // prompt would answer.
+        Wanted::Text => match schema_asked_in_prompt(messages) {
+            Some(schema) => format!("<final_answer>{}</final_answer>", structured(&schema, config.array_len, rng.as_mut(), false)),
+            None => plain(config, messages, rng.as_mut()),
+        },
     };
     Content::Text(text)
 }
@@ -141,6 +147,17 @@ fn violating(schema: &Json, mut value: Json, valid: &dyn Fn(&Json) -> bool) -> J
 
 /// The last JSON object written in the messages that looks like a schema (`json_object` mode
 /// carries no schema; clients write it into the prompt).
+/// The words WayFlow's structured-generation prompt ends with, before the schema.
+const SCHEMA_IN_PROMPT: &str = "properly formatted json that is valid against this JSON schema:";
+
+/// The schema the last user message asks the answer to follow, if it asks in WayFlow's words.
+fn schema_asked_in_prompt(messages: &[Json]) -> Option<Json> {
+    let last = messages.iter().rev().find(|m| m.get("role").and_then(Json::as_str) == Some("user"))?;
+    let text = message_text(last);
+    let at = text.rfind(SCHEMA_IN_PROMPT)? + SCHEMA_IN_PROMPT.len();
+    serde_json::Deserializer::from_str(text[at..].trim_start()).into_iter::<Json>().next()?.ok().filter(Json::is_object)
+}
+
 fn schema_in(messages: &[Json]) -> Option<Json> {
     for m in messages.iter().rev() {
         let text = message_text(m);
