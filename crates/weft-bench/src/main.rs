@@ -1,0 +1,333 @@
+//! `weft-bench`: whole-flow benchmarks of the weft engine (issue 4, item 9).
+//!
+//! Each workload goes through the code path of `weft run`: the flow is loaded and checked,
+//! compiled by `Plan::new` with `RunOptions` holding one `Arc<dyn ChatModel>` (the simulated
+//! model with a fixed latency), the process-wide provider limiter (`Limiters::global()`, the
+//! default), the engine's validation of structured answers, and an event sink that receives
+//! every event (it counts them); runs execute on a multi-threaded tokio runtime, one run through
+//! `Plan::start` + `Run::execute`, batches through `weft_exec::batch::run_batch` as
+//! `weft run --batch` does.
+//!
+//! For each workload it reports the wall time, the ideal (the critical path of LLM latency:
+//! waves × calls in sequence × latency), their ratio, the model latency a call actually saw
+//! (mean `duration_ms` of the `LlmResponse` events), the LLM calls, the CPU time per LLM call
+//! (user + system of the whole process) and the peak resident set (`VmHWM`).
+//!
+//! ```text
+//! cargo run --release -p weft-bench                       # all four, each in a fresh process
+//! cargo run --release -p weft-bench -- guardrails         # one workload
+//! cargo run --release -p weft-bench -- --scale 0.1       # a quick smoke test
+//! cargo run --release -p weft-bench -- --json bench.json  # the figures as JSON too
+//! ```
+
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark command reports to the terminal")]
+
+mod measure;
+mod workload;
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weft_exec::{EventSink, Llm, Plan, RunOptions};
+use weft_llm::ChatModel;
+use weft_llm::simulated::{SimulatedModel, SimulatedOptions};
+use workload::{Shape, Workload};
+
+/// Goal: wall time within this factor of the ideal at the peers' scale.
+const GOAL_RATIO: f64 = 1.05;
+/// Goal: wall time within this factor of the ideal at 100 times the scale.
+const GOAL_RATIO_100X: f64 = 1.10;
+/// Goal: CPU milliseconds per LLM call.
+const GOAL_CPU_MS_PER_CALL: f64 = 0.07;
+/// Goal: peak resident set at the peers' scale, in MB (10^6 bytes).
+const GOAL_PEAK_MB: f64 = 40.0;
+
+/// Whole-flow benchmarks of the weft engine on the simulated model.
+#[derive(Parser, Debug)]
+#[command(name = "weft-bench", version)]
+struct Args {
+    /// The workload to run; `all` runs each in a fresh process (peak memory is per process).
+    #[arg(value_enum, default_value = "all")]
+    workload: Which,
+    /// Multiplies the items, runs and concurrency of every workload (e.g. 0.1 for a quick smoke
+    /// test); the ideal follows from the scaled sizes.
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    scale: f64,
+    /// The simulated model's latency per call, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    latency_ms: u64,
+    /// Worker threads of the tokio runtime (default: one per core, as `weft run`).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Run one workload and print its figures as one JSON line (how `all` runs each workload).
+    #[arg(long, hide = true)]
+    child: bool,
+}
+
+/// A workload, or all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    /// Every workload, each in a fresh process.
+    All,
+    /// 256 items, 64 in flight (ideal 0.2 s at 50 ms).
+    FanOut,
+    /// 1,000 guardrail runs, 100 at a time (ideal 0.5 s).
+    Guardrails,
+    /// 200 orchestrator-workers runs, 50 at a time (ideal 0.6 s).
+    OrchestratorWorkers,
+    /// 25,600 items, 1,024 in flight (ideal 1.25 s).
+    #[value(name = "fan-out-100x")]
+    FanOut100x,
+}
+
+impl Which {
+    fn workload(self) -> Option<Workload> {
+        match self {
+            Which::All => None,
+            Which::FanOut => Some(Workload::FanOut),
+            Which::Guardrails => Some(Workload::Guardrails),
+            Which::OrchestratorWorkers => Some(Workload::OrchestratorWorkers),
+            Which::FanOut100x => Some(Workload::FanOut100x),
+        }
+    }
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x.is_finite() => Ok(x),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+/// The figures of one workload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Figures {
+    workload: Workload,
+    shape: Shape,
+    /// The simulated model's latency per call, as configured.
+    latency_ms: f64,
+    /// Worker threads of the runtime.
+    threads: usize,
+    /// Compiling the plan (once per flow; not in the wall time).
+    plan_ms: f64,
+    /// From the first run's start to the last run's end.
+    wall_s: f64,
+    /// The critical path of LLM latency at the configured latency.
+    ideal_s: f64,
+    /// `wall_s / ideal_s`.
+    ratio: f64,
+    /// Mean `duration_ms` of the `LlmResponse` events: the latency a call saw (the timer rounds
+    /// sleeps up to the next millisecond).
+    model_latency_ms: f64,
+    /// `wall_s` over the critical path at the measured model latency: the engine's own share.
+    ratio_at_model_latency: f64,
+    /// LLM calls answered.
+    llm_calls: u64,
+    /// Runs finished.
+    runs: usize,
+    /// Events the sink received.
+    events: u64,
+    /// Calls the provider-wide limiter held back.
+    held_back: u64,
+    /// Re-asks (answers that did not fit).
+    reasks: u64,
+    /// CPU time of the process over the wall time, user + system.
+    cpu_s: f64,
+    /// The same from `/proc/self/stat`, in 10 ms ticks (a cross-check).
+    cpu_s_proc_stat: Option<f64>,
+    /// `cpu_s` per LLM call, in milliseconds.
+    cpu_ms_per_call: f64,
+    /// Peak resident set of the process (`VmHWM`), in MB (10^6 bytes).
+    peak_rss_mb: Option<f64>,
+}
+
+impl Figures {
+    /// The goals this workload misses.
+    fn misses(&self) -> Vec<&'static str> {
+        let mut misses = Vec::new();
+        let peers = self.workload.peers_scale();
+        if self.ratio > if peers { GOAL_RATIO } else { GOAL_RATIO_100X } {
+            misses.push("wall");
+        }
+        if self.cpu_ms_per_call >= GOAL_CPU_MS_PER_CALL {
+            misses.push("cpu");
+        }
+        if peers && self.peak_rss_mb.is_some_and(|mb| mb >= GOAL_PEAK_MB) {
+            misses.push("rss");
+        }
+        misses
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match main_with(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weft-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
+    let latency = Duration::from_millis(args.latency_ms);
+    if args.child {
+        let Some(workload) = args.workload.workload() else { bail!("--child needs one workload") };
+        let figures = measure(workload, args.scale, latency, args.threads)?;
+        println!("{}", serde_json::to_string(&figures)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "weft-bench: simulated model, {} ms per call, scale {}, {} cores, tokio multi-thread runtime; each workload in a fresh process",
+        args.latency_ms, args.scale, cores
+    );
+    let mut all = Vec::new();
+    let mut failed = false;
+    match args.workload.workload() {
+        Some(workload) => all.push(measure(workload, args.scale, latency, args.threads)?),
+        None => {
+            for workload in Workload::ALL {
+                eprintln!("weft-bench: running {} ...", workload.name());
+                match in_child(workload, args) {
+                    Ok(figures) => all.push(figures),
+                    Err(e) => {
+                        eprintln!("weft-bench: {}: {e:#}", workload.name());
+                        failed = true;
+                    }
+                }
+            }
+        }
+    }
+    print_table(&all);
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "latency_ms": args.latency_ms,
+            "scale": args.scale,
+            "cores": cores,
+            "goals": {"ratio": GOAL_RATIO, "ratio_100x": GOAL_RATIO_100X, "cpu_ms_per_call": GOAL_CPU_MS_PER_CALL, "peak_rss_mb": GOAL_PEAK_MB},
+            "workloads": all,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n").with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Runs one workload in a fresh process of this binary and reads its figures.
+fn in_child(workload: Workload, args: &Args) -> anyhow::Result<Figures> {
+    let exe = std::env::current_exe().context("cannot find this program to run a workload in a fresh process")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(workload.name()).arg("--child").arg("--scale").arg(args.scale.to_string()).arg("--latency-ms").arg(args.latency_ms.to_string());
+    if let Some(n) = args.threads {
+        cmd.arg("--threads").arg(n.to_string());
+    }
+    let out = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output().context("cannot run the workload's process")?;
+    if !out.status.success() {
+        bail!("the workload's process failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    serde_json::from_str(line).with_context(|| format!("the workload's process printed no figures: {text:?}"))
+}
+
+/// Runs one workload in this process and measures it.
+fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<usize>) -> anyhow::Result<Figures> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder.build().context("cannot start the async runtime")?;
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+
+    let shape = Shape::new(workload, scale);
+    let flow = workload.flow(&shape)?;
+    let sink = Arc::new(measure::CountingSink::default());
+    let model: Arc<dyn ChatModel> = Arc::new(SimulatedModel::new(SimulatedOptions {
+        latency,
+        array_len: workload.array_len(),
+        ..SimulatedOptions::default()
+    }));
+    let options = RunOptions { llm: Llm::Model(model), events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
+    let t_plan = Instant::now();
+    let plan = Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems.join("; ")))?;
+    let plan_ms = t_plan.elapsed().as_secs_f64() * 1e3;
+    let inputs = workload::inputs(workload, &shape);
+
+    let (cpu0, proc0) = (measure::cpu_time(), measure::cpu_time_proc());
+    let t0 = Instant::now();
+    let runs = runtime.block_on(workload::execute(&plan, workload, &shape, inputs))?;
+    let wall = t0.elapsed();
+    let (cpu1, proc1) = (measure::cpu_time(), measure::cpu_time_proc());
+    let peak = measure::peak_rss();
+    drop(runtime);
+
+    let counts = sink.counts();
+    if counts.responses != shape.calls {
+        bail!("{} LLM calls were answered where the workload makes {}", counts.responses, shape.calls);
+    }
+    let ideal = shape.ideal(latency);
+    let cpu = cpu1.saturating_sub(cpu0);
+    let at_model_latency = f64::from(shape.waves() * shape.depth) * counts.mean_latency_ms / 1e3;
+    Ok(Figures {
+        workload,
+        shape,
+        latency_ms: latency.as_secs_f64() * 1e3,
+        threads,
+        plan_ms,
+        wall_s: wall.as_secs_f64(),
+        ideal_s: ideal.as_secs_f64(),
+        ratio: wall.as_secs_f64() / ideal.as_secs_f64(),
+        model_latency_ms: counts.mean_latency_ms,
+        ratio_at_model_latency: wall.as_secs_f64() / at_model_latency,
+        llm_calls: counts.responses,
+        runs,
+        events: counts.events,
+        held_back: counts.held_back,
+        reasks: counts.reasks,
+        cpu_s: cpu.as_secs_f64(),
+        cpu_s_proc_stat: proc0.zip(proc1).map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
+        cpu_ms_per_call: cpu.as_secs_f64() * 1e3 / counts.responses.max(1) as f64,
+        peak_rss_mb: peak.map(|b| b as f64 / 1e6),
+    })
+}
+
+/// The table of figures, on stdout.
+fn print_table(all: &[Figures]) {
+    println!();
+    println!(
+        "{:<21} {:<26} {:>6} {:>8} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8}  goals",
+        "workload", "shape", "calls", "wall s", "ideal s", "ratio", "model ms", "ratio@m", "CPU ms/c", "peak MB"
+    );
+    for f in all {
+        let misses = f.misses();
+        println!(
+            "{:<21} {:<26} {:>6} {:>8.3} {:>7.3} {:>6.3} {:>8.2} {:>8.3} {:>8.4} {:>8}  {}",
+            f.workload.name(),
+            f.shape.describe(f.workload),
+            f.llm_calls,
+            f.wall_s,
+            f.ideal_s,
+            f.ratio,
+            f.model_latency_ms,
+            f.ratio_at_model_latency,
+            f.cpu_ms_per_call,
+            f.peak_rss_mb.map_or_else(|| "?".to_owned(), |mb| format!("{mb:.1}")),
+            if misses.is_empty() { "met".to_owned() } else { format!("missed: {}", misses.join(", ")) },
+        );
+    }
+    println!();
+    println!(
+        "ideal: the critical path of LLM latency (waves of `in flight` x calls in sequence x latency), as if the engine took no time. \
+         ratio = wall / ideal; ratio@m = wall / the same path at the measured model latency (model ms). Goals: ratio <= {GOAL_RATIO} \
+         ({GOAL_RATIO_100X} at 100x), CPU < {GOAL_CPU_MS_PER_CALL} ms per LLM call, peak RSS < {GOAL_PEAK_MB} MB at the peers' scale."
+    );
+}

@@ -1,0 +1,268 @@
+//! The four workloads of issue 4: their flows, inputs, sizes and ideal times, and how each one
+//! is driven (one run, or a batch through `weft_exec::batch::run_batch`, as `weft run` does).
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json, json};
+use std::sync::Arc;
+use std::time::Duration;
+use weft_exec::batch::{BatchEvent, BatchInput, run_batch};
+use weft_exec::{Plan, Status};
+use weft_flow::Flow;
+
+/// The guardrails seed example: two structured LLM checks in a ParallelFlowNode, then a
+/// deterministic decision.
+const GUARDRAILS: &str = include_str!("../../../examples/flows/guardrails.json");
+
+/// The orchestrator-workers seed example: a structured planner, a ParallelMapNode of writers,
+/// a synthesizer.
+const ORCHESTRATOR_WORKERS: &str = include_str!("../../../examples/flows/orchestrator_workers.json");
+
+/// Sections the simulated planner returns (its schema has no `minItems`/`maxItems`, so the
+/// simulated model's `array_len` decides), hence workers per orchestrator run.
+pub const SECTIONS: usize = 8;
+
+/// A workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// One run of an ExtendedParallelMapNode over 256 items, 64 in flight, one LLM call per item.
+    FanOut,
+    /// 1,000 runs of `examples/flows/guardrails.json`, 100 at a time.
+    Guardrails,
+    /// 200 runs of `examples/flows/orchestrator_workers.json` (planner, 8 workers, synthesizer),
+    /// 50 at a time.
+    OrchestratorWorkers,
+    /// The fan-out at 100 times the scale: 25,600 items, 1,024 in flight.
+    #[value(name = "fan-out-100x")]
+    #[serde(rename = "fan-out-100x")]
+    FanOut100x,
+}
+
+impl Workload {
+    /// Every workload, in the issue's order.
+    pub const ALL: [Workload; 4] = [Workload::FanOut, Workload::Guardrails, Workload::OrchestratorWorkers, Workload::FanOut100x];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::FanOut => "fan-out",
+            Workload::Guardrails => "guardrails",
+            Workload::OrchestratorWorkers => "orchestrator-workers",
+            Workload::FanOut100x => "fan-out-100x",
+        }
+    }
+
+    /// Whether the workload is at the peers' scale (the 5% and 40 MB goals) rather than 100x.
+    pub fn peers_scale(self) -> bool {
+        self != Workload::FanOut100x
+    }
+
+    /// The flow, loaded and checked.
+    pub fn flow(self, shape: &Shape) -> anyhow::Result<Flow> {
+        let text = match self {
+            Workload::FanOut | Workload::FanOut100x => fan_out_document(shape.concurrency).to_string(),
+            Workload::Guardrails => GUARDRAILS.to_owned(),
+            Workload::OrchestratorWorkers => ORCHESTRATOR_WORKERS.to_owned(),
+        };
+        match Flow::from_json(&text) {
+            Ok(loaded) => Ok(loaded.flow),
+            Err(d) => bail!("the {} flow is invalid:\n{d}", self.name()),
+        }
+    }
+
+    /// How many items the simulated model puts in generated arrays.
+    pub fn array_len(self) -> usize {
+        match self {
+            Workload::OrchestratorWorkers => SECTIONS,
+            _ => 1,
+        }
+    }
+}
+
+/// The size of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Shape {
+    /// Items of the fan-out, or runs of the batch.
+    pub count: usize,
+    /// In flight: the map node's `max_workers`, or the batch's concurrency.
+    pub concurrency: usize,
+    /// LLM calls one after another on every path: the critical path, in calls.
+    pub depth: u32,
+    /// LLM calls in all.
+    pub calls: u64,
+}
+
+impl Shape {
+    /// The workload's size, `scale` times the issue's (at least one item and one in flight).
+    pub fn new(workload: Workload, scale: f64) -> Shape {
+        let scaled = |n: usize| ((n as f64 * scale).round() as usize).max(1);
+        let (count, concurrency, depth, calls_per) = match workload {
+            Workload::FanOut => (scaled(256), scaled(64), 1, 1),
+            Workload::Guardrails => (scaled(1_000), scaled(100), 1, 2),
+            Workload::OrchestratorWorkers => (scaled(200), scaled(50), 3, 2 + SECTIONS as u64),
+            Workload::FanOut100x => (scaled(25_600), scaled(1_024), 1, 1),
+        };
+        Shape { count, concurrency, depth, calls: count as u64 * calls_per }
+    }
+
+    /// Rounds of `concurrency` items or runs.
+    pub fn waves(&self) -> u32 {
+        u32::try_from(self.count.div_ceil(self.concurrency)).unwrap_or(u32::MAX)
+    }
+
+    /// The critical path: every wave waits for its slowest path of `depth` calls of `latency`,
+    /// and nothing else takes time.
+    pub fn ideal(&self, latency: Duration) -> Duration {
+        latency * self.waves() * self.depth
+    }
+
+    /// `256 items, 64 in flight` or `1000 runs, 100 at a time`.
+    pub fn describe(&self, workload: Workload) -> String {
+        match workload {
+            Workload::FanOut | Workload::FanOut100x => format!("{} items, {} in flight", self.count, self.concurrency),
+            _ => format!("{} runs, {} at a time", self.count, self.concurrency),
+        }
+    }
+}
+
+/// The inputs of a workload: one run's for a fan-out, one per run for a batch.
+pub enum Inputs {
+    /// One run.
+    One(Map<String, Json>),
+    /// A batch.
+    Batch(Vec<BatchInput>),
+}
+
+/// Builds the inputs (before the clock starts).
+pub fn inputs(workload: Workload, shape: &Shape) -> Inputs {
+    let one = |name: &str, value: Json| {
+        let mut m = Map::new();
+        m.insert(name.to_owned(), value);
+        m
+    };
+    match workload {
+        Workload::FanOut | Workload::FanOut100x => {
+            let items: Vec<Json> = (0..shape.count).map(|i| json!(format!("item {i}"))).collect();
+            Inputs::One(one("items", Json::Array(items)))
+        }
+        Workload::Guardrails => Inputs::Batch(
+            (0..shape.count).map(|i| Ok(one("user_input", json!(format!("Schedule a meeting with team {i} tomorrow at 2pm"))))).collect(),
+        ),
+        Workload::OrchestratorWorkers => {
+            Inputs::Batch((0..shape.count).map(|i| Ok(one("topic", json!(format!("topic number {i}"))))).collect())
+        }
+    }
+}
+
+/// Runs the workload to its end and checks the results: the fan-out's collected list has one
+/// value per item; every run of a batch finished. Returns the number of runs finished.
+pub async fn execute(plan: &Arc<Plan>, workload: Workload, shape: &Shape, inputs: Inputs) -> anyhow::Result<usize> {
+    match inputs {
+        Inputs::One(inputs) => {
+            let mut run = plan.start(inputs).map_err(|e| anyhow::anyhow!("cannot start: {}", e.problems.join("; ")))?;
+            let status = run.execute().await.with_context(|| format!("the {} run failed", workload.name()))?;
+            let Status::Finished { outputs, .. } = status else { bail!("the {} run waits for input", workload.name()) };
+            let collected = outputs.get("collected_y").and_then(Json::as_array).map_or(0, Vec::len);
+            if collected != shape.count {
+                bail!("the fan-out collected {collected} values for {} items", shape.count);
+            }
+            Ok(1)
+        }
+        Inputs::Batch(inputs) => {
+            let mut first_error = None;
+            let mut finished = 0;
+            let progress = run_batch(plan, inputs, shape.concurrency, |event| {
+                if let BatchEvent::Result { index, result } = event {
+                    match result {
+                        Ok(_) => finished += 1,
+                        Err(e) => {
+                            first_error.get_or_insert(format!("run {index}: {e}"));
+                        }
+                    }
+                }
+            })
+            .await;
+            if let Some(e) = first_error {
+                bail!("{} of {} {} runs failed; the first: {e}", progress.failed, progress.total, workload.name());
+            }
+            if finished != shape.count {
+                bail!("{finished} of {} {} runs reported a result", shape.count, workload.name());
+            }
+            Ok(finished)
+        }
+    }
+}
+
+/// start(items: list of strings) → ExtendedParallelMapNode (`max_workers`; core
+/// ParallelMapNode has no such field) over start(x) → LlmNode `work` (`Summarize {{x}}.`,
+/// output `y`) → end(y) → end(collected_y).
+pub fn fan_out_document(max_workers: usize) -> Json {
+    let edge = |id: &str, from: &str, to: &str| {
+        json!({"component_type": "ControlFlowEdge", "id": id, "name": id, "from_node": {"$component_ref": from}, "to_node": {"$component_ref": to}})
+    };
+    let data = |id: &str, src: &str, out: &str, dst: &str, input: &str| {
+        json!({"component_type": "DataFlowEdge", "id": id, "name": id, "source_node": {"$component_ref": src}, "source_output": out,
+            "destination_node": {"$component_ref": dst}, "destination_input": input})
+    };
+    let string = |title: &str| json!({"title": title, "type": "string"});
+    let strings = |title: &str| json!({"title": title, "type": "array", "items": {"type": "string"}});
+    let item = json!({
+        "component_type": "Flow", "id": "item", "name": "item",
+        "start_node": {"$component_ref": "item_start"},
+        "nodes": [{"$component_ref": "item_start"}, {"$component_ref": "work"}, {"$component_ref": "item_end"}],
+        "control_flow_connections": [edge("item_c0", "item_start", "work"), edge("item_c1", "work", "item_end")],
+        "data_flow_connections": [data("item_d0", "item_start", "x", "work", "x"), data("item_d1", "work", "y", "item_end", "y")],
+        "$referenced_components": {
+            "item_start": {"component_type": "StartNode", "id": "item_start", "name": "start", "inputs": [string("x")]},
+            "work": {"component_type": "LlmNode", "id": "work", "name": "work", "llm_config": {"$component_ref": "llm"},
+                "prompt_template": "Summarize {{x}}.", "outputs": [string("y")]},
+            "item_end": {"component_type": "EndNode", "id": "item_end", "name": "end", "inputs": [string("y")], "outputs": [string("y")]},
+        },
+    });
+    let map = json!({
+        "component_type": "ExtendedParallelMapNode", "id": "map", "name": "map", "flow": item, "max_workers": max_workers,
+        "inputs": [{"title": "items", "type": "array", "items": {"type": "string"}}], "outputs": [strings("collected_y")],
+        "input_mapping": {"iterated_input": "items"}, "output_mapping": {"y": "collected_y"}, "unpack_input": {"x": "."},
+        "component_plugin_name": "NodesPlugin", "component_plugin_version": "26.3.1",
+    });
+    json!({
+        "component_type": "Flow", "id": "fan_out", "name": "fan_out", "agentspec_version": "26.3.1",
+        "start_node": {"$component_ref": "start"},
+        "nodes": [{"$component_ref": "start"}, {"$component_ref": "map"}, {"$component_ref": "end"}],
+        "control_flow_connections": [edge("c0", "start", "map"), edge("c1", "map", "end")],
+        "data_flow_connections": [data("d0", "start", "items", "map", "items"), data("d1", "map", "collected_y", "end", "collected_y")],
+        "outputs": [strings("collected_y")],
+        "$referenced_components": {
+            "start": {"component_type": "StartNode", "id": "start", "name": "start", "inputs": [strings("items")]},
+            "map": map,
+            "end": {"component_type": "EndNode", "id": "end", "name": "end", "inputs": [strings("collected_y")], "outputs": [strings("collected_y")]},
+            "llm": {"component_type": "VllmConfig", "id": "llm", "name": "llm", "url": "http://localhost:8000/v1", "model_id": "m"},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ideals_are_the_issues() {
+        let ms50 = Duration::from_millis(50);
+        let ideal = |w| Shape::new(w, 1.0).ideal(ms50);
+        assert_eq!(ideal(Workload::FanOut), Duration::from_millis(200));
+        assert_eq!(ideal(Workload::Guardrails), Duration::from_millis(500));
+        assert_eq!(ideal(Workload::OrchestratorWorkers), Duration::from_millis(600));
+        assert_eq!(ideal(Workload::FanOut100x), Duration::from_millis(1250));
+        assert_eq!(Shape::new(Workload::OrchestratorWorkers, 1.0).calls, 2_000);
+        assert_eq!(Shape::new(Workload::FanOut, 0.001).count, 1);
+    }
+
+    #[test]
+    fn every_flow_loads() {
+        for w in Workload::ALL {
+            w.flow(&Shape::new(w, 0.1)).unwrap();
+        }
+    }
+}
