@@ -121,6 +121,10 @@ impl JqQuery {
     /// The first result of the query on the value, or `None` when the query yields nothing or
     /// fails first (Python's `jq.compile(q).input_text(t).first()` raising).
     pub fn first(&self, input: &Json) -> Option<Json> {
+        // The identity (map nodes' usual `unpack_input`) needs no round trip through jaq.
+        if self.source.trim() == "." {
+            return Some(input.clone());
+        }
         let ctx = Ctx::<JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut out = self.filter.id.run((ctx, json_to_val(input))).map(unwrap_valr);
         match out.next() {
