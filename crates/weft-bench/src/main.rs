@@ -63,6 +63,10 @@ struct Args {
     /// Worker threads of the tokio runtime (default: one per core, as `weft run`).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// Runs each workload this many times, each in a fresh process, and reports the run with
+    /// the median wall time (the machine's noise shows in the spread).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -146,6 +150,10 @@ struct Figures {
     cpu_ms_per_call: f64,
     /// Peak resident set of the process (`VmHWM`), in MB (10^6 bytes).
     peak_rss_mb: Option<f64>,
+    /// With `--repeat`: the wall time of every repetition, fastest first (these figures are
+    /// the median one's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    wall_s_all: Vec<f64>,
 }
 
 impl Figures {
@@ -191,19 +199,30 @@ fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
         args.latency_ms, args.scale, cores
     );
     let mut all = Vec::new();
+    let mut repetitions = Vec::new();
     let mut failed = false;
     match args.workload.workload() {
-        Some(workload) => all.push(measure(workload, args.scale, latency, args.threads)?),
-        None => {
-            for workload in Workload::ALL {
-                eprintln!("weft-bench: running {} ...", workload.name());
-                match in_child(workload, args) {
-                    Ok(figures) => all.push(figures),
-                    Err(e) => {
-                        eprintln!("weft-bench: {}: {e:#}", workload.name());
-                        failed = true;
+        Some(workload) if args.repeat == 1 => all.push(measure(workload, args.scale, latency, args.threads)?),
+        one => {
+            for workload in one.map_or(Workload::ALL.to_vec(), |w| vec![w]) {
+                let mut runs = Vec::new();
+                for i in 0..args.repeat {
+                    eprintln!("weft-bench: running {} ({}/{}) ...", workload.name(), i + 1, args.repeat);
+                    match in_child(workload, args) {
+                        Ok(figures) => runs.push(figures),
+                        Err(e) => {
+                            eprintln!("weft-bench: {}: {e:#}", workload.name());
+                            failed = true;
+                        }
                     }
                 }
+                runs.sort_by(|a, b| a.wall_s.total_cmp(&b.wall_s));
+                if let Some(median) = runs.get(runs.len().saturating_sub(1) / 2) {
+                    let mut median = median.clone();
+                    median.wall_s_all = runs.iter().map(|f| f.wall_s).collect();
+                    all.push(median);
+                }
+                repetitions.extend(runs);
             }
         }
     }
@@ -213,8 +232,11 @@ fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
             "latency_ms": args.latency_ms,
             "scale": args.scale,
             "cores": cores,
-            "goals": {"ratio": GOAL_RATIO, "ratio_100x": GOAL_RATIO_100X, "cpu_ms_per_call": GOAL_CPU_MS_PER_CALL, "peak_rss_mb": GOAL_PEAK_MB},
+            "goals": {"ratio": GOAL_RATIO, "ratio_100x": GOAL_RATIO_100X,
+                "cpu_ms_per_call": GOAL_CPU_MS_PER_CALL, "peak_rss_mb": GOAL_PEAK_MB},
+            "repeat": args.repeat,
             "workloads": all,
+            "repetitions": repetitions,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n").with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -251,14 +273,12 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let shape = Shape::new(workload, scale);
     let flow = workload.flow(&shape)?;
     let sink = Arc::new(measure::CountingSink::default());
-    let model: Arc<dyn ChatModel> = Arc::new(SimulatedModel::new(SimulatedOptions {
-        latency,
-        array_len: workload.array_len(),
-        ..SimulatedOptions::default()
-    }));
+    let model: Arc<dyn ChatModel> =
+        Arc::new(SimulatedModel::new(SimulatedOptions { latency, array_len: workload.array_len(), ..SimulatedOptions::default() }));
     let options = RunOptions { llm: Llm::Model(model), events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
     let t_plan = Instant::now();
-    let plan = Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems.join("; ")))?;
+    let plan =
+        Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems.join("; ")))?;
     let plan_ms = t_plan.elapsed().as_secs_f64() * 1e3;
     let inputs = workload::inputs(workload, &shape);
 
@@ -297,6 +317,7 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
         cpu_s_proc_stat: proc0.zip(proc1).map(|(a, b)| b.saturating_sub(a).as_secs_f64()),
         cpu_ms_per_call: cpu.as_secs_f64() * 1e3 / counts.responses.max(1) as f64,
         peak_rss_mb: peak.map(|b| b as f64 / 1e6),
+        wall_s_all: Vec::new(),
     })
 }
 
@@ -304,17 +325,21 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
 fn print_table(all: &[Figures]) {
     println!();
     println!(
-        "{:<21} {:<26} {:>6} {:>8} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8}  goals",
-        "workload", "shape", "calls", "wall s", "ideal s", "ratio", "model ms", "ratio@m", "CPU ms/c", "peak MB"
+        "{:<21} {:<28} {:>6} {:>7} {:>13} {:>7} {:>6} {:>8} {:>7} {:>8} {:>7}  goals",
+        "workload", "shape", "calls", "wall s", "(min..max)", "ideal s", "ratio", "model ms", "ratio@m", "CPU ms/c", "peak MB"
     );
     for f in all {
         let misses = f.misses();
         println!(
-            "{:<21} {:<26} {:>6} {:>8.3} {:>7.3} {:>6.3} {:>8.2} {:>8.3} {:>8.4} {:>8}  {}",
+            "{:<21} {:<28} {:>6} {:>7.3} {:>13} {:>7.3} {:>6.3} {:>8.2} {:>7.3} {:>8.4} {:>7}  {}",
             f.workload.name(),
             f.shape.describe(f.workload),
             f.llm_calls,
             f.wall_s,
+            match (f.wall_s_all.first(), f.wall_s_all.last()) {
+                (Some(min), Some(max)) if f.wall_s_all.len() > 1 => format!("({min:.3}..{max:.3})"),
+                _ => "-".to_owned(),
+            },
             f.ideal_s,
             f.ratio,
             f.model_latency_ms,

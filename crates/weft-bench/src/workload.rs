@@ -200,7 +200,8 @@ pub async fn execute(plan: &Arc<Plan>, workload: Workload, shape: &Shape, inputs
 /// output `y`) → end(y) → end(collected_y).
 pub fn fan_out_document(max_workers: usize) -> Json {
     let edge = |id: &str, from: &str, to: &str| {
-        json!({"component_type": "ControlFlowEdge", "id": id, "name": id, "from_node": {"$component_ref": from}, "to_node": {"$component_ref": to}})
+        json!({"component_type": "ControlFlowEdge", "id": id, "name": id,
+            "from_node": {"$component_ref": from}, "to_node": {"$component_ref": to}})
     };
     let data = |id: &str, src: &str, out: &str, dst: &str, input: &str| {
         json!({"component_type": "DataFlowEdge", "id": id, "name": id, "source_node": {"$component_ref": src}, "source_output": out,
@@ -237,7 +238,8 @@ pub fn fan_out_document(max_workers: usize) -> Json {
         "$referenced_components": {
             "start": {"component_type": "StartNode", "id": "start", "name": "start", "inputs": [strings("items")]},
             "map": map,
-            "end": {"component_type": "EndNode", "id": "end", "name": "end", "inputs": [strings("collected_y")], "outputs": [strings("collected_y")]},
+            "end": {"component_type": "EndNode", "id": "end", "name": "end",
+                "inputs": [strings("collected_y")], "outputs": [strings("collected_y")]},
             "llm": {"component_type": "VllmConfig", "id": "llm", "name": "llm", "url": "http://localhost:8000/v1", "model_id": "m"},
         },
     })

@@ -28,7 +28,8 @@ pub const MAX_WORKERS: usize = 64;
 /// (`Summarize {{x}}.`, output `y`) → end(y) → end(collected_y).
 fn fan_out_flow(max_workers: usize) -> String {
     let edge = |id: &str, from: &str, to: &str| {
-        json!({"component_type": "ControlFlowEdge", "id": id, "name": id, "from_node": {"$component_ref": from}, "to_node": {"$component_ref": to}})
+        json!({"component_type": "ControlFlowEdge", "id": id, "name": id,
+            "from_node": {"$component_ref": from}, "to_node": {"$component_ref": to}})
     };
     let data = |id: &str, src: &str, out: &str, dst: &str, input: &str| {
         json!({"component_type": "DataFlowEdge", "id": id, "name": id, "source_node": {"$component_ref": src}, "source_output": out,
@@ -65,7 +66,8 @@ fn fan_out_flow(max_workers: usize) -> String {
         "$referenced_components": {
             "start": {"component_type": "StartNode", "id": "start", "name": "start", "inputs": [strings("items")]},
             "map": map,
-            "end": {"component_type": "EndNode", "id": "end", "name": "end", "inputs": [strings("collected_y")], "outputs": [strings("collected_y")]},
+            "end": {"component_type": "EndNode", "id": "end", "name": "end",
+                "inputs": [strings("collected_y")], "outputs": [strings("collected_y")]},
             "llm": {"component_type": "VllmConfig", "id": "llm", "name": "llm", "url": "http://localhost:8000/v1", "model_id": "m"},
         },
     })

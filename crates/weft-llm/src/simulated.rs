@@ -167,16 +167,43 @@ impl SimulatedModel {
 
 /// `Simulated reply to "<the start of the last user message>"`, on one line.
 fn prompt_reply(request: &ChatRequest) -> String {
+    const OPEN: &str = "Simulated reply to \"";
     let message = request.messages.iter().rev().find(|message| message.role == Role::User).or(request.messages.last());
     let content = message.map_or("", |message| message.content.as_str());
-    // Whitespace runs (newlines included) read as one space.
-    let mut chars = content.split_whitespace().flat_map(|word| std::iter::once(' ').chain(word.chars())).skip(1);
-    let mut quoted: String = chars.by_ref().take(QUOTED_CHARS).collect();
-    if chars.next().is_some() {
-        quoted.truncate(quoted.trim_end().len());
-        quoted.push('…');
+    // The first QUOTED_CHARS characters of the words joined by single spaces (whitespace runs,
+    // newlines included, read as one space), copied a word at a time: this runs once per call.
+    let mut reply = String::with_capacity(OPEN.len() + content.len().min(4 * QUOTED_CHARS) + 8);
+    reply.push_str(OPEN);
+    let mut taken = 0;
+    let mut cut = false;
+    for word in content.split_whitespace() {
+        if taken > 0 {
+            if taken == QUOTED_CHARS {
+                cut = true;
+                break;
+            }
+            reply.push(' ');
+            taken += 1;
+        }
+        let room = QUOTED_CHARS - taken;
+        // A word of at most `room` bytes has at most `room` characters.
+        let chars = if word.len() <= room { word.chars().count() } else { word.chars().take(room + 1).count() };
+        if chars <= room {
+            reply.push_str(word);
+            taken += chars;
+        } else {
+            let end = word.char_indices().nth(room).map_or(word.len(), |(i, _)| i);
+            reply.push_str(&word[..end]);
+            cut = true;
+            break;
+        }
     }
-    format!("Simulated reply to \"{quoted}\"")
+    if cut {
+        reply.truncate(OPEN.len() + reply[OPEN.len()..].trim_end().len());
+        reply.push('…');
+    }
+    reply.push('"');
+    reply
 }
 
 /// About four characters per token, at least one token.
@@ -198,5 +225,48 @@ impl ChatModel for SimulatedModel {
         let input_chars: usize = request.messages.iter().map(|message| message.content.chars().count()).sum();
         let usage = Usage { input_tokens: tokens(input_chars), output_tokens: tokens(text.chars().count()), cached_tokens: 0 };
         Ok(ChatResponse { text, tool_calls: Vec::new(), usage })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChatMessage;
+
+    /// The reply as first written (chars through iterator adapters): the reference for the
+    /// word-at-a-time version.
+    fn prompt_reply_reference(content: &str) -> String {
+        let mut chars = content.split_whitespace().flat_map(|word| std::iter::once(' ').chain(word.chars())).skip(1);
+        let mut quoted: String = chars.by_ref().take(QUOTED_CHARS).collect();
+        if chars.next().is_some() {
+            quoted.truncate(quoted.trim_end().len());
+            quoted.push('…');
+        }
+        format!("Simulated reply to \"{quoted}\"")
+    }
+
+    #[test]
+    fn prompt_replies_match_the_reference_on_every_shape_of_text() {
+        let pieces =
+            ["a", "bb", "ccc", "é", "日本語", " ", "  ", "\n", "\t ", "word", "x".repeat(59).leak(), "y".repeat(61).leak(), "\u{a0}"];
+        // A small deterministic generator (xorshift) of texts made of those pieces.
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut texts: Vec<String> = vec![String::new(), " ".into(), "x".repeat(60), "x".repeat(61), format!("{} y", "x".repeat(59))];
+        texts.push(format!("{} y", "x".repeat(58)));
+        texts.push(format!("{} yy", "x".repeat(58)));
+        for _ in 0..5_000 {
+            let n = (next() % 40) as usize;
+            texts.push((0..n).map(|_| pieces[(next() % pieces.len() as u64) as usize]).collect());
+        }
+        for text in texts {
+            let request = ChatRequest { messages: vec![ChatMessage::new(Role::User, text.clone())], ..ChatRequest::default() };
+            assert_eq!(prompt_reply(&request), prompt_reply_reference(&text), "for {text:?}");
+        }
     }
 }
