@@ -195,8 +195,11 @@ fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "weft-bench: simulated model, {} ms per call, scale {}, {} cores, tokio multi-thread runtime; each workload in a fresh process",
-        args.latency_ms, args.scale, cores
+        "weft-bench: simulated model, {} ms per call, scale {}, {} cores, tokio multi-thread runtime with {} workers; each workload in a fresh process",
+        args.latency_ms,
+        args.scale,
+        cores,
+        args.threads.unwrap_or(cores)
     );
     let mut all = Vec::new();
     let mut repetitions = Vec::new();
@@ -355,4 +358,30 @@ fn print_table(all: &[Figures]) {
          ratio = wall / ideal; ratio@m = wall / the same path at the measured model latency (model ms). Goals: ratio <= {GOAL_RATIO} \
          ({GOAL_RATIO_100X} at 100x), CPU < {GOAL_CPU_MS_PER_CALL} ms per LLM call, peak RSS < {GOAL_PEAK_MB} MB at the peers' scale."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_workload_runs_small_and_counts_its_calls() {
+        for workload in Workload::ALL {
+            let figures = measure(workload, 0.02, Duration::ZERO, Some(2)).unwrap();
+            let shape = Shape::new(workload, 0.02);
+            assert_eq!(figures.llm_calls, shape.calls, "{workload:?}");
+            assert_eq!(figures.held_back, 0);
+            assert!(figures.events > figures.llm_calls);
+            assert!(figures.cpu_s > 0.0 && figures.wall_s > 0.0);
+        }
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        let args = Args::try_parse_from(["weft-bench", "fan-out-100x", "--scale", "0.1", "--repeat", "3"]).unwrap();
+        assert_eq!((args.workload, args.repeat), (Which::FanOut100x, 3));
+        assert_eq!(Args::try_parse_from(["weft-bench"]).unwrap().workload, Which::All);
+        assert!(Args::try_parse_from(["weft-bench", "--scale", "0"]).is_err());
+        assert!(Args::try_parse_from(["weft-bench", "--repeat", "0"]).is_err());
+    }
 }
