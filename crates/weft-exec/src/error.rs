@@ -45,6 +45,12 @@ pub enum RunErrorKind {
     StepBudget,
     /// A node took longer than the node timeout.
     Timeout,
+    /// A jq query of the document (an output parser, `unpack_input`) was stopped: it went over its
+    /// step or memory budget, or its node's deadline passed, or the run was cancelled.
+    Query,
+    /// The run was cancelled through [`crate::RunOptions::cancel`] while the engine was evaluating;
+    /// the run did not fail and its state can be resumed.
+    Cancelled,
     /// `execute()` was called on a run that already finished or failed.
     Over,
     /// Anything else.

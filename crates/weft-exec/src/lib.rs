@@ -49,6 +49,7 @@ pub use state::{InputRequest, RunState};
 
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use weft_flow::Flow;
 use weft_llm::ChatModel;
 pub use weft_llm::limit::{LimitConfig, Limiters};
@@ -95,6 +96,11 @@ pub struct RunOptions {
     pub limits: Limiters,
     /// The longest any one node may take (an LLM or tool call, a subflow, a whole fan-out).
     pub node_timeout: Option<std::time::Duration>,
+    /// Set from any thread (a Ctrl-C handler) to cancel the runs of this plan: a jq query being
+    /// evaluated stops within milliseconds and `execute()` returns a [`RunErrorKind::Cancelled`]
+    /// error that leaves the state resumable. Drop the `execute()` future to cancel the calls in
+    /// flight.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for RunOptions {
@@ -107,6 +113,7 @@ impl Default for RunOptions {
             events: None,
             limits: Limiters::global(),
             node_timeout: None,
+            cancel: None,
         }
     }
 }
@@ -152,6 +159,12 @@ impl RunOptions {
         self
     }
 
+    /// Cancels the runs when `flag` is set (see [`RunOptions::cancel`]).
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> RunOptions {
+        self.cancel = Some(flag);
+        self
+    }
+
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> RunOptions {
         self.events = Some(sink);
@@ -177,6 +190,7 @@ impl Plan {
             max_steps: options.max_steps,
             max_reasks: options.max_reasks,
             node_timeout: options.node_timeout,
+            cancel: options.cancel,
         };
         Plan::compile(flow, plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, settings }).map(Arc::new)
     }

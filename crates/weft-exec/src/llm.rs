@@ -42,12 +42,20 @@ fn messages_request(m: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequ
     Ok(())
 }
 
+/// Why an answer could not be read into outputs.
+pub(crate) enum Unfit {
+    /// The answer does not fit: ask again, saying why.
+    Reask(String),
+    /// An output parser's jq query was stopped (budget, deadline, cancellation): the node fails.
+    Stopped(weft_prompt::JqFailure),
+}
+
 /// Reads an answer into the node's outputs (internal titles), or says why it does not fit.
-pub(crate) fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, String> {
+pub(crate) fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
     match &op.kind {
         LlmKind::Prompt { outputs, structured, .. } => {
             if structured.is_some() {
-                weft_prompt::outputs_from_answer(text, outputs).map_err(|e| e.to_string())
+                weft_prompt::outputs_from_answer(text, outputs).map_err(|e| Unfit::Reask(e.to_string()))
             } else {
                 let title = outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("generated_text");
                 let mut out = Map::new();
@@ -56,8 +64,11 @@ pub(crate) fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Strin
             }
         }
         LlmKind::Messages(m) => {
-            let value = weft_prompt::template_output(text, m.response_format.as_ref(), m.native, m.strict, &m.parsers)
-                .map_err(|e| e.to_string())?;
+            let value =
+                weft_prompt::template_output(text, m.response_format.as_ref(), m.native, m.strict, &m.parsers).map_err(|e| match e {
+                    weft_prompt::ReplyError::Stopped(failure) => Unfit::Stopped(failure),
+                    other => Unfit::Reask(other.to_string()),
+                })?;
             let mut out = Map::new();
             out.insert(m.output.clone(), value);
             Ok(out)

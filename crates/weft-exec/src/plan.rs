@@ -241,6 +241,7 @@ pub(crate) struct Settings {
     pub(crate) max_steps: u64,
     pub(crate) max_reasks: u32,
     pub(crate) node_timeout: Option<std::time::Duration>,
+    pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What the plan needs from the caller.

@@ -201,7 +201,9 @@ impl Run {
         }
         self.resumed = false;
         let result = self.drive(&plan, t0).await;
-        if let Err(e) = &result {
+        if let Err(e) = &result
+            && e.kind != RunErrorKind::Cancelled
+        {
             self.state.outcome = Outcome::Failed { error: e.message.clone() };
             if let Some(sink) = plan.options.events.as_deref() {
                 sink.emit(&Event::RunFailed { error: e.message.clone() });
@@ -227,7 +229,7 @@ impl Run {
         let events = plan.options.events.clone();
         let mut in_flight: HashSet<u64> = HashSet::new();
         loop {
-            plan.sched(&mut self.started, &mut self.work).advance(&mut self.state)?;
+            weft_prompt::with_interrupt(self.interrupt(plan), || plan.sched(&mut self.started, &mut self.work).advance(&mut self.state))?;
             for fid in std::mem::take(&mut self.work.busy) {
                 if !in_flight.contains(&fid) && self.launch(plan, fid, tasks) {
                     in_flight.insert(fid);
@@ -265,7 +267,9 @@ impl Run {
             loop {
                 let (fid, result) = joined.map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed: {e}")))?;
                 in_flight.remove(&fid);
-                plan.sched(&mut self.started, &mut self.work).complete(&mut self.state, fid, result)?;
+                weft_prompt::with_interrupt(self.interrupt(plan), || {
+                    plan.sched(&mut self.started, &mut self.work).complete(&mut self.state, fid, result)
+                })?;
                 match tasks.try_join_next() {
                     Some(next) => joined = next,
                     None => break,
@@ -335,6 +339,17 @@ impl Run {
             }
             _ => false,
         }
+    }
+
+    /// What stops a jq query the engine evaluates now: the earliest node deadline (a node started
+    /// now included) and the plan's cancel flag.
+    fn interrupt(&self, plan: &Plan) -> weft_prompt::Interrupt {
+        let now_plus = plan.options.node_timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = match (self.deadline(plan).map(|(d, _)| d), now_plus) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        weft_prompt::Interrupt { deadline, cancel: plan.options.cancel.clone() }
     }
 
     /// The earliest moment a running node exceeds the node timeout, and its frame.

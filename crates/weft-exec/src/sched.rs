@@ -395,6 +395,16 @@ impl Sched<'_> {
         Ok((vars, iterated.into_iter().map(|(name, _)| name).collect(), n))
     }
 
+    /// The kind of error of a stopped jq query: cancelled when the plan's cancel flag stopped it.
+    fn stopped_kind(&self, failure: &weft_prompt::JqFailure) -> RunErrorKind {
+        let cancelled = self.plan.options.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        if cancelled && matches!(failure, weft_prompt::JqFailure::Interrupted { .. }) {
+            RunErrorKind::Cancelled
+        } else {
+            RunErrorKind::Query
+        }
+    }
+
     /// The subflow inputs of item `i` of a map node.
     fn item_inputs(&self, node: &NodePlan, op: &MapOp, vars: &Map<String, Json>, iterated: &[String], i: usize) -> Res<Map<String, Json>> {
         let mut inputs = Map::new();
@@ -409,7 +419,8 @@ impl Sched<'_> {
             MapItems::Extended { iterated: name, unpack, broadcast } => {
                 let item = vars.get(name).and_then(|l| l.get(i)).cloned().unwrap_or(Json::Null);
                 for (input, query) in unpack {
-                    let v = query.first(&item).ok_or_else(|| {
+                    let v = query.eval_first(&item).map_err(|e| node_error(self.stopped_kind(&e), node, &format!("item {i}: {e}")))?;
+                    let v = v.ok_or_else(|| {
                         node_error(
                             RunErrorKind::MissingInput,
                             node,
@@ -710,7 +721,10 @@ impl Sched<'_> {
                         self.produce(state, fid, node, outputs);
                         self.follow(state, fid, node, "next", t0)
                     }
-                    Err(reason) if attempt <= self.max_reasks => {
+                    Err(llm::Unfit::Stopped(failure)) => {
+                        Err(node_error(self.stopped_kind(&failure), node, &format!("cannot read the model's answer: {failure}")))
+                    }
+                    Err(llm::Unfit::Reask(reason)) if attempt <= self.max_reasks => {
                         self.emit(|| Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
                         let meta = self.meta(state, fid, node);
                         let next = llm::reask(&request, &response.text, &reason, meta.call_index);
@@ -721,7 +735,7 @@ impl Sched<'_> {
                         );
                         Ok(())
                     }
-                    Err(reason) => Err(node_error(
+                    Err(llm::Unfit::Reask(reason)) => Err(node_error(
                         RunErrorKind::StructuredOutput,
                         node,
                         &format!(

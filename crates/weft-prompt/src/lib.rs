@@ -40,6 +40,7 @@
 //! assert_eq!(values["summary"], json!("")); // several outputs: a missing member arrives as null
 //! ```
 
+mod jq;
 mod lenient;
 mod parsers;
 mod pyfmt;
@@ -47,8 +48,9 @@ mod schema;
 mod structured;
 mod template;
 
+pub use jq::{Interrupt, JqError, JqFailure, JqLimits, JqQuery, MAX_QUERY_BYTES, with_interrupt};
 pub use lenient::parse_lenient;
-pub use parsers::{ASCII, DOTALL, IGNORECASE, JqQuery, MULTILINE, OutputParser, ParserError, RegexPattern, RegexSpec, VERBOSE};
+pub use parsers::{ASCII, DOTALL, IGNORECASE, MULTILINE, OutputParser, ParserError, RegexPattern, RegexSpec, VERBOSE};
 pub use pyfmt::{py_json_dumps, py_str};
 pub use schema::cast_to_input;
 pub use structured::{

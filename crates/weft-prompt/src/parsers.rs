@@ -1,15 +1,9 @@
 //! WayFlow's output parsers (`PluginJsonOutputParser`, `PluginRegexOutputParser`): text in, text out.
 
-use std::fmt;
-use std::sync::Arc;
-
 use fancy_regex::{Regex, RegexBuilder};
-use jaq_core::data::JustLut;
-use jaq_core::load::{Arena, File, Loader};
-use jaq_core::{Compiler, Ctx, Vars, unwrap_valr};
-use jaq_json::{Num, Val};
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Map, Value as Json};
 
+use crate::jq::{JqError, JqFailure, JqQuery};
 use crate::lenient::parse_lenient;
 use crate::pyfmt::{py_json_dumps, write_py_str_repr};
 
@@ -33,14 +27,14 @@ const BACKTRACK_LIMIT: usize = 1_000_000;
 #[non_exhaustive]
 pub enum ParserError {
     /// A jq query of `PluginJsonOutputParser.properties` does not compile.
-    #[error("the jq query for `{member}` (`{query}`) does not compile: {message}; fix the query in the parser's `properties`")]
+    #[error("the jq query for `{member}` (`{query}`) cannot be used: {error}; fix the query in the parser's `properties`")]
     Jq {
         /// The member of `properties`.
         member: String,
         /// The query text.
         query: String,
-        /// What jaq reported.
-        message: String,
+        /// What is wrong with it.
+        error: JqError,
     },
     /// `properties` is neither an object of strings nor null.
     #[error("`properties` of a JSON output parser must be an object mapping names to jq queries (strings) or null, got {found}")]
@@ -66,136 +60,6 @@ pub enum ParserError {
         /// What is wrong and what is expected.
         message: String,
     },
-}
-
-/// A compiled jq query (jaq, with jaq's standard library).
-#[derive(Clone)]
-pub struct JqQuery {
-    source: String,
-    filter: Arc<jaq_core::Filter<JustLut<Val>>>,
-}
-
-impl fmt::Debug for JqQuery {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("JqQuery").field(&self.source).finish()
-    }
-}
-
-impl JqQuery {
-    /// Compiles a query. The error is jaq's message.
-    pub fn compile(source: &str) -> Result<JqQuery, String> {
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-        let funs = jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs());
-        let loader = Loader::new(defs);
-        let arena = Arena::default();
-        let modules = loader.load(&arena, File { code: source, path: () }).map_err(|errors| {
-            let mut parts = Vec::new();
-            for (_, e) in errors {
-                match e {
-                    jaq_core::load::Error::Io(v) => parts.extend(v.into_iter().map(|(p, m)| format!("cannot load `{p}`: {m}"))),
-                    jaq_core::load::Error::Lex(v) => {
-                        parts.extend(v.into_iter().map(|(exp, at)| format!("expected {} at `{}`", exp.as_str(), excerpt(at))))
-                    }
-                    jaq_core::load::Error::Parse(v) => {
-                        parts.extend(v.into_iter().map(|(exp, at)| format!("expected {} at `{}`", exp.as_str(), excerpt(at))))
-                    }
-                }
-            }
-            parts.join("; ")
-        })?;
-        let filter = Compiler::default().with_funs(funs).compile(modules).map_err(|errors| {
-            let mut parts = Vec::new();
-            for (_, undefined) in errors {
-                parts.extend(undefined.into_iter().map(|(name, kind)| format!("undefined {} `{name}`", kind.as_str())));
-            }
-            parts.join("; ")
-        })?;
-        Ok(JqQuery { source: source.to_owned(), filter: Arc::new(filter) })
-    }
-
-    /// The query text.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
-    /// The first result of the query on the value, or `None` when the query yields nothing or
-    /// fails first (Python's `jq.compile(q).input_text(t).first()` raising).
-    pub fn first(&self, input: &Json) -> Option<Json> {
-        // The identity (map nodes' usual `unpack_input`) needs no round trip through jaq.
-        if self.source.trim() == "." {
-            return Some(input.clone());
-        }
-        let ctx = Ctx::<JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
-        let mut out = self.filter.id.run((ctx, json_to_val(input))).map(unwrap_valr);
-        match out.next() {
-            Some(Ok(v)) => Some(val_to_json(&v)),
-            _ => None,
-        }
-    }
-}
-
-fn excerpt(at: &str) -> String {
-    let s: String = at.chars().take(20).collect();
-    if s.is_empty() { "end of query".into() } else { s }
-}
-
-fn json_to_val(v: &Json) -> Val {
-    match v {
-        Json::Null => Val::Null,
-        Json::Bool(b) => Val::Bool(*b),
-        Json::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Val::Num(Num::from_integral(i))
-            } else if let Some(u) = n.as_u64() {
-                Val::Num(Num::from_integral(u))
-            } else {
-                Val::Num(Num::Float(n.as_f64().unwrap_or(f64::NAN)))
-            }
-        }
-        Json::String(s) => Val::utf8_str(s.clone().into_bytes()),
-        Json::Array(items) => items.iter().map(json_to_val).collect(),
-        Json::Object(m) => Val::obj(m.iter().map(|(k, x)| (Val::utf8_str(k.clone().into_bytes()), json_to_val(x))).collect()),
-    }
-}
-
-/// A number as Python reads jq's output: jq writes integral floats without a fraction (`1.0` as
-/// `1`), so they come back as integers.
-fn float_json(f: f64) -> Json {
-    if f.fract() == 0.0 && f.abs() < 9.0e18 {
-        return Json::from(f as i64);
-    }
-    Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
-}
-
-fn val_to_json(v: &Val) -> Json {
-    match v {
-        Val::Null => Json::Null,
-        Val::Bool(b) => Json::Bool(*b),
-        Val::Num(n) => match n {
-            Num::Int(i) => Json::from(*i as i64),
-            Num::Float(f) => float_json(*f),
-            Num::BigInt(_) | Num::Dec(_) => {
-                let text = n.to_string();
-                text.parse::<i64>()
-                    .map(Json::from)
-                    .or_else(|_| text.parse::<u64>().map(Json::from))
-                    .unwrap_or_else(|_| text.parse::<f64>().map(float_json).unwrap_or(Json::Null))
-            }
-        },
-        Val::TStr(b) | Val::BStr(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
-        Val::Arr(items) => Json::Array(items.iter().map(val_to_json).collect()),
-        Val::Obj(m) => {
-            let mut out = Map::new();
-            for (k, x) in m.iter() {
-                let key = match k {
-                    Val::TStr(b) | Val::BStr(b) => String::from_utf8_lossy(b).into_owned(),
-                    other => py_json_dumps(&val_to_json(other)),
-                };
-                out.insert(key, val_to_json(x));
-            }
-            Json::Object(out)
-        }
-    }
 }
 
 /// One regular expression of a regex parser.
@@ -456,10 +320,10 @@ impl OutputParser {
                     let query = query
                         .as_str()
                         .ok_or_else(|| ParserError::Properties { found: format!("a non-string query for `{member}`: {query}") })?;
-                    let q = JqQuery::compile(query).map_err(|message| ParserError::Jq {
+                    let q = JqQuery::compile(query).map_err(|error| ParserError::Jq {
                         member: member.clone(),
                         query: query.to_owned(),
-                        message,
+                        error,
                     })?;
                     compiled.push((member.clone(), q));
                 }
@@ -508,8 +372,10 @@ impl OutputParser {
     /// * Regex: the chosen match of the pattern (see [`RegexPattern::findall`]); no match gives `""`
     ///   when strict, else the text unchanged. Named patterns give the `json.dumps` of
     ///   `{name: result, ...}`.
-    pub fn apply(&self, text: &str) -> String {
-        match self {
+    ///
+    /// Fails only when a jq query is stopped (its budget, the node's deadline or a cancellation).
+    pub fn apply(&self, text: &str) -> Result<String, JqFailure> {
+        Ok(match self {
             OutputParser::Json { properties } => {
                 let value = parse_lenient(text).unwrap_or_else(|| Json::String(String::new()));
                 match properties {
@@ -517,7 +383,7 @@ impl OutputParser {
                     Some(queries) => {
                         let mut out = Map::new();
                         for (member, q) in queries {
-                            if let Some(v) = q.first(&value) {
+                            if let Some(v) = q.eval_first(&value)? {
                                 out.insert(member.clone(), v);
                             }
                         }
@@ -533,7 +399,7 @@ impl OutputParser {
                     py_json_dumps(&Json::Object(out))
                 }
             },
-        }
+        })
     }
 }
 
@@ -553,7 +419,7 @@ mod tests {
         let q = JqQuery::compile("empty").unwrap();
         assert_eq!(q.first(&json!(1)), None);
         assert!(JqQuery::compile(".a |").is_err());
-        assert!(JqQuery::compile("nosuchfn").unwrap_err().contains("nosuchfn"));
+        assert!(JqQuery::compile("nosuchfn").unwrap_err().to_string().contains("nosuchfn"));
     }
 
     #[test]

@@ -43,13 +43,17 @@ pub enum ReplyError {
         /// One entry per problem, `<location>: <problem>`, e.g. `score: expected IntegerProperty, got str`.
         violations: Vec<String>,
     },
+    /// An output parser's jq query was stopped (its budget, the node's deadline or a
+    /// cancellation): the answer cannot be read, and asking again would not help.
+    #[error("{0}")]
+    Stopped(crate::jq::JqFailure),
 }
 
 impl ReplyError {
     /// The individual problems (`[]` for [`ReplyError::NotJson`]).
     pub fn violations(&self) -> &[String] {
         match self {
-            ReplyError::NotJson => &[],
+            ReplyError::NotJson | ReplyError::Stopped(_) => &[],
             ReplyError::Invalid { violations } => violations,
         }
     }
@@ -378,7 +382,7 @@ pub fn template_output(
     let Some(rf) = response_format else {
         let mut text = answer.to_owned();
         for parser in parsers {
-            text = parser.apply(&text);
+            text = parser.apply(&text).map_err(ReplyError::Stopped)?;
         }
         return Ok(Json::String(text));
     };
@@ -388,7 +392,7 @@ pub fn template_output(
         text = py_json_dumps(&p.fill(&v));
     }
     for parser in parsers {
-        text = parser.apply(&text);
+        text = parser.apply(&text).map_err(ReplyError::Stopped)?;
     }
     let v = serde_json::from_str::<Json>(&text).unwrap_or(Json::String(text));
     let outputs = match v {
