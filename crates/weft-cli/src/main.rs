@@ -15,6 +15,7 @@
 
 mod batch;
 mod input;
+mod interrupt;
 mod observe;
 mod progress;
 mod report;

@@ -134,6 +134,7 @@ fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, 
         events: Some(sink.clone() as Arc<dyn EventSink>),
         limits: limiters,
         node_timeout: limits.node_timeout.map(std::time::Duration::from_secs_f64),
+        cancel: Some(crate::interrupt::cancel_flag()),
     }
 }
 
@@ -307,6 +308,7 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
         let status = match waiting.take() {
             Some(request) => Ok(Status::InputRequired { request }),
             None => match runtime.block_on(execute_or_interrupt(run)) {
+                Some(Err(e)) if e.kind == weft_exec::RunErrorKind::Cancelled => return interrupted(run, sink, stored),
                 Some(status) => status,
                 None => return interrupted(run, sink, stored),
             },

@@ -51,7 +51,7 @@ const MAX_RESULT_DEPTH: usize = 512;
 const STACK_BYTES: usize = 256 << 20;
 
 /// Stack use past which an evaluation is stopped (a recursion that does not end).
-const STACK_GUARD_BYTES: usize = 192 << 20;
+const STACK_GUARD_BYTES: usize = 32 << 20;
 
 /// jaq-core's native filters a data query may use.
 const CORE_NATIVES: &[&str] =
@@ -206,9 +206,9 @@ pub struct JqLimits {
 }
 
 impl JqLimits {
-    /// The defaults: 2,000,000 steps and 64 MiB. A query over a model's answer or a map item takes
+    /// The defaults: 1,000,000 steps and 64 MiB. A query over a model's answer or a map item takes
     /// a few thousand steps; `[range(1e9)] | length` stops in well under a second.
-    pub const DEFAULT: JqLimits = JqLimits { steps: 2_000_000, bytes: 64 << 20 };
+    pub const DEFAULT: JqLimits = JqLimits { steps: 1_000_000, bytes: 64 << 20 };
 }
 
 impl Default for JqLimits {

@@ -200,6 +200,8 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 }
             }
             "ParallelFlowNode" | "ExtendedParallelFlowNode" => parallel_flow(cx, inf, c),
+            "PluginJsonOutputParser" => jq_queries(cx, comp, "properties"),
+            "ExtendedMapNode" | "ExtendedParallelMapNode" => jq_queries(cx, comp, "unpack_input"),
             "PluginGetChatHistoryNode" => {
                 for f in ["n", "offset"] {
                     non_negative(cx, comp, f, "it must not be negative", Some(format!("use a `{f}` of 0 or more")));
@@ -275,6 +277,30 @@ fn reducers(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
 }
 
 /// Reports an integer field that is negative.
+/// Every jq query in the object `field` (output parser `properties`, map `unpack_input`) compiles
+/// and uses only the data filters a flow's query may use (weft_prompt's sandbox).
+fn jq_queries(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str) {
+    let Some(Json::Object(queries)) = comp.json_field(field) else { return };
+    for (member, query) in queries {
+        let Some(query) = query.as_str() else { continue };
+        if let Err(e) = weft_prompt::JqQuery::compile(query) {
+            let hint = match e {
+                weft_prompt::JqError::Refused { .. } => {
+                    "a flow's jq query may only compute on the value it is given: use paths, `map`, `select`, string and math filters"
+                }
+                _ => "fix the query (jq syntax, as jaq reads it)",
+            };
+            cx.report(
+                comp,
+                Code::BadValue,
+                format!("{}/{field}/{}", comp.pointer, weft_spec::diagnostic::escape_token(member)),
+                format!("{}: the jq query for `{member}` (`{query}`) cannot be used: {e}", comp.label()),
+                Some(hint.into()),
+            );
+        }
+    }
+}
+
 fn non_negative(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str, rule: &str, hint: Option<String>) {
     if let Some(v) = comp.json_field(field).and_then(Json::as_i64)
         && v < 0

@@ -1,0 +1,86 @@
+//! A flow document's Jinja templates and regular expressions are untrusted: each render and each
+//! search is bounded, and a template reaches nothing but the values it is given.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::{Map, Value as Json, json};
+use std::time::{Duration, Instant};
+use weft_prompt::{OutputParser, RegexPattern, Template};
+
+fn vars() -> Map<String, Json> {
+    json!({"name": "Ana", "items": [1, 2, 3]}).as_object().unwrap().clone()
+}
+
+/// Renders `source`; it must fail (at compile or render time), quickly.
+fn refused(source: &str) -> String {
+    let t = Instant::now();
+    let result = Template::new(source).and_then(|tpl| tpl.render(&vars()));
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(10), "`{source}` took {took:?}");
+    match result {
+        Err(e) => e.to_string(),
+        Ok(text) => panic!("`{source}` should fail, rendered {} bytes", text.len()),
+    }
+}
+
+#[test]
+fn jinja_huge_range_is_bounded() {
+    // WayFlow's environment has no `range`; the calls fail at once.
+    refused("{% for i in range(1000000000) %}{{ i }}{% endfor %}");
+    refused("{{ range(1000000000) | list | length }}");
+}
+
+#[test]
+fn jinja_endless_loops_run_out_of_fuel() {
+    let e = refused("{% for i in name * 100000 %}{% for j in name * 100000 %}{{ j }}{% endfor %}{% endfor %}");
+    assert!(e.contains("ran too long"), "{e}");
+}
+
+#[test]
+fn jinja_endless_recursion_is_stopped() {
+    refused("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}");
+    refused("{% macro f(n) %}{{ f(n + 1) }}x{% endmacro %}{{ f(0) }}");
+}
+
+#[test]
+fn jinja_huge_strings_are_bounded() {
+    refused("{{ 'x' * 1000000000000 }}");
+    refused("{% set s = 'xxxxxxxxxx' %}{% for i in range(60) %}{% set s = s ~ s %}{% endfor %}{{ s }}");
+}
+
+#[test]
+fn jinja_reaches_no_attribute_outside_the_values() {
+    for source in [
+        "{{ name.__class__ }}",
+        "{{ name.__class__.__mro__ }}",
+        "{{ range.__globals__ }}",
+        "{{ self.__init__ }}",
+        "{{ items.__len__() }}",
+        "{{ config }}",
+        "{{ env }}",
+        "{{ lipsum.__globals__.os }}",
+        "{% include '/etc/passwd' %}",
+        "{% import '/etc/passwd' as p %}",
+        "{% extends '/etc/passwd' %}",
+    ] {
+        refused(source);
+    }
+    // What a prompt does need still works.
+    let t = Template::new("{{ name | upper }} has {{ items | length }} items: {{ items | join(', ') }}").unwrap();
+    assert_eq!(t.render(&vars()).unwrap(), "ANA has 3 items: 1, 2, 3");
+}
+
+#[test]
+fn regex_catastrophic_backtracking_is_bounded() {
+    // (a+)+$ against a long run of a's and one b: exponential for a backtracking engine.
+    let p = RegexPattern::new("(a+)+$", 0, false).unwrap();
+    let text = format!("{}b", "a".repeat(64));
+    let t = Instant::now();
+    assert!(p.findall(&text).is_empty());
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+    // The same through a regex output parser: no match, so the text comes back unchanged.
+    let parser = OutputParser::regex(&json!("(a+)+c"), false).unwrap();
+    let t = Instant::now();
+    assert_eq!(parser.apply(&text).unwrap(), text);
+    assert!(t.elapsed() < Duration::from_secs(5), "took {:?}", t.elapsed());
+}
