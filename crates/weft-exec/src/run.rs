@@ -245,7 +245,8 @@ impl Run {
             let Some(mut joined) = joined else { continue };
             // Feed back every call that has finished by now before looking for more work.
             loop {
-                let (fid, result) = joined.map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed: {e}")))?;
+                let (fid, result) = joined
+                    .map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed (this is a bug in weft): {e}")))?;
                 in_flight.remove(&fid);
                 plan.sched(&mut self.started, &mut self.work).complete(&mut self.state, fid, result)?;
                 match tasks.try_join_next() {
