@@ -16,7 +16,11 @@
 //! - pending requests: each belongs to exactly one waiting frame (by path), of the right kind,
 //!   and every waiting frame has one;
 //! - values: stored outputs belong to nodes of their frame's flow and are stamped no later than
-//!   `seq`; the run's inputs and the root frame's inputs fit the flow's declared inputs.
+//!   `seq`; the values that were checked against their declared types when they entered the
+//!   run still fit them: the run's inputs (also the root frame's inputs and its StartNode's
+//!   outputs) and client tools' answers. Other outputs are stored as produced (a server tool's
+//!   result as the tool gave it) and cast to the reading input's type when read, so the check
+//!   does not hold them to a type the engine itself does not.
 //!
 //! A finished or failed run is not checked beyond its format and hash: nothing reads its frames
 //! again ([`crate::Run::execute`] returns its outcome, [`crate::Run::submit`] refuses answers).
@@ -149,18 +153,37 @@ impl Plan {
         };
         let flow_name = &self.flows[flow].name;
         for (node, outputs) in &frame.values {
-            if self.node_in(flow, node).is_none() {
+            let Some(idx) = self.node_in(flow, node) else {
                 return Err(damaged(
                     format!("{at}/values/{}", token(node)),
                     format!("frame {id} holds values of node \"{node}\", which flow \"{flow_name}\" does not have"),
                 ));
-            }
+            };
+            let plan = &self.nodes[idx];
+            // Values that were checked against their declared types when they entered the run
+            // must still fit them: the root's inputs (its StartNode's outputs) and client
+            // tools' answers. Other outputs are stored as produced (a server tool's result as
+            // the tool gave it, a map item's missing input as null) and cast when read.
+            let typed = match &plan.op {
+                Op::Start => id == 0,
+                Op::Tool(op) => op.tool.is_none(),
+                _ => false,
+            };
             for (title, stamped) in outputs {
+                let here = format!("{at}/values/{}/{}", token(node), token(title));
                 if stamped.seq > state.seq {
                     return Err(damaged(
-                        format!("{at}/values/{}/{}/seq", token(node), token(title)),
+                        format!("{here}/seq"),
                         format!("value stamped {} is later than the state's seq {}", stamped.seq, state.seq),
                     ));
+                }
+                if let Some(p) = plan.outputs.iter().find(|p| p.title() == title).filter(|_| typed) {
+                    if let Some(why) = crate::run::type_problem(&p.schema, &stamped.value) {
+                        return Err(damaged(
+                            format!("{here}/value"),
+                            format!("output \"{title}\" of node \"{}\" must be {}: {why}", plan.name, p.type_name()),
+                        ));
+                    }
                 }
             }
         }

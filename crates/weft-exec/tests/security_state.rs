@@ -37,14 +37,22 @@ const MAX_STEPS: u64 = 200;
 // ---------------------------------------------------------------------------------------------
 // Panics anywhere in the process are counted.
 
-static PANICS: AtomicUsize = AtomicUsize::new(0);
+// Per thread: the tests run in parallel, and each runs its engine (call tasks included) on a
+// current-thread runtime, so its panics are its own thread's.
+thread_local! {
+    static PANICS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn panics() -> usize {
+    PANICS.with(std::cell::Cell::get)
+}
 
 fn count_panics() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
+            PANICS.with(|p| p.set(p.get() + 1));
             previous(info);
         }));
     });
@@ -496,7 +504,7 @@ enum Fate {
 /// Resumes `value` on `plan` and runs it (answering up to three requests): Ok when it was
 /// refused or ran to an end or an error without a panic or an internal inconsistency.
 fn exercise(rt: &tokio::runtime::Runtime, plan: &Arc<Plan>, value: Json) -> Result<Fate, TestCaseError> {
-    let before = PANICS.load(Ordering::SeqCst);
+    let before = panics();
     // A state that does not even deserialize is `weft resume`'s "damaged weft state file".
     let Ok(state) = serde_json::from_value::<RunState>(value) else { return Ok(Fate::Unreadable) };
     let refused = match plan.resume(state) {
@@ -526,7 +534,7 @@ fn exercise(rt: &tokio::runtime::Runtime, plan: &Arc<Plan>, value: Json) -> Resu
             Fate::Ran
         }
     };
-    prop_assert_eq!(PANICS.load(Ordering::SeqCst), before, "a panic happened while resuming or running (see the output above)");
+    prop_assert_eq!(panics(), before, "a panic happened while resuming or running (see the output above)");
     Ok(refused)
 }
 
@@ -651,7 +659,7 @@ fn a_state_whose_frame_parents_were_edited_is_refused_before_any_call() {
         assert_eq!(pointer, format!("/frames/{id}/parent"));
         assert!(problem.contains("does not wait for it"), "{problem}");
     }
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    assert_eq!(panics(), 0);
 }
 
 #[test]
@@ -683,6 +691,13 @@ fn positions_indices_pending_requests_counters_and_inputs_are_checked() {
     assert!(pointer.ends_with("/seq"), "{pointer}");
     let (pointer, problem) = edit(&|s| s["inputs"]["topic"] = json!(42));
     assert_eq!(pointer, "/inputs/topic", "{problem}");
+    // The root's StartNode output holds the same input, typed too.
+    let start = state["frames"]["0"]["values"].as_object().unwrap().iter().find(|(_, v)| v.get("topic").is_some()).unwrap().0.clone();
+    let (pointer, problem) = edit(&|s| s["frames"]["0"]["values"][&start]["topic"]["value"] = json!([1]));
+    assert_eq!(pointer, format!("/frames/0/values/{start}/topic/value"), "{problem}");
+    assert!(problem.contains("must be string"), "{problem}");
+    let (pointer, _) = edit(&|s| s["frames"]["0"]["values"]["ghost"] = json!({}));
+    assert_eq!(pointer, "/frames/0/values/ghost");
     let (pointer, _) = edit(&|s| {
         s["frames"]["0"].as_object_mut().unwrap().remove("parent");
         s["frames"].as_object_mut().unwrap().remove("0");
@@ -705,7 +720,7 @@ fn positions_indices_pending_requests_counters_and_inputs_are_checked() {
     let (pointer, problem) = damaged(&plan, no_request);
     assert_eq!(pointer, "/pending", "{problem}");
     assert!(problem.contains("no pending request has that path"), "{problem}");
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    assert_eq!(panics(), 0);
 }
 
 #[test]
@@ -727,7 +742,7 @@ fn counters_at_their_largest_do_not_overflow() {
     let err = rt.block_on(run.execute()).unwrap_err();
     assert!(err.message.contains("step budget exhausted"), "{}", err.message);
     assert_eq!(run.state().usage.llm_calls, u64::MAX);
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    assert_eq!(panics(), 0);
 }
 
 #[test]
@@ -751,5 +766,5 @@ fn a_node_timeout_of_duration_max_is_no_deadline_and_any_rate_limit_is_safe() {
             assert!(rps < 1.0, "rps {rps} should not hold the run back");
         }
     }
-    assert_eq!(PANICS.load(Ordering::SeqCst), 0);
+    assert_eq!(panics(), 0);
 }
