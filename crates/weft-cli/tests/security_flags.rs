@@ -280,11 +280,14 @@ fn waiting_state(dir: &Path) -> Json {
     serde_json::from_str(&std::fs::read_to_string(dir.join("p_loop_input_until_confirmed.state.json")).unwrap()).unwrap()
 }
 
+/// An edit of a state file.
+type Edit = dyn Fn(&mut Json);
+
 #[test]
 fn a_damaged_state_file_is_refused_with_exit_2_naming_the_damage() {
     let dir = tempfile::tempdir().unwrap();
     let state = waiting_state(dir.path());
-    let edits: Vec<(&str, Box<dyn Fn(&mut Json)>, &str)> = vec![
+    let edits: Vec<(&str, Box<Edit>, &str)> = vec![
         ("parent.json", Box::new(|s| s["state"]["frames"]["0"]["parent"] = json!([5, "x"])), "damaged at /state/frames/0/parent"),
         (
             "node.json",

@@ -177,13 +177,13 @@ impl Plan {
                         format!("value stamped {} is later than the state's seq {}", stamped.seq, state.seq),
                     ));
                 }
-                if let Some(p) = plan.outputs.iter().find(|p| p.title() == title).filter(|_| typed) {
-                    if let Some(why) = crate::run::type_problem(&p.schema, &stamped.value) {
-                        return Err(damaged(
-                            format!("{here}/value"),
-                            format!("output \"{title}\" of node \"{}\" must be {}: {why}", plan.name, p.type_name()),
-                        ));
-                    }
+                if let Some(p) = plan.outputs.iter().find(|p| p.title() == title).filter(|_| typed)
+                    && let Some(why) = crate::run::type_problem(&p.schema, &stamped.value)
+                {
+                    return Err(damaged(
+                        format!("{here}/value"),
+                        format!("output \"{title}\" of node \"{}\" must be {}: {why}", plan.name, p.type_name()),
+                    ));
                 }
             }
         }

@@ -161,7 +161,7 @@ struct Case {
 
 fn answer_for(plan: &Plan, request: &InputRequest, round: usize) -> Json {
     match request {
-        InputRequest::Message { .. } => Json::String(if round % 2 == 0 { "yes" } else { "open sesame" }.into()),
+        InputRequest::Message { .. } => Json::String(if round.is_multiple_of(2) { "yes" } else { "open sesame" }.into()),
         InputRequest::Tool { tool, .. } => {
             let spec = plan.flow().spec();
             let c = spec.components.iter().position(|c| c.is("ClientTool") && &c.name == tool).expect("the client tool");
