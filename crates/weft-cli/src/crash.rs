@@ -40,9 +40,12 @@ pub fn install() {
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         let thread = std::thread::current().name().map(|n| format!(" (thread {n})")).unwrap_or_default();
         let mut text = format!("error: weft panicked{thread}: {what}{at}\n");
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            text.push_str(&format!("{}\n", std::backtrace::Backtrace::force_capture()));
+        }
         if first {
             text.push_str(&format!(
-                "This is a bug in weft, not in your flow: please report it at {ISSUES} with the command you ran, weft's version ({}) and, if you can share them, the flow and state files.\n",
+                "This is a bug in weft, not in your flow: please report it at {ISSUES} with the command you ran, weft's version ({}) and, if you can share them, the flow and state files (RUST_BACKTRACE=1 adds a backtrace to this message).\n",
                 env!("CARGO_PKG_VERSION")
             ));
         }
