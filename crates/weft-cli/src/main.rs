@@ -7,13 +7,17 @@
 //!   run failed;
 //! - 2: usage or IO error (bad arguments, unreadable files, a bad tools or state file);
 //! - 3: the run waits for input (`run`, `resume`): its state was written to a file and
-//!   `weft resume STATE --answer ...` continues it.
+//!   `weft resume STATE --answer ...` continues it;
+//! - 1 also when weft panicked (a bug): the message asks for a bug report, and a run's state is
+//!   stored (see `crash.rs`).
 //!
 //! Diagnostics, progress and messages go to stderr. On stdout: with `--format json`, `validate`
 //! prints one JSON line per file; `graph` the chart; `export` the document; `run` and `resume`
 //! the outputs of a finished run as one JSON object; nothing else.
 
 mod batch;
+mod crash;
+mod flags;
 mod input;
 mod interrupt;
 mod observe;
@@ -138,6 +142,23 @@ enum Outcome {
 }
 
 fn main() -> ExitCode {
+    crash::install();
+    // The command runs on a thread of its own (with the main thread's usual 8 MiB stack): a
+    // panic that unwinds out of it, after the hook printed the bug report message and a run's
+    // state was stored, ends here as exit 1.
+    let command = std::thread::Builder::new().name("weft".to_owned()).stack_size(8 << 20).spawn(command);
+    match command.map(std::thread::JoinHandle::join) {
+        Ok(Ok(_)) if crash::panicked() => ExitCode::from(1),
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::from(1),
+        Err(e) => {
+            report::error_line(&format!("cannot start a thread: {e}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn command() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -42,16 +42,16 @@ pub struct RunArgs {
     /// A tools file binding ServerTool names to commands.
     #[arg(long, value_name = "tools.toml")]
     tools: Option<PathBuf>,
-    /// Steps allowed per execution path (stops loops that never exit).
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_STEPS)]
+    /// Steps allowed per execution path (stops loops that never exit); at least 1.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_STEPS, value_parser = crate::flags::max_steps)]
     max_steps: u64,
     /// Run the flow once per line of this file (each line a JSON object of inputs; `--input`
     /// and `--inputs` give defaults for every line). Writes one JSON line per input to stdout,
     /// in input order: `{"index": i, "outputs": {...}}` or `{"index": i, "error": "..."}`.
     #[arg(long, value_name = "INPUTS.jsonl")]
     batch: Option<PathBuf>,
-    /// Runs at once with `--batch`.
-    #[arg(long, value_name = "N", default_value_t = 16, requires = "batch")]
+    /// Runs at once with `--batch`; at least 1.
+    #[arg(long, value_name = "N", default_value_t = 16, requires = "batch", value_parser = crate::flags::concurrency)]
     concurrency: usize,
     #[command(flatten)]
     limits: LimitArgs,
@@ -79,33 +79,35 @@ pub struct ResumeArgs {
 #[derive(Args, Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LimitArgs {
     /// LLM calls in flight at most per model endpoint, shared by every run of the process
-    /// [default: 2048; lowered on HTTP 429 and raised back on success].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    /// [default: 2048; lowered on HTTP 429 and raised back on success]; at least 1.
+    #[arg(long, value_name = "N", value_parser = crate::flags::max_in_flight)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u64>,
-    /// LLM requests started per second at most, per model endpoint [default: no cap].
-    #[arg(long, value_name = "R")]
+    /// LLM requests started per second at most, per model endpoint, from 0.001 to 1000000
+    /// [default: no cap].
+    #[arg(long, value_name = "R", value_parser = crate::flags::rps)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rps: Option<f64>,
     /// Fail any node that runs longer than SECONDS (for a map or parallel node: the whole
-    /// fan-out); what it had in flight is cancelled [default: no limit].
-    #[arg(long, value_name = "SECONDS")]
+    /// fan-out); what it had in flight is cancelled; more than 0 and at most 31536000 (365
+    /// days) [default: no limit].
+    #[arg(long, value_name = "SECONDS", value_parser = crate::flags::node_timeout)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_timeout: Option<f64>,
 }
 
 impl LimitArgs {
-    /// Checks the values (exit 2 on a bad one).
+    /// Checks the values against the flags' ranges (exit 2 on a bad one): the flags are
+    /// checked as they are parsed, this is for the values a state file stores.
     fn check(&self) -> anyhow::Result<()> {
-        if let Some(r) = self.rps
-            && !(r.is_finite() && r > 0.0)
-        {
-            anyhow::bail!("--rps {r}: give a positive number of requests per second, e.g. --rps 10");
+        if let Some(n) = self.max_in_flight {
+            crate::flags::max_in_flight(&n.to_string()).map_err(anyhow::Error::msg)?;
         }
-        if let Some(t) = self.node_timeout
-            && !(t.is_finite() && t > 0.0)
-        {
-            anyhow::bail!("--node-timeout {t}: give a positive number of seconds, e.g. --node-timeout 30");
+        if let Some(r) = self.rps {
+            crate::flags::check_rps(r).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(t) = self.node_timeout {
+            crate::flags::check_node_timeout(t).map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }
@@ -131,9 +133,11 @@ fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, 
         tools,
         max_steps,
         max_reasks: DEFAULT_MAX_REASKS,
-        events: Some(sink.clone() as Arc<dyn EventSink>),
+        events: Some(crate::crash::events(sink.clone() as Arc<dyn EventSink>)),
         limits: limiters,
-        node_timeout: limits.node_timeout.map(std::time::Duration::from_secs_f64),
+        // Checked to (0, 365 days], so the conversion holds; a value that did not would mean
+        // no timeout rather than a panic.
+        node_timeout: limits.node_timeout.and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
         cancel: Some(crate::interrupt::cancel_flag()),
     }
 }
@@ -255,6 +259,8 @@ fn with_overrides(plan: &Plan, mut inputs: Map<String, Json>, overrides: Vec<(St
 pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     let file = state_file::read(&args.state_file)?;
     let in_file = || format!("in the state file {}", args.state_file.display());
+    file.options.limits.check().with_context(in_file)?;
+    crate::flags::check_max_steps(file.options.max_steps).map_err(anyhow::Error::msg).with_context(in_file)?;
     let llm = parse_llm(&file.options.llm).with_context(in_file)?;
     let tools = load_tools(file.options.tools.as_deref()).with_context(in_file)?;
     let load = LoadArgs { refs: file.options.refs.clone(), secrets: args.secrets.clone(), strict: false };
@@ -276,6 +282,16 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,
+        // A damaged state is a bad input file (exit 2), located in the file: the run state
+        // sits under `/state`.
+        Err(weft_exec::ResumeError::Damaged { pointer, problem }) => {
+            sink.finish();
+            report::error_line(&format!(
+                "cannot resume {}: the state file is damaged at /state{pointer}: {problem}. It was edited or corrupted after weft wrote it; restore the file weft wrote, or start a new run with `weft run`",
+                args.state_file.display()
+            ));
+            return Ok(Outcome::IoError);
+        }
         Err(e) => {
             sink.finish();
             report::error_line(&format!("cannot resume {}: {e}", args.state_file.display()));
@@ -300,10 +316,14 @@ fn drive(mut run: Run, answers: VecDeque<String>, sink: &Sink, stored: &Stored, 
 }
 
 fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcome> {
+    let guard = StoreOnPanic { run, stored };
+    let run = &mut *guard.run;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let mut interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    // A resumed run waits already: answer before executing again.
-    let mut waiting = run.pending().values().next().cloned();
+    // A resumed run waits already: answer before executing again (a finished or failed one
+    // takes no answers: executing reports its outcome).
+    let running = matches!(run.state().outcome, weft_exec::state::Outcome::Running);
+    let mut waiting = if running { run.pending().values().next().cloned() } else { None };
     loop {
         let status = match waiting.take() {
             Some(request) => Ok(Status::InputRequired { request }),
@@ -357,6 +377,30 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
                 continue;
             }
             return wait(run, &request, sink, stored, Some(&e.to_string()));
+        }
+    }
+}
+
+/// Stores the run's state when the thread unwinds from a panic while the run is driven (a
+/// panic in the scheduler or the driver): the panic hook has printed the bug report message,
+/// this keeps the calls already made. The state is the run's latest; if the panic left it
+/// inconsistent, `weft resume` says so rather than panicking again.
+struct StoreOnPanic<'a> {
+    run: &'a mut Run,
+    stored: &'a Stored,
+}
+
+impl Drop for StoreOnPanic<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        match store(self.run, self.stored) {
+            Ok(()) => eprintln!(
+                "the run's state when weft panicked is in {} (`weft resume` continues it; attach it to the bug report if you can)",
+                self.stored.state_path.display()
+            ),
+            Err(e) => eprintln!("the run's state could not be stored: {e:#}"),
         }
     }
 }

@@ -88,7 +88,7 @@ fn limit_options_are_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated", "--rps", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--rps 0: give a positive number of requests per second"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--rps takes a number of requests per second from 0.001 to 1000000"), "{}", stderr(&out));
     let out = weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated", "--max-in-flight", "0"]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -5,7 +5,7 @@
 
 use crate::{Plan, Status};
 use serde_json::{Map, Value as Json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
@@ -50,6 +50,8 @@ pub async fn run_batch(plan: &Arc<Plan>, inputs: Vec<BatchInput>, concurrency: u
     let mut progress = BatchProgress { total: inputs.len(), ..BatchProgress::default() };
     let mut pending = inputs.into_iter().enumerate();
     let mut tasks: JoinSet<(usize, BatchResult)> = JoinSet::new();
+    // Input index by task, so a run whose task panicked still gets its line (an error).
+    let mut index_of: HashMap<tokio::task::Id, usize> = HashMap::new();
     // Results that finished before an earlier one, held until their turn.
     let mut early: BTreeMap<usize, BatchResult> = BTreeMap::new();
     let mut next_out = 0;
@@ -59,7 +61,8 @@ pub async fn run_batch(plan: &Arc<Plan>, inputs: Vec<BatchInput>, concurrency: u
             match input {
                 Ok(inputs) => {
                     let plan = Arc::clone(plan);
-                    tasks.spawn(async move { (index, one(&plan, inputs).await) });
+                    let task = tasks.spawn(async move { (index, one(&plan, inputs).await) });
+                    index_of.insert(task.id(), index);
                 }
                 Err(e) => {
                     early.insert(index, Err(e));
@@ -74,18 +77,21 @@ pub async fn run_batch(plan: &Arc<Plan>, inputs: Vec<BatchInput>, concurrency: u
             report(BatchEvent::Result { index: next_out, result });
             next_out += 1;
         }
-        let Some(joined) = tasks.join_next().await else {
+        let Some(joined) = tasks.join_next_with_id().await else {
             if pending.len() == 0 {
                 break;
             }
             continue;
         };
-        let (index, result) = joined.unwrap_or_else(|e| (usize::MAX, Err(format!("a run's task failed: {e}"))));
+        let (id, index, result) = match joined {
+            Ok((id, (index, result))) => (id, Some(index), result),
+            Err(e) => (e.id(), None, Err(format!("the run's task failed (this is a bug in weft): {e}"))),
+        };
         progress.done += 1;
         if result.is_err() {
             progress.failed += 1;
         }
-        if index != usize::MAX {
+        if let Some(index) = index_of.remove(&id).or(index) {
             early.insert(index, result);
         }
     }

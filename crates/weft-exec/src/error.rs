@@ -95,7 +95,16 @@ pub enum ResumeError {
         /// The format this build reads.
         expected: u32,
     },
-    /// The state refers to something the flow lacks.
-    #[error("the run state is inconsistent with the flow: {0}")]
-    Inconsistent(String),
+    /// The state is not one the engine could have written for this flow: a frame, parent,
+    /// position, pending request, counter or value is missing, dangling or out of range (the
+    /// file was edited or corrupted). Nothing ran; restore the file or start a new run.
+    #[error(
+        "the run state is damaged at {pointer}: {problem}. The state was edited or corrupted after weft wrote it; restore the file weft wrote, or start a new run"
+    )]
+    Damaged {
+        /// Where, as a JSON pointer into the run state (`/frames/3/parent`).
+        pointer: String,
+        /// What is wrong there.
+        problem: String,
+    },
 }

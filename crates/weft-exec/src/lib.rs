@@ -33,6 +33,7 @@
 //! ```
 
 pub mod batch;
+mod check;
 mod error;
 mod event;
 mod llm;

@@ -58,6 +58,9 @@ pub(crate) struct NodePlan {
     pub(crate) inputs: Vec<InputPlan>,
     /// Output renaming, internal title to external title (WayFlow's `output_mapping`).
     pub(crate) output_mapping: Vec<(String, String)>,
+    /// The declared outputs, by external title (a stored state's values are checked against
+    /// them on resume).
+    pub(crate) outputs: Vec<Property>,
     /// Control edges: branch to node index.
     pub(crate) next: Vec<(String, usize)>,
 }
@@ -439,6 +442,7 @@ impl Compiler<'_> {
                 op: Op::Start,
                 inputs: Vec::new(),
                 output_mapping: Vec::new(),
+                outputs: Vec::new(),
                 next: Vec::new(),
             });
         }
@@ -505,6 +509,7 @@ impl Compiler<'_> {
         let io = self.flow.io(n);
         let in_map = mapping(comp, "input_mapping");
         self.nodes[idx].output_mapping = mapping(comp, "output_mapping");
+        self.nodes[idx].outputs = io.outputs.clone();
         self.nodes[idx].inputs = io
             .inputs
             .iter()

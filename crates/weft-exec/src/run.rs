@@ -68,7 +68,8 @@ impl Plan {
         Ok(Run { plan: Arc::clone(self), state, started, work, resumed: false })
     }
 
-    /// Continues a stored run. The state must belong to this flow (same content hash).
+    /// Continues a stored run. The state must belong to this flow (same content hash) and pass
+    /// [`Plan::check_state`]: a damaged state is refused here, before anything runs.
     pub fn resume(self: &Arc<Self>, state: RunState) -> Result<Run, ResumeError> {
         if state.format != STATE_FORMAT {
             return Err(ResumeError::Format { found: state.format, expected: STATE_FORMAT });
@@ -76,30 +77,7 @@ impl Plan {
         if state.flow_hash != self.hash {
             return Err(ResumeError::FlowChanged { state: state.flow_hash, flow: self.hash.clone() });
         }
-        for (id, frame) in &state.frames {
-            let Some(flow) = self.flow_by_id(&frame.flow) else {
-                return Err(ResumeError::Inconsistent(format!(
-                    "frame {id} runs flow \"{}\", which the flow file does not have",
-                    frame.flow
-                )));
-            };
-            let node = match &frame.position {
-                Position::Ready { node }
-                | Position::Busy { node, .. }
-                | Position::Waiting { node }
-                | Position::InChild { node, .. }
-                | Position::InBranches { node, .. } => Some(node),
-                Position::Done => None,
-            };
-            if let Some(node) = node
-                && self.node_in(flow, node).is_none()
-            {
-                return Err(ResumeError::Inconsistent(format!(
-                    "frame {id} stands at node \"{node}\", which flow \"{}\" does not have",
-                    frame.flow
-                )));
-            }
-        }
+        self.check_state(&state)?;
         let work = Work::scan(&state);
         Ok(Run { plan: Arc::clone(self), state, started: HashMap::new(), work, resumed: true })
     }
@@ -180,6 +158,10 @@ impl Run {
     /// Answers the pending request (JSON: a string for a message; for a client tool, the value
     /// of its single output or an object keyed by output title). Then call `execute()` again.
     pub fn submit(&mut self, answer: Json) -> Result<(), SubmitError> {
+        // A finished or failed run takes no answers (and its frames are not checked on resume).
+        if !matches!(self.state.outcome, Outcome::Running) {
+            return Err(SubmitError::NotWaiting);
+        }
         let plan = Arc::clone(&self.plan);
         plan.sched(&mut self.started, &mut self.work).submit(&mut self.state, None, answer)
     }
@@ -265,7 +247,8 @@ impl Run {
             let Some(mut joined) = joined else { continue };
             // Feed back every call that has finished by now before looking for more work.
             loop {
-                let (fid, result) = joined.map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed: {e}")))?;
+                let (fid, result) = joined
+                    .map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed (this is a bug in weft): {e}")))?;
                 in_flight.remove(&fid);
                 weft_prompt::with_interrupt(self.interrupt(plan), || {
                     plan.sched(&mut self.started, &mut self.work).complete(&mut self.state, fid, result)
@@ -355,7 +338,8 @@ impl Run {
     /// The earliest moment a running node exceeds the node timeout, and its frame.
     fn deadline(&self, plan: &Plan) -> Option<(Instant, u64)> {
         let timeout = plan.options.node_timeout?;
-        self.started.iter().map(|(fid, t)| (*t + timeout, *fid)).min()
+        // A timeout too long to add to an instant (`Duration::MAX`) is no deadline at all.
+        self.started.iter().filter_map(|(fid, t)| Some((t.checked_add(timeout)?, *fid))).min()
     }
 
     fn timed_out(&self, plan: &Plan, fid: u64) -> RunError {

@@ -97,9 +97,8 @@ impl Sched<'_> {
     /// Runs every node that can run without IO, until each frame is busy, waiting or done.
     pub(crate) fn advance(&mut self, state: &mut RunState) -> Res<()> {
         while let Some(fid) = self.work.ready.pop_front() {
-            while let Some(Frame { position: Position::Ready { node }, .. }) = state.frames.get(&fid) {
-                let node = node.clone();
-                let idx = self.node_of(&state.frames[&fid], &node)?;
+            while let Some(frame @ Frame { position: Position::Ready { node }, .. }) = state.frames.get(&fid) {
+                let idx = self.node_of(frame, node)?;
                 self.run_node(state, fid, idx).map_err(|e| self.locate(state, fid, e))?;
             }
         }
@@ -111,10 +110,15 @@ impl Sched<'_> {
     pub(crate) fn locate(&self, state: &RunState, fid: u64, mut error: RunError) -> RunError {
         let mut parts = Vec::new();
         let mut child = fid;
-        while let Some((parent, node_id)) = state.frames.get(&child).and_then(|f| f.parent.clone()) {
-            if let Some(Frame { position: Position::InBranches { running, .. }, .. }) = state.frames.get(&parent)
+        // Bounded by the number of frames, so even a cycle of parents cannot loop forever.
+        let mut hops = 0;
+        while let Some((parent, node_id)) = state.frames.get(&child).and_then(|f| f.parent.clone())
+            && hops <= state.frames.len()
+        {
+            hops += 1;
+            if let Some(frame @ Frame { position: Position::InBranches { running, .. }, .. }) = state.frames.get(&parent)
                 && let Some(index) = running.get(&child)
-                && let Ok(idx) = self.node_of(&state.frames[&parent], &node_id)
+                && let Ok(idx) = self.node_of(frame, &node_id)
             {
                 let node = &self.plan.nodes[idx];
                 let what = match &node.op {
@@ -139,16 +143,17 @@ impl Sched<'_> {
         let plan = self.plan;
         let node = &plan.nodes[idx];
         self.spend_step(state, fid, node)?;
-        let frame = state.frames.get_mut(&fid).ok_or_else(|| other("frame vanished"))?;
-        *frame.visits.entry(node.id.clone()).or_insert(0) += 1;
+        let frame = get_frame_mut(state, fid)?;
+        let visits = frame.visits.entry(node.id.clone()).or_insert(0);
+        *visits = visits.saturating_add(1);
         let path = frame.path.clone();
         self.emit(|| Event::NodeStarted { path: path.clone(), node: node.name.clone(), node_type: node.ty.to_owned() });
         let t0 = Instant::now();
         let vars = self.inputs(state, fid, node)?;
         match &node.op {
             Op::Start => {
-                let inputs = state.frames[&fid].inputs.clone();
-                self.produce(state, fid, node, inputs);
+                let inputs = get_frame(state, fid)?.inputs.clone();
+                self.produce(state, fid, node, inputs)?;
                 self.follow(state, fid, node, "next", t0)
             }
             Op::End { branch } => {
@@ -165,11 +170,11 @@ impl Sched<'_> {
                 let text = template
                     .render(&vars)
                     .map_err(|e| node_error(RunErrorKind::Template, node, &format!("cannot render its template: {e}")))?;
-                self.produce(state, fid, node, single(output, Json::String(text)));
+                self.produce(state, fid, node, single(output, Json::String(text)))?;
                 self.follow(state, fid, node, "next", t0)
             }
             Op::Constants { values } => {
-                self.produce(state, fid, node, values.clone());
+                self.produce(state, fid, node, values.clone())?;
                 self.follow(state, fid, node, "next", t0)
             }
             Op::Branching { mapping } => {
@@ -189,7 +194,7 @@ impl Sched<'_> {
                     .map_err(|e| node_error(RunErrorKind::Template, node, &format!("cannot render its message: {e}")))?;
                 self.post(state, node, message_type, &text);
                 if let Some(output) = output {
-                    self.produce(state, fid, node, single(output, Json::String(text)));
+                    self.produce(state, fid, node, single(output, Json::String(text)))?;
                 }
                 self.follow(state, fid, node, "next", t0)
             }
@@ -204,7 +209,7 @@ impl Sched<'_> {
                     }
                     None => None,
                 };
-                self.wait(state, fid, node, InputRequest::Message { node: node.name.clone(), message: shown });
+                self.wait(state, fid, node, InputRequest::Message { node: node.name.clone(), message: shown })?;
                 Ok(())
             }
             Op::Tool(op) => {
@@ -219,7 +224,7 @@ impl Sched<'_> {
                         );
                     }
                     None => {
-                        let visits = state.frames[&fid].visits.get(&node.id).copied().unwrap_or(1);
+                        let visits = get_frame(state, fid)?.visits.get(&node.id).copied().unwrap_or(1);
                         let request = InputRequest::Tool {
                             node: node.name.clone(),
                             tool: op.tool_name.clone(),
@@ -227,13 +232,13 @@ impl Sched<'_> {
                             args,
                             outputs: op.outputs.iter().map(|o| external(node, o)).collect(),
                         };
-                        self.wait(state, fid, node, request);
+                        self.wait(state, fid, node, request)?;
                     }
                 }
                 Ok(())
             }
             Op::Llm(op) => {
-                let meta = self.meta(state, fid, node);
+                let meta = self.meta(state, fid, node)?;
                 let request = llm::request(op, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, node, &e))?;
                 self.started.insert(fid, t0);
                 self.set_position(state, fid, Position::Busy { node: node.id.clone(), call: Box::new(Call::Llm { request, attempt: 1 }) });
@@ -246,9 +251,9 @@ impl Sched<'_> {
                         inputs.insert(input.title.clone(), v.clone());
                     }
                 }
-                let parent = &state.frames[&fid];
+                let parent = get_frame(state, fid)?;
                 let (path, budget_key) = (format!("{}/{}", parent.path, node.name), parent.budget_key.clone());
-                let child = self.new_frame(state, fid, node, *flow, inputs, path, budget_key);
+                let child = self.new_frame(state, fid, node, *flow, inputs, path, budget_key)?;
                 self.started.insert(fid, t0);
                 self.set_position(state, fid, Position::InChild { node: node.id.clone(), child });
                 Ok(())
@@ -296,10 +301,14 @@ impl Sched<'_> {
         inputs: Map<String, Json>,
         path: String,
         budget_key: String,
-    ) -> u64 {
+    ) -> Res<u64> {
         let sub = &self.plan.flows[flow];
         let child = state.next_frame;
-        state.next_frame += 1;
+        // A checked state's `next_frame` is above every frame id; never overwrite a frame.
+        if state.frames.contains_key(&child) || child == u64::MAX {
+            return Err(other(format!("frame id {child} is taken or out of range (this is a bug in weft)")));
+        }
+        state.next_frame = child + 1;
         let frame = Frame {
             flow: sub.id.clone(),
             path,
@@ -312,7 +321,7 @@ impl Sched<'_> {
         };
         state.frames.insert(child, frame);
         self.work.ready.push_back(child);
-        child
+        Ok(child)
     }
 
     /// Decides what a map node iterates over: the node's input values (an object iterated by
@@ -326,7 +335,7 @@ impl Sched<'_> {
         op: &MapOp,
         mut vars: Map<String, Json>,
     ) -> Res<(Map<String, Json>, Vec<String>, usize)> {
-        let frame = &state.frames[&fid];
+        let frame = get_frame(state, fid)?;
         let mut iterated: Vec<(String, usize)> = Vec::new();
         match &op.items {
             MapItems::Core(inputs) => {
@@ -378,7 +387,9 @@ impl Sched<'_> {
                 vars.insert(name.clone(), Json::Array(list));
             }
         }
-        let (first, n) = iterated[0].clone();
+        let Some((first, n)) = iterated.first().cloned() else {
+            return Err(node_error(RunErrorKind::MissingInput, node, "no input is iterated"));
+        };
         if let Some((other, m)) = iterated.iter().find(|(_, m)| *m != n) {
             let title =
                 |internal: &str| node.inputs.iter().find(|i| i.internal == internal).map_or(internal.to_owned(), |i| i.title.clone());
@@ -468,7 +479,9 @@ impl Sched<'_> {
             let index = *next;
             let (flow, inputs) = match &node.op {
                 Op::Parallel { flows, .. } => {
-                    let flow = flows[index];
+                    let flow = *flows.get(index).ok_or_else(|| {
+                        other(format!("branch {index} of a parallel node with {} branches (this is a bug in weft)", flows.len()))
+                    })?;
                     let mut inputs = Map::new();
                     for p in &self.plan.flows[flow].inputs {
                         if let Some(input) = node.inputs.iter().find(|i| i.title == p.title())
@@ -482,11 +495,11 @@ impl Sched<'_> {
                 Op::Map(op) => (op.flow, self.item_inputs(node, op, vars, iterated, index)?),
                 _ => return Err(other("not a parallel or map node")),
             };
-            let path = format!("{}/{}[{index}]", state.frames[&fid].path, node.name);
-            let child = self.new_frame(state, fid, node, flow, inputs, path.clone(), path);
+            let path = format!("{}/{}[{index}]", get_frame(state, fid)?.path, node.name);
+            let child = self.new_frame(state, fid, node, flow, inputs, path.clone(), path)?;
             if let Some(Frame { position: Position::InBranches { running, next, .. }, .. }) = state.frames.get_mut(&fid) {
                 running.insert(child, index);
-                *next += 1;
+                *next = index + 1;
             }
         }
         let Some(Frame { position: Position::InBranches { next, total, running, .. }, .. }) = state.frames.get(&fid) else {
@@ -510,7 +523,7 @@ impl Sched<'_> {
             }
         };
         let t0 = self.started.remove(&fid).unwrap_or_else(Instant::now);
-        self.produce(state, fid, node, outputs);
+        self.produce(state, fid, node, outputs)?;
         self.follow(state, fid, node, "next", t0)
     }
 
@@ -526,17 +539,18 @@ impl Sched<'_> {
     }
 
     /// The request metadata of the next LLM call of `node`, counting the call.
-    fn meta(&self, state: &mut RunState, fid: u64, node: &NodePlan) -> RequestMeta {
+    fn meta(&self, state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
+        let node_path = format!("{}/{}", get_frame(state, fid)?.path, node.name);
         let count = state.llm_calls.entry(node.name.clone()).or_insert(0);
         let call_index = *count;
-        *count += 1;
-        RequestMeta { node: node.name.clone(), node_path: format!("{}/{}", state.frames[&fid].path, node.name), call_index }
+        *count = count.saturating_add(1);
+        Ok(RequestMeta { node: node.name.clone(), node_path, call_index })
     }
 
     fn spend_step(&self, state: &mut RunState, fid: u64, node: &NodePlan) -> Res<()> {
-        let frame = &state.frames[&fid];
+        let frame = state.frames.get(&fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state")))?;
         let steps = state.steps.entry(frame.budget_key.clone()).or_insert(0);
-        *steps += 1;
+        *steps = steps.saturating_add(1);
         if *steps <= self.max_steps {
             return Ok(());
         }
@@ -544,7 +558,7 @@ impl Sched<'_> {
         let looping: Vec<String> = frame
             .visits
             .iter()
-            .filter(|(_, n)| **n + 1 >= max && max > 1)
+            .filter(|(_, n)| n.saturating_add(1) >= max && max > 1)
             .filter_map(|(id, _)| {
                 self.plan.node_in(self.plan.flow_by_id(&frame.flow)?, id).map(|i| format!("\"{}\"", self.plan.nodes[i].name))
             })
@@ -567,7 +581,7 @@ impl Sched<'_> {
             // A StartNode's inputs are the frame's inputs, not values on data edges.
             return Ok(Map::new());
         }
-        let frame = &state.frames[&fid];
+        let frame = get_frame(state, fid)?;
         let mut vars = Map::with_capacity(node.inputs.len());
         for input in &node.inputs {
             let value = latest(frame, input).or_else(|| input.schema.get("default").cloned());
@@ -592,14 +606,14 @@ impl Sched<'_> {
     }
 
     /// Records a node's outputs (internal titles), renamed through its `output_mapping`.
-    fn produce(&self, state: &mut RunState, fid: u64, node: &NodePlan, outputs: Map<String, Json>) {
-        state.seq += 1;
+    fn produce(&self, state: &mut RunState, fid: u64, node: &NodePlan, outputs: Map<String, Json>) -> Res<()> {
+        state.seq = state.seq.saturating_add(1);
         let seq = state.seq;
-        let frame = state.frames.get_mut(&fid).expect("frame exists");
-        let slot = frame.values.entry(node.id.clone()).or_default();
+        let slot = get_frame_mut(state, fid)?.values.entry(node.id.clone()).or_default();
         for (title, value) in outputs {
             slot.insert(external(node, &title), Stamped { seq, value });
         }
+        Ok(())
     }
 
     fn post(&self, state: &mut RunState, node: &NodePlan, message_type: &str, text: &str) {
@@ -611,16 +625,17 @@ impl Sched<'_> {
         self.emit(|| Event::Message { node: node.name.clone(), message_type: message_type.to_owned(), content: text.to_owned() });
     }
 
-    fn wait(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, request: InputRequest) {
-        let path = state.frames[&fid].path.clone();
+    fn wait(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, request: InputRequest) -> Res<()> {
+        let path = get_frame(state, fid)?.path.clone();
         self.emit(|| Event::InputRequested { path: path.clone(), request: request.clone() });
         state.pending.insert(path, request);
         self.set_position(state, fid, Position::Waiting { node: node.id.clone() });
+        Ok(())
     }
 
     /// Leaves a node through `branch`.
     fn follow(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, branch: &str, t0: Instant) -> Res<()> {
-        let path = &state.frames[&fid].path;
+        let path = &get_frame(state, fid)?.path;
         self.emit(|| Event::NodeFinished {
             path: path.clone(),
             node: node.name.clone(),
@@ -635,7 +650,7 @@ impl Sched<'_> {
             // WayFlow ends the flow when a branch has no edge: the flow's outputs are then the
             // latest values produced under their titles.
             None => {
-                let frame = &state.frames[&fid];
+                let frame = get_frame(state, fid)?;
                 let flow = self.plan.flow_by_id(&frame.flow).ok_or_else(|| other("unknown flow"))?;
                 let mut outputs = Map::new();
                 for p in &self.plan.flows[flow].outputs {
@@ -669,7 +684,7 @@ impl Sched<'_> {
             }
             Some((parent, node_id)) => {
                 state.frames.remove(&fid);
-                let idx = self.node_of(&state.frames[&parent], &node_id)?;
+                let idx = self.node_of(get_frame(state, parent)?, &node_id)?;
                 let node = &self.plan.nodes[idx];
                 if let Some(Frame { position: Position::InBranches { running, done, .. }, .. }) = state.frames.get_mut(&parent) {
                     let index = running.remove(&fid).ok_or_else(|| other("a branch finished that was not running"))?;
@@ -677,7 +692,7 @@ impl Sched<'_> {
                     return self.start_branches(state, parent, node);
                 }
                 let t0 = self.started.remove(&parent).unwrap_or_else(Instant::now);
-                self.produce(state, parent, node, exposed);
+                self.produce(state, parent, node, exposed)?;
                 self.follow(state, parent, node, &branch, t0)
             }
         }
@@ -693,24 +708,24 @@ impl Sched<'_> {
             return Err(other("a call completed for a frame that was not waiting for one"));
         };
         let (node_id, call) = (node.clone(), call.clone());
-        let idx = self.node_of(&state.frames[&fid], &node_id)?;
+        let idx = self.node_of(get_frame(state, fid)?, &node_id)?;
         let node = &self.plan.nodes[idx];
         let t0 = self.started.get(&fid).copied().unwrap_or_else(Instant::now);
         match (&node.op, *call, result) {
             (Op::Tool(op), Call::Tool { .. }, CallResult::Tool(result)) => {
-                state.usage.tool_calls += 1;
+                state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
                 let outputs = match result {
                     Ok(value) => tool_outputs(node, &op.outputs, value)?,
                     Err(e) if !op.raise_exceptions && op.outputs.len() == 1 => single(&op.outputs[0], Json::String(e.to_string())),
                     Err(e) => return Err(node_error(RunErrorKind::Tool, node, &format!("tool \"{}\" failed: {e}", op.tool_name))),
                 };
                 self.started.remove(&fid);
-                self.produce(state, fid, node, outputs);
+                self.produce(state, fid, node, outputs)?;
                 self.follow(state, fid, node, "next", t0)
             }
             (Op::Llm(op), Call::Llm { request, attempt }, CallResult::Llm(result)) => {
                 let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")))?;
-                state.usage.llm_calls += 1;
+                state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
                 state.usage.tokens.add(&response.usage);
                 match llm::outputs(op, &response.text) {
                     Ok(outputs) => {
@@ -718,7 +733,7 @@ impl Sched<'_> {
                             self.post(state, node, "AGENT", &response.text);
                         }
                         self.started.remove(&fid);
-                        self.produce(state, fid, node, outputs);
+                        self.produce(state, fid, node, outputs)?;
                         self.follow(state, fid, node, "next", t0)
                     }
                     Err(llm::Unfit::Stopped(failure)) => {
@@ -726,12 +741,15 @@ impl Sched<'_> {
                     }
                     Err(llm::Unfit::Reask(reason)) if attempt <= self.max_reasks => {
                         self.emit(|| Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
-                        let meta = self.meta(state, fid, node);
+                        let meta = self.meta(state, fid, node)?;
                         let next = llm::reask(&request, &response.text, &reason, meta.call_index);
                         self.set_position(
                             state,
                             fid,
-                            Position::Busy { node: node_id, call: Box::new(Call::Llm { request: next, attempt: attempt + 1 }) },
+                            Position::Busy {
+                                node: node_id,
+                                call: Box::new(Call::Llm { request: next, attempt: attempt.saturating_add(1) }),
+                            },
                         );
                         Ok(())
                     }
@@ -759,8 +777,10 @@ impl Sched<'_> {
         let request = state.pending.get(&path).cloned().ok_or(SubmitError::NotWaiting)?;
         let fid = state.frames.iter().find(|(_, f)| f.path == path && matches!(f.position, Position::Waiting { .. })).map(|(id, _)| *id);
         let fid = fid.ok_or(SubmitError::NotWaiting)?;
-        let Position::Waiting { node } = &state.frames[&fid].position else { return Err(SubmitError::NotWaiting) };
-        let idx = self.node_of(&state.frames[&fid], &node.clone()).map_err(|e| SubmitError::Invalid(e.message))?;
+        let Some(frame @ Frame { position: Position::Waiting { node }, .. }) = state.frames.get(&fid) else {
+            return Err(SubmitError::NotWaiting);
+        };
+        let idx = self.node_of(frame, node).map_err(|e| SubmitError::Invalid(e.message))?;
         let node = &self.plan.nodes[idx];
         let outputs = match (&node.op, &request) {
             (Op::InputMessage { output, .. }, InputRequest::Message { .. }) => {
@@ -787,7 +807,7 @@ impl Sched<'_> {
         };
         state.pending.remove(&path);
         let t0 = Instant::now();
-        self.produce(state, fid, node, outputs);
+        self.produce(state, fid, node, outputs).map_err(|e| SubmitError::Invalid(e.message))?;
         self.follow(state, fid, node, "next", t0).map_err(|e| SubmitError::Invalid(e.message))
     }
 }
@@ -935,6 +955,16 @@ fn single(title: &str, value: Json) -> Map<String, Json> {
 
 fn ms(t0: Instant) -> f64 {
     t0.elapsed().as_secs_f64() * 1000.0
+}
+
+/// The frame `fid`; a missing one is an error, never a panic (a checked state has every frame
+/// the scheduler looks up, so this only fires on a bug).
+fn get_frame(state: &RunState, fid: u64) -> Res<&Frame> {
+    state.frames.get(&fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state (this is a bug in weft)")))
+}
+
+fn get_frame_mut(state: &mut RunState, fid: u64) -> Res<&mut Frame> {
+    state.frames.get_mut(&fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state (this is a bug in weft)")))
 }
 
 fn other(message: impl Into<String>) -> RunError {

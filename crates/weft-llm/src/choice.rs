@@ -5,7 +5,8 @@
 //!
 //! - `flow` (the default): each LLM node uses the flow's own LLM config;
 //! - `simulated` or `simulated?OPTION=VALUE&...`, the built-in offline model, with options
-//!   `latency_ms=N` (a non-negative integer, default 0), `array_len=N` (an integer ≥ 1, default 1)
+//!   `latency_ms=N` (whole milliseconds from 0 to 3,600,000, default 0), `array_len=N` (from 1 to
+//!   1,024, the generator's cap on items, default 1)
 //!   and `script=FILE` (a JSON file of scripted replies, see [`Script`]); option values may use
 //!   `%XX` escapes (`%26` for `&`, `%25` for `%`);
 //! - `PROVIDER=URL,model=ID`: every LLM config replaced by this provider, URL and model, with
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::simulated::generator::MAX_ITEMS;
 use crate::simulated::{Script, SimulatedOptions};
 
 /// The accepted grammar, for error messages.
@@ -26,6 +28,9 @@ const GRAMMAR: &str = "flow, simulated[?latency_ms=N&array_len=N&script=FILE], o
 
 /// The provider grammar, with an example, for error messages.
 const PROVIDER_GRAMMAR: &str = "[CONFIG_ID:]PROVIDER=URL,model=ID, like openai-compatible=http://localhost:8000/v1,model=qwen3";
+
+/// The longest simulated latency, in milliseconds: one hour.
+pub const MAX_LATENCY_MS: u64 = 3_600_000;
 
 /// The options of `simulated`, in the order `Display` writes them.
 const SIMULATED_OPTIONS: [&str; 3] = ["latency_ms", "array_len", "script"];
@@ -276,10 +281,19 @@ fn parse_simulated(value: &str, query: &str) -> Result<SimulatedSpec, ChoiceErro
         let decoded = percent_decode(given);
         let bad = |expected| ChoiceError::BadOptionValue { value: value.to_owned(), option, given: given.to_owned(), expected };
         match option {
-            "latency_ms" => spec.latency_ms = decoded.parse().map_err(|_| bad("a non-negative integer (milliseconds)"))?,
+            "latency_ms" => {
+                spec.latency_ms = decoded
+                    .parse()
+                    .ok()
+                    .filter(|ms| *ms <= MAX_LATENCY_MS)
+                    .ok_or_else(|| bad("a whole number of milliseconds from 0 to 3600000 (one hour)"))?
+            }
             "array_len" => {
-                spec.array_len =
-                    decoded.parse().ok().filter(|len| *len >= 1).ok_or_else(|| bad("an integer ≥ 1 (items per generated array)"))?
+                spec.array_len = decoded
+                    .parse()
+                    .ok()
+                    .filter(|len| (1..=MAX_ITEMS).contains(len))
+                    .ok_or_else(|| bad("a whole number from 1 to 1024 (items per generated array)"))?
             }
             _ if decoded.is_empty() => return Err(bad("the path of a JSON file of scripted replies")),
             _ => spec.script = Some(PathBuf::from(decoded)),

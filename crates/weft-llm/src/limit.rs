@@ -20,6 +20,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// The default cap of calls in flight per endpoint.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 2048;
 
+/// The longest wait between two request starts, whatever the configured rate: one a year.
+pub const MAX_GAP: Duration = Duration::from_secs(31_536_000);
+
 /// The shortest time between two decreases of a cap: a burst of 429s answered to calls sent
 /// together counts as one signal.
 pub const COOLDOWN: Duration = Duration::from_millis(500);
@@ -27,7 +30,7 @@ pub const COOLDOWN: Duration = Duration::from_millis(500);
 /// How one endpoint is limited.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LimitConfig {
-    /// Calls in flight at most (at least 1).
+    /// Calls in flight at most (at least 1; clamped to what a tokio semaphore holds).
     pub max_in_flight: usize,
     /// Requests started per second at most, if capped.
     pub requests_per_second: Option<f64>,
@@ -127,7 +130,8 @@ impl Drop for Waiting<'_> {
 impl Limiter {
     /// A limiter for `endpoint`.
     pub fn new(endpoint: impl Into<String>, config: LimitConfig) -> Arc<Limiter> {
-        let cap = config.max_in_flight.max(1);
+        // A tokio semaphore holds at most `Semaphore::MAX_PERMITS`; more would panic.
+        let cap = config.max_in_flight.clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(Limiter {
             endpoint: endpoint.into(),
             config: LimitConfig { max_in_flight: cap, ..config },
@@ -192,18 +196,29 @@ impl Limiter {
         };
         self.lock().in_flight += 1;
         let mut permit = Permit { limiter: Arc::clone(self), slot: Some(slot), waited: Duration::ZERO };
-        if let Some(rps) = self.config.requests_per_second.filter(|r| *r > 0.0) {
+        if let Some(gap) = self.gap() {
             let start = {
                 let mut inner = self.lock();
                 let now = Instant::now();
                 let start = inner.next_start.map_or(now, |n| n.max(now));
-                inner.next_start = Some(start + Duration::from_secs_f64(1.0 / rps));
+                // A gap too long to add to an instant leaves the next start unpaced rather than
+                // panicking; the configured bounds (at least 0.001 requests per second, a gap of at
+                // most 1,000 s) never come near it.
+                inner.next_start = start.checked_add(gap);
                 start
             };
             tokio::time::sleep_until(start.into()).await;
         }
         permit.waited = t0.elapsed();
         permit
+    }
+
+    /// The time between two request starts when requests per second are capped: `None` for
+    /// no cap, and for a rate that is not a positive finite number. A rate so small that its gap
+    /// overflows a `Duration` waits [`MAX_GAP`].
+    fn gap(&self) -> Option<Duration> {
+        let rps = self.config.requests_per_second.filter(|r| r.is_finite() && *r > 0.0)?;
+        Some(Duration::try_from_secs_f64(1.0 / rps).unwrap_or(MAX_GAP).min(MAX_GAP))
     }
 
     /// The provider answered 429 (or otherwise asked to slow down): set the cap to half the

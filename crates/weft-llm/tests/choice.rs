@@ -107,20 +107,34 @@ fn simulated_option_errors() {
     assert_eq!(error("simulated?seed=1"), format!(r#"--llm "simulated?seed=1": unknown option "seed": {options}"#));
     assert_eq!(
         error("simulated?latency_ms=-5"),
-        r#"--llm "simulated?latency_ms=-5": option latency_ms has value "-5": expected a non-negative integer (milliseconds)"#
+        r#"--llm "simulated?latency_ms=-5": option latency_ms has value "-5": expected a whole number of milliseconds from 0 to 3600000 (one hour)"#
     );
     assert_eq!(
         error("simulated?latency_ms=1.5"),
-        r#"--llm "simulated?latency_ms=1.5": option latency_ms has value "1.5": expected a non-negative integer (milliseconds)"#
+        r#"--llm "simulated?latency_ms=1.5": option latency_ms has value "1.5": expected a whole number of milliseconds from 0 to 3600000 (one hour)"#
     );
     assert_eq!(
         error("simulated?array_len=0"),
-        r#"--llm "simulated?array_len=0": option array_len has value "0": expected an integer ≥ 1 (items per generated array)"#
+        r#"--llm "simulated?array_len=0": option array_len has value "0": expected a whole number from 1 to 1024 (items per generated array)"#
     );
     assert_eq!(
         error("simulated?array_len=many"),
-        r#"--llm "simulated?array_len=many": option array_len has value "many": expected an integer ≥ 1 (items per generated array)"#
+        r#"--llm "simulated?array_len=many": option array_len has value "many": expected a whole number from 1 to 1024 (items per generated array)"#
     );
+    // Issue 10: the bounds, at and just past them.
+    check("simulated?latency_ms=3600000", simulated(3_600_000, 1, None));
+    check("simulated?array_len=1024", simulated(0, 1024, None));
+    for (value, option) in [
+        ("simulated?latency_ms=3600001", "latency_ms"),
+        ("simulated?latency_ms=18446744073709551616", "latency_ms"),
+        ("simulated?array_len=1025", "array_len"),
+        ("simulated?array_len=18446744073709551615", "array_len"),
+        ("simulated?array_len=1e3", "array_len"),
+        ("simulated?latency_ms=NaN", "latency_ms"),
+    ] {
+        let text = error(value);
+        assert!(text.contains(&format!("option {option} has value")) && text.contains(" from "), "{text}");
+    }
     assert_eq!(
         error("simulated?script="),
         r#"--llm "simulated?script=": option script has value "": expected the path of a JSON file of scripted replies"#
