@@ -199,7 +199,7 @@ fn unknown_keys_with_did_you_mean() {
     let text = error("[tools.weather]\ncommand = [\"w\"]\ntimeout = 30\n");
     assert_eq!(
         text,
-        "conf/tools.toml:3:1: `tools.weather.timeout`: unknown key (did you mean `timeout_s`?); the known keys are command, timeout_s, env"
+        "conf/tools.toml:3:1: `tools.weather.timeout`: unknown key (did you mean `timeout_s`?); the known keys are command, timeout_s, max_output_mb, env"
     );
     let text = error("[tools.weather]\ncomand = [\"w\"]\n");
     assert!(text.contains("`tools.weather.comand`: unknown key (did you mean `command`?)"), "{text}");
@@ -208,7 +208,10 @@ fn unknown_keys_with_did_you_mean() {
     let text = error("[tools.weather]\ncommand = [\"w\"]\nenvironment = {}\n");
     assert!(text.contains("(did you mean `env`?)"), "{text}");
     let text = error("[tools.weather]\ncommand = [\"w\"]\nretries = 3\n");
-    assert_eq!(text, "conf/tools.toml:3:1: `tools.weather.retries`: unknown key; the known keys are command, timeout_s, env");
+    assert_eq!(
+        text,
+        "conf/tools.toml:3:1: `tools.weather.retries`: unknown key; the known keys are command, timeout_s, max_output_mb, env"
+    );
 }
 
 #[test]
