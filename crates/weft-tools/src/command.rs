@@ -429,7 +429,7 @@ async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, tail: &mut Tail) -> std
 
 /// A byte count for messages: `64 MiB` when it is a whole number of MiB, else `1500 bytes`.
 pub(crate) fn describe_bytes(bytes: u64) -> String {
-    if bytes >= MIB && bytes % MIB == 0 { format!("{} MiB", bytes / MIB) } else { format!("{bytes} bytes") }
+    if bytes >= MIB && bytes.is_multiple_of(MIB) { format!("{} MiB", bytes / MIB) } else { format!("{bytes} bytes") }
 }
 
 fn describe_exit(status: ExitStatus) -> String {
