@@ -21,7 +21,9 @@
 //! future is dropped (the flow was cancelled, a sibling failed, Ctrl-C) the whole group gets
 //! SIGKILL. The process itself is reaped by the call (or, when the future was dropped, in the
 //! background by the tokio runtime); its descendants, orphaned once killed, are reaped by
-//! whoever adopted them (init, or this process when it is PID 1 or a child subreaper).
+//! whoever adopted them: init, or this process when it is PID 1 (in a container) or a child
+//! subreaper, in which case a call that ends by itself reaps them (a dropped call cannot: its
+//! process is not reaped yet, so they wait, as zombies, for this process to exit).
 //!
 //! **When a call is done.** When the process has exited and its stdout and stderr have reached
 //! end of file, or [`EXIT_GRACE`] (200 ms) after the process exited, whichever comes first: a
@@ -230,12 +232,16 @@ impl Tool for CommandTool {
                 // Reap the child too: no process or zombie is left behind. An error means it is
                 // gone already.
                 let _ = child.kill().await;
+                group.reap_adopted_once_reaped(&mut child);
                 return Err(match finished {
                     None => ToolError::Timeout { after: self.timeout.unwrap_or_default() },
                     Some(_) => ToolError::OutputTooLarge { limit: self.max_output },
                 });
             }
-            Some(Talk::Exited { written, stdout, status }) => (written, stdout, status),
+            Some(Talk::Exited { written, stdout, status }) => {
+                group.reap_adopted_once_reaped(&mut child);
+                (written, stdout, status)
+            }
         };
 
         let status = status.map_err(|e| ToolError::Failed { message: format!("cannot wait for command `{command}`: {e}") })?;
@@ -274,6 +280,7 @@ async fn write_input(stdin: Option<ChildStdin>, input: &[u8]) -> std::io::Result
 struct ProcessGroup {
     #[cfg(unix)]
     id: Option<rustix::process::Pid>,
+    killed: bool,
 }
 
 impl ProcessGroup {
@@ -283,20 +290,51 @@ impl ProcessGroup {
         {
             // Never 0 or 1: kill(0) and kill(-1) would reach far more than the tool's group.
             let id = child.id().and_then(|id| i32::try_from(id).ok()).filter(|&id| id > 1).and_then(rustix::process::Pid::from_raw);
-            ProcessGroup { id }
+            ProcessGroup { id, killed: false }
         }
         #[cfg(not(unix))]
         {
             let _ = child;
-            ProcessGroup {}
+            ProcessGroup { killed: false }
         }
     }
 
     /// Kills every process of the group, once. An error means the group is empty already.
+    ///
+    /// While the leader is not reaped its PID, hence the group's id, cannot be reused; after
+    /// that, the id stays taken as long as a process of the group lives. Only when the group
+    /// is empty and the id was reused within microseconds (PIDs are handed out in turn) could
+    /// the signal reach another group; `kill` then fails harmlessly in practice.
     fn kill(&mut self) {
+        if std::mem::replace(&mut self.killed, true) {
+            return;
+        }
         #[cfg(unix)]
-        if let Some(id) = self.id.take() {
+        if let Some(id) = self.id {
             let _ = rustix::process::kill_process_group(id, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Reaps the killed processes of the group that this process adopted, which happens when it
+    /// is PID 1 (in a container) or a child subreaper; usually init adopts them and there is
+    /// nothing to do. Does nothing unless the leader is reaped already: this would reap it
+    /// behind the runtime's back. They are dying, not necessarily dead: a thread waits for them.
+    fn reap_adopted_once_reaped(&self, leader: &mut Child) {
+        // `try_wait` on a reaped child answers its stored status without a system call.
+        if !matches!(leader.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        #[cfg(unix)]
+        if let (Some(id), true) = (self.id, self.killed) {
+            use rustix::process::{WaitOptions, waitpgid};
+            // An error (ECHILD) means no child of ours is left in the group: the usual case.
+            if waitpgid(id, WaitOptions::NOHANG).is_ok() {
+                let reaper = std::thread::Builder::new()
+                    .name("weft-tool-reaper".into())
+                    .spawn(move || while waitpgid(id, WaitOptions::empty()).is_ok() {});
+                // Without a thread they stay zombies until this process exits: harmless.
+                drop(reaper);
+            }
         }
     }
 }
