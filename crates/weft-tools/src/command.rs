@@ -302,9 +302,10 @@ impl ProcessGroup {
     /// Kills every process of the group, once. An error means the group is empty already.
     ///
     /// While the leader is not reaped its PID, hence the group's id, cannot be reused; after
-    /// that, the id stays taken as long as a process of the group lives. Only when the group
-    /// is empty and the id was reused within microseconds (PIDs are handed out in turn) could
-    /// the signal reach another group; `kill` then fails harmlessly in practice.
+    /// that, the id stays taken as long as a process of the group lives. Only if the group had
+    /// emptied and its id had been given to a new group leader since could the signal reach
+    /// another group; PIDs are handed out in turn, so that needs the whole PID space to wrap
+    /// around within the microseconds between the reaping and this call.
     fn kill(&mut self) {
         if std::mem::replace(&mut self.killed, true) {
             return;
