@@ -14,12 +14,26 @@
 //!
 //! The environment is inherited, with [`CommandTool::with_env`] variables added on top.
 //!
-//! When the call times out the process is killed (SIGKILL) and reaped before
-//! [`ToolError::Timeout`] is returned. When the call's future is dropped (the flow was
-//! cancelled), the process is killed too (`kill_on_drop`) and reaped in the background by the
-//! tokio runtime. Only the process itself is killed: processes it spawned (grandchildren) are
-//! its own business. A program that leaves a background process holding its stdout open makes
-//! the call last until that process exits or the timeout strikes.
+//! **Process groups.** On Unix each call's process is the leader of a new process group, and
+//! the processes it starts (grandchildren: `sh -c "worker &"`, a pipeline, a Python
+//! subprocess) belong to that group unless they leave it on purpose (`setsid`). No process of
+//! the group outlives the call: when the call ends (finished, failed or timed out) or its
+//! future is dropped (the flow was cancelled, a sibling failed, Ctrl-C) the whole group gets
+//! SIGKILL. The process itself is reaped by the call (or, when the future was dropped, in the
+//! background by the tokio runtime); its descendants, orphaned once killed, are reaped by
+//! whoever adopted them: init, or this process when it is PID 1 (in a container) or a child
+//! subreaper, in which case a call that ends by itself reaps them (a dropped call cannot: its
+//! process is not reaped yet, so they wait, as zombies, for this process to exit).
+//!
+//! **When a call is done.** When the process has exited and its stdout and stderr have reached
+//! end of file, or [`EXIT_GRACE`] (200 ms) after the process exited, whichever comes first: a
+//! program that printed its JSON and exited leaving a background process holding stdout open
+//! is done with what it printed (and the background process is killed with its group).
+//!
+//! **Limits.** Stdout is capped ([`DEFAULT_MAX_OUTPUT`], 64 MiB, unless
+//! [`CommandTool::with_max_output`] or `max_output_mb` in the tools file says otherwise): past
+//! the cap the group is killed and the call fails with [`ToolError::OutputTooLarge`]. Of
+//! stderr only the end is kept (about 16 KiB), for failure messages.
 
 use crate::{Tool, ToolError};
 use serde_json::{Map, Value as Json};
@@ -29,7 +43,15 @@ use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{ChildStdin, Command};
+use tokio::process::{Child, ChildStdin, Command};
+
+/// One mebibyte, the unit of `max_output_mb`.
+pub const MIB: u64 = 1024 * 1024;
+/// The cap of a command's stdout when none is set: 64 MiB.
+pub const DEFAULT_MAX_OUTPUT: u64 = 64 * MIB;
+/// How long a call waits, after its process exited, for stdout and stderr to reach end of
+/// file (a background process of the tool may hold them open) before using what was read.
+pub const EXIT_GRACE: Duration = Duration::from_millis(200);
 
 /// How many lines of stderr a failure message quotes, at most.
 const STDERR_LINES: usize = 20;
@@ -49,6 +71,7 @@ pub struct CommandTool {
     timeout: Option<Duration>,
     env: BTreeMap<String, String>,
     cwd: Option<PathBuf>,
+    max_output: u64,
 }
 
 impl CommandTool {
@@ -57,7 +80,25 @@ impl CommandTool {
     ///
     /// An empty `argv` is accepted here and fails every call with [`ToolError::Unavailable`].
     pub fn new<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> CommandTool {
-        CommandTool { argv: argv.into_iter().map(Into::into).collect(), timeout: None, env: BTreeMap::new(), cwd: None }
+        CommandTool {
+            argv: argv.into_iter().map(Into::into).collect(),
+            timeout: None,
+            env: BTreeMap::new(),
+            cwd: None,
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+
+    /// Caps stdout at `bytes` (default [`DEFAULT_MAX_OUTPUT`]): a call whose process prints
+    /// more is stopped (its process group killed) and fails with [`ToolError::OutputTooLarge`].
+    pub fn with_max_output(mut self, bytes: u64) -> CommandTool {
+        self.max_output = bytes;
+        self
+    }
+
+    /// The cap of stdout, in bytes.
+    pub fn max_output(&self) -> u64 {
+        self.max_output
     }
 
     /// Kills the process and fails with [`ToolError::Timeout`] when a call takes longer than `timeout`.
@@ -160,37 +201,58 @@ impl Tool for CommandTool {
 
         let mut process = Command::new(program);
         process.args(rest).envs(&self.env).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        // A new process group led by the child: its descendants can be killed with it.
+        #[cfg(unix)]
+        process.process_group(0);
         if let Some(cwd) = &self.cwd {
             process.current_dir(cwd);
         }
         let mut child = process.spawn().map_err(|e| self.spawn_error(program, &e))?;
+        // Declared after `child`, so dropped before it: when the call's future is dropped, the
+        // group is killed, then `kill_on_drop` kills the child (already dying) and hands it to
+        // the runtime to reap.
+        let mut group = ProcessGroup::led_by(&child);
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
 
-        // Everything at once: a child blocked writing stderr while we wait on stdout (or
-        // blocked reading stdin while we wait on it) would deadlock otherwise.
-        let run = async { tokio::join!(write_input(stdin, &input), read_all(stdout), read_tail(stderr), child.wait()) };
+        let mut out = Vec::new();
+        let mut err = Tail::default();
+        let talk =
+            talk(&mut child, Pipes { stdin, input: &input, stdout, out: &mut out, max_output: self.max_output, stderr, err: &mut err });
         let finished = match self.timeout {
-            None => Some(run.await),
-            Some(limit) => tokio::time::timeout(limit, run).await.ok(),
+            None => Some(talk.await),
+            Some(limit) => tokio::time::timeout(limit, talk).await.ok(),
         };
-        let Some((written, out, err, status)) = finished else {
-            // Kill and reap: no process or zombie is left behind. An error means it is gone already.
-            let _ = child.kill().await;
-            return Err(ToolError::Timeout { after: self.timeout.unwrap_or_default() });
+        // Whatever is left of the group (everything after a timeout or past the output cap, a
+        // background process otherwise) is killed now.
+        group.kill();
+        let (written, stdout_read, status) = match finished {
+            None | Some(Talk::OutputTooLarge) => {
+                // Reap the child too: no process or zombie is left behind. An error means it is
+                // gone already.
+                let _ = child.kill().await;
+                group.reap_adopted_once_reaped(&mut child);
+                return Err(match finished {
+                    None => ToolError::Timeout { after: self.timeout.unwrap_or_default() },
+                    Some(_) => ToolError::OutputTooLarge { limit: self.max_output },
+                });
+            }
+            Some(Talk::Exited { written, stdout, status }) => {
+                group.reap_adopted_once_reaped(&mut child);
+                (written, stdout, status)
+            }
         };
 
         let status = status.map_err(|e| ToolError::Failed { message: format!("cannot wait for command `{command}`: {e}") })?;
         if !status.success() {
-            let (stderr, stderr_truncated) = err.unwrap_or_default();
             return Err(ToolError::Failed {
-                message: format!("command `{command}` {}{}", describe_exit(status), stderr_excerpt(&stderr, stderr_truncated)),
+                message: format!("command `{command}` {}{}", describe_exit(status), stderr_excerpt(&err.kept, err.truncated)),
             });
         }
         written
             .map_err(|e| ToolError::Failed { message: format!("cannot write the arguments to the stdin of command `{command}`: {e}") })?;
-        let out = out.map_err(|e| ToolError::Failed { message: format!("cannot read the stdout of command `{command}`: {e}") })?;
+        stdout_read.map_err(|e| ToolError::Failed { message: format!("cannot read the stdout of command `{command}`: {e}") })?;
         if out.iter().all(u8::is_ascii_whitespace) {
             return Err(ToolError::BadOutput { message: format!("command `{command}` printed nothing on stdout; {OUTPUT_HINT}") });
         }
@@ -213,32 +275,200 @@ async fn write_input(stdin: Option<ChildStdin>, input: &[u8]) -> std::io::Result
     // `stdin` is dropped here, which closes the pipe.
 }
 
-async fn read_all(pipe: Option<impl AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        pipe.read_to_end(&mut buf).await?;
-    }
-    Ok(buf)
+/// The process group a call's child leads; [`ProcessGroup::kill`] (or dropping it) sends
+/// SIGKILL to every process in it.
+struct ProcessGroup {
+    #[cfg(unix)]
+    id: Option<rustix::process::Pid>,
+    killed: bool,
 }
 
-/// Reads the pipe to its end, keeping only the last [`STDERR_KEEP`] bytes or so; true when
-/// earlier bytes were dropped.
-async fn read_tail(pipe: Option<impl AsyncRead + Unpin>) -> std::io::Result<(Vec<u8>, bool)> {
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let Some(mut pipe) = pipe else { return Ok((kept, truncated)) };
+impl ProcessGroup {
+    /// The group of `child`, spawned with `process_group(0)` (its id is the child's PID).
+    fn led_by(child: &Child) -> ProcessGroup {
+        #[cfg(unix)]
+        {
+            // Never 0 or 1: kill(0) and kill(-1) would reach far more than the tool's group.
+            let id = child.id().and_then(|id| i32::try_from(id).ok()).filter(|&id| id > 1).and_then(rustix::process::Pid::from_raw);
+            ProcessGroup { id, killed: false }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = child;
+            ProcessGroup { killed: false }
+        }
+    }
+
+    /// Kills every process of the group, once. An error means the group is empty already.
+    ///
+    /// While the leader is not reaped its PID, hence the group's id, cannot be reused; after
+    /// that, the id stays taken as long as a process of the group lives. Only if the group had
+    /// emptied and its id had been given to a new group leader since could the signal reach
+    /// another group; PIDs are handed out in turn, so that needs the whole PID space to wrap
+    /// around within the microseconds between the reaping and this call.
+    fn kill(&mut self) {
+        if std::mem::replace(&mut self.killed, true) {
+            return;
+        }
+        #[cfg(unix)]
+        if let Some(id) = self.id {
+            let _ = rustix::process::kill_process_group(id, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Reaps the killed processes of the group that this process adopted, which happens when it
+    /// is PID 1 (in a container) or a child subreaper; usually init adopts them and there is
+    /// nothing to do. Does nothing unless the leader is reaped already: this would reap it
+    /// behind the runtime's back. They are dying, not necessarily dead: a thread waits for them.
+    fn reap_adopted_once_reaped(&self, leader: &mut Child) {
+        // `try_wait` on a reaped child answers its stored status without a system call.
+        if !matches!(leader.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        #[cfg(unix)]
+        if let (Some(id), true) = (self.id, self.killed) {
+            use rustix::process::{WaitOptions, waitpgid};
+            // An error (ECHILD) means no child of ours is left in the group: the usual case.
+            if waitpgid(id, WaitOptions::NOHANG).is_ok() {
+                let reaper = std::thread::Builder::new()
+                    .name("weft-tool-reaper".into())
+                    .spawn(move || while waitpgid(id, WaitOptions::empty()).is_ok() {});
+                // Without a thread they stay zombies until this process exits: harmless.
+                drop(reaper);
+            }
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The pipes of a call and where their bytes go.
+struct Pipes<'a> {
+    stdin: Option<ChildStdin>,
+    input: &'a [u8],
+    stdout: Option<tokio::process::ChildStdout>,
+    out: &'a mut Vec<u8>,
+    max_output: u64,
+    stderr: Option<tokio::process::ChildStderr>,
+    err: &'a mut Tail,
+}
+
+/// How the exchange with a process ended.
+enum Talk {
+    /// The process exited, and its stdout reached end of file or [`EXIT_GRACE`] passed (what
+    /// was read is in the buffer either way).
+    Exited {
+        /// Writing the arguments.
+        written: std::io::Result<()>,
+        /// Reading stdout, if it ended.
+        stdout: std::io::Result<()>,
+        /// The exit status.
+        status: std::io::Result<ExitStatus>,
+    },
+    /// Stdout went past the cap.
+    OutputTooLarge,
+}
+
+/// Writes the arguments, reads stdout and stderr and waits for the process, all at once (a
+/// child blocked writing stderr while we wait on stdout, or blocked reading stdin while we wait
+/// on it, would deadlock otherwise), until the process has exited and both pipes are at end of
+/// file, or [`EXIT_GRACE`] after it exited.
+async fn talk(child: &mut Child, pipes: Pipes<'_>) -> Talk {
+    let Pipes { stdin, input, stdout, out, max_output, stderr, err } = pipes;
+    let write = write_input(stdin, input);
+    let read_out = read_capped(stdout, out, max_output);
+    let read_err = read_tail(stderr, err);
+    let wait = child.wait();
+    let grace = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(write, read_out, read_err, wait, grace);
+    let mut written = None;
+    let mut stdout_done = None;
+    let mut stderr_done = false;
+    let mut status = None;
+    loop {
+        tokio::select! {
+            result = &mut write, if written.is_none() => written = Some(result),
+            result = &mut read_out, if stdout_done.is_none() => match result {
+                Ok(Capped::Over) => return Talk::OutputTooLarge,
+                Ok(Capped::Eof) => stdout_done = Some(Ok(())),
+                Err(e) => stdout_done = Some(Err(e)),
+            },
+            // A stderr that cannot be read only loses the excerpt of a failure message.
+            _ = &mut read_err, if !stderr_done => stderr_done = true,
+            result = &mut wait, if status.is_none() => {
+                status = Some(result);
+                grace.as_mut().reset(tokio::time::Instant::now() + EXIT_GRACE);
+            }
+            () = &mut grace, if status.is_some() => break,
+        }
+        if status.is_some() && stdout_done.is_some() && stderr_done {
+            break;
+        }
+    }
+    Talk::Exited {
+        // Arguments still unwritten when the process exited were not wanted.
+        written: written.unwrap_or(Ok(())),
+        stdout: stdout_done.unwrap_or(Ok(())),
+        status: status.unwrap_or_else(|| Err(std::io::Error::other("the process did not exit"))),
+    }
+}
+
+/// How reading a capped pipe ended.
+enum Capped {
+    /// At end of file, within the cap.
+    Eof,
+    /// More than the cap was printed (the buffer holds the cap's worth at most).
+    Over,
+}
+
+/// Reads the pipe to its end into `buf`, stopping as soon as it holds more than `max` bytes.
+async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, buf: &mut Vec<u8>, max: u64) -> std::io::Result<Capped> {
+    let Some(mut pipe) = pipe else { return Ok(Capped::Eof) };
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = pipe.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(Capped::Eof);
+        }
+        if (buf.len() + n) as u64 > max {
+            return Ok(Capped::Over);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The end of a stream: the last [`STDERR_KEEP`] bytes or so, and whether earlier bytes were
+/// dropped.
+#[derive(Default)]
+struct Tail {
+    kept: Vec<u8>,
+    truncated: bool,
+}
+
+/// Reads the pipe to its end into `tail`, keeping only its last bytes.
+async fn read_tail(pipe: Option<impl AsyncRead + Unpin>, tail: &mut Tail) -> std::io::Result<()> {
+    let Some(mut pipe) = pipe else { return Ok(()) };
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
         let n = pipe.read(&mut chunk).await?;
         if n == 0 {
-            return Ok((kept, truncated));
+            return Ok(());
         }
-        kept.extend_from_slice(&chunk[..n]);
-        if kept.len() > 2 * STDERR_KEEP {
-            kept.drain(..kept.len() - STDERR_KEEP);
-            truncated = true;
+        tail.kept.extend_from_slice(&chunk[..n]);
+        if tail.kept.len() > 2 * STDERR_KEEP {
+            tail.kept.drain(..tail.kept.len() - STDERR_KEEP);
+            tail.truncated = true;
         }
     }
+}
+
+/// A byte count for messages: `64 MiB` when it is a whole number of MiB, else `1500 bytes`.
+pub(crate) fn describe_bytes(bytes: u64) -> String {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) { format!("{} MiB", bytes / MIB) } else { format!("{bytes} bytes") }
 }
 
 fn describe_exit(status: ExitStatus) -> String {

@@ -4,6 +4,7 @@
 //! [tools.get_user_information]
 //! command = ["python3", "tools/get_user_information.py"]   # argv, no shell
 //! timeout_s = 30                                            # optional, seconds (number > 0)
+//! max_output_mb = 64                                        # optional, MiB of stdout (integer > 0)
 //! env = { API_TOKEN = "..." }                               # optional
 //! ```
 //!
@@ -12,6 +13,9 @@
 //!   how the program is called (JSON arguments on stdin, one JSON value on stdout).
 //! - `timeout_s` (optional): seconds, an integer or a float greater than 0; the process is
 //!   killed when a call takes longer. Default [`DEFAULT_TIMEOUT`] (60 s).
+//! - `max_output_mb` (optional): the cap of the command's stdout, in MiB, an integer from 1 to
+//!   [`MAX_OUTPUT_MB_LIMIT`]; a call printing more fails and its processes are killed. Default
+//!   64 ([`DEFAULT_MAX_OUTPUT`](crate::command::DEFAULT_MAX_OUTPUT)).
 //! - `env` (optional): a table of string values, set on top of the inherited environment.
 //!
 //! **Working directory.** Every command runs in the directory holding the tools file.
@@ -26,7 +30,7 @@
 //! for future kinds of tools and rejected for now.
 
 use crate::ToolRegistry;
-use crate::command::CommandTool;
+use crate::command::{CommandTool, DEFAULT_MAX_OUTPUT, MIB};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -37,8 +41,11 @@ use toml::de::{DeTable, DeValue};
 /// The timeout of a tool whose binding has no `timeout_s`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The largest `max_output_mb` accepted (1 TiB): a cap, not a reason to hold that much.
+pub const MAX_OUTPUT_MB_LIMIT: u64 = 1024 * 1024;
+
 /// The keys of a `[tools.NAME]` table.
-const KNOWN_KEYS: [&str; 3] = ["command", "timeout_s", "env"];
+const KNOWN_KEYS: [&str; 4] = ["command", "timeout_s", "max_output_mb", "env"];
 /// Keys reserved for future kinds of tools.
 const RESERVED_KEYS: [&str; 2] = ["http", "mcp"];
 /// An example `command`, for messages.
@@ -60,6 +67,9 @@ pub struct ToolBinding {
     pub command: Vec<String>,
     /// `timeout_s`, or [`DEFAULT_TIMEOUT`] when absent.
     pub timeout: Duration,
+    /// The cap of stdout in bytes: `max_output_mb` MiB, or
+    /// [`DEFAULT_MAX_OUTPUT`](crate::command::DEFAULT_MAX_OUTPUT) when absent.
+    pub max_output: u64,
     /// Environment variables set on top of the inherited environment.
     pub env: BTreeMap<String, String>,
 }
@@ -67,7 +77,11 @@ pub struct ToolBinding {
 impl ToolBinding {
     /// The command tool of this binding, run in `cwd`.
     pub fn command_tool(&self, cwd: &Path) -> CommandTool {
-        CommandTool::new(self.command.iter().cloned()).with_timeout(self.timeout).with_envs(self.env.clone()).with_cwd(cwd)
+        CommandTool::new(self.command.iter().cloned())
+            .with_timeout(self.timeout)
+            .with_max_output(self.max_output)
+            .with_envs(self.env.clone())
+            .with_cwd(cwd)
     }
 }
 
@@ -229,6 +243,7 @@ impl Checker<'_> {
         };
         let mut command = None;
         let mut timeout = DEFAULT_TIMEOUT;
+        let mut max_output = DEFAULT_MAX_OUTPUT;
         let mut env = BTreeMap::new();
         for (key, value) in in_file_order(table) {
             let key_name: &str = key.get_ref();
@@ -236,6 +251,7 @@ impl Checker<'_> {
             match key_name {
                 "command" => command = Some(self.command(&path, value)?),
                 "timeout_s" => timeout = self.timeout(&path, value)?,
+                "max_output_mb" => max_output = self.max_output_mb(&path, value)? * MIB,
                 "env" => env = self.env(&path, value)?,
                 reserved if RESERVED_KEYS.contains(&reserved) => {
                     return Err(self.invalid(
@@ -257,7 +273,7 @@ impl Checker<'_> {
                 format!("has no `command`; add the program and its arguments, such as command = {COMMAND_EXAMPLE}"),
             ));
         };
-        Ok(ToolBinding { command, timeout, env })
+        Ok(ToolBinding { command, timeout, max_output, env })
     }
 
     fn command(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<Vec<String>, ToolsFileError> {
@@ -325,6 +341,25 @@ impl Checker<'_> {
                     "must be a positive number of seconds, such as 30 or 0.5, found {}; leave it out for the default of {} s",
                     self.found(value),
                     DEFAULT_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    fn max_output_mb(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<u64, ToolsFileError> {
+        let mb = match value.get_ref() {
+            DeValue::Integer(n) => u64::from_str_radix(n.as_str(), n.radix()).ok(),
+            _ => None,
+        };
+        match mb.filter(|mb| (1..=MAX_OUTPUT_MB_LIMIT).contains(mb)) {
+            Some(mb) => Ok(mb),
+            None => Err(self.invalid(
+                value.span(),
+                path.to_string(),
+                format!(
+                    "must be a whole number of MiB from 1 to {MAX_OUTPUT_MB_LIMIT}, such as 128, found {}; leave it out for the default of {} MiB",
+                    self.found(value),
+                    DEFAULT_MAX_OUTPUT / MIB
                 ),
             )),
         }
@@ -401,6 +436,7 @@ fn did_you_mean(key: &str, known: &[&str]) -> String {
     let alias = match key {
         "cmd" | "argv" | "args" | "run" | "exec" | "program" => Some("command"),
         "timeout" | "timeout_secs" | "timeout_seconds" | "timeout_sec" => Some("timeout_s"),
+        "max_output" | "max_output_mib" | "max_output_bytes" | "output_limit" | "max_stdout_mb" => Some("max_output_mb"),
         "environment" | "envs" | "vars" => Some("env"),
         _ => None,
     }

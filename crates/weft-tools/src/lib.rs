@@ -35,6 +35,12 @@ pub enum ToolError {
         /// The timeout.
         after: Duration,
     },
+    /// A command printed more than its cap on stdout; its processes were killed.
+    #[error("printed more than {} on stdout, the cap of a tool's output; its processes were killed (raise `max_output_mb` for this tool in the tools file if its output is really that large)", command::describe_bytes(*.limit))]
+    OutputTooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The tool answered something that is not the JSON expected.
     #[error("{message}")]
     BadOutput {

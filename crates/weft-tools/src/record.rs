@@ -12,7 +12,8 @@
 //!   or `…,"error":{"kind":"transient"|"permanent","message":…}}`, written by `weft_llm::record`;
 //! - `{"kind":"tool","key":…,"tool":…,"occurrence":n,"args":{…},"result":…}` or
 //!   `…,"error":{"kind":"failed"|"bad_output"|"unavailable","message":…}}`
-//!   (`{"kind":"timeout","after_s":…}` for a timeout), written by [`RecordingTool`].
+//!   (`{"kind":"timeout","after_s":…}` for a timeout, `{"kind":"output_too_large","limit_bytes":…}`
+//!   for a command's stdout past its cap), written by [`RecordingTool`].
 //!
 //! Lines of other kinds are skipped by the readers, so later kinds can be added.
 //!
@@ -427,6 +428,7 @@ pub fn missing_reason(recorded_in_scope: usize, recorded_of_key: usize, scope_no
 enum RecordedToolError {
     Failed { message: String },
     Timeout { after_s: f64 },
+    OutputTooLarge { limit_bytes: u64 },
     BadOutput { message: String },
     Unavailable { message: String },
 }
@@ -436,6 +438,7 @@ impl From<&ToolError> for RecordedToolError {
         match error {
             ToolError::Failed { message } => RecordedToolError::Failed { message: message.clone() },
             ToolError::Timeout { after } => RecordedToolError::Timeout { after_s: after.as_secs_f64() },
+            ToolError::OutputTooLarge { limit } => RecordedToolError::OutputTooLarge { limit_bytes: *limit },
             ToolError::BadOutput { message } => RecordedToolError::BadOutput { message: message.clone() },
             ToolError::Unavailable { message } => RecordedToolError::Unavailable { message: message.clone() },
         }
@@ -449,6 +452,7 @@ impl From<RecordedToolError> for ToolError {
             RecordedToolError::Timeout { after_s } => {
                 ToolError::Timeout { after: Duration::try_from_secs_f64(after_s).unwrap_or_default() }
             }
+            RecordedToolError::OutputTooLarge { limit_bytes } => ToolError::OutputTooLarge { limit: limit_bytes },
             RecordedToolError::BadOutput { message } => ToolError::BadOutput { message },
             RecordedToolError::Unavailable { message } => ToolError::Unavailable { message },
         }
@@ -670,6 +674,7 @@ mod tests {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
             match args.get("fail").and_then(Json::as_str) {
                 Some("timeout") => Err(ToolError::Timeout { after: Duration::from_millis(1500) }),
+                Some("too_large") => Err(ToolError::OutputTooLarge { limit: 3 * crate::command::MIB }),
                 Some(message) => Err(ToolError::Failed { message: message.to_owned() }),
                 None if args.contains_key("null") => Ok(Json::Null),
                 None => Ok(json!({"n": n, "args": args})),
@@ -727,9 +732,15 @@ mod tests {
         let recording = recording_registry(&registry, &log);
         let tool = recording.get("count").unwrap();
         let mut recorded = Vec::new();
-        for a in
-            [json!({"x": 1}), json!({"x": 1}), json!({"x": 2}), json!({"fail": "boom"}), json!({"fail": "timeout"}), json!({"null": 1})]
-        {
+        for a in [
+            json!({"x": 1}),
+            json!({"x": 1}),
+            json!({"x": 2}),
+            json!({"fail": "boom"}),
+            json!({"fail": "timeout"}),
+            json!({"null": 1}),
+            json!({"fail": "too_large"}),
+        ] {
             recorded.push(tool.call(args(a)).await.map_err(|e| e.to_string()));
         }
         let secret_result = tool.call(args(json!({"token": "s3cret"}))).await.unwrap();
@@ -740,15 +751,22 @@ mod tests {
         assert!(text.starts_with(r#"{"kind":"header","format":"weft-record","version":1}"#));
 
         let replay = Arc::new(ToolReplay::load(&path).unwrap().with_secrets(["s3cret"]));
-        assert_eq!(replay.len(), 7);
+        assert_eq!(replay.len(), 8);
         assert_eq!(replay.tools(), ["count"]);
         let replaying = replay.registry(&ToolRegistry::new());
         let tool = replaying.get("count").unwrap();
         // Another order: the second {"x": 1} is still the second occurrence.
-        let order = [2usize, 0, 1, 5, 4, 3];
-        let inputs =
-            [json!({"x": 1}), json!({"x": 1}), json!({"x": 2}), json!({"fail": "boom"}), json!({"fail": "timeout"}), json!({"null": 1})];
-        let mut replayed = vec![None; 6];
+        let order = [2usize, 6, 0, 1, 5, 4, 3];
+        let inputs = [
+            json!({"x": 1}),
+            json!({"x": 1}),
+            json!({"x": 2}),
+            json!({"fail": "boom"}),
+            json!({"fail": "timeout"}),
+            json!({"null": 1}),
+            json!({"fail": "too_large"}),
+        ];
+        let mut replayed = vec![None; 7];
         for i in order {
             replayed[i] = Some(tool.call(args(inputs[i].clone())).await.map_err(|e| e.to_string()));
         }
@@ -756,6 +774,7 @@ mod tests {
         assert_eq!(replayed, recorded);
         assert_ne!(recorded[0], recorded[1]);
         assert_eq!(recorded[5], Ok(Json::Null));
+        assert!(recorded[6].as_ref().is_err_and(|e| e.contains("printed more than 3 MiB on stdout")), "{:?}", recorded[6]);
         // The secret went through redacted, and comes back redacted.
         let replayed_secret = tool.call(args(json!({"token": "s3cret"}))).await.unwrap();
         assert_eq!(replayed_secret["args"]["token"], "[REDACTED]");
@@ -766,7 +785,7 @@ mod tests {
         assert!(error.contains("this request was recorded only 2 times for this tool"), "{error}");
         assert!(error.contains("re-record with --record"), "{error}");
         let error = tool.call(args(json!({"x": 9}))).await.unwrap_err().to_string();
-        assert!(error.contains("7 exchanges were recorded for this tool, none with this request"), "{error}");
+        assert!(error.contains("8 exchanges were recorded for this tool, none with this request"), "{error}");
         let other = replay.tool("other").call(Map::new()).await.unwrap_err().to_string();
         assert!(other.contains("nothing was recorded for this tool"), "{other}");
     }

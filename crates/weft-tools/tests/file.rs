@@ -179,6 +179,45 @@ fn timeout_not_a_positive_number() {
 }
 
 #[test]
+fn max_output_mb_sets_the_cap_of_stdout_and_defaults_to_64() {
+    let file = parse("[tools.big]\ncommand = [\"w\"]\nmax_output_mb = 512\n[tools.plain]\ncommand = [\"v\"]\n").unwrap();
+    assert_eq!(file.tools["big"].max_output, 512 * 1024 * 1024);
+    assert_eq!(file.tools["plain"].max_output, 64 * 1024 * 1024);
+    assert_eq!(weft_tools::command::DEFAULT_MAX_OUTPUT, 64 * 1024 * 1024);
+    let tool = file.tools["big"].command_tool(Path::new("."));
+    assert_eq!(tool.max_output(), 512 * 1024 * 1024);
+    let file = parse("[tools.w]\ncommand = [\"w\"]\nmax_output_mb = 1_048_576\n").unwrap();
+    assert_eq!(file.tools["w"].max_output, 1 << 40);
+}
+
+#[test]
+fn max_output_mb_not_a_positive_integer() {
+    for (value, found) in [
+        ("0", "an integer, 0"),
+        ("-1", "an integer, -1"),
+        ("1.5", "a float, 1.5"),
+        ("\"64\"", "a string, \"64\""),
+        ("1048577", "an integer, 1048577"),
+        ("99999999999999999999", "an integer, 99999999999999999999"),
+        ("true", "a boolean, true"),
+    ] {
+        let text = match parse(&format!("[tools.flood]\ncommand = [\"w\"]\nmax_output_mb = {value}\n")) {
+            Ok(file) => panic!("accepted {value}: {file:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            text,
+            format!(
+                "conf/tools.toml:3:17: `tools.flood.max_output_mb`: must be a whole number of MiB from 1 to 1048576, such as 128, found {found}; leave it out for the default of 64 MiB"
+            ),
+            "{value}"
+        );
+    }
+    let text = error("[tools.flood]\ncommand = [\"w\"]\nmax_output = 5\n");
+    assert!(text.contains("`tools.flood.max_output`: unknown key (did you mean `max_output_mb`?)"), "{text}");
+}
+
+#[test]
 fn env_values_not_strings() {
     let text = error("[tools.weather]\ncommand = [\"w\"]\nenv = { PORT = 8080 }\n");
     assert_eq!(
@@ -199,7 +238,7 @@ fn unknown_keys_with_did_you_mean() {
     let text = error("[tools.weather]\ncommand = [\"w\"]\ntimeout = 30\n");
     assert_eq!(
         text,
-        "conf/tools.toml:3:1: `tools.weather.timeout`: unknown key (did you mean `timeout_s`?); the known keys are command, timeout_s, env"
+        "conf/tools.toml:3:1: `tools.weather.timeout`: unknown key (did you mean `timeout_s`?); the known keys are command, timeout_s, max_output_mb, env"
     );
     let text = error("[tools.weather]\ncomand = [\"w\"]\n");
     assert!(text.contains("`tools.weather.comand`: unknown key (did you mean `command`?)"), "{text}");
@@ -208,7 +247,10 @@ fn unknown_keys_with_did_you_mean() {
     let text = error("[tools.weather]\ncommand = [\"w\"]\nenvironment = {}\n");
     assert!(text.contains("(did you mean `env`?)"), "{text}");
     let text = error("[tools.weather]\ncommand = [\"w\"]\nretries = 3\n");
-    assert_eq!(text, "conf/tools.toml:3:1: `tools.weather.retries`: unknown key; the known keys are command, timeout_s, env");
+    assert_eq!(
+        text,
+        "conf/tools.toml:3:1: `tools.weather.retries`: unknown key; the known keys are command, timeout_s, max_output_mb, env"
+    );
 }
 
 #[test]

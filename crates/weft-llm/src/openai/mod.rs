@@ -40,6 +40,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// (WayFlow's).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// The cap of a response body (32 MiB): far above any chat completion, and a server sending
+/// more fails the call (never retried) instead of filling the memory.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+
 /// The environment variable holding the API key when a config gives none.
 pub const API_KEY_ENV: &str = "OPENAI_API_KEY";
 
@@ -327,7 +331,7 @@ impl OpenAiModel {
                     .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
             })
             .flatten();
-        let body = response.bytes().await.map_err(|e| Failure::transport(&e, request_id.clone()))?;
+        let body = read_body(response, &request_id).await?;
         if status.is_success() {
             return wire::parse_response(&body).map_err(|problem| Failure { kind: Kind::Malformed(problem), request_id });
         }
@@ -397,7 +401,7 @@ impl OpenAiModel {
             Kind::Connect(_) => format!("could not connect: check that the server is running and the url is right (requests go to {})", self.request_url),
             Kind::Tls(_) => "TLS failed (never retried): check the server's certificate and the url's scheme".to_owned(),
             Kind::Transport(_) => format!("the connection failed: check the server's logs, or {MORE_RETRIES}"),
-            Kind::Malformed(_) => format!(
+            Kind::Malformed(_) | Kind::TooLarge => format!(
                 "the server answered but not with a chat completion: check that {} is an OpenAI-compatible chat-completions endpoint",
                 self.request_url
             ),
@@ -440,7 +444,7 @@ impl ChatModel for OpenAiModel {
                 Kind::Status { status, body, .. } => self.retry.should_retry(Failed::Status(*status, body)),
                 Kind::Tls(_) => self.retry.should_retry(Failed::Tls),
                 Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) => self.retry.should_retry(Failed::Transport),
-                Kind::Malformed(_) => false,
+                Kind::Malformed(_) | Kind::TooLarge => false,
             };
             if !retryable {
                 return Err(self.error(&failure, attempts, Stop::NotRetryable));
@@ -481,12 +485,20 @@ struct Failure {
 
 #[derive(Debug)]
 enum Kind {
-    Status { status: u16, reason: &'static str, error: wire::ErrorBody, body: String, retry_after: Option<Duration> },
+    Status {
+        status: u16,
+        reason: &'static str,
+        error: wire::ErrorBody,
+        body: String,
+        retry_after: Option<Duration>,
+    },
     Timeout,
     Connect(String),
     Tls(String),
     Transport(String),
     Malformed(String),
+    /// The body went past [`MAX_RESPONSE_BYTES`].
+    TooLarge,
 }
 
 impl Failure {
@@ -524,6 +536,7 @@ impl Failure {
             Kind::Status { status, .. } => matches!(status, 408 | 409 | 429) || (500..600).contains(status) && *status != 501,
             Kind::Tls(_) => false,
             Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) | Kind::Malformed(_) => true,
+            Kind::TooLarge => false,
         }
     }
 
@@ -548,8 +561,26 @@ impl Failure {
             Kind::Tls(e) => format!("TLS failed: {e}"),
             Kind::Transport(e) => format!("the connection failed: {e}"),
             Kind::Malformed(problem) => format!("the response is not a chat completion: {problem}"),
+            Kind::TooLarge => format!("the response body is larger than {} MiB, the cap of an LLM response", MAX_RESPONSE_BYTES >> 20),
         }
     }
+}
+
+/// Reads a response body, refusing one larger than [`MAX_RESPONSE_BYTES`] (said by its
+/// Content-Length, or found while reading) without holding more than that.
+async fn read_body(mut response: reqwest::Response, request_id: &Option<String>) -> Result<Bytes, Failure> {
+    let too_large = || Failure { kind: Kind::TooLarge, request_id: request_id.clone() };
+    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::transport(&e, request_id.clone()))? {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 fn request_id(headers: &HeaderMap) -> Option<String> {
