@@ -19,6 +19,7 @@ mod observe;
 mod progress;
 mod report;
 mod run;
+mod scrub;
 mod secrets;
 mod state_file;
 
@@ -145,6 +146,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Every secret known is masked from everything written, from here on.
+    scrub::add(&secrets::from_environment());
     let result = match cli.command {
         Command::Validate(args) => validate(args),
         Command::Graph(args) => graph(args),
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
+    scrub::add(&secrets::from_args(&args.load.secrets));
     let options = input::load_options(&args.load)?;
     let mut all_valid = true;
     let mut io_error = false;
@@ -187,12 +191,15 @@ fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
             }
             Err(d) => (None, weft_spec::Diagnostics(vec![d])),
         };
+        if let Some(flow) = &flow {
+            scrub::add(&secrets::from_flow(flow));
+        }
         let valid = flow.is_some() && !diags.has_errors();
         all_valid &= valid;
         match args.format {
             ReportFormat::Human => report::human(&file.display().to_string(), &diags, valid),
             ReportFormat::Json => {
-                let line = report::json_line(&file.display().to_string(), valid, &diags);
+                let line = scrub::text(&report::json_line(&file.display().to_string(), valid, &diags));
                 let mut out = stdout.lock();
                 writeln!(out, "{line}").context("writing to stdout")?;
             }
@@ -209,6 +216,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
 
 /// Loads one file for graph/export: the flow, or the diagnostics already printed.
 fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<weft_flow::Flow>> {
+    scrub::add(&secrets::from_args(&load.secrets));
     let options = input::load_options(load)?;
     let source = match input::read_source(file)? {
         Ok(s) => s,
@@ -218,6 +226,9 @@ fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<we
         }
     };
     let (flow, diags) = weft_flow::check_source(&source, &options);
+    if let Some(flow) = &flow {
+        scrub::add(&secrets::from_flow(flow));
+    }
     let valid = flow.is_some() && !diags.has_errors();
     if !valid || !diags.is_empty() {
         report::human(&file.display().to_string(), &diags, valid);

@@ -230,6 +230,12 @@ impl Replayer {
         self
     }
 
+    /// Like [`Replayer::with_secrets`], with every secret of a scrubber.
+    pub fn with_scrubber(mut self, secrets: &Secrets) -> Replayer {
+        self.secrets.merge(secrets);
+        self
+    }
+
     /// The record file.
     pub fn path(&self) -> &Path {
         &self.path

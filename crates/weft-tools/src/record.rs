@@ -198,6 +198,13 @@ impl RecordLog {
         Ok(log)
     }
 
+    /// Like [`RecordLog::create`], redacting every secret of `secrets` from the start.
+    pub fn create_with_scrubber(path: impl AsRef<Path>, secrets: &Secrets) -> io::Result<Arc<RecordLog>> {
+        let log = RecordLog::create(path)?;
+        log.secrets.write().unwrap_or_else(PoisonError::into_inner).merge(secrets);
+        Ok(log)
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -503,6 +510,12 @@ impl ToolReplay {
     /// recording was made with, when secrets can occur in tool arguments.
     pub fn with_secrets<S: Into<String>>(mut self, secrets: impl IntoIterator<Item = S>) -> ToolReplay {
         self.secrets.extend(secrets);
+        self
+    }
+
+    /// Like [`ToolReplay::with_secrets`], with every secret of a scrubber.
+    pub fn with_scrubber(mut self, secrets: &Secrets) -> ToolReplay {
+        self.secrets.merge(secrets);
         self
     }
 
