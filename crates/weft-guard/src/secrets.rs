@@ -4,7 +4,11 @@
 //! every form it is masked in:
 //!
 //! - the raw value;
-//! - JSON-escaped (as serde_json writes it, with `/` as `\/`, and ASCII-only with `\uXXXX`);
+//! - JSON-escaped (as serde_json writes it, with `/` as `\/`, and ASCII-only with `\uXXXX`),
+//!   also escaped twice and three times (a message quoting an escaped message);
+//! - each run of 12 or more characters that no encoding changes (`A-Z a-z 0-9 - . _ ~`), when the
+//!   value has other characters: whatever escaping a text applied around them, the distinctive
+//!   part of the value is masked;
 //! - URL-encoded (every byte outside `A-Z a-z 0-9 - . _ ~` as `%XX`, upper and lower case hex,
 //!   and with `+` for spaces as in forms);
 //! - base64, standard and URL-safe alphabets, padded and not; and the part of the encoding that
@@ -23,6 +27,9 @@ use std::fmt;
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
+
+/// The shortest run of unchanged characters masked on its own.
+const MIN_PLAIN_FRAGMENT: usize = 12;
 
 /// The shortest base64 fragment (of a value at an alignment inside longer base64 text) that is
 /// masked; shorter ones would mask unrelated text.
@@ -142,12 +149,20 @@ impl Secrets {
 /// Every form of `value` that is masked.
 fn forms(value: &str) -> Vec<String> {
     let mut out = vec![value.to_owned()];
-    // JSON-escaped.
-    let json = Json::String(value.to_owned()).to_string();
-    let json = json[1..json.len() - 1].to_owned();
-    out.push(json.replace('/', "\\/"));
-    out.push(ascii_json(&json));
-    out.push(json);
+    // Runs no encoding changes.
+    let unchanged = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    out.extend(value.split(|c| !unchanged(c)).filter(|run| run.len() >= MIN_PLAIN_FRAGMENT && run.len() < value.len()).map(str::to_owned));
+    // JSON-escaped, once to three times.
+    let mut json = value.to_owned();
+    for level in 0..3 {
+        let quoted = Json::String(json).to_string();
+        json = quoted[1..quoted.len() - 1].to_owned();
+        if level == 0 {
+            out.push(json.replace('/', "\\/"));
+            out.push(ascii_json(&json));
+        }
+        out.push(json.clone());
+    }
     // URL-encoded.
     out.push(percent_encode(value, false, b"0123456789ABCDEF"));
     out.push(percent_encode(value, false, b"0123456789abcdef"));
@@ -284,6 +299,15 @@ mod tests {
             let text = format!("echo: <{form}>");
             assert_eq!(secrets.redact_str(&text), format!("echo: <{REDACTED}>"), "{form}");
         }
+    }
+
+    #[test]
+    fn nested_escapes_leave_no_distinctive_part() {
+        let key = "sk-live/Secret+Key\"Q=~0123456789abcdef";
+        let secrets = Secrets::new([key]);
+        let twice = format!("{:?}", format!("{key:?}"));
+        let redacted = secrets.redact_str(&twice);
+        assert!(!redacted.contains("0123456789abcdef") && !redacted.contains("Secret+Key"), "{redacted}");
     }
 
     #[test]

@@ -25,7 +25,12 @@ fn leaked_forms(secret: &str) -> Vec<String> {
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect();
     let base64 = weft_guard::secrets::base64_standard(secret.as_bytes());
-    vec![secret.to_owned(), json[1..json.len() - 1].to_owned(), url, base64.trim_end_matches('=').to_owned()]
+    let mut forms = vec![secret.to_owned(), json[1..json.len() - 1].to_owned(), url, base64.trim_end_matches('=').to_owned()];
+    // The longest run of letters and digits: found whatever escaping was applied around it.
+    let canary = secret.split(|c: char| !c.is_ascii_alphanumeric()).max_by_key(|run| run.len()).unwrap_or_default();
+    assert!(canary.len() >= 10, "test secrets have a distinctive run of letters and digits");
+    forms.push(canary.to_owned());
+    forms
 }
 
 fn assert_no_leak(text: &str, secrets: &[&str]) {
