@@ -85,8 +85,9 @@ impl SimulatedSpec {
     }
 }
 
-/// A provider that answers instead of the flow's LLM configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A provider that answers instead of the flow's LLM configs. Its `Debug` and `Display` leave
+/// out credentials in the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderOverride {
     /// The component id of the one LLM config replaced; `None` replaces all of them.
     pub config_id: Option<String>,
@@ -372,6 +373,17 @@ impl fmt::Display for ProviderOverride {
             write!(f, "{id}:")?;
         }
         write!(f, "{}={},model={}", self.provider, weft_guard::egress::without_credentials(&self.url), self.model)
+    }
+}
+
+impl fmt::Debug for ProviderOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderOverride")
+            .field("config_id", &self.config_id)
+            .field("provider", &self.provider)
+            .field("url", &mask_userinfo(&self.url))
+            .field("model", &self.model)
+            .finish()
     }
 }
 

@@ -9,7 +9,9 @@
 //! `json_object` mode), or tool calls when the request offers tools, with usage including
 //! simulated cached tokens. Replies can be scripted, randomized from a seed, delayed, and faults
 //! injected by request index or probability ([`Fault`]): 429 with `Retry-After`, 500, 503, slow
-//! replies, dropped connections, invalid JSON bodies, replies that fail the schema.
+//! replies, dropped connections, invalid JSON bodies, replies that fail the schema; and the
+//! hostile servers of the security tests: one echoing the request's credentials in every form
+//! (body, `WWW-Authenticate`, request id), bodies past any cap (or without end), redirects.
 //!
 //! Every response carries `x-request-id: req_<index>`. Dropping the server stops accepting and
 //! lets requests in flight finish.
