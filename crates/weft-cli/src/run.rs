@@ -225,8 +225,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
     let limiters = args.limits.limiters();
     let observer = observer(&args.session.observe)?;
-    let model =
-        observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper(), &egress)?, &overrides_of(&llm));
+    let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper(), &egress)?, &overrides_of(&llm));
     let tools = observer.tools(tools);
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;

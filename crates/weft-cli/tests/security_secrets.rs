@@ -154,7 +154,8 @@ fn credentials_in_an_llm_url_are_sent_as_basic_auth_and_never_printed_or_stored(
         assert_eq!(sent, format!("Basic {}", weft_guard::secrets::base64_standard(format!("alice:{PASSWORD}").as_bytes())));
         assert_nothing_leaked(dir.path(), &out, &[PASSWORD, WRITTEN, &format!("alice:{PASSWORD}"), &format!("alice:{WRITTEN}")]);
         if status == 401 {
-            let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.state.json")).expect("state")).expect("json");
+            let state: Json =
+                serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.state.json")).expect("state")).expect("json");
             assert_eq!(state["options"]["llm"], format!("openai-compatible={},model=m", server.url()));
         }
     }

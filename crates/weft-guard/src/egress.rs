@@ -116,7 +116,8 @@ impl Credentials {
 pub fn credentials(url: &str) -> Option<Credentials> {
     let parsed = Url::parse(url.trim()).ok()?;
     let password = parsed.password().filter(|p| !p.is_empty())?;
-    let decode = |text: &str| url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned());
+    let decode =
+        |text: &str| url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes()).next().map(|(_, v)| v.into_owned());
     let user = decode(parsed.username()).unwrap_or_default();
     let decoded = decode(password).unwrap_or_else(|| password.to_owned());
     Some(Credentials { user, password: decoded, written: format!("{}:{}", parsed.username(), password) })

@@ -56,7 +56,8 @@ fn the_environment_key_is_sent_only_to_openais_api_and_loopback() {
 
 #[test]
 fn allow_host_patterns_are_validated() {
-    for good in ["api.example.com", "API.Example.COM.", "*.example.com", "h:8080", "10.0.0.7", "10.0.0.7:1", "[::1]", "[::1]:8000", "localhost"]
+    for good in
+        ["api.example.com", "API.Example.COM.", "*.example.com", "h:8080", "10.0.0.7", "10.0.0.7:1", "[::1]", "[::1]:8000", "localhost"]
     {
         assert!(good.parse::<HostPattern>().is_ok(), "{good}");
     }

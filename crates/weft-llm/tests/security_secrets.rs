@@ -136,7 +136,8 @@ async fn a_response_body_past_the_cap_fails_clearly_while_it_is_read() {
     }
     // The default cap is 32 MiB: 33 MiB over loopback is refused, 1 MiB less than the cap is read.
     assert_eq!(MAX_RESPONSE_BYTES, 32 * 1024 * 1024);
-    let server = MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::Oversized { bytes: Some(33 << 20), declared: false })).await;
+    let server =
+        MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::Oversized { bytes: Some(33 << 20), declared: false })).await;
     let model = OpenAiModel::new(options(server.url())).unwrap();
     let text = message(&model.chat(&ask()).await.expect_err("too large"));
     assert!(text.contains("larger than 32 MiB"), "{text}");
@@ -158,13 +159,19 @@ fn load(mut document: serde_json::Value) -> weft_spec::Spec {
 
 fn env_resolver(secrets: &[(&str, &str)]) -> Resolver {
     let secrets = secrets.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-    Resolver::new(secrets, Vec::new()).with_env(|name| (name == "OPENAI_API_KEY").then(|| KEY.to_owned())).with_limiters(Limiters::default())
+    Resolver::new(secrets, Vec::new())
+        .with_env(|name| (name == "OPENAI_API_KEY").then(|| KEY.to_owned()))
+        .with_limiters(Limiters::default())
 }
 
 #[test]
 fn the_environment_key_is_refused_for_a_host_the_flow_names_and_sent_to_loopback() {
-    for url in ["http://evil.example:8000/v1", "https://api.openai.com.evil.example/v1", "http://api.openai.com@evil.example/v1", "http://10.0.0.1/v1"]
-    {
+    for url in [
+        "http://evil.example:8000/v1",
+        "https://api.openai.com.evil.example/v1",
+        "http://api.openai.com@evil.example/v1",
+        "http://10.0.0.1/v1",
+    ] {
         let error = env_resolver(&[]).options(&llm_config(url)).expect_err(url);
         assert!(error.contains("OPENAI_API_KEY is only sent to OpenAI's API"), "{error}");
         assert!(error.contains("--secret cfg.api_key=... or WEFT_SECRET_CFG_API_KEY"), "{error}");

@@ -35,8 +35,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Either, Full, Limited};
-use hyper::body::{Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -580,9 +580,8 @@ fn echo_auth(status: u16, authorization: &str, index: u64, request: &Json) -> Re
         .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect();
     let b64 = weft_guard::secrets::base64_standard(credential.as_bytes());
-    let message = format!(
-        "echo: authorization={authorization:?} credential={credential} decoded={decoded} urlencoded={encoded} base64={b64}"
-    );
+    let message =
+        format!("echo: authorization={authorization:?} credential={credential} decoded={decoded} urlencoded={encoded} base64={b64}");
     let realm = weft_guard::secrets::base64_standard(if decoded.is_empty() { credential } else { &decoded }.as_bytes());
     let mut response = if status == 200 {
         json_reply(StatusCode::OK, &reply::completion(index, request, &reply::Content::Text(message.clone()), 0), "req_echo")

@@ -333,7 +333,9 @@ impl OpenAiModel {
                 )));
             }
             (Some(key), None) => Some(format!("Bearer {key}")),
-            (None, Some(c)) => Some(format!("Basic {}", weft_guard::secrets::base64_standard(format!("{}:{}", c.user, c.password).as_bytes()))),
+            (None, Some(c)) => {
+                Some(format!("Basic {}", weft_guard::secrets::base64_standard(format!("{}:{}", c.user, c.password).as_bytes())))
+            }
             (None, None) => None,
         };
         let name = format!("{} {base_url}", options.provider);
@@ -589,14 +591,23 @@ struct Failure {
 
 #[derive(Debug)]
 enum Kind {
-    Status { status: u16, reason: &'static str, error: wire::ErrorBody, body: String, retry_after: Option<Duration>, location: Option<String> },
+    Status {
+        status: u16,
+        reason: &'static str,
+        error: wire::ErrorBody,
+        body: String,
+        retry_after: Option<Duration>,
+        location: Option<String>,
+    },
     Timeout,
     Connect(String),
     Tls(String),
     Transport(String),
     Malformed(String),
     /// The body went past the cap (bytes).
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
     /// The egress policy refused the request.
     Refused(String),
 }
