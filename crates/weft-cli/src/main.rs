@@ -238,7 +238,7 @@ fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<we
 
 fn graph(args: GraphArgs) -> anyhow::Result<Outcome> {
     let Some(flow) = load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
-    let chart = mermaid(&flow, GraphOptions { data: args.data, expand: args.expand });
+    let chart = scrub::text(&mermaid(&flow, GraphOptions { data: args.data, expand: args.expand }));
     let mut out = std::io::stdout().lock();
     out.write_all(chart.as_bytes()).context("writing to stdout")?;
     Ok(Outcome::Valid)
@@ -257,7 +257,8 @@ fn export_cmd(args: ExportArgs) -> anyhow::Result<Outcome> {
         DocFormat::Json => Format::Json,
         DocFormat::Yaml => Format::Yaml,
     };
-    let text = export(&flow, &ExportOptions { format, version })?;
+    // A key written into the document is not printed either.
+    let text = scrub::text(&export(&flow, &ExportOptions { format, version })?);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).context("writing to stdout")?;
     Ok(Outcome::Valid)

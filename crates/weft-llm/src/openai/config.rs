@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use weft_spec::{Component, Value};
 
-use weft_guard::egress::{Target, credentials, env_key_allowed};
+use weft_guard::egress::{OPENAI_API_HOST, Target, credentials, env_key_allowed};
 use weft_guard::{EgressPolicy, Secrets};
 
 use super::{
@@ -207,7 +207,7 @@ impl Resolver {
                 None => None,
             },
         };
-        if api_key.is_none() && provider == Provider::OpenAi && url::host(&url) == "api.openai.com" {
+        if api_key.is_none() && provider == Provider::OpenAi && Target::parse(&request_url).is_ok_and(|t| t.host == OPENAI_API_HOST) {
             return Err(format!(
                 "the OpenAI API needs an API key and none is given: supply the secret {reference} (--secret {reference}=... or {}) or set {API_KEY_ENV}",
                 secret_env_name(&reference)
