@@ -25,13 +25,22 @@ pub fn env_var_name(key: &str) -> String {
     format!("WEFT_SECRET_{mangled}")
 }
 
-/// The secrets of the environment: `OPENAI_API_KEY` and every `WEFT_SECRET_*` variable.
+/// The shortest `OPENAI_API_KEY` value treated as a secret. Shorter values are the placeholders
+/// local servers are given (`EMPTY`, `dummy`, `ollama`); masking them would garble every output
+/// holding that word, and they protect nothing. (Values named as secrets, `--secret` and
+/// `WEFT_SECRET_*`, are masked whatever their length.)
+const MIN_ENV_KEY_LEN: usize = 8;
+
+/// The secrets of the environment: `OPENAI_API_KEY` (unless a short placeholder) and every
+/// `WEFT_SECRET_*` variable.
 pub fn from_environment() -> Secrets {
     let mut secrets = Secrets::default();
     for (name, value) in std::env::vars_os() {
         let name = name.to_string_lossy();
-        if name == weft_llm::openai::API_KEY_ENV || name.starts_with("WEFT_SECRET_") {
-            secrets.extend([value.to_string_lossy().into_owned()]);
+        let value = value.to_string_lossy().into_owned();
+        let openai_key = name == weft_llm::openai::API_KEY_ENV && value.trim().len() >= MIN_ENV_KEY_LEN;
+        if openai_key || name.starts_with("WEFT_SECRET_") {
+            secrets.extend([value]);
         }
     }
     secrets
