@@ -68,10 +68,11 @@ pub fn run(
     let finished = runtime.block_on(async {
         let batch = run_batch(plan, inputs, concurrency, |event| match event {
             BatchEvent::Result { index, result } => {
-                let line = match result {
+                let mut line = match result {
                     Ok(outputs) => json!({"index": index, "outputs": outputs}),
                     Err(error) => json!({"index": index, "error": error}),
                 };
+                crate::scrub::json(&mut line);
                 if write_error.is_none()
                     && let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
                 {
@@ -103,10 +104,10 @@ pub fn run(
     }
     eprintln!("{summary}");
     for l in limiters.stats().iter().filter(|l| l.throttles > 0) {
-        eprintln!(
+        crate::report::line(&format!(
             "limiter {}: {} rate-limit answers (429); in-flight cap lowered to {} at the lowest, {} now",
             l.endpoint, l.throttles, l.lowest_cap, l.cap
-        );
+        ));
     }
     Ok(if p.failed > 0 { Outcome::Invalid } else { Outcome::Valid })
 }

@@ -24,6 +24,7 @@ mod observe;
 mod progress;
 mod report;
 mod run;
+mod scrub;
 mod secrets;
 mod state_file;
 
@@ -167,6 +168,8 @@ fn command() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Every secret known is masked from everything written, from here on.
+    scrub::add(&secrets::from_environment());
     let result = match cli.command {
         Command::Validate(args) => validate(args),
         Command::Graph(args) => graph(args),
@@ -188,6 +191,7 @@ fn command() -> ExitCode {
 }
 
 fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
+    scrub::add(&secrets::from_args(&args.load.secrets));
     let options = input::load_options(&args.load)?;
     let mut all_valid = true;
     let mut io_error = false;
@@ -209,12 +213,15 @@ fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
             }
             Err(d) => (None, weft_spec::Diagnostics(vec![d])),
         };
+        if let Some(flow) = &flow {
+            scrub::add(&secrets::from_flow(flow));
+        }
         let valid = flow.is_some() && !diags.has_errors();
         all_valid &= valid;
         match args.format {
             ReportFormat::Human => report::human(&file.display().to_string(), &diags, valid),
             ReportFormat::Json => {
-                let line = report::json_line(&file.display().to_string(), valid, &diags);
+                let line = scrub::text(&report::json_line(&file.display().to_string(), valid, &diags));
                 let mut out = stdout.lock();
                 writeln!(out, "{line}").context("writing to stdout")?;
             }
@@ -231,6 +238,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
 
 /// Loads one file for graph/export: the flow, or the diagnostics already printed.
 fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<weft_flow::Flow>> {
+    scrub::add(&secrets::from_args(&load.secrets));
     let options = input::load_options(load)?;
     let source = match input::read_source(file)? {
         Ok(s) => s,
@@ -240,6 +248,9 @@ fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<we
         }
     };
     let (flow, diags) = weft_flow::check_source(&source, &options);
+    if let Some(flow) = &flow {
+        scrub::add(&secrets::from_flow(flow));
+    }
     let valid = flow.is_some() && !diags.has_errors();
     if !valid || !diags.is_empty() {
         report::human(&file.display().to_string(), &diags, valid);
@@ -249,7 +260,7 @@ fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<we
 
 fn graph(args: GraphArgs) -> anyhow::Result<Outcome> {
     let Some(flow) = load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
-    let chart = mermaid(&flow, GraphOptions { data: args.data, expand: args.expand });
+    let chart = scrub::text(&mermaid(&flow, GraphOptions { data: args.data, expand: args.expand }));
     let mut out = std::io::stdout().lock();
     out.write_all(chart.as_bytes()).context("writing to stdout")?;
     Ok(Outcome::Valid)
@@ -268,7 +279,8 @@ fn export_cmd(args: ExportArgs) -> anyhow::Result<Outcome> {
         DocFormat::Json => Format::Json,
         DocFormat::Yaml => Format::Yaml,
     };
-    let text = export(&flow, &ExportOptions { format, version })?;
+    // A key written into the document is not printed either.
+    let text = scrub::text(&export(&flow, &ExportOptions { format, version })?);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).context("writing to stdout")?;
     Ok(Outcome::Valid)

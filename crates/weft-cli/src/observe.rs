@@ -50,23 +50,24 @@ pub struct Observer {
 }
 
 impl Observer {
-    /// Opens the files the options name; `secrets` are redacted from recordings.
-    pub fn new(args: &ObserveArgs, secrets: &[String]) -> anyhow::Result<Observer> {
+    /// Opens the files the options name; `secrets` (the process's scrubber) are redacted from
+    /// recordings.
+    pub fn new(args: &ObserveArgs, secrets: &weft_guard::Secrets) -> anyhow::Result<Observer> {
         let prices = match &args.prices {
             Some(path) => Prices::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
             None => Prices::new(),
         };
         let log = match &args.record {
             Some(path) => Some(
-                RecordLog::create_with_secrets(path, secrets.iter().cloned())
+                RecordLog::create_with_scrubber(path, secrets)
                     .with_context(|| format!("cannot create the recording {}", path.display()))?,
             ),
             None => None,
         };
         let replay = match &args.replay {
             Some(path) => {
-                let llm = Replayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_secrets(secrets.iter().cloned());
-                let tools = ToolReplay::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_secrets(secrets.iter().cloned());
+                let llm = Replayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
+                let tools = ToolReplay::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
                 Some((Arc::new(llm), Arc::new(tools)))
             }
             None => None,
@@ -125,10 +126,12 @@ impl Observer {
     pub fn finish(&self) {
         let wall = self.t0.elapsed();
         if self.meter.total().calls > 0 {
-            eprintln!("usage: {}", self.meter.summary_line(&self.prices, wall));
+            crate::report::line(&format!("usage: {}", self.meter.summary_line(&self.prices, wall)));
         }
         if let Some(path) = &self.usage_json {
-            let text = serde_json::to_string_pretty(&self.meter.to_json(&self.prices, wall)).unwrap_or_default();
+            let mut usage = self.meter.to_json(&self.prices, wall);
+            crate::scrub::json(&mut usage);
+            let text = serde_json::to_string_pretty(&usage).unwrap_or_default();
             if let Err(e) = std::fs::write(path, text + "\n") {
                 eprintln!("warning: cannot write the usage file {}: {e}", path.display());
             }

@@ -141,7 +141,10 @@ impl Sink {
         let mut file = lock(&self.file);
         let EventsFile { writer, error, .. } = &mut *file;
         let Some(w) = writer else { return };
-        let result = serde_json::to_writer(&mut *w, event).map_err(std::io::Error::from).and_then(|()| w.write_all(b"\n"));
+        let result = crate::scrub::to_json(event)
+            .and_then(|value| serde_json::to_writer(&mut *w, &value))
+            .map_err(std::io::Error::from)
+            .and_then(|()| w.write_all(b"\n"));
         if let Err(e) = result {
             // Stop writing after the first failure; `finish` reports it.
             error.get_or_insert(e);
@@ -151,6 +154,8 @@ impl Sink {
 
     /// A line above the spinner, or a plain line.
     fn line(&self, text: &str) {
+        let text = crate::scrub::text(text);
+        let text = text.as_str();
         match &self.view {
             View::Spinner(bar) => bar.println(text),
             View::Lines => eprintln!("{text}"),
@@ -232,7 +237,7 @@ impl Sink {
         // The spinner has its own lock: never take it while holding ours.
         drop(counts);
         if let View::Spinner(bar) = &self.view {
-            bar.set_message(status);
+            bar.set_message(crate::scrub::text(&status));
         }
         if let Some(line) = line {
             self.line(&line);

@@ -30,7 +30,7 @@ fn diagnostic_json(d: &Diagnostic) -> serde_json::Value {
 
 /// The human-readable report of one file, on stderr.
 pub fn human(file: &str, diags: &Diagnostics, valid: bool) {
-    eprint!("{}", render(file, diags, valid));
+    eprint!("{}", crate::scrub::text(&render(file, diags, valid)));
 }
 
 /// The human-readable report as text (also used by snapshot tests through the binary).
@@ -76,5 +76,10 @@ pub fn render(file: &str, diags: &Diagnostics, valid: bool) -> String {
 
 /// A usage or IO error, on stderr.
 pub fn error_line(message: &str) {
-    eprintln!("error: {message}");
+    eprintln!("error: {}", crate::scrub::text(message));
+}
+
+/// A line on stderr, secrets masked.
+pub fn line(text: &str) {
+    eprintln!("{}", crate::scrub::text(text));
 }

@@ -53,6 +53,11 @@ pub struct RunArgs {
     /// Runs at once with `--batch`; at least 1.
     #[arg(long, value_name = "N", default_value_t = 16, requires = "batch", value_parser = crate::flags::concurrency)]
     concurrency: usize,
+    /// Send requests (LLM calls) only to hosts matching PATTERN: a host (`api.example.com`,
+    /// `10.0.0.7`, `[::1]`) or `*.example.com`, with an optional `:PORT`; repeatable. Any other
+    /// host is refused before a byte is sent [default: no restriction].
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_host: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -73,6 +78,16 @@ pub struct ResumeArgs {
     /// stored in state files). `WEFT_SECRET_<ID>_<FIELD>` works too.
     #[arg(long = "secret", value_name = "ID.FIELD=VALUE")]
     secrets: Vec<String>,
+    /// The tools file, instead of the one the state names.
+    #[arg(long, value_name = "tools.toml")]
+    tools: Option<PathBuf>,
+    /// The models, instead of the `--llm` the state names (needed again when its URL had
+    /// credentials, which are never stored).
+    #[arg(long, value_name = "LLM")]
+    llm: Option<String>,
+    /// Hosts requests may go to, instead of the state's `--allow-host` list; repeatable.
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_host: Vec<String>,
 }
 
 /// Limits on LLM calls and node durations (stored with a waiting run).
@@ -167,14 +182,43 @@ struct Stored {
     flow_hash: String,
     options: StoredOptions,
     state_path: PathBuf,
-    /// Whether secrets were given: the resume command must give them again.
-    had_secrets: bool,
+    /// What the resume command must give again (secrets are never stored): `--secret`, and
+    /// `--llm` when its URL had credentials.
+    give_again: Vec<&'static str>,
+}
+
+/// What `weft resume` must be given again.
+fn give_again(secret_args: &[String], llm: &LlmChoice) -> Vec<&'static str> {
+    let mut again = Vec::new();
+    if matches!(llm, LlmChoice::Provider(p) if p.has_credentials()) {
+        again.push("--llm ...");
+    }
+    if !secret_args.is_empty() {
+        again.push("--secret ...");
+    }
+    again
+}
+
+/// The `--allow-host` policy (a bad pattern is a usage error, exit 2).
+fn egress_policy(patterns: &[String]) -> anyhow::Result<weft_guard::EgressPolicy> {
+    weft_guard::EgressPolicy::parse(patterns).map_err(|problem| anyhow::anyhow!(problem))
+}
+
+/// Adds the credentials of an `--llm` URL to the scrubber.
+fn scrub_llm(choice: &LlmChoice) {
+    if let LlmChoice::Provider(p) = choice {
+        let mut secrets = weft_guard::Secrets::default();
+        secrets.add_url_credentials(&p.url);
+        crate::scrub::add(&secrets);
+    }
 }
 
 /// `weft run`.
 pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     // Usage problems first (exit 2), before the flow is even read.
     let llm = parse_llm(&args.llm)?;
+    scrub_llm(&llm);
+    let egress = egress_policy(&args.allow_host)?;
     args.limits.check()?;
     let overrides = parse_input_args(&args.input)?;
     let inputs = match &args.inputs {
@@ -185,8 +229,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let tools = load_tools(tools_path.as_deref())?;
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
     let limiters = args.limits.limiters();
-    let observer = observer(&args.session.observe, &args.load.secrets)?;
-    let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper())?, &overrides_of(&llm));
+    let observer = observer(&args.session.observe)?;
+    let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper(), &egress)?, &overrides_of(&llm));
     let tools = observer.tools(tools);
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
@@ -221,20 +265,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             events: events_path,
             refs: args.load.refs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?,
             limits: args.limits.clone(),
+            allow_hosts: args.allow_host.clone(),
         },
         state_path: args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file)),
-        had_secrets: !args.load.secrets.is_empty(),
+        give_again: give_again(&args.load.secrets, &llm),
     };
     drive(run, args.session.answers.into(), &sink, &stored, &observer)
 }
 
-/// The observer of a command; the `--secret` values are redacted from recordings.
-fn observer(args: &ObserveArgs, secret_args: &[String]) -> anyhow::Result<Arc<Observer>> {
-    let mut values = Vec::new();
-    for arg in secret_args {
-        values.push(crate::secrets::parse_secret_arg(arg)?.1);
-    }
-    Ok(Arc::new(Observer::new(args, &values)?))
+/// The observer of a command; every secret known (the scrubber's) is redacted from recordings.
+fn observer(args: &ObserveArgs) -> anyhow::Result<Arc<Observer>> {
+    Ok(Arc::new(Observer::new(args, &crate::scrub::current())?))
 }
 
 fn overrides_of(choice: &LlmChoice) -> Vec<weft_llm::choice::ProviderOverride> {
@@ -257,17 +298,37 @@ fn with_overrides(plan: &Plan, mut inputs: Map<String, Json>, overrides: Vec<(St
 
 /// `weft resume`.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
-    let file = state_file::read(&args.state_file)?;
+    // Overrides first: a bad one is a usage error (exit 2) before the state is used.
+    let llm_override = args.llm.as_deref().map(parse_llm).transpose()?;
+    if let Some(llm) = &llm_override {
+        scrub_llm(llm);
+    }
+    let egress_override = egress_policy(&args.allow_host)?;
+    let tools_override = args.tools.as_deref().map(absolute).transpose()?;
+    let mut file = state_file::read(&args.state_file)?;
     let in_file = || format!("in the state file {}", args.state_file.display());
     file.options.limits.check().with_context(in_file)?;
     crate::flags::check_max_steps(file.options.max_steps).map_err(anyhow::Error::msg).with_context(in_file)?;
-    let llm = parse_llm(&file.options.llm).with_context(in_file)?;
+    let llm = match llm_override {
+        Some(llm) => llm,
+        None => parse_llm(&file.options.llm).with_context(in_file)?,
+    };
+    file.options.llm = llm.to_string();
+    if let Some(tools) = tools_override {
+        file.options.tools = Some(tools);
+    }
+    let egress = if egress_override.is_restricted() {
+        file.options.allow_hosts = args.allow_host.clone();
+        egress_override
+    } else {
+        egress_policy(&file.options.allow_hosts).with_context(in_file)?
+    };
     let tools = load_tools(file.options.tools.as_deref()).with_context(in_file)?;
     let load = LoadArgs { refs: file.options.refs.clone(), secrets: args.secrets.clone(), strict: false };
     let Some(flow) = crate::load_one(&file.flow, &load)? else { return Ok(Outcome::Invalid) };
     let limiters = file.options.limits.limiters();
-    let observer = observer(&args.session.observe, &args.secrets)?;
-    let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper()).with_context(in_file)?;
+    let observer = observer(&args.session.observe)?;
+    let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper(), &egress).with_context(in_file)?;
     let model = observer.llm(model, &overrides_of(&llm));
     let tools = observer.tools(tools);
 
@@ -303,7 +364,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         flow_hash: plan.flow_hash().to_owned(),
         options,
         state_path: args.session.state.clone().unwrap_or_else(|| args.state_file.clone()),
-        had_secrets: !args.secrets.is_empty(),
+        give_again: give_again(&args.secrets, &llm),
     };
     drive(run, args.session.answers.into(), &sink, &stored, &observer)
 }
@@ -339,7 +400,9 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
                 if !answers.is_empty() {
                     eprintln!("warning: {} unused --answer value(s) ignored", answers.len());
                 }
-                let mut text = serde_json::to_string_pretty(&Json::Object(outputs)).context("serializing the outputs")?;
+                let mut outputs = Json::Object(outputs);
+                crate::scrub::json(&mut outputs);
+                let mut text = serde_json::to_string_pretty(&outputs).context("serializing the outputs")?;
                 text.push('\n');
                 let mut out = std::io::stdout().lock();
                 out.write_all(text.as_bytes()).and_then(|()| out.flush()).context("writing to stdout")?;
@@ -373,7 +436,7 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
         if let Err(e) = run.submit(answer_value(&request, text)) {
             if from_terminal {
                 // Ask again: `execute` returns the same request.
-                sink.suspend(|| eprintln!("error: {e}; try again"));
+                sink.suspend(|| report::error_line(&format!("{e}; try again")));
                 continue;
             }
             return wait(run, &request, sink, stored, Some(&e.to_string()));
@@ -423,10 +486,8 @@ fn interrupted(run: &Run, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcom
         "interrupted: run state written to {} (finished work is kept; calls that were in flight will be made again)\ncontinue with: weft resume {state}",
         stored.state_path.display()
     );
-    if stored.had_secrets {
-        s.push_str(" --secret ...  (secrets are not stored: give them again)");
-    }
-    eprintln!("{s}");
+    push_give_again(&mut s, stored);
+    report::line(&s);
     Ok(Outcome::Interrupted)
 }
 
@@ -442,11 +503,16 @@ fn wait(run: &Run, request: &InputRequest, sink: &Sink, stored: &Stored, refused
     let state = shell_quote(&stored.state_path.display().to_string());
     let mut s = format!("waiting for input: {what}\nrun state written to {}\n", stored.state_path.display());
     s.push_str(&format!("continue with: weft resume {state} --answer {placeholder}"));
-    if stored.had_secrets {
-        s.push_str(" --secret ...  (secrets are not stored: give them again)");
-    }
-    eprintln!("{s}");
+    push_give_again(&mut s, stored);
+    report::line(&s);
     Ok(if refused.is_some() { Outcome::IoError } else { Outcome::Waiting })
+}
+
+/// Appends what the resume command must be given again.
+fn push_give_again(s: &mut String, stored: &Stored) {
+    if !stored.give_again.is_empty() {
+        s.push_str(&format!(" {}  (secrets are not stored: give them again)", stored.give_again.join(" ")));
+    }
 }
 
 /// Writes the run's state file (the flow's path and hash, the non-secret options, the state).
@@ -503,12 +569,12 @@ fn ask(request: &InputRequest, shown: bool) -> Option<String> {
     match request {
         InputRequest::Message { node, message } => match message {
             Some(_) if shown => {}
-            Some(m) => eprintln!("[{node}] {m}"),
-            None => eprintln!("[{node}] waits for a message"),
+            Some(m) => report::line(&format!("[{node}] {m}")),
+            None => report::line(&format!("[{node}] waits for a message")),
         },
         InputRequest::Tool { node, tool, args, outputs, .. } => {
-            eprintln!("[{node}] client tool \"{tool}\" called with {}", Json::Object(args.clone()));
-            eprintln!("answer with {}", expected_outputs(outputs));
+            report::line(&format!("[{node}] client tool \"{tool}\" called with {}", Json::Object(args.clone())));
+            report::line(&format!("answer with {}", expected_outputs(outputs)));
         }
     }
     eprint!("> ");
@@ -548,13 +614,16 @@ fn parse_llm(text: &str) -> anyhow::Result<LlmChoice> {
 /// The models: the simulated one, or OpenAI-compatible providers for the flow's LLM configs
 /// (all of them replaced by `--llm PROVIDER=URL,model=ID`, or one by `CONFIG_ID:PROVIDER=...`).
 /// API keys come from `--secret <config id>.api_key=...`, `WEFT_SECRET_<ID>_API_KEY` or
-/// `OPENAI_API_KEY`; the HTTP clients feed 429s back into the same limiters the engine uses.
+/// `OPENAI_API_KEY` (only for OpenAI's API and loopback servers); the HTTP clients feed 429s back
+/// into the same limiters the engine uses, send only where `egress` allows, and mask every known
+/// secret in their errors.
 fn llm_for(
     choice: &LlmChoice,
     flow: &weft_flow::Flow,
     secret_args: &[String],
     limiters: &Limiters,
     sleeper: Arc<dyn weft_llm::openai::Sleeper>,
+    egress: &weft_guard::EgressPolicy,
 ) -> anyhow::Result<Llm> {
     let overrides = match choice {
         LlmChoice::Simulated(spec) => return Ok(Llm::Model(Arc::new(SimulatedModel::new(spec.into_options(None)?)))),
@@ -572,7 +641,11 @@ fn llm_for(
         let (key, value) = crate::secrets::parse_secret_arg(arg)?;
         secrets.insert(key, value);
     }
-    let resolver = weft_llm::openai::Resolver::new(secrets, overrides).with_limiters(limiters.clone()).with_sleeper(sleeper);
+    let resolver = weft_llm::openai::Resolver::new(secrets, overrides)
+        .with_limiters(limiters.clone())
+        .with_sleeper(sleeper)
+        .with_egress(egress.clone())
+        .with_secrets(crate::scrub::current());
     Ok(Llm::Resolver(Arc::new(resolver.into_fn())))
 }
 

@@ -1,10 +1,16 @@
 //! Sensitive values from the command line: `--secret <id>.<field>=<value>` and the
-//! environment variables `WEFT_SECRET_<ID>_<FIELD>`.
+//! environment variables `WEFT_SECRET_<ID>_<FIELD>`; and every value a command must keep secret
+//! ([`from_environment`], [`from_flow`]), for the scrubber ([`crate::scrub`]).
 
-/// Splits `--secret <id>.<field>=<value>`.
+use weft_guard::Secrets;
+use weft_spec::Value;
+
+/// Splits `--secret <id>.<field>=<value>`. Errors never quote the value.
 pub fn parse_secret_arg(arg: &str) -> anyhow::Result<(String, String)> {
     let Some((key, value)) = arg.split_once('=') else {
-        anyhow::bail!("--secret {arg:?} has no '=': write --secret <component id>.<field>=<value>, e.g. --secret 1234.api_key=sk-...");
+        anyhow::bail!(
+            "a --secret value has no '=' (not shown: it may be the secret itself): write --secret <component id>.<field>=<value>, e.g. --secret 1234.api_key=sk-..."
+        );
     };
     if !key.contains('.') || key.starts_with('.') || key.ends_with('.') {
         anyhow::bail!("--secret key {key:?} must be <component id>.<field>, as in the document's {{\"$component_ref\": \"<id>.<field>\"}}");
@@ -17,6 +23,65 @@ pub fn parse_secret_arg(arg: &str) -> anyhow::Result<(String, String)> {
 pub fn env_var_name(key: &str) -> String {
     let mangled: String = key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     format!("WEFT_SECRET_{mangled}")
+}
+
+/// The shortest `OPENAI_API_KEY` value treated as a secret. Shorter values are the placeholders
+/// local servers are given (`EMPTY`, `dummy`, `ollama`); masking them would garble every output
+/// holding that word, and they protect nothing. (Values named as secrets, `--secret` and
+/// `WEFT_SECRET_*`, are masked whatever their length.)
+const MIN_ENV_KEY_LEN: usize = 8;
+
+/// The secrets of the environment: `OPENAI_API_KEY` (unless a short placeholder) and every
+/// `WEFT_SECRET_*` variable.
+pub fn from_environment() -> Secrets {
+    let mut secrets = Secrets::default();
+    for (name, value) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let value = value.to_string_lossy().into_owned();
+        let openai_key = name == weft_llm::openai::API_KEY_ENV && value.trim().len() >= MIN_ENV_KEY_LEN;
+        if openai_key || name.starts_with("WEFT_SECRET_") {
+            secrets.extend([value]);
+        }
+    }
+    secrets
+}
+
+/// The values of `--secret` arguments (malformed ones are reported where they are parsed).
+pub fn from_args(args: &[String]) -> Secrets {
+    Secrets::new(args.iter().filter_map(|arg| parse_secret_arg(arg).ok()).map(|(_, value)| value))
+}
+
+/// The secrets a flow holds: the value of every sensitive field (API keys, sensitive headers;
+/// supplied or written in the document) and credentials in any URL field.
+pub fn from_flow(flow: &weft_flow::Flow) -> Secrets {
+    let mut secrets = Secrets::default();
+    for component in &flow.spec().components {
+        for (name, value) in &component.fields {
+            let sensitive = component.ty.field(name).is_some_and(|f| f.sensitive);
+            collect(value, sensitive, &mut secrets);
+        }
+    }
+    secrets
+}
+
+fn collect(value: &Value, sensitive: bool, secrets: &mut Secrets) {
+    match value {
+        Value::Secret(secret) => secrets.extend(secret.value.iter().cloned()),
+        Value::Json(json) => collect_json(json, sensitive, secrets),
+        Value::List(items) => items.iter().for_each(|v| collect(v, sensitive, secrets)),
+        Value::Map(members) => members.values().for_each(|v| collect(v, sensitive, secrets)),
+        Value::Comp(_) | Value::Props(_) | Value::Prop(_) | Value::PropMap(_) => {}
+    }
+}
+
+fn collect_json(json: &serde_json::Value, sensitive: bool, secrets: &mut Secrets) {
+    match json {
+        serde_json::Value::String(s) if sensitive => secrets.extend([s.clone()]),
+        serde_json::Value::String(s) if s.contains('@') => secrets.add_url_credentials(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_json(v, sensitive, secrets)),
+        serde_json::Value::Object(members) => members.values().for_each(|v| collect_json(v, sensitive, secrets)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -32,7 +97,8 @@ mod tests {
     #[test]
     fn secret_args_need_a_key_and_a_value() {
         assert_eq!(parse_secret_arg("a.b=c=d").unwrap(), ("a.b".into(), "c=d".into()));
-        assert!(parse_secret_arg("a.b").is_err());
+        let error = parse_secret_arg("sk-typed-without-key").unwrap_err().to_string();
+        assert!(!error.contains("sk-typed"), "{error}");
         assert!(parse_secret_arg("ab=c").is_err());
     }
 }

@@ -7,7 +7,11 @@
 //! ```
 //!
 //! Paths are absolute, so a run can be resumed from any directory. Secrets are never stored:
-//! `weft resume` reads them again from `--secret` and `WEFT_SECRET_*`.
+//! `weft resume` reads them again from `--secret` and `WEFT_SECRET_*` (credentials in an
+//! `--llm` URL: from `--llm` again), and every known secret is masked from the file
+//! ([`crate::scrub`]). A state file is as trusted as a script: it names the flow, the tools
+//! file and the endpoints a resumed run uses; `weft resume --tools/--llm/--allow-host` override
+//! them.
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -51,6 +55,9 @@ pub struct StoredOptions {
     /// The provider-wide limits and the node timeout.
     #[serde(default)]
     pub limits: crate::run::LimitArgs,
+    /// The `--allow-host` patterns (none: no restriction).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_hosts: Vec<String>,
 }
 
 /// Reads a state file. Every failure is a usage or IO error (exit 2) naming the file.
@@ -77,7 +84,9 @@ pub fn read(path: &Path) -> anyhow::Result<StateFile> {
 /// Writes a state file atomically: a temporary file in the same folder, then a rename, so a
 /// crash never leaves half a file in place of the previous one.
 pub fn write(path: &Path, file: &StateFile) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(file).context("serializing the run state")?;
+    // No secret is stored, whatever a value or an error message holds.
+    let value = crate::scrub::to_json(file).context("serializing the run state")?;
+    let mut text = serde_json::to_string_pretty(&value).context("serializing the run state")?;
     text.push('\n');
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

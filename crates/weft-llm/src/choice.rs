@@ -14,6 +14,10 @@
 //! - `CONFIG_ID:PROVIDER=URL,model=ID`: only the LLM config with that component id replaced.
 //!
 //! Provider overrides are parsed here; connecting to providers is another crate's business.
+//!
+//! Credentials in a provider's URL (`http://user:password@host/v1`) are accepted (the client
+//! sends them as HTTP Basic auth) but never shown: `Display` (and so the run-state file) writes
+//! the URL without them, and error messages mask them, so a resumed run needs `--llm` again.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -86,8 +90,9 @@ impl SimulatedSpec {
     }
 }
 
-/// A provider that answers instead of the flow's LLM configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A provider that answers instead of the flow's LLM configs. Its `Debug` and `Display` leave
+/// out credentials in the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderOverride {
     /// The component id of the one LLM config replaced; `None` replaces all of them.
     pub config_id: Option<String>,
@@ -233,8 +238,11 @@ fn did_you_mean(suggestion: &Option<&'static str>) -> String {
 impl FromStr for LlmChoice {
     type Err = ChoiceError;
 
-    fn from_str(value: &str) -> Result<LlmChoice, ChoiceError> {
-        let text = value.trim();
+    fn from_str(given: &str) -> Result<LlmChoice, ChoiceError> {
+        let text = given.trim();
+        // Errors quote the value without any credentials.
+        let shown = mask_userinfo(given);
+        let value = shown.as_str();
         // The first of `?` and `=` tells the form: `simulated?...` or `PROVIDER=...`.
         match text.find(['?', '=']).map(|at| (at, text.as_bytes()[at])) {
             Some((at, b'?')) if &text[..at] == "simulated" => parse_simulated(value, &text[at + 1..]).map(LlmChoice::Simulated),
@@ -321,7 +329,7 @@ fn parse_provider(value: &str, head: &str, rest: &str) -> Result<ProviderOverrid
         return Err(bad("missing URL after '='".to_owned()));
     }
     if !has_host("http://") && !has_host("https://") {
-        return Err(bad(format!("URL {url:?} does not start with http:// or https://")));
+        return Err(bad(format!("URL {:?} does not start with http:// or https://", mask_userinfo(url))));
     }
     let mut model = None;
     for piece in pieces {
@@ -378,7 +386,39 @@ impl fmt::Display for ProviderOverride {
         if let Some(id) = &self.config_id {
             write!(f, "{id}:")?;
         }
-        write!(f, "{}={},model={}", self.provider, self.url, self.model)
+        write!(f, "{}={},model={}", self.provider, weft_guard::egress::without_credentials(&self.url), self.model)
+    }
+}
+
+impl fmt::Debug for ProviderOverride {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderOverride")
+            .field("config_id", &self.config_id)
+            .field("provider", &self.provider)
+            .field("url", &mask_userinfo(&self.url))
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+impl ProviderOverride {
+    /// Whether the URL holds credentials (`user:password@`), which `Display` leaves out.
+    pub fn has_credentials(&self) -> bool {
+        weft_guard::egress::credentials(&self.url).is_some() || mask_userinfo(&self.url) != self.url
+    }
+}
+
+/// `text` with the user information of a URL in it (`//user:password@`, or `user:password@`
+/// before the first `/` when there is no scheme) replaced by `***`.
+fn mask_userinfo(text: &str) -> String {
+    let (head, rest) = match text.find("://") {
+        Some(at) => text.split_at(at + 3),
+        None => ("", text),
+    };
+    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{head}***{}", &rest[at..]),
+        None => text.to_owned(),
     }
 }
 

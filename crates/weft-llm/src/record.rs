@@ -40,7 +40,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-pub use weft_tools::record::{FORMAT_VERSION, Occurrences, REDACTED, RecordLog, ReplayError, Secrets, content_key};
+pub use weft_tools::record::{FORMAT_VERSION, Occurrences, REDACTED, RecordLog, ReplayError, Secrets, content_key, redacted_key};
 use weft_tools::record::{RecordLine, excerpt, missing_reason, read_lines};
 
 use crate::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Role};
@@ -230,6 +230,12 @@ impl Replayer {
         self
     }
 
+    /// Like [`Replayer::with_secrets`], with every secret of a scrubber.
+    pub fn with_scrubber(mut self, secrets: &Secrets) -> Replayer {
+        self.secrets.merge(secrets);
+        self
+    }
+
     /// The record file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -247,7 +253,7 @@ impl Replayer {
 
     fn serve(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let path = &request.meta.node_path;
-        let key = self.secrets.key(&request_content(request));
+        let key = redacted_key(&self.secrets, &request_content(request));
         let occurrence = self.served.next(KIND, path, &key);
         let recorded = self.entries.get(&(path.clone(), key));
         match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {

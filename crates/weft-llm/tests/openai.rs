@@ -486,9 +486,12 @@ fn configs_give_url_key_and_retry_policy() {
     assert_eq!(model.endpoint(), "http://h:8000/v1");
     assert_eq!(model.name(), "vllm http://h:8000/v1");
 
-    // Without the secret, the environment's key; Ollama never takes it.
+    // Without the secret, the environment's key, but only for a loopback server (or OpenAI's
+    // API); Ollama never takes it.
     let r = resolver(&[], &[("OPENAI_API_KEY", "sk-env")], Vec::new());
-    assert_eq!(r.options(spec.root()).unwrap().api_key.as_deref(), Some("sk-env"));
+    assert!(r.options(spec.root()).unwrap_err().contains("OPENAI_API_KEY is only sent to OpenAI's API"));
+    let local = load(json!({"component_type": "VllmConfig", "id": "v2", "name": "local", "model_id": "llama", "url": "127.0.0.1:8000/"}));
+    assert_eq!(r.options(local.root()).unwrap().api_key.as_deref(), Some("sk-env"));
     let ollama =
         load(json!({"component_type": "OllamaConfig", "id": "o", "name": "o", "model_id": "qwen3", "url": "http://127.0.0.1:11434"}));
     assert_eq!(r.options(ollama.root()).unwrap().api_key, None);
@@ -578,7 +581,7 @@ fn other_configs_are_not_supported_yet_unless_overridden() {
         model: "gpt-4o-mini".into(),
     };
     let error = resolver(&[], &[], vec![to_openai]).options(gemini.root()).unwrap_err();
-    assert!(error.contains("set OPENAI_API_KEY (a --llm openai override takes its key from the environment)"), "{error}");
+    assert!(error.contains("the OpenAI API needs an API key and none is given") && error.contains("or set OPENAI_API_KEY"), "{error}");
     let r = resolver(&[], &[("OPENAI_API_KEY", "sk-env")], vec![all, one]);
     let options = r.options(gemini.root()).unwrap();
     assert_eq!((options.provider, options.model.as_str(), options.api_key), (Provider::Ollama, "qwen3", None));

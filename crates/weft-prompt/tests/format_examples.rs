@@ -255,8 +255,8 @@ fn step_four_reading_by_title() {
 fn json_output_parser() {
     let score = json!({"title": "r", "type": "object", "properties": {"score": {"type": "integer"}}});
     let plain = OutputParser::json(None).unwrap();
-    assert_eq!(plain.apply(r#"Sure: {"score": 5}"#), r#"{"score": 5}"#);
-    assert_eq!(plain.apply("no JSON"), r#""""#);
+    assert_eq!(plain.apply(r#"Sure: {"score": 5}"#).unwrap(), r#"{"score": 5}"#);
+    assert_eq!(plain.apply("no JSON").unwrap(), r#""""#);
     assert_eq!(
         template_output(r#"Sure: {"score": 5}"#, Some(&score), false, false, std::slice::from_ref(&plain)).unwrap(),
         json!({"score": 5})
@@ -267,14 +267,14 @@ fn json_output_parser() {
     );
     assert_eq!(template_output("nothing useful", Some(&score), false, false, std::slice::from_ref(&plain)).unwrap(), json!({"score": 0}));
     let with_props = OutputParser::json(Some(&json!({"score": ".score", "first": ".items[0]", "bad": ".x.y.z"}))).unwrap();
-    assert_eq!(with_props.apply(r#"Here: {"score": 5, "items": ["a", "b"], "x": 1}"#), r#"{"score": 5, "first": "a"}"#);
+    assert_eq!(with_props.apply(r#"Here: {"score": 5, "items": ["a", "b"], "x": 1}"#).unwrap(), r#"{"score": 5, "first": "a"}"#);
     let err = OutputParser::json(Some(&json!({"score": ".score |"}))).unwrap_err();
     assert!(err.to_string().contains("`score`"), "{err}");
 }
 
 #[test]
 fn regex_output_parser() {
-    let apply = |pattern: Json, strict: bool, text: &str| OutputParser::regex(&pattern, strict).unwrap().apply(text);
+    let apply = |pattern: Json, strict: bool, text: &str| OutputParser::regex(&pattern, strict).unwrap().apply(text).unwrap();
     // A plain string is compiled with DOTALL.
     assert_eq!(apply(json!("Solution is: (.*)"), true, "Solution is: Bern\nis the capital"), "Bern\nis the capital");
     // A single pattern object, flags null meaning 0.

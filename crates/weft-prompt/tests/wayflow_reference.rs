@@ -75,7 +75,13 @@ fn regex_parser_matches_wayflow() {
     let r = reference();
     for c in cases(&r, "regex") {
         let parser = OutputParser::regex(&c["pattern"], c["strict"].as_bool().unwrap()).unwrap();
-        assert_eq!(parser.apply(c["text"].as_str().unwrap()), c["out"].as_str().unwrap(), "pattern {} on {}", c["pattern"], c["text"]);
+        assert_eq!(
+            parser.apply(c["text"].as_str().unwrap()).unwrap(),
+            c["out"].as_str().unwrap(),
+            "pattern {} on {}",
+            c["pattern"],
+            c["text"]
+        );
     }
 }
 
@@ -84,7 +90,13 @@ fn json_parser_matches_wayflow() {
     let r = reference();
     for c in cases(&r, "jsonparser") {
         let parser = OutputParser::json(Some(&c["props"])).unwrap();
-        assert_eq!(parser.apply(c["text"].as_str().unwrap()), c["out"].as_str().unwrap(), "properties {} on {}", c["props"], c["text"]);
+        assert_eq!(
+            parser.apply(c["text"].as_str().unwrap()).unwrap(),
+            c["out"].as_str().unwrap(),
+            "properties {} on {}",
+            c["props"],
+            c["text"]
+        );
     }
 }
 

@@ -201,6 +201,30 @@ pub enum Fault {
         /// The error message.
         message: String,
     },
+    /// A server that echoes the request's credentials, as some proxies and gateways do: the
+    /// `Authorization` header, the credential in it, Basic auth's `user:password` decoded, the
+    /// credential URL-encoded and base64-encoded, in an OpenAI-style error body with this
+    /// status (every field of it), in a `WWW-Authenticate: Basic realm=...` header and as the
+    /// `x-request-id`; with status 200, as the content of a chat completion.
+    EchoAuth {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// 200 with a body of this many bytes (`None`: without end) that is not a completion;
+    /// with `Content-Length` when `declared`, else chunked.
+    Oversized {
+        /// The body's size.
+        bytes: Option<u64>,
+        /// Whether `Content-Length` announces it.
+        declared: bool,
+    },
+    /// A redirect (`status` 3xx) to `location`.
+    Redirect {
+        /// The HTTP status.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
 }
 
 impl Fault {
@@ -220,6 +244,9 @@ impl Fault {
             Fault::InvalidJson => "invalid_json",
             Fault::SchemaViolation => "schema_violation",
             Fault::Status { .. } => "status",
+            Fault::EchoAuth { .. } => "echo_auth",
+            Fault::Oversized { .. } => "oversized",
+            Fault::Redirect { .. } => "redirect",
         }
     }
 }

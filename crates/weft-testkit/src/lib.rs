@@ -9,7 +9,9 @@
 //! `json_object` mode), or tool calls when the request offers tools, with usage including
 //! simulated cached tokens. Replies can be scripted, randomized from a seed, delayed, and faults
 //! injected by request index or probability ([`Fault`]): 429 with `Retry-After`, 500, 503, slow
-//! replies, dropped connections, invalid JSON bodies, replies that fail the schema.
+//! replies, dropped connections, invalid JSON bodies, replies that fail the schema; and the
+//! hostile servers of the security tests: one echoing the request's credentials in every form
+//! (body, `WWW-Authenticate`, request id), bodies past any cap (or without end), redirects.
 //!
 //! Every response carries `x-request-id: req_<index>`. Dropping the server stops accepting and
 //! lets requests in flight finish.
@@ -32,8 +34,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -134,7 +137,46 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<Either<Full<Bytes>, Filler>>;
+
+/// A body of `x`s in 64 KiB chunks: `remaining` bytes, or without end.
+#[derive(Debug)]
+struct Filler {
+    remaining: Option<u64>,
+    declared: Option<u64>,
+}
+
+static FILL: [u8; 64 * 1024] = [b'x'; 64 * 1024];
+
+impl hyper::body::Body for Filler {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        let chunk = FILL.len() as u64;
+        let n = match this.remaining {
+            Some(0) => return std::task::Poll::Ready(None),
+            Some(left) => left.min(chunk),
+            None => chunk,
+        };
+        if let Some(left) = &mut this.remaining {
+            *left -= n;
+        }
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&FILL[..n as usize])))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == Some(0)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.declared.map(SizeHint::with_exact).unwrap_or_default()
+    }
+}
 
 impl MockServer {
     /// Starts a server on 127.0.0.1 with a random port.
@@ -417,6 +459,24 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Reply, 
             ));
         }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::EchoAuth { status }) => {
+            state.counters.completions.fetch_add(1, Ordering::SeqCst);
+            return Ok(echo_auth(status, authorization.as_deref().unwrap_or_default(), index, &body));
+        }
+        Some(Fault::Oversized { bytes, declared }) => {
+            state.counters.completions.fetch_add(1, Ordering::SeqCst);
+            let filler = Filler { remaining: bytes, declared: bytes.filter(|_| declared) };
+            let mut response = Response::new(Either::Right(filler));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            return Ok(response);
+        }
+        Some(Fault::Redirect { status, location }) => {
+            let mut response = reply(StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT), Bytes::new(), &request_id);
+            if let Ok(value) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(hyper::header::LOCATION, value);
+            }
+            return Ok(response);
+        }
         Some(Fault::SchemaViolation) => violate = true,
     }
     let content = reply::content(&config, index, &body, violate);
@@ -502,13 +562,58 @@ fn json_reply(status: StatusCode, body: &Json, request_id: &str) -> Reply {
 }
 
 fn reply(status: StatusCode, body: Bytes, request_id: &str) -> Reply {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Either::Left(Full::new(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(id) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", id);
     }
     response
+}
+
+/// The reply of [`Fault::EchoAuth`].
+fn echo_auth(status: u16, authorization: &str, index: u64, request: &Json) -> Reply {
+    let credential = authorization.split_once(' ').map_or(authorization, |(_, c)| c);
+    let decoded = authorization.strip_prefix("Basic ").and_then(base64_decode).unwrap_or_default();
+    let encoded: String = credential
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let b64 = weft_guard::secrets::base64_standard(credential.as_bytes());
+    let message =
+        format!("echo: authorization={authorization:?} credential={credential} decoded={decoded} urlencoded={encoded} base64={b64}");
+    let realm = weft_guard::secrets::base64_standard(if decoded.is_empty() { credential } else { &decoded }.as_bytes());
+    let mut response = if status == 200 {
+        json_reply(StatusCode::OK, &reply::completion(index, request, &reply::Content::Text(message.clone()), 0), "req_echo")
+    } else {
+        let body = json!({"error": {"message": message, "type": credential, "code": encoded, "param": b64}});
+        json_reply(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &body, "req_echo")
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", error=\"{credential}\"")) {
+        response.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(credential) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+/// Decodes standard base64 (padding optional) into UTF-8 text.
+fn base64_decode(text: &str) -> Option<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.trim_end_matches('=').bytes() {
+        bits = (bits << 6) | ALPHABET.iter().position(|&a| a == c)? as u32;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 fn with_retry_after(mut response: Reply, retry_after: Option<&str>) -> Reply {

@@ -54,7 +54,6 @@ use crate::{Tool, ToolError, ToolRegistry};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::{self, Write as _};
 use std::fs::File;
@@ -66,8 +65,10 @@ use std::time::Duration;
 /// The version of the record format written in the header line.
 pub const FORMAT_VERSION: u64 = 1;
 
-/// What a secret is replaced with in a record file.
-pub const REDACTED: &str = "[REDACTED]";
+/// What a secret is replaced with in a record file (every scrubbed output uses the same mask).
+pub use weft_guard::secrets::REDACTED;
+/// Secret values to keep out of record files: the process's scrubber ([`weft_guard::Secrets`]).
+pub use weft_guard::secrets::Secrets;
 
 /// The `format` of the header line.
 const FORMAT_NAME: &str = "weft-record";
@@ -75,84 +76,14 @@ const FORMAT_NAME: &str = "weft-record";
 /// How many characters of a request an error message quotes.
 pub const EXCERPT_CHARS: usize = 60;
 
-/// Secret values to keep out of record files.
-///
-/// Its `Debug` output shows how many secrets there are, never their values.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secrets {
-    /// Non-empty, distinct, longest first (so a secret containing another is replaced whole).
-    values: Vec<String>,
-}
-
-impl fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secrets({} values)", self.values.len())
+/// The key of `content`: the SHA-256 (hex) of its canonical JSON, `secrets` redacted.
+pub fn redacted_key(secrets: &Secrets, content: &Json) -> String {
+    if secrets.is_empty() {
+        return content_key(content);
     }
-}
-
-impl Secrets {
-    /// These secret values (empty strings are ignored).
-    pub fn new<S: Into<String>>(values: impl IntoIterator<Item = S>) -> Secrets {
-        let mut secrets = Secrets::default();
-        secrets.extend(values);
-        secrets
-    }
-
-    /// Adds secret values (empty strings are ignored).
-    pub fn extend<S: Into<String>>(&mut self, values: impl IntoIterator<Item = S>) {
-        self.values.extend(values.into_iter().map(Into::into).filter(|v| !v.is_empty()));
-        self.values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        self.values.dedup();
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
-    /// `text` with every secret replaced by [`REDACTED`].
-    pub fn redact_str<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut text = Cow::Borrowed(text);
-        for secret in &self.values {
-            if text.contains(secret.as_str()) {
-                text = Cow::Owned(text.replace(secret.as_str(), REDACTED));
-            }
-        }
-        text
-    }
-
-    /// Replaces every secret in every string of `value`, object keys included.
-    pub fn redact(&self, value: &mut Json) {
-        if self.values.is_empty() {
-            return;
-        }
-        match value {
-            Json::String(s) => {
-                if let Cow::Owned(redacted) = self.redact_str(s) {
-                    *s = redacted;
-                }
-            }
-            Json::Array(items) => items.iter_mut().for_each(|item| self.redact(item)),
-            Json::Object(members) => {
-                if members.keys().any(|k| matches!(self.redact_str(k), Cow::Owned(_))) {
-                    let old = std::mem::take(members);
-                    *members = old.into_iter().map(|(k, v)| (self.redact_str(&k).into_owned(), v)).collect();
-                }
-                members.values_mut().for_each(|v| self.redact(v));
-            }
-            Json::Null | Json::Bool(_) | Json::Number(_) => {}
-        }
-    }
-
-    /// The key of `content`: the SHA-256 (hex) of its canonical JSON, secrets redacted.
-    pub fn key(&self, content: &Json) -> String {
-        if self.values.is_empty() {
-            return content_key(content);
-        }
-        let mut redacted = content.clone();
-        self.redact(&mut redacted);
-        content_key(&redacted)
-    }
+    let mut redacted = content.clone();
+    secrets.redact(&mut redacted);
+    content_key(&redacted)
 }
 
 /// The SHA-256 (lowercase hex) of the canonical JSON of `value`: object keys sorted, no
@@ -268,6 +199,13 @@ impl RecordLog {
         Ok(log)
     }
 
+    /// Like [`RecordLog::create`], redacting every secret of `secrets` from the start.
+    pub fn create_with_scrubber(path: impl AsRef<Path>, secrets: &Secrets) -> io::Result<Arc<RecordLog>> {
+        let log = RecordLog::create(path)?;
+        log.secrets.write().unwrap_or_else(PoisonError::into_inner).merge(secrets);
+        Ok(log)
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -286,7 +224,7 @@ impl RecordLog {
 
     /// The key of `content`, secrets redacted ([`Secrets::key`]).
     pub fn key(&self, content: &Json) -> String {
-        self.secrets.read().unwrap_or_else(PoisonError::into_inner).key(content)
+        redacted_key(&self.secrets.read().unwrap_or_else(PoisonError::into_inner), content)
     }
 
     /// The occurrence number (from 1) of one more exchange of `kind` with `key` in `scope`,
@@ -579,6 +517,12 @@ impl ToolReplay {
         self
     }
 
+    /// Like [`ToolReplay::with_secrets`], with every secret of a scrubber.
+    pub fn with_scrubber(mut self, secrets: &Secrets) -> ToolReplay {
+        self.secrets.merge(secrets);
+        self
+    }
+
     /// The number of recorded tool exchanges.
     pub fn len(&self) -> usize {
         self.per_tool.values().sum()
@@ -612,7 +556,7 @@ impl ToolReplay {
     }
 
     fn serve(&self, tool: &str, args: &Json) -> Result<Json, ToolError> {
-        let key = self.secrets.key(args);
+        let key = redacted_key(&self.secrets, args);
         let occurrence = self.served.next("tool", tool, &key);
         let recorded = self.entries.get(&(tool.to_owned(), key));
         match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
@@ -702,7 +646,7 @@ mod tests {
         let mut value = json!({"p": "pw hunter2 and hunter2-long", "hunter2": [true, "hunter2"]});
         secrets.redact(&mut value);
         assert_eq!(value, json!({"p": "pw [REDACTED] and [REDACTED]", "[REDACTED]": [true, "[REDACTED]"]}));
-        assert_eq!(secrets.key(&json!({"p": "hunter2"})), content_key(&json!({"p": "[REDACTED]"})));
+        assert_eq!(redacted_key(&secrets, &json!({"p": "hunter2"})), content_key(&json!({"p": "[REDACTED]"})));
     }
 
     #[test]

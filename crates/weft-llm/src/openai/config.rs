@@ -6,14 +6,18 @@
 //!
 //! The API key (FORMAT.md 9.1, with the rules): the value supplied for the config's
 //! sensitive `api_key` (its `<config id>.api_key` reference, from the secrets given here or
-//! resolved by the loader), else `OPENAI_API_KEY` from the environment (never for Ollama), else
-//! no `Authorization` header at all; only the OpenAI API itself without any key is an error.
-//! WayFlow ignores `OllamaConfig.api_key`; Weft sends it when one is supplied, for Ollama
-//! servers behind an authenticating proxy.
+//! resolved by the loader; an empty value means no key), else `OPENAI_API_KEY` from the
+//! environment (never for Ollama) but only for OpenAI's own API (`https://api.openai.com`) and
+//! loopback addresses: a config naming any other host, with `OPENAI_API_KEY` set and no key of
+//! its own, is refused (the run stops at start), so a flow someone else wrote cannot collect the
+//! user's key. Else no `Authorization` header at all; only the OpenAI API itself without any key
+//! is an error. WayFlow ignores `OllamaConfig.api_key`; Weft sends it when one is supplied, for
+//! Ollama servers behind an authenticating proxy. Credentials in a URL (`user:password@`) are
+//! sent as HTTP Basic auth instead of a key.
 //!
 //! `--llm PROVIDER=URL,model=ID` overrides ([`ProviderOverride`]) replace the provider, URL and
 //! model of every config (or of the config with that id, which wins); the config's retry
-//! policy stays, and the key is `OPENAI_API_KEY` (not for Ollama).
+//! policy and its supplied key stay, and the environment key follows the same host rule.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -21,7 +25,13 @@ use std::time::Duration;
 
 use weft_spec::{Component, Value};
 
-use super::{API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, OpenAiModel, OpenAiOptions, RetryPolicy, Sleeper, StructuredMode, TokioSleeper, url};
+use weft_guard::egress::{OPENAI_API_HOST, Target, credentials, env_key_allowed};
+use weft_guard::{EgressPolicy, Secrets};
+
+use super::{
+    API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, RetryPolicy, Sleeper, StructuredMode,
+    TokioSleeper, url,
+};
 use crate::ChatModel;
 use crate::choice::{Provider, ProviderOverride};
 use crate::limit::Limiters;
@@ -39,6 +49,9 @@ pub struct Resolver {
     connect_timeout: Duration,
     request_timeout: Option<Duration>,
     structured: StructuredMode,
+    egress: EgressPolicy,
+    scrub: Arc<Secrets>,
+    max_response_bytes: usize,
     client: OnceLock<Result<reqwest::Client, String>>,
 }
 
@@ -76,6 +89,9 @@ impl Resolver {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: None,
             structured: StructuredMode::JsonSchema,
+            egress: EgressPolicy::unrestricted(),
+            scrub: Arc::new(Secrets::default()),
+            max_response_bytes: MAX_RESPONSE_BYTES,
             client: OnceLock::new(),
         }
     }
@@ -116,7 +132,32 @@ impl Resolver {
         self
     }
 
+    /// Sends requests only where `egress` allows (`--allow-host`).
+    pub fn with_egress(mut self, egress: EgressPolicy) -> Resolver {
+        self.egress = egress;
+        self
+    }
+
+    /// Masks these secrets in the models' error messages (besides each model's own key).
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> Resolver {
+        self.scrub = secrets;
+        self
+    }
+
+    /// Refuses response bodies larger than `bytes` ([`MAX_RESPONSE_BYTES`] by default).
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Resolver {
+        self.max_response_bytes = bytes;
+        self
+    }
+
     /// The options of the model serving `config`, or why there is none.
+    ///
+    /// The key is the one supplied for the config (`--secret <id>.api_key`, a
+    /// `WEFT_SECRET_<ID>_API_KEY`, or written in the document; an empty value means "no key"),
+    /// else `OPENAI_API_KEY`, but the environment key only goes to `https://api.openai.com` and
+    /// loopback addresses ([`env_key_allowed`]): for any other host the config is refused
+    /// with a message saying how to give its key, so a flow cannot send the user's key to a
+    /// server it names. A URL with credentials gets no environment key (they are its auth).
     pub fn options(&self, config: &Component) -> Result<OpenAiOptions, String> {
         let retry = match config.json_field("retry_policy") {
             Some(policy @ serde_json::Value::Object(_)) => RetryPolicy::from_agent_spec(policy)?,
@@ -127,17 +168,8 @@ impl Resolver {
             .iter()
             .find(|o| o.config_id.as_deref() == Some(config.id.as_str()))
             .or_else(|| self.overrides.iter().find(|o| o.config_id.is_none()));
-        let (provider, url, model, api_key) = match over {
-            Some(o) => {
-                let api_key = self.env_key(o.provider);
-                if api_key.is_none() && url::host(&o.url) == "api.openai.com" {
-                    return Err(format!(
-                        "the OpenAI API needs an API key and none is given: set {API_KEY_ENV} (a --llm {} override takes its key from the environment)",
-                        o.provider
-                    ));
-                }
-                (o.provider, o.url.clone(), o.model.clone(), api_key)
-            }
+        let (provider, url, model) = match over {
+            Some(o) => (o.provider, o.url.clone(), o.model.clone()),
             None => {
                 let provider = provider_of(config)?;
                 let url = match (config.str_field("url").map(str::trim).filter(|u| !u.is_empty()), provider) {
@@ -149,20 +181,38 @@ impl Resolver {
                 if model.is_empty() {
                     return Err(format!("{} has no model_id: give the model's id as the server knows it", config.ty.name));
                 }
-                let api_key = self.supplied_key(config).or_else(|| self.env_key(provider));
-                if api_key.is_none() && provider == Provider::OpenAi && url::host(&url) == "api.openai.com" {
-                    let reference = match config.field("api_key") {
-                        Some(Value::Secret(secret)) => secret.key.clone(),
-                        _ => format!("{}.api_key", config.id),
-                    };
+                (provider, url, model)
+            }
+        };
+        let reference = match config.field("api_key") {
+            Some(Value::Secret(secret)) => secret.key.clone(),
+            _ => format!("{}.api_key", config.id),
+        };
+        let request_url = url::request_url(&url, url::CHAT_COMPLETIONS_PATH);
+        let api_key = match self.explicit_key(config) {
+            Some(explicit) => explicit,
+            None if credentials(&request_url).is_some() => None,
+            None => match self.env_key(provider) {
+                Some(key) if env_key_allowed(&request_url) => Some(key),
+                Some(_) => {
+                    let host = Target::parse(&request_url).map(|t| t.authority()).unwrap_or_else(|_| "its server".to_owned());
                     return Err(format!(
-                        "the OpenAI API needs an API key and none is given: supply the secret {reference} (--secret {reference}=... or {}) or set {API_KEY_ENV}",
+                        "{} {:?} (id {}) sends its requests to {host}, and {API_KEY_ENV} is only sent to OpenAI's API (https://api.openai.com) and to loopback addresses, so that a flow cannot send your key to a server it names: give this config's key explicitly with --secret {reference}=... or {} (an empty value sends no key)",
+                        config.ty.name,
+                        config.name,
+                        config.id,
                         secret_env_name(&reference)
                     ));
                 }
-                (provider, url, model, api_key)
-            }
+                None => None,
+            },
         };
+        if api_key.is_none() && provider == Provider::OpenAi && Target::parse(&request_url).is_ok_and(|t| t.host == OPENAI_API_HOST) {
+            return Err(format!(
+                "the OpenAI API needs an API key and none is given: supply the secret {reference} (--secret {reference}=... or {}) or set {API_KEY_ENV}",
+                secret_env_name(&reference)
+            ));
+        }
         let mut options = OpenAiOptions::new(provider, url, model)
             .with_retry(retry)
             .with_limiters(self.limiters.clone())
@@ -172,6 +222,9 @@ impl Resolver {
             .with_origin(format!("{} {:?}", config.ty.name, config.name));
         options.api_key = api_key;
         options.request_timeout = self.request_timeout;
+        options.egress = self.egress.clone();
+        options.secrets = Arc::clone(&self.scrub);
+        options.max_response_bytes = self.max_response_bytes;
         Ok(options)
     }
 
@@ -188,14 +241,16 @@ impl Resolver {
     }
 
     /// The key supplied for the config's `api_key`: resolved by the loader, or given here by
-    /// its reference; a key written in the document counts too.
-    fn supplied_key(&self, config: &Component) -> Option<String> {
-        let key = match config.field("api_key")? {
-            Value::Secret(secret) => secret.value.clone().or_else(|| self.secrets.get(&secret.key).cloned()),
-            Value::Json(serde_json::Value::String(s)) => Some(s.clone()),
+    /// its reference; a key written in the document counts too. `Some(None)`: given empty,
+    /// meaning "send no key"; `None`: not given.
+    fn explicit_key(&self, config: &Component) -> Option<Option<String>> {
+        let key = match config.field("api_key") {
+            Some(Value::Secret(secret)) => secret.value.clone().or_else(|| self.secrets.get(&secret.key).cloned()),
+            Some(Value::Json(serde_json::Value::String(s))) => Some(s.clone()),
             _ => None,
         };
-        key.or_else(|| self.secrets.get(&format!("{}.api_key", config.id)).cloned()).filter(|k| !k.trim().is_empty())
+        let key = key.or_else(|| self.secrets.get(&format!("{}.api_key", config.id)).cloned())?;
+        Some(Some(key).filter(|k| !k.trim().is_empty()))
     }
 
     fn env_key(&self, provider: Provider) -> Option<String> {

@@ -11,6 +11,12 @@
 //!   Every 429 lowers the endpoint's adaptive [`Limiter`]; every success raises it back. The
 //!   client does not take the limiter's permits: the engine holds one around the whole call.
 //! - [`config`] builds models from Agent Spec LLM configs, with `--llm` overrides and secrets.
+//! - Nothing secret leaves the client except to its endpoint: the key (or the URL's
+//!   credentials, sent as HTTP Basic auth and removed from the URL) is masked in every error
+//!   message, in every encoded form ([`weft_guard::Secrets`]), whatever the server echoed.
+//! - An [`EgressPolicy`] (`--allow-host`) is checked when the model is built and before every
+//!   request; redirects are never followed, so a request cannot be sent on to another host.
+//! - A response body is read in chunks and refused past [`MAX_RESPONSE_BYTES`] (32 MiB).
 
 pub mod config;
 pub mod retry;
@@ -25,8 +31,11 @@ use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
 use serde_json::Value as Json;
+
+use weft_guard::egress::{Target, credentials, without_credentials};
+use weft_guard::{EgressPolicy, Secrets};
 
 use crate::choice::Provider;
 use crate::limit::{Limiter, Limiters};
@@ -40,12 +49,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// (WayFlow's).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The cap of a response body (32 MiB): far above any chat completion, and a server sending
-/// more fails the call (never retried) instead of filling the memory.
-pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-
 /// The environment variable holding the API key when a config gives none.
 pub const API_KEY_ENV: &str = "OPENAI_API_KEY";
+
+/// The largest response body read (32 MiB): a chat completion is never near it, and a server
+/// sending more (by mistake or on purpose) must not fill the memory.
+pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 /// How a schema requested natively ([`crate::SchemaDelivery::Native`]) is sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,13 +77,16 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// An HTTP client for LLM calls: connect timeout, no proxy (as WayFlow), rustls with ring.
-/// Models built from one [`Resolver`] share one, and so its connection pool.
+/// An HTTP client for LLM calls: connect timeout, no proxy (as WayFlow), rustls with ring, and
+/// no redirects (reqwest follows up to 10 by default, which would take a request, and an
+/// allow list's decision, to another host). Models built from one [`Resolver`] share one, and
+/// so its connection pool.
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
     install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| format!("cannot create the HTTP client: {}", chain(&e)))
@@ -111,6 +123,13 @@ pub struct OpenAiOptions {
     pub client: Option<reqwest::Client>,
     /// What the model comes from, for messages (`OpenAiConfig "gpt" (id c1)`).
     pub origin: Option<String>,
+    /// Where requests may go (`--allow-host`); unrestricted by default.
+    pub egress: EgressPolicy,
+    /// Other secret values masked in this model's error messages (its own key and URL
+    /// credentials always are).
+    pub secrets: Arc<Secrets>,
+    /// The largest response body read ([`MAX_RESPONSE_BYTES`] by default).
+    pub max_response_bytes: usize,
 }
 
 impl std::fmt::Debug for OpenAiOptions {
@@ -125,6 +144,8 @@ impl std::fmt::Debug for OpenAiOptions {
             .field("request_timeout", &self.request_timeout)
             .field("structured", &self.structured)
             .field("origin", &self.origin)
+            .field("egress", &self.egress)
+            .field("max_response_bytes", &self.max_response_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -147,6 +168,9 @@ impl OpenAiOptions {
             jitter_seed: None,
             client: None,
             origin: None,
+            egress: EgressPolicy::unrestricted(),
+            secrets: Arc::new(Secrets::default()),
+            max_response_bytes: MAX_RESPONSE_BYTES,
         }
     }
 
@@ -209,6 +233,24 @@ impl OpenAiOptions {
         self.origin = Some(origin.into());
         self
     }
+
+    /// Sends requests only where `egress` allows.
+    pub fn with_egress(mut self, egress: EgressPolicy) -> OpenAiOptions {
+        self.egress = egress;
+        self
+    }
+
+    /// Masks these secrets too in error messages.
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> OpenAiOptions {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Refuses response bodies larger than `bytes`.
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> OpenAiOptions {
+        self.max_response_bytes = bytes;
+        self
+    }
 }
 
 /// A model behind an OpenAI-compatible Chat Completions endpoint.
@@ -217,9 +259,14 @@ pub struct OpenAiModel {
     request_url: String,
     base_url: String,
     model: String,
-    api_key: Option<String>,
+    /// The `Authorization` header: `Bearer <key>`, or `Basic ...` from the URL's credentials.
+    authorization: Option<String>,
     retry: RetryPolicy,
     timeout: Duration,
+    target: Target,
+    egress: EgressPolicy,
+    secrets: Secrets,
+    max_response_bytes: usize,
     structured: StructuredMode,
     client: reqwest::Client,
     limiter: Arc<Limiter>,
@@ -234,45 +281,83 @@ impl std::fmt::Debug for OpenAiModel {
             .field("name", &self.name)
             .field("request_url", &self.request_url)
             .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("authorization", &self.authorization.as_ref().map(|_| "<redacted>"))
             .finish_non_exhaustive()
     }
 }
 
 impl OpenAiModel {
     /// A model from its options. Fails when the options cannot work: an empty model id, a URL
-    /// that is not HTTP, the OpenAI API without a key, or an HTTP client that cannot be built.
+    /// that is not HTTP, the OpenAI API without a key, both a key and credentials in the URL, a
+    /// host the egress policy refuses, or an HTTP client that cannot be built. Credentials in the
+    /// URL (`http://user:password@host/v1`) are sent as HTTP Basic auth and kept out of the
+    /// model's name, URL and messages.
     pub fn new(mut options: OpenAiOptions) -> Result<OpenAiModel, String> {
         options.api_key = options.api_key.filter(|key| !key.trim().is_empty());
-        let request_url = url::request_url(&options.url, url::CHAT_COMPLETIONS_PATH);
+        let written_url = url::request_url(&options.url, url::CHAT_COMPLETIONS_PATH);
+        let url_credentials = credentials(&written_url);
+        let mut secrets = Secrets::new(options.api_key.iter().cloned());
+        secrets.merge(&options.secrets);
+        if let Some(c) = &url_credentials {
+            secrets.extend(c.secret_values());
+        }
+        let scrub = |message: String| secrets.redact_str(&message).into_owned();
+        let request_url = without_credentials(&written_url);
         let base_url = url::base_url(&request_url, url::CHAT_COMPLETIONS_PATH);
         if options.model.trim().is_empty() {
-            return Err(format!("{} {base_url}: the model id is empty; give the LLM config a model_id", options.provider));
+            return Err(scrub(format!("{} {base_url}: the model id is empty; give the LLM config a model_id", options.provider)));
         }
-        if url::host(&request_url).is_empty() {
-            return Err(format!("{}: the url {:?} has no host; give a URL like http://127.0.0.1:8000/v1", options.provider, options.url));
-        }
-        if options.api_key.is_none() && url::host(&request_url) == "api.openai.com" {
+        let target = match Target::parse(&request_url) {
+            Ok(target) if credentials(&request_url).is_none() => target,
+            Ok(_) => {
+                return Err(scrub(format!(
+                    "{}: the url {base_url:?} has user information that cannot be told apart from its host; write it as http://user:password@host/v1",
+                    options.provider
+                )));
+            }
+            Err(problem) => {
+                return Err(scrub(format!("{}: the url {problem}; give a URL like http://127.0.0.1:8000/v1", options.provider)));
+            }
+        };
+        if options.api_key.is_none() && url_credentials.is_none() && target.host == weft_guard::egress::OPENAI_API_HOST {
             return Err(format!(
                 "{} {base_url}: the OpenAI API needs an API key: set {API_KEY_ENV}, or supply the LLM config's api_key secret (--secret <config id>.api_key=... or WEFT_SECRET_<CONFIG_ID>_API_KEY)",
                 options.provider
             ));
         }
+        let authorization = match (&options.api_key, &url_credentials) {
+            (Some(_), Some(_)) => {
+                return Err(scrub(format!(
+                    "{} {base_url}: the url has credentials (user:password@) and an API key is given too: use one, the key (--secret <config id>.api_key=...) or the url's credentials (sent as HTTP Basic auth)",
+                    options.provider
+                )));
+            }
+            (Some(key), None) => Some(format!("Bearer {key}")),
+            (None, Some(c)) => {
+                Some(format!("Basic {}", weft_guard::secrets::base64_standard(format!("{}:{}", c.user, c.password).as_bytes())))
+            }
+            (None, None) => None,
+        };
+        let name = format!("{} {base_url}", options.provider);
+        options.egress.check(&target).map_err(|refused| scrub(format!("{name}: {refused}")))?;
         let client = match options.client {
             Some(client) => client,
             None => http_client(options.connect_timeout)?,
         };
         let timeout = options.request_timeout.or(options.retry.request_timeout).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-        let name = format!("{} {base_url}", options.provider);
         let limiter = options.limiters.get(&base_url);
         Ok(OpenAiModel {
             name,
             request_url,
             base_url,
             model: options.model,
-            api_key: options.api_key,
+            authorization,
             retry: options.retry,
             timeout,
+            target,
+            egress: options.egress,
+            secrets,
+            max_response_bytes: options.max_response_bytes,
             structured: options.structured,
             client,
             limiter,
@@ -292,9 +377,9 @@ impl OpenAiModel {
         &self.model
     }
 
-    /// Whether requests carry an `Authorization` header.
+    /// Whether requests carry an `Authorization` header (an API key, or the URL's credentials).
     pub fn has_api_key(&self) -> bool {
-        self.api_key.is_some()
+        self.authorization.is_some()
     }
 
     /// The retry policy.
@@ -312,12 +397,16 @@ impl OpenAiModel {
         wire::request_body(&self.model, request, self.structured)
     }
 
-    /// One attempt: the answer, or what went wrong.
+    /// One attempt: the answer, or what went wrong. The egress policy is checked before
+    /// anything is sent; the body is read in chunks, at most `max_response_bytes`.
     async fn attempt(&self, payload: &Bytes) -> Result<ChatResponse, Failure> {
+        if let Err(refused) = self.egress.check(&self.target) {
+            return Err(Failure { kind: Kind::Refused(refused.to_string()), request_id: None });
+        }
         let mut builder =
             self.client.post(&self.request_url).header(CONTENT_TYPE, "application/json").timeout(self.timeout).body(payload.clone());
-        if let Some(key) = &self.api_key {
-            builder = builder.header(AUTHORIZATION, format!("Bearer {key}"));
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(AUTHORIZATION, authorization);
         }
         let response = builder.send().await.map_err(|e| Failure::transport(&e, None))?;
         let status = response.status();
@@ -331,7 +420,11 @@ impl OpenAiModel {
                     .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
             })
             .flatten();
-        let body = read_body(response, &request_id).await?;
+        let location = status
+            .is_redirection()
+            .then(|| response.headers().get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .flatten();
+        let body = read_body(response, self.max_response_bytes).await.map_err(|kind| Failure { kind, request_id: request_id.clone() })?;
         if status.is_success() {
             return wire::parse_response(&body).map_err(|problem| Failure { kind: Kind::Malformed(problem), request_id });
         }
@@ -342,6 +435,7 @@ impl OpenAiModel {
                 error: wire::error_body(&body),
                 body: String::from_utf8_lossy(&body).into_owned(),
                 retry_after,
+                location,
             },
             request_id,
         })
@@ -368,6 +462,9 @@ impl OpenAiModel {
             (n, _) => format!("after {n} attempts ({retries} {})", if retries == 1 { "retry" } else { "retries" }),
         };
         message.push_str(&format!(", {tries}; {}", self.advice(failure)));
+        // Whatever the server echoed (the key in an error body, a request id, a redirect
+        // target), no form of a secret leaves through the message.
+        let message = self.secrets.redact_str(&message).into_owned();
         if failure.transient() { LlmError::Transient { message } } else { LlmError::Permanent { message } }
     }
 
@@ -387,6 +484,10 @@ impl OpenAiModel {
             Kind::Status { status: 408 | 409 | 429, .. } => {
                 format!("the provider kept throttling: run fewer calls at once (max_workers), try again later, or {MORE_RETRIES}")
             }
+            Kind::Status { status: 300..=399, location, .. } => format!(
+                "the server redirects{}; weft does not follow redirects (they could lead a request and its key to another host): give the final URL in the LLM config or --llm",
+                location.as_ref().map(|l| format!(" to {l}")).unwrap_or_default()
+            ),
             Kind::Status { status: 501, .. } => {
                 format!("the server does not implement chat completions at {}: check the url", self.request_url)
             }
@@ -401,10 +502,15 @@ impl OpenAiModel {
             Kind::Connect(_) => format!("could not connect: check that the server is running and the url is right (requests go to {})", self.request_url),
             Kind::Tls(_) => "TLS failed (never retried): check the server's certificate and the url's scheme".to_owned(),
             Kind::Transport(_) => format!("the connection failed: check the server's logs, or {MORE_RETRIES}"),
-            Kind::Malformed(_) | Kind::TooLarge => format!(
+            Kind::Malformed(_) => format!(
                 "the server answered but not with a chat completion: check that {} is an OpenAI-compatible chat-completions endpoint",
                 self.request_url
             ),
+            Kind::TooLarge { .. } => format!(
+                "a chat completion is never this large: check that {} is an OpenAI-compatible chat-completions endpoint",
+                self.request_url
+            ),
+            Kind::Refused(_) => "nothing was sent".to_owned(),
         }
     }
 }
@@ -444,7 +550,7 @@ impl ChatModel for OpenAiModel {
                 Kind::Status { status, body, .. } => self.retry.should_retry(Failed::Status(*status, body)),
                 Kind::Tls(_) => self.retry.should_retry(Failed::Tls),
                 Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) => self.retry.should_retry(Failed::Transport),
-                Kind::Malformed(_) | Kind::TooLarge => false,
+                Kind::Malformed(_) | Kind::TooLarge { .. } | Kind::Refused(_) => false,
             };
             if !retryable {
                 return Err(self.error(&failure, attempts, Stop::NotRetryable));
@@ -491,14 +597,19 @@ enum Kind {
         error: wire::ErrorBody,
         body: String,
         retry_after: Option<Duration>,
+        location: Option<String>,
     },
     Timeout,
     Connect(String),
     Tls(String),
     Transport(String),
     Malformed(String),
-    /// The body went past [`MAX_RESPONSE_BYTES`].
-    TooLarge,
+    /// The body went past the cap (bytes).
+    TooLarge {
+        limit: usize,
+    },
+    /// The egress policy refused the request.
+    Refused(String),
 }
 
 impl Failure {
@@ -534,9 +645,8 @@ impl Failure {
     fn transient(&self) -> bool {
         match &self.kind {
             Kind::Status { status, .. } => matches!(status, 408 | 409 | 429) || (500..600).contains(status) && *status != 501,
-            Kind::Tls(_) => false,
+            Kind::Tls(_) | Kind::TooLarge { .. } | Kind::Refused(_) => false,
             Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) | Kind::Malformed(_) => true,
-            Kind::TooLarge => false,
         }
     }
 
@@ -561,26 +671,44 @@ impl Failure {
             Kind::Tls(e) => format!("TLS failed: {e}"),
             Kind::Transport(e) => format!("the connection failed: {e}"),
             Kind::Malformed(problem) => format!("the response is not a chat completion: {problem}"),
-            Kind::TooLarge => format!("the response body is larger than {} MiB, the cap of an LLM response", MAX_RESPONSE_BYTES >> 20),
+            Kind::TooLarge { limit } => {
+                format!("the response body is larger than {}, the most weft reads of an LLM response; reading stopped there", size(*limit))
+            }
+            Kind::Refused(why) => why.clone(),
         }
     }
 }
 
-/// Reads a response body, refusing one larger than [`MAX_RESPONSE_BYTES`] (said by its
-/// Content-Length, or found while reading) without holding more than that.
-async fn read_body(mut response: reqwest::Response, request_id: &Option<String>) -> Result<Bytes, Failure> {
-    let too_large = || Failure { kind: Kind::TooLarge, request_id: request_id.clone() };
-    if response.content_length().is_some_and(|n| n > MAX_RESPONSE_BYTES as u64) {
-        return Err(too_large());
+/// Reads a body, refusing it past `cap` bytes: at once when `Content-Length` says so, else as
+/// soon as the chunks read go past it (nothing more is read).
+async fn read_body(mut response: reqwest::Response, cap: usize) -> Result<Bytes, Kind> {
+    let too_large = Kind::TooLarge { limit: cap };
+    if response.content_length().is_some_and(|length| length > cap as u64) {
+        return Err(too_large);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| Failure::transport(&e, request_id.clone()))? {
-        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
-            return Err(too_large());
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(too_large);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Bytes::from(body)),
+            Err(e) => return Err(Failure::transport(&e, None).kind),
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(body))
+}
+
+/// `32 MiB`, `1.5 KiB`, `100 bytes`.
+fn size(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    match bytes {
+        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
+        b if b >= 1024 && b % 1024 == 0 => format!("{} KiB", b / 1024),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn request_id(headers: &HeaderMap) -> Option<String> {
