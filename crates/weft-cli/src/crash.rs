@@ -49,6 +49,8 @@ pub fn install() {
                 env!("CARGO_PKG_VERSION")
             ));
         }
+        // A panic message may quote a value holding a secret: mask them as every writer does.
+        let text = crate::scrub::text(&text);
         // Never panic in the hook: stderr may be closed.
         let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }));
