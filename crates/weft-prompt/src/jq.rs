@@ -299,6 +299,12 @@ pub enum JqFailure {
         /// The query.
         query: String,
     },
+    /// The result nests deeper than JSON values may (512 levels).
+    #[error("the jq query `{query}` gave a value nested deeper than {MAX_RESULT_DEPTH} levels")]
+    ResultTooDeep {
+        /// The query.
+        query: String,
+    },
     /// No thread could be started for the evaluation.
     #[error("{}", NO_THREAD)]
     NoThread,
@@ -442,19 +448,24 @@ impl JqQuery {
                 interrupt.fired()
             };
             let budget = Budget { steps: limits.steps, bytes: limits.bytes, interrupt: Some(Box::new(check)) };
+            // The input is the caller's: converting it is not charged.
+            let input = json_to_val(input);
             let (value, stop) = jaq_core::budget::with_budget(budget, || {
                 let ctx = Ctx::<JustLut<Val>>::new(&filter.lut, Vars::new([]));
-                let mut out = filter.id.run((ctx, json_to_val(input))).map(unwrap_valr);
+                let mut out = filter.id.run((ctx, input)).map(unwrap_valr);
                 match out.next() {
-                    Some(Ok(v)) => val_to_json(&v, 0),
-                    _ => None,
+                    // Converting the result is charged too: a value sharing its parts (`[., .]`
+                    // forty times over) is small in memory and huge as JSON.
+                    Some(Ok(v)) => val_to_json(&v, 0).map(Some),
+                    _ => Ok(None),
                 }
             });
             (value, stop, deep.load(Ordering::Relaxed))
         });
         match outcome {
             None => Err(JqFailure::NoThread),
-            Some((value, None, _)) => Ok(value),
+            Some((Err(TooDeep), None, _)) => Err(JqFailure::ResultTooDeep { query: query() }),
+            Some((Ok(value), None, _)) => Ok(value),
             Some((_, Some(Stop::Steps), _)) => Err(JqFailure::Steps { query: query(), steps: limits.steps }),
             Some((_, Some(Stop::Bytes), _)) => Err(JqFailure::Bytes { query: query(), bytes: limits.bytes }),
             Some((_, Some(Stop::Interrupted), true)) => Err(JqFailure::Depth { query: query() }),
@@ -508,12 +519,16 @@ fn float_json(f: f64) -> Json {
     Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)
 }
 
-/// The JSON of a result, or `None` when it nests deeper than [`MAX_RESULT_DEPTH`].
-fn val_to_json(v: &Val, depth: usize) -> Option<Json> {
-    if depth > MAX_RESULT_DEPTH {
-        return None;
+/// A result nested deeper than [`MAX_RESULT_DEPTH`], or a conversion stopped by the budget
+/// (then the budget says why).
+struct TooDeep;
+
+/// The JSON of a result; every node is charged to the evaluation's budget.
+fn val_to_json(v: &Val, depth: usize) -> Result<Json, TooDeep> {
+    if depth > MAX_RESULT_DEPTH || !jaq_core::budget::bytes(std::mem::size_of::<Json>()) {
+        return Err(TooDeep);
     }
-    Some(match v {
+    Ok(match v {
         Val::Null => Json::Null,
         Val::Bool(b) => Json::Bool(*b),
         Val::Num(n) => match n {
@@ -528,7 +543,7 @@ fn val_to_json(v: &Val, depth: usize) -> Option<Json> {
             }
         },
         Val::TStr(b) | Val::BStr(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
-        Val::Arr(items) => Json::Array(items.iter().map(|x| val_to_json(x, depth + 1)).collect::<Option<_>>()?),
+        Val::Arr(items) => Json::Array(items.iter().map(|x| val_to_json(x, depth + 1)).collect::<Result<_, _>>()?),
         Val::Obj(m) => {
             let mut out = Map::new();
             for (k, x) in m.iter() {

@@ -57,6 +57,9 @@ pub enum TemplateError {
         /// Line where it stopped.
         line: Option<usize>,
     },
+    /// The render built more than [`MAX_RENDER_BYTES`] of text.
+    #[error("the template built more than {} MiB of text (strings made and text printed); look for a string doubled in a loop or a macro", MAX_RENDER_BYTES >> 20)]
+    TooLarge,
     /// Any other failure while rendering (an unknown filter, an invalid operation, ...).
     #[error("template rendering failed{}{}: {detail}", at(*.line), snippet(.expression))]
     Render {
@@ -77,7 +80,7 @@ impl TemplateError {
         match self {
             TemplateError::Syntax { .. } => "TemplateSyntaxError",
             TemplateError::UndefinedVariable { .. } | TemplateError::UndefinedValue { .. } => "UndefinedError",
-            TemplateError::OutOfFuel { .. } | TemplateError::Render { .. } => "TemplateError",
+            TemplateError::OutOfFuel { .. } | TemplateError::TooLarge | TemplateError::Render { .. } => "TemplateError",
         }
     }
 }
@@ -135,7 +138,7 @@ static PROTOTYPE: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.set_auto_escape_callback(|_| AutoEscape::None);
     env.set_fuel(Some(FUEL));
     env.set_formatter(|out, _state, value| {
-        write_py_value(out, value, true).map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write"))
+        write_py_value(&mut Charged(out), value, true).map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write"))
     });
     for global in ["range", "dict", "namespace", "debug", "lipsum", "cycler", "joiner"] {
         env.remove_global(global);
@@ -190,7 +193,29 @@ impl Template {
         let values: Vec<Option<Value>> = self.names.iter().map(|n| vars.get(&**n).map(json_to_value)).collect();
         let ctx = Value::from_object(Context { names: self.names.clone(), values });
         let tmpl = self.env.get_template(NAME).map_err(|e| convert_error(&e, &self.source, &self.names, &self.undeclared, vars))?;
-        tmpl.render(ctx).map_err(|e| convert_error(&e, &self.source, &self.names, &self.undeclared, vars))
+        let (rendered, spent) = minijinja::weft_budget::with_budget(MAX_RENDER_BYTES, || tmpl.render(ctx));
+        if spent {
+            return Err(TemplateError::TooLarge);
+        }
+        rendered.map_err(|e| convert_error(&e, &self.source, &self.names, &self.undeclared, vars))
+    }
+}
+
+/// The most bytes a render may build: every string value made and every byte printed, summed.
+/// A prompt is far below it; a template doubling a string in a loop or a macro reaches it in a
+/// few dozen instructions, long before the fuel runs out.
+pub const MAX_RENDER_BYTES: u64 = 64 << 20;
+
+/// A writer charging the render's byte budget for what it writes (Python's `str()` of a list
+/// that shares its parts can be far larger than the list).
+struct Charged<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for Charged<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !minijinja::weft_budget::bytes(s.len()) {
+            return Err(fmt::Error);
+        }
+        self.0.write_str(s)
     }
 }
 
@@ -413,7 +438,7 @@ fn write_py_value<W: Write>(out: &mut W, v: &Value, top: bool) -> fmt::Result {
 
 fn py_str_value(v: &Value) -> Result<String, Error> {
     let mut s = String::new();
-    write_py_value(&mut s, v, true).map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write"))?;
+    write_py_value(&mut Charged(&mut s), v, true).map_err(|_| Error::new(ErrorKind::WriteFailure, "could not write"))?;
     Ok(s)
 }
 

@@ -45,7 +45,21 @@ fn jinja_endless_recursion_is_stopped() {
 #[test]
 fn jinja_huge_strings_are_bounded() {
     refused("{{ 'x' * 1000000000000 }}");
-    refused("{% set s = 'xxxxxxxxxx' %}{% for i in range(60) %}{% set s = s ~ s %}{% endfor %}{{ s }}");
+    // Doubling through a recursive macro, and tenfold concatenations: each a few instructions.
+    let doubling =
+        "{% macro d(s, n) %}{% if n > 0 %}{{ d(s ~ s, n - 1) }}{% else %}{{ s | length }}{% endif %}{% endmacro %}{{ d('x', 60) }}";
+    let tenfold =
+        (0..12).map(|i| format!("{{% set s{} = s{i}~s{i}~s{i}~s{i}~s{i}~s{i}~s{i}~s{i}~s{i}~s{i} %}}", i + 1)).collect::<String>();
+    let tenfold = format!("{{% set s0 = 'xxxxxxxxxx' %}}{tenfold}{{{{ s12 | length }}}}");
+    // A list sharing its halves, forty levels deep, printed: 2^40 items of text.
+    let shared = format!(
+        "{{% set l0 = [1] %}}{}{{{{ l40 }}}}",
+        (0..40).map(|i| format!("{{% set l{} = [l{i}, l{i}] %}}", i + 1)).collect::<String>()
+    );
+    for source in [doubling, tenfold.as_str(), shared.as_str()] {
+        let e = refused(source);
+        assert!(e.contains("built more than 64 MiB of text"), "{e}");
+    }
 }
 
 #[test]

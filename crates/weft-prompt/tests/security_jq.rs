@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use serde_json::json;
+use serde_json::{Value as Json, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -163,7 +163,7 @@ fn jq_deep_nesting_does_not_overflow_the_stack() {
     // A value nested a million levels deep is stopped by the step budget; one a few hundred
     // thousand deep is built, then dropped on the evaluation's own large stack.
     let q = JqQuery::compile("reduce range(300000) as $i (null; [.])").unwrap();
-    assert_eq!(q.eval_first(&json!(null)), Ok(None), "too deep to return, not an overflow");
+    assert!(matches!(q.eval_first(&json!(null)), Err(JqFailure::ResultTooDeep { .. })), "too deep to return, not an overflow");
     let q = JqQuery::compile("reduce range(10) as $i (null; [.])").unwrap();
     assert_eq!(q.eval_first(&json!(null)), Ok(Some(json!([[[[[[[[[[null]]]]]]]]]]))));
     // A deeply nested query compiles on the large stack (here: 5,000 levels of parentheses).
@@ -221,4 +221,73 @@ fn jq_output_parser_reports_a_stopped_query() {
 fn jq_overlong_query_is_refused() {
     let q = format!(".a{}", " ".repeat(weft_prompt::MAX_QUERY_BYTES));
     assert!(matches!(JqQuery::compile(&q), Err(JqError::TooLong(_))));
+}
+
+#[test]
+fn jq_builtins_that_grow_their_input_are_charged() {
+    // Each filter here allocates more than it was given, inside a native filter.
+    let escape10 = format!("\"'\" * 1000 | {} | length", vec!["escape_sh"; 14].join(" | "));
+    for q in [
+        escape10.as_str(),
+        "[range(100000)] as $a | [range(500000) | $a | reverse] | length",
+        "[range(100000)] as $a | [range(500000) | $a | .[0] = 1] | length",
+        "[range(100000)] as $a | [range(500000) | $a + [1]] | length",
+        "(\"x\" * 100000) as $s | [range(100000) | $s | explode] | length",
+        "(\"x\" * 100000) as $s | [range(100000) | $s / \"\"] | length",
+    ] {
+        let (e, took) = stopped(q);
+        assert!(matches!(e, JqFailure::Bytes { .. } | JqFailure::Steps { .. }), "{q}: {e}");
+        assert!(took < Duration::from_secs(10), "{q} took {took:?}");
+    }
+}
+
+#[test]
+fn jq_shared_values_cannot_expand_outside_the_budget() {
+    // Forty levels of `[., .]` share their halves: small in memory, 2^40 leaves when expanded.
+    let dag = "reduce range(40) as $_ (0; [., .])";
+    for q in [
+        dag.to_owned(),
+        format!("{dag} | tojson | length"),
+        format!("{dag} | tostring | length"),
+        format!("{dag} | [..] | length"),
+        format!("{dag} | last(..)"),
+        format!("({dag}) as $a | ({dag}) as $b | $a == $b"),
+        format!("({dag}) as $a | ({dag}) as $b | [$a, $b] | sort | length"),
+        format!("{dag} | {{(tojson): 1}}"),
+    ] {
+        let (e, took) = stopped(&q);
+        assert!(matches!(e, JqFailure::Bytes { .. } | JqFailure::Steps { .. }), "{q}: {e}");
+        assert!(took < Duration::from_secs(10), "{q} took {took:?}");
+    }
+}
+
+#[test]
+fn jq_fromjson_of_deep_nesting_does_not_overflow_the_stack() {
+    let q = JqQuery::compile("\"[\" * 3000000 | fromjson").unwrap();
+    assert_eq!(q.eval_first(&json!(null)), Ok(None), "a parse error, not a crash");
+    let q = JqQuery::compile("\"[\" * 100 + \"]\" * 100 | fromjson | flatten").unwrap();
+    assert_eq!(q.eval_first(&json!(null)), Ok(Some(json!([]))));
+}
+
+#[test]
+fn jq_indices_cannot_search_without_end() {
+    let (e, took) = stopped("(\"a\" * 1000000) as $s | $s | indices($s[0:500000]) | length");
+    assert!(matches!(e, JqFailure::Steps { .. }), "{e}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+#[test]
+fn jq_ordinary_work_on_large_inputs_fits_the_budget() {
+    // A 10,000-item input, joined, sorted and grouped: well inside the defaults.
+    let items: Vec<Json> = (0..10_000).map(|i| json!({"name": format!("item {i}"), "n": i % 7})).collect();
+    let input = json!({"items": items});
+    for (q, want) in [
+        ("[.items[].name] | join(\", \") | length", json!(108_888)),
+        (".items | sort_by(.n) | .[0].n", json!(0)),
+        (".items | group_by(.n) | length", json!(7)),
+        ("[.items[] | select(.n == 3)] | length", json!(1429)),
+        (".items | map(.name | ascii_upcase) | unique | length", json!(10_000)),
+    ] {
+        assert_eq!(JqQuery::compile(q).unwrap().eval_first(&input), Ok(Some(want)), "{q}");
+    }
 }

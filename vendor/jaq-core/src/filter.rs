@@ -401,7 +401,8 @@ fn recurse_run<'a, T: Clone + 'a, V: 'a, I: Iterator<Item = ValR<T, V>> + 'a>(
     f: &'a impl Fn(T) -> I,
 ) -> ValXs<'a, T, V> {
     let id = core::iter::once(Ok(x.clone()));
-    Box::new(id.chain(f(x).flatten().flat_map(|y| recurse_run(y, f))))
+    // Weft patch: every value `..` yields is a step of the evaluation budget.
+    Box::new(id.chain(f(x).flatten().flat_map(|y| recurse_run(y, f))).take_while(|_| crate::budget::step()))
 }
 
 /// Runs `def recurse: (.[]? | recurse), .; v | recurse |= f`.

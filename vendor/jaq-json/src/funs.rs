@@ -26,6 +26,8 @@ impl Val {
     }
 
     /// Return the indices of `y` in `self`.
+    ///
+    /// Weft patch: every 4,096 items compared are a step of the evaluation budget.
     fn indices<'a>(&'a self, y: &'a Val) -> Result<Box<dyn Iterator<Item = usize> + 'a>, Error> {
         match (self, y) {
             (Val::BStr(_), Val::BStr(y)) | (Val::TStr(_), Val::TStr(y)) if y.is_empty() => {
@@ -33,16 +35,17 @@ impl Val {
             }
             (Val::TStr(x), Val::TStr(y)) => {
                 let index = |(i, _, _)| x.get(i..i + y.len());
-                let iw = x.char_indices().map_while(index).enumerate();
+                // Weft patch: comparing windows charges the evaluation budget.
+                let iw = x.char_indices().take_while(charge_windows(y.len())).map_while(index).enumerate();
                 Ok(Box::new(iw.filter_map(|(i, w)| (w == **y).then_some(i))))
             }
             (Val::BStr(x), Val::BStr(y)) => {
-                let iw = x.windows(y.len()).enumerate();
+                let iw = x.windows(y.len()).take_while(charge_windows(y.len())).enumerate();
                 Ok(Box::new(iw.filter_map(|(i, w)| (w == **y).then_some(i))))
             }
             (Val::Arr(_), Val::Arr(y)) if y.is_empty() => Ok(Box::new(core::iter::empty())),
             (Val::Arr(x), Val::Arr(y)) => {
-                let iw = x.windows(y.len()).enumerate();
+                let iw = x.windows(y.len()).take_while(charge_windows(y.len())).enumerate();
                 Ok(Box::new(iw.filter_map(|(i, w)| (w == **y).then_some(i))))
             }
             (Val::Arr(x), y) => {
@@ -158,14 +161,8 @@ fn base<D: for<'a> DataT<V<'a> = Val>>() -> Box<[Filter<RunPtr<D>>]> {
                 bytes_valrs(s, |s| Box::new(read::parse_many(s).map(fail)))
             }))
         }),
-        // Weft patch: charge the evaluation budget for the text.
-        ("tojson", v(0), |cv| {
-            let text = cv.1.to_json();
-            if !jaq_core::budget::bytes(text.len()) {
-                return bome(Err(Error::str(jaq_core::budget::MESSAGE)));
-            }
-            bome(Ok(Val::utf8_str(text)))
-        }),
+        // Weft patch: writing charges the evaluation budget (see `write_seq`).
+        ("tojson", v(0), |cv| bome(Ok(Val::utf8_str(cv.1.to_json())))),
         ("tobytes", v(0), |cv| {
             let fail = |v| Error::str(format_args!("cannot convert {v} to bytes"));
             bome(cv.1.to_bytes().map(Val::byte_str).map_err(fail))
@@ -190,4 +187,20 @@ fn base<D: for<'a> DataT<V<'a> = Val>>() -> Box<[Filter<RunPtr<D>>]> {
             })
         }),
     ])
+}
+
+/// Weft patch: a `take_while` predicate charging the evaluation budget one step per 4,096 items
+/// compared, for windows of `len` items; false once the budget is spent.
+fn charge_windows<T>(len: usize) -> impl FnMut(&T) -> bool {
+    let mut compared = 0usize;
+    move |_| {
+        compared += len + 1;
+        while compared >= 4096 {
+            compared -= 4096;
+            if !jaq_core::budget::step() {
+                return false;
+            }
+        }
+        true
+    }
 }

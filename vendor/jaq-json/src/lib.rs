@@ -208,6 +208,7 @@ impl jaq_core::ValT for Val {
         match self {
             Val::Obj(ref mut o) => {
                 use indexmap::map::Entry::{Occupied, Vacant};
+                charge_copy(o, 2 * o.len());
                 match Rc::make_mut(o).entry(index.clone()) {
                     Occupied(mut e) => {
                         let v = core::mem::take(e.get_mut());
@@ -234,6 +235,7 @@ impl jaq_core::ValT for Val {
                     Err(e) => return opt.fail(self, |_| Exn::from(e)),
                 };
 
+                charge_copy(a, a.len());
                 let a = Rc::make_mut(a);
                 let x = core::mem::take(&mut a[i]);
                 if let Some(y) = f(x).next().transpose()? {
@@ -276,6 +278,7 @@ impl jaq_core::ValT for Val {
                 let arr = a.iter().skip(skip).take(take).cloned().collect();
                 let y = f(arr).map(|y| y?.into_arr().map_err(Exn::from)).next();
                 let y = y.transpose()?.unwrap_or_default();
+                charge_copy(a, a.len() + y.len());
                 Rc::make_mut(a).splice(skip..skip + take, (*y).clone());
                 Ok(self)
             }
@@ -293,14 +296,8 @@ impl jaq_core::ValT for Val {
     fn into_string(self) -> Self {
         match self {
             Self::BStr(b) | Self::TStr(b) => Self::TStr(b),
-            _ => {
-                // Weft patch: charge the evaluation budget for the text.
-                let text = self.to_json();
-                if !jaq_core::budget::bytes(text.len()) {
-                    return Self::utf8_str(Vec::new());
-                }
-                Self::utf8_str(text)
-            }
+            // Weft patch: writing charges the evaluation budget (see `write_seq`).
+            _ => Self::utf8_str(self.to_json()),
         }
     }
 }
@@ -415,17 +412,26 @@ fn abs_index(i: num::PosUsize, len: usize) -> Option<usize> {
 impl Val {
     /// Construct an object value.
     pub fn obj(m: Map) -> Self {
+        // Weft patch: charge the evaluation budget (an exhausted budget stops the evaluation at
+        // its next step, whatever this value becomes).
+        jaq_core::budget::bytes(m.len() * 2 * core::mem::size_of::<Val>());
         Self::Obj(m.into())
     }
 
     /// Construct a string that is interpreted as UTF-8.
     pub fn utf8_str(s: impl Into<Bytes>) -> Self {
-        Self::TStr(s.into().into())
+        let s = s.into();
+        // Weft patch: charge the evaluation budget.
+        jaq_core::budget::bytes(s.len());
+        Self::TStr(s.into())
     }
 
     /// Construct a string that is interpreted as bytes.
     pub fn byte_str(s: impl Into<Bytes>) -> Self {
-        Self::BStr(s.into().into())
+        let s = s.into();
+        // Weft patch: charge the evaluation budget.
+        jaq_core::budget::bytes(s.len());
+        Self::BStr(s.into())
     }
 
     fn as_num(&self) -> Option<&Num> {
@@ -556,7 +562,9 @@ impl From<val::Range<Val>> for Val {
 
 impl FromIterator<Self> for Val {
     fn from_iter<T: IntoIterator<Item = Self>>(iter: T) -> Self {
-        Self::Arr(Rc::new(iter.into_iter().collect()))
+        // Weft patch: charge the evaluation budget per item; an exhausted budget ends the array.
+        let size = core::mem::size_of::<Val>();
+        Self::Arr(Rc::new(iter.into_iter().take_while(|_| jaq_core::budget::bytes(size)).collect()))
     }
 }
 
@@ -589,14 +597,18 @@ impl core::ops::Add for Val {
             // `null` is a neutral element for addition
             (Null, x) | (x, Null) => Ok(x),
             (Num(x), Num(y)) => Ok(Num(x + y)),
-            (BStr(l), BStr(r)) => Ok(Val::byte_str(concat_bytes(*l, r))),
-            (TStr(l), TStr(r)) => Ok(Val::utf8_str(concat_bytes(*l, r))),
+            // Weft patch: only what the sum adds was charged (above), not the whole result, so
+            // building a string piece by piece costs its length, not its length squared.
+            (BStr(l), BStr(r)) => Ok(BStr(Bytes::from(concat_bytes(*l, r)).into())),
+            (TStr(l), TStr(r)) => Ok(TStr(Bytes::from(concat_bytes(*l, r)).into())),
             (Arr(mut l), Arr(r)) => {
                 //std::dbg!(Rc::strong_count(&l));
+                charge_copy(&l, l.len());
                 Rc::make_mut(&mut l).extend(r.iter().cloned());
                 Ok(Arr(l))
             }
             (Obj(mut l), Obj(r)) => {
+                charge_copy(&l, 2 * l.len());
                 Rc::make_mut(&mut l).extend(r.iter().map(|(k, v)| (k.clone(), v.clone())));
                 Ok(Obj(l))
             }
@@ -612,6 +624,7 @@ impl core::ops::Sub for Val {
             (Self::Num(x), Self::Num(y)) => Ok(Self::Num(x - y)),
             (Self::Arr(mut l), Self::Arr(r)) => {
                 let r = r.iter().collect::<alloc::collections::BTreeSet<_>>();
+                charge_copy(&l, l.len());
                 Rc::make_mut(&mut l).retain(|x| !r.contains(x));
                 Ok(Self::Arr(l))
             }
@@ -620,7 +633,16 @@ impl core::ops::Sub for Val {
     }
 }
 
+/// Weft patch: charges the evaluation budget for the copy `Rc::make_mut` is about to make of a
+/// shared array or object of `vals` values.
+fn charge_copy<T>(rc: &Rc<T>, vals: usize) {
+    if Rc::strong_count(rc) > 1 {
+        jaq_core::budget::bytes(vals * core::mem::size_of::<Val>());
+    }
+}
+
 fn obj_merge(l: &mut Rc<Map>, r: Rc<Map>) {
+    charge_copy(l, 2 * l.len());
     let l = Rc::make_mut(l);
     let r = rc_unwrap_or_clone(r).into_iter();
     r.for_each(|(k, v)| match (l.get_mut(&k), v) {
@@ -732,6 +754,9 @@ impl Ord for Val {
             (Self::Bool(x), Self::Bool(y)) => x.cmp(y),
             (Self::Num(x), Self::Num(y)) => x.cmp(y),
             (Self::BStr(x) | Self::TStr(x), Self::BStr(y) | Self::TStr(y)) => x.cmp(y),
+            // Weft patch: comparing compound values is a step of the evaluation budget (an
+            // exhausted budget stops the comparison; the evaluation fails at its next step).
+            (Self::Arr(_) | Self::Obj(_), _) if !jaq_core::budget::step() => Equal,
             (Self::Arr(x), Self::Arr(y)) => x.cmp(y),
             (Self::Obj(x), Self::Obj(y)) => match (x.len(), y.len()) {
                 (0, 0) => Equal,
@@ -776,6 +801,8 @@ impl PartialEq for Val {
             (Self::Bool(x), Self::Bool(y)) => x == y,
             (Self::Num(x), Self::Num(y)) => x == y,
             (Self::BStr(x) | Self::TStr(x), Self::BStr(y) | Self::TStr(y)) => x == y,
+            // Weft patch: comparing compound values is a step of the evaluation budget.
+            (Self::Arr(_) | Self::Obj(_), _) if !jaq_core::budget::step() => false,
             (Self::Arr(x), Self::Arr(y)) => x == y,
             (Self::Obj(x), Self::Obj(y)) => x == y,
             _ => false,
@@ -797,6 +824,8 @@ impl Hash for Val {
             Self::Null => state.write_u8(2),
             Self::Bool(b) => state.write_u8(if *b { 3 } else { 4 }),
             Self::BStr(b) | Self::TStr(b) => hash_with(5, b, state),
+            // Weft patch: hashing compound values is a step of the evaluation budget.
+            Self::Arr(_) | Self::Obj(_) if !jaq_core::budget::step() => state.write_u8(8),
             Self::Arr(a) => hash_with(6, a, state),
             Self::Obj(o) => {
                 state.write_u8(7);

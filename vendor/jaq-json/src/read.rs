@@ -117,6 +117,16 @@ fn parse_num<L: LexAlloc>(lexer: &mut L) -> Result<Num, hifijson::Error> {
 /// the error returned by this function might be misleading.
 /// In that case, always check whether the lexer contains an error.
 fn parse<L: LexAlloc>(next: u8, lexer: &mut L) -> Result<Val, hifijson::Error> {
+    parse_nested(next, lexer, 0)
+}
+
+/// Weft patch: the deepest nesting `parse` reads (it recurses once per level).
+const MAX_DEPTH: usize = 512;
+
+fn parse_nested<L: LexAlloc>(next: u8, lexer: &mut L, depth: usize) -> Result<Val, hifijson::Error> {
+    if depth > MAX_DEPTH && matches!(next, b'[' | b'{') {
+        Err(Expect::Value)?
+    }
     Ok(match next {
         b'n' if lexer.strip_prefix(b"null") => Val::Null,
         b't' if lexer.strip_prefix(b"true") => Val::Bool(true),
@@ -129,7 +139,7 @@ fn parse<L: LexAlloc>(next: u8, lexer: &mut L) -> Result<Val, hifijson::Error> {
         b'[' => Val::Arr({
             let mut arr = Vec::new();
             lexer.discarded().seq(b']', ws_tk, |next, lexer| {
-                arr.push(parse(next, lexer)?);
+                arr.push(parse_nested(next, lexer, depth + 1)?);
                 Ok::<_, hifijson::Error>(())
             })?;
             arr.into()
@@ -137,9 +147,9 @@ fn parse<L: LexAlloc>(next: u8, lexer: &mut L) -> Result<Val, hifijson::Error> {
         b'{' => Val::obj({
             let mut obj = Map::default();
             lexer.discarded().seq(b'}', ws_tk, |next, lexer| {
-                let key = parse(next, lexer)?;
+                let key = parse_nested(next, lexer, depth + 1)?;
                 lexer.expect(ws_tk, b':').ok_or(Expect::Colon)?;
-                let value = parse(ws_tk(lexer).ok_or(Expect::Value)?, lexer)?;
+                let value = parse_nested(ws_tk(lexer).ok_or(Expect::Value)?, lexer, depth + 1)?;
                 obj.insert(key, value);
                 Ok::<_, hifijson::Error>(())
             })?;

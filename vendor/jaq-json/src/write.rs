@@ -38,6 +38,10 @@ macro_rules! write_byte {
 #[macro_export]
 macro_rules! write_utf8 {
     ($w:ident, $s:ident, $f:expr) => {{
+        // Weft patch: a string written charges the evaluation budget; once it is spent, nothing.
+        if !::jaq_core::budget::bytes($s.len()) {
+            Ok(())
+        } else {
         write!($w, "\"")?;
         let is_special = |c| matches!(c, 0x00..=0x1F | b'\\' | b'"' | 0x7F);
         for s in $s.split_inclusive(|c| is_special(*c)) {
@@ -50,6 +54,7 @@ macro_rules! write_utf8 {
             }
         }
         write!($w, "\"")
+        }
     }};
 }
 
@@ -75,7 +80,9 @@ macro_rules! write_seq {
             writeln!($w)?;
         }
         let mut iter = $xs.into_iter().peekable();
-        while let Some(x) = iter.next() {
+        // Weft patch: every item written charges the evaluation budget; once it is spent the
+        // rest is left out (the evaluation fails at its next step).
+        while let Some(x) = iter.next().filter(|_| ::jaq_core::budget::bytes(8)) {
             if let Some(indent) = indent {
                 write!($w, "{}", indent.repeat($level + 1))?;
             }

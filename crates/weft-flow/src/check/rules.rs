@@ -276,7 +276,6 @@ fn reducers(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
     }
 }
 
-/// Reports an integer field that is negative.
 /// Every jq query in the object `field` (output parser `properties`, map `unpack_input`) compiles
 /// and uses only the data filters a flow's query may use (weft_prompt's sandbox).
 fn jq_queries(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str) {
@@ -301,6 +300,7 @@ fn jq_queries(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str) {
     }
 }
 
+/// Reports an integer field that is negative.
 fn non_negative(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str, rule: &str, hint: Option<String>) {
     if let Some(v) = comp.json_field(field).and_then(Json::as_i64)
         && v < 0
