@@ -102,10 +102,8 @@ impl Secrets {
         let mut patterns: Vec<String> = long.into_iter().flat_map(|v| forms(v)).collect();
         patterns.sort_by(longest_first);
         patterns.dedup();
-        self.windows = patterns
-            .iter()
-            .flat_map(|p| p.as_bytes().windows(MIN_EDGE).filter_map(|w| <[u8; MIN_EDGE]>::try_from(w).ok()))
-            .collect();
+        self.windows =
+            patterns.iter().flat_map(|p| p.as_bytes().windows(MIN_EDGE).filter_map(|w| <[u8; MIN_EDGE]>::try_from(w).ok())).collect();
         self.patterns = patterns;
         let mut short: Vec<String> = short.into_iter().cloned().collect();
         short.sort_by(longest_first);

@@ -397,7 +397,8 @@ mod tests {
     #[test]
     fn error_bodies_of_several_servers() {
         let none = Secrets::default();
-        let openai = error_body(br#"{"error": {"message": "bad", "type": "invalid_request_error", "param": "model", "code": null}}"#, &none);
+        let openai =
+            error_body(br#"{"error": {"message": "bad", "type": "invalid_request_error", "param": "model", "code": null}}"#, &none);
         assert_eq!(openai.message.as_deref(), Some("bad"));
         assert_eq!(openai.kind.as_deref(), Some("invalid_request_error"));
         assert_eq!(openai.param.as_deref(), Some("model"));
