@@ -35,15 +35,22 @@ pub fn add(more: &Secrets) {
         return;
     }
     if more.has_short() && !WARNED_SHORT.swap(true, Ordering::SeqCst) {
-        eprintln!(
-            "warning: a secret (from --secret, WEFT_SECRET_*, a URL's password or the flow) is shorter than {} characters: it cannot be reliably scrubbed, so it is masked in error messages only, not in outputs, the state, events or record files; use a longer secret",
-            weft_guard::secrets::MIN_SECRET_LEN
-        );
+        warn_short();
     }
     let mut guard = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
     let mut all = guard.as_deref().cloned().unwrap_or_default();
     all.merge(more);
     *guard = Some(Arc::new(all));
+}
+
+/// Says on stderr, not through the scrubber (the line holds no secret, and a short one would
+/// garble it), that a secret is too short to be reliably scrubbed.
+#[allow(clippy::print_stderr, reason = "the CLI is the one crate that prints")]
+fn warn_short() {
+    eprintln!(
+        "warning: a secret (from --secret, WEFT_SECRET_*, a URL's password or the flow) is shorter than {} characters: it cannot be reliably scrubbed, so it is masked in error messages only, not in outputs, the state, events or record files; use a longer secret",
+        weft_guard::secrets::MIN_SECRET_LEN
+    );
 }
 
 /// Free text (an error, a progress line) with every secret masked.
