@@ -221,7 +221,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<Outcome> {
         match args.format {
             ReportFormat::Human => report::human(&file.display().to_string(), &diags, valid),
             ReportFormat::Json => {
-                let line = scrub::text(&report::json_line(&file.display().to_string(), valid, &diags));
+                let line = scrub::data_text(&report::json_line(&file.display().to_string(), valid, &diags));
                 let mut out = stdout.lock();
                 writeln!(out, "{line}").context("writing to stdout")?;
             }
@@ -260,7 +260,7 @@ fn load_one(file: &std::path::Path, load: &LoadArgs) -> anyhow::Result<Option<we
 
 fn graph(args: GraphArgs) -> anyhow::Result<Outcome> {
     let Some(flow) = load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
-    let chart = scrub::text(&mermaid(&flow, GraphOptions { data: args.data, expand: args.expand }));
+    let chart = scrub::data_text(&mermaid(&flow, GraphOptions { data: args.data, expand: args.expand }));
     let mut out = std::io::stdout().lock();
     out.write_all(chart.as_bytes()).context("writing to stdout")?;
     Ok(Outcome::Valid)
@@ -280,7 +280,7 @@ fn export_cmd(args: ExportArgs) -> anyhow::Result<Outcome> {
         DocFormat::Yaml => Format::Yaml,
     };
     // A key written into the document is not printed either.
-    let text = scrub::text(&export(&flow, &ExportOptions { format, version })?);
+    let text = scrub::data_text(&export(&flow, &ExportOptions { format, version })?);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).context("writing to stdout")?;
     Ok(Outcome::Valid)

@@ -154,6 +154,7 @@ fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, 
         // no timeout rather than a panic.
         node_timeout: limits.node_timeout.and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
         cancel: Some(crate::interrupt::cancel_flag()),
+        secrets: crate::scrub::current(),
     }
 }
 
@@ -226,8 +227,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         None => Map::new(),
     };
     let tools_path = args.tools.as_deref().map(absolute).transpose()?;
-    let tools = load_tools(tools_path.as_deref())?;
+    let tools_file = load_tools(tools_path.as_deref())?;
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
+    let tools = tool_registry(tools_file.as_ref());
     let limiters = args.limits.limiters();
     let observer = observer(&args.session.observe)?;
     let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper(), &egress)?, &overrides_of(&llm));
@@ -323,9 +325,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     } else {
         egress_policy(&file.options.allow_hosts).with_context(in_file)?
     };
-    let tools = load_tools(file.options.tools.as_deref()).with_context(in_file)?;
+    let tools_file = load_tools(file.options.tools.as_deref()).with_context(in_file)?;
     let load = LoadArgs { refs: file.options.refs.clone(), secrets: args.secrets.clone(), strict: false };
     let Some(flow) = crate::load_one(&file.flow, &load)? else { return Ok(Outcome::Invalid) };
+    let tools = tool_registry(tools_file.as_ref());
     let limiters = file.options.limits.limiters();
     let observer = observer(&args.session.observe)?;
     let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper(), &egress).with_context(in_file)?;
@@ -649,11 +652,14 @@ fn llm_for(
     Ok(Llm::Resolver(Arc::new(resolver.into_fn())))
 }
 
-fn load_tools(path: Option<&Path>) -> anyhow::Result<ToolRegistry> {
-    match path {
-        None => Ok(ToolRegistry::new()),
-        Some(path) => Ok(ToolsFile::load(path)?.registry()),
-    }
+fn load_tools(path: Option<&Path>) -> anyhow::Result<Option<ToolsFile>> {
+    Ok(path.map(ToolsFile::load).transpose()?)
+}
+
+/// The tools of a tools file, once every secret is known (the flow's included): each masks
+/// them in the excerpts of its output that its failure messages quote, before cutting them.
+fn tool_registry(file: Option<&ToolsFile>) -> ToolRegistry {
+    file.map_or_else(ToolRegistry::new, |file| file.registry_with_secrets(&crate::scrub::current()))
 }
 
 fn parse_input_args(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {

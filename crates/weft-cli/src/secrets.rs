@@ -28,7 +28,8 @@ pub fn env_var_name(key: &str) -> String {
 /// The shortest `OPENAI_API_KEY` value treated as a secret. Shorter values are the placeholders
 /// local servers are given (`EMPTY`, `dummy`, `ollama`); masking them would garble every output
 /// holding that word, and they protect nothing. (Values named as secrets, `--secret` and
-/// `WEFT_SECRET_*`, are masked whatever their length.)
+/// `WEFT_SECRET_*`, are secrets whatever their length; one shorter than 8 characters is masked
+/// in free text only, with a warning: see [`crate::scrub`].)
 const MIN_ENV_KEY_LEN: usize = 8;
 
 /// The secrets of the environment: `OPENAI_API_KEY` (unless a short placeholder) and every

@@ -8,8 +8,10 @@
 //!
 //! Paths are absolute, so a run can be resumed from any directory. Secrets are never stored:
 //! `weft resume` reads them again from `--secret` and `WEFT_SECRET_*` (credentials in an
-//! `--llm` URL: from `--llm` again), and every known secret is masked from the file
-//! ([`crate::scrub`]). A state file is as trusted as a script: it names the flow, the tools
+//! `--llm` URL: from `--llm` again), and every known secret is masked from the parts of the file
+//! that hold data (values, inputs, outputs, messages, pending requests and calls, the error, the
+//! `--llm` choice; [`scrub`]), never from its structure (frame ids and paths, node names, keys,
+//! the flow path and hash, file paths), which `weft resume` needs as written. A state file is as trusted as a script: it names the flow, the tools
 //! file and the endpoints a resumed run uses; `weft resume --tools/--llm/--allow-host` override
 //! them.
 
@@ -81,11 +83,75 @@ pub fn read(path: &Path) -> anyhow::Result<StateFile> {
     serde_json::from_value(value).with_context(|| format!("{} is a damaged weft state file", path.display()))
 }
 
+/// Masks `secrets` in the data of a serialized [`StateFile`]: the `--llm` choice, the run's
+/// inputs, every frame's inputs, output values and position (a fan-out's input values and
+/// finished outputs, a pending call's request and arguments), the conversation, pending input
+/// requests, the outputs and the error. Everything else is structure `weft resume` reads back
+/// as written (ids, paths, node and output names, counters, the flow and its hash), and object
+/// keys of the state itself are never touched. Data is masked as data (a secret shorter than 8
+/// characters is left alone there); the error, free text, of every secret.
+pub(crate) fn scrub(file: &mut Json, secrets: &weft_guard::Secrets) {
+    if secrets.is_empty() {
+        return;
+    }
+    let data = |value: &mut Json| secrets.redact(value);
+    let values = |map: Option<&mut Json>| {
+        if let Some(Json::Object(map)) = map {
+            map.values_mut().for_each(data);
+        }
+    };
+    if let Some(llm) = file.pointer_mut("/options/llm") {
+        data(llm);
+    }
+    let Some(state) = file.get_mut("state") else { return };
+    values(state.get_mut("inputs"));
+    if let Some(Json::Object(frames)) = state.get_mut("frames") {
+        for frame in frames.values_mut() {
+            values(frame.get_mut("inputs"));
+            if let Some(Json::Object(nodes)) = frame.get_mut("values") {
+                for outputs in nodes.values_mut().filter_map(Json::as_object_mut) {
+                    outputs.values_mut().filter_map(|stamped| stamped.get_mut("value")).for_each(data);
+                }
+            }
+            let Some(position) = frame.get_mut("position") else { continue };
+            values(position.get_mut("vars"));
+            if let Some(Json::Array(done)) = position.get_mut("done") {
+                // Pairs of an index and the outputs of that branch or item.
+                done.iter_mut().for_each(|pair| values(pair.get_mut(1)));
+            }
+            if let Some(call) = position.get_mut("call") {
+                if let Some(request) = call.get_mut("request") {
+                    data(request);
+                }
+                values(call.get_mut("args"));
+            }
+        }
+    }
+    if let Some(Json::Array(messages)) = state.get_mut("messages") {
+        messages.iter_mut().filter_map(|m| m.get_mut("content")).for_each(data);
+    }
+    if let Some(Json::Object(pending)) = state.get_mut("pending") {
+        for request in pending.values_mut() {
+            if let Some(message) = request.get_mut("message") {
+                data(message);
+            }
+            values(request.get_mut("args"));
+        }
+    }
+    if let Some(outcome) = state.get_mut("outcome") {
+        values(outcome.get_mut("outputs"));
+        if let Some(Json::String(error)) = outcome.get_mut("error") {
+            *error = secrets.redact_str(error).into_owned();
+        }
+    }
+}
+
 /// Writes a state file atomically: a temporary file in the same folder, then a rename, so a
 /// crash never leaves half a file in place of the previous one.
 pub fn write(path: &Path, file: &StateFile) -> anyhow::Result<()> {
     // No secret is stored, whatever a value or an error message holds.
-    let value = crate::scrub::to_json(file).context("serializing the run state")?;
+    let mut value = serde_json::to_value(file).context("serializing the run state")?;
+    scrub(&mut value, &crate::scrub::current());
     let mut text = serde_json::to_string_pretty(&value).context("serializing the run state")?;
     text.push('\n');
     let dir = match path.parent() {

@@ -288,3 +288,77 @@ fn an_llm_response_past_32_mib_fails_the_run_clearly() {
     assert!(err.contains("the response body is larger than 32 MiB"), "{err}");
     assert!(err.contains("not retried"), "{err}");
 }
+
+#[test]
+fn a_short_secret_garbles_no_state_or_output_and_resume_works() {
+    let (_rt, server) = server(MockConfig::default().with_text("reply 1 of 10, item 11"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = flow(dir.path(), &server.url());
+    let flow = flow.to_string_lossy();
+    // `1` is in frame ids, counters, the flow's hash and every number; the folder's path (a
+    // long secret) is in the flow path and every file path the state names.
+    let folder = dir.path().to_string_lossy().into_owned();
+    for key in ["1", folder.as_str()] {
+        let secret = format!("{CONFIG}.api_key={key}");
+        let state = format!("s{}.json", key.len());
+        let out = weft(dir.path(), &["run", &flow, "--secret", &secret, "--state", &state, "--events", "events.jsonl"], &[]);
+        assert_eq!(out.status.code(), Some(3), "{key}: {}", stderr(&out));
+        let warnings = stderr(&out).matches("shorter than 8 characters").count();
+        assert_eq!(warnings, usize::from(key.len() < 8), "{key}: warned once for a short secret only: {}", stderr(&out));
+        let text = std::fs::read_to_string(dir.path().join(&state)).expect("state");
+        let stored: Json = serde_json::from_str(&text).expect("json");
+        assert_eq!(stored["flow"], Json::String(flow.to_string()), "{key}: the flow path is kept:\n{text}");
+        assert_eq!(stored["flow_hash"], stored["state"]["flow_hash"], "{key}");
+        assert!(stored["flow_hash"].as_str().is_some_and(|h| !h.contains("REDACTED")), "{key}:\n{text}");
+        assert!(stored["options"]["events"].as_str().is_some_and(|p| p.starts_with(&folder)), "{key}:\n{text}");
+
+        let out = weft(dir.path(), &["resume", &state, "--answer", "question 1 of 1", "--secret", &secret], &[]);
+        assert_eq!(out.status.code(), Some(0), "{key}: {}", stderr(&out));
+        let outputs: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+        assert_eq!(outputs, serde_json::json!({"generated_text": "reply 1 of 10, item 11"}), "{key}");
+        // The key went where it belongs.
+        let sent = server.received().last().and_then(|r| r.authorization.clone());
+        assert_eq!(sent.as_deref(), Some(format!("Bearer {key}").as_str()), "{key}");
+    }
+    // The long secret is still masked in the state's data (the answer quoting it, in values,
+    // the conversation and the failed call), while its structure keeps it.
+    let fault = Fault::Status { status: 400, message: "no".into() };
+    let (_rt2, failing) = self::server(MockConfig::default().with_random_fault(1.0, fault));
+    let flow = self::flow(dir.path(), &failing.url());
+    let flow = flow.to_string_lossy();
+    let secret = format!("{CONFIG}.api_key={folder}");
+    let answer = format!("my folder is {folder}/x");
+    let out = weft(dir.path(), &["run", &flow, "--secret", &secret, "--answer", &answer, "--state", "f.json"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("f.json")).expect("the failed run's state");
+    let stored: Json = serde_json::from_str(&text).expect("json");
+    assert_eq!(stored["flow"], Json::String(flow.to_string()), "{text}");
+    assert!(text.contains("my folder is [REDACTED]/x"), "{text}");
+    assert_eq!(text.matches(folder.as_str()).count(), 1, "only in the flow path:\n{text}");
+}
+
+/// A 60-character key of only the characters no encoding changes (`A-Za-z0-9-._~`).
+const PLAIN_KEY: &str = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghijklmnop";
+
+#[test]
+fn a_key_echoed_across_the_cut_of_a_long_non_json_body_leaves_no_part_of_itself_anywhere() {
+    assert_eq!(PLAIN_KEY.len(), 60);
+    let secret_arg = format!("{CONFIG}.api_key={PLAIN_KEY}");
+    // The error quotes the first 300 characters of the body: the key at 270 is cut in two by a
+    // cut made before masking.
+    for status in [502, 401, 200] {
+        let (_rt, server) = server(MockConfig::default().with_random_fault(1.0, Fault::EchoAuthText { status, offset: 270 }));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let flow = flow(dir.path(), &server.url());
+        let flow = flow.to_string_lossy();
+        let mut args = vec!["run", flow.as_ref(), "--secret", secret_arg.as_str()];
+        args.extend(files_args());
+        let out = weft(dir.path(), &args, &[]);
+        assert_eq!(out.status.code(), Some(1), "{status}: {}", stderr(&out));
+        assert_eq!(server.received()[0].authorization.as_deref(), Some(format!("Bearer {PLAIN_KEY}").as_str()));
+        let all = assert_nothing_leaked(dir.path(), &out, &[]);
+        let left: Vec<&str> = (0..=PLAIN_KEY.len() - 8).map(|i| &PLAIN_KEY[i..i + 8]).filter(|piece| all.contains(piece)).collect();
+        assert!(left.is_empty(), "{status}: {left:?} of the key left in:\n{all}");
+        assert!(stderr(&out).contains("[REDACTED] (end"), "{status}: masked before the cut:\n{}", stderr(&out));
+    }
+}

@@ -102,6 +102,9 @@ pub struct RunOptions {
     /// error that leaves the state resumable. Drop the `execute()` future to cancel the calls in
     /// flight.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Secrets to mask in the excerpts of values the engine's error messages quote, before they
+    /// are cut (a secret cut in two no longer matches any scrubber).
+    pub secrets: Arc<weft_guard::Secrets>,
 }
 
 impl Default for RunOptions {
@@ -115,6 +118,7 @@ impl Default for RunOptions {
             limits: Limiters::global(),
             node_timeout: None,
             cancel: None,
+            secrets: Arc::default(),
         }
     }
 }
@@ -166,6 +170,12 @@ impl RunOptions {
         self
     }
 
+    /// Masks `secrets` in the excerpts error messages quote (see [`RunOptions::secrets`]).
+    pub fn with_secrets(mut self, secrets: Arc<weft_guard::Secrets>) -> RunOptions {
+        self.secrets = secrets;
+        self
+    }
+
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> RunOptions {
         self.events = Some(sink);
@@ -192,6 +202,7 @@ impl Plan {
             max_reasks: options.max_reasks,
             node_timeout: options.node_timeout,
             cancel: options.cancel,
+            secrets: options.secrets,
         };
         Plan::compile(flow, plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, settings }).map(Arc::new)
     }

@@ -245,6 +245,7 @@ pub(crate) struct Settings {
     pub(crate) max_reasks: u32,
     pub(crate) node_timeout: Option<std::time::Duration>,
     pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    pub(crate) secrets: Arc<weft_guard::Secrets>,
 }
 
 /// What the plan needs from the caller.

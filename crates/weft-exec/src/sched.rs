@@ -15,6 +15,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
+use weft_guard::Secrets;
 use weft_llm::{ChatResponse, LlmError, RequestMeta};
 use weft_tools::ToolError;
 
@@ -354,7 +355,7 @@ impl Sched<'_> {
                                 &format!(
                                     "input \"{}\" is iterated (its data edge comes from a list output) but its value is not a list: {}",
                                     input.title,
-                                    excerpt(&other.to_string())
+                                    excerpt(&other.to_string(), &self.plan.options.secrets)
                                 ),
                             ));
                         }
@@ -378,7 +379,10 @@ impl Sched<'_> {
                         return Err(node_error(
                             RunErrorKind::MissingInput,
                             node,
-                            &format!("input \"{title}\" must be a list or an object to iterate over, got {}", excerpt(&other.to_string())),
+                            &format!(
+                                "input \"{title}\" must be a list or an object to iterate over, got {}",
+                                excerpt(&other.to_string(), &self.plan.options.secrets)
+                            ),
                         ));
                     }
                     None => Vec::new(),
@@ -438,7 +442,7 @@ impl Sched<'_> {
                             &format!(
                                 "item {i}: the unpack_input query `{}` for \"{input}\" gives no value for {}",
                                 query.source(),
-                                excerpt(&item.to_string())
+                                excerpt(&item.to_string(), &self.plan.options.secrets)
                             ),
                         )
                     })?;
@@ -513,7 +517,7 @@ impl Sched<'_> {
         };
         let done = std::mem::take(done);
         let outputs = match &node.op {
-            Op::Map(op) => collect(node, op, done)?,
+            Op::Map(op) => collect(node, op, done, &self.plan.options.secrets)?,
             _ => {
                 let mut merged = Map::new();
                 for outputs in done.into_values() {
@@ -715,7 +719,7 @@ impl Sched<'_> {
             (Op::Tool(op), Call::Tool { .. }, CallResult::Tool(result)) => {
                 state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
                 let outputs = match result {
-                    Ok(value) => tool_outputs(node, &op.outputs, value)?,
+                    Ok(value) => tool_outputs(node, &op.outputs, value, &self.plan.options.secrets)?,
                     Err(e) if !op.raise_exceptions && op.outputs.len() == 1 => single(&op.outputs[0], Json::String(e.to_string())),
                     Err(e) => return Err(node_error(RunErrorKind::Tool, node, &format!("tool \"{}\" failed: {e}", op.tool_name))),
                 };
@@ -759,7 +763,7 @@ impl Sched<'_> {
                         &format!(
                             "the model's answer does not fit the node's outputs after {attempt} attempt{}: {reason}. Last answer: {}",
                             if attempt == 1 { "" } else { "s" },
-                            excerpt(&response.text)
+                            excerpt(&response.text, &self.plan.options.secrets)
                         ),
                     )),
                 }
@@ -792,7 +796,8 @@ impl Sched<'_> {
                 single(output, Json::String(text))
             }
             (Op::Tool(op), InputRequest::Tool { tool, .. }) => {
-                let outputs = tool_outputs(node, &op.outputs, answer).map_err(|e| SubmitError::Invalid(e.message))?;
+                let outputs =
+                    tool_outputs(node, &op.outputs, answer, &self.plan.options.secrets).map_err(|e| SubmitError::Invalid(e.message))?;
                 for (title, schema) in op.outputs.iter().zip(&op.output_schemas) {
                     if let Some(why) = outputs.get(title).and_then(|v| crate::run::type_problem(schema, v)) {
                         return Err(SubmitError::Invalid(format!(
@@ -826,13 +831,13 @@ fn latest_source(frame: &Frame, input: &InputPlan) -> Option<usize> {
 }
 
 /// A map node's outputs from its items' outputs (by item index, so in input order).
-fn collect(node: &NodePlan, op: &MapOp, done: BTreeMap<usize, Map<String, Json>>) -> Res<Map<String, Json>> {
+fn collect(node: &NodePlan, op: &MapOp, done: BTreeMap<usize, Map<String, Json>>, secrets: &Secrets) -> Res<Map<String, Json>> {
     let mut outputs = Map::new();
     for c in &op.collect {
         let values: Vec<(usize, &Json)> = done.iter().filter_map(|(i, outs)| outs.get(&c.from).map(|v| (*i, v))).collect();
         let value = match c.reducer {
             Reducer::Append => Json::Array(values.into_iter().map(|(_, v)| v.clone()).collect()),
-            reducer => reduce(node, c, reducer, &values)?,
+            reducer => reduce(node, c, reducer, &values, secrets)?,
         };
         outputs.insert(c.output.clone(), value);
     }
@@ -840,7 +845,7 @@ fn collect(node: &NodePlan, op: &MapOp, done: BTreeMap<usize, Map<String, Json>>
 }
 
 /// `sum`, `average`, `max` or `min` over the items' values.
-fn reduce(node: &NodePlan, c: &Collect, reducer: Reducer, values: &[(usize, &Json)]) -> Res<Json> {
+fn reduce(node: &NodePlan, c: &Collect, reducer: Reducer, values: &[(usize, &Json)], secrets: &Secrets) -> Res<Json> {
     let mut numbers = Vec::with_capacity(values.len());
     for (i, v) in values {
         match v {
@@ -853,7 +858,7 @@ fn reduce(node: &NodePlan, c: &Collect, reducer: Reducer, values: &[(usize, &Jso
                         "the {} reducer of \"{}\" needs numbers, but item {i} gave {}",
                         reducer.name(),
                         c.from,
-                        excerpt(&other.to_string())
+                        excerpt(&other.to_string(), secrets)
                     ),
                 ));
             }
@@ -910,7 +915,7 @@ fn latest(frame: &Frame, input: &InputPlan) -> Option<Json> {
 }
 
 /// A tool's result as outputs: the value for one output, members by title for several.
-fn tool_outputs(node: &NodePlan, titles: &[String], value: Json) -> Res<Map<String, Json>> {
+fn tool_outputs(node: &NodePlan, titles: &[String], value: Json, secrets: &Secrets) -> Res<Map<String, Json>> {
     match titles {
         [] => Ok(Map::new()),
         [one] => Ok(single(one, value)),
@@ -923,7 +928,7 @@ fn tool_outputs(node: &NodePlan, titles: &[String], value: Json) -> Res<Map<Stri
                         "the tool has {} outputs ({}), so its result must be a JSON object keyed by those titles, got {}",
                         many.len(),
                         many.join(", "),
-                        excerpt(&value.to_string())
+                        excerpt(&value.to_string(), secrets)
                     ),
                 ));
             };
@@ -975,12 +980,35 @@ pub(crate) fn node_error(kind: RunErrorKind, node: &NodePlan, message: &str) -> 
     RunError::new(kind, Some(&node.name), format!("{} \"{}\": {message}", node.ty, node.name))
 }
 
-/// At most 500 characters of a text, for error messages.
-pub(crate) fn excerpt(text: &str) -> String {
+/// At most 500 characters of a text, for error messages: `secrets` are masked in the whole text
+/// first, so the cut never leaves part of one that no longer matches.
+pub(crate) fn excerpt(text: &str, secrets: &Secrets) -> String {
     const MAX: usize = 500;
+    let text = secrets.redact_str(text);
+    let text = text.as_ref();
     if text.chars().count() <= MAX {
         return format!("{text:?}");
     }
     let cut: String = text.chars().take(MAX).collect();
     format!("{cut:?}... ({} characters in all)", text.chars().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_excerpt_masks_secrets_before_it_cuts() {
+        let key = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghijklmnop";
+        let secrets = Secrets::new([key]);
+        // The key across the 500-character cut: a cut made first keeps its first 30 characters.
+        let text = format!("{}{key}{}", "a".repeat(470), " tail".repeat(100));
+        let shown = excerpt(&text, &secrets);
+        let left: Vec<&[u8]> = key.as_bytes().windows(8).filter(|w| shown.as_bytes().windows(8).any(|s| s == *w)).collect();
+        assert!(left.is_empty(), "{shown}");
+        assert!(shown.contains("[REDACTED] tail tail"), "masked, then cut: {shown}");
+        assert!(shown.ends_with("characters in all)"), "{shown}");
+        // Nothing to mask: as before.
+        assert_eq!(excerpt("short", &Secrets::default()), "\"short\"");
+    }
 }

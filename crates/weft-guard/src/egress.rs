@@ -29,6 +29,9 @@ pub struct Target {
     pub ip: Option<IpAddr>,
     /// The port, explicit or the scheme's default.
     pub port: u16,
+    /// Whether the name was written with a trailing dot (`localhost.`): removed from `host`
+    /// for matching, but such a name may be sent to DNS by the system's resolver.
+    pub trailing_dot: bool,
 }
 
 impl Target {
@@ -39,26 +42,28 @@ impl Target {
         if scheme != "http" && scheme != "https" {
             return Err(format!("{:?} is not an http:// or https:// URL", without_credentials(url)));
         }
-        let (host, ip) = match parsed.host() {
+        let (host, ip, trailing_dot) = match parsed.host() {
             Some(Host::Domain(name)) => {
                 let name = name.to_ascii_lowercase();
-                (name.strip_suffix('.').unwrap_or(&name).to_owned(), None)
+                let trailing_dot = name.ends_with('.');
+                (name.strip_suffix('.').unwrap_or(&name).to_owned(), None, trailing_dot)
             }
-            Some(Host::Ipv4(address)) => (address.to_string(), Some(IpAddr::V4(address))),
-            Some(Host::Ipv6(address)) => (address.to_string(), Some(IpAddr::V6(address))),
+            Some(Host::Ipv4(address)) => (address.to_string(), Some(IpAddr::V4(address)), false),
+            Some(Host::Ipv6(address)) => (address.to_string(), Some(IpAddr::V6(address)), false),
             None => return Err(format!("{:?} has no host", without_credentials(url))),
         };
         let port = parsed.port_or_known_default().unwrap_or(if scheme == "https" { 443 } else { 80 });
-        Ok(Target { scheme, host, ip, port })
+        Ok(Target { scheme, host, ip, port, trailing_dot })
     }
 
     /// Whether the host is a loopback address: 127.0.0.0/8, `::1` (or 127.0.0.0/8 mapped into
-    /// IPv6), or `localhost`.
+    /// IPv6), or the name `localhost` exactly. `localhost.` (a trailing dot) is not: the system's
+    /// resolver may send it to DNS, which can answer with any address.
     pub fn is_loopback(&self) -> bool {
         match self.ip {
             Some(IpAddr::V4(v4)) => v4.is_loopback(),
             Some(IpAddr::V6(v6)) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4: Ipv4Addr| v4.is_loopback()),
-            None => self.host == "localhost",
+            None => self.host == "localhost" && !self.trailing_dot,
         }
     }
 

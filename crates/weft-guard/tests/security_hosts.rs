@@ -16,7 +16,6 @@ fn the_environment_key_is_sent_only_to_openais_api_and_loopback() {
         "http://[::1]:8000/v1",
         "http://[::ffff:127.0.0.1]/v1",
         "http://localhost:11434/v1",
-        "http://LOCALHOST./v1",
         "http://0x7f.1/v1",
         "http://2130706433/v1",
         "http://evil.com@127.0.0.1/v1",
@@ -43,6 +42,7 @@ fn the_environment_key_is_sent_only_to_openais_api_and_loopback() {
         "http://[::]:8000/v1",
         "http://[::2]/v1",
         "http://localhost.evil.com/v1",
+        "http://LOCALHOST./v1",
         "http://127.0.0.1.nip.io/v1",
         "http://evil.com/127.0.0.1",
         "ftp://127.0.0.1/v1",
@@ -117,4 +117,23 @@ fn allow_host_allows_only_the_listed_hosts_and_ports() {
     let text = refused.to_string();
     assert!(text.contains("evil.com:81") && text.contains("--allow-host evil.com"), "{text}");
     assert!(EgressPolicy::parse::<&str>(&[]).expect("empty").check_url("http://anything/").is_ok());
+}
+
+#[test]
+fn localhost_with_a_trailing_dot_is_not_loopback_and_gets_no_environment_key() {
+    // `localhost.` is an absolute name the system's resolver may send to DNS: only the name
+    // `localhost` exactly, and IP literals, count as loopback.
+    for url in ["http://localhost.:8000/v1", "http://LOCALHOST.:8000/v1", "https://localhost./v1", "http://localhost..:8000/v1"] {
+        assert!(!env_key_allowed(url), "{url} must not get the environment key");
+        if let Ok(target) = Target::parse(url) {
+            assert!(!target.is_loopback(), "{url} is not loopback");
+        }
+    }
+    for url in ["http://localhost:8000/v1", "http://LocalHost/v1", "http://127.0.0.1:8000/v1", "http://[::1]:8000/v1"] {
+        assert!(env_key_allowed(url), "{url} gets the environment key");
+        assert!(Target::parse(url).expect("parses").is_loopback(), "{url}");
+    }
+    // The trailing dot still matches an --allow-host pattern written without it.
+    let target = Target::parse("http://localhost.:8000/v1").expect("parses");
+    assert_eq!((target.host.as_str(), target.trailing_dot), ("localhost", true));
 }

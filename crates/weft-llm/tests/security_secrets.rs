@@ -74,6 +74,36 @@ async fn a_server_echoing_the_key_in_401_400_500_bodies_and_basic_headers_gets_n
     }
 }
 
+/// A 60-character key of only the characters no encoding changes (`A-Za-z0-9-._~`).
+const PLAIN_KEY: &str = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcdefghijklmnop";
+
+/// Every run of 8 characters of `secret` that `text` holds.
+fn pieces_of(secret: &str, text: &str) -> Vec<String> {
+    secret.as_bytes().windows(8).map(|w| String::from_utf8_lossy(w).into_owned()).filter(|w| text.contains(w.as_str())).collect()
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_a_long_non_json_body_is_masked_before_the_body_is_cut() {
+    assert_eq!(PLAIN_KEY.len(), 60);
+    // The message quotes the first 300 characters of a body that is not JSON: with the key
+    // at 270, a cut made before masking keeps its first 30 characters, which no longer match.
+    for status in [502, 401, 200] {
+        for offset in [250, 270, 295] {
+            let server = MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::EchoAuthText { status, offset })).await;
+            let model = OpenAiModel::new(options(server.url()).with_api_key(PLAIN_KEY)).unwrap();
+            let error = model.chat(&ask()).await.expect_err("the server refuses");
+            let text = message(&error);
+            assert_eq!(server.received()[0].authorization.as_deref(), Some(format!("Bearer {PLAIN_KEY}").as_str()));
+            let left = pieces_of(PLAIN_KEY, &text);
+            assert!(left.is_empty(), "{status} at {offset}: {left:?} of the key left in: {text}");
+            // Masked first, then cut: the mask, and what follows the key in the body when it
+            // fits in the 300 characters, are quoted.
+            let expected = if offset + 15 <= 300 { "[REDACTED] (end" } else { "[RED" };
+            assert!(text.contains(expected), "{status} at {offset}: {text}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn credentials_in_the_url_are_sent_as_basic_auth_and_never_shown() {
     let server = MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::EchoAuth { status: 401 })).await;

@@ -210,6 +210,16 @@ pub enum Fault {
         /// The HTTP status.
         status: u16,
     },
+    /// A server that echoes the request's credential in a body that is not JSON (an HTML or
+    /// text error page of a proxy): `offset` characters of text, the credential, then
+    /// ` (end of the echoed credential)` and more text, with this status (200: a malformed
+    /// completion).
+    EchoAuthText {
+        /// The HTTP status.
+        status: u16,
+        /// How many characters come before the credential.
+        offset: usize,
+    },
     /// 200 with a body of this many bytes (`None`: without end) that is not a completion;
     /// with `Content-Length` when `declared`, else chunked.
     Oversized {
@@ -245,6 +255,7 @@ impl Fault {
             Fault::SchemaViolation => "schema_violation",
             Fault::Status { .. } => "status",
             Fault::EchoAuth { .. } => "echo_auth",
+            Fault::EchoAuthText { .. } => "echo_auth_text",
             Fault::Oversized { .. } => "oversized",
             Fault::Redirect { .. } => "redirect",
         }

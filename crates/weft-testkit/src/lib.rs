@@ -463,6 +463,16 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Reply, 
             state.counters.completions.fetch_add(1, Ordering::SeqCst);
             return Ok(echo_auth(status, authorization.as_deref().unwrap_or_default(), index, &body));
         }
+        Some(Fault::EchoAuthText { status, offset }) => {
+            state.counters.completions.fetch_add(1, Ordering::SeqCst);
+            let authorization = authorization.as_deref().unwrap_or_default();
+            let credential = authorization.split_once(' ').map_or(authorization, |(_, c)| c);
+            let filler: String = "<p>proxy error, the upstream refused the request; ".chars().cycle().take(offset).collect();
+            let text = format!("{filler}{credential} (end of the echoed credential) {}", "more text; ".repeat(40));
+            let mut response = reply(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY), Bytes::from(text), &request_id);
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            return Ok(response);
+        }
         Some(Fault::Oversized { bytes, declared }) => {
             state.counters.completions.fetch_add(1, Ordering::SeqCst);
             let filler = Filler { remaining: bytes, declared: bytes.filter(|_| declared) };

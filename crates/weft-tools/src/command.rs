@@ -34,6 +34,10 @@
 //! [`CommandTool::with_max_output`] or `max_output_mb` in the tools file says otherwise): past
 //! the cap the group is killed and the call fails with [`ToolError::OutputTooLarge`]. Of
 //! stderr only the end is kept (about 16 KiB), for failure messages.
+//!
+//! **Secrets.** The excerpts of stderr and stdout a message quotes are cut from the text with
+//! [`CommandTool::with_secrets`] masked, so a secret a tool printed is never cut in two (a half
+//! no longer matches any scrubber).
 
 use crate::{Tool, ToolError};
 use serde_json::{Map, Value as Json};
@@ -41,9 +45,11 @@ use std::collections::BTreeMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
+use weft_guard::Secrets;
 
 /// One mebibyte, the unit of `max_output_mb`.
 pub const MIB: u64 = 1024 * 1024;
@@ -72,6 +78,7 @@ pub struct CommandTool {
     env: BTreeMap<String, String>,
     cwd: Option<PathBuf>,
     max_output: u64,
+    secrets: Arc<Secrets>,
 }
 
 impl CommandTool {
@@ -86,7 +93,15 @@ impl CommandTool {
             env: BTreeMap::new(),
             cwd: None,
             max_output: DEFAULT_MAX_OUTPUT,
+            secrets: Arc::default(),
         }
+    }
+
+    /// Masks `secrets` in the excerpts of stderr and stdout that failure messages quote, before
+    /// they are cut.
+    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> CommandTool {
+        self.secrets = secrets;
+        self
     }
 
     /// Caps stdout at `bytes` (default [`DEFAULT_MAX_OUTPUT`]): a call whose process prints
@@ -247,7 +262,11 @@ impl Tool for CommandTool {
         let status = status.map_err(|e| ToolError::Failed { message: format!("cannot wait for command `{command}`: {e}") })?;
         if !status.success() {
             return Err(ToolError::Failed {
-                message: format!("command `{command}` {}{}", describe_exit(status), stderr_excerpt(&err.kept, err.truncated)),
+                message: format!(
+                    "command `{command}` {}{}",
+                    describe_exit(status),
+                    stderr_excerpt(&err.kept, err.truncated, &self.secrets)
+                ),
             });
         }
         written
@@ -259,7 +278,7 @@ impl Tool for CommandTool {
         serde_json::from_slice(&out).map_err(|e| ToolError::BadOutput {
             message: format!(
                 "command `{command}` did not print valid JSON on stdout ({e}); its stdout starts with {}; {OUTPUT_HINT}",
-                stdout_excerpt(&out)
+                stdout_excerpt(&out, &self.secrets)
             ),
         })
     }
@@ -497,8 +516,11 @@ fn describe_exit(status: ExitStatus) -> String {
 }
 
 /// `; stderr ends with:` and the last lines of stderr, indented, or a note that it was empty.
-fn stderr_excerpt(stderr: &[u8], truncated: bool) -> String {
+/// `secrets` are masked in what was kept before it is cut (and a part of one at the start of
+/// what was kept, cut off when reading, is masked too).
+fn stderr_excerpt(stderr: &[u8], truncated: bool, secrets: &Secrets) -> String {
     let text = String::from_utf8_lossy(stderr);
+    let text = secrets.redact_str(&text);
     let text = text.trim_end();
     if text.trim_start().is_empty() {
         return "; it wrote nothing on stderr".to_string();
@@ -524,8 +546,9 @@ fn stderr_excerpt(stderr: &[u8], truncated: bool) -> String {
 }
 
 /// The first [`STDOUT_EXCERPT_CHARS`] characters of stdout, quoted.
-fn stdout_excerpt(stdout: &[u8]) -> String {
+fn stdout_excerpt(stdout: &[u8], secrets: &Secrets) -> String {
     let text = String::from_utf8_lossy(stdout);
+    let text = secrets.redact_str(&text);
     let mut chars = text.trim_start().chars();
     let head: String = chars.by_ref().take(STDOUT_EXCERPT_CHARS).collect();
     if chars.next().is_some() { format!("{head:?}…") } else { format!("{head:?}") }

@@ -180,10 +180,16 @@ impl ToolsFile {
 
     /// A registry binding every tool to its [`CommandTool`], run in [`ToolsFile::dir`].
     pub fn registry(&self) -> ToolRegistry {
+        self.registry_with_secrets(&std::sync::Arc::default())
+    }
+
+    /// [`ToolsFile::registry`], each tool masking `secrets` in the excerpts its failure messages
+    /// quote ([`CommandTool::with_secrets`]).
+    pub fn registry_with_secrets(&self, secrets: &std::sync::Arc<weft_guard::Secrets>) -> ToolRegistry {
         let dir = self.dir();
         let mut registry = ToolRegistry::new();
         for (name, binding) in &self.tools {
-            registry.register(name.clone(), binding.command_tool(&dir));
+            registry.register(name.clone(), binding.command_tool(&dir).with_secrets(std::sync::Arc::clone(secrets)));
         }
         registry
     }

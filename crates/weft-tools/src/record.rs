@@ -641,12 +641,12 @@ mod tests {
         assert_eq!(content_key(&a).len(), 64);
         assert_ne!(content_key(&a), content_key(&json!({"a": [1], "b": 1})));
 
-        let secrets = Secrets::new(["hunter2", "", "hunter2-long"]);
+        let secrets = Secrets::new(["hunter22", "", "hunter22-long"]);
         assert_eq!(format!("{secrets:?}"), "Secrets(2 values)");
-        let mut value = json!({"p": "pw hunter2 and hunter2-long", "hunter2": [true, "hunter2"]});
+        let mut value = json!({"p": "pw hunter22 and hunter22-long", "hunter22": [true, "hunter22"]});
         secrets.redact(&mut value);
         assert_eq!(value, json!({"p": "pw [REDACTED] and [REDACTED]", "[REDACTED]": [true, "[REDACTED]"]}));
-        assert_eq!(redacted_key(&secrets, &json!({"p": "hunter2"})), content_key(&json!({"p": "[REDACTED]"})));
+        assert_eq!(redacted_key(&secrets, &json!({"p": "hunter22"})), content_key(&json!({"p": "[REDACTED]"})));
     }
 
     #[test]
@@ -670,7 +670,7 @@ mod tests {
     async fn tools_record_and_replay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.jsonl");
-        let log = RecordLog::create_with_secrets(&path, ["s3cret"]).unwrap();
+        let log = RecordLog::create_with_secrets(&path, ["s3cret-token"]).unwrap();
         let mut registry = ToolRegistry::new();
         registry.register("count", Counter(AtomicU64::new(0)));
         let recording = recording_registry(&registry, &log);
@@ -687,14 +687,14 @@ mod tests {
         ] {
             recorded.push(tool.call(args(a)).await.map_err(|e| e.to_string()));
         }
-        let secret_result = tool.call(args(json!({"token": "s3cret"}))).await.unwrap();
+        let secret_result = tool.call(args(json!({"token": "s3cret-token"}))).await.unwrap();
         log.finish().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains("s3cret-token"), "{text}");
         assert!(text.contains(REDACTED));
         assert!(text.starts_with(r#"{"kind":"header","format":"weft-record","version":1}"#));
 
-        let replay = Arc::new(ToolReplay::load(&path).unwrap().with_secrets(["s3cret"]));
+        let replay = Arc::new(ToolReplay::load(&path).unwrap().with_secrets(["s3cret-token"]));
         assert_eq!(replay.len(), 8);
         assert_eq!(replay.tools(), ["count"]);
         let replaying = replay.registry(&ToolRegistry::new());
@@ -720,9 +720,9 @@ mod tests {
         assert_eq!(recorded[5], Ok(Json::Null));
         assert!(recorded[6].as_ref().is_err_and(|e| e.contains("printed more than 3 MiB on stdout")), "{:?}", recorded[6]);
         // The secret went through redacted, and comes back redacted.
-        let replayed_secret = tool.call(args(json!({"token": "s3cret"}))).await.unwrap();
+        let replayed_secret = tool.call(args(json!({"token": "s3cret-token"}))).await.unwrap();
         assert_eq!(replayed_secret["args"]["token"], "[REDACTED]");
-        assert_eq!(secret_result["args"]["token"], "s3cret");
+        assert_eq!(secret_result["args"]["token"], "s3cret-token");
 
         let error = tool.call(args(json!({"x": 1}))).await.unwrap_err().to_string();
         assert!(error.contains("no recorded result for tool \"count\" with arguments \"{\\\"x\\\":1}\" (occurrence 3)"), "{error}");

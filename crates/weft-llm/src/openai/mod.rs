@@ -426,13 +426,13 @@ impl OpenAiModel {
             .flatten();
         let body = read_body(response, self.max_response_bytes).await.map_err(|kind| Failure { kind, request_id: request_id.clone() })?;
         if status.is_success() {
-            return wire::parse_response(&body).map_err(|problem| Failure { kind: Kind::Malformed(problem), request_id });
+            return wire::parse_response(&body, &self.secrets).map_err(|problem| Failure { kind: Kind::Malformed(problem), request_id });
         }
         Err(Failure {
             kind: Kind::Status {
                 status: status.as_u16(),
                 reason: status.canonical_reason().unwrap_or_default(),
-                error: wire::error_body(&body),
+                error: wire::error_body(&body, &self.secrets),
                 body: String::from_utf8_lossy(&body).into_owned(),
                 retry_after,
                 location,

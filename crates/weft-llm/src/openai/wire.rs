@@ -10,6 +10,7 @@
 //! `shared_params/response_format_json_schema.py`, `completion_usage.py`).
 
 use serde_json::{Map, Value as Json, json};
+use weft_guard::Secrets;
 
 use super::StructuredMode;
 use crate::{ChatMessage, ChatRequest, ChatResponse, ResponseFormat, Role, SchemaDelivery, ToolCall, Usage};
@@ -176,8 +177,10 @@ fn objects_closed(schema: &Json, depth: usize) -> bool {
         .all(|child| objects_closed(child, depth + 1))
 }
 
-/// A parsed response, or why the body is not a chat completion.
-pub(crate) fn parse_response(body: &[u8]) -> Result<ChatResponse, String> {
+/// A parsed response, or why the body is not a chat completion. The excerpts of the body a
+/// reason quotes are cut from the body with `secrets` masked, never the other way round.
+pub(crate) fn parse_response(body: &[u8], secrets: &Secrets) -> Result<ChatResponse, String> {
+    let excerpt = |body: &[u8]| excerpt(body, secrets);
     let value: Json = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON ({e}): {}", excerpt(body)))?;
     if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
         return Err(format!("the body is an error: {}", error_text(error).unwrap_or_else(|| error.to_string())));
@@ -249,7 +252,10 @@ pub(crate) struct ErrorBody {
     pub param: Option<String>,
 }
 
-pub(crate) fn error_body(body: &[u8]) -> ErrorBody {
+/// What `body` says; a body that is not JSON is quoted in part, cut from the body with
+/// `secrets` masked.
+pub(crate) fn error_body(body: &[u8], secrets: &Secrets) -> ErrorBody {
+    let excerpt = |body: &[u8]| excerpt(body, secrets);
     let Ok(value) = serde_json::from_slice::<Json>(body) else {
         let text = excerpt(body);
         return ErrorBody { message: (!text.is_empty()).then_some(text), ..ErrorBody::default() };
@@ -283,10 +289,12 @@ fn error_text(error: &Json) -> Option<String> {
     }
 }
 
-/// The start of a body, for messages.
-pub(crate) fn excerpt(body: &[u8]) -> String {
+/// The start of a body, for messages: `secrets` are masked in the whole body first, so a cut
+/// never leaves part of one that no longer matches.
+pub(crate) fn excerpt(body: &[u8], secrets: &Secrets) -> String {
     const MAX: usize = 300;
     let text = String::from_utf8_lossy(body);
+    let text = secrets.redact_str(&text);
     let text = text.trim();
     match text.char_indices().nth(MAX) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
@@ -371,7 +379,7 @@ mod tests {
             {"type": "function", "function": {"name": "g", "arguments": ""}},
             {"id": "d", "type": "function", "function": {"name": "h", "arguments": "{oops"}}]}}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 3}}});
-        let r = parse_response(body.to_string().as_bytes()).expect("parsed");
+        let r = parse_response(body.to_string().as_bytes(), &Secrets::default()).expect("parsed");
         assert_eq!(r.usage, Usage { input_tokens: 5, output_tokens: 2, cached_tokens: 3 });
         assert_eq!(r.tool_calls[0].arguments, json!({"x": 1}));
         assert_eq!(r.tool_calls[1].id, "call_1");
@@ -379,22 +387,24 @@ mod tests {
         assert_eq!(r.tool_calls[2].arguments, json!("{oops"));
         let parts =
             json!({"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}}], "usage": null});
-        assert_eq!(parse_response(parts.to_string().as_bytes()).expect("parsed").text, "ab");
-        assert!(parse_response(b"{\"choices\": []}").is_err());
-        assert!(parse_response(b"<html>").is_err());
+        assert_eq!(parse_response(parts.to_string().as_bytes(), &Secrets::default()).expect("parsed").text, "ab");
+        assert!(parse_response(b"{\"choices\": []}", &Secrets::default()).is_err());
+        assert!(parse_response(b"<html>", &Secrets::default()).is_err());
         let value = generate(&json!({"type": "object", "properties": {"a": {"type": "string"}}}), 1);
         assert_eq!(value, json!({"a": "a"}));
     }
 
     #[test]
     fn error_bodies_of_several_servers() {
-        let openai = error_body(br#"{"error": {"message": "bad", "type": "invalid_request_error", "param": "model", "code": null}}"#);
+        let none = Secrets::default();
+        let openai =
+            error_body(br#"{"error": {"message": "bad", "type": "invalid_request_error", "param": "model", "code": null}}"#, &none);
         assert_eq!(openai.message.as_deref(), Some("bad"));
         assert_eq!(openai.kind.as_deref(), Some("invalid_request_error"));
         assert_eq!(openai.param.as_deref(), Some("model"));
-        assert_eq!(error_body(br#"{"error": "model not found"}"#).message.as_deref(), Some("model not found"));
-        assert_eq!(error_body(br#"{"detail": "Not Found"}"#).message.as_deref(), Some("Not Found"));
-        assert_eq!(error_body(b"upstream timed out").message.as_deref(), Some("upstream timed out"));
-        assert_eq!(error_body(b"").message, None);
+        assert_eq!(error_body(br#"{"error": "model not found"}"#, &none).message.as_deref(), Some("model not found"));
+        assert_eq!(error_body(br#"{"detail": "Not Found"}"#, &none).message.as_deref(), Some("Not Found"));
+        assert_eq!(error_body(b"upstream timed out", &none).message.as_deref(), Some("upstream timed out"));
+        assert_eq!(error_body(b"", &none).message, None);
     }
 }
