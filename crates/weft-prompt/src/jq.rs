@@ -19,9 +19,10 @@
 //!    [`with_interrupt`]) is checked every 1,024 steps, so an evaluation stops within
 //!    milliseconds of a node deadline or a Ctrl-C.
 //!
-//! Compiling and evaluating happen on a short-lived thread with a large stack, so a deeply nested
-//! query or value cannot overflow the caller's stack (the loader runs on small stacks), and the
-//! evaluation's memory is released when it ends.
+//! Compiling and evaluating happen on a thread with a large stack, so a deeply nested query or
+//! value cannot overflow the caller's stack (the loader runs on small stacks): a query compiles on
+//! a short-lived thread, and evaluations run on a worker thread kept per calling thread, retired
+//! after an evaluation that was stopped (so its memory is released).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -49,6 +50,12 @@ const MAX_RESULT_DEPTH: usize = 512;
 /// interpreter, and the recursive drop of a deeply nested value, stay far from its end. Only the
 /// pages touched are committed.
 const STACK_BYTES: usize = 256 << 20;
+
+/// Steps, bytes and stack of the first attempt, on the caller's thread: a value built in 2,000
+/// steps is at most a few hundred levels deep, so dropping it fits any thread's stack.
+const INLINE_STEPS: u64 = 2_000;
+const INLINE_BYTES: u64 = 1 << 20;
+const INLINE_STACK_GUARD: usize = 128 << 10;
 
 /// Stack use past which an evaluation is stopped (a recursion that does not end).
 const STACK_GUARD_BYTES: usize = 32 << 20;
@@ -398,7 +405,60 @@ fn on_big_stack<R: Send>(f: impl FnOnce() -> R + Send) -> Option<R> {
     })
 }
 
-const NO_THREAD: &str = "cannot start a thread to evaluate a jq query: the process is out of threads or memory";
+const NO_THREAD: &str = "the jq query could not be evaluated: no thread could be started for it (the process is out of threads or memory), or its evaluation failed unexpectedly";
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread with a large stack that evaluates queries for one calling thread, one at a time.
+struct Worker {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+thread_local! {
+    /// This thread's evaluation worker: starting a thread per evaluation costs far more than the
+    /// evaluation of a data query.
+    static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+}
+
+fn spawn_worker() -> Option<Worker> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("weft-jq".into())
+        .stack_size(STACK_BYTES)
+        .spawn(move || {
+            while let Ok(job) = queue.recv() {
+                job();
+            }
+        })
+        .ok()?;
+    Some(Worker { jobs })
+}
+
+/// Runs `job` on this thread's evaluation worker and waits for its result. The job says whether
+/// the worker must be retired afterwards (an evaluation that was stopped may have grown the
+/// worker's stack or heap: a new worker starts clean, and the old one's memory is released).
+/// `None` when no worker could be started or the job failed.
+fn on_worker<R: Send + 'static>(job: impl FnOnce() -> (R, bool) + Send + 'static) -> Option<R> {
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    let mut job: Job = Box::new(move || {
+        let _ = done.send(job());
+    });
+    let mut worker = match WORKER.with(|w| w.borrow_mut().take()) {
+        Some(w) => w,
+        None => spawn_worker()?,
+    };
+    if let Err(std::sync::mpsc::SendError(returned)) = worker.jobs.send(job) {
+        // The worker is gone (a job of its failed): start another.
+        job = returned;
+        worker = spawn_worker()?;
+        worker.jobs.send(job).ok()?;
+    }
+    let (r, retire) = result.recv().ok()?;
+    if !retire {
+        WORKER.with(|w| *w.borrow_mut() = Some(worker));
+    }
+    Some(r)
+}
 
 impl JqQuery {
     /// Compiles a query with the default [`JqLimits`].
@@ -434,42 +494,33 @@ impl JqQuery {
             return Err(JqFailure::Interrupted { query: self.source.to_string() });
         }
         let limits = self.limits;
-        let filter = &self.filter;
         let query = || self.source.to_string();
-        let outcome = on_big_stack(move || {
-            let base = stack_address();
-            let deep = Arc::new(AtomicBool::new(false));
-            let deep_seen = Arc::clone(&deep);
-            let check = move || {
-                if base.saturating_sub(stack_address()) > STACK_GUARD_BYTES {
-                    deep_seen.store(true, Ordering::Relaxed);
-                    return true;
-                }
-                interrupt.fired()
-            };
-            let budget = Budget { steps: limits.steps, bytes: limits.bytes, interrupt: Some(Box::new(check)) };
-            // The input is the caller's: converting it is not charged.
-            let input = json_to_val(input);
-            let (value, stop) = jaq_core::budget::with_budget(budget, || {
-                let ctx = Ctx::<JustLut<Val>>::new(&filter.lut, Vars::new([]));
-                let mut out = filter.id.run((ctx, input)).map(unwrap_valr);
-                match out.next() {
-                    // Converting the result is charged too: a value sharing its parts (`[., .]`
-                    // forty times over) is small in memory and huge as JSON.
-                    Some(Ok(v)) => val_to_json(&v, 0).map(Some),
-                    _ => Ok(None),
-                }
-            });
-            (value, stop, deep.load(Ordering::Relaxed))
-        });
+        // Most data queries take a few dozen steps: first try on this thread, with a budget small
+        // enough that nothing it builds can be deep enough to overflow this thread's stack when
+        // dropped. Evaluating has no effect, so a query that needs more runs again, from the
+        // start, on the worker with the full budget.
+        let small = JqLimits { steps: INLINE_STEPS.min(limits.steps), bytes: INLINE_BYTES.min(limits.bytes) };
+        let here = evaluate(&self.filter, input, small, interrupt.clone(), INLINE_STACK_GUARD);
+        let outcome = match here {
+            (_, Some(Stop::Steps | Stop::Bytes | Stop::Depth)) if small != limits || matches!(here.1, Some(Stop::Depth)) => {
+                let filter = Arc::clone(&self.filter);
+                let input = input.clone();
+                on_worker(move || {
+                    let outcome = evaluate(&filter, &input, limits, interrupt, STACK_GUARD_BYTES);
+                    let retire = outcome.1.is_some();
+                    (outcome, retire)
+                })
+            }
+            done => Some(done),
+        };
         match outcome {
             None => Err(JqFailure::NoThread),
-            Some((Err(TooDeep), None, _)) => Err(JqFailure::ResultTooDeep { query: query() }),
-            Some((Ok(value), None, _)) => Ok(value),
-            Some((_, Some(Stop::Steps), _)) => Err(JqFailure::Steps { query: query(), steps: limits.steps }),
-            Some((_, Some(Stop::Bytes), _)) => Err(JqFailure::Bytes { query: query(), bytes: limits.bytes }),
-            Some((_, Some(Stop::Interrupted), true)) => Err(JqFailure::Depth { query: query() }),
-            Some((_, Some(Stop::Interrupted), false)) => Err(JqFailure::Interrupted { query: query() }),
+            Some((Err(TooDeep), None)) => Err(JqFailure::ResultTooDeep { query: query() }),
+            Some((Ok(value), None)) => Ok(value),
+            Some((_, Some(Stop::Steps))) => Err(JqFailure::Steps { query: query(), steps: limits.steps }),
+            Some((_, Some(Stop::Bytes))) => Err(JqFailure::Bytes { query: query(), bytes: limits.bytes }),
+            Some((_, Some(Stop::Depth))) => Err(JqFailure::Depth { query: query() }),
+            Some((_, Some(Stop::Interrupted))) => Err(JqFailure::Interrupted { query: query() }),
         }
     }
 
@@ -479,11 +530,29 @@ impl JqQuery {
     }
 }
 
-/// An address on the current thread's stack (to measure how deep a recursion has gone).
-#[inline(never)]
-fn stack_address() -> usize {
-    let marker = 0u8;
-    std::hint::black_box(&marker) as *const u8 as usize
+/// One evaluation: the first result (or why there is none) and why the budget stopped it; at
+/// most `stack` bytes of stack below where it starts.
+fn evaluate(
+    filter: &jaq_core::Filter<JustLut<Val>>,
+    input: &Json,
+    limits: JqLimits,
+    interrupt: Interrupt,
+    stack: usize,
+) -> (Result<Option<Json>, TooDeep>, Option<Stop>) {
+    let budget =
+        Budget { steps: limits.steps, bytes: limits.bytes, interrupt: Some(Box::new(move || interrupt.fired())), stack: Some(stack) };
+    // The input is the caller's: converting it is not charged.
+    let input = json_to_val(input);
+    jaq_core::budget::with_budget(budget, || {
+        let ctx = Ctx::<JustLut<Val>>::new(&filter.lut, Vars::new([]));
+        let mut out = filter.id.run((ctx, input)).map(unwrap_valr);
+        match out.next() {
+            // Converting the result is charged too: a value sharing its parts (`[., .]` forty
+            // times over) is small in memory and huge as JSON.
+            Some(Ok(v)) => val_to_json(&v, 0).map(Some),
+            _ => Ok(None),
+        }
+    })
 }
 
 fn excerpt(at: &str) -> String {

@@ -23,6 +23,9 @@ pub enum Stop {
     Bytes,
     /// The interrupt callback returned true (deadline, cancellation).
     Interrupted,
+    /// The evaluation used more than [`Budget::stack`] bytes of stack (a recursion that does not
+    /// end).
+    Depth,
 }
 
 /// The limits of one evaluation.
@@ -33,6 +36,8 @@ pub struct Budget {
     pub bytes: u64,
     /// Called every [`Budget::CHECK_EVERY`] steps; returning true stops the evaluation.
     pub interrupt: Option<Box<dyn Fn() -> bool>>,
+    /// The most stack the evaluation may use below where it started, checked at every step.
+    pub stack: Option<usize>,
 }
 
 impl Budget {
@@ -42,6 +47,7 @@ impl Budget {
 
 struct Active {
     budget: Budget,
+    base: usize,
     steps: u64,
     bytes: u64,
     stopped: Option<Stop>,
@@ -57,6 +63,7 @@ pub fn with_budget<R>(budget: Budget, f: impl FnOnce() -> R) -> (R, Option<Stop>
     let outer = ACTIVE.with(|a| {
         a.borrow_mut().replace(Active {
             budget,
+            base: stack_address(),
             steps: 0,
             bytes: 0,
             stopped: None,
@@ -92,6 +99,12 @@ pub fn step() -> bool {
         if a.steps > a.budget.steps {
             a.stopped = Some(Stop::Steps);
             return false;
+        }
+        if let Some(stack) = a.budget.stack {
+            if a.base.saturating_sub(stack_address()) > stack {
+                a.stopped = Some(Stop::Depth);
+                return false;
+            }
         }
         if a.steps % Budget::CHECK_EVERY == 0 {
             if let Some(interrupt) = &a.budget.interrupt {
@@ -132,3 +145,10 @@ pub fn stopped() -> bool {
 
 /// The error message of a stopped evaluation.
 pub const MESSAGE: &str = "evaluation budget exhausted";
+
+/// An address on the current thread's stack (to measure how deep a recursion has gone).
+#[inline(never)]
+fn stack_address() -> usize {
+    let marker = 0u8;
+    core::hint::black_box(&marker) as *const u8 as usize
+}
