@@ -13,6 +13,7 @@ mod check;
 pub mod export;
 pub mod graph;
 pub mod infer;
+pub mod sample;
 pub mod schema;
 pub mod template;
 
