@@ -10,6 +10,7 @@ pub mod choice;
 pub mod limit;
 pub mod openai;
 pub mod record;
+pub mod rng;
 pub mod simulated;
 pub mod usage;
 

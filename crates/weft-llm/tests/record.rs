@@ -28,11 +28,8 @@ impl RandomModel {
     fn next(&self) -> u64 {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
-        // SplitMix64 of the clock and the counter.
-        let mut z = nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        // A draw seeded by the clock and the counter.
+        weft_llm::rng::Rng::seeded(nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
     }
 }
 

@@ -48,7 +48,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use reply::PromptCache;
-use rng::Rng;
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -545,7 +544,7 @@ fn fault_of(config: &MockConfig, index: u64) -> Option<Fault> {
     if config.faults.random.is_empty() {
         return None;
     }
-    let draw = Rng::stream(config.seed, index, 1).unit();
+    let draw = rng::stream(config.seed, index, 1).unit();
     let mut threshold = 0.0;
     for (probability, fault) in &config.faults.random {
         threshold += probability.clamp(0.0, 1.0);

@@ -40,7 +40,7 @@ pub(crate) fn content(config: &MockConfig, index: u64, body: &Json, violate: boo
     if let Some(calls) = tool_calls(config, body, messages) {
         return Content::Calls(calls);
     }
-    let mut rng = config.randomize.then(|| Rng::for_request(config.seed, index));
+    let mut rng = config.randomize.then(|| crate::rng::for_request(config.seed, index));
     let wanted = match body.get("response_format") {
         Some(f) if f.get("type").and_then(Json::as_str) == Some("json_schema") => {
             match f.get("json_schema").and_then(|s| s.get("schema")) {
