@@ -195,7 +195,6 @@ pub async fn execute(plan: &Arc<Plan>, workload: Workload, shape: &Shape, inputs
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -687,14 +687,7 @@ fn read_inputs_file(path: &Path) -> anyhow::Result<Map<String, Json>> {
 }
 
 fn kind(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
+    weft_spec::text::type_name(v, weft_spec::text::TypeWords::Json)
 }
 
 /// `<flow file stem>.state.json` in the current folder.

@@ -24,7 +24,6 @@ pub const ITEMS: usize = 256;
 /// Items in flight at most (the node's `max_workers`).
 pub const MAX_WORKERS: usize = 64;
 
-
 /// Receives every event, as `weft run`'s sink does, and only counts them.
 #[derive(Default)]
 struct Count(AtomicU64);

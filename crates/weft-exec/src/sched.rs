@@ -986,11 +986,10 @@ pub(crate) fn excerpt(text: &str, secrets: &Secrets) -> String {
     const MAX: usize = 500;
     let text = secrets.redact_str(text);
     let text = text.as_ref();
-    if text.chars().count() <= MAX {
-        return format!("{text:?}");
+    match weft_spec::text::excerpt(text, MAX) {
+        (cut, true) => format!("{cut:?}... ({} characters in all)", text.chars().count()),
+        (whole, false) => format!("{whole:?}"),
     }
-    let cut: String = text.chars().take(MAX).collect();
-    format!("{cut:?}... ({} characters in all)", text.chars().count())
 }
 
 #[cfg(test)]

@@ -957,15 +957,7 @@ fn string_inputs(names: &[String]) -> Vec<Json> {
 
 /// The JSON Schema type of a value.
 fn json_type(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "boolean",
-        Json::Number(n) if n.is_f64() => "number",
-        Json::Number(_) => "integer",
-        Json::String(_) => "string",
-        Json::Array(_) => "array",
-        Json::Object(_) => "object",
-    }
+    weft_spec::text::type_name(v, weft_spec::text::TypeWords::Schema)
 }
 
 /// Adds a shared component; the same id with a different definition is a problem.

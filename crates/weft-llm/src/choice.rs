@@ -458,31 +458,10 @@ fn closest(given: &str, known: &[&'static str]) -> Option<&'static str> {
     if given.is_empty() {
         return None;
     }
-    known
-        .iter()
-        .map(|name| {
-            let distance = edit_distance(&given, name);
-            // A prefix or suffix ("latency" for "latency_ms") counts as close.
-            let partial = given.len() >= 3 && (name.starts_with(&given) || name.ends_with(&given));
-            (if partial { 0 } else { distance }, *name)
-        })
-        .filter(|(distance, name)| *distance <= (name.len() / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, name)| name)
-}
-
-/// Levenshtein distance, by characters.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
+    weft_spec::text::closest(known.iter().copied(), |name| {
+        // A prefix or suffix ("latency" for "latency_ms") counts as close.
+        let partial = given.len() >= 3 && (name.starts_with(&given) || name.ends_with(&given));
+        let distance = if partial { 0 } else { weft_spec::text::edit_distance(&given, name) };
+        (distance <= (name.len() / 3).max(1)).then_some(distance)
+    })
 }

@@ -92,14 +92,7 @@ impl From<BTreeMap<String, Vec<Json>>> for Script {
 
 /// "an array", "a string"... for error messages.
 fn kind(value: &Json) -> &'static str {
-    match value {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
+    weft_spec::text::type_name(value, weft_spec::text::TypeWords::Json)
 }
 
 /// How the simulated model behaves.

@@ -49,6 +49,7 @@ use toml::Spanned;
 
 use crate::openai::Sleeper;
 use crate::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Usage};
+use weft_spec::text::line_column;
 
 /// The price of one model, in currency units (US dollars by convention) per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -222,18 +223,6 @@ impl Prices {
 
 fn normalize_endpoint(endpoint: &str) -> &str {
     endpoint.trim().trim_end_matches('/')
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }
 
 /// Calls and tokens, summed.

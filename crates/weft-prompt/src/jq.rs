@@ -556,8 +556,8 @@ fn evaluate(
 }
 
 fn excerpt(at: &str) -> String {
-    let s: String = at.chars().take(20).collect();
-    if s.is_empty() { "end of query".into() } else { s }
+    let (s, _) = weft_spec::text::excerpt(at, 20);
+    if s.is_empty() { "end of query".into() } else { s.to_owned() }
 }
 
 fn json_to_val(v: &Json) -> Val {

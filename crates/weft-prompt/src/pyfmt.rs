@@ -337,15 +337,7 @@ pub(crate) fn py_in(v: &Json, list: &[Json]) -> bool {
 
 /// The name of the Python type that `json.loads` produces for the value.
 pub(crate) fn py_type_name(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "NoneType",
-        Json::Bool(_) => "bool",
-        Json::Number(n) if n.is_f64() => "float",
-        Json::Number(_) => "int",
-        Json::String(_) => "str",
-        Json::Array(_) => "list",
-        Json::Object(_) => "dict",
-    }
+    weft_spec::text::type_name(v, weft_spec::text::TypeWords::Python)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! ones of the conformance corpus (`shared/agentspec/corpus/INDEX.md`); warning codes flag what
 //! pyagentspec silently accepts but is almost surely a mistake.
 
+pub use crate::text::did_you_mean;
 use serde::Serialize;
 use std::fmt;
 
@@ -253,49 +254,9 @@ pub fn join_index(base: &str, index: usize) -> String {
     format!("{base}/{index}")
 }
 
-/// The closest candidate to `wanted`, if it is close enough to be a likely typo.
-pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let wanted_lower = wanted.to_lowercase();
-    let mut best: Option<(usize, &str)> = None;
-    for cand in candidates {
-        if cand == wanted {
-            continue;
-        }
-        let d = levenshtein(&wanted_lower, &cand.to_lowercase());
-        let limit = (wanted.chars().count().max(cand.chars().count()) / 3).max(1);
-        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
-            best = Some((d, cand));
-        }
-    }
-    best.map(|(_, c)| c)
-}
-
-/// Edit distance between two strings, counted in characters.
-pub fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("sumarize", ["summarize", "end"]), Some("summarize"));
-        assert_eq!(did_you_mean("LLMNode", ["LlmNode", "ToolNode"]), Some("LlmNode"));
-        assert_eq!(did_you_mean("zzz", ["summarize", "end"]), None);
-    }
 
     #[test]
     fn pointer_tokens_are_escaped() {

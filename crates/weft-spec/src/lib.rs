@@ -29,6 +29,7 @@ pub mod load;
 pub mod model;
 pub mod plain;
 pub mod source;
+pub mod text;
 pub mod version;
 mod yaml_pos;
 

@@ -6,6 +6,7 @@
 //! alias bombs.
 
 use crate::diagnostic::{Code, Diagnostic};
+pub use crate::text::describe;
 use serde_json::Value as Json;
 use std::collections::HashMap;
 
@@ -100,18 +101,6 @@ impl Source {
             Format::Json => locate_json(&self.text, pointers),
             Format::Yaml => crate::yaml_pos::locate_yaml(&self.text, pointers),
         }
-    }
-}
-
-/// A short description of a value's JSON type, for messages.
-pub fn describe(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(_) => "a number",
-        Json::String(_) => "a string",
-        Json::Array(_) => "a list",
-        Json::Object(_) => "an object",
     }
 }
 

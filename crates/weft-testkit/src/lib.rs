@@ -509,7 +509,7 @@ fn auth_error(key: &str, authorization: Option<&str>) -> Option<ApiError> {
         Some(header) => header.strip_prefix("Bearer ").unwrap_or(header),
     };
     (given != key).then(|| {
-        let shown: String = given.chars().take(4).collect();
+        let (shown, _) = weft_spec::text::excerpt(given, 4);
         ApiError {
             status: 401,
             message: format!(

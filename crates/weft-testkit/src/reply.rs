@@ -76,7 +76,8 @@ fn plain(config: &MockConfig, messages: &[Json], rng: Option<&mut Rng>) -> Strin
         None => {
             let last =
                 messages.iter().rev().find(|m| m.get("role").and_then(Json::as_str) == Some("user")).map(message_text).unwrap_or_default();
-            let quoted: String = last.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(60).collect();
+            let flat = last.split_whitespace().collect::<Vec<_>>().join(" ");
+            let (quoted, _) = weft_spec::text::excerpt(&flat, 60);
             format!("weft-testkit reply to: {quoted}")
         }
     };

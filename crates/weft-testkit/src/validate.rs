@@ -93,16 +93,9 @@ fn invalid_value(param: &str, got: &str, supported: &str) -> ApiError {
     ApiError::invalid(format!("Invalid value: '{got}'. Supported values are: {supported}."), Some(param.to_owned()), Some("invalid_value"))
 }
 
+/// A value's type as the API names it: "an integer", "a decimal", "an array".
 fn describe(v: &Json) -> &'static str {
-    match v {
-        Json::Null => "null",
-        Json::Bool(_) => "a boolean",
-        Json::Number(n) if n.is_i64() || n.is_u64() => "an integer",
-        Json::Number(_) => "a decimal",
-        Json::String(_) => "a string",
-        Json::Array(_) => "an array",
-        Json::Object(_) => "an object",
-    }
+    weft_spec::text::type_name(v, weft_spec::text::TypeWords::OpenAi)
 }
 
 /// Checks a request body as the API does; `extra` are top-level fields accepted besides

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
+use weft_spec::text::{closest, edit_distance, line_column};
 
 /// The timeout of a tool whose binding has no `timeout_s`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -410,18 +411,6 @@ impl Checker<'_> {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 /// A dotted key path, with the parts that are not bare TOML keys quoted.
 fn key_path(parts: &[&str]) -> String {
     let quoted: Vec<String> = parts
@@ -448,27 +437,14 @@ fn did_you_mean(key: &str, known: &[&str]) -> String {
     }
     .filter(|alias| known.contains(alias));
     let close = alias.or_else(|| {
-        known
-            .iter()
-            .map(|k| (edit_distance(&key.to_lowercase(), k), *k))
-            .filter(|(d, k)| *d <= 2 && *d < k.chars().count())
-            .min()
-            .map(|(_, k)| k)
+        // Ties go to the first key in alphabetical order.
+        let mut sorted = known.to_vec();
+        sorted.sort_unstable();
+        let key = key.to_lowercase();
+        closest(sorted, |k| {
+            let d = edit_distance(&key, k);
+            (d <= 2 && d < k.chars().count()).then_some(d)
+        })
     });
     close.map_or_else(String::new, |k| format!(" (did you mean `{k}`?)"))
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let next = (row[j + 1] + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
-            diagonal = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }

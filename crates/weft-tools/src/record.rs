@@ -344,11 +344,10 @@ pub fn read_lines(path: &Path, kind: &str) -> Result<Vec<RecordLine>, ReplayErro
 /// quoted.
 pub fn excerpt(text: &str) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut short: String = flat.chars().take(EXCERPT_CHARS).collect();
-    if short.len() < flat.len() {
-        short.push('…');
+    match weft_spec::text::excerpt(&flat, EXCERPT_CHARS) {
+        (short, true) => format!("{:?}", format!("{short}…")),
+        (short, false) => format!("{short:?}"),
     }
-    format!("{short:?}")
 }
 
 /// Why a recorded exchange is missing, for the message of a replay that has no answer.

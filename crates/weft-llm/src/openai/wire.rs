@@ -296,9 +296,9 @@ pub(crate) fn excerpt(body: &[u8], secrets: &Secrets) -> String {
     let text = String::from_utf8_lossy(body);
     let text = secrets.redact_str(&text);
     let text = text.trim();
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
+    match weft_spec::text::excerpt(text, MAX) {
+        (cut, true) => format!("{cut}…"),
+        (whole, false) => whole.to_owned(),
     }
 }
 
