@@ -19,6 +19,7 @@ use weft_exec::{
 };
 use weft_llm::choice::LlmChoice;
 use weft_llm::simulated::SimulatedModel;
+use weft_spec::text::{TypeWords, type_name};
 use weft_tools::ToolRegistry;
 use weft_tools::file::ToolsFile;
 
@@ -680,14 +681,10 @@ fn read_inputs_file(path: &Path) -> anyhow::Result<Map<String, Json>> {
         Ok(other) => anyhow::bail!(
             "the inputs file {} holds {}, not a JSON object: write {{\"<input title>\": <value>, ...}}",
             path.display(),
-            kind(&other)
+            type_name(&other, TypeWords::Json)
         ),
         Err(e) => anyhow::bail!("the inputs file {} is not valid JSON ({e}): write {{\"<input title>\": <value>, ...}}", path.display()),
     }
-}
-
-fn kind(v: &Json) -> &'static str {
-    weft_spec::text::type_name(v, weft_spec::text::TypeWords::Json)
 }
 
 /// `<flow file stem>.state.json` in the current folder.

@@ -42,6 +42,7 @@ use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value as Json, json};
+use weft_spec::text::{TypeWords, type_name};
 use weft_spec::{Code, Diagnostic, Diagnostics, Version};
 
 /// Plugin name and version written on WayFlow plugin nodes (FORMAT.md section 11).
@@ -590,7 +591,7 @@ impl FlowBuilder {
             Json::Object(m) => {
                 let outs = m
                     .iter()
-                    .map(|(k, v)| json!({"title": k, "description": format!("constant value with name {k}"), "type": json_type(v)}))
+                    .map(|(k, v)| json!({"title": k, "description": format!("constant value with name {k}"), "type": type_name(v, TypeWords::Schema)}))
                     .collect();
                 n.outputs = Some(outs);
             }
@@ -953,11 +954,6 @@ fn props(list: &[Property]) -> Json {
 
 fn string_inputs(names: &[String]) -> Vec<Json> {
     names.iter().map(|n| json!({"title": n, "type": "string"})).collect()
-}
-
-/// The JSON Schema type of a value.
-fn json_type(v: &Json) -> &'static str {
-    weft_spec::text::type_name(v, weft_spec::text::TypeWords::Schema)
 }
 
 /// Adds a shared component; the same id with a different definition is a problem.

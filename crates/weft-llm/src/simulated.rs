@@ -11,6 +11,7 @@ pub use generator::generate;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
+use weft_spec::text::{TypeWords, type_name};
 
 use serde_json::Value as Json;
 
@@ -48,14 +49,14 @@ impl Script {
         let value: Json =
             serde_json::from_str(text).map_err(|error| problem(format!("not valid JSON ({error}); expected {SCRIPT_SHAPE}")))?;
         let Json::Object(nodes) = value else {
-            return Err(problem(format!("found {}; expected {SCRIPT_SHAPE}", kind(&value))));
+            return Err(problem(format!("found {}; expected {SCRIPT_SHAPE}", type_name(&value, TypeWords::Json))));
         };
         let mut script = Script::new();
         for (node, replies) in nodes {
             let Json::Array(replies) = replies else {
                 return Err(problem(format!(
                     "node {node:?} has {} where a list of replies belongs; expected {SCRIPT_SHAPE}",
-                    kind(&replies)
+                    type_name(&replies, TypeWords::Json)
                 )));
             };
             script.replies.insert(node, replies);
@@ -88,11 +89,6 @@ impl From<BTreeMap<String, Vec<Json>>> for Script {
     fn from(replies: BTreeMap<String, Vec<Json>>) -> Script {
         Script { replies }
     }
-}
-
-/// "an array", "a string"... for error messages.
-fn kind(value: &Json) -> &'static str {
-    weft_spec::text::type_name(value, weft_spec::text::TypeWords::Json)
 }
 
 /// How the simulated model behaves.

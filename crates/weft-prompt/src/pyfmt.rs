@@ -335,11 +335,6 @@ pub(crate) fn py_in(v: &Json, list: &[Json]) -> bool {
     list.iter().any(|item| py_eq(v, item))
 }
 
-/// The name of the Python type that `json.loads` produces for the value.
-pub(crate) fn py_type_name(v: &Json) -> &'static str {
-    weft_spec::text::type_name(v, weft_spec::text::TypeWords::Python)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

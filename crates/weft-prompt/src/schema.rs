@@ -9,7 +9,8 @@
 
 use serde_json::{Map, Value as Json};
 
-use crate::pyfmt::{py_in, py_json_dumps, py_type_name};
+use crate::pyfmt::{py_in, py_json_dumps};
+use weft_spec::text::{TypeWords, type_name};
 
 /// Metadata shared by every property kind.
 #[derive(Debug, Clone)]
@@ -490,7 +491,7 @@ impl Prop {
     /// `_validate_strict_value`: the violations as `(location, message)`, no coercion, no defaults.
     pub fn violations(&self, v: &Json, sem: Sem, at: &str, out: &mut Vec<String>) {
         let type_violation = |out: &mut Vec<String>| {
-            out.push(format!("{at}: expected {}, got {}", self.type_str(), py_type_name(v)));
+            out.push(format!("{at}: expected {}, got {}", self.type_str(), type_name(v, TypeWords::Python)));
         };
         match &self.kind {
             Kind::List(item) => match v.as_array() {

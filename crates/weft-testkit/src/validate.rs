@@ -8,6 +8,7 @@
 //! and `chat_completion_tool_param.py`; the error wording follows the API's observed responses.
 
 use serde_json::{Map, Value as Json, json};
+use weft_spec::text::{TypeWords, type_name};
 
 /// Top-level fields of a Chat Completions request.
 pub const FIELDS: &[&str] = &[
@@ -83,7 +84,7 @@ fn missing(param: &str) -> ApiError {
 
 fn invalid_type(param: &str, expected: &str, got: &Json) -> ApiError {
     ApiError::invalid(
-        format!("Invalid type for '{param}': expected {expected}, but got {} instead.", describe(got)),
+        format!("Invalid type for '{param}': expected {expected}, but got {} instead.", type_name(got, TypeWords::OpenAi)),
         Some(param.to_owned()),
         Some("invalid_type"),
     )
@@ -93,17 +94,12 @@ fn invalid_value(param: &str, got: &str, supported: &str) -> ApiError {
     ApiError::invalid(format!("Invalid value: '{got}'. Supported values are: {supported}."), Some(param.to_owned()), Some("invalid_value"))
 }
 
-/// A value's type as the API names it: "an integer", "a decimal", "an array".
-fn describe(v: &Json) -> &'static str {
-    weft_spec::text::type_name(v, weft_spec::text::TypeWords::OpenAi)
-}
-
 /// Checks a request body as the API does; `extra` are top-level fields accepted besides
 /// [`FIELDS`].
 pub fn check(body: &Json, extra: &[String]) -> Result<(), ApiError> {
     let Json::Object(m) = body else {
         return Err(ApiError::invalid(
-            format!("Invalid type for request body: expected an object, but got {} instead.", describe(body)),
+            format!("Invalid type for request body: expected an object, but got {} instead.", type_name(body, TypeWords::OpenAi)),
             None,
             Some("invalid_type"),
         ));
