@@ -15,36 +15,11 @@ use weft_flow::Flow;
 use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, RequestMeta};
 use weft_tools::{CommandTool, ToolRegistry};
 
+mod common;
+use common::flow_json;
+
 // ---------------------------------------------------------------------------------------------
 // Flow documents
-
-/// A flow component: nodes (ids = names), control edges `(from, to)` (branch `next`), data
-/// edges `(source, output, destination, input)`. The first node is the start.
-fn flow_json(name: &str, nodes: Vec<Json>, control: &[(&str, &str)], data: &[(&str, &str, &str, &str)]) -> Json {
-    let mut table = Map::new();
-    let mut refs = Vec::new();
-    for n in &nodes {
-        let id = n["id"].as_str().unwrap().to_owned();
-        refs.push(json!({"$component_ref": id}));
-        table.insert(id, n.clone());
-    }
-    let control: Vec<Json> = control
-        .iter()
-        .enumerate()
-        .map(|(i, (f, t))| json!({"component_type": "ControlFlowEdge", "id": format!("{name}_c{i}"), "name": format!("c{i}"), "from_node": {"$component_ref": f}, "to_node": {"$component_ref": t}}))
-        .collect();
-    let data: Vec<Json> = data
-        .iter()
-        .enumerate()
-        .map(|(i, (s, o, d, n))| json!({"component_type": "DataFlowEdge", "id": format!("{name}_d{i}"), "name": format!("d{i}"), "source_node": {"$component_ref": s}, "source_output": o, "destination_node": {"$component_ref": d}, "destination_input": n}))
-        .collect();
-    json!({
-        "component_type": "Flow", "id": name, "name": name,
-        "start_node": refs[0], "nodes": refs,
-        "control_flow_connections": control, "data_flow_connections": data,
-        "$referenced_components": table,
-    })
-}
 
 fn root(mut flow: Json) -> Flow {
     flow["agentspec_version"] = json!("26.3.1");
