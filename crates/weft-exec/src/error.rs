@@ -9,12 +9,6 @@ pub struct StartError {
     pub problems: Vec<String>,
 }
 
-impl StartError {
-    pub(crate) fn one(problem: impl Into<String>) -> StartError {
-        StartError { problems: vec![problem.into()] }
-    }
-}
-
 /// Why a run failed.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]

@@ -3,6 +3,7 @@
 
 use crate::plan::{LlmKind, LlmOp, MessagesOp};
 use serde_json::{Map, Value as Json};
+use weft_flow::node::MessageRole;
 use weft_llm::{ChatMessage, ChatRequest, RequestMeta, ResponseFormat, Role, SchemaDelivery};
 
 /// Builds the first request of an LLM node from its inputs (internal names, already cast).
@@ -22,15 +23,21 @@ pub(crate) fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -
     Ok(req)
 }
 
-fn messages_request(m: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequest) -> Result<(), String> {
+fn messages_request(op: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequest) -> Result<(), String> {
+    let m = &op.template;
     let mut vars = vars.clone();
     if let (Some(rf), false) = (&m.response_format, m.native) {
         vars.entry("__RESPONSE_FORMAT__").or_insert_with(|| rf.clone());
     }
-    for (i, (role, template, images)) in m.messages.iter().enumerate() {
-        let text = template.render(&vars).map_err(|e| format!("cannot render message {i} of the prompt template: {e}"))?;
-        let mut msg = ChatMessage::new(*role, text);
-        msg.images = images.clone();
+    for (i, message) in m.messages.iter().enumerate() {
+        let text = message.template.render(&vars).map_err(|e| format!("cannot render message {i} of the prompt template: {e}"))?;
+        let role = match message.role {
+            MessageRole::System => Role::System,
+            MessageRole::User => Role::User,
+            MessageRole::Assistant => Role::Assistant,
+        };
+        let mut msg = ChatMessage::new(role, text);
+        msg.images = message.images.clone();
         req.messages.push(msg);
     }
     if let (Some(rf), true) = (&m.response_format, m.native) {
@@ -38,7 +45,7 @@ fn messages_request(m: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequ
         req.response_format =
             Some(ResponseFormat { name, schema: weft_prompt::native_schema(rf), strict: true, delivery: SchemaDelivery::Native });
     }
-    req.tools = m.tools.clone();
+    req.tools = op.tools.clone();
     Ok(())
 }
 
@@ -63,7 +70,8 @@ pub(crate) fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit
                 Ok(out)
             }
         }
-        LlmKind::Messages(m) => {
+        LlmKind::Messages(op) => {
+            let m = &op.template;
             let value =
                 weft_prompt::template_output(text, m.response_format.as_ref(), m.native, m.strict, &m.parsers).map_err(|e| match e {
                     weft_prompt::ReplyError::Stopped(failure) => Unfit::Stopped(failure),

@@ -11,13 +11,14 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use weft_flow::Flow;
-use weft_llm::{ChatModel, Role, ToolSpec};
-use weft_prompt::{OutputParser, Template};
-use weft_spec::{CompId, Component, Property, Value};
+use weft_flow::node::{DataEdge, LlmNode, LlmPrompt, MapNode, Model, NodeKind, PromptMessages, ToolKind, ToolNode};
+use weft_llm::{ChatModel, ToolSpec};
+use weft_prompt::Template;
+use weft_spec::{CompId, Component, Property};
 use weft_tools::{Tool, ToolRegistry};
 
 /// Branches or items run at once when a node does not say (WayFlow's default).
-pub const DEFAULT_MAX_WORKERS: usize = 20;
+pub use weft_flow::node::DEFAULT_MAX_WORKERS;
 
 /// Chooses the model for an LLM config: `Err` says why none can serve it.
 pub type ModelResolver = dyn Fn(&Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync;
@@ -98,16 +99,16 @@ pub(crate) enum Op {
         mapping: Map<String, Json>,
     },
     InputMessage {
-        message: Option<Template>,
+        message: Option<Arc<Template>>,
         output: String,
     },
     OutputMessage {
-        message: Template,
+        message: Arc<Template>,
         message_type: String,
         output: Option<String>,
     },
     Template {
-        template: Template,
+        template: Arc<Template>,
         output: String,
     },
     Constants {
@@ -152,51 +153,7 @@ pub(crate) struct CoreInput {
     pub(crate) iterates: Vec<bool>,
 }
 
-/// One collected output of a map node.
-pub(crate) struct Collect {
-    /// The node's output, internal title.
-    pub(crate) output: String,
-    /// The subflow output collected.
-    pub(crate) from: String,
-    pub(crate) reducer: Reducer,
-    /// What `average`, `max` and `min` give over no items.
-    pub(crate) default: Option<Json>,
-    /// `sum` of nothing is `0` for an integer output, `0.0` otherwise.
-    pub(crate) integer: bool,
-}
-
-/// How a map node combines an output over its items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reducer {
-    Append,
-    Sum,
-    Average,
-    Max,
-    Min,
-}
-
-impl Reducer {
-    fn parse(name: &str) -> Option<Reducer> {
-        Some(match name {
-            "append" => Reducer::Append,
-            "sum" => Reducer::Sum,
-            "average" => Reducer::Average,
-            "max" => Reducer::Max,
-            "min" => Reducer::Min,
-            _ => return None,
-        })
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Reducer::Append => "append",
-            Reducer::Sum => "sum",
-            Reducer::Average => "average",
-            Reducer::Max => "max",
-            Reducer::Min => "min",
-        }
-    }
-}
+pub(crate) use weft_flow::node::{Collect, Reducer};
 
 pub(crate) struct LlmOp {
     pub(crate) model: Arc<dyn ChatModel>,
@@ -211,20 +168,16 @@ pub(crate) enum LlmKind {
     /// One user message from `prompt_template` (LlmNode, and ExtendedLlmNode without a template
     /// object). `outputs` are the node's output schemas under their internal titles;
     /// `structured` the schema asked for in the prompt and its name, when structured.
-    Prompt { template: Box<Template>, outputs: Vec<Json>, structured: Option<(Json, String)> },
+    Prompt { template: Arc<Template>, outputs: Vec<Json>, structured: Option<(Json, String)> },
     /// A PluginPromptTemplate.
     Messages(Box<MessagesOp>),
 }
 
 pub(crate) struct MessagesOp {
-    pub(crate) messages: Vec<(Role, Template, Vec<String>)>,
-    pub(crate) response_format: Option<Json>,
-    pub(crate) native: bool,
-    pub(crate) strict: bool,
-    pub(crate) parsers: Vec<OutputParser>,
+    /// The template object, as the document's model lowered it.
+    pub(crate) template: Arc<PromptMessages>,
+    /// Its tools, described for the model.
     pub(crate) tools: Vec<ToolSpec>,
-    /// Internal title of the single output.
-    pub(crate) output: String,
 }
 
 pub(crate) struct ToolOp {
@@ -285,6 +238,7 @@ impl Plan {
     pub(crate) fn compile(flow: &Flow, inputs: PlanInputs<'_>) -> Result<Plan, StartError> {
         let mut c = Compiler {
             flow,
+            model: flow.model(),
             inputs,
             flows: Vec::new(),
             nodes: Vec::new(),
@@ -293,13 +247,9 @@ impl Plan {
             missing_tools: Vec::new(),
         };
         let root = flow.spec().root;
-        let root_comp = flow.spec().get(root);
-        if !is_flow(root_comp) {
-            return Err(StartError::one(format!(
-                "not supported yet: {} at {} (weft runs documents whose root is a Flow; agents come in a later release)",
-                root_comp.ty.name,
-                pointer(root_comp)
-            )));
+        c.blocked(root);
+        if c.model.flow(root).is_none() {
+            return Err(StartError { problems: c.problems });
         }
         c.flow_plan(root);
         if !c.missing_tools.is_empty() {
@@ -341,45 +291,13 @@ fn content_hash(flow: &Flow) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn is_flow(c: &Component) -> bool {
-    c.is("Flow") || c.is("ExtendedFlow")
-}
-
 fn pointer(c: &Component) -> String {
     if c.pointer.is_empty() { "/".to_owned() } else { c.pointer.clone() }
 }
 
-/// A node's `max_workers`, WayFlow's default when unset.
-fn max_workers(c: &Component) -> usize {
-    c.json_field("max_workers").and_then(Json::as_u64).map_or(DEFAULT_MAX_WORKERS, |n| usize::try_from(n.max(1)).unwrap_or(usize::MAX))
-}
-
-fn bool_field(c: &Component, name: &str, default: bool) -> bool {
-    c.json_field(name).and_then(Json::as_bool).unwrap_or(default)
-}
-
-fn mapping(c: &Component, field: &str) -> Vec<(String, String)> {
-    match c.json_field(field) {
-        Some(Json::Object(m)) => m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// The internal name of an external title, through a mapping (internal to external).
-fn internal_name(map: &[(String, String)], external: &str) -> String {
-    map.iter().find(|(_, e)| e == external).map(|(i, _)| i.clone()).unwrap_or_else(|| external.to_owned())
-}
-
-/// Generation parameters from a plain LlmGenerationConfig object, nulls dropped.
-fn generation(v: Option<&Json>) -> Map<String, Json> {
-    match v {
-        Some(Json::Object(m)) => m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(),
-        _ => Map::new(),
-    }
-}
-
 struct Compiler<'a> {
     flow: &'a Flow,
+    model: &'a Model,
     inputs: PlanInputs<'a>,
     flows: Vec<FlowPlan>,
     nodes: Vec<NodePlan>,
@@ -393,10 +311,16 @@ impl Compiler<'_> {
         self.flow.spec().get(c)
     }
 
-    fn unsupported(&mut self, c: CompId, what: &str) {
-        let comp = self.comp(c);
-        let line = format!("not supported yet: {}{} at {} (\"{}\")", comp.ty.name, what, pointer(comp), comp.name);
-        self.problems.push(line);
+    /// Reports what keeps component `c` from running, if anything; `true` when something does.
+    fn blocked(&mut self, c: CompId) -> bool {
+        let blockers = self.model.blockers(c);
+        for b in blockers {
+            let line = b.to_string();
+            if !self.problems.contains(&line) {
+                self.problems.push(line);
+            }
+        }
+        !blockers.is_empty()
     }
 
     /// Compiles a flow (once) and returns its index.
@@ -417,21 +341,13 @@ impl Compiler<'_> {
             outputs: io.outputs.clone(),
             node_index: HashMap::new(),
         });
-        if comp.is("ExtendedFlow") {
-            let has = |name: &str| {
-                matches!(comp.field(name), Some(Value::List(l)) if !l.is_empty())
-                    || matches!(comp.field(name), Some(Value::Props(p)) if !p.is_empty())
-            };
-            if has("state") {
-                self.unsupported(f, " with flow variables (`state`)");
-            }
-            if has("context_providers") {
-                self.unsupported(f, " with context providers");
-            }
-        }
-        let node_comps = comp.comp_list("nodes");
+        self.blocked(f);
+        let Some(graph) = self.model.flow(f) else {
+            self.problems.push(format!("not supported yet: {} used as a flow at {} (\"{}\")", comp.ty.name, pointer(comp), comp.name));
+            return index;
+        };
         let mut first = None;
-        for &n in &node_comps {
+        for &n in &graph.nodes {
             let idx = self.nodes.len();
             first.get_or_insert(idx);
             let node = spec.get(n);
@@ -447,49 +363,28 @@ impl Compiler<'_> {
                 next: Vec::new(),
             });
         }
-        if let Some(start) = comp.comp_field("start_node") {
-            let id = &spec.get(start).id;
-            if let Some(&i) = self.flows[index].node_index.get(id) {
-                self.flows[index].start = i;
-            }
+        let node_index = &self.flows[index].node_index;
+        let index_of = |c: CompId| -> Option<usize> { node_index.get(&spec.get(c).id).copied() };
+        let start = graph.start.and_then(index_of);
+        let control: Vec<(usize, String, usize)> =
+            graph.control.iter().filter_map(|e| Some((index_of(e.from)?, e.branch.clone(), index_of(e.to)?))).collect();
+        if let Some(i) = start {
+            self.flows[index].start = i;
         }
-        // Control edges.
-        for e in comp.comp_list("control_flow_connections") {
-            let edge = spec.get(e);
-            let (Some(from), Some(to)) = (edge.comp_field("from_node"), edge.comp_field("to_node")) else { continue };
-            let branch = edge.str_field("from_branch").unwrap_or("next").to_owned();
-            let (Some(&fi), Some(&ti)) =
-                (self.flows[index].node_index.get(&spec.get(from).id), self.flows[index].node_index.get(&spec.get(to).id))
-            else {
-                continue;
-            };
-            self.nodes[fi].next.push((branch, ti));
+        for (from, branch, to) in control {
+            self.nodes[from].next.push((branch, to));
         }
         // Data edges: explicit, or by name when the flow gives none.
-        let explicit: Option<Vec<CompId>> = match comp.field("data_flow_connections") {
-            Some(Value::List(_)) | Some(Value::Comp(_)) => Some(comp.comp_list("data_flow_connections")),
-            _ => None,
-        };
-        let edges: Vec<(String, String, String, String)> = match explicit {
-            Some(list) => list
-                .iter()
-                .filter_map(|&e| {
-                    let edge = spec.get(e);
-                    Some((
-                        spec.get(edge.comp_field("source_node")?).id.clone(),
-                        edge.str_field("source_output")?.to_owned(),
-                        spec.get(edge.comp_field("destination_node")?).id.clone(),
-                        edge.str_field("destination_input")?.to_owned(),
-                    ))
-                })
-                .collect(),
+        let edges: Vec<DataEdge> = match &graph.data {
+            Some(list) => list.clone(),
             None => {
                 let mut out = Vec::new();
-                for &src in &node_comps {
-                    for o in &self.flow.io(src).outputs {
-                        for &dst in &node_comps {
-                            if self.flow.io(dst).input(o.title()).is_some() {
-                                out.push((spec.get(src).id.clone(), o.title().to_owned(), spec.get(dst).id.clone(), o.title().to_owned()));
+                for &source in &graph.nodes {
+                    for o in &self.flow.io(source).outputs {
+                        for &destination in &graph.nodes {
+                            if self.flow.io(destination).input(o.title()).is_some() {
+                                let output = o.title().to_owned();
+                                out.push(DataEdge { source, output: output.clone(), destination, input: output });
                             }
                         }
                     }
@@ -497,222 +392,103 @@ impl Compiler<'_> {
                 out
             }
         };
-        for &n in &node_comps {
+        for &n in &graph.nodes {
             let idx = self.flows[index].node_index[&spec.get(n).id];
-            self.node(n, idx, &edges, &node_comps);
+            self.node(n, idx, &edges);
         }
         index
     }
 
-    fn node(&mut self, n: CompId, idx: usize, edges: &[(String, String, String, String)], siblings: &[CompId]) {
+    fn node(&mut self, n: CompId, idx: usize, edges: &[DataEdge]) {
         let spec = self.flow.spec();
         let comp = spec.get(n);
         let io = self.flow.io(n);
-        let in_map = mapping(comp, "input_mapping");
-        self.nodes[idx].output_mapping = mapping(comp, "output_mapping");
+        if self.blocked(n) {
+            return;
+        }
+        let Some(node) = self.model.node(n) else {
+            // The loader reported why (an error would have stopped the run before planning).
+            self.problems.push(format!("not supported yet: {} at {} (\"{}\")", comp.ty.name, pointer(comp), comp.name));
+            return;
+        };
+        self.nodes[idx].output_mapping = node.output_mapping.clone();
         self.nodes[idx].outputs = io.outputs.clone();
         self.nodes[idx].inputs = io
             .inputs
             .iter()
             .map(|p| InputPlan {
                 title: p.title().to_owned(),
-                internal: internal_name(&in_map, p.title()),
+                internal: node.internal_input(p.title()),
                 schema: p.schema.clone(),
-                sources: edges.iter().filter(|e| e.2 == comp.id && e.3 == p.title()).map(|e| (e.0.clone(), e.1.clone())).collect(),
+                sources: edges
+                    .iter()
+                    .filter(|e| e.destination == n && e.input == p.title())
+                    .map(|e| (spec.get(e.source).id.clone(), e.output.clone()))
+                    .collect(),
             })
             .collect();
-        let out_map = self.nodes[idx].output_mapping.clone();
-        let internal_outputs: Vec<String> = io.outputs.iter().map(|p| internal_name(&out_map, p.title())).collect();
-        let op = match comp.ty.name {
-            "StartNode" => Some(Op::Start),
-            "EndNode" => Some(Op::End { branch: comp.str_field("branch_name").unwrap_or("next").to_owned() }),
-            "LlmNode" | "ExtendedLlmNode" => self.llm(n, &out_map),
-            "ToolNode" | "ExtendedToolNode" => self.tool(n, internal_outputs),
-            "FlowNode" => comp.comp_field("subflow").map(|sub| Op::Flow { flow: self.flow_plan(sub) }),
-            "ParallelFlowNode" | "ExtendedParallelFlowNode" => {
-                let field = if comp.is("ParallelFlowNode") { "subflows" } else { "flows" };
-                let flows = comp.comp_list(field).into_iter().map(|sub| self.flow_plan(sub)).collect();
-                // WayFlow's default worker count when `max_workers` is unset.
-                Some(Op::Parallel { flows, max_workers: max_workers(comp) })
+        let op = match &node.kind {
+            NodeKind::Start => Some(Op::Start),
+            NodeKind::End(end) => Some(Op::End { branch: end.branch.clone() }),
+            NodeKind::Llm(llm) => self.llm(n, llm),
+            NodeKind::Tool(tool) => Some(self.tool(tool)),
+            NodeKind::Subflow(sub) => Some(Op::Flow { flow: self.flow_plan(sub.subflow) }),
+            NodeKind::Parallel(p) => {
+                let flows = p.flows.iter().map(|&sub| self.flow_plan(sub)).collect();
+                Some(Op::Parallel { flows, max_workers: p.max_workers })
             }
-            "MapNode" | "ParallelMapNode" | "ExtendedMapNode" | "ExtendedParallelMapNode" => self.map(n, idx, siblings),
-            "BranchingNode" => {
-                Some(Op::Branching { mapping: comp.json_field("mapping").and_then(Json::as_object).cloned().unwrap_or_default() })
+            NodeKind::Map(map) => Some(self.map(map, idx, edges)),
+            NodeKind::Branching(b) => Some(Op::Branching { mapping: b.mapping.clone() }),
+            NodeKind::InputMessage(m) => Some(Op::InputMessage { message: m.message.clone(), output: m.output.clone() }),
+            NodeKind::OutputMessage(m) => {
+                Some(Op::OutputMessage { message: m.message.clone(), message_type: m.message_type.clone(), output: m.output.clone() })
             }
-            "InputMessageNode" | "PluginInputMessageNode" => {
-                let field = if comp.is("InputMessageNode") { "message" } else { "message_template" };
-                if bool_field(comp, "rephrase", false) {
-                    self.unsupported(n, " with `rephrase: true`");
-                }
-                let message = comp.str_field(field).filter(|m| !m.is_empty()).and_then(|m| self.template(n, field, m));
-                let output = internal_outputs.first().cloned().unwrap_or_else(|| "user_input".into());
-                Some(Op::InputMessage { message, output })
-            }
-            "OutputMessageNode" | "PluginOutputMessageNode" => {
-                if bool_field(comp, "rephrase", false) {
-                    self.unsupported(n, " with `rephrase: true`");
-                }
-                let expose = comp.is("PluginOutputMessageNode") && bool_field(comp, "expose_message_as_output", true);
-                let message_type = comp.str_field("message_type").unwrap_or("AGENT").to_owned();
-                self.template(n, "message", comp.str_field("message").unwrap_or("")).map(|message| Op::OutputMessage {
-                    message,
-                    message_type,
-                    output: expose.then(|| "output_message".to_owned()),
-                })
-            }
-            "PluginTemplateNode" => self
-                .template(n, "template", comp.str_field("template").unwrap_or(""))
-                .map(|template| Op::Template { template, output: internal_outputs.first().cloned().unwrap_or_else(|| "output".into()) }),
-            "PluginConstantValuesNode" => {
-                Some(Op::Constants { values: comp.json_field("constant_values").and_then(Json::as_object).cloned().unwrap_or_default() })
-            }
-            _ => {
-                self.unsupported(n, "");
-                None
-            }
+            NodeKind::Template(t) => Some(Op::Template { template: t.template.clone(), output: t.output.clone() }),
+            NodeKind::Constants(c) => Some(Op::Constants { values: c.values.clone() }),
         };
         if let Some(op) = op {
             self.nodes[idx].op = op;
         }
     }
 
-    /// Compiles a map node: where each item's inputs come from, and how outputs are collected.
-    fn map(&mut self, n: CompId, idx: usize, siblings: &[CompId]) -> Option<Op> {
-        let spec = self.flow.spec();
-        let comp = spec.get(n);
-        let extended = comp.ty.name.starts_with("Extended");
-        let sub = comp.comp_field(if extended { "flow" } else { "subflow" })?;
-        let flow = self.flow_plan(sub);
-        let sub_io = self.flow.io(sub);
-        let max_workers = match comp.ty.name {
-            "MapNode" => 1,
-            "ExtendedMapNode" if !bool_field(comp, "parallel_execution", false) => 1,
-            _ => max_workers(comp),
-        };
-        let node = &self.nodes[idx];
-        let items = if extended {
-            let iterated = "iterated_input".to_owned();
-            let mut unpack = Vec::new();
-            if let Some(Json::Object(m)) = comp.json_field("unpack_input") {
-                for (input, query) in m {
-                    let Some(query) = query.as_str() else { continue };
-                    match weft_prompt::JqQuery::compile(query) {
-                        Ok(q) => unpack.push((input.clone(), q)),
-                        Err(e) => {
-                            let line =
-                                format!("{} at {}/unpack_input/{input}: the jq query does not compile: {e}", comp.label(), pointer(comp));
-                            self.problems.push(line);
-                            return None;
-                        }
-                    }
-                }
+    /// A map node: whether each core input iterates (per data edge into it), and its subflow.
+    fn map(&mut self, map: &MapNode, idx: usize, edges: &[DataEdge]) -> Op {
+        let flow = self.flow_plan(map.subflow);
+        let items = match &map.items {
+            weft_flow::node::MapItems::Extended(e) => {
+                MapItems::Extended { iterated: e.iterated.clone(), unpack: e.unpack.clone(), broadcast: e.broadcast.clone() }
             }
-            let mut broadcast = Vec::new();
-            for p in &sub_io.inputs {
-                if unpack.iter().any(|(i, _)| i == p.title()) {
-                    continue;
-                }
-                if let Some(i) = node.inputs.iter().find(|i| i.internal == p.title() && i.internal != iterated) {
-                    broadcast.push((p.title().to_owned(), i.internal.clone()));
-                }
-            }
-            // Without queries, a subflow with one input left receives each item whole.
-            if unpack.is_empty() {
-                let left: Vec<&Property> = sub_io.inputs.iter().filter(|p| !broadcast.iter().any(|(b, _)| b == p.title())).collect();
-                if let [one] = left.as_slice()
-                    && let Ok(q) = weft_prompt::JqQuery::compile(".")
-                {
-                    unpack.push((one.title().to_owned(), q));
-                }
-            }
-            MapItems::Extended { iterated, unpack, broadcast }
-        } else {
-            let mut inputs = Vec::new();
-            for p in &sub_io.inputs {
-                let title = format!("iterated_{}", p.title());
-                let Some(input) = node.inputs.iter().find(|i| i.title == title) else { continue };
-                let list = serde_json::json!({"type": "array", "items": p.schema});
-                let iterates = input
-                    .sources
+            weft_flow::node::MapItems::Core(core) => {
+                let node_id = &self.nodes[idx].id;
+                let spec = self.flow.spec();
+                let inputs = core
                     .iter()
-                    .map(|(src, out)| {
-                        siblings
+                    .map(|input| {
+                        let iterates = edges
                             .iter()
-                            .find(|&&c| spec.get(c).id == *src)
-                            .and_then(|&c| self.flow.io(c).outputs.iter().find(|o| o.title() == out).map(|o| o.schema.clone()))
-                            .is_some_and(|schema| weft_flow::schema::same_type(&schema, &list))
+                            .filter(|e| spec.get(e.destination).id == *node_id && e.input == input.input)
+                            .map(|e| {
+                                self.flow
+                                    .io(e.source)
+                                    .output(&e.output)
+                                    .is_some_and(|o| weft_flow::schema::same_type(&o.schema, &input.list_schema))
+                            })
+                            .collect();
+                        CoreInput { subflow_input: input.subflow_input.clone(), internal: input.internal.clone(), iterates }
                     })
                     .collect();
-                inputs.push(CoreInput { subflow_input: p.title().to_owned(), internal: input.internal.clone(), iterates });
+                MapItems::Core(inputs)
             }
-            MapItems::Core(inputs)
         };
-        let out_map = mapping(comp, "output_mapping");
-        let mut collect = Vec::new();
-        for out in &self.flow.io(n).outputs {
-            let internal = internal_name(&out_map, out.title());
-            let (from, reducer) = if extended {
-                (internal.clone(), Reducer::Append)
-            } else {
-                let from = internal.strip_prefix("collected_").unwrap_or(&internal).to_owned();
-                let method = match comp.json_field("reducers") {
-                    Some(Json::Object(m)) => m.get(&from).and_then(Json::as_str).unwrap_or("append"),
-                    _ => "append",
-                };
-                let Some(reducer) = Reducer::parse(method) else {
-                    let line = format!(
-                        "{} at {}/reducers/{from}: unknown reducer \"{method}\"; use append, sum, average, max or min",
-                        comp.label(),
-                        pointer(comp)
-                    );
-                    self.problems.push(line);
-                    return None;
-                };
-                (from, reducer)
-            };
-            let sub_out = sub_io.outputs.iter().find(|o| o.title() == from);
-            let Some(sub_out) = sub_out else {
-                let line = format!(
-                    "{} at {}: output \"{}\" collects subflow output \"{from}\", which subflow \"{}\" does not have",
-                    comp.label(),
-                    pointer(comp),
-                    out.title(),
-                    spec.get(sub).name
-                );
-                self.problems.push(line);
-                return None;
-            };
-            let default = out.default().or(sub_out.default()).cloned();
-            let integer = sub_out.schema.get("type").and_then(Json::as_str) == Some("integer");
-            collect.push(Collect { output: internal, from, reducer, default, integer });
-        }
-        Some(Op::Map(Box::new(MapOp { flow, max_workers, items, collect })))
+        Op::Map(Box::new(MapOp { flow, max_workers: map.max_workers, items, collect: map.collect.clone() }))
     }
 
-    fn template(&mut self, n: CompId, field: &str, source: &str) -> Option<Template> {
-        match Template::new(source) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let comp = self.comp(n);
-                let line = format!("{} at {}/{field}: the template does not compile: {e}", comp.label(), pointer(comp));
-                self.problems.push(line);
-                None
-            }
-        }
-    }
-
-    fn model(&mut self, n: CompId) -> Option<Arc<dyn ChatModel>> {
-        let comp = self.comp(n);
-        let Some(config) = comp.comp_field("llm_config") else {
-            let line = format!("{} at {}: it has no llm_config", comp.label(), pointer(comp));
-            self.problems.push(line);
-            return None;
-        };
+    fn model_for(&mut self, n: CompId, config: CompId) -> Option<Arc<dyn ChatModel>> {
         let config = self.comp(config);
         match (self.inputs.models)(config) {
             Ok(m) => Some(m),
             Err(why) => {
-                let line = format!("{} at {} (used by {}): {why}", config.label(), pointer(config), comp.label());
+                let line = format!("{} at {} (used by {}): {why}", config.label(), pointer(config), self.comp(n).label());
                 if !self.problems.contains(&line) {
                     self.problems.push(line);
                 }
@@ -721,159 +497,39 @@ impl Compiler<'_> {
         }
     }
 
-    fn llm(&mut self, n: CompId, out_map: &[(String, String)]) -> Option<Op> {
-        let spec = self.flow.spec();
-        let comp = spec.get(n);
-        let model = self.model(n);
-        let config_generation =
-            comp.comp_field("llm_config").and_then(|c| spec.get(c).json_field("default_generation_parameters")).cloned();
-        let send_message = bool_field(comp, "send_message", false);
-        let kind = match comp.comp_field("prompt_template_object") {
-            Some(t) => LlmKind::Messages(Box::new(self.messages(t)?)),
-            None => {
-                let outputs: Vec<Json> =
-                    self.flow.io(n).outputs.iter().map(|p| p.retitled(&internal_name(out_map, p.title())).schema).collect();
-                let source = comp.str_field("prompt_template").unwrap_or("");
-                // WayFlow renders the prompt and the structured-output instructions as one
-                // template, so compile them together.
-                let structured = weft_prompt::structured_output_needed(&outputs).then(|| {
-                    let (schema, shape) = weft_prompt::prompt_schema(&outputs);
-                    let name = match shape {
-                        weft_prompt::Shape::Single => {
-                            outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("output").to_owned()
-                        }
-                        weft_prompt::Shape::Wrapped => "expected_output".to_owned(),
-                    };
-                    (schema, name)
-                });
-                let template = match &structured {
-                    Some((schema, _)) => self.template(n, "prompt_template", &weft_prompt::prompt_template_with_suffix(source, schema))?,
-                    None => self.template(n, "prompt_template", source)?,
-                };
-                LlmKind::Prompt { template: Box::new(template), outputs, structured }
+    fn llm(&mut self, n: CompId, llm: &LlmNode) -> Option<Op> {
+        let model = self.model_for(n, llm.llm_config)?;
+        let kind = match &llm.prompt {
+            LlmPrompt::Text(t) => {
+                LlmKind::Prompt { template: t.template.clone(), outputs: t.outputs.clone(), structured: t.structured.clone() }
+            }
+            LlmPrompt::Messages(m) => {
+                let tools = m.tools.iter().map(|&t| tool_spec(self.comp(t), &self.flow.io(t).inputs)).collect();
+                LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools }))
             }
         };
-        let generation = match &kind {
-            LlmKind::Messages(_) => {
-                let t = spec.get(comp.comp_field("prompt_template_object")?);
-                match t.json_field("generation_config") {
-                    Some(g @ Json::Object(_)) => generation(Some(g)),
-                    _ => generation(config_generation.as_ref()),
-                }
-            }
-            LlmKind::Prompt { .. } => generation(config_generation.as_ref()),
-        };
-        let model = model?;
         let limiter = self.inputs.limits.get(model.endpoint());
-        Some(Op::Llm(Box::new(LlmOp { model, limiter, generation, send_message, kind })))
+        Some(Op::Llm(Box::new(LlmOp { model, limiter, generation: llm.generation.clone(), send_message: llm.send_message, kind })))
     }
 
-    fn messages(&mut self, t: CompId) -> Option<MessagesOp> {
-        let spec = self.flow.spec();
-        let tc = spec.get(t);
-        let mut ok = true;
-        for field in ["post_rendering_transforms"] {
-            if !tc.comp_list(field).is_empty() {
-                self.unsupported(t, &format!(" with `{field}`"));
-                ok = false;
-            }
-        }
-        let mut messages = Vec::new();
-        if let Some(Json::Array(list)) = tc.json_field("messages") {
-            for (i, m) in list.iter().enumerate() {
-                let role = match m.get("role").and_then(Json::as_str) {
-                    Some("system") => Role::System,
-                    Some("assistant") => Role::Assistant,
-                    _ => Role::User,
-                };
-                if m.get("tool_requests").is_some_and(|v| !v.is_null()) || m.get("tool_result").is_some_and(|v| !v.is_null()) {
-                    self.unsupported(t, &format!(" with a recorded tool request or result in messages/{i}"));
-                    ok = false;
-                }
-                let parts = m.get("contents").and_then(Json::as_array).cloned().unwrap_or_default();
-                let text: Vec<&str> = parts
-                    .iter()
-                    .filter(|p| p.get("type").and_then(Json::as_str).unwrap_or("text") == "text")
-                    .map(|p| p.get("content").and_then(Json::as_str).unwrap_or(""))
-                    .collect();
-                let text = text.join("\n");
-                if text.contains("__CHAT_HISTORY__") {
-                    self.unsupported(t, " using the chat history (`__CHAT_HISTORY__`)");
-                    ok = false;
-                }
-                let images = parts
-                    .iter()
-                    .filter(|p| p.get("type").and_then(Json::as_str) == Some("image"))
-                    .filter_map(|p| p.get("base64_content").and_then(Json::as_str).map(str::to_owned))
-                    .collect();
-                let template = self.template(t, &format!("messages/{i}/contents"), &text)?;
-                messages.push((role, template, images));
-            }
-        }
-        let response_format = tc.prop_field("response_format").map(|p| p.schema.clone());
-        let native = bool_field(tc, "native_structured_generation", true);
-        let strict = bool_field(tc, "strict_output_validation", false);
-        let mut parsers = Vec::new();
-        for p in tc.comp_list("output_parser") {
-            let pc = spec.get(p);
-            let parsed = match pc.ty.name {
-                "PluginJsonOutputParser" => OutputParser::json(pc.json_field("properties")).map_err(|e| e.to_string()),
-                "PluginRegexOutputParser" => {
-                    OutputParser::regex(pc.json_field("regex_pattern").unwrap_or(&Json::Null), bool_field(pc, "strict", true))
-                        .map_err(|e| e.to_string())
-                }
-                _ => {
-                    self.unsupported(p, "");
-                    ok = false;
-                    continue;
-                }
-            };
-            match parsed {
-                Ok(parser) => parsers.push(parser),
-                Err(e) => {
-                    let line = format!("{} at {}: {e}", pc.label(), pointer(pc));
-                    self.problems.push(line);
-                    ok = false;
-                }
-            }
-        }
-        let mut tools = Vec::new();
-        for tool in tc.comp_list("tools") {
-            tools.push(tool_spec(spec.get(tool), &self.flow.io(tool).inputs));
-        }
-        if !bool_field(tc, "native_tool_calling", true) && !tools.is_empty() {
-            self.unsupported(t, " with `native_tool_calling: false`");
-            ok = false;
-        }
-        let title = response_format.as_ref().and_then(|s| s.get("title")).and_then(Json::as_str).unwrap_or("output").to_owned();
-        // The node exposes the response format's title renamed by `output_mapping`; inside the
-        // node it keeps its own title, which is also the schema's name in the request.
-        ok.then_some(MessagesOp { messages, response_format, native, strict, parsers, tools, output: title })
-    }
-
-    fn tool(&mut self, n: CompId, outputs: Vec<String>) -> Option<Op> {
-        let spec = self.flow.spec();
-        let comp = spec.get(n);
-        let tool_id = comp.comp_field("tool")?;
-        let tool = spec.get(tool_id);
-        let raise_exceptions = bool_field(comp, "raise_exceptions", true);
-        let output_schemas: Vec<Json> = self.flow.io(n).outputs.iter().map(|p| p.schema.clone()).collect();
-        match tool.ty.name {
-            "ServerTool" => {
-                let bound = self.inputs.tools.get(&tool.name).cloned();
+    fn tool(&mut self, t: &ToolNode) -> Op {
+        let tool = match t.kind {
+            ToolKind::Server => {
+                let bound = self.inputs.tools.get(&t.name).cloned();
                 if bound.is_none() {
-                    self.missing_tools.push(tool.name.clone());
+                    self.missing_tools.push(t.name.clone());
                 }
-                Some(Op::Tool(Box::new(ToolOp { tool_name: tool.name.clone(), tool: bound, raise_exceptions, outputs, output_schemas })))
+                bound
             }
-            "ClientTool" => {
-                Some(Op::Tool(Box::new(ToolOp { tool_name: tool.name.clone(), tool: None, raise_exceptions, outputs, output_schemas })))
-            }
-            _ => {
-                self.unsupported(tool_id, &format!(" (used by {})", comp.label()));
-                None
-            }
-        }
+            ToolKind::Client => None,
+        };
+        Op::Tool(Box::new(ToolOp {
+            tool_name: t.name.clone(),
+            tool,
+            raise_exceptions: t.raise_exceptions,
+            outputs: t.outputs.clone(),
+            output_schemas: t.output_schemas.clone(),
+        }))
     }
 }
 

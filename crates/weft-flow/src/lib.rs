@@ -13,6 +13,7 @@ mod check;
 pub mod export;
 pub mod graph;
 pub mod infer;
+pub mod node;
 pub mod sample;
 pub mod schema;
 pub mod template;
@@ -57,6 +58,7 @@ impl std::fmt::Debug for LoadOptions {
 pub struct Flow {
     spec: Arc<Spec>,
     io: Arc<Vec<Io>>,
+    model: Arc<node::Model>,
 }
 
 /// A successful load: the flow, and the warnings found on the way.
@@ -123,6 +125,11 @@ impl Flow {
         &self.io[c]
     }
 
+    /// The typed model of the flows and nodes it runs.
+    pub fn model(&self) -> &node::Model {
+        &self.model
+    }
+
     /// The resolved interfaces of every component, by index.
     pub fn ios(&self) -> &[Io] {
         &self.io
@@ -166,8 +173,8 @@ fn check_source_here(source: &Source, options: &LoadOptions) -> (Option<Flow>, D
     });
     let mut diags = out.diagnostics;
     let flow = out.spec.map(|spec| {
-        let io = check::run(&spec, &out.incomplete, &out.partial, &mut diags);
-        Flow { spec: Arc::new(spec), io: Arc::new(io) }
+        let (io, model) = check::run(&spec, &out.incomplete, &out.partial, &mut diags);
+        Flow { spec: Arc::new(spec), io: Arc::new(io), model: Arc::new(model) }
     });
     if options.strict {
         for d in &mut diags {

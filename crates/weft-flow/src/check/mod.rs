@@ -14,8 +14,9 @@ use weft_spec::{Code, CompId, Component, Diagnostic, Spec};
 
 /// Runs every check; components flagged `incomplete` by the loader are skipped where their
 /// missing fields would only cause follow-on errors.
-/// Returns the resolved interface of every component, computed once for the checks.
-pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<Diagnostic>) -> Vec<crate::infer::Io> {
+/// Returns the resolved interface of every component, computed once for the checks, and the
+/// typed model of what runs (lowered last: it reads the interfaces).
+pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<Diagnostic>) -> (Vec<crate::infer::Io>, crate::node::Model) {
     let mut inf = Inferrer::new(spec);
     let mut cx = Cx { spec, incomplete, partial, diags };
     props::check(&mut cx);
@@ -23,7 +24,9 @@ pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<D
     flow::check(&mut cx, &mut inf);
     rules::check(&mut cx, &mut inf);
     version::check(&mut cx);
-    (0..spec.components.len()).map(|c| inf.io(c)).collect()
+    let ios: Vec<crate::infer::Io> = (0..spec.components.len()).map(|c| inf.io(c)).collect();
+    let model = crate::node::lower(&mut cx, &ios);
+    (ios, model)
 }
 
 /// What every check needs.

@@ -6,31 +6,17 @@ use super::Cx;
 use crate::infer::Inferrer;
 use serde_json::Value as Json;
 use std::collections::HashMap;
-use weft_spec::catalog::Support;
-use weft_spec::diagnostic::did_you_mean;
 use weft_spec::{Code, CompId, Value};
 
 const MESSAGE_TYPES: &[&str] = &["SYSTEM", "AGENT", "USER", "THOUGHT", "INTERNAL", "TOOL_REQUEST", "TOOL_RESULT", "ERROR", "DISPLAY_ONLY"];
 
-const REDUCERS: &[&str] = &["append", "sum", "average", "max", "min"];
-
 pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
     let spec = cx.spec;
     for (c, comp) in spec.components.iter().enumerate() {
-        if comp.ty.support == Support::Generic {
-            cx.report(
-                comp,
-                Code::NotRunnable,
-                comp.pointer.clone(),
-                format!("{}: Weft loads, checks and exports this WayFlow type but cannot run it", comp.label()),
-                Some("flows using it validate and export; running them needs a runtime that supports it".into()),
-            );
-        }
         if cx.skip(c) {
             continue;
         }
         match comp.ty.name {
-            "MapNode" | "ParallelMapNode" => reducers(cx, inf, c),
             "ExtendedToolNode" if comp.json_field("raise_exceptions").and_then(Json::as_bool) == Some(false) => {
                 let outputs = inf.io(c).outputs;
                 if outputs.len() > 1 {
@@ -200,8 +186,6 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
                 }
             }
             "ParallelFlowNode" | "ExtendedParallelFlowNode" => parallel_flow(cx, inf, c),
-            "PluginJsonOutputParser" => jq_queries(cx, comp, "properties"),
-            "ExtendedMapNode" | "ExtendedParallelMapNode" => jq_queries(cx, comp, "unpack_input"),
             "PluginGetChatHistoryNode" => {
                 for f in ["n", "offset"] {
                     non_negative(cx, comp, f, "it must not be negative", Some(format!("use a `{f}` of 0 or more")));
@@ -239,64 +223,6 @@ fn object_value(v: Option<&Value>) -> Option<Json> {
         Some(Value::Json(j @ Json::Object(_))) => Some(j.clone()),
         Some(Value::Secret(s)) => s.value.as_deref().and_then(|t| serde_json::from_str::<Json>(t).ok()).filter(Json::is_object),
         _ => None,
-    }
-}
-
-fn reducers(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
-    let spec = cx.spec;
-    let comp = spec.get(c);
-    let Some(Json::Object(map)) = comp.json_field("reducers") else { return };
-    let outputs: Vec<String> =
-        comp.comp_field("subflow").map(|s| inf.io(s).outputs.iter().map(|p| p.title().to_owned()).collect()).unwrap_or_default();
-    for (k, v) in map {
-        let ptr = format!("{}/reducers/{}", comp.pointer, weft_spec::diagnostic::escape_token(k));
-        match v.as_str() {
-            Some(m) if REDUCERS.contains(&m) => {}
-            _ => {
-                let hint = match v.as_str().and_then(|s| did_you_mean(s, REDUCERS.iter().copied())) {
-                    Some(s) => format!("did you mean \"{s}\"?"),
-                    None => "use append, sum, average, max or min".into(),
-                };
-                cx.report(comp, Code::ComponentRule, ptr.clone(), format!("{}: {v} is not a reducer", comp.label()), Some(hint));
-            }
-        }
-        if !outputs.iter().any(|o| o == k) {
-            let hint = match did_you_mean(k, outputs.iter().map(String::as_str)) {
-                Some(s) => format!("did you mean \"{s}\"?"),
-                None => format!("the subflow's outputs are: {}", outputs.join(", ")),
-            };
-            cx.report(
-                comp,
-                Code::ComponentRule,
-                ptr,
-                format!("{}: the reducer key \"{k}\" is not an output of the subflow", comp.label()),
-                Some(hint),
-            );
-        }
-    }
-}
-
-/// Every jq query in the object `field` (output parser `properties`, map `unpack_input`) compiles
-/// and uses only the data filters a flow's query may use (weft_prompt's sandbox).
-fn jq_queries(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str) {
-    let Some(Json::Object(queries)) = comp.json_field(field) else { return };
-    for (member, query) in queries {
-        let Some(query) = query.as_str() else { continue };
-        if let Err(e) = weft_prompt::JqQuery::compile(query) {
-            let hint = match e {
-                weft_prompt::JqError::Refused { .. } => {
-                    "a flow's jq query may only compute on the value it is given: use paths, `map`, `select`, string and math filters"
-                }
-                _ => "fix the query (jq syntax, as jaq reads it)",
-            };
-            cx.report(
-                comp,
-                Code::BadValue,
-                format!("{}/{field}/{}", comp.pointer, weft_spec::diagnostic::escape_token(member)),
-                format!("{}: the jq query for `{member}` (`{query}`) cannot be used: {e}", comp.label()),
-                Some(hint.into()),
-            );
-        }
     }
 }
 

@@ -1,0 +1,111 @@
+//! Flows and the nodes that structure them: Flow and ExtendedFlow (nodes, start, control and
+//! data edges), StartNode, EndNode and FlowNode.
+
+use super::Lowerer;
+use weft_spec::{CompId, Component};
+
+/// Whether a component is a flow Weft lowers (Flow, ExtendedFlow).
+pub fn is_flow(c: &Component) -> bool {
+    c.is("Flow") || c.is("ExtendedFlow")
+}
+
+/// A flow: its nodes, where it starts, and its edges.
+#[derive(Debug, Clone, Default)]
+pub struct FlowGraph {
+    /// The nodes, in document order.
+    pub nodes: Vec<CompId>,
+    /// The start node.
+    pub start: Option<CompId>,
+    /// Control edges, in document order.
+    pub control: Vec<ControlEdge>,
+    /// Data edges; `None` when the flow gives no `data_flow_connections` (then inputs are wired
+    /// to outputs of the same name).
+    pub data: Option<Vec<DataEdge>>,
+}
+
+/// `from` leaves through `branch` to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlEdge {
+    /// The node left.
+    pub from: CompId,
+    /// The branch taken (`next` when the edge names none).
+    pub branch: String,
+    /// The node entered.
+    pub to: CompId,
+}
+
+/// Output `output` of `source` feeds input `input` of `destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataEdge {
+    /// The node whose output is read.
+    pub source: CompId,
+    /// The output's title.
+    pub output: String,
+    /// The node whose input is fed.
+    pub destination: CompId,
+    /// The input's title.
+    pub input: String,
+}
+
+/// An EndNode.
+#[derive(Debug, Clone)]
+pub struct EndNode {
+    /// The branch the flow leaves through when it ends here.
+    pub branch: String,
+}
+
+/// A FlowNode.
+#[derive(Debug, Clone)]
+pub struct SubflowNode {
+    /// The flow it runs.
+    pub subflow: CompId,
+}
+
+pub(super) fn lower_flow(lw: &mut Lowerer<'_, '_>, f: CompId) -> FlowGraph {
+    let fields = lw.fields(f);
+    let comp = lw.comp(f);
+    if comp.is("ExtendedFlow") {
+        if fields.non_empty("state") {
+            lw.block(f, f, format!("{}/state", comp.pointer), "ExtendedFlow with flow variables (`state`)".into());
+        }
+        if fields.non_empty("context_providers") {
+            lw.block(f, f, format!("{}/context_providers", comp.pointer), "ExtendedFlow with context providers".into());
+        }
+    }
+    let control = fields
+        .comps("control_flow_connections")
+        .into_iter()
+        .filter_map(|e| {
+            let edge = lw.fields(e);
+            Some(ControlEdge {
+                from: edge.comp("from_node")?,
+                branch: edge.str("from_branch").unwrap_or("next").to_owned(),
+                to: edge.comp("to_node")?,
+            })
+        })
+        .collect();
+    let data = fields.is_list("data_flow_connections").then(|| {
+        fields
+            .comps("data_flow_connections")
+            .into_iter()
+            .filter_map(|e| {
+                let edge = lw.fields(e);
+                Some(DataEdge {
+                    source: edge.comp("source_node")?,
+                    output: edge.str("source_output")?.to_owned(),
+                    destination: edge.comp("destination_node")?,
+                    input: edge.str("destination_input")?.to_owned(),
+                })
+            })
+            .collect()
+    });
+    FlowGraph { nodes: fields.comps("nodes"), start: fields.comp("start_node"), control, data }
+}
+
+pub(super) fn end(lw: &Lowerer<'_, '_>, n: CompId) -> EndNode {
+    EndNode { branch: lw.fields(n).str("branch_name").unwrap_or("next").to_owned() }
+}
+
+pub(super) fn subflow(lw: &Lowerer<'_, '_>, n: CompId) -> Option<SubflowNode> {
+    lw.fields(n).comp("subflow").map(|subflow| SubflowNode { subflow })
+}

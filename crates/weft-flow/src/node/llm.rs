@@ -1,0 +1,261 @@
+//! LLM nodes: LlmNode and ExtendedLlmNode, with a prompt text or a prompt template object
+//! (PluginPromptTemplate: messages, response format, output parsers, tools).
+
+use super::{Lowerer, internal_name};
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use weft_prompt::{OutputParser, Template};
+use weft_spec::{Code, CompId};
+
+/// An LLM node.
+#[derive(Debug)]
+pub struct LlmNode {
+    /// The LLM config component the model is chosen from.
+    pub llm_config: CompId,
+    /// Generation parameters, nulls dropped: the template object's `generation_config` when it
+    /// has one, else the config's `default_generation_parameters`.
+    pub generation: Map<String, Json>,
+    /// Whether the answer is also posted to the conversation.
+    pub send_message: bool,
+    /// How the request is built.
+    pub prompt: LlmPrompt,
+}
+
+/// How an LLM node builds its request.
+#[derive(Debug)]
+pub enum LlmPrompt {
+    /// One user message from `prompt_template`.
+    Text(TextPrompt),
+    /// A PluginPromptTemplate.
+    Messages(Arc<PromptMessages>),
+}
+
+/// A prompt text: LlmNode, and ExtendedLlmNode without a template object.
+#[derive(Debug)]
+pub struct TextPrompt {
+    /// The prompt, with WayFlow's structured-output instructions appended when structured.
+    pub template: Arc<Template>,
+    /// The node's output schemas, under their internal titles.
+    pub outputs: Vec<Json>,
+    /// The schema asked for in the prompt and its name, when the output is structured.
+    pub structured: Option<(Json, String)>,
+}
+
+/// Who says a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRole {
+    /// `system`.
+    System,
+    /// `user` (also any other role).
+    User,
+    /// `assistant`.
+    Assistant,
+}
+
+/// One message of a prompt template object.
+#[derive(Debug)]
+pub struct PromptMessage {
+    /// Its role.
+    pub role: MessageRole,
+    /// Its text parts, joined by newlines, compiled.
+    pub template: Arc<Template>,
+    /// Its images, base64.
+    pub images: Vec<String>,
+}
+
+/// A PluginPromptTemplate.
+#[derive(Debug)]
+pub struct PromptMessages {
+    /// The messages, in order.
+    pub messages: Vec<PromptMessage>,
+    /// The response format's schema, if any.
+    pub response_format: Option<Json>,
+    /// `native_structured_generation`.
+    pub native: bool,
+    /// `strict_output_validation`.
+    pub strict: bool,
+    /// The output parsers, in order.
+    pub parsers: Vec<OutputParser>,
+    /// Tools offered to the model (their components).
+    pub tools: Vec<CompId>,
+    /// The single output's internal title (the response format's title, else `output`).
+    pub output: String,
+    /// `generation_config`, when the object gives one.
+    pub generation: Option<Map<String, Json>>,
+}
+
+pub(super) fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<LlmNode> {
+    let f = lw.fields(n);
+    let llm_config = f.comp("llm_config")?;
+    let send_message = f.bool_where_present("send_message", false);
+    let config = lw.fields(llm_config);
+    let config_generation =
+        if config.has("default_generation_parameters") { generation(config.json("default_generation_parameters")) } else { Map::new() };
+    let object = if f.has("prompt_template_object") { f.comp("prompt_template_object") } else { None };
+    let (prompt, generation) = match object {
+        Some(t) => {
+            let messages = lw.prompt_messages(n, t)?;
+            let generation = messages.generation.clone().unwrap_or(config_generation);
+            (LlmPrompt::Messages(messages), generation)
+        }
+        None => (LlmPrompt::Text(text_prompt(lw, n)?), config_generation),
+    };
+    Some(LlmNode { llm_config, generation, send_message, prompt })
+}
+
+fn text_prompt(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<TextPrompt> {
+    let f = lw.fields(n);
+    let out_map = f.mapping("output_mapping");
+    let outputs: Vec<Json> = lw.io(n).outputs.iter().map(|p| p.retitled(&internal_name(&out_map, p.title())).schema).collect();
+    let source = f.str("prompt_template").unwrap_or("");
+    // WayFlow renders the prompt and the structured-output instructions as one template, so
+    // they are compiled together; the prompt alone first, so an error points at the user's text.
+    let plain = lw.template(n, "prompt_template", source)?;
+    let structured = weft_prompt::structured_output_needed(&outputs).then(|| {
+        let (schema, shape) = weft_prompt::prompt_schema(&outputs);
+        let name = match shape {
+            weft_prompt::Shape::Single => {
+                outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("output").to_owned()
+            }
+            weft_prompt::Shape::Wrapped => "expected_output".to_owned(),
+        };
+        (schema, name)
+    });
+    let template = match &structured {
+        Some((schema, _)) => lw.template(n, "prompt_template", &weft_prompt::prompt_template_with_suffix(source, schema))?,
+        None => plain,
+    };
+    Some(TextPrompt { template, outputs, structured })
+}
+
+/// Lowers a PluginPromptTemplate; what Weft cannot run is recorded against the template object.
+pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMessages> {
+    let spec = lw.spec();
+    let tc = spec.get(t);
+    let f = lw.fields(t);
+    let mut ok = true;
+    if !f.comps("post_rendering_transforms").is_empty() {
+        lw.block(t, t, format!("{}/post_rendering_transforms", tc.pointer), "PluginPromptTemplate with `post_rendering_transforms`".into());
+        ok = false;
+    }
+    let mut messages = Vec::new();
+    if let Some(Json::Array(list)) = f.json("messages") {
+        for (i, m) in list.iter().enumerate() {
+            let role = match m.get("role").and_then(Json::as_str) {
+                Some("system") => MessageRole::System,
+                Some("assistant") => MessageRole::Assistant,
+                _ => MessageRole::User,
+            };
+            if m.get("tool_requests").is_some_and(|v| !v.is_null()) || m.get("tool_result").is_some_and(|v| !v.is_null()) {
+                lw.block(
+                    t,
+                    t,
+                    format!("{}/messages/{i}", tc.pointer),
+                    "PluginPromptTemplate with a recorded tool request or result".into(),
+                );
+                ok = false;
+            }
+            let parts = m.get("contents").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
+            let text: Vec<&str> = parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Json::as_str).unwrap_or("text") == "text")
+                .map(|p| p.get("content").and_then(Json::as_str).unwrap_or(""))
+                .collect();
+            let text = text.join("\n");
+            if text.contains("__CHAT_HISTORY__") {
+                lw.block(
+                    t,
+                    t,
+                    format!("{}/messages/{i}/contents", tc.pointer),
+                    "PluginPromptTemplate using the chat history (`__CHAT_HISTORY__`)".into(),
+                );
+                ok = false;
+            }
+            let images = parts
+                .iter()
+                .filter(|p| p.get("type").and_then(Json::as_str) == Some("image"))
+                .filter_map(|p| p.get("base64_content").and_then(Json::as_str).map(str::to_owned))
+                .collect();
+            match lw.template(t, &format!("messages/{i}/contents"), &text) {
+                Some(template) => messages.push(PromptMessage { role, template, images }),
+                None => ok = false,
+            }
+        }
+    }
+    let response_format = f.prop("response_format").map(|p| p.schema.clone());
+    let native = f.bool("native_structured_generation", true);
+    let strict = f.bool("strict_output_validation", false);
+    let mut parsers = Vec::new();
+    for p in f.comps("output_parser") {
+        match parser(lw, t, p) {
+            Some(parser) => parsers.push(parser),
+            None => ok = false,
+        }
+    }
+    let tools = f.comps("tools");
+    if !f.bool("native_tool_calling", true) && !tools.is_empty() {
+        lw.block(
+            t,
+            t,
+            format!("{}/native_tool_calling", tc.pointer),
+            "PluginPromptTemplate with tools and `native_tool_calling: false`".into(),
+        );
+        ok = false;
+    }
+    let output = response_format.as_ref().and_then(|s| s.get("title")).and_then(Json::as_str).unwrap_or("output").to_owned();
+    let generation = match f.json("generation_config") {
+        Some(g @ Json::Object(_)) => Some(generation(Some(g))),
+        _ => None,
+    };
+    // The node exposes the response format's title renamed by `output_mapping`; inside the node
+    // it keeps its own title, which is also the schema's name in the request.
+    ok.then_some(PromptMessages { messages, response_format, native, strict, parsers, tools, output, generation })
+}
+
+/// An output parser of template object `t`.
+pub(super) fn parser(lw: &mut Lowerer<'_, '_>, t: CompId, p: CompId) -> Option<OutputParser> {
+    let pc = lw.comp(p);
+    let f = lw.fields(p);
+    let (built, field) = match pc.ty.name {
+        "PluginJsonOutputParser" => {
+            let properties = f.json("properties");
+            // Every query first, so each broken one is reported at its own member.
+            if let Some(Json::Object(queries)) = properties {
+                let mut all = true;
+                for (member, query) in queries {
+                    if let Some(query) = query.as_str() {
+                        all &= lw.jq(p, "properties", member, query).is_some();
+                    }
+                }
+                if !all {
+                    return None;
+                }
+            }
+            (OutputParser::json(properties), "properties")
+        }
+        "PluginRegexOutputParser" => {
+            (OutputParser::regex(f.json("regex_pattern").unwrap_or(&Json::Null), f.bool("strict", true)), "regex_pattern")
+        }
+        _ => {
+            lw.block(t, p, pc.pointer.clone(), pc.ty.name.to_owned());
+            return None;
+        }
+    };
+    match built {
+        Ok(parser) => Some(parser),
+        Err(e) => {
+            let msg = format!("{}: {e}", pc.label());
+            let pointer = format!("{}/{field}", pc.pointer);
+            lw.error(p, Code::BadValue, pointer, msg, "fix the parser's configuration (FORMAT.md 11)");
+            None
+        }
+    }
+}
+
+/// Generation parameters from a plain LlmGenerationConfig object, nulls dropped.
+fn generation(v: Option<&Json>) -> Map<String, Json> {
+    match v {
+        Some(Json::Object(m)) => m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Map::new(),
+    }
+}

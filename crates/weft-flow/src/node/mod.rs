@@ -1,0 +1,442 @@
+//! The typed model of what Weft runs: every flow and every node a run can enter, lowered once
+//! per document from its components into typed values (compiled templates and jq queries,
+//! parsed reducers, branch names, worker counts, component references).
+//!
+//! Lowering is the only place that reads a runnable component's fields by name (through
+//! [`Fields`], which checks each name against the type's catalogue row in debug builds). What
+//! the document gets wrong is reported here as diagnostics with a pointer and a hint, so `weft
+//! validate` rejects what `weft run` would refuse; what Weft cannot run yet is a `not_runnable`
+//! warning, kept as a [`Blocker`] that the planner reports as "not supported yet".
+//!
+//! One module per family of node types; each holds the lowering of its types:
+//! [`flow`] (flows, StartNode, EndNode, FlowNode), [`llm`] (LlmNode, ExtendedLlmNode, prompt
+//! templates, output parsers), [`tool`] (ToolNode, ExtendedToolNode), [`branching`]
+//! (BranchingNode), [`message`] (input and output messages, PluginTemplateNode, constants),
+//! [`fanout`] (parallel flows and map nodes).
+
+pub mod branching;
+pub mod fanout;
+pub mod flow;
+pub mod llm;
+pub mod message;
+pub mod tool;
+
+pub use branching::BranchingNode;
+pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
+pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
+pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
+pub use message::{ConstantsNode, InputMessageNode, OutputMessageNode, TemplateNode};
+pub use tool::{ToolKind, ToolNode};
+
+use crate::check::Cx;
+use crate::infer::Io;
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use weft_spec::catalog::Support;
+use weft_spec::{Code, CompId, Component, Spec, Value};
+
+/// Branches or items run at once when a node does not say (WayFlow's default).
+pub const DEFAULT_MAX_WORKERS: usize = 20;
+
+/// What a node does, with everything it needs to run it, typed.
+#[derive(Debug)]
+pub enum NodeKind {
+    /// StartNode.
+    Start,
+    /// EndNode.
+    End(EndNode),
+    /// LlmNode, ExtendedLlmNode.
+    Llm(Box<LlmNode>),
+    /// ToolNode, ExtendedToolNode.
+    Tool(Box<ToolNode>),
+    /// FlowNode.
+    Subflow(SubflowNode),
+    /// ParallelFlowNode, ExtendedParallelFlowNode.
+    Parallel(ParallelNode),
+    /// MapNode, ParallelMapNode, ExtendedMapNode, ExtendedParallelMapNode.
+    Map(Box<MapNode>),
+    /// BranchingNode.
+    Branching(BranchingNode),
+    /// InputMessageNode, PluginInputMessageNode.
+    InputMessage(InputMessageNode),
+    /// OutputMessageNode, PluginOutputMessageNode.
+    OutputMessage(OutputMessageNode),
+    /// PluginTemplateNode.
+    Template(TemplateNode),
+    /// PluginConstantValuesNode.
+    Constants(ConstantsNode),
+}
+
+/// A node: its kind and the renamings every node type may have.
+#[derive(Debug)]
+pub struct Node {
+    /// What it does.
+    pub kind: NodeKind,
+    /// `input_mapping`: internal name to external title.
+    pub input_mapping: Vec<(String, String)>,
+    /// `output_mapping`: internal name to external title.
+    pub output_mapping: Vec<(String, String)>,
+}
+
+impl Node {
+    /// The internal name of an input's external title.
+    pub fn internal_input(&self, external: &str) -> String {
+        internal_name(&self.input_mapping, external)
+    }
+
+    /// The internal name of an output's external title.
+    pub fn internal_output(&self, external: &str) -> String {
+        internal_name(&self.output_mapping, external)
+    }
+}
+
+/// Something in the document Weft cannot run yet: the planner refuses a run that reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocker {
+    /// JSON pointer of the component or field.
+    pub pointer: String,
+    /// What is not supported: `"ExtendedFlow with flow variables (`state`)"`.
+    pub what: String,
+    /// The component's name.
+    pub name: String,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        write!(f, "not supported yet: {} at {at} (\"{}\")", self.what, self.name)
+    }
+}
+
+/// The typed model of a document: its flows and nodes by component, and what blocks a run.
+#[derive(Debug, Default)]
+pub struct Model {
+    flows: HashMap<CompId, FlowGraph>,
+    nodes: HashMap<CompId, Node>,
+    blockers: HashMap<CompId, Vec<Blocker>>,
+}
+
+impl Model {
+    /// The flow graph of a Flow or ExtendedFlow component.
+    pub fn flow(&self, c: CompId) -> Option<&FlowGraph> {
+        self.flows.get(&c)
+    }
+
+    /// The node a component lowers to, if it is a node Weft can run and the document got it
+    /// right.
+    pub fn node(&self, c: CompId) -> Option<&Node> {
+        self.nodes.get(&c)
+    }
+
+    /// What keeps a component (a node, a flow, the root) from running, if anything.
+    pub fn blockers(&self, c: CompId) -> &[Blocker] {
+        self.blockers.get(&c).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Lowers every component of the spec. Components the loader flagged incomplete are skipped
+/// (their errors are already reported).
+pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
+    let mut lw = Lowerer { cx, ios, model: Model::default(), messages: HashMap::new() };
+    let spec = lw.cx.spec;
+    let root = spec.root;
+    let root_comp = spec.get(root);
+    if !flow::is_flow(root_comp) {
+        let what = format!(
+            "{} at the root of a document (weft runs documents whose root is a Flow; agents come in a later release)",
+            root_comp.ty.name
+        );
+        lw.block(root, root, root_comp.pointer.clone(), what);
+    }
+    for (c, comp) in spec.components.iter().enumerate() {
+        if comp.ty.support == Support::Generic {
+            lw.cx.report(
+                comp,
+                Code::NotRunnable,
+                comp.pointer.clone(),
+                format!("{}: Weft loads, checks and exports this WayFlow type but cannot run it", comp.label()),
+                Some("flows using it validate and export; running them needs a runtime that supports it".into()),
+            );
+            lw.model.blockers.entry(c).or_default().push(Blocker {
+                pointer: comp.pointer.clone(),
+                what: comp.ty.name.to_owned(),
+                name: comp.name.clone(),
+            });
+            continue;
+        }
+        if lw.cx.skip(c) {
+            continue;
+        }
+        if flow::is_flow(comp) {
+            let graph = flow::lower_flow(&mut lw, c);
+            lw.model.flows.insert(c, graph);
+        } else if comp.is("PluginPromptTemplate") {
+            // Also when no node uses it, so its templates and queries are checked.
+            lw.prompt_messages(c, c);
+        } else if matches!(comp.ty.name, "PluginJsonOutputParser" | "PluginRegexOutputParser") {
+            llm::parser(&mut lw, c, c);
+        } else if comp.ty.is_a(weft_spec::catalog::Kind::Node) {
+            let kind = lw.node_kind(c);
+            if let Some(kind) = kind {
+                let f = lw.fields(c);
+                let node = Node { kind, input_mapping: f.mapping("input_mapping"), output_mapping: f.mapping("output_mapping") };
+                lw.model.nodes.insert(c, node);
+            }
+        }
+    }
+    lw.model
+}
+
+/// The lowering's working state.
+pub(crate) struct Lowerer<'a, 'b> {
+    pub(crate) cx: &'a mut Cx<'b>,
+    pub(crate) ios: &'a [Io],
+    model: Model,
+    /// Prompt templates already lowered (a template object may serve several nodes).
+    messages: HashMap<CompId, Option<Arc<PromptMessages>>>,
+}
+
+impl<'b> Lowerer<'_, 'b> {
+    pub(crate) fn spec(&self) -> &'b Spec {
+        self.cx.spec
+    }
+
+    pub(crate) fn comp(&self, c: CompId) -> &'b Component {
+        self.cx.spec.get(c)
+    }
+
+    pub(crate) fn io(&self, c: CompId) -> &Io {
+        &self.ios[c]
+    }
+
+    pub(crate) fn fields(&self, c: CompId) -> Fields<'b> {
+        Fields { comp: self.cx.spec.get(c) }
+    }
+
+    /// The node kind of a node component, `None` when it cannot run or the document is wrong
+    /// (reported).
+    fn node_kind(&mut self, n: CompId) -> Option<NodeKind> {
+        let comp = self.comp(n);
+        match comp.ty.name {
+            "StartNode" => Some(NodeKind::Start),
+            "EndNode" => Some(NodeKind::End(flow::end(self, n))),
+            "FlowNode" => flow::subflow(self, n).map(NodeKind::Subflow),
+            "LlmNode" | "ExtendedLlmNode" => llm::lower(self, n).map(|l| NodeKind::Llm(Box::new(l))),
+            "ToolNode" | "ExtendedToolNode" => tool::lower(self, n).map(|t| NodeKind::Tool(Box::new(t))),
+            "ParallelFlowNode" | "ExtendedParallelFlowNode" => Some(NodeKind::Parallel(fanout::parallel(self, n))),
+            "MapNode" | "ParallelMapNode" | "ExtendedMapNode" | "ExtendedParallelMapNode" => {
+                fanout::map(self, n).map(|m| NodeKind::Map(Box::new(m)))
+            }
+            "BranchingNode" => Some(NodeKind::Branching(branching::lower(self, n))),
+            "InputMessageNode" | "PluginInputMessageNode" => message::input(self, n).map(NodeKind::InputMessage),
+            "OutputMessageNode" | "PluginOutputMessageNode" => message::output(self, n).map(NodeKind::OutputMessage),
+            "PluginTemplateNode" => message::template_node(self, n).map(NodeKind::Template),
+            "PluginConstantValuesNode" => Some(NodeKind::Constants(message::constants(self, n))),
+            _ => {
+                self.block(n, n, comp.pointer.clone(), comp.ty.name.to_owned());
+                None
+            }
+        }
+    }
+
+    /// Records that `what` (at `pointer`, in component `at`) keeps node or flow `owner` from
+    /// running, and reports it as a `not_runnable` warning.
+    pub(crate) fn block(&mut self, owner: CompId, at: CompId, pointer: String, what: String) {
+        let comp = self.comp(at);
+        let blocker = Blocker { pointer: pointer.clone(), what: what.clone(), name: comp.name.clone() };
+        self.cx.report(
+            comp,
+            Code::NotRunnable,
+            pointer,
+            format!("{}: Weft cannot run this yet: {what}", comp.label()),
+            Some("the document is valid Agent Spec and exports as is; running it needs a runtime that supports it".into()),
+        );
+        let list = self.model.blockers.entry(owner).or_default();
+        if !list.contains(&blocker) {
+            list.push(blocker);
+        }
+    }
+
+    /// Reports a document error about component `c` at `pointer`.
+    pub(crate) fn error(&mut self, c: CompId, code: Code, pointer: String, msg: String, hint: &str) {
+        let comp = self.comp(c);
+        self.cx.report(comp, code, pointer, msg, Some(hint.to_owned()));
+    }
+
+    /// Compiles a Jinja template from field `field` of component `c`, reporting a syntax error
+    /// as `bad_value` at the field.
+    pub(crate) fn template(&mut self, c: CompId, field: &str, source: &str) -> Option<Arc<weft_prompt::Template>> {
+        match weft_prompt::Template::new(source) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                let comp = self.comp(c);
+                let msg = format!("{}: the template in `{field}` does not compile: {e}", comp.label());
+                let pointer = format!("{}/{field}", comp.pointer);
+                self.error(
+                    c,
+                    Code::BadValue,
+                    pointer,
+                    msg,
+                    "fix the Jinja syntax: every `{% if %}`/`{% for %}` needs its `{% endif %}`/`{% endfor %}`, every `{{` its `}}`",
+                );
+                None
+            }
+        }
+    }
+
+    /// Compiles a jq query found at `pointer` (a member of field `field`), reporting a broken or
+    /// refused query as `bad_value`.
+    pub(crate) fn jq(&mut self, c: CompId, field: &str, member: &str, query: &str) -> Option<weft_prompt::JqQuery> {
+        match weft_prompt::JqQuery::compile(query) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                let hint = match e {
+                    weft_prompt::JqError::Refused { .. } => {
+                        "a flow's jq query may only compute on the value it is given: use paths, `map`, `select`, string and math filters"
+                    }
+                    _ => "fix the query (jq syntax, as jaq reads it)",
+                };
+                let comp = self.comp(c);
+                let pointer = format!("{}/{field}/{}", comp.pointer, weft_spec::diagnostic::escape_token(member));
+                let msg = format!("{}: the jq query for `{member}` (`{query}`) cannot be used: {e}", comp.label());
+                self.error(c, Code::BadValue, pointer, msg, hint);
+                None
+            }
+        }
+    }
+
+    /// The lowered prompt template object `t`, once per object.
+    pub(crate) fn prompt_messages(&mut self, owner: CompId, t: CompId) -> Option<Arc<PromptMessages>> {
+        if let Some(done) = self.messages.get(&t) {
+            let done = done.clone();
+            // The blockers found the first time also keep this node from running.
+            let inherited: Vec<Blocker> = self.model.blockers.get(&t).cloned().unwrap_or_default();
+            if !inherited.is_empty() {
+                self.model.blockers.entry(owner).or_default().extend(inherited);
+            }
+            return done;
+        }
+        let lowered = llm::messages(self, t).map(Arc::new);
+        let found: Vec<Blocker> = self.model.blockers.get(&t).cloned().unwrap_or_default();
+        if !found.is_empty() {
+            self.model.blockers.entry(owner).or_default().extend(found);
+        }
+        self.messages.insert(t, lowered.clone());
+        lowered
+    }
+}
+
+/// Reads a component's fields by name; in debug builds each name is checked against the type's
+/// catalogue row, so a misspelt field name fails the tests instead of reading as absent.
+#[derive(Clone, Copy)]
+pub(crate) struct Fields<'a> {
+    comp: &'a Component,
+}
+
+impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        debug_assert!(self.comp.ty.field(name).is_some(), "{} has no field `{name}` in the catalogue", self.comp.ty.name);
+        self.comp.field(name)
+    }
+
+    /// Whether the type has the field at all.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.comp.ty.field(name).is_some()
+    }
+
+    pub(crate) fn str(&self, name: &str) -> Option<&'a str> {
+        match self.get(name) {
+            Some(Value::Json(Json::String(s))) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn json(&self, name: &str) -> Option<&'a Json> {
+        match self.get(name) {
+            Some(Value::Json(j)) => Some(j),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn object(&self, name: &str) -> Option<&'a Map<String, Json>> {
+        self.json(name).and_then(Json::as_object)
+    }
+
+    pub(crate) fn bool(&self, name: &str, default: bool) -> bool {
+        self.json(name).and_then(Json::as_bool).unwrap_or(default)
+    }
+
+    /// Whether some type has a field of this name: the check of the `*_where_present`
+    /// accessors, which read fields only some types of a family have.
+    fn known(name: &str) -> bool {
+        weft_spec::catalog::names().filter_map(weft_spec::catalog::lookup).any(|t| t.field(name).is_some())
+    }
+
+    /// A boolean field that only some types of a family have; `default` for the others.
+    pub(crate) fn bool_where_present(&self, name: &str, default: bool) -> bool {
+        debug_assert!(Self::known(name), "no type has a field `{name}`");
+        if self.has(name) { self.bool(name, default) } else { default }
+    }
+
+    /// A string field that only some types of a family have; `None` for the others.
+    pub(crate) fn str_where_present(&self, name: &str) -> Option<&'a str> {
+        debug_assert!(Self::known(name), "no type has a field `{name}`");
+        if self.has(name) { self.str(name) } else { None }
+    }
+
+    pub(crate) fn comp(&self, name: &str) -> Option<CompId> {
+        self.get(name)?;
+        self.comp.comp_field(name)
+    }
+
+    pub(crate) fn comps(&self, name: &str) -> Vec<CompId> {
+        if self.get(name).is_none() {
+            return Vec::new();
+        }
+        self.comp.comp_list(name)
+    }
+
+    /// Whether a list or properties field holds at least one item.
+    pub(crate) fn non_empty(&self, name: &str) -> bool {
+        match self.get(name) {
+            Some(Value::List(l)) => !l.is_empty(),
+            Some(Value::Props(p)) => !p.is_empty(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn prop(&self, name: &str) -> Option<&'a weft_spec::Property> {
+        self.get(name)?;
+        self.comp.prop_field(name)
+    }
+
+    /// Whether the field holds a list (or a single component), as opposed to being absent.
+    pub(crate) fn is_list(&self, name: &str) -> bool {
+        matches!(self.get(name), Some(Value::List(_)) | Some(Value::Comp(_)))
+    }
+
+    /// A string-to-string mapping field (`input_mapping`, `output_mapping`); empty when the type
+    /// has no such field.
+    pub(crate) fn mapping(&self, name: &str) -> Vec<(String, String)> {
+        if !self.has(name) {
+            return Vec::new();
+        }
+        match self.json(name) {
+            Some(Json::Object(m)) => m.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The internal name of an external title, through a mapping (internal to external).
+pub fn internal_name(map: &[(String, String)], external: &str) -> String {
+    map.iter().find(|(_, e)| e == external).map(|(i, _)| i.clone()).unwrap_or_else(|| external.to_owned())
+}
+
+/// A node's `max_workers`, WayFlow's default when unset.
+pub(crate) fn max_workers(f: Fields<'_>) -> usize {
+    (if f.has("max_workers") { f.json("max_workers") } else { None })
+        .and_then(Json::as_u64)
+        .map_or(DEFAULT_MAX_WORKERS, |n| usize::try_from(n.max(1)).unwrap_or(usize::MAX))
+}

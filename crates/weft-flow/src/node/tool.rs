@@ -1,0 +1,56 @@
+//! Tool nodes: ToolNode and ExtendedToolNode, calling a ServerTool (bound by name when a run is
+//! planned) or a ClientTool (answered by the caller).
+
+use super::Lowerer;
+use serde_json::Value as Json;
+use weft_spec::CompId;
+
+/// Who runs a node's tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolKind {
+    /// A ServerTool: an implementation bound by name (tools file, registry).
+    Server,
+    /// A ClientTool: the run waits for the caller's answer.
+    Client,
+}
+
+/// A tool node.
+#[derive(Debug, Clone)]
+pub struct ToolNode {
+    /// The tool component.
+    pub tool: CompId,
+    /// The tool's name (what a registry binds).
+    pub name: String,
+    /// Who runs it.
+    pub kind: ToolKind,
+    /// `raise_exceptions`: whether a tool error fails the run (else its text is the output).
+    pub raise_exceptions: bool,
+    /// Output titles inside the node (after `output_mapping`).
+    pub outputs: Vec<String>,
+    /// The output schemas, in the same order (a client's answer is checked against them).
+    pub output_schemas: Vec<Json>,
+}
+
+pub(super) fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ToolNode> {
+    let f = lw.fields(n);
+    let tool = f.comp("tool")?;
+    let tc = lw.comp(tool);
+    let kind = match tc.ty.name {
+        "ServerTool" => ToolKind::Server,
+        "ClientTool" => ToolKind::Client,
+        other => {
+            lw.block(n, tool, tc.pointer.clone(), format!("{other} (in a ToolNode)"));
+            return None;
+        }
+    };
+    let out_map = f.mapping("output_mapping");
+    let io = lw.io(n);
+    Some(ToolNode {
+        tool,
+        name: tc.name.clone(),
+        kind,
+        raise_exceptions: f.bool_where_present("raise_exceptions", true),
+        outputs: io.outputs.iter().map(|p| super::internal_name(&out_map, p.title())).collect(),
+        output_schemas: io.outputs.iter().map(|p| p.schema.clone()).collect(),
+    })
+}
