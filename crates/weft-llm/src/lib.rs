@@ -9,10 +9,8 @@
 pub mod choice;
 pub mod limit;
 pub mod openai;
-pub mod record;
 pub mod rng;
 pub mod simulated;
-pub mod usage;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
