@@ -17,7 +17,7 @@ use std::sync::Arc;
 use weft_exec::{
     DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, LimitConfig, Limiters, Llm, Plan, Run, RunOptions, Status,
 };
-use weft_llm::choice::LlmChoice;
+use crate::llm_choice::LlmChoice;
 use weft_llm::simulated::SimulatedModel;
 use weft_spec::text::{TypeWords, type_name};
 use weft_tools::ToolRegistry;
@@ -281,7 +281,7 @@ fn observer(args: &ObserveArgs) -> anyhow::Result<Arc<Observer>> {
     Ok(Arc::new(Observer::new(args, &crate::scrub::current())?))
 }
 
-fn overrides_of(choice: &LlmChoice) -> Vec<weft_llm::choice::ProviderOverride> {
+fn overrides_of(choice: &LlmChoice) -> Vec<weft_llm::openai::ProviderOverride> {
     match choice {
         LlmChoice::Provider(p) => vec![p.clone()],
         _ => Vec::new(),

@@ -7,9 +7,8 @@
 use std::collections::HashMap;
 
 use weft_guard::EgressPolicy;
-use weft_llm::choice::Provider;
 use weft_llm::limit::Limiters;
-use weft_llm::openai::{MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, RecordingSleeper, Resolver, RetryPolicy};
+use weft_llm::openai::{ApiProvider, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, RecordingSleeper, Resolver, RetryPolicy};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, LlmError, Role};
 use weft_testkit::{Fault, MockConfig, MockServer};
 
@@ -52,7 +51,7 @@ fn ask() -> ChatRequest {
 }
 
 fn options(url: String) -> OpenAiOptions {
-    OpenAiOptions::new(Provider::OpenAiCompatible, url, "m")
+    OpenAiOptions::new(ApiProvider::OpenAiCompatible, url, "m")
         .with_sleeper(RecordingSleeper::new())
         .with_limiters(Limiters::default())
         .with_retry(RetryPolicy { max_retries: 1, ..RetryPolicy::default() })

@@ -23,7 +23,7 @@ pub mod retry;
 pub mod url;
 mod wire;
 
-pub use config::{Resolver, resolver};
+pub use config::{ApiProvider, ProviderOverride, Resolver, resolver};
 pub use retry::{Jitter, RecordingSleeper, RetryPolicy, Sleeper, TokioSleeper};
 pub use wire::strict_allowed;
 
@@ -37,7 +37,6 @@ use serde_json::Value as Json;
 use weft_guard::egress::{Target, credentials, without_credentials};
 use weft_guard::{EgressPolicy, Secrets};
 
-use crate::choice::Provider;
 use crate::limit::{Limiter, Limiters};
 use crate::{ChatModel, ChatRequest, ChatResponse, LlmError};
 use retry::{Failed, RETRY_BUDGET, Rng};
@@ -96,7 +95,7 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, String>
 #[derive(Clone)]
 pub struct OpenAiOptions {
     /// Which kind of server (for messages, and the API key rules of [`config`]).
-    pub provider: Provider,
+    pub provider: ApiProvider,
     /// The config's `url` (the request URL is built from it, [`url::request_url`]).
     pub url: String,
     /// The model id sent as `model`.
@@ -153,7 +152,7 @@ impl std::fmt::Debug for OpenAiOptions {
 impl OpenAiOptions {
     /// Options with Weft's defaults: no key, [`RetryPolicy::default`], 20 s to connect, the
     /// global limiters, the tokio sleeper.
-    pub fn new(provider: Provider, url: impl Into<String>, model: impl Into<String>) -> OpenAiOptions {
+    pub fn new(provider: ApiProvider, url: impl Into<String>, model: impl Into<String>) -> OpenAiOptions {
         OpenAiOptions {
             provider,
             url: url.into(),
