@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use weft_guard::egress::{mask_userinfo, without_credentials};
-use weft_llm::openai::{ApiProvider, ProviderOverride};
+use weft_llm::providers::openai::{ApiProvider, ProviderOverride};
 use weft_llm::simulated::generator::MAX_ITEMS;
 use weft_llm::simulated::{Script, ScriptError, SimulatedOptions};
 

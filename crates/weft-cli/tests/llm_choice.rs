@@ -9,9 +9,9 @@ mod llm_choice;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::json;
 use llm_choice::{ChoiceError, LlmChoice, SimulatedSpec};
-use weft_llm::openai::{ApiProvider, ProviderOverride};
+use serde_json::json;
+use weft_llm::providers::openai::{ApiProvider, ProviderOverride};
 
 /// Parses `text`, checks it is `expect`, and that it prints back as `text`.
 #[track_caller]

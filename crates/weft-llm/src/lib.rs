@@ -6,7 +6,8 @@
 //! is deterministic and offline; real providers implement the same trait.
 
 pub mod limit;
-pub mod openai;
+pub mod providers;
+pub mod retry;
 pub mod rng;
 pub mod simulated;
 

@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value as Json, json};
 use weft_llm::limit::Limiters;
-use weft_llm::openai::{
-    ApiProvider, Jitter, ProviderOverride, OpenAiModel, OpenAiOptions, RecordingSleeper, Resolver, RetryPolicy, StructuredMode, TokioSleeper, strict_allowed,
-};
+use weft_llm::providers::openai::{ApiProvider, OpenAiModel, OpenAiOptions, ProviderOverride, Resolver, StructuredMode, strict_allowed};
+use weft_llm::retry::{Jitter, RecordingSleeper, RetryPolicy, TokioSleeper};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, LlmError, ResponseFormat, Role, SchemaDelivery, ToolCall, ToolSpec};
 use weft_testkit::{Fault, MockConfig, MockServer, ScriptedCall, ToolReply};
 
@@ -369,7 +368,7 @@ async fn nothing_listening_is_a_connect_error() {
         .with_limiters(Limiters::default())
         .with_retry(RetryPolicy { max_retries: 1, ..RetryPolicy::default() });
     let model = OpenAiModel::new(options).unwrap();
-    assert_eq!(model.request_url(), format!("http://127.0.0.1:{port}/v1/chat/completions"));
+    assert_eq!(model.provider().request_url(), format!("http://127.0.0.1:{port}/v1/chat/completions"));
     let text = message(&model.chat(&ask("hi")).await.unwrap_err());
     assert!(text.starts_with(&format!("vllm http://127.0.0.1:{port}/v1 (model m): cannot connect")), "{text}");
     assert!(text.contains("after 2 attempts (1 retry); could not connect"), "{text}");
@@ -439,7 +438,7 @@ fn the_openai_api_needs_a_key() {
     let error = OpenAiModel::new(OpenAiOptions::new(ApiProvider::OpenAi, "https://api.openai.com", "gpt-4o-mini")).unwrap_err();
     assert!(error.contains("set OPENAI_API_KEY"), "{error}");
     let ok = OpenAiModel::new(OpenAiOptions::new(ApiProvider::OpenAi, "https://api.openai.com", "gpt-4o-mini").with_api_key("sk")).unwrap();
-    assert_eq!(ok.request_url(), "https://api.openai.com/v1/chat/completions");
+    assert_eq!(ok.provider().request_url(), "https://api.openai.com/v1/chat/completions");
     assert!(OpenAiModel::new(OpenAiOptions::new(ApiProvider::OpenAiCompatible, "http://h:1", " ")).is_err());
 }
 
@@ -597,7 +596,7 @@ async fn a_resolved_config_calls_the_server() {
     assert!(response.text.starts_with("weft-testkit reply"));
     assert_eq!(server.received()[0].authorization.as_deref(), Some("Bearer sk-local"));
     // The engine's resolver type.
-    let _engine: Arc<EngineResolver> = Arc::new(weft_llm::openai::resolver(HashMap::new(), Vec::new()));
+    let _engine: Arc<EngineResolver> = Arc::new(weft_llm::providers::openai::resolver(HashMap::new(), Vec::new()));
 }
 
 #[tokio::test]

@@ -257,7 +257,6 @@ impl Tool for ReplayTool {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use toml::Spanned;
 
-use weft_llm::openai::Sleeper;
+use weft_llm::retry::Sleeper;
 use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Usage};
 use weft_spec::text::line_column;
 
@@ -610,7 +610,7 @@ impl ChatModel for Metered {
 mod tests {
     use super::*;
     use weft_llm::RequestMeta;
-    use weft_llm::openai::RecordingSleeper;
+    use weft_llm::retry::RecordingSleeper;
     use weft_llm::simulated::SimulatedModel;
 
     const FILE: &str = r#"

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value as Json, json};
 use tokio::task::JoinSet;
-use weft_record::{RecordLog, Recorder, Replayer};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, RequestMeta, Role, Usage};
+use weft_record::{RecordLog, Recorder, Replayer};
 
 /// A model answering random text (seeded by the clock and a counter) after a random short
 /// delay; prompts starting with `fail transient` or `fail permanent` fail so; a prompt starting

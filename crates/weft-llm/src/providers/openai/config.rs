@@ -28,12 +28,10 @@ use weft_spec::{Component, Value};
 use weft_guard::egress::{OPENAI_API_HOST, Target, credentials, env_key_allowed, mask_userinfo};
 use weft_guard::{EgressPolicy, Secrets};
 
-use super::{
-    API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, RetryPolicy, Sleeper, StructuredMode,
-    TokioSleeper, url,
-};
+use super::{API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, StructuredMode, url};
 use crate::ChatModel;
 use crate::limit::Limiters;
+use crate::retry::{RetryPolicy, Sleeper, TokioSleeper};
 
 /// The OpenAI-compatible servers an LLM config (or `--llm`) can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
