@@ -21,7 +21,7 @@
 //!
 //! An exchange is found by `(scope, key, occurrence)`. The key is the SHA-256 of the canonical
 //! JSON (object keys sorted, no spaces) of what determines the answer, with secrets redacted
-//! ([`Secrets::key`]): for a tool its arguments, for an LLM call its messages, response format,
+//! ([`redacted_key`]): for a tool its arguments, for an LLM call its messages, response format,
 //! tools and generation parameters. The scope is the tool's name, or the calling node's path
 //! for an LLM call. The occurrence (from 1) tells apart the same request made several times in
 //! one scope: the n-th call with that key in that scope is occurrence n
@@ -219,7 +219,7 @@ impl RecordLog {
         self.secrets.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// The key of `content`, secrets redacted ([`Secrets::key`]).
+    /// The key of `content`, secrets redacted ([`redacted_key`]).
     pub fn key(&self, content: &Json) -> String {
         redacted_key(&self.secrets.read().unwrap_or_else(PoisonError::into_inner), content)
     }

@@ -18,7 +18,7 @@ use crate::retry::{Cause, parse_retry_after};
 use crate::{ChatRequest, ChatResponse, LlmError};
 
 /// One OpenAI-compatible Chat Completions endpoint, one attempt at a time: the [`Provider`] behind
-/// [`OpenAiModel`].
+/// [`super::OpenAiModel`].
 pub struct OpenAiClient {
     name: String,
     request_url: String,
