@@ -20,6 +20,7 @@ mod crash;
 mod flags;
 mod input;
 mod interrupt;
+mod llm_choice;
 mod observe;
 mod progress;
 mod report;

@@ -11,13 +11,11 @@ use std::sync::Arc;
 use std::time::Instant;
 use weft_exec::Llm;
 use weft_llm::ChatModel;
-use weft_llm::choice::ProviderOverride;
-use weft_llm::openai::{Sleeper, TokioSleeper};
-use weft_llm::record::{Recorder, Replayer};
-use weft_llm::usage::{Metered, Prices, UsageMeter};
+use weft_llm::providers::openai::ProviderOverride;
+use weft_llm::retry::{Sleeper, TokioSleeper};
+use weft_record::{Metered, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry};
 use weft_spec::Component;
 use weft_tools::ToolRegistry;
-use weft_tools::record::{RecordLog, ToolReplay, recording_registry};
 
 /// Recording, replaying and usage options.
 #[derive(Args, Debug, Default)]

@@ -3,6 +3,7 @@
 
 #![allow(clippy::print_stderr, clippy::print_stdout, reason = "the CLI is the one crate that prints")]
 
+use crate::llm_choice::LlmChoice;
 use crate::observe::{ObserveArgs, Observer};
 use crate::progress::Sink;
 use crate::state_file::{self, STATE_FILE_FORMAT, StateFile, StoredOptions};
@@ -17,7 +18,6 @@ use std::sync::Arc;
 use weft_exec::{
     DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, LimitConfig, Limiters, Llm, Plan, Run, RunOptions, Status,
 };
-use weft_llm::choice::LlmChoice;
 use weft_llm::simulated::SimulatedModel;
 use weft_spec::text::{TypeWords, type_name};
 use weft_tools::ToolRegistry;
@@ -281,7 +281,7 @@ fn observer(args: &ObserveArgs) -> anyhow::Result<Arc<Observer>> {
     Ok(Arc::new(Observer::new(args, &crate::scrub::current())?))
 }
 
-fn overrides_of(choice: &LlmChoice) -> Vec<weft_llm::choice::ProviderOverride> {
+fn overrides_of(choice: &LlmChoice) -> Vec<weft_llm::providers::openai::ProviderOverride> {
     match choice {
         LlmChoice::Provider(p) => vec![p.clone()],
         _ => Vec::new(),
@@ -626,7 +626,7 @@ fn llm_for(
     flow: &weft_flow::Flow,
     secret_args: &[String],
     limiters: &Limiters,
-    sleeper: Arc<dyn weft_llm::openai::Sleeper>,
+    sleeper: Arc<dyn weft_llm::retry::Sleeper>,
     egress: &weft_guard::EgressPolicy,
 ) -> anyhow::Result<Llm> {
     let overrides = match choice {
@@ -645,7 +645,7 @@ fn llm_for(
         let (key, value) = crate::secrets::parse_secret_arg(arg)?;
         secrets.insert(key, value);
     }
-    let resolver = weft_llm::openai::Resolver::new(secrets, overrides)
+    let resolver = weft_llm::providers::openai::Resolver::new(secrets, overrides)
         .with_limiters(limiters.clone())
         .with_sleeper(sleeper)
         .with_egress(egress.clone())

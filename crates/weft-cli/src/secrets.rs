@@ -39,7 +39,7 @@ pub fn from_environment() -> Secrets {
     for (name, value) in std::env::vars_os() {
         let name = name.to_string_lossy();
         let value = value.to_string_lossy().into_owned();
-        let openai_key = name == weft_llm::openai::API_KEY_ENV && value.trim().len() >= MIN_ENV_KEY_LEN;
+        let openai_key = name == weft_llm::providers::openai::API_KEY_ENV && value.trim().len() >= MIN_ENV_KEY_LEN;
         if openai_key || name.starts_with("WEFT_SECRET_") {
             secrets.extend([value]);
         }

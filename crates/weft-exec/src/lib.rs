@@ -190,7 +190,8 @@ impl Plan {
     pub fn new(flow: &Flow, options: RunOptions) -> Result<Arc<Plan>, StartError> {
         let resolver: Arc<ModelResolver> = match options.llm {
             Llm::Flow => {
-                let resolver = weft_llm::openai::Resolver::new(Default::default(), Vec::new()).with_limiters(options.limits.clone());
+                let resolver =
+                    weft_llm::providers::openai::Resolver::new(Default::default(), Vec::new()).with_limiters(options.limits.clone());
                 Arc::new(resolver.into_fn())
             }
             Llm::Model(model) => Arc::new(move |_: &Component| Ok(Arc::clone(&model))),

@@ -134,11 +134,31 @@ pub fn without_credentials(url: &str) -> String {
     let trimmed = url.trim();
     // Text before the authority's `@` is user information, whatever the parser thinks.
     let Some((scheme, rest)) = trimmed.split_once("://") else { return trimmed.to_owned() };
-    let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    match userinfo_end(rest) {
         Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
         None => trimmed.to_owned(),
     }
+}
+
+/// `text` with the user information of a URL in it (`//user:password@`, or `user:password@`
+/// before the first `/` when there is no scheme) replaced by `***`: for messages quoting what a
+/// user typed, a URL or not (`http://***@host/v1`).
+pub fn mask_userinfo(text: &str) -> String {
+    let (head, rest) = match text.find("://") {
+        Some(at) => text.split_at(at + 3),
+        None => ("", text),
+    };
+    match userinfo_end(rest) {
+        Some(at) => format!("{head}***{}", &rest[at..]),
+        None => text.to_owned(),
+    }
+}
+
+/// The index of the `@` ending the user information of `rest` (a URL after its `scheme://`), if
+/// its authority has one: the last `@` before the first `/`, `?`, `#` or `\`.
+fn userinfo_end(rest: &str) -> Option<usize> {
+    let authority_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    rest[..authority_end].rfind('@')
 }
 
 /// One `--allow-host` pattern.

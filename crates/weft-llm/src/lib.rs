@@ -3,16 +3,13 @@
 //! (text, tool calls, usage).
 //!
 //! The engine never knows which model it talks to. The built-in [`simulated::SimulatedModel`]
-//! is deterministic and offline; real providers implement the same trait. [`choice::LlmChoice`]
-//! is the parsed `--llm` option.
+//! is deterministic and offline; real providers implement the same trait.
 
-pub mod choice;
 pub mod limit;
-pub mod openai;
-pub mod record;
+pub mod providers;
+pub mod retry;
 pub mod rng;
 pub mod simulated;
-pub mod usage;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};

@@ -1,4 +1,4 @@
-//! The one small generator of the workspace (SplitMix64): the OpenAI client's retry jitter, and
+//! The one small generator of the workspace (SplitMix64): the retry layer's jitter, and
 //! the test server's (`weft-testkit`) seeded replies and faults. Deterministic for a seed, so a
 //! seeded draw is the same on every run and platform.
 

@@ -15,7 +15,6 @@ use weft_spec::text::{TypeWords, type_name};
 
 use serde_json::Value as Json;
 
-use crate::choice::ChoiceError;
 use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Role, Usage};
 
 /// How many characters of the prompt a reply without schema quotes.
@@ -44,8 +43,8 @@ impl Script {
 
     /// Reads a script: a JSON object mapping node names to lists of replies. `origin` (the file's
     /// path) names the source in errors.
-    pub fn from_json(text: &str, origin: &str) -> Result<Script, ChoiceError> {
-        let problem = |problem: String| ChoiceError::Script { origin: origin.to_owned(), problem };
+    pub fn from_json(text: &str, origin: &str) -> Result<Script, ScriptError> {
+        let problem = |problem: String| ScriptError { origin: origin.to_owned(), problem };
         let value: Json =
             serde_json::from_str(text).map_err(|error| problem(format!("not valid JSON ({error}); expected {SCRIPT_SHAPE}")))?;
         let Json::Object(nodes) = value else {
@@ -83,6 +82,17 @@ impl Script {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[Json])> {
         self.replies.iter().map(|(node, replies)| (node.as_str(), replies.as_slice()))
     }
+}
+
+/// Why a script (`--llm simulated?script=FILE`) was refused: the file cannot be read or has the
+/// wrong shape. The fix is to correct the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--llm simulated script {origin}: {problem}")]
+pub struct ScriptError {
+    /// The file (or another source's name).
+    pub origin: String,
+    /// What is wrong, and the expected shape.
+    pub problem: String,
 }
 
 impl From<BTreeMap<String, Vec<Json>>> for Script {

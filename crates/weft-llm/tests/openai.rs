@@ -10,11 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
-use weft_llm::choice::{Provider, ProviderOverride};
 use weft_llm::limit::Limiters;
-use weft_llm::openai::{
-    Jitter, OpenAiModel, OpenAiOptions, RecordingSleeper, Resolver, RetryPolicy, StructuredMode, TokioSleeper, strict_allowed,
-};
+use weft_llm::providers::openai::{ApiProvider, OpenAiModel, OpenAiOptions, ProviderOverride, Resolver, StructuredMode, strict_allowed};
+use weft_llm::retry::{Jitter, RecordingSleeper, RetryPolicy, TokioSleeper};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, LlmError, ResponseFormat, Role, SchemaDelivery, ToolCall, ToolSpec};
 use weft_testkit::{Fault, MockConfig, MockServer, ScriptedCall, ToolReply};
 
@@ -27,7 +25,7 @@ struct Client {
 fn client_with(server: &MockServer, adjust: impl FnOnce(OpenAiOptions) -> OpenAiOptions) -> Client {
     let sleeper = RecordingSleeper::new();
     let limiters = Limiters::default();
-    let options = OpenAiOptions::new(Provider::OpenAiCompatible, server.url(), "m")
+    let options = OpenAiOptions::new(ApiProvider::OpenAiCompatible, server.url(), "m")
         .with_sleeper(sleeper.clone())
         .with_limiters(limiters.clone())
         .with_jitter_seed(1);
@@ -365,12 +363,12 @@ async fn nothing_listening_is_a_connect_error() {
         listener.local_addr().unwrap().port()
     };
     let sleeper = RecordingSleeper::new();
-    let options = OpenAiOptions::new(Provider::Vllm, format!("127.0.0.1:{port}"), "m")
+    let options = OpenAiOptions::new(ApiProvider::Vllm, format!("127.0.0.1:{port}"), "m")
         .with_sleeper(sleeper.clone())
         .with_limiters(Limiters::default())
         .with_retry(RetryPolicy { max_retries: 1, ..RetryPolicy::default() });
     let model = OpenAiModel::new(options).unwrap();
-    assert_eq!(model.request_url(), format!("http://127.0.0.1:{port}/v1/chat/completions"));
+    assert_eq!(model.provider().request_url(), format!("http://127.0.0.1:{port}/v1/chat/completions"));
     let text = message(&model.chat(&ask("hi")).await.unwrap_err());
     assert!(text.starts_with(&format!("vllm http://127.0.0.1:{port}/v1 (model m): cannot connect")), "{text}");
     assert!(text.contains("after 2 attempts (1 retry); could not connect"), "{text}");
@@ -437,11 +435,11 @@ async fn successes_feed_the_limiter_without_taking_permits() {
 
 #[test]
 fn the_openai_api_needs_a_key() {
-    let error = OpenAiModel::new(OpenAiOptions::new(Provider::OpenAi, "https://api.openai.com", "gpt-4o-mini")).unwrap_err();
+    let error = OpenAiModel::new(OpenAiOptions::new(ApiProvider::OpenAi, "https://api.openai.com", "gpt-4o-mini")).unwrap_err();
     assert!(error.contains("set OPENAI_API_KEY"), "{error}");
-    let ok = OpenAiModel::new(OpenAiOptions::new(Provider::OpenAi, "https://api.openai.com", "gpt-4o-mini").with_api_key("sk")).unwrap();
-    assert_eq!(ok.request_url(), "https://api.openai.com/v1/chat/completions");
-    assert!(OpenAiModel::new(OpenAiOptions::new(Provider::OpenAiCompatible, "http://h:1", " ")).is_err());
+    let ok = OpenAiModel::new(OpenAiOptions::new(ApiProvider::OpenAi, "https://api.openai.com", "gpt-4o-mini").with_api_key("sk")).unwrap();
+    assert_eq!(ok.provider().request_url(), "https://api.openai.com/v1/chat/completions");
+    assert!(OpenAiModel::new(OpenAiOptions::new(ApiProvider::OpenAiCompatible, "http://h:1", " ")).is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,7 +476,7 @@ fn configs_give_url_key_and_retry_policy() {
                            "retry_policy": {"max_attempts": 3, "request_timeout": 12, "jitter": "equal"}}));
     let r = resolver(&[("v1.api_key", "sk-secret")], &[("OPENAI_API_KEY", "sk-env")], Vec::new());
     let options = r.options(spec.root()).unwrap();
-    assert_eq!((options.provider, options.url.as_str(), options.model.as_str()), (Provider::Vllm, "h:8000/", "llama"));
+    assert_eq!((options.provider, options.url.as_str(), options.model.as_str()), (ApiProvider::Vllm, "h:8000/", "llama"));
     assert_eq!(options.api_key.as_deref(), Some("sk-secret"));
     assert_eq!(options.retry.max_retries, 3);
     assert_eq!(options.retry.jitter, Jitter::Equal);
@@ -529,15 +527,15 @@ fn generic_llm_configs_by_provider() {
     };
     let r = resolver(&[], &[], Vec::new());
     for (name, provider) in [
-        ("OpenAI-Compatible", Provider::OpenAiCompatible),
-        ("vllm", Provider::Vllm),
-        ("OLLAMA", Provider::Ollama),
-        ("openai_compatible", Provider::OpenAiCompatible),
+        ("OpenAI-Compatible", ApiProvider::OpenAiCompatible),
+        ("vllm", ApiProvider::Vllm),
+        ("OLLAMA", ApiProvider::Ollama),
+        ("openai_compatible", ApiProvider::OpenAiCompatible),
     ] {
         assert_eq!(r.options(generic(name, json!({})).root()).unwrap().provider, provider, "{name}");
     }
     // api_provider names the protocol and wins over provider (the model's vendor).
-    assert_eq!(r.options(generic("meta", json!({"api_provider": "vllm"})).root()).unwrap().provider, Provider::Vllm);
+    assert_eq!(r.options(generic("meta", json!({"api_provider": "vllm"})).root()).unwrap().provider, ApiProvider::Vllm);
     let error = r.options(generic("anthropic", json!({})).root()).unwrap_err();
     assert!(error.starts_with("not supported yet: LlmConfig with provider \"anthropic\""), "{error}");
     let error = r.options(generic("vllm", json!({"api_type": "responses"})).root()).unwrap_err();
@@ -555,16 +553,15 @@ fn other_configs_are_not_supported_yet_unless_overridden() {
     let r = resolver(&[], &[], Vec::new());
     let error = r.options(gemini.root()).unwrap_err();
     assert!(error.starts_with("not supported yet: GeminiConfig: weft calls OpenAI-compatible chat-completions servers"), "{error}");
-    let all: ProviderOverride = "openai-compatible=http://127.0.0.1:9/v1,model=llama3"
-        .parse::<weft_llm::choice::LlmChoice>()
-        .map(|c| match c {
-            weft_llm::choice::LlmChoice::Provider(p) => p,
-            other => panic!("{other:?}"),
-        })
-        .unwrap();
+    let all = ProviderOverride {
+        config_id: None,
+        provider: ApiProvider::OpenAiCompatible,
+        url: "http://127.0.0.1:9/v1".into(),
+        model: "llama3".into(),
+    };
     let one = ProviderOverride {
         config_id: Some("gem".into()),
-        provider: Provider::Ollama,
+        provider: ApiProvider::Ollama,
         url: "http://127.0.0.1:11434".into(),
         model: "qwen3".into(),
     };
@@ -572,11 +569,11 @@ fn other_configs_are_not_supported_yet_unless_overridden() {
     let options = r.options(gemini.root()).unwrap();
     assert_eq!(
         (options.provider, options.model.as_str(), options.api_key.as_deref()),
-        (Provider::OpenAiCompatible, "llama3", Some("sk-env"))
+        (ApiProvider::OpenAiCompatible, "llama3", Some("sk-env"))
     );
     let to_openai = ProviderOverride {
         config_id: None,
-        provider: Provider::OpenAi,
+        provider: ApiProvider::OpenAi,
         url: "https://api.openai.com/v1".into(),
         model: "gpt-4o-mini".into(),
     };
@@ -584,7 +581,7 @@ fn other_configs_are_not_supported_yet_unless_overridden() {
     assert!(error.contains("the OpenAI API needs an API key and none is given") && error.contains("or set OPENAI_API_KEY"), "{error}");
     let r = resolver(&[], &[("OPENAI_API_KEY", "sk-env")], vec![all, one]);
     let options = r.options(gemini.root()).unwrap();
-    assert_eq!((options.provider, options.model.as_str(), options.api_key), (Provider::Ollama, "qwen3", None));
+    assert_eq!((options.provider, options.model.as_str(), options.api_key), (ApiProvider::Ollama, "qwen3", None));
 }
 
 #[tokio::test]
@@ -599,14 +596,14 @@ async fn a_resolved_config_calls_the_server() {
     assert!(response.text.starts_with("weft-testkit reply"));
     assert_eq!(server.received()[0].authorization.as_deref(), Some("Bearer sk-local"));
     // The engine's resolver type.
-    let _engine: Arc<EngineResolver> = Arc::new(weft_llm::openai::resolver(HashMap::new(), Vec::new()));
+    let _engine: Arc<EngineResolver> = Arc::new(weft_llm::providers::openai::resolver(HashMap::new(), Vec::new()));
 }
 
 #[tokio::test]
 async fn the_real_sleeper_waits() {
     let server = MockServer::start(MockConfig::default().with_fault(0, Fault::rate_limit(0.05))).await;
     let model = OpenAiModel::new(
-        OpenAiOptions::new(Provider::OpenAiCompatible, server.url(), "m")
+        OpenAiOptions::new(ApiProvider::OpenAiCompatible, server.url(), "m")
             .with_sleeper(Arc::new(TokioSleeper))
             .with_limiters(Limiters::default()),
     )

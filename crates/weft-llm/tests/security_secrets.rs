@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 
 use weft_guard::EgressPolicy;
-use weft_llm::choice::Provider;
 use weft_llm::limit::Limiters;
-use weft_llm::openai::{MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, RecordingSleeper, Resolver, RetryPolicy};
+use weft_llm::providers::openai::{ApiProvider, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, Resolver};
+use weft_llm::retry::{RecordingSleeper, RetryPolicy};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, LlmError, Role};
 use weft_testkit::{Fault, MockConfig, MockServer};
 
@@ -52,7 +52,7 @@ fn ask() -> ChatRequest {
 }
 
 fn options(url: String) -> OpenAiOptions {
-    OpenAiOptions::new(Provider::OpenAiCompatible, url, "m")
+    OpenAiOptions::new(ApiProvider::OpenAiCompatible, url, "m")
         .with_sleeper(RecordingSleeper::new())
         .with_limiters(Limiters::default())
         .with_retry(RetryPolicy { max_retries: 1, ..RetryPolicy::default() })
@@ -109,7 +109,7 @@ async fn credentials_in_the_url_are_sent_as_basic_auth_and_never_shown() {
     let server = MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::EchoAuth { status: 401 })).await;
     let url = server.url().replace("http://", "http://alice:pa%40ss%2Fword-0123456789@");
     let model = OpenAiModel::new(options(url)).unwrap();
-    assert!(!model.request_url().contains("alice") && !model.name().contains("pa%40ss"), "{}", model.request_url());
+    assert!(!model.provider().request_url().contains("alice") && !model.name().contains("pa%40ss"), "{}", model.provider().request_url());
     let text = message(&model.chat(&ask()).await.expect_err("echo"));
     assert_no_leak(&text, &["pa@ss/word-0123456789", "pa%40ss%2Fword-0123456789", "alice:pa@ss/word-0123456789"]);
     let sent = server.received()[0].authorization.clone().unwrap();

@@ -9,7 +9,6 @@
 pub mod command;
 pub mod file;
 pub mod native;
-pub mod record;
 
 pub use command::CommandTool;
 pub use file::{ToolBinding, ToolsFile, ToolsFileError};

@@ -47,8 +47,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use toml::Spanned;
 
-use crate::openai::Sleeper;
-use crate::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Usage};
+use weft_llm::retry::Sleeper;
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Usage};
 use weft_spec::text::line_column;
 
 /// The price of one model, in currency units (US dollars by convention) per million tokens.
@@ -554,7 +554,7 @@ impl Sleeper for CountingSleeper {
 
 /// A model wrapper that counts every call of its model into a [`UsageMeter`], under a model id
 /// (the one prices are looked up by), the model's endpoint and the calling node's name
-/// ([`crate::RequestMeta::node`]). Its name and endpoint are its model's.
+/// ([`weft_llm::RequestMeta::node`]). Its name and endpoint are its model's.
 pub struct Metered {
     inner: Arc<dyn ChatModel>,
     meter: Arc<UsageMeter>,
@@ -609,9 +609,9 @@ impl ChatModel for Metered {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RequestMeta;
-    use crate::openai::RecordingSleeper;
-    use crate::simulated::SimulatedModel;
+    use weft_llm::RequestMeta;
+    use weft_llm::retry::RecordingSleeper;
+    use weft_llm::simulated::SimulatedModel;
 
     const FILE: &str = r#"
 # dollars per million tokens
@@ -765,7 +765,7 @@ output = 0
         let model = Metered::new(Arc::new(SimulatedModel::new(Default::default())), Arc::clone(&meter), "sim");
         assert_eq!(model.name(), "simulated");
         let request = ChatRequest {
-            messages: vec![crate::ChatMessage::new(crate::Role::User, "Hello there")],
+            messages: vec![weft_llm::ChatMessage::new(weft_llm::Role::User, "Hello there")],
             meta: RequestMeta { node: "greet".into(), node_path: "root/greet".into(), call_index: 0 },
             ..ChatRequest::default()
         };

@@ -1,4 +1,4 @@
-//! Record and replay of LLM exchanges: a run against a model with random replies replays
+//! Record and replay of LLM (and tool) exchanges: a run against a model with random replies replays
 //! identically in any order, identical prompts at different node paths and repeated prompts at
 //! one path are told apart, unrecorded requests fail clearly, secrets stay out of the file, and
 //! recorded errors replay as errors.
@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value as Json, json};
 use tokio::task::JoinSet;
-use weft_llm::record::{RecordLog, Recorder, Replayer};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, RequestMeta, Role, Usage};
+use weft_record::{RecordLog, Recorder, Replayer};
 
 /// A model answering random text (seeded by the clock and a counter) after a random short
 /// delay; prompts starting with `fail transient` or `fail permanent` fail so; a prompt starting
@@ -250,7 +250,7 @@ async fn recorded_errors_replay_as_errors() {
 
 #[tokio::test]
 async fn models_and_tools_share_one_file() {
-    use weft_tools::record::{RecordingTool, ToolReplay};
+    use weft_record::{RecordingTool, ToolReplay};
     use weft_tools::{Tool, ToolError};
 
     struct Clock;

@@ -1,12 +1,8 @@
-//! Retries of LLM calls: the Agent Spec `RetryPolicy` with the semantics WayFlow gives it
-//! (FORMAT.md section 9.2), Weft's default policy, `Retry-After`, and the [`Sleeper`] that waits
-//! between attempts (injectable, so tests assert the delays without waiting).
+//! The Agent Spec `RetryPolicy` with the semantics WayFlow gives it (FORMAT.md section 9.2):
+//! which failed attempts are retried ([`Cause`]), the delays and their jitter, Weft's default
+//! policy, and `Retry-After` values.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value as Json;
@@ -89,15 +85,34 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What a failed attempt looked like, for [`RetryPolicy::should_retry`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failed<'a> {
+/// What a failed attempt looked like, as [`RetryPolicy::should_retry`] judges it. A provider
+/// reports it in its [`crate::providers::AttemptError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
     /// The server answered with this status and body.
-    Status(u16, &'a str),
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The response body (the policy looks for its `recoverable_statuses` strings in it).
+        body: String,
+    },
     /// No answer: connection, DNS, reset or timeout.
     Transport,
     /// TLS or certificate verification failed: never retried.
     Tls,
+    /// Retrying the same request cannot help whatever the policy says (an answer that is not a
+    /// chat completion, a body past the cap, a request the egress policy refuses).
+    Final,
+}
+
+impl Cause {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Cause::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
 }
 
 impl RetryPolicy {
@@ -189,19 +204,19 @@ impl RetryPolicy {
     /// Whether a failed attempt is worth retrying, in FORMAT.md 9.2's order: 400, 401, 403 and
     /// 422 never; 501 never; a listed status when its list is empty or one of its strings
     /// occurs in the body; any other `5xx` when `retry_on_any_5xx`; nothing else. Transport
-    /// failures count as a `5xx`; TLS failures are never retried.
-    pub fn should_retry(&self, failed: Failed<'_>) -> bool {
-        match failed {
-            Failed::Tls => false,
-            Failed::Transport => self.retry_on_any_5xx,
-            Failed::Status(400 | 401 | 403 | 422 | 501, _) => false,
-            Failed::Status(status, body) => match self.recoverable_statuses.get(&status) {
+    /// failures count as a `5xx`; TLS failures and [`Cause::Final`] are never retried.
+    pub fn should_retry(&self, cause: &Cause) -> bool {
+        match cause {
+            Cause::Tls | Cause::Final => false,
+            Cause::Transport => self.retry_on_any_5xx,
+            Cause::Status { status: 400 | 401 | 403 | 422 | 501, .. } => false,
+            Cause::Status { status, body } => match self.recoverable_statuses.get(status) {
                 Some(strings) if strings.is_empty() => true,
                 Some(strings) => {
                     let body = body.to_lowercase();
                     strings.iter().any(|s| body.contains(&s.to_lowercase()))
                 }
-                None => (500..600).contains(&status) && self.retry_on_any_5xx,
+                None => (500..600).contains(status) && self.retry_on_any_5xx,
             },
         }
     }
@@ -246,54 +261,15 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(delay.min(RETRY_AFTER_CAP))
 }
 
-/// Waits between attempts. The default is [`TokioSleeper`]; tests inject a
-/// [`RecordingSleeper`] to see the delays without waiting.
-pub trait Sleeper: Send + Sync + fmt::Debug {
-    /// Waits `delay`.
-    fn sleep(&self, delay: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-}
-
-/// Sleeps on the tokio timer.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TokioSleeper;
-
-impl Sleeper for TokioSleeper {
-    fn sleep(&self, delay: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        Box::pin(tokio::time::sleep(delay))
-    }
-}
-
-/// Records the delays it is asked for and returns at once.
-#[derive(Debug, Default)]
-pub struct RecordingSleeper {
-    delays: Mutex<Vec<Duration>>,
-}
-
-impl RecordingSleeper {
-    /// A sleeper with no delays recorded, shared.
-    pub fn new() -> Arc<RecordingSleeper> {
-        Arc::new(RecordingSleeper::default())
-    }
-
-    /// The delays asked for so far, in order.
-    pub fn delays(&self) -> Vec<Duration> {
-        self.delays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
-
-impl Sleeper for RecordingSleeper {
-    fn sleep(&self, delay: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        self.delays.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(delay);
-        Box::pin(std::future::ready(()))
-    }
-}
-
-pub(crate) use crate::rng::Rng;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::Rng;
     use serde_json::json;
+
+    fn answered(status: u16, body: &str) -> Cause {
+        Cause::Status { status, body: body.to_owned() }
+    }
 
     #[test]
     fn agent_spec_defaults_and_members() {
@@ -313,10 +289,10 @@ mod tests {
         assert_eq!(p.base_delay(0), Duration::from_millis(500));
         assert_eq!(p.base_delay(1), Duration::from_millis(1500));
         assert_eq!(p.base_delay(5), Duration::from_secs(3));
-        assert!(p.should_retry(Failed::Status(503, "{\"error\": \"overloaded\"}")));
-        assert!(!p.should_retry(Failed::Status(503, "busy")));
-        assert!(!p.should_retry(Failed::Status(500, "")));
-        assert!(!p.should_retry(Failed::Transport));
+        assert!(p.should_retry(&answered(503, "{\"error\": \"overloaded\"}")));
+        assert!(!p.should_retry(&answered(503, "busy")));
+        assert!(!p.should_retry(&answered(500, "")));
+        assert!(!p.should_retry(&Cause::Transport));
         assert!(RetryPolicy::from_agent_spec(&json!({"jitter": "wild"})).is_err());
     }
 
@@ -324,16 +300,16 @@ mod tests {
     fn which_failures_are_retried_by_default() {
         let p = RetryPolicy::default();
         for status in [408, 409, 429, 500, 502, 503, 504, 599] {
-            assert!(p.should_retry(Failed::Status(status, "")), "{status}");
+            assert!(p.should_retry(&answered(status, "")), "{status}");
         }
         for status in [400, 401, 403, 404, 413, 422, 501] {
-            assert!(!p.should_retry(Failed::Status(status, "")), "{status}");
+            assert!(!p.should_retry(&answered(status, "")), "{status}");
         }
-        assert!(p.should_retry(Failed::Transport));
-        assert!(!p.should_retry(Failed::Tls));
+        assert!(p.should_retry(&Cause::Transport));
+        assert!(!p.should_retry(&Cause::Tls));
         // 400 family never, even when listed.
         let listed = RetryPolicy { recoverable_statuses: [(400, Vec::new())].into_iter().collect(), ..RetryPolicy::default() };
-        assert!(!listed.should_retry(Failed::Status(400, "")));
+        assert!(!listed.should_retry(&answered(400, "")));
     }
 
     #[test]

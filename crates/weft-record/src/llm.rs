@@ -1,12 +1,11 @@
 //! Record and replay of LLM exchanges (`--record run.jsonl`, `--replay run.jsonl`).
 //!
 //! [`Recorder`] wraps a model and appends one line per exchange to a [`RecordLog`] shared by every
-//! model and tool of the process (tools are recorded by `weft_tools::record::RecordingTool` into
+//! model and tool of the process (tools are recorded by [`crate::tools::RecordingTool`] into
 //! the same log); [`Replayer`] is a model serving a recording back with no network.
 //!
 //! The file format, the keys, secret redaction and how lines are written are described in
-//! [`weft_tools::record`]; the record log lives there so that tools and models share it. An LLM
-//! line is
+//! [`crate::log`], which both models and tools write through. An LLM line is
 //!
 //! ```json
 //! {"kind":"llm","key":"<sha-256>","node_path":"root/map[3]/work","occurrence":1,"model":"openai-compatible http://…",
@@ -18,7 +17,7 @@
 //!
 //! **Keys.** The key is the SHA-256 of the canonical JSON of what determines the answer:
 //! [`request_content`], the request's messages, response format, tools and generation
-//! parameters, secrets redacted. [`crate::RequestMeta`] is left out: `call_index` depends on
+//! parameters, secrets redacted. [`weft_llm::RequestMeta`] is left out: `call_index` depends on
 //! scheduling, and the node is in the scope. The scope is the node path
 //! (`root/map[3]/work`), which holds branch and item indices, so identical prompts of parallel
 //! branches or map items never collide and replay does not depend on completion order. The
@@ -40,10 +39,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-pub use weft_tools::record::{FORMAT_VERSION, Occurrences, REDACTED, RecordLog, ReplayError, Secrets, content_key, redacted_key};
-use weft_tools::record::{RecordLine, excerpt, missing_reason, read_lines};
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Role};
 
-use crate::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Role};
+use crate::log::{Occurrences, RecordLine, RecordLog, ReplayError, Secrets, excerpt, missing_reason, read_lines, redacted_key};
 
 /// The `kind` of LLM lines.
 const KIND: &str = "llm";
@@ -297,7 +295,8 @@ impl ChatModel for Replayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChatMessage, RequestMeta, ResponseFormat, SchemaDelivery, ToolSpec};
+    use crate::log::content_key;
+    use weft_llm::{ChatMessage, RequestMeta, ResponseFormat, SchemaDelivery, ToolSpec};
 
     fn request(path: &str, call_index: u64, prompt: &str) -> ChatRequest {
         ChatRequest {

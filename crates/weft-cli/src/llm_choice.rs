@@ -13,7 +13,8 @@
 //!   PROVIDER one of `openai`, `openai-compatible`, `vllm`, `ollama`;
 //! - `CONFIG_ID:PROVIDER=URL,model=ID`: only the LLM config with that component id replaced.
 //!
-//! Provider overrides are parsed here; connecting to providers is another crate's business.
+//! Provider overrides are parsed here into weft-llm's [`ProviderOverride`], which its
+//! `Resolver` applies; connecting to providers is weft-llm's business.
 //!
 //! Credentials in a provider's URL (`http://user:password@host/v1`) are accepted (the client
 //! sends them as HTTP Basic auth) but never shown: `Display` (and so the run-state file) writes
@@ -24,8 +25,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::simulated::generator::MAX_ITEMS;
-use crate::simulated::{Script, SimulatedOptions};
+use weft_guard::egress::{mask_userinfo, without_credentials};
+use weft_llm::providers::openai::{ApiProvider, ProviderOverride};
+use weft_llm::simulated::generator::MAX_ITEMS;
+use weft_llm::simulated::{Script, ScriptError, SimulatedOptions};
 
 /// The accepted grammar, for error messages.
 const GRAMMAR: &str = "flow, simulated[?latency_ms=N&array_len=N&script=FILE], or [CONFIG_ID:]PROVIDER=URL,model=ID with PROVIDER one of openai, openai-compatible, vllm, ollama";
@@ -82,64 +85,11 @@ impl SimulatedSpec {
                 };
                 let origin = path.display().to_string();
                 let text = std::fs::read_to_string(&path)
-                    .map_err(|error| ChoiceError::Script { origin: origin.clone(), problem: format!("cannot read it: {error}") })?;
+                    .map_err(|error| ScriptError { origin: origin.clone(), problem: format!("cannot read it: {error}") })?;
                 Script::from_json(&text, &origin)?
             }
         };
         Ok(SimulatedOptions { latency: Duration::from_millis(self.latency_ms), array_len: self.array_len, script })
-    }
-}
-
-/// A provider that answers instead of the flow's LLM configs. Its `Debug` and `Display` leave
-/// out credentials in the URL.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ProviderOverride {
-    /// The component id of the one LLM config replaced; `None` replaces all of them.
-    pub config_id: Option<String>,
-    /// Which protocol to speak.
-    pub provider: Provider,
-    /// The endpoint's base URL (`http://` or `https://`).
-    pub url: String,
-    /// The model id sent to the endpoint.
-    pub model: String,
-}
-
-/// The providers `--llm` can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Provider {
-    /// `openai`: the OpenAI API.
-    OpenAi,
-    /// `openai-compatible`: any server speaking the OpenAI chat-completions protocol.
-    OpenAiCompatible,
-    /// `vllm`: a vLLM server.
-    Vllm,
-    /// `ollama`: an Ollama server.
-    Ollama,
-}
-
-impl Provider {
-    /// Every provider, in the order messages list them.
-    pub const ALL: [Provider; 4] = [Provider::OpenAi, Provider::OpenAiCompatible, Provider::Vllm, Provider::Ollama];
-
-    /// The name `--llm` uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::OpenAi => "openai",
-            Provider::OpenAiCompatible => "openai-compatible",
-            Provider::Vllm => "vllm",
-            Provider::Ollama => "ollama",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Provider> {
-        Provider::ALL.into_iter().find(|provider| provider.as_str() == name)
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -222,13 +172,8 @@ pub enum ChoiceError {
         problem: String,
     },
     /// The script file of `simulated?script=FILE` cannot be read or has the wrong shape.
-    #[error("--llm simulated script {origin}: {problem}")]
-    Script {
-        /// The file (or another source's name).
-        origin: String,
-        /// What is wrong, and the expected shape.
-        problem: String,
-    },
+    #[error(transparent)]
+    Script(#[from] ScriptError),
 }
 
 fn did_you_mean(suggestion: &Option<&'static str>) -> String {
@@ -250,7 +195,7 @@ impl FromStr for LlmChoice {
             Some((at, _)) => parse_provider(value, &text[..at], &text[at + 1..]).map(LlmChoice::Provider),
             None if text == "flow" => Ok(LlmChoice::Flow),
             None if text == "simulated" => Ok(LlmChoice::Simulated(SimulatedSpec::default())),
-            None if Provider::from_name(text.rsplit(':').next().unwrap_or(text)).is_some() => {
+            None if ApiProvider::from_name(text.rsplit(':').next().unwrap_or(text)).is_some() => {
                 Err(ChoiceError::BadProvider { value: value.to_owned(), problem: "a provider needs =URL,model=ID".to_owned() })
             }
             None => Err(unknown_value(value, text)),
@@ -318,8 +263,8 @@ fn parse_provider(value: &str, head: &str, rest: &str) -> Result<ProviderOverrid
         Some((id, name)) => (Some(id.to_owned()), name),
         None => (None, head),
     };
-    let Some(provider) = Provider::from_name(name) else {
-        let names = Provider::ALL.map(Provider::as_str);
+    let Some(provider) = ApiProvider::from_name(name) else {
+        let names = ApiProvider::ALL.map(ApiProvider::as_str);
         return Err(ChoiceError::UnknownProvider { value: value.to_owned(), provider: name.to_owned(), suggestion: closest(name, &names) });
     };
     let mut pieces = rest.split(',');
@@ -352,7 +297,12 @@ impl fmt::Display for LlmChoice {
         match self {
             LlmChoice::Flow => f.write_str("flow"),
             LlmChoice::Simulated(spec) => spec.fmt(f),
-            LlmChoice::Provider(provider) => provider.fmt(f),
+            LlmChoice::Provider(provider) => {
+                if let Some(id) = &provider.config_id {
+                    write!(f, "{id}:")?;
+                }
+                write!(f, "{}={},model={}", provider.provider, without_credentials(&provider.url), provider.model)
+            }
         }
     }
 }
@@ -378,47 +328,6 @@ impl fmt::Display for SimulatedSpec {
             option(f, "script", &percent_encode(&script.to_string_lossy()))?;
         }
         Ok(())
-    }
-}
-
-impl fmt::Display for ProviderOverride {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(id) = &self.config_id {
-            write!(f, "{id}:")?;
-        }
-        write!(f, "{}={},model={}", self.provider, weft_guard::egress::without_credentials(&self.url), self.model)
-    }
-}
-
-impl fmt::Debug for ProviderOverride {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProviderOverride")
-            .field("config_id", &self.config_id)
-            .field("provider", &self.provider)
-            .field("url", &mask_userinfo(&self.url))
-            .field("model", &self.model)
-            .finish()
-    }
-}
-
-impl ProviderOverride {
-    /// Whether the URL holds credentials (`user:password@`), which `Display` leaves out.
-    pub fn has_credentials(&self) -> bool {
-        weft_guard::egress::credentials(&self.url).is_some() || mask_userinfo(&self.url) != self.url
-    }
-}
-
-/// `text` with the user information of a URL in it (`//user:password@`, or `user:password@`
-/// before the first `/` when there is no scheme) replaced by `***`.
-fn mask_userinfo(text: &str) -> String {
-    let (head, rest) = match text.find("://") {
-        Some(at) => text.split_at(at + 3),
-        None => ("", text),
-    };
-    let end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{head}***{}", &rest[at..]),
-        None => text.to_owned(),
     }
 }
 

@@ -13,7 +13,7 @@ pub const OPENAI_BASE: &str = "https://api.openai.com";
 /// appended after `/v1` (added when the URL does not end with `/v1`).
 ///
 /// ```
-/// use weft_llm::openai::url::{CHAT_COMPLETIONS_PATH, request_url};
+/// use weft_llm::providers::openai::url::{CHAT_COMPLETIONS_PATH, request_url};
 ///
 /// for url in ["http://h:8000", "h:8000", " http://h:8000/v1/ ", "http://h:8000/v1/chat/completions"] {
 ///     assert_eq!(request_url(url, CHAT_COMPLETIONS_PATH), "http://h:8000/v1/chat/completions");

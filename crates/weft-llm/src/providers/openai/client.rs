@@ -1,34 +1,9 @@
-//! The OpenAI-compatible Chat Completions client: OpenAI, vLLM, Ollama, llama.cpp and any
-//! server speaking the protocol, as a [`ChatModel`].
-//!
-//! - [`OpenAiModel`] sends [`ChatRequest`]s to `POST {base}/chat/completions` over reqwest
-//!   (rustls with ring), with the request URL built from a config's `url` as WayFlow does
-//!   ([`url::request_url`]), structured output as `response_format` (`json_schema`, strict when
-//!   the schema allows it, or `json_object` mode), tools and tool calls, and usage with cached
-//!   tokens.
-//! - Each attempt has a timeout; failed attempts are retried by the [`RetryPolicy`]
-//!   (FORMAT.md 9.2), waiting through an injectable [`Sleeper`] and honouring `Retry-After`.
-//!   Every 429 lowers the endpoint's adaptive [`Limiter`]; every success raises it back. The
-//!   client does not take the limiter's permits: the engine holds one around the whole call.
-//! - [`config`] builds models from Agent Spec LLM configs, with `--llm` overrides and secrets.
-//! - Nothing secret leaves the client except to its endpoint: the key (or the URL's
-//!   credentials, sent as HTTP Basic auth and removed from the URL) is masked in every error
-//!   message, in every encoded form ([`weft_guard::Secrets`]), whatever the server echoed.
-//! - An [`EgressPolicy`] (`--allow-host`) is checked when the model is built and before every
-//!   request; redirects are never followed, so a request cannot be sent on to another host.
-//! - A response body is read in chunks and refused past [`MAX_RESPONSE_BYTES`] (32 MiB).
+//! The HTTP side of the OpenAI-compatible provider: [`OpenAiClient`] posts one request to
+//! `{base}/chat/completions` per [`Provider::attempt`] and reports a failure with what the retry
+//! layer needs (status and body, `Retry-After`, throttling) and a message that says what
+//! happened and what to do.
 
-pub mod config;
-pub mod retry;
-pub mod url;
-mod wire;
-
-pub use config::{Resolver, resolver};
-pub use retry::{Jitter, RecordingSleeper, RetryPolicy, Sleeper, TokioSleeper};
-pub use wire::strict_allowed;
-
-use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
@@ -37,231 +12,20 @@ use serde_json::Value as Json;
 use weft_guard::egress::{Target, credentials, without_credentials};
 use weft_guard::{EgressPolicy, Secrets};
 
-use crate::choice::Provider;
-use crate::limit::{Limiter, Limiters};
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError};
-use retry::{Failed, RETRY_BUDGET, Rng};
+use super::{API_KEY_ENV, DEFAULT_REQUEST_TIMEOUT, OpenAiOptions, StructuredMode, http_client, url, wire};
+use crate::providers::{AttemptError, Provider};
+use crate::retry::{Cause, parse_retry_after};
+use crate::{ChatRequest, ChatResponse, LlmError};
 
-/// The connect timeout when none is given (WayFlow's, for LLM calls).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The timeout of one attempt when neither the options nor the retry policy give one
-/// (WayFlow's).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// The environment variable holding the API key when a config gives none.
-pub const API_KEY_ENV: &str = "OPENAI_API_KEY";
-
-/// The largest response body read (32 MiB): a chat completion is never near it, and a server
-/// sending more (by mistake or on purpose) must not fill the memory.
-pub const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
-
-/// How a schema requested natively ([`crate::SchemaDelivery::Native`]) is sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StructuredMode {
-    /// `response_format: {"type": "json_schema", ...}`, strict when the schema allows it.
-    #[default]
-    JsonSchema,
-    /// `response_format: {"type": "json_object"}` (JSON mode), for servers without JSON-Schema
-    /// mode; the schema goes into a closing system message.
-    JsonObject,
-}
-
-/// Installs ring as rustls's process-wide crypto provider, once; a provider installed earlier
-/// (by the host program) is kept.
-pub fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // An error only means a provider is already installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// An HTTP client for LLM calls: connect timeout, no proxy (as WayFlow), rustls with ring, and
-/// no redirects (reqwest follows up to 10 by default, which would take a request, and an
-/// allow list's decision, to another host). Models built from one [`Resolver`] share one, and
-/// so its connection pool.
-pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, String> {
-    install_crypto_provider();
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("weft/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot create the HTTP client: {}", chain(&e)))
-}
-
-/// How to reach one model.
-#[derive(Clone)]
-pub struct OpenAiOptions {
-    /// Which kind of server (for messages, and the API key rules of [`config`]).
-    pub provider: Provider,
-    /// The config's `url` (the request URL is built from it, [`url::request_url`]).
-    pub url: String,
-    /// The model id sent as `model`.
-    pub model: String,
-    /// Sent as `Authorization: Bearer <key>`; no header when `None`.
-    pub api_key: Option<String>,
-    /// Retries.
-    pub retry: RetryPolicy,
-    /// The connect timeout (used when the client is built here).
-    pub connect_timeout: Duration,
-    /// The timeout of each attempt; when `None`, the retry policy's, else
-    /// [`DEFAULT_REQUEST_TIMEOUT`].
-    pub request_timeout: Option<Duration>,
-    /// How native schemas are sent.
-    pub structured: StructuredMode,
-    /// Where the endpoint's limiter comes from.
-    pub limiters: Limiters,
-    /// Waits between attempts.
-    pub sleeper: Arc<dyn Sleeper>,
-    /// Seeds the jitter, for reproducible delays in tests.
-    pub jitter_seed: Option<u64>,
-    /// A client to share (its connect timeout applies); built from `connect_timeout` when
-    /// `None`.
-    pub client: Option<reqwest::Client>,
-    /// What the model comes from, for messages (`OpenAiConfig "gpt" (id c1)`).
-    pub origin: Option<String>,
-    /// Where requests may go (`--allow-host`); unrestricted by default.
-    pub egress: EgressPolicy,
-    /// Other secret values masked in this model's error messages (its own key and URL
-    /// credentials always are).
-    pub secrets: Arc<Secrets>,
-    /// The largest response body read ([`MAX_RESPONSE_BYTES`] by default).
-    pub max_response_bytes: usize,
-}
-
-impl std::fmt::Debug for OpenAiOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiOptions")
-            .field("provider", &self.provider)
-            .field("url", &self.url)
-            .field("model", &self.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("retry", &self.retry)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("request_timeout", &self.request_timeout)
-            .field("structured", &self.structured)
-            .field("origin", &self.origin)
-            .field("egress", &self.egress)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .finish_non_exhaustive()
-    }
-}
-
-impl OpenAiOptions {
-    /// Options with Weft's defaults: no key, [`RetryPolicy::default`], 20 s to connect, the
-    /// global limiters, the tokio sleeper.
-    pub fn new(provider: Provider, url: impl Into<String>, model: impl Into<String>) -> OpenAiOptions {
-        OpenAiOptions {
-            provider,
-            url: url.into(),
-            model: model.into(),
-            api_key: None,
-            retry: RetryPolicy::default(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: None,
-            structured: StructuredMode::default(),
-            limiters: Limiters::global(),
-            sleeper: Arc::new(TokioSleeper),
-            jitter_seed: None,
-            client: None,
-            origin: None,
-            egress: EgressPolicy::unrestricted(),
-            secrets: Arc::new(Secrets::default()),
-            max_response_bytes: MAX_RESPONSE_BYTES,
-        }
-    }
-
-    /// Sends this API key.
-    pub fn with_api_key(mut self, key: impl Into<String>) -> OpenAiOptions {
-        self.api_key = Some(key.into());
-        self
-    }
-
-    /// Retries with this policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> OpenAiOptions {
-        self.retry = retry;
-        self
-    }
-
-    /// Waits between attempts with this sleeper.
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> OpenAiOptions {
-        self.sleeper = sleeper;
-        self
-    }
-
-    /// Takes the endpoint's limiter from these limiters.
-    pub fn with_limiters(mut self, limiters: Limiters) -> OpenAiOptions {
-        self.limiters = limiters;
-        self
-    }
-
-    /// Connects within this time.
-    pub fn with_connect_timeout(mut self, timeout: Duration) -> OpenAiOptions {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Gives each attempt this long.
-    pub fn with_request_timeout(mut self, timeout: Duration) -> OpenAiOptions {
-        self.request_timeout = Some(timeout);
-        self
-    }
-
-    /// Sends native schemas this way.
-    pub fn with_structured(mut self, mode: StructuredMode) -> OpenAiOptions {
-        self.structured = mode;
-        self
-    }
-
-    /// Seeds the jitter.
-    pub fn with_jitter_seed(mut self, seed: u64) -> OpenAiOptions {
-        self.jitter_seed = Some(seed);
-        self
-    }
-
-    /// Shares this HTTP client.
-    pub fn with_client(mut self, client: reqwest::Client) -> OpenAiOptions {
-        self.client = Some(client);
-        self
-    }
-
-    /// Names what the model comes from in messages.
-    pub fn with_origin(mut self, origin: impl Into<String>) -> OpenAiOptions {
-        self.origin = Some(origin.into());
-        self
-    }
-
-    /// Sends requests only where `egress` allows.
-    pub fn with_egress(mut self, egress: EgressPolicy) -> OpenAiOptions {
-        self.egress = egress;
-        self
-    }
-
-    /// Masks these secrets too in error messages.
-    pub fn with_secrets(mut self, secrets: Arc<Secrets>) -> OpenAiOptions {
-        self.secrets = secrets;
-        self
-    }
-
-    /// Refuses response bodies larger than `bytes`.
-    pub fn with_max_response_bytes(mut self, bytes: usize) -> OpenAiOptions {
-        self.max_response_bytes = bytes;
-        self
-    }
-}
-
-/// A model behind an OpenAI-compatible Chat Completions endpoint.
-pub struct OpenAiModel {
+/// One OpenAI-compatible Chat Completions endpoint, one attempt at a time: the [`Provider`] behind
+/// [`super::OpenAiModel`].
+pub struct OpenAiClient {
     name: String,
     request_url: String,
     base_url: String,
     model: String,
     /// The `Authorization` header: `Bearer <key>`, or `Basic ...` from the URL's credentials.
     authorization: Option<String>,
-    retry: RetryPolicy,
     timeout: Duration,
     target: Target,
     egress: EgressPolicy,
@@ -269,15 +33,12 @@ pub struct OpenAiModel {
     max_response_bytes: usize,
     structured: StructuredMode,
     client: reqwest::Client,
-    limiter: Arc<Limiter>,
-    sleeper: Arc<dyn Sleeper>,
-    rng: Mutex<Rng>,
     origin: Option<String>,
 }
 
-impl std::fmt::Debug for OpenAiModel {
+impl std::fmt::Debug for OpenAiClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiModel")
+        f.debug_struct("OpenAiClient")
             .field("name", &self.name)
             .field("request_url", &self.request_url)
             .field("model", &self.model)
@@ -286,13 +47,13 @@ impl std::fmt::Debug for OpenAiModel {
     }
 }
 
-impl OpenAiModel {
-    /// A model from its options. Fails when the options cannot work: an empty model id, a URL
+impl OpenAiClient {
+    /// A client from its options. Fails when the options cannot work: an empty model id, a URL
     /// that is not HTTP, the OpenAI API without a key, both a key and credentials in the URL, a
     /// host the egress policy refuses, or an HTTP client that cannot be built. Credentials in the
     /// URL (`http://user:password@host/v1`) are sent as HTTP Basic auth and kept out of the
     /// model's name, URL and messages.
-    pub fn new(mut options: OpenAiOptions) -> Result<OpenAiModel, String> {
+    pub fn new(mut options: OpenAiOptions) -> Result<OpenAiClient, String> {
         options.api_key = options.api_key.filter(|key| !key.trim().is_empty());
         let written_url = url::request_url(&options.url, url::CHAT_COMPLETIONS_PATH);
         let url_credentials = credentials(&written_url);
@@ -345,14 +106,12 @@ impl OpenAiModel {
             None => http_client(options.connect_timeout)?,
         };
         let timeout = options.request_timeout.or(options.retry.request_timeout).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
-        let limiter = options.limiters.get(&base_url);
-        Ok(OpenAiModel {
+        Ok(OpenAiClient {
             name,
             request_url,
             base_url,
             model: options.model,
             authorization,
-            retry: options.retry,
             timeout,
             target,
             egress: options.egress,
@@ -360,9 +119,6 @@ impl OpenAiModel {
             max_response_bytes: options.max_response_bytes,
             structured: options.structured,
             client,
-            limiter,
-            sleeper: options.sleeper,
-            rng: Mutex::new(Rng::new(options.jitter_seed)),
             origin: options.origin,
         })
     }
@@ -382,11 +138,6 @@ impl OpenAiModel {
         self.authorization.is_some()
     }
 
-    /// The retry policy.
-    pub fn retry_policy(&self) -> &RetryPolicy {
-        &self.retry
-    }
-
     /// The timeout of each attempt.
     pub fn request_timeout(&self) -> Duration {
         self.timeout
@@ -399,7 +150,7 @@ impl OpenAiModel {
 
     /// One attempt: the answer, or what went wrong. The egress policy is checked before
     /// anything is sent; the body is read in chunks, at most `max_response_bytes`.
-    async fn attempt(&self, payload: &Bytes) -> Result<ChatResponse, Failure> {
+    async fn send(&self, payload: &Bytes) -> Result<ChatResponse, Failure> {
         if let Err(refused) = self.egress.check(&self.target) {
             return Err(Failure { kind: Kind::Refused(refused.to_string()), request_id: None });
         }
@@ -413,11 +164,7 @@ impl OpenAiModel {
         let request_id = request_id(response.headers());
         let retry_after = (!status.is_success())
             .then(|| {
-                response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| retry::parse_retry_after(v, SystemTime::now()))
+                response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()))
             })
             .flatten();
         let location = status
@@ -441,31 +188,23 @@ impl OpenAiModel {
         })
     }
 
-    fn jitter(&self) -> f64 {
-        self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner).unit()
-    }
-
-    /// The error after `attempts` attempts, the last failing with `failure`.
-    fn error(&self, failure: &Failure, attempts: u32, why_stopped: Stop) -> LlmError {
+    /// A failed attempt as the retry layer sees it.
+    fn attempt_error(&self, failure: Failure) -> AttemptError {
         let origin = self.origin.as_ref().map(|o| format!(" for {o}")).unwrap_or_default();
         let mut message = format!("{}{origin} (model {}): {}", self.name, self.model, failure.describe());
         if let Some(id) = &failure.request_id {
             message.push_str(&format!(" (request id {id})"));
         }
-        let retries = attempts.saturating_sub(1);
-        let tries = match (attempts, why_stopped) {
-            (1, Stop::NotRetryable) => "after 1 attempt (not retried)".to_owned(),
-            (1, _) => "after 1 attempt (the retry policy allows no retries)".to_owned(),
-            (n, Stop::Budget) => {
-                format!("after {n} attempts ({retries} retries; retries stop {} s after the first attempt)", RETRY_BUDGET.as_secs())
-            }
-            (n, _) => format!("after {n} attempts ({retries} {})", if retries == 1 { "retry" } else { "retries" }),
+        let advice = self.advice(&failure);
+        let transient = failure.transient();
+        let (cause, retry_after) = match failure.kind {
+            Kind::Status { status, body, retry_after, .. } => (Cause::Status { status, body }, retry_after),
+            Kind::Tls(_) => (Cause::Tls, None),
+            Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) => (Cause::Transport, None),
+            Kind::Malformed(_) | Kind::TooLarge { .. } | Kind::Refused(_) => (Cause::Final, None),
         };
-        message.push_str(&format!(", {tries}; {}", self.advice(failure)));
-        // Whatever the server echoed (the key in an error body, a request id, a redirect
-        // target), no form of a secret leaves through the message.
-        let message = self.secrets.redact_str(&message).into_owned();
-        if failure.transient() { LlmError::Transient { message } } else { LlmError::Permanent { message } }
+        let throttled = cause.status() == Some(429);
+        AttemptError { cause, retry_after, throttled, transient, message, advice }
     }
 
     fn advice(&self, failure: &Failure) -> String {
@@ -516,7 +255,9 @@ impl OpenAiModel {
 }
 
 #[async_trait::async_trait]
-impl ChatModel for OpenAiModel {
+impl Provider for OpenAiClient {
+    type Payload = Bytes;
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -525,61 +266,20 @@ impl ChatModel for OpenAiModel {
         &self.base_url
     }
 
-    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let body = self.request_body(request);
-        let payload = Bytes::from(
-            serde_json::to_vec(&body)
-                .map_err(|e| LlmError::Permanent { message: format!("{}: cannot encode the request: {e}", self.name) })?,
-        );
-        let started = Instant::now();
-        let mut slept = Duration::ZERO;
-        let mut attempts: u32 = 0;
-        loop {
-            attempts += 1;
-            let failure = match self.attempt(&payload).await {
-                Ok(response) => {
-                    self.limiter.record_success();
-                    return Ok(response);
-                }
-                Err(failure) => failure,
-            };
-            if failure.status() == Some(429) {
-                self.limiter.record_throttle();
-            }
-            let retryable = match &failure.kind {
-                Kind::Status { status, body, .. } => self.retry.should_retry(Failed::Status(*status, body)),
-                Kind::Tls(_) => self.retry.should_retry(Failed::Tls),
-                Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) => self.retry.should_retry(Failed::Transport),
-                Kind::Malformed(_) | Kind::TooLarge { .. } | Kind::Refused(_) => false,
-            };
-            if !retryable {
-                return Err(self.error(&failure, attempts, Stop::NotRetryable));
-            }
-            if attempts > self.retry.max_retries {
-                return Err(self.error(&failure, attempts, Stop::Exhausted));
-            }
-            // The real sleeper's waits are part of the elapsed time; an injected one's are not.
-            let elapsed = started.elapsed().max(slept);
-            let Some(left) = RETRY_BUDGET.checked_sub(elapsed).filter(|left| !left.is_zero()) else {
-                return Err(self.error(&failure, attempts, Stop::Budget));
-            };
-            let delay = match failure.retry_after() {
-                Some(delay) => delay,
-                None => self.retry.delay(attempts - 1, failure.status().is_some_and(|s| (400..500).contains(&s)), self.jitter()),
-            };
-            let delay = delay.min(left);
-            self.sleeper.sleep(delay).await;
-            slept += delay;
-        }
+    fn secrets(&self) -> &Secrets {
+        &self.secrets
     }
-}
 
-/// Why retrying stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    NotRetryable,
-    Exhausted,
-    Budget,
+    fn prepare(&self, request: &ChatRequest) -> Result<Bytes, LlmError> {
+        let body = self.request_body(request);
+        let payload = serde_json::to_vec(&body)
+            .map_err(|e| LlmError::Permanent { message: format!("{}: cannot encode the request: {e}", self.name) })?;
+        Ok(Bytes::from(payload))
+    }
+
+    async fn attempt(&self, payload: &Bytes) -> Result<ChatResponse, AttemptError> {
+        self.send(payload).await.map_err(|failure| self.attempt_error(failure))
+    }
 }
 
 /// A failed attempt.
@@ -625,20 +325,6 @@ impl Failure {
             Kind::Transport(text)
         };
         Failure { kind, request_id }
-    }
-
-    fn status(&self) -> Option<u16> {
-        match &self.kind {
-            Kind::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
-    fn retry_after(&self) -> Option<Duration> {
-        match &self.kind {
-            Kind::Status { retry_after, .. } => *retry_after,
-            _ => None,
-        }
     }
 
     /// Whether the failure may pass by itself (rate limits, server errors, lost connections).
@@ -716,7 +402,7 @@ fn request_id(headers: &HeaderMap) -> Option<String> {
 }
 
 /// An error with its sources, `a: b: c`, repeated texts once.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = vec![error.to_string()];
     let mut source = error.source();
     while let Some(e) = source {

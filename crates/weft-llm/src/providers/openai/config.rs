@@ -25,16 +25,85 @@ use std::time::Duration;
 
 use weft_spec::{Component, Value};
 
-use weft_guard::egress::{OPENAI_API_HOST, Target, credentials, env_key_allowed};
+use weft_guard::egress::{OPENAI_API_HOST, Target, credentials, env_key_allowed, mask_userinfo};
 use weft_guard::{EgressPolicy, Secrets};
 
-use super::{
-    API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, RetryPolicy, Sleeper, StructuredMode,
-    TokioSleeper, url,
-};
+use super::{API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, StructuredMode, url};
 use crate::ChatModel;
-use crate::choice::{Provider, ProviderOverride};
 use crate::limit::Limiters;
+use crate::retry::{RetryPolicy, Sleeper, TokioSleeper};
+
+/// The OpenAI-compatible servers an LLM config (or `--llm`) can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ApiProvider {
+    /// `openai`: the OpenAI API.
+    OpenAi,
+    /// `openai-compatible`: any server speaking the OpenAI chat-completions protocol.
+    OpenAiCompatible,
+    /// `vllm`: a vLLM server.
+    Vllm,
+    /// `ollama`: an Ollama server.
+    Ollama,
+}
+
+impl ApiProvider {
+    /// Every provider, in the order messages list them.
+    pub const ALL: [ApiProvider; 4] = [ApiProvider::OpenAi, ApiProvider::OpenAiCompatible, ApiProvider::Vllm, ApiProvider::Ollama];
+
+    /// The name `--llm` and messages use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiProvider::OpenAi => "openai",
+            ApiProvider::OpenAiCompatible => "openai-compatible",
+            ApiProvider::Vllm => "vllm",
+            ApiProvider::Ollama => "ollama",
+        }
+    }
+
+    /// The provider [`ApiProvider::as_str`] names `name`.
+    pub fn from_name(name: &str) -> Option<ApiProvider> {
+        ApiProvider::ALL.into_iter().find(|provider| provider.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for ApiProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider that answers instead of the flow's LLM configs (`--llm PROVIDER=URL,model=ID`,
+/// parsed by the CLI). Its `Debug` leaves out credentials in the URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderOverride {
+    /// The component id of the one LLM config replaced; `None` replaces all of them.
+    pub config_id: Option<String>,
+    /// Which protocol to speak.
+    pub provider: ApiProvider,
+    /// The endpoint's base URL (`http://` or `https://`).
+    pub url: String,
+    /// The model id sent to the endpoint.
+    pub model: String,
+}
+
+impl std::fmt::Debug for ProviderOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderOverride")
+            .field("config_id", &self.config_id)
+            .field("provider", &self.provider)
+            .field("url", &mask_userinfo(&self.url))
+            .field("model", &self.model)
+            .finish()
+    }
+}
+
+impl ProviderOverride {
+    /// Whether the URL holds credentials (`user:password@`), which are never printed or stored.
+    pub fn has_credentials(&self) -> bool {
+        credentials(&self.url).is_some() || mask_userinfo(&self.url) != self.url
+    }
+}
 
 /// Reads an environment variable.
 pub type EnvLookup = dyn Fn(&str) -> Option<String> + Send + Sync;
@@ -174,7 +243,7 @@ impl Resolver {
                 let provider = provider_of(config)?;
                 let url = match (config.str_field("url").map(str::trim).filter(|u| !u.is_empty()), provider) {
                     (Some(url), _) if !config.is("OpenAiConfig") => url.to_owned(),
-                    (_, Provider::OpenAi) => url::OPENAI_BASE.to_owned(),
+                    (_, ApiProvider::OpenAi) => url::OPENAI_BASE.to_owned(),
                     _ => return Err(format!("{} has no url: give the server's URL, like http://127.0.0.1:8000/v1", config.ty.name)),
                 };
                 let model = config.str_field("model_id").map(str::trim).unwrap_or_default().to_owned();
@@ -207,7 +276,7 @@ impl Resolver {
                 None => None,
             },
         };
-        if api_key.is_none() && provider == Provider::OpenAi && Target::parse(&request_url).is_ok_and(|t| t.host == OPENAI_API_HOST) {
+        if api_key.is_none() && provider == ApiProvider::OpenAi && Target::parse(&request_url).is_ok_and(|t| t.host == OPENAI_API_HOST) {
             return Err(format!(
                 "the OpenAI API needs an API key and none is given: supply the secret {reference} (--secret {reference}=... or {}) or set {API_KEY_ENV}",
                 secret_env_name(&reference)
@@ -253,8 +322,8 @@ impl Resolver {
         Some(Some(key).filter(|k| !k.trim().is_empty()))
     }
 
-    fn env_key(&self, provider: Provider) -> Option<String> {
-        if provider == Provider::Ollama {
+    fn env_key(&self, provider: ApiProvider) -> Option<String> {
+        if provider == ApiProvider::Ollama {
             return None;
         }
         (self.env)(API_KEY_ENV).filter(|k| !k.trim().is_empty())
@@ -262,20 +331,20 @@ impl Resolver {
 }
 
 /// The provider of a config, or why it is not supported yet.
-fn provider_of(config: &Component) -> Result<Provider, String> {
+fn provider_of(config: &Component) -> Result<ApiProvider, String> {
     let api_type = config.str_field("api_type").map(normalize).unwrap_or_else(|| "chat_completions".to_owned());
     let provider = match config.ty.name {
-        "OpenAiConfig" => Provider::OpenAi,
-        "OpenAiCompatibleConfig" => Provider::OpenAiCompatible,
-        "VllmConfig" => Provider::Vllm,
-        "OllamaConfig" => Provider::Ollama,
+        "OpenAiConfig" => ApiProvider::OpenAi,
+        "OpenAiCompatibleConfig" => ApiProvider::OpenAiCompatible,
+        "VllmConfig" => ApiProvider::Vllm,
+        "OllamaConfig" => ApiProvider::Ollama,
         "LlmConfig" => {
             let named = config.str_field("api_provider").or_else(|| config.str_field("provider")).map(str::trim).filter(|p| !p.is_empty());
             match named.map(normalize).as_deref() {
-                Some("openai") => Provider::OpenAi,
-                Some("openai_compatible") => Provider::OpenAiCompatible,
-                Some("vllm") => Provider::Vllm,
-                Some("ollama") => Provider::Ollama,
+                Some("openai") => ApiProvider::OpenAi,
+                Some("openai_compatible") => ApiProvider::OpenAiCompatible,
+                Some("vllm") => ApiProvider::Vllm,
+                Some("ollama") => ApiProvider::Ollama,
                 Some(_) | None => {
                     let what = named.map_or_else(|| "no provider".to_owned(), |p| format!("provider {p:?}"));
                     return Err(format!(

@@ -1,11 +1,17 @@
 //! The `--llm` grammar: every form parses and prints back; every error says what is wrong and what
 //! is accepted; the script file is read relative to the right directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on any unexpected error")]
+
+#[path = "../src/llm_choice.rs"]
+mod llm_choice;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use llm_choice::{ChoiceError, LlmChoice, SimulatedSpec};
 use serde_json::json;
-use weft_llm::choice::{ChoiceError, LlmChoice, Provider, ProviderOverride, SimulatedSpec};
+use weft_llm::providers::openai::{ApiProvider, ProviderOverride};
 
 /// Parses `text`, checks it is `expect`, and that it prints back as `text`.
 #[track_caller]
@@ -28,7 +34,7 @@ fn simulated(latency_ms: u64, array_len: usize, script: Option<&str>) -> LlmChoi
     LlmChoice::Simulated(SimulatedSpec { latency_ms, array_len, script: script.map(PathBuf::from) })
 }
 
-fn provider(config_id: Option<&str>, provider: Provider, url: &str, model: &str) -> LlmChoice {
+fn provider(config_id: Option<&str>, provider: ApiProvider, url: &str, model: &str) -> LlmChoice {
     LlmChoice::Provider(ProviderOverride {
         config_id: config_id.map(str::to_owned),
         provider,
@@ -48,19 +54,19 @@ fn every_form_parses_and_prints_back() {
     check("simulated?latency_ms=5&array_len=2&script=/tmp/a%26b%25.json", simulated(5, 2, Some("/tmp/a&b%.json")));
     check(
         "openai=https://api.openai.com/v1,model=gpt-4o-mini",
-        provider(None, Provider::OpenAi, "https://api.openai.com/v1", "gpt-4o-mini"),
+        provider(None, ApiProvider::OpenAi, "https://api.openai.com/v1", "gpt-4o-mini"),
     );
     check(
         "openai-compatible=http://localhost:8000/v1,model=Qwen/Qwen3-8B",
-        provider(None, Provider::OpenAiCompatible, "http://localhost:8000/v1", "Qwen/Qwen3-8B"),
+        provider(None, ApiProvider::OpenAiCompatible, "http://localhost:8000/v1", "Qwen/Qwen3-8B"),
     );
-    check("vllm=http://gpu:8000/v1?x=1,model=m", provider(None, Provider::Vllm, "http://gpu:8000/v1?x=1", "m"));
-    check("ollama=http://localhost:11434,model=llama3.2:3b", provider(None, Provider::Ollama, "http://localhost:11434", "llama3.2:3b"));
+    check("vllm=http://gpu:8000/v1?x=1,model=m", provider(None, ApiProvider::Vllm, "http://gpu:8000/v1?x=1", "m"));
+    check("ollama=http://localhost:11434,model=llama3.2:3b", provider(None, ApiProvider::Ollama, "http://localhost:11434", "llama3.2:3b"));
     check(
         "judge_llm:ollama=http://localhost:11434,model=qwen3",
-        provider(Some("judge_llm"), Provider::Ollama, "http://localhost:11434", "qwen3"),
+        provider(Some("judge_llm"), ApiProvider::Ollama, "http://localhost:11434", "qwen3"),
     );
-    check("urn:llm:1:vllm=http://h,model=m", provider(Some("urn:llm:1"), Provider::Vllm, "http://h", "m"));
+    check("urn:llm:1:vllm=http://h,model=m", provider(Some("urn:llm:1"), ApiProvider::Vllm, "http://h", "m"));
 }
 
 #[test]

@@ -1,0 +1,64 @@
+//! Providers: the servers a [`crate::ChatModel`] can talk to, each in its own module, each behind
+//! the small single-attempt interface [`Provider`].
+//!
+//! A provider knows its wire format and its HTTP details, and makes exactly one attempt per
+//! [`Provider::attempt`]: it sends the request once and returns the answer, or an
+//! [`AttemptError`] saying what the retry layer needs to know (how the retry policy should judge
+//! the failure, the server's `Retry-After`, whether the server was throttling) and the text of
+//! the message a caller will read. Retries, waits, jitter and limiter feedback are not a
+//! provider's business: [`crate::retry::Retrying`] wraps any provider into a `ChatModel` and does
+//! them the same way for all.
+//!
+//! - [`openai`]: OpenAI-compatible Chat Completions servers (OpenAI, vLLM, Ollama, llama.cpp...).
+
+pub mod openai;
+
+use std::time::Duration;
+
+use weft_guard::Secrets;
+
+use crate::retry::Cause;
+use crate::{ChatRequest, ChatResponse, LlmError};
+
+/// One server speaking one protocol, one attempt at a time.
+#[async_trait::async_trait]
+pub trait Provider: Send + Sync {
+    /// A request as sent on the wire, encoded once for all the attempts of a call.
+    type Payload: Send + Sync;
+
+    /// A short name for messages and events: `openai-compatible http://...`.
+    fn name(&self) -> &str;
+
+    /// The endpoint whose [`crate::limit::Limiter`] the calls go through (the server's URL).
+    fn endpoint(&self) -> &str;
+
+    /// Secret values masked from every error message of this provider, whatever the server
+    /// echoed (its key, its URL's credentials, and any the caller gave).
+    fn secrets(&self) -> &Secrets;
+
+    /// Encodes `request` for the wire; an error is final (nothing was sent).
+    fn prepare(&self, request: &ChatRequest) -> Result<Self::Payload, LlmError>;
+
+    /// Sends `payload` exactly once: no retry, no wait, no limiter.
+    async fn attempt(&self, payload: &Self::Payload) -> Result<ChatResponse, AttemptError>;
+}
+
+/// One failed attempt, as a provider reports it to the retry layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptError {
+    /// How the retry policy judges the failure: a status and body, a transport or TLS failure,
+    /// or one that no retry can help ([`Cause::Final`]).
+    pub cause: Cause,
+    /// How long the server asked to wait before the next attempt (`Retry-After`), when it did.
+    pub retry_after: Option<Duration>,
+    /// Whether the server said it was throttling (HTTP 429): the endpoint's limiter is told.
+    pub throttled: bool,
+    /// Whether the failure may pass by itself, so the final error is [`LlmError::Transient`]
+    /// rather than [`LlmError::Permanent`].
+    pub transient: bool,
+    /// What happened, from the model's name on:
+    /// `openai-compatible http://h/v1 (model m): HTTP 500 Internal Server Error: "..."`.
+    pub message: String,
+    /// What to do about it, closing the final error message.
+    pub advice: String,
+}

@@ -1,0 +1,120 @@
+//! The retry layer around any provider, without HTTP: a scripted provider fails attempts as told,
+//! and the layer retries per the policy, waits `Retry-After` or the policy's delay (seen through
+//! an injected sleeper), reports throttles and successes to the endpoint's limiter, and builds
+//! the final message from the provider's parts with its secrets masked.
+
+#![allow(clippy::unwrap_used, reason = "test helpers")]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weft_guard::Secrets;
+use weft_llm::limit::Limiters;
+use weft_llm::providers::{AttemptError, Provider};
+use weft_llm::retry::{Cause, Jitter, RecordingSleeper, RetryOptions, RetryPolicy, Retrying};
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError};
+
+/// Answers each attempt with the next scripted outcome (`None`: success), counting attempts.
+struct Scripted {
+    outcomes: Mutex<Vec<Option<AttemptError>>>,
+    attempts: Mutex<u32>,
+    secrets: Secrets,
+}
+
+impl Scripted {
+    fn new(outcomes: Vec<Option<AttemptError>>) -> Scripted {
+        Scripted { outcomes: Mutex::new(outcomes), attempts: Mutex::new(0), secrets: Secrets::new(["sk-scripted-secret"]) }
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Scripted {
+    type Payload = ();
+
+    fn name(&self) -> &str {
+        "scripted"
+    }
+
+    fn endpoint(&self) -> &str {
+        "scripted://endpoint"
+    }
+
+    fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    fn prepare(&self, _request: &ChatRequest) -> Result<(), LlmError> {
+        Ok(())
+    }
+
+    async fn attempt(&self, _payload: &()) -> Result<ChatResponse, AttemptError> {
+        *self.attempts.lock().unwrap() += 1;
+        let mut outcomes = self.outcomes.lock().unwrap();
+        match outcomes.remove(0) {
+            None => Ok(ChatResponse { text: "ok".into(), ..ChatResponse::default() }),
+            Some(error) => Err(error),
+        }
+    }
+}
+
+fn failed(cause: Cause, retry_after: Option<Duration>) -> AttemptError {
+    let status = cause.status();
+    AttemptError {
+        throttled: status == Some(429),
+        transient: status != Some(400),
+        cause,
+        retry_after,
+        message: "scripted (model m): it failed, key sk-scripted-secret".into(),
+        advice: "do something".into(),
+    }
+}
+
+fn status(status: u16) -> Cause {
+    Cause::Status { status, body: String::new() }
+}
+
+fn retrying(outcomes: Vec<Option<AttemptError>>, policy: RetryPolicy) -> (Retrying<Scripted>, Arc<RecordingSleeper>, Limiters) {
+    let sleeper = RecordingSleeper::new();
+    let limiters = Limiters::default();
+    let options = RetryOptions { policy, sleeper: sleeper.clone(), jitter_seed: Some(1) };
+    (Retrying::wrap(Scripted::new(outcomes), &limiters, options), sleeper, limiters)
+}
+
+#[tokio::test]
+async fn throttles_are_retried_after_retry_after_and_reported_to_the_limiter() {
+    let no_jitter = RetryPolicy { jitter: Jitter::None, ..RetryPolicy::default() };
+    let outcomes = vec![Some(failed(status(429), Some(Duration::from_millis(250)))), Some(failed(Cause::Transport, None)), None];
+    let (model, sleeper, limiters) = retrying(outcomes, no_jitter);
+    let response = model.chat(&ChatRequest::default()).await.unwrap();
+    assert_eq!(response.text, "ok");
+    assert_eq!(*model.provider().attempts.lock().unwrap(), 3);
+    // Retry-After first, then the policy's second delay (1 s × 2, no jitter).
+    assert_eq!(sleeper.delays(), vec![Duration::from_millis(250), Duration::from_secs(2)]);
+    let stats = limiters.get("scripted://endpoint").stats();
+    assert_eq!(stats.throttles, 1);
+    assert_eq!(model.endpoint(), "scripted://endpoint");
+}
+
+#[tokio::test]
+async fn the_final_error_counts_attempts_and_masks_secrets() {
+    let policy = RetryPolicy { max_retries: 2, ..RetryPolicy::default() };
+    let outcomes = (0..3).map(|_| Some(failed(status(503), None))).collect();
+    let (model, sleeper, _) = retrying(outcomes, policy);
+    let error = model.chat(&ChatRequest::default()).await.unwrap_err();
+    assert!(matches!(error, LlmError::Transient { .. }), "{error:?}");
+    assert_eq!(error.to_string(), "scripted (model m): it failed, key [REDACTED], after 3 attempts (2 retries); do something");
+    assert_eq!(sleeper.delays().len(), 2);
+
+    let (model, sleeper, _) = retrying(vec![Some(failed(status(400), None))], RetryPolicy::default());
+    let error = model.chat(&ChatRequest::default()).await.unwrap_err();
+    assert!(matches!(error, LlmError::Permanent { .. }), "{error:?}");
+    assert!(error.to_string().ends_with(", after 1 attempt (not retried); do something"), "{error}");
+    assert!(sleeper.delays().is_empty());
+}
+
+#[tokio::test]
+async fn final_causes_are_never_retried() {
+    let (model, _, _) = retrying(vec![Some(failed(Cause::Final, None)), None], RetryPolicy::default());
+    assert!(model.chat(&ChatRequest::default()).await.is_err());
+    assert_eq!(*model.provider().attempts.lock().unwrap(), 1);
+}

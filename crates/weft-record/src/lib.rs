@@ -1,0 +1,18 @@
+//! What a run leaves behind of its LLM and tool calls, where both models and tools are visible:
+//!
+//! - [`log`]: the record file (`--record run.jsonl`): format, keys, secret redaction, the shared
+//!   [`log::RecordLog`];
+//! - [`llm`]: [`llm::Recorder`] records a model's exchanges, [`llm::Replayer`] serves them back;
+//! - [`tools`]: [`tools::RecordingTool`] records a tool's exchanges, [`tools::ToolReplay`] serves
+//!   them back;
+//! - [`usage`]: price files (`--prices`) and usage accounting (tokens, calls, retries, cost).
+
+pub mod llm;
+pub mod log;
+pub mod tools;
+pub mod usage;
+
+pub use llm::{Recorder, Replayer};
+pub use log::{RecordLog, ReplayError};
+pub use tools::{RecordingTool, ReplayTool, ToolReplay, recording_registry};
+pub use usage::{Metered, Prices, UsageMeter};
