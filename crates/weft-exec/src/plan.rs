@@ -323,6 +323,34 @@ impl Compiler<'_> {
         !blockers.is_empty()
     }
 
+    /// A component the model has no runnable form for and no blocker: the document has errors
+    /// in it or in what it uses (a flow with errors was given to the planner). Reports the
+    /// errors lowering found there, else says where to look.
+    fn not_lowered(&mut self, c: CompId) {
+        let spec = self.flow.spec();
+        let mut seen = std::collections::HashSet::from([c]);
+        let mut todo = vec![c];
+        let mut found = false;
+        // Bounded: each component once.
+        while let Some(x) = todo.pop() {
+            for line in self.model.errors(x) {
+                found = true;
+                if !self.problems.contains(line) {
+                    self.problems.push(line.clone());
+                }
+            }
+            for child in spec.children(x) {
+                if self.model.flow(child).is_none() && seen.insert(child) {
+                    todo.push(child);
+                }
+            }
+        }
+        if !found {
+            let comp = spec.get(c);
+            self.problems.push(format!("{} at {}: the document has errors here; `weft validate` lists them", comp.label(), pointer(comp)));
+        }
+    }
+
     /// Compiles a flow (once) and returns its index.
     fn flow_plan(&mut self, f: CompId) -> usize {
         if let Some(&i) = self.flow_of.get(&f) {
@@ -343,7 +371,7 @@ impl Compiler<'_> {
         });
         self.blocked(f);
         let Some(graph) = self.model.flow(f) else {
-            self.problems.push(format!("not supported yet: {} used as a flow at {} (\"{}\")", comp.ty.name, pointer(comp), comp.name));
+            self.not_lowered(f);
             return index;
         };
         let mut first = None;
@@ -401,14 +429,12 @@ impl Compiler<'_> {
 
     fn node(&mut self, n: CompId, idx: usize, edges: &[DataEdge]) {
         let spec = self.flow.spec();
-        let comp = spec.get(n);
         let io = self.flow.io(n);
         if self.blocked(n) {
             return;
         }
         let Some(node) = self.model.node(n) else {
-            // The loader reported why (an error would have stopped the run before planning).
-            self.problems.push(format!("not supported yet: {} at {} (\"{}\")", comp.ty.name, pointer(comp), comp.name));
+            self.not_lowered(n);
             return;
         };
         self.nodes[idx].output_mapping = node.output_mapping.clone();

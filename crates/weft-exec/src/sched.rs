@@ -440,7 +440,7 @@ impl Sched<'_> {
                             RunErrorKind::MissingInput,
                             node,
                             &format!(
-                                "item {i}: the unpack_input query `{}` for \"{input}\" gives no value for {}",
+                                "item {i}: the unpack_input query `{}` for \"{input}\" gives no value for the item {}",
                                 query.source(),
                                 excerpt(&item.to_string(), &self.plan.options.secrets)
                             ),

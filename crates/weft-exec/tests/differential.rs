@@ -219,12 +219,14 @@ fn refusals(flow: &Flow, error: &StartError) -> Vec<Refusal> {
             let mut found = None;
             for (at, _) in line.match_indices(" at /") {
                 let rest = &line[at + 4..];
+                // The root (printed `/`) owns every pointer no other component owns.
                 let hit = printed.iter().find(|(p, _)| {
-                    rest.starts_with(p.as_str())
-                        && (rest.len() == p.len() || [":", " (", "/"].iter().any(|end| rest[p.len()..].starts_with(end)))
+                    p == "/"
+                        || rest.starts_with(p.as_str())
+                            && (rest.len() == p.len() || [":", " (", "/"].iter().any(|end| rest[p.len()..].starts_with(end)))
                 });
                 if let Some((p, plain)) = hit {
-                    let after = &rest[p.len()..];
+                    let after = if p == "/" { rest } else { &rest[p.len()..] };
                     let field = if after.starts_with('/') {
                         let end = [": ", " ("].iter().filter_map(|e| after.find(e)).min().unwrap_or(after.len());
                         &after[..end]
@@ -240,7 +242,9 @@ fn refusals(flow: &Flow, error: &StartError) -> Vec<Refusal> {
             let (pointer, component, at, pattern) = match found {
                 Some((start, printed_ptr, plain, field)) => {
                     let head = blank_quotes(&line[..start]);
-                    let tail_start = start + printed_ptr.len() + field.len();
+                    // A field of the root is printed without the root's own `/`.
+                    let root_field = printed_ptr == "/" && !field.is_empty();
+                    let tail_start = start + if root_field { 0 } else { printed_ptr.len() } + field.len();
                     let tail = line.get(tail_start..).unwrap_or("");
                     // Keep the problem's first clause: `: the template does not compile: <why>`.
                     let tail = match tail.strip_prefix(": ") {
@@ -611,7 +615,9 @@ fn refusal_lines_are_parsed() {
     let rs = refusals(&flow, &e);
     assert!(rs.len() >= 2, "{e}");
     assert!(rs.iter().all(|r| r.kind == Kind::Unsupported && r.pointer.is_some()), "{rs:#?}");
-    assert_eq!(rs[0].pointer.as_deref(), Some(""), "{rs:#?}");
+    // A field of the root: the flow variables.
+    assert_eq!(rs[0].pointer.as_deref(), Some("/state"), "{rs:#?}");
+    assert_eq!(rs[0].component.as_deref(), Some(""), "{rs:#?}");
     assert!(rs[1].pointer.as_deref().unwrap().starts_with("/$referenced_components/"), "{rs:#?}");
     assert!(rs[1].pattern.starts_with("not supported yet: PluginWriteVariableNode at <ptr>"), "{rs:#?}");
     // A field after the component's pointer.

@@ -209,7 +209,7 @@ fn reducers(lw: &mut Lowerer<'_, '_>, n: CompId, subflow: CompId) -> bool {
                 Some(s) => format!("did you mean \"{s}\"?"),
                 None => "use append, sum, average, max or min".into(),
             };
-            lw.error(n, Code::ComponentRule, ptr.clone(), format!("{}: {v} is not a reducer", comp.label()), &hint);
+            lw.error(n, Code::ComponentRule, ptr.clone(), format!("{v} is not a reducer"), &hint);
             ok = false;
         }
         if !outputs.iter().any(|o| o == k) {
@@ -217,8 +217,7 @@ fn reducers(lw: &mut Lowerer<'_, '_>, n: CompId, subflow: CompId) -> bool {
                 Some(s) => format!("did you mean \"{s}\"?"),
                 None => format!("the subflow's outputs are: {}", outputs.join(", ")),
             };
-            let msg = format!("{}: the reducer key \"{k}\" is not an output of the subflow", comp.label());
-            lw.error(n, Code::ComponentRule, ptr, msg, &hint);
+            lw.error(n, Code::ComponentRule, ptr, format!("the reducer key \"{k}\" is not an output of the subflow"), &hint);
             ok = false;
         }
     }
@@ -243,8 +242,7 @@ fn collect(lw: &mut Lowerer<'_, '_>, n: CompId, subflow: CompId, extended: bool)
         let Some(sub_out) = sub_outputs.iter().find(|o| o.title() == from) else {
             let pointer = if out.pointer.is_empty() { format!("{}/outputs", comp.pointer) } else { out.pointer.clone() };
             let msg = format!(
-                "{}: output \"{}\" collects subflow output \"{from}\", which subflow \"{}\" does not have",
-                comp.label(),
+                "output \"{}\" collects subflow output \"{from}\", which subflow \"{}\" does not have",
                 out.title(),
                 lw.comp(subflow).name
             );

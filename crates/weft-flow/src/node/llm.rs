@@ -95,6 +95,19 @@ pub(super) fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<LlmNode> {
     let (prompt, generation) = match object {
         Some(t) => {
             let messages = lw.prompt_messages(n, t)?;
+            // What a message may read: the node's inputs, and the response format when it is
+            // given in the prompt rather than natively.
+            let mut allowed = lw.input_names(n);
+            if messages.response_format.is_some() && !messages.native {
+                allowed.push("__RESPONSE_FORMAT__".to_owned());
+            }
+            let mut ok = true;
+            for (i, m) in messages.messages.iter().enumerate() {
+                ok &= lw.variables(t, &format!("messages/{i}/contents"), &m.template, &allowed);
+            }
+            if !ok {
+                return None;
+            }
             let generation = messages.generation.clone().unwrap_or(config_generation);
             (LlmPrompt::Messages(messages), generation)
         }
@@ -111,6 +124,10 @@ fn text_prompt(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<TextPrompt> {
     // WayFlow renders the prompt and the structured-output instructions as one template, so
     // they are compiled together; the prompt alone first, so an error points at the user's text.
     let plain = lw.template(n, "prompt_template", source)?;
+    let inputs = lw.input_names(n);
+    if !lw.variables(n, "prompt_template", &plain, &inputs) {
+        return None;
+    }
     let structured = weft_prompt::structured_output_needed(&outputs).then(|| {
         let (schema, shape) = weft_prompt::prompt_schema(&outputs);
         let name = match shape {
@@ -138,6 +155,8 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
         lw.block(t, t, format!("{}/post_rendering_transforms", tc.pointer), "PluginPromptTemplate with `post_rendering_transforms`".into());
         ok = false;
     }
+    let response_format = f.prop("response_format").map(|p| p.schema.clone());
+    let native = f.bool("native_structured_generation", true);
     let mut messages = Vec::new();
     if let Some(Json::Array(list)) = f.json("messages") {
         for (i, m) in list.iter().enumerate() {
@@ -182,8 +201,6 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
             }
         }
     }
-    let response_format = f.prop("response_format").map(|p| p.schema.clone());
-    let native = f.bool("native_structured_generation", true);
     let strict = f.bool("strict_output_validation", false);
     let mut parsers = Vec::new();
     for p in f.comps("output_parser") {
@@ -244,9 +261,8 @@ pub(super) fn parser(lw: &mut Lowerer<'_, '_>, t: CompId, p: CompId) -> Option<O
     match built {
         Ok(parser) => Some(parser),
         Err(e) => {
-            let msg = format!("{}: {e}", pc.label());
             let pointer = format!("{}/{field}", pc.pointer);
-            lw.error(p, Code::BadValue, pointer, msg, "fix the parser's configuration (FORMAT.md 11)");
+            lw.error(p, Code::BadValue, pointer, e.to_string(), "fix the parser's configuration (FORMAT.md 11)");
             None
         }
     }

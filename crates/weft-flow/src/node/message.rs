@@ -58,12 +58,19 @@ fn rephrase(lw: &mut Lowerer<'_, '_>, n: CompId, f: Fields<'_>) {
     }
 }
 
+/// Compiles a template of node `n` that reads the node's inputs.
+fn checked_template(lw: &mut Lowerer<'_, '_>, n: CompId, field: &str, text: &str) -> Option<Arc<Template>> {
+    let template = lw.template(n, field, text)?;
+    let inputs = lw.input_names(n);
+    lw.variables(n, field, &template, &inputs).then_some(template)
+}
+
 pub(super) fn input(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<InputMessageNode> {
     let f = lw.fields(n);
     let field = if lw.comp(n).is("InputMessageNode") { "message" } else { "message_template" };
     rephrase(lw, n, f);
     let message = match f.str(field).filter(|m| !m.is_empty()) {
-        Some(text) => Some(lw.template(n, field, text)?),
+        Some(text) => Some(checked_template(lw, n, field, text)?),
         None => None,
     };
     Some(InputMessageNode { message, output: first_output(lw, n, "user_input") })
@@ -74,12 +81,12 @@ pub(super) fn output(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<OutputMessag
     rephrase(lw, n, f);
     let expose = lw.comp(n).is("PluginOutputMessageNode") && f.bool("expose_message_as_output", true);
     let message_type = f.str_where_present("message_type").unwrap_or("AGENT").to_owned();
-    let message = lw.template(n, "message", f.str("message").unwrap_or(""))?;
+    let message = checked_template(lw, n, "message", f.str("message").unwrap_or(""))?;
     Some(OutputMessageNode { message, message_type, output: expose.then(|| "output_message".to_owned()) })
 }
 
 pub(super) fn template_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<TemplateNode> {
-    let template = lw.template(n, "template", lw.fields(n).str("template").unwrap_or(""))?;
+    let template = checked_template(lw, n, "template", lw.fields(n).str("template").unwrap_or(""))?;
     Some(TemplateNode { template, output: first_output(lw, n, "output") })
 }
 

@@ -115,6 +115,9 @@ pub struct Model {
     flows: HashMap<CompId, FlowGraph>,
     nodes: HashMap<CompId, Node>,
     blockers: HashMap<CompId, Vec<Blocker>>,
+    /// Document errors found while lowering, by the component they are about, as one line each
+    /// (`<label> at <pointer>: <what is wrong>`).
+    errors: HashMap<CompId, Vec<String>>,
 }
 
 impl Model {
@@ -127,6 +130,11 @@ impl Model {
     /// right.
     pub fn node(&self, c: CompId) -> Option<&Node> {
         self.nodes.get(&c)
+    }
+
+    /// The document errors lowering found in a component, one line each.
+    pub fn errors(&self, c: CompId) -> &[String] {
+        self.errors.get(&c).map_or(&[], Vec::as_slice)
     }
 
     /// What keeps a component (a node, a flow, the root) from running, if anything.
@@ -258,10 +266,14 @@ impl<'b> Lowerer<'_, 'b> {
         }
     }
 
-    /// Reports a document error about component `c` at `pointer`.
-    pub(crate) fn error(&mut self, c: CompId, code: Code, pointer: String, msg: String, hint: &str) {
+    /// Reports a document error about component `c` at `pointer`; `detail` says what is wrong
+    /// (the message is the component's label, then the detail). The model keeps it, so a plan of
+    /// a flow with errors names them too.
+    pub(crate) fn error(&mut self, c: CompId, code: Code, pointer: String, detail: String, hint: &str) {
         let comp = self.comp(c);
-        self.cx.report(comp, code, pointer, msg, Some(hint.to_owned()));
+        self.cx.report(comp, code, pointer.clone(), format!("{}: {detail}", comp.label()), Some(hint.to_owned()));
+        let at = if pointer.is_empty() { "/".to_owned() } else { pointer };
+        self.model.errors.entry(c).or_default().push(format!("{} at {at}: {detail}", comp.label()));
     }
 
     /// Compiles a Jinja template from field `field` of component `c`, reporting a syntax error
@@ -285,6 +297,38 @@ impl<'b> Lowerer<'_, 'b> {
         }
     }
 
+    /// The names a node's templates may read: its inputs, by internal name.
+    pub(crate) fn input_names(&self, n: CompId) -> Vec<String> {
+        let in_map = self.fields(n).mapping("input_mapping");
+        self.io(n).inputs.iter().map(|p| internal_name(&in_map, p.title())).collect()
+    }
+
+    /// Reports a template variable that is not among `allowed` (the names the run passes): the
+    /// render would fail before the node's first call.
+    pub(crate) fn variables(&mut self, c: CompId, field: &str, template: &weft_prompt::Template, allowed: &[String]) -> bool {
+        let unknown: Vec<&str> = template.variables().filter(|v| !allowed.iter().any(|a| a == v)).collect();
+        if unknown.is_empty() {
+            return true;
+        }
+        let pointer = format!("{}/{field}", self.comp(c).pointer);
+        let names: Vec<String> = unknown.iter().map(|v| format!("`{v}`")).collect();
+        let detail = format!(
+            "the template in `{field}` reads {}, which {} not an input of the node, so rendering it fails",
+            names.join(", "),
+            if unknown.len() > 1 { "are" } else { "is" }
+        );
+        let hint = if allowed.is_empty() {
+            "the node has no inputs: write each value the template needs as a placeholder `{{ name }}` so it becomes an input".to_owned()
+        } else {
+            format!(
+                "the template may read {}; write a value it needs as a placeholder `{{{{ name }}}}` so it becomes an input",
+                allowed.join(", ")
+            )
+        };
+        self.error(c, Code::BadValue, pointer, detail, &hint);
+        false
+    }
+
     /// Compiles a jq query found at `pointer` (a member of field `field`), reporting a broken or
     /// refused query as `bad_value`.
     pub(crate) fn jq(&mut self, c: CompId, field: &str, member: &str, query: &str) -> Option<weft_prompt::JqQuery> {
@@ -299,8 +343,8 @@ impl<'b> Lowerer<'_, 'b> {
                 };
                 let comp = self.comp(c);
                 let pointer = format!("{}/{field}/{}", comp.pointer, weft_spec::diagnostic::escape_token(member));
-                let msg = format!("{}: the jq query for `{member}` (`{query}`) cannot be used: {e}", comp.label());
-                self.error(c, Code::BadValue, pointer, msg, hint);
+                let detail = format!("the jq query for `{member}` (`{query}`) cannot be used: {e}");
+                self.error(c, Code::BadValue, pointer, detail, hint);
                 None
             }
         }
