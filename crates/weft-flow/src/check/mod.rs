@@ -4,7 +4,6 @@
 mod flow;
 mod io;
 mod props;
-mod rules;
 mod version;
 
 pub use version::floor as version_floor;
@@ -22,7 +21,12 @@ pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<D
     props::check(&mut cx);
     io::check(&mut cx, &mut inf);
     flow::check(&mut cx, &mut inf);
-    rules::check(&mut cx, &mut inf);
+    // Component-specific rules, by family (crate::node).
+    for c in 0..spec.components.len() {
+        if !cx.skip(c) {
+            crate::node::check(&mut cx, &mut inf, c);
+        }
+    }
     version::check(&mut cx);
     let ios: Vec<crate::infer::Io> = (0..spec.components.len()).map(|c| inf.io(c)).collect();
     let model = crate::node::lower(&mut cx, &ios);

@@ -1,8 +1,12 @@
 //! BranchingNode: the branch named by the input's value, through `mapping`.
 
-use super::Lowerer;
+use super::{Fields, Lowerer};
+use crate::infer::{Inferred, Inferrer, sorted_unique};
 use serde_json::{Map, Value as Json};
-use weft_spec::CompId;
+use weft_spec::{CompId, Property};
+
+/// The types of the family.
+pub const TYPES: &[&str] = &["BranchingNode"];
 
 /// A BranchingNode.
 #[derive(Debug, Clone)]
@@ -13,4 +17,19 @@ pub struct BranchingNode {
 
 pub(super) fn lower(lw: &Lowerer<'_, '_>, n: CompId) -> BranchingNode {
     BranchingNode { mapping: lw.fields(n).object("mapping").cloned().unwrap_or_default() }
+}
+
+pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
+    let f = Fields::of(inf.spec().get(c));
+    let mut out = Inferred {
+        inputs: Some(vec![Property::typed("branching_mapping_key", "string")]),
+        inputs_explicit_wins: true,
+        outputs: Some(Vec::new()),
+        ..Inferred::default()
+    };
+    let mut branches: Vec<String> =
+        f.object("mapping").map(|m| m.values().filter_map(Json::as_str).map(str::to_owned).collect()).unwrap_or_default();
+    branches.push("default".into());
+    out.branches = Some(sorted_unique(branches));
+    Some(out)
 }

@@ -2,11 +2,18 @@
 //! MapNode, ParallelMapNode, ExtendedMapNode and ExtendedParallelMapNode (a subflow once per
 //! item, outputs collected in input order).
 
-use super::{Lowerer, internal_name, max_workers};
+use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, max_workers, next};
+use crate::check::Cx;
+use crate::infer::{Inferred, Inferrer, map_titles};
 use serde_json::Value as Json;
+use std::collections::HashMap;
 use weft_prompt::JqQuery;
 use weft_spec::diagnostic::{did_you_mean, escape_token};
 use weft_spec::{Code, CompId, Property};
+
+/// The types of the family.
+pub const TYPES: &[&str] =
+    &["ParallelFlowNode", "ExtendedParallelFlowNode", "MapNode", "ParallelMapNode", "ExtendedMapNode", "ExtendedParallelMapNode"];
 
 /// The reducers a core map node may name.
 pub const REDUCERS: &[&str] = &["append", "sum", "average", "max", "min"];
@@ -126,13 +133,22 @@ impl Reducer {
     }
 }
 
-pub(super) fn parallel(lw: &Lowerer<'_, '_>, n: CompId) -> ParallelNode {
+pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    let kind = match lw.comp(n).ty.name {
+        "ParallelFlowNode" | "ExtendedParallelFlowNode" => NodeKind::Parallel(parallel(lw, n)),
+        "MapNode" | "ParallelMapNode" | "ExtendedMapNode" | "ExtendedParallelMapNode" => NodeKind::Map(Box::new(map(lw, n)?)),
+        _ => return Some(Lowered::NotRunnable),
+    };
+    Some(Lowered::Kind(kind))
+}
+
+fn parallel(lw: &Lowerer<'_, '_>, n: CompId) -> ParallelNode {
     let f = lw.fields(n);
     let field = if lw.comp(n).is("ParallelFlowNode") { "subflows" } else { "flows" };
     ParallelNode { flows: f.comps(field), max_workers: max_workers(f) }
 }
 
-pub(super) fn map(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<MapNode> {
+fn map(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<MapNode> {
     let comp = lw.comp(n);
     let f = lw.fields(n);
     let extended = comp.ty.name.starts_with("Extended");
@@ -266,4 +282,207 @@ fn collect(lw: &mut Lowerer<'_, '_>, n: CompId, subflow: CompId, extended: bool)
         collect.push(Collect { output: internal, from, reducer, default, integer });
     }
     ok.then_some(collect)
+}
+
+pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
+    let comp = cx.spec.get(c);
+    if matches!(comp.ty.name, "ParallelFlowNode" | "ExtendedParallelFlowNode") {
+        parallel_flow(cx, inf, c);
+    }
+    let parallel_map = matches!(comp.ty.name, "ParallelMapNode" | "ExtendedParallelMapNode")
+        || (comp.is("ExtendedMapNode") && comp.json_field("parallel_execution").and_then(Json::as_bool) == Some(true));
+    if parallel_map {
+        let field = if comp.is("ParallelMapNode") { "subflow" } else { "flow" };
+        if let Some(sub) = comp.comp_field(field) {
+            yielding(cx, c, sub, "a parallel map");
+        }
+    }
+}
+
+fn parallel_flow(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
+    let spec = cx.spec;
+    let comp = spec.get(c);
+    let field = if comp.is("ParallelFlowNode") { "subflows" } else { "flows" };
+    let subs = comp.comp_list(field);
+    let mut outputs: HashMap<String, usize> = HashMap::new();
+    let mut inputs: HashMap<String, serde_json::Value> = HashMap::new();
+    for (i, &sub) in subs.iter().enumerate() {
+        if cx.skip(sub) {
+            continue;
+        }
+        let io = inf.io(sub);
+        for p in &io.outputs {
+            if let Some(&first) = outputs.get(p.title()) {
+                cx.report(
+                    comp,
+                    Code::Parallel,
+                    comp.pointer.clone(),
+                    format!(
+                        "{}: branches {first} and {i} both output \"{}\"; the merged outputs would overwrite each other",
+                        comp.label(),
+                        p.title()
+                    ),
+                    Some("rename the output in one of the branches (or map it with output_mapping)".into()),
+                );
+            } else {
+                outputs.insert(p.title().to_owned(), i);
+            }
+        }
+        for p in &io.inputs {
+            match inputs.get(p.title()) {
+                Some(s) if !crate::schema::same_type(s, &p.schema) => cx.report(
+                    comp,
+                    Code::IoMismatch,
+                    comp.pointer.clone(),
+                    format!(
+                        "{}: branches take input \"{}\" with different types ({} and {})",
+                        comp.label(),
+                        p.title(),
+                        weft_spec::model::type_name(s),
+                        p.type_name()
+                    ),
+                    Some("give the shared input the same type in every branch, or rename it".into()),
+                ),
+                Some(_) => {}
+                None => {
+                    inputs.insert(p.title().to_owned(), p.schema.clone());
+                }
+            }
+        }
+        yielding(cx, c, sub, "a parallel branch");
+    }
+}
+
+/// Reports nodes of `flow` (and of flows nested in it) that may stop to wait for the user or
+/// the client, which WayFlow refuses inside parallel branches and parallel maps.
+fn yielding(cx: &mut Cx<'_>, parallel: CompId, flow: CompId, context: &str) {
+    let spec = cx.spec;
+    let mut stack = vec![flow];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(f) = stack.pop() {
+        if !seen.insert(f) {
+            continue;
+        }
+        let fl = spec.get(f);
+        for (i, n) in fl.comp_list("nodes").into_iter().enumerate() {
+            let node = spec.get(n);
+            if let Some(why) = yields(spec, n) {
+                cx.report(
+                    node,
+                    Code::Parallel,
+                    format!("{}/nodes/{i}", fl.pointer),
+                    format!("{} may {why}, which is not allowed inside {context} ({})", node.label(), spec.get(parallel).label()),
+                    Some("move the interaction before or after the parallel node".into()),
+                );
+            }
+            for sub in ["subflow", "flow"] {
+                if let Some(s) = node.comp_field(sub) {
+                    stack.push(s);
+                }
+            }
+            for s in node.comp_list("subflows").into_iter().chain(node.comp_list("flows")) {
+                stack.push(s);
+            }
+        }
+    }
+}
+
+fn yields(spec: &weft_spec::Spec, n: CompId) -> Option<&'static str> {
+    let node = spec.get(n);
+    match node.ty.name {
+        "InputMessageNode" | "PluginInputMessageNode" => Some("ask the user for input"),
+        "ToolNode" | "ExtendedToolNode" => {
+            let tool = spec.get(node.comp_field("tool")?);
+            if tool.is("ClientTool") {
+                Some("yield a client tool request")
+            } else if tool.json_field("requires_confirmation").and_then(Json::as_bool) == Some(true) {
+                Some("ask the user to confirm a tool call")
+            } else {
+                None
+            }
+        }
+        "AgentNode" | "ExtendedAgentNode" => {
+            if node.json_field("caller_input_mode").and_then(Json::as_str) == Some("never") {
+                return None;
+            }
+            let agent = spec.get(node.comp_field("agent")?);
+            let asks = match agent.ty.name {
+                "Agent" => agent.json_field("human_in_the_loop").and_then(Json::as_bool).unwrap_or(true),
+                "ExtendedAgent" => {
+                    agent.json_field("caller_input_mode").and_then(Json::as_str) != Some("never")
+                        && agent.json_field("human_in_the_loop").and_then(Json::as_bool).unwrap_or(true)
+                }
+                _ => false,
+            };
+            let client_tool = agent.comp_list("tools").into_iter().any(|t| {
+                spec.get(t).is("ClientTool") || spec.get(t).json_field("requires_confirmation").and_then(Json::as_bool) == Some(true)
+            });
+            if asks {
+                Some("ask the user (its agent has human_in_the_loop)")
+            } else if client_tool {
+                Some("yield a client tool request")
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
+    let comp = inf.spec().get(c);
+    let f = Fields::of(comp);
+    let mut out = Inferred { branches: next(), ..Inferred::default() };
+    match comp.ty.name {
+        "MapNode" | "ParallelMapNode" => {
+            if let Some(sub) = f.comp("subflow") {
+                let io = inf.io(sub);
+                out.inputs = Some(
+                    io.inputs
+                        .iter()
+                        .map(|p| {
+                            let item = p.schema.clone();
+                            Property::new(serde_json::json!({
+                                "title": format!("iterated_{}", p.title()),
+                                "anyOf": [item, {"type": "array", "items": item}],
+                            }))
+                        })
+                        .collect(),
+                );
+                let reducers = f.json("reducers");
+                let mut outs = Vec::new();
+                for o in &io.outputs {
+                    let method = match reducers {
+                        None | Some(Json::Null) => Some("append"),
+                        Some(Json::Object(m)) => m.get(o.title()).map(|v| v.as_str().unwrap_or("append")),
+                        _ => None,
+                    };
+                    let Some(method) = method else { continue };
+                    let title = format!("collected_{}", o.title());
+                    if method == "append" {
+                        outs.push(Property::new(serde_json::json!({"title": title, "type": "array", "items": o.schema})));
+                    } else {
+                        outs.push(o.retitled(&title));
+                    }
+                }
+                out.outputs = Some(outs);
+            }
+        }
+        "ParallelFlowNode" | "ExtendedParallelFlowNode" => {
+            let field = if comp.is("ParallelFlowNode") { "subflows" } else { "flows" };
+            let mut inputs: Vec<Property> = Vec::new();
+            let mut outputs: Vec<Property> = Vec::new();
+            for sub in f.comps(field) {
+                let io = inf.io(sub);
+                crate::infer::union_into(&mut inputs, io.inputs);
+                outputs.extend(io.outputs);
+            }
+            out.inputs = Some(map_titles(&f.mapping("input_mapping"), inputs));
+            out.outputs = Some(map_titles(&f.mapping("output_mapping"), outputs));
+            out.inputs_explicit_wins = true;
+        }
+        // The Extended map nodes keep their declared inputs and outputs.
+        _ => {}
+    }
+    Some(out)
 }

@@ -1,8 +1,12 @@
 //! Flows and the nodes that structure them: Flow and ExtendedFlow (nodes, start, control and
 //! data edges), StartNode, EndNode and FlowNode.
 
-use super::Lowerer;
-use weft_spec::{CompId, Component};
+use super::{Fields, Lowered, Lowerer, NodeKind, next};
+use crate::infer::{Inferred, Inferrer};
+use weft_spec::{CompId, Component, Spec};
+
+/// The types of the family.
+pub const TYPES: &[&str] = &["Flow", "ExtendedFlow", "StartNode", "EndNode", "FlowNode"];
 
 /// Whether a component is a flow Weft lowers (Flow, ExtendedFlow).
 pub fn is_flow(c: &Component) -> bool {
@@ -102,10 +106,53 @@ pub(super) fn lower_flow(lw: &mut Lowerer<'_, '_>, f: CompId) -> FlowGraph {
     FlowGraph { nodes: fields.comps("nodes"), start: fields.comp("start_node"), control, data }
 }
 
-pub(super) fn end(lw: &Lowerer<'_, '_>, n: CompId) -> EndNode {
-    EndNode { branch: lw.fields(n).str("branch_name").unwrap_or("next").to_owned() }
+pub(super) fn lower_node(lw: &Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    let comp = lw.comp(n);
+    let kind = match comp.ty.name {
+        "StartNode" => NodeKind::Start,
+        "EndNode" => NodeKind::End(EndNode { branch: end_branch(comp) }),
+        "FlowNode" => NodeKind::Subflow(SubflowNode { subflow: lw.fields(n).comp("subflow")? }),
+        _ => return Some(Lowered::NotRunnable),
+    };
+    Some(Lowered::Kind(kind))
 }
 
-pub(super) fn subflow(lw: &Lowerer<'_, '_>, n: CompId) -> Option<SubflowNode> {
-    lw.fields(n).comp("subflow").map(|subflow| SubflowNode { subflow })
+/// The branch an EndNode ends its flow on.
+pub(crate) fn end_branch(end: &Component) -> String {
+    Fields::of(end).str("branch_name").unwrap_or("next").to_owned()
+}
+
+/// The nodes of a flow (none when the component is not a flow).
+pub(crate) fn nodes_of(spec: &Spec, flow: CompId) -> Vec<CompId> {
+    let f = Fields::of(spec.get(flow));
+    if f.has("nodes") { f.comps("nodes") } else { Vec::new() }
+}
+
+pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
+    let comp = inf.spec().get(c);
+    let f = Fields::of(comp);
+    let mut out = Inferred::default();
+    match comp.ty.name {
+        "Flow" | "ExtendedFlow" => {
+            if let Some(start) = f.comp("start_node") {
+                out.inputs = Some(inf.io(start).inputs);
+            }
+            out.outputs = Some(inf.flow_outputs(c));
+            // Declared flow outputs follow their own rule (FORMAT.md 7.1), checked with the
+            // flow, not a title-set comparison.
+            out.outputs_explicit_wins = true;
+        }
+        "StartNode" => out.branches = next(),
+        "EndNode" => out.branches = Some(Vec::new()),
+        "FlowNode" => {
+            if let Some(sub) = f.comp("subflow") {
+                let io = inf.io(sub);
+                out.inputs = Some(io.inputs);
+                out.outputs = Some(io.outputs);
+                out.branches = Some(inf.end_branches(sub));
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
 }

@@ -1,11 +1,24 @@
 //! LLM nodes: LlmNode and ExtendedLlmNode, with a prompt text or a prompt template object
 //! (PluginPromptTemplate: messages, response format, output parsers, tools).
 
-use super::{Lowerer, internal_name};
+use super::{Fields, Lowerer, internal_name, next, non_negative};
+use crate::check::Cx;
+use crate::infer::{Inferred, Inferrer, map_titles, string_props};
+use crate::template::{jinja_inputs, placeholders};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use weft_prompt::{OutputParser, Template};
-use weft_spec::{Code, CompId};
+use weft_spec::{Code, CompId, Component, Property, Value};
+
+/// The types of the family.
+pub const TYPES: &[&str] = &[
+    "LlmNode",
+    "ExtendedLlmNode",
+    "PluginPromptTemplate",
+    "PluginJsonOutputParser",
+    "PluginRegexOutputParser",
+    "DbmsVectorChainLlmConfig",
+];
 
 /// An LLM node.
 #[derive(Debug)]
@@ -274,4 +287,150 @@ fn generation(v: Option<&Json>) -> Map<String, Json> {
         Some(Json::Object(m)) => m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(),
         _ => Map::new(),
     }
+}
+
+pub(super) fn check(cx: &mut Cx<'_>, _inf: &mut Inferrer<'_>, c: CompId) {
+    let comp = cx.spec.get(c);
+    match comp.ty.name {
+        "DbmsVectorChainLlmConfig" => dbms(cx, c),
+        "ExtendedLlmNode" => {
+            let text = comp.str_field("prompt_template").is_some_and(|s| !s.is_empty());
+            let object = comp.comp_field("prompt_template_object").is_some();
+            if text == object {
+                let msg = if text {
+                    "has both a `prompt_template` and a `prompt_template_object`"
+                } else {
+                    "has neither a `prompt_template` nor a `prompt_template_object`"
+                };
+                cx.report(
+                    comp,
+                    Code::ComponentRule,
+                    comp.pointer.clone(),
+                    format!("{}: {msg}; exactly one must be set", comp.label()),
+                    Some("keep the template object and set `prompt_template` to \"\", or drop the object".into()),
+                );
+            }
+        }
+        "PluginPromptTemplate" => {
+            let parser_missing = matches!(comp.field("output_parser"), None | Some(Value::Json(Json::Null)));
+            let native_sg = comp.json_field("native_structured_generation").and_then(Json::as_bool).unwrap_or(true);
+            let native_tc = comp.json_field("native_tool_calling").and_then(Json::as_bool).unwrap_or(true);
+            if parser_missing && (!native_sg || !native_tc) {
+                let which = if !native_sg { "native_structured_generation" } else { "native_tool_calling" };
+                cx.report(
+                    comp,
+                    Code::ComponentRule,
+                    format!("{}/output_parser", comp.pointer),
+                    format!("{}: `{which}` is false, so an `output_parser` is needed to read the answer", comp.label()),
+                    Some("add a PluginJsonOutputParser (or the parser that matches the prompt), or set the flag to true".into()),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn dbms(cx: &mut Cx<'_>, c: CompId) {
+    let comp = cx.spec.get(c);
+    let set = |f: &str| comp.json_field(f).is_some_and(|v| !v.is_null());
+    if set("host") == set("credential_name") {
+        cx.report(
+            comp,
+            Code::ComponentRule,
+            comp.pointer.clone(),
+            format!("{}: exactly one of `host` and `credential_name` must be set", comp.label()),
+            Some("set `host` to \"local\" or give a `credential_name`, not both".into()),
+        );
+    }
+    if set("host") {
+        let provider = comp.str_field("provider").unwrap_or("");
+        if !matches!(provider, "openai" | "ollama") {
+            cx.report(
+                comp,
+                Code::ComponentRule,
+                format!("{}/host", comp.pointer),
+                format!("{}: `host` is allowed only with provider openai or ollama, not \"{provider}\"", comp.label()),
+                Some("use a `credential_name` for this provider".into()),
+            );
+        }
+    }
+    for f in ["api_provider", "api_type", "api_key"] {
+        if set(f) || matches!(comp.field(f), Some(Value::Secret(_))) {
+            cx.report(
+                comp,
+                Code::ComponentRule,
+                format!("{}/{f}", comp.pointer),
+                format!("{}: `{f}` must not be set on a DbmsVectorChainLlmConfig", comp.label()),
+                Some(format!("remove `{f}`")),
+            );
+        }
+    }
+    non_negative(cx, comp, "transfer_timeout", "it must be >= 0", None);
+    for f in ["model_id", "provider", "url"] {
+        if comp.str_field(f).is_some_and(str::is_empty) {
+            cx.report(comp, Code::BadValue, format!("{}/{f}", comp.pointer), format!("{}: `{f}` must not be empty", comp.label()), None);
+        }
+    }
+}
+
+pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
+    let spec = inf.spec();
+    let comp = spec.get(c);
+    let f = Fields::of(comp);
+    match comp.ty.name {
+        "LlmNode" => Some(Inferred {
+            inputs: Some(string_props(&placeholders(f.str("prompt_template").unwrap_or("")))),
+            outputs: Some(vec![Property::new(
+                serde_json::json!({"title": "generated_text", "type": "string", "description": "Raw text generated by the LLM"}),
+            )]),
+            outputs_explicit_wins: true,
+            branches: next(),
+            ..Inferred::default()
+        }),
+        "ExtendedLlmNode" => {
+            let template = f.comp("prompt_template_object").map(|t| spec.get(t));
+            let from_template = template.and_then(|t| Fields::of(t).prop_list("inputs")).filter(|p| !p.is_empty());
+            let inputs = match from_template {
+                Some(p) => p.to_vec(),
+                None => match template {
+                    Some(t) => template_inputs(t),
+                    None => string_props(&placeholders(f.str("prompt_template").unwrap_or(""))),
+                },
+            };
+            let outputs = match template.and_then(|t| Fields::of(t).prop("response_format")) {
+                Some(rf) => vec![rf.clone()],
+                None => vec![Property::new(serde_json::json!({"title": "output", "type": "string", "description": "the generated text"}))],
+            };
+            Some(Inferred {
+                inputs: Some(map_titles(&f.mapping("input_mapping"), inputs)),
+                outputs: Some(map_titles(&f.mapping("output_mapping"), outputs)),
+                branches: next(),
+                ..Inferred::default()
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Inputs of a PluginPromptTemplate inferred from its messages (WayFlow's scanner).
+fn template_inputs(t: &Component) -> Vec<Property> {
+    let Some(Json::Array(messages)) = Fields::of(t).json("messages") else { return Vec::new() };
+    let texts: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            m.get("contents")
+                .and_then(Json::as_array)
+                .map(|parts| {
+                    parts
+                        .iter()
+                        .filter(|p| p.get("type").and_then(Json::as_str).unwrap_or("text") == "text")
+                        .filter_map(|p| p.get("content").and_then(Json::as_str))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    jinja_inputs(&refs).unwrap_or_default().into_iter().map(Property::new).collect()
 }

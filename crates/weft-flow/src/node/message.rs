@@ -2,11 +2,23 @@
 //! PluginInputMessageNode, OutputMessageNode and PluginOutputMessageNode, PluginTemplateNode and
 //! PluginConstantValuesNode.
 
-use super::{Fields, Lowerer, internal_name};
+use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, next};
+use crate::infer::{Inferred, Inferrer, jinja_titles, key_props, map_titles, string_props};
+use crate::template::placeholders;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use weft_prompt::Template;
-use weft_spec::CompId;
+use weft_spec::{CompId, Property};
+
+/// The types of the family.
+pub const TYPES: &[&str] = &[
+    "InputMessageNode",
+    "PluginInputMessageNode",
+    "OutputMessageNode",
+    "PluginOutputMessageNode",
+    "PluginTemplateNode",
+    "PluginConstantValuesNode",
+];
 
 /// Asks the user for a message.
 #[derive(Debug)]
@@ -65,7 +77,18 @@ fn checked_template(lw: &mut Lowerer<'_, '_>, n: CompId, field: &str, text: &str
     lw.variables(n, field, &template, &inputs).then_some(template)
 }
 
-pub(super) fn input(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<InputMessageNode> {
+pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    let kind = match lw.comp(n).ty.name {
+        "InputMessageNode" | "PluginInputMessageNode" => NodeKind::InputMessage(input(lw, n)?),
+        "OutputMessageNode" | "PluginOutputMessageNode" => NodeKind::OutputMessage(output(lw, n)?),
+        "PluginTemplateNode" => NodeKind::Template(template_node(lw, n)?),
+        "PluginConstantValuesNode" => NodeKind::Constants(constants(lw, n)),
+        _ => return Some(Lowered::NotRunnable),
+    };
+    Some(Lowered::Kind(kind))
+}
+
+fn input(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<InputMessageNode> {
     let f = lw.fields(n);
     let field = if lw.comp(n).is("InputMessageNode") { "message" } else { "message_template" };
     rephrase(lw, n, f);
@@ -76,7 +99,7 @@ pub(super) fn input(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<InputMessageN
     Some(InputMessageNode { message, output: first_output(lw, n, "user_input") })
 }
 
-pub(super) fn output(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<OutputMessageNode> {
+fn output(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<OutputMessageNode> {
     let f = lw.fields(n);
     rephrase(lw, n, f);
     let expose = lw.comp(n).is("PluginOutputMessageNode") && f.bool("expose_message_as_output", true);
@@ -85,11 +108,36 @@ pub(super) fn output(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<OutputMessag
     Some(OutputMessageNode { message, message_type, output: expose.then(|| "output_message".to_owned()) })
 }
 
-pub(super) fn template_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<TemplateNode> {
+fn template_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<TemplateNode> {
     let template = checked_template(lw, n, "template", lw.fields(n).str("template").unwrap_or(""))?;
     Some(TemplateNode { template, output: first_output(lw, n, "output") })
 }
 
-pub(super) fn constants(lw: &Lowerer<'_, '_>, n: CompId) -> ConstantsNode {
+fn constants(lw: &Lowerer<'_, '_>, n: CompId) -> ConstantsNode {
     ConstantsNode { values: lw.fields(n).object("constant_values").cloned().unwrap_or_default() }
+}
+
+pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
+    let comp = inf.spec().get(c);
+    let f = Fields::of(comp);
+    let mut out = Inferred { branches: next(), ..Inferred::default() };
+    let (inputs, outputs) = match comp.ty.name {
+        "InputMessageNode" => (string_props(&placeholders(f.str("message").unwrap_or(""))), vec![Property::typed("user_input", "string")]),
+        "OutputMessageNode" => (string_props(&placeholders(f.str("message").unwrap_or(""))), Vec::new()),
+        "PluginOutputMessageNode" => {
+            out.outputs_explicit_wins = true;
+            let expose = f.bool("expose_message_as_output", true);
+            let outputs = if expose { vec![Property::typed("output_message", "string")] } else { Vec::new() };
+            (string_props(&placeholders(f.str("message").unwrap_or(""))), outputs)
+        }
+        "PluginInputMessageNode" => {
+            (jinja_titles(f.str("message_template").unwrap_or(""), &[]), vec![Property::typed("user_provided_input", "string")])
+        }
+        "PluginTemplateNode" => (jinja_titles(f.str("template").unwrap_or(""), &[]), vec![Property::typed("output", "string")]),
+        "PluginConstantValuesNode" => (Vec::new(), key_props(f.object("constant_values"))),
+        _ => return None,
+    };
+    out.inputs = Some(map_titles(&f.mapping("input_mapping"), inputs));
+    out.outputs = Some(map_titles(&f.mapping("output_mapping"), outputs));
+    Some(out)
 }

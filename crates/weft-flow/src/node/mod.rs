@@ -14,9 +14,13 @@
 //! (BranchingNode), [`message`] (input and output messages, PluginTemplateNode, constants),
 //! [`fanout`] (parallel flows and map nodes).
 
+pub mod agent;
 pub mod branching;
+pub mod control;
+pub mod data;
 pub mod fanout;
 pub mod flow;
+pub mod http;
 pub mod llm;
 pub mod message;
 pub mod tool;
@@ -143,6 +147,118 @@ impl Model {
     }
 }
 
+/// The families of component types, each a module of this one holding their inference,
+/// checks and lowering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// [`flow`]: flows, StartNode, EndNode, FlowNode.
+    Flow,
+    /// [`llm`]: LLM nodes, prompt templates, output parsers, LLM configs with rules.
+    Llm,
+    /// [`tool`]: tool nodes.
+    Tool,
+    /// [`branching`]: BranchingNode.
+    Branching,
+    /// [`message`]: input and output messages, templates, constants.
+    Message,
+    /// [`fanout`]: parallel flows and map nodes.
+    Fanout,
+    /// [`agent`]: agents and the nodes that run them (not runnable yet).
+    Agent,
+    /// [`http`]: ApiNode, RemoteTool and MCP transports (not runnable yet).
+    Http,
+    /// [`control`]: catch, retry and choice nodes (not runnable yet).
+    Control,
+    /// [`data`]: regex, extraction and chat history nodes (not runnable yet).
+    Data,
+}
+
+impl Family {
+    /// Every family, in the order above.
+    pub const ALL: &'static [Family] = &[
+        Family::Flow,
+        Family::Llm,
+        Family::Tool,
+        Family::Branching,
+        Family::Message,
+        Family::Fanout,
+        Family::Agent,
+        Family::Http,
+        Family::Control,
+        Family::Data,
+    ];
+
+    /// The component types of the family (each family module's `TYPES`).
+    pub fn types(self) -> &'static [&'static str] {
+        match self {
+            Family::Flow => flow::TYPES,
+            Family::Llm => llm::TYPES,
+            Family::Tool => tool::TYPES,
+            Family::Branching => branching::TYPES,
+            Family::Message => message::TYPES,
+            Family::Fanout => fanout::TYPES,
+            Family::Agent => agent::TYPES,
+            Family::Http => http::TYPES,
+            Family::Control => control::TYPES,
+            Family::Data => data::TYPES,
+        }
+    }
+
+    /// The family of a component type, if it has one (types with no rule of their own do not).
+    pub fn of(type_name: &str) -> Option<Family> {
+        Family::ALL.iter().copied().find(|f| f.types().contains(&type_name))
+    }
+}
+
+/// What a component's configuration implies about its interface, by its family.
+pub(crate) fn infer(inf: &mut crate::infer::Inferrer<'_>, c: CompId) -> crate::infer::Inferred {
+    let comp = inf.spec().get(c);
+    let found = match Family::of(comp.ty.name) {
+        Some(Family::Flow) => flow::infer(inf, c),
+        Some(Family::Llm) => llm::infer(inf, c),
+        Some(Family::Tool) => tool::infer(inf, c),
+        Some(Family::Branching) => branching::infer(inf, c),
+        Some(Family::Message) => message::infer(inf, c),
+        Some(Family::Fanout) => fanout::infer(inf, c),
+        Some(Family::Agent) => agent::infer(inf, c),
+        Some(Family::Http) => http::infer(inf, c),
+        Some(Family::Control) => control::infer(inf, c),
+        Some(Family::Data) => data::infer(inf, c),
+        None => None,
+    };
+    found.unwrap_or_else(|| {
+        // Other nodes (WayFlow variable and map nodes, datastore nodes, ...) keep their declared
+        // inputs and outputs, and leave through `next`.
+        let mut inferred = crate::infer::Inferred::default();
+        if comp.ty.io == weft_spec::catalog::Io::Node {
+            inferred.branches = Some(vec!["next".to_owned()]);
+        }
+        inferred
+    })
+}
+
+/// The component-specific rules of a component, by its family.
+pub(crate) fn check(cx: &mut Cx<'_>, inf: &mut crate::infer::Inferrer<'_>, c: CompId) {
+    match Family::of(cx.spec.get(c).ty.name) {
+        Some(Family::Flow) => {}
+        Some(Family::Llm) => llm::check(cx, inf, c),
+        Some(Family::Tool) => tool::check(cx, inf, c),
+        Some(Family::Branching) => {}
+        Some(Family::Message) => {}
+        Some(Family::Fanout) => fanout::check(cx, inf, c),
+        Some(Family::Agent) => agent::check(cx, inf, c),
+        Some(Family::Http) => http::check(cx, inf, c),
+        Some(Family::Control) => control::check(cx, inf, c),
+        Some(Family::Data) => data::check(cx, inf, c),
+        None => {}
+    }
+}
+
+/// `Some(vec!["next"])`: the branches of a node that only goes on.
+pub(crate) fn next() -> Option<Vec<String>> {
+    Some(vec!["next".to_owned()])
+}
+
 /// Lowers every component of the spec. Components the loader flagged incomplete are skipped
 /// (their errors are already reported).
 pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
@@ -196,6 +312,14 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
     lw.model
 }
 
+/// What a family makes of a node component.
+pub(crate) enum Lowered {
+    /// A node Weft runs.
+    Kind(NodeKind),
+    /// A type of the family Weft cannot run yet.
+    NotRunnable,
+}
+
 /// The lowering's working state.
 pub(crate) struct Lowerer<'a, 'b> {
     pub(crate) cx: &'a mut Cx<'b>,
@@ -226,25 +350,22 @@ impl<'b> Lowerer<'_, 'b> {
     /// (reported).
     fn node_kind(&mut self, n: CompId) -> Option<NodeKind> {
         let comp = self.comp(n);
-        match comp.ty.name {
-            "StartNode" => Some(NodeKind::Start),
-            "EndNode" => Some(NodeKind::End(flow::end(self, n))),
-            "FlowNode" => flow::subflow(self, n).map(NodeKind::Subflow),
-            "LlmNode" | "ExtendedLlmNode" => llm::lower(self, n).map(|l| NodeKind::Llm(Box::new(l))),
-            "ToolNode" | "ExtendedToolNode" => tool::lower(self, n).map(|t| NodeKind::Tool(Box::new(t))),
-            "ParallelFlowNode" | "ExtendedParallelFlowNode" => Some(NodeKind::Parallel(fanout::parallel(self, n))),
-            "MapNode" | "ParallelMapNode" | "ExtendedMapNode" | "ExtendedParallelMapNode" => {
-                fanout::map(self, n).map(|m| NodeKind::Map(Box::new(m)))
-            }
-            "BranchingNode" => Some(NodeKind::Branching(branching::lower(self, n))),
-            "InputMessageNode" | "PluginInputMessageNode" => message::input(self, n).map(NodeKind::InputMessage),
-            "OutputMessageNode" | "PluginOutputMessageNode" => message::output(self, n).map(NodeKind::OutputMessage),
-            "PluginTemplateNode" => message::template_node(self, n).map(NodeKind::Template),
-            "PluginConstantValuesNode" => Some(NodeKind::Constants(message::constants(self, n))),
-            _ => {
+        let kind = match Family::of(comp.ty.name) {
+            Some(Family::Flow) => flow::lower_node(self, n),
+            Some(Family::Llm) => llm::lower(self, n).map(|l| Lowered::Kind(NodeKind::Llm(Box::new(l)))),
+            Some(Family::Tool) => tool::lower(self, n).map(|t| Lowered::Kind(NodeKind::Tool(Box::new(t)))),
+            Some(Family::Branching) => Some(Lowered::Kind(NodeKind::Branching(branching::lower(self, n)))),
+            Some(Family::Message) => message::lower_node(self, n),
+            Some(Family::Fanout) => fanout::lower_node(self, n),
+            Some(Family::Agent | Family::Http | Family::Control | Family::Data) | None => Some(Lowered::NotRunnable),
+        };
+        match kind {
+            Some(Lowered::Kind(kind)) => Some(kind),
+            Some(Lowered::NotRunnable) => {
                 self.block(n, n, comp.pointer.clone(), comp.ty.name.to_owned());
                 None
             }
+            None => None,
         }
     }
 
@@ -379,6 +500,11 @@ pub(crate) struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// The fields of a component.
+    pub(crate) fn of(comp: &'a Component) -> Fields<'a> {
+        Fields { comp }
+    }
+
     fn get(&self, name: &str) -> Option<&'a Value> {
         debug_assert!(self.comp.ty.field(name).is_some(), "{} has no field `{name}` in the catalogue", self.comp.ty.name);
         self.comp.field(name)
@@ -450,6 +576,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    pub(crate) fn prop_list(&self, name: &str) -> Option<&'a [weft_spec::Property]> {
+        self.get(name)?;
+        self.comp.props_field(name)
+    }
+
     pub(crate) fn prop(&self, name: &str) -> Option<&'a weft_spec::Property> {
         self.get(name)?;
         self.comp.prop_field(name)
@@ -483,4 +614,22 @@ pub(crate) fn max_workers(f: Fields<'_>) -> usize {
     (if f.has("max_workers") { f.json("max_workers") } else { None })
         .and_then(Json::as_u64)
         .map_or(DEFAULT_MAX_WORKERS, |n| usize::try_from(n.max(1)).unwrap_or(usize::MAX))
+}
+
+/// A field's object value, also when it is a sensitive value supplied in clear.
+pub(crate) fn object_value(v: Option<&Value>) -> Option<Json> {
+    match v {
+        Some(Value::Json(j @ Json::Object(_))) => Some(j.clone()),
+        Some(Value::Secret(s)) => s.value.as_deref().and_then(|t| serde_json::from_str::<Json>(t).ok()).filter(Json::is_object),
+        _ => None,
+    }
+}
+
+/// Reports an integer field that is negative.
+pub(crate) fn non_negative(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: &str, rule: &str, hint: Option<String>) {
+    if let Some(v) = comp.json_field(field).and_then(Json::as_i64)
+        && v < 0
+    {
+        cx.report(comp, Code::BadValue, format!("{}/{field}", comp.pointer), format!("{}: `{field}` is {v}; {rule}", comp.label()), hint);
+    }
 }

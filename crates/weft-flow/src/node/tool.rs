@@ -1,9 +1,14 @@
 //! Tool nodes: ToolNode and ExtendedToolNode, calling a ServerTool (bound by name when a run is
 //! planned) or a ClientTool (answered by the caller).
 
-use super::Lowerer;
+use super::{Fields, Lowerer, next};
+use crate::check::Cx;
+use crate::infer::{Inferred, Inferrer, map_titles};
 use serde_json::Value as Json;
-use weft_spec::CompId;
+use weft_spec::{Code, CompId};
+
+/// The types of the family.
+pub const TYPES: &[&str] = &["ToolNode", "ExtendedToolNode"];
 
 /// Who runs a node's tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,4 +58,37 @@ pub(super) fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ToolNode> {
         outputs: io.outputs.iter().map(|p| super::internal_name(&out_map, p.title())).collect(),
         output_schemas: io.outputs.iter().map(|p| p.schema.clone()).collect(),
     })
+}
+
+pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
+    let f = Fields::of(inf.spec().get(c));
+    let mut out = Inferred { branches: next(), ..Inferred::default() };
+    if let Some(tool) = f.comp("tool") {
+        let io = inf.io(tool);
+        out.inputs = Some(map_titles(&f.mapping("input_mapping"), io.inputs));
+        out.outputs = Some(map_titles(&f.mapping("output_mapping"), io.outputs));
+    }
+    Some(out)
+}
+
+pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
+    let comp = cx.spec.get(c);
+    if !Fields::of(comp).bool_where_present("raise_exceptions", true) {
+        let outputs = inf.io(c).outputs;
+        if outputs.len() > 1 {
+            let titles: Vec<&str> = outputs.iter().map(|p| p.title()).collect();
+            cx.report(
+                comp,
+                Code::ComponentRule,
+                format!("{}/raise_exceptions", comp.pointer),
+                format!(
+                    "{}: `raise_exceptions: false` puts a tool error's text into the tool's single output, but this tool has {} outputs ({})",
+                    comp.label(),
+                    outputs.len(),
+                    titles.join(", ")
+                ),
+                Some("set `raise_exceptions: true`, or give the tool a single output".into()),
+            );
+        }
+    }
 }
