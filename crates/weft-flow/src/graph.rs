@@ -112,76 +112,62 @@ impl Chart<'_> {
             label.push_str("<br/>");
         }
         label.push_str(&escape(comp.ty.name));
-        let (open, close) = self.shape(comp);
+        let (open, close) = self.shape(c, comp);
         self.line(depth, &format!("{id}{open}\"{label}\"{close}"));
         id
     }
 
     /// The opening and closing brackets of a node's shape.
-    fn shape(&self, comp: &Component) -> (&'static str, &'static str) {
+    fn shape(&self, c: CompId, comp: &Component) -> (&'static str, &'static str) {
         if comp.is("StartNode") || comp.is("EndNode") {
             ("([", "])")
         } else if comp.is("BranchingNode") {
             ("{", "}")
-        } else if self.held(comp).is_some() {
+        } else if self.held(c).is_some() {
             ("[[", "]]")
         } else {
             ("[", "]")
         }
     }
 
-    /// The field holding the subflows a node is drawn with, if it is expanded.
-    fn held(&self, comp: &Component) -> Option<&'static str> {
-        match comp.ty.name {
-            "ParallelFlowNode" => Some("subflows"),
-            "ExtendedParallelFlowNode" => Some("flows"),
-            "MapNode" | "ParallelMapNode" => Some("subflow"),
-            "ExtendedMapNode" | "ExtendedParallelMapNode" => Some("flow"),
-            "FlowNode" | "CatchExceptionNode" if self.options.expand => Some("subflow"),
-            "PluginRetryNode" | "PluginCatchExceptionNode" if self.options.expand => Some("flow"),
-            _ => None,
-        }
+    /// The subflows a node is drawn with, if it is expanded.
+    fn held(&self, c: CompId) -> Option<Vec<CompId>> {
+        let (flows, only_expanded) = crate::node::held_flows(self.spec, c)?;
+        (!only_expanded || self.options.expand).then_some(flows)
     }
 
     /// Draws flow `f` (nodes, edges, expanded nodes) at `depth`, and returns the id of its start
     /// node (or of its first node when it has no drawn start node).
     fn draw_flow(&mut self, f: CompId, depth: usize) -> Option<String> {
         self.stack.push(f);
-        let flow = self.spec.get(f);
+        let model = self.flow.model();
+        let empty = crate::node::FlowGraph::default();
+        let graph = model.flow(f).unwrap_or(&empty);
         let mut ids: HashMap<CompId, String> = HashMap::new();
         let mut order = Vec::new();
-        for n in flow.comp_list("nodes") {
+        for &n in &graph.nodes {
             if let Entry::Vacant(slot) = ids.entry(n) {
                 slot.insert(self.declare(n, depth));
                 order.push(n);
             }
         }
-        for e in flow.comp_list("control_flow_connections") {
-            let edge = self.spec.get(e);
-            let (Some(from), Some(to)) = (edge.comp_field("from_node"), edge.comp_field("to_node")) else {
-                continue;
-            };
-            let a = self.id_in(&mut ids, from, depth);
-            let b = self.id_in(&mut ids, to, depth);
-            let branch = edge.str_field("from_branch").unwrap_or("next");
-            let only_next = self.flow.io(from).branches.iter().all(|b| b == "next");
-            if branch == "next" && only_next {
+        for e in &graph.control {
+            let a = self.id_in(&mut ids, e.from, depth);
+            let b = self.id_in(&mut ids, e.to, depth);
+            let only_next = self.flow.io(e.from).branches.iter().all(|b| b == "next");
+            if e.branch == "next" && only_next {
                 self.line(depth, &format!("{a} --> {b}"));
             } else {
-                self.line(depth, &format!("{a} -->|\"{}\"| {b}", escape(branch)));
+                self.line(depth, &format!("{a} -->|\"{}\"| {b}", escape(&e.branch)));
             }
         }
         if self.options.data {
-            for e in flow.comp_list("data_flow_connections") {
-                let edge = self.spec.get(e);
-                let (Some(from), Some(to)) = (edge.comp_field("source_node"), edge.comp_field("destination_node")) else {
-                    continue;
-                };
-                let a = self.id_in(&mut ids, from, depth);
-                let b = self.id_in(&mut ids, to, depth);
-                let output = escape(edge.str_field("source_output").unwrap_or("?"));
-                let input = escape(edge.str_field("destination_input").unwrap_or("?"));
-                self.line(depth, &format!("{a} -.->|\"{output} → {input}\"| {b}"));
+            let named = graph.data.iter().flatten().map(|e| (e.source, e.output.as_str(), e.destination, e.input.as_str()));
+            let unnamed = graph.unnamed_data.iter().map(|&(source, destination)| (source, "?", destination, "?"));
+            for (source, output, destination, input) in named.chain(unnamed) {
+                let a = self.id_in(&mut ids, source, depth);
+                let b = self.id_in(&mut ids, destination, depth);
+                self.line(depth, &format!("{a} -.->|\"{} → {}\"| {b}", escape(output), escape(input)));
             }
         }
         for &n in &order {
@@ -191,7 +177,7 @@ impl Chart<'_> {
             }
         }
         self.stack.pop();
-        let start = flow.comp_field("start_node").and_then(|s| ids.get(&s));
+        let start = graph.start.and_then(|s| ids.get(&s));
         start.or_else(|| order.first().and_then(|n| ids.get(n))).cloned()
     }
 
@@ -210,10 +196,9 @@ impl Chart<'_> {
     /// node holding one subgraph per subflow, then the links from the node to each subflow.
     fn draw_held(&mut self, n: CompId, id: &str, depth: usize) {
         let comp = self.spec.get(n);
-        let Some(field) = self.held(comp) else {
+        let Some(subflows) = self.held(n) else {
             return;
         };
-        let subflows = comp.comp_list(field);
         if subflows.is_empty() || depth > MAX_DEPTH || self.nodes > MAX_NODES {
             return;
         }

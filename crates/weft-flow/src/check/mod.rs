@@ -1,7 +1,6 @@
 //! Every rule a document must pass, run over the whole spec at once so that all diagnostics
 //! are reported together. Each submodule is one family of rules.
 
-mod flow;
 mod io;
 mod props;
 mod version;
@@ -20,7 +19,7 @@ pub fn run(spec: &Spec, incomplete: &[bool], partial: &[bool], diags: &mut Vec<D
     let mut cx = Cx { spec, incomplete, partial, diags };
     props::check(&mut cx);
     io::check(&mut cx, &mut inf);
-    flow::check(&mut cx, &mut inf);
+    crate::node::flow::check::check_flows(&mut cx, &mut inf);
     // Component-specific rules, by family (crate::node).
     for c in 0..spec.components.len() {
         if !cx.skip(c) {

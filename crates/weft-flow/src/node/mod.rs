@@ -254,6 +254,29 @@ pub(crate) fn check(cx: &mut Cx<'_>, inf: &mut crate::infer::Inferrer<'_>, c: Co
     }
 }
 
+/// The flows a node holds (subflows, branches, the flow mapped), and whether a chart draws
+/// them only when asked to expand nodes (`FlowNode`, catch and retry) rather than always
+/// (parallel and map nodes).
+pub fn held_flows(spec: &Spec, c: CompId) -> Option<(Vec<CompId>, bool)> {
+    let comp = spec.get(c);
+    let f = Fields::of(comp);
+    match Family::of(comp.ty.name)? {
+        Family::Flow => comp.is("FlowNode").then(|| (f.comps("subflow"), true)),
+        Family::Fanout => Some(match comp.ty.name {
+            "ParallelFlowNode" => (f.comps("subflows"), false),
+            "ExtendedParallelFlowNode" => (f.comps("flows"), false),
+            "MapNode" | "ParallelMapNode" => (f.comps("subflow"), false),
+            _ => (f.comps("flow"), false),
+        }),
+        Family::Control => match comp.ty.name {
+            "CatchExceptionNode" => Some((f.comps("subflow"), true)),
+            "PluginRetryNode" | "PluginCatchExceptionNode" => Some((f.comps("flow"), true)),
+            _ => None,
+        },
+        Family::Llm | Family::Tool | Family::Branching | Family::Message | Family::Agent | Family::Http | Family::Data => None,
+    }
+}
+
 /// `Some(vec!["next"])`: the branches of a node that only goes on.
 pub(crate) fn next() -> Option<Vec<String>> {
     Some(vec!["next".to_owned()])
@@ -492,8 +515,9 @@ impl<'b> Lowerer<'_, 'b> {
     }
 }
 
-/// Reads a component's fields by name; in debug builds each name is checked against the type's
-/// catalogue row, so a misspelt field name fails the tests instead of reading as absent.
+/// Reads a component's fields by name; in debug builds each name is checked against the
+/// catalogue, so a misspelt field name fails the tests instead of reading as absent. Fields a
+/// type does not have read as absent (`*_where_present` give a default for them).
 #[derive(Clone, Copy)]
 pub(crate) struct Fields<'a> {
     comp: &'a Component,
@@ -506,7 +530,9 @@ impl<'a> Fields<'a> {
     }
 
     fn get(&self, name: &str) -> Option<&'a Value> {
-        debug_assert!(self.comp.ty.field(name).is_some(), "{} has no field `{name}` in the catalogue", self.comp.ty.name);
+        // A component of an unexpected type (a broken document) may lack the field; a name no
+        // type has is a bug of ours.
+        debug_assert!(Self::known(name), "no component type has a field `{name}`");
         self.comp.field(name)
     }
 
@@ -540,7 +566,10 @@ impl<'a> Fields<'a> {
     /// Whether some type has a field of this name: the check of the `*_where_present`
     /// accessors, which read fields only some types of a family have.
     fn known(name: &str) -> bool {
-        weft_spec::catalog::names().filter_map(weft_spec::catalog::lookup).any(|t| t.field(name).is_some())
+        static NAMES: std::sync::LazyLock<std::collections::HashSet<&'static str>> = std::sync::LazyLock::new(|| {
+            weft_spec::catalog::names().filter_map(weft_spec::catalog::lookup).flat_map(|t| t.fields.iter().map(|f| f.name)).collect()
+        });
+        NAMES.contains(name)
     }
 
     /// A boolean field that only some types of a family have; `default` for the others.

@@ -2,14 +2,14 @@
 //! flow outputs, and what WayFlow additionally refuses (unknown or doubled branches,
 //! unreachable nodes, outputs no EndNode produces).
 
-use super::Cx;
+use crate::check::Cx;
 use crate::infer::Inferrer;
 use crate::schema::{castable, same_type};
 use std::collections::{HashMap, HashSet};
 use weft_spec::diagnostic::{did_you_mean, join_index};
 use weft_spec::{Code, CompId, Component};
 
-pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
+pub(crate) fn check_flows(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
     let spec = cx.spec;
     for (c, comp) in spec.components.iter().enumerate() {
         if (comp.is("Flow") || comp.is("ExtendedFlow")) && !cx.skip(c) {

@@ -1,5 +1,7 @@
 //! Flows and the nodes that structure them: Flow and ExtendedFlow (nodes, start, control and
-//! data edges), StartNode, EndNode and FlowNode.
+//! data edges), StartNode, EndNode and FlowNode; the flow rules are in [`check`].
+
+pub(crate) mod check;
 
 use super::{Fields, Lowered, Lowerer, NodeKind, next};
 use crate::infer::{Inferred, Inferrer};
@@ -25,6 +27,9 @@ pub struct FlowGraph {
     /// Data edges; `None` when the flow gives no `data_flow_connections` (then inputs are wired
     /// to outputs of the same name).
     pub data: Option<Vec<DataEdge>>,
+    /// Data edges whose output or input the document does not name (only in a document with
+    /// errors): source and destination, kept for drawing.
+    pub unnamed_data: Vec<(CompId, CompId)>,
 }
 
 /// `from` leaves through `branch` to `to`.
@@ -79,6 +84,7 @@ pub(super) fn lower_flow(lw: &mut Lowerer<'_, '_>, f: CompId) -> FlowGraph {
     let control = fields
         .comps("control_flow_connections")
         .into_iter()
+        .filter(|&e| lw.comp(e).is("ControlFlowEdge"))
         .filter_map(|e| {
             let edge = lw.fields(e);
             Some(ControlEdge {
@@ -88,22 +94,22 @@ pub(super) fn lower_flow(lw: &mut Lowerer<'_, '_>, f: CompId) -> FlowGraph {
             })
         })
         .collect();
+    let mut unnamed_data = Vec::new();
     let data = fields.is_list("data_flow_connections").then(|| {
-        fields
-            .comps("data_flow_connections")
-            .into_iter()
-            .filter_map(|e| {
-                let edge = lw.fields(e);
-                Some(DataEdge {
-                    source: edge.comp("source_node")?,
-                    output: edge.str("source_output")?.to_owned(),
-                    destination: edge.comp("destination_node")?,
-                    input: edge.str("destination_input")?.to_owned(),
-                })
-            })
-            .collect()
+        let mut named = Vec::new();
+        for e in fields.comps("data_flow_connections").into_iter().filter(|&e| lw.comp(e).is("DataFlowEdge")) {
+            let edge = lw.fields(e);
+            let (Some(source), Some(destination)) = (edge.comp("source_node"), edge.comp("destination_node")) else { continue };
+            match (edge.str("source_output"), edge.str("destination_input")) {
+                (Some(output), Some(input)) => {
+                    named.push(DataEdge { source, output: output.to_owned(), destination, input: input.to_owned() });
+                }
+                _ => unnamed_data.push((source, destination)),
+            }
+        }
+        named
     });
-    FlowGraph { nodes: fields.comps("nodes"), start: fields.comp("start_node"), control, data }
+    FlowGraph { nodes: fields.comps("nodes"), start: fields.comp("start_node"), control, data, unnamed_data }
 }
 
 pub(super) fn lower_node(lw: &Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
