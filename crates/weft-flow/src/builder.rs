@@ -343,41 +343,7 @@ struct Subflows {
     then: Vec<(&'static str, Json)>,
 }
 
-/// How a map node combines the values one output of its subflow takes over the items
-/// (FORMAT.md 8 and 8.1): the node's output `collected_<output>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reducer {
-    /// The list of the values, in the order of the items (`collected_<o>` is an array of `o`).
-    /// The only reducer WayFlow runs.
-    Append,
-    /// The sum of the values.
-    Sum,
-    /// Their average.
-    Average,
-    /// The largest value.
-    Max,
-    /// The smallest value.
-    Min,
-}
-
-impl Reducer {
-    /// The name written in `reducers`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reducer::Append => "append",
-            Reducer::Sum => "sum",
-            Reducer::Average => "average",
-            Reducer::Max => "max",
-            Reducer::Min => "min",
-        }
-    }
-}
-
-impl std::fmt::Display for Reducer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::node::Reducer;
 
 #[derive(Debug, Clone)]
 struct Node {
@@ -714,7 +680,7 @@ impl FlowBuilder {
         let mut n = FlowBuilder::node(ty, name);
         let mut map = Map::new();
         for (output, reducer) in reducers {
-            if map.insert((*output).to_owned(), json!(reducer.as_str())).is_some() {
+            if map.insert((*output).to_owned(), json!(reducer.name())).is_some() {
                 self.problems.push(Diagnostic::new(Code::BadValue, "", format!("node `{name}` has two reducers for output `{output}`")));
             }
         }

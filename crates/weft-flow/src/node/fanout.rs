@@ -15,9 +15,6 @@ use weft_spec::{Code, CompId, Property};
 pub const TYPES: &[&str] =
     &["ParallelFlowNode", "ExtendedParallelFlowNode", "MapNode", "ParallelMapNode", "ExtendedMapNode", "ExtendedParallelMapNode"];
 
-/// The reducers a core map node may name.
-pub const REDUCERS: &[&str] = &["append", "sum", "average", "max", "min"];
-
 /// A parallel flow node.
 #[derive(Debug, Clone)]
 pub struct ParallelNode {
@@ -93,10 +90,13 @@ pub struct Collect {
     pub integer: bool,
 }
 
-/// How a map node combines an output over its items.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a map node combines the values one output of its subflow takes over the items
+/// (FORMAT.md 8 and 8.1): the node's output `collected_<output>`. The one vocabulary of
+/// reducers: the checks, the builder and the engine use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reducer {
-    /// A list of every item's value, in input order.
+    /// The list of the values, in the order of the items (`collected_<o>` is an array of `o`).
+    /// The only reducer WayFlow runs.
     Append,
     /// The sum.
     Sum,
@@ -109,6 +109,9 @@ pub enum Reducer {
 }
 
 impl Reducer {
+    /// Every reducer.
+    pub const ALL: [Reducer; 5] = [Reducer::Append, Reducer::Sum, Reducer::Average, Reducer::Max, Reducer::Min];
+
     /// The reducer a document names.
     pub fn parse(name: &str) -> Option<Reducer> {
         Some(match name {
@@ -130,6 +133,12 @@ impl Reducer {
             Reducer::Max => "max",
             Reducer::Min => "min",
         }
+    }
+}
+
+impl std::fmt::Display for Reducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -220,8 +229,8 @@ fn reducers(lw: &mut Lowerer<'_, '_>, n: CompId, subflow: CompId) -> bool {
     let mut ok = true;
     for (k, v) in map {
         let ptr = format!("{}/reducers/{}", comp.pointer, escape_token(k));
-        if !v.as_str().is_some_and(|m| REDUCERS.contains(&m)) {
-            let hint = match v.as_str().and_then(|s| did_you_mean(s, REDUCERS.iter().copied())) {
+        if v.as_str().and_then(Reducer::parse).is_none() {
+            let hint = match v.as_str().and_then(|s| did_you_mean(s, Reducer::ALL.iter().map(|r| r.name()))) {
                 Some(s) => format!("did you mean \"{s}\"?"),
                 None => "use append, sum, average, max or min".into(),
             };
