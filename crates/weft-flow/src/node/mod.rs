@@ -401,8 +401,8 @@ impl<'b> Lowerer<'_, 'b> {
             comp,
             Code::NotRunnable,
             pointer,
-            format!("{}: Weft cannot run this yet: {what}", comp.label()),
-            Some("the document is valid Agent Spec and exports as is; running it needs a runtime that supports it".into()),
+            format!("{}: Weft does not run {what} yet", comp.label()),
+            Some("the document validates, draws and exports as it is; `weft run` refuses it until a release of Weft runs this".into()),
         );
         let list = self.model.blockers.entry(owner).or_default();
         if !list.contains(&blocker) {
