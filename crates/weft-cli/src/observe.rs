@@ -14,7 +14,7 @@ use weft_llm::ChatModel;
 use weft_llm::providers::openai::ProviderOverride;
 use weft_llm::retry::{Sleeper, TokioSleeper};
 use weft_record::{Metered, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry};
-use weft_spec::Component;
+use weft_spec::LlmConfig;
 use weft_tools::ToolRegistry;
 
 /// Recording, replaying and usage options.
@@ -101,7 +101,7 @@ impl Observer {
             Llm::Resolver(resolve) => {
                 let this = Arc::clone(self);
                 let overrides = overrides.to_vec();
-                Llm::Resolver(Arc::new(move |config: &Component| {
+                Llm::Resolver(Arc::new(move |config: &LlmConfig| {
                     let model = resolve(config)?;
                     Ok(this.wrap(model, &model_id(config, &overrides)))
                 }))
@@ -144,11 +144,11 @@ impl Observer {
 
 /// The model id a config's calls are priced by: the override's model when one applies, else
 /// the config's `model_id`.
-fn model_id(config: &Component, overrides: &[ProviderOverride]) -> String {
+fn model_id(config: &LlmConfig, overrides: &[ProviderOverride]) -> String {
     let applies = |o: &&ProviderOverride| o.config_id.as_deref().is_none_or(|id| id == config.id);
     let specific = overrides.iter().filter(|o| o.config_id.is_some()).find(applies);
     match specific.or_else(|| overrides.iter().find(applies)) {
         Some(o) => o.model.clone(),
-        None => config.str_field("model_id").unwrap_or(&config.name).to_owned(),
+        None => config.model_id.clone().unwrap_or_else(|| config.name.clone()),
     }
 }

@@ -55,7 +55,6 @@ use weft_flow::Flow;
 use weft_llm::ChatModel;
 pub use weft_llm::limit::{LimitConfig, Limiters};
 use weft_llm::simulated::{SimulatedModel, SimulatedOptions};
-use weft_spec::Component;
 use weft_tools::ToolRegistry;
 
 /// The default step budget per execution path.
@@ -194,7 +193,7 @@ impl Plan {
                     weft_llm::providers::openai::Resolver::new(Default::default(), Vec::new()).with_limiters(options.limits.clone());
                 Arc::new(resolver.into_fn())
             }
-            Llm::Model(model) => Arc::new(move |_: &Component| Ok(Arc::clone(&model))),
+            Llm::Model(model) => Arc::new(move |_: &weft_spec::LlmConfig| Ok(Arc::clone(&model))),
             Llm::Resolver(r) => r,
         };
         let settings = plan::Settings {

@@ -21,7 +21,7 @@ use weft_tools::{Tool, ToolRegistry};
 pub use weft_flow::node::DEFAULT_MAX_WORKERS;
 
 /// Chooses the model for an LLM config: `Err` says why none can serve it.
-pub type ModelResolver = dyn Fn(&Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync;
+pub type ModelResolver = dyn Fn(&weft_spec::LlmConfig) -> Result<Arc<dyn ChatModel>, String> + Send + Sync;
 
 /// A flow compiled for running; shared by every run of it.
 pub struct Plan {
@@ -510,11 +510,15 @@ impl Compiler<'_> {
     }
 
     fn model_for(&mut self, n: CompId, config: CompId) -> Option<Arc<dyn ChatModel>> {
-        let config = self.comp(config);
+        let Some(config) = self.model.llm_config(config) else {
+            self.not_lowered(config);
+            return None;
+        };
         match (self.inputs.models)(config) {
             Ok(m) => Some(m),
             Err(why) => {
-                let line = format!("{} at {} (used by {}): {why}", config.label(), pointer(config), self.comp(n).label());
+                let at = if config.pointer.is_empty() { "/" } else { &config.pointer };
+                let line = format!("{} at {at} (used by {}): {why}", config.label(), self.comp(n).label());
                 if !self.problems.contains(&line) {
                     self.problems.push(line);
                 }

@@ -446,18 +446,26 @@ fn the_openai_api_needs_a_key() {
 // Models from Agent Spec LLM configs.
 
 /// The engine's `ModelResolver`.
-type EngineResolver = dyn Fn(&weft_spec::Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync;
+type EngineResolver = dyn Fn(&weft_spec::LlmConfig) -> Result<Arc<dyn ChatModel>, String> + Send + Sync;
 
-/// Loads a document whose root is an LLM config and resolves it.
-fn load(config: Json) -> weft_spec::Spec {
+/// A document whose root is an LLM config, loaded and lowered as `weft run` does.
+struct ConfigDoc(weft_flow::Flow);
+
+impl ConfigDoc {
+    /// The root config, typed.
+    fn root(&self) -> &weft_spec::LlmConfig {
+        self.0.model().llm_config(self.0.spec().root).expect("the root is an LLM config")
+    }
+}
+
+/// Loads a document whose root is an LLM config.
+fn load(config: Json) -> ConfigDoc {
     let mut doc = config;
     doc["agentspec_version"] = json!("26.1.2");
-    let source = weft_spec::Source::new("llm.json", doc.to_string(), weft_spec::Format::Json);
-    let secrets = HashMap::new();
-    let out = weft_spec::load(weft_spec::LoadInput { document: &source, registries: &[], secrets: &secrets, secret_fallback: None });
-    let errors: Vec<_> = out.diagnostics.iter().filter(|d| d.severity == weft_spec::Severity::Error).collect();
-    assert!(errors.is_empty(), "{errors:?}");
-    out.spec.unwrap()
+    match weft_flow::Flow::from_json(&doc.to_string()) {
+        Ok(loaded) => ConfigDoc(loaded.flow),
+        Err(errors) => panic!("{errors}"),
+    }
 }
 
 fn resolver(secrets: &[(&str, &str)], env: &[(&str, &str)], overrides: Vec<ProviderOverride>) -> Resolver {

@@ -173,18 +173,13 @@ async fn a_response_body_past_the_cap_fails_clearly_while_it_is_read() {
     assert!(text.contains("larger than 32 MiB"), "{text}");
 }
 
-fn llm_config(url: &str) -> weft_spec::Component {
-    load(serde_json::json!({"component_type": "OpenAiCompatibleConfig", "id": "cfg", "name": "gateway", "url": url, "model_id": "m"}))
-        .root()
-        .clone()
-}
-
-fn load(mut document: serde_json::Value) -> weft_spec::Spec {
+/// An OpenAiCompatibleConfig for `url`, loaded and lowered as `weft run` does.
+fn llm_config(url: &str) -> weft_spec::LlmConfig {
+    let mut document =
+        serde_json::json!({"component_type": "OpenAiCompatibleConfig", "id": "cfg", "name": "gateway", "url": url, "model_id": "m"});
     document["agentspec_version"] = serde_json::json!("26.1.2");
-    let source = weft_spec::Source::new("llm.json", document.to_string(), weft_spec::Format::Json);
-    let secrets = HashMap::new();
-    let out = weft_spec::load(weft_spec::LoadInput { document: &source, registries: &[], secrets: &secrets, secret_fallback: None });
-    out.spec.unwrap()
+    let flow = weft_flow::Flow::from_json(&document.to_string()).expect("a valid config").flow;
+    flow.model().llm_config(flow.spec().root).expect("the root is an LLM config").clone()
 }
 
 fn env_resolver(secrets: &[(&str, &str)]) -> Resolver {

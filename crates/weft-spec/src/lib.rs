@@ -25,6 +25,7 @@
 
 pub mod catalog;
 pub mod diagnostic;
+pub mod llm;
 pub mod load;
 pub mod model;
 pub mod plain;
@@ -34,6 +35,7 @@ pub mod version;
 mod yaml_pos;
 
 pub use diagnostic::{Code, ComponentLabel, Diagnostic, Diagnostics, Severity, did_you_mean};
+pub use llm::{ApiKey, LlmConfig};
 pub use load::{LoadInput, LoadOutput, load};
 pub use model::{CompId, Component, Origin, Property, SecretRef, Spec, Value};
 pub use source::{Format, Source};

@@ -20,6 +20,30 @@ pub const TYPES: &[&str] = &[
     "DbmsVectorChainLlmConfig",
 ];
 
+/// The typed view of an LLM config component.
+pub(super) fn config(lw: &Lowerer<'_, '_>, c: CompId) -> weft_spec::LlmConfig {
+    let comp = lw.comp(c);
+    let f = lw.fields(c);
+    let text = |name: &str| if f.has(name) { f.str(name).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned) } else { None };
+    let api_key = match if f.has("api_key") { comp.field("api_key") } else { None } {
+        Some(Value::Secret(secret)) => weft_spec::ApiKey::Secret(secret.clone()),
+        Some(Value::Json(Json::String(key))) => weft_spec::ApiKey::Written(key.clone()),
+        _ => weft_spec::ApiKey::Absent,
+    };
+    weft_spec::LlmConfig {
+        type_name: comp.ty.name,
+        id: comp.id.clone(),
+        name: comp.name.clone(),
+        pointer: comp.pointer.clone(),
+        url: text("url"),
+        model_id: text("model_id"),
+        api_type: if f.has("api_type") { f.str("api_type").map(str::to_owned) } else { None },
+        provider: text("api_provider").or_else(|| text("provider")),
+        api_key,
+        retry_policy: if f.has("retry_policy") { f.json("retry_policy").filter(|p| p.is_object()).cloned() } else { None },
+    }
+}
+
 /// An LLM node.
 #[derive(Debug)]
 pub struct LlmNode {

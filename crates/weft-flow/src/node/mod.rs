@@ -122,6 +122,7 @@ pub struct Model {
     /// Document errors found while lowering, by the component they are about, as one line each
     /// (`<label> at <pointer>: <what is wrong>`).
     errors: HashMap<CompId, Vec<String>>,
+    llm_configs: HashMap<CompId, weft_spec::LlmConfig>,
 }
 
 impl Model {
@@ -134,6 +135,11 @@ impl Model {
     /// right.
     pub fn node(&self, c: CompId) -> Option<&Node> {
         self.nodes.get(&c)
+    }
+
+    /// The LLM config component `c`, typed.
+    pub fn llm_config(&self, c: CompId) -> Option<&weft_spec::LlmConfig> {
+        self.llm_configs.get(&c)
     }
 
     /// The document errors lowering found in a component, one line each.
@@ -323,6 +329,9 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
             lw.prompt_messages(c, c);
         } else if matches!(comp.ty.name, "PluginJsonOutputParser" | "PluginRegexOutputParser") {
             llm::parser(&mut lw, c, c);
+        } else if comp.ty.is_a(weft_spec::catalog::Kind::LlmConfig) {
+            let config = llm::config(&lw, c);
+            lw.model.llm_configs.insert(c, config);
         } else if comp.ty.is_a(weft_spec::catalog::Kind::Node) {
             let kind = lw.node_kind(c);
             if let Some(kind) = kind {

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use weft_spec::{Component, Value};
+use weft_spec::{ApiKey, LlmConfig};
 
 use weft_guard::egress::{OPENAI_API_HOST, Target, credentials, env_key_allowed, mask_userinfo};
 use weft_guard::{EgressPolicy, Secrets};
@@ -141,7 +141,7 @@ impl std::fmt::Debug for Resolver {
 pub fn resolver(
     secrets: HashMap<String, String>,
     overrides: Vec<ProviderOverride>,
-) -> impl Fn(&Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync + 'static {
+) -> impl Fn(&LlmConfig) -> Result<Arc<dyn ChatModel>, String> + Send + Sync + 'static {
     Resolver::new(secrets, overrides).into_fn()
 }
 
@@ -227,10 +227,10 @@ impl Resolver {
     /// loopback addresses ([`env_key_allowed`]): for any other host the config is refused
     /// with a message saying how to give its key, so a flow cannot send the user's key to a
     /// server it names. A URL with credentials gets no environment key (they are its auth).
-    pub fn options(&self, config: &Component) -> Result<OpenAiOptions, String> {
-        let retry = match config.json_field("retry_policy") {
-            Some(policy @ serde_json::Value::Object(_)) => RetryPolicy::from_agent_spec(policy)?,
-            _ => RetryPolicy::default(),
+    pub fn options(&self, config: &LlmConfig) -> Result<OpenAiOptions, String> {
+        let retry = match &config.retry_policy {
+            Some(policy) => RetryPolicy::from_agent_spec(policy)?,
+            None => RetryPolicy::default(),
         };
         let over = self
             .overrides
@@ -241,20 +241,19 @@ impl Resolver {
             Some(o) => (o.provider, o.url.clone(), o.model.clone()),
             None => {
                 let provider = provider_of(config)?;
-                let url = match (config.str_field("url").map(str::trim).filter(|u| !u.is_empty()), provider) {
-                    (Some(url), _) if !config.is("OpenAiConfig") => url.to_owned(),
+                let url = match (&config.url, provider) {
+                    (Some(url), _) if config.type_name != "OpenAiConfig" => url.clone(),
                     (_, ApiProvider::OpenAi) => url::OPENAI_BASE.to_owned(),
-                    _ => return Err(format!("{} has no url: give the server's URL, like http://127.0.0.1:8000/v1", config.ty.name)),
+                    _ => return Err(format!("{} has no url: give the server's URL, like http://127.0.0.1:8000/v1", config.type_name)),
                 };
-                let model = config.str_field("model_id").map(str::trim).unwrap_or_default().to_owned();
-                if model.is_empty() {
-                    return Err(format!("{} has no model_id: give the model's id as the server knows it", config.ty.name));
-                }
+                let Some(model) = config.model_id.clone() else {
+                    return Err(format!("{} has no model_id: give the model's id as the server knows it", config.type_name));
+                };
                 (provider, url, model)
             }
         };
-        let reference = match config.field("api_key") {
-            Some(Value::Secret(secret)) => secret.key.clone(),
+        let reference = match &config.api_key {
+            ApiKey::Secret(secret) => secret.key.clone(),
             _ => format!("{}.api_key", config.id),
         };
         let request_url = url::request_url(&url, url::CHAT_COMPLETIONS_PATH);
@@ -267,7 +266,7 @@ impl Resolver {
                     let host = Target::parse(&request_url).map(|t| t.authority()).unwrap_or_else(|_| "its server".to_owned());
                     return Err(format!(
                         "{} {:?} (id {}) sends its requests to {host}, and {API_KEY_ENV} is only sent to OpenAI's API (https://api.openai.com) and to loopback addresses, so that a flow cannot send your key to a server it names: give this config's key explicitly with --secret {reference}=... or {} (an empty value sends no key)",
-                        config.ty.name,
+                        config.type_name,
                         config.name,
                         config.id,
                         secret_env_name(&reference)
@@ -288,7 +287,7 @@ impl Resolver {
             .with_sleeper(Arc::clone(&self.sleeper))
             .with_connect_timeout(self.connect_timeout)
             .with_structured(self.structured)
-            .with_origin(format!("{} {:?}", config.ty.name, config.name));
+            .with_origin(format!("{} {:?}", config.type_name, config.name));
         options.api_key = api_key;
         options.request_timeout = self.request_timeout;
         options.egress = self.egress.clone();
@@ -298,25 +297,25 @@ impl Resolver {
     }
 
     /// The model serving `config`, or why there is none.
-    pub fn resolve(&self, config: &Component) -> Result<Arc<dyn ChatModel>, String> {
+    pub fn resolve(&self, config: &LlmConfig) -> Result<Arc<dyn ChatModel>, String> {
         let options = self.options(config)?;
         let client = self.client.get_or_init(|| super::http_client(self.connect_timeout)).clone()?;
         Ok(Arc::new(OpenAiModel::new(options.with_client(client))?))
     }
 
     /// The resolver as the engine takes it.
-    pub fn into_fn(self) -> impl Fn(&Component) -> Result<Arc<dyn ChatModel>, String> + Send + Sync + 'static {
-        move |config: &Component| self.resolve(config)
+    pub fn into_fn(self) -> impl Fn(&LlmConfig) -> Result<Arc<dyn ChatModel>, String> + Send + Sync + 'static {
+        move |config: &LlmConfig| self.resolve(config)
     }
 
     /// The key supplied for the config's `api_key`: resolved by the loader, or given here by
     /// its reference; a key written in the document counts too. `Some(None)`: given empty,
     /// meaning "send no key"; `None`: not given.
-    fn explicit_key(&self, config: &Component) -> Option<Option<String>> {
-        let key = match config.field("api_key") {
-            Some(Value::Secret(secret)) => secret.value.clone().or_else(|| self.secrets.get(&secret.key).cloned()),
-            Some(Value::Json(serde_json::Value::String(s))) => Some(s.clone()),
-            _ => None,
+    fn explicit_key(&self, config: &LlmConfig) -> Option<Option<String>> {
+        let key = match &config.api_key {
+            ApiKey::Secret(secret) => secret.value.clone().or_else(|| self.secrets.get(&secret.key).cloned()),
+            ApiKey::Written(s) => Some(s.clone()),
+            ApiKey::Absent => None,
         };
         let key = key.or_else(|| self.secrets.get(&format!("{}.api_key", config.id)).cloned())?;
         Some(Some(key).filter(|k| !k.trim().is_empty()))
@@ -331,15 +330,15 @@ impl Resolver {
 }
 
 /// The provider of a config, or why it is not supported yet.
-fn provider_of(config: &Component) -> Result<ApiProvider, String> {
-    let api_type = config.str_field("api_type").map(normalize).unwrap_or_else(|| "chat_completions".to_owned());
-    let provider = match config.ty.name {
+fn provider_of(config: &LlmConfig) -> Result<ApiProvider, String> {
+    let api_type = config.api_type.as_deref().map(normalize).unwrap_or_else(|| "chat_completions".to_owned());
+    let provider = match config.type_name {
         "OpenAiConfig" => ApiProvider::OpenAi,
         "OpenAiCompatibleConfig" => ApiProvider::OpenAiCompatible,
         "VllmConfig" => ApiProvider::Vllm,
         "OllamaConfig" => ApiProvider::Ollama,
         "LlmConfig" => {
-            let named = config.str_field("api_provider").or_else(|| config.str_field("provider")).map(str::trim).filter(|p| !p.is_empty());
+            let named = config.provider.as_deref();
             match named.map(normalize).as_deref() {
                 Some("openai") => ApiProvider::OpenAi,
                 Some("openai_compatible") => ApiProvider::OpenAiCompatible,
@@ -363,9 +362,9 @@ fn provider_of(config: &Component) -> Result<ApiProvider, String> {
         "chat_completions" | "openai_chat_completions" => Ok(provider),
         "responses" | "openai_responses" => Err(format!(
             "not supported yet: api_type {api_type:?} (the Responses API) of {}: use api_type chat_completions",
-            config.ty.name
+            config.type_name
         )),
-        other => Err(format!("not supported yet: api_type {other:?} of {}: weft speaks chat_completions", config.ty.name)),
+        other => Err(format!("not supported yet: api_type {other:?} of {}: weft speaks chat_completions", config.type_name)),
     }
 }
 
