@@ -231,10 +231,11 @@ impl Sched<'_> {
     /// The node's input values by internal name: the latest value on a data edge, else the
     /// default, cast to the declared type.
     fn inputs(&self, state: &RunState, fid: u64, node: &NodePlan) -> Res<Map<String, Json>> {
-        let reads = node.op.reads();
-        if let Reads::Nothing = reads {
-            return Ok(Map::new());
-        }
+        let all = match node.op.reads() {
+            Reads::Nothing => return Ok(Map::new()),
+            Reads::Available => false,
+            Reads::All => true,
+        };
         let frame = get_frame(state, fid)?;
         let mut vars = Map::with_capacity(node.inputs.len());
         for input in &node.inputs {
@@ -243,7 +244,7 @@ impl Sched<'_> {
                 Some(v) => {
                     vars.insert(input.internal.clone(), weft_prompt::cast_to_input(v, &input.schema));
                 }
-                None if matches!(reads, Reads::Available) => {}
+                None if !all => {}
                 None => {
                     return Err(node_error(
                         RunErrorKind::MissingInput,

@@ -5,7 +5,7 @@
 //! what a core map node iterates is decided at plan time per data edge (FORMAT 8.1), the items
 //! when the node runs, from its input values (kept in its `Position::InBranches`).
 
-use super::At;
+use super::{At, Role};
 use crate::check::{Checked, Place, damaged};
 use crate::error::RunErrorKind;
 use crate::plan::{Compiler, NodePlan, Plan};
@@ -362,12 +362,12 @@ pub(crate) fn child_finished(
 
 /// How an error names branch or item `index` of `node`: `branch 1 ("b")`, `item 3`.
 pub(crate) fn child_label(plan: &Plan, node: &NodePlan, index: usize) -> String {
-    match node.op.fan_out() {
-        Some(FanOut::Parallel(op)) => {
-            let name = op.flows.get(index).map(|f| plan.flows[*f].name.as_str()).unwrap_or("?");
-            format!("branch {index} (\"{name}\")")
-        }
-        Some(FanOut::Map(_)) | None => format!("item {index}"),
+    // Only a map node's children are items; a ParallelFlowNode's are named branches.
+    if let Role::FanOut(FanOut::Parallel(op)) = node.op.role() {
+        let name = op.flows.get(index).map(|f| plan.flows[*f].name.as_str()).unwrap_or("?");
+        format!("branch {index} (\"{name}\")")
+    } else {
+        format!("item {index}")
     }
 }
 

@@ -2,9 +2,9 @@
 //! a message to the conversation), PluginTemplateNode (renders a text) and
 //! PluginConstantValuesNode (gives fixed values).
 
-use super::{At, mismatched_request};
+use super::{Answered, At, mismatched_request};
 use crate::check::{Checked, Place};
-use crate::error::{RunErrorKind, SubmitError};
+use crate::error::RunErrorKind;
 use crate::plan::NodePlan;
 use crate::sched::{Res, Sched, node_error, single};
 use crate::state::{InputRequest, Position, RunState};
@@ -61,7 +61,7 @@ impl InputMessageOp {
         node: &NodePlan,
         request: &InputRequest,
         answer: Json,
-    ) -> Result<Map<String, Json>, SubmitError> {
+    ) -> Answered {
         let InputRequest::Message { .. } = request else { return Err(mismatched_request()) };
         let text = match answer {
             Json::String(s) => s,

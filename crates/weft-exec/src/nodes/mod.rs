@@ -7,8 +7,10 @@
 //! model at plan time, its step without IO, how a call result or an input answer is applied,
 //! the call the driver launches, and what a stored state may hold at its nodes.
 //! The planner, the scheduler, the driver and the state check reach the families only through
-//! the functions of this module, each an exhaustive `match` on [`Op`] (no catch-all arm): a new
-//! variant does not compile until each of them says what the new node does.
+//! the functions of this module. [`plan`] and [`step`] match on [`Op`], [`Op::role`] says what
+//! else a node is (which positions it waits in); every other function matches on [`Role`]. All
+//! matches are exhaustive (no catch-all arm): a new variant does not compile until each of them
+//! says what the new node does.
 //! In the other direction, families use the scheduler's helpers ([`Sched::produce`],
 //! [`Sched::follow`], [`Sched::done`], [`Sched::wait`], [`Sched::post`],
 //! [`Sched::set_position`], [`Sched::new_frame`], [`Sched::finish_frame`]) and the planner's
@@ -70,69 +72,73 @@ pub(crate) struct At<'p> {
     pub(crate) t0: Instant,
 }
 
+/// What a node is to the scheduler apart from its step: where its inputs come from, and which
+/// positions it leaves its frame in (so which call results, answers and child frames it takes).
+/// Every [`Op`] has one ([`Op::role`], an exhaustive match); the dispatch functions below match
+/// on it exhaustively, so a node that needs a new kind of wait adds a variant here and the
+/// compiler lists every place that must handle it.
+#[derive(Clone, Copy)]
+pub(crate) enum Role<'p> {
+    /// StartNode: reads no inputs (its outputs are its frame's inputs).
+    Entry,
+    /// EndNode: reads the inputs that have a value or a default, and ends its frame.
+    Exit,
+    /// Runs in one step and moves on (branching, output messages, templates, constants).
+    Instant,
+    /// Busy with an LLM call.
+    Llm(&'p llm::LlmOp),
+    /// Busy with a server tool's call, or waiting for a client tool's result.
+    Tool(&'p tool::ToolOp),
+    /// Waiting for the user's message.
+    Input(&'p message::InputMessageOp),
+    /// In a child frame running a subflow.
+    Subflow(&'p flow::SubflowOp),
+    /// In branches or items.
+    FanOut(fanout::FanOut<'p>),
+}
+
 /// Which of its inputs a node reads before it runs.
 pub(crate) enum Reads {
     /// None: a StartNode's inputs are its frame's inputs, not values on data edges.
     Nothing,
-    /// Those that have a value or a default; the others are left out.
+    /// Those that have a value or a default; the others are left out (an EndNode).
     Available,
-    /// All of them; one without a value or default is an error.
+    /// All of them; one without a value or a default is an error.
     All,
 }
 
 impl Op {
-    /// Which of its inputs the node reads.
-    pub(crate) fn reads(&self) -> Reads {
+    /// The node's role (see [`Role`]).
+    pub(crate) fn role(&self) -> Role<'_> {
         match self {
-            Op::Start(_) => Reads::Nothing,
-            Op::End(_) => Reads::Available,
-            Op::Flow(_)
-            | Op::Llm(_)
-            | Op::Tool(_)
-            | Op::Branching(_)
-            | Op::InputMessage(_)
-            | Op::OutputMessage(_)
-            | Op::Template(_)
-            | Op::Constants(_)
-            | Op::Parallel(_)
-            | Op::Map(_) => Reads::All,
+            Op::Start(_) => Role::Entry,
+            Op::End(_) => Role::Exit,
+            Op::Branching(_) | Op::OutputMessage(_) | Op::Template(_) | Op::Constants(_) => Role::Instant,
+            Op::Llm(op) => Role::Llm(op),
+            Op::Tool(op) => Role::Tool(op),
+            Op::InputMessage(op) => Role::Input(op),
+            Op::Flow(op) => Role::Subflow(op),
+            Op::Parallel(op) => Role::FanOut(fanout::FanOut::Parallel(op)),
+            Op::Map(op) => Role::FanOut(fanout::FanOut::Map(op)),
         }
     }
 
-    /// The fan-out this node runs, if it runs one.
-    pub(crate) fn fan_out(&self) -> Option<fanout::FanOut<'_>> {
-        match self {
-            Op::Parallel(op) => Some(fanout::FanOut::Parallel(op)),
-            Op::Map(op) => Some(fanout::FanOut::Map(op)),
-            Op::Start(_)
-            | Op::End(_)
-            | Op::Flow(_)
-            | Op::Llm(_)
-            | Op::Tool(_)
-            | Op::Branching(_)
-            | Op::InputMessage(_)
-            | Op::OutputMessage(_)
-            | Op::Template(_)
-            | Op::Constants(_) => None,
+    /// Which of its inputs the node reads.
+    pub(crate) fn reads(&self) -> Reads {
+        match self.role() {
+            Role::Entry => Reads::Nothing,
+            Role::Exit => Reads::Available,
+            Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Reads::All,
         }
     }
 
     /// Whether the outputs stored for this node in frame `frame` were checked against their
     /// declared types when they entered the run (so a stored state's values must still fit).
     pub(crate) fn typed_outputs(&self, frame: u64) -> bool {
-        match self {
-            Op::Start(_) => flow::StartOp::typed_outputs(frame),
-            Op::Tool(op) => op.typed_outputs(),
-            Op::End(_)
-            | Op::Flow(_)
-            | Op::Llm(_)
-            | Op::Branching(_)
-            | Op::InputMessage(_)
-            | Op::OutputMessage(_)
-            | Op::Template(_)
-            | Op::Constants(_)
-            | Op::Parallel(_)
-            | Op::Map(_) => false,
+        match self.role() {
+            Role::Entry => flow::StartOp::typed_outputs(frame),
+            Role::Tool(op) => op.typed_outputs(),
+            Role::Exit | Role::Instant | Role::Llm(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => false,
         }
     }
 }
@@ -177,19 +183,10 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
 
 /// A call made for the node at `at` returned `result`; `call` is the call it was busy with.
 pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
-    match &at.node.op {
-        Op::Llm(op) => op.complete(s, state, at, call, result),
-        Op::Tool(op) => op.complete(s, state, at, call, result),
-        Op::Start(_)
-        | Op::End(_)
-        | Op::Flow(_)
-        | Op::Branching(_)
-        | Op::InputMessage(_)
-        | Op::OutputMessage(_)
-        | Op::Template(_)
-        | Op::Constants(_)
-        | Op::Parallel(_)
-        | Op::Map(_) => Err(mismatched_call()),
+    match at.node.op.role() {
+        Role::Llm(op) => op.complete(s, state, at, call, result),
+        Role::Tool(op) => op.complete(s, state, at, call, result),
+        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
 
@@ -198,28 +195,16 @@ pub(crate) fn mismatched_call() -> RunError {
     other("a call result does not match the node waiting for it")
 }
 
+/// What a node makes of an answer: its outputs (internal titles), or why the answer is refused.
+pub(crate) type Answered = Result<Map<String, Json>, SubmitError>;
+
 /// An answer to the node's pending `request`: the node's outputs (internal titles), or why the
 /// answer is refused. The scheduler then records them and leaves the node through `next`.
-pub(crate) fn submit(
-    s: &mut Sched<'_>,
-    state: &mut RunState,
-    node: &NodePlan,
-    request: &InputRequest,
-    answer: Json,
-) -> Result<Map<String, Json>, SubmitError> {
-    match &node.op {
-        Op::InputMessage(op) => op.submit(s, state, node, request, answer),
-        Op::Tool(op) => op.submit(s, node, request, answer),
-        Op::Start(_)
-        | Op::End(_)
-        | Op::Flow(_)
-        | Op::Llm(_)
-        | Op::Branching(_)
-        | Op::OutputMessage(_)
-        | Op::Template(_)
-        | Op::Constants(_)
-        | Op::Parallel(_)
-        | Op::Map(_) => Err(mismatched_request()),
+pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
+    match node.op.role() {
+        Role::Input(op) => op.submit(s, state, node, request, answer),
+        Role::Tool(op) => op.submit(s, node, request, answer),
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_request()),
     }
 }
 
@@ -238,70 +223,42 @@ pub(crate) fn child_finished(
     outputs: Map<String, Json>,
     branch: String,
 ) -> Res<()> {
-    match &at.node.op {
-        Op::Flow(op) => op.child_finished(s, state, at, outputs, branch),
-        Op::Parallel(op) => fanout::child_finished(s, state, at, fanout::FanOut::Parallel(op), child, outputs),
-        Op::Map(op) => fanout::child_finished(s, state, at, fanout::FanOut::Map(op), child, outputs),
-        Op::Start(_)
-        | Op::End(_)
-        | Op::Llm(_)
-        | Op::Tool(_)
-        | Op::Branching(_)
-        | Op::InputMessage(_)
-        | Op::OutputMessage(_)
-        | Op::Template(_)
-        | Op::Constants(_) => Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)")),
+    match at.node.op.role() {
+        Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
+        Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) => {
+            Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)"))
+        }
     }
 }
 
 /// The task of the call `call` of the node `node` (the driver spawns it), or `None` when the
 /// node makes no such call.
 pub(crate) fn launch(node: &NodePlan, call: &Call, events: Option<Arc<dyn EventSink>>) -> Option<CallTask> {
-    match &node.op {
-        Op::Llm(op) => op.launch(node, call, events),
-        Op::Tool(op) => op.launch(node, call, events),
-        Op::Start(_)
-        | Op::End(_)
-        | Op::Flow(_)
-        | Op::Branching(_)
-        | Op::InputMessage(_)
-        | Op::OutputMessage(_)
-        | Op::Template(_)
-        | Op::Constants(_)
-        | Op::Parallel(_)
-        | Op::Map(_) => None,
+    match node.op.role() {
+        Role::Llm(op) => op.launch(node, call, events),
+        Role::Tool(op) => op.launch(node, call, events),
+        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => None,
     }
 }
 
 /// Whether a stored state may hold `position` at this node (`Ready` fits every node).
 pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked {
-    match &place.node.op {
-        Op::Flow(op) => op.check_position(place, position),
-        Op::Llm(op) => op.check_position(place, position),
-        Op::Tool(op) => op.check_position(place, position),
-        Op::InputMessage(op) => op.check_position(place, position),
-        Op::Parallel(op) => fanout::check_position(place, fanout::FanOut::Parallel(op), position),
-        Op::Map(op) => fanout::check_position(place, fanout::FanOut::Map(op), position),
-        Op::Start(_) | Op::End(_) | Op::Branching(_) | Op::OutputMessage(_) | Op::Template(_) | Op::Constants(_) => {
-            place.unexpected(position)
-        }
+    match place.node.op.role() {
+        Role::Llm(op) => op.check_position(place, position),
+        Role::Tool(op) => op.check_position(place, position),
+        Role::Input(op) => op.check_position(place, position),
+        Role::Subflow(op) => op.check_position(place, position),
+        Role::FanOut(fan) => fanout::check_position(place, fan, position),
+        Role::Entry | Role::Exit | Role::Instant => place.unexpected(position),
     }
 }
 
 /// Whether a request pending at this node is one it makes.
 pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
-    match op {
-        Op::InputMessage(op) => op.asks(request),
-        Op::Tool(op) => op.asks(request),
-        Op::Start(_)
-        | Op::End(_)
-        | Op::Flow(_)
-        | Op::Llm(_)
-        | Op::Branching(_)
-        | Op::OutputMessage(_)
-        | Op::Template(_)
-        | Op::Constants(_)
-        | Op::Parallel(_)
-        | Op::Map(_) => false,
+    match op.role() {
+        Role::Input(op) => op.asks(request),
+        Role::Tool(op) => op.asks(request),
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => false,
     }
 }

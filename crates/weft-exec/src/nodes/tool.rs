@@ -2,7 +2,7 @@
 //! driver, or a ClientTool whose result the run waits for as an input request; either way the
 //! result is read into the node's outputs.
 
-use super::{At, CallResult, CallTask, mismatched_call, mismatched_request};
+use super::{Answered, At, CallResult, CallTask, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place, damaged};
 use crate::error::{RunErrorKind, SubmitError};
 use crate::event::{Event, EventSink};
@@ -93,13 +93,7 @@ impl ToolOp {
     }
 
     /// A client tool's result, checked against the output schemas.
-    pub(crate) fn submit(
-        &self,
-        s: &Sched<'_>,
-        node: &NodePlan,
-        request: &InputRequest,
-        answer: Json,
-    ) -> Result<Map<String, Json>, SubmitError> {
+    pub(crate) fn submit(&self, s: &Sched<'_>, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
         let InputRequest::Tool { tool, .. } = request else { return Err(mismatched_request()) };
         let outputs = outputs(node, &self.outputs, answer, &s.plan.options.secrets).map_err(|e| SubmitError::Invalid(e.message))?;
         for (title, schema) in self.outputs.iter().zip(&self.output_schemas) {
