@@ -26,15 +26,16 @@
 //! again ([`crate::Run::execute`] returns its outcome, [`crate::Run::submit`] refuses answers).
 
 use crate::error::ResumeError;
-use crate::plan::{MapItems, Op, Plan};
+use crate::nodes;
+use crate::plan::{NodePlan, Plan};
 use crate::state::{Call, Frame, InputRequest, Outcome, Position, RunState};
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-type Checked = Result<(), ResumeError>;
+pub(crate) type Checked = Result<(), ResumeError>;
 
 /// A problem at `pointer` (a JSON pointer into the run state).
-fn damaged(pointer: impl Into<String>, problem: impl Into<String>) -> ResumeError {
+pub(crate) fn damaged(pointer: impl Into<String>, problem: impl Into<String>) -> ResumeError {
     ResumeError::Damaged { pointer: pointer.into(), problem: problem.into() }
 }
 
@@ -164,11 +165,7 @@ impl Plan {
             // must still fit them: the root's inputs (its StartNode's outputs) and client
             // tools' answers. Other outputs are stored as produced (a server tool's result as
             // the tool gave it, a map item's missing input as null) and cast when read.
-            let typed = match &plan.op {
-                Op::Start => id == 0,
-                Op::Tool(op) => op.tool.is_none(),
-                _ => false,
-            };
+            let typed = plan.op.typed_outputs(id);
             for (title, stamped) in outputs {
                 let here = format!("{at}/values/{}/{}", token(node), token(title));
                 if stamped.seq > state.seq {
@@ -210,106 +207,8 @@ impl Plan {
                 format!("frame {id} stands at node \"{node_id}\", which flow \"{flow_name}\" does not have"),
             ));
         };
-        let node = &self.nodes[idx];
-        let wrong = |what: &str| {
-            damaged(format!("{at}/position"), format!("frame {id} {what} at node \"{node_id}\", a {} that does not do that", node.ty))
-        };
-        match &frame.position {
-            Position::Ready { .. } | Position::Done => Ok(()),
-            Position::Busy { call, .. } => match (&node.op, &**call) {
-                (Op::Llm(_), Call::Llm { attempt, .. }) if *attempt >= 1 => Ok(()),
-                (Op::Llm(_), Call::Llm { .. }) => {
-                    Err(damaged(format!("{at}/position/call/attempt"), "attempt 0: attempts count from 1 (the first call)"))
-                }
-                (Op::Tool(op), Call::Tool { tool, .. }) if op.tool.is_some() && *tool == op.tool_name => Ok(()),
-                (Op::Tool(op), Call::Tool { tool, .. }) if op.tool.is_some() => Err(damaged(
-                    format!("{at}/position/call/tool"),
-                    format!("frame {id} calls tool \"{tool}\" at node \"{node_id}\", whose tool is \"{}\"", op.tool_name),
-                )),
-                (_, Call::Llm { .. }) => Err(wrong("waits for an LLM call")),
-                (_, Call::Tool { .. }) => Err(wrong("waits for a server tool call")),
-            },
-            Position::Waiting { .. } => match &node.op {
-                Op::InputMessage { .. } => Ok(()),
-                Op::Tool(op) if op.tool.is_none() => Ok(()),
-                _ => Err(wrong("waits for an answer")),
-            },
-            Position::InChild { child, .. } => {
-                let Op::Flow { flow: sub } = &node.op else { return Err(wrong("runs a subflow")) };
-                self.check_child(state, id, node_id, *child, *sub, format!("{at}/position/child"))
-            }
-            Position::InBranches { vars, iterated, total, next, running, done, .. } => {
-                let pointer = |field: &str| format!("{at}/position/{field}");
-                let flows: Vec<usize> = match &node.op {
-                    Op::Parallel { flows, .. } => {
-                        if *total != flows.len() {
-                            return Err(damaged(
-                                pointer("total"),
-                                format!("node \"{node_id}\" has {} branches, the state says {total}", flows.len()),
-                            ));
-                        }
-                        if let Some(name) = iterated.first() {
-                            return Err(damaged(
-                                pointer("iterated"),
-                                format!("a parallel flow node iterates nothing, the state names \"{name}\""),
-                            ));
-                        }
-                        flows.clone()
-                    }
-                    Op::Map(op) => {
-                        self.check_iterated(vars, iterated, *total, &op.items, &pointer("iterated"))?;
-                        vec![op.flow]
-                    }
-                    _ => return Err(wrong("runs branches or items")),
-                };
-                if *next > *total {
-                    return Err(damaged(pointer("next"), format!("next is {next}, past the {total} branches or items")));
-                }
-                if running.is_empty() {
-                    return Err(damaged(
-                        pointer("running"),
-                        "nothing is running: a fan-out at rest always runs at least one branch or item until all are done",
-                    ));
-                }
-                let mut started: BTreeSet<usize> = BTreeSet::new();
-                for (child, index) in running {
-                    if *index >= *next {
-                        return Err(damaged(
-                            pointer("running"),
-                            format!("frame {child} runs index {index}, but only indices below next ({next}) have started"),
-                        ));
-                    }
-                    if !started.insert(*index) {
-                        return Err(damaged(pointer("running"), format!("index {index} runs in two frames")));
-                    }
-                    // Indices below `next` are below `total`, the number of branch flows.
-                    let flow = match &node.op {
-                        Op::Parallel { .. } => flows.get(*index).copied(),
-                        _ => flows.first().copied(),
-                    };
-                    let Some(flow) = flow else { return Err(wrong("runs a branch it does not have")) };
-                    self.check_child(state, id, node_id, *child, flow, pointer("running"))?;
-                }
-                for index in done.keys() {
-                    if *index >= *next {
-                        return Err(damaged(
-                            pointer("done"),
-                            format!("index {index} is done, but only indices below next ({next}) have started"),
-                        ));
-                    }
-                    if !started.insert(*index) {
-                        return Err(damaged(pointer("done"), format!("index {index} is both running and done")));
-                    }
-                }
-                if started.len() != *next {
-                    return Err(damaged(
-                        pointer("next"),
-                        format!("next is {next}, but {} indices are running or done: each started one is either", started.len()),
-                    ));
-                }
-                Ok(())
-            }
-        }
+        let place = Place { plan: self, state, id, at, node_id, node: &self.nodes[idx] };
+        nodes::check_position(&place, &frame.position)
     }
 
     /// A child frame named by a parent's position exists, points back, and runs `flow`.
@@ -357,45 +256,6 @@ impl Plan {
         Ok(())
     }
 
-    /// A map node's iterated inputs: known names, each a list of `total` items.
-    fn check_iterated(&self, vars: &Map<String, Json>, iterated: &[String], total: usize, items: &MapItems, pointer: &str) -> Checked {
-        match items {
-            MapItems::Core(core) => {
-                if iterated.is_empty() {
-                    return Err(damaged(pointer, "a map node iterates at least one input, the state names none"));
-                }
-                for name in iterated {
-                    if !core.iter().any(|c| &c.internal == name) {
-                        return Err(damaged(pointer, format!("\"{name}\" is not an input this map node can iterate")));
-                    }
-                }
-            }
-            MapItems::Extended { iterated: name, .. } => {
-                if iterated != std::slice::from_ref(name) {
-                    return Err(damaged(pointer, format!("this map node iterates exactly its input \"{name}\"")));
-                }
-            }
-        }
-        for name in iterated {
-            match vars.get(name) {
-                Some(Json::Array(items)) if items.len() == total => {}
-                Some(Json::Array(items)) => {
-                    return Err(damaged(
-                        pointer.replace("/iterated", "/total"),
-                        format!("total is {total}, but the iterated input \"{name}\" has {} items", items.len()),
-                    ));
-                }
-                _ => {
-                    return Err(damaged(
-                        pointer.replace("/iterated", "/vars"),
-                        format!("the iterated input \"{name}\" must be stored as a list of the items"),
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Every pending request belongs to one waiting frame of the right kind, and every
     /// waiting frame has one.
     fn check_pending(&self, state: &RunState) -> Checked {
@@ -425,12 +285,7 @@ impl Plan {
             let Some(node_id) = position_node(&frame.position) else { continue };
             let Some(idx) = self.flow_by_id(&frame.flow).and_then(|f| self.node_in(f, node_id)) else { continue };
             let node = &self.nodes[idx];
-            let fits = match (&node.op, request) {
-                (Op::InputMessage { .. }, InputRequest::Message { .. }) => true,
-                (Op::Tool(op), InputRequest::Tool { tool, .. }) => op.tool.is_none() && *tool == op.tool_name,
-                _ => false,
-            };
-            if !fits || request.node() != node.name {
+            if !nodes::asks(&node.op, request) || request.node() != node.name {
                 return Err(damaged(
                     at,
                     format!("the request pending at \"{path}\" does not match node \"{}\" ({}) where frame {id} waits", node.name, node.ty),
@@ -479,5 +334,49 @@ fn describe(position: &Position) -> String {
         Position::InChild { node, child } => format!("in child frame {child} at \"{node}\""),
         Position::InBranches { node, .. } => format!("in branches at \"{node}\""),
         Position::Done => "done".to_owned(),
+    }
+}
+
+/// A node's position in a stored state, for the checks of its family ([`nodes::check_position`]).
+pub(crate) struct Place<'s> {
+    pub(crate) plan: &'s Plan,
+    pub(crate) state: &'s RunState,
+    /// The frame's id and its JSON pointer.
+    pub(crate) id: u64,
+    pub(crate) at: String,
+    /// The node the frame stands at, its id and plan.
+    pub(crate) node_id: &'s str,
+    pub(crate) node: &'s NodePlan,
+}
+
+impl Place<'_> {
+    /// The position does something the node does not do.
+    pub(crate) fn wrong(&self, what: &str) -> ResumeError {
+        damaged(
+            format!("{}/position", self.at),
+            format!("frame {} {what} at node \"{}\", a {} that does not do that", self.id, self.node_id, self.node.ty),
+        )
+    }
+
+    /// A position the node's family does not accept: `Ready` fits every node, any other is
+    /// [`Place::wrong`].
+    pub(crate) fn unexpected(&self, position: &Position) -> Checked {
+        let what = match position {
+            Position::Ready { .. } | Position::Done => return Ok(()),
+            Position::Busy { call, .. } => match &**call {
+                Call::Llm { .. } => "waits for an LLM call",
+                Call::Tool { .. } => "waits for a server tool call",
+            },
+            Position::Waiting { .. } => "waits for an answer",
+            Position::InChild { .. } => "runs a subflow",
+            Position::InBranches { .. } => "runs branches or items",
+        };
+        Err(self.wrong(what))
+    }
+
+    /// Child frame `child`, named at `pointer` by this position, exists, points back and runs
+    /// flow `flow`.
+    pub(crate) fn child(&self, child: u64, flow: usize, pointer: String) -> Checked {
+        self.plan.check_child(self.state, self.id, self.node_id, child, flow, pointer)
     }
 }

@@ -36,7 +36,7 @@ pub mod batch;
 mod check;
 mod error;
 mod event;
-mod llm;
+mod nodes;
 mod plan;
 mod run;
 mod sched;

@@ -4,18 +4,21 @@
 //!
 //! Everything a run cannot do is found here and reported at once, before the first node runs:
 //! node types not supported yet, unbound server tools, LLM configs with no provider.
+//!
+//! This module indexes flows and nodes and wires inputs to data edges; what a node does (its
+//! [`Op`]) is converted from the typed node model by its family in [`crate::nodes`].
 
 use crate::error::StartError;
-use serde_json::{Map, Value as Json};
+use crate::nodes::{self, Op};
+use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use weft_flow::Flow;
-use weft_flow::node::{DataEdge, LlmNode, LlmPrompt, MapNode, Model, NodeKind, PromptMessages, ToolKind, ToolNode};
-use weft_llm::{ChatModel, ToolSpec};
-use weft_prompt::Template;
+use weft_flow::node::{DataEdge, Model};
+use weft_llm::ChatModel;
 use weft_spec::{CompId, Component, Property};
-use weft_tools::{Tool, ToolRegistry};
+use weft_tools::ToolRegistry;
 
 /// Branches or items run at once when a node does not say (WayFlow's default).
 pub use weft_flow::node::DEFAULT_MAX_WORKERS;
@@ -75,120 +78,6 @@ pub(crate) struct InputPlan {
     pub(crate) schema: Json,
     /// Data edges into it: source node id and output title.
     pub(crate) sources: Vec<(String, String)>,
-}
-
-/// What a node does.
-pub(crate) enum Op {
-    Start,
-    End {
-        branch: String,
-    },
-    Llm(Box<LlmOp>),
-    Tool(Box<ToolOp>),
-    Flow {
-        flow: usize,
-    },
-    /// Subflows run concurrently, at most `max_workers` at a time; outputs merged in order.
-    Parallel {
-        flows: Vec<usize>,
-        max_workers: usize,
-    },
-    /// A map node: the subflow once per item, outputs collected in input order.
-    Map(Box<MapOp>),
-    Branching {
-        mapping: Map<String, Json>,
-    },
-    InputMessage {
-        message: Option<Arc<Template>>,
-        output: String,
-    },
-    OutputMessage {
-        message: Arc<Template>,
-        message_type: String,
-        output: Option<String>,
-    },
-    Template {
-        template: Arc<Template>,
-        output: String,
-    },
-    Constants {
-        values: Map<String, Json>,
-    },
-}
-
-/// MapNode, ParallelMapNode, ExtendedMapNode, ExtendedParallelMapNode.
-pub(crate) struct MapOp {
-    pub(crate) flow: usize,
-    /// Items at once: 1 for the sequential forms.
-    pub(crate) max_workers: usize,
-    pub(crate) items: MapItems,
-    pub(crate) collect: Vec<Collect>,
-}
-
-/// Where each item's subflow inputs come from.
-pub(crate) enum MapItems {
-    /// MapNode and ParallelMapNode: subflow input `p` comes from node input `iterated_<p>`,
-    /// iterated or broadcast depending on the declared type of the output its value came from.
-    Core(Vec<CoreInput>),
-    /// The Extended forms: `iterated_input` is iterated, `unpack_input` queries take subflow
-    /// inputs out of each item, every other subflow input is broadcast from the node's input
-    /// of the same name.
-    Extended {
-        /// Internal name of the iterated input (`iterated_input`).
-        iterated: String,
-        /// Subflow input and the jq query giving it from the item.
-        unpack: Vec<(String, weft_prompt::JqQuery)>,
-        /// Subflow input and the node input (internal name) broadcast into it.
-        broadcast: Vec<(String, String)>,
-    },
-}
-
-pub(crate) struct CoreInput {
-    /// The subflow's input title.
-    pub(crate) subflow_input: String,
-    /// The node input's internal name.
-    pub(crate) internal: String,
-    /// Per data edge into the input (same order as its `sources`): whether a value from it is
-    /// iterated (its declared type is a list of the subflow input's type).
-    pub(crate) iterates: Vec<bool>,
-}
-
-pub(crate) use weft_flow::node::{Collect, Reducer};
-
-pub(crate) struct LlmOp {
-    pub(crate) model: Arc<dyn ChatModel>,
-    /// The provider-wide limiter of the model's endpoint.
-    pub(crate) limiter: Arc<weft_llm::limit::Limiter>,
-    pub(crate) generation: Map<String, Json>,
-    pub(crate) send_message: bool,
-    pub(crate) kind: LlmKind,
-}
-
-pub(crate) enum LlmKind {
-    /// One user message from `prompt_template` (LlmNode, and ExtendedLlmNode without a template
-    /// object). `outputs` are the node's output schemas under their internal titles;
-    /// `structured` the schema asked for in the prompt and its name, when structured.
-    Prompt { template: Arc<Template>, outputs: Vec<Json>, structured: Option<(Json, String)> },
-    /// A PluginPromptTemplate.
-    Messages(Box<MessagesOp>),
-}
-
-pub(crate) struct MessagesOp {
-    /// The template object, as the document's model lowered it.
-    pub(crate) template: Arc<PromptMessages>,
-    /// Its tools, described for the model.
-    pub(crate) tools: Vec<ToolSpec>,
-}
-
-pub(crate) struct ToolOp {
-    pub(crate) tool_name: String,
-    /// `None` for a ClientTool.
-    pub(crate) tool: Option<Arc<dyn Tool>>,
-    pub(crate) raise_exceptions: bool,
-    /// Internal output titles.
-    pub(crate) outputs: Vec<String>,
-    /// The output schemas, in the same order (a client's answer is checked against them).
-    pub(crate) output_schemas: Vec<Json>,
 }
 
 /// Run settings kept by the plan.
@@ -291,34 +180,42 @@ fn content_hash(flow: &Flow) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn pointer(c: &Component) -> String {
+/// A component's JSON pointer, `/` for the root.
+pub(crate) fn pointer(c: &Component) -> String {
     if c.pointer.is_empty() { "/".to_owned() } else { c.pointer.clone() }
 }
 
-struct Compiler<'a> {
-    flow: &'a Flow,
-    model: &'a Model,
-    inputs: PlanInputs<'a>,
+/// The planner's state while it compiles a flow; node families add to it through
+/// [`Compiler::flow_plan`] (subflows), [`Compiler::report`] (problems) and `missing_tools`.
+pub(crate) struct Compiler<'a> {
+    pub(crate) flow: &'a Flow,
+    pub(crate) model: &'a Model,
+    pub(crate) inputs: PlanInputs<'a>,
     flows: Vec<FlowPlan>,
-    nodes: Vec<NodePlan>,
+    pub(crate) nodes: Vec<NodePlan>,
     flow_of: HashMap<CompId, usize>,
     problems: Vec<String>,
-    missing_tools: Vec<String>,
+    /// ServerTools no implementation is bound for, reported together.
+    pub(crate) missing_tools: Vec<String>,
 }
 
-impl Compiler<'_> {
-    fn comp(&self, c: CompId) -> &Component {
+impl<'a> Compiler<'a> {
+    pub(crate) fn comp(&self, c: CompId) -> &'a Component {
         self.flow.spec().get(c)
+    }
+
+    /// Reports a problem that keeps the flow from running (once, however often it is found).
+    pub(crate) fn report(&mut self, line: String) {
+        if !self.problems.contains(&line) {
+            self.problems.push(line);
+        }
     }
 
     /// Reports what keeps component `c` from running, if anything; `true` when something does.
     fn blocked(&mut self, c: CompId) -> bool {
         let blockers = self.model.blockers(c);
         for b in blockers {
-            let line = b.to_string();
-            if !self.problems.contains(&line) {
-                self.problems.push(line);
-            }
+            self.report(b.to_string());
         }
         !blockers.is_empty()
     }
@@ -326,7 +223,7 @@ impl Compiler<'_> {
     /// A component the model has no runnable form for and no blocker: the document has errors
     /// in it or in what it uses (a flow with errors was given to the planner). Reports the
     /// errors lowering found there, else says where to look.
-    fn not_lowered(&mut self, c: CompId) {
+    pub(crate) fn not_lowered(&mut self, c: CompId) {
         let spec = self.flow.spec();
         let mut seen = std::collections::HashSet::from([c]);
         let mut todo = vec![c];
@@ -335,9 +232,7 @@ impl Compiler<'_> {
         while let Some(x) = todo.pop() {
             for line in self.model.errors(x) {
                 found = true;
-                if !self.problems.contains(line) {
-                    self.problems.push(line.clone());
-                }
+                self.report(line.clone());
             }
             for child in spec.children(x) {
                 if self.model.flow(child).is_none() && seen.insert(child) {
@@ -352,7 +247,7 @@ impl Compiler<'_> {
     }
 
     /// Compiles a flow (once) and returns its index.
-    fn flow_plan(&mut self, f: CompId) -> usize {
+    pub(crate) fn flow_plan(&mut self, f: CompId) -> usize {
         if let Some(&i) = self.flow_of.get(&f) {
             return i;
         }
@@ -384,7 +279,7 @@ impl Compiler<'_> {
                 id: node.id.clone(),
                 name: node.name.clone(),
                 ty: node.ty.name,
-                op: Op::Start,
+                op: Op::Start(nodes::flow::StartOp),
                 inputs: Vec::new(),
                 output_mapping: Vec::new(),
                 outputs: Vec::new(),
@@ -453,133 +348,8 @@ impl Compiler<'_> {
                     .collect(),
             })
             .collect();
-        let op = match &node.kind {
-            NodeKind::Start => Some(Op::Start),
-            NodeKind::End(end) => Some(Op::End { branch: end.branch.clone() }),
-            NodeKind::Llm(llm) => self.llm(n, llm),
-            NodeKind::Tool(tool) => Some(self.tool(tool)),
-            NodeKind::Subflow(sub) => Some(Op::Flow { flow: self.flow_plan(sub.subflow) }),
-            NodeKind::Parallel(p) => {
-                let flows = p.flows.iter().map(|&sub| self.flow_plan(sub)).collect();
-                Some(Op::Parallel { flows, max_workers: p.max_workers })
-            }
-            NodeKind::Map(map) => Some(self.map(map, idx, edges)),
-            NodeKind::Branching(b) => Some(Op::Branching { mapping: b.mapping.clone() }),
-            NodeKind::InputMessage(m) => Some(Op::InputMessage { message: m.message.clone(), output: m.output.clone() }),
-            NodeKind::OutputMessage(m) => {
-                Some(Op::OutputMessage { message: m.message.clone(), message_type: m.message_type.clone(), output: m.output.clone() })
-            }
-            NodeKind::Template(t) => Some(Op::Template { template: t.template.clone(), output: t.output.clone() }),
-            NodeKind::Constants(c) => Some(Op::Constants { values: c.values.clone() }),
-        };
-        if let Some(op) = op {
+        if let Some(op) = nodes::plan(self, n, idx, &node.kind, edges) {
             self.nodes[idx].op = op;
         }
-    }
-
-    /// A map node: whether each core input iterates (per data edge into it), and its subflow.
-    fn map(&mut self, map: &MapNode, idx: usize, edges: &[DataEdge]) -> Op {
-        let flow = self.flow_plan(map.subflow);
-        let items = match &map.items {
-            weft_flow::node::MapItems::Extended(e) => {
-                MapItems::Extended { iterated: e.iterated.clone(), unpack: e.unpack.clone(), broadcast: e.broadcast.clone() }
-            }
-            weft_flow::node::MapItems::Core(core) => {
-                let node_id = &self.nodes[idx].id;
-                let spec = self.flow.spec();
-                let inputs = core
-                    .iter()
-                    .map(|input| {
-                        let iterates = edges
-                            .iter()
-                            .filter(|e| spec.get(e.destination).id == *node_id && e.input == input.input)
-                            .map(|e| {
-                                self.flow
-                                    .io(e.source)
-                                    .output(&e.output)
-                                    .is_some_and(|o| weft_flow::schema::same_type(&o.schema, &input.list_schema))
-                            })
-                            .collect();
-                        CoreInput { subflow_input: input.subflow_input.clone(), internal: input.internal.clone(), iterates }
-                    })
-                    .collect();
-                MapItems::Core(inputs)
-            }
-        };
-        Op::Map(Box::new(MapOp { flow, max_workers: map.max_workers, items, collect: map.collect.clone() }))
-    }
-
-    fn model_for(&mut self, n: CompId, config: CompId) -> Option<Arc<dyn ChatModel>> {
-        let Some(config) = self.model.llm_config(config) else {
-            self.not_lowered(config);
-            return None;
-        };
-        match (self.inputs.models)(config) {
-            Ok(m) => Some(m),
-            Err(why) => {
-                let at = if config.pointer.is_empty() { "/" } else { &config.pointer };
-                let line = format!("{} at {at} (used by {}): {why}", config.label(), self.comp(n).label());
-                if !self.problems.contains(&line) {
-                    self.problems.push(line);
-                }
-                None
-            }
-        }
-    }
-
-    fn llm(&mut self, n: CompId, llm: &LlmNode) -> Option<Op> {
-        let model = self.model_for(n, llm.llm_config)?;
-        let kind = match &llm.prompt {
-            LlmPrompt::Text(t) => {
-                LlmKind::Prompt { template: t.template.clone(), outputs: t.outputs.clone(), structured: t.structured.clone() }
-            }
-            LlmPrompt::Messages(m) => {
-                let tools = m.tools.iter().map(|&t| tool_spec(self.comp(t), &self.flow.io(t).inputs)).collect();
-                LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools }))
-            }
-        };
-        let limiter = self.inputs.limits.get(model.endpoint());
-        Some(Op::Llm(Box::new(LlmOp { model, limiter, generation: llm.generation.clone(), send_message: llm.send_message, kind })))
-    }
-
-    fn tool(&mut self, t: &ToolNode) -> Op {
-        let tool = match t.kind {
-            ToolKind::Server => {
-                let bound = self.inputs.tools.get(&t.name).cloned();
-                if bound.is_none() {
-                    self.missing_tools.push(t.name.clone());
-                }
-                bound
-            }
-            ToolKind::Client => None,
-        };
-        Op::Tool(Box::new(ToolOp {
-            tool_name: t.name.clone(),
-            tool,
-            raise_exceptions: t.raise_exceptions,
-            outputs: t.outputs.clone(),
-            output_schemas: t.output_schemas.clone(),
-        }))
-    }
-}
-
-/// The OpenAI-style description of a tool offered to a model.
-fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
-    let mut properties = Map::new();
-    let mut required = Vec::new();
-    for p in inputs {
-        let mut schema = p.schema.clone();
-        if let Json::Object(m) = &mut schema {
-            m.remove("title");
-        }
-        if p.default().is_none() {
-            required.push(Json::String(p.title().to_owned()));
-        }
-        properties.insert(p.title().to_owned(), schema);
-    }
-    ToolSpec {
-        name: tool.name.clone(),
-        description: tool.description.clone(),
-        parameters: serde_json::json!({"type": "object", "properties": properties, "required": required}),
     }
 }

@@ -3,9 +3,10 @@
 
 use crate::error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
 use crate::event::Event;
-use crate::plan::{Op, Plan};
-use crate::sched::{CallResult, Sched, Work};
-use crate::state::{Call, InputRequest, Outcome, Position, RunState, STATE_FORMAT};
+use crate::nodes::{self, CallResult};
+use crate::plan::Plan;
+use crate::sched::{Sched, Work};
+use crate::state::{InputRequest, Outcome, Position, RunState, STATE_FORMAT};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -266,62 +267,9 @@ impl Run {
         let Some(frame) = self.state.frames.get(&fid) else { return false };
         let Position::Busy { node, call } = &frame.position else { return false };
         let Some(idx) = plan.flow_by_id(&frame.flow).and_then(|flow| plan.node_in(flow, node)) else { return false };
-        let node = &plan.nodes[idx];
-        let events = plan.options.events.clone();
-        match (&node.op, &**call) {
-            (Op::Llm(op), Call::Llm { request, attempt }) => {
-                let model = Arc::clone(&op.model);
-                let limiter = Arc::clone(&op.limiter);
-                let request = request.clone();
-                if let Some(sink) = events.as_deref() {
-                    sink.emit(&Event::LlmRequest {
-                        node: node.name.clone(),
-                        model: model.name().to_owned(),
-                        attempt: *attempt,
-                        messages: request.messages.len(),
-                    });
-                }
-                let name = node.name.clone();
-                tasks.spawn(async move {
-                    let permit = limiter
-                        .acquire_with(|stats| {
-                            if let Some(sink) = events.as_deref() {
-                                sink.emit(&Event::LlmHeldBack {
-                                    node: name.clone(),
-                                    endpoint: stats.endpoint.clone(),
-                                    in_flight: stats.in_flight,
-                                    cap: stats.cap,
-                                    waiting: stats.waiting + 1,
-                                });
-                            }
-                        })
-                        .await;
-                    let t = Instant::now();
-                    let result = model.chat(&request).await;
-                    drop(permit);
-                    if let (Some(sink), Ok(r)) = (events.as_deref(), &result) {
-                        sink.emit(&Event::LlmResponse { node: name, usage: r.usage, duration_ms: t.elapsed().as_secs_f64() * 1000.0 });
-                    }
-                    (fid, CallResult::Llm(result))
-                });
-                true
-            }
-            (Op::Tool(op), Call::Tool { tool, args }) => {
-                let Some(imp) = op.tool.clone() else { return false };
-                let (args, tool, name) = (args.clone(), tool.clone(), node.name.clone());
-                tasks.spawn(async move {
-                    let t = Instant::now();
-                    let result = imp.call(args).await;
-                    if let Some(sink) = events.as_deref() {
-                        let error = result.as_ref().err().map(ToString::to_string);
-                        sink.emit(&Event::ToolCall { node: name, tool, duration_ms: t.elapsed().as_secs_f64() * 1000.0, error });
-                    }
-                    (fid, CallResult::Tool(result))
-                });
-                true
-            }
-            _ => false,
-        }
+        let Some(task) = nodes::launch(&plan.nodes[idx], call, plan.options.events.clone()) else { return false };
+        tasks.spawn(async move { (fid, task.await) });
+        true
     }
 
     /// What stops a jq query the engine evaluates now: the earliest node deadline (a node started

@@ -1,0 +1,308 @@
+//! LLM nodes (LlmNode, ExtendedLlmNode): the model and limiter bound at plan time, the request
+//! built from a node's inputs, the call the driver makes, the answer read into outputs, and the
+//! re-ask when an answer does not fit (FORMAT.md sections 8.1 and 11.1).
+
+use super::{At, CallResult, CallTask, mismatched_call};
+use crate::check::{Checked, Place, damaged};
+use crate::error::RunErrorKind;
+use crate::event::{Event, EventSink};
+use crate::plan::{Compiler, NodePlan};
+use crate::sched::{Res, Sched, excerpt, get_frame, node_error};
+use crate::state::{Call, Position, RunState};
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use std::time::Instant;
+use weft_flow::node::{LlmNode, LlmPrompt, MessageRole, PromptMessages};
+use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, ResponseFormat, Role, SchemaDelivery, ToolSpec};
+use weft_spec::{CompId, Component, Property};
+
+pub(crate) struct LlmOp {
+    pub(crate) model: Arc<dyn ChatModel>,
+    /// The provider-wide limiter of the model's endpoint.
+    pub(crate) limiter: Arc<weft_llm::limit::Limiter>,
+    pub(crate) generation: Map<String, Json>,
+    pub(crate) send_message: bool,
+    pub(crate) kind: LlmKind,
+}
+
+pub(crate) enum LlmKind {
+    /// One user message from `prompt_template` (LlmNode, and ExtendedLlmNode without a template
+    /// object). `outputs` are the node's output schemas under their internal titles;
+    /// `structured` the schema asked for in the prompt and its name, when structured.
+    Prompt { template: Arc<weft_prompt::Template>, outputs: Vec<Json>, structured: Option<(Json, String)> },
+    /// A PluginPromptTemplate.
+    Messages(Box<MessagesOp>),
+}
+
+pub(crate) struct MessagesOp {
+    /// The template object, as the document's model lowered it.
+    pub(crate) template: Arc<PromptMessages>,
+    /// Its tools, described for the model.
+    pub(crate) tools: Vec<ToolSpec>,
+}
+
+impl LlmOp {
+    /// Binds the node's model (reporting an LLM config no model serves) and its endpoint's
+    /// limiter.
+    pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, llm: &LlmNode) -> Option<LlmOp> {
+        let model = model_for(c, n, llm.llm_config)?;
+        let kind = match &llm.prompt {
+            LlmPrompt::Text(t) => {
+                LlmKind::Prompt { template: t.template.clone(), outputs: t.outputs.clone(), structured: t.structured.clone() }
+            }
+            LlmPrompt::Messages(m) => {
+                let tools = m.tools.iter().map(|&t| tool_spec(c.comp(t), &c.flow.io(t).inputs)).collect();
+                LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools }))
+            }
+        };
+        let limiter = c.inputs.limits.get(model.endpoint());
+        Some(LlmOp { model, limiter, generation: llm.generation.clone(), send_message: llm.send_message, kind })
+    }
+
+    /// Renders the request and leaves the node `Busy` with its first attempt.
+    pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
+        let meta = meta(state, at.fid, at.node)?;
+        let request = request(self, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
+        s.started.insert(at.fid, at.t0);
+        s.set_position(state, at.fid, Position::Busy { node: at.node.id.clone(), call: Box::new(Call::Llm { request, attempt: 1 }) });
+        Ok(())
+    }
+
+    /// The model answered: outputs, a re-ask (while re-asks are left), or an error.
+    pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
+        let (Call::Llm { request, attempt }, CallResult::Llm(result)) = (call, result) else { return Err(mismatched_call()) };
+        let node = at.node;
+        let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")))?;
+        state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
+        state.usage.tokens.add(&response.usage);
+        match outputs(self, &response.text) {
+            Ok(outputs) => {
+                if self.send_message {
+                    s.post(state, node, "AGENT", &response.text);
+                }
+                s.started.remove(&at.fid);
+                s.done(state, at, outputs)
+            }
+            Err(Unfit::Stopped(failure)) => {
+                Err(node_error(s.stopped_kind(&failure), node, &format!("cannot read the model's answer: {failure}")))
+            }
+            Err(Unfit::Reask(reason)) if attempt <= s.max_reasks => {
+                s.emit(|| Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
+                let meta = meta(state, at.fid, node)?;
+                let next = reask(&request, &response.text, &reason, meta.call_index);
+                s.set_position(
+                    state,
+                    at.fid,
+                    Position::Busy {
+                        node: node.id.clone(),
+                        call: Box::new(Call::Llm { request: next, attempt: attempt.saturating_add(1) }),
+                    },
+                );
+                Ok(())
+            }
+            Err(Unfit::Reask(reason)) => Err(node_error(
+                RunErrorKind::StructuredOutput,
+                node,
+                &format!(
+                    "the model's answer does not fit the node's outputs after {attempt} attempt{}: {reason}. Last answer: {}",
+                    if attempt == 1 { "" } else { "s" },
+                    excerpt(&response.text, &s.plan.options.secrets)
+                ),
+            )),
+        }
+    }
+
+    /// The model call: a permit of the endpoint's limiter around the whole call (retries
+    /// included), with its events.
+    pub(crate) fn launch(&self, node: &NodePlan, call: &Call, events: Option<Arc<dyn EventSink>>) -> Option<CallTask> {
+        let Call::Llm { request, attempt } = call else { return None };
+        let model = Arc::clone(&self.model);
+        let limiter = Arc::clone(&self.limiter);
+        let request = request.clone();
+        if let Some(sink) = events.as_deref() {
+            sink.emit(&Event::LlmRequest {
+                node: node.name.clone(),
+                model: model.name().to_owned(),
+                attempt: *attempt,
+                messages: request.messages.len(),
+            });
+        }
+        let name = node.name.clone();
+        Some(Box::pin(async move {
+            let permit = limiter
+                .acquire_with(|stats| {
+                    if let Some(sink) = events.as_deref() {
+                        sink.emit(&Event::LlmHeldBack {
+                            node: name.clone(),
+                            endpoint: stats.endpoint.clone(),
+                            in_flight: stats.in_flight,
+                            cap: stats.cap,
+                            waiting: stats.waiting + 1,
+                        });
+                    }
+                })
+                .await;
+            let t = Instant::now();
+            let result = model.chat(&request).await;
+            drop(permit);
+            if let (Some(sink), Ok(r)) = (events.as_deref(), &result) {
+                sink.emit(&Event::LlmResponse { node: name, usage: r.usage, duration_ms: t.elapsed().as_secs_f64() * 1000.0 });
+            }
+            CallResult::Llm(result)
+        }))
+    }
+
+    /// Only busy with an LLM call, attempts counted from 1.
+    pub(crate) fn check_position(&self, place: &Place<'_>, position: &Position) -> Checked {
+        match position {
+            Position::Busy { call, .. } => match &**call {
+                Call::Llm { attempt, .. } if *attempt >= 1 => Ok(()),
+                Call::Llm { .. } => {
+                    Err(damaged(format!("{}/position/call/attempt", place.at), "attempt 0: attempts count from 1 (the first call)"))
+                }
+                Call::Tool { .. } => place.unexpected(position),
+            },
+            other => place.unexpected(other),
+        }
+    }
+}
+
+/// The model of an LLM config, or `None` with the reason reported.
+fn model_for(c: &mut Compiler<'_>, n: CompId, config: CompId) -> Option<Arc<dyn ChatModel>> {
+    let Some(typed) = c.model.llm_config(config) else {
+        c.not_lowered(config);
+        return None;
+    };
+    match (c.inputs.models)(typed) {
+        Ok(m) => Some(m),
+        Err(why) => {
+            let at = if typed.pointer.is_empty() { "/" } else { &typed.pointer };
+            let line = format!("{} at {at} (used by {}): {why}", typed.label(), c.comp(n).label());
+            c.report(line);
+            None
+        }
+    }
+}
+
+/// The OpenAI-style description of a tool offered to a model.
+fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for p in inputs {
+        let mut schema = p.schema.clone();
+        if let Json::Object(m) = &mut schema {
+            m.remove("title");
+        }
+        if p.default().is_none() {
+            required.push(Json::String(p.title().to_owned()));
+        }
+        properties.insert(p.title().to_owned(), schema);
+    }
+    ToolSpec {
+        name: tool.name.clone(),
+        description: tool.description.clone(),
+        parameters: serde_json::json!({"type": "object", "properties": properties, "required": required}),
+    }
+}
+
+/// The request metadata of the next LLM call of `node`, counting the call.
+fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
+    let node_path = format!("{}/{}", get_frame(state, fid)?.path, node.name);
+    let count = state.llm_calls.entry(node.name.clone()).or_insert(0);
+    let call_index = *count;
+    *count = count.saturating_add(1);
+    Ok(RequestMeta { node: node.name.clone(), node_path, call_index })
+}
+
+/// Builds the first request of an LLM node from its inputs (internal names, already cast).
+fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<ChatRequest, String> {
+    let mut req = ChatRequest { generation: op.generation.clone(), meta, ..ChatRequest::default() };
+    match &op.kind {
+        LlmKind::Prompt { template, structured, .. } => {
+            let text = template.render(vars).map_err(|e| format!("cannot render prompt_template: {e}"))?;
+            if let Some((schema, name)) = structured {
+                req.response_format =
+                    Some(ResponseFormat { name: name.clone(), schema: schema.clone(), strict: false, delivery: SchemaDelivery::InPrompt });
+            }
+            req.messages.push(ChatMessage::new(Role::User, text));
+        }
+        LlmKind::Messages(m) => messages_request(m, vars, &mut req)?,
+    }
+    Ok(req)
+}
+
+fn messages_request(op: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequest) -> Result<(), String> {
+    let m = &op.template;
+    let mut vars = vars.clone();
+    if let (Some(rf), false) = (&m.response_format, m.native) {
+        vars.entry("__RESPONSE_FORMAT__").or_insert_with(|| rf.clone());
+    }
+    for (i, message) in m.messages.iter().enumerate() {
+        let text = message.template.render(&vars).map_err(|e| format!("cannot render message {i} of the prompt template: {e}"))?;
+        let role = match message.role {
+            MessageRole::System => Role::System,
+            MessageRole::User => Role::User,
+            MessageRole::Assistant => Role::Assistant,
+        };
+        let mut msg = ChatMessage::new(role, text);
+        msg.images = message.images.clone();
+        req.messages.push(msg);
+    }
+    if let (Some(rf), true) = (&m.response_format, m.native) {
+        let name = rf.get("title").and_then(Json::as_str).unwrap_or("output").to_owned();
+        req.response_format =
+            Some(ResponseFormat { name, schema: weft_prompt::native_schema(rf), strict: true, delivery: SchemaDelivery::Native });
+    }
+    req.tools = op.tools.clone();
+    Ok(())
+}
+
+/// Why an answer could not be read into outputs.
+enum Unfit {
+    /// The answer does not fit: ask again, saying why.
+    Reask(String),
+    /// An output parser's jq query was stopped (budget, deadline, cancellation): the node fails.
+    Stopped(weft_prompt::JqFailure),
+}
+
+/// Reads an answer into the node's outputs (internal titles), or says why it does not fit.
+fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
+    match &op.kind {
+        LlmKind::Prompt { outputs, structured, .. } => {
+            if structured.is_some() {
+                weft_prompt::outputs_from_answer(text, outputs).map_err(|e| Unfit::Reask(e.to_string()))
+            } else {
+                let title = outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("generated_text");
+                let mut out = Map::new();
+                out.insert(title.to_owned(), Json::String(text.to_owned()));
+                Ok(out)
+            }
+        }
+        LlmKind::Messages(op) => {
+            let m = &op.template;
+            let value =
+                weft_prompt::template_output(text, m.response_format.as_ref(), m.native, m.strict, &m.parsers).map_err(|e| match e {
+                    weft_prompt::ReplyError::Stopped(failure) => Unfit::Stopped(failure),
+                    other => Unfit::Reask(other.to_string()),
+                })?;
+            let mut out = Map::new();
+            out.insert(m.output.clone(), value);
+            Ok(out)
+        }
+    }
+}
+
+/// The next attempt: the previous request, the answer, and what was wrong with it.
+fn reask(previous: &ChatRequest, answer: &str, reason: &str, call_index: u64) -> ChatRequest {
+    let mut req = previous.clone();
+    req.meta.call_index = call_index;
+    req.messages.push(ChatMessage::new(Role::Assistant, answer));
+    let how = match req.response_format.as_ref().map(|r| r.delivery) {
+        Some(SchemaDelivery::InPrompt) => {
+            "Answer again: end your answer with <final_answer>...</final_answer> around JSON that is valid against the schema given above."
+        }
+        _ => "Answer again with JSON that is valid against the requested schema, and nothing else.",
+    };
+    req.messages.push(ChatMessage::new(Role::User, format!("Your answer could not be used: {reason}\n{how}")));
+    req
+}

@@ -1,0 +1,264 @@
+//! What each node does, one module per family of node types, mirroring `weft_flow::node`:
+//! [`flow`] (StartNode, EndNode, FlowNode), [`llm`] (LlmNode, ExtendedLlmNode), [`tool`]
+//! (ToolNode, ExtendedToolNode), [`branching`] (BranchingNode), [`message`] (input and output
+//! messages, PluginTemplateNode, constants), [`fanout`] (parallel flows and map nodes).
+//!
+//! A family holds everything specific to its operations: the conversion from the typed node
+//! model at plan time, its step without IO, how a call result or an input answer is applied,
+//! the call the driver launches, and what a stored state may hold at its nodes.
+//! The planner, the scheduler, the driver and the state check reach the families only through
+//! the functions of this module. [`plan`] and [`step`] match on [`Op`], [`Op::role`] says what
+//! else a node is (which positions it waits in); every other function matches on [`Role`]. All
+//! matches are exhaustive (no catch-all arm): a new variant does not compile until each of them
+//! says what the new node does.
+//! In the other direction, families use the scheduler's helpers ([`Sched::produce`],
+//! [`Sched::follow`], [`Sched::done`], [`Sched::wait`], [`Sched::post`],
+//! [`Sched::set_position`], [`Sched::new_frame`], [`Sched::finish_frame`]) and the planner's
+//! ([`Compiler::flow_plan`], [`Compiler::report`]).
+
+pub(crate) mod branching;
+pub(crate) mod fanout;
+pub(crate) mod flow;
+pub(crate) mod llm;
+pub(crate) mod message;
+pub(crate) mod tool;
+
+use crate::check::{Checked, Place};
+use crate::error::{RunError, SubmitError};
+use crate::event::EventSink;
+use crate::plan::{Compiler, NodePlan};
+use crate::sched::{Res, Sched, other};
+use crate::state::{Call, InputRequest, Position, RunState};
+use serde_json::{Map, Value as Json};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+use weft_flow::node::{DataEdge, NodeKind};
+use weft_llm::{ChatResponse, LlmError};
+use weft_spec::CompId;
+use weft_tools::ToolError;
+
+/// What a node does: one variant per operation, each defined by its family.
+pub(crate) enum Op {
+    Start(flow::StartOp),
+    End(flow::EndOp),
+    Flow(flow::SubflowOp),
+    Llm(Box<llm::LlmOp>),
+    Tool(Box<tool::ToolOp>),
+    Branching(branching::BranchingOp),
+    InputMessage(message::InputMessageOp),
+    OutputMessage(message::OutputMessageOp),
+    Template(message::TemplateOp),
+    Constants(message::ConstantsOp),
+    Parallel(fanout::ParallelOp),
+    Map(Box<fanout::MapOp>),
+}
+
+/// The result of a call the driver made.
+pub(crate) enum CallResult {
+    Llm(Result<ChatResponse, LlmError>),
+    Tool(Result<Json, ToolError>),
+}
+
+/// A call for the driver to run as a task of the run's `JoinSet`.
+pub(crate) type CallTask = Pin<Box<dyn Future<Output = CallResult> + Send>>;
+
+/// The node a family works on: its frame, its plan, and when it started (for durations).
+#[derive(Clone, Copy)]
+pub(crate) struct At<'p> {
+    pub(crate) fid: u64,
+    pub(crate) node: &'p NodePlan,
+    pub(crate) t0: Instant,
+}
+
+/// What a node is to the scheduler apart from its step: where its inputs come from, and which
+/// positions it leaves its frame in (so which call results, answers and child frames it takes).
+/// Every [`Op`] has one ([`Op::role`], an exhaustive match); the dispatch functions below match
+/// on it exhaustively, so a node that needs a new kind of wait adds a variant here and the
+/// compiler lists every place that must handle it.
+#[derive(Clone, Copy)]
+pub(crate) enum Role<'p> {
+    /// StartNode: reads no inputs (its outputs are its frame's inputs).
+    Entry,
+    /// EndNode: reads the inputs that have a value or a default, and ends its frame.
+    Exit,
+    /// Runs in one step and moves on (branching, output messages, templates, constants).
+    Instant,
+    /// Busy with an LLM call.
+    Llm(&'p llm::LlmOp),
+    /// Busy with a server tool's call, or waiting for a client tool's result.
+    Tool(&'p tool::ToolOp),
+    /// Waiting for the user's message.
+    Input(&'p message::InputMessageOp),
+    /// In a child frame running a subflow.
+    Subflow(&'p flow::SubflowOp),
+    /// In branches or items.
+    FanOut(fanout::FanOut<'p>),
+}
+
+/// Which of its inputs a node reads before it runs.
+pub(crate) enum Reads {
+    /// None: a StartNode's inputs are its frame's inputs, not values on data edges.
+    Nothing,
+    /// Those that have a value or a default; the others are left out (an EndNode).
+    Available,
+    /// All of them; one without a value or a default is an error.
+    All,
+}
+
+impl Op {
+    /// The node's role (see [`Role`]).
+    pub(crate) fn role(&self) -> Role<'_> {
+        match self {
+            Op::Start(_) => Role::Entry,
+            Op::End(_) => Role::Exit,
+            Op::Branching(_) | Op::OutputMessage(_) | Op::Template(_) | Op::Constants(_) => Role::Instant,
+            Op::Llm(op) => Role::Llm(op),
+            Op::Tool(op) => Role::Tool(op),
+            Op::InputMessage(op) => Role::Input(op),
+            Op::Flow(op) => Role::Subflow(op),
+            Op::Parallel(op) => Role::FanOut(fanout::FanOut::Parallel(op)),
+            Op::Map(op) => Role::FanOut(fanout::FanOut::Map(op)),
+        }
+    }
+
+    /// Which of its inputs the node reads.
+    pub(crate) fn reads(&self) -> Reads {
+        match self.role() {
+            Role::Entry => Reads::Nothing,
+            Role::Exit => Reads::Available,
+            Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Reads::All,
+        }
+    }
+
+    /// Whether the outputs stored for this node in frame `frame` were checked against their
+    /// declared types when they entered the run (so a stored state's values must still fit).
+    pub(crate) fn typed_outputs(&self, frame: u64) -> bool {
+        match self.role() {
+            Role::Entry => flow::StartOp::typed_outputs(frame),
+            Role::Tool(op) => op.typed_outputs(),
+            Role::Exit | Role::Instant | Role::Llm(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => false,
+        }
+    }
+}
+
+/// Plan time: the operation of a node from its typed model; `None` when it cannot run (the
+/// reason is reported to the compiler).
+pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind, edges: &[DataEdge]) -> Option<Op> {
+    Some(match kind {
+        NodeKind::Start => Op::Start(flow::StartOp),
+        NodeKind::End(end) => Op::End(flow::EndOp::plan(end)),
+        NodeKind::Subflow(sub) => Op::Flow(flow::SubflowOp::plan(c, sub)),
+        NodeKind::Llm(llm) => Op::Llm(Box::new(llm::LlmOp::plan(c, n, llm)?)),
+        NodeKind::Tool(tool) => Op::Tool(Box::new(tool::ToolOp::plan(c, tool))),
+        NodeKind::Branching(b) => Op::Branching(branching::BranchingOp::plan(b)),
+        NodeKind::InputMessage(m) => Op::InputMessage(message::InputMessageOp::plan(m)),
+        NodeKind::OutputMessage(m) => Op::OutputMessage(message::OutputMessageOp::plan(m)),
+        NodeKind::Template(t) => Op::Template(message::TemplateOp::plan(t)),
+        NodeKind::Constants(k) => Op::Constants(message::ConstantsOp::plan(k)),
+        NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
+        NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
+    })
+}
+
+/// Runs the node at `at` with its input values `vars` (internal names, cast): it moves on,
+/// or leaves its frame `Busy`, `Waiting`, in a child frame or in branches.
+pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
+    match &at.node.op {
+        Op::Start(op) => op.step(s, state, at),
+        Op::End(op) => op.step(s, state, at, vars),
+        Op::Flow(op) => op.step(s, state, at, vars),
+        Op::Llm(op) => op.step(s, state, at, vars),
+        Op::Tool(op) => op.step(s, state, at, vars),
+        Op::Branching(op) => op.step(s, state, at, vars),
+        Op::InputMessage(op) => op.step(s, state, at, vars),
+        Op::OutputMessage(op) => op.step(s, state, at, vars),
+        Op::Template(op) => op.step(s, state, at, vars),
+        Op::Constants(op) => op.step(s, state, at),
+        Op::Parallel(op) => op.step(s, state, at, vars),
+        Op::Map(op) => op.step(s, state, at, vars),
+    }
+}
+
+/// A call made for the node at `at` returned `result`; `call` is the call it was busy with.
+pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
+    match at.node.op.role() {
+        Role::Llm(op) => op.complete(s, state, at, call, result),
+        Role::Tool(op) => op.complete(s, state, at, call, result),
+        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
+    }
+}
+
+/// The error of a call result that does not fit the node (or the call) waiting for it.
+pub(crate) fn mismatched_call() -> RunError {
+    other("a call result does not match the node waiting for it")
+}
+
+/// What a node makes of an answer: its outputs (internal titles), or why the answer is refused.
+pub(crate) type Answered = Result<Map<String, Json>, SubmitError>;
+
+/// An answer to the node's pending `request`: the node's outputs (internal titles), or why the
+/// answer is refused. The scheduler then records them and leaves the node through `next`.
+pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
+    match node.op.role() {
+        Role::Input(op) => op.submit(s, state, node, request, answer),
+        Role::Tool(op) => op.submit(s, node, request, answer),
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_request()),
+    }
+}
+
+/// The error of an answer to a request that does not fit the node waiting for it.
+pub(crate) fn mismatched_request() -> SubmitError {
+    SubmitError::Invalid("the pending request does not match its node".into())
+}
+
+/// Child frame `child` of the node at `at` (in frame `at.fid`) reached its end with `outputs`
+/// (the subflow's declared outputs) through `branch`.
+pub(crate) fn child_finished(
+    s: &mut Sched<'_>,
+    state: &mut RunState,
+    at: At<'_>,
+    child: u64,
+    outputs: Map<String, Json>,
+    branch: String,
+) -> Res<()> {
+    match at.node.op.role() {
+        Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
+        Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) => {
+            Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)"))
+        }
+    }
+}
+
+/// The task of the call `call` of the node `node` (the driver spawns it), or `None` when the
+/// node makes no such call.
+pub(crate) fn launch(node: &NodePlan, call: &Call, events: Option<Arc<dyn EventSink>>) -> Option<CallTask> {
+    match node.op.role() {
+        Role::Llm(op) => op.launch(node, call, events),
+        Role::Tool(op) => op.launch(node, call, events),
+        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => None,
+    }
+}
+
+/// Whether a stored state may hold `position` at this node (`Ready` fits every node).
+pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked {
+    match place.node.op.role() {
+        Role::Llm(op) => op.check_position(place, position),
+        Role::Tool(op) => op.check_position(place, position),
+        Role::Input(op) => op.check_position(place, position),
+        Role::Subflow(op) => op.check_position(place, position),
+        Role::FanOut(fan) => fanout::check_position(place, fan, position),
+        Role::Entry | Role::Exit | Role::Instant => place.unexpected(position),
+    }
+}
+
+/// Whether a request pending at this node is one it makes.
+pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
+    match op.role() {
+        Role::Input(op) => op.asks(request),
+        Role::Tool(op) => op.asks(request),
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => false,
+    }
+}

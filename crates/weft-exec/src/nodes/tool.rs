@@ -1,0 +1,185 @@
+//! Tool nodes (ToolNode, ExtendedToolNode): a ServerTool bound at plan time and called by the
+//! driver, or a ClientTool whose result the run waits for as an input request; either way the
+//! result is read into the node's outputs.
+
+use super::{Answered, At, CallResult, CallTask, mismatched_call, mismatched_request};
+use crate::check::{Checked, Place, damaged};
+use crate::error::{RunErrorKind, SubmitError};
+use crate::event::{Event, EventSink};
+use crate::plan::{Compiler, NodePlan};
+use crate::sched::{Res, Sched, excerpt, external, get_frame, node_error, single};
+use crate::state::{Call, InputRequest, Position, RunState};
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use std::time::Instant;
+use weft_flow::node::{ToolKind, ToolNode};
+use weft_guard::Secrets;
+use weft_tools::Tool;
+
+pub(crate) struct ToolOp {
+    pub(crate) tool_name: String,
+    /// `None` for a ClientTool.
+    pub(crate) tool: Option<Arc<dyn Tool>>,
+    pub(crate) raise_exceptions: bool,
+    /// Internal output titles.
+    pub(crate) outputs: Vec<String>,
+    /// The output schemas, in the same order (a client's answer is checked against them).
+    pub(crate) output_schemas: Vec<Json>,
+}
+
+impl ToolOp {
+    /// Binds a ServerTool by name; an unbound one is reported (all of them in one line, by the
+    /// compiler).
+    pub(crate) fn plan(c: &mut Compiler<'_>, t: &ToolNode) -> ToolOp {
+        let tool = match t.kind {
+            ToolKind::Server => {
+                let bound = c.inputs.tools.get(&t.name).cloned();
+                if bound.is_none() {
+                    c.missing_tools.push(t.name.clone());
+                }
+                bound
+            }
+            ToolKind::Client => None,
+        };
+        ToolOp {
+            tool_name: t.name.clone(),
+            tool,
+            raise_exceptions: t.raise_exceptions,
+            outputs: t.outputs.clone(),
+            output_schemas: t.output_schemas.clone(),
+        }
+    }
+
+    /// A server tool leaves the node `Busy` with its call; a client tool waits for its result.
+    pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, args: Map<String, Json>) -> Res<()> {
+        let node = at.node;
+        match &self.tool {
+            Some(_) => {
+                s.started.insert(at.fid, at.t0);
+                s.set_position(
+                    state,
+                    at.fid,
+                    Position::Busy { node: node.id.clone(), call: Box::new(Call::Tool { tool: self.tool_name.clone(), args }) },
+                );
+                Ok(())
+            }
+            None => {
+                let visits = get_frame(state, at.fid)?.visits.get(&node.id).copied().unwrap_or(1);
+                let request = InputRequest::Tool {
+                    node: node.name.clone(),
+                    tool: self.tool_name.clone(),
+                    tool_request_id: format!("{}-{visits}", node.id),
+                    args,
+                    outputs: self.outputs.iter().map(|o| external(node, o)).collect(),
+                };
+                s.wait(state, at.fid, node, request)
+            }
+        }
+    }
+
+    /// A server tool returned: its outputs, or its error (as the output when the node does not
+    /// raise and has one output).
+    pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
+        let (Call::Tool { .. }, CallResult::Tool(result)) = (call, result) else { return Err(mismatched_call()) };
+        let node = at.node;
+        state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
+        let outputs = match result {
+            Ok(value) => outputs(node, &self.outputs, value, &s.plan.options.secrets)?,
+            Err(e) if !self.raise_exceptions && self.outputs.len() == 1 => single(&self.outputs[0], Json::String(e.to_string())),
+            Err(e) => return Err(node_error(RunErrorKind::Tool, node, &format!("tool \"{}\" failed: {e}", self.tool_name))),
+        };
+        s.started.remove(&at.fid);
+        s.done(state, at, outputs)
+    }
+
+    /// A client tool's result, checked against the output schemas.
+    pub(crate) fn submit(&self, s: &Sched<'_>, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
+        let InputRequest::Tool { tool, .. } = request else { return Err(mismatched_request()) };
+        let outputs = outputs(node, &self.outputs, answer, &s.plan.options.secrets).map_err(|e| SubmitError::Invalid(e.message))?;
+        for (title, schema) in self.outputs.iter().zip(&self.output_schemas) {
+            if let Some(why) = outputs.get(title).and_then(|v| crate::run::type_problem(schema, v)) {
+                return Err(SubmitError::Invalid(format!(
+                    "the answer for client tool \"{tool}\" does not fit its output \"{title}\" ({}): {why}",
+                    weft_spec::model::type_name(schema)
+                )));
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// The server tool's call, with its event.
+    pub(crate) fn launch(&self, node: &NodePlan, call: &Call, events: Option<Arc<dyn EventSink>>) -> Option<CallTask> {
+        let Call::Tool { tool, args } = call else { return None };
+        let imp = self.tool.clone()?;
+        let (args, tool, name) = (args.clone(), tool.clone(), node.name.clone());
+        Some(Box::pin(async move {
+            let t = Instant::now();
+            let result = imp.call(args).await;
+            if let Some(sink) = events.as_deref() {
+                let error = result.as_ref().err().map(ToString::to_string);
+                sink.emit(&Event::ToolCall { node: name, tool, duration_ms: t.elapsed().as_secs_f64() * 1000.0, error });
+            }
+            CallResult::Tool(result)
+        }))
+    }
+
+    /// A client tool's answer was checked against its output types when it entered the run.
+    pub(crate) fn typed_outputs(&self) -> bool {
+        self.tool.is_none()
+    }
+
+    /// Whether `request` is the one this node makes (a client tool's, for its tool).
+    pub(crate) fn asks(&self, request: &InputRequest) -> bool {
+        matches!(request, InputRequest::Tool { tool, .. } if self.tool.is_none() && *tool == self.tool_name)
+    }
+
+    /// A server tool is busy with a call of its own tool; a client tool waits for its answer.
+    pub(crate) fn check_position(&self, place: &Place<'_>, position: &Position) -> Checked {
+        match position {
+            Position::Busy { call, .. } if self.tool.is_some() => match &**call {
+                Call::Tool { tool, .. } if *tool == self.tool_name => Ok(()),
+                Call::Tool { tool, .. } => Err(damaged(
+                    format!("{}/position/call/tool", place.at),
+                    format!("frame {} calls tool \"{tool}\" at node \"{}\", whose tool is \"{}\"", place.id, place.node_id, self.tool_name),
+                )),
+                Call::Llm { .. } => place.unexpected(position),
+            },
+            Position::Waiting { .. } if self.tool.is_none() => Ok(()),
+            other => place.unexpected(other),
+        }
+    }
+}
+
+/// A tool's result as outputs: the value for one output, members by title for several.
+fn outputs(node: &NodePlan, titles: &[String], value: Json, secrets: &Secrets) -> Res<Map<String, Json>> {
+    match titles {
+        [] => Ok(Map::new()),
+        [one] => Ok(single(one, value)),
+        many => {
+            let Json::Object(mut obj) = value else {
+                return Err(node_error(
+                    RunErrorKind::Tool,
+                    node,
+                    &format!(
+                        "the tool has {} outputs ({}), so its result must be a JSON object keyed by those titles, got {}",
+                        many.len(),
+                        many.join(", "),
+                        excerpt(&value.to_string(), secrets)
+                    ),
+                ));
+            };
+            let mut out = Map::new();
+            for t in many {
+                let v = obj.remove(t).ok_or_else(|| {
+                    node_error(
+                        RunErrorKind::Tool,
+                        node,
+                        &format!("the tool's result has no member \"{t}\" (its outputs are {})", many.join(", ")),
+                    )
+                })?;
+                out.insert(t.clone(), v);
+            }
+            Ok(out)
+        }
+    }
+}
