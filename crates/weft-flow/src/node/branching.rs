@@ -1,6 +1,6 @@
 //! BranchingNode: the branch named by the input's value, through `mapping`.
 
-use super::{Fields, Lowerer};
+use super::{Fields, Lowered, Lowerer, NodeKind};
 use crate::infer::{Inferred, Inferrer, sorted_unique};
 use serde_json::{Map, Value as Json};
 use weft_spec::{CompId, Property};
@@ -15,7 +15,14 @@ pub struct BranchingNode {
     pub mapping: Map<String, Json>,
 }
 
-pub(super) fn lower(lw: &Lowerer<'_, '_>, n: CompId) -> BranchingNode {
+pub(super) fn lower_node(lw: &Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    match lw.comp(n).ty.name {
+        "BranchingNode" => Some(Lowered::Kind(NodeKind::Branching(lower(lw, n)))),
+        _ => Some(Lowered::NotRunnable),
+    }
+}
+
+fn lower(lw: &Lowerer<'_, '_>, n: CompId) -> BranchingNode {
     BranchingNode { mapping: lw.fields(n).object("mapping").cloned().unwrap_or_default() }
 }
 

@@ -1,7 +1,7 @@
 //! LLM nodes: LlmNode and ExtendedLlmNode, with a prompt text or a prompt template object
 //! (PluginPromptTemplate: messages, response format, output parsers, tools).
 
-use super::{Fields, Lowerer, internal_name, next, non_negative};
+use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, next, non_negative};
 use crate::check::Cx;
 use crate::infer::{Inferred, Inferrer, map_titles, string_props};
 use crate::template::{jinja_inputs, placeholders};
@@ -121,7 +121,14 @@ pub struct PromptMessages {
     pub generation: Option<Map<String, Json>>,
 }
 
-pub(super) fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<LlmNode> {
+pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    match lw.comp(n).ty.name {
+        "LlmNode" | "ExtendedLlmNode" => lower(lw, n).map(|l| Lowered::Kind(NodeKind::Llm(Box::new(l)))),
+        _ => Some(Lowered::NotRunnable),
+    }
+}
+
+fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<LlmNode> {
     let f = lw.fields(n);
     let llm_config = f.comp("llm_config")?;
     let send_message = f.bool_where_present("send_message", false);

@@ -384,9 +384,9 @@ impl<'b> Lowerer<'_, 'b> {
         let comp = self.comp(n);
         let kind = match Family::of(comp.ty.name) {
             Some(Family::Flow) => flow::lower_node(self, n),
-            Some(Family::Llm) => llm::lower(self, n).map(|l| Lowered::Kind(NodeKind::Llm(Box::new(l)))),
-            Some(Family::Tool) => tool::lower(self, n).map(|t| Lowered::Kind(NodeKind::Tool(Box::new(t)))),
-            Some(Family::Branching) => Some(Lowered::Kind(NodeKind::Branching(branching::lower(self, n)))),
+            Some(Family::Llm) => llm::lower_node(self, n),
+            Some(Family::Tool) => tool::lower_node(self, n),
+            Some(Family::Branching) => branching::lower_node(self, n),
             Some(Family::Message) => message::lower_node(self, n),
             Some(Family::Fanout) => fanout::lower_node(self, n),
             Some(Family::Agent | Family::Http | Family::Control | Family::Data) | None => Some(Lowered::NotRunnable),

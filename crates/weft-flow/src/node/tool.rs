@@ -1,7 +1,7 @@
 //! Tool nodes: ToolNode and ExtendedToolNode, calling a ServerTool (bound by name when a run is
 //! planned) or a ClientTool (answered by the caller).
 
-use super::{Fields, Lowerer, next};
+use super::{Fields, Lowered, Lowerer, NodeKind, next};
 use crate::check::Cx;
 use crate::infer::{Inferred, Inferrer, map_titles};
 use serde_json::Value as Json;
@@ -36,7 +36,14 @@ pub struct ToolNode {
     pub output_schemas: Vec<Json>,
 }
 
-pub(super) fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ToolNode> {
+pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    match lw.comp(n).ty.name {
+        "ToolNode" | "ExtendedToolNode" => lower(lw, n).map(|t| Lowered::Kind(NodeKind::Tool(Box::new(t)))),
+        _ => Some(Lowered::NotRunnable),
+    }
+}
+
+fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ToolNode> {
     let f = lw.fields(n);
     let tool = f.comp("tool")?;
     let tc = lw.comp(tool);
