@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
@@ -14,6 +15,12 @@ const BENCH: &str = env!("CARGO_BIN_EXE_weft-bench");
 /// `weft-testkit-server` beside the weft-bench binary, built first when it is not there (a
 /// package's tests only build its own binaries).
 fn server_program() -> PathBuf {
+    // Once per test process: the tests run in parallel.
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM.get_or_init(build_server).clone()
+}
+
+fn build_server() -> PathBuf {
     let folder = Path::new(BENCH).parent().expect("the binary's folder");
     let program = folder.join("weft-testkit-server");
     if !program.is_file() {
