@@ -8,6 +8,13 @@
 //! `Plan::start` + `Run::execute`, batches through `weft_exec::batch::run_batch` as
 //! `weft run --batch` does.
 //!
+//! With `--http` the model is the OpenAI-compatible test server of `weft-testkit` instead,
+//! started as a child process (`weft-testkit-server`, see [`server`]) with the same latency, and
+//! the flow's LLM configs are all replaced by it as `weft run --llm
+//! openai-compatible=URL,model=M` does: the same `Resolver`, OpenAI client, retry layer and
+//! provider-wide limiter. The figures are the same; the CPU time is still this process's alone
+//! (the server's is its own process's), the ideal the same critical path of LLM latency.
+//!
 //! For each workload it reports the wall time, the ideal (the critical path of LLM latency:
 //! waves × calls in sequence × latency), their ratio, the model latency a call actually saw
 //! (mean `duration_ms` of the `LlmResponse` events), the LLM calls, the CPU time per LLM call
@@ -18,22 +25,27 @@
 //! cargo run --release -p weft-bench -- guardrails         # one workload
 //! cargo run --release -p weft-bench -- --scale 0.1       # a quick smoke test
 //! cargo run --release -p weft-bench -- --json bench.json  # the figures as JSON too
+//! cargo run --release -p weft-bench -- --http             # against the test server (build weft-testkit-server first)
 //! ```
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark command reports to the terminal")]
 
 mod measure;
+mod server;
 mod workload;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use weft_exec::{EventSink, Llm, Plan, RunOptions};
 use weft_llm::ChatModel;
+use weft_llm::limit::Limiters;
+use weft_llm::providers::openai::{ApiProvider, ProviderOverride, Resolver};
 use weft_llm::simulated::{SimulatedModel, SimulatedOptions};
 use workload::{Shape, Workload};
 
@@ -46,7 +58,8 @@ const GOAL_CPU_MS_PER_CALL: f64 = 0.07;
 /// Goal: peak resident set at the peers' scale, in MB (10^6 bytes).
 const GOAL_PEAK_MB: f64 = 40.0;
 
-/// Whole-flow benchmarks of the weft engine on the simulated model.
+/// Whole-flow benchmarks of the weft engine on the simulated model, or over HTTP against the
+/// test server.
 #[derive(Parser, Debug)]
 #[command(name = "weft-bench", version)]
 struct Args {
@@ -57,7 +70,8 @@ struct Args {
     /// test); the ideal follows from the scaled sizes.
     #[arg(long, default_value_t = 1.0, value_parser = positive)]
     scale: f64,
-    /// The simulated model's latency per call, in milliseconds.
+    /// The model's latency per call, in milliseconds (the simulated model's, or the test
+    /// server's with `--http`).
     #[arg(long, value_name = "MS", default_value_t = 50)]
     latency_ms: u64,
     /// Worker threads of the tokio runtime (default: one per core, as `weft run`).
@@ -67,6 +81,15 @@ struct Args {
     /// the median wall time (the machine's noise shows in the spread).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     repeat: u32,
+    /// Call the OpenAI-compatible test server over HTTP (a `weft-testkit-server` child process,
+    /// started per workload) through the OpenAI client, as `weft run --llm
+    /// openai-compatible=URL,model=M` does, instead of the simulated model.
+    #[arg(long)]
+    http: bool,
+    /// The test server program for `--http` (default: `weft-testkit-server` beside this
+    /// program).
+    #[arg(long, value_name = "PATH", requires = "http")]
+    server: Option<PathBuf>,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -110,12 +133,58 @@ fn positive(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Where the LLM calls go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Mode {
+    /// The built-in simulated model, in process.
+    #[default]
+    Simulated,
+    /// The test server, over HTTP through the OpenAI client.
+    Http,
+}
+
+/// The model a measurement calls.
+#[derive(Debug, Clone)]
+enum Backend {
+    /// The simulated model.
+    Simulated,
+    /// The test server, this program started as a child.
+    Http {
+        /// The `weft-testkit-server` program.
+        server: PathBuf,
+    },
+}
+
+impl Backend {
+    fn of(args: &Args) -> anyhow::Result<Backend> {
+        Ok(if args.http {
+            Backend::Http { server: args.server.clone().map_or_else(server::default_program, Ok)? }
+        } else {
+            Backend::Simulated
+        })
+    }
+
+    fn mode(&self) -> Mode {
+        match self {
+            Backend::Simulated => Mode::Simulated,
+            Backend::Http { .. } => Mode::Http,
+        }
+    }
+}
+
 /// The figures of one workload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Figures {
     workload: Workload,
     shape: Shape,
-    /// The simulated model's latency per call, as configured.
+    /// Where the LLM calls went.
+    #[serde(default)]
+    mode: Mode,
+    /// The process id of the test server child (`--http`), gone when the figures are printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    server_pid: Option<u32>,
+    /// The model's latency per call, as configured.
     latency_ms: f64,
     /// Worker threads of the runtime.
     threads: usize,
@@ -157,9 +226,12 @@ struct Figures {
 }
 
 impl Figures {
-    /// The goals this workload misses.
+    /// The goals this workload misses (the goals are the engine's, on the simulated model).
     fn misses(&self) -> Vec<&'static str> {
         let mut misses = Vec::new();
+        if self.mode != Mode::Simulated {
+            return misses;
+        }
         let peers = self.workload.peers_scale();
         if self.ratio > if peers { GOAL_RATIO } else { GOAL_RATIO_100X } {
             misses.push("wall");
@@ -187,15 +259,20 @@ fn main() -> ExitCode {
 
 fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
     let latency = Duration::from_millis(args.latency_ms);
+    let backend = Backend::of(args)?;
     if args.child {
         let Some(workload) = args.workload.workload() else { bail!("--child needs one workload") };
-        let figures = measure(workload, args.scale, latency, args.threads)?;
+        let figures = measure(workload, args.scale, latency, args.threads, &backend)?;
         println!("{}", serde_json::to_string(&figures)?);
         return Ok(ExitCode::SUCCESS);
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let model = match &backend {
+        Backend::Simulated => "simulated model".to_owned(),
+        Backend::Http { server } => format!("OpenAI-compatible test server over HTTP ({}, a child process per workload)", server.display()),
+    };
     println!(
-        "weft-bench: simulated model, {} ms per call, scale {}, {} cores, tokio multi-thread runtime with {} workers; each workload in a fresh process",
+        "weft-bench: {model}, {} ms per call, scale {}, {} cores, tokio multi-thread runtime with {} workers; each workload in a fresh process",
         args.latency_ms,
         args.scale,
         cores,
@@ -205,13 +282,13 @@ fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
     let mut repetitions = Vec::new();
     let mut failed = false;
     match args.workload.workload() {
-        Some(workload) if args.repeat == 1 => all.push(measure(workload, args.scale, latency, args.threads)?),
+        Some(workload) if args.repeat == 1 => all.push(measure(workload, args.scale, latency, args.threads, &backend)?),
         one => {
             for workload in one.map_or(Workload::ALL.to_vec(), |w| vec![w]) {
                 let mut runs = Vec::new();
                 for i in 0..args.repeat {
                     eprintln!("weft-bench: running {} ({}/{}) ...", workload.name(), i + 1, args.repeat);
-                    match in_child(workload, args) {
+                    match in_child(workload, args, &backend) {
                         Ok(figures) => runs.push(figures),
                         Err(e) => {
                             eprintln!("weft-bench: {}: {e:#}", workload.name());
@@ -233,6 +310,7 @@ fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "latency_ms": args.latency_ms,
+            "mode": backend.mode(),
             "scale": args.scale,
             "cores": cores,
             "goals": {"ratio": GOAL_RATIO, "ratio_100x": GOAL_RATIO_100X,
@@ -247,12 +325,15 @@ fn main_with(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs one workload in a fresh process of this binary and reads its figures.
-fn in_child(workload: Workload, args: &Args) -> anyhow::Result<Figures> {
+fn in_child(workload: Workload, args: &Args, backend: &Backend) -> anyhow::Result<Figures> {
     let exe = std::env::current_exe().context("cannot find this program to run a workload in a fresh process")?;
     let mut cmd = Command::new(exe);
     cmd.arg(workload.name()).arg("--child").arg("--scale").arg(args.scale.to_string()).arg("--latency-ms").arg(args.latency_ms.to_string());
     if let Some(n) = args.threads {
         cmd.arg("--threads").arg(n.to_string());
+    }
+    if let Backend::Http { server } = backend {
+        cmd.arg("--http").arg("--server").arg(server);
     }
     let out = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output().context("cannot run the workload's process")?;
     if !out.status.success() {
@@ -264,7 +345,12 @@ fn in_child(workload: Workload, args: &Args) -> anyhow::Result<Figures> {
 }
 
 /// Runs one workload in this process and measures it.
-fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<usize>) -> anyhow::Result<Figures> {
+///
+/// With `--http` the test server runs as a child process for the measurement's duration: the
+/// guard that holds it is dropped (killing the child and waiting for it) when this function
+/// returns, whether it succeeds, fails, or is interrupted (Ctrl-C or SIGTERM end the workload
+/// as an error).
+fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<usize>, backend: &Backend) -> anyhow::Result<Figures> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(n) = threads {
@@ -273,12 +359,33 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let runtime = builder.build().context("cannot start the async runtime")?;
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
 
+    // Registered before the server starts, so a signal from now on is seen, not lost.
+    let mut stop = {
+        let _context = runtime.enter();
+        measure::Stop::install().context("cannot watch for Ctrl-C")?
+    };
+
     let shape = Shape::new(workload, scale);
     let flow = workload.flow(&shape)?;
     let sink = Arc::new(measure::CountingSink::default());
-    let model: Arc<dyn ChatModel> =
-        Arc::new(SimulatedModel::new(SimulatedOptions { latency, array_len: workload.array_len(), ..SimulatedOptions::default() }));
-    let options = RunOptions { llm: Llm::Model(model), events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
+    let server = match backend {
+        Backend::Simulated => None,
+        Backend::Http { server } => {
+            Some(server::ServerChild::start(server, server::ServerOptions { latency, array_len: workload.array_len() })?)
+        }
+    };
+    if let Some(server) = &server {
+        eprintln!("weft-bench: {}: test server at {} (pid {})", workload.name(), server.url(), server.pid());
+    }
+    let llm = match &server {
+        None => {
+            let model: Arc<dyn ChatModel> =
+                Arc::new(SimulatedModel::new(SimulatedOptions { latency, array_len: workload.array_len(), ..SimulatedOptions::default() }));
+            Llm::Model(model)
+        }
+        Some(server) => http_llm(server.url()),
+    };
+    let options = RunOptions { llm, events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
     let t_plan = Instant::now();
     let plan =
         Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems.join("; ")))?;
@@ -287,7 +394,12 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
 
     let (cpu0, proc0) = (measure::cpu_time(), measure::cpu_time_proc());
     let t0 = Instant::now();
-    let runs = runtime.block_on(workload::execute(&plan, workload, &shape, inputs))?;
+    let runs = runtime.block_on(async {
+        tokio::select! {
+            runs = workload::execute(&plan, workload, &shape, inputs) => runs,
+            signal = stop.wait() => bail!("interrupted ({signal})"),
+        }
+    })?;
     let wall = t0.elapsed();
     let (cpu1, proc1) = (measure::cpu_time(), measure::cpu_time_proc());
     let peak = measure::peak_rss();
@@ -300,9 +412,13 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let ideal = shape.ideal(latency);
     let cpu = cpu1.saturating_sub(cpu0);
     let at_model_latency = f64::from(shape.waves() * shape.depth) * counts.mean_latency_ms / 1e3;
+    let server_pid = server.as_ref().map(server::ServerChild::pid);
+    drop(server);
     Ok(Figures {
         workload,
         shape,
+        mode: backend.mode(),
+        server_pid,
         latency_ms: latency.as_secs_f64() * 1e3,
         threads,
         plan_ms,
@@ -322,6 +438,17 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
         peak_rss_mb: peak.map(|b| b as f64 / 1e6),
         wall_s_all: Vec::new(),
     })
+}
+
+/// The models of `weft run --llm openai-compatible=URL,model=weft-bench`: every LLM config of
+/// the flow replaced by the server at `url`, built by the OpenAI provider's `Resolver` with the
+/// process-wide limiters (the CLI's default without `--max-in-flight`/`--rps`), the tokio
+/// sleeper and no egress restriction, as the CLI builds them.
+fn http_llm(url: &str) -> Llm {
+    let over =
+        ProviderOverride { config_id: None, provider: ApiProvider::OpenAiCompatible, url: url.to_owned(), model: "weft-bench".to_owned() };
+    let resolver = Resolver::new(HashMap::new(), vec![over]).with_limiters(Limiters::global());
+    Llm::Resolver(Arc::new(resolver.into_fn()))
 }
 
 /// The table of figures, on stdout.
@@ -349,7 +476,11 @@ fn print_table(all: &[Figures]) {
             f.ratio_at_model_latency,
             f.cpu_ms_per_call,
             f.peak_rss_mb.map_or_else(|| "?".to_owned(), |mb| format!("{mb:.1}")),
-            if misses.is_empty() { "met".to_owned() } else { format!("missed: {}", misses.join(", ")) },
+            match (f.mode, misses.is_empty()) {
+                (Mode::Http, _) => "- (simulated mode's)".to_owned(),
+                (Mode::Simulated, true) => "met".to_owned(),
+                (Mode::Simulated, false) => format!("missed: {}", misses.join(", ")),
+            },
         );
     }
     println!();
@@ -367,7 +498,7 @@ mod tests {
     #[test]
     fn every_workload_runs_small_and_counts_its_calls() {
         for workload in Workload::ALL {
-            let figures = measure(workload, 0.02, Duration::ZERO, Some(2)).unwrap();
+            let figures = measure(workload, 0.02, Duration::ZERO, Some(2), &Backend::Simulated).unwrap();
             let shape = Shape::new(workload, 0.02);
             assert_eq!(figures.llm_calls, shape.calls, "{workload:?}");
             assert_eq!(figures.held_back, 0);

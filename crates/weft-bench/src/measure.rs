@@ -1,9 +1,34 @@
 //! What the harness measures besides wall time: the process's CPU time, its peak resident set,
-//! and the run's events (counted, never stored).
+//! and the run's events (counted, never stored); and the signals that stop a measurement.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use weft_exec::{Event, EventSink};
+
+/// Ctrl-C (SIGINT) and SIGTERM, watched from the moment [`Stop::install`] registers them, so a
+/// measurement that is interrupted ends as an error and drops what it holds (the test server
+/// child) instead of the process dying on the spot.
+#[derive(Debug)]
+pub struct Stop {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Stop {
+    /// Watches for the signals; needs a tokio runtime's context.
+    pub fn install() -> std::io::Result<Stop> {
+        Ok(Stop { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    /// Waits for the first of them, and names it.
+    pub async fn wait(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "Ctrl-C",
+            _ = self.terminate.recv() => "SIGTERM",
+        }
+    }
+}
 
 /// CPU time used by the whole process so far, user and system, every thread (tokio's workers
 /// included, and threads that have exited): `CLOCK_PROCESS_CPUTIME_ID`, the same sum as
