@@ -25,7 +25,7 @@
 //! cargo run --release -p weft-bench -- guardrails         # one workload
 //! cargo run --release -p weft-bench -- --scale 0.1       # a quick smoke test
 //! cargo run --release -p weft-bench -- --json bench.json  # the figures as JSON too
-//! cargo run --release -p weft-bench -- --http             # against the test server (build weft-testkit-server first)
+//! cargo run --release -p weft-bench -- --http             # against the test server (a child process)
 //! ```
 
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark command reports to the terminal")]

@@ -27,7 +27,7 @@ pub fn default_program() -> anyhow::Result<PathBuf> {
     match candidates.into_iter().flatten().find(|p| p.is_file()) {
         Some(path) => Ok(path),
         None => bail!(
-            "the test server program {PROGRAM} is not in {}: build it with `cargo build --release -p weft-testkit --bin {PROGRAM}` (or give its path with --server)",
+            "the test server program {PROGRAM} is not in {}: build it with `cargo build --release -p weft-bench` (it is a binary of weft-bench), or give its path with --server",
             folder.display()
         ),
     }

@@ -5,36 +5,15 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_weft-bench");
 
-/// `weft-testkit-server` beside the weft-bench binary, built first when it is not there (a
-/// package's tests only build its own binaries).
+/// The test server, built with weft-bench (a binary of the same package).
 fn server_program() -> PathBuf {
-    // Once per test process: the tests run in parallel.
-    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
-    PROGRAM.get_or_init(build_server).clone()
-}
-
-fn build_server() -> PathBuf {
-    let folder = Path::new(BENCH).parent().expect("the binary's folder");
-    let program = folder.join("weft-testkit-server");
-    if !program.is_file() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "weft-testkit", "--bin", "weft-testkit-server"]);
-        if !cfg!(debug_assertions) {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "cannot build weft-testkit-server");
-    }
-    assert!(program.is_file(), "{} was not built", program.display());
-    program
+    PathBuf::from(env!("CARGO_BIN_EXE_weft-testkit-server"))
 }
 
 fn gone(pid: u64) -> bool {
