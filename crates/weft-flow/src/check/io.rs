@@ -15,80 +15,13 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
             continue;
         }
         let inferred = inf.inferred(c);
-        match comp.ty.name {
-            "StartNode" | "EndNode" => {
-                if let (Some(i), Some(o)) = (&comp.inputs, &comp.outputs) {
-                    let same = i.len() == o.len() && i.iter().zip(o).all(|(a, b)| a.schema == b.schema);
-                    if !same {
-                        cx.report(
-                            comp,
-                            Code::IoMismatch,
-                            format!("{}/outputs", comp.pointer),
-                            format!(
-                                "{}: `inputs` and `outputs` are both given but differ; a {} passes its values through unchanged",
-                                comp.label(),
-                                comp.ty.name
-                            ),
-                            Some("make `outputs` identical to `inputs` (schemas included), or give only one of them".into()),
-                        );
-                    }
-                }
-            }
-            "InputMessageNode" => {
-                if let Some(outs) = &comp.outputs {
-                    if outs.len() != 1 {
-                        exactly_one(
-                            cx,
-                            comp,
-                            outs,
-                            "outputs",
-                            "an InputMessageNode has exactly one string output",
-                            "{\"title\": \"user_input\", \"type\": \"string\"}",
-                        );
-                    } else if outs[0].schema.get("type").and_then(|t| t.as_str()) != Some("string") {
-                        cx.report(
-                            comp,
-                            Code::IoMismatch,
-                            outs[0].pointer.clone(),
-                            format!("{}: the output of an InputMessageNode must be a string, found {}", comp.label(), outs[0].type_name()),
-                            Some("set \"type\": \"string\"".into()),
-                        );
-                    }
-                }
+        // A family with interface rules of its own checks the declared lists itself.
+        if !crate::node::check_interface(cx, comp, &inferred) {
+            if !inferred.inputs_explicit_wins {
                 compare(cx, comp, "inputs", comp.inputs.as_deref(), inferred.inputs.as_deref());
             }
-            "BranchingNode" => {
-                if let Some(ins) = &comp.inputs
-                    && ins.len() != 1
-                {
-                    exactly_one(
-                        cx,
-                        comp,
-                        ins,
-                        "inputs",
-                        "a BranchingNode has exactly one string input",
-                        "{\"title\": \"branching_mapping_key\", \"type\": \"string\"}",
-                    );
-                }
-                if let Some(outs) = &comp.outputs
-                    && let Some(p) = outs.first()
-                {
-                    cx.report(
-                        comp,
-                        Code::IoMismatch,
-                        p.pointer.clone(),
-                        format!("{}: a BranchingNode has no outputs, found \"{}\"", comp.label(), p.title()),
-                        Some("remove the outputs".into()),
-                    );
-                }
-            }
-            _ => {
-                if !inferred.inputs_explicit_wins {
-                    compare(cx, comp, "inputs", comp.inputs.as_deref(), inferred.inputs.as_deref());
-                }
-                if !inferred.outputs_explicit_wins {
-                    compare(cx, comp, "outputs", comp.outputs.as_deref(), inferred.outputs.as_deref());
-                }
+            if !inferred.outputs_explicit_wins {
+                compare(cx, comp, "outputs", comp.outputs.as_deref(), inferred.outputs.as_deref());
             }
         }
         if comp.ty.io == IoKind::Node {
@@ -99,7 +32,7 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>) {
 
 /// Reports a declared list that should hold exactly one property, at its second entry (or at
 /// the empty list).
-fn exactly_one(cx: &mut Cx<'_>, comp: &Component, list: &[Property], what: &str, rule: &str, example: &str) {
+pub(crate) fn exactly_one(cx: &mut Cx<'_>, comp: &Component, list: &[Property], what: &str, rule: &str, example: &str) {
     let ptr = if list.len() > 1 { list[1].pointer.clone() } else { format!("{}/{what}", comp.pointer) };
     cx.report(
         comp,
@@ -111,7 +44,7 @@ fn exactly_one(cx: &mut Cx<'_>, comp: &Component, list: &[Property], what: &str,
 }
 
 /// Titles given must be exactly the titles inferred.
-fn compare(cx: &mut Cx<'_>, comp: &Component, what: &str, given: Option<&[Property]>, inferred: Option<&[Property]>) {
+pub(crate) fn compare(cx: &mut Cx<'_>, comp: &Component, what: &str, given: Option<&[Property]>, inferred: Option<&[Property]>) {
     let (Some(given), Some(inferred)) = (given, inferred) else { return };
     let want: BTreeSet<&str> = inferred.iter().map(Property::title).collect();
     let have: BTreeSet<&str> = given.iter().map(Property::title).collect();

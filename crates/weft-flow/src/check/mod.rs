@@ -1,7 +1,7 @@
 //! Every rule a document must pass, run over the whole spec at once so that all diagnostics
 //! are reported together. Each submodule is one family of rules.
 
-mod io;
+pub(crate) mod io;
 mod props;
 mod version;
 

@@ -1,9 +1,11 @@
 //! BranchingNode: the branch named by the input's value, through `mapping`.
 
 use super::{Fields, Lowered, Lowerer, NodeKind};
+use crate::check::Cx;
+use crate::check::io::exactly_one;
 use crate::infer::{Inferred, Inferrer, sorted_unique};
 use serde_json::{Map, Value as Json};
-use weft_spec::{CompId, Property};
+use weft_spec::{Code, CompId, Component, Property};
 
 /// The types of the family.
 pub const TYPES: &[&str] = &["BranchingNode"];
@@ -39,4 +41,35 @@ pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
     branches.push("default".into());
     out.branches = Some(sorted_unique(branches));
     Some(out)
+}
+
+/// The interface rules of the family's types: `true` when it checked the declared lists itself.
+pub(super) fn check_interface(cx: &mut Cx<'_>, comp: &Component, _inferred: &Inferred) -> bool {
+    if !comp.is("BranchingNode") {
+        return false;
+    }
+    if let Some(ins) = &comp.inputs
+        && ins.len() != 1
+    {
+        exactly_one(
+            cx,
+            comp,
+            ins,
+            "inputs",
+            "a BranchingNode has exactly one string input",
+            "{\"title\": \"branching_mapping_key\", \"type\": \"string\"}",
+        );
+    }
+    if let Some(outs) = &comp.outputs
+        && let Some(p) = outs.first()
+    {
+        cx.report(
+            comp,
+            Code::IoMismatch,
+            p.pointer.clone(),
+            format!("{}: a BranchingNode has no outputs, found \"{}\"", comp.label(), p.title()),
+            Some("remove the outputs".into()),
+        );
+    }
+    true
 }

@@ -3,12 +3,14 @@
 //! PluginConstantValuesNode.
 
 use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, next};
+use crate::check::Cx;
+use crate::check::io::{compare, exactly_one};
 use crate::infer::{Inferred, Inferrer, jinja_titles, key_props, map_titles, string_props};
 use crate::template::placeholders;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use weft_prompt::Template;
-use weft_spec::{CompId, Property};
+use weft_spec::{Code, CompId, Component, Property};
 
 /// The types of the family.
 pub const TYPES: &[&str] = &[
@@ -140,4 +142,33 @@ pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
     out.inputs = Some(map_titles(&f.mapping("input_mapping"), inputs));
     out.outputs = Some(map_titles(&f.mapping("output_mapping"), outputs));
     Some(out)
+}
+
+/// The interface rules of the family's types: `true` when it checked the declared lists itself.
+pub(super) fn check_interface(cx: &mut Cx<'_>, comp: &Component, inferred: &Inferred) -> bool {
+    if !comp.is("InputMessageNode") {
+        return false;
+    }
+    if let Some(outs) = &comp.outputs {
+        if outs.len() != 1 {
+            exactly_one(
+                cx,
+                comp,
+                outs,
+                "outputs",
+                "an InputMessageNode has exactly one string output",
+                "{\"title\": \"user_input\", \"type\": \"string\"}",
+            );
+        } else if outs[0].schema.get("type").and_then(|t| t.as_str()) != Some("string") {
+            cx.report(
+                comp,
+                Code::IoMismatch,
+                outs[0].pointer.clone(),
+                format!("{}: the output of an InputMessageNode must be a string, found {}", comp.label(), outs[0].type_name()),
+                Some("set \"type\": \"string\"".into()),
+            );
+        }
+    }
+    compare(cx, comp, "inputs", comp.inputs.as_deref(), inferred.inputs.as_deref());
+    true
 }

@@ -283,6 +283,18 @@ pub fn held_flows(spec: &Spec, c: CompId) -> Option<(Vec<CompId>, bool)> {
     }
 }
 
+/// The interface rules of a component's family, if it has its own: `true` when the family
+/// checked the declared inputs and outputs itself (else they are compared with the inferred
+/// ones).
+pub(crate) fn check_interface(cx: &mut Cx<'_>, comp: &Component, inferred: &crate::infer::Inferred) -> bool {
+    match Family::of(comp.ty.name) {
+        Some(Family::Flow) => flow::check_interface(cx, comp, inferred),
+        Some(Family::Message) => message::check_interface(cx, comp, inferred),
+        Some(Family::Branching) => branching::check_interface(cx, comp, inferred),
+        Some(Family::Llm | Family::Tool | Family::Fanout | Family::Agent | Family::Http | Family::Control | Family::Data) | None => false,
+    }
+}
+
 /// `Some(vec!["next"])`: the branches of a node that only goes on.
 pub(crate) fn next() -> Option<Vec<String>> {
     Some(vec!["next".to_owned()])

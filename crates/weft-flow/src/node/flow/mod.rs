@@ -4,8 +4,9 @@
 pub(crate) mod check;
 
 use super::{Fields, Lowered, Lowerer, NodeKind, next};
+use crate::check::Cx;
 use crate::infer::{Inferred, Inferrer};
-use weft_spec::{CompId, Component, Spec};
+use weft_spec::{Code, CompId, Component, Spec};
 
 /// The types of the family.
 pub const TYPES: &[&str] = &["Flow", "ExtendedFlow", "StartNode", "EndNode", "FlowNode"];
@@ -161,4 +162,28 @@ pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
         _ => return None,
     }
     Some(out)
+}
+
+/// The interface rules of the family's types: `true` when it checked the declared lists itself.
+pub(super) fn check_interface(cx: &mut Cx<'_>, comp: &Component, _inferred: &Inferred) -> bool {
+    if !matches!(comp.ty.name, "StartNode" | "EndNode") {
+        return false;
+    }
+    if let (Some(i), Some(o)) = (&comp.inputs, &comp.outputs) {
+        let same = i.len() == o.len() && i.iter().zip(o).all(|(a, b)| a.schema == b.schema);
+        if !same {
+            cx.report(
+                comp,
+                Code::IoMismatch,
+                format!("{}/outputs", comp.pointer),
+                format!(
+                    "{}: `inputs` and `outputs` are both given but differ; a {} passes its values through unchanged",
+                    comp.label(),
+                    comp.ty.name
+                ),
+                Some("make `outputs` identical to `inputs` (schemas included), or give only one of them".into()),
+            );
+        }
+    }
+    true
 }
