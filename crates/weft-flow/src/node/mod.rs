@@ -683,3 +683,76 @@ pub(crate) fn non_negative(cx: &mut Cx<'_>, comp: &weft_spec::Component, field: 
         cx.report(comp, Code::BadValue, format!("{}/{field}", comp.pointer), format!("{}: `{field}` is {v}; {rule}", comp.label()), hint);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Family, NodeKind};
+
+    #[test]
+    fn every_family_type_is_in_the_catalogue_and_in_one_family_only() {
+        for &family in Family::ALL {
+            for &name in family.types() {
+                assert!(weft_spec::catalog::lookup(name).is_some(), "{family:?} lists {name}, which the catalogue does not have");
+                let owners: Vec<Family> = Family::ALL.iter().copied().filter(|f| f.types().contains(&name)).collect();
+                assert_eq!(owners, [family], "{name} is in {owners:?}");
+                assert_eq!(Family::of(name), Some(family));
+            }
+        }
+    }
+
+    #[test]
+    fn every_node_type_weft_runs_lowers_from_the_corpus() {
+        // Each NodeKind variant, by the type names that lower to it, is met in a valid corpus
+        // document, so the lowering of every runnable type runs in the tests.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid");
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).expect("the shared corpus is readable") {
+            let path = entry.expect("an entry").path();
+            if path.extension().is_none_or(|e| e != "json") || path.to_string_lossy().ends_with(".refs.json") {
+                continue;
+            }
+            let mut options = crate::LoadOptions::default();
+            let refs = path.with_extension("refs.json");
+            if refs.exists() {
+                let bytes = std::fs::read(&refs).expect("readable");
+                options.registries.push(crate::Source::from_bytes(refs.display().to_string(), bytes).expect("a registry"));
+            }
+            let Ok(loaded) = crate::Flow::load(&path, &options) else { continue };
+            let flow = loaded.flow;
+            for c in 0..flow.spec().components.len() {
+                if let Some(node) = flow.model().node(c) {
+                    seen.insert(match node.kind {
+                        NodeKind::Start => "start",
+                        NodeKind::End(_) => "end",
+                        NodeKind::Llm(_) => "llm",
+                        NodeKind::Tool(_) => "tool",
+                        NodeKind::Subflow(_) => "subflow",
+                        NodeKind::Parallel(_) => "parallel",
+                        NodeKind::Map(_) => "map",
+                        NodeKind::Branching(_) => "branching",
+                        NodeKind::InputMessage(_) => "input message",
+                        NodeKind::OutputMessage(_) => "output message",
+                        NodeKind::Template(_) => "template",
+                        NodeKind::Constants(_) => "constants",
+                    });
+                }
+            }
+        }
+        let all = [
+            "start",
+            "end",
+            "llm",
+            "tool",
+            "subflow",
+            "parallel",
+            "map",
+            "branching",
+            "input message",
+            "output message",
+            "template",
+            "constants",
+        ];
+        let missing: Vec<&str> = all.iter().copied().filter(|k| !seen.contains(k)).collect();
+        assert!(missing.is_empty(), "no valid corpus document lowers to {missing:?}");
+    }
+}
