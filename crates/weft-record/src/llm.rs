@@ -147,7 +147,7 @@ impl ChatModel for Recorder {
 /// A model serving the LLM exchanges of a record file, with no network: each recorded exchange
 /// answers the request with the same key at the same node path and occurrence, once. A recorded
 /// error is returned as an error of the same kind with the same message. A request the
-/// recording does not have fails with an [`LlmError::Permanent`] naming the node path, the
+/// recording does not have fails with an [`LlmError`] of kind `Other` naming the node path, the
 /// occurrence and the start of the prompt.
 ///
 /// Its name and endpoint are `replay <file>`.
