@@ -1,6 +1,8 @@
 //! Errors of starting, running and resuming a flow. Each names the node (and where it sits) and
 //! says what to do.
 
+use weft_llm::LlmError;
+
 /// Why a run could not start. Every problem is listed, not only the first.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{}", .problems.join("\n"))]
@@ -19,6 +21,10 @@ pub struct RunError {
     pub node: Option<String>,
     /// The kind, for callers that react to some failures.
     pub kind: RunErrorKind,
+    /// When an LLM call failed ([`RunErrorKind::Llm`]): the model's error as data, its kind
+    /// (rate limited, authentication, context too long...), HTTP status, provider error type
+    /// and code and request id.
+    pub llm: Option<LlmError>,
 }
 
 /// What kind of failure stopped a run.
@@ -53,7 +59,13 @@ pub enum RunErrorKind {
 
 impl RunError {
     pub(crate) fn new(kind: RunErrorKind, node: Option<&str>, message: impl Into<String>) -> RunError {
-        RunError { message: message.into(), node: node.map(str::to_owned), kind }
+        RunError { message: message.into(), node: node.map(str::to_owned), kind, llm: None }
+    }
+
+    /// The same error, carrying the LLM error that caused it.
+    pub(crate) fn with_llm(mut self, llm: LlmError) -> RunError {
+        self.llm = Some(llm);
+        self
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use weft_exec::{Plan, RunErrorKind, RunOptions, RunState, Status};
 use weft_flow::Flow;
-use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, RequestMeta};
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorKind, RequestMeta};
 use weft_tools::{CommandTool, ToolRegistry};
 
 mod common;
@@ -342,7 +342,7 @@ async fn nested_fan_outs_hold_every_max_workers_at_every_level() {
 async fn the_first_failing_item_cancels_its_siblings_and_is_named() {
     let model = Counter::new(|item, _| {
         if item == "i5" {
-            (Duration::from_millis(30), Err(LlmError::Permanent { message: "the model refused".into() }))
+            (Duration::from_millis(30), Err(LlmError::new(LlmErrorKind::ContentFiltered, "the model refused")))
         } else {
             (Duration::from_secs(30), Ok("late".into()))
         }
@@ -357,6 +357,7 @@ async fn the_first_failing_item_cancels_its_siblings_and_is_named() {
         err.message, "ExtendedParallelMapNode \"map\" item 5: LlmNode \"w_work\": the LLM call failed: the model refused",
         "the error names the item and its cause"
     );
+    assert_eq!(err.llm.as_ref().map(|e| e.kind), Some(LlmErrorKind::ContentFiltered), "the LLM error's data reaches the caller");
     // Items 0..10 started; item 5 failed; the other 9 were dropped before finishing, and the
     // 30 items never started.
     assert_eq!(model.started.load(Ordering::SeqCst), 10);
@@ -401,7 +402,7 @@ async fn a_failing_branch_kills_the_tool_processes_of_its_siblings() {
     let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
     let mut tools = ToolRegistry::new();
     tools.register("hang", CommandTool::new(vec!["sh".into(), "-c".into(), script]));
-    let model = Counter::new(|_, _| (Duration::from_millis(300), Err(LlmError::Permanent { message: "no".into() })));
+    let model = Counter::new(|_, _| (Duration::from_millis(300), Err(LlmError::new(LlmErrorKind::Other, "no"))));
     let plan = Plan::new(&flow, with(&model).with_tools(tools)).unwrap();
     let err = plan.start(Map::new()).unwrap().execute().await.unwrap_err();
     assert!(err.message.starts_with("ParallelFlowNode \"par\" branch 1 (\"failing\"): LlmNode \"f_llm\""), "{}", err.message);

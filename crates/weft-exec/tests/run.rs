@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use weft_exec::{InputRequest, Plan, ResumeError, RunErrorKind, RunOptions, RunState, Status};
 use weft_flow::Flow;
+use weft_llm::providers::openai::{ApiProvider, OpenAiModel, OpenAiOptions};
+use weft_llm::retry::RecordingSleeper;
 use weft_llm::simulated::{Script, SimulatedModel, SimulatedOptions};
-use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError};
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorKind};
+use weft_testkit::{Fault, MockConfig, MockServer};
 use weft_tools::{CommandTool, ToolRegistry};
 
 /// Builds a flow document: nodes (with ids = names), control edges `(from, branch, to)`, data
@@ -131,6 +134,25 @@ async fn structured_output_is_asked_in_the_prompt_and_read_from_the_answer() {
     assert!(prompt.starts_with("Judge héllo\n\n\n## Additional instructions: \n"), "{prompt}");
     assert!(prompt.contains("\"title\": \"expected_output\""), "the wrapper schema is in the prompt: {prompt}");
     assert_eq!(seen[0].response_format.as_ref().unwrap().name, "expected_output");
+}
+
+/// Issue 12: a run whose LLM call fails says so with the model's error as data.
+#[tokio::test]
+async fn a_failed_llm_call_gives_the_caller_its_kind_status_code_and_request_id() {
+    let server = MockServer::start(MockConfig::default().with_fault(0, Fault::context_length_exceeded())).await;
+    let options = OpenAiOptions::new(ApiProvider::OpenAiCompatible, server.url(), "m").with_sleeper(RecordingSleeper::new());
+    let model = Arc::new(OpenAiModel::new(options).unwrap());
+    let plan = Plan::new(&flow(&judge_flow()), RunOptions::simulated().with_model(model)).unwrap();
+    let err = plan.start(inputs(json!({"text": "a very long text"}))).unwrap().execute().await.unwrap_err();
+    assert_eq!(err.kind, RunErrorKind::Llm);
+    assert_eq!(err.node.as_deref(), Some("judge"));
+    let llm = err.llm.as_ref().expect("the LLM error is kept");
+    assert_eq!(llm.kind, LlmErrorKind::ContextTooLong);
+    assert_eq!(llm.status, Some(400));
+    assert_eq!(llm.provider_code.as_deref(), Some("context_length_exceeded"));
+    assert_eq!(llm.provider_type.as_deref(), Some("invalid_request_error"));
+    assert_eq!(llm.request_id.as_deref(), Some("req_000000"));
+    assert!(err.message.ends_with(&llm.message), "the run's message quotes the model's: {}", err.message);
 }
 
 #[tokio::test]

@@ -5,11 +5,14 @@
 //! The engine never knows which model it talks to. The built-in [`simulated::SimulatedModel`]
 //! is deterministic and offline; real providers implement the same trait.
 
+mod error;
 pub mod limit;
 pub mod providers;
 pub mod retry;
 pub mod rng;
 pub mod simulated;
+
+pub use error::{LlmError, LlmErrorInfo, LlmErrorKind};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -164,23 +167,6 @@ pub struct ChatResponse {
     pub tool_calls: Vec<ToolCall>,
     /// Tokens used.
     pub usage: Usage,
-}
-
-/// Why a call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum LlmError {
-    /// Worth retrying later (rate limits, server errors, timeouts, lost connections).
-    #[error("{message}")]
-    Transient {
-        /// What happened, with the provider's own message.
-        message: String,
-    },
-    /// Retrying the same request cannot help (bad request, authentication, unknown model).
-    #[error("{message}")]
-    Permanent {
-        /// What happened, with the provider's own message, and what to do.
-        message: String,
-    },
 }
 
 /// Receives the text of an answer as it is generated.

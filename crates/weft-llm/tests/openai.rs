@@ -72,9 +72,7 @@ fn valid(schema: &Json, text: &str) -> bool {
 }
 
 fn message(error: &LlmError) -> String {
-    match error {
-        LlmError::Transient { message } | LlmError::Permanent { message } => message.clone(),
-    }
+    error.message.clone()
 }
 
 #[tokio::test]
@@ -112,7 +110,7 @@ async fn the_api_key_is_sent_as_a_bearer_token() {
     assert_eq!(server.received()[0].authorization.as_deref(), Some("Bearer sk-test"));
     let keyless = client(&server);
     let error = keyless.model.chat(&ask("hi")).await.unwrap_err();
-    assert!(matches!(error, LlmError::Permanent { .. }), "{error:?}");
+    assert!(!error.is_transient(), "{error:?}");
     let text = message(&error);
     assert!(text.contains("HTTP 401 Unauthorized: \"You didn't provide an API key."), "{text}");
     assert!(text.contains("after 1 attempt (not retried)") && text.contains("OPENAI_API_KEY"), "{text}");
@@ -260,7 +258,7 @@ async fn server_errors_until_the_retries_run_out() {
     let server = MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::ServerError)).await;
     let c = client(&server);
     let error = c.model.chat(&ask("hi")).await.unwrap_err();
-    assert!(matches!(error, LlmError::Transient { .. }), "{error:?}");
+    assert!(error.is_transient(), "{error:?}");
     assert_eq!(server.stats().requests, 6);
     let delays = c.sleeper.delays();
     assert_eq!(delays.len(), 5);
@@ -288,7 +286,7 @@ async fn an_agent_spec_retry_policy_is_followed() {
     let server = MockServer::start(MockConfig::default().with_models(["known"])).await;
     let c = client_with(&server, |o| o.with_retry(policy));
     let error = c.model.chat(&ask("hi")).await.unwrap_err();
-    assert!(matches!(error, LlmError::Permanent { .. }));
+    assert!(!error.is_transient());
     let text = message(&error);
     assert!(text.contains("HTTP 404 Not Found: \"The model `m` does not exist"), "{text}");
     assert!(text.contains("(type invalid_request_error, code model_not_found)"), "{text}");
@@ -321,7 +319,7 @@ async fn a_slow_reply_times_out_and_the_retry_succeeds() {
         o.with_request_timeout(Duration::from_millis(200)).with_retry(RetryPolicy { max_retries: 1, ..RetryPolicy::default() })
     });
     let error = c.model.chat(&ask("hi")).await.unwrap_err();
-    assert!(matches!(error, LlmError::Transient { .. }));
+    assert!(error.is_transient());
     let text = message(&error);
     assert!(text.contains("the request timed out, after 2 attempts (1 retry)"), "{text}");
     assert!(text.contains("no answer within 0.2 s"), "{text}");
@@ -350,7 +348,7 @@ async fn a_dropped_connection_is_retried() {
     let server = MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::Reset)).await;
     let c = client_with(&server, |o| o.with_retry(RetryPolicy { max_retries: 2, ..RetryPolicy::default() }));
     let error = c.model.chat(&ask("hi")).await.unwrap_err();
-    assert!(matches!(error, LlmError::Transient { .. }));
+    assert!(error.is_transient());
     let text = message(&error);
     assert!(text.contains("the connection failed") && text.contains("after 3 attempts (2 retries)"), "{text}");
     assert_eq!(server.stats().requests, 3, "reqwest itself does not retry");
@@ -383,7 +381,7 @@ async fn requests_the_api_rejects_are_permanent_errors_with_its_message() {
     let mut orphan = ask("hi");
     orphan.messages.push(ChatMessage::new(Role::Tool, "42"));
     let error = c.model.chat(&orphan).await.unwrap_err();
-    assert!(matches!(error, LlmError::Permanent { .. }));
+    assert!(!error.is_transient());
     let text = message(&error);
     assert!(
         text.contains("HTTP 400 Bad Request: \"Missing required parameter: 'messages[2].tool_call_id'.\" (type invalid_request_error, code missing_required_parameter, param messages[2].tool_call_id)"),

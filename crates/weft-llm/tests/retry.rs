@@ -58,15 +58,7 @@ impl Provider for Scripted {
 }
 
 fn failed(cause: Cause, retry_after: Option<Duration>) -> AttemptError {
-    let status = cause.status();
-    AttemptError {
-        throttled: status == Some(429),
-        transient: status != Some(400),
-        cause,
-        retry_after,
-        message: "scripted (model m): it failed, key sk-scripted-secret".into(),
-        advice: "do something".into(),
-    }
+    AttemptError { retry_after, ..AttemptError::new(cause, "scripted (model m): it failed, key sk-scripted-secret", "do something") }
 }
 
 fn status(status: u16) -> Cause {
@@ -101,20 +93,20 @@ async fn the_final_error_counts_attempts_and_masks_secrets() {
     let outcomes = (0..3).map(|_| Some(failed(status(503), None))).collect();
     let (model, sleeper, _) = retrying(outcomes, policy);
     let error = model.chat(&ChatRequest::default()).await.unwrap_err();
-    assert!(matches!(error, LlmError::Transient { .. }), "{error:?}");
+    assert!(error.is_transient(), "{error:?}");
     assert_eq!(error.to_string(), "scripted (model m): it failed, key [REDACTED], after 3 attempts (2 retries); do something");
     assert_eq!(sleeper.delays().len(), 2);
 
     let (model, sleeper, _) = retrying(vec![Some(failed(status(400), None))], RetryPolicy::default());
     let error = model.chat(&ChatRequest::default()).await.unwrap_err();
-    assert!(matches!(error, LlmError::Permanent { .. }), "{error:?}");
+    assert!(!error.is_transient(), "{error:?}");
     assert!(error.to_string().ends_with(", after 1 attempt (not retried); do something"), "{error}");
     assert!(sleeper.delays().is_empty());
 }
 
 #[tokio::test]
 async fn final_causes_are_never_retried() {
-    let (model, _, _) = retrying(vec![Some(failed(Cause::Final, None)), None], RetryPolicy::default());
+    let (model, _, _) = retrying(vec![Some(failed(Cause::Invalid, None)), None], RetryPolicy::default());
     assert!(model.chat(&ChatRequest::default()).await.is_err());
     assert_eq!(*model.provider().attempts.lock().unwrap(), 1);
 }

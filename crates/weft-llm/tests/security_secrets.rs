@@ -42,9 +42,7 @@ fn assert_no_leak(text: &str, secrets: &[&str]) {
 }
 
 fn message(error: &LlmError) -> String {
-    match error {
-        LlmError::Transient { message } | LlmError::Permanent { message } => message.clone(),
-    }
+    error.message.clone()
 }
 
 fn ask() -> ChatRequest {

@@ -36,10 +36,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, Role};
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorInfo, LlmErrorKind, Role};
 
 use crate::log::{Occurrences, RecordLine, RecordLog, ReplayError, Secrets, excerpt, missing_reason, read_lines, redacted_key};
 
@@ -56,31 +56,10 @@ pub fn request_content(request: &ChatRequest) -> Json {
     content
 }
 
-/// An error as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum RecordedError {
-    Transient { message: String },
-    Permanent { message: String },
-}
-
-impl From<&LlmError> for RecordedError {
-    fn from(error: &LlmError) -> Self {
-        match error {
-            LlmError::Transient { message } => RecordedError::Transient { message: message.clone() },
-            LlmError::Permanent { message } => RecordedError::Permanent { message: message.clone() },
-        }
-    }
-}
-
-impl From<RecordedError> for LlmError {
-    fn from(error: RecordedError) -> Self {
-        match error {
-            RecordedError::Transient { message } => LlmError::Transient { message },
-            RecordedError::Permanent { message } => LlmError::Permanent { message },
-        }
-    }
-}
+/// An error as recorded: its kind, status, provider type and code, request id and message.
+/// Lines written before kinds existed (`{"kind": "transient" | "permanent", "message"}`) read as
+/// `Transient` and `Other`.
+type RecordedError = LlmErrorInfo;
 
 /// An LLM line as read back (the request is not needed to serve it).
 #[derive(Debug, Deserialize)]
@@ -123,7 +102,7 @@ impl Recorder {
     fn finish(&self, request: &ChatRequest, key: String, occurrence: u64, result: &Result<ChatResponse, LlmError>) {
         let outcome = match result {
             Ok(response) => ("response", serde_json::to_value(response).unwrap_or(Json::Null)),
-            Err(error) => ("error", serde_json::to_value(RecordedError::from(error)).unwrap_or(Json::Null)),
+            Err(error) => ("error", serde_json::to_value(error.info()).unwrap_or(Json::Null)),
         };
         let mut line = json!({
             "kind": KIND,
@@ -168,7 +147,7 @@ impl ChatModel for Recorder {
 /// A model serving the LLM exchanges of a record file, with no network: each recorded exchange
 /// answers the request with the same key at the same node path and occurrence, once. A recorded
 /// error is returned as an error of the same kind with the same message. A request the
-/// recording does not have fails with an [`LlmError::Permanent`] naming the node path, the
+/// recording does not have fails with an [`LlmError`] of kind `Other` naming the node path, the
 /// occurrence and the start of the prompt.
 ///
 /// Its name and endpoint are `replay <file>`.
@@ -259,13 +238,14 @@ impl Replayer {
             Some(Err(error)) => Err(error.clone().into()),
             None => {
                 let reason = missing_reason(self.per_path.get(path).copied().unwrap_or(0), recorded.map_or(0, BTreeMap::len), "node path");
-                Err(LlmError::Permanent {
-                    message: format!(
+                Err(LlmError::new(
+                    LlmErrorKind::Other,
+                    format!(
                         "{}: no recorded answer for the LLM call at node path {path:?} (occurrence {occurrence}, prompt {}): {reason}; the flow or its inputs changed since the recording: re-record with --record",
                         self.name,
                         excerpt(&self.secrets.redact_str(prompt(request))),
                     ),
-                })
+                ))
             }
         }
     }
@@ -345,15 +325,25 @@ mod tests {
     }
 
     #[test]
-    fn errors_keep_their_kind() {
-        for error in [LlmError::Transient { message: "slow".into() }, LlmError::Permanent { message: "bad".into() }] {
-            let line = serde_json::to_value(RecordedError::from(&error)).unwrap();
+    fn errors_keep_their_kind_and_data() {
+        let mut info = LlmErrorInfo::new(LlmErrorKind::ContextTooLong, "too long");
+        info.status = Some(400);
+        info.provider_type = Some("invalid_request_error".into());
+        info.provider_code = Some("context_length_exceeded".into());
+        info.request_id = Some("req_1".into());
+        for error in [LlmError::new(LlmErrorKind::Transient, "slow"), LlmError::new(LlmErrorKind::Other, "bad"), info.into()] {
+            let line = serde_json::to_value(error.info()).unwrap();
             let back: LlmError = serde_json::from_value::<RecordedError>(line.clone()).unwrap().into();
-            assert_eq!(format!("{back:?}"), format!("{error:?}"), "{line}");
+            assert_eq!(back, error, "{line}");
         }
         assert_eq!(
-            serde_json::to_value(RecordedError::from(&LlmError::Transient { message: "m".into() })).unwrap(),
+            serde_json::to_value(LlmError::new(LlmErrorKind::Transient, "m").info()).unwrap(),
             json!({"kind": "transient", "message": "m"})
         );
+        // Lines recorded before kinds existed.
+        let old: RecordedError = serde_json::from_value(json!({"kind": "permanent", "message": "m"})).unwrap();
+        assert_eq!(old, LlmErrorInfo::new(LlmErrorKind::Other, "m"));
+        let old: RecordedError = serde_json::from_value(json!({"kind": "transient", "message": "m"})).unwrap();
+        assert!(old.is_transient());
     }
 }

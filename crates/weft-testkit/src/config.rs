@@ -201,6 +201,19 @@ pub enum Fault {
         /// The error message.
         message: String,
     },
+    /// Any status with an OpenAI-style error body of this type, code and message, as the API
+    /// answers a forbidden model (403 `permission_error`), a prompt past the context (400
+    /// `context_length_exceeded`) or a filtered prompt (400 `content_policy_violation`).
+    ApiError {
+        /// The HTTP status.
+        status: u16,
+        /// `error.type`.
+        kind: String,
+        /// `error.code`.
+        code: Option<String>,
+        /// `error.message`.
+        message: String,
+    },
     /// A server that echoes the request's credentials, as some proxies and gateways do: the
     /// `Authorization` header, the credential in it, Basic auth's `user:password` decoded, the
     /// credential URL-encoded and base64-encoded, in an OpenAI-style error body with this
@@ -243,6 +256,26 @@ impl Fault {
         Fault::RateLimit { retry_after: Some(format_seconds(seconds)) }
     }
 
+    /// 400 `context_length_exceeded`, worded as the OpenAI API does.
+    pub fn context_length_exceeded() -> Fault {
+        Fault::ApiError {
+            status: 400,
+            kind: "invalid_request_error".into(),
+            code: Some("context_length_exceeded".into()),
+            message: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens. Please reduce the length of the messages.".into(),
+        }
+    }
+
+    /// 403, as the API answers a key without access to the model.
+    pub fn forbidden() -> Fault {
+        Fault::ApiError {
+            status: 403,
+            kind: "permission_error".into(),
+            code: Some("model_not_allowed".into()),
+            message: "You are not allowed to use this model (injected by weft-testkit).".into(),
+        }
+    }
+
     /// A short name for counters and messages.
     pub fn name(&self) -> &'static str {
         match self {
@@ -254,6 +287,7 @@ impl Fault {
             Fault::InvalidJson => "invalid_json",
             Fault::SchemaViolation => "schema_violation",
             Fault::Status { .. } => "status",
+            Fault::ApiError { .. } => "api_error",
             Fault::EchoAuth { .. } => "echo_auth",
             Fault::EchoAuthText { .. } => "echo_auth_text",
             Fault::Oversized { .. } => "oversized",

@@ -8,7 +8,8 @@
 //! requested JSON Schema (`response_format` `json_schema`, or a schema written in the prompt in
 //! `json_object` mode), or tool calls when the request offers tools, with usage including
 //! simulated cached tokens. Replies can be scripted, randomized from a seed, delayed, and faults
-//! injected by request index or probability ([`Fault`]): 429 with `Retry-After`, 500, 503, slow
+//! injected by request index or probability ([`Fault`]): 429 with `Retry-After`, 500, 503, any
+//! status with an OpenAI-style error type and code (403, `context_length_exceeded`...), slow
 //! replies, dropped connections, invalid JSON bodies, replies that fail the schema; and the
 //! hostile servers of the security tests: one echoing the request's credentials in every form
 //! (body, `WWW-Authenticate`, request id), bodies past any cap (or without end), redirects.
@@ -444,6 +445,11 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Reply, 
                 code: None,
             };
             return Ok(error_reply(&error, &request_id));
+        }
+        Some(Fault::ApiError { status, kind, code, message }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            let body = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
+            return Ok(json_reply(status, &body, &request_id));
         }
         Some(Fault::Reset) => {
             state.counters.resets.fetch_add(1, Ordering::SeqCst);

@@ -72,7 +72,7 @@ impl LlmOp {
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
         let (Call::Llm { request, attempt }, CallResult::Llm(result)) = (call, result) else { return Err(mismatched_call()) };
         let node = at.node;
-        let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")))?;
+        let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")).with_llm(e))?;
         state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
         state.usage.tokens.add(&response.usage);
         match outputs(self, &response.text) {

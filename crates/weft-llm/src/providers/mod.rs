@@ -43,22 +43,52 @@ pub trait Provider: Send + Sync {
     async fn attempt(&self, payload: &Self::Payload) -> Result<ChatResponse, AttemptError>;
 }
 
-/// One failed attempt, as a provider reports it to the retry layer.
+/// One failed attempt, as a provider reports it to the retry layer: the facts, from which
+/// [`crate::retry::classify`] derives the [`crate::LlmErrorKind`] of the final error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptError {
     /// How the retry policy judges the failure: a status and body, a transport or TLS failure,
-    /// or one that no retry can help ([`Cause::Final`]).
+    /// a timeout, an answer that is not a chat completion or is too large, a refused request.
     pub cause: Cause,
     /// How long the server asked to wait before the next attempt (`Retry-After`), when it did.
     pub retry_after: Option<Duration>,
     /// Whether the server said it was throttling (HTTP 429): the endpoint's limiter is told.
     pub throttled: bool,
-    /// Whether the failure may pass by itself, so the final error is [`LlmError::Transient`]
-    /// rather than [`LlmError::Permanent`].
-    pub transient: bool,
+    /// The provider's error type, code and message, as its error body says.
+    pub provider: ProviderError,
+    /// The server's request id (OpenAI's `x-request-id` header), when it answered with one.
+    pub request_id: Option<String>,
     /// What happened, from the model's name on:
     /// `openai-compatible http://h/v1 (model m): HTTP 500 Internal Server Error: "..."`.
     pub message: String,
     /// What to do about it, closing the final error message.
     pub advice: String,
+}
+
+impl AttemptError {
+    /// A failure of `cause` with no `Retry-After`, provider error or request id.
+    pub fn new(cause: Cause, message: impl Into<String>, advice: impl Into<String>) -> AttemptError {
+        let throttled = cause.status() == Some(429);
+        AttemptError {
+            cause,
+            retry_after: None,
+            throttled,
+            provider: ProviderError::default(),
+            request_id: None,
+            message: message.into(),
+            advice: advice.into(),
+        }
+    }
+}
+
+/// What a provider's error body says, each part when it says it (OpenAI's
+/// `{"error": {"type", "code", "message"}}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderError {
+    /// The error type (`invalid_request_error`).
+    pub kind: Option<String>,
+    /// The error code (`context_length_exceeded`).
+    pub code: Option<String>,
+    /// The provider's message.
+    pub message: Option<String>,
 }

@@ -10,11 +10,15 @@
 //!   the whole call, retries included.
 //! - The final error says what happened (the provider's message), how many attempts were made
 //!   and why they stopped, and what to do (the provider's advice), with every form of the
-//!   provider's secrets masked.
+//!   provider's secrets masked; its kind is decided by [`classify`], the same for every
+//!   provider, and it keeps the status, the provider's error type, code and message and the
+//!   request id, masked too.
 
+pub mod classify;
 pub mod policy;
 pub mod sleep;
 
+pub use classify::classify;
 pub use policy::{Cause, Jitter, RETRY_AFTER_CAP, RETRY_BUDGET, RetryPolicy, parse_retry_after};
 pub use sleep::{RecordingSleeper, Sleeper, TokioSleeper};
 
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 use crate::limit::{Limiter, Limiters};
 use crate::providers::{AttemptError, Provider};
 use crate::rng::Rng;
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError};
+use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorInfo};
 
 /// How a [`Retrying`] model retries.
 #[derive(Debug, Clone)]
@@ -103,9 +107,19 @@ impl<P: Provider> Retrying<P> {
         };
         let message = format!("{}, {tries}; {}", failure.message, failure.advice);
         // Whatever the server echoed (the key in an error body, a request id, a redirect
-        // target), no form of a secret leaves through the message.
-        let message = self.provider.secrets().redact_str(&message).into_owned();
-        if failure.transient { LlmError::Transient { message } } else { LlmError::Permanent { message } }
+        // target), no form of a secret leaves through the message or any other field.
+        let secrets = self.provider.secrets();
+        let mask = |text: &str| secrets.redact_str(text).into_owned();
+        let mask_some = |text: &Option<String>| text.as_deref().map(mask);
+        LlmError::from(LlmErrorInfo {
+            kind: classify(failure),
+            status: failure.cause.status(),
+            provider_type: mask_some(&failure.provider.kind),
+            provider_code: mask_some(&failure.provider.code),
+            provider_message: mask_some(&failure.provider.message),
+            request_id: mask_some(&failure.request_id),
+            message: mask(&message),
+        })
     }
 }
 

@@ -96,13 +96,19 @@ pub enum Cause {
         /// The response body (the policy looks for its `recoverable_statuses` strings in it).
         body: String,
     },
-    /// No answer: connection, DNS, reset or timeout.
+    /// No answer: connection, DNS or reset.
     Transport,
+    /// No answer within the request timeout: retried like a transport failure.
+    Timeout,
     /// TLS or certificate verification failed: never retried.
     Tls,
-    /// Retrying the same request cannot help whatever the policy says (an answer that is not a
-    /// chat completion, a body past the cap, a request the egress policy refuses).
-    Final,
+    /// The server answered, but not with a chat completion: never retried (the policy cannot
+    /// tell a glitch from a wrong URL), though the final error counts it as transient.
+    Invalid,
+    /// The answer went past the size cap: never retried.
+    TooLarge,
+    /// The egress policy refuses the request (nothing was sent): never retried.
+    Refused,
 }
 
 impl Cause {
@@ -204,11 +210,12 @@ impl RetryPolicy {
     /// Whether a failed attempt is worth retrying, in FORMAT.md 9.2's order: 400, 401, 403 and
     /// 422 never; 501 never; a listed status when its list is empty or one of its strings
     /// occurs in the body; any other `5xx` when `retry_on_any_5xx`; nothing else. Transport
-    /// failures count as a `5xx`; TLS failures and [`Cause::Final`] are never retried.
+    /// and timeout failures count as a `5xx`; TLS failures, invalid or oversized answers and
+    /// refused requests are never retried.
     pub fn should_retry(&self, cause: &Cause) -> bool {
         match cause {
-            Cause::Tls | Cause::Final => false,
-            Cause::Transport => self.retry_on_any_5xx,
+            Cause::Tls | Cause::Invalid | Cause::TooLarge | Cause::Refused => false,
+            Cause::Transport | Cause::Timeout => self.retry_on_any_5xx,
             Cause::Status { status: 400 | 401 | 403 | 422 | 501, .. } => false,
             Cause::Status { status, body } => match self.recoverable_statuses.get(status) {
                 Some(strings) if strings.is_empty() => true,
@@ -306,7 +313,10 @@ mod tests {
             assert!(!p.should_retry(&answered(status, "")), "{status}");
         }
         assert!(p.should_retry(&Cause::Transport));
-        assert!(!p.should_retry(&Cause::Tls));
+        assert!(p.should_retry(&Cause::Timeout));
+        for never in [Cause::Tls, Cause::Invalid, Cause::TooLarge, Cause::Refused] {
+            assert!(!p.should_retry(&never), "{never:?}");
+        }
         // 400 family never, even when listed.
         let listed = RetryPolicy { recoverable_statuses: [(400, Vec::new())].into_iter().collect(), ..RetryPolicy::default() };
         assert!(!listed.should_retry(&answered(400, "")));

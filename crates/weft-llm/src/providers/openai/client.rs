@@ -13,9 +13,9 @@ use weft_guard::egress::{Target, credentials, without_credentials};
 use weft_guard::{EgressPolicy, Secrets};
 
 use super::{API_KEY_ENV, DEFAULT_REQUEST_TIMEOUT, OpenAiOptions, StructuredMode, http_client, url, wire};
-use crate::providers::{AttemptError, Provider};
+use crate::providers::{AttemptError, Provider, ProviderError};
 use crate::retry::{Cause, parse_retry_after};
-use crate::{ChatRequest, ChatResponse, LlmError};
+use crate::{ChatRequest, ChatResponse, LlmError, LlmErrorKind};
 
 /// One OpenAI-compatible Chat Completions endpoint, one attempt at a time: the [`Provider`] behind
 /// [`super::OpenAiModel`].
@@ -196,15 +196,21 @@ impl OpenAiClient {
             message.push_str(&format!(" (request id {id})"));
         }
         let advice = self.advice(&failure);
-        let transient = failure.transient();
-        let (cause, retry_after) = match failure.kind {
-            Kind::Status { status, body, retry_after, .. } => (Cause::Status { status, body }, retry_after),
+        let Failure { kind, request_id } = failure;
+        let mut provider = ProviderError::default();
+        let (cause, retry_after) = match kind {
+            Kind::Status { status, body, retry_after, error, .. } => {
+                provider = ProviderError { kind: error.kind, code: error.code, message: error.message };
+                (Cause::Status { status, body }, retry_after)
+            }
             Kind::Tls(_) => (Cause::Tls, None),
-            Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) => (Cause::Transport, None),
-            Kind::Malformed(_) | Kind::TooLarge { .. } | Kind::Refused(_) => (Cause::Final, None),
+            Kind::Timeout => (Cause::Timeout, None),
+            Kind::Connect(_) | Kind::Transport(_) => (Cause::Transport, None),
+            Kind::Malformed(_) => (Cause::Invalid, None),
+            Kind::TooLarge { .. } => (Cause::TooLarge, None),
+            Kind::Refused(_) => (Cause::Refused, None),
         };
-        let throttled = cause.status() == Some(429);
-        AttemptError { cause, retry_after, throttled, transient, message, advice }
+        AttemptError { retry_after, provider, request_id, ..AttemptError::new(cause, message, advice) }
     }
 
     fn advice(&self, failure: &Failure) -> String {
@@ -273,7 +279,7 @@ impl Provider for OpenAiClient {
     fn prepare(&self, request: &ChatRequest) -> Result<Bytes, LlmError> {
         let body = self.request_body(request);
         let payload = serde_json::to_vec(&body)
-            .map_err(|e| LlmError::Permanent { message: format!("{}: cannot encode the request: {e}", self.name) })?;
+            .map_err(|e| LlmError::new(LlmErrorKind::BadRequest, format!("{}: cannot encode the request: {e}", self.name)))?;
         Ok(Bytes::from(payload))
     }
 
@@ -325,15 +331,6 @@ impl Failure {
             Kind::Transport(text)
         };
         Failure { kind, request_id }
-    }
-
-    /// Whether the failure may pass by itself (rate limits, server errors, lost connections).
-    fn transient(&self) -> bool {
-        match &self.kind {
-            Kind::Status { status, .. } => matches!(status, 408 | 409 | 429) || (500..600).contains(status) && *status != 501,
-            Kind::Tls(_) | Kind::TooLarge { .. } | Kind::Refused(_) => false,
-            Kind::Timeout | Kind::Connect(_) | Kind::Transport(_) | Kind::Malformed(_) => true,
-        }
     }
 
     fn describe(&self) -> String {
