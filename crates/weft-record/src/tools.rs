@@ -296,8 +296,7 @@ mod tests {
         registry.register("count", Counter(AtomicU64::new(0)));
         let recording = recording_registry(&registry, &log);
         let tool = recording.get("count").unwrap();
-        let mut recorded = Vec::new();
-        for a in [
+        let inputs = [
             json!({"x": 1}),
             json!({"x": 1}),
             json!({"x": 2}),
@@ -305,8 +304,10 @@ mod tests {
             json!({"fail": "timeout"}),
             json!({"null": 1}),
             json!({"fail": "too_large"}),
-        ] {
-            recorded.push(tool.call(args(a)).await.map_err(|e| e.to_string()));
+        ];
+        let mut recorded = Vec::new();
+        for a in &inputs {
+            recorded.push(tool.call(args(a.clone())).await.map_err(|e| e.to_string()));
         }
         let secret_result = tool.call(args(json!({"token": "s3cret-token"}))).await.unwrap();
         log.finish().unwrap();
@@ -322,15 +323,6 @@ mod tests {
         let tool = replaying.get("count").unwrap();
         // Another order: the second {"x": 1} is still the second occurrence.
         let order = [2usize, 6, 0, 1, 5, 4, 3];
-        let inputs = [
-            json!({"x": 1}),
-            json!({"x": 1}),
-            json!({"x": 2}),
-            json!({"fail": "boom"}),
-            json!({"fail": "timeout"}),
-            json!({"null": 1}),
-            json!({"fail": "too_large"}),
-        ];
         let mut replayed = vec![None; 7];
         for i in order {
             replayed[i] = Some(tool.call(args(inputs[i].clone())).await.map_err(|e| e.to_string()));
