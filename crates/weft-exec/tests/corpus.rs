@@ -4,13 +4,12 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
+mod common;
+
 use serde_json::{Map, Value as Json};
 use std::path::{Path, PathBuf};
 use weft_exec::{InputRequest, Plan, RunOptions, Status};
-use weft_flow::{Flow, LoadOptions};
 use weft_llm::simulated::generate;
-use weft_spec::Source;
-use weft_tools::{Tool, ToolError, ToolRegistry};
 
 const MUST_FINISH: &[&str] = &[
     "p_llm_flow_minimal.json",
@@ -50,56 +49,14 @@ fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid")
 }
 
-/// A server tool that answers values generated from its output schemas.
-struct Generated {
-    outputs: Vec<Json>,
-}
-
-#[async_trait::async_trait]
-impl Tool for Generated {
-    async fn call(&self, _args: Map<String, Json>) -> Result<Json, ToolError> {
-        Ok(generated_outputs(&self.outputs))
-    }
-}
-
-fn generated_outputs(outputs: &[Json]) -> Json {
-    match outputs {
-        [one] => generate(one, 1),
-        many => Json::Object(many.iter().map(|o| (o["title"].as_str().unwrap_or("output").to_owned(), generate(o, 1))).collect()),
-    }
-}
-
-fn load(path: &Path) -> Flow {
-    let mut options = LoadOptions::default();
-    let refs = path.with_extension("refs.json");
-    if refs.exists() {
-        options.registries.push(Source::from_bytes(refs.display().to_string(), std::fs::read(&refs).unwrap()).unwrap());
-    }
-    match Flow::load(path, &options) {
-        Ok(l) => l.flow,
-        Err(e) => panic!("{} does not load: {e}", path.display()),
-    }
-}
-
-fn tools_for(flow: &Flow) -> ToolRegistry {
-    let mut registry = ToolRegistry::new();
-    for (c, comp) in flow.spec().components.iter().enumerate() {
-        if comp.is("ServerTool") {
-            let outputs = flow.io(c).outputs.iter().map(|p| p.schema.clone()).collect();
-            registry.register(comp.name.clone(), Generated { outputs });
-        }
-    }
-    registry
-}
-
 enum Result_ {
     Finished(Map<String, Json>),
     Unsupported(String),
 }
 
 async fn run(path: &Path) -> Result_ {
-    let flow = load(path);
-    let options = RunOptions::simulated().with_tools(tools_for(&flow));
+    let flow = common::load(path);
+    let options = RunOptions::simulated().with_tools(common::tools_for(&flow));
     let plan = match Plan::new(&flow, options) {
         Ok(p) => p,
         Err(e) => {
@@ -122,7 +79,7 @@ async fn run(path: &Path) -> Result_ {
                         let spec = plan.flow().spec();
                         let c = spec.components.iter().position(|c| c.is("ClientTool") && &c.name == tool).expect("the client tool");
                         let schemas: Vec<Json> = plan.flow().io(c).outputs.iter().map(|p| p.schema.clone()).collect();
-                        generated_outputs(&schemas)
+                        common::generated_outputs(&schemas)
                     }
                 };
                 run.submit(answer).unwrap();

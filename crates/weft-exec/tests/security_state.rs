@@ -12,6 +12,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "a test fails loudly on any unexpected error")]
 
+mod common;
+
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value as Json, json};
@@ -21,11 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 use weft_exec::{InputRequest, Plan, ResumeError, RunOptions, RunState, Status};
-use weft_flow::{Flow, LoadOptions};
+use weft_flow::Flow;
 use weft_llm::simulated::{SimulatedModel, SimulatedOptions, generate};
 use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError};
-use weft_spec::Source;
-use weft_tools::{Tool, ToolError, ToolRegistry};
 
 /// Cases per property (issue 10 asks for at least 10,000 in CI).
 const CASES: u32 = 10_000;
@@ -89,48 +89,6 @@ fn documents() -> Vec<PathBuf> {
     DOCUMENTS.iter().map(|d| corpus.join(d)).chain(EXAMPLES.iter().map(|e| examples.join(e))).collect()
 }
 
-fn load(path: &Path) -> Flow {
-    let mut options = LoadOptions::default();
-    let refs = path.with_extension("refs.json");
-    if refs.exists() {
-        options.registries.push(Source::from_bytes(refs.display().to_string(), std::fs::read(&refs).unwrap()).unwrap());
-    }
-    match Flow::load(path, &options) {
-        Ok(l) => l.flow,
-        Err(e) => panic!("{} does not load: {e}", path.display()),
-    }
-}
-
-/// A server tool answering values generated from its output schemas.
-struct Generated {
-    outputs: Vec<Json>,
-}
-
-#[async_trait::async_trait]
-impl Tool for Generated {
-    async fn call(&self, _args: Map<String, Json>) -> Result<Json, ToolError> {
-        Ok(generated(&self.outputs))
-    }
-}
-
-fn generated(outputs: &[Json]) -> Json {
-    match outputs {
-        [one] => generate(one, 1),
-        many => Json::Object(many.iter().map(|o| (o["title"].as_str().unwrap_or("output").to_owned(), generate(o, 1))).collect()),
-    }
-}
-
-fn tools_for(flow: &Flow) -> ToolRegistry {
-    let mut registry = ToolRegistry::new();
-    for (c, comp) in flow.spec().components.iter().enumerate() {
-        if comp.is("ServerTool") {
-            let outputs = flow.io(c).outputs.iter().map(|p| p.schema.clone()).collect();
-            registry.register(comp.name.clone(), Generated { outputs });
-        }
-    }
-    registry
-}
-
 /// The simulated model for the first `k` calls; every later call never answers, so the run
 /// pauses with those calls in flight (as Ctrl-C leaves it).
 struct Gate {
@@ -166,7 +124,7 @@ fn answer_for(plan: &Plan, request: &InputRequest, round: usize) -> Json {
             let spec = plan.flow().spec();
             let c = spec.components.iter().position(|c| c.is("ClientTool") && &c.name == tool).expect("the client tool");
             let schemas: Vec<Json> = plan.flow().io(c).outputs.iter().map(|p| p.schema.clone()).collect();
-            generated(&schemas)
+            common::generated_outputs(&schemas)
         }
     }
 }
@@ -175,7 +133,7 @@ fn answer_for(plan: &Plan, request: &InputRequest, round: usize) -> Json {
 /// where it pauses.
 async fn states_of(flow: &Flow, k: usize, into: &mut Vec<Json>) {
     let gate = Arc::new(Gate { inner: SimulatedModel::new(SimulatedOptions::default()), k, calls: AtomicUsize::new(0) });
-    let Ok(plan) = Plan::new(flow, RunOptions::simulated().with_model(gate).with_tools(tools_for(flow))) else { return };
+    let Ok(plan) = Plan::new(flow, RunOptions::simulated().with_model(gate).with_tools(common::tools_for(flow))) else { return };
     let inputs: Map<String, Json> = plan.inputs().iter().map(|p| (p.title().to_owned(), generate(&p.schema, 1))).collect();
     let mut run = plan.start(inputs).unwrap();
     for round in 0..6 {
@@ -196,8 +154,8 @@ async fn states_of(flow: &Flow, k: usize, into: &mut Vec<Json>) {
 fn cases(rt: &tokio::runtime::Runtime) -> Vec<Case> {
     let mut cases = Vec::new();
     for path in documents() {
-        let flow = load(&path);
-        let options = RunOptions { max_steps: MAX_STEPS, ..RunOptions::simulated().with_tools(tools_for(&flow)) };
+        let flow = common::load(&path);
+        let options = RunOptions { max_steps: MAX_STEPS, ..RunOptions::simulated().with_tools(common::tools_for(&flow)) };
         let Ok(plan) = Plan::new(&flow, options) else { continue };
         let mut states = Vec::new();
         for k in [0, 1, 2, 3, 5, 8, 13] {
@@ -605,10 +563,10 @@ fn mutated_states_are_refused_or_run_without_a_panic() {
 fn paused(doc: &str, k: usize) -> (Arc<Plan>, Json) {
     let rt = runtime();
     let path = documents().into_iter().find(|p| p.ends_with(doc)).unwrap();
-    let flow = load(&path);
+    let flow = common::load(&path);
     let mut states = Vec::new();
     rt.block_on(states_of(&flow, k, &mut states));
-    let plan = Plan::new(&flow, RunOptions::simulated().with_tools(tools_for(&flow))).unwrap();
+    let plan = Plan::new(&flow, RunOptions::simulated().with_tools(common::tools_for(&flow))).unwrap();
     (plan, states.pop().expect("a paused state"))
 }
 
@@ -710,7 +668,7 @@ fn positions_indices_pending_requests_counters_and_inputs_are_checked() {
     let (plan, waiting) = {
         let rt = runtime();
         let path = documents().into_iter().find(|p| p.ends_with("p_loop_input_until_confirmed.json")).unwrap();
-        let flow = load(&path);
+        let flow = common::load(&path);
         let mut states = Vec::new();
         rt.block_on(states_of(&flow, 100, &mut states));
         (Plan::new(&flow, RunOptions::simulated()).unwrap(), states.swap_remove(0))
@@ -750,7 +708,7 @@ fn a_node_timeout_of_duration_max_is_no_deadline_and_any_rate_limit_is_safe() {
     count_panics();
     let rt = runtime();
     let path = documents().into_iter().find(|p| p.ends_with("orchestrator_workers.json")).unwrap();
-    let flow = load(&path);
+    let flow = common::load(&path);
     for rps in [5e-20, f64::MIN_POSITIVE, 1e-300, f64::NAN, f64::INFINITY, -1.0, 0.0, 1e6] {
         let limits =
             weft_exec::Limiters::new(weft_exec::LimitConfig { max_in_flight: usize::MAX, requests_per_second: Some(rps), adaptive: true });

@@ -4,6 +4,58 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
 use serde_json::{Map, Value as Json, json};
+use std::path::Path;
+use weft_flow::{Flow, LoadOptions};
+use weft_llm::simulated::generate;
+use weft_spec::Source;
+use weft_tools::{Tool, ToolError, ToolRegistry};
+
+/// Loads a document, with its registry (`X.refs.json`) when it has one; panics naming the file
+/// when it does not load.
+pub fn load(path: &Path) -> Flow {
+    let mut options = LoadOptions::default();
+    let refs = path.with_extension("refs.json");
+    if refs.exists() {
+        options.registries.push(Source::from_bytes(refs.display().to_string(), std::fs::read(&refs).unwrap()).unwrap());
+    }
+    match Flow::load(path, &options) {
+        Ok(l) => l.flow,
+        Err(e) => panic!("{} does not load: {e}", path.display()),
+    }
+}
+
+/// A server tool that answers values generated from its output schemas.
+pub struct Generated {
+    outputs: Vec<Json>,
+}
+
+#[async_trait::async_trait]
+impl Tool for Generated {
+    async fn call(&self, _args: Map<String, Json>) -> Result<Json, ToolError> {
+        Ok(generated_outputs(&self.outputs))
+    }
+}
+
+/// Values for these output schemas, as the simulated model generates them: the value itself
+/// for one output, an object by title for several.
+pub fn generated_outputs(outputs: &[Json]) -> Json {
+    match outputs {
+        [one] => generate(one, 1),
+        many => Json::Object(many.iter().map(|o| (o["title"].as_str().unwrap_or("output").to_owned(), generate(o, 1))).collect()),
+    }
+}
+
+/// Every ServerTool of the flow bound to a [`Generated`] tool.
+pub fn tools_for(flow: &Flow) -> ToolRegistry {
+    let mut registry = ToolRegistry::new();
+    for (c, comp) in flow.spec().components.iter().enumerate() {
+        if comp.is("ServerTool") {
+            let outputs = flow.io(c).outputs.iter().map(|p| p.schema.clone()).collect();
+            registry.register(comp.name.clone(), Generated { outputs });
+        }
+    }
+    registry
+}
 
 /// A flow component: nodes (ids = names), control edges `(from, to)` (branch `next`), data
 /// edges `(source, output, destination, input)`. The first node is the start.
