@@ -1,16 +1,14 @@
 //! `weft run --batch`, Ctrl-C in the middle of a fan-out then `weft resume` in a new process,
 //! and the limit options.
 
+mod common;
+
+use common::fixture;
 use serde_json::{Value as Json, json};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn fixture(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
-    path.canonicalize().expect("fixture file").to_string_lossy().into_owned()
-}
 
 fn weft(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weft")).args(args).current_dir(dir).stdin(Stdio::null()).output().expect("run weft")

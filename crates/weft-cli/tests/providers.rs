@@ -2,15 +2,13 @@
 //! flow's own LLM config, `--llm PROVIDER=URL,model=ID` for every config, and
 //! `--llm CONFIG_ID:PROVIDER=...` for one.
 
+mod common;
+
+use common::corpus;
 use serde_json::{Value as Json, json};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use weft_testkit::{MockConfig, MockServer};
-
-fn corpus(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid").join(file);
-    path.canonicalize().expect("corpus file").to_string_lossy().into_owned()
-}
 
 fn weft(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weft"))

@@ -2,19 +2,12 @@
 //! invalid or failed, 2 usage or IO, 3 waiting), the `--input` typing rule, answers, state
 //! files, events files, progress lines and tools files.
 
+mod common;
+
+use common::{corpus, fixture};
 use serde_json::{Value as Json, json};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-fn corpus(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid").join(file);
-    path.canonicalize().expect("corpus file").to_string_lossy().into_owned()
-}
-
-fn fixture(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
-    path.canonicalize().expect("fixture file").to_string_lossy().into_owned()
-}
 
 /// Runs `weft` in `dir` (state files land there), with no terminal and no secrets.
 fn weft(dir: &Path, args: &[&str]) -> Output {

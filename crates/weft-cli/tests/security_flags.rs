@@ -12,6 +12,9 @@
 #[path = "../src/flags.rs"]
 mod flags;
 
+mod common;
+
+use common::{corpus, fixture};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value as Json, json};
@@ -202,16 +205,6 @@ fn every_range_holds_at_its_bounds_and_not_just_past_them() {
 
 // ---------------------------------------------------------------------------------------------
 // The binary
-
-fn corpus(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid").join(file);
-    path.canonicalize().expect("corpus file").to_string_lossy().into_owned()
-}
-
-fn fixture(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(file);
-    path.canonicalize().expect("fixture file").to_string_lossy().into_owned()
-}
 
 fn weft_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));

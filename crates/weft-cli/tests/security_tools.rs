@@ -5,15 +5,13 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::corpus;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn corpus(file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid").join(file);
-    path.canonicalize().expect("corpus file").to_string_lossy().into_owned()
-}
 
 /// The PID in `dir/name`, once written (waits up to 20 s).
 fn pid_in(dir: &Path, name: &str) -> u32 {
