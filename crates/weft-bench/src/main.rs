@@ -388,7 +388,7 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let options = RunOptions { llm, events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
     let t_plan = Instant::now();
     let plan =
-        Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems.join("; ")))?;
+        Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems().join("; ")))?;
     let plan_ms = t_plan.elapsed().as_secs_f64() * 1e3;
     let inputs = workload::inputs(workload, &shape);
 

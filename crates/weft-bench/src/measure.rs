@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use weft_exec::{Event, EventSink};
+use weft_exec::{Event, EventRecord, EventSink};
 
 /// Ctrl-C (SIGINT) and SIGTERM, watched from the moment [`Stop::install`] registers them, so a
 /// measurement that is interrupted ends as an error and drops what it holds (the test server
@@ -113,9 +113,9 @@ impl CountingSink {
 }
 
 impl EventSink for CountingSink {
-    fn emit(&self, event: &Event) {
+    fn emit(&self, record: &EventRecord<'_>) {
         self.events.fetch_add(1, Ordering::Relaxed);
-        match event {
+        match record.event {
             Event::LlmResponse { duration_ms, .. } => {
                 self.responses.fetch_add(1, Ordering::Relaxed);
                 self.response_ns.fetch_add((duration_ms * 1e6) as u64, Ordering::Relaxed);
@@ -168,10 +168,11 @@ mod tests {
     #[test]
     fn the_sink_counts_responses_and_their_mean_latency() {
         let sink = CountingSink::default();
+        let record = |event: &Event| sink.emit(&EventRecord { v: 1, run_id: "r", seq: 1, ts_ms: 0, index: None, path: "f", event });
         for ms in [40.0, 60.0] {
-            sink.emit(&Event::LlmResponse { node: "n".into(), usage: Default::default(), duration_ms: ms });
+            record(&Event::LlmResponse { node: "n".into(), usage: Default::default(), duration_ms: ms });
         }
-        sink.emit(&Event::LlmReask { node: "n".into(), reason: "r".into() });
+        record(&Event::LlmReask { node: "n".into(), reason: "r".into() });
         let c = sink.counts();
         assert_eq!((c.events, c.responses, c.reasks), (3, 2, 1));
         assert!((c.mean_latency_ms - 50.0).abs() < 1e-6);

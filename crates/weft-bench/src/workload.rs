@@ -148,11 +148,16 @@ pub fn inputs(workload: Workload, shape: &Shape) -> Inputs {
             Inputs::One(one("items", Json::Array(items)))
         }
         Workload::Guardrails => Inputs::Batch(
-            (0..shape.count).map(|i| Ok(one("user_input", json!(format!("Schedule a meeting with team {i} tomorrow at 2pm"))))).collect(),
+            (0..shape.count)
+                .map(|i| BatchInput {
+                    line: i + 1,
+                    inputs: Ok(one("user_input", json!(format!("Schedule a meeting with team {i} tomorrow at 2pm")))),
+                })
+                .collect(),
         ),
-        Workload::OrchestratorWorkers => {
-            Inputs::Batch((0..shape.count).map(|i| Ok(one("topic", json!(format!("topic number {i}"))))).collect())
-        }
+        Workload::OrchestratorWorkers => Inputs::Batch(
+            (0..shape.count).map(|i| BatchInput { line: i + 1, inputs: Ok(one("topic", json!(format!("topic number {i}")))) }).collect(),
+        ),
     }
 }
 
@@ -161,7 +166,7 @@ pub fn inputs(workload: Workload, shape: &Shape) -> Inputs {
 pub async fn execute(plan: &Arc<Plan>, workload: Workload, shape: &Shape, inputs: Inputs) -> anyhow::Result<usize> {
     match inputs {
         Inputs::One(inputs) => {
-            let mut run = plan.start(inputs).map_err(|e| anyhow::anyhow!("cannot start: {}", e.problems.join("; ")))?;
+            let mut run = plan.start(inputs).map_err(|e| anyhow::anyhow!("cannot start: {}", e.problems().join("; ")))?;
             let status = run.execute().await.with_context(|| format!("the {} run failed", workload.name()))?;
             let Status::Finished { outputs, .. } = status else { bail!("the {} run waits for input", workload.name()) };
             let collected = outputs.get("collected_y").and_then(Json::as_array).map_or(0, Vec::len);
@@ -174,11 +179,11 @@ pub async fn execute(plan: &Arc<Plan>, workload: Workload, shape: &Shape, inputs
             let mut first_error = None;
             let mut finished = 0;
             let progress = run_batch(plan, inputs, shape.concurrency, |event| {
-                if let BatchEvent::Result { index, result } = event {
-                    match result {
-                        Ok(_) => finished += 1,
-                        Err(e) => {
-                            first_error.get_or_insert(format!("run {index}: {e}"));
+                if let BatchEvent::Result(result) = event {
+                    match result.error {
+                        None => finished += 1,
+                        Some(e) => {
+                            first_error.get_or_insert(format!("run {}: {}", result.index, e.message));
                         }
                     }
                 }

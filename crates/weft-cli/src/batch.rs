@@ -27,11 +27,12 @@ pub fn read_lines(path: &Path) -> anyhow::Result<Vec<BatchInput>> {
             continue;
         }
         let at = format!("{} line {}", path.display(), n + 1);
-        out.push(match serde_json::from_str::<Json>(&line) {
+        let inputs = match serde_json::from_str::<Json>(&line) {
             Ok(Json::Object(m)) => Ok(m),
             Ok(_) => Err(format!("{at}: not a JSON object of inputs; write one object per line, e.g. {{\"question\": \"...\"}}")),
             Err(e) => Err(format!("{at}: not valid JSON ({e}); write one JSON object of inputs per line")),
-        });
+        };
+        out.push(BatchInput { line: n + 1, inputs });
     }
     if out.is_empty() {
         anyhow::bail!("the batch file {} has no inputs: write one JSON object of inputs per line", path.display());
@@ -52,12 +53,13 @@ pub fn run(
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let inputs: Vec<BatchInput> = lines
         .into_iter()
-        .map(|line| {
-            line.map(|own| {
+        .map(|line| BatchInput {
+            line: line.line,
+            inputs: line.inputs.map(|own| {
                 let mut all = base.clone();
                 all.extend(own);
                 all
-            })
+            }),
         })
         .collect();
     let total = inputs.len();
@@ -67,11 +69,9 @@ pub fn run(
     let t0 = Instant::now();
     let finished = runtime.block_on(async {
         let batch = run_batch(plan, inputs, concurrency, |event| match event {
-            BatchEvent::Result { index, result } => {
-                let mut line = match result {
-                    Ok(outputs) => json!({"index": index, "outputs": outputs}),
-                    Err(error) => json!({"index": index, "error": error}),
-                };
+            BatchEvent::Result(result) => {
+                // {"index", "line", "run_id", "outputs"} or {..., "error": {"kind", "node", "message"}}.
+                let mut line = serde_json::to_value(&result).unwrap_or_else(|e| json!({"index": result.index, "error": e.to_string()}));
                 crate::scrub::json(&mut line);
                 if write_error.is_none()
                     && let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())

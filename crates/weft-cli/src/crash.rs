@@ -20,7 +20,7 @@
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use weft_exec::{Event, EventSink};
+use weft_exec::{EventRecord, EventSink};
 
 /// Where to report a bug: the workspace's `repository`, `/issues`.
 pub const ISSUES: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/issues");
@@ -85,9 +85,9 @@ struct PanicAt {
 }
 
 impl EventSink for PanicAt {
-    fn emit(&self, event: &Event) {
-        self.sink.emit(event);
-        let kind = serde_json::to_value(event).ok().and_then(|v| v.get("event").and_then(|k| k.as_str().map(str::to_owned)));
+    fn emit(&self, record: &EventRecord<'_>) {
+        self.sink.emit(record);
+        let kind = serde_json::to_value(record.event).ok().and_then(|v| v.get("event").and_then(|k| k.as_str().map(str::to_owned)));
         if kind.as_deref() == Some(self.kind.as_str()) && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
             panic!("{TEST_PANIC_VAR}={}:{} asked for a panic here", self.kind, self.n);
         }

@@ -16,7 +16,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use weft_exec::{Event, EventSink, InputRequest};
+use weft_exec::{Event, EventRecord, EventSink, InputRequest};
 
 /// Events to a file and progress to stderr.
 pub struct Sink {
@@ -137,11 +137,11 @@ impl Sink {
         }
     }
 
-    fn write_event(&self, event: &Event) {
+    fn write_event(&self, record: &EventRecord<'_>) {
         let mut file = lock(&self.file);
         let EventsFile { writer, error, .. } = &mut *file;
         let Some(w) = writer else { return };
-        let result = crate::scrub::to_json(event)
+        let result = crate::scrub::to_json(record)
             .and_then(|value| serde_json::to_writer(&mut *w, &value))
             .map_err(std::io::Error::from)
             .and_then(|()| w.write_all(b"\n"));
@@ -254,8 +254,9 @@ impl Counts {
 }
 
 impl EventSink for Sink {
-    fn emit(&self, event: &Event) {
-        self.write_event(event);
+    fn emit(&self, record: &EventRecord<'_>) {
+        self.write_event(record);
+        let event = record.event;
         match (&self.view, event) {
             (View::Quiet, Event::LlmHeldBack { cap, .. }) => {
                 let mut counts = lock(&self.counts);

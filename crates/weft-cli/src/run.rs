@@ -6,7 +6,7 @@
 use crate::llm_choice::LlmChoice;
 use crate::observe::{ObserveArgs, Observer};
 use crate::progress::Sink;
-use crate::state_file::{self, STATE_FILE_FORMAT, StateFile, StoredOptions};
+use crate::state_file::{self, ResumeOptions, StateFile};
 use crate::{LoadArgs, Outcome, report};
 use anyhow::Context;
 use clap::Args;
@@ -182,7 +182,7 @@ struct SessionArgs {
 struct Stored {
     flow: PathBuf,
     flow_hash: String,
-    options: StoredOptions,
+    options: ResumeOptions,
     state_path: PathBuf,
     /// What the resume command must give again (secrets are never stored): `--secret`, and
     /// `--llm` when its URL had credentials.
@@ -254,20 +254,21 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         Ok(r) => r,
         Err(e) => {
             sink.finish();
-            e.problems.iter().for_each(|p| report::error_line(p));
+            e.problems().iter().for_each(|p| report::error_line(p));
             return Ok(Outcome::Invalid);
         }
     };
     let stored = Stored {
         flow: absolute(&args.file)?,
         flow_hash: plan.flow_hash().to_owned(),
-        options: StoredOptions {
+        options: ResumeOptions {
             llm: llm.to_string(),
             tools: tools_path,
             max_steps,
+            max_reasks: weft_exec::DEFAULT_MAX_REASKS,
             events: events_path,
             refs: args.load.refs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?,
-            limits: args.limits.clone(),
+            limits: state_file::limits_map(&args.limits),
             allow_hosts: args.allow_host.clone(),
         },
         state_path: args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file)),
@@ -310,7 +311,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     let tools_override = args.tools.as_deref().map(absolute).transpose()?;
     let mut file = state_file::read(&args.state_file)?;
     let in_file = || format!("in the state file {}", args.state_file.display());
-    file.options.limits.check().with_context(in_file)?;
+    let limits = state_file::limits(&file.options).with_context(in_file)?;
+    limits.check().with_context(in_file)?;
     crate::flags::check_max_steps(file.options.max_steps).map_err(anyhow::Error::msg).with_context(in_file)?;
     let llm = match llm_override {
         Some(llm) => llm,
@@ -328,9 +330,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     };
     let tools_file = load_tools(file.options.tools.as_deref()).with_context(in_file)?;
     let load = LoadArgs { refs: file.options.refs.clone(), secrets: args.secrets.clone(), strict: false };
-    let Some(flow) = crate::load_one(&file.flow, &load)? else { return Ok(Outcome::Invalid) };
+    let flow_path = file.flow.clone().with_context(|| format!("the state file {} names no flow file", args.state_file.display()))?;
+    let Some(flow) = crate::load_one(&flow_path, &load)? else { return Ok(Outcome::Invalid) };
     let tools = tool_registry(tools_file.as_ref());
-    let limiters = file.options.limits.limiters();
+    let limiters = limits.limiters();
     let observer = observer(&args.session.observe)?;
     let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper(), &egress).with_context(in_file)?;
     let model = observer.llm(model, &overrides_of(&llm));
@@ -342,8 +345,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         None => file.options.events.clone(),
     };
     let sink = Arc::new(Sink::new(events_path.as_deref(), true)?);
-    let options = StoredOptions { events: events_path, ..file.options.clone() };
-    let run_options = run_options(model, tools, options.max_steps, &sink, limiters, &options.limits);
+    let options = ResumeOptions { events: events_path, ..file.options.clone() };
+    let run_options = run_options(model, tools, options.max_steps, &sink, limiters, &limits);
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,
@@ -364,7 +367,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         }
     };
     let stored = Stored {
-        flow: file.flow,
+        flow: flow_path,
         flow_hash: plan.flow_hash().to_owned(),
         options,
         state_path: args.session.state.clone().unwrap_or_else(|| args.state_file.clone()),
@@ -522,8 +525,7 @@ fn push_give_again(s: &mut String, stored: &Stored) {
 /// Writes the run's state file (the flow's path and hash, the non-secret options, the state).
 fn store(run: &Run, stored: &Stored) -> anyhow::Result<()> {
     let file = StateFile {
-        weft_state: STATE_FILE_FORMAT,
-        flow: stored.flow.clone(),
+        flow: Some(stored.flow.clone()),
         flow_hash: stored.flow_hash.clone(),
         options: stored.options.clone(),
         state: run.state().clone(),
@@ -537,7 +539,7 @@ fn compile(flow: &weft_flow::Flow, options: RunOptions, sink: &Sink) -> Option<A
         Ok(plan) => Some(plan),
         Err(e) => {
             sink.finish();
-            e.problems.iter().for_each(|p| report::error_line(p));
+            e.problems().iter().for_each(|p| report::error_line(p));
             None
         }
     }

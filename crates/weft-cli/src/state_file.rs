@@ -1,10 +1,6 @@
-//! The run-state file `weft run` writes when a run waits for input, and `weft resume` reads.
-//!
-//! ```json
-//! {"weft_state": 1, "flow": "/abs/flow.json", "flow_hash": "...",
-//!  "options": {"llm": "simulated", "tools": null, "max_steps": 10000, "events": null, "refs": []},
-//!  "state": { ...the engine's RunState... }}
-//! ```
+//! The run-state file `weft run` writes when a run waits for input, and `weft resume` reads:
+//! the library's persisted form ([`weft_exec::persist::StateFile`], format 2; format 1 files
+//! are migrated), written atomically with secrets masked.
 //!
 //! Paths are absolute, so a run can be resumed from any directory. Secrets are never stored:
 //! `weft resume` reads them again from `--secret` and `WEFT_SECRET_*` (credentials in an
@@ -16,53 +12,14 @@
 //! them.
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use weft_exec::RunState;
+use weft_exec::persist::{ReadError, STATE_FILE_FORMAT};
+pub use weft_exec::persist::{ResumeOptions, StateFile};
 
-/// The format of the state file (`weft_state`); another value is refused.
-pub const STATE_FILE_FORMAT: u32 = 1;
-
-/// The whole state file.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StateFile {
-    /// [`STATE_FILE_FORMAT`].
-    pub weft_state: u32,
-    /// The flow file, absolute.
-    pub flow: PathBuf,
-    /// The flow's content hash (informational: the run state carries it too, and
-    /// `Plan::resume` checks that one).
-    pub flow_hash: String,
-    /// How the run was started, minus secrets.
-    pub options: StoredOptions,
-    /// The engine's run state.
-    pub state: RunState,
-}
-
-/// The options of `weft run` a resumed run needs again.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StoredOptions {
-    /// The `--llm` choice, as `LlmChoice` displays it (script paths absolute).
-    pub llm: String,
-    /// The tools file, absolute.
-    pub tools: Option<PathBuf>,
-    /// The step budget.
-    pub max_steps: u64,
-    /// The events file, absolute; a resumed run appends to it.
-    pub events: Option<PathBuf>,
-    /// The `--refs` registries, absolute.
-    pub refs: Vec<PathBuf>,
-    /// The provider-wide limits and the node timeout.
-    #[serde(default)]
-    pub limits: crate::run::LimitArgs,
-    /// The `--allow-host` patterns (none: no restriction).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub allow_hosts: Vec<String>,
-}
-
-/// Reads a state file. Every failure is a usage or IO error (exit 2) naming the file.
+/// Reads a state file (this format, or format 1 migrated). Every failure is a usage or IO error
+/// (exit 2) naming the file.
 pub fn read(path: &Path) -> anyhow::Result<StateFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the state file {}", path.display()))?;
     let not_state = || {
@@ -72,15 +29,25 @@ pub fn read(path: &Path) -> anyhow::Result<StateFile> {
         )
     };
     let value: Json = serde_json::from_str(&text).with_context(not_state)?;
-    match value.get("weft_state") {
-        Some(Json::Number(n)) if n.as_u64() == Some(u64::from(STATE_FILE_FORMAT)) => {}
-        Some(Json::Number(n)) => anyhow::bail!(
-            "{} has state file format {n}, this weft reads format {STATE_FILE_FORMAT}; resume it with the weft that wrote it",
-            path.display()
-        ),
-        _ => anyhow::bail!(not_state()),
+    match StateFile::from_json(value) {
+        Ok(file) => Ok(file),
+        Err(ReadError::NotState(_)) => anyhow::bail!(not_state()),
+        Err(e @ ReadError::Format(_)) => anyhow::bail!("{}: {e}", path.display()),
+        Err(ReadError::Damaged(why)) => anyhow::bail!("{} is a damaged weft state file: {why}", path.display()),
     }
-    serde_json::from_value(value).with_context(|| format!("{} is a damaged weft state file", path.display()))
+}
+
+/// The stored limits as the flags name them.
+pub fn limits(options: &ResumeOptions) -> anyhow::Result<crate::run::LimitArgs> {
+    serde_json::from_value(Json::Object(options.limits.clone())).context("the stored limits are not valid")
+}
+
+/// The limits to store.
+pub fn limits_map(limits: &crate::run::LimitArgs) -> Map<String, Json> {
+    match serde_json::to_value(limits) {
+        Ok(Json::Object(m)) => m,
+        _ => Map::new(),
+    }
 }
 
 /// Masks `secrets` in the data of a serialized [`StateFile`]: the `--llm` choice, the run's
@@ -140,9 +107,19 @@ pub(crate) fn scrub(file: &mut Json, secrets: &weft_guard::Secrets) {
     }
     if let Some(outcome) = state.get_mut("outcome") {
         values(outcome.get_mut("outputs"));
-        if let Some(Json::String(error)) = outcome.get_mut("error") {
-            *error = secrets.redact_str(error).into_owned();
+        // The error's text fields (message, the provider's message...), of every secret.
+        if let Some(error) = outcome.get_mut("error") {
+            redact_text(error, secrets);
         }
+    }
+}
+
+fn redact_text(value: &mut Json, secrets: &weft_guard::Secrets) {
+    match value {
+        Json::String(s) => *s = secrets.redact_str(s).into_owned(),
+        Json::Array(items) => items.iter_mut().for_each(|v| redact_text(v, secrets)),
+        Json::Object(map) => map.values_mut().for_each(|v| redact_text(v, secrets)),
+        _ => {}
     }
 }
 
@@ -150,8 +127,7 @@ pub(crate) fn scrub(file: &mut Json, secrets: &weft_guard::Secrets) {
 /// crash never leaves half a file in place of the previous one.
 pub fn write(path: &Path, file: &StateFile) -> anyhow::Result<()> {
     // No secret is stored, whatever a value or an error message holds.
-    let mut value = serde_json::to_value(file).context("serializing the run state")?;
-    scrub(&mut value, &crate::scrub::current());
+    let value = file.to_json_with(|value| scrub(value, &crate::scrub::current())).context("serializing the run state")?;
     let mut text = serde_json::to_string_pretty(&value).context("serializing the run state")?;
     text.push('\n');
     let dir = match path.parent() {

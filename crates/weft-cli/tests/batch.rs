@@ -54,11 +54,27 @@ fn a_batch_writes_one_line_per_input_in_order_and_a_bad_line_fails_alone() {
     assert_eq!(results.len(), 13);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["index"], i, "input order");
+        // The 1-based physical line: the bad line is line 7, then a blank line 8.
+        let line = if i < 6 {
+            i + 1
+        } else if i == 6 {
+            7
+        } else {
+            i + 2
+        };
+        assert_eq!(r["line"], line, "{r}");
+        if i != 6 {
+            let id = r["run_id"].as_str().expect("a run id");
+            assert_eq!((id.len(), &id[14..15]), (36, "7"), "a UUID v7: {id}");
+        }
     }
     assert_eq!(results[0]["outputs"]["ys"].as_array().map(Vec::len), Some(12));
     assert_eq!(results[0]["outputs"]["ys"][11], "Simulated reply to \"Work on l0k11\"");
     assert_eq!(results[12]["outputs"]["ys"], json!(["Simulated reply to \"Work on l11k0\""]));
-    let error = results[6]["error"].as_str().expect("line 7 failed");
+    assert_eq!(results[6]["run_id"], Json::Null, "no run started for a line that is not inputs");
+    assert_eq!(results[6]["error"]["kind"], "bad_input");
+    assert_eq!(results[6]["error"]["node"], Json::Null);
+    let error = results[6]["error"]["message"].as_str().expect("line 7 failed");
     assert!(
         error.ends_with("in.jsonl line 7: not valid JSON (expected value at line 1 column 11); write one JSON object of inputs per line"),
         "{error}"
@@ -78,7 +94,11 @@ fn batch_inputs_take_defaults_from_input_and_a_failed_run_names_its_cause() {
     let results: Vec<Json> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(results[0]["outputs"]["ys"], json!(["Simulated reply to \"Work on shared\""]));
     assert_eq!(results[1]["outputs"]["ys"], json!(["Simulated reply to \"Work on own\""]));
-    assert_eq!(results[2]["error"], "input \"items\" of flow \"fan_out\" must be array<string>: 3 is not of type \"array\"");
+    assert_eq!(
+        results[2]["error"],
+        json!({"kind": "bad_input", "node": null, "message": "input \"items\" of flow \"fan_out\" must be array<string>: 3 is not of type \"array\""})
+    );
+    assert_eq!(results[2]["line"], 3);
 }
 
 #[test]

@@ -163,10 +163,13 @@ fn a_run_waiting_for_input_stores_its_state_and_exits_3() {
     assert!(out.stdout.is_empty());
     insta::assert_snapshot!(stderr(&out));
     let state = read_json(&dir.path().join("p_loop_input_until_confirmed.state.json"));
-    assert_eq!(state["weft_state"], 1);
+    assert_eq!(state["weft_state"], 2);
     assert_eq!(state["flow"], flow.as_str());
     assert!(state["flow_hash"].is_string());
-    assert_eq!(state["options"], json!({"llm": "flow", "tools": null, "max_steps": 10000, "events": null, "refs": [], "limits": {}}));
+    assert_eq!(
+        state["options"],
+        json!({"llm": "flow", "tools": null, "max_steps": 10000, "max_reasks": 2, "events": null, "refs": [], "limits": {}})
+    );
     assert!(state["state"].is_object());
 
     // One answer that does not confirm: it asks again, and the same file is rewritten.

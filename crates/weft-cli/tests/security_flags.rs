@@ -327,7 +327,7 @@ fn a_panic_in_the_scheduler_is_a_bug_report_message_exit_1_and_the_state_stored(
     assert!(err.contains(&format!("This is a bug in weft, not in your flow: please report it at {ISSUES}")), "{err}");
     assert!(err.contains("the run's state when weft panicked is in crash.json"), "{err}");
     let stored: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("crash.json")).unwrap()).unwrap();
-    assert_eq!(stored["weft_state"], 1);
+    assert_eq!(stored["weft_state"], 2);
     assert!(stored["state"]["frames"]["0"].is_object());
 }
 
@@ -369,5 +369,5 @@ fn a_panic_in_one_batch_run_still_reports_every_line_and_exits_1() {
     }
     let failed: Vec<&Json> = results.iter().filter(|r| r.get("error").is_some()).collect();
     assert_eq!(failed.len(), 1, "{results:?}");
-    assert!(failed[0]["error"].as_str().unwrap().contains("this is a bug in weft"), "{failed:?}");
+    assert!(failed[0]["error"]["message"].as_str().unwrap().contains("this is a bug in weft"), "{failed:?}");
 }

@@ -243,7 +243,8 @@ fn assert_stopped(query: &str) {
         assert_eq!(results.len(), 5, "every line is reported: {}", text(&out.stdout));
         for (i, r) in results.iter().enumerate() {
             assert_eq!(r["index"], i);
-            assert!(r["error"].as_str().unwrap().contains("was stopped"), "{r}");
+            assert!(r["error"]["message"].as_str().unwrap().contains("was stopped"), "{r}");
+            assert_eq!(r["error"]["kind"], "query", "{r}");
         }
     }
 }
@@ -306,7 +307,8 @@ fn jq_never_ending_batch_of_50_lines_is_bounded_in_time_and_memory() {
     assert_eq!(results.len(), 50);
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["index"], i);
-        assert!(r["error"].as_str().unwrap().contains("was stopped"), "{r}");
+        assert!(r["error"]["message"].as_str().unwrap().contains("was stopped"), "{r}");
+        assert_eq!(r["error"]["kind"], "query", "{r}");
     }
     // 50 lines at the default concurrency of 16 are 4 waves: at most 2 s each, plus 2 s.
     assert!(elapsed < Duration::from_secs(4 * 2 + 2), "the batch took {elapsed:?}");

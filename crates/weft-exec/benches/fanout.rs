@@ -15,7 +15,7 @@ use serde_json::{Map, Value as Json, json};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use weft_exec::{Event, EventSink, Plan, RunOptions, Status};
+use weft_exec::{EventRecord, EventSink, Plan, RunOptions, Status};
 use weft_flow::Flow;
 
 /// Items of the fan-out.
@@ -29,7 +29,7 @@ pub const MAX_WORKERS: usize = 64;
 struct Count(AtomicU64);
 
 impl EventSink for Count {
-    fn emit(&self, _: &Event) {
+    fn emit(&self, _: &EventRecord<'_>) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -1,10 +1,45 @@
 //! The typed event stream of a run: what the progress view, `--events` files and (later)
 //! tracing consume.
+//!
+//! Every event reaches the sink wrapped in an [`EventRecord`]: which run it belongs to, its
+//! sequence number in that run, when it happened, and the frame it happened in. Serialized, a
+//! record is one JSON object: the envelope's fields, then the event's, tagged by `event`:
+//!
+//! ```json
+//! {"v":1,"run_id":"0190...","seq":4,"ts_ms":1764979200000,"path":"root/map[2]",
+//!  "event":"node_started","node":"write","node_type":"LlmNode"}
+//! ```
 
+use crate::error::ErrorData;
 use crate::state::InputRequest;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use weft_llm::Usage;
+
+/// The version of the event schema (`v` in every record). It changes when a field is removed or
+/// changes meaning; new events and new fields do not change it.
+pub const EVENT_SCHEMA: u32 = 1;
+
+/// An event with its envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EventRecord<'a> {
+    /// [`EVENT_SCHEMA`].
+    pub v: u32,
+    /// The run: a UUID v7, the same across resumes.
+    pub run_id: &'a str,
+    /// 1, 2, 3... per run, without gaps, continuing after a resume.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    /// The input line's 0-based index, inside a batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    /// The frame: `flow` at the root, `flow/node` in a subflow, `flow/map[3]` in an item.
+    pub path: &'a str,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: &'a Event,
+}
 
 /// Something that happened in a run. Serialized as one JSON object with an `event` tag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,8 +54,6 @@ pub enum Event {
     },
     /// A node began.
     NodeStarted {
-        /// The frame's path.
-        path: String,
         /// The node's name.
         node: String,
         /// Its component type.
@@ -28,8 +61,6 @@ pub enum Event {
     },
     /// A node finished.
     NodeFinished {
-        /// The frame's path.
-        path: String,
         /// The node's name.
         node: String,
         /// The branch it took (`None` at an EndNode).
@@ -90,8 +121,6 @@ pub enum Event {
     },
     /// The run waits for input.
     InputRequested {
-        /// The branch path.
-        path: String,
         /// The request.
         request: InputRequest,
     },
@@ -115,19 +144,21 @@ pub enum Event {
     },
     /// The run failed.
     RunFailed {
-        /// The error.
-        error: String,
+        /// The error: its kind, the node, the message (and for an LLM call, the provider's
+        /// status, error type and code, and request id).
+        error: ErrorData,
     },
 }
 
-/// Receives a run's events, in order. Called on the driver's task: keep it quick.
+/// Receives a run's events, in `seq` order. Called on the driver's task and on call tasks: keep
+/// it quick.
 pub trait EventSink: Send + Sync {
     /// One event.
-    fn emit(&self, event: &Event);
+    fn emit(&self, record: &EventRecord<'_>);
 }
 
-impl<F: Fn(&Event) + Send + Sync> EventSink for F {
-    fn emit(&self, event: &Event) {
-        self(event)
+impl<F: Fn(&EventRecord<'_>) + Send + Sync> EventSink for F {
+    fn emit(&self, record: &EventRecord<'_>) {
+        self(record)
     }
 }

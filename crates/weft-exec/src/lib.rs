@@ -34,19 +34,31 @@
 
 pub mod batch;
 mod check;
+mod context;
+mod effect;
 mod error;
 mod event;
 mod nodes;
+pub mod persist;
 mod plan;
 mod run;
 mod sched;
 pub mod state;
 
-pub use error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
-pub use event::{Event, EventSink};
+pub use context::{CancelHandle, RunSettings};
+pub use error::{ErrorData, NodeRef, ResumeError, RunError, RunErrorKind, StartError, SubmitError};
+pub use event::{EVENT_SCHEMA, Event, EventRecord, EventSink};
 pub use plan::{DEFAULT_MAX_WORKERS, ModelResolver, Plan};
 pub use run::{Run, Status};
 pub use state::{InputRequest, RunState};
+
+// A plan is shared by runs on every thread; a run moves between tasks.
+const _: () = {
+    const fn shared<T: Send + Sync>() {}
+    const fn sendable<T: Send>() {}
+    shared::<Plan>();
+    sendable::<Run>();
+};
 
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
@@ -196,15 +208,17 @@ impl Plan {
             Llm::Model(model) => Arc::new(move |_: &weft_spec::LlmConfig| Ok(Arc::clone(&model))),
             Llm::Resolver(r) => r,
         };
-        let settings = plan::Settings {
+        let defaults = RunSettings {
             events: options.events,
             max_steps: options.max_steps,
             max_reasks: options.max_reasks,
             node_timeout: options.node_timeout,
             cancel: options.cancel,
-            secrets: options.secrets,
+            index: None,
         };
-        Plan::compile(flow, plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, settings }).map(Arc::new)
+        let inputs =
+            plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, defaults, secrets: options.secrets };
+        Plan::compile(flow, inputs).map(Arc::new)
     }
 }
 

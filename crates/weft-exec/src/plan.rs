@@ -8,6 +8,7 @@
 //! This module indexes flows and nodes and wires inputs to data edges; what a node does (its
 //! [`Op`]) is converted from the typed node model by its family in [`crate::nodes`].
 
+use crate::context::RunSettings;
 use crate::error::StartError;
 use crate::nodes::{self, Op};
 use serde_json::Value as Json;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use weft_flow::Flow;
 use weft_flow::node::{DataEdge, Model};
 use weft_llm::ChatModel;
-use weft_spec::{CompId, Component, Property};
+use weft_spec::{Code, CompId, Component, Diagnostic, Property};
 use weft_tools::ToolRegistry;
 
 /// Branches or items run at once when a node does not say (WayFlow's default).
@@ -26,9 +27,15 @@ pub use weft_flow::node::DEFAULT_MAX_WORKERS;
 /// Chooses the model for an LLM config: `Err` says why none can serve it.
 pub type ModelResolver = dyn Fn(&weft_spec::LlmConfig) -> Result<Arc<dyn ChatModel>, String> + Send + Sync;
 
-/// A flow compiled for running; shared by every run of it.
+/// A flow compiled for running, with its bound resources (models, limiters, tools): shared by
+/// every run of it (`Send + Sync`). What belongs to one run (its event sink, step budget,
+/// timeout, cancellation) is that run's ([`RunSettings`]); the plan keeps the defaults
+/// [`Plan::start`] uses.
 pub struct Plan {
-    pub(crate) options: Settings,
+    /// The settings [`Plan::start`] and [`Plan::resume`] give a run.
+    pub(crate) defaults: RunSettings,
+    /// Masked in the excerpts of values error messages quote.
+    pub(crate) secrets: Arc<weft_guard::Secrets>,
     pub(crate) flow: Flow,
     pub(crate) hash: String,
     pub(crate) flows: Vec<FlowPlan>,
@@ -80,22 +87,13 @@ pub(crate) struct InputPlan {
     pub(crate) sources: Vec<(String, String)>,
 }
 
-/// Run settings kept by the plan.
-pub(crate) struct Settings {
-    pub(crate) events: Option<Arc<dyn crate::EventSink>>,
-    pub(crate) max_steps: u64,
-    pub(crate) max_reasks: u32,
-    pub(crate) node_timeout: Option<std::time::Duration>,
-    pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
-    pub(crate) secrets: Arc<weft_guard::Secrets>,
-}
-
 /// What the plan needs from the caller.
 pub(crate) struct PlanInputs<'a> {
     pub(crate) models: &'a ModelResolver,
     pub(crate) limits: &'a weft_llm::limit::Limiters,
     pub(crate) tools: &'a ToolRegistry,
-    pub(crate) settings: Settings,
+    pub(crate) defaults: RunSettings,
+    pub(crate) secrets: Arc<weft_guard::Secrets>,
 }
 
 impl Plan {
@@ -119,6 +117,12 @@ impl Plan {
         &self.flows[0].outputs
     }
 
+    /// The settings a run gets from [`Plan::start`] and [`Plan::resume`] (from the
+    /// [`crate::RunOptions`] the plan was made with).
+    pub fn default_settings(&self) -> &RunSettings {
+        &self.defaults
+    }
+
     /// The root flow's name.
     pub fn name(&self) -> &str {
         &self.flows[0].name
@@ -138,27 +142,28 @@ impl Plan {
         let root = flow.spec().root;
         c.blocked(root);
         if c.model.flow(root).is_none() {
-            return Err(StartError { problems: c.problems });
+            return Err(StartError { diagnostics: c.problems });
         }
         c.flow_plan(root);
         if !c.missing_tools.is_empty() {
             c.missing_tools.sort();
             c.missing_tools.dedup();
             let names: Vec<String> = c.missing_tools.iter().map(|n| format!("\"{n}\"")).collect();
-            c.problems.push(format!(
+            let line = format!(
                 "no implementation bound for the ServerTool{} {}: bind {} in a tools file (--tools tools.toml, e.g. [tools.{}] command = [\"python3\", \"tool.py\"]) or register {} with ToolRegistry",
                 if names.len() > 1 { "s" } else { "" },
                 names.join(", "),
                 if names.len() > 1 { "each" } else { "it" },
                 c.missing_tools[0],
                 if names.len() > 1 { "them" } else { "it" },
-            ));
+            );
+            c.report_as(Code::Unbound, line);
         }
         if !c.problems.is_empty() {
-            return Err(StartError { problems: c.problems });
+            return Err(StartError { diagnostics: c.problems });
         }
         let hash = content_hash(flow);
-        Ok(Plan { options: c.inputs.settings, flow: flow.clone(), hash, flows: c.flows, nodes: c.nodes })
+        Ok(Plan { defaults: c.inputs.defaults, secrets: c.inputs.secrets, flow: flow.clone(), hash, flows: c.flows, nodes: c.nodes })
     }
 
     pub(crate) fn node_in(&self, flow: usize, id: &str) -> Option<usize> {
@@ -194,7 +199,7 @@ pub(crate) struct Compiler<'a> {
     flows: Vec<FlowPlan>,
     pub(crate) nodes: Vec<NodePlan>,
     flow_of: HashMap<CompId, usize>,
-    problems: Vec<String>,
+    problems: Vec<Diagnostic>,
     /// ServerTools no implementation is bound for, reported together.
     pub(crate) missing_tools: Vec<String>,
 }
@@ -204,11 +209,23 @@ impl<'a> Compiler<'a> {
         self.flow.spec().get(c)
     }
 
-    /// Reports a problem that keeps the flow from running (once, however often it is found).
+    /// Reports a problem that keeps the flow from running (once, however often it is found):
+    /// `not supported yet: ...` as `not_runnable`, anything else as `unbound`.
     pub(crate) fn report(&mut self, line: String) {
-        if !self.problems.contains(&line) {
-            self.problems.push(line);
+        let code = if line.starts_with("not supported yet") { Code::NotRunnable } else { Code::Unbound };
+        self.report_as(code, line);
+    }
+
+    /// Reports a problem with its diagnostic code (an error, whatever the code's default
+    /// severity: the run does not start), at the pointer the line names.
+    pub(crate) fn report_as(&mut self, code: Code, line: String) {
+        if self.problems.iter().any(|d| d.message == line) {
+            return;
         }
+        let pointer = crate::error::pointer_of(&line);
+        let mut d = Diagnostic::new(code, pointer, line);
+        d.severity = weft_spec::Severity::Error;
+        self.problems.push(d);
     }
 
     /// Reports what keeps component `c` from running, if anything; `true` when something does.
@@ -242,7 +259,8 @@ impl<'a> Compiler<'a> {
         }
         if !found {
             let comp = spec.get(c);
-            self.problems.push(format!("{} at {}: the document has errors here; `weft validate` lists them", comp.label(), pointer(comp)));
+            let line = format!("{} at {}: the document has errors here; `weft validate` lists them", comp.label(), pointer(comp));
+            self.report_as(Code::ComponentRule, line);
         }
     }
 

@@ -1,17 +1,19 @@
-//! The driver: a [`Run`] owns a run state and performs the calls the scheduler asks for, on
-//! tokio, as tasks of the run's `JoinSet` (dropping the run cancels them).
+//! The driver: a [`Run`] owns a run state, feeds the scheduler its inputs (with the time) and
+//! performs the commands that come out: effects as tasks of the run's `JoinSet` (dropping the
+//! run cancels them), events through the run's context.
 
+use crate::context::{CancelHandle, FrameTokens, RunContext, RunSettings, new_run_id};
+use crate::effect::{Effect, EffectResult, Site, perform};
 use crate::error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
-use crate::event::Event;
-use crate::nodes::{self, CallResult};
 use crate::plan::Plan;
-use crate::sched::{Sched, Work};
-use crate::state::{InputRequest, Outcome, Position, RunState, STATE_FORMAT};
+use crate::sched::{Command, Input, Machine, RunConfig, Sched, Work};
+use crate::state::{InputRequest, Outcome, RunState};
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::task::JoinSet;
+use weft_llm::{LlmError, LlmErrorKind};
+use weft_tools::ToolError;
 
 /// What `execute()` ended with.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,28 +32,38 @@ pub enum Status {
     },
 }
 
-/// One execution of a flow.
+/// One execution of a flow: its state, its settings and its context (`Send`: move it to any
+/// task).
 pub struct Run {
     plan: Arc<Plan>,
     state: RunState,
-    started: HashMap<u64, Instant>,
     work: Work,
+    settings: RunSettings,
+    ctx: Arc<RunContext>,
+    cancel: CancelHandle,
     resumed: bool,
 }
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Run").field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Run").field("run_id", &self.state.run_id).field("state", &self.state).finish_non_exhaustive()
     }
 }
 
 impl Plan {
     /// Starts a run with the given inputs (checked against the flow's inputs: unknown names,
-    /// missing required inputs and wrong types are all reported).
+    /// missing required inputs and wrong types are all reported) and the plan's default
+    /// settings.
     pub fn start(self: &Arc<Self>, inputs: Map<String, Json>) -> Result<Run, StartError> {
+        self.start_with(inputs, self.defaults.clone())
+    }
+
+    /// Starts a run with its own settings (a batch gives each run its index and event sink).
+    pub fn start_with(self: &Arc<Self>, inputs: Map<String, Json>, settings: RunSettings) -> Result<Run, StartError> {
         let inputs = self.check_inputs(inputs)?;
-        let mut state = RunState {
-            format: STATE_FORMAT,
+        let state = RunState {
+            run_id: new_run_id(),
+            event_seq: 0,
             flow_hash: self.hash.clone(),
             inputs,
             frames: BTreeMap::new(),
@@ -64,34 +76,28 @@ impl Plan {
             seq: 0,
             outcome: Outcome::Running,
         };
-        let (mut started, mut work) = (HashMap::new(), Work::default());
-        self.sched(&mut started, &mut work).init(&mut state);
-        Ok(Run { plan: Arc::clone(self), state, started, work, resumed: false })
+        let mut run = Run::new(Arc::clone(self), state, Work::default(), settings, false);
+        let cfg = run.config();
+        let mut out = Vec::new();
+        Machine { plan: self, cfg: &cfg, state: &mut run.state, work: &mut run.work, out: &mut out }.init(clock::now_us());
+        Ok(run)
     }
 
-    /// Continues a stored run. The state must belong to this flow (same content hash) and pass
-    /// [`Plan::check_state`]: a damaged state is refused here, before anything runs.
+    /// Continues a stored run with the plan's default settings. The state must belong to this
+    /// flow (same content hash) and pass [`Plan::check_state`]: a damaged state is refused
+    /// here, before anything runs.
     pub fn resume(self: &Arc<Self>, state: RunState) -> Result<Run, ResumeError> {
-        if state.format != STATE_FORMAT {
-            return Err(ResumeError::Format { found: state.format, expected: STATE_FORMAT });
-        }
+        self.resume_with(state, self.defaults.clone())
+    }
+
+    /// Continues a stored run with its own settings.
+    pub fn resume_with(self: &Arc<Self>, state: RunState, settings: RunSettings) -> Result<Run, ResumeError> {
         if state.flow_hash != self.hash {
             return Err(ResumeError::FlowChanged { state: state.flow_hash, flow: self.hash.clone() });
         }
         self.check_state(&state)?;
         let work = Work::scan(&state);
-        Ok(Run { plan: Arc::clone(self), state, started: HashMap::new(), work, resumed: true })
-    }
-
-    fn sched<'a>(&'a self, started: &'a mut HashMap<u64, Instant>, work: &'a mut Work) -> Sched<'a> {
-        Sched {
-            work,
-            plan: self,
-            events: self.options.events.as_deref(),
-            max_steps: self.options.max_steps,
-            max_reasks: self.options.max_reasks,
-            started,
-        }
+        Ok(Run::new(Arc::clone(self), state, work, settings, true))
     }
 
     fn check_inputs(&self, mut given: Map<String, Json>) -> Result<Map<String, Json>, StartError> {
@@ -124,7 +130,7 @@ impl Plan {
                 )),
             }
         }
-        if problems.is_empty() { Ok(inputs) } else { Err(StartError { problems }) }
+        if problems.is_empty() { Ok(inputs) } else { Err(StartError::inputs(problems)) }
     }
 }
 
@@ -141,13 +147,51 @@ pub(crate) fn type_problem(schema: &Json, value: &Json) -> Option<String> {
 }
 
 impl Run {
-    /// The run state: serialize it to store the run, inspect it after a failure.
+    fn new(plan: Arc<Plan>, state: RunState, work: Work, settings: RunSettings, resumed: bool) -> Run {
+        let ctx = Arc::new(RunContext::new(state.run_id.clone(), settings.index, settings.events.clone(), state.event_seq));
+        let cancel = CancelHandle::with_flag(settings.cancel.clone());
+        Run { plan, state, work, settings, ctx, cancel, resumed }
+    }
+
+    fn config(&self) -> RunConfig {
+        RunConfig {
+            max_steps: self.settings.max_steps,
+            max_reasks: self.settings.max_reasks,
+            node_timeout_us: self.settings.node_timeout.map(|t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX)),
+            events: self.ctx.listening(),
+            cancelled: Arc::clone(self.cancel.flag()),
+        }
+    }
+
+    /// The run's id (a UUID v7, the same after a resume).
+    pub fn run_id(&self) -> &str {
+        &self.state.run_id
+    }
+
+    /// The run's settings.
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    /// Cancels the run (see [`CancelHandle`]).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// A handle that cancels the run from another task while `execute()` runs.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// The run state: serialize it (through [`crate::persist`]) to store the run, inspect it
+    /// after a failure.
     pub fn state(&self) -> &RunState {
         &self.state
     }
 
     /// Takes the state out of the run.
-    pub fn into_state(self) -> RunState {
+    pub fn into_state(mut self) -> RunState {
+        self.state.event_seq = self.ctx.seq();
         self.state
     }
 
@@ -163,98 +207,79 @@ impl Run {
         if !matches!(self.state.outcome, Outcome::Running) {
             return Err(SubmitError::NotWaiting);
         }
+        let cfg = self.config();
+        let mut out = Vec::new();
         let plan = Arc::clone(&self.plan);
-        plan.sched(&mut self.started, &mut self.work).submit(&mut self.state, None, answer)
+        let result = Machine { plan: &plan, cfg: &cfg, state: &mut self.state, work: &mut self.work, out: &mut out }.submit(
+            clock::now_us(),
+            None,
+            answer,
+        );
+        for command in out {
+            if let Command::Emit { path, event } = command {
+                self.ctx.emit(&path, &event);
+            }
+        }
+        self.state.event_seq = self.ctx.seq();
+        result
     }
 
     /// Runs until the flow finishes, waits for input, or fails. On failure the state records
-    /// the error and stays inspectable.
+    /// the error and stays inspectable; a cancelled run's state stays resumable.
     pub async fn execute(&mut self) -> Result<Status, RunError> {
-        let t0 = Instant::now();
         match &self.state.outcome {
             Outcome::Finished { outputs, end_branch } => {
                 return Ok(Status::Finished { outputs: outputs.clone(), end_branch: end_branch.clone() });
             }
-            Outcome::Failed { error } => return Err(RunError::new(RunErrorKind::Over, None, format!("the run already failed: {error}"))),
+            Outcome::Failed { error } => {
+                return Err(RunError::new(RunErrorKind::Over, format!("the run already failed: {}", error.message)));
+            }
             Outcome::Running => {}
         }
         let plan = Arc::clone(&self.plan);
-        if let Some(sink) = plan.options.events.as_deref() {
-            sink.emit(&Event::RunStarted { flow: plan.flows[0].name.clone(), resumed: self.resumed });
-        }
-        self.resumed = false;
-        let result = self.drive(&plan, t0).await;
-        if let Err(e) = &result
-            && e.kind != RunErrorKind::Cancelled
-        {
-            self.state.outcome = Outcome::Failed { error: e.message.clone() };
-            if let Some(sink) = plan.options.events.as_deref() {
-                sink.emit(&Event::RunFailed { error: e.message.clone() });
-            }
-        }
-        result
-    }
-
-    async fn drive(&mut self, plan: &Arc<Plan>, t0: Instant) -> Result<Status, RunError> {
-        let mut tasks: JoinSet<(u64, CallResult)> = JoinSet::new();
-        // Calls in flight when an earlier `execute()` was dropped are made again.
-        self.work = Work::scan(&self.state);
-        let result = self.drive_calls(plan, t0, &mut tasks).await;
+        let cfg = self.config();
+        let clock = clock::DriverClock::new();
+        let mut driver = Driver { tasks: JoinSet::new(), calls: HashMap::new(), tokens: FrameTokens::default(), out: Vec::new() };
+        let resumed = std::mem::take(&mut self.resumed);
+        self.feed(&plan, &cfg, &clock, Input::Begin { resumed }, &mut driver.out);
+        let result = self.drive(&plan, &cfg, &clock, &mut driver).await;
         if result.is_err() {
             // Fail fast: cancel every call still in flight and wait until each is dropped (its
             // HTTP request abandoned, its tool process killed) before reporting.
-            tasks.shutdown().await;
+            driver.tasks.shutdown().await;
         }
+        self.state.event_seq = self.ctx.seq();
         result
     }
 
-    async fn drive_calls(&mut self, plan: &Arc<Plan>, t0: Instant, tasks: &mut JoinSet<(u64, CallResult)>) -> Result<Status, RunError> {
-        let events = plan.options.events.clone();
-        let mut in_flight: HashSet<u64> = HashSet::new();
+    async fn drive(&mut self, plan: &Arc<Plan>, cfg: &RunConfig, clock: &clock::DriverClock, d: &mut Driver) -> Result<Status, RunError> {
         loop {
-            weft_prompt::with_interrupt(self.interrupt(plan), || plan.sched(&mut self.started, &mut self.work).advance(&mut self.state))?;
-            for fid in std::mem::take(&mut self.work.busy) {
-                if !in_flight.contains(&fid) && self.launch(plan, fid, tasks) {
-                    in_flight.insert(fid);
-                }
+            if let Some(end) = self.dispatch(d) {
+                return end;
             }
-            if in_flight.is_empty() {
-                if let Outcome::Finished { outputs, end_branch } = &self.state.outcome {
-                    if let Some(sink) = events.as_deref() {
-                        sink.emit(&Event::RunFinished {
-                            outputs: outputs.clone(),
-                            end_branch: end_branch.clone(),
-                            duration_ms: t0.elapsed().as_secs_f64() * 1000.0,
-                        });
-                    }
-                    return Ok(Status::Finished { outputs: outputs.clone(), end_branch: end_branch.clone() });
-                }
-                if let Some(request) = self.state.pending.values().next() {
-                    return Ok(Status::InputRequired { request: request.clone() });
-                }
-                return Err(RunError::new(
-                    RunErrorKind::Other,
-                    None,
-                    "the run stopped with nothing left to do and no end reached (this is a bug in weft)",
-                ));
+            if self.cancel.is_cancelled() {
+                return Err(cancelled());
             }
-            let joined = match self.deadline(plan) {
-                None => tasks.join_next().await,
-                Some((deadline, fid)) => match tokio::time::timeout_at(deadline.into(), tasks.join_next()).await {
-                    Ok(joined) => joined,
-                    Err(_) => return Err(self.timed_out(plan, fid)),
-                },
+            let deadline = Sched::next_deadline(&self.work).map(|us| clock.instant_of(us));
+            let joined = tokio::select! {
+                biased;
+                () = self.cancel.token().cancelled() => return Err(cancelled()),
+                () = sleep_until(deadline) => None,
+                joined = d.tasks.join_next_with_id() => joined,
             };
-            let Some(mut joined) = joined else { continue };
+            let Some(mut joined) = joined else {
+                if deadline.is_none() && d.tasks.is_empty() {
+                    return Err(RunError::new(RunErrorKind::Other, "the run waits for calls that are not running (this is a bug in weft)"));
+                }
+                self.feed(plan, cfg, clock, Input::Tick, &mut d.out);
+                continue;
+            };
             // Feed back every call that has finished by now before looking for more work.
             loop {
-                let (fid, result) = joined
-                    .map_err(|e| RunError::new(RunErrorKind::Other, None, format!("a call task failed (this is a bug in weft): {e}")))?;
-                in_flight.remove(&fid);
-                weft_prompt::with_interrupt(self.interrupt(plan), || {
-                    plan.sched(&mut self.started, &mut self.work).complete(&mut self.state, fid, result)
-                })?;
-                match tasks.try_join_next() {
+                if let Some((call, result)) = d.result(joined) {
+                    self.feed(plan, cfg, clock, Input::Result { call, result }, &mut d.out);
+                }
+                match d.tasks.try_join_next_with_id() {
                     Some(next) => joined = next,
                     None => break,
                 }
@@ -262,64 +287,157 @@ impl Run {
         }
     }
 
-    /// Spawns the call frame `fid` waits for; false when it waits for none.
-    fn launch(&self, plan: &Arc<Plan>, fid: u64, tasks: &mut JoinSet<(u64, CallResult)>) -> bool {
-        let Some(frame) = self.state.frames.get(&fid) else { return false };
-        let Position::Busy { node, call } = &frame.position else { return false };
-        let Some(idx) = plan.flow_by_id(&frame.flow).and_then(|flow| plan.node_in(flow, node)) else { return false };
-        let Some(task) = nodes::launch(&plan.nodes[idx], call, plan.options.events.clone()) else { return false };
-        tasks.spawn(async move { (fid, task.await) });
-        true
+    /// Hands one input to the scheduler, a jq query it evaluates bounded by the earliest node
+    /// deadline and the run's cancel flag.
+    fn feed(&mut self, plan: &Plan, cfg: &RunConfig, clock: &clock::DriverClock, input: Input, out: &mut Vec<crate::sched::Command>) {
+        let now = clock.now_us();
+        let interrupt = self.interrupt(cfg, clock, now);
+        let mut machine = Machine { plan, cfg, state: &mut self.state, work: &mut self.work, out };
+        weft_prompt::with_interrupt(interrupt, || machine.handle(now, input));
+    }
+
+    /// Performs the commands the scheduler sent out; the run's end when one ends it.
+    fn dispatch(&mut self, d: &mut Driver) -> Option<Result<Status, RunError>> {
+        for command in std::mem::take(&mut d.out) {
+            match command {
+                Command::Perform { call, effect } => self.spawn(d, call, effect),
+                Command::Emit { path, event } => self.ctx.emit(&path, &event),
+                Command::Wait { request } => return Some(Ok(Status::InputRequired { request })),
+                Command::Finished { outputs, end_branch } => return Some(Ok(Status::Finished { outputs, end_branch })),
+                Command::Failed { error } => return Some(Err(error)),
+            }
+        }
+        if d.tokens.len() > 2 * d.calls.len() + 64 {
+            let frames = &self.state.frames;
+            d.tokens.prune(|fid| frames.contains_key(&fid));
+        }
+        None
+    }
+
+    /// Spawns the task of an effect, under its frame's cancellation token.
+    fn spawn(&self, d: &mut Driver, call: u64, effect: Effect) {
+        let mut parents = Vec::new();
+        let mut at = self.state.frames.get(&call).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
+        while let Some(p) = at {
+            parents.push(p);
+            at = self.state.frames.get(&p).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
+            if parents.len() > self.state.frames.len() {
+                break;
+            }
+        }
+        let cancel = d.tokens.get(self.cancel.token(), call, &parents);
+        let path = self.state.frames.get(&call).map(|f| f.path.clone()).unwrap_or_default();
+        let kind = match &effect {
+            Effect::Llm(_) => EffectKind::Llm,
+            Effect::Tool(_) => EffectKind::Tool,
+        };
+        let site = Site { run: Arc::clone(&self.ctx), path, cancel };
+        let handle = d.tasks.spawn(perform(effect, site));
+        d.calls.insert(handle.id(), (call, kind));
     }
 
     /// What stops a jq query the engine evaluates now: the earliest node deadline (a node started
-    /// now included) and the plan's cancel flag.
-    fn interrupt(&self, plan: &Plan) -> weft_prompt::Interrupt {
-        let now_plus = plan.options.node_timeout.and_then(|t| Instant::now().checked_add(t));
-        let deadline = match (self.deadline(plan).map(|(d, _)| d), now_plus) {
+    /// now included) and the run's cancel flag.
+    fn interrupt(&self, cfg: &RunConfig, clock: &clock::DriverClock, now: u64) -> weft_prompt::Interrupt {
+        let started_now = cfg.node_timeout_us.map(|t| now.saturating_add(t));
+        let deadline = match (Sched::next_deadline(&self.work), started_now) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        weft_prompt::Interrupt { deadline, cancel: plan.options.cancel.clone() }
-    }
-
-    /// The earliest moment a running node exceeds the node timeout, and its frame.
-    fn deadline(&self, plan: &Plan) -> Option<(Instant, u64)> {
-        let timeout = plan.options.node_timeout?;
-        // A timeout too long to add to an instant (`Duration::MAX`) is no deadline at all.
-        self.started.iter().filter_map(|(fid, t)| Some((t.checked_add(timeout)?, *fid))).min()
-    }
-
-    fn timed_out(&self, plan: &Plan, fid: u64) -> RunError {
-        let timeout = plan.options.node_timeout.unwrap_or_default();
-        let node = self.state.frames.get(&fid).and_then(|f| match &f.position {
-            Position::Busy { node, .. } | Position::InChild { node, .. } | Position::InBranches { node, .. } => {
-                plan.flow_by_id(&f.flow).and_then(|flow| plan.node_in(flow, node)).map(|i| &plan.nodes[i])
-            }
-            _ => None,
-        });
-        let error = match node {
-            Some(node) => crate::sched::node_error(
-                RunErrorKind::Timeout,
-                node,
-                &format!(
-                    "did not finish within the node timeout of {}; everything it had in flight was cancelled. Raise the timeout (--node-timeout) if the node needs longer",
-                    humantime(timeout)
-                ),
-            ),
-            None => RunError::new(
-                RunErrorKind::Timeout,
-                None,
-                format!("a node did not finish within the node timeout of {}", humantime(timeout)),
-            ),
-        };
-        let mut started = HashMap::new();
-        let mut work = Work::default();
-        plan.sched(&mut started, &mut work).locate(&self.state, fid, error)
+        weft_prompt::Interrupt {
+            deadline: deadline.map(|us| clock.instant_of(us).into_std()),
+            cancel: Some(Arc::clone(self.cancel.flag())),
+        }
     }
 }
 
-/// `1.5 s`, `250 ms`.
-fn humantime(d: std::time::Duration) -> String {
-    if d.as_millis() < 1000 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
+/// The driver's side of one `execute()`: the call tasks, and which call each task performs.
+struct Driver {
+    tasks: JoinSet<Option<EffectResult>>,
+    calls: HashMap<tokio::task::Id, (u64, EffectKind)>,
+    tokens: FrameTokens,
+    out: Vec<Command>,
+}
+
+#[derive(Clone, Copy)]
+enum EffectKind {
+    Llm,
+    Tool,
+}
+
+impl Driver {
+    /// The call id and result of a finished task; a panicking task is its call's failure (a
+    /// native tool or a model that panicked fails its node, not the process); a cancelled one
+    /// has no result.
+    fn result(&mut self, joined: Result<(tokio::task::Id, Option<EffectResult>), tokio::task::JoinError>) -> Option<(u64, EffectResult)> {
+        match joined {
+            Ok((id, result)) => {
+                let (call, _) = self.calls.remove(&id)?;
+                Some((call, result?))
+            }
+            Err(e) => {
+                let (call, kind) = self.calls.remove(&e.id())?;
+                if !e.is_panic() {
+                    return None;
+                }
+                let why = panic_text(e.into_panic());
+                let result = match kind {
+                    EffectKind::Llm => EffectResult::Llm(Err(LlmError::new(LlmErrorKind::Other, format!("the model panicked: {why}")))),
+                    EffectKind::Tool => EffectResult::Tool(Err(ToolError::Failed { message: format!("the tool panicked: {why}") })),
+                };
+                Some((call, result))
+            }
+        }
+    }
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(|| "(no message)".to_owned(), |s| (*s).to_owned()),
+    }
+}
+
+fn cancelled() -> RunError {
+    RunError::new(RunErrorKind::Cancelled, "the run was cancelled; its calls in flight were stopped and its state can be resumed")
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The driver's clock: the wall clock at the start of an `execute()`, advanced by tokio's
+/// monotonic clock (so a test under tokio's paused clock sees deadlines pass as it advances).
+pub(crate) mod clock {
+    use std::time::Duration;
+
+    pub(crate) struct DriverClock {
+        epoch_us: u64,
+        start: tokio::time::Instant,
+    }
+
+    impl DriverClock {
+        pub(crate) fn new() -> DriverClock {
+            DriverClock { epoch_us: now_us(), start: tokio::time::Instant::now() }
+        }
+
+        /// Microseconds since the Unix epoch.
+        pub(crate) fn now_us(&self) -> u64 {
+            self.epoch_us.saturating_add(u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX))
+        }
+
+        /// The instant of `us` (µs since the Unix epoch) on tokio's clock.
+        pub(crate) fn instant_of(&self, us: u64) -> tokio::time::Instant {
+            let after = Duration::from_micros(us.saturating_sub(self.epoch_us));
+            self.start.checked_add(after).unwrap_or_else(|| self.start + Duration::from_secs(86_400 * 365 * 30))
+        }
+    }
+
+    /// The wall clock outside an `execute()`.
+    pub(crate) fn now_us() -> u64 {
+        crate::context::now_us()
+    }
 }

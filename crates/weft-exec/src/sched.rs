@@ -1,69 +1,282 @@
-//! The scheduler: decides what happens next without doing any IO.
+//! The scheduler: a state machine over the [`RunState`] that decides what happens next and
+//! never does IO.
+//!
+//! Inputs go in through [`Machine`]: [`Input::Begin`] (an `execute()` begins: calls that were in
+//! flight are made again), [`Input::Result`] (a call's result, by call id), [`Input::Tick`] (the
+//! time passed: deadlines), and answers ([`Machine::submit`]); each carries the current time,
+//! which the scheduler never reads itself. Commands come out ([`Command`]): perform this effect
+//! under this call id, emit this event, and at the end exactly one of wait for this input,
+//! finished, failed. The driver (`run.rs`) performs them; the scheduler does not know it exists.
 //!
 //! [`Sched::advance`] runs every node it can run by itself (start, end, templates, constants,
-//! branching, messages, subflows) and leaves nodes that need the outside world in a state that
-//! says so: `Busy` with the call to make (LLM, server tool) or `Waiting` for an answer. The
-//! driver makes the calls and hands the results to [`Sched::complete`]; answers go through
-//! [`Sched::submit`]. All of it only mutates the [`RunState`].
+//! branching, messages, subflows) and leaves nodes that need the outside world `Busy` with a
+//! call (an [`Effect`] goes out) or `Waiting` for an answer.
 //!
-//! This module is the machinery every node shares: frames, the work queues, the step budget,
-//! input values from data edges, outputs, control edges, events and errors. What a node does is
-//! its family's, in [`crate::nodes`], reached through [`nodes::step`], [`nodes::complete`],
-//! [`nodes::submit`] and [`nodes::child_finished`].
+//! This module is the machinery every node shares: frames, the work queue, clocks and
+//! deadlines, the step budget, input values from data edges, outputs, control edges, events
+//! and errors. What a node does is its family's, in [`crate::nodes`], reached through
+//! [`nodes::step`], [`nodes::complete`], [`nodes::remake`], [`nodes::submit`] and
+//! [`nodes::child_finished`].
 
-use crate::error::{RunError, RunErrorKind, SubmitError};
-use crate::event::{Event, EventSink};
-use crate::nodes::{self, At, CallResult, Reads};
+use crate::effect::{Effect, EffectResult};
+use crate::error::{ErrorData, RunError, RunErrorKind, SubmitError};
+use crate::event::Event;
+use crate::nodes::{self, At, Reads};
 use crate::plan::{InputPlan, NodePlan, Plan};
-use crate::state::{ConversationMessage, Frame, InputRequest, Outcome, Position, RunState, Stamped};
+use crate::state::{Call, Clock, ConversationMessage, Frame, InputRequest, Outcome, Position, RunState, Stamped};
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use weft_guard::Secrets;
 
-/// Frames with something to do, so that no step scans every frame (a fan-out has thousands).
+/// What the driver feeds the scheduler.
+pub(crate) enum Input {
+    /// `execute()` begins: whatever was in flight before is gone, so busy nodes make their
+    /// calls again (with fresh clocks).
+    Begin {
+        /// Whether the run was resumed from a stored state.
+        resumed: bool,
+    },
+    /// The result of the call made under id `call`.
+    Result { call: u64, result: EffectResult },
+    /// Time passed: nodes past their deadline fail.
+    Tick,
+}
+
+/// What the scheduler asks the driver for.
+pub(crate) enum Command {
+    /// Perform `effect`; feed its result back as [`Input::Result`] with this call id.
+    Perform { call: u64, effect: Effect },
+    /// Emit an event of frame `path`.
+    Emit { path: String, event: Event },
+    /// Nothing is in flight and the run waits for an answer to `request`.
+    Wait { request: InputRequest },
+    /// The run finished.
+    Finished { outputs: Map<String, Json>, end_branch: String },
+    /// The run failed (its state records the error, unless it was cancelled).
+    Failed { error: RunError },
+}
+
+/// The run's settings the scheduler reads.
+pub(crate) struct RunConfig {
+    pub(crate) max_steps: u64,
+    pub(crate) max_reasks: u32,
+    pub(crate) node_timeout_us: Option<u64>,
+    /// Whether events are wanted (they are not even built otherwise).
+    pub(crate) events: bool,
+    /// The run's cancel flag (a jq query stopped by it fails as cancelled, not as a query).
+    pub(crate) cancelled: Arc<AtomicBool>,
+}
+
+/// What the scheduler keeps besides the run state: derived from it, rebuilt on resume.
 #[derive(Debug, Default)]
 pub(crate) struct Work {
     /// Frames whose cursor became `Ready`.
     pub(crate) ready: VecDeque<u64>,
-    /// Frames that became `Busy`: calls for the driver to launch.
-    pub(crate) busy: Vec<u64>,
+    /// Frames whose call is out (issued, no result yet).
+    pub(crate) in_flight: HashSet<u64>,
+    /// Deadlines of running nodes: (deadline in µs, frame).
+    pub(crate) deadlines: BTreeSet<(u64, u64)>,
+    /// When the current `execute()` began (µs), for the run's duration.
+    pub(crate) begun_us: u64,
 }
 
+/// The scheduler working on one run: its state, its work, and the commands going out.
+pub(crate) struct Machine<'a> {
+    pub(crate) plan: &'a Plan,
+    pub(crate) cfg: &'a RunConfig,
+    pub(crate) state: &'a mut RunState,
+    pub(crate) work: &'a mut Work,
+    pub(crate) out: &'a mut Vec<Command>,
+}
+
+impl Machine<'_> {
+    /// Handles one input at time `now_us`; the commands go to `out`.
+    pub(crate) fn handle(&mut self, now_us: u64, input: Input) {
+        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, work: &mut *self.work, out: &mut *self.out };
+        let state = &mut *self.state;
+        let result = match input {
+            Input::Begin { resumed } => s.begin(state, resumed),
+            Input::Result { call, result } => {
+                // A result for a call no longer out (its node already failed or moved on) is
+                // dropped.
+                if s.work.in_flight.remove(&call) { s.complete(state, call, result) } else { Ok(()) }
+            }
+            Input::Tick => s.tick(state),
+        };
+        let result = result.and_then(|()| s.advance(state));
+        match result {
+            Ok(()) => s.settle(state),
+            Err(error) => s.fail(state, error),
+        }
+    }
+
+    /// Answers the pending request at `path` (the only one when `None`), at time `now_us`.
+    pub(crate) fn submit(&mut self, now_us: u64, path: Option<&str>, answer: Json) -> Result<(), SubmitError> {
+        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, work: &mut *self.work, out: &mut *self.out };
+        s.submit(self.state, path, answer)
+    }
+
+    /// Creates the root frame of a new run.
+    pub(crate) fn init(&mut self, now_us: u64) {
+        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, work: &mut *self.work, out: &mut *self.out };
+        s.init(self.state);
+    }
+}
+
+/// Frames with something to do, so that no step scans every frame (a fan-out has thousands).
 impl Work {
-    /// The work a stored state holds.
+    /// The work a stored state holds (nothing is in flight in a state).
     pub(crate) fn scan(state: &RunState) -> Work {
         let mut work = Work::default();
         for (id, frame) in &state.frames {
-            match frame.position {
-                Position::Ready { .. } => work.ready.push_back(*id),
-                Position::Busy { .. } => work.busy.push(*id),
-                _ => {}
+            if let Position::Ready { .. } = frame.position {
+                work.ready.push_back(*id);
+            }
+            if let Some(Clock { deadline_us: Some(d), .. }) = frame.clock {
+                work.deadlines.insert((d, *id));
             }
         }
         work
     }
 }
 
-/// Scheduler settings and the per-process bookkeeping that is not part of the state.
+/// The scheduler during one input: the plan, the run's settings, the time, and where work and
+/// commands go.
 pub(crate) struct Sched<'a> {
     pub(crate) plan: &'a Plan,
-    pub(crate) events: Option<&'a dyn EventSink>,
-    pub(crate) max_steps: u64,
-    pub(crate) max_reasks: u32,
-    /// When each busy or waiting frame's node started, for durations.
-    pub(crate) started: &'a mut HashMap<u64, Instant>,
+    pub(crate) cfg: &'a RunConfig,
+    /// The time of the input being handled (µs since the Unix epoch).
+    pub(crate) now_us: u64,
     pub(crate) work: &'a mut Work,
+    pub(crate) out: &'a mut Vec<Command>,
 }
 
 pub(crate) type Res<T> = Result<T, RunError>;
 
 impl Sched<'_> {
-    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
-        if let Some(sink) = self.events {
-            sink.emit(&event());
+    /// Emits an event of frame `fid` (built only when events are wanted).
+    pub(crate) fn emit(&mut self, state: &RunState, fid: u64, event: impl FnOnce() -> Event) {
+        if self.cfg.events {
+            let path = state.frames.get(&fid).map(|f| f.path.clone()).unwrap_or_default();
+            self.out.push(Command::Emit { path, event: event() });
         }
+    }
+
+    /// Emits an event of the run (the root frame's path).
+    fn emit_run(&mut self, event: impl FnOnce() -> Event) {
+        if self.cfg.events {
+            self.out.push(Command::Emit { path: self.plan.flows[0].name.clone(), event: event() });
+        }
+    }
+
+    /// An `execute()` begins: every busy node makes its call again, and every clock starts
+    /// again (a call re-made after a resume gets a fresh deadline and its own duration).
+    fn begin(&mut self, state: &mut RunState, resumed: bool) -> Res<()> {
+        self.work.begun_us = self.now_us;
+        self.work.in_flight.clear();
+        let flow = self.plan.flows[0].name.clone();
+        self.emit_run(|| Event::RunStarted { flow, resumed });
+        self.work.deadlines.clear();
+        let timed: Vec<u64> = state.frames.iter().filter(|(_, f)| f.clock.is_some()).map(|(id, _)| *id).collect();
+        for fid in timed {
+            self.start_clock(state, fid);
+        }
+        let busy: Vec<u64> = state.frames.iter().filter(|(_, f)| matches!(f.position, Position::Busy { .. })).map(|(id, _)| *id).collect();
+        for fid in busy {
+            self.remake(state, fid).map_err(|e| self.locate(state, fid, e))?;
+        }
+        Ok(())
+    }
+
+    /// Issues the call frame `fid` is busy with again.
+    fn remake(&mut self, state: &mut RunState, fid: u64) -> Res<()> {
+        let frame = get_frame(state, fid)?;
+        let Position::Busy { node, call } = &frame.position else { return Ok(()) };
+        let idx = self.node_of(frame, node)?;
+        let call = (**call).clone();
+        let node = &self.plan.nodes[idx];
+        self.start_clock(state, fid);
+        let vars = self.node_inputs(state, fid, node)?;
+        let effect = nodes::remake(self, state, At { fid, node, t0: self.now_us }, &call, vars)?;
+        self.work.in_flight.insert(fid);
+        self.out.push(Command::Perform { call: fid, effect });
+        Ok(())
+    }
+
+    /// Fails the node past its deadline, if any.
+    fn tick(&mut self, state: &RunState) -> Res<()> {
+        match self.work.deadlines.first() {
+            Some(&(deadline, fid)) if deadline <= self.now_us => Err(self.timed_out(state, fid)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The earliest deadline of a running node (µs), if any.
+    pub(crate) fn next_deadline(work: &Work) -> Option<u64> {
+        work.deadlines.first().map(|(d, _)| *d)
+    }
+
+    fn timed_out(&self, state: &RunState, fid: u64) -> RunError {
+        let timeout = std::time::Duration::from_micros(self.cfg.node_timeout_us.unwrap_or_default());
+        let node = state.frames.get(&fid).and_then(|f| match &f.position {
+            Position::Busy { node, .. } | Position::InChild { node, .. } | Position::InBranches { node, .. } => {
+                self.plan.flow_by_id(&f.flow).and_then(|flow| self.plan.node_in(flow, node)).map(|i| &self.plan.nodes[i])
+            }
+            _ => None,
+        });
+        let error = match node {
+            Some(node) => node_error(
+                RunErrorKind::Timeout,
+                node,
+                &format!(
+                    "did not finish within the node timeout of {}; everything it had in flight was cancelled. Raise the timeout (--node-timeout) if the node needs longer",
+                    humantime(timeout)
+                ),
+            ),
+            None => {
+                RunError::new(RunErrorKind::Timeout, format!("a node did not finish within the node timeout of {}", humantime(timeout)))
+            }
+        };
+        self.locate(state, fid, error)
+    }
+
+    /// After an input: when nothing is left in flight, the run finished, waits, or is stuck.
+    fn settle(&mut self, state: &mut RunState) {
+        if !self.work.in_flight.is_empty() {
+            return;
+        }
+        if let Outcome::Finished { outputs, end_branch } = &state.outcome {
+            let (outputs, end_branch) = (outputs.clone(), end_branch.clone());
+            let duration_ms = self.now_us.saturating_sub(self.work.begun_us) as f64 / 1000.0;
+            if self.cfg.events {
+                let event = Event::RunFinished { outputs: outputs.clone(), end_branch: end_branch.clone(), duration_ms };
+                self.emit_run(|| event);
+            }
+            self.out.push(Command::Finished { outputs, end_branch });
+            return;
+        }
+        if let Some(request) = state.pending.values().next() {
+            self.out.push(Command::Wait { request: request.clone() });
+            return;
+        }
+        let error =
+            RunError::new(RunErrorKind::Other, "the run stopped with nothing left to do and no end reached (this is a bug in weft)");
+        self.fail(state, error);
+    }
+
+    /// The run failed: the state records the error (a cancelled run did not fail: it stays
+    /// resumable), the event goes out, and nothing issued before counts any more.
+    fn fail(&mut self, state: &mut RunState, error: RunError) {
+        self.work.in_flight.clear();
+        if error.kind != RunErrorKind::Cancelled {
+            let data = ErrorData::from(&error);
+            state.outcome = Outcome::Failed { error: data.clone() };
+            self.emit_run(|| Event::RunFailed { error: data });
+        }
+        self.out.push(Command::Failed { error });
     }
 
     fn node_of(&self, frame: &Frame, id: &str) -> Res<usize> {
@@ -86,6 +299,7 @@ impl Sched<'_> {
                 values: BTreeMap::new(),
                 visits: IndexMap::new(),
                 position: Position::Ready { node: start.id.clone() },
+                clock: None,
             },
         );
         state.next_frame = 1;
@@ -106,6 +320,12 @@ impl Sched<'_> {
     /// Says which branch or item an error happened in, when it happened below a fan-out:
     /// `ParallelMapNode "workers" item 3: LlmNode "write": ...`.
     pub(crate) fn locate(&self, state: &RunState, fid: u64, mut error: RunError) -> RunError {
+        if let Some(node) = &mut error.node
+            && node.path.is_empty()
+            && let Some(frame) = state.frames.get(&fid)
+        {
+            node.path = frame.path.clone();
+        }
         let mut parts = Vec::new();
         let mut child = fid;
         // Bounded by the number of frames, so even a cycle of parents cannot loop forever.
@@ -138,11 +358,9 @@ impl Sched<'_> {
         let frame = get_frame_mut(state, fid)?;
         let visits = frame.visits.entry(node.id.clone()).or_insert(0);
         *visits = visits.saturating_add(1);
-        let path = frame.path.clone();
-        self.emit(|| Event::NodeStarted { path, node: node.name.clone(), node_type: node.ty.to_owned() });
-        let t0 = Instant::now();
-        let vars = self.inputs(state, fid, node)?;
-        nodes::step(self, state, At { fid, node, t0 }, vars)
+        self.emit(state, fid, || Event::NodeStarted { node: node.name.clone(), node_type: node.ty.to_owned() });
+        let vars = self.node_inputs(state, fid, node)?;
+        nodes::step(self, state, At { fid, node, t0: self.now_us }, vars)
     }
 
     /// Creates a child frame running flow `flow` for `node` of frame `parent`.
@@ -173,15 +391,16 @@ impl Sched<'_> {
             values: BTreeMap::new(),
             visits: IndexMap::new(),
             position: Position::Ready { node: self.plan.nodes[sub.start].id.clone() },
+            clock: None,
         };
         state.frames.insert(child, frame);
         self.work.ready.push_back(child);
         Ok(child)
     }
 
-    /// The kind of error of a stopped jq query: cancelled when the plan's cancel flag stopped it.
+    /// The kind of error of a stopped jq query: cancelled when the run's cancel flag stopped it.
     pub(crate) fn stopped_kind(&self, failure: &weft_prompt::JqFailure) -> RunErrorKind {
-        let cancelled = self.plan.options.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        let cancelled = self.cfg.cancelled.load(Ordering::Relaxed);
         if cancelled && matches!(failure, weft_prompt::JqFailure::Interrupted { .. }) {
             RunErrorKind::Cancelled
         } else {
@@ -189,23 +408,51 @@ impl Sched<'_> {
         }
     }
 
-    /// Moves frame `fid` to `position`, queueing it when it became ready or busy.
+    /// Moves frame `fid` to `position`, queueing it when it became ready.
     pub(crate) fn set_position(&mut self, state: &mut RunState, fid: u64, position: Position) {
-        match position {
-            Position::Ready { .. } => self.work.ready.push_back(fid),
-            Position::Busy { .. } => self.work.busy.push(fid),
-            _ => {}
+        if let Position::Ready { .. } = position {
+            self.work.ready.push_back(fid);
         }
         if let Some(f) = state.frames.get_mut(&fid) {
             f.position = position;
         }
     }
 
+    /// Leaves frame `fid` busy with `call`, and sends `effect` out under the frame's id.
+    pub(crate) fn perform(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, call: Call, effect: Effect) {
+        self.set_position(state, fid, Position::Busy { node: node.id.clone(), call: Box::new(call) });
+        self.work.in_flight.insert(fid);
+        self.out.push(Command::Perform { call: fid, effect });
+    }
+
+    /// Starts (or starts again) the clock of the node at frame `fid`'s cursor: now, and the
+    /// node timeout from now.
+    pub(crate) fn start_clock(&mut self, state: &mut RunState, fid: u64) {
+        let deadline_us = self.cfg.node_timeout_us.map(|t| self.now_us.saturating_add(t));
+        let Some(frame) = state.frames.get_mut(&fid) else { return };
+        if let Some(Clock { deadline_us: Some(d), .. }) = frame.clock {
+            self.work.deadlines.remove(&(d, fid));
+        }
+        frame.clock = Some(Clock { started_us: self.now_us, deadline_us });
+        if let Some(d) = deadline_us {
+            self.work.deadlines.insert((d, fid));
+        }
+    }
+
+    /// Stops the clock of frame `fid`'s node; when it started (now, if it had no clock).
+    pub(crate) fn stop_clock(&mut self, state: &mut RunState, fid: u64) -> u64 {
+        let Some(clock) = state.frames.get_mut(&fid).and_then(|f| f.clock.take()) else { return self.now_us };
+        if let Some(d) = clock.deadline_us {
+            self.work.deadlines.remove(&(d, fid));
+        }
+        clock.started_us
+    }
+
     fn spend_step(&self, state: &mut RunState, fid: u64, node: &NodePlan) -> Res<()> {
         let frame = state.frames.get(&fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state")))?;
         let steps = state.steps.entry(frame.budget_key.clone()).or_insert(0);
         *steps = steps.saturating_add(1);
-        if *steps <= self.max_steps {
+        if *steps <= self.cfg.max_steps {
             return Ok(());
         }
         let max = frame.visits.values().copied().max().unwrap_or(0);
@@ -220,17 +467,17 @@ impl Sched<'_> {
         let looping = if looping.is_empty() { format!("\"{}\"", node.name) } else { looping.join(" -> ") };
         Err(RunError::new(
             RunErrorKind::StepBudget,
-            Some(&node.name),
             format!(
                 "step budget exhausted: {} steps in flow \"{}\" without finishing; the loop through {looping} kept going ({max} rounds). Check the loop's exit condition, or raise the budget (--max-steps) if the flow needs more steps",
-                self.max_steps, frame.path
+                self.cfg.max_steps, frame.path
             ),
-        ))
+        )
+        .at(&node.id, &node.name))
     }
 
     /// The node's input values by internal name: the latest value on a data edge, else the
     /// default, cast to the declared type.
-    fn inputs(&self, state: &RunState, fid: u64, node: &NodePlan) -> Res<Map<String, Json>> {
+    pub(crate) fn node_inputs(&self, state: &RunState, fid: u64, node: &NodePlan) -> Res<Map<String, Json>> {
         let all = match node.op.reads() {
             Reads::Nothing => return Ok(Map::new()),
             Reads::Available => false,
@@ -272,19 +519,23 @@ impl Sched<'_> {
     }
 
     /// Posts a message to the conversation.
-    pub(crate) fn post(&self, state: &mut RunState, node: &NodePlan, message_type: &str, text: &str) {
+    pub(crate) fn post(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, message_type: &str, text: &str) {
         state.messages.push(ConversationMessage {
             message_type: message_type.to_owned(),
             content: text.to_owned(),
             node: node.name.clone(),
         });
-        self.emit(|| Event::Message { node: node.name.clone(), message_type: message_type.to_owned(), content: text.to_owned() });
+        self.emit(state, fid, || Event::Message {
+            node: node.name.clone(),
+            message_type: message_type.to_owned(),
+            content: text.to_owned(),
+        });
     }
 
     /// Leaves frame `fid` waiting for an answer to `request`.
     pub(crate) fn wait(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, request: InputRequest) -> Res<()> {
         let path = get_frame(state, fid)?.path.clone();
-        self.emit(|| Event::InputRequested { path: path.clone(), request: request.clone() });
+        self.emit(state, fid, || Event::InputRequested { request: request.clone() });
         state.pending.insert(path, request);
         self.set_position(state, fid, Position::Waiting { node: node.id.clone() });
         Ok(())
@@ -297,14 +548,9 @@ impl Sched<'_> {
     }
 
     /// Says that the node at `at` finished, through `branch` if it leaves through one.
-    pub(crate) fn emit_finished(&self, state: &RunState, at: At<'_>, branch: Option<&str>) -> Res<()> {
-        let path = &get_frame(state, at.fid)?.path;
-        self.emit(|| Event::NodeFinished {
-            path: path.clone(),
-            node: at.node.name.clone(),
-            branch: branch.map(str::to_owned),
-            duration_ms: ms(at.t0),
-        });
+    pub(crate) fn emit_finished(&mut self, state: &RunState, at: At<'_>, branch: Option<&str>) -> Res<()> {
+        let duration_ms = self.now_us.saturating_sub(at.t0) as f64 / 1000.0;
+        self.emit(state, at.fid, || Event::NodeFinished { node: at.node.name.clone(), branch: branch.map(str::to_owned), duration_ms });
         Ok(())
     }
 
@@ -357,24 +603,24 @@ impl Sched<'_> {
                 state.frames.remove(&fid);
                 let idx = self.node_of(get_frame(state, parent)?, &node_id)?;
                 let node = &self.plan.nodes[idx];
-                nodes::child_finished(self, state, At { fid: parent, node, t0: Instant::now() }, fid, exposed, branch)
+                nodes::child_finished(self, state, At { fid: parent, node, t0: self.now_us }, fid, exposed, branch)
             }
         }
     }
 
     /// Feeds the result of a call back. The frame's position says which call it was.
-    pub(crate) fn complete(&mut self, state: &mut RunState, fid: u64, result: CallResult) -> Res<()> {
+    fn complete(&mut self, state: &mut RunState, fid: u64, result: EffectResult) -> Res<()> {
         self.complete_call(state, fid, result).map_err(|e| self.locate(state, fid, e))
     }
 
-    fn complete_call(&mut self, state: &mut RunState, fid: u64, result: CallResult) -> Res<()> {
+    fn complete_call(&mut self, state: &mut RunState, fid: u64, result: EffectResult) -> Res<()> {
         let Some(Frame { position: Position::Busy { node, call }, .. }) = state.frames.get(&fid) else {
             return Err(other("a call completed for a frame that was not waiting for one"));
         };
         let (node_id, call) = (node.clone(), call.clone());
         let idx = self.node_of(get_frame(state, fid)?, &node_id)?;
         let node = &self.plan.nodes[idx];
-        let t0 = self.started.get(&fid).copied().unwrap_or_else(Instant::now);
+        let t0 = state.frames.get(&fid).and_then(|f| f.clock).map_or(self.now_us, |c| c.started_us);
         nodes::complete(self, state, At { fid, node, t0 }, *call, result)
     }
 
@@ -392,9 +638,9 @@ impl Sched<'_> {
         };
         let idx = self.node_of(frame, node).map_err(|e| SubmitError::Invalid(e.message))?;
         let node = &self.plan.nodes[idx];
-        let outputs = nodes::submit(self, state, node, &request, answer)?;
+        let outputs = nodes::submit(self, state, fid, node, &request, answer)?;
         state.pending.remove(&path);
-        let at = At { fid, node, t0: Instant::now() };
+        let at = At { fid, node, t0: self.now_us };
         self.produce(state, fid, node, outputs).map_err(|e| SubmitError::Invalid(e.message))?;
         self.follow(state, at, "next").map_err(|e| SubmitError::Invalid(e.message))
     }
@@ -437,8 +683,9 @@ pub(crate) fn single(title: &str, value: Json) -> Map<String, Json> {
     m
 }
 
-fn ms(t0: Instant) -> f64 {
-    t0.elapsed().as_secs_f64() * 1000.0
+/// `1.5 s`, `250 ms`.
+fn humantime(d: std::time::Duration) -> String {
+    if d.as_millis() < 1000 { format!("{} ms", d.as_millis()) } else { format!("{:.1} s", d.as_secs_f64()) }
 }
 
 /// The frame `fid`; a missing one is an error, never a panic (a checked state has every frame
@@ -452,11 +699,11 @@ fn get_frame_mut(state: &mut RunState, fid: u64) -> Res<&mut Frame> {
 }
 
 pub(crate) fn other(message: impl Into<String>) -> RunError {
-    RunError::new(RunErrorKind::Other, None, message)
+    RunError::new(RunErrorKind::Other, message)
 }
 
 pub(crate) fn node_error(kind: RunErrorKind, node: &NodePlan, message: &str) -> RunError {
-    RunError::new(kind, Some(&node.name), format!("{} \"{}\": {message}", node.ty, node.name))
+    RunError::new(kind, format!("{} \"{}\": {message}", node.ty, node.name)).at(&node.id, &node.name)
 }
 
 /// At most 500 characters of a text, for error messages: `secrets` are masked in the whole text

@@ -14,14 +14,15 @@ use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use weft_llm::{ChatRequest, Usage};
 
-/// The format version of [`RunState`]; a state written by another format is refused.
-pub const STATE_FORMAT: u32 = 1;
-
-/// Everything a run needs to continue.
+/// Everything a run needs to continue. Stored through its persisted form
+/// ([`crate::persist::StoredState`]), which has a format version of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
-    /// [`STATE_FORMAT`] at the time of writing.
-    pub format: u32,
+    /// The run's id: a UUID v7, kept across resumes (events carry it).
+    pub run_id: String,
+    /// The `seq` of the run's latest event (a resumed run's events continue after it).
+    #[serde(default)]
+    pub event_seq: u64,
     /// The content hash of the flow this run belongs to.
     pub flow_hash: String,
     /// The run's inputs, defaults filled in.
@@ -62,8 +63,8 @@ pub enum Outcome {
     },
     /// Stopped by an error.
     Failed {
-        /// The error, as shown to the user.
-        error: String,
+        /// The error: its kind, node, message and (for an LLM call) the provider's details.
+        error: crate::error::ErrorData,
     },
 }
 
@@ -97,6 +98,22 @@ pub struct Frame {
     pub visits: IndexMap<String, u64>,
     /// The cursor.
     pub position: Position,
+    /// When the node at the cursor started and when it times out, while it waits for a call, a
+    /// subflow or its branches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<Clock>,
+}
+
+/// When a node started and when it times out (microseconds since the Unix epoch). A resumed
+/// run starts every clock again: a call re-made after a resume gets a fresh deadline and
+/// reports its own duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    /// When the node started (or was resumed).
+    pub started_us: u64,
+    /// When it fails with a timeout (`--node-timeout`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_us: Option<u64>,
 }
 
 /// A value and the sequence number it was produced at.
@@ -170,10 +187,16 @@ pub enum Position {
 pub enum Call {
     /// An LLM call.
     Llm {
-        /// The request.
-        request: ChatRequest,
         /// 1 for the first attempt, 2 for the first re-ask...
         attempt: u32,
+        /// The node's call count when the call was made (the request's `call_index`).
+        #[serde(default)]
+        call_index: u64,
+        /// The request of a re-ask (the conversation so far). A first attempt's request is
+        /// not stored: it is rendered again from the node's inputs, which do not change while
+        /// the node waits, so the prompt (and the inputs in it) is not stored twice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<Box<ChatRequest>>,
     },
     /// A server tool call.
     Tool {

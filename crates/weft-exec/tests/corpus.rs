@@ -60,7 +60,7 @@ async fn run(path: &Path) -> Result_ {
     let plan = match Plan::new(&flow, options) {
         Ok(p) => p,
         Err(e) => {
-            for p in &e.problems {
+            for p in &e.problems() {
                 assert!(p.starts_with("not supported yet: "), "{}: unexpected start error: {p}", path.display());
             }
             return Result_::Unsupported(e.to_string());

@@ -41,7 +41,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use weft_exec::{Event, Plan, RunOptions, StartError, Status};
+use weft_exec::{Event, EventRecord, Plan, RunOptions, StartError, Status};
 use weft_flow::{Code, Diagnostics, Flow, Severity, check_source};
 use weft_llm::simulated::generate;
 use weft_tools::{Tool, ToolError, ToolRegistry};
@@ -87,8 +87,8 @@ fn tools_for(flow: &Flow, calls: &Arc<AtomicUsize>) -> ToolRegistry {
 /// tool bound, and the LLM requests and tool calls counted.
 fn run_options(flow: &Flow, calls: &Arc<AtomicUsize>) -> RunOptions {
     let counted = Arc::clone(calls);
-    let sink = move |e: &Event| {
-        if matches!(e, Event::LlmRequest { .. } | Event::ToolCall { .. }) {
+    let sink = move |r: &EventRecord<'_>| {
+        if matches!(r.event, Event::LlmRequest { .. } | Event::ToolCall { .. }) {
             counted.fetch_add(1, Ordering::Relaxed);
         }
     };
@@ -211,7 +211,7 @@ fn refusals(flow: &Flow, error: &StartError) -> Vec<Refusal> {
         .collect();
     printed.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
     error
-        .problems
+        .problems()
         .iter()
         .flat_map(|p| p.lines())
         .map(|line| {
@@ -623,7 +623,7 @@ fn refusal_lines_are_parsed() {
     // A field after the component's pointer.
     let comp = flow.spec().components.iter().find(|c| c.is("PluginWriteVariableNode")).unwrap();
     let line = format!("{} at {}/unpack_input/x: the jq query does not compile: oops: deep", comp.label(), comp.pointer);
-    let r = refusals(&flow, &StartError { problems: vec![line] }).remove(0);
+    let r = refusals(&flow, &StartError { diagnostics: vec![weft_spec::Diagnostic::new(weft_spec::Code::Unbound, "", line)] }).remove(0);
     assert_eq!(r.kind, Kind::Document);
     assert_eq!(r.pointer, Some(format!("{}/unpack_input/x", comp.pointer)));
     assert_eq!(r.pattern, "PluginWriteVariableNode \"…\" at <ptr>/unpack_input/*: the jq query does not compile");

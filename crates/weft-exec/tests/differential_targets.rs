@@ -97,7 +97,7 @@ fn expect(doc: &Json, code: Code, pointer: &str, also: &[String], words: &[&str]
         Some(flow) => match Plan::new(&flow, options(&flow)) {
             Ok(_) => failures.push("run: Plan::new accepted the flow".into()),
             Err(e) => {
-                if !e.problems.iter().any(|p| p.contains(&format!(" at {refused_at}"))) {
+                if !e.problems().iter().any(|p| p.contains(&format!(" at {refused_at}"))) {
                     failures.push(format!("run: no refusal names {refused_at}:\n{e}"));
                 }
             }

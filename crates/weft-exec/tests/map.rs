@@ -366,7 +366,7 @@ async fn the_first_failing_item_cancels_its_siblings_and_is_named() {
     assert_eq!(model.in_flight.load(Ordering::SeqCst), 0);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(model.finished.load(Ordering::SeqCst), 1, "no cancelled call completes later");
-    assert!(matches!(&run.state().outcome, weft_exec::state::Outcome::Failed { error } if error.contains("item 5")));
+    assert!(matches!(&run.state().outcome, weft_exec::state::Outcome::Failed { error } if error.message.contains("item 5")));
 }
 
 #[cfg(unix)]

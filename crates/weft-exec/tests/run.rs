@@ -115,7 +115,7 @@ async fn inputs_are_checked_all_at_once() {
     assert!(text.contains("unknown input \"topc\" for flow \"test_flow\" (did you mean \"topic\"?)"), "{text}");
     assert!(text.contains("missing input \"topic\" (string)"), "{text}");
     assert!(text.contains("input \"count\" of flow \"test_flow\" must be integer"), "{text}");
-    assert_eq!(err.problems.len(), 3);
+    assert_eq!(err.problems().len(), 3);
 }
 
 #[tokio::test]
@@ -145,7 +145,7 @@ async fn a_failed_llm_call_gives_the_caller_its_kind_status_code_and_request_id(
     let plan = Plan::new(&flow(&judge_flow()), RunOptions::simulated().with_model(model)).unwrap();
     let err = plan.start(inputs(json!({"text": "a very long text"}))).unwrap().execute().await.unwrap_err();
     assert_eq!(err.kind, RunErrorKind::Llm);
-    assert_eq!(err.node.as_deref(), Some("judge"));
+    assert_eq!(err.node.as_ref().map(|n| n.name.as_str()), Some("judge"));
     let llm = err.llm.as_ref().expect("the LLM error is kept");
     assert_eq!(llm.kind, LlmErrorKind::ContextTooLong);
     assert_eq!(llm.status, Some(400));
@@ -172,7 +172,7 @@ async fn an_answer_that_never_fits_fails_naming_the_node_and_the_last_reply() {
     let mut run = plan.start(inputs(json!({"text": "t"}))).unwrap();
     let err = run.execute().await.unwrap_err();
     assert_eq!(err.kind, RunErrorKind::StructuredOutput);
-    assert_eq!(err.node.as_deref(), Some("judge"));
+    assert_eq!(err.node.as_ref().map(|n| n.name.as_str()), Some("judge"));
     assert!(
         err.message.starts_with("LlmNode \"judge\": the model's answer does not fit the node's outputs after 3 attempts"),
         "{}",
@@ -182,7 +182,7 @@ async fn an_answer_that_never_fits_fails_naming_the_node_and_the_last_reply() {
     // The state stays inspectable, and says what happened.
     let state = run.state();
     assert_eq!(state.usage.llm_calls, 3);
-    assert!(matches!(&state.outcome, weft_exec::state::Outcome::Failed { error } if error.contains("judge")));
+    assert!(matches!(&state.outcome, weft_exec::state::Outcome::Failed { error } if error.message.contains("judge")));
     assert!(run.execute().await.is_err(), "a failed run stays failed");
 }
 

@@ -62,7 +62,7 @@ async fn jq_in_an_output_parser_fails_its_node_with_the_query_named() {
     let mut run = plan.start(inputs()).unwrap();
     let err = run.execute().await.unwrap_err();
     assert_eq!(err.kind, RunErrorKind::Query);
-    assert_eq!(err.node.as_deref(), Some("classify_email"));
+    assert_eq!(err.node.as_ref().map(|n| n.name.as_str()), Some("classify_email"));
     assert!(err.message.contains("cannot read the model's answer: the jq query `[range(1e9)] | length` was stopped"), "{}", err.message);
     // A data query on the same document still works.
     let plan = Plan::new(&parser_flow(".label"), RunOptions::simulated()).unwrap();

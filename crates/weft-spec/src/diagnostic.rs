@@ -91,6 +91,10 @@ codes! {
     NoVersion = "no_version", Warning;
     /// A type Weft loads and exports but cannot run.
     NotRunnable = "not_runnable", Warning;
+    /// A run cannot start: a ServerTool with no implementation bound, an LLM config no model serves.
+    Unbound = "unbound", Error;
+    /// A run's input is unknown, missing or of the wrong type.
+    BadInput = "bad_input", Error;
 }
 
 impl fmt::Display for Code {

@@ -13,7 +13,6 @@ use crate::sched::{Res, Sched, excerpt, get_frame, latest_source, node_error, ot
 use crate::state::{Frame, Position, RunState};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
 use weft_flow::node::{DataEdge, MapNode, ParallelNode};
 use weft_guard::Secrets;
 
@@ -158,7 +157,7 @@ impl MapOp {
                                 &format!(
                                     "input \"{}\" is iterated (its data edge comes from a list output) but its value is not a list: {}",
                                     input.title,
-                                    excerpt(&other.to_string(), &s.plan.options.secrets)
+                                    excerpt(&other.to_string(), &s.plan.secrets)
                                 ),
                             ));
                         }
@@ -184,7 +183,7 @@ impl MapOp {
                             node,
                             &format!(
                                 "input \"{title}\" must be a list or an object to iterate over, got {}",
-                                excerpt(&other.to_string(), &s.plan.options.secrets)
+                                excerpt(&other.to_string(), &s.plan.secrets)
                             ),
                         ));
                     }
@@ -242,7 +241,7 @@ impl MapOp {
                             &format!(
                                 "item {i}: the unpack_input query `{}` for \"{input}\" gives no value for the item {}",
                                 query.source(),
-                                excerpt(&item.to_string(), &s.plan.options.secrets)
+                                excerpt(&item.to_string(), &s.plan.secrets)
                             ),
                         )
                     })?;
@@ -274,7 +273,7 @@ fn start(
     iterated: Vec<String>,
     total: usize,
 ) -> Res<()> {
-    s.started.insert(at.fid, at.t0);
+    s.start_clock(state, at.fid);
     let position =
         Position::InBranches { node: at.node.id.clone(), vars, iterated, total, next: 0, running: BTreeMap::new(), done: BTreeMap::new() };
     s.set_position(state, at.fid, position);
@@ -329,7 +328,7 @@ fn start_branches(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &Node
     };
     let done = std::mem::take(done);
     let outputs = match fan {
-        FanOut::Map(op) => collect(node, op, done, &s.plan.options.secrets)?,
+        FanOut::Map(op) => collect(node, op, done, &s.plan.secrets)?,
         FanOut::Parallel(_) => {
             let mut merged = Map::new();
             for outputs in done.into_values() {
@@ -338,7 +337,7 @@ fn start_branches(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &Node
             merged
         }
     };
-    let t0 = s.started.remove(&fid).unwrap_or_else(Instant::now);
+    let t0 = s.stop_clock(state, fid);
     s.done(state, At { fid, node, t0 }, outputs)
 }
 

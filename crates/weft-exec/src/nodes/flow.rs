@@ -58,7 +58,7 @@ impl SubflowOp {
         let parent = get_frame(state, at.fid)?;
         let (path, budget_key) = (format!("{}/{}", parent.path, at.node.name), parent.budget_key.clone());
         let child = s.new_frame(state, at.fid, at.node, self.flow, inputs, path, budget_key)?;
-        s.started.insert(at.fid, at.t0);
+        s.start_clock(state, at.fid);
         s.set_position(state, at.fid, Position::InChild { node: at.node.id.clone(), child });
         Ok(())
     }
@@ -73,7 +73,7 @@ impl SubflowOp {
         outputs: Map<String, Json>,
         branch: String,
     ) -> Res<()> {
-        let t0 = s.started.remove(&at.fid).unwrap_or(at.t0);
+        let t0 = s.stop_clock(state, at.fid);
         s.produce(state, at.fid, at.node, outputs)?;
         s.follow(state, At { t0, ..at }, &branch)
     }

@@ -2,16 +2,16 @@
 //! built from a node's inputs, the call the driver makes, the answer read into outputs, and the
 //! re-ask when an answer does not fit (FORMAT.md sections 8.1 and 11.1).
 
-use super::{At, CallResult, CallTask, mismatched_call};
+use super::{At, mismatched_call};
 use crate::check::{Checked, Place, damaged};
+use crate::effect::{Effect, EffectResult, LlmCall};
 use crate::error::RunErrorKind;
-use crate::event::{Event, EventSink};
+use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, excerpt, get_frame, node_error};
 use crate::state::{Call, Position, RunState};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
-use std::time::Instant;
 use weft_flow::node::{LlmNode, LlmPrompt, MessageRole, PromptMessages};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, ResponseFormat, Role, SchemaDelivery, ToolSpec};
 use weft_spec::{CompId, Component, Property};
@@ -59,18 +59,47 @@ impl LlmOp {
         Some(LlmOp { model, limiter, generation: llm.generation.clone(), send_message: llm.send_message, kind })
     }
 
-    /// Renders the request and leaves the node `Busy` with its first attempt.
+    /// Renders the request and sends the first attempt out.
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         let meta = meta(state, at.fid, at.node)?;
+        let call_index = meta.call_index;
         let request = request(self, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
-        s.started.insert(at.fid, at.t0);
-        s.set_position(state, at.fid, Position::Busy { node: at.node.id.clone(), call: Box::new(Call::Llm { request, attempt: 1 }) });
+        s.start_clock(state, at.fid);
+        let effect = self.effect(at.node, request, 1);
+        s.perform(state, at.fid, at.node, Call::Llm { attempt: 1, call_index, request: None }, effect);
         Ok(())
     }
 
+    /// The call again: a first attempt's request rendered again from the node's inputs (with
+    /// the call index it had), a re-ask's as stored.
+    pub(crate) fn remake(&self, _s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
+        let Call::Llm { attempt, call_index, request: stored } = call else { return Err(mismatched_call()) };
+        let request = match stored {
+            Some(r) => (**r).clone(),
+            None => {
+                let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
+                let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index: *call_index };
+                request(self, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?
+            }
+        };
+        Ok(self.effect(at.node, request, *attempt))
+    }
+
+    fn effect(&self, node: &NodePlan, request: ChatRequest, attempt: u32) -> Effect {
+        Effect::Llm(LlmCall {
+            model: Arc::clone(&self.model),
+            limiter: Arc::clone(&self.limiter),
+            request,
+            node: node.name.clone(),
+            attempt,
+        })
+    }
+
     /// The model answered: outputs, a re-ask (while re-asks are left), or an error.
-    pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
-        let (Call::Llm { request, attempt }, CallResult::Llm(result)) = (call, result) else { return Err(mismatched_call()) };
+    pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
+        let (Call::Llm { attempt, call_index, request: stored }, EffectResult::Llm(result)) = (call, result) else {
+            return Err(mismatched_call());
+        };
         let node = at.node;
         let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")).with_llm(e))?;
         state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
@@ -78,26 +107,33 @@ impl LlmOp {
         match outputs(self, &response.text) {
             Ok(outputs) => {
                 if self.send_message {
-                    s.post(state, node, "AGENT", &response.text);
+                    s.post(state, at.fid, node, "AGENT", &response.text);
                 }
-                s.started.remove(&at.fid);
+                s.stop_clock(state, at.fid);
                 s.done(state, at, outputs)
             }
             Err(Unfit::Stopped(failure)) => {
                 Err(node_error(s.stopped_kind(&failure), node, &format!("cannot read the model's answer: {failure}")))
             }
-            Err(Unfit::Reask(reason)) if attempt <= s.max_reasks => {
-                s.emit(|| Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
+            Err(Unfit::Reask(reason)) if attempt <= s.cfg.max_reasks => {
+                s.emit(state, at.fid, || Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
+                // The request just answered: stored for a re-ask, rendered again for a first
+                // attempt (the inputs have not changed while the node waited).
+                let previous = match stored {
+                    Some(r) => *r,
+                    None => {
+                        let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, node.name);
+                        let vars = s.node_inputs(state, at.fid, node)?;
+                        request(self, &vars, RequestMeta { node: node.name.clone(), node_path, call_index })
+                            .map_err(|e| node_error(RunErrorKind::Template, node, &e))?
+                    }
+                };
                 let meta = meta(state, at.fid, node)?;
-                let next = reask(&request, &response.text, &reason, meta.call_index);
-                s.set_position(
-                    state,
-                    at.fid,
-                    Position::Busy {
-                        node: node.id.clone(),
-                        call: Box::new(Call::Llm { request: next, attempt: attempt.saturating_add(1) }),
-                    },
-                );
+                let next = reask(&previous, &response.text, &reason, meta.call_index);
+                let attempt = attempt.saturating_add(1);
+                let effect = self.effect(node, next.clone(), attempt);
+                let call = Call::Llm { attempt, call_index: meta.call_index, request: Some(Box::new(next)) };
+                s.perform(state, at.fid, node, call, effect);
                 Ok(())
             }
             Err(Unfit::Reask(reason)) => Err(node_error(
@@ -106,50 +142,10 @@ impl LlmOp {
                 &format!(
                     "the model's answer does not fit the node's outputs after {attempt} attempt{}: {reason}. Last answer: {}",
                     if attempt == 1 { "" } else { "s" },
-                    excerpt(&response.text, &s.plan.options.secrets)
+                    excerpt(&response.text, &s.plan.secrets)
                 ),
             )),
         }
-    }
-
-    /// The model call: a permit of the endpoint's limiter around the whole call (retries
-    /// included), with its events.
-    pub(crate) fn launch(&self, node: &NodePlan, call: &Call, events: Option<Arc<dyn EventSink>>) -> Option<CallTask> {
-        let Call::Llm { request, attempt } = call else { return None };
-        let model = Arc::clone(&self.model);
-        let limiter = Arc::clone(&self.limiter);
-        let request = request.clone();
-        if let Some(sink) = events.as_deref() {
-            sink.emit(&Event::LlmRequest {
-                node: node.name.clone(),
-                model: model.name().to_owned(),
-                attempt: *attempt,
-                messages: request.messages.len(),
-            });
-        }
-        let name = node.name.clone();
-        Some(Box::pin(async move {
-            let permit = limiter
-                .acquire_with(|stats| {
-                    if let Some(sink) = events.as_deref() {
-                        sink.emit(&Event::LlmHeldBack {
-                            node: name.clone(),
-                            endpoint: stats.endpoint.clone(),
-                            in_flight: stats.in_flight,
-                            cap: stats.cap,
-                            waiting: stats.waiting + 1,
-                        });
-                    }
-                })
-                .await;
-            let t = Instant::now();
-            let result = model.chat(&request).await;
-            drop(permit);
-            if let (Some(sink), Ok(r)) = (events.as_deref(), &result) {
-                sink.emit(&Event::LlmResponse { node: name, usage: r.usage, duration_ms: t.elapsed().as_secs_f64() * 1000.0 });
-            }
-            CallResult::Llm(result)
-        }))
     }
 
     /// Only busy with an LLM call, attempts counted from 1.

@@ -44,7 +44,7 @@ impl InputMessageOp {
         let shown = match &self.message {
             Some(t) => {
                 let text = render(at.node, t, &vars, "its message")?;
-                s.post(state, at.node, "AGENT", &text);
+                s.post(state, at.fid, at.node, "AGENT", &text);
                 Some(text)
             }
             None => None,
@@ -58,6 +58,7 @@ impl InputMessageOp {
         &self,
         s: &mut Sched<'_>,
         state: &mut RunState,
+        fid: u64,
         node: &NodePlan,
         request: &InputRequest,
         answer: Json,
@@ -67,7 +68,7 @@ impl InputMessageOp {
             Json::String(s) => s,
             other => other.to_string(),
         };
-        s.post(state, node, "USER", &text);
+        s.post(state, fid, node, "USER", &text);
         Ok(single(&self.output, Json::String(text)))
     }
 
@@ -90,7 +91,7 @@ impl OutputMessageOp {
 
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         let text = render(at.node, &self.message, &vars, "its message")?;
-        s.post(state, at.node, &self.message_type, &text);
+        s.post(state, at.fid, at.node, &self.message_type, &text);
         if let Some(output) = &self.output {
             s.produce(state, at.fid, at.node, single(output, Json::String(text)))?;
         }

@@ -4,15 +4,16 @@
 //! messages, PluginTemplateNode, constants), [`fanout`] (parallel flows and map nodes).
 //!
 //! A family holds everything specific to its operations: the conversion from the typed node
-//! model at plan time, its step without IO, how a call result or an input answer is applied,
-//! the call the driver launches, and what a stored state may hold at its nodes.
+//! model at plan time, its step without IO (which may send an [`Effect`] out), how an effect's
+//! result or an input answer is applied, how a call is made again after a resume, and what a
+//! stored state may hold at its nodes.
 //! The planner, the scheduler, the driver and the state check reach the families only through
 //! the functions of this module. [`plan`] and [`step`] match on [`Op`], [`Op::role`] says what
 //! else a node is (which positions it waits in); every other function matches on [`Role`]. All
 //! matches are exhaustive (no catch-all arm): a new variant does not compile until each of them
 //! says what the new node does.
 //! In the other direction, families use the scheduler's helpers ([`Sched::produce`],
-//! [`Sched::follow`], [`Sched::done`], [`Sched::wait`], [`Sched::post`],
+//! [`Sched::follow`], [`Sched::done`], [`Sched::wait`], [`Sched::post`], [`Sched::perform`],
 //! [`Sched::set_position`], [`Sched::new_frame`], [`Sched::finish_frame`]) and the planner's
 //! ([`Compiler::flow_plan`], [`Compiler::report`]).
 
@@ -24,20 +25,14 @@ pub(crate) mod message;
 pub(crate) mod tool;
 
 use crate::check::{Checked, Place};
+use crate::effect::{Effect, EffectResult};
 use crate::error::{RunError, SubmitError};
-use crate::event::EventSink;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, other};
 use crate::state::{Call, InputRequest, Position, RunState};
 use serde_json::{Map, Value as Json};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Instant;
 use weft_flow::node::{DataEdge, NodeKind};
-use weft_llm::{ChatResponse, LlmError};
 use weft_spec::CompId;
-use weft_tools::ToolError;
 
 /// What a node does: one variant per operation, each defined by its family.
 pub(crate) enum Op {
@@ -55,21 +50,13 @@ pub(crate) enum Op {
     Map(Box<fanout::MapOp>),
 }
 
-/// The result of a call the driver made.
-pub(crate) enum CallResult {
-    Llm(Result<ChatResponse, LlmError>),
-    Tool(Result<Json, ToolError>),
-}
-
-/// A call for the driver to run as a task of the run's `JoinSet`.
-pub(crate) type CallTask = Pin<Box<dyn Future<Output = CallResult> + Send>>;
-
-/// The node a family works on: its frame, its plan, and when it started (for durations).
+/// The node a family works on: its frame, its plan, and when it started (µs since the Unix
+/// epoch, for durations).
 #[derive(Clone, Copy)]
 pub(crate) struct At<'p> {
     pub(crate) fid: u64,
     pub(crate) node: &'p NodePlan,
-    pub(crate) t0: Instant,
+    pub(crate) t0: u64,
 }
 
 /// What a node is to the scheduler apart from its step: where its inputs come from, and which
@@ -181,8 +168,9 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
     }
 }
 
-/// A call made for the node at `at` returned `result`; `call` is the call it was busy with.
-pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
+/// An effect sent out for the node at `at` returned `result`; `call` is the call it was busy
+/// with.
+pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
     match at.node.op.role() {
         Role::Llm(op) => op.complete(s, state, at, call, result),
         Role::Tool(op) => op.complete(s, state, at, call, result),
@@ -200,9 +188,9 @@ pub(crate) type Answered = Result<Map<String, Json>, SubmitError>;
 
 /// An answer to the node's pending `request`: the node's outputs (internal titles), or why the
 /// answer is refused. The scheduler then records them and leaves the node through `next`.
-pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
+pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
     match node.op.role() {
-        Role::Input(op) => op.submit(s, state, node, request, answer),
+        Role::Input(op) => op.submit(s, state, fid, node, request, answer),
         Role::Tool(op) => op.submit(s, node, request, answer),
         Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_request()),
     }
@@ -232,13 +220,13 @@ pub(crate) fn child_finished(
     }
 }
 
-/// The task of the call `call` of the node `node` (the driver spawns it), or `None` when the
-/// node makes no such call.
-pub(crate) fn launch(node: &NodePlan, call: &Call, events: Option<Arc<dyn EventSink>>) -> Option<CallTask> {
-    match node.op.role() {
-        Role::Llm(op) => op.launch(node, call, events),
-        Role::Tool(op) => op.launch(node, call, events),
-        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => None,
+/// The effect of the call `call` the node at `at` is busy with, made again (an `execute()`
+/// after a resume or a cancelled one); `vars` are the node's inputs, as when it first ran.
+pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
+    match at.node.op.role() {
+        Role::Llm(op) => op.remake(s, state, at, call, vars),
+        Role::Tool(op) => op.remake(at.node, call),
+        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
 

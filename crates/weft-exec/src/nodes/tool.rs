@@ -2,16 +2,15 @@
 //! driver, or a ClientTool whose result the run waits for as an input request; either way the
 //! result is read into the node's outputs.
 
-use super::{Answered, At, CallResult, CallTask, mismatched_call, mismatched_request};
+use super::{Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place, damaged};
+use crate::effect::{Effect, EffectResult, ToolCall};
 use crate::error::{RunErrorKind, SubmitError};
-use crate::event::{Event, EventSink};
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, excerpt, external, get_frame, node_error, single};
 use crate::state::{Call, InputRequest, Position, RunState};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
-use std::time::Instant;
 use weft_flow::node::{ToolKind, ToolNode};
 use weft_guard::Secrets;
 use weft_tools::Tool;
@@ -54,13 +53,10 @@ impl ToolOp {
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, args: Map<String, Json>) -> Res<()> {
         let node = at.node;
         match &self.tool {
-            Some(_) => {
-                s.started.insert(at.fid, at.t0);
-                s.set_position(
-                    state,
-                    at.fid,
-                    Position::Busy { node: node.id.clone(), call: Box::new(Call::Tool { tool: self.tool_name.clone(), args }) },
-                );
+            Some(tool) => {
+                s.start_clock(state, at.fid);
+                let effect = self.effect(tool, node, args.clone());
+                s.perform(state, at.fid, node, Call::Tool { tool: self.tool_name.clone(), args }, effect);
                 Ok(())
             }
             None => {
@@ -79,23 +75,23 @@ impl ToolOp {
 
     /// A server tool returned: its outputs, or its error (as the output when the node does not
     /// raise and has one output).
-    pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: CallResult) -> Res<()> {
-        let (Call::Tool { .. }, CallResult::Tool(result)) = (call, result) else { return Err(mismatched_call()) };
+    pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
+        let (Call::Tool { .. }, EffectResult::Tool(result)) = (call, result) else { return Err(mismatched_call()) };
         let node = at.node;
         state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
         let outputs = match result {
-            Ok(value) => outputs(node, &self.outputs, value, &s.plan.options.secrets)?,
+            Ok(value) => outputs(node, &self.outputs, value, &s.plan.secrets)?,
             Err(e) if !self.raise_exceptions && self.outputs.len() == 1 => single(&self.outputs[0], Json::String(e.to_string())),
-            Err(e) => return Err(node_error(RunErrorKind::Tool, node, &format!("tool \"{}\" failed: {e}", self.tool_name))),
+            Err(e) => return Err(node_error(RunErrorKind::Tool, node, &format!("tool \"{}\" failed: {e}", self.tool_name)).with_tool(e)),
         };
-        s.started.remove(&at.fid);
+        s.stop_clock(state, at.fid);
         s.done(state, at, outputs)
     }
 
     /// A client tool's result, checked against the output schemas.
     pub(crate) fn submit(&self, s: &Sched<'_>, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
         let InputRequest::Tool { tool, .. } = request else { return Err(mismatched_request()) };
-        let outputs = outputs(node, &self.outputs, answer, &s.plan.options.secrets).map_err(|e| SubmitError::Invalid(e.message))?;
+        let outputs = outputs(node, &self.outputs, answer, &s.plan.secrets).map_err(|e| SubmitError::Invalid(e.message))?;
         for (title, schema) in self.outputs.iter().zip(&self.output_schemas) {
             if let Some(why) = outputs.get(title).and_then(|v| crate::run::type_problem(schema, v)) {
                 return Err(SubmitError::Invalid(format!(
@@ -107,20 +103,14 @@ impl ToolOp {
         Ok(outputs)
     }
 
-    /// The server tool's call, with its event.
-    pub(crate) fn launch(&self, node: &NodePlan, call: &Call, events: Option<Arc<dyn EventSink>>) -> Option<CallTask> {
-        let Call::Tool { tool, args } = call else { return None };
-        let imp = self.tool.clone()?;
-        let (args, tool, name) = (args.clone(), tool.clone(), node.name.clone());
-        Some(Box::pin(async move {
-            let t = Instant::now();
-            let result = imp.call(args).await;
-            if let Some(sink) = events.as_deref() {
-                let error = result.as_ref().err().map(ToString::to_string);
-                sink.emit(&Event::ToolCall { node: name, tool, duration_ms: t.elapsed().as_secs_f64() * 1000.0, error });
-            }
-            CallResult::Tool(result)
-        }))
+    /// The server tool's call again, with the arguments it had.
+    pub(crate) fn remake(&self, node: &NodePlan, call: &Call) -> Res<Effect> {
+        let (Call::Tool { args, .. }, Some(tool)) = (call, &self.tool) else { return Err(mismatched_call()) };
+        Ok(self.effect(tool, node, args.clone()))
+    }
+
+    fn effect(&self, tool: &Arc<dyn Tool>, node: &NodePlan, args: Map<String, Json>) -> Effect {
+        Effect::Tool(ToolCall { tool: Arc::clone(tool), name: self.tool_name.clone(), args, node: node.name.clone() })
     }
 
     /// A client tool's answer was checked against its output types when it entered the run.

@@ -1,0 +1,224 @@
+//! What belongs to one run and not to its plan: the run's settings ([`RunSettings`]: event
+//! sink, step budget, re-ask limit, node timeout, batch index) and, while it executes, its
+//! context ([`RunContext`]: the run id and the event stamping every call task shares) and its
+//! cancellation ([`CancelHandle`], with a child token per frame).
+
+use crate::event::{EVENT_SCHEMA, Event, EventRecord, EventSink};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// The settings of one run: each run of a plan may have its own.
+#[derive(Clone)]
+pub struct RunSettings {
+    /// Receives the run's events.
+    pub events: Option<Arc<dyn EventSink>>,
+    /// Steps allowed per execution path (a loop that never exits stops there).
+    pub max_steps: u64,
+    /// Re-asks allowed when an answer does not fit the node's outputs.
+    pub max_reasks: u32,
+    /// The longest any one node may take (an LLM or tool call, a subflow, a whole fan-out).
+    pub node_timeout: Option<Duration>,
+    /// A flag that cancels the run when set from any thread (a Ctrl-C handler): see
+    /// [`crate::Run::cancel`].
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// The run's 0-based position in a batch, carried by its events.
+    pub index: Option<usize>,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            events: None,
+            max_steps: crate::DEFAULT_MAX_STEPS,
+            max_reasks: crate::DEFAULT_MAX_REASKS,
+            node_timeout: None,
+            cancel: None,
+            index: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RunSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSettings")
+            .field("max_steps", &self.max_steps)
+            .field("max_reasks", &self.max_reasks)
+            .field("node_timeout", &self.node_timeout)
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A run's context while it executes, shared with its call tasks.
+pub(crate) struct RunContext {
+    pub(crate) run_id: String,
+    pub(crate) index: Option<usize>,
+    sink: Option<Arc<dyn EventSink>>,
+    /// The last `seq` given. Locked while the sink is called, so the sink sees `seq` in order.
+    seq: Mutex<u64>,
+}
+
+impl RunContext {
+    pub(crate) fn new(run_id: String, index: Option<usize>, sink: Option<Arc<dyn EventSink>>, seq: u64) -> RunContext {
+        RunContext { run_id, index, sink, seq: Mutex::new(seq) }
+    }
+
+    /// Whether anyone listens (events are not even built otherwise).
+    pub(crate) fn listening(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// Stamps `event` (frame `path`) and hands it to the sink.
+    pub(crate) fn emit(&self, path: &str, event: &Event) {
+        let Some(sink) = self.sink.as_deref() else { return };
+        let mut seq = self.seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *seq = seq.saturating_add(1);
+        let record = EventRecord { v: EVENT_SCHEMA, run_id: &self.run_id, seq: *seq, ts_ms: now_ms(), index: self.index, path, event };
+        sink.emit(&record);
+    }
+
+    /// The last `seq` given (stored in the state, so a resumed run continues from it).
+    pub(crate) fn seq(&self) -> u64 {
+        *self.seq.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Cancels a run from anywhere (another task, a signal handler): `execute()` stops its calls in
+/// flight, waits until each is dropped, and returns a [`crate::RunErrorKind::Cancelled`] error;
+/// the state stays resumable. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct CancelHandle {
+    token: CancellationToken,
+    /// Set with the token, for what polls (a jq query being evaluated).
+    flag: Arc<AtomicBool>,
+}
+
+impl CancelHandle {
+    /// A handle that shares `flag` (set by a Ctrl-C handler, say).
+    pub(crate) fn with_flag(flag: Option<Arc<AtomicBool>>) -> CancelHandle {
+        CancelHandle { token: CancellationToken::new(), flag: flag.unwrap_or_default() }
+    }
+
+    /// Cancels the run.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.token.cancel();
+    }
+
+    /// Whether the run was cancelled (through this handle or the flag it shares).
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled() || self.flag.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn flag(&self) -> &Arc<AtomicBool> {
+        &self.flag
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+/// The cancellation tokens of a run's frames: each a child of its parent frame's, the root's a
+/// child of the run's, so cancelling a frame cancels the calls of every branch and item below it.
+#[derive(Default)]
+pub(crate) struct FrameTokens {
+    tokens: HashMap<u64, CancellationToken>,
+}
+
+impl FrameTokens {
+    /// The token of frame `fid`, whose ancestors are `parents` (nearest first).
+    pub(crate) fn get(&mut self, run: &CancellationToken, fid: u64, parents: &[u64]) -> CancellationToken {
+        if let Some(t) = self.tokens.get(&fid) {
+            return t.clone();
+        }
+        // The nearest ancestor with a token, then children down to `fid`.
+        let mut chain: Vec<u64> = Vec::with_capacity(parents.len() + 1);
+        chain.push(fid);
+        let mut base = run.clone();
+        for p in parents {
+            if let Some(t) = self.tokens.get(p) {
+                base = t.clone();
+                break;
+            }
+            chain.push(*p);
+        }
+        for f in chain.into_iter().rev() {
+            base = base.child_token();
+            self.tokens.insert(f, base.clone());
+        }
+        base
+    }
+
+    /// Forgets the tokens of frames that no longer exist (`alive` says which do).
+    pub(crate) fn prune(&mut self, alive: impl Fn(u64) -> bool) {
+        self.tokens.retain(|fid, _| alive(*fid));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+/// Microseconds since the Unix epoch: the clock the driver passes to the scheduler.
+pub(crate) fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// A new run id: a UUID v7 (RFC 9562), time-ordered, as text.
+pub(crate) fn new_run_id() -> String {
+    let ms = now_ms() & 0xFFFF_FFFF_FFFF;
+    let mut random = [0u8; 10];
+    if getrandom::fill(&mut random).is_err() {
+        // No OS randomness: the clock's microseconds and a process counter keep ids distinct.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed) ^ now_us().rotate_left(20) ^ u64::from(std::process::id());
+        random[..8].copy_from_slice(&n.to_le_bytes());
+    }
+    let mut b = [0u8; 16];
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    b[6..].copy_from_slice(&random);
+    b[6] = 0x70 | (b[6] & 0x0F);
+    b[8] = 0x80 | (b[8] & 0x3F);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_uuid_v7_and_distinct() {
+        let a = new_run_id();
+        let b = new_run_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "7", "version 7: {a}");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "RFC 9562 variant: {a}");
+        // Time-ordered: the first 48 bits are the milliseconds.
+        assert!(a[..13] <= b[..13]);
+    }
+
+    #[test]
+    fn frame_tokens_cancel_their_subtree() {
+        let run = CancellationToken::new();
+        let mut tokens = FrameTokens::default();
+        let item = tokens.get(&run, 5, &[2, 0]);
+        let sibling = tokens.get(&run, 6, &[0]);
+        let branch = tokens.get(&run, 2, &[0]);
+        assert!(!item.is_cancelled());
+        branch.cancel();
+        assert!(item.is_cancelled(), "cancelling a branch cancels the items below it");
+        assert!(!sibling.is_cancelled());
+        run.cancel();
+        assert!(sibling.is_cancelled());
+    }
+}

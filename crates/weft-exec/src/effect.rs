@@ -1,0 +1,121 @@
+//! The effects a run asks the outside world for, as one closed protocol.
+//!
+//! The scheduler never does IO: when a node needs the outside world it emits
+//! [`Command::Perform`](crate::sched::Command) with an [`Effect`] and a call id; the driver
+//! performs it with [`perform`] (an exhaustive match, one executor per kind) and hands the
+//! [`EffectResult`] back under the same id. A new kind of IO (an HTTP request, an MCP call, an
+//! agent turn) is one variant in each enum and one executor here; the compiler then lists the
+//! node families that must handle its result.
+
+use crate::context::RunContext;
+use crate::event::Event;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use weft_llm::limit::Limiter;
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError};
+use weft_tools::{Tool, ToolError};
+
+/// Something a node needs done outside the engine.
+pub(crate) enum Effect {
+    /// A chat call to a model.
+    Llm(LlmCall),
+    /// A call of a server tool.
+    Tool(ToolCall),
+}
+
+/// What came back.
+pub(crate) enum EffectResult {
+    Llm(Result<ChatResponse, LlmError>),
+    Tool(Result<Json, ToolError>),
+}
+
+/// A chat call: the model and its endpoint's limiter (bound at plan time) and the request.
+pub(crate) struct LlmCall {
+    pub(crate) model: Arc<dyn ChatModel>,
+    pub(crate) limiter: Arc<Limiter>,
+    pub(crate) request: ChatRequest,
+    /// The node's name, for events.
+    pub(crate) node: String,
+    /// 1 for the first attempt, 2 for the first re-ask...
+    pub(crate) attempt: u32,
+}
+
+/// A server tool call.
+pub(crate) struct ToolCall {
+    pub(crate) tool: Arc<dyn Tool>,
+    pub(crate) name: String,
+    pub(crate) args: Map<String, Json>,
+    /// The node's name, for events.
+    pub(crate) node: String,
+}
+
+/// Where an effect runs: the run's context (events) and the frame it belongs to.
+pub(crate) struct Site {
+    pub(crate) run: Arc<RunContext>,
+    /// The frame's path, for events.
+    pub(crate) path: String,
+    /// The frame's cancellation token: a cancelled effect returns `None` at once.
+    pub(crate) cancel: CancellationToken,
+}
+
+/// Performs `effect`; `None` when its frame was cancelled first (its future dropped: an HTTP
+/// request abandoned, a tool process killed).
+pub(crate) async fn perform(effect: Effect, site: Site) -> Option<EffectResult> {
+    let cancel = site.cancel.clone();
+    let work = async move {
+        match effect {
+            Effect::Llm(call) => EffectResult::Llm(llm(call, &site).await),
+            Effect::Tool(call) => EffectResult::Tool(tool(call, &site).await),
+        }
+    };
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        result = work => Some(result),
+    }
+}
+
+/// The model call: a permit of the endpoint's limiter around the whole call (retries
+/// included), with its events.
+async fn llm(call: LlmCall, site: &Site) -> Result<ChatResponse, LlmError> {
+    let LlmCall { model, limiter, request, node, attempt } = call;
+    if site.run.listening() {
+        let event = Event::LlmRequest { node: node.clone(), model: model.name().to_owned(), attempt, messages: request.messages.len() };
+        site.run.emit(&site.path, &event);
+    }
+    let permit = limiter
+        .acquire_with(|stats| {
+            if site.run.listening() {
+                let event = Event::LlmHeldBack {
+                    node: node.clone(),
+                    endpoint: stats.endpoint.clone(),
+                    in_flight: stats.in_flight,
+                    cap: stats.cap,
+                    waiting: stats.waiting + 1,
+                };
+                site.run.emit(&site.path, &event);
+            }
+        })
+        .await;
+    let t = Instant::now();
+    let result = model.chat(&request).await;
+    drop(permit);
+    if let (true, Ok(r)) = (site.run.listening(), &result) {
+        site.run.emit(&site.path, &Event::LlmResponse { node, usage: r.usage, duration_ms: t.elapsed().as_secs_f64() * 1000.0 });
+    }
+    result
+}
+
+/// The tool call, with its event.
+async fn tool(call: ToolCall, site: &Site) -> Result<Json, ToolError> {
+    let ToolCall { tool, name, args, node } = call;
+    let t = Instant::now();
+    let result = tool.call(args).await;
+    if site.run.listening() {
+        let error = result.as_ref().err().map(ToString::to_string);
+        site.run.emit(&site.path, &Event::ToolCall { node, tool: name, duration_ms: t.elapsed().as_secs_f64() * 1000.0, error });
+    }
+    result
+}
