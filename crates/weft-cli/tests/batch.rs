@@ -196,3 +196,47 @@ fn ctrl_c_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls() 
     assert_eq!(made, 16 - done, "the resumed run made only the calls of the items not finished");
     let _ = std::io::stderr().flush();
 }
+
+#[test]
+fn batch_events_split_by_run_id_give_one_group_per_line_with_contiguous_seq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: String = (0..6).map(|i| format!("{}\n", json!({"items": [format!("a{i}"), format!("b{i}"), format!("c{i}")]}))).collect();
+    let batch = write(dir.path(), "in.jsonl", &lines);
+    let events_path = dir.path().join("events.jsonl");
+    let events_arg = events_path.to_string_lossy().into_owned();
+    let out = weft(
+        dir.path(),
+        &[
+            "run",
+            &fixture("fan_out.json"),
+            "--llm",
+            "simulated?latency_ms=5",
+            "--batch",
+            &batch,
+            "--concurrency",
+            "3",
+            "--events",
+            &events_arg,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results: Vec<Json> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let all = events(&events_path);
+    let mut groups: std::collections::BTreeMap<String, Vec<&Json>> = std::collections::BTreeMap::new();
+    for e in &all {
+        assert_eq!(e["v"], 1, "{e}");
+        assert!(e["ts_ms"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{e}");
+        groups.entry(e["run_id"].as_str().expect("run_id").to_owned()).or_default().push(e);
+    }
+    assert_eq!(groups.len(), 6, "one group per input line");
+    for r in &results {
+        let group = &groups[r["run_id"].as_str().expect("run id")];
+        let seqs: Vec<u64> = group.iter().map(|e| e["seq"].as_u64().expect("seq")).collect();
+        assert_eq!(seqs, (1..=group.len() as u64).collect::<Vec<_>>(), "contiguous seq for line {}", r["line"]);
+        assert!(group.iter().all(|e| e["index"] == r["index"]), "every event of the run carries its index");
+        assert_eq!(group[0]["event"], "run_started");
+        assert_eq!(group.last().expect("events")["event"], "run_finished");
+        // Item frames are named by their path.
+        assert!(group.iter().any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("[2]"))), "{group:?}");
+    }
+}
