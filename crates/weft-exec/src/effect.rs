@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use weft_llm::limit::Limiter;
-use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError};
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorKind};
 use weft_tools::{Tool, ToolError};
 
 /// Something a node needs done outside the engine.
@@ -29,6 +29,33 @@ pub(crate) enum Effect {
 pub(crate) enum EffectResult {
     Llm(Result<ChatResponse, LlmError>),
     Tool(Result<Json, ToolError>),
+}
+
+/// Which kind of effect a call is, kept by the driver while it runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum EffectKind {
+    Llm,
+    Tool,
+}
+
+impl Effect {
+    pub(crate) fn kind(&self) -> EffectKind {
+        match self {
+            Effect::Llm(_) => EffectKind::Llm,
+            Effect::Tool(_) => EffectKind::Tool,
+        }
+    }
+}
+
+impl EffectKind {
+    /// The failure of an executor that panicked (a native tool, a model): its node fails, the
+    /// run's task does not.
+    pub(crate) fn panicked(self, why: &str) -> EffectResult {
+        match self {
+            EffectKind::Llm => EffectResult::Llm(Err(LlmError::new(LlmErrorKind::Other, format!("the model panicked: {why}")))),
+            EffectKind::Tool => EffectResult::Tool(Err(ToolError::Failed { message: format!("the tool panicked: {why}") })),
+        }
+    }
 }
 
 /// A chat call: the model and its endpoint's limiter (bound at plan time) and the request.

@@ -3,7 +3,7 @@
 //! run cancels them), events through the run's context.
 
 use crate::context::{CancelHandle, FrameTokens, RunContext, RunSettings, new_run_id};
-use crate::effect::{Effect, EffectResult, Site, perform};
+use crate::effect::{Effect, EffectKind, EffectResult, Site, perform};
 use crate::error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
 use crate::plan::Plan;
 use crate::sched::{Command, Input, Machine, RunConfig, Sched, Work};
@@ -12,8 +12,6 @@ use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::task::JoinSet;
-use weft_llm::{LlmError, LlmErrorKind};
-use weft_tools::ToolError;
 
 /// What `execute()` ended with.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,10 +325,7 @@ impl Run {
         }
         let cancel = d.tokens.get(self.cancel.token(), call, &parents);
         let path = self.state.frames.get(&call).map(|f| f.path.clone()).unwrap_or_default();
-        let kind = match &effect {
-            Effect::Llm(_) => EffectKind::Llm,
-            Effect::Tool(_) => EffectKind::Tool,
-        };
+        let kind = effect.kind();
         let site = Site { run: Arc::clone(&self.ctx), path, cancel };
         let handle = d.tasks.spawn(perform(effect, site));
         d.calls.insert(handle.id(), (call, kind));
@@ -359,12 +354,6 @@ struct Driver {
     out: Vec<Command>,
 }
 
-#[derive(Clone, Copy)]
-enum EffectKind {
-    Llm,
-    Tool,
-}
-
 impl Driver {
     /// The call id and result of a finished task; a panicking task is its call's failure (a
     /// native tool or a model that panicked fails its node, not the process); a cancelled one
@@ -380,12 +369,7 @@ impl Driver {
                 if !e.is_panic() {
                     return None;
                 }
-                let why = panic_text(e.into_panic());
-                let result = match kind {
-                    EffectKind::Llm => EffectResult::Llm(Err(LlmError::new(LlmErrorKind::Other, format!("the model panicked: {why}")))),
-                    EffectKind::Tool => EffectResult::Tool(Err(ToolError::Failed { message: format!("the tool panicked: {why}") })),
-                };
-                Some((call, result))
+                Some((call, kind.panicked(&panic_text(e.into_panic()))))
             }
         }
     }
