@@ -109,9 +109,9 @@ pub struct RunOptions {
     /// The longest any one node may take (an LLM or tool call, a subflow, a whole fan-out).
     pub node_timeout: Option<std::time::Duration>,
     /// Set from any thread (a Ctrl-C handler) to cancel the runs of this plan: a jq query being
-    /// evaluated stops within milliseconds and `execute()` returns a [`RunErrorKind::Cancelled`]
-    /// error that leaves the state resumable. Drop the `execute()` future to cancel the calls in
-    /// flight.
+    /// evaluated stops within milliseconds, the calls in flight are stopped within 20 ms, and
+    /// `execute()` returns a [`RunErrorKind::Cancelled`] error that leaves the state resumable.
+    /// To cancel one run, use [`Run::cancel_handle`].
     pub cancel: Option<Arc<AtomicBool>>,
     /// Secrets to mask in the excerpts of values the engine's error messages quote, before they
     /// are cut (a secret cut in two no longer matches any scrubber).

@@ -11,6 +11,7 @@ use crate::state::{InputRequest, Outcome, RunState};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinSet;
 
 /// What `execute()` ended with.
@@ -262,6 +263,7 @@ impl Run {
             let joined = tokio::select! {
                 biased;
                 () = self.cancel.token().cancelled() => return Err(cancelled()),
+                () = flag_set(self.settings.cancel.as_deref()) => return Err(cancelled()),
                 () = sleep_until(deadline) => None,
                 joined = d.tasks.join_next_with_id() => joined,
             };
@@ -384,6 +386,15 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
 
 fn cancelled() -> RunError {
     RunError::new(RunErrorKind::Cancelled, "the run was cancelled; its calls in flight were stopped and its state can be resumed")
+}
+
+/// Resolves once the settings' cancel flag (set by a Ctrl-C handler, say) is set: checked every
+/// 20 ms, never when there is no flag (a [`CancelHandle`] wakes the driver at once).
+async fn flag_set(flag: Option<&std::sync::atomic::AtomicBool>) {
+    let Some(flag) = flag else { return std::future::pending().await };
+    while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

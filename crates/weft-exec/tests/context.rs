@@ -316,3 +316,19 @@ fn events_carry_the_envelope_fields_in_json() {
         json!({"v": 1, "run_id": "r", "seq": 3, "ts_ms": 7, "index": 2, "path": "f/m[1]", "event": "run_started", "flow": "f", "resumed": false})
     );
 }
+
+#[tokio::test]
+async fn the_cancel_flag_of_the_options_stops_a_run_waiting_on_slow_calls() {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let options = simulated(Duration::from_secs(3600)).with_cancel_flag(Arc::clone(&flag));
+    let plan = Plan::new(&flow(&one_llm_call()), options).unwrap();
+    let mut run = plan.start(inputs(&[("question", json!("why"))])).unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let t0 = std::time::Instant::now();
+    let err = run.execute().await.unwrap_err();
+    assert_eq!(err.kind, RunErrorKind::Cancelled, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
