@@ -1,5 +1,7 @@
 //! What a run leaves behind of its LLM and tool calls, where both models and tools are visible:
 //!
+//! - [`format`](mod@format): the record file's own types, one per kind of line and per part of an exchange,
+//!   with their conversions from and to `weft_llm`'s and `weft_tools`' types;
 //! - [`log`]: the record file (`--record run.jsonl`): format, keys, secret redaction, the shared
 //!   [`log::RecordLog`];
 //! - [`llm`]: [`llm::Recorder`] records a model's exchanges, [`llm::Replayer`] serves them back;
@@ -7,6 +9,7 @@
 //!   them back;
 //! - [`usage`]: price files (`--prices`) and usage accounting (tokens, calls, retries, cost).
 
+pub mod format;
 pub mod llm;
 pub mod log;
 pub mod tools;

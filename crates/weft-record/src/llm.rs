@@ -9,11 +9,13 @@
 //!
 //! ```json
 //! {"kind":"llm","key":"<sha-256>","node_path":"root/map[3]/work","occurrence":1,"model":"openai-compatible http://…",
-//!  "request":{<ChatRequest>},"response":{<ChatResponse>}}
+//!  "request":{<RecordedRequest>},"response":{<RecordedResponse>}}
 //! ```
 //!
-//! with `"error":{"kind":"transient"|"permanent","message":…}` in place of `response` for a
-//! failed call (after the client's own retries: one line per [`ChatModel::chat`]).
+//! with `"error":{<RecordedError>}` in place of `response` for a failed call (after the client's
+//! own retries: one line per [`ChatModel::chat`]). The line's types are the record file's own
+//! ([`crate::format`]), converted from and to `weft_llm`'s, so a field added to a
+//! [`ChatRequest`] changes neither recordings nor their keys.
 //!
 //! **Keys.** The key is the SHA-256 of the canonical JSON of what determines the answer:
 //! [`request_content`], the request's messages, response format, tools and generation
@@ -37,38 +39,31 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 
-use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorInfo, LlmErrorKind, Role};
+use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorKind, Role};
 
+use crate::format::{LlmLine, RecordedError, RecordedRequest, RecordedResponse};
 use crate::log::{Occurrences, RecordLine, RecordLog, ReplayError, Secrets, excerpt, missing_reason, read_lines, redacted_key};
 
 /// The `kind` of LLM lines.
 const KIND: &str = "llm";
 
-/// What determines the answer to `request`, as hashed into its key: the request without its
-/// `meta`.
+/// What determines the answer to `request`, as hashed into its key: the request as recorded
+/// without its `meta` ([`RecordedRequest::key_content`]).
 pub fn request_content(request: &ChatRequest) -> Json {
-    let mut content = serde_json::to_value(request).unwrap_or(Json::Null);
-    if let Json::Object(members) = &mut content {
-        members.remove("meta");
-    }
-    content
+    RecordedRequest::from(request).key_content()
 }
 
-/// An error as recorded: its kind, status, provider type and code, request id and message.
-/// Lines written before kinds existed (`{"kind": "transient" | "permanent", "message"}`) read as
-/// `Transient` and `Other`.
-type RecordedError = LlmErrorInfo;
-
-/// An LLM line as read back (the request is not needed to serve it).
+/// An LLM line as read back: only what serves it (the model and the request are not needed, and
+/// a line without them is read).
 #[derive(Debug, Deserialize)]
-struct LlmLine {
+struct ServedLine {
     key: String,
     node_path: String,
     occurrence: u64,
     #[serde(default)]
-    response: Option<ChatResponse>,
+    response: Option<RecordedResponse>,
     #[serde(default)]
     error: Option<RecordedError>,
 }
@@ -100,22 +95,19 @@ impl Recorder {
     }
 
     fn finish(&self, request: &ChatRequest, key: String, occurrence: u64, result: &Result<ChatResponse, LlmError>) {
-        let outcome = match result {
-            Ok(response) => ("response", serde_json::to_value(response).unwrap_or(Json::Null)),
-            Err(error) => ("error", serde_json::to_value(error.info()).unwrap_or(Json::Null)),
+        let (response, error) = match result {
+            Ok(response) => (Some(RecordedResponse::from(response)), None),
+            Err(error) => (None, Some(RecordedError::from(error.info()))),
         };
-        let mut line = json!({
-            "kind": KIND,
-            "key": key,
-            "node_path": request.meta.node_path,
-            "occurrence": occurrence,
-            "model": self.inner.name(),
-            "request": request,
+        self.log.append_line(&LlmLine {
+            key,
+            node_path: request.meta.node_path.clone(),
+            occurrence,
+            model: self.inner.name().to_owned(),
+            request: RecordedRequest::from(request),
+            response,
+            error,
         });
-        if let Json::Object(members) = &mut line {
-            members.insert(outcome.0.to_owned(), outcome.1);
-        }
-        self.log.append(line);
     }
 }
 
@@ -156,7 +148,7 @@ pub struct Replayer {
     path: PathBuf,
     secrets: Secrets,
     /// Outcomes by (node path, key), then occurrence.
-    entries: HashMap<(String, String), BTreeMap<u64, Result<ChatResponse, RecordedError>>>,
+    entries: HashMap<(String, String), BTreeMap<u64, Result<RecordedResponse, RecordedError>>>,
     /// Exchanges recorded per node path.
     per_path: HashMap<String, usize>,
     served: Occurrences,
@@ -182,7 +174,7 @@ impl Replayer {
         };
         for RecordLine { line, value } in read_lines(path, KIND)? {
             let invalid = |message: String| ReplayError::Invalid { path: path.to_path_buf(), line, message };
-            let entry: LlmLine = serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded LLM call ({e})")))?;
+            let entry: ServedLine = serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded LLM call ({e})")))?;
             let outcome = match (entry.response, entry.error) {
                 (Some(response), None) => Ok(response),
                 (None, Some(error)) => Err(error),
@@ -234,7 +226,7 @@ impl Replayer {
         let occurrence = self.served.next(KIND, path, &key);
         let recorded = self.entries.get(&(path.clone(), key));
         match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
-            Some(Ok(response)) => Ok(response.clone()),
+            Some(Ok(response)) => Ok(response.clone().into()),
             Some(Err(error)) => Err(error.clone().into()),
             None => {
                 let reason = missing_reason(self.per_path.get(path).copied().unwrap_or(0), recorded.map_or(0, BTreeMap::len), "node path");
@@ -276,7 +268,8 @@ impl ChatModel for Replayer {
 mod tests {
     use super::*;
     use crate::log::content_key;
-    use weft_llm::{ChatMessage, RequestMeta, ResponseFormat, SchemaDelivery, ToolSpec};
+    use serde_json::json;
+    use weft_llm::{ChatMessage, LlmErrorInfo, RequestMeta, ResponseFormat, SchemaDelivery, ToolSpec};
 
     fn request(path: &str, call_index: u64, prompt: &str) -> ChatRequest {
         ChatRequest {
@@ -332,18 +325,18 @@ mod tests {
         info.provider_code = Some("context_length_exceeded".into());
         info.request_id = Some("req_1".into());
         for error in [LlmError::new(LlmErrorKind::Transient, "slow"), LlmError::new(LlmErrorKind::Other, "bad"), info.into()] {
-            let line = serde_json::to_value(error.info()).unwrap();
+            let line = serde_json::to_value(RecordedError::from(error.info())).unwrap();
             let back: LlmError = serde_json::from_value::<RecordedError>(line.clone()).unwrap().into();
             assert_eq!(back, error, "{line}");
         }
         assert_eq!(
-            serde_json::to_value(LlmError::new(LlmErrorKind::Transient, "m").info()).unwrap(),
+            serde_json::to_value(RecordedError::from(LlmError::new(LlmErrorKind::Transient, "m").info())).unwrap(),
             json!({"kind": "transient", "message": "m"})
         );
         // Lines recorded before kinds existed.
         let old: RecordedError = serde_json::from_value(json!({"kind": "permanent", "message": "m"})).unwrap();
-        assert_eq!(old, LlmErrorInfo::new(LlmErrorKind::Other, "m"));
+        assert_eq!(LlmErrorInfo::from(old), LlmErrorInfo::new(LlmErrorKind::Other, "m"));
         let old: RecordedError = serde_json::from_value(json!({"kind": "transient", "message": "m"})).unwrap();
-        assert!(old.is_transient());
+        assert!(LlmErrorInfo::from(old).is_transient());
     }
 }

@@ -5,11 +5,16 @@
 //! # The file
 //!
 //! JSON Lines, one exchange per line, written as exchanges finish (so in completion order; lines
-//! are found by key, never by position). The first line is a header,
-//! `{"kind":"header","format":"weft-record","version":1}`. Then:
+//! are found by key, never by position). Each kind of line has its own types in
+//! [`crate::format`] ([`crate::format::LlmLine`], [`crate::format::ToolLine`] and their parts),
+//! not the types of `weft_llm` and `weft_tools`, so the file changes only when its format
+//! version does. The first line is a header,
+//! `{"kind":"header","format":"weft-record","version":1}`; a file of a higher version is
+//! refused, naming both versions. Then:
 //!
 //! - `{"kind":"llm","key":…,"node_path":…,"occurrence":n,"model":…,"request":{…},"response":{…}}`
-//!   or `…,"error":{"kind":"transient"|"permanent","message":…}}`, written by [`crate::llm::Recorder`];
+//!   or `…,"error":{"kind":"rate_limited"|"transient"|…,"status":…,"message":…}}` (lines written
+//!   before kinds existed have `"transient"` or `"permanent"`), written by [`crate::llm::Recorder`];
 //! - `{"kind":"tool","key":…,"tool":…,"occurrence":n,"args":{…},"result":…}` or
 //!   `…,"error":{"kind":"failed"|"bad_output"|"unavailable","message":…}}`
 //!   (`{"kind":"timeout","after_s":…}` for a timeout, `{"kind":"output_too_large","limit_bytes":…}`
@@ -50,7 +55,8 @@
 //! that fails does not fail the call; the first error is kept and [`RecordLog::finish`]
 //! reports it with the number of lines lost.
 
-use serde_json::{Value as Json, json};
+use serde::Serialize;
+use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -59,16 +65,14 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-/// The version of the record format written in the header line.
-pub const FORMAT_VERSION: u64 = 1;
+/// The version of the record format written in the header line, and the highest one read.
+pub use crate::format::FORMAT_VERSION;
+use crate::format::{FORMAT_NAME, Header};
 
 /// What a secret is replaced with in a record file (every scrubbed output uses the same mask).
 pub use weft_guard::secrets::REDACTED;
 /// Secret values to keep out of record files: the process's scrubber ([`weft_guard::Secrets`]).
 pub use weft_guard::secrets::Secrets;
-
-/// The `format` of the header line.
-const FORMAT_NAME: &str = "weft-record";
 
 /// How many characters of a request an error message quotes.
 pub const EXCERPT_CHARS: usize = 60;
@@ -164,6 +168,16 @@ struct Writer {
     lost: u64,
 }
 
+impl Writer {
+    /// Counts a lost line, keeping the first error.
+    fn lose(&mut self, error: io::Error) {
+        self.lost += 1;
+        if self.error.is_none() {
+            self.error = Some(error);
+        }
+    }
+}
+
 impl fmt::Debug for RecordLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecordLog").field("path", &self.path).finish_non_exhaustive()
@@ -175,7 +189,7 @@ impl RecordLog {
     pub fn create(path: impl AsRef<Path>) -> io::Result<Arc<RecordLog>> {
         let path = path.as_ref().to_path_buf();
         let mut file = BufWriter::new(File::create(&path)?);
-        let header = json!({"kind": "header", "format": FORMAT_NAME, "version": FORMAT_VERSION});
+        let header = serde_json::to_string(&Header::current()).map_err(io::Error::other)?;
         writeln!(file, "{header}")?;
         file.flush()?;
         Ok(Arc::new(RecordLog {
@@ -230,6 +244,15 @@ impl RecordLog {
         self.occurrences.next(kind, scope, key)
     }
 
+    /// Appends a line of one of the file's own types ([`crate::format::LlmLine`],
+    /// [`crate::format::ToolLine`]), redacted ([`RecordLog::append`]).
+    pub fn append_line(&self, line: &impl Serialize) {
+        match serde_json::to_value(line) {
+            Ok(value) => self.append(value),
+            Err(e) => self.lose(io::Error::other(e)),
+        }
+    }
+
     /// Redacts `line` and appends it as one line, flushed. A failed write is remembered for
     /// [`RecordLog::finish`].
     pub fn append(&self, mut line: Json) {
@@ -239,11 +262,13 @@ impl RecordLog {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         let written = out.file.write_all(text.as_bytes()).and_then(|()| out.file.flush());
         if let Err(e) = written {
-            out.lost += 1;
-            if out.error.is_none() {
-                out.error = Some(e);
-            }
+            out.lose(e);
         }
+    }
+
+    /// Counts a line that could not be written.
+    fn lose(&self, error: io::Error) {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner).lose(error);
     }
 
     /// Flushes the file and reports the first failed write, if any, with the number of
@@ -272,6 +297,21 @@ pub enum ReplayError {
         path: PathBuf,
         /// The OS error.
         source: io::Error,
+    },
+    /// The file was written in a newer format than this build reads.
+    #[error(
+        "{}:{line}: recorded in format version {version}, and this weft reads version {reads} at most; replay it with a newer weft (the one that recorded it)",
+        .path.display()
+    )]
+    NewerFormat {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the header.
+        line: usize,
+        /// The file's format version.
+        version: u64,
+        /// The highest version this build reads ([`FORMAT_VERSION`]).
+        reads: u64,
     },
     /// A line is not a recorded exchange.
     #[error("{}:{line}: {message}; the file is not a weft recording (write one with --record)", .path.display())]
@@ -322,13 +362,7 @@ pub fn read_lines(path: &Path, kind: &str) -> Result<Vec<RecordLine>, ReplayErro
                 return Err(invalid(number, "the header is not a weft-record header".to_owned()));
             }
             if version > FORMAT_VERSION {
-                return Err(ReplayError::Invalid {
-                    path: path.to_path_buf(),
-                    line: number,
-                    message: format!(
-                        "recorded in format version {version}, and this weft reads version {FORMAT_VERSION} at most; replay it with a newer weft"
-                    ),
-                });
+                return Err(ReplayError::NewerFormat { path: path.to_path_buf(), line: number, version, reads: FORMAT_VERSION });
             }
         } else if line_kind == kind {
             lines.push(RecordLine { line: number, value });
@@ -359,6 +393,7 @@ pub fn missing_reason(recorded_in_scope: usize, recorded_of_key: usize, scope_no
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn keys_ignore_member_order_and_hide_secrets() {

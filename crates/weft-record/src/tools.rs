@@ -2,57 +2,20 @@
 //! the [`RecordLog`]; [`ToolReplay`] and its [`ReplayTool`]s answer from a recording, with no tool
 //! process. The file format, keys and secret redaction are in [`crate::log`].
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json, json};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use weft_tools::{Tool, ToolError, ToolRegistry};
 
+use crate::format::{RecordedToolError, ToolLine, present};
 use crate::log::{Occurrences, RecordLine, RecordLog, ReplayError, Secrets, excerpt, missing_reason, read_lines, redacted_key};
-
-/// A tool error as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum RecordedToolError {
-    Failed { message: String },
-    Timeout { after_s: f64 },
-    OutputTooLarge { limit_bytes: u64 },
-    BadOutput { message: String },
-    Unavailable { message: String },
-}
-
-impl From<&ToolError> for RecordedToolError {
-    fn from(error: &ToolError) -> Self {
-        match error {
-            ToolError::Failed { message } => RecordedToolError::Failed { message: message.clone() },
-            ToolError::Timeout { after } => RecordedToolError::Timeout { after_s: after.as_secs_f64() },
-            ToolError::OutputTooLarge { limit } => RecordedToolError::OutputTooLarge { limit_bytes: *limit },
-            ToolError::BadOutput { message } => RecordedToolError::BadOutput { message: message.clone() },
-            ToolError::Unavailable { message } => RecordedToolError::Unavailable { message: message.clone() },
-        }
-    }
-}
-
-impl From<RecordedToolError> for ToolError {
-    fn from(error: RecordedToolError) -> Self {
-        match error {
-            RecordedToolError::Failed { message } => ToolError::Failed { message },
-            RecordedToolError::Timeout { after_s } => {
-                ToolError::Timeout { after: Duration::try_from_secs_f64(after_s).unwrap_or_default() }
-            }
-            RecordedToolError::OutputTooLarge { limit_bytes } => ToolError::OutputTooLarge { limit: limit_bytes },
-            RecordedToolError::BadOutput { message } => ToolError::BadOutput { message },
-            RecordedToolError::Unavailable { message } => ToolError::Unavailable { message },
-        }
-    }
-}
 
 /// A tool line as read back.
 #[derive(Debug, Deserialize)]
-struct ToolLine {
+struct ServedLine {
     key: String,
     tool: String,
     occurrence: u64,
@@ -60,11 +23,6 @@ struct ToolLine {
     result: Option<Json>,
     #[serde(default)]
     error: Option<RecordedToolError>,
-}
-
-/// `Some` for a present member, `null` included.
-fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Json>, D::Error> {
-    Json::deserialize(deserializer).map(Some)
 }
 
 /// A tool wrapper that calls the tool and records the exchange in a [`RecordLog`].
@@ -90,18 +48,15 @@ impl RecordingTool {
 #[async_trait::async_trait]
 impl Tool for RecordingTool {
     async fn call(&self, args: Map<String, Json>) -> Result<Json, ToolError> {
-        let recorded = Json::Object(args.clone());
-        let key = self.log.key(&recorded);
+        let recorded = args.clone();
+        let key = self.log.key(&Json::Object(args.clone()));
         let occurrence = self.log.occurrence("tool", &self.name, &key);
         let result = self.inner.call(args).await;
-        let mut line = json!({"kind": "tool", "key": key, "tool": self.name, "occurrence": occurrence, "args": recorded});
-        if let Json::Object(fields) = &mut line {
-            match &result {
-                Ok(value) => fields.insert("result".to_owned(), value.clone()),
-                Err(e) => fields.insert("error".to_owned(), serde_json::to_value(RecordedToolError::from(e)).unwrap_or(Json::Null)),
-            };
-        }
-        self.log.append(line);
+        let (value, error) = match &result {
+            Ok(value) => (Some(value.clone()), None),
+            Err(e) => (None, Some(RecordedToolError::from(e))),
+        };
+        self.log.append_line(&ToolLine { key, tool: self.name.clone(), occurrence, args: recorded, result: value, error });
         result
     }
 }
@@ -148,7 +103,7 @@ impl ToolReplay {
         };
         for RecordLine { line, value } in read_lines(path, "tool")? {
             let invalid = |message: String| ReplayError::Invalid { path: path.to_path_buf(), line, message };
-            let entry: ToolLine = serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded tool call ({e})")))?;
+            let entry: ServedLine = serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded tool call ({e})")))?;
             let outcome = match (entry.result, entry.error) {
                 (Some(result), None) => Ok(result),
                 (None, Some(error)) => Err(error),
@@ -261,7 +216,9 @@ impl Tool for ReplayTool {
 mod tests {
     use super::*;
     use crate::log::REDACTED;
+    use serde_json::json;
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
 
     /// Answers with a new number per call, and fails when asked to.
     struct Counter(AtomicU64);

@@ -1,0 +1,199 @@
+//! The record file's format, pinned: the bytes of a header, of LLM lines (every field of a
+//! request and a response, and an error) and of tool lines (a result, a `null` result, an
+//! error), and the key of a request. A change here is a change of format version 1: recordings
+//! written before would no longer replay. Also: a file of a newer version is refused, naming both
+//! versions.
+
+#![allow(clippy::unwrap_used, reason = "test helpers")]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value as Json, json};
+use weft_llm::{
+    ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorInfo, LlmErrorKind, RequestMeta, ResponseFormat, Role,
+    SchemaDelivery, ToolCall, ToolSpec, Usage,
+};
+use weft_record::format::{LlmLine, RecordedRequest, ToolLine};
+use weft_record::{RecordLog, Recorder, RecordingTool, Replayer, ToolReplay};
+use weft_tools::{Tool, ToolError};
+
+/// Answers with a fixed response with a tool call, or fails with every field of an error when the
+/// last message says `fail`.
+struct Fixed;
+
+#[async_trait::async_trait]
+impl ChatModel for Fixed {
+    fn name(&self) -> &str {
+        "fixed"
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        if request.messages.last().is_some_and(|m| m.content == "fail") {
+            let mut info = LlmErrorInfo::new(LlmErrorKind::ContextTooLong, "the prompt is too long, after 1 attempt");
+            info.status = Some(400);
+            info.provider_type = Some("invalid_request_error".into());
+            info.provider_code = Some("context_length_exceeded".into());
+            info.provider_message = Some("maximum context length is 8192 tokens".into());
+            info.request_id = Some("req_123".into());
+            return Err(info.into());
+        }
+        Ok(ChatResponse {
+            text: "{\"city\": \"Oslo\"}".into(),
+            tool_calls: vec![ToolCall { id: "call_2".into(), name: "weather".into(), arguments: json!({"city": "Oslo"}) }],
+            usage: Usage { input_tokens: 120, output_tokens: 15, cached_tokens: 64 },
+        })
+    }
+}
+
+/// Answers `{"temp": <x>}`, `null` for no `x`, and times out for `x` = "slow".
+struct Weather;
+
+#[async_trait::async_trait]
+impl Tool for Weather {
+    async fn call(&self, args: Map<String, Json>) -> Result<Json, ToolError> {
+        match args.get("x") {
+            Some(Json::String(s)) if s == "slow" => Err(ToolError::Timeout { after: Duration::from_millis(2500) }),
+            Some(x) => Ok(json!({"temp": x})),
+            None => Ok(Json::Null),
+        }
+    }
+}
+
+/// A request using every field of a [`ChatRequest`].
+fn full_request() -> ChatRequest {
+    let mut user = ChatMessage::new(Role::User, "Weather in \"Oslo\"?\nBe brief.");
+    user.images.push("data:image/png;base64,iVBORw0KGgo=".into());
+    let mut assistant = ChatMessage::new(Role::Assistant, "");
+    assistant.tool_calls.push(ToolCall { id: "call_1".into(), name: "weather".into(), arguments: json!({"city": "Oslo", "days": 2}) });
+    let mut tool = ChatMessage::new(Role::Tool, "{\"temp\": 4}");
+    tool.tool_call_id = Some("call_1".into());
+    let mut generation = Map::new();
+    generation.insert("temperature".into(), json!(0.2));
+    generation.insert("max_tokens".into(), json!(256));
+    ChatRequest {
+        messages: vec![ChatMessage::new(Role::System, "You are terse."), user, assistant, tool],
+        response_format: Some(ResponseFormat {
+            name: "answer".into(),
+            schema: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+            strict: true,
+            delivery: SchemaDelivery::Native,
+        }),
+        tools: vec![
+            ToolSpec { name: "weather".into(), description: Some("The weather of a city".into()), parameters: json!({"type": "object"}) },
+            ToolSpec { name: "clock".into(), description: None, parameters: json!({"type": "object", "properties": {}}) },
+        ],
+        generation,
+        meta: RequestMeta { node: "ask".into(), node_path: "root/map[1]/ask".into(), call_index: 3 },
+    }
+}
+
+/// A request with only the fields a plain prompt has.
+fn plain_request() -> ChatRequest {
+    ChatRequest {
+        messages: vec![ChatMessage::new(Role::User, "fail")],
+        response_format: Some(ResponseFormat { name: "r".into(), schema: json!({}), strict: false, delivery: SchemaDelivery::InPrompt }),
+        meta: RequestMeta { node: "plain".into(), node_path: "root/plain".into(), call_index: 0 },
+        ..ChatRequest::default()
+    }
+}
+
+/// The file the exchanges below are recorded into, line by line (written by the format-1 code
+/// before the record file had types of its own: the same bytes and the same keys).
+const PINNED: [&str; 6] = [
+    r#"{"kind":"header","format":"weft-record","version":1}"#,
+    r#"{"kind":"llm","key":"168ce7e9dae8fd268623670d0ec613070c4fb4b1fb97e59530728fa39f561fed","node_path":"root/map[1]/ask","occurrence":1,"model":"fixed","request":{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Weather in \"Oslo\"?\nBe brief.","images":["data:image/png;base64,iVBORw0KGgo="]},{"role":"assistant","content":"","tool_calls":[{"id":"call_1","name":"weather","arguments":{"city":"Oslo","days":2}}]},{"role":"tool","content":"{\"temp\": 4}","tool_call_id":"call_1"}],"response_format":{"name":"answer","schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]},"strict":true,"delivery":"native"},"tools":[{"name":"weather","description":"The weather of a city","parameters":{"type":"object"}},{"name":"clock","parameters":{"type":"object","properties":{}}}],"generation":{"temperature":0.2,"max_tokens":256},"meta":{"node":"ask","node_path":"root/map[1]/ask","call_index":3}},"response":{"text":"{\"city\": \"Oslo\"}","tool_calls":[{"id":"call_2","name":"weather","arguments":{"city":"Oslo"}}],"usage":{"input_tokens":120,"output_tokens":15,"cached_tokens":64}}}"#,
+    r#"{"kind":"llm","key":"5cc8b8044144d8465b704a33d5a5e4b82b4b573508a846fe53316e963391f3d5","node_path":"root/plain","occurrence":1,"model":"fixed","request":{"messages":[{"role":"user","content":"fail"}],"response_format":{"name":"r","schema":{},"strict":false,"delivery":"in_prompt"},"meta":{"node":"plain","node_path":"root/plain","call_index":0}},"error":{"kind":"context_too_long","status":400,"provider_type":"invalid_request_error","provider_code":"context_length_exceeded","provider_message":"maximum context length is 8192 tokens","request_id":"req_123","message":"the prompt is too long, after 1 attempt"}}"#,
+    r#"{"kind":"tool","key":"ba9a177a8b764232d0bb1cd45c8ece18c1659147f3e47b09f2556882a417f138","tool":"weather","occurrence":1,"args":{"x":"Oslo","n":[1,2.5,null,true]},"result":{"temp":"Oslo"}}"#,
+    r#"{"kind":"tool","key":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","tool":"weather","occurrence":1,"args":{},"result":null}"#,
+    r#"{"kind":"tool","key":"f427bbef18e0f5e356447e342c57a93301856b13c0c37fe638f88ddb4339e290","tool":"weather","occurrence":1,"args":{"x":"slow"},"error":{"kind":"timeout","after_s":2.5}}"#,
+];
+
+/// The key of [`full_request`].
+const FULL_KEY: &str = "168ce7e9dae8fd268623670d0ec613070c4fb4b1fb97e59530728fa39f561fed";
+
+fn tool_args() -> [Map<String, Json>; 3] {
+    let object = |v: Json| v.as_object().unwrap().clone();
+    [object(json!({"x": "Oslo", "n": [1, 2.5, null, true]})), Map::new(), object(json!({"x": "slow"}))]
+}
+
+/// Records the pinned exchanges and returns the file's text.
+async fn record(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let path = dir.join("run.jsonl");
+    let log = RecordLog::create(&path).unwrap();
+    let model = Recorder::new(Arc::new(Fixed), Arc::clone(&log));
+    model.chat(&full_request()).await.unwrap();
+    model.chat(&plain_request()).await.unwrap_err();
+    let tool = RecordingTool::new("weather", Arc::new(Weather), Arc::clone(&log));
+    for args in tool_args() {
+        let _ = tool.call(args).await;
+    }
+    log.finish().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+#[tokio::test]
+async fn recorded_lines_keep_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, text) = record(dir.path()).await;
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), PINNED.len(), "{text}");
+    for (got, want) in lines.iter().zip(PINNED) {
+        assert_eq!(*got, want);
+    }
+    assert!(text.ends_with('\n'));
+    assert_eq!(weft_record::llm::request_content(&full_request()), RecordedRequest::from(&full_request()).key_content());
+    assert_eq!(weft_record::log::content_key(&weft_record::llm::request_content(&full_request())), FULL_KEY);
+}
+
+#[tokio::test]
+async fn pinned_lines_replay_and_read_back_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pinned.jsonl");
+    std::fs::write(&path, PINNED.join("\n") + "\n").unwrap();
+
+    // The pinned file replays: the response, the error and every tool outcome.
+    let replayer = Replayer::load(&path).unwrap();
+    let response = replayer.chat(&full_request()).await.unwrap();
+    assert_eq!(response, Fixed.chat(&full_request()).await.unwrap());
+    let error = replayer.chat(&plain_request()).await.unwrap_err();
+    assert_eq!(error, Fixed.chat(&plain_request()).await.unwrap_err());
+    let tools = Arc::new(ToolReplay::load(&path).unwrap());
+    let weather = tools.tool("weather");
+    for args in tool_args() {
+        let replayed = weather.call(args.clone()).await.map_err(|e| e.to_string());
+        assert_eq!(replayed, Weather.call(args).await.map_err(|e| e.to_string()));
+    }
+
+    // Each line reads into the format's own types and writes back to the same bytes.
+    for line in &PINNED[1..3] {
+        let read: LlmLine = serde_json::from_str(line).unwrap();
+        assert_eq!(&serde_json::to_string(&read).unwrap(), line);
+        let request = ChatRequest::from(read.request.clone());
+        assert_eq!(RecordedRequest::from(&request), read.request, "the conversions keep every field");
+    }
+    for line in &PINNED[3..] {
+        let read: ToolLine = serde_json::from_str(line).unwrap();
+        assert_eq!(&serde_json::to_string(&read).unwrap(), line);
+    }
+}
+
+#[test]
+fn a_newer_format_is_refused_naming_both_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("next.jsonl");
+    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":2}\n{\"kind\":\"llm\",\"shape\":\"new\"}\n")
+        .unwrap();
+    let expected = format!(
+        "{}:1: recorded in format version 2, and this weft reads version 1 at most; replay it with a newer weft (the one that recorded it)",
+        path.display()
+    );
+    assert_eq!(Replayer::load(&path).unwrap_err().to_string(), expected);
+    assert_eq!(ToolReplay::load(&path).unwrap_err().to_string(), expected);
+    assert_eq!(weft_record::log::FORMAT_VERSION, 1);
+
+    // Version 1 is read.
+    std::fs::write(&path, format!("{}\n", PINNED[0])).unwrap();
+    assert!(Replayer::load(&path).unwrap().is_empty());
+}
