@@ -87,8 +87,11 @@ pub(crate) fn scrub(file: &mut Json, secrets: &weft_guard::Secrets) {
                 done.iter_mut().for_each(|pair| values(pair.get_mut(1)));
             }
             if let Some(call) = position.get_mut("call") {
-                if let Some(request) = call.get_mut("request") {
-                    data(request);
+                // A format 1 call's request; the answers of a call's re-asks.
+                for field in ["request", "reasks"] {
+                    if let Some(value) = call.get_mut(field) {
+                        data(value);
+                    }
                 }
                 values(call.get_mut("args"));
             }

@@ -215,10 +215,12 @@ fn migrate_v1(file: &mut Json) -> Result<(), ReadError> {
                 continue;
             }
             let attempt = call.get("attempt").and_then(Json::as_u64).unwrap_or(1);
-            let call_index = call.get("request").and_then(|r| r.pointer("/meta/call_index")).and_then(Json::as_u64).unwrap_or(0);
+            let request = call.remove("request").unwrap_or(Json::Null);
+            let call_index = request.pointer("/meta/call_index").and_then(Json::as_u64).unwrap_or(0);
             call.insert("call_index".into(), call_index.into());
-            if attempt <= 1 {
-                call.remove("request");
+            let reasks = reasks_of(&request, attempt.saturating_sub(1));
+            if !reasks.is_empty() {
+                call.insert("reasks".into(), Json::Array(reasks));
             }
         }
     }
@@ -229,6 +231,23 @@ fn migrate_v1(file: &mut Json) -> Result<(), ReadError> {
         options.insert("limits".into(), Json::Object(Map::new()));
     }
     Ok(())
+}
+
+/// The re-asks a format 1 request held: its last `2 × n` messages, each an answer and the
+/// message asking again (`Your answer could not be used: <reason>\n<how to answer>`).
+fn reasks_of(request: &Json, n: u64) -> Vec<Json> {
+    let Some(messages) = request.get("messages").and_then(Json::as_array) else { return Vec::new() };
+    let n = usize::try_from(n).unwrap_or(usize::MAX).min(messages.len() / 2);
+    let tail = &messages[messages.len() - 2 * n..];
+    tail.chunks(2)
+        .map(|pair| {
+            let text = |m: &Json| m.get("content").and_then(Json::as_str).unwrap_or_default().to_owned();
+            let asked = text(&pair[1]);
+            let asked = asked.strip_prefix(crate::nodes::REASK_PREFIX).unwrap_or(&asked);
+            let reason = asked.rsplit_once('\n').map_or(asked, |(reason, _)| reason);
+            serde_json::json!({"answer": text(&pair[0]), "reason": reason})
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -248,6 +267,23 @@ mod tests {
         assert_eq!(v["b"][2], "\u{0}\u{0}odd");
         unpack(&mut v, &held.values).unwrap();
         assert_eq!(v, original);
+    }
+
+    #[test]
+    fn a_format_1_re_ask_keeps_its_answers_and_reasons() {
+        let request = json!({"messages": [
+            {"role": "user", "content": "prompt"},
+            {"role": "assistant", "content": "bad 1"},
+            {"role": "user", "content": "Your answer could not be used: missing x\nAnswer again with JSON."},
+            {"role": "assistant", "content": "bad 2"},
+            {"role": "user", "content": "Your answer could not be used: a: not a number\nline two\nAnswer again."}
+        ], "meta": {"call_index": 4}});
+        assert_eq!(
+            reasks_of(&request, 2),
+            vec![json!({"answer": "bad 1", "reason": "missing x"}), json!({"answer": "bad 2", "reason": "a: not a number\nline two"})]
+        );
+        assert!(reasks_of(&request, 0).is_empty());
+        assert_eq!(reasks_of(&json!({"messages": []}), 3), Vec::<Json>::new());
     }
 
     #[test]

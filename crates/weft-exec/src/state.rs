@@ -12,7 +12,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
-use weft_llm::{ChatRequest, Usage};
+use weft_llm::Usage;
 
 /// Everything a run needs to continue. Stored through its persisted form
 /// ([`crate::persist::StoredState`]), which has a format version of its own.
@@ -76,7 +76,31 @@ pub struct RunUsage {
     /// Tool calls (server tools; client tools are answers).
     pub tool_calls: u64,
     /// Tokens.
-    pub tokens: Usage,
+    pub tokens: Tokens,
+}
+
+/// Token counts, as the state stores them (a type of the state's own, so that a change of the
+/// LLM client's types never changes stored states silently).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Prompt tokens.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Prompt tokens served from the provider's cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
+}
+
+impl Tokens {
+    /// Adds a call's usage (saturating: totals read back from a stored state may be anything).
+    pub fn add(&mut self, usage: &Usage) {
+        self.input_tokens = self.input_tokens.saturating_add(usage.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(usage.output_tokens);
+        self.cached_tokens = self.cached_tokens.saturating_add(usage.cached_tokens);
+    }
 }
 
 /// One frame: a flow being run.
@@ -192,11 +216,12 @@ pub enum Call {
         /// The node's call count when the call was made (the request's `call_index`).
         #[serde(default)]
         call_index: u64,
-        /// The request of a re-ask (the conversation so far). A first attempt's request is
-        /// not stored: it is rendered again from the node's inputs, which do not change while
-        /// the node waits, so the prompt (and the inputs in it) is not stored twice.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        request: Option<Box<ChatRequest>>,
+        /// The answers that did not fit and why, one per earlier attempt. The request is not
+        /// stored: it is rendered again from the node's inputs (which do not change while the
+        /// node waits) followed by these exchanges, so the prompt, and the inputs in it, are
+        /// not stored twice, and the state holds no type of the LLM client.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        reasks: Vec<Reask>,
     },
     /// A server tool call.
     Tool {
@@ -205,6 +230,15 @@ pub enum Call {
         /// The arguments, keyed by input title.
         args: Map<String, Json>,
     },
+}
+
+/// An answer that did not fit the node's outputs, and why: the model is asked again with both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reask {
+    /// The model's answer.
+    pub answer: String,
+    /// What was wrong with it.
+    pub reason: String,
 }
 
 /// A question the run waits for.

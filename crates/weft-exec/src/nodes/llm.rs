@@ -9,7 +9,7 @@ use crate::error::RunErrorKind;
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, excerpt, get_frame, node_error};
-use crate::state::{Call, Position, RunState};
+use crate::state::{Call, Position, Reask, RunState};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use weft_flow::node::{LlmNode, LlmPrompt, MessageRole, PromptMessages};
@@ -66,23 +66,35 @@ impl LlmOp {
         let request = request(self, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
         s.start_clock(state, at.fid);
         let effect = self.effect(at.node, request, 1);
-        s.perform(state, at.fid, at.node, Call::Llm { attempt: 1, call_index, request: None }, effect);
+        s.perform(state, at.fid, at.node, Call::Llm { attempt: 1, call_index, reasks: Vec::new() }, effect);
         Ok(())
     }
 
-    /// The call again: a first attempt's request rendered again from the node's inputs (with
-    /// the call index it had), a re-ask's as stored.
+    /// The call again: its request rendered again from the node's inputs, with the call index it
+    /// had, followed by its re-asks.
     pub(crate) fn remake(&self, _s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
-        let Call::Llm { attempt, call_index, request: stored } = call else { return Err(mismatched_call()) };
-        let request = match stored {
-            Some(r) => (**r).clone(),
-            None => {
-                let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
-                let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index: *call_index };
-                request(self, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?
-            }
-        };
+        let Call::Llm { attempt, call_index, reasks } = call else { return Err(mismatched_call()) };
+        let request = self.attempt_request(state, at, &vars, *call_index, reasks)?;
         Ok(self.effect(at.node, request, *attempt))
+    }
+
+    /// The request of an attempt: the first request (rendered from the inputs), then each earlier
+    /// answer and why it did not fit.
+    fn attempt_request(
+        &self,
+        state: &RunState,
+        at: At<'_>,
+        vars: &Map<String, Json>,
+        call_index: u64,
+        reasks: &[Reask],
+    ) -> Res<ChatRequest> {
+        let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
+        let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index };
+        let mut request = request(self, vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
+        for r in reasks {
+            push_reask(&mut request, &r.answer, &r.reason);
+        }
+        Ok(request)
     }
 
     fn effect(&self, node: &NodePlan, request: ChatRequest, attempt: u32) -> Effect {
@@ -97,7 +109,7 @@ impl LlmOp {
 
     /// The model answered: outputs, a re-ask (while re-asks are left), or an error.
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
-        let (Call::Llm { attempt, call_index, request: stored }, EffectResult::Llm(result)) = (call, result) else {
+        let (Call::Llm { attempt, reasks, .. }, EffectResult::Llm(result)) = (call, result) else {
             return Err(mismatched_call());
         };
         let node = at.node;
@@ -117,23 +129,16 @@ impl LlmOp {
             }
             Err(Unfit::Reask(reason)) if attempt <= s.cfg.max_reasks => {
                 s.emit(state, at.fid, || Event::LlmReask { node: node.name.clone(), reason: reason.clone() });
-                // The request just answered: stored for a re-ask, rendered again for a first
-                // attempt (the inputs have not changed while the node waited).
-                let previous = match stored {
-                    Some(r) => *r,
-                    None => {
-                        let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, node.name);
-                        let vars = s.node_inputs(state, at.fid, node)?;
-                        request(self, &vars, RequestMeta { node: node.name.clone(), node_path, call_index })
-                            .map_err(|e| node_error(RunErrorKind::Template, node, &e))?
-                    }
-                };
-                let meta = meta(state, at.fid, node)?;
-                let next = reask(&previous, &response.text, &reason, meta.call_index);
+                let call_index = meta(state, at.fid, node)?.call_index;
+                let mut reasks = reasks;
+                reasks.push(Reask { answer: response.text, reason });
+                // The inputs have not changed while the node waited: the request is rendered
+                // again, with the exchanges so far.
+                let vars = s.node_inputs(state, at.fid, node)?;
+                let request = self.attempt_request(state, at, &vars, call_index, &reasks)?;
                 let attempt = attempt.saturating_add(1);
-                let effect = self.effect(node, next.clone(), attempt);
-                let call = Call::Llm { attempt, call_index: meta.call_index, request: Some(Box::new(next)) };
-                s.perform(state, at.fid, node, call, effect);
+                let effect = self.effect(node, request, attempt);
+                s.perform(state, at.fid, node, Call::Llm { attempt, call_index, reasks }, effect);
                 Ok(())
             }
             Err(Unfit::Reask(reason)) => Err(node_error(
@@ -288,10 +293,8 @@ fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
     }
 }
 
-/// The next attempt: the previous request, the answer, and what was wrong with it.
-fn reask(previous: &ChatRequest, answer: &str, reason: &str, call_index: u64) -> ChatRequest {
-    let mut req = previous.clone();
-    req.meta.call_index = call_index;
+/// Appends an answer that did not fit and what was wrong with it to a request.
+fn push_reask(req: &mut ChatRequest, answer: &str, reason: &str) {
     req.messages.push(ChatMessage::new(Role::Assistant, answer));
     let how = match req.response_format.as_ref().map(|r| r.delivery) {
         Some(SchemaDelivery::InPrompt) => {
@@ -299,6 +302,9 @@ fn reask(previous: &ChatRequest, answer: &str, reason: &str, call_index: u64) ->
         }
         _ => "Answer again with JSON that is valid against the requested schema, and nothing else.",
     };
-    req.messages.push(ChatMessage::new(Role::User, format!("Your answer could not be used: {reason}\n{how}")));
-    req
+    req.messages.push(ChatMessage::new(Role::User, format!("{REASK_PREFIX}{reason}\n{how}")));
 }
+
+/// How the message asking again begins (a state of format 1 stored it whole: its migration reads
+/// the reason back after this).
+pub(crate) const REASK_PREFIX: &str = "Your answer could not be used: ";

@@ -21,6 +21,7 @@ pub(crate) mod branching;
 pub(crate) mod fanout;
 pub(crate) mod flow;
 pub(crate) mod llm;
+pub(crate) use llm::REASK_PREFIX;
 pub(crate) mod message;
 pub(crate) mod tool;
 
