@@ -332,3 +332,73 @@ async fn the_cancel_flag_of_the_options_stops_a_run_waiting_on_slow_calls() {
     assert_eq!(err.kind, RunErrorKind::Cancelled, "{err}");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
+
+/// A model that records every request it gets, then answers as the simulated model does.
+struct Recording {
+    inner: SimulatedModel,
+    requests: Mutex<Vec<weft_llm::ChatRequest>>,
+}
+
+#[async_trait::async_trait]
+impl weft_llm::ChatModel for Recording {
+    fn name(&self) -> &str {
+        "recording"
+    }
+
+    async fn chat(&self, request: &weft_llm::ChatRequest) -> Result<weft_llm::ChatResponse, weft_llm::LlmError> {
+        self.requests.lock().unwrap().push(request.clone());
+        self.inner.chat(request).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_re_ask_interrupted_mid_call_is_made_again_with_the_same_conversation() {
+    // A structured LLM node whose first answer does not fit: the re-ask is in flight when the run
+    // is interrupted; the resumed run sends the same request again and finishes.
+    let llm = json!({"component_type": "OpenAiCompatibleConfig", "id": "m", "name": "m", "model_id": "x", "url": "http://127.0.0.1:9"});
+    let doc = flow_json(
+        "reask",
+        vec![
+            json!({"component_type": "StartNode", "id": "start", "name": "start", "inputs": [{"title": "topic", "type": "string"}], "outputs": [{"title": "topic", "type": "string"}]}),
+            json!({"component_type": "LlmNode", "id": "rate", "name": "rate", "llm_config": llm, "prompt_template": "Rate {{topic}}",
+                   "inputs": [{"title": "topic", "type": "string"}],
+                   "outputs": [{"title": "score", "type": "integer"}, {"title": "why", "type": "string"}]}),
+            json!({"component_type": "EndNode", "id": "end", "name": "end", "inputs": [{"title": "score", "type": "integer"}], "outputs": [{"title": "score", "type": "integer"}]}),
+        ],
+        &[("start", "rate"), ("rate", "end")],
+        &[("start", "topic", "rate", "topic"), ("rate", "score", "end", "score")],
+    );
+    let mut script = weft_llm::simulated::Script::new();
+    script.set("rate", vec![json!("not json at all"), json!({"score": 7, "why": "fine"})]);
+    let model = |latency| {
+        Arc::new(Recording {
+            inner: SimulatedModel::new(SimulatedOptions { latency, script: script.clone(), ..SimulatedOptions::default() }),
+            requests: Mutex::new(Vec::new()),
+        })
+    };
+    let first = model(Duration::from_secs(10));
+    let options = RunOptions::default().with_model(first.clone()).with_limits(weft_exec::Limiters::new(weft_exec::LimitConfig::default()));
+    let plan = Plan::new(&flow(&doc), options).unwrap();
+    let run = plan.start(inputs(&[("topic", json!("tea"))])).unwrap();
+    // The first answer arrives at 10 s; the re-ask is in flight at 15 s.
+    let state = interrupted(run, Duration::from_secs(15)).await;
+    let sent = first.requests.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "the first call and the re-ask");
+    let call = state.frames.values().find_map(|f| match &f.position {
+        weft_exec::state::Position::Busy { call, .. } => Some(serde_json::to_value(call).unwrap()),
+        _ => None,
+    });
+    let call = call.unwrap();
+    assert_eq!(call["attempt"], 2);
+    assert_eq!(call["reasks"][0]["answer"], "not json at all");
+    assert!(call.get("request").is_none(), "no request stored: {call}");
+
+    let second = model(Duration::ZERO);
+    let options = RunOptions::default().with_model(second.clone()).with_limits(weft_exec::Limiters::new(weft_exec::LimitConfig::default()));
+    let plan = Plan::new(&flow(&doc), options).unwrap();
+    let mut resumed = plan.resume(state).unwrap();
+    let Status::Finished { outputs, .. } = resumed.execute().await.unwrap() else { panic!("waits") };
+    assert_eq!(outputs["score"], 7);
+    let again = second.requests.lock().unwrap().clone();
+    assert_eq!(again, vec![sent[1].clone()], "the re-ask is made again exactly as it was sent");
+}
