@@ -71,7 +71,8 @@ pub enum Outcome {
 /// Totals of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunUsage {
-    /// LLM calls, re-asks included.
+    /// LLM calls answered, re-asks included (a failed call is counted in
+    /// [`RunState::llm_calls`], by node, not here).
     pub llm_calls: u64,
     /// Tool calls (server tools; client tools are answers).
     pub tool_calls: u64,

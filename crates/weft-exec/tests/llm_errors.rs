@@ -208,11 +208,10 @@ async fn no_answer_within_the_request_timeout_is_timed_out() {
     assert!(llm.message.contains("after 2 attempts"), "{}", llm.message);
 }
 
-/// The message of a prompt past the context gives the advice of its kind. Ignored until the
-/// OpenAI client chooses its advice by the classified kind: it advises by status alone, so a
-/// 400 `context_length_exceeded` says "check the model id and the generation parameters".
+/// The message of a prompt past the context gives the advice of its kind, not the generic advice
+/// of a 400 ("check the model id and the generation parameters"), which it gave before the
+/// OpenAI client chose its advice by the classified kind.
 #[tokio::test]
-#[ignore = "bug: weft-llm's OpenAiClient::advice picks the 400 advice for context_length_exceeded"]
 async fn the_context_too_long_message_advises_shortening_the_prompt() {
     let server = MockConfig::default().with_fault(0, Fault::context_length_exceeded());
     let error = check(Case {

@@ -210,7 +210,13 @@ impl OpenAiClient {
             Kind::TooLarge { .. } => (Cause::TooLarge, None),
             Kind::Refused(_) => (Cause::Refused, None),
         };
-        AttemptError { retry_after, provider, request_id, ..AttemptError::new(cause, message, advice) }
+        let mut attempt = AttemptError { retry_after, provider, request_id, ..AttemptError::new(cause, message, advice) };
+        // What the provider's body says wins over the status (a 400 that is a prompt too long).
+        let kind = crate::retry::classify(&attempt);
+        if matches!(kind, crate::LlmErrorKind::ContextTooLong | crate::LlmErrorKind::ContentFiltered) {
+            attempt.advice = kind.advice().to_owned();
+        }
+        attempt
     }
 
     fn advice(&self, failure: &Failure) -> String {
