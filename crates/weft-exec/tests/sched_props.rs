@@ -38,7 +38,7 @@ use props::interp::{Expected, interpret};
 use props::model::{Model, Outcome};
 use props::oracle::{self, Failures};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use serde_json::{Map, Value as Json, json};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -176,10 +176,16 @@ async fn drive(plan: &Arc<Plan>, model: &Model, inputs: Map<String, Json>, case:
         match step {
             None => {
                 // Paused: `execute()` was dropped. Its calls are aborted; the runtime drops them
-                // at its next turn, before the clock moves.
+                // at its next turns, without the clock moving (this task stays runnable, so the
+                // paused clock does not advance and no call can finish in the meantime).
                 pauses.push(Instant::now());
                 model.books().epoch += 1;
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                for _ in 0..16 {
+                    if model.books().in_flight == 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
                 let left = model.books().in_flight;
                 if left != 0 {
                     return Err(format!("{left} calls still in flight after the paused execute() was dropped"));
@@ -270,10 +276,13 @@ fn check_case(case: &Case, rt: &tokio::runtime::Runtime, stats: &mut Stats) -> R
     let mut redoable: BTreeMap<String, usize> = BTreeMap::new();
     for c in &books.calls {
         *sent.entry(c.prompt.clone()).or_default() += 1;
-        let interrupted = match c.outcome {
-            Outcome::Dropped => true,
-            Outcome::Returned(t) => ended.pauses.get(c.epoch) == Some(&t),
-            Outcome::Running => false,
+        let interrupted = match (c.outcome, ended.pauses.get(c.epoch)) {
+            (Outcome::Dropped, _) => true,
+            (Outcome::Returned(t), Some(&pause)) if t > pause => {
+                return Err(format!("a call of a dropped execute() kept running and returned after the pause: {:?}", c.prompt));
+            }
+            (Outcome::Returned(t), pause) => pause == Some(&t),
+            (Outcome::Running, _) => false,
         };
         if interrupted {
             *redoable.entry(c.prompt.clone()).or_default() += 1;
@@ -357,6 +366,10 @@ fn shard(index: u32, cases: u32, seed: u64) -> Result<Stats, String> {
     });
     match result {
         Ok(()) => Ok(stats.into_inner().unwrap()),
+        Err(TestError::Fail(why, case)) => {
+            let doc = Program::resolve(&case.program).document();
+            Err(format!("shard {index}: {why}\nminimal case: {case:#?}\nits document (inputs ctx \"r\", arg \"a{}\"):\n{doc}", case.arg))
+        }
         Err(e) => Err(format!("shard {index}: {e}")),
     }
 }

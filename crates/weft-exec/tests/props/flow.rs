@@ -107,8 +107,8 @@ fn par_kind() -> impl Strategy<Value = ParKind> {
 
 fn map_kind() -> impl Strategy<Value = MapKind> {
     prop_oneof![
-        3 => Just(MapKind::Map),
-        2 => Just(MapKind::ParallelMap),
+        6 => Just(MapKind::Map),
+        4 => Just(MapKind::ParallelMap),
         2 => (1usize..=4).prop_map(MapKind::ExtendedParallel),
         1 => Just(MapKind::ExtendedSequential),
         1 => (1usize..=4).prop_map(MapKind::ExtendedConcurrent),
@@ -563,13 +563,19 @@ impl FlowDoc {
                 "destination_node": {"$component_ref": d}, "destination_input": n})
             })
             .collect();
-        json!({
-            "component_type": "Flow", "id": fid, "name": fid,
-            "start_node": refs[0], "nodes": refs,
-            "control_flow_connections": control, "data_flow_connections": data,
-            "$referenced_components": table,
-        })
+        let mut flow = json!({"component_type": "Flow", "id": fid, "name": fid, "start_node": refs[0]});
+        flow["nodes"] = Json::Array(refs);
+        flow["control_flow_connections"] = Json::Array(control);
+        flow["data_flow_connections"] = Json::Array(data);
+        flow["$referenced_components"] = Json::Object(table);
+        flow
     }
+}
+
+/// `node` with `field` set to `value` (moved).
+fn with(mut node: Json, field: &str, value: Json) -> Json {
+    node[field] = value;
+    node
 }
 
 fn llm_node(id: &str, prompt: String, output: Json) -> Json {
@@ -684,11 +690,14 @@ fn write_step(f: &mut FlowDoc, step: &Step) {
             let p = format!("p{id}");
             let flows: Vec<Json> =
                 branches.iter().enumerate().map(|(b, seq)| subflow(&format!("{id}_{b}"), seq, &format!("out{b}"))).collect();
+            // Subflows are moved in, not written through `json!` (which would copy them).
             let node = match kind {
-                ParKind::Core => json!({"component_type": "ParallelFlowNode", "id": p, "name": p, "subflows": flows}),
-                ParKind::Extended(n) => {
-                    plugin(json!({"component_type": "ExtendedParallelFlowNode", "id": p, "name": p, "flows": flows, "max_workers": n}))
-                }
+                ParKind::Core => with(json!({"component_type": "ParallelFlowNode", "id": p, "name": p}), "subflows", Json::Array(flows)),
+                ParKind::Extended(n) => with(
+                    plugin(json!({"component_type": "ExtendedParallelFlowNode", "id": p, "name": p, "max_workers": n})),
+                    "flows",
+                    Json::Array(flows),
+                ),
             };
             f.node(node);
             f.edge(ctx, &p, "ctx");
@@ -708,7 +717,7 @@ fn write_step(f: &mut FlowDoc, step: &Step) {
             let sub = subflow(&id.to_string(), body, "out");
             let items = Port::new(l, "items");
             let extended = |ty: &str, extra: Json| {
-                let mut node = plugin(json!({"component_type": ty, "id": m, "name": m, "flow": sub,
+                let mut node = plugin(json!({"component_type": ty, "id": m, "name": m,
                     "inputs": [string_list("iterated_ctx"), string("arg")], "outputs": [string_list("collected_out")],
                     "unpack_input": {"ctx": "."}, "output_mapping": {"out": "collected_out"}}));
                 node["input_mapping"] = json!({"iterated_input": "iterated_ctx"});
@@ -717,26 +726,24 @@ fn write_step(f: &mut FlowDoc, step: &Step) {
                 }
                 node
             };
-            let (node, core) = match kind {
-                MapKind::Map => {
-                    (json!({"component_type": "MapNode", "id": m, "name": m, "subflow": sub, "reducers": {"out": "append"}}), true)
-                }
-                MapKind::ParallelMap => {
-                    (json!({"component_type": "ParallelMapNode", "id": m, "name": m, "subflow": sub, "reducers": {"out": "append"}}), true)
-                }
-                MapKind::ExtendedParallel(n) => (extended("ExtendedParallelMapNode", json!({"max_workers": n})), false),
-                MapKind::ExtendedSequential => (extended("ExtendedMapNode", json!({"parallel_execution": false})), false),
+            let core = |ty: &str| json!({"component_type": ty, "id": m, "name": m, "reducers": {"out": "append"}});
+            let node = match kind {
+                MapKind::Map => with(core("MapNode"), "subflow", sub),
+                MapKind::ParallelMap => with(core("ParallelMapNode"), "subflow", sub),
+                MapKind::ExtendedParallel(n) => with(extended("ExtendedParallelMapNode", json!({"max_workers": n})), "flow", sub),
+                MapKind::ExtendedSequential => with(extended("ExtendedMapNode", json!({"parallel_execution": false})), "flow", sub),
                 MapKind::ExtendedConcurrent(n) => {
-                    (extended("ExtendedMapNode", json!({"parallel_execution": true, "max_workers": n})), false)
+                    with(extended("ExtendedMapNode", json!({"parallel_execution": true, "max_workers": n})), "flow", sub)
                 }
             };
             f.node(node);
             f.edge(&items, &m, "iterated_ctx");
+            let core = matches!(kind, MapKind::Map | MapKind::ParallelMap);
             f.edge(arg, &m, if core { "iterated_arg" } else { "arg" });
         }
         Step::Sub { id, ctx, arg, body } => {
             let u = format!("u{id}");
-            f.node(json!({"component_type": "FlowNode", "id": u, "name": u, "subflow": subflow(&id.to_string(), body, "out")}));
+            f.node(with(json!({"component_type": "FlowNode", "id": u, "name": u}), "subflow", subflow(&id.to_string(), body, "out")));
             f.edge(ctx, &u, "ctx");
             f.edge(arg, &u, "arg");
         }
