@@ -4,13 +4,15 @@
 //! Each case draws a program (`tests/props/flow.rs`): sequences of LLM calls, templates and
 //! input requests, branches on a model's answer, counter loops, parallel branches (core and
 //! Extended, `max_workers` 1 to 4 or the default), map nodes of all five kinds over lists the
-//! model answers (nested two or three levels in about half of the cases) and subflows. It is
-//! written as an Agent Spec document, loaded, planned and run with a model that answers from the
-//! prompt after a latency drawn per case and prompt (on tokio's paused clock, so completions
-//! come back in every order and often at the same instant), refuses the prompts of a failure set
-//! in a quarter of the cases, and asks for the run to be paused (its `execute()` dropped, its
-//! state written as JSON, read back and resumed) when its K-th call starts, up to twice per case.
-//! Input requests are answered, half of the time after storing and resuming the run too.
+//! model answers (nested two or three levels in about half of the cases; a third of the runs
+//! reach an item two levels deep) and subflows. It is written as an Agent Spec document,
+//! loaded, planned and run with a model that answers from the prompt after a latency drawn per
+//! case and prompt (on tokio's paused clock, so completions come back in every order and often
+//! at the same instant), refuses the prompts of a failure set in a quarter of the cases, and,
+//! in half of the cases, asks for the run to be paused when its K-th call starts (up to twice):
+//! its `execute()` is dropped, then the run goes on, either by `execute()` again or from its
+//! state written as JSON, read back and resumed. Input requests are answered, half of the time
+//! after storing and resuming the run too.
 //!
 //! Checked for every case:
 //! - the run finishes exactly when no prompt of the failure set is among the interpreter's
@@ -22,8 +24,9 @@
 //! - at no time are more than `max_workers` branches or items of any fan-out instance, at any
 //!   level of nesting, running a call;
 //! - nothing is in flight when `execute()` returns (finished, waiting for input, or failed: the
-//!   error is the model's refusal of one of the failure set's prompts), nor once a dropped
-//!   `execute()` has been cleaned up by the runtime.
+//!   error is the model's refusal of one of the failure set's prompts), nor once the runtime has
+//!   dropped the tasks of a dropped `execute()` (before the clock moves: no call of a paused run
+//!   keeps running).
 //!
 //! `WEFT_SCHED_CASES` sets the number of cases (default [`DEFAULT_CASES`]) and
 //! `WEFT_SCHED_SEED` the seed (default 0): every run draws the same cases. A summary (cases,

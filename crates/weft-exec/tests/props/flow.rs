@@ -119,7 +119,7 @@ fn leaf() -> impl Strategy<Value = Shape> {
     prop_oneof![4 => reads(2).prop_map(Shape::Llm), 2 => reads(2).prop_map(Shape::Tpl), 1 => reads(1).prop_map(Shape::Input)]
 }
 
-/// Any step, nested up to four levels.
+/// Any step, composite steps nested up to three levels.
 pub fn shape() -> impl Strategy<Value = Shape> {
     leaf().prop_recursive(3, 16, 3, |inner| {
         let seq = prop::collection::vec(inner.clone(), 0..=2);
