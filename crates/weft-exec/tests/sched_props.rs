@@ -279,13 +279,19 @@ fn check_case(case: &Case, rt: &tokio::runtime::Runtime, stats: &mut Stats) -> R
     let mut redoable: BTreeMap<String, usize> = BTreeMap::new();
     for c in &books.calls {
         *sent.entry(c.prompt.clone()).or_default() += 1;
+        // A call a pause interrupted: dropped, or returned at the pause's instant (its result
+        // may not have been taken). Calls of the last epoch were not interrupted by a pause: a
+        // run that finishes cancels none, a failed one cancels its siblings for good.
         let interrupted = match (c.outcome, ended.pauses.get(c.epoch)) {
-            (Outcome::Dropped, _) => true,
             (Outcome::Returned(t), Some(&pause)) if t > pause => {
                 return Err(format!("a call of a dropped execute() kept running and returned after the pause: {:?}", c.prompt));
             }
-            (Outcome::Returned(t), pause) => pause == Some(&t),
-            (Outcome::Running, _) => false,
+            (Outcome::Dropped, Some(_)) => true,
+            (Outcome::Returned(t), Some(&pause)) => t == pause,
+            (Outcome::Dropped, None) if ended.result.is_ok() => {
+                return Err(format!("a call was cancelled in a run that finished: {:?}", c.prompt));
+            }
+            (Outcome::Dropped | Outcome::Returned(_), None) | (Outcome::Running, _) => false,
         };
         if interrupted {
             *redoable.entry(c.prompt.clone()).or_default() += 1;
