@@ -9,10 +9,11 @@
 //! loaded, planned and run with a model that answers from the prompt after a latency drawn per
 //! case and prompt (on tokio's paused clock, so completions come back in every order and often
 //! at the same instant), refuses the prompts of a failure set in a quarter of the cases, and,
-//! in half of the cases, asks for the run to be paused when its K-th call starts (up to twice):
-//! its `execute()` is dropped, then the run goes on, either by `execute()` again or from its
-//! state written as JSON, read back and resumed. Input requests are answered, half of the time
-//! after storing and resuming the run too.
+//! in half of the cases, asks for the run to be paused when its K-th call starts (up to twice),
+//! in one of three ways: its `execute()` dropped, then called again; its `execute()` dropped,
+//! then its state written as JSON, read back and resumed; or the run cancelled through its
+//! `CancelHandle`, then stored and resumed the same way. Input requests are answered, half of
+//! the time after storing and resuming the run too.
 //!
 //! Checked for every case:
 //! - the run finishes exactly when no prompt of the failure set is among the interpreter's
@@ -23,10 +24,10 @@
 //!   a resumed run makes again; a failed run sent a sub-multiset of them;
 //! - at no time are more than `max_workers` branches or items of any fan-out instance, at any
 //!   level of nesting, running a call;
-//! - nothing is in flight when `execute()` returns (finished, waiting for input, or failed: the
-//!   error is the model's refusal of one of the failure set's prompts), nor once the runtime has
-//!   dropped the tasks of a dropped `execute()` (before the clock moves: no call of a paused run
-//!   keeps running).
+//! - nothing is in flight when `execute()` returns (finished, waiting for input, cancelled, or
+//!   failed: the error is the model's refusal of one of the failure set's prompts), nor once the
+//!   runtime has dropped the tasks of a dropped `execute()` (before the clock moves: no call of a
+//!   paused run keeps running); a run cancelled with a call in flight returns `Cancelled`.
 //!
 //! `WEFT_SCHED_CASES` sets the number of cases (default [`DEFAULT_CASES`]) and
 //! `WEFT_SCHED_SEED` the seed (default 0): every run draws the same cases. A summary (cases,
@@ -75,8 +76,20 @@ struct Case {
     pauses: Vec<u16>,
     /// Store and resume the run before answering each input request.
     store_on_input: bool,
-    /// Store and resume the run after each pause (else call `execute()` again on it).
-    store_on_pause: bool,
+    /// How each pause stops the run and how the run goes on.
+    pause_how: PauseHow,
+}
+
+/// How a pause stops the run and how the run goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PauseHow {
+    /// `execute()` dropped, then called again on the same run.
+    Drop,
+    /// `execute()` dropped, the state stored as JSON, read back and resumed.
+    DropAndStore,
+    /// The run cancelled through its `CancelHandle` (`execute()` returns a `Cancelled` error
+    /// once its calls are stopped), the state stored, read back and resumed.
+    Cancel,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -85,15 +98,16 @@ fn case() -> impl Strategy<Value = Case> {
         1 => (any::<u64>(), 3u64..40).prop_map(|(seed, modulus)| Some(Failures { seed, modulus })),
     ];
     let pauses = prop_oneof![1 => Just(Vec::new()), 1 => prop::collection::vec(0u16..1000, 1..=2)];
-    (program(), any::<u16>(), any::<u64>(), failures, pauses, any::<bool>(), any::<bool>()).prop_map(
-        |(program, arg, latency_seed, failures, pauses, store_on_input, store_on_pause)| Case {
+    let pause_how = prop_oneof![Just(PauseHow::Drop), Just(PauseHow::DropAndStore), Just(PauseHow::Cancel)];
+    (program(), any::<u16>(), any::<u64>(), failures, pauses, any::<bool>(), pause_how).prop_map(
+        |(program, arg, latency_seed, failures, pauses, store_on_input, pause_how)| Case {
             program,
             arg,
             latency_seed,
             failures,
             pauses,
             store_on_input,
-            store_on_pause,
+            pause_how,
         },
     )
 }
@@ -112,9 +126,11 @@ struct Stats {
     maps_nested_3_run: u64,
     /// Programs with a fan-out (map or parallel) in a fan-out's subflow.
     fanouts_nested: u64,
-    /// Runs paused (their `execute()` dropped) at least once, and pauses in all.
+    /// Runs paused at least once, pauses in all, and pauses made by cancelling the run (the
+    /// others drop its `execute()`).
     paused_cases: u64,
     pauses: u64,
+    cancels: u64,
     /// Runs that asked for input, and the requests.
     input_cases: u64,
     inputs: u64,
@@ -135,6 +151,7 @@ impl Stats {
         self.fanouts_nested += o.fanouts_nested;
         self.paused_cases += o.paused_cases;
         self.pauses += o.pauses;
+        self.cancels += o.cancels;
         self.input_cases += o.input_cases;
         self.inputs += o.inputs;
         self.failed += o.failed;
@@ -153,6 +170,8 @@ struct Ended {
     questions: BTreeMap<String, usize>,
     /// The instant of each pause.
     pauses: Vec<Instant>,
+    /// Pauses made by cancelling the run.
+    cancels: usize,
 }
 
 /// The longest a run may take on the paused clock before it counts as hung.
@@ -170,12 +189,30 @@ async fn drive(plan: &Arc<Plan>, model: &Model, inputs: Map<String, Json>, case:
     let mut run = plan.start(inputs).map_err(|e| format!("the run does not start: {e}"))?;
     let mut questions = BTreeMap::new();
     let mut pauses = Vec::new();
+    let mut cancels = 0;
     for _ in 0..10_000 {
-        let step = tokio::select! {
-            biased;
-            () = model.pause.notified() => None,
-            r = tokio::time::timeout(HUNG, run.execute()) => Some(r.map_err(|_| "the run hung: nothing happened for an hour".to_owned())?),
+        let handle = run.cancel_handle();
+        let mut cancelled = false;
+        let step = {
+            let execute = tokio::time::timeout(HUNG, run.execute());
+            tokio::pin!(execute);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = model.pause.notified(), if !cancelled => {
+                        if case.pause_how != PauseHow::Cancel {
+                            break None;
+                        }
+                        handle.cancel();
+                        cancelled = true;
+                    }
+                    r = &mut execute => break Some(r.map_err(|_| "the run hung: nothing happened for an hour".to_owned())?),
+                }
+            }
         };
+        if cancelled && !matches!(step, Some(Err(_))) {
+            return Err(format!("the run was cancelled with a call in flight, yet execute() gave {step:?}"));
+        }
         match step {
             None => {
                 // Paused: `execute()` was dropped. Its calls are aborted; the runtime drops them
@@ -193,13 +230,21 @@ async fn drive(plan: &Arc<Plan>, model: &Model, inputs: Map<String, Json>, case:
                 if left != 0 {
                     return Err(format!("{left} calls still in flight after the paused execute() was dropped"));
                 }
-                if case.store_on_pause {
+                if case.pause_how == PauseHow::DropAndStore {
                     run = reload(plan, run)?;
                 }
             }
+            Some(Err(e)) if cancelled && e.kind == RunErrorKind::Cancelled => {
+                // Cancelled: `execute()` returns once its calls are stopped and dropped.
+                check_idle(model, "a cancelled execute() returned")?;
+                pauses.push(Instant::now());
+                cancels += 1;
+                model.books().epoch += 1;
+                run = reload(plan, run)?;
+            }
             Some(Ok(Status::Finished { outputs, .. })) => {
                 check_idle(model, "the run finished")?;
-                return Ok(Ended { result: Ok(outputs), questions, pauses });
+                return Ok(Ended { result: Ok(outputs), questions, pauses, cancels });
             }
             Some(Ok(Status::InputRequired { request })) => {
                 check_idle(model, "the run asked for input")?;
@@ -218,7 +263,7 @@ async fn drive(plan: &Arc<Plan>, model: &Model, inputs: Map<String, Json>, case:
                     Err(again) if again.kind == RunErrorKind::Over => {}
                     other => return Err(format!("a failed run executed again gave {other:?}")),
                 }
-                return Ok(Ended { result: Err(e), questions, pauses });
+                return Ok(Ended { result: Err(e), questions, pauses, cancels });
             }
         }
     }
@@ -344,6 +389,7 @@ fn check_case(case: &Case, rt: &tokio::runtime::Runtime, stats: &mut Stats) -> R
     stats.fanouts_nested += u64::from(program.fanout_depth >= 2);
     stats.paused_cases += u64::from(!ended.pauses.is_empty());
     stats.pauses += ended.pauses.len() as u64;
+    stats.cancels += ended.cancels as u64;
     let asked: usize = ended.questions.values().sum();
     stats.input_cases += u64::from(asked > 0);
     stats.inputs += asked as u64;
@@ -408,7 +454,7 @@ fn the_scheduler_agrees_with_a_sequential_interpreter() {
     let pct = |n: u64| 100.0 * n as f64 / stats.cases.max(1) as f64;
     eprintln!(
         "sched_props: {} cases in {:.1} s (seed {seed}); maps nested 2+ levels: {} ({:.0}%), of which a call ran 2+ levels deep: {} ({:.0}%), 3 levels: {}; \
-         fan-outs nested 2+ levels: {} ({:.0}%); paused and resumed: {} runs, {} pauses (each a dropped execute()); input requests: {} in {} runs; \
+         fan-outs nested 2+ levels: {} ({:.0}%); paused and resumed: {} runs, {} pauses ({} by cancelling the run, the others by dropping its execute()); input requests: {} in {} runs; \
          failed runs: {}; model calls: {}; fan-out instances that reached a max_workers below their width: {}",
         stats.cases,
         t0.elapsed().as_secs_f64(),
@@ -421,6 +467,7 @@ fn the_scheduler_agrees_with_a_sequential_interpreter() {
         pct(stats.fanouts_nested),
         stats.paused_cases,
         stats.pauses,
+        stats.cancels,
         stats.inputs,
         stats.input_cases,
         stats.failed,
@@ -430,5 +477,8 @@ fn the_scheduler_agrees_with_a_sequential_interpreter() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(stats.cases >= u64::from(total), "{} cases ran, {total} asked", stats.cases);
     assert!(pct(stats.maps_nested_run) >= 20.0, "too few cases run maps nested two levels: {:.0}%", pct(stats.maps_nested_run));
-    assert!(stats.paused_cases > 0 && stats.failed > 0 && stats.input_cases > 0 && stats.saturated > 0, "{stats:?}");
+    assert!(
+        stats.cancels > 0 && stats.pauses > stats.cancels && stats.failed > 0 && stats.input_cases > 0 && stats.saturated > 0,
+        "{stats:?}"
+    );
 }
