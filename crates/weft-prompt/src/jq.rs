@@ -347,6 +347,30 @@ fn refusal(name: &str) -> Option<JqError> {
     REFUSED.iter().find(|(n, _)| *n == bare).map(|(n, why)| JqError::Refused { name: (*n).to_owned(), why: (*why).to_owned() })
 }
 
+/// Queries compiled in this process, by source: a document repeats the same few queries (`.` in
+/// every ExtendedMapNode), and compiling one loads jaq's standard definitions again (about a
+/// millisecond). Bounded: emptied when it holds [`CACHED_QUERIES`].
+type Compiled = Arc<jaq_core::Filter<JustLut<Val>>>;
+
+const CACHED_QUERIES: usize = 256;
+
+fn cache() -> &'static std::sync::Mutex<std::collections::HashMap<String, Compiled>> {
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Compiled>>> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn cached(source: &str) -> Option<Compiled> {
+    cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(source).cloned()
+}
+
+fn remember(source: &str, filter: &Compiled) {
+    let mut cache = cache().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() >= CACHED_QUERIES {
+        cache.clear();
+    }
+    cache.insert(source.to_owned(), Arc::clone(filter));
+}
+
 fn compile_here(source: &str) -> Result<jaq_core::Filter<JustLut<Val>>, JqError> {
     let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs()).filter(|d| !DENIED_DEFS.contains(&d.name));
     // No module reader: `include` and `import` fail to load.
@@ -466,8 +490,13 @@ impl JqQuery {
         if source.len() > MAX_QUERY_BYTES {
             return Err(JqError::TooLong(source.len()));
         }
+        if let Some(filter) = cached(source) {
+            return Ok(JqQuery { source: Arc::from(source), filter, limits: JqLimits::DEFAULT });
+        }
         let filter = on_big_stack(|| compile_here(source)).unwrap_or_else(|| Err(JqError::Syntax(NO_THREAD.into())))?;
-        Ok(JqQuery { source: Arc::from(source), filter: Arc::new(filter), limits: JqLimits::DEFAULT })
+        let filter = Arc::new(filter);
+        remember(source, &filter);
+        Ok(JqQuery { source: Arc::from(source), filter, limits: JqLimits::DEFAULT })
     }
 
     /// The same query with other limits.
@@ -625,4 +654,19 @@ fn val_to_json(v: &Val, depth: usize) -> Result<Json, TooDeep> {
             Json::Object(out)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_compiled_twice_is_compiled_once() {
+        let a = JqQuery::compile(".items | map(. + 1)").unwrap_or_else(|e| panic!("{e}"));
+        let b = JqQuery::compile(".items | map(. + 1)").unwrap_or_else(|e| panic!("{e}"));
+        assert!(Arc::ptr_eq(&a.filter, &b.filter));
+        // A refused query is refused every time (errors are not kept).
+        assert!(JqQuery::compile("halt").is_err());
+        assert!(JqQuery::compile("halt").is_err());
+    }
 }
