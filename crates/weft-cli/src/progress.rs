@@ -201,7 +201,7 @@ impl Sink {
             }
             Event::InputRequested { request, .. } => {
                 counts.stop();
-                line = match request {
+                line = match &**request {
                     // The question itself was posted as a message just before.
                     InputRequest::Message { message: Some(_), .. } => None,
                     InputRequest::Message { node, message: None } => Some(format!("[{node}] waits for a message")),

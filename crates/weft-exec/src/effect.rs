@@ -20,7 +20,7 @@ use weft_tools::{Tool, ToolError};
 /// Something a node needs done outside the engine.
 pub(crate) enum Effect {
     /// A chat call to a model.
-    Llm(LlmCall),
+    Llm(Box<LlmCall>),
     /// A call of a server tool.
     Tool(ToolCall),
 }
@@ -58,24 +58,26 @@ impl EffectKind {
     }
 }
 
+impl Done {
+    /// The outcome of an executor that panicked.
+    pub(crate) fn panicked(kind: EffectKind, why: &str) -> Done {
+        Done { result: kind.panicked(why), took_ms: 0.0 }
+    }
+}
+
 /// A chat call: the model and its endpoint's limiter (bound at plan time) and the request.
 pub(crate) struct LlmCall {
     pub(crate) model: Arc<dyn ChatModel>,
     pub(crate) limiter: Arc<Limiter>,
     pub(crate) request: ChatRequest,
-    /// The node's name, for events.
+    /// The node's name, for the held-back event.
     pub(crate) node: String,
-    /// 1 for the first attempt, 2 for the first re-ask...
-    pub(crate) attempt: u32,
 }
 
 /// A server tool call.
 pub(crate) struct ToolCall {
     pub(crate) tool: Arc<dyn Tool>,
-    pub(crate) name: String,
     pub(crate) args: Map<String, Json>,
-    /// The node's name, for events.
-    pub(crate) node: String,
 }
 
 /// Where an effect runs: the run's context (events) and the frame it belongs to.
@@ -87,14 +89,30 @@ pub(crate) struct Site {
     pub(crate) cancel: CancellationToken,
 }
 
+/// What an effect gave, and how long its own work took in milliseconds (an LLM call's wait for
+/// its limiter not included): the scheduler reports both in its events.
+pub(crate) struct Done {
+    pub(crate) result: EffectResult,
+    pub(crate) took_ms: f64,
+}
+
 /// Performs `effect`; `None` when its frame was cancelled first (its future dropped: an HTTP
-/// request abandoned, a tool process killed).
-pub(crate) async fn perform(effect: Effect, site: Site) -> Option<EffectResult> {
+/// request abandoned, a tool process killed). Its events, apart from an LLM call held back by
+/// its limiter, are the scheduler's, emitted on the driver's task when the result comes back,
+/// so call tasks seldom touch the run's event stream.
+pub(crate) async fn perform(effect: Effect, site: Site) -> Option<Done> {
     let cancel = site.cancel.clone();
     let work = async move {
         match effect {
-            Effect::Llm(call) => EffectResult::Llm(llm(call, &site).await),
-            Effect::Tool(call) => EffectResult::Tool(tool(call, &site).await),
+            Effect::Llm(call) => {
+                let (result, took_ms) = llm(*call, &site).await;
+                Done { result: EffectResult::Llm(result), took_ms }
+            }
+            Effect::Tool(call) => {
+                let t = Instant::now();
+                let result = call.tool.call(call.args).await;
+                Done { result: EffectResult::Tool(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
+            }
         }
     };
     tokio::select! {
@@ -105,13 +123,9 @@ pub(crate) async fn perform(effect: Effect, site: Site) -> Option<EffectResult> 
 }
 
 /// The model call: a permit of the endpoint's limiter around the whole call (retries
-/// included), with its events.
-async fn llm(call: LlmCall, site: &Site) -> Result<ChatResponse, LlmError> {
-    let LlmCall { model, limiter, request, node, attempt } = call;
-    if site.run.listening() {
-        let event = Event::LlmRequest { node: node.clone(), model: model.name().to_owned(), attempt, messages: request.messages.len() };
-        site.run.emit(&site.path, &event);
-    }
+/// included); how long the call took once it had its permit.
+async fn llm(call: LlmCall, site: &Site) -> (Result<ChatResponse, LlmError>, f64) {
+    let LlmCall { model, limiter, request, node, .. } = call;
     let permit = limiter
         .acquire_with(|stats| {
             if site.run.listening() {
@@ -129,20 +143,5 @@ async fn llm(call: LlmCall, site: &Site) -> Result<ChatResponse, LlmError> {
     let t = Instant::now();
     let result = model.chat(&request).await;
     drop(permit);
-    if let (true, Ok(r)) = (site.run.listening(), &result) {
-        site.run.emit(&site.path, &Event::LlmResponse { node, usage: r.usage, duration_ms: t.elapsed().as_secs_f64() * 1000.0 });
-    }
-    result
-}
-
-/// The tool call, with its event.
-async fn tool(call: ToolCall, site: &Site) -> Result<Json, ToolError> {
-    let ToolCall { tool, name, args, node } = call;
-    let t = Instant::now();
-    let result = tool.call(args).await;
-    if site.run.listening() {
-        let error = result.as_ref().err().map(ToString::to_string);
-        site.run.emit(&site.path, &Event::ToolCall { node, tool: name, duration_ms: t.elapsed().as_secs_f64() * 1000.0, error });
-    }
-    result
+    (result, t.elapsed().as_secs_f64() * 1000.0)
 }

@@ -122,7 +122,7 @@ pub enum Event {
     /// The run waits for input.
     InputRequested {
         /// The request.
-        request: InputRequest,
+        request: Box<InputRequest>,
     },
     /// A node posted a message to the conversation.
     Message {
@@ -146,7 +146,7 @@ pub enum Event {
     RunFailed {
         /// The error: its kind, the node, the message (and for an LLM call, the provider's
         /// status, error type and code, and request id).
-        error: ErrorData,
+        error: Box<ErrorData>,
     },
 }
 

@@ -3,7 +3,7 @@
 //! run cancels them), events through the run's context.
 
 use crate::context::{CancelHandle, FrameTokens, RunContext, RunSettings, new_run_id};
-use crate::effect::{Effect, EffectKind, EffectResult, Site, perform};
+use crate::effect::{Done, Effect, EffectKind, Site, perform};
 use crate::error::{ResumeError, RunError, RunErrorKind, StartError, SubmitError};
 use crate::plan::Plan;
 use crate::sched::{Command, Input, Machine, RunConfig, Sched, Work};
@@ -252,6 +252,13 @@ impl Run {
     }
 
     async fn drive(&mut self, plan: &Arc<Plan>, cfg: &RunConfig, clock: &clock::DriverClock, d: &mut Driver) -> Result<Status, RunError> {
+        // Made once and polled by every round: a future made per round would register with the
+        // token (and start a timer) again each time.
+        let token = self.cancel.token().clone();
+        let on_cancel = token.cancelled();
+        let flag = self.settings.cancel.clone();
+        let flagged = flag_set(flag.as_deref());
+        tokio::pin!(on_cancel, flagged);
         loop {
             if let Some(end) = self.dispatch(d) {
                 return end;
@@ -262,8 +269,8 @@ impl Run {
             let deadline = Sched::next_deadline(&self.work).map(|us| clock.instant_of(us));
             let joined = tokio::select! {
                 biased;
-                () = self.cancel.token().cancelled() => return Err(cancelled()),
-                () = flag_set(self.settings.cancel.as_deref()) => return Err(cancelled()),
+                () = &mut on_cancel => return Err(cancelled()),
+                () = &mut flagged => return Err(cancelled()),
                 () = sleep_until(deadline) => None,
                 joined = d.tasks.join_next_with_id() => joined,
             };
@@ -276,8 +283,8 @@ impl Run {
             };
             // Feed back every call that has finished by now before looking for more work.
             loop {
-                if let Some((call, result)) = d.result(joined) {
-                    self.feed(plan, cfg, clock, Input::Result { call, result }, &mut d.out);
+                if let Some((call, done)) = d.result(joined) {
+                    self.feed(plan, cfg, clock, Input::Result { call, done }, &mut d.out);
                 }
                 match d.tasks.try_join_next_with_id() {
                     Some(next) => joined = next,
@@ -298,15 +305,22 @@ impl Run {
 
     /// Performs the commands the scheduler sent out; the run's end when one ends it.
     fn dispatch(&mut self, d: &mut Driver) -> Option<Result<Status, RunError>> {
-        for command in std::mem::take(&mut d.out) {
+        let mut commands = std::mem::take(&mut d.out);
+        let mut end = None;
+        for command in commands.drain(..) {
             match command {
                 Command::Perform { call, effect } => self.spawn(d, call, effect),
                 Command::Emit { path, event } => self.ctx.emit(&path, &event),
-                Command::Wait { request } => return Some(Ok(Status::InputRequired { request })),
-                Command::Finished { outputs, end_branch } => return Some(Ok(Status::Finished { outputs, end_branch })),
-                Command::Failed { error } => return Some(Err(error)),
+                Command::Wait { request } => end = Some(Ok(Status::InputRequired { request })),
+                Command::Finished { outputs, end_branch } => end = Some(Ok(Status::Finished { outputs, end_branch })),
+                Command::Failed { error } => end = Some(Err(error)),
+            }
+            if end.is_some() {
+                return end;
             }
         }
+        // The buffer goes back, empty, with its capacity.
+        d.out = commands;
         if d.tokens.len() > 2 * d.calls.len() + 64 {
             let frames = &self.state.frames;
             d.tokens.prune(|fid| frames.contains_key(&fid));
@@ -329,7 +343,9 @@ impl Run {
         let path = self.state.frames.get(&call).map(|f| f.path.clone()).unwrap_or_default();
         let kind = effect.kind();
         let site = Site { run: Arc::clone(&self.ctx), path, cancel };
-        let handle = d.tasks.spawn(perform(effect, site));
+        // Boxed: the future is large (the effect, the limiter wait, the call), and a task holding it inline
+        // is moved into its cell whole, costing copies and allocator churn per call.
+        let handle = d.tasks.spawn(Box::pin(perform(effect, site)));
         d.calls.insert(handle.id(), (call, kind));
     }
 
@@ -350,7 +366,7 @@ impl Run {
 
 /// The driver's side of one `execute()`: the call tasks, and which call each task performs.
 struct Driver {
-    tasks: JoinSet<Option<EffectResult>>,
+    tasks: JoinSet<Option<Done>>,
     calls: HashMap<tokio::task::Id, (u64, EffectKind)>,
     tokens: FrameTokens,
     out: Vec<Command>,
@@ -360,7 +376,7 @@ impl Driver {
     /// The call id and result of a finished task; a panicking task is its call's failure (a
     /// native tool or a model that panicked fails its node, not the process); a cancelled one
     /// has no result.
-    fn result(&mut self, joined: Result<(tokio::task::Id, Option<EffectResult>), tokio::task::JoinError>) -> Option<(u64, EffectResult)> {
+    fn result(&mut self, joined: Result<(tokio::task::Id, Option<Done>), tokio::task::JoinError>) -> Option<(u64, Done)> {
         match joined {
             Ok((id, result)) => {
                 let (call, _) = self.calls.remove(&id)?;
@@ -371,7 +387,7 @@ impl Driver {
                 if !e.is_panic() {
                     return None;
                 }
-                Some((call, kind.panicked(&panic_text(e.into_panic()))))
+                Some((call, Done::panicked(kind, &panic_text(e.into_panic()))))
             }
         }
     }

@@ -18,7 +18,7 @@
 //! [`nodes::step`], [`nodes::complete`], [`nodes::remake`], [`nodes::submit`] and
 //! [`nodes::child_finished`].
 
-use crate::effect::{Effect, EffectResult};
+use crate::effect::{Done, Effect, EffectResult};
 use crate::error::{ErrorData, RunError, RunErrorKind, SubmitError};
 use crate::event::Event;
 use crate::nodes::{self, At, Reads};
@@ -40,7 +40,7 @@ pub(crate) enum Input {
         resumed: bool,
     },
     /// The result of the call made under id `call`.
-    Result { call: u64, result: EffectResult },
+    Result { call: u64, done: Done },
     /// Time passed: nodes past their deadline fail.
     Tick,
 }
@@ -95,14 +95,15 @@ pub(crate) struct Machine<'a> {
 impl Machine<'_> {
     /// Handles one input at time `now_us`; the commands go to `out`.
     pub(crate) fn handle(&mut self, now_us: u64, input: Input) {
-        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, work: &mut *self.work, out: &mut *self.out };
+        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, took_ms: 0.0, work: &mut *self.work, out: &mut *self.out };
         let state = &mut *self.state;
         let result = match input {
             Input::Begin { resumed } => s.begin(state, resumed),
-            Input::Result { call, result } => {
+            Input::Result { call, done } => {
                 // A result for a call no longer out (its node already failed or moved on) is
                 // dropped.
-                if s.work.in_flight.remove(&call) { s.complete(state, call, result) } else { Ok(()) }
+                s.took_ms = done.took_ms;
+                if s.work.in_flight.remove(&call) { s.complete(state, call, done.result) } else { Ok(()) }
             }
             Input::Tick => s.tick(state),
         };
@@ -115,13 +116,13 @@ impl Machine<'_> {
 
     /// Answers the pending request at `path` (the only one when `None`), at time `now_us`.
     pub(crate) fn submit(&mut self, now_us: u64, path: Option<&str>, answer: Json) -> Result<(), SubmitError> {
-        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, work: &mut *self.work, out: &mut *self.out };
+        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, took_ms: 0.0, work: &mut *self.work, out: &mut *self.out };
         s.submit(self.state, path, answer)
     }
 
     /// Creates the root frame of a new run.
     pub(crate) fn init(&mut self, now_us: u64) {
-        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, work: &mut *self.work, out: &mut *self.out };
+        let mut s = Sched { plan: self.plan, cfg: self.cfg, now_us, took_ms: 0.0, work: &mut *self.work, out: &mut *self.out };
         s.init(self.state);
     }
 }
@@ -150,6 +151,8 @@ pub(crate) struct Sched<'a> {
     pub(crate) cfg: &'a RunConfig,
     /// The time of the input being handled (µs since the Unix epoch).
     pub(crate) now_us: u64,
+    /// For a call's result: how long the call took (ms), for its event.
+    pub(crate) took_ms: f64,
     pub(crate) work: &'a mut Work,
     pub(crate) out: &'a mut Vec<Command>,
 }
@@ -274,7 +277,7 @@ impl Sched<'_> {
         if error.kind != RunErrorKind::Cancelled {
             let data = ErrorData::from(&error);
             state.outcome = Outcome::Failed { error: data.clone() };
-            self.emit_run(|| Event::RunFailed { error: data });
+            self.emit_run(|| Event::RunFailed { error: Box::new(data) });
         }
         self.out.push(Command::Failed { error });
     }
@@ -535,7 +538,7 @@ impl Sched<'_> {
     /// Leaves frame `fid` waiting for an answer to `request`.
     pub(crate) fn wait(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, request: InputRequest) -> Res<()> {
         let path = get_frame(state, fid)?.path.clone();
-        self.emit(state, fid, || Event::InputRequested { request: request.clone() });
+        self.emit(state, fid, || Event::InputRequested { request: Box::new(request.clone()) });
         state.pending.insert(path, request);
         self.set_position(state, fid, Position::Waiting { node: node.id.clone() });
         Ok(())

@@ -65,17 +65,16 @@ impl LlmOp {
         let call_index = meta.call_index;
         let request = request(self, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
         s.start_clock(state, at.fid);
-        let effect = self.effect(at.node, request, 1);
-        s.perform(state, at.fid, at.node, Call::Llm { attempt: 1, call_index, reasks: Vec::new() }, effect);
+        self.send(s, state, at, Call::Llm { attempt: 1, call_index, reasks: Vec::new() }, request);
         Ok(())
     }
 
     /// The call again: its request rendered again from the node's inputs, with the call index it
     /// had, followed by its re-asks.
-    pub(crate) fn remake(&self, _s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
+    pub(crate) fn remake(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
         let Call::Llm { attempt, call_index, reasks } = call else { return Err(mismatched_call()) };
         let request = self.attempt_request(state, at, &vars, *call_index, reasks)?;
-        Ok(self.effect(at.node, request, *attempt))
+        Ok(self.effect(s, state, at, request, *attempt))
     }
 
     /// The request of an attempt: the first request (rendered from the inputs), then each earlier
@@ -97,14 +96,27 @@ impl LlmOp {
         Ok(request)
     }
 
-    fn effect(&self, node: &NodePlan, request: ChatRequest, attempt: u32) -> Effect {
-        Effect::Llm(LlmCall {
+    /// The effect of an attempt, and its `llm_request` event.
+    fn effect(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, request: ChatRequest, attempt: u32) -> Effect {
+        s.emit(state, at.fid, || Event::LlmRequest {
+            node: at.node.name.clone(),
+            model: self.model.name().to_owned(),
+            attempt,
+            messages: request.messages.len(),
+        });
+        Effect::Llm(Box::new(LlmCall {
             model: Arc::clone(&self.model),
             limiter: Arc::clone(&self.limiter),
             request,
-            node: node.name.clone(),
-            attempt,
-        })
+            node: at.node.name.clone(),
+        }))
+    }
+
+    /// Sends an attempt out: the node is busy with `call` until its result comes back.
+    fn send(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, request: ChatRequest) {
+        let Call::Llm { attempt, .. } = &call else { return };
+        let effect = self.effect(s, state, at, request, *attempt);
+        s.perform(state, at.fid, at.node, call, effect);
     }
 
     /// The model answered: outputs, a re-ask (while re-asks are left), or an error.
@@ -114,6 +126,8 @@ impl LlmOp {
         };
         let node = at.node;
         let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")).with_llm(e))?;
+        let took_ms = s.took_ms;
+        s.emit(state, at.fid, || Event::LlmResponse { node: node.name.clone(), usage: response.usage, duration_ms: took_ms });
         state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
         state.usage.tokens.add(&response.usage);
         match outputs(self, &response.text) {
@@ -137,8 +151,7 @@ impl LlmOp {
                 let vars = s.node_inputs(state, at.fid, node)?;
                 let request = self.attempt_request(state, at, &vars, call_index, &reasks)?;
                 let attempt = attempt.saturating_add(1);
-                let effect = self.effect(node, request, attempt);
-                s.perform(state, at.fid, node, Call::Llm { attempt, call_index, reasks }, effect);
+                self.send(s, state, at, Call::Llm { attempt, call_index, reasks }, request);
                 Ok(())
             }
             Err(Unfit::Reask(reason)) => Err(node_error(

@@ -226,7 +226,7 @@ pub(crate) fn child_finished(
 pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
     match at.node.op.role() {
         Role::Llm(op) => op.remake(s, state, at, call, vars),
-        Role::Tool(op) => op.remake(at.node, call),
+        Role::Tool(op) => op.remake(call),
         Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }

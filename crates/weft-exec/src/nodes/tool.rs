@@ -6,6 +6,7 @@ use super::{Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place, damaged};
 use crate::effect::{Effect, EffectResult, ToolCall};
 use crate::error::{RunErrorKind, SubmitError};
+use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, excerpt, external, get_frame, node_error, single};
 use crate::state::{Call, InputRequest, Position, RunState};
@@ -55,7 +56,7 @@ impl ToolOp {
         match &self.tool {
             Some(tool) => {
                 s.start_clock(state, at.fid);
-                let effect = self.effect(tool, node, args.clone());
+                let effect = Effect::Tool(ToolCall { tool: Arc::clone(tool), args: args.clone() });
                 s.perform(state, at.fid, node, Call::Tool { tool: self.tool_name.clone(), args }, effect);
                 Ok(())
             }
@@ -78,6 +79,13 @@ impl ToolOp {
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
         let (Call::Tool { .. }, EffectResult::Tool(result)) = (call, result) else { return Err(mismatched_call()) };
         let node = at.node;
+        let took_ms = s.took_ms;
+        s.emit(state, at.fid, || Event::ToolCall {
+            node: node.name.clone(),
+            tool: self.tool_name.clone(),
+            duration_ms: took_ms,
+            error: result.as_ref().err().map(ToString::to_string),
+        });
         state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
         let outputs = match result {
             Ok(value) => outputs(node, &self.outputs, value, &s.plan.secrets)?,
@@ -104,13 +112,9 @@ impl ToolOp {
     }
 
     /// The server tool's call again, with the arguments it had.
-    pub(crate) fn remake(&self, node: &NodePlan, call: &Call) -> Res<Effect> {
+    pub(crate) fn remake(&self, call: &Call) -> Res<Effect> {
         let (Call::Tool { args, .. }, Some(tool)) = (call, &self.tool) else { return Err(mismatched_call()) };
-        Ok(self.effect(tool, node, args.clone()))
-    }
-
-    fn effect(&self, tool: &Arc<dyn Tool>, node: &NodePlan, args: Map<String, Json>) -> Effect {
-        Effect::Tool(ToolCall { tool: Arc::clone(tool), name: self.tool_name.clone(), args, node: node.name.clone() })
+        Ok(Effect::Tool(ToolCall { tool: Arc::clone(tool), args: args.clone() }))
     }
 
     /// A client tool's answer was checked against its output types when it entered the run.
