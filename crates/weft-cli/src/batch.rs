@@ -83,7 +83,7 @@ pub fn run(
         });
         tokio::select! {
             p = batch => Some(p),
-            _ = tokio::signal::ctrl_c() => None,
+            () = crate::interrupt::stopped() => None,
         }
     });
     view.finish();
@@ -94,7 +94,11 @@ pub fn run(
     }
     let elapsed = t0.elapsed();
     let Some(p) = finished else {
-        eprintln!("interrupted after {}: the runs still going were cancelled; their lines are missing from the output", secs(elapsed));
+        eprintln!(
+            "interrupted ({}) after {}: the runs still going were cancelled; their lines are missing from the output",
+            crate::interrupt::what(),
+            secs(elapsed)
+        );
         return Ok(Outcome::Interrupted);
     };
     let (held, cap) = sink.held_back();

@@ -139,7 +139,7 @@ enum Outcome {
     IoError,
     /// The run waits for input; its state is stored (already reported).
     Waiting,
-    /// Interrupted (Ctrl-C); the state is stored (already reported).
+    /// Interrupted (Ctrl-C, SIGTERM, SIGHUP); the state is stored (already reported).
     Interrupted,
 }
 
@@ -183,7 +183,7 @@ fn command() -> ExitCode {
         Ok(Outcome::Invalid) => ExitCode::from(1),
         Ok(Outcome::IoError) => ExitCode::from(2),
         Ok(Outcome::Waiting) => ExitCode::from(3),
-        Ok(Outcome::Interrupted) => ExitCode::from(130),
+        Ok(Outcome::Interrupted) => ExitCode::from(interrupt::exit_code()),
         Err(e) => {
             report::error_line(&format!("{e:#}"));
             ExitCode::from(2)

@@ -475,22 +475,29 @@ impl Drop for StoreOnPanic<'_> {
     }
 }
 
-/// Executes until the run stops by itself (`Some`) or Ctrl-C is pressed (`None`: the calls in
-/// flight are cancelled; the state keeps them, so a resumed run makes them again).
+/// Executes until the run stops by itself (`Some`) or a stopping signal arrives (Ctrl-C,
+/// SIGTERM, SIGHUP: `None`; the calls in flight are cancelled, the state keeps them, so a
+/// resumed run makes them again).
 async fn execute_or_interrupt(run: &mut Run) -> Option<Result<Status, weft_exec::RunError>> {
-    tokio::select! {
+    let result = tokio::select! {
         status = run.execute() => Some(status),
-        _ = tokio::signal::ctrl_c() => None,
+        () = crate::interrupt::stopped() => None,
+    };
+    // Stopped by the signal's cancel flag while it evaluated: the same interruption.
+    match result {
+        Some(Err(e)) if e.kind == weft_exec::RunErrorKind::Cancelled => None,
+        other => other,
     }
 }
 
-/// Stores an interrupted run and says how to continue it (exit 130).
+/// Stores an interrupted run and says how to continue it (exit 130, 143 or 129).
 fn interrupted(run: &Run, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcome> {
     sink.finish();
     store(run, stored)?;
     let state = shell_quote(&stored.state_path.display().to_string());
     let mut s = format!(
-        "interrupted: run state written to {} (finished work is kept; calls that were in flight will be made again)\ncontinue with: weft resume {state}",
+        "interrupted ({}): run state written to {} (finished work is kept; calls that were in flight will be made again)\ncontinue with: weft resume {state}",
+        crate::interrupt::what(),
         stored.state_path.display()
     );
     push_give_again(&mut s, stored);

@@ -151,8 +151,8 @@ fn a_node_timeout_stops_a_slow_fan_out() {
 /// Ctrl-C during a 16-item fan-out (4 at a time, 150 ms per call) after the first wave: the
 /// state keeps the finished items, and `weft resume` in a new process makes only the rest.
 #[cfg(unix)]
-#[test]
-fn ctrl_c_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls() {
+/// Stops a fan-out with `signal` after its first answers, then resumes it in a new process.
+fn a_signal_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls(signal: &str, code: i32, what: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let items: Vec<String> = (0..16).map(|i| format!("i{i}")).collect();
     let input = format!("items={}", json!(items));
@@ -172,12 +172,12 @@ fn ctrl_c_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls() 
         assert!(t0.elapsed() < Duration::from_secs(20), "no answers came");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let out = child.wait_with_output().expect("wait");
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted: run state written to fan_out.state.json"), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(&format!("interrupted ({what}): run state written to fan_out.state.json")), "{err}");
     assert!(err.contains("continue with: weft resume fan_out.state.json"), "{err}");
 
     let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("fan_out.state.json")).expect("state")).expect("json");
@@ -195,6 +195,21 @@ fn ctrl_c_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls() 
     let made = count(&events(Path::new(&resumed_events)), "llm_request");
     assert_eq!(made, 16 - done, "the resumed run made only the calls of the items not finished");
     let _ = std::io::stderr().flush();
+}
+
+#[test]
+fn ctrl_c_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls() {
+    a_signal_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls("INT", 130, "Ctrl-C");
+}
+
+#[test]
+fn sigterm_in_a_fan_out_stores_the_run_exit_143_and_resume_makes_only_the_missing_calls() {
+    a_signal_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls("TERM", 143, "SIGTERM");
+}
+
+#[test]
+fn sighup_in_a_fan_out_stores_the_run_exit_129_and_resume_makes_only_the_missing_calls() {
+    a_signal_in_a_fan_out_stores_the_run_and_resume_makes_only_the_missing_calls("HUP", 129, "SIGHUP");
 }
 
 #[test]

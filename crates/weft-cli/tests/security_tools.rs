@@ -71,7 +71,7 @@ fn interrupt_a_forking_tool(to_the_group: bool) {
     let out = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted: run state written to p_tool_node_server.state.json"), "{err}");
+    assert!(err.contains("interrupted (Ctrl-C): run state written to p_tool_node_server.state.json"), "{err}");
     assert!(out.stdout.is_empty(), "no outputs: {}", String::from_utf8_lossy(&out.stdout));
     assert_killed(pid, "the tool");
     assert_killed(grandchild, "the tool's grandchild");
