@@ -51,7 +51,7 @@ async fn watch(flag: Arc<AtomicBool>) {
         };
         if SIGNAL.compare_exchange(0, number, Ordering::SeqCst, Ordering::SeqCst).is_err() {
             // The second one: stop now.
-            eprintln!("{}: stopping at once (the run state stored last, if any, stands)", name(number));
+            crate::report::line(&format!("{}: stopping at once (the run state stored last, if any, stands)", name(number)));
             std::process::exit(128 + number);
         }
         flag.store(true, Ordering::Relaxed);
