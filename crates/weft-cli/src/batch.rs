@@ -22,7 +22,11 @@ pub fn read_lines(path: &Path) -> anyhow::Result<Vec<BatchInput>> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot read the batch file {}", path.display()))?;
     let mut out = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read the batch file {}", path.display()))?;
+        let mut line = line.with_context(|| format!("cannot read the batch file {}", path.display()))?;
+        if n == 0 && line.starts_with('\u{feff}') {
+            // A UTF-8 byte order mark, as some editors and Windows tools write.
+            line.drain(..'\u{feff}'.len_utf8());
+        }
         if line.trim().is_empty() {
             continue;
         }

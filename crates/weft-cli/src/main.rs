@@ -22,6 +22,7 @@ mod input;
 mod interrupt;
 mod llm_choice;
 mod observe;
+mod paths;
 mod progress;
 mod report;
 mod run;

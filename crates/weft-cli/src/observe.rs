@@ -70,6 +70,9 @@ impl Observer {
             }
             None => None,
         };
+        if let Some(path) = &args.usage_json {
+            crate::paths::check_writable(path, "usage file (--usage-json)")?;
+        }
         Ok(Observer { meter: Arc::new(UsageMeter::new()), prices, log, replay, usage_json: args.usage_json.clone(), t0: Instant::now() })
     }
 

@@ -229,6 +229,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let tools_path = args.tools.as_deref().map(absolute).transpose()?;
     let tools_file = load_tools(tools_path.as_deref())?;
+    if args.batch.is_none() {
+        let state = args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file));
+        crate::paths::check_writable(&state, "state file (--state)")?;
+    }
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
     let tools = tool_registry(tools_file.as_ref());
     let limiters = args.limits.limiters();
@@ -310,6 +314,7 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     let egress_override = egress_policy(&args.allow_host)?;
     let tools_override = args.tools.as_deref().map(absolute).transpose()?;
     let mut file = state_file::read(&args.state_file)?;
+    crate::paths::check_writable(args.session.state.as_deref().unwrap_or(&args.state_file), "state file (--state)")?;
     let in_file = || format!("in the state file {}", args.state_file.display());
     let limits = state_file::limits(&file.options).with_context(in_file)?;
     limits.check().with_context(in_file)?;

@@ -255,3 +255,39 @@ fn batch_events_split_by_run_id_give_one_group_per_line_with_contiguous_seq() {
         assert!(group.iter().any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("[2]"))), "{group:?}");
     }
 }
+
+#[test]
+fn a_batch_file_with_a_utf8_byte_order_mark_reads_its_first_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch = write(dir.path(), "in.jsonl", "\u{feff}{\"items\": [\"a\"]}\n{\"items\": [\"b\"]}\n");
+    let out = weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated", "--batch", &batch]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results: Vec<Json> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(results[0]["outputs"]["ys"], json!(["Simulated reply to \"Work on a\""]));
+    assert_eq!(results[0]["line"], 1);
+}
+
+#[test]
+fn output_files_that_cannot_be_written_are_refused_before_the_first_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events_path = dir.path().join("events.jsonl");
+    let events_arg = events_path.to_string_lossy().into_owned();
+    let input = "items=[\"a\"]";
+    // The state file in a folder that does not exist.
+    let out = weft(
+        dir.path(),
+        &["run", &fixture("fan_out.json"), "--llm", "simulated", "--input", input, "--state", "missing/s.json", "--events", &events_arg],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write the state file (--state) missing/s.json: the folder missing does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(count(&events(&events_path), "llm_request"), 0, "no call was made");
+    // The usage file likewise.
+    let out =
+        weft(dir.path(), &["run", &fixture("fan_out.json"), "--llm", "simulated", "--input", input, "--usage-json", "nowhere/u.json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot write the usage file (--usage-json) nowhere/u.json"), "{}", stderr(&out));
+}
