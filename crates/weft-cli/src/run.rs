@@ -314,6 +314,14 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     let egress_override = egress_policy(&args.allow_host)?;
     let tools_override = args.tools.as_deref().map(absolute).transpose()?;
     let mut file = state_file::read(&args.state_file)?;
+    if let weft_exec::state::Outcome::Finished { .. } = file.state.outcome {
+        let flow = file.flow.as_deref().map(|f| shell_quote(&f.display().to_string())).unwrap_or_else(|| "FLOW".to_owned());
+        report::error_line(&format!(
+            "the run in {} already finished (its outputs were printed when it did), so there is nothing to resume; start a new run with `weft run {flow}`",
+            args.state_file.display()
+        ));
+        return Ok(Outcome::Invalid);
+    }
     crate::paths::check_writable(args.session.state.as_deref().unwrap_or(&args.state_file), "state file (--state)")?;
     let in_file = || format!("in the state file {}", args.state_file.display());
     let limits = state_file::limits(&file.options).with_context(in_file)?;
@@ -409,6 +417,11 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
         let request = match status {
             Ok(Status::Finished { outputs, .. }) => {
                 sink.finish();
+                // A state file this run was stored in now says it finished, so resuming it again
+                // is refused instead of repeating every call made since it was stored.
+                if stored.state_path.exists() {
+                    store(run, stored)?;
+                }
                 if !answers.is_empty() {
                     eprintln!("warning: {} unused --answer value(s) ignored", answers.len());
                 }

@@ -267,3 +267,23 @@ fn no_answer_within_the_request_timeout_is_timed_out() {
     assert!(error["llm"]["message"].as_str().expect("message").contains("after 2 attempts"), "{error:#}");
     check_batch(first_call_fails(slow), Some(0.3), expect);
 }
+
+/// A run failed because the server kept failing is resumed once the server is back: the failed
+/// call is made again (with fresh retries) and the run finishes.
+#[test]
+fn a_run_failed_by_a_server_that_kept_failing_resumes_when_it_is_back() {
+    let (_rt, server) =
+        server(MockConfig::default().with_text("Paris.").with_fault(0, Fault::ServerError).with_fault(1, Fault::ServerError));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("flow.json"), document(&server.url(), "m", None)).expect("write");
+    let out = weft(dir.path(), &["run", "flow.json", "--input", "question=What is the capital of France?", "--state", "s.json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the failed run's state"), "{}", stderr(&out));
+    assert_eq!(server.stats().requests, 2, "the call and its one retry");
+
+    let out = weft(dir.path(), &["resume", "s.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outputs: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+    assert_eq!(outputs["answer"], "Paris.", "{outputs}");
+    assert_eq!(server.stats().requests, 3, "only the failed call was made again");
+}

@@ -182,6 +182,16 @@ fn a_run_waiting_for_input_stores_its_state_and_exits_3() {
     assert_eq!(resumed, json!({"answer": "yes"}));
     assert!(stderr(&out).contains("[thanks] AGENT: Thanks, your answer was yes."), "{}", stderr(&out));
 
+    // The state file now says the run finished: resuming it again is refused, nothing runs.
+    let out = weft(dir.path(), &["resume", "p_loop_input_until_confirmed.state.json", "--answer", "yes"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains("the run in p_loop_input_until_confirmed.state.json already finished (its outputs were printed when it did), so there is nothing to resume; start a new run with `weft run "),
+        "{}",
+        stderr(&out)
+    );
+
     // The same answers in one `weft run` give the same outputs.
     let out = weft(dir.path(), &["run", &flow, "--answer", "no", "--answer", "yes"]);
     assert_eq!(outputs(&out), resumed);

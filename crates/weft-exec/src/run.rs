@@ -89,10 +89,15 @@ impl Plan {
         self.resume_with(state, self.defaults.clone())
     }
 
-    /// Continues a stored run with its own settings.
-    pub fn resume_with(self: &Arc<Self>, state: RunState, settings: RunSettings) -> Result<Run, ResumeError> {
+    /// Continues a stored run with its own settings. A failed run is tried again: what failed
+    /// runs again (a failed call is made again, with fresh retries), and everything that
+    /// finished is kept. A finished run's `execute()` gives its outputs again.
+    pub fn resume_with(self: &Arc<Self>, mut state: RunState, settings: RunSettings) -> Result<Run, ResumeError> {
         if state.flow_hash != self.hash {
             return Err(ResumeError::FlowChanged { state: state.flow_hash, flow: self.hash.clone() });
+        }
+        if let Outcome::Failed { .. } = state.outcome {
+            state.outcome = Outcome::Running;
         }
         self.check_state(&state)?;
         let work = Work::scan(&state);

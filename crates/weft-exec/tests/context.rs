@@ -402,3 +402,68 @@ async fn a_re_ask_interrupted_mid_call_is_made_again_with_the_same_conversation(
     let again = second.requests.lock().unwrap().clone();
     assert_eq!(again, vec![sent[1].clone()], "the re-ask is made again exactly as it was sent");
 }
+
+/// A model that refuses while `down` is set, and counts the calls it answers.
+struct Flaky {
+    inner: SimulatedModel,
+    down: std::sync::atomic::AtomicBool,
+    answered: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl weft_llm::ChatModel for Flaky {
+    fn name(&self) -> &str {
+        "flaky"
+    }
+
+    async fn chat(&self, request: &weft_llm::ChatRequest) -> Result<weft_llm::ChatResponse, weft_llm::LlmError> {
+        if request.meta.node == "grade" && self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(weft_llm::LlmError::new(weft_llm::LlmErrorKind::Transient, "the server is down"));
+        }
+        self.answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.chat(request).await
+    }
+}
+
+#[tokio::test]
+async fn a_failed_run_resumes_retrying_what_failed_and_keeping_what_finished() {
+    // draft -> grade: draft answers, grade's server is down.
+    let llm = json!({"component_type": "OpenAiCompatibleConfig", "id": "m", "name": "m", "model_id": "x", "url": "http://127.0.0.1:9"});
+    let node = |id: &str, prompt: &str, input: &str, output: &str| {
+        let mut llm = llm.clone();
+        llm["id"] = json!(format!("m_{id}"));
+        json!({"component_type": "LlmNode", "id": id, "name": id, "llm_config": llm, "prompt_template": prompt,
+               "inputs": [{"title": input, "type": "string"}], "outputs": [{"title": output, "type": "string"}]})
+    };
+    let doc = flow_json(
+        "two_calls",
+        vec![
+            json!({"component_type": "StartNode", "id": "start", "name": "start", "inputs": [{"title": "topic", "type": "string"}], "outputs": [{"title": "topic", "type": "string"}]}),
+            node("draft", "Draft {{topic}}", "topic", "text"),
+            node("grade", "Grade {{text}}", "text", "grade"),
+            json!({"component_type": "EndNode", "id": "end", "name": "end", "inputs": [{"title": "grade", "type": "string"}], "outputs": [{"title": "grade", "type": "string"}]}),
+        ],
+        &[("start", "draft"), ("draft", "grade"), ("grade", "end")],
+        &[("start", "topic", "draft", "topic"), ("draft", "text", "grade", "text"), ("grade", "grade", "end", "grade")],
+    );
+    let model = Arc::new(Flaky {
+        inner: SimulatedModel::new(SimulatedOptions::default()),
+        down: std::sync::atomic::AtomicBool::new(true),
+        answered: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let options = RunOptions::default().with_model(model.clone()).with_limits(weft_exec::Limiters::new(weft_exec::LimitConfig::default()));
+    let plan = Plan::new(&flow(&doc), options).unwrap();
+    let mut run = plan.start(inputs(&[("topic", json!("tea"))])).unwrap();
+    let err = run.execute().await.unwrap_err();
+    assert_eq!(err.kind, RunErrorKind::Llm);
+    assert_eq!(model.answered.load(std::sync::atomic::Ordering::SeqCst), 1, "draft answered");
+    let stored = stored_and_read(run.into_state()).state;
+    assert!(matches!(&stored.outcome, weft_exec::state::Outcome::Failed { error } if error.node.as_ref().unwrap().name == "grade"));
+
+    // The server is back: the resumed run makes only the call that failed.
+    model.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut resumed = plan.resume(stored).unwrap();
+    let Status::Finished { outputs, .. } = resumed.execute().await.unwrap() else { panic!("waits") };
+    assert!(outputs["grade"].as_str().unwrap().contains("Grade"), "{outputs:?}");
+    assert_eq!(model.answered.load(std::sync::atomic::Ordering::SeqCst), 2, "draft was not asked again");
+}
