@@ -220,10 +220,11 @@ impl Run {
             answer,
         );
         for command in out {
-            if let Command::Emit { path, event } = command {
-                self.ctx.emit(&path, &event);
+            if let Command::Emit { frame, event } = command {
+                self.ctx.emit(self.work.path_of(&self.state, frame), &event);
             }
         }
+        self.work.gone.clear();
         self.state.event_seq = self.ctx.seq();
         result
     }
@@ -315,7 +316,7 @@ impl Run {
         for command in commands.drain(..) {
             match command {
                 Command::Perform { call, effect } => self.spawn(d, call, effect),
-                Command::Emit { path, event } => self.ctx.emit(&path, &event),
+                Command::Emit { frame, event } => self.ctx.emit(self.work.path_of(&self.state, frame), &event),
                 Command::Wait { request } => end = Some(Ok(Status::InputRequired { request })),
                 Command::Finished { outputs, end_branch } => end = Some(Ok(Status::Finished { outputs, end_branch })),
                 Command::Failed { error } => end = Some(Err(error)),
@@ -326,6 +327,7 @@ impl Run {
         }
         // The buffer goes back, empty, with its capacity.
         d.out = commands;
+        self.work.gone.clear();
         if d.tokens.len() > 2 * d.calls.len() + 64 {
             let frames = &self.state.frames;
             d.tokens.prune(|fid| frames.contains_key(&fid));

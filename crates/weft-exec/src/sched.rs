@@ -49,8 +49,9 @@ pub(crate) enum Input {
 pub(crate) enum Command {
     /// Perform `effect`; feed its result back as [`Input::Result`] with this call id.
     Perform { call: u64, effect: Effect },
-    /// Emit an event of frame `path`.
-    Emit { path: String, event: Event },
+    /// Emit an event of frame `frame` (its path is read when the event goes out: from the
+    /// state, or from [`Work::gone`] for a frame that ended since).
+    Emit { frame: u64, event: Event },
     /// Nothing is in flight and the run waits for an answer to `request`.
     Wait { request: InputRequest },
     /// The run finished.
@@ -81,6 +82,16 @@ pub(crate) struct Work {
     pub(crate) deadlines: BTreeSet<(u64, u64)>,
     /// When the current `execute()` began (µs), for the run's duration.
     pub(crate) begun_us: u64,
+    /// The paths of frames that ended since the commands were last performed, for their
+    /// events still going out (emptied by the driver after each round).
+    pub(crate) gone: std::collections::HashMap<u64, String>,
+}
+
+impl Work {
+    /// The path of frame `fid`, for an event: from the state, or of a frame that just ended.
+    pub(crate) fn path_of<'s>(&'s self, state: &'s RunState, fid: u64) -> &'s str {
+        state.frames.get(&fid).map(|f| f.path.as_str()).or_else(|| self.gone.get(&fid).map(String::as_str)).unwrap_or_default()
+    }
 }
 
 /// The scheduler working on one run: its state, its work, and the commands going out.
@@ -161,17 +172,17 @@ pub(crate) type Res<T> = Result<T, RunError>;
 
 impl Sched<'_> {
     /// Emits an event of frame `fid` (built only when events are wanted).
-    pub(crate) fn emit(&mut self, state: &RunState, fid: u64, event: impl FnOnce() -> Event) {
+    pub(crate) fn emit(&mut self, _state: &RunState, fid: u64, event: impl FnOnce() -> Event) {
         if self.cfg.events {
-            let path = state.frames.get(&fid).map(|f| f.path.clone()).unwrap_or_default();
-            self.out.push(Command::Emit { path, event: event() });
+            self.out.push(Command::Emit { frame: fid, event: event() });
         }
     }
 
     /// Emits an event of the run (the root frame's path).
     fn emit_run(&mut self, event: impl FnOnce() -> Event) {
         if self.cfg.events {
-            self.out.push(Command::Emit { path: self.plan.flows[0].name.clone(), event: event() });
+            // Frame 0, the root, is never removed.
+            self.out.push(Command::Emit { frame: 0, event: event() });
         }
     }
 
@@ -180,6 +191,7 @@ impl Sched<'_> {
     fn begin(&mut self, state: &mut RunState, resumed: bool) -> Res<()> {
         self.work.begun_us = self.now_us;
         self.work.in_flight.clear();
+        self.work.gone.clear();
         let flow = self.plan.flows[0].name.clone();
         self.emit_run(|| Event::RunStarted { flow, resumed });
         self.work.deadlines.clear();
@@ -603,7 +615,11 @@ impl Sched<'_> {
                 Ok(())
             }
             Some((parent, node_id)) => {
-                state.frames.remove(&fid);
+                if let Some(gone) = state.frames.remove(&fid)
+                    && self.cfg.events
+                {
+                    self.work.gone.insert(fid, gone.path);
+                }
                 let idx = self.node_of(get_frame(state, parent)?, &node_id)?;
                 let node = &self.plan.nodes[idx];
                 nodes::child_finished(self, state, At { fid: parent, node, t0: self.now_us }, fid, exposed, branch)
