@@ -263,17 +263,19 @@ fn resume_keeps_the_allow_list_and_overrides_llm_tools_and_allow_host() {
     let out = weft(dir.path(), &["resume", "s2.json", "--answer", "hi", "--allow-host", "api.example.com"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(server.stats().requests, 1);
-    // --llm on resume replaces the state's endpoint (the simulated model: no request).
+    // --llm on resume replaces the state's endpoint (the simulated model: no request). The run
+    // finishes, so s2.json is marked finished: the checks after it use a copy of the waiting state.
+    std::fs::copy(dir.path().join("s2.json"), dir.path().join("s3.json")).expect("copy");
     let out = weft(dir.path(), &["resume", "s2.json", "--answer", "hi", "--llm", "simulated"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Simulated reply"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(server.stats().requests, 1);
     // --tools on resume replaces the state's tools file: a missing one is an error naming it.
-    let out = weft(dir.path(), &["resume", "s2.json", "--answer", "hi", "--tools", "missing.toml"], &[]);
+    let out = weft(dir.path(), &["resume", "s3.json", "--answer", "hi", "--tools", "missing.toml"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("missing.toml"), "{}", stderr(&out));
     // A bad pattern on resume is a usage error.
-    let out = weft(dir.path(), &["resume", "s2.json", "--answer", "hi", "--allow-host", "http://x"], &[]);
+    let out = weft(dir.path(), &["resume", "s3.json", "--answer", "hi", "--allow-host", "http://x"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
