@@ -7,12 +7,15 @@
 //! The flow's LLM config allows one retry with a 1 ms delay (and a 300 ms request timeout for
 //! the timeout case), so nothing waits.
 
+mod common;
+
+use common::server;
 use serde_json::{Value as Json, json};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use weft_exec::persist::StateFile;
-use weft_testkit::{Fault, MockConfig, MockServer};
+use weft_testkit::{Fault, MockConfig};
 
 #[path = "../../weft-exec/tests/support/llm_error_flow.rs"]
 mod llm_error_flow;
@@ -30,13 +33,6 @@ fn weft(dir: &Path, args: &[&str]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A server on its own runtime, alive as long as the returned runtime.
-fn server(config: MockConfig) -> (tokio::runtime::Runtime, MockServer) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let server = rt.block_on(MockServer::start(config));
-    (rt, server)
 }
 
 /// The JSON lines of a file.

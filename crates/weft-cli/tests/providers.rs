@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::corpus;
+use common::{corpus, server};
 use serde_json::{Value as Json, json};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use weft_testkit::{MockConfig, MockServer};
+use weft_testkit::MockConfig;
 
 fn weft(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_weft"))
@@ -22,13 +22,6 @@ fn weft(dir: &Path, args: &[&str]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A server on its own runtime, alive as long as the returned runtime.
-fn server(config: MockConfig) -> (tokio::runtime::Runtime, MockServer) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let server = rt.block_on(MockServer::start(config));
-    (rt, server)
 }
 
 #[test]

@@ -2,10 +2,13 @@
 //! binary against a real HTTP server on 127.0.0.1 (weft-testkit). Each test is named after the
 //! attack it stops.
 
+mod common;
+
+use common::server;
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use weft_testkit::{Fault, MockConfig, MockServer};
+use weft_testkit::{Fault, MockConfig};
 
 /// A key with characters that every encoding changes: `/` and `+` (URL, base64), `"` (JSON),
 /// `=` and `~`.
@@ -28,13 +31,6 @@ fn weft(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A server on its own runtime, alive as long as the returned runtime.
-fn server(config: MockConfig) -> (tokio::runtime::Runtime, MockServer) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
-    let server = rt.block_on(MockServer::start(config));
-    (rt, server)
 }
 
 /// The fixture flow (an input request, then one LLM node, no retries) with its config's url
