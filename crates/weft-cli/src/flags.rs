@@ -76,6 +76,23 @@ pub fn check_max_steps(steps: u64) -> Result<u64, String> {
     }
 }
 
+/// `--checkpoint-calls N`: a whole number, at least 1.
+pub fn checkpoint_calls(text: &str) -> Result<u64, String> {
+    at_least_one("--checkpoint-calls", text, "the number of completed calls between checkpoints", "100")
+}
+
+/// `--checkpoint-secs SECONDS`: a number of seconds in [0.1, 86,400].
+pub fn checkpoint_secs(text: &str) -> Result<f64, String> {
+    let seconds = number("--checkpoint-secs", text, CHECKPOINT_RANGE)?;
+    if seconds.is_finite() && (0.1..=86_400.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err(out_of_range("--checkpoint-secs", text, CHECKPOINT_RANGE))
+    }
+}
+
+const CHECKPOINT_RANGE: &str = "a number of seconds from 0.1 to 86400 (a day), e.g. --checkpoint-secs 5";
+
 fn number(flag: &str, text: &str, range: &str) -> Result<f64, String> {
     text.parse::<f64>().map_err(|_| format!("{flag} takes {range}; {text:?} is not a number"))
 }

@@ -16,11 +16,13 @@
 //! the outputs of a finished run as one JSON object; nothing else.
 
 mod batch;
+mod checkpoint;
 mod crash;
 mod flags;
 mod input;
 mod interrupt;
 mod llm_choice;
+mod lock;
 mod observe;
 mod paths;
 mod progress;

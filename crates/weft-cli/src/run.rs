@@ -3,7 +3,9 @@
 
 #![allow(clippy::print_stderr, clippy::print_stdout, reason = "the CLI is the one crate that prints")]
 
+use crate::checkpoint::{CheckpointArgs, RunCheckpoints, Writer};
 use crate::llm_choice::LlmChoice;
+use crate::lock::StateLock;
 use crate::observe::{ObserveArgs, Observer};
 use crate::progress::Sink;
 use crate::state_file::{self, ResumeOptions, StateFile};
@@ -15,8 +17,9 @@ use std::collections::VecDeque;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use weft_exec::checkpoint::Checkpoints;
 use weft_exec::{
-    DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, LimitConfig, Limiters, Llm, Plan, Run, RunOptions, Status,
+    DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, LimitConfig, Limiters, Llm, Plan, Run, RunOptions, RunState, Status,
 };
 use weft_llm::simulated::SimulatedModel;
 use weft_spec::text::{TypeWords, type_name};
@@ -143,7 +146,15 @@ impl LimitArgs {
 }
 
 /// The run options `run`, `resume` and batches share.
-fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, limiters: Limiters, limits: &LimitArgs) -> RunOptions {
+fn run_options(
+    llm: Llm,
+    tools: ToolRegistry,
+    max_steps: u64,
+    sink: &Arc<Sink>,
+    limiters: Limiters,
+    limits: &LimitArgs,
+    checkpoints: &Arc<Checkpoints>,
+) -> RunOptions {
     RunOptions {
         llm,
         tools,
@@ -156,6 +167,7 @@ fn run_options(llm: Llm, tools: ToolRegistry, max_steps: u64, sink: &Arc<Sink>, 
         node_timeout: limits.node_timeout.and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()),
         cancel: Some(crate::interrupt::cancel_flag()),
         secrets: crate::scrub::current(),
+        checkpoints: Some(Arc::clone(checkpoints)),
     }
 }
 
@@ -176,9 +188,12 @@ struct SessionArgs {
     events: Option<PathBuf>,
     #[command(flatten)]
     observe: ObserveArgs,
+    #[command(flatten)]
+    checkpoints: CheckpointArgs,
 }
 
 /// What a run needs to write its state file.
+#[derive(Clone)]
 struct Stored {
     flow: PathBuf,
     flow_hash: String,
@@ -229,9 +244,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let tools_path = args.tools.as_deref().map(absolute).transpose()?;
     let tools_file = load_tools(tools_path.as_deref())?;
+    // The state file: checked writable and locked before the first call.
+    let state_path = args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file));
+    let mut lock = None;
+    let mut created = false;
     if args.batch.is_none() {
-        let state = args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file));
-        crate::paths::check_writable(&state, "state file (--state)")?;
+        crate::paths::check_writable(&state_path, "state file (--state)")?;
+        lock = Some(StateLock::acquire(&state_path)?);
+        created = !state_path.exists();
     }
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
     let tools = tool_registry(tools_file.as_ref());
@@ -244,14 +264,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     if let Some(batch) = &args.batch {
         let lines = crate::batch::read_lines(batch)?;
         let sink = Arc::new(Sink::quiet(events_path.as_deref())?);
-        let options = run_options(model, tools, args.max_steps, &sink, limiters.clone(), &args.limits);
+        let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
+        let options = run_options(model, tools, args.max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
         let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
         let base = with_overrides(&plan, inputs, overrides);
         return crate::batch::run(&plan, base, lines, args.concurrency, &sink, &observer, &limiters);
     }
     let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
     let max_steps = args.max_steps;
-    let options = run_options(model, tools, max_steps, &sink, limiters, &args.limits);
+    let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
+    let options = run_options(model, tools, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
     let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
     let inputs = with_overrides(&plan, inputs, overrides);
     let run = match plan.start(inputs) {
@@ -275,10 +297,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             limits: state_file::limits_map(&args.limits),
             allow_hosts: args.allow_host.clone(),
         },
-        state_path: args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file)),
+        state_path,
         give_again: give_again(&args.load.secrets, &llm),
     };
-    drive(run, args.session.answers.into(), &sink, &stored, &observer)
+    let keeper = Keeper::new(stored, &checkpoints, created);
+    let outcome = drive(run, args.session.answers.into(), &sink, keeper, &observer);
+    drop(lock);
+    outcome
 }
 
 /// The observer of a command; every secret known (the scrubber's) is redacted from recordings.
@@ -313,6 +338,9 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     }
     let egress_override = egress_policy(&args.allow_host)?;
     let tools_override = args.tools.as_deref().map(absolute).transpose()?;
+    // Locked before it is read: a second `weft resume` of the same file is refused while this
+    // one runs.
+    let lock = StateLock::acquire(&args.state_file)?;
     let mut file = state_file::read(&args.state_file)?;
     if let weft_exec::state::Outcome::Finished { .. } = file.state.outcome {
         let flow = file.flow.as_deref().map(|f| shell_quote(&f.display().to_string())).unwrap_or_else(|| "FLOW".to_owned());
@@ -322,7 +350,13 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         ));
         return Ok(Outcome::Invalid);
     }
-    crate::paths::check_writable(args.session.state.as_deref().unwrap_or(&args.state_file), "state file (--state)")?;
+    let state_path = args.session.state.clone().unwrap_or_else(|| args.state_file.clone());
+    crate::paths::check_writable(&state_path, "state file (--state)")?;
+    let other_lock = match &args.session.state {
+        Some(other) if lock_differs(other, &args.state_file) => Some(StateLock::acquire(other)?),
+        _ => None,
+    };
+    let created = !state_path.exists();
     let in_file = || format!("in the state file {}", args.state_file.display());
     let limits = state_file::limits(&file.options).with_context(in_file)?;
     limits.check().with_context(in_file)?;
@@ -359,7 +393,8 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     };
     let sink = Arc::new(Sink::new(events_path.as_deref(), true)?);
     let options = ResumeOptions { events: events_path, ..file.options.clone() };
-    let run_options = run_options(model, tools, options.max_steps, &sink, limiters, &limits);
+    let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
+    let run_options = run_options(model, tools, options.max_steps, &sink, limiters, &limits, &checkpoints.engine);
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,
@@ -383,22 +418,76 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         flow: flow_path,
         flow_hash: plan.flow_hash().to_owned(),
         options,
-        state_path: args.session.state.clone().unwrap_or_else(|| args.state_file.clone()),
+        state_path,
         give_again: give_again(&args.secrets, &llm),
     };
-    drive(run, args.session.answers.into(), &sink, &stored, &observer)
+    let keeper = Keeper::new(stored, &checkpoints, created);
+    let outcome = drive(run, args.session.answers.into(), &sink, keeper, &observer);
+    drop((lock, other_lock));
+    outcome
+}
+
+/// Whether two state paths have different lock files (the same file named two ways shares one).
+fn lock_differs(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| {
+        let lock = crate::lock::lock_path(p);
+        let folder = lock.parent().and_then(|d| d.canonicalize().ok());
+        (folder, lock.file_name().map(std::ffi::OsStr::to_owned))
+    };
+    canonical(a) != canonical(b)
+}
+
+/// Where a run's state goes: checkpoints while it executes (written by a thread of their own),
+/// then the final state when it stops.
+struct Keeper {
+    stored: Stored,
+    writer: Writer<RunState>,
+    /// The state file did not exist before this command: it is removed when the run finishes.
+    created: bool,
+}
+
+impl Keeper {
+    fn new(stored: Stored, checkpoints: &RunCheckpoints, created: bool) -> Keeper {
+        let for_writer = stored.clone();
+        let writer =
+            checkpoints.writer(format!("the run (to {})", stored.state_path.display()), move |state| write_state(&for_writer, state));
+        Keeper { stored, writer, created }
+    }
+
+    /// Writes the run's final state (checkpoints stop first, so none can overwrite it).
+    fn store(&mut self, run: &Run) -> anyhow::Result<()> {
+        self.writer.stop();
+        write_state(&self.stored, run.state().clone())
+    }
+
+    /// The run finished: a state file this command created (by a checkpoint) is removed; one
+    /// that was there before now says the run finished, so resuming it again is refused
+    /// instead of repeating every call made since it was stored.
+    fn finished(&mut self, run: &Run) -> anyhow::Result<()> {
+        self.writer.stop();
+        let path = &self.stored.state_path;
+        if self.created {
+            if path.exists() {
+                std::fs::remove_file(path).with_context(|| format!("cannot remove the checkpoint {}", path.display()))?;
+            }
+            Ok(())
+        } else {
+            self.store(run)
+        }
+    }
 }
 
 /// Executes until the run finishes, fails, or waits for an answer nobody gives.
-fn drive(mut run: Run, answers: VecDeque<String>, sink: &Sink, stored: &Stored, observer: &Observer) -> anyhow::Result<Outcome> {
-    let outcome = drive_answers(&mut run, answers, sink, stored);
+fn drive(mut run: Run, answers: VecDeque<String>, sink: &Sink, mut keeper: Keeper, observer: &Observer) -> anyhow::Result<Outcome> {
+    let outcome = drive_answers(&mut run, answers, sink, &mut keeper);
     observer.finish();
     outcome
 }
 
-fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcome> {
-    let guard = StoreOnPanic { run, stored };
+fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, keeper: &mut Keeper) -> anyhow::Result<Outcome> {
+    let guard = StoreOnPanic { run, keeper };
     let run = &mut *guard.run;
+    let keeper = &mut *guard.keeper;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let mut interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     // A resumed run waits already: answer before executing again (a finished or failed one
@@ -409,19 +498,15 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
         let status = match waiting.take() {
             Some(request) => Ok(Status::InputRequired { request }),
             None => match runtime.block_on(execute_or_interrupt(run)) {
-                Some(Err(e)) if e.kind == weft_exec::RunErrorKind::Cancelled => return interrupted(run, sink, stored),
+                Some(Err(e)) if e.kind == weft_exec::RunErrorKind::Cancelled => return interrupted(run, sink, keeper),
                 Some(status) => status,
-                None => return interrupted(run, sink, stored),
+                None => return interrupted(run, sink, keeper),
             },
         };
         let request = match status {
             Ok(Status::Finished { outputs, .. }) => {
                 sink.finish();
-                // A state file this run was stored in now says it finished, so resuming it again
-                // is refused instead of repeating every call made since it was stored.
-                if stored.state_path.exists() {
-                    store(run, stored)?;
-                }
+                keeper.finished(run)?;
                 if !answers.is_empty() {
                     eprintln!("warning: {} unused --answer value(s) ignored", answers.len());
                 }
@@ -437,8 +522,11 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
                 sink.finish();
                 report::error_line(&e.message);
                 // Keep the failed run inspectable: what ran, the values produced, the calls.
-                if store(run, stored).is_ok() {
-                    eprintln!("the failed run's state (values produced, calls made, the error) is in {}", stored.state_path.display());
+                if keeper.store(run).is_ok() {
+                    eprintln!(
+                        "the failed run's state (values produced, calls made, the error) is in {}; `weft resume` tries what failed again",
+                        keeper.stored.state_path.display()
+                    );
                 }
                 return Ok(Outcome::Invalid);
             }
@@ -456,7 +544,7 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
             None => None,
         };
         let Some(text) = answer else {
-            return wait(run, &request, sink, stored, None);
+            return wait(run, &request, sink, keeper, None);
         };
         if let Err(e) = run.submit(answer_value(&request, text)) {
             if from_terminal {
@@ -464,7 +552,7 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
                 sink.suspend(|| report::error_line(&format!("{e}; try again")));
                 continue;
             }
-            return wait(run, &request, sink, stored, Some(&e.to_string()));
+            return wait(run, &request, sink, keeper, Some(&e.to_string()));
         }
     }
 }
@@ -475,7 +563,7 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, stor
 /// inconsistent, `weft resume` says so rather than panicking again.
 struct StoreOnPanic<'a> {
     run: &'a mut Run,
-    stored: &'a Stored,
+    keeper: &'a mut Keeper,
 }
 
 impl Drop for StoreOnPanic<'_> {
@@ -483,10 +571,10 @@ impl Drop for StoreOnPanic<'_> {
         if !std::thread::panicking() {
             return;
         }
-        match store(self.run, self.stored) {
+        match self.keeper.store(self.run) {
             Ok(()) => eprintln!(
                 "the run's state when weft panicked is in {} (`weft resume` continues it; attach it to the bug report if you can)",
-                self.stored.state_path.display()
+                self.keeper.stored.state_path.display()
             ),
             Err(e) => eprintln!("the run's state could not be stored: {e:#}"),
         }
@@ -509,9 +597,10 @@ async fn execute_or_interrupt(run: &mut Run) -> Option<Result<Status, weft_exec:
 }
 
 /// Stores an interrupted run and says how to continue it (exit 130, 143 or 129).
-fn interrupted(run: &Run, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcome> {
+fn interrupted(run: &Run, sink: &Sink, keeper: &mut Keeper) -> anyhow::Result<Outcome> {
     sink.finish();
-    store(run, stored)?;
+    keeper.store(run)?;
+    let stored = &keeper.stored;
     let state = shell_quote(&stored.state_path.display().to_string());
     let mut s = format!(
         "interrupted ({}): run state written to {} (finished work is kept; calls that were in flight will be made again)\ncontinue with: weft resume {state}",
@@ -525,9 +614,10 @@ fn interrupted(run: &Run, sink: &Sink, stored: &Stored) -> anyhow::Result<Outcom
 
 /// Stores the waiting run and says how to continue it: exit 3, or 2 when an `--answer` was
 /// refused (`refused` holds why).
-fn wait(run: &Run, request: &InputRequest, sink: &Sink, stored: &Stored, refused: Option<&str>) -> anyhow::Result<Outcome> {
+fn wait(run: &Run, request: &InputRequest, sink: &Sink, keeper: &mut Keeper, refused: Option<&str>) -> anyhow::Result<Outcome> {
     sink.finish();
-    store(run, stored)?;
+    keeper.store(run)?;
+    let stored = &keeper.stored;
     if let Some(why) = refused {
         report::error_line(&format!("the answer for node \"{}\" was refused: {why}", request.node()));
     }
@@ -547,14 +637,9 @@ fn push_give_again(s: &mut String, stored: &Stored) {
     }
 }
 
-/// Writes the run's state file (the flow's path and hash, the non-secret options, the state).
-fn store(run: &Run, stored: &Stored) -> anyhow::Result<()> {
-    let file = StateFile {
-        flow: Some(stored.flow.clone()),
-        flow_hash: stored.flow_hash.clone(),
-        options: stored.options.clone(),
-        state: run.state().clone(),
-    };
+/// Writes a run's state file (the flow's path and hash, the non-secret options, the state).
+fn write_state(stored: &Stored, state: RunState) -> anyhow::Result<()> {
+    let file = StateFile { flow: Some(stored.flow.clone()), flow_hash: stored.flow_hash.clone(), options: stored.options.clone(), state };
     state_file::write(&stored.state_path, &file)
 }
 

@@ -26,6 +26,8 @@ pub struct RunSettings {
     pub cancel: Option<Arc<AtomicBool>>,
     /// The run's 0-based position in a batch, carried by its events.
     pub index: Option<usize>,
+    /// Where copies of the state go while the run executes (shared by a batch's runs).
+    pub checkpoints: Option<Arc<crate::checkpoint::Checkpoints>>,
 }
 
 impl Default for RunSettings {
@@ -37,6 +39,7 @@ impl Default for RunSettings {
             node_timeout: None,
             cancel: None,
             index: None,
+            checkpoints: None,
         }
     }
 }

@@ -34,6 +34,7 @@
 
 pub mod batch;
 mod check;
+pub mod checkpoint;
 mod context;
 mod effect;
 mod error;
@@ -116,6 +117,9 @@ pub struct RunOptions {
     /// Secrets to mask in the excerpts of values the engine's error messages quote, before they
     /// are cut (a secret cut in two no longer matches any scrubber).
     pub secrets: Arc<weft_guard::Secrets>,
+    /// Where runs hand copies of their state while they execute (see [`checkpoint`]): none by
+    /// default.
+    pub checkpoints: Option<Arc<checkpoint::Checkpoints>>,
 }
 
 impl Default for RunOptions {
@@ -130,6 +134,7 @@ impl Default for RunOptions {
             node_timeout: None,
             cancel: None,
             secrets: Arc::default(),
+            checkpoints: None,
         }
     }
 }
@@ -187,6 +192,12 @@ impl RunOptions {
         self
     }
 
+    /// Hands copies of the runs' states to `checkpoints` while they execute.
+    pub fn with_checkpoints(mut self, checkpoints: Arc<checkpoint::Checkpoints>) -> RunOptions {
+        self.checkpoints = Some(checkpoints);
+        self
+    }
+
     /// Sends events to `sink`.
     pub fn with_events(mut self, sink: Arc<dyn EventSink>) -> RunOptions {
         self.events = Some(sink);
@@ -215,6 +226,7 @@ impl Plan {
             node_timeout: options.node_timeout,
             cancel: options.cancel,
             index: None,
+            checkpoints: options.checkpoints,
         };
         let inputs =
             plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, defaults, secrets: options.secrets };

@@ -41,6 +41,8 @@ pub struct Run {
     ctx: Arc<RunContext>,
     cancel: CancelHandle,
     resumed: bool,
+    /// The checkpoint generation this run last handed its state over for.
+    saved: u64,
 }
 
 impl std::fmt::Debug for Run {
@@ -154,7 +156,7 @@ impl Run {
     fn new(plan: Arc<Plan>, state: RunState, work: Work, settings: RunSettings, resumed: bool) -> Run {
         let ctx = Arc::new(RunContext::new(state.run_id.clone(), settings.index, settings.events.clone(), state.event_seq));
         let cancel = CancelHandle::with_flag(settings.cancel.clone());
-        Run { plan, state, work, settings, ctx, cancel, resumed }
+        Run { plan, state, work, settings, ctx, cancel, resumed, saved: 0 }
     }
 
     fn config(&self) -> RunConfig {
@@ -265,9 +267,13 @@ impl Run {
         let flag = self.settings.cancel.clone();
         let flagged = flag_set(flag.as_deref());
         tokio::pin!(on_cancel, flagged);
+        let mut completed = 0;
         loop {
             if let Some(end) = self.dispatch(d) {
                 return end;
+            }
+            if completed > 0 {
+                self.checkpoint(std::mem::take(&mut completed));
             }
             if self.cancel.is_cancelled() {
                 return Err(cancelled());
@@ -291,6 +297,7 @@ impl Run {
             loop {
                 if let Some((call, done)) = d.result(joined) {
                     self.feed(plan, cfg, clock, Input::Result { call, done }, &mut d.out);
+                    completed += 1;
                 }
                 match d.tasks.try_join_next_with_id() {
                     Some(next) => joined = next,
@@ -307,6 +314,19 @@ impl Run {
         let interrupt = self.interrupt(cfg, clock, now);
         let mut machine = Machine { plan, cfg, state: &mut self.state, work: &mut self.work, out };
         weft_prompt::with_interrupt(interrupt, || machine.handle(now, input));
+    }
+
+    /// Counts `completed` calls for the checkpoint schedule, and hands a copy of the state over
+    /// when a checkpoint is due that this run has not saved.
+    fn checkpoint(&mut self, completed: u64) {
+        let Some(checkpoints) = self.settings.checkpoints.as_deref() else { return };
+        let generation = checkpoints.note(completed, std::time::Instant::now());
+        if generation > self.saved {
+            self.saved = generation;
+            let mut copy = self.state.clone();
+            copy.event_seq = self.ctx.seq();
+            checkpoints.save(self.settings.index, copy);
+        }
     }
 
     /// Performs the commands the scheduler sent out; the run's end when one ends it.

@@ -1,0 +1,143 @@
+//! Nothing lost: a run stopped by SIGTERM or killed outright (`kill -9`) keeps its work in its
+//! state file (the final state, or the last checkpoint), `weft resume` makes only what is
+//! missing, and one process at a time runs a state file. Real child `weft` processes against
+//! the testkit server, which counts the requests.
+
+#![cfg(unix)]
+
+mod common;
+
+use common::{fixture, server, signal, stderr, wait_until, weft, weft_command};
+use serde_json::{Value as Json, json};
+use std::path::Path;
+use std::time::Duration;
+use weft_testkit::MockConfig;
+
+/// The fan-out fixture with `workers` calls at once, written into `dir` as `flow.json`.
+fn fan_out(dir: &Path, workers: u64) {
+    let mut flow: Json = serde_json::from_str(&std::fs::read_to_string(fixture("fan_out.json")).expect("fixture")).expect("json");
+    let map = flow["$referenced_components"]["map"].as_object_mut().expect("the map node");
+    map.insert("max_workers".into(), json!(workers));
+    std::fs::write(dir.join("flow.json"), flow.to_string()).expect("write");
+}
+
+fn items(n: usize) -> String {
+    let items: Vec<String> = (0..n).map(|i| format!("i{i}")).collect();
+    format!("items={}", json!(items))
+}
+
+fn llm(url: &str) -> String {
+    format!("openai-compatible={url},model=m")
+}
+
+/// The outputs of a finished run: one answer per item.
+fn check_outputs(out: &std::process::Output, n: usize) {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    let value: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+    let ys = value["ys"].as_array().expect("ys");
+    assert_eq!(ys.len(), n, "every item's output");
+    assert!(ys.iter().all(|y| y == "ok"), "{value}");
+}
+
+/// SIGTERM after at least 200 completed calls of a 600-item fan-out (32 at once): exit 143, the
+/// state written; `weft resume` makes the rest, and only the calls in flight are made twice.
+#[test]
+fn sigterm_mid_fan_out_then_resume_repeats_at_most_the_calls_in_flight() {
+    const N: usize = 600;
+    const WORKERS: u64 = 32;
+    let (_rt, server) = server(MockConfig::default().with_text("ok").with_latency(Duration::from_millis(50)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    fan_out(dir.path(), WORKERS);
+    let llm = llm(&server.url());
+    let child = weft_command(dir.path(), &["run", "flow.json", "--llm", &llm, "--input", &items(N), "--state", "s.json"])
+        .spawn()
+        .expect("spawn weft");
+    wait_until("200 completed calls", Duration::from_secs(60), || server.stats().completions >= 200);
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted (SIGTERM): run state written to s.json"), "{}", stderr(&out));
+    let first = server.stats().requests;
+    assert!(first < N as u64, "stopped before the end ({first} requests)");
+
+    let out = weft(dir.path(), &["resume", "s.json"]);
+    check_outputs(&out, N);
+    let repeated = server.stats().requests - N as u64;
+    assert!(repeated <= WORKERS, "{repeated} calls were made twice; at most the {WORKERS} in flight may be");
+}
+
+/// `kill -9` after the first checkpoint (every 100 calls): the checkpoint stands, and a resume
+/// repeats at most 100 calls plus those in flight.
+#[test]
+fn kill_9_after_a_checkpoint_then_resume_repeats_at_most_100_calls_and_those_in_flight() {
+    const N: usize = 600;
+    const WORKERS: u64 = 32;
+    let (_rt, server) = server(MockConfig::default().with_text("ok").with_latency(Duration::from_millis(50)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    fan_out(dir.path(), WORKERS);
+    let llm = llm(&server.url());
+    let args = ["run", "flow.json", "--llm", &llm, "--input", &items(N), "--state", "s.json", "--checkpoint-secs", "3600"];
+    let mut child = weft_command(dir.path(), &args).spawn().expect("spawn weft");
+    let state = dir.path().join("s.json");
+    wait_until("a checkpoint and 250 completed calls", Duration::from_secs(60), || state.exists() && server.stats().completions >= 250);
+    signal(child.id(), "KILL");
+    let _ = child.wait();
+    let first = server.stats().requests;
+    assert!(first < N as u64, "killed before the end ({first} requests)");
+
+    let out = weft(dir.path(), &["resume", "s.json"]);
+    check_outputs(&out, N);
+    let repeated = server.stats().requests - N as u64;
+    assert!(repeated <= 100 + WORKERS, "{repeated} calls were made twice; at most 100 and the {WORKERS} in flight may be");
+}
+
+/// A run that finishes leaves no checkpoint behind: the state file it created is removed.
+#[test]
+fn a_finished_run_removes_the_checkpoint_it_wrote() {
+    let (_rt, server) = server(MockConfig::default().with_text("ok").with_latency(Duration::from_millis(5)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    fan_out(dir.path(), 4);
+    let llm = llm(&server.url());
+    let out = weft(dir.path(), &["run", "flow.json", "--llm", &llm, "--input", &items(40), "--state", "s.json", "--checkpoint-calls", "5"]);
+    check_outputs(&out, 40);
+    assert!(!dir.path().join("s.json").exists(), "the checkpoint was removed");
+}
+
+/// Two `weft resume` of one state file at once: the second is refused (exit 2), naming the
+/// first one's PID; the first finishes.
+#[test]
+fn a_second_resume_of_a_state_in_use_is_refused_naming_the_holder() {
+    let (_rt, server) = server(MockConfig::default().with_text("ok").with_latency(Duration::from_millis(100)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    fan_out(dir.path(), 2);
+    let llm = llm(&server.url());
+    let child = weft_command(dir.path(), &["run", "flow.json", "--llm", &llm, "--input", &items(40), "--state", "s.json"])
+        .spawn()
+        .expect("spawn weft");
+    wait_until("4 completed calls", Duration::from_secs(30), || server.stats().completions >= 4);
+    signal(child.id(), "INT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+
+    let first = weft_command(dir.path(), &["resume", "s.json"]).spawn().expect("spawn the first resume");
+    let lock = dir.path().join(".s.json.lock");
+    let pid = first.id().to_string();
+    wait_until("the first resume to hold the lock", Duration::from_secs(30), || {
+        std::fs::read_to_string(&lock).is_ok_and(|held| held == pid)
+    });
+    let second = weft(dir.path(), &["resume", "s.json"]);
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!(
+            "the state file s.json is in use by weft process {pid}, which is running or resuming it; wait for it to end (or stop it), then try again"
+        )),
+        "{}",
+        stderr(&second)
+    );
+    check_outputs(&first.wait_with_output().expect("wait"), 40);
+
+    // Finished: a later resume is refused, saying how to start again.
+    let again = weft(dir.path(), &["resume", "s.json"]);
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    assert!(stderr(&again).contains("already finished"), "{}", stderr(&again));
+}
