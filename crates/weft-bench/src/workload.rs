@@ -149,14 +149,13 @@ pub fn inputs(workload: Workload, shape: &Shape) -> Inputs {
         }
         Workload::Guardrails => Inputs::Batch(
             (0..shape.count)
-                .map(|i| BatchInput {
-                    line: i + 1,
-                    inputs: Ok(one("user_input", json!(format!("Schedule a meeting with team {i} tomorrow at 2pm")))),
+                .map(|i| {
+                    BatchInput::new(i, i + 1, Ok(one("user_input", json!(format!("Schedule a meeting with team {i} tomorrow at 2pm")))))
                 })
                 .collect(),
         ),
         Workload::OrchestratorWorkers => Inputs::Batch(
-            (0..shape.count).map(|i| BatchInput { line: i + 1, inputs: Ok(one("topic", json!(format!("topic number {i}")))) }).collect(),
+            (0..shape.count).map(|i| BatchInput::new(i, i + 1, Ok(one("topic", json!(format!("topic number {i}")))))).collect(),
         ),
     }
 }

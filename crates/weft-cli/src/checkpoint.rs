@@ -33,18 +33,18 @@ impl CheckpointArgs {
 }
 
 /// The latest value offered to a writer, and whether the writer must stop.
-struct Slot<T> {
+pub(crate) struct Slot<T> {
     latest: Mutex<(Option<T>, bool)>,
     changed: Condvar,
 }
 
 impl<T> Slot<T> {
-    fn new() -> Arc<Slot<T>> {
+    pub(crate) fn new() -> Arc<Slot<T>> {
         Arc::new(Slot { latest: Mutex::new((None, false)), changed: Condvar::new() })
     }
 
     /// Replaces what waits to be written.
-    fn offer(&self, value: T) {
+    pub(crate) fn offer(&self, value: T) {
         self.latest.lock().unwrap_or_else(PoisonError::into_inner).0 = Some(value);
         self.changed.notify_one();
     }
@@ -76,13 +76,14 @@ pub struct Writer<T> {
 }
 
 impl<T: Send + 'static> Writer<T> {
-    /// Starts the thread; `write` writes one value (an error is reported once on stderr, and the
-    /// runs go on: the final state is written again when the command stops).
-    pub fn start(what: String, mut write: impl FnMut(T) -> anyhow::Result<()> + Send + 'static) -> Writer<T> {
-        Writer::with_slot(Slot::new(), what, move |v| write(v))
-    }
-
-    fn with_slot(slot: Arc<Slot<T>>, what: String, mut write: impl FnMut(T) -> anyhow::Result<()> + Send + 'static) -> Writer<T> {
+    /// Starts the thread on values offered through `slot`; `write` writes one value (an error
+    /// is reported once on stderr, and the runs go on: the final state is written again when
+    /// the command stops).
+    pub(crate) fn with_slot(
+        slot: Arc<Slot<T>>,
+        what: String,
+        mut write: impl FnMut(T) -> anyhow::Result<()> + Send + 'static,
+    ) -> Writer<T> {
         let from = Arc::clone(&slot);
         let named = what.clone();
         let thread = std::thread::Builder::new()
@@ -104,11 +105,6 @@ impl<T: Send + 'static> Writer<T> {
             eprintln!("warning: cannot start the checkpoint writer of {what}; the run goes on without checkpoints");
         }
         Writer { slot, thread }
-    }
-
-    /// Offers a value to write.
-    pub fn offer(&self, value: T) {
-        self.slot.offer(value);
     }
 
     /// Stops the thread and waits for the write in progress, dropping what was not written yet
@@ -170,24 +166,25 @@ mod tests {
         let gate = Arc::new(Mutex::new(()));
         let held = gate.lock().unwrap_or_else(PoisonError::into_inner);
         let wait = Arc::clone(&gate);
-        let mut writer = Writer::start("test".into(), move |v: u32| {
+        let slot = Slot::new();
+        let mut writer = Writer::with_slot(Arc::clone(&slot), "test".into(), move |v: u32| {
             let _ = took.send(v);
             drop(wait.lock().unwrap_or_else(PoisonError::into_inner));
             let _ = wrote.send(v);
             Ok(())
         });
-        writer.offer(1);
+        slot.offer(1);
         // The writer took 1 and waits at the gate: 2 then 3 replace each other in the slot.
         assert_eq!(taken.recv().ok(), Some(1));
-        writer.offer(2);
-        writer.offer(3);
+        slot.offer(2);
+        slot.offer(3);
         drop(held);
         assert_eq!(written.recv().ok(), Some(1));
         assert_eq!(written.recv().ok(), Some(3));
-        writer.offer(4);
+        slot.offer(4);
         assert_eq!(written.recv().ok(), Some(4));
         writer.stop();
-        writer.offer(5);
+        slot.offer(5);
         assert!(written.recv_timeout(Duration::from_millis(100)).is_err(), "nothing is written once stopped");
     }
 }

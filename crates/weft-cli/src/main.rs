@@ -59,8 +59,9 @@ enum Command {
     Export(ExportArgs),
     /// Run a flow: outputs as JSON on stdout; exits 3 with a state file when it waits for input.
     Run(Box<run::RunArgs>),
-    /// Continue a run that waits for input, from the state file `weft run` wrote.
-    Resume(run::ResumeArgs),
+    /// Continue a run or a batch that stopped (waiting for input, interrupted, failed), from the
+    /// state file `weft run` wrote.
+    Resume(Box<run::ResumeArgs>),
 }
 
 /// Options every command that loads a flow takes.
@@ -179,7 +180,7 @@ fn command() -> ExitCode {
         Command::Graph(args) => graph(args),
         Command::Export(args) => export_cmd(args),
         Command::Run(args) => run::run(*args),
-        Command::Resume(args) => run::resume(args),
+        Command::Resume(args) => run::resume(*args),
     };
     match result {
         Ok(Outcome::Valid) => ExitCode::SUCCESS,

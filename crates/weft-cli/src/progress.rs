@@ -89,10 +89,10 @@ impl Sink {
         })
     }
 
-    /// A sink that only writes the events file and counts (for batches, which show their own
-    /// progress).
-    pub fn quiet(events: Option<&Path>) -> anyhow::Result<Sink> {
-        let mut sink = Sink::new(events, false)?;
+    /// A sink that only writes the events file (truncated, or appended to when `append`) and
+    /// counts (for batches, which show their own progress).
+    pub fn quiet(events: Option<&Path>, append: bool) -> anyhow::Result<Sink> {
+        let mut sink = Sink::new(events, append)?;
         if let View::Spinner(bar) = &sink.view {
             bar.finish_and_clear();
         }

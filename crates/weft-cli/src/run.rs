@@ -75,13 +75,13 @@ pub struct RunArgs {
 pub struct ResumeArgs {
     /// The state file `weft run` wrote.
     #[arg(value_name = "STATE")]
-    state_file: PathBuf,
+    pub(crate) state_file: PathBuf,
     #[command(flatten)]
-    session: SessionArgs,
+    pub(crate) session: SessionArgs,
     /// A sensitive value, as `<component id>.<field>=<value>`; repeatable (secrets are never
     /// stored in state files). `WEFT_SECRET_<ID>_<FIELD>` works too.
     #[arg(long = "secret", value_name = "ID.FIELD=VALUE")]
-    secrets: Vec<String>,
+    pub(crate) secrets: Vec<String>,
     /// The tools file, instead of the one the state names.
     #[arg(long, value_name = "tools.toml")]
     tools: Option<PathBuf>,
@@ -89,6 +89,9 @@ pub struct ResumeArgs {
     /// credentials, which are never stored).
     #[arg(long, value_name = "LLM")]
     llm: Option<String>,
+    /// Runs at once, for a batch's state [default: the batch's `--concurrency`]; at least 1.
+    #[arg(long, value_name = "N", value_parser = crate::flags::concurrency)]
+    pub(crate) concurrency: Option<usize>,
     /// Hosts requests may go to, instead of the state's `--allow-host` list; repeatable.
     #[arg(long = "allow-host", value_name = "PATTERN")]
     allow_host: Vec<String>,
@@ -173,15 +176,15 @@ fn run_options(
 
 /// Options shared by `run` and `resume`.
 #[derive(Args, Debug)]
-struct SessionArgs {
+pub(crate) struct SessionArgs {
     /// The answer to the next input request (a message's text, or a client tool's JSON
     /// result); repeatable, used in order.
     #[arg(long = "answer", value_name = "TEXT")]
-    answers: Vec<String>,
+    pub(crate) answers: Vec<String>,
     /// Where to write the run state when the run waits for input (default for `run`:
     /// `<flow file stem>.state.json` in the current folder; for `resume`: the state file read).
     #[arg(long = "state", value_name = "FILE")]
-    state: Option<PathBuf>,
+    pub(crate) state: Option<PathBuf>,
     /// Write every event as a JSON line to this file (`run` truncates it; `resume` appends,
     /// by default to the file the run started with).
     #[arg(long = "events", value_name = "FILE.jsonl")]
@@ -189,7 +192,7 @@ struct SessionArgs {
     #[command(flatten)]
     observe: ObserveArgs,
     #[command(flatten)]
-    checkpoints: CheckpointArgs,
+    pub(crate) checkpoints: CheckpointArgs,
 }
 
 /// What a run needs to write its state file.
@@ -205,7 +208,7 @@ struct Stored {
 }
 
 /// What `weft resume` must be given again.
-fn give_again(secret_args: &[String], llm: &LlmChoice) -> Vec<&'static str> {
+pub(crate) fn give_again(secret_args: &[String], llm: &LlmChoice) -> Vec<&'static str> {
     let mut again = Vec::new();
     if matches!(llm, LlmChoice::Provider(p) if p.has_credentials()) {
         again.push("--llm ...");
@@ -244,15 +247,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     let tools_path = args.tools.as_deref().map(absolute).transpose()?;
     let tools_file = load_tools(tools_path.as_deref())?;
-    // The state file: checked writable and locked before the first call.
-    let state_path = args.session.state.clone().unwrap_or_else(|| default_state_path(&args.file));
-    let mut lock = None;
-    let mut created = false;
-    if args.batch.is_none() {
-        crate::paths::check_writable(&state_path, "state file (--state)")?;
-        lock = Some(StateLock::acquire(&state_path)?);
-        created = !state_path.exists();
-    }
+    // The state file (a batch's, with `--batch`): checked writable and locked before the
+    // first call.
+    let state_path = match (&args.session.state, &args.batch) {
+        (Some(path), _) => path.clone(),
+        (None, Some(_)) => default_path(&args.file, "batch.json"),
+        (None, None) => default_path(&args.file, "state.json"),
+    };
+    crate::paths::check_writable(&state_path, "state file (--state)")?;
+    let lock = StateLock::acquire(&state_path)?;
+    let created = !state_path.exists();
     let Some(flow) = crate::load_one(&args.file, &args.load)? else { return Ok(Outcome::Invalid) };
     let tools = tool_registry(tools_file.as_ref());
     let limiters = args.limits.limiters();
@@ -261,20 +265,40 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let tools = observer.tools(tools);
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
+    let max_steps = args.max_steps;
+    let options = ResumeOptions {
+        llm: llm.to_string(),
+        tools: tools_path,
+        max_steps,
+        max_reasks: weft_exec::DEFAULT_MAX_REASKS,
+        events: events_path.clone(),
+        refs: args.load.refs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?,
+        limits: state_file::limits_map(&args.limits),
+        allow_hosts: args.allow_host.clone(),
+    };
     if let Some(batch) = &args.batch {
-        let lines = crate::batch::read_lines(batch)?;
-        let sink = Arc::new(Sink::quiet(events_path.as_deref())?);
-        let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
-        let options = run_options(model, tools, args.max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
-        let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
-        let base = with_overrides(&plan, inputs, overrides);
-        return crate::batch::run(&plan, base, lines, args.concurrency, &sink, &observer, &limiters);
+        let file = crate::batch::read(batch)?;
+        let sink = Arc::new(Sink::quiet(events_path.as_deref(), false)?);
+        let checkpoints = crate::batch::BatchCheckpoints::new(args.session.checkpoints.policy());
+        let run_options = run_options(model, tools, max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
+        let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
+        let stored = crate::batch::BatchStored {
+            flow: absolute(&args.file)?,
+            options,
+            state_path,
+            created,
+            give_again: give_again(&args.load.secrets, &llm),
+            base: with_overrides(&plan, inputs, overrides),
+            concurrency: args.concurrency,
+        };
+        let outcome = crate::batch::run(&plan, file, stored, &checkpoints, &sink, &observer, &limiters);
+        drop(lock);
+        return outcome;
     }
     let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
-    let max_steps = args.max_steps;
     let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
-    let options = run_options(model, tools, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
-    let Some(plan) = compile(&flow, options, &sink) else { return Ok(Outcome::Invalid) };
+    let run_options = run_options(model, tools, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
+    let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let inputs = with_overrides(&plan, inputs, overrides);
     let run = match plan.start(inputs) {
         Ok(r) => r,
@@ -287,16 +311,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let stored = Stored {
         flow: absolute(&args.file)?,
         flow_hash: plan.flow_hash().to_owned(),
-        options: ResumeOptions {
-            llm: llm.to_string(),
-            tools: tools_path,
-            max_steps,
-            max_reasks: weft_exec::DEFAULT_MAX_REASKS,
-            events: events_path,
-            refs: args.load.refs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?,
-            limits: state_file::limits_map(&args.limits),
-            allow_hosts: args.allow_host.clone(),
-        },
+        options,
         state_path,
         give_again: give_again(&args.load.secrets, &llm),
     };
@@ -332,16 +347,16 @@ fn with_overrides(plan: &Plan, mut inputs: Map<String, Json>, overrides: Vec<(St
 /// `weft resume`.
 pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     // Overrides first: a bad one is a usage error (exit 2) before the state is used.
-    let llm_override = args.llm.as_deref().map(parse_llm).transpose()?;
-    if let Some(llm) = &llm_override {
-        scrub_llm(llm);
-    }
-    let egress_override = egress_policy(&args.allow_host)?;
-    let tools_override = args.tools.as_deref().map(absolute).transpose()?;
+    let overrides = Overrides::parse(&args)?;
     // Locked before it is read: a second `weft resume` of the same file is refused while this
-    // one runs.
+    // one runs. (A missing file is said so first, leaving no lock file behind.)
+    std::fs::metadata(&args.state_file).with_context(|| format!("cannot read the state file {}", args.state_file.display()))?;
     let lock = StateLock::acquire(&args.state_file)?;
-    let mut file = state_file::read(&args.state_file)?;
+    let value = state_file::read_json(&args.state_file)?;
+    if value.get("weft_batch_state").is_some() {
+        return crate::batch::resume(&args, &overrides, value, lock);
+    }
+    let mut file = state_file::from_json(&args.state_file, value)?;
     if let weft_exec::state::Outcome::Finished { .. } = file.state.outcome {
         let flow = file.flow.as_deref().map(|f| shell_quote(&f.display().to_string())).unwrap_or_else(|| "FLOW".to_owned());
         report::error_line(&format!(
@@ -357,45 +372,11 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         _ => None,
     };
     let created = !state_path.exists();
-    let in_file = || format!("in the state file {}", args.state_file.display());
-    let limits = state_file::limits(&file.options).with_context(in_file)?;
-    limits.check().with_context(in_file)?;
-    crate::flags::check_max_steps(file.options.max_steps).map_err(anyhow::Error::msg).with_context(in_file)?;
-    let llm = match llm_override {
-        Some(llm) => llm,
-        None => parse_llm(&file.options.llm).with_context(in_file)?,
-    };
-    file.options.llm = llm.to_string();
-    if let Some(tools) = tools_override {
-        file.options.tools = Some(tools);
-    }
-    let egress = if egress_override.is_restricted() {
-        file.options.allow_hosts = args.allow_host.clone();
-        egress_override
-    } else {
-        egress_policy(&file.options.allow_hosts).with_context(in_file)?
-    };
-    let tools_file = load_tools(file.options.tools.as_deref()).with_context(in_file)?;
-    let load = LoadArgs { refs: file.options.refs.clone(), secrets: args.secrets.clone(), strict: false };
-    let flow_path = file.flow.clone().with_context(|| format!("the state file {} names no flow file", args.state_file.display()))?;
-    let Some(flow) = crate::load_one(&flow_path, &load)? else { return Ok(Outcome::Invalid) };
-    let tools = tool_registry(tools_file.as_ref());
-    let limiters = limits.limiters();
-    let observer = observer(&args.session.observe)?;
-    let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper(), &egress).with_context(in_file)?;
-    let model = observer.llm(model, &overrides_of(&llm));
-    let tools = observer.tools(tools);
-
-    // `--events` redirects the events; either way a resumed run appends.
-    let events_path = match &args.session.events {
-        Some(p) => Some(absolute(p)?),
-        None => file.options.events.clone(),
-    };
-    let sink = Arc::new(Sink::new(events_path.as_deref(), true)?);
-    let options = ResumeOptions { events: events_path, ..file.options.clone() };
+    let Some(setup) = Setup::new(&args, &overrides, file.flow.clone(), &mut file.options)? else { return Ok(Outcome::Invalid) };
+    let sink = Arc::new(Sink::new(file.options.events.as_deref(), true)?);
     let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
-    let run_options = run_options(model, tools, options.max_steps, &sink, limiters, &limits, &checkpoints.engine);
-    let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
+    let run_options = setup.run_options(&file.options, &sink, &checkpoints.engine);
+    let Some(plan) = compile(&setup.flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,
         // A damaged state is a bad input file (exit 2), located in the file: the run state
@@ -415,20 +396,100 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
         }
     };
     let stored = Stored {
-        flow: flow_path,
+        flow: setup.flow_path.clone(),
         flow_hash: plan.flow_hash().to_owned(),
-        options,
+        options: file.options,
         state_path,
-        give_again: give_again(&args.secrets, &llm),
+        give_again: give_again(&args.secrets, &setup.llm),
     };
     let keeper = Keeper::new(stored, &checkpoints, created);
-    let outcome = drive(run, args.session.answers.into(), &sink, keeper, &observer);
+    let outcome = drive(run, args.session.answers.into(), &sink, keeper, &setup.observer);
     drop((lock, other_lock));
     outcome
 }
 
+/// What `weft resume` is given instead of what the stored file says.
+pub(crate) struct Overrides {
+    llm: Option<LlmChoice>,
+    egress: weft_guard::EgressPolicy,
+    tools: Option<PathBuf>,
+}
+
+impl Overrides {
+    fn parse(args: &ResumeArgs) -> anyhow::Result<Overrides> {
+        let llm = args.llm.as_deref().map(parse_llm).transpose()?;
+        if let Some(llm) = &llm {
+            scrub_llm(llm);
+        }
+        Ok(Overrides { llm, egress: egress_policy(&args.allow_host)?, tools: args.tools.as_deref().map(absolute).transpose()? })
+    }
+}
+
+/// What a resumed run or batch runs with: the stored options (checked again, as a state file
+/// is input) with the command's overrides applied.
+pub(crate) struct Setup {
+    pub(crate) flow: weft_flow::Flow,
+    pub(crate) flow_path: PathBuf,
+    pub(crate) llm: LlmChoice,
+    model: Llm,
+    tools: ToolRegistry,
+    limits: LimitArgs,
+    pub(crate) limiters: Limiters,
+    pub(crate) observer: Arc<Observer>,
+}
+
+impl Setup {
+    /// Checks the stored options, applies the overrides to them (and `--events`, which a resumed
+    /// run appends to), and loads the flow; `None` when the flow is invalid (reported).
+    pub(crate) fn new(
+        args: &ResumeArgs,
+        overrides: &Overrides,
+        flow: Option<PathBuf>,
+        options: &mut ResumeOptions,
+    ) -> anyhow::Result<Option<Setup>> {
+        let in_file = || format!("in the state file {}", args.state_file.display());
+        let limits = state_file::limits(options).with_context(in_file)?;
+        limits.check().with_context(in_file)?;
+        crate::flags::check_max_steps(options.max_steps).map_err(anyhow::Error::msg).with_context(in_file)?;
+        let llm = match &overrides.llm {
+            Some(llm) => llm.clone(),
+            None => parse_llm(&options.llm).with_context(in_file)?,
+        };
+        options.llm = llm.to_string();
+        if let Some(tools) = &overrides.tools {
+            options.tools = Some(tools.clone());
+        }
+        let egress = if overrides.egress.is_restricted() {
+            options.allow_hosts = args.allow_host.clone();
+            overrides.egress.clone()
+        } else {
+            egress_policy(&options.allow_hosts).with_context(in_file)?
+        };
+        let tools_file = load_tools(options.tools.as_deref()).with_context(in_file)?;
+        let load = LoadArgs { refs: options.refs.clone(), secrets: args.secrets.clone(), strict: false };
+        let flow_path = flow.with_context(|| format!("the state file {} names no flow file", args.state_file.display()))?;
+        let Some(flow) = crate::load_one(&flow_path, &load)? else { return Ok(None) };
+        let tools = tool_registry(tools_file.as_ref());
+        let limiters = limits.limiters();
+        let observer = observer(&args.session.observe)?;
+        let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper(), &egress).with_context(in_file)?;
+        let model = observer.llm(model, &overrides_of(&llm));
+        let tools = observer.tools(tools);
+        // `--events` redirects the events; either way a resumed run appends.
+        if let Some(p) = &args.session.events {
+            options.events = Some(absolute(p)?);
+        }
+        Ok(Some(Setup { flow, flow_path, llm, model, tools, limits, limiters, observer }))
+    }
+
+    /// The run options (the model and tools move out: one plan per setup).
+    pub(crate) fn run_options(&self, options: &ResumeOptions, sink: &Arc<Sink>, checkpoints: &Arc<Checkpoints>) -> RunOptions {
+        run_options(self.model.clone(), self.tools.clone(), options.max_steps, sink, self.limiters.clone(), &self.limits, checkpoints)
+    }
+}
+
 /// Whether two state paths have different lock files (the same file named two ways shares one).
-fn lock_differs(a: &Path, b: &Path) -> bool {
+pub(crate) fn lock_differs(a: &Path, b: &Path) -> bool {
     let canonical = |p: &Path| {
         let lock = crate::lock::lock_path(p);
         let folder = lock.parent().and_then(|d| d.canonicalize().ok());
@@ -644,7 +705,7 @@ fn write_state(stored: &Stored, state: RunState) -> anyhow::Result<()> {
 }
 
 /// Compiles the flow for running, or prints every problem that stops it (exit 1).
-fn compile(flow: &weft_flow::Flow, options: RunOptions, sink: &Sink) -> Option<Arc<Plan>> {
+pub(crate) fn compile(flow: &weft_flow::Flow, options: RunOptions, sink: &Sink) -> Option<Arc<Plan>> {
     match Plan::new(flow, options) {
         Ok(plan) => Some(plan),
         Err(e) => {
@@ -799,10 +860,10 @@ fn read_inputs_file(path: &Path) -> anyhow::Result<Map<String, Json>> {
     }
 }
 
-/// `<flow file stem>.state.json` in the current folder.
-fn default_state_path(flow: &Path) -> PathBuf {
+/// `<flow file stem>.<suffix>` in the current folder.
+fn default_path(flow: &Path, suffix: &str) -> PathBuf {
     let stem = flow.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "flow".to_owned());
-    PathBuf::from(format!("{stem}.state.json"))
+    PathBuf::from(format!("{stem}.{suffix}"))
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
@@ -810,7 +871,7 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Quotes a word for a POSIX shell when it needs it.
-fn shell_quote(word: &str) -> String {
+pub(crate) fn shell_quote(word: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
     if !word.is_empty() && word.chars().all(safe) { word.to_owned() } else { format!("'{}'", word.replace('\'', r"'\''")) }
 }

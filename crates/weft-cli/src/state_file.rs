@@ -15,25 +15,40 @@ use anyhow::Context;
 use serde_json::{Map, Value as Json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use weft_exec::persist::{ReadError, STATE_FILE_FORMAT};
-pub use weft_exec::persist::{ResumeOptions, StateFile};
+use weft_exec::persist::{BATCH_STATE_FORMAT, ReadError, STATE_FILE_FORMAT};
+pub use weft_exec::persist::{BatchStateFile, ResumeOptions, StateFile};
 
-/// Reads a state file (this format, or format 1 migrated). Every failure is a usage or IO error
+/// Reads a state file as JSON (a run's or a batch's). Every failure is a usage or IO error
 /// (exit 2) naming the file.
-pub fn read(path: &Path) -> anyhow::Result<StateFile> {
+pub fn read_json(path: &Path) -> anyhow::Result<Json> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the state file {}", path.display()))?;
-    let not_state = || {
-        format!(
-            "{} is not a weft state file: expected a JSON object with \"weft_state\": {STATE_FILE_FORMAT}, as `weft run` writes when a run waits for input",
-            path.display()
-        )
-    };
-    let value: Json = serde_json::from_str(&text).with_context(not_state)?;
+    serde_json::from_str(&text).with_context(|| not_state(path))
+}
+
+fn not_state(path: &Path) -> String {
+    format!(
+        "{} is not a weft state file: expected a JSON object with \"weft_state\": {STATE_FILE_FORMAT} (a run's, as `weft run` writes when a run stops or waits for input) or \"weft_batch_state\": {BATCH_STATE_FORMAT} (a batch's)",
+        path.display()
+    )
+}
+
+/// Reads a run's state file (this format, or format 1 migrated) from its JSON.
+pub fn from_json(path: &Path, value: Json) -> anyhow::Result<StateFile> {
     match StateFile::from_json(value) {
         Ok(file) => Ok(file),
-        Err(ReadError::NotState(_)) => anyhow::bail!(not_state()),
+        Err(ReadError::NotState(_)) => anyhow::bail!(not_state(path)),
         Err(e @ ReadError::Format(_)) => anyhow::bail!("{}: {e}", path.display()),
         Err(ReadError::Damaged(why)) => anyhow::bail!("{} is a damaged weft state file: {why}", path.display()),
+    }
+}
+
+/// Reads a batch's state file from its JSON.
+pub fn batch_from_json(path: &Path, value: Json) -> anyhow::Result<BatchStateFile> {
+    match BatchStateFile::from_json(value) {
+        Ok(file) => Ok(file),
+        Err(ReadError::NotState(_)) => anyhow::bail!(not_state(path)),
+        Err(e @ ReadError::Format(_)) => anyhow::bail!("{}: {e}", path.display()),
+        Err(ReadError::Damaged(why)) => anyhow::bail!("{} is a damaged weft batch state file: {why}", path.display()),
     }
 }
 
@@ -70,7 +85,32 @@ pub(crate) fn scrub(file: &mut Json, secrets: &weft_guard::Secrets) {
     if let Some(llm) = file.pointer_mut("/options/llm") {
         data(llm);
     }
-    let Some(state) = file.get_mut("state") else { return };
+    if let Some(state) = file.get_mut("state") {
+        scrub_state(state, secrets);
+    }
+    // A batch's: the inputs every line has, each stopped run, each held result.
+    values(file.get_mut("base"));
+    if let Some(Json::Object(runs)) = file.get_mut("runs") {
+        runs.values_mut().for_each(|state| scrub_state(state, secrets));
+    }
+    if let Some(Json::Array(held)) = file.get_mut("held") {
+        for result in held {
+            values(result.get_mut("outputs"));
+            if let Some(error) = result.get_mut("error") {
+                redact_text(error, secrets);
+            }
+        }
+    }
+}
+
+/// Masks `secrets` in the data of one run state (see [`scrub`]).
+fn scrub_state(state: &mut Json, secrets: &weft_guard::Secrets) {
+    let data = |value: &mut Json| secrets.redact(value);
+    let values = |map: Option<&mut Json>| {
+        if let Some(Json::Object(map)) = map {
+            map.values_mut().for_each(data);
+        }
+    };
     values(state.get_mut("inputs"));
     if let Some(Json::Object(frames)) = state.get_mut("frames") {
         for frame in frames.values_mut() {
@@ -131,7 +171,17 @@ fn redact_text(value: &mut Json, secrets: &weft_guard::Secrets) {
 pub fn write(path: &Path, file: &StateFile) -> anyhow::Result<()> {
     // No secret is stored, whatever a value or an error message holds.
     let value = file.to_json_with(|value| scrub(value, &crate::scrub::current())).context("serializing the run state")?;
-    let mut text = serde_json::to_string_pretty(&value).context("serializing the run state")?;
+    write_json(path, &value)
+}
+
+/// Writes a batch's state file atomically, secrets masked.
+pub fn write_batch(path: &Path, file: &BatchStateFile) -> anyhow::Result<()> {
+    let value = file.to_json_with(|value| scrub(value, &crate::scrub::current())).context("serializing the batch state")?;
+    write_json(path, &value)
+}
+
+fn write_json(path: &Path, value: &Json) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).context("serializing the state")?;
     text.push('\n');
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

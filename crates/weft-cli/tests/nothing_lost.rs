@@ -141,3 +141,78 @@ fn a_second_resume_of_a_state_in_use_is_refused_naming_the_holder() {
     assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
     assert!(stderr(&again).contains("already finished"), "{}", stderr(&again));
 }
+
+/// A batch of 400 lines (3 calls each, 16 lines at once) stopped by `signal` after at least 200
+/// calls (for `KILL`: after its first checkpoint), then resumed: every line is printed exactly
+/// once across both outputs, each in input order, and at most `repeat` calls are made twice.
+fn batch_stopped_then_resumed(signal_name: &str, code: Option<i32>, repeat: u64) {
+    const LINES: usize = 400;
+    const CALLS: u64 = 3 * LINES as u64;
+    let (_rt, server) = server(MockConfig::default().with_text("ok").with_latency(Duration::from_millis(30)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    fan_out(dir.path(), 4);
+    let lines: String =
+        (0..LINES).map(|i| format!("{}\n", json!({"items": [format!("{i}a"), format!("{i}b"), format!("{i}c")]}))).collect();
+    std::fs::write(dir.path().join("in.jsonl"), lines).expect("write");
+    let llm = llm(&server.url());
+    let args = ["run", "flow.json", "--llm", &llm, "--batch", "in.jsonl", "--concurrency", "16", "--checkpoint-secs", "3600"];
+    let child = weft_command(dir.path(), &args).spawn().expect("spawn weft");
+    let state = dir.path().join("flow.batch.json");
+    wait_until("200 completed calls", Duration::from_secs(60), || server.stats().completions >= 200 && state.exists());
+    signal(child.id(), signal_name);
+    let first = child.wait_with_output().expect("wait");
+    assert_eq!(first.status.code(), code, "{}", stderr(&first));
+    if code.is_some() {
+        assert!(stderr(&first).contains("batch state written to flow.batch.json"), "{}", stderr(&first));
+        assert!(stderr(&first).contains("continue with: weft resume flow.batch.json"), "{}", stderr(&first));
+    }
+    assert!(server.stats().requests < CALLS, "stopped before the end");
+
+    let second = weft(dir.path(), &["resume", "flow.batch.json"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let mut seen = vec![0; LINES];
+    for out in [&first, &second] {
+        let indexes: Vec<usize> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let result: Json = serde_json::from_str(l).expect("a JSON line");
+                assert_eq!(result["outputs"]["ys"], json!(["ok", "ok", "ok"]), "{result}");
+                result["index"].as_u64().expect("index") as usize
+            })
+            .collect();
+        assert!(indexes.is_sorted(), "input order within each output: {indexes:?}");
+        indexes.iter().for_each(|&i| seen[i] += 1);
+    }
+    let wrong: Vec<(usize, i32)> = seen.iter().copied().enumerate().filter(|&(_, n)| n != 1).collect();
+    assert!(wrong.is_empty(), "every line exactly once across both outputs; (index, times): {wrong:?}");
+    let repeated = server.stats().requests - CALLS;
+    assert!(repeated <= repeat, "{repeated} calls were made twice; at most {repeat} may be");
+    let stored: Json = serde_json::from_str(&std::fs::read_to_string(&state).expect("the batch state")).expect("json");
+    assert_eq!(stored["finished"], true, "the resumed batch finished: its state file says so");
+    let third = weft(dir.path(), &["resume", "flow.batch.json"]);
+    assert_eq!(third.status.code(), Some(1), "{}", stderr(&third));
+    assert!(
+        stderr(&third).contains(
+            "the batch in flow.batch.json already finished (every line was printed), so there is nothing to resume; start a new batch with `weft run "
+        ),
+        "{}",
+        stderr(&third)
+    );
+}
+
+#[test]
+fn ctrl_c_mid_batch_then_resume_prints_every_line_once() {
+    // At most the calls in flight: 16 lines, 3 calls each.
+    batch_stopped_then_resumed("INT", Some(130), 48);
+}
+
+#[test]
+fn sigterm_mid_batch_then_resume_prints_every_line_once() {
+    batch_stopped_then_resumed("TERM", Some(143), 48);
+}
+
+#[test]
+fn kill_9_mid_batch_then_resume_prints_every_line_once() {
+    // At most the 100 calls between checkpoints and those in flight.
+    batch_stopped_then_resumed("KILL", None, 100 + 48);
+}

@@ -161,6 +161,22 @@ fn max_steps_values_are_whole_numbers_at_least_1() {
 }
 
 #[test]
+fn checkpoint_calls_values_are_whole_numbers_at_least_1() {
+    property("--checkpoint-calls", &["from 1 to"], flags::checkpoint_calls, whole_at_least_one);
+}
+
+#[test]
+fn checkpoint_secs_values_are_seconds_from_a_tenth_to_a_day() {
+    property("--checkpoint-secs", &["0.1", "86400"], flags::checkpoint_secs, |t| float(t).filter(|x| (0.1..=86_400.0).contains(x)));
+    assert_eq!(flags::checkpoint_secs("0.1"), Ok(0.1));
+    assert_eq!(flags::checkpoint_secs("86400"), Ok(86_400.0));
+    for bad in ["0.09", "86400.5", "0", "-1", "NaN", "inf", "soon"] {
+        let e = flags::checkpoint_secs(bad).unwrap_err();
+        assert!(e.starts_with("--checkpoint-secs takes a number of seconds from 0.1 to 86400 (a day)"), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn every_range_holds_at_its_bounds_and_not_just_past_them() {
     // --node-timeout: (0, 31,536,000].
     assert_eq!(flags::node_timeout("31536000"), Ok(31_536_000.0));

@@ -20,15 +20,19 @@
 //!   choice, the tools file, the budgets, the events file and the egress policy, so the CLI
 //!   (and later the server) resume a run from the file alone. Secrets are never stored.
 
+use crate::batch::BatchResult;
 use crate::error::{ErrorData, ResumeError};
 use crate::state::RunState;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// The format of the state file written now.
 pub const STATE_FILE_FORMAT: u32 = 2;
+
+/// The format of the batch state file written now.
+pub const BATCH_STATE_FORMAT: u32 = 1;
 
 /// Strings at least this long (bytes) are stored once, in `values`.
 pub const HELD_ONCE_BYTES: usize = 256;
@@ -74,6 +78,114 @@ pub struct ResumeOptions {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_hosts: Vec<String>,
 }
+
+/// A stored batch: the lines whose results were printed, those that finished but were not
+/// printed yet (input order held them back), and the state of each run that was going when the
+/// batch stopped. The lines not named in any of them never started: a resumed batch reads them
+/// again from the batch file, which must not have changed (`source.sha256`).
+///
+/// ```json
+/// {"weft_batch_state": 1, "flow": "/abs/flow.json", "flow_hash": "...", "options": {...},
+///  "source": {"file": "/abs/inputs.jsonl", "sha256": "...", "lines": 500},
+///  "base": {}, "concurrency": 16, "printed": [[0, 212], [230, 241]],
+///  "held": [{"index": 214, "line": 215, "run_id": "...", "outputs": {...}}],
+///  "runs": {"212": {...run state...}}, "finished": false, "values": [...]}
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchStateFile {
+    /// The flow file (absolute).
+    pub flow: Option<PathBuf>,
+    /// The flow's content hash.
+    pub flow_hash: String,
+    /// How the runs were started, minus secrets.
+    pub options: ResumeOptions,
+    /// The batch file.
+    pub source: BatchSource,
+    /// Inputs every line has under its own (the CLI's `--input` and `--inputs`).
+    #[serde(default)]
+    pub base: Map<String, Json>,
+    /// Runs at once.
+    pub concurrency: usize,
+    /// The indexes whose results were printed, as `[start, end)` ranges in order.
+    #[serde(default)]
+    pub printed: Vec<[usize; 2]>,
+    /// Results that finished but were not printed yet, in index order.
+    #[serde(default)]
+    pub held: Vec<BatchResult>,
+    /// The state of each run going when the batch stopped, by index.
+    #[serde(default)]
+    pub runs: BTreeMap<usize, RunState>,
+    /// Every line was printed: nothing is left to resume.
+    #[serde(default)]
+    pub finished: bool,
+}
+
+/// The batch file a batch reads its lines from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSource {
+    /// The file, absolute.
+    pub file: PathBuf,
+    /// The SHA-256 of its bytes ([`content_sha256`]).
+    pub sha256: String,
+    /// The lines of inputs it holds (blank lines not counted).
+    pub lines: usize,
+}
+
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub fn content_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl BatchStateFile {
+    /// The file as JSON: `edit` sees it whole (to mask secrets), then long strings of the base
+    /// inputs, held results and run states go to `values`.
+    pub fn to_json_with(&self, edit: impl FnOnce(&mut Json)) -> Result<Json, serde_json::Error> {
+        let mut value = serde_json::to_value(self)?;
+        edit(&mut value);
+        let Json::Object(mut top) = value else { return Ok(value) };
+        let mut held = Held::default();
+        for field in BATCH_HELD_FIELDS {
+            if let Some(part) = top.get_mut(field) {
+                held.pack(part);
+            }
+        }
+        let mut out = Map::new();
+        out.insert("weft_batch_state".into(), BATCH_STATE_FORMAT.into());
+        out.extend(top);
+        out.insert("values".into(), Json::Array(held.values));
+        Ok(Json::Object(out))
+    }
+
+    /// Reads a batch state file of this format.
+    pub fn from_json(mut value: Json) -> Result<BatchStateFile, ReadError> {
+        let format = match value.get("weft_batch_state") {
+            Some(Json::Number(n)) => n.as_u64().ok_or_else(|| ReadError::NotState(format!("\"weft_batch_state\" is {n}")))?,
+            _ => return Err(ReadError::NotState("no \"weft_batch_state\" format number".into())),
+        };
+        if format != u64::from(BATCH_STATE_FORMAT) {
+            return Err(ResumeError::Format { found: u32::try_from(format).unwrap_or(u32::MAX), expected: BATCH_STATE_FORMAT }.into());
+        }
+        let values = match value.get_mut("values").map(Json::take) {
+            Some(Json::Array(values)) => values,
+            None | Some(Json::Null) => Vec::new(),
+            Some(_) => return Err(ReadError::Damaged("\"values\" is not a list".into())),
+        };
+        for field in BATCH_HELD_FIELDS {
+            if let Some(part) = value.get_mut(field) {
+                unpack(part, &values)?;
+            }
+        }
+        if let Json::Object(m) = &mut value {
+            m.remove("weft_batch_state");
+            m.remove("values");
+        }
+        serde_json::from_value(value).map_err(|e| ReadError::Damaged(e.to_string()))
+    }
+}
+
+/// The parts of a batch state file whose long strings are held once.
+const BATCH_HELD_FIELDS: [&str; 3] = ["base", "held", "runs"];
 
 fn default_max_steps() -> u64 {
     crate::DEFAULT_MAX_STEPS

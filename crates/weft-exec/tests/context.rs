@@ -244,7 +244,7 @@ async fn a_batch_whose_native_tool_panics_reports_that_line_failed_and_every_oth
     let lines: Vec<BatchInput> = ["a", "b", "boom", "c", "d"]
         .iter()
         .enumerate()
-        .map(|(i, x)| BatchInput { line: i * 2 + 1, inputs: Ok(inputs(&[("x", json!(x))])) })
+        .map(|(i, x)| BatchInput::new(i, i * 2 + 1, Ok(inputs(&[("x", json!(x))]))))
         .collect();
     let mut results = Vec::new();
     let progress = run_batch(&plan, lines, 2, |event| {
