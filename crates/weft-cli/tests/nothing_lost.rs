@@ -216,3 +216,31 @@ fn kill_9_mid_batch_then_resume_prints_every_line_once() {
     // At most the 100 calls between checkpoints and those in flight.
     batch_stopped_then_resumed("KILL", None, 100 + 48);
 }
+
+/// A 300-item fan-out whose server starts failing every call after 100 answers fails (exit 1)
+/// with its state stored; resumed once the server is back, it finishes and no call that had
+/// been answered is made again.
+#[test]
+fn a_fan_out_failed_by_a_server_that_went_away_resumes_without_repeating_a_finished_call() {
+    const N: usize = 300;
+    let ok = || MockConfig::default().with_text("ok").with_latency(Duration::from_millis(20));
+    let (_rt, server) = server(ok());
+    let dir = tempfile::tempdir().expect("tempdir");
+    fan_out(dir.path(), 16);
+    let llm = llm(&server.url());
+    let child = weft_command(dir.path(), &["run", "flow.json", "--llm", &llm, "--input", &items(N), "--state", "s.json"])
+        .spawn()
+        .expect("spawn weft");
+    wait_until("100 answered calls", Duration::from_secs(60), || server.stats().completions >= 100);
+    server.set_config(ok().with_random_fault(1.0, weft_testkit::Fault::ServerError));
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`weft resume` tries what failed again"), "{}", stderr(&out));
+    let answered = server.stats().completions;
+    assert!(answered < N as u64, "the run failed before the end ({answered} answers)");
+
+    server.set_config(ok());
+    let out = weft(dir.path(), &["resume", "s.json"]);
+    check_outputs(&out, N);
+    assert_eq!(server.stats().completions, N as u64, "every item answered once: no answered call was made again");
+}
