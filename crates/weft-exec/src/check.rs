@@ -366,6 +366,8 @@ impl Place<'_> {
             Position::Busy { call, .. } => match &**call {
                 Call::Llm { .. } => "waits for an LLM call",
                 Call::Tool { .. } => "waits for a server tool call",
+                Call::AgentLlm { .. } => "waits for an agent's LLM call",
+                Call::AgentTool { .. } => "waits for an agent's tool call",
             },
             Position::Waiting { .. } => "waits for an answer",
             Position::InChild { .. } => "runs a subflow",

@@ -141,10 +141,13 @@ impl Plan {
         };
         let root = flow.spec().root;
         c.blocked(root);
-        if c.model.flow(root).is_none() {
+        if let Some(agent) = c.model.agent(root) {
+            c.agent_root(root, agent);
+        } else if c.model.flow(root).is_none() {
             return Err(StartError { diagnostics: c.problems });
+        } else {
+            c.flow_plan(root);
         }
-        c.flow_plan(root);
         if !c.missing_tools.is_empty() {
             c.missing_tools.sort();
             c.missing_tools.dedup();
@@ -338,6 +341,67 @@ impl<'a> Compiler<'a> {
             self.node(n, idx, &edges);
         }
         index
+    }
+
+    /// An agent at the root of the document, as a flow of one node: its inputs go from a start
+    /// node to the agent, its outputs from the agent to an end node.
+    fn agent_root(&mut self, root: CompId, agent: &weft_flow::node::AgentNode) {
+        let comp = self.comp(root);
+        let io = self.flow.io(root);
+        let base = self.nodes.len();
+        let (start_id, end_id) = (format!("{}.start", comp.id), format!("{}.end", comp.id));
+        let node_index = HashMap::from([(start_id.clone(), base), (comp.id.clone(), base + 1), (end_id.clone(), base + 2)]);
+        self.flows.push(FlowPlan {
+            id: comp.id.clone(),
+            name: comp.name.clone(),
+            start: base,
+            inputs: io.inputs.clone(),
+            outputs: io.outputs.clone(),
+            node_index,
+        });
+        let fed = |props: &[Property], from: &str| -> Vec<InputPlan> {
+            props
+                .iter()
+                .map(|p| InputPlan {
+                    title: p.title().to_owned(),
+                    internal: p.title().to_owned(),
+                    schema: p.schema.clone(),
+                    sources: vec![(from.to_owned(), p.title().to_owned())],
+                })
+                .collect()
+        };
+        let Some(op) = nodes::agent::AgentOp::plan(self, root, agent) else { return };
+        let next = |to: usize| vec![("next".to_owned(), to)];
+        self.nodes.push(NodePlan {
+            id: start_id.clone(),
+            name: "start".to_owned(),
+            ty: "StartNode",
+            op: Op::Start(nodes::flow::StartOp),
+            inputs: Vec::new(),
+            output_mapping: Vec::new(),
+            outputs: io.inputs.clone(),
+            next: next(base + 1),
+        });
+        self.nodes.push(NodePlan {
+            id: comp.id.clone(),
+            name: comp.name.clone(),
+            ty: comp.ty.name,
+            op: Op::Agent(Box::new(op)),
+            inputs: fed(&io.inputs, &start_id),
+            output_mapping: Vec::new(),
+            outputs: io.outputs.clone(),
+            next: next(base + 2),
+        });
+        self.nodes.push(NodePlan {
+            id: end_id,
+            name: "end".to_owned(),
+            ty: "EndNode",
+            op: Op::End(nodes::flow::EndOp::plan(&weft_flow::node::EndNode { branch: "next".to_owned() })),
+            inputs: fed(&io.outputs, &comp.id),
+            output_mapping: Vec::new(),
+            outputs: io.outputs.clone(),
+            next: Vec::new(),
+        });
     }
 
     fn node(&mut self, n: CompId, idx: usize, edges: &[DataEdge]) {

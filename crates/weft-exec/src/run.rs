@@ -206,6 +206,20 @@ impl Run {
         &self.state.pending
     }
 
+    /// Appends a user message to the run's conversation before it executes (the first message
+    /// of a conversation with an agent, say). A run waiting for a user message takes it through
+    /// [`Run::submit`] instead.
+    pub fn append_user_message(&mut self, text: &str) -> Result<(), SubmitError> {
+        if !matches!(self.state.outcome, Outcome::Running) {
+            return Err(SubmitError::NotWaiting);
+        }
+        if !self.state.pending.is_empty() {
+            return Err(SubmitError::Invalid("the run waits for an answer: give the message as the answer (submit)".into()));
+        }
+        self.state.messages.push(crate::state::ConversationMessage::text("USER", text, ""));
+        Ok(())
+    }
+
     /// Answers the pending request (JSON: a string for a message; for a client tool, the value
     /// of its single output or an object keyed by output title). Then call `execute()` again.
     pub fn submit(&mut self, answer: Json) -> Result<(), SubmitError> {

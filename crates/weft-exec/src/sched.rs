@@ -535,11 +535,7 @@ impl Sched<'_> {
 
     /// Posts a message to the conversation.
     pub(crate) fn post(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, message_type: &str, text: &str) {
-        state.messages.push(ConversationMessage {
-            message_type: message_type.to_owned(),
-            content: text.to_owned(),
-            node: node.name.clone(),
-        });
+        state.messages.push(ConversationMessage::text(message_type, text, node.name.clone()));
         self.emit(state, fid, || Event::Message {
             node: node.name.clone(),
             message_type: message_type.to_owned(),
@@ -657,11 +653,20 @@ impl Sched<'_> {
         };
         let idx = self.node_of(frame, node).map_err(|e| SubmitError::Invalid(e.message))?;
         let node = &self.plan.nodes[idx];
-        let outputs = nodes::submit(self, state, fid, node, &request, answer)?;
-        state.pending.remove(&path);
-        let at = At { fid, node, t0: self.now_us };
-        self.produce(state, fid, node, outputs).map_err(|e| SubmitError::Invalid(e.message))?;
-        self.follow(state, at, "next").map_err(|e| SubmitError::Invalid(e.message))
+        let node_id = node.id.clone();
+        match nodes::submit(self, state, fid, node, &request, answer)? {
+            nodes::Answer::Outputs(outputs) => {
+                state.pending.remove(&path);
+                let at = At { fid, node, t0: self.now_us };
+                self.produce(state, fid, node, outputs).map_err(|e| SubmitError::Invalid(e.message))?;
+                self.follow(state, at, "next").map_err(|e| SubmitError::Invalid(e.message))
+            }
+            nodes::Answer::Again => {
+                state.pending.remove(&path);
+                self.set_position(state, fid, Position::Ready { node: node_id });
+                Ok(())
+            }
+        }
     }
 }
 

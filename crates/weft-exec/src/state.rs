@@ -231,6 +231,24 @@ pub enum Call {
         /// The arguments, keyed by input title.
         args: Map<String, Json>,
     },
+    /// An agent's LLM call; its request is built again from the conversation on resume.
+    AgentLlm {
+        /// The node's call count when the call was made.
+        call_index: u64,
+        /// The agent's loop.
+        turn: AgentTurn,
+    },
+    /// An agent's call of a server tool, answering the model's call `id`.
+    AgentTool {
+        /// The model's call id.
+        id: String,
+        /// The tool.
+        tool: String,
+        /// Its arguments, normalized.
+        args: Map<String, Json>,
+        /// The agent's loop (the calls after this one).
+        turn: AgentTurn,
+    },
 }
 
 /// An answer that did not fit the node's outputs, and why: the model is asked again with both.
@@ -281,12 +299,42 @@ impl InputRequest {
 /// A message of the run's conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationMessage {
-    /// WayFlow's message type: `AGENT`, `USER`, `SYSTEM`...
+    /// WayFlow's message type: `AGENT`, `USER`, `SYSTEM`, `TOOL_REQUEST`, `TOOL_RESULT`...
     pub message_type: String,
-    /// The text.
+    /// The text (a tool result: the text the model sees).
     pub content: String,
     /// The node that posted it.
     pub node: String,
+    /// The tool calls of a `TOOL_REQUEST` message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<weft_llm::ToolCall>,
+    /// The call a `TOOL_RESULT` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl ConversationMessage {
+    /// A text message.
+    pub fn text(message_type: &str, content: impl Into<String>, node: impl Into<String>) -> ConversationMessage {
+        ConversationMessage {
+            message_type: message_type.to_owned(),
+            content: content.into(),
+            node: node.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// Where an agent is in its loop (AGENTS.md 1.5): what the current user turn has done, and the
+/// tool calls of the model's last answer that are still to run, in the answer's order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentTurn {
+    /// LLM calls made in this user turn (`max_iterations` bounds them).
+    pub iterations: u64,
+    /// Tool calls still to run, in the order the model made them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queue: Vec<weft_llm::ToolCall>,
 }
 
 /// Maps with integer keys as lists of `[key, value]` pairs: inside a tagged enum, serde cannot

@@ -15,6 +15,8 @@ pub struct MockConfig {
     /// Replies by request index (0-based, every chat-completions request counts), sent as the
     /// message content verbatim instead of the rule's reply.
     pub replies: BTreeMap<u64, String>,
+    /// Tool-call replies by request index (they win over `replies` and the tool rule).
+    pub call_replies: BTreeMap<u64, Vec<ScriptedCall>>,
     /// Whether and which tools are called when a request offers tools.
     pub tools: ToolReply,
     /// Make replies differ per request (strings and numbers of structured replies, a suffix of
@@ -42,6 +44,7 @@ impl Default for MockConfig {
             latency: Duration::ZERO,
             text: None,
             replies: BTreeMap::new(),
+            call_replies: BTreeMap::new(),
             tools: ToolReply::Auto,
             randomize: false,
             seed: 0,
@@ -56,6 +59,12 @@ impl Default for MockConfig {
 }
 
 impl MockConfig {
+    /// Answers request `index` (0-based) with these tool calls.
+    pub fn with_calls(mut self, index: u64, calls: Vec<ScriptedCall>) -> MockConfig {
+        self.call_replies.insert(index, calls);
+        self
+    }
+
     /// Waits `latency` before every answer.
     pub fn with_latency(mut self, latency: Duration) -> MockConfig {
         self.latency = latency;
@@ -150,14 +159,22 @@ pub enum ToolReply {
 pub struct ScriptedCall {
     /// The tool's name.
     pub name: String,
-    /// Its arguments (sent as their JSON text).
+    /// Its arguments (sent as their JSON text, or as they are when a string).
     pub arguments: Json,
+    /// Its id (else `call_<request index>_<k>`).
+    pub id: Option<String>,
 }
 
 impl ScriptedCall {
+    /// The call with this id.
+    pub fn with_id(mut self, id: impl Into<String>) -> ScriptedCall {
+        self.id = Some(id.into());
+        self
+    }
+
     /// A call of `name` with `arguments`.
     pub fn new(name: impl Into<String>, arguments: Json) -> ScriptedCall {
-        ScriptedCall { name: name.into(), arguments }
+        ScriptedCall { name: name.into(), arguments, id: None }
     }
 }
 

@@ -33,6 +33,9 @@ pub(crate) enum Content {
 /// Builds the reply content of request `index`; `violate` makes a structured reply fail its
 /// schema.
 pub(crate) fn content(config: &MockConfig, index: u64, body: &Json, violate: bool) -> Content {
+    if let Some(calls) = config.call_replies.get(&index) {
+        return Content::Calls(calls.clone());
+    }
     if let Some(scripted) = config.replies.get(&index) {
         return Content::Text(scripted.clone());
     }
@@ -211,7 +214,7 @@ fn tool_calls(config: &MockConfig, body: &Json, messages: &[Json]) -> Option<Vec
                 v @ Json::Object(_) => v,
                 _ => Json::Object(Map::new()),
             };
-            Some(vec![ScriptedCall { name, arguments }])
+            Some(vec![ScriptedCall::new(name, arguments)])
         }
     }
 }
@@ -229,8 +232,12 @@ pub(crate) fn completion(index: u64, body: &Json, content: &Content, cached_toke
                 .iter()
                 .enumerate()
                 .map(|(k, c)| {
-                    json!({"id": format!("call_{index:06}_{k}"), "type": "function",
-                           "function": {"name": c.name, "arguments": c.arguments.to_string()}})
+                    let id = c.id.clone().unwrap_or_else(|| format!("call_{index:06}_{k}"));
+                    let arguments = match &c.arguments {
+                        Json::String(raw) => raw.clone(),
+                        other => other.to_string(),
+                    };
+                    json!({"id": id, "type": "function", "function": {"name": c.name, "arguments": arguments}})
                 })
                 .collect();
             let chars: usize = calls.iter().map(|c| c["function"]["arguments"].as_str().map_or(0, str::len)).sum();

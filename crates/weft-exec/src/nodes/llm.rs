@@ -174,7 +174,7 @@ impl LlmOp {
                 Call::Llm { .. } => {
                     Err(damaged(format!("{}/position/call/attempt", place.at), "attempt 0: attempts count from 1 (the first call)"))
                 }
-                Call::Tool { .. } => place.unexpected(position),
+                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTool { .. } => place.unexpected(position),
             },
             other => place.unexpected(other),
         }
@@ -182,7 +182,7 @@ impl LlmOp {
 }
 
 /// The model of an LLM config, or `None` with the reason reported.
-fn model_for(c: &mut Compiler<'_>, n: CompId, config: CompId) -> Option<Arc<dyn ChatModel>> {
+pub(crate) fn model_for(c: &mut Compiler<'_>, n: CompId, config: CompId) -> Option<Arc<dyn ChatModel>> {
     let Some(typed) = c.model.llm_config(config) else {
         c.not_lowered(config);
         return None;

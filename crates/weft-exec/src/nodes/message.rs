@@ -2,7 +2,7 @@
 //! a message to the conversation), PluginTemplateNode (renders a text) and
 //! PluginConstantValuesNode (gives fixed values).
 
-use super::{Answered, At, mismatched_request};
+use super::{AnswerOutputs, At, mismatched_request};
 use crate::check::{Checked, Place};
 use crate::error::RunErrorKind;
 use crate::plan::NodePlan;
@@ -62,7 +62,7 @@ impl InputMessageOp {
         node: &NodePlan,
         request: &InputRequest,
         answer: Json,
-    ) -> Answered {
+    ) -> AnswerOutputs {
         let InputRequest::Message { .. } = request else { return Err(mismatched_request()) };
         let text = match answer {
             Json::String(s) => s,

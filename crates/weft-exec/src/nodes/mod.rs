@@ -17,6 +17,7 @@
 //! [`Sched::set_position`], [`Sched::new_frame`], [`Sched::finish_frame`]) and the planner's
 //! ([`Compiler::flow_plan`], [`Compiler::report`]).
 
+pub(crate) mod agent;
 pub(crate) mod branching;
 pub(crate) mod fanout;
 pub(crate) mod flow;
@@ -49,6 +50,7 @@ pub(crate) enum Op {
     Constants(message::ConstantsOp),
     Parallel(fanout::ParallelOp),
     Map(Box<fanout::MapOp>),
+    Agent(Box<agent::AgentOp>),
 }
 
 /// The node a family works on: its frame, its plan, and when it started (µs since the Unix
@@ -83,6 +85,8 @@ pub(crate) enum Role<'p> {
     Subflow(&'p flow::SubflowOp),
     /// In branches or items.
     FanOut(fanout::FanOut<'p>),
+    /// Busy with an agent's LLM or tool calls, or waiting for the user to answer the agent.
+    Agent(&'p agent::AgentOp),
 }
 
 /// Which of its inputs a node reads before it runs.
@@ -108,6 +112,7 @@ impl Op {
             Op::Flow(op) => Role::Subflow(op),
             Op::Parallel(op) => Role::FanOut(fanout::FanOut::Parallel(op)),
             Op::Map(op) => Role::FanOut(fanout::FanOut::Map(op)),
+            Op::Agent(op) => Role::Agent(op),
         }
     }
 
@@ -116,7 +121,9 @@ impl Op {
         match self.role() {
             Role::Entry => Reads::Nothing,
             Role::Exit => Reads::Available,
-            Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Reads::All,
+            Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Agent(_) => {
+                Reads::All
+            }
         }
     }
 
@@ -126,7 +133,7 @@ impl Op {
         match self.role() {
             Role::Entry => flow::StartOp::typed_outputs(frame),
             Role::Tool(op) => op.typed_outputs(),
-            Role::Exit | Role::Instant | Role::Llm(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => false,
+            Role::Exit | Role::Instant | Role::Llm(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Agent(_) => false,
         }
     }
 }
@@ -147,6 +154,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Constants(k) => Op::Constants(message::ConstantsOp::plan(k)),
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
+        NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a)?)),
     })
 }
 
@@ -166,6 +174,7 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::Constants(op) => op.step(s, state, at),
         Op::Parallel(op) => op.step(s, state, at, vars),
         Op::Map(op) => op.step(s, state, at, vars),
+        Op::Agent(op) => op.step(s, state, at, vars),
     }
 }
 
@@ -175,6 +184,7 @@ pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call
     match at.node.op.role() {
         Role::Llm(op) => op.complete(s, state, at, call, result),
         Role::Tool(op) => op.complete(s, state, at, call, result),
+        Role::Agent(op) => op.complete(s, state, at, call, result),
         Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -184,15 +194,27 @@ pub(crate) fn mismatched_call() -> RunError {
     other("a call result does not match the node waiting for it")
 }
 
-/// What a node makes of an answer: its outputs (internal titles), or why the answer is refused.
-pub(crate) type Answered = Result<Map<String, Json>, SubmitError>;
+/// What a node makes of an answer it accepts.
+pub(crate) enum Answer {
+    /// Its outputs (internal titles): the scheduler records them and leaves the node through
+    /// `next`.
+    Outputs(Map<String, Json>),
+    /// The node runs again (an agent whose user answered).
+    Again,
+}
 
-/// An answer to the node's pending `request`: the node's outputs (internal titles), or why the
-/// answer is refused. The scheduler then records them and leaves the node through `next`.
+/// What a node makes of an answer, or why the answer is refused.
+pub(crate) type Answered = Result<Answer, SubmitError>;
+
+/// The outputs an answer gives a node that finishes with it, or why the answer is refused.
+pub(crate) type AnswerOutputs = Result<Map<String, Json>, SubmitError>;
+
+/// An answer to the node's pending `request` (see [`Answer`]), or why the answer is refused.
 pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
     match node.op.role() {
-        Role::Input(op) => op.submit(s, state, fid, node, request, answer),
-        Role::Tool(op) => op.submit(s, node, request, answer),
+        Role::Input(op) => op.submit(s, state, fid, node, request, answer).map(Answer::Outputs),
+        Role::Tool(op) => op.submit(s, node, request, answer).map(Answer::Outputs),
+        Role::Agent(op) => op.submit(s, state, fid, node, request, answer),
         Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_request()),
     }
 }
@@ -215,7 +237,7 @@ pub(crate) fn child_finished(
     match at.node.op.role() {
         Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
         Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) => {
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Agent(_) => {
             Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)"))
         }
     }
@@ -227,6 +249,7 @@ pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Cal
     match at.node.op.role() {
         Role::Llm(op) => op.remake(s, state, at, call, vars),
         Role::Tool(op) => op.remake(call),
+        Role::Agent(op) => op.remake(s, state, at, call, vars),
         Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -239,6 +262,7 @@ pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked 
         Role::Input(op) => op.check_position(place, position),
         Role::Subflow(op) => op.check_position(place, position),
         Role::FanOut(fan) => fanout::check_position(place, fan, position),
+        Role::Agent(op) => op.check_position(place, position),
         Role::Entry | Role::Exit | Role::Instant => place.unexpected(position),
     }
 }
@@ -248,6 +272,7 @@ pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
     match op.role() {
         Role::Input(op) => op.asks(request),
         Role::Tool(op) => op.asks(request),
+        Role::Agent(op) => op.asks(request),
         Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => false,
     }
 }

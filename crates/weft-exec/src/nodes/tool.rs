@@ -2,7 +2,7 @@
 //! driver, or a ClientTool whose result the run waits for as an input request; either way the
 //! result is read into the node's outputs.
 
-use super::{Answered, At, mismatched_call, mismatched_request};
+use super::{AnswerOutputs, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place, damaged};
 use crate::effect::{Effect, EffectResult, ToolCall};
 use crate::error::{RunErrorKind, SubmitError};
@@ -97,7 +97,7 @@ impl ToolOp {
     }
 
     /// A client tool's result, checked against the output schemas.
-    pub(crate) fn submit(&self, s: &Sched<'_>, node: &NodePlan, request: &InputRequest, answer: Json) -> Answered {
+    pub(crate) fn submit(&self, s: &Sched<'_>, node: &NodePlan, request: &InputRequest, answer: Json) -> AnswerOutputs {
         let InputRequest::Tool { tool, .. } = request else { return Err(mismatched_request()) };
         let outputs = outputs(node, &self.outputs, answer, &s.plan.secrets).map_err(|e| SubmitError::Invalid(e.message))?;
         for (title, schema) in self.outputs.iter().zip(&self.output_schemas) {
@@ -136,7 +136,7 @@ impl ToolOp {
                     format!("{}/position/call/tool", place.at),
                     format!("frame {} calls tool \"{tool}\" at node \"{}\", whose tool is \"{}\"", place.id, place.node_id, self.tool_name),
                 )),
-                Call::Llm { .. } => place.unexpected(position),
+                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTool { .. } => place.unexpected(position),
             },
             Position::Waiting { .. } if self.tool.is_none() => Ok(()),
             other => place.unexpected(other),

@@ -1,12 +1,185 @@
 //! Agents and the nodes that run them: Agent, ExtendedAgent, SpecializedAgent and its
-//! parameters, AgentNode, ExtendedAgentNode, Swarm, ManagerWorkers. Weft checks and exports them;
-//! running them comes with the agents release.
+//! parameters, AgentNode, ExtendedAgentNode, Swarm, ManagerWorkers. Weft checks and exports them
+//! all, and runs an Agent or ExtendedAgent (at the root of a document or in an AgentNode) whose
+//! tools are ServerTools; what else an agent may hold is a blocker until it runs.
 
-use super::{Fields, next};
+use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, next};
 use crate::check::Cx;
 use crate::infer::{Inferred, Inferrer, map_titles, string_props, union_into};
 use crate::template::placeholders;
-use weft_spec::{Code, CompId, Value};
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use weft_spec::{Code, CompId, Property, Value};
+
+/// An agent as a node runs it (AgentNode, ExtendedAgentNode, or the root of a document).
+#[derive(Debug)]
+pub struct AgentNode {
+    /// The Agent or ExtendedAgent component.
+    pub agent: CompId,
+    /// Its LLM config.
+    pub llm_config: CompId,
+    /// The config's `default_generation_parameters`.
+    pub generation: Map<String, Json>,
+    /// `system_prompt`, compiled (rendered with the agent's inputs before every LLM call).
+    pub system_prompt: Arc<weft_prompt::Template>,
+    /// The agent's tools, in document order.
+    pub tools: Vec<AgentTool>,
+    /// The outputs `submit_result` takes, under the agent's names (the node's outputs, when a
+    /// node runs the agent).
+    pub outputs: Vec<Property>,
+    /// `human_in_the_loop` (WayFlow's caller input mode ALWAYS), after the node's
+    /// `caller_input_mode`.
+    pub human_in_the_loop: bool,
+    /// LLM calls per user turn.
+    pub max_iterations: u64,
+    /// Whether the agent may end the conversation (`end_conversation`).
+    pub can_finish_conversation: bool,
+    /// The message posted before the first user message, without an LLM call.
+    pub initial_message: Option<String>,
+    /// A failing tool fails the agent instead of going back to the model.
+    pub raise_exceptions: bool,
+}
+
+/// A tool an agent may call.
+#[derive(Debug, Clone)]
+pub struct AgentTool {
+    /// The tool component.
+    pub comp: CompId,
+    /// Its name (what the model calls).
+    pub name: String,
+    /// Its description (`""` when absent).
+    pub description: String,
+    /// Its inputs: the call's parameters.
+    pub inputs: Vec<Property>,
+    /// Its outputs.
+    pub outputs: Vec<Property>,
+}
+
+/// The default `max_iterations` (a core Agent has no such field).
+pub const DEFAULT_MAX_ITERATIONS: u64 = 10;
+
+/// ExtendedAgent's `initial_message` when not set (pyagentspec's `NOT_SET_INITIAL_MESSAGE`).
+const NOT_SET: &str = "N/A";
+
+pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    let comp = lw.comp(n);
+    match comp.ty.name {
+        "AgentNode" | "ExtendedAgentNode" => {
+            let f = lw.fields(n);
+            let agent = f.comp("agent")?;
+            let out_map = f.mapping("output_mapping");
+            let outputs = lw.io(n).outputs.iter().map(|p| p.retitled(&internal_name(&out_map, p.title()))).collect();
+            let mode = match f.str_where_present("caller_input_mode") {
+                Some("always") => Some(true),
+                Some("never") => Some(false),
+                _ => None,
+            };
+            lower_agent(lw, n, agent, outputs, mode).map(|a| Lowered::Kind(NodeKind::Agent(Box::new(a))))
+        }
+        _ => Some(Lowered::NotRunnable),
+    }
+}
+
+/// The root of a document that is an agent, run as a flow of one node.
+pub(super) fn lower_root(lw: &mut Lowerer<'_, '_>, root: CompId) -> Option<AgentNode> {
+    let outputs = lw.io(root).outputs.clone();
+    lower_agent(lw, root, root, outputs, None)
+}
+
+/// Lowers agent `a` for `owner` (the node, or the agent itself at the root); what Weft cannot
+/// run yet is recorded as a blocker of `owner`.
+fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<Property>, mode: Option<bool>) -> Option<AgentNode> {
+    let comp = lw.comp(a);
+    if !matches!(comp.ty.name, "Agent" | "ExtendedAgent") {
+        lw.block(owner, a, comp.pointer.clone(), format!("{} as the agent of a node", comp.ty.name));
+        return None;
+    }
+    let f = lw.fields(a);
+    let extended = comp.is("ExtendedAgent");
+    let mut ok = true;
+    for field in ["toolboxes", "transforms", "agents", "flows", "context_providers"] {
+        if f.has(field) && f.non_empty(field) {
+            lw.block(owner, a, format!("{}/{field}", comp.pointer), format!("an agent with `{field}`"));
+            ok = false;
+        }
+    }
+    if extended && f.comp("agent_template").is_some() {
+        lw.block(owner, a, format!("{}/agent_template", comp.pointer), "an agent with its own `agent_template`".into());
+        ok = false;
+    }
+    if extended && f.bool("strict_output_validation", false) {
+        lw.block(owner, a, format!("{}/strict_output_validation", comp.pointer), "an agent with `strict_output_validation`".into());
+        ok = false;
+    }
+    let llm_config = f.comp("llm_config")?;
+    let config = lw.comp(llm_config);
+    let legacy_llama = |id: &str| {
+        let id = id.to_lowercase();
+        id.contains("llama") && id.contains("3.")
+    };
+    let model_id = lw.fields(llm_config).str_where_present("model_id").unwrap_or("");
+    if config.is("OllamaConfig") || (config.is("VllmConfig") && legacy_llama(model_id)) {
+        lw.block(
+            owner,
+            a,
+            format!("{}/llm_config", comp.pointer),
+            format!("an agent on {} (WayFlow calls tools through the Llama prompt template there, not natively)", config.ty.name),
+        );
+        ok = false;
+    }
+    let mut tools = Vec::new();
+    for t in f.comps("tools") {
+        let tc = lw.comp(t);
+        if tc.ty.name != "ServerTool" {
+            lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
+            ok = false;
+            continue;
+        }
+        if lw.fields(t).bool_where_present("requires_confirmation", false) {
+            lw.block(owner, t, format!("{}/requires_confirmation", tc.pointer), "a tool that requires confirmation".into());
+            ok = false;
+        }
+        let io = lw.io(t);
+        tools.push(AgentTool {
+            comp: t,
+            name: tc.name.clone(),
+            description: tc.description.clone().unwrap_or_default(),
+            inputs: io.inputs.clone(),
+            outputs: io.outputs.clone(),
+        });
+    }
+    let source = f.str("system_prompt").unwrap_or("");
+    let system_prompt = lw.template(a, "system_prompt", source)?;
+    let allowed = lw.input_names(a);
+    if !lw.variables(a, "system_prompt", &system_prompt, &allowed) {
+        return None;
+    }
+    let human_in_the_loop = mode.unwrap_or_else(|| f.bool("human_in_the_loop", true));
+    let initial_message = match f.str_where_present("initial_message") {
+        Some(NOT_SET) | None => extended.then(|| "Hi! How can I help you?".to_owned()).filter(|_| human_in_the_loop),
+        Some(m) => Some(m.to_owned()),
+    };
+    let max_iterations =
+        if extended { f.json("max_iterations").and_then(Json::as_u64).unwrap_or(DEFAULT_MAX_ITERATIONS) } else { DEFAULT_MAX_ITERATIONS };
+    let config_fields = lw.fields(llm_config);
+    let generation = match config_fields.json("default_generation_parameters") {
+        Some(Json::Object(m)) => m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Map::new(),
+    };
+    ok.then_some(AgentNode {
+        agent: a,
+        llm_config,
+        generation,
+        system_prompt,
+        tools,
+        outputs,
+        human_in_the_loop,
+        max_iterations,
+        can_finish_conversation: extended && f.bool("can_finish_conversation", false),
+        initial_message,
+        raise_exceptions: extended && f.bool("raise_exceptions", false),
+    })
+}
 
 /// The types of the family.
 pub const TYPES: &[&str] = &[

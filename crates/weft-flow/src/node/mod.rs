@@ -25,6 +25,7 @@ pub mod llm;
 pub mod message;
 pub mod tool;
 
+pub use agent::{AgentNode, AgentTool};
 pub use branching::BranchingNode;
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
@@ -70,6 +71,8 @@ pub enum NodeKind {
     Template(TemplateNode),
     /// PluginConstantValuesNode.
     Constants(ConstantsNode),
+    /// AgentNode, ExtendedAgentNode.
+    Agent(Box<AgentNode>),
 }
 
 /// A node: its kind and the renamings every node type may have.
@@ -123,6 +126,8 @@ pub struct Model {
     /// (`<label> at <pointer>: <what is wrong>`).
     errors: HashMap<CompId, Vec<String>>,
     llm_configs: HashMap<CompId, weft_spec::LlmConfig>,
+    /// The root of the document when it is an agent Weft runs.
+    agents: HashMap<CompId, AgentNode>,
 }
 
 impl Model {
@@ -135,6 +140,11 @@ impl Model {
     /// right.
     pub fn node(&self, c: CompId) -> Option<&Node> {
         self.nodes.get(&c)
+    }
+
+    /// The agent at the root of the document (run as a flow of one node), if it is one Weft runs.
+    pub fn agent(&self, c: CompId) -> Option<&AgentNode> {
+        self.agents.get(&c)
     }
 
     /// The LLM config component `c`, typed.
@@ -307,9 +317,15 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
     let spec = lw.cx.spec;
     let root = spec.root;
     let root_comp = spec.get(root);
-    if !flow::is_flow(root_comp) {
+    if matches!(root_comp.ty.name, "Agent" | "ExtendedAgent") {
+        if !lw.cx.skip(root)
+            && let Some(agent) = agent::lower_root(&mut lw, root)
+        {
+            lw.model.agents.insert(root, agent);
+        }
+    } else if !flow::is_flow(root_comp) {
         let what = format!(
-            "{} at the root of a document (weft runs documents whose root is a Flow; agents come in a later release)",
+            "{} at the root of a document (weft runs documents whose root is a Flow, an Agent or an ExtendedAgent)",
             root_comp.ty.name
         );
         lw.block(root, root, root_comp.pointer.clone(), what);
@@ -401,7 +417,8 @@ impl<'b> Lowerer<'_, 'b> {
             Some(Family::Branching) => branching::lower_node(self, n),
             Some(Family::Message) => message::lower_node(self, n),
             Some(Family::Fanout) => fanout::lower_node(self, n),
-            Some(Family::Agent | Family::Http | Family::Control | Family::Data) | None => Some(Lowered::NotRunnable),
+            Some(Family::Agent) => agent::lower_node(self, n),
+            Some(Family::Http | Family::Control | Family::Data) | None => Some(Lowered::NotRunnable),
         };
         match kind {
             Some(Lowered::Kind(kind)) => Some(kind),
@@ -734,6 +751,7 @@ mod tests {
                         NodeKind::OutputMessage(_) => "output message",
                         NodeKind::Template(_) => "template",
                         NodeKind::Constants(_) => "constants",
+                        NodeKind::Agent(_) => "agent",
                     });
                 }
             }
@@ -751,6 +769,7 @@ mod tests {
             "output message",
             "template",
             "constants",
+            "agent",
         ];
         let missing: Vec<&str> = all.iter().copied().filter(|k| !seen.contains(k)).collect();
         assert!(missing.is_empty(), "no valid corpus document lowers to {missing:?}");

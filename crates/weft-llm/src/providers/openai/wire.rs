@@ -91,8 +91,13 @@ fn message(m: &ChatMessage) -> Json {
     for image in &m.images {
         parts.push(json!({"type": "image_url", "image_url": {"url": image_url(image)}}));
     }
-    // An assistant message that only calls tools has no content.
-    out.insert("content".into(), if parts.is_empty() { Json::Null } else { Json::Array(parts) });
+    if m.role == Role::Tool {
+        // A tool result's content is its text (as WayFlow sends it).
+        out.insert("content".into(), Json::String(m.content.clone()));
+    } else if !parts.is_empty() {
+        // An assistant message that only calls tools has no content member (as WayFlow sends it).
+        out.insert("content".into(), Json::Array(parts));
+    }
     if !m.tool_calls.is_empty() {
         let calls = m
             .tool_calls
@@ -367,9 +372,9 @@ mod tests {
         );
         assert_eq!(
             body["messages"][1],
-            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{\"a\":1}"}}]})
+            json!({"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{\"a\":1}"}}]})
         );
-        assert_eq!(body["messages"][2], json!({"role": "tool", "content": [{"type": "text", "text": "2"}], "tool_call_id": "c1"}));
+        assert_eq!(body["messages"][2], json!({"role": "tool", "content": "2", "tool_call_id": "c1"}));
     }
 
     #[test]

@@ -1,0 +1,629 @@
+//! Agents (Agent, ExtendedAgent; in an AgentNode, or at the root of a document), run as WayFlow
+//! runs them (`../shared/agentspec/AGENTS.md` sections 1 and 2): a loop of LLM calls offering the
+//! agent's tools natively, each answer either text (the agent talks to the user) or tool calls,
+//! run one at a time in the answer's order, until `submit_result` is accepted, the user is asked,
+//! or `max_iterations` LLM calls were made in the user's turn.
+//!
+//! The conversation is the run's (`RunState::messages`, shared with the flow's message nodes), so
+//! a run stopped anywhere in the loop resumes in another process: the frame is busy with the LLM
+//! call or the tool call it was making ([`Call::AgentLlm`], [`Call::AgentTool`], with the turn's
+//! count and the tool calls still queued), or waits for the user's answer.
+//!
+//! Where WayFlow misbehaves (AGENTS.md "Weft may differ"), Weft does this instead: a call of a
+//! built-in tool that was not offered is answered as an unknown tool; at the iteration limit an
+//! output without a default gets its type's zero value (never WayFlow's placeholder object); a
+//! submission is also checked against the output schemas, and an invalid one goes back to the
+//! model with why.
+
+use super::{Answer, Answered, At, mismatched_call, mismatched_request};
+use crate::check::{Checked, Place};
+use crate::effect::{Effect, EffectResult, LlmCall, ToolCall as ToolEffect};
+use crate::error::RunErrorKind;
+use crate::event::Event;
+use crate::plan::{Compiler, NodePlan};
+use crate::sched::{Res, Sched, get_frame, node_error};
+use crate::state::{AgentTurn, Call, ConversationMessage, InputRequest, Position, RunState};
+use serde_json::{Map, Value as Json, json};
+use std::sync::Arc;
+use weft_flow::node::AgentNode;
+use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, Role, ToolCall, ToolSpec};
+use weft_spec::{CompId, Property};
+use weft_tools::Tool;
+
+/// The built-in tools the agent loop runs itself.
+const TALK_TO_USER: &str = "talk_to_user";
+const SUBMIT_RESULT: &str = "submit_result";
+const END_CONVERSATION: &str = "end_conversation";
+
+/// Message types of the conversation.
+const USER: &str = "USER";
+const AGENT: &str = "AGENT";
+const TOOL_REQUEST: &str = "TOOL_REQUEST";
+const TOOL_RESULT: &str = "TOOL_RESULT";
+
+/// What `end_conversation` answers the first time.
+const END_FIRST: &str = "You attempted to end the conversation. If the user indeed asked to exit, please call this tool again and do not reply anything else. You are a helpful assistant; do not annoy the user; do not ask them to confirm.";
+
+/// An agent's operation: its model, prompt and tools bound at plan time.
+pub(crate) struct AgentOp {
+    model: Arc<dyn ChatModel>,
+    limiter: Arc<weft_llm::limit::Limiter>,
+    generation: Map<String, Json>,
+    system_prompt: Arc<weft_prompt::Template>,
+    tools: Vec<BoundTool>,
+    /// The outputs `submit_result` takes, under the agent's names.
+    outputs: Vec<Property>,
+    always: bool,
+    max_iterations: u64,
+    can_finish: bool,
+    initial_message: Option<String>,
+    raise_exceptions: bool,
+    /// The tools offered on every call but the last allowed one, in WayFlow's order.
+    offered: Vec<ToolSpec>,
+    /// The tools offered on the last allowed call (only the built-in ones that end a turn).
+    last: Vec<ToolSpec>,
+}
+
+/// A server tool bound by name.
+struct BoundTool {
+    name: String,
+    tool: Arc<dyn Tool>,
+    inputs: Vec<Property>,
+}
+
+impl AgentOp {
+    /// Binds the agent's model and tools (an unbound tool is reported with the others).
+    pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, agent: &AgentNode) -> Option<AgentOp> {
+        let model = super::llm::model_for(c, n, agent.llm_config)?;
+        let limiter = c.inputs.limits.get(model.endpoint());
+        let mut tools = Vec::new();
+        let mut offered = Vec::new();
+        for t in &agent.tools {
+            offered.push(tool_spec(&t.name, &t.description, &t.inputs));
+            match c.inputs.tools.get(&t.name) {
+                Some(tool) => tools.push(BoundTool { name: t.name.clone(), tool: Arc::clone(tool), inputs: t.inputs.clone() }),
+                None => c.missing_tools.push(t.name.clone()),
+            }
+        }
+        let always = agent.human_in_the_loop;
+        let has_outputs = !agent.outputs.is_empty();
+        let end = agent.can_finish_conversation && !has_outputs;
+        let mut last = Vec::new();
+        if end {
+            offered.push(end_conversation_spec());
+        }
+        if always && !offered.is_empty() {
+            offered.push(talk_to_user_spec());
+        }
+        let submit = (has_outputs || (!always && !end)).then(|| submit_spec(&agent.outputs, always));
+        if let Some(spec) = &submit {
+            offered.push(spec.clone());
+        }
+        // The last allowed call: NEVER with outputs may only submit; otherwise the built-ins
+        // the agent has.
+        if let Some(spec) = submit {
+            last.push(spec);
+        }
+        if !has_outputs || always {
+            last.extend(offered.iter().filter(|t| matches!(t.name.as_str(), TALK_TO_USER | END_CONVERSATION)).cloned());
+        }
+        Some(AgentOp {
+            model,
+            limiter,
+            generation: agent.generation.clone(),
+            system_prompt: Arc::clone(&agent.system_prompt),
+            tools,
+            outputs: agent.outputs.clone(),
+            always,
+            max_iterations: agent.max_iterations,
+            can_finish: end,
+            initial_message: agent.initial_message.clone(),
+            raise_exceptions: agent.raise_exceptions,
+            offered,
+            last,
+        })
+    }
+
+    /// The node is entered (or its user answered): the initial message when the conversation has
+    /// no user message yet and the agent has one, else an LLM call.
+    pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
+        s.start_clock(state, at.fid);
+        if let Some(message) = &self.initial_message
+            && !state.messages.iter().any(|m| m.message_type == USER)
+        {
+            s.post(state, at.fid, at.node, AGENT, message);
+            return self.ask_user(s, state, at, message.clone());
+        }
+        self.call_llm(s, state, at, &vars, AgentTurn::default())
+    }
+
+    /// The next LLM call of the turn, or what the iteration limit does.
+    fn call_llm(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: &Map<String, Json>, mut turn: AgentTurn) -> Res<()> {
+        if turn.iterations >= self.max_iterations {
+            return self.limit_reached(s, state, at);
+        }
+        let last_call = turn.iterations + 1 == self.max_iterations;
+        turn.iterations += 1;
+        let meta = meta(state, at)?;
+        let call_index = meta.call_index;
+        let request = self.request(state, at, vars, meta, last_call)?;
+        let effect = self.effect(s, state, at, request);
+        s.perform(state, at.fid, at.node, Call::AgentLlm { call_index, turn }, effect);
+        Ok(())
+    }
+
+    /// The request of an LLM call: the system prompt, the conversation, the tools offered.
+    fn request(&self, state: &RunState, at: At<'_>, vars: &Map<String, Json>, meta: RequestMeta, last_call: bool) -> Res<ChatRequest> {
+        let system = self
+            .system_prompt
+            .render(vars)
+            .map_err(|e| node_error(RunErrorKind::Template, at.node, &format!("cannot render the agent's system_prompt: {e}")))?;
+        let mut messages = Vec::new();
+        if !system.is_empty() {
+            messages.push(ChatMessage::new(Role::System, system));
+        }
+        messages.extend(state.messages.iter().filter_map(history_message));
+        let tools = if last_call { self.last.clone() } else { self.offered.clone() };
+        Ok(ChatRequest { messages, tools, generation: self.generation.clone(), meta, ..ChatRequest::default() })
+    }
+
+    fn effect(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, request: ChatRequest) -> Effect {
+        s.emit(state, at.fid, || Event::LlmRequest {
+            node: at.node.name.clone(),
+            model: self.model.name().to_owned(),
+            attempt: 1,
+            messages: request.messages.len(),
+        });
+        Effect::Llm(Box::new(LlmCall {
+            model: Arc::clone(&self.model),
+            limiter: Arc::clone(&self.limiter),
+            request,
+            node: at.node.name.clone(),
+        }))
+    }
+
+    /// An LLM call or a tool call returned.
+    pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
+        match (call, result) {
+            (Call::AgentLlm { turn, .. }, EffectResult::Llm(result)) => {
+                let node = at.node;
+                let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")).with_llm(e))?;
+                let took_ms = s.took_ms;
+                s.emit(state, at.fid, || Event::LlmResponse { node: node.name.clone(), usage: response.usage, duration_ms: took_ms });
+                state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
+                state.usage.tokens.add(&response.usage);
+                self.answered(s, state, at, turn, response.text, response.tool_calls)
+            }
+            (Call::AgentTool { id, tool, turn, .. }, EffectResult::Tool(result)) => {
+                let took_ms = s.took_ms;
+                s.emit(state, at.fid, || Event::ToolCall {
+                    node: at.node.name.clone(),
+                    tool: tool.clone(),
+                    duration_ms: took_ms,
+                    error: result.as_ref().err().map(ToString::to_string),
+                });
+                state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
+                let value = match result {
+                    Ok(value) => value,
+                    Err(e) if self.raise_exceptions => {
+                        return Err(node_error(RunErrorKind::Tool, at.node, &format!("tool \"{tool}\" failed: {e}")).with_tool(e));
+                    }
+                    // WayFlow returns the exception's text, JSON-quoted like any string.
+                    Err(e) => Json::String(e.to_string()),
+                };
+                self.tool_result(state, at, &id, &value);
+                self.run_queue(s, state, at, turn)
+            }
+            _ => Err(mismatched_call()),
+        }
+    }
+
+    /// The model answered: text yields (or, under NEVER, is answered by the reminder), tool
+    /// calls are queued and run.
+    fn answered(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        at: At<'_>,
+        mut turn: AgentTurn,
+        text: String,
+        calls: Vec<ToolCall>,
+    ) -> Res<()> {
+        if calls.is_empty() {
+            s.post(state, at.fid, at.node, AGENT, &text);
+            if self.always {
+                return self.ask_user(s, state, at, text);
+            }
+            s.post(state, at.fid, at.node, USER, &self.reminder());
+            let vars = s.node_inputs(state, at.fid, at.node)?;
+            return self.call_llm(s, state, at, &vars, turn);
+        }
+        // Several calls with talk_to_user among them: the first alone when all are, else none
+        // of them.
+        let talks = calls.iter().filter(|c| c.name == TALK_TO_USER).count();
+        let calls: Vec<ToolCall> = match (calls.len(), talks) {
+            (n, t) if n > 1 && t == n => calls.into_iter().take(1).collect(),
+            (n, t) if n > 1 && t > 0 => calls.into_iter().filter(|c| c.name != TALK_TO_USER).collect(),
+            _ => calls,
+        };
+        let calls: Vec<ToolCall> = calls.into_iter().map(|c| self.normalized(c)).collect();
+        state
+            .messages
+            .push(ConversationMessage { tool_calls: calls.clone(), ..ConversationMessage::text(TOOL_REQUEST, text, at.node.name.clone()) });
+        turn.queue = calls;
+        self.run_queue(s, state, at, turn)
+    }
+
+    /// Runs the queued calls in order until one needs the outside world (a server tool), ends
+    /// the turn, or the queue is empty (then the next LLM call).
+    fn run_queue(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, mut turn: AgentTurn) -> Res<()> {
+        while !turn.queue.is_empty() {
+            let call = turn.queue.remove(0);
+            let offered = self.offered.iter().any(|t| t.name == call.name);
+            let args = match &call.arguments {
+                Json::Object(m) => m.clone(),
+                _ => Map::new(),
+            };
+            match call.name.as_str() {
+                SUBMIT_RESULT if offered => {
+                    if let Some(outputs) = self.submission(state, at, &call.id, args) {
+                        self.tool_result(state, at, &call.id, &json!("The submission was successful"));
+                        s.stop_clock(state, at.fid);
+                        return s.done(state, at, outputs);
+                    }
+                }
+                TALK_TO_USER if offered => {
+                    let text = match args.get("text") {
+                        Some(Json::String(t)) => t.clone(),
+                        _ => {
+                            let text = weft_prompt::py_str(&Json::Object(args));
+                            replace_request(state, &text);
+                            s.post(state, at.fid, at.node, USER, "talk_to_user tool used improperly (missing field text");
+                            continue;
+                        }
+                    };
+                    // The request becomes a plain message of the agent: no call, no result.
+                    replace_request(state, &text);
+                    s.emit(state, at.fid, || Event::Message {
+                        node: at.node.name.clone(),
+                        message_type: AGENT.to_owned(),
+                        content: text.clone(),
+                    });
+                    return self.ask_user(s, state, at, text);
+                }
+                END_CONVERSATION if offered => {
+                    let first = tool_output(&json!(END_FIRST));
+                    let asked =
+                        state.messages.iter().any(|m| m.message_type == TOOL_RESULT && m.node == at.node.name && m.content == first);
+                    if asked {
+                        self.tool_result(state, at, &call.id, &json!("Conversation has been ended by the agent."));
+                        s.stop_clock(state, at.fid);
+                        return s.done(state, at, Map::new());
+                    }
+                    self.tool_result(state, at, &call.id, &json!(END_FIRST));
+                }
+                name => match self.tools.iter().find(|t| t.name == name).filter(|_| offered) {
+                    Some(tool) => {
+                        let effect = Effect::Tool(ToolEffect { tool: Arc::clone(&tool.tool), args: args.clone() });
+                        let call = Call::AgentTool { id: call.id, tool: tool.name.clone(), args, turn };
+                        s.perform(state, at.fid, at.node, call, effect);
+                        return Ok(());
+                    }
+                    None => {
+                        let names: Vec<Json> = self.offered.iter().map(|t| Json::String(t.name.clone())).collect();
+                        let text = format!(
+                            "Tool named {name} is not in the list of available tools. Remember that you ONLY have access to {} 'tools'.\nAvailable tools:\n{}.",
+                            names.len(),
+                            weft_prompt::py_str(&Json::Array(names))
+                        );
+                        self.tool_result(state, at, &call.id, &Json::String(text));
+                    }
+                },
+            }
+        }
+        let vars = s.node_inputs(state, at.fid, at.node)?;
+        self.call_llm(s, state, at, &vars, turn)
+    }
+
+    /// A `submit_result` call's outputs, or `None` after answering the model why not.
+    fn submission(&self, state: &mut RunState, at: At<'_>, id: &str, args: Map<String, Json>) -> Option<Map<String, Json>> {
+        if self.outputs.is_empty() {
+            // NEVER without outputs: the summary is discarded.
+            return Some(Map::new());
+        }
+        let mut outputs = Map::new();
+        let mut missing = Vec::new();
+        for p in &self.outputs {
+            match args.get(p.title()).or_else(|| p.default()) {
+                Some(v) => {
+                    outputs.insert(p.title().to_owned(), weft_prompt::cast_to_input(v.clone(), &p.schema));
+                }
+                None => missing.push(Json::String(p.title().to_owned())),
+            }
+        }
+        if !missing.is_empty() {
+            let text = format!(
+                "The submission: {}\n is missing some inputs: {}. Please resubmit with the correct inputs.",
+                weft_prompt::py_str(&Json::Object(args)),
+                weft_prompt::py_str(&Json::Array(missing))
+            );
+            self.tool_result(state, at, id, &Json::String(text));
+            return None;
+        }
+        let problems: Vec<String> = self
+            .outputs
+            .iter()
+            .filter_map(|p| {
+                outputs.get(p.title()).and_then(|v| crate::run::type_problem(&p.schema, v)).map(|why| format!("{}: {why}", p.title()))
+            })
+            .collect();
+        if !problems.is_empty() {
+            let text = format!(
+                "The submission is invalid:\n- {}\nPlease resubmit with exactly the declared fields and types.",
+                problems.join("\n- ")
+            );
+            self.tool_result(state, at, id, &Json::String(text));
+            return None;
+        }
+        Some(outputs)
+    }
+
+    /// `max_iterations` LLM calls were made in this turn: with outputs, finish with their
+    /// defaults (an output without one gets its type's zero value); without, ALWAYS tells the user
+    /// and waits, NEVER finishes.
+    fn limit_reached(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>) -> Res<()> {
+        if !self.outputs.is_empty() || !self.always {
+            let outputs =
+                self.outputs.iter().map(|p| (p.title().to_owned(), p.default().cloned().unwrap_or_else(|| zero(&p.schema)))).collect();
+            s.stop_clock(state, at.fid);
+            return s.done(state, at, outputs);
+        }
+        let text = "Info: I reached the maximum number of iterations before producing a final response. Please try again with a higher iteration limit or a more focused request.";
+        s.post(state, at.fid, at.node, AGENT, text);
+        self.ask_user(s, state, at, text.to_owned())
+    }
+
+    /// The agent talks to the user and waits for the answer.
+    fn ask_user(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, message: String) -> Res<()> {
+        s.stop_clock(state, at.fid);
+        s.wait(state, at.fid, at.node, InputRequest::Message { node: at.node.name.clone(), message: Some(message) })
+    }
+
+    /// Appends the result of call `id`: `value` as the model sees it (see [`tool_output`]).
+    fn tool_result(&self, state: &mut RunState, at: At<'_>, id: &str, value: &Json) {
+        let content = tool_output(value);
+        state.messages.push(ConversationMessage {
+            tool_call_id: Some(id.to_owned()),
+            ..ConversationMessage::text(TOOL_RESULT, content, at.node.name.clone())
+        });
+    }
+
+    /// The NEVER reminder: a user message telling the model to finish with its tool.
+    fn reminder(&self) -> String {
+        let tool = if self.can_finish { END_CONVERSATION } else { SUBMIT_RESULT };
+        let mut text = format!(
+            "The user is not available; you are not allowed to output pure text.\nPlease handle the task yourself and finalize it by calling the `{tool}` tool when you confirm the task is achieved."
+        );
+        if tool == SUBMIT_RESULT {
+            text.push_str(
+                "\nIf the tool requires arguments, ensure you provide grounded and appropriate values without hallucinating them.",
+            );
+        }
+        text
+    }
+
+    /// A call's arguments normalized against the tool's parameters: unknown ones dropped, values
+    /// coerced to their types (a failed coercion keeps the value).
+    fn normalized(&self, mut call: ToolCall) -> ToolCall {
+        let args = match std::mem::take(&mut call.arguments) {
+            Json::Object(m) => m,
+            Json::String(raw) => match weft_prompt::parse_lenient(&raw) {
+                Some(Json::Object(m)) => m,
+                _ => Map::new(),
+            },
+            _ => Map::new(),
+        };
+        let params: Option<Vec<Property>> = match call.name.as_str() {
+            SUBMIT_RESULT => Some(self.outputs.clone()),
+            TALK_TO_USER | END_CONVERSATION => None,
+            name => self.tools.iter().find(|t| t.name == name).map(|t| t.inputs.clone()),
+        };
+        call.arguments = Json::Object(match params {
+            Some(params) => args
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let p = params.iter().find(|p| p.title() == k)?;
+                    let v = weft_prompt::cast_to_input(v, &p.schema);
+                    Some((k, v))
+                })
+                .collect(),
+            None => args,
+        });
+        call
+    }
+
+    /// The user answered: their message joins the conversation and the node runs again (a new
+    /// user turn: the iteration count starts again).
+    pub(crate) fn submit(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        fid: u64,
+        node: &NodePlan,
+        request: &InputRequest,
+        answer: Json,
+    ) -> Answered {
+        let InputRequest::Message { .. } = request else { return Err(mismatched_request()) };
+        let text = match answer {
+            Json::String(t) => t,
+            other => weft_prompt::py_str(&other),
+        };
+        s.post(state, fid, node, USER, &text);
+        Ok(Answer::Again)
+    }
+
+    /// The call again after a resume: the LLM call with the conversation as it stands, or the
+    /// tool call with its arguments.
+    pub(crate) fn remake(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
+        match call {
+            Call::AgentLlm { call_index, turn } => {
+                let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
+                let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index: *call_index };
+                let request = self.request(state, at, &vars, meta, turn.iterations == self.max_iterations)?;
+                Ok(self.effect(s, state, at, request))
+            }
+            Call::AgentTool { tool, args, .. } => {
+                let bound = self.tools.iter().find(|t| t.name == *tool).ok_or_else(mismatched_call)?;
+                Ok(Effect::Tool(ToolEffect { tool: Arc::clone(&bound.tool), args: args.clone() }))
+            }
+            _ => Err(mismatched_call()),
+        }
+    }
+
+    /// Busy with one of its LLM or tool calls, or waiting for the user.
+    pub(crate) fn check_position(&self, place: &Place<'_>, position: &Position) -> Checked {
+        match position {
+            Position::Busy { call, .. } => match &**call {
+                Call::AgentLlm { .. } => Ok(()),
+                Call::AgentTool { tool, .. } if self.tools.iter().any(|t| t.name == *tool) => Ok(()),
+                _ => place.unexpected(position),
+            },
+            Position::Waiting { .. } => Ok(()),
+            other => place.unexpected(other),
+        }
+    }
+
+    /// The agent asks the user with message requests.
+    pub(crate) fn asks(&self, request: &InputRequest) -> bool {
+        matches!(request, InputRequest::Message { .. })
+    }
+}
+
+/// The request metadata of the node's next LLM call, counting it.
+fn meta(state: &mut RunState, at: At<'_>) -> Res<RequestMeta> {
+    let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
+    let count = state.llm_calls.entry(at.node.name.clone()).or_insert(0);
+    let call_index = *count;
+    *count = count.saturating_add(1);
+    Ok(RequestMeta { node: at.node.name.clone(), node_path, call_index })
+}
+
+/// A conversation message as the model sees it; `None` for what it does not see (internal
+/// messages, empty non-user messages).
+fn history_message(m: &ConversationMessage) -> Option<ChatMessage> {
+    match m.message_type.as_str() {
+        USER => Some(ChatMessage::new(Role::User, m.content.clone())),
+        AGENT if !m.content.is_empty() => Some(ChatMessage::new(Role::Assistant, m.content.clone())),
+        TOOL_REQUEST => {
+            let mut message = ChatMessage::new(Role::Assistant, m.content.clone());
+            // The arguments as WayFlow writes them back: Python's `json.dumps`.
+            message.tool_calls = m
+                .tool_calls
+                .iter()
+                .map(|c| ToolCall {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    arguments: Json::String(weft_prompt::py_json_dumps(&c.arguments)),
+                })
+                .collect();
+            Some(message)
+        }
+        TOOL_RESULT => {
+            let mut message = ChatMessage::new(Role::Tool, m.content.clone());
+            message.tool_call_id.clone_from(&m.tool_call_id);
+            Some(message)
+        }
+        _ => None,
+    }
+}
+
+/// Rewrites the last tool request (the `talk_to_user` call) into a plain message of the agent.
+fn replace_request(state: &mut RunState, text: &str) {
+    if let Some(m) = state.messages.iter_mut().rev().find(|m| m.message_type == TOOL_REQUEST) {
+        m.message_type = AGENT.to_owned();
+        m.content = text.to_owned();
+        m.tool_calls.clear();
+    }
+}
+
+/// What the model sees of a tool's value (WayFlow's `format_tool_output_for_llm`): Python's
+/// `json.dumps`, with `&`, `<` and `>` escaped.
+fn tool_output(value: &Json) -> String {
+    weft_prompt::py_json_dumps(value).replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e")
+}
+
+/// A type's zero value (an output without a default at the iteration limit).
+fn zero(schema: &Json) -> Json {
+    match schema.get("type").and_then(Json::as_str) {
+        Some("string") => json!(""),
+        Some("integer") => json!(0),
+        Some("number") => json!(0.0),
+        Some("boolean") => json!(false),
+        Some("array") => json!([]),
+        Some("object") => json!({}),
+        _ => Json::Null,
+    }
+}
+
+/// A property schema as WayFlow sends it: `type`, `title`, `description`, `default` first, the
+/// title being the parameter's name.
+fn parameter(p: &Property) -> Json {
+    let mut out = Map::new();
+    let src = p.schema.as_object();
+    for key in ["type", "title", "description", "default"] {
+        let value = if key == "title" { Some(Json::String(p.title().to_owned())) } else { src.and_then(|m| m.get(key)).cloned() };
+        if let Some(v) = value {
+            out.insert(key.to_owned(), v);
+        }
+    }
+    if let Some(m) = src {
+        for (k, v) in m {
+            if !out.contains_key(k) {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Json::Object(out)
+}
+
+/// A tool's description for the model: an object of its parameters, those without a default
+/// required; a tool without parameters gets an empty object.
+fn tool_spec(name: &str, description: &str, params: &[Property]) -> ToolSpec {
+    let parameters = if params.is_empty() {
+        json!({"type": "object", "properties": {}})
+    } else {
+        let properties: Map<String, Json> = params.iter().map(|p| (p.title().to_owned(), parameter(p))).collect();
+        let required: Vec<Json> = params.iter().filter(|p| p.default().is_none()).map(|p| Json::String(p.title().to_owned())).collect();
+        json!({"type": "object", "properties": properties, "required": required})
+    };
+    ToolSpec { name: name.to_owned(), description: Some(description.to_owned()), parameters }
+}
+
+fn talk_to_user_spec() -> ToolSpec {
+    let text = Property::new(json!({"title": "text", "type": "string", "description": "The message to send to the user."}));
+    tool_spec(
+        TALK_TO_USER,
+        "Send a message to the user. This can be used either to help the user with their request or to ask them for additional information you are missing. Prioritize answering their requests when possible.",
+        &[text],
+    )
+}
+
+fn end_conversation_spec() -> ToolSpec {
+    tool_spec(END_CONVERSATION, "Use this tool to end a conversation upon user request.", &[])
+}
+
+fn submit_spec(outputs: &[Property], always: bool) -> ToolSpec {
+    let how = if always {
+        "before calling this function, first ask the user for any missing information, to gather all the required values, and then call this function"
+    } else {
+        "never ask the user but use all your tools and knowledge to fill the expected outputs"
+    };
+    let description = format!("Function to finish the conversation when you found all required outputs. Never make up outputs, {how}");
+    if outputs.is_empty() {
+        let summary = Property::new(
+            json!({"title": "summary", "type": "string", "description": "1 sentence summary of what was done to achieve the task"}),
+        );
+        return tool_spec(SUBMIT_RESULT, &description, &[summary]);
+    }
+    tool_spec(SUBMIT_RESULT, &description, outputs)
+}
