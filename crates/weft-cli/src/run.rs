@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// else JSON when it parses as JSON (`3`, `true`, `[1,2]`), else text.
     #[arg(long = "input", value_name = "NAME=VALUE")]
     input: Vec<String>,
+    /// The first user message of the conversation, posted before the flow or agent runs (an
+    /// agent without one speaks first, as WayFlow's do).
+    #[arg(long, value_name = "TEXT", conflicts_with = "batch")]
+    message: Option<String>,
     /// A JSON object of inputs; `--input` values override its entries.
     #[arg(long = "inputs", value_name = "FILE.json")]
     inputs: Option<PathBuf>,
@@ -300,7 +304,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let run_options = run_options(model, tools, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let inputs = with_overrides(&plan, inputs, overrides);
-    let run = match plan.start(inputs) {
+    let mut run = match plan.start(inputs) {
         Ok(r) => r,
         Err(e) => {
             sink.finish();
@@ -308,6 +312,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Invalid);
         }
     };
+    if let Some(message) = &args.message {
+        run.append_user_message(message).context("--message")?;
+    }
     let stored = Stored {
         flow: absolute(&args.file)?,
         flow_hash: plan.flow_hash().to_owned(),

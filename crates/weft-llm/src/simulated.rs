@@ -1,9 +1,14 @@
 //! The simulated model: built in, offline and deterministic (the same request always gets the same
 //! reply), so every flow runs without an API key.
 //!
-//! A reply comes from the [`Script`] when it has one for the calling node and call index;
-//! otherwise from a rule: with a requested schema, the JSON of [`generate`]; without, one line
-//! quoting the start of the prompt.
+//! A reply comes from the [`Script`] when it has one for the calling node and call index (a reply
+//! `{"tool_calls": [{"name": ..., "arguments": {...}}]}` calls tools); otherwise from a rule: when
+//! an agent asks (the request offers one of the agent built-ins `talk_to_user`, `submit_result`,
+//! `end_conversation`), one call per turn of each tool not called yet in the conversation, in
+//! offered order, with arguments generated from its parameters (the agent built-ins
+//! `talk_to_user` and `end_conversation` are never called this way), then `submit_result` with
+//! generated outputs when it is offered; with a requested schema, the JSON of [`generate`];
+//! otherwise one line quoting the start of the prompt.
 
 pub mod generator;
 
@@ -15,7 +20,7 @@ use weft_spec::text::{TypeWords, type_name};
 
 use serde_json::Value as Json;
 
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Role, Usage};
+use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
 
 /// How many characters of the prompt a reply without schema quotes.
 const QUOTED_CHARS: usize = 60;
@@ -148,20 +153,74 @@ impl SimulatedModel {
         SimulatedModel { latency: options.latency, array_len: options.array_len, script }
     }
 
-    /// The reply text for a request, without waiting.
-    fn reply(&self, request: &ChatRequest) -> String {
+    /// The reply for a request (text, or tool calls), without waiting.
+    fn reply(&self, request: &ChatRequest) -> (String, Vec<ToolCall>) {
         let scripted = self
             .script
             .get(&request.meta.node)
             .and_then(|replies| usize::try_from(request.meta.call_index).ok().and_then(|index| replies.get(index)));
         if let Some(text) = scripted {
-            return text.clone();
+            return match scripted_calls(text) {
+                Some(calls) => (String::new(), with_ids(request, calls)),
+                None => (text.clone(), Vec::new()),
+            };
         }
-        match &request.response_format {
+        if let Some(call) = self.next_tool_call(request) {
+            return (String::new(), with_ids(request, vec![call]));
+        }
+        let text = match &request.response_format {
             Some(format) => generate(&format.schema, self.array_len).to_string(),
             None => prompt_reply(request),
-        }
+        };
+        (text, Vec::new())
     }
+
+    /// The rule's tool call for a request offering tools: the first tool not called yet in the
+    /// conversation, else `submit_result`; `None` to answer in text.
+    fn next_tool_call(&self, request: &ChatRequest) -> Option<(String, Json)> {
+        const NEVER_BY_RULE: [&str; 3] = ["talk_to_user", "end_conversation", "submit_result"];
+        if !request.tools.iter().any(|t| NEVER_BY_RULE.contains(&t.name.as_str())) {
+            return None;
+        }
+        let called: std::collections::HashSet<&str> =
+            request.messages.iter().flat_map(|m| m.tool_calls.iter().map(|c| c.name.as_str())).collect();
+        let arguments = |parameters: &Json| match generate(parameters, self.array_len) {
+            v @ Json::Object(_) => v,
+            _ => Json::Object(serde_json::Map::new()),
+        };
+        if let Some(tool) = request.tools.iter().find(|t| !NEVER_BY_RULE.contains(&t.name.as_str()) && !called.contains(t.name.as_str())) {
+            return Some((tool.name.clone(), arguments(&tool.parameters)));
+        }
+        let submit = request.tools.iter().find(|t| t.name == "submit_result")?;
+        Some((submit.name.clone(), arguments(&submit.parameters)))
+    }
+}
+
+/// The calls of a scripted reply `{"tool_calls": [{"name": ..., "arguments": {...}}, ...]}`.
+fn scripted_calls(text: &str) -> Option<Vec<(String, Json)>> {
+    let value: Json = serde_json::from_str(text).ok()?;
+    let calls = value.as_object().filter(|m| m.len() == 1)?.get("tool_calls")?.as_array()?;
+    calls
+        .iter()
+        .map(|c| {
+            let name = c.get("name")?.as_str()?.to_owned();
+            let arguments = c.get("arguments").cloned().unwrap_or_else(|| Json::Object(serde_json::Map::new()));
+            Some((name, arguments))
+        })
+        .collect()
+}
+
+/// Tool calls with ids unique in the run: the node, its call index and the call's place.
+fn with_ids(request: &ChatRequest, calls: Vec<(String, Json)>) -> Vec<ToolCall> {
+    calls
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, arguments))| ToolCall {
+            id: format!("sim_{}_{}_{k}", request.meta.node.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), request.meta.call_index),
+            name,
+            arguments,
+        })
+        .collect()
 }
 
 /// `Simulated reply to "<the start of the last user message>"`, on one line.
@@ -220,10 +279,11 @@ impl ChatModel for SimulatedModel {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
         }
-        let text = self.reply(request);
+        let (text, tool_calls) = self.reply(request);
         let input_chars: usize = request.messages.iter().map(|message| message.content.chars().count()).sum();
-        let usage = Usage { input_tokens: tokens(input_chars), output_tokens: tokens(text.chars().count()), cached_tokens: 0 };
-        Ok(ChatResponse { text, tool_calls: Vec::new(), usage })
+        let output_chars = text.chars().count() + tool_calls.iter().map(|c| c.name.len() + c.arguments.to_string().len()).sum::<usize>();
+        let usage = Usage { input_tokens: tokens(input_chars), output_tokens: tokens(output_chars), cached_tokens: 0 };
+        Ok(ChatResponse { text, tool_calls, usage })
     }
 }
 

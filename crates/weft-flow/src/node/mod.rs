@@ -179,7 +179,7 @@ pub enum Family {
     Message,
     /// [`fanout`]: parallel flows and map nodes.
     Fanout,
-    /// [`agent`]: agents and the nodes that run them (not runnable yet).
+    /// [`agent`]: agents and the nodes that run them.
     Agent,
     /// [`http`]: ApiNode, RemoteTool and MCP transports (not runnable yet).
     Http,

@@ -1,0 +1,70 @@
+//! Agents on the command line: the example agent (two tools, declared outputs) scripted and
+//! unscripted, and an agent that talks to the user, waiting (exit 3) and resumed with the user's
+//! answer in another process, its tool's failure given back to the model as text.
+
+mod common;
+
+use common::{stderr, weft};
+use serde_json::{Value as Json, json};
+use std::path::Path;
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flows").join(name).canonicalize().expect("example").display().to_string()
+}
+
+#[test]
+fn the_example_agent_calls_its_tools_and_submits_typed_outputs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let llm = format!("simulated?script={}", example("replies_weather_agent.json"));
+    let (flow, tools) = (example("weather_agent.json"), example("weather_agent.tools.toml"));
+    let out = weft(dir.path(), &["run", &flow, "--llm", &llm, "--tools", &tools, "--message", "What's the weather in Paris?"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let outputs: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+    // The tools ran (the script's submission quotes them), and "14.5" became a number.
+    assert_eq!(outputs, json!({"forecast": "Light rain in Paris, clearing in the evening.", "temperature": 14.5}));
+    let err = stderr(&out);
+    assert!(err.contains("tool get_weather") && err.contains("tool get_temperature"), "{err}");
+    assert!(err.contains("2 LLM calls, 2 tool calls"), "{err}");
+
+    // Unscripted: the simulated model calls each tool once, then submits generated outputs.
+    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated", "--tools", &tools, "--message", "Weather?"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3 LLM calls, 2 tool calls"), "{}", stderr(&out));
+    let outputs: Json = serde_json::from_slice(&out.stdout).expect("outputs");
+    assert!(outputs["forecast"].is_string() && outputs["temperature"].is_number(), "{outputs}");
+}
+
+#[test]
+fn an_agent_that_talks_to_the_user_waits_and_resumes_with_the_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let document = json!({
+        "component_type": "Agent", "id": "searcher", "name": "searcher",
+        "llm_config": {"component_type": "OpenAiCompatibleConfig", "id": "llm", "name": "llm", "model_id": "m", "url": "http://127.0.0.1:9/v1"},
+        "system_prompt": "You search.",
+        "tools": [{"component_type": "ServerTool", "id": "lookup", "name": "lookup", "description": "Look something up",
+                   "inputs": [{"title": "query", "type": "string"}], "outputs": [{"title": "result", "type": "string"}]}],
+        "human_in_the_loop": true, "agentspec_version": "26.1.0"
+    });
+    std::fs::write(dir.path().join("agent.json"), document.to_string()).expect("write");
+    std::fs::write(
+        dir.path().join("tools.toml"),
+        "[tools.lookup]\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo 'service down' >&2; exit 3\"]\n",
+    )
+    .expect("write");
+    let out = weft(dir.path(), &["run", "agent.json", "--llm", "simulated", "--tools", "tools.toml", "--message", "Look up WayFlow"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("waiting for input: node \"searcher\" asks: Simulated reply to \"Look up WayFlow\""), "{err}");
+    assert!(err.contains("continue with: weft resume agent.state.json --answer"), "{err}");
+
+    let out = weft(dir.path(), &["resume", "agent.state.json", "--answer", "thanks"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("asks: Simulated reply to \"thanks\""), "{}", stderr(&out));
+    let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("agent.state.json")).expect("state")).expect("json");
+    let messages = state["state"]["messages"].as_array().expect("the conversation");
+    let kinds: Vec<&str> = messages.iter().map(|m| m["message_type"].as_str().unwrap_or_default()).collect();
+    assert_eq!(kinds, ["USER", "TOOL_REQUEST", "TOOL_RESULT", "AGENT", "USER", "AGENT"]);
+    // The failure went back to the model as a JSON string, and the loop went on.
+    let result = messages[2]["content"].as_str().expect("the tool result");
+    assert!(result.starts_with('"') && result.contains("service down"), "{result}");
+}
