@@ -68,3 +68,40 @@ fn an_agent_that_talks_to_the_user_waits_and_resumes_with_the_answer() {
     let result = messages[2]["content"].as_str().expect("the tool result");
     assert!(result.starts_with('"') && result.contains("service down"), "{result}");
 }
+
+/// WayFlow's exported agent with a server tool and a client tool: the server tool runs, the
+/// client tool's call stops the run (exit 3) until `weft resume --answer` gives its result in
+/// another process; a result that does not fit the tool's output is refused and the state kept.
+#[test]
+fn a_client_tool_round_trip_across_two_processes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("tools.toml"),
+        "[tools.add_numbers]\ncommand = [\"python3\", \"-c\", \"import json,sys; a=json.load(sys.stdin); print(a['a']+a['b'])\"]\n",
+    )
+    .expect("write");
+    let flow = common::corpus("w_agent_server_client_tools.json");
+    let out =
+        weft(dir.path(), &["run", &flow, "--llm", "simulated", "--tools", "tools.toml", "--message", "Add 2 and 3", "--state", "s.json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("tool add_numbers"), "{err}");
+    assert!(err.contains("waits for the result of client tool \"ask_user_location\" called with {\"reason\":\"reason\"}"), "{err}");
+
+    let refused = weft(dir.path(), &["resume", "s.json", "--answer", "[1, 2]"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("the answer for client tool \"ask_user_location\" does not fit its output \"location\""),
+        "{}",
+        stderr(&refused)
+    );
+
+    let out = weft(dir.path(), &["resume", "s.json", "--answer", "\"Paris\""]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).expect("state")).expect("json");
+    let messages = state["state"]["messages"].as_array().expect("the conversation");
+    let results: Vec<&str> =
+        messages.iter().filter(|m| m["message_type"] == "TOOL_RESULT").map(|m| m["content"].as_str().unwrap_or_default()).collect();
+    // The simulated model calls add_numbers with generated arguments (0 and 0).
+    assert_eq!(results, ["0", "\"Paris\""], "the server tool's and the client's results, as the model sees them");
+}

@@ -51,6 +51,8 @@ pub(crate) struct AgentOp {
     generation: Map<String, Json>,
     system_prompt: Arc<weft_prompt::Template>,
     tools: Vec<BoundTool>,
+    /// Its client tools: the caller gives their results.
+    clients: Vec<ClientTool>,
     /// The outputs `submit_result` takes, under the agent's names.
     outputs: Vec<Property>,
     always: bool,
@@ -62,6 +64,12 @@ pub(crate) struct AgentOp {
     offered: Vec<ToolSpec>,
     /// The tools offered on the last allowed call (only the built-in ones that end a turn).
     last: Vec<ToolSpec>,
+}
+
+/// A client tool: its name and the outputs its result fills.
+struct ClientTool {
+    name: String,
+    outputs: Vec<Property>,
 }
 
 /// A server tool bound by name.
@@ -77,9 +85,14 @@ impl AgentOp {
         let model = super::llm::model_for(c, n, agent.llm_config)?;
         let limiter = c.inputs.limits.get(model.endpoint());
         let mut tools = Vec::new();
+        let mut clients = Vec::new();
         let mut offered = Vec::new();
         for t in &agent.tools {
             offered.push(tool_spec(&t.name, &t.description, &t.inputs));
+            if t.client {
+                clients.push(ClientTool { name: t.name.clone(), outputs: t.outputs.clone() });
+                continue;
+            }
             match c.inputs.tools.get(&t.name) {
                 Some(tool) => tools.push(BoundTool { name: t.name.clone(), tool: Arc::clone(tool), inputs: t.inputs.clone() }),
                 None => c.missing_tools.push(t.name.clone()),
@@ -113,6 +126,7 @@ impl AgentOp {
             generation: agent.generation.clone(),
             system_prompt: Arc::clone(&agent.system_prompt),
             tools,
+            clients,
             outputs: agent.outputs.clone(),
             always,
             max_iterations: agent.max_iterations,
@@ -128,6 +142,10 @@ impl AgentOp {
     /// no user message yet and the agent has one, else an LLM call.
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         s.start_clock(state, at.fid);
+        // A client tool was answered: the calls of the same answer still to run come next.
+        if let Some(queue) = self.after_client_result(state, at) {
+            return self.run_queue(s, state, at, AgentTurn { iterations: 0, queue });
+        }
         if let Some(message) = &self.initial_message
             && !state.messages.iter().any(|m| m.message_type == USER)
         {
@@ -135,6 +153,21 @@ impl AgentOp {
             return self.ask_user(s, state, at, message.clone());
         }
         self.call_llm(s, state, at, &vars, AgentTurn::default())
+    }
+
+    /// When the conversation ends with the result of one of this agent's client tools, the calls
+    /// of its last answer that have no result yet, in order.
+    fn after_client_result(&self, state: &RunState, at: At<'_>) -> Option<Vec<ToolCall>> {
+        let last = state.messages.last().filter(|m| m.message_type == TOOL_RESULT)?;
+        let id = last.tool_call_id.as_deref()?;
+        let request = state.messages.iter().rev().find(|m| m.message_type == TOOL_REQUEST && m.node == at.node.name)?;
+        let answered = request.tool_calls.iter().find(|c| c.id == id)?;
+        if !self.clients.iter().any(|c| c.name == answered.name) {
+            return None;
+        }
+        let done: std::collections::HashSet<&str> =
+            state.messages.iter().filter(|m| m.message_type == TOOL_RESULT).filter_map(|m| m.tool_call_id.as_deref()).collect();
+        Some(request.tool_calls.iter().filter(|c| !done.contains(c.id.as_str())).cloned().collect())
     }
 
     /// The next LLM call of the turn, or what the iteration limit does.
@@ -302,6 +335,20 @@ impl AgentOp {
                     }
                     self.tool_result(state, at, &call.id, &json!(END_FIRST));
                 }
+                name if offered && self.clients.iter().any(|c| c.name == name) => {
+                    // The caller runs it: the run waits for its result (the calls after it run
+                    // once it is given, see `after_client_result`).
+                    let outputs = self
+                        .clients
+                        .iter()
+                        .find(|c| c.name == name)
+                        .map(|c| c.outputs.iter().map(|p| p.title().to_owned()).collect())
+                        .unwrap_or_default();
+                    s.stop_clock(state, at.fid);
+                    let request =
+                        InputRequest::Tool { node: at.node.name.clone(), tool: name.to_owned(), tool_request_id: call.id, args, outputs };
+                    return s.wait(state, at.fid, at.node, request);
+                }
                 name => match self.tools.iter().find(|t| t.name == name).filter(|_| offered) {
                     Some(tool) => {
                         let effect = Effect::Tool(ToolEffect { tool: Arc::clone(&tool.tool), args: args.clone() });
@@ -453,12 +500,23 @@ impl AgentOp {
         request: &InputRequest,
         answer: Json,
     ) -> Answered {
-        let InputRequest::Message { .. } = request else { return Err(mismatched_request()) };
-        let text = match answer {
-            Json::String(t) => t,
-            other => weft_prompt::py_str(&other),
-        };
-        s.post(state, fid, node, USER, &text);
+        match request {
+            InputRequest::Message { .. } => {
+                let text = match answer {
+                    Json::String(t) => t,
+                    other => weft_prompt::py_str(&other),
+                };
+                s.post(state, fid, node, USER, &text);
+            }
+            InputRequest::Tool { tool, tool_request_id, .. } => {
+                let client = self.clients.iter().find(|c| c.name == *tool).ok_or_else(mismatched_request)?;
+                let content = tool_output(&client_result(client, answer)?);
+                state.messages.push(ConversationMessage {
+                    tool_call_id: Some(tool_request_id.clone()),
+                    ..ConversationMessage::text(TOOL_RESULT, content, node.name.clone())
+                });
+            }
+        }
         Ok(Answer::Again)
     }
 
@@ -493,9 +551,48 @@ impl AgentOp {
         }
     }
 
-    /// The agent asks the user with message requests.
+    /// The agent asks the user with message requests, and the caller for its client tools'
+    /// results.
     pub(crate) fn asks(&self, request: &InputRequest) -> bool {
-        matches!(request, InputRequest::Message { .. })
+        match request {
+            InputRequest::Message { .. } => true,
+            InputRequest::Tool { tool, .. } => self.clients.iter().any(|c| c.name == *tool),
+        }
+    }
+}
+
+/// A client tool's result checked against its outputs: the value of its single output, or an
+/// object holding its outputs (missing ones take their defaults); any JSON value for a tool that
+/// declares none.
+fn client_result(client: &ClientTool, answer: Json) -> Result<Json, crate::error::SubmitError> {
+    let refuse = |why: String| crate::error::SubmitError::Invalid(format!("the answer for client tool \"{}\" {why}", client.name));
+    match client.outputs.as_slice() {
+        [] => Ok(answer),
+        [one] => match crate::run::type_problem(&one.schema, &answer) {
+            Some(why) => {
+                Err(refuse(format!("does not fit its output \"{}\" ({}): {why}", one.title(), weft_spec::model::type_name(&one.schema))))
+            }
+            None => Ok(answer),
+        },
+        many => {
+            let Json::Object(given) = answer else {
+                let titles: Vec<&str> = many.iter().map(Property::title).collect();
+                return Err(refuse(format!("must be a JSON object with keys {}", titles.join(", "))));
+            };
+            let mut out = Map::new();
+            for p in many {
+                let value = given
+                    .get(p.title())
+                    .or_else(|| p.default())
+                    .cloned()
+                    .ok_or_else(|| refuse(format!("misses output \"{}\"", p.title())))?;
+                if let Some(why) = crate::run::type_problem(&p.schema, &value) {
+                    return Err(refuse(format!("does not fit its output \"{}\": {why}", p.title())));
+                }
+                out.insert(p.title().to_owned(), value);
+            }
+            Ok(Json::Object(out))
+        }
     }
 }
 

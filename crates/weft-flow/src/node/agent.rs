@@ -53,6 +53,8 @@ pub struct AgentTool {
     pub inputs: Vec<Property>,
     /// Its outputs.
     pub outputs: Vec<Property>,
+    /// A ClientTool: the caller gives its result (the run waits for it).
+    pub client: bool,
 }
 
 /// The default `max_iterations` (a core Agent has no such field).
@@ -111,26 +113,13 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         lw.block(owner, a, format!("{}/strict_output_validation", comp.pointer), "an agent with `strict_output_validation`".into());
         ok = false;
     }
+    // WayFlow calls tools through its Llama prompt template on OllamaConfig and Llama 3.x
+    // VllmConfig models; Weft calls them natively on every config (AGENTS.md 1.4 allows it).
     let llm_config = f.comp("llm_config")?;
-    let config = lw.comp(llm_config);
-    let legacy_llama = |id: &str| {
-        let id = id.to_lowercase();
-        id.contains("llama") && id.contains("3.")
-    };
-    let model_id = lw.fields(llm_config).str_where_present("model_id").unwrap_or("");
-    if config.is("OllamaConfig") || (config.is("VllmConfig") && legacy_llama(model_id)) {
-        lw.block(
-            owner,
-            a,
-            format!("{}/llm_config", comp.pointer),
-            format!("an agent on {} (WayFlow calls tools through the Llama prompt template there, not natively)", config.ty.name),
-        );
-        ok = false;
-    }
     let mut tools = Vec::new();
     for t in f.comps("tools") {
         let tc = lw.comp(t);
-        if tc.ty.name != "ServerTool" {
+        if !matches!(tc.ty.name, "ServerTool" | "ClientTool") {
             lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
             ok = false;
             continue;
@@ -146,6 +135,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             description: tc.description.clone().unwrap_or_default(),
             inputs: io.inputs.clone(),
             outputs: io.outputs.clone(),
+            client: tc.ty.name == "ClientTool",
         });
     }
     let source = f.str("system_prompt").unwrap_or("");
