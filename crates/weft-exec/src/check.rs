@@ -367,7 +367,7 @@ impl Place<'_> {
                 Call::Llm { .. } => "waits for an LLM call",
                 Call::Tool { .. } => "waits for a server tool call",
                 Call::AgentLlm { .. } => "waits for an agent's LLM call",
-                Call::AgentTool { .. } => "waits for an agent's tool call",
+                Call::AgentTools { .. } => "waits for an agent's tool calls",
             },
             Position::Waiting { .. } => "waits for an answer",
             Position::InChild { .. } => "runs a subflow",

@@ -23,12 +23,19 @@ pub(crate) enum Effect {
     Llm(Box<LlmCall>),
     /// A call of a server tool.
     Tool(ToolCall),
+    /// Calls of server tools run at once (at most [`TOOLS_AT_ONCE`]), their results in order.
+    Tools(Vec<ToolCall>),
 }
+
+/// How many tool calls of one [`Effect::Tools`] run at once.
+pub(crate) const TOOLS_AT_ONCE: usize = 8;
 
 /// What came back.
 pub(crate) enum EffectResult {
     Llm(Result<ChatResponse, LlmError>),
     Tool(Result<Json, ToolError>),
+    /// Each call's result and how long it took (ms), in the calls' order.
+    Tools(Vec<(Result<Json, ToolError>, f64)>),
 }
 
 /// Which kind of effect a call is, kept by the driver while it runs.
@@ -36,6 +43,7 @@ pub(crate) enum EffectResult {
 pub(crate) enum EffectKind {
     Llm,
     Tool,
+    Tools,
 }
 
 impl Effect {
@@ -43,6 +51,7 @@ impl Effect {
         match self {
             Effect::Llm(_) => EffectKind::Llm,
             Effect::Tool(_) => EffectKind::Tool,
+            Effect::Tools(_) => EffectKind::Tools,
         }
     }
 }
@@ -54,6 +63,8 @@ impl EffectKind {
         match self {
             EffectKind::Llm => EffectResult::Llm(Err(LlmError::new(LlmErrorKind::Other, format!("the model panicked: {why}")))),
             EffectKind::Tool => EffectResult::Tool(Err(ToolError::Failed { message: format!("the tool panicked: {why}") })),
+            // No result at all: the node gives each call this failure.
+            EffectKind::Tools => EffectResult::Tools(Vec::new()),
         }
     }
 }
@@ -113,6 +124,11 @@ pub(crate) async fn perform(effect: Effect, site: Site) -> Option<Done> {
                 let result = call.tool.call(call.args).await;
                 Done { result: EffectResult::Tool(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
             }
+            Effect::Tools(calls) => {
+                let t = Instant::now();
+                let results = tools(calls).await;
+                Done { result: EffectResult::Tools(results), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
+            }
         }
     };
     tokio::select! {
@@ -120,6 +136,43 @@ pub(crate) async fn perform(effect: Effect, site: Site) -> Option<Done> {
         () = cancel.cancelled() => None,
         result = work => Some(result),
     }
+}
+
+/// Runs tool calls at once, at most [`TOOLS_AT_ONCE`] at a time, each in a task of its own (a
+/// panicking tool fails its call only); the results in the calls' order. Dropping the future
+/// aborts the calls still running.
+async fn tools(calls: Vec<ToolCall>) -> Vec<(Result<Json, ToolError>, f64)> {
+    let total = calls.len();
+    let mut results: Vec<Option<(Result<Json, ToolError>, f64)>> = (0..total).map(|_| None).collect();
+    let mut pending = calls.into_iter().enumerate();
+    let mut running = tokio::task::JoinSet::new();
+    let mut index_of = std::collections::HashMap::new();
+    loop {
+        while running.len() < TOOLS_AT_ONCE {
+            let Some((i, call)) = pending.next() else { break };
+            let task = running.spawn(async move {
+                let t = Instant::now();
+                let result = call.tool.call(call.args).await;
+                (result, t.elapsed().as_secs_f64() * 1000.0)
+            });
+            index_of.insert(task.id(), i);
+        }
+        let Some(joined) = running.join_next_with_id().await else { break };
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, outcome),
+            Err(e) => {
+                let why = if e.is_panic() { "the tool panicked" } else { "the tool's task was cancelled" };
+                (e.id(), (Err(ToolError::Failed { message: why.to_owned() }), 0.0))
+            }
+        };
+        if let Some(i) = index_of.remove(&id) {
+            results[i] = Some(outcome);
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| (Err(ToolError::Failed { message: "the tool gave no result".to_owned() }), 0.0)))
+        .collect()
 }
 
 /// The model call: a permit of the endpoint's limiter around the whole call (retries

@@ -238,15 +238,11 @@ pub enum Call {
         /// The agent's loop.
         turn: AgentTurn,
     },
-    /// An agent's call of a server tool, answering the model's call `id`.
-    AgentTool {
-        /// The model's call id.
-        id: String,
-        /// The tool.
-        tool: String,
-        /// Its arguments, normalized.
-        args: Map<String, Json>,
-        /// The agent's loop (the calls after this one).
+    /// An agent's calls of server tools (consecutive calls of one answer, run at once).
+    AgentTools {
+        /// The calls, in the answer's order.
+        calls: Vec<AgentToolCall>,
+        /// The agent's loop (the calls after these).
         turn: AgentTurn,
     },
 }
@@ -324,6 +320,17 @@ impl ConversationMessage {
             tool_call_id: None,
         }
     }
+}
+
+/// One call of a server tool by an agent, answering the model's call `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentToolCall {
+    /// The model's call id.
+    pub id: String,
+    /// The tool.
+    pub tool: String,
+    /// Its arguments, normalized.
+    pub args: Map<String, Json>,
 }
 
 /// Where an agent is in its loop (AGENTS.md 1.5): what the current user turn has done, and the

@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value as Json, json};
 use std::path::Path;
+use std::sync::Arc;
 use weft_exec::{FlowExt, Limiters, RunOptions, Status};
 use weft_testkit::{MockConfig, MockServer, ScriptedCall};
 use weft_tools::{Tool, ToolError, ToolRegistry};
@@ -182,4 +183,56 @@ async fn e1_parallel_calls_run_in_order_and_talk_to_user_is_dropped_among_others
 #[tokio::test]
 async fn e2_the_last_allowed_call_offers_only_the_built_in_tools() {
     replay("e2_iteration_limit_always", json!({})).await.unwrap();
+}
+
+/// A tool that records how many of its calls run at once, and sleeps longer for earlier calls
+/// (`ms` argument), so they finish in reverse order.
+struct Slow {
+    now: Arc<std::sync::atomic::AtomicUsize>,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl Tool for Slow {
+    async fn call(&self, args: Map<String, Json>) -> Result<Json, ToolError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let running = self.now.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(running, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(args["ms"].as_u64().unwrap_or(0))).await;
+        self.now.fetch_sub(1, SeqCst);
+        Ok(json!(format!("slept {}", args["ms"])))
+    }
+}
+
+/// Four calls in one answer run at once, and their results reach the model in the answer's
+/// order although they finish in reverse.
+#[tokio::test]
+async fn parallel_tool_calls_run_at_once_and_are_answered_in_call_order() {
+    let calls: Vec<ScriptedCall> =
+        (0..4).map(|k| ScriptedCall::new("slow", json!({"ms": 40 * (4 - k)})).with_id(format!("c{k}"))).collect();
+    let server = MockServer::start(MockConfig::default().with_calls(0, calls).with_reply(1, "done")).await;
+    let document = json!({
+        "component_type": "Agent", "id": "a", "name": "a", "system_prompt": "Work.", "human_in_the_loop": true,
+        "llm_config": {"component_type": "OpenAiCompatibleConfig", "id": "l", "name": "l", "model_id": "m", "url": server.url()},
+        "tools": [{"component_type": "ServerTool", "id": "slow", "name": "slow", "description": "sleeps",
+                   "inputs": [{"title": "ms", "type": "integer"}], "outputs": [{"title": "r", "type": "string"}]}],
+        "agentspec_version": "26.1.0"
+    });
+    let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap().flow;
+    let (now, peak) = (Arc::default(), Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+    let mut tools = ToolRegistry::new();
+    tools.register("slow", Slow { now, peak: Arc::clone(&peak) });
+    let options = RunOptions::default().with_tools(tools).with_limits(Limiters::new(Default::default()));
+    let mut run = flow.start_with(Map::new(), options).unwrap();
+    run.append_user_message("go").unwrap();
+    let status = run.execute().await.unwrap();
+    assert!(matches!(status, Status::InputRequired { .. }), "{status:?}");
+    assert_eq!(peak.load(std::sync::atomic::Ordering::SeqCst), 4, "the four calls ran at once");
+    let second = &server.requests()[1]["messages"];
+    let answered: Vec<&str> =
+        second.as_array().unwrap().iter().filter(|m| m["role"] == "tool").map(|m| m["tool_call_id"].as_str().unwrap()).collect();
+    assert_eq!(answered, ["c0", "c1", "c2", "c3"], "results in the answer's order");
+    let contents: Vec<&str> =
+        second.as_array().unwrap().iter().filter(|m| m["role"] == "tool").map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, ["\"slept 160\"", "\"slept 120\"", "\"slept 80\"", "\"slept 40\""]);
 }

@@ -1,12 +1,13 @@
 //! Agents (Agent, ExtendedAgent; in an AgentNode, or at the root of a document), run as WayFlow
 //! runs them (`../shared/agentspec/AGENTS.md` sections 1 and 2): a loop of LLM calls offering the
 //! agent's tools natively, each answer either text (the agent talks to the user) or tool calls,
-//! run one at a time in the answer's order, until `submit_result` is accepted, the user is asked,
+//! taken in the answer's order (consecutive server tool calls run at once, at most
+//! `TOOLS_AT_ONCE`, their results given back in the answer's order), until `submit_result` is accepted, the user is asked,
 //! or `max_iterations` LLM calls were made in the user's turn.
 //!
 //! The conversation is the run's (`RunState::messages`, shared with the flow's message nodes), so
 //! a run stopped anywhere in the loop resumes in another process: the frame is busy with the LLM
-//! call or the tool call it was making ([`Call::AgentLlm`], [`Call::AgentTool`], with the turn's
+//! call or the tool calls it was making ([`Call::AgentLlm`], [`Call::AgentTools`], with the turn's
 //! count and the tool calls still queued), or waits for the user's answer.
 //!
 //! Where WayFlow misbehaves (AGENTS.md "Weft may differ"), Weft does this instead: a call of a
@@ -22,7 +23,7 @@ use crate::error::RunErrorKind;
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, get_frame, node_error};
-use crate::state::{AgentTurn, Call, ConversationMessage, InputRequest, Position, RunState};
+use crate::state::{AgentToolCall, AgentTurn, Call, ConversationMessage, InputRequest, Position, RunState};
 use serde_json::{Map, Value as Json, json};
 use std::sync::Arc;
 use weft_flow::node::AgentNode;
@@ -227,24 +228,32 @@ impl AgentOp {
                 state.usage.tokens.add(&response.usage);
                 self.answered(s, state, at, turn, response.text, response.tool_calls)
             }
-            (Call::AgentTool { id, tool, turn, .. }, EffectResult::Tool(result)) => {
-                let took_ms = s.took_ms;
-                s.emit(state, at.fid, || Event::ToolCall {
-                    node: at.node.name.clone(),
-                    tool: tool.clone(),
-                    duration_ms: took_ms,
-                    error: result.as_ref().err().map(ToString::to_string),
-                });
-                state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
-                let value = match result {
-                    Ok(value) => value,
-                    Err(e) if self.raise_exceptions => {
-                        return Err(node_error(RunErrorKind::Tool, at.node, &format!("tool \"{tool}\" failed: {e}")).with_tool(e));
-                    }
-                    // WayFlow returns the exception's text, JSON-quoted like any string.
-                    Err(e) => Json::String(e.to_string()),
-                };
-                self.tool_result(state, at, &id, &value);
+            (Call::AgentTools { calls, turn }, EffectResult::Tools(results)) => {
+                // In the calls' order, whatever order they finished in.
+                let mut results = results.into_iter();
+                for call in calls {
+                    let (result, took_ms) = results
+                        .next()
+                        .unwrap_or_else(|| (Err(weft_tools::ToolError::Failed { message: "the tool panicked".to_owned() }), 0.0));
+                    s.emit(state, at.fid, || Event::ToolCall {
+                        node: at.node.name.clone(),
+                        tool: call.tool.clone(),
+                        duration_ms: took_ms,
+                        error: result.as_ref().err().map(ToString::to_string),
+                    });
+                    state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
+                    let value = match result {
+                        Ok(value) => value,
+                        Err(e) if self.raise_exceptions => {
+                            return Err(
+                                node_error(RunErrorKind::Tool, at.node, &format!("tool \"{}\" failed: {e}", call.tool)).with_tool(e)
+                            );
+                        }
+                        // WayFlow returns the exception's text, JSON-quoted like any string.
+                        Err(e) => Json::String(e.to_string()),
+                    };
+                    self.tool_result(state, at, &call.id, &value);
+                }
                 self.run_queue(s, state, at, turn)
             }
             _ => Err(mismatched_call()),
@@ -351,9 +360,19 @@ impl AgentOp {
                 }
                 name => match self.tools.iter().find(|t| t.name == name).filter(|_| offered) {
                     Some(tool) => {
-                        let effect = Effect::Tool(ToolEffect { tool: Arc::clone(&tool.tool), args: args.clone() });
-                        let call = Call::AgentTool { id: call.id, tool: tool.name.clone(), args, turn };
-                        s.perform(state, at.fid, at.node, call, effect);
+                        // This call and the server tool calls right after it run at once; their
+                        // results come back in the answer's order.
+                        let mut calls = vec![AgentToolCall { id: call.id, tool: tool.name.clone(), args }];
+                        while let Some(next) = turn.queue.first().filter(|c| self.runs_here(&c.name)) {
+                            let args = match &next.arguments {
+                                Json::Object(m) => m.clone(),
+                                _ => Map::new(),
+                            };
+                            calls.push(AgentToolCall { id: next.id.clone(), tool: next.name.clone(), args });
+                            turn.queue.remove(0);
+                        }
+                        let effect = Effect::Tools(calls.iter().map(|c| self.tool_effect(c)).collect::<Res<_>>()?);
+                        s.perform(state, at.fid, at.node, Call::AgentTools { calls, turn }, effect);
                         return Ok(());
                     }
                     None => {
@@ -530,10 +549,7 @@ impl AgentOp {
                 let request = self.request(state, at, &vars, meta, turn.iterations == self.max_iterations)?;
                 Ok(self.effect(s, state, at, request))
             }
-            Call::AgentTool { tool, args, .. } => {
-                let bound = self.tools.iter().find(|t| t.name == *tool).ok_or_else(mismatched_call)?;
-                Ok(Effect::Tool(ToolEffect { tool: Arc::clone(&bound.tool), args: args.clone() }))
-            }
+            Call::AgentTools { calls, .. } => Ok(Effect::Tools(calls.iter().map(|c| self.tool_effect(c)).collect::<Res<_>>()?)),
             _ => Err(mismatched_call()),
         }
     }
@@ -543,12 +559,23 @@ impl AgentOp {
         match position {
             Position::Busy { call, .. } => match &**call {
                 Call::AgentLlm { .. } => Ok(()),
-                Call::AgentTool { tool, .. } if self.tools.iter().any(|t| t.name == *tool) => Ok(()),
+                Call::AgentTools { calls, .. } if calls.iter().all(|c| self.tools.iter().any(|t| t.name == c.tool)) => Ok(()),
                 _ => place.unexpected(position),
             },
             Position::Waiting { .. } => Ok(()),
             other => place.unexpected(other),
         }
+    }
+
+    /// Whether a call of `name` is one of this agent's server tools, offered now.
+    fn runs_here(&self, name: &str) -> bool {
+        self.tools.iter().any(|t| t.name == name) && self.offered.iter().any(|t| t.name == name)
+    }
+
+    /// The effect of one server tool call.
+    fn tool_effect(&self, call: &AgentToolCall) -> Res<ToolEffect> {
+        let bound = self.tools.iter().find(|t| t.name == call.tool).ok_or_else(mismatched_call)?;
+        Ok(ToolEffect { tool: Arc::clone(&bound.tool), args: call.args.clone() })
     }
 
     /// The agent asks the user with message requests, and the caller for its client tools'

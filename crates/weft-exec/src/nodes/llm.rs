@@ -174,7 +174,7 @@ impl LlmOp {
                 Call::Llm { .. } => {
                     Err(damaged(format!("{}/position/call/attempt", place.at), "attempt 0: attempts count from 1 (the first call)"))
                 }
-                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTool { .. } => place.unexpected(position),
+                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } => place.unexpected(position),
             },
             other => place.unexpected(other),
         }
