@@ -5,6 +5,7 @@
 //! The engine never knows which model it talks to. The built-in [`simulated::SimulatedModel`]
 //! is deterministic and offline; real providers implement the same trait.
 
+pub mod breaker;
 mod error;
 pub mod limit;
 pub mod providers;

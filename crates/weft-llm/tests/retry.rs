@@ -68,7 +68,7 @@ fn status(status: u16) -> Cause {
 fn retrying(outcomes: Vec<Option<AttemptError>>, policy: RetryPolicy) -> (Retrying<Scripted>, Arc<RecordingSleeper>, Limiters) {
     let sleeper = RecordingSleeper::new();
     let limiters = Limiters::default();
-    let options = RetryOptions { policy, sleeper: sleeper.clone(), jitter_seed: Some(1) };
+    let options = RetryOptions { policy, sleeper: sleeper.clone(), jitter_seed: Some(1), ..RetryOptions::default() };
     (Retrying::wrap(Scripted::new(outcomes), &limiters, options), sleeper, limiters)
 }
 
