@@ -229,6 +229,13 @@ impl BreakerCore {
         slot_time(slot_of(age).saturating_add(1)).saturating_sub(age)
     }
 
+    /// How long until the endpoint has been down for `window`, during an outage (zero once it
+    /// has): a failed call wakes by then to fail at once, rather than sleep past it.
+    pub fn until_open(&self, now: Instant, window: Duration) -> Option<Duration> {
+        let outage = self.outage.as_ref()?;
+        Some(window.saturating_sub(now.saturating_duration_since(outage.since)))
+    }
+
     /// The outage, when the endpoint has been down for at least `window`.
     pub fn open_for(&self, now: Instant, window: Duration) -> Option<Down> {
         let outage = self.outage.as_ref()?;
@@ -325,6 +332,11 @@ impl Breaker {
         self.lock().floor(Instant::now())
     }
 
+    /// [`BreakerCore::until_open`] now.
+    pub fn until_open(&self, window: Duration) -> Option<Duration> {
+        self.lock().until_open(Instant::now(), window)
+    }
+
     /// [`BreakerCore::open_for`] now.
     pub fn open_for(&self, window: Duration) -> Option<Down> {
         self.lock().open_for(Instant::now(), window)
@@ -414,8 +426,10 @@ mod tests {
             Admission::Shared { seq, failure } => assert_eq!((seq, failure), (2, refused())),
             other => panic!("{other:?}"),
         }
-        // The calls wait until the next slot before trying again.
+        // The calls wait until the next slot before trying again, and no longer than the window.
         assert_eq!(b.floor(t0 + ms(100)), ms(150));
+        assert_eq!(b.until_open(t0 + ms(100), WINDOW), Some(WINDOW - ms(100)));
+        assert_eq!(b.until_open(t0 + WINDOW * 2, WINDOW), Some(Duration::ZERO));
         // Slot 1: one call probes; the others wait for its outcome until their window ends.
         let probe = go(b.admit(t0 + ms(300), WINDOW, 2));
         assert!(probe.probe);

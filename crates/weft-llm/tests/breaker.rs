@@ -58,9 +58,9 @@ async fn calls_on_a_silent_server_wait_for_one_probe_then_fail_at_once_naming_th
     let server = MockServer::start(MockConfig::default().with_random_fault(1.0, Fault::Slow(Duration::from_secs(3600)))).await;
     let limiters = Limiters::default();
     limiters.set_timeouts(Timeouts { idle: Duration::from_millis(300), ..Timeouts::default() });
-    // A window of 0.5 s: 0.1 + 0.2 + 0.2.
-    let policy = RetryPolicy::from_agent_spec(&json!({"max_attempts": 3, "initial_retry_delay": 0.1, "max_retry_delay": 0.2, "jitter": null})).unwrap();
-    assert_eq!(policy.window(), Duration::from_millis(500));
+    // A window of 2.5 s: 0.5 + 1 + 1.
+    let policy = RetryPolicy::from_agent_spec(&json!({"max_attempts": 3, "initial_retry_delay": 0.5, "max_retry_delay": 1.0, "jitter": null})).unwrap();
+    assert_eq!(policy.window(), Duration::from_millis(2500));
     let model = model(&server.url(), &limiters, policy);
     let t0 = Instant::now();
     let calls: Vec<_> = (0..10)
@@ -77,11 +77,13 @@ async fn calls_on_a_silent_server_wait_for_one_probe_then_fail_at_once_naming_th
     for error in &errors {
         assert!(error.message.contains("no bytes received for 0.3 s (the idle timeout)"), "{}", error.message);
         assert!(error.message.contains(&format!("the endpoint {} has been down for", server.url())), "{}", error.message);
-        assert!(error.message.contains("longer than the retry policy's window of 0.5 s"), "{}", error.message);
+        assert!(error.message.contains("longer than the retry policy's window of 2.5 s"), "{}", error.message);
         assert!(error.message.contains("--idle-timeout"), "{}", error.message);
         assert!(error.is_transient());
     }
-    // The ten first attempts, then one probe at the slot of 0.75 s while the others wait.
-    assert_eq!(server.stats().requests, 11, "one probe for ten waiting calls");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    // The ten first attempts (at once, before anything failed), then one probe in each of the
+    // slots of 0.75 s and 1.75 s while the nine others wait for it and take its failure; at
+    // 2.5 s the window ends and every call fails at once.
+    assert_eq!(server.stats().requests, 12, "one probe at a time for ten waiting calls");
+    assert!(took >= Duration::from_millis(2500) && took < Duration::from_secs(5), "{took:?}");
 }

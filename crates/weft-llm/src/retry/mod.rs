@@ -144,8 +144,9 @@ impl<P: Provider> Retrying<P> {
             (n, _) => format!("after {n} attempts ({retries} {})", if retries == 1 { "retry" } else { "retries" }),
         };
         if shared > 0 {
+            tries.pop();
             tries.push_str(&format!(
-                " ({shared} of them answered by another call's attempt while the endpoint was down, instead of a connection of its own)"
+                "; {shared} of them answered by another call's attempt while the endpoint was down, instead of a connection of its own)"
             ));
         }
         self.final_error(failure, format!("{}, {tries}; {}", failure.message, failure.advice))
@@ -219,7 +220,9 @@ impl<P: Provider> ChatModel for Retrying<P> {
         let payload = self.provider.prepare(request)?;
         let started = Instant::now();
         let deadline = started.checked_add(self.call_timeout);
-        let window = self.policy.window().min(self.call_timeout);
+        // Never shorter than the first probe gap, so that a call whose policy's delays are tiny
+        // still gets the endpoint's first probe before it is told the endpoint is down.
+        let window = self.policy.window().max(crate::breaker::FIRST_PROBE_GAP).min(self.call_timeout);
         let breaker = self.limiter.breaker();
         let mut slept = Duration::ZERO;
         let mut tries = Tries::default();
@@ -302,8 +305,14 @@ impl<P: Provider> ChatModel for Retrying<P> {
                     self.policy.delay(tries.attempts - 1, client_error, self.jitter())
                 }
             };
-            // While the endpoint is down, no call tries again before the next probe slot.
-            let delay = if down { delay.max(breaker.floor()) } else { delay };
+            // While the endpoint is down, no call tries again before the next probe slot, nor
+            // sleeps past the end of its window (it then fails at once), unless the server said
+            // when to come back (`Retry-After`).
+            let delay = match breaker.until_open(window).filter(|_| down) {
+                Some(_) if failure.retry_after.is_some() => delay.max(breaker.floor()),
+                Some(until_open) => delay.max(breaker.floor()).min(until_open),
+                None => delay,
+            };
             let delay = delay.min(left);
             self.sleeper.sleep(delay).await;
             slept += delay;
