@@ -9,8 +9,9 @@
 //!
 //! - **Closed**: no failure since the last answer; every call attempts.
 //! - **Failing** (an outage): an attempt failed as a dead or silent server fails (refused or
-//!   reset connections, timeouts, `5xx` but 501) and no answer came since. Its start, `since`,
-//!   is when that attempt began (or the last answer, if later). Time from `since` is cut into
+//!   reset connections, timeouts, `5xx` but 501) and no answer came since. It starts, `since`,
+//!   when that failure came (not when the attempt began: a call whose one attempt outlasted
+//!   its window still gets its retries). Time from `since` is cut into
 //!   **probe slots**, 250 ms apart at first, the gap doubling up to 5 s ([`slot_of`]). In each
 //!   slot one call probes the endpoint: a call that wants to attempt while a probe is in flight
 //!   waits for its outcome; a call arriving in a slot whose probe already failed takes that
@@ -89,7 +90,7 @@ pub struct Ticket {
 /// An endpoint that has been down longer than a call's window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Down {
-    /// How long it has been down (since the start of the first failed attempt of the outage).
+    /// How long it has been down (since the first failure of the outage).
     pub down_for: Duration,
     /// Failed attempts in the outage, every call's.
     pub failures: u64,
@@ -133,7 +134,6 @@ struct Outage {
 /// The breaker's state and decisions, with the time passed in. See the [module docs](self).
 #[derive(Debug, Default)]
 pub struct BreakerCore {
-    last_up: Option<Instant>,
     outage: Option<Outage>,
     /// The probe in flight.
     probe: Option<u64>,
@@ -191,7 +191,6 @@ impl BreakerCore {
         match outcome {
             Outcome::Up => {
                 self.outage = None;
-                self.last_up = Some(now);
                 0
             }
             Outcome::Neutral => 0,
@@ -203,10 +202,7 @@ impl BreakerCore {
                     outage.failures
                 }
                 None => {
-                    // An answer that came after this attempt began: the outage starts there.
-                    let since = self.last_up.map_or(ticket.started, |up| up.max(ticket.started));
-                    let last_slot = slot_of(now.saturating_duration_since(since));
-                    self.outage = Some(Outage { since, failures: 1, last: failure, last_slot });
+                    self.outage = Some(Outage { since: now, failures: 1, last: failure, last_slot: 0 });
                     1
                 }
             },
@@ -418,8 +414,8 @@ mod tests {
         let first = go(b.admit(t0, WINDOW, 0));
         let second = go(b.admit(t0, WINDOW, 0));
         assert!(!first.probe && !second.probe);
-        assert_eq!(b.record(t0 + ms(1), first, Outcome::Down(refused())), 1);
-        assert_eq!(b.record(t0 + ms(1), second, Outcome::Down(refused())), 2);
+        assert_eq!(b.record(t0, first, Outcome::Down(refused())), 1);
+        assert_eq!(b.record(t0, second, Outcome::Down(refused())), 2);
         assert_eq!(b.down_for(t0 + ms(1)), Some(ms(1)));
         // Both failures fell in slot 0: a third call shares the last one instead of connecting.
         match b.admit(t0 + ms(2), WINDOW, 0) {
@@ -503,29 +499,29 @@ mod tests {
     }
 
     #[test]
-    fn an_outage_starts_at_the_failed_attempt_or_the_last_answer_and_answers_of_any_call_end_it() {
+    fn an_outage_starts_at_the_first_failure_and_any_answer_ends_it() {
         let t0 = Instant::now();
         let mut b = BreakerCore::new();
         let slow = go(b.admit(t0, WINDOW, 0));
-        let quick = go(b.admit(t0 + ms(10), WINDOW, 0));
-        b.record(t0 + ms(20), quick, Outcome::Up);
-        // A silent server: the slow attempt times out long after the last answer.
+        let other = go(b.admit(t0 + ms(10), WINDOW, 0));
+        // A silent server: the slow attempt times out long after it began; the outage starts
+        // there, so the call still gets its retries.
         let timeout = AttemptError::new(Cause::Timeout, "no bytes received for 120 s", "raise --idle-timeout");
-        b.record(t0 + Duration::from_secs(120), slow, Outcome::Down(timeout.clone()));
-        assert_eq!(b.down_for(t0 + Duration::from_secs(120)), Some(Duration::from_secs(120) - ms(20)));
-        // Older than the window at once: calls in the failure's slot fail at once; in the next
-        // slot one call probes, and the others fail at once.
-        assert!(matches!(b.admit(t0 + Duration::from_secs(121), WINDOW, 0), Admission::Open(d) if d.last == timeout));
-        let probe = go(b.admit(t0 + Duration::from_secs(125), WINDOW, 0));
-        assert!(probe.probe);
-        assert!(matches!(b.admit(t0 + Duration::from_secs(125), WINDOW, 0), Admission::Open(d) if d.last == timeout));
-        // A 4xx is an answer: the server is up.
-        b.record(t0 + Duration::from_secs(126), probe, Outcome::of_failure(&AttemptError::new(
-            Cause::Status { status: 400, body: String::new() },
-            "bad request",
-            "fix it",
-        )));
-        assert_eq!(b.down_for(t0 + Duration::from_secs(126)), None);
+        let at = t0 + Duration::from_secs(120);
+        assert_eq!(b.record(at, slow, Outcome::Down(timeout.clone())), 1);
+        assert_eq!(b.down_for(at), Some(Duration::ZERO));
+        assert_eq!(b.open_for(at, WINDOW), None);
+        // Past the window from that failure, the calls fail at once.
+        let later = at + WINDOW + ms(1);
+        let probe = go(b.admit(later, WINDOW, 0));
+        assert!(probe.probe, "the slot of 22.75 s was not probed");
+        assert!(matches!(b.admit(later, WINDOW, 0), Admission::Open(d) if d.last == timeout));
+        // A 4xx is an answer: the server is up, whoever made the attempt.
+        let bad_request = AttemptError::new(Cause::Status { status: 400, body: String::new() }, "bad request", "fix it");
+        b.record(later + ms(1), other, Outcome::of_failure(&bad_request));
+        assert_eq!(b.down_for(later + ms(1)), None);
+        b.record(later + ms(2), probe, Outcome::Up);
+        assert!(matches!(b.admit(later + ms(3), WINDOW, 0), Admission::Go(t) if !t.probe));
     }
 
     #[test]
