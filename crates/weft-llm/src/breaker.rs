@@ -19,7 +19,8 @@
 //!   failed call waits at least until the next slot before its next try. Any answer ends the
 //!   outage (back to closed) and wakes the waiting calls.
 //! - **Open** (for a call): the outage is older than the call's window (the time its retry
-//!   policy's delays add up to, [`crate::retry::RetryPolicy::window`]): the call fails at once
+//!   policy's delays add up to, [`crate::retry::RetryPolicy::window`], at least
+//!   [`MIN_WINDOW`]): the call fails at once
 //!   with [`Down`], naming the endpoint, how long it has been down and the last failure. One
 //!   call per slot (every 5 s by then) still probes, so the endpoint is found again when it is
 //!   back.
@@ -44,6 +45,10 @@ pub const FIRST_PROBE_GAP: Duration = Duration::from_millis(250);
 
 /// The longest gap between two probe slots.
 pub const MAX_PROBE_GAP: Duration = Duration::from_secs(5);
+
+/// The shortest window: an endpoint is not failed at once before its failures have gone on for
+/// this long, whatever a retry policy of tiny delays says (one slow answer is no outage).
+pub const MIN_WINDOW: Duration = Duration::from_secs(2);
 
 /// Whether a failed attempt looks like a dead or silent server (and so counts toward an outage):
 /// no answer (refused or reset connections, timeouts) or a `5xx` other than 501.

@@ -220,9 +220,9 @@ impl<P: Provider> ChatModel for Retrying<P> {
         let payload = self.provider.prepare(request)?;
         let started = Instant::now();
         let deadline = started.checked_add(self.call_timeout);
-        // Never shorter than the first probe gap, so that a call whose policy's delays are tiny
-        // still gets the endpoint's first probe before it is told the endpoint is down.
-        let window = self.policy.window().max(crate::breaker::FIRST_PROBE_GAP).min(self.call_timeout);
+        // Never shorter than 2 s, so that a policy of tiny delays does not make one slow answer
+        // fail the next calls at once.
+        let window = self.policy.window().max(crate::breaker::MIN_WINDOW).min(self.call_timeout);
         let breaker = self.limiter.breaker();
         let mut slept = Duration::ZERO;
         let mut tries = Tries::default();
