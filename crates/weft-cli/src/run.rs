@@ -140,7 +140,9 @@ impl LimitArgs {
         if let Some(t) = self.node_timeout {
             crate::flags::check_node_timeout(t).map_err(anyhow::Error::msg)?;
         }
-        for (flag, seconds) in [("--connect-timeout", self.connect_timeout), ("--idle-timeout", self.idle_timeout), ("--call-timeout", self.call_timeout)] {
+        for (flag, seconds) in
+            [("--connect-timeout", self.connect_timeout), ("--idle-timeout", self.idle_timeout), ("--call-timeout", self.call_timeout)]
+        {
             if let Some(t) = seconds {
                 crate::flags::check_seconds(flag, t).map_err(anyhow::Error::msg)?;
             }

@@ -318,8 +318,9 @@ fn a_batch_sharing_prompts_recorded_at_concurrency_20_replays_line_for_line_at_1
     assert_eq!(recorded.len(), 60);
     assert!(recorded.iter().all(Option::is_some));
     assert_eq!(server.stats().requests, 120);
-    let header: Json = serde_json::from_str(std::fs::read_to_string(dir.path().join("run.jsonl")).expect("record").lines().next().expect("header"))
-        .expect("json");
+    let header: Json =
+        serde_json::from_str(std::fs::read_to_string(dir.path().join("run.jsonl")).expect("record").lines().next().expect("header"))
+            .expect("json");
     assert_eq!(header["version"], 2);
 
     for concurrency in ["1", "50"] {
@@ -342,7 +343,8 @@ fn a_batch_sharing_prompts_recorded_at_concurrency_20_replays_line_for_line_at_1
     assert_eq!(kept.len(), 1 + 120 - 10, "the header and all but ten exchanges");
     std::fs::write(dir.path().join("partial.jsonl"), kept.join("\n") + "\n").expect("write");
     for concurrency in ["1", "50"] {
-        let out = weft(dir.path(), &["run", "flow.json", "--batch", "batch.jsonl", "--concurrency", concurrency, "--replay", "partial.jsonl"]);
+        let out =
+            weft(dir.path(), &["run", "flow.json", "--batch", "batch.jsonl", "--concurrency", concurrency, "--replay", "partial.jsonl"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         let lines = json_lines(&out.stdout);
         for (i, (line, want)) in lines.iter().zip(&recorded).enumerate() {

@@ -20,7 +20,8 @@ fn ask(n: usize) -> ChatRequest {
 }
 
 fn model(url: &str, limiters: &Limiters, policy: RetryPolicy) -> Arc<OpenAiModel> {
-    let options = OpenAiOptions::new(ApiProvider::OpenAiCompatible, url, "m").with_limiters(limiters.clone()).with_retry(policy).with_jitter_seed(3);
+    let options =
+        OpenAiOptions::new(ApiProvider::OpenAiCompatible, url, "m").with_limiters(limiters.clone()).with_retry(policy).with_jitter_seed(3);
     Arc::new(OpenAiModel::new(options).unwrap())
 }
 
@@ -59,7 +60,9 @@ async fn calls_on_a_silent_server_wait_for_one_probe_then_fail_at_once_naming_th
     let limiters = Limiters::default();
     limiters.set_timeouts(Timeouts { idle: Duration::from_millis(300), ..Timeouts::default() });
     // A window of 2.5 s: 0.5 + 1 + 1.
-    let policy = RetryPolicy::from_agent_spec(&json!({"max_attempts": 3, "initial_retry_delay": 0.5, "max_retry_delay": 1.0, "jitter": null})).unwrap();
+    let policy =
+        RetryPolicy::from_agent_spec(&json!({"max_attempts": 3, "initial_retry_delay": 0.5, "max_retry_delay": 1.0, "jitter": null}))
+            .unwrap();
     assert_eq!(policy.window(), Duration::from_millis(2500));
     let model = model(&server.url(), &limiters, policy);
     let t0 = Instant::now();
