@@ -357,3 +357,23 @@ fn a_batch_sharing_prompts_recorded_at_concurrency_20_replays_line_for_line_at_1
         }
     }
 }
+
+#[test]
+fn progress_shows_the_calls_that_have_waited_long() {
+    let (_rt, server) = server(MockConfig::default().with_random_fault(1.0, Fault::Slow(Duration::from_secs(3600))));
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("flow.json"), flow(&server.url(), Some(json!({"max_attempts": 0})), false)).expect("write");
+    // The threshold is 30 s; the tests lower it.
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["run", "flow.json", "--input", "question=hi", "--idle-timeout", "2.5", "--state", "s.json"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .env_remove("OPENAI_API_KEY")
+        .env("WEFT_TEST_SLOW_CALL_MS", "500")
+        .output()
+        .expect("run weft");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("1 call waiting > 0.5 s on {}", server.url())), "{err}");
+    assert!(err.contains("no bytes received for 2.5 s (the idle timeout)"), "{err}");
+}
