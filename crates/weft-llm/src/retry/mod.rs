@@ -135,6 +135,7 @@ impl<P: Provider> Retrying<P> {
         let retries = attempts.saturating_sub(1);
         let call_timeout = seconds(self.call_timeout);
         let mut tries = match (attempts, why_stopped) {
+            (0, _) => "before an attempt of its own (it waited for another call's probe of the endpoint)".to_owned(),
             (1, Stop::NotRetryable) => "after 1 attempt (not retried)".to_owned(),
             (1, Stop::Exhausted) => "after 1 attempt (the retry policy allows no retries)".to_owned(),
             (1, Stop::CallTimeout) => format!("after 1 attempt (no time left for a retry within the call timeout of {call_timeout} s)"),
@@ -243,7 +244,6 @@ impl<P: Provider> ChatModel for Retrying<P> {
                         () = tokio::time::sleep_until(until.into()) => {}
                     }
                     if deadline.is_some_and(|d| Instant::now() >= d) {
-                        tries.attempts = tries.attempts.max(1);
                         return Err(self.error(&self.call_timeout_failure(), tries, Stop::CallTimeout));
                     }
                     continue;
