@@ -157,11 +157,12 @@ impl<P: Provider> Retrying<P> {
     fn down_error(&self, down: &Down, window: Duration) -> LlmError {
         let failure = &down.last;
         let message = format!(
-            "{}; the endpoint {} has been down for {} s ({} failed attempts, every call's, and no answer since), longer than the retry policy's window of {} s, so calls to it now fail at once instead of each retrying; {}; one call probes it every {} s, and calls go through again as soon as it answers",
+            "{}; the endpoint {} has been down for {} s ({} failed attempt{}, every call's, and no answer since), longer than the retry policy's window of {} s, so calls to it now fail at once instead of each retrying; {}; one call probes it every {} s, and calls go through again as soon as it answers",
             failure.message,
             self.provider.endpoint(),
             seconds(down.down_for),
             down.failures,
+            if down.failures == 1 { "" } else { "s" },
             seconds(window),
             failure.advice,
             crate::breaker::MAX_PROBE_GAP.as_secs(),
