@@ -32,6 +32,40 @@ pub fn check_node_timeout(seconds: f64) -> Result<f64, String> {
     }
 }
 
+/// `--connect-timeout SECONDS`: a number of seconds in (0, 31,536,000].
+pub fn connect_timeout(text: &str) -> Result<f64, String> {
+    seconds("--connect-timeout", text, "10")
+}
+
+/// `--idle-timeout SECONDS`: a number of seconds in (0, 31,536,000].
+pub fn idle_timeout(text: &str) -> Result<f64, String> {
+    seconds("--idle-timeout", text, "120")
+}
+
+/// `--call-timeout SECONDS`: a number of seconds in (0, 31,536,000].
+pub fn call_timeout(text: &str) -> Result<f64, String> {
+    seconds("--call-timeout", text, "600")
+}
+
+fn seconds(flag: &str, text: &str, example: &str) -> Result<f64, String> {
+    let range = seconds_range(flag, example);
+    let value = number(flag, text, &range)?;
+    check_seconds(flag, value).map_err(|_| out_of_range(flag, text, &range))
+}
+
+/// Checks a timeout in seconds of `flag` (from the flag or a state file): in (0, 31,536,000].
+pub fn check_seconds(flag: &str, seconds: f64) -> Result<f64, String> {
+    if seconds.is_finite() && seconds > 0.0 && seconds <= NODE_TIMEOUT_MAX_SECONDS {
+        Ok(seconds)
+    } else {
+        Err(out_of_range(flag, &seconds.to_string(), &seconds_range(flag, "10")))
+    }
+}
+
+fn seconds_range(flag: &str, example: &str) -> String {
+    format!("a number of seconds greater than 0 and at most 31536000 (365 days), e.g. {flag} {example}")
+}
+
 const NODE_TIMEOUT_RANGE: &str = "a number of seconds greater than 0 and at most 31536000 (365 days), e.g. --node-timeout 30";
 
 /// `--rps R`: requests per second in [0.001, 1,000,000].

@@ -6,6 +6,12 @@
 //! calls, re-asks, messages, input requests and the end, but not one line per cheap node.
 //!
 //! The sink is called on the run's driver task, so it only formats and writes to buffers.
+//!
+//! A watcher thread reads the process's limiters ([`Limiters::global`], which `weft` configures
+//! from its flags) every second and shows the LLM calls that have waited longer than
+//! [`SLOW_CALL`] per endpoint, with how long the endpoint has been down when its breaker says
+//! so: `3 calls waiting > 30 s on http://127.0.0.1:9/v1 (down for 41 s)`; in the spinner's
+//! status on a terminal, else as a line when the counts change (and every 30 s while they last).
 
 #![allow(clippy::print_stderr, reason = "the CLI is the one crate that prints progress")]
 
@@ -14,15 +20,33 @@ use serde_json::Value as Json;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::mpsc::{RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
-use weft_exec::{Event, EventRecord, EventSink, InputRequest};
+use weft_exec::{Event, EventRecord, EventSink, InputRequest, Limiters};
+use weft_llm::limit::SlowCalls;
+
+/// LLM calls that have waited longer than this are shown.
+pub const SLOW_CALL: Duration = Duration::from_secs(30);
+
+/// How often the watcher reads the limiters.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// How often an unchanged line of waiting calls is repeated (plain lines).
+const REPEAT_EVERY: Duration = Duration::from_secs(30);
 
 /// Events to a file and progress to stderr.
 pub struct Sink {
     file: Mutex<EventsFile>,
     view: View,
-    counts: Mutex<Counts>,
+    counts: Arc<Mutex<Counts>>,
+    watcher: Mutex<Option<Watcher>>,
+}
+
+/// The thread showing calls that have waited long; stopped by [`Sink::finish`].
+struct Watcher {
+    stop: Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 struct EventsFile {
@@ -54,6 +78,8 @@ struct Counts {
     busy: Duration,
     /// The last message shown, so an interactive question does not repeat it.
     last_message: Option<(String, String)>,
+    /// Calls waiting long, as the watcher last saw them (empty: none).
+    slow: String,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,14 +90,6 @@ impl Sink {
     /// A sink writing events to `events` (truncated, or appended to when `append`), with a
     /// spinner when stderr is a terminal.
     pub fn new(events: Option<&Path>, append: bool) -> anyhow::Result<Sink> {
-        let writer = match events {
-            None => None,
-            Some(path) => {
-                let file = if append { std::fs::OpenOptions::new().create(true).append(true).open(path) } else { File::create(path) };
-                let file = file.map_err(|e| anyhow::anyhow!("cannot open the events file {}: {e}", path.display()))?;
-                Some(BufWriter::new(file))
-            }
-        };
         let view = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new_spinner();
             let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -82,22 +100,33 @@ impl Sink {
         } else {
             View::Lines
         };
-        Ok(Sink {
-            file: Mutex::new(EventsFile { path: events.map(Path::to_path_buf), writer, error: None }),
-            view,
-            counts: Mutex::new(Counts::default()),
-        })
+        Sink::with_view(events, append, view)
     }
 
     /// A sink that only writes the events file (truncated, or appended to when `append`) and
-    /// counts (for batches, which show their own progress).
+    /// counts (for batches, which show their own progress); calls waiting long are still shown,
+    /// as lines.
     pub fn quiet(events: Option<&Path>, append: bool) -> anyhow::Result<Sink> {
-        let mut sink = Sink::new(events, append)?;
-        if let View::Spinner(bar) = &sink.view {
-            bar.finish_and_clear();
-        }
-        sink.view = View::Quiet;
-        Ok(sink)
+        Sink::with_view(events, append, View::Quiet)
+    }
+
+    fn with_view(events: Option<&Path>, append: bool, view: View) -> anyhow::Result<Sink> {
+        let writer = match events {
+            None => None,
+            Some(path) => {
+                let file = if append { std::fs::OpenOptions::new().create(true).append(true).open(path) } else { File::create(path) };
+                let file = file.map_err(|e| anyhow::anyhow!("cannot open the events file {}: {e}", path.display()))?;
+                Some(BufWriter::new(file))
+            }
+        };
+        let counts = Arc::new(Mutex::new(Counts::default()));
+        let watcher = watch(&view, &counts);
+        Ok(Sink {
+            file: Mutex::new(EventsFile { path: events.map(Path::to_path_buf), writer, error: None }),
+            view,
+            counts,
+            watcher: Mutex::new(watcher),
+        })
     }
 
     /// LLM calls held back by the provider-wide limiter so far, and its cap when it last did.
@@ -122,6 +151,10 @@ impl Sink {
     /// Clears the spinner and flushes the events file; reports a write failure as a warning.
     /// Called on every way out of a run.
     pub fn finish(&self) {
+        if let Some(watcher) = lock(&self.watcher).take() {
+            let _ = watcher.stop.send(());
+            let _ = watcher.thread.join();
+        }
         if let View::Spinner(bar) = &self.view {
             bar.finish_and_clear();
         }
@@ -224,16 +257,7 @@ impl Sink {
             // The error itself is printed once, by the command.
             Event::RunFailed { .. } => counts.stop(),
         }
-        let mut status = if counts.current.is_empty() { "starting".to_owned() } else { counts.current.clone() };
-        if counts.llm_calls > 0 {
-            status.push_str(&format!(" · {}", plural(counts.llm_calls, "LLM call")));
-        }
-        if counts.tool_calls > 0 {
-            status.push_str(&format!(" · {}", plural(counts.tool_calls, "tool call")));
-        }
-        if counts.held_back > 0 {
-            status.push_str(&format!(" · {} held back by the limit of {} in flight", counts.held_back, counts.cap));
-        }
+        let status = counts.status();
         // The spinner has its own lock: never take it while holding ours.
         drop(counts);
         if let View::Spinner(bar) = &self.view {
@@ -246,6 +270,24 @@ impl Sink {
 }
 
 impl Counts {
+    /// The spinner's status line.
+    fn status(&self) -> String {
+        let mut status = if self.current.is_empty() { "starting".to_owned() } else { self.current.clone() };
+        if self.llm_calls > 0 {
+            status.push_str(&format!(" · {}", plural(self.llm_calls, "LLM call")));
+        }
+        if self.tool_calls > 0 {
+            status.push_str(&format!(" · {}", plural(self.tool_calls, "tool call")));
+        }
+        if self.held_back > 0 {
+            status.push_str(&format!(" · {} held back by the limit of {} in flight", self.held_back, self.cap));
+        }
+        if !self.slow.is_empty() {
+            status.push_str(&format!(" · {}", self.slow));
+        }
+        status
+    }
+
     fn stop(&mut self) {
         if let Some(t) = self.since.take() {
             self.busy += t.elapsed();
@@ -269,6 +311,82 @@ impl EventSink for Sink {
     }
 }
 
+/// The threshold of calls shown as waiting long: [`SLOW_CALL`], or `WEFT_TEST_SLOW_CALL_MS`
+/// milliseconds (for the tests).
+fn slow_threshold() -> Duration {
+    std::env::var("WEFT_TEST_SLOW_CALL_MS").ok().and_then(|ms| ms.parse().ok()).map_or(SLOW_CALL, Duration::from_millis)
+}
+
+/// Starts the thread that shows calls waiting long (none when no thread can be started: the
+/// view then goes without it).
+fn watch(view: &View, counts: &Arc<Mutex<Counts>>) -> Option<Watcher> {
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let bar = match view {
+        View::Spinner(bar) => Some(bar.clone()),
+        View::Lines | View::Quiet => None,
+    };
+    let counts = Arc::clone(counts);
+    let threshold = slow_threshold();
+    let thread = std::thread::Builder::new()
+        .name("weft-progress-watch".to_owned())
+        .spawn(move || {
+            let mut shown: Vec<(String, usize)> = Vec::new();
+            let mut last_line = Instant::now();
+            loop {
+                match stopped.recv_timeout(WATCH_EVERY) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+                }
+                let slow = Limiters::global().slow_calls(threshold);
+                let text = crate::scrub::text(&slow_text(&slow, threshold));
+                match &bar {
+                    Some(bar) => {
+                        let status = {
+                            let mut counts = lock(&counts);
+                            counts.slow = text;
+                            counts.status()
+                        };
+                        bar.set_message(crate::scrub::text(&status));
+                    }
+                    None => {
+                        let now: Vec<(String, usize)> = slow.iter().map(|s| (s.endpoint.clone(), s.count)).collect();
+                        let repeat = !now.is_empty() && last_line.elapsed() >= REPEAT_EVERY;
+                        if now != shown || repeat {
+                            if !now.is_empty() {
+                                eprintln!("{text}");
+                            } else if !shown.is_empty() {
+                                eprintln!("no LLM call has waited more than {} now", seconds(threshold));
+                            }
+                            shown = now;
+                            last_line = Instant::now();
+                        }
+                    }
+                }
+            }
+        })
+        .ok()?;
+    Some(Watcher { stop, thread })
+}
+
+/// `3 calls waiting > 30 s on http://127.0.0.1:9/v1 (down for 41 s); 1 call waiting > 30 s on ...`
+/// (empty when no call waits long).
+fn slow_text(slow: &[SlowCalls], threshold: Duration) -> String {
+    slow.iter()
+        .map(|s| {
+            let calls = if s.count == 1 { "1 call".to_owned() } else { format!("{} calls", s.count) };
+            let down = s.down_for.map(|d| format!(" (down for {})", seconds(d))).unwrap_or_default();
+            format!("{calls} waiting > {} on {}{down}", seconds(threshold), s.endpoint)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `30 s`, `0.5 s`.
+fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 || s >= 10.0 { format!("{s:.0} s") } else { format!("{s:.1} s") }
+}
+
 /// `12 ms`, `1.5 s`.
 fn duration(ms: f64) -> String {
     if ms < 1000.0 { format!("{} ms", ms.round() as u64) } else { format!("{:.1} s", ms / 1000.0) }
@@ -276,4 +394,23 @@ fn duration(ms: f64) -> String {
 
 fn plural(n: u64, word: &str) -> String {
     if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_calls_are_counted_per_endpoint_with_the_outage() {
+        let slow = vec![
+            SlowCalls { endpoint: "http://127.0.0.1:9/v1".into(), count: 3, down_for: Some(Duration::from_millis(41_400)) },
+            SlowCalls { endpoint: "http://h/v1".into(), count: 1, down_for: None },
+        ];
+        assert_eq!(
+            slow_text(&slow, SLOW_CALL),
+            "3 calls waiting > 30 s on http://127.0.0.1:9/v1 (down for 41 s); 1 call waiting > 30 s on http://h/v1"
+        );
+        assert_eq!(slow_text(&[], SLOW_CALL), "");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
+    }
 }

@@ -120,6 +120,21 @@ pub struct LimitArgs {
     #[arg(long, value_name = "SECONDS", value_parser = crate::flags::node_timeout)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_timeout: Option<f64>,
+    /// Seconds to connect to a model's server before the attempt fails (retried like a refused
+    /// connection); more than 0, at most 31536000 [default: 10].
+    #[arg(long, value_name = "SECONDS", value_parser = crate::flags::connect_timeout)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<f64>,
+    /// Seconds an LLM attempt waits without receiving a byte of the answer before it fails
+    /// (retried); more than 0, at most 31536000 [default: 120].
+    #[arg(long, value_name = "SECONDS", value_parser = crate::flags::idle_timeout)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<f64>,
+    /// Seconds a whole LLM call may take, retries and waits included; more than 0, at most
+    /// 31536000 [default: 600].
+    #[arg(long, value_name = "SECONDS", value_parser = crate::flags::call_timeout)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout: Option<f64>,
 }
 
 impl LimitArgs {
@@ -135,20 +150,38 @@ impl LimitArgs {
         if let Some(t) = self.node_timeout {
             crate::flags::check_node_timeout(t).map_err(anyhow::Error::msg)?;
         }
+        for (flag, seconds) in
+            [("--connect-timeout", self.connect_timeout), ("--idle-timeout", self.idle_timeout), ("--call-timeout", self.call_timeout)]
+        {
+            if let Some(t) = seconds {
+                crate::flags::check_seconds(flag, t).map_err(anyhow::Error::msg)?;
+            }
+        }
         Ok(())
     }
 
-    /// The limiters: the process-wide ones unless a limit was given.
+    /// The process's limiters ([`Limiters::global`], which progress views read), configured by
+    /// these flags before the first call.
     pub fn limiters(&self) -> Limiters {
-        if self.max_in_flight.is_none() && self.rps.is_none() {
-            return Limiters::global();
+        let limiters = Limiters::global();
+        if self.max_in_flight.is_some() || self.rps.is_some() {
+            let default = LimitConfig::default();
+            limiters.set_default(LimitConfig {
+                max_in_flight: self.max_in_flight.map_or(default.max_in_flight, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+                requests_per_second: self.rps,
+                adaptive: true,
+            });
         }
-        let default = LimitConfig::default();
-        Limiters::new(LimitConfig {
-            max_in_flight: self.max_in_flight.map_or(default.max_in_flight, |n| usize::try_from(n).unwrap_or(usize::MAX)),
-            requests_per_second: self.rps,
-            adaptive: true,
-        })
+        // Checked to (0, 365 days], so the conversions hold; one that did not would keep the
+        // default rather than panic.
+        let default = weft_llm::limit::Timeouts::default();
+        let seconds = |s: Option<f64>, d| s.and_then(|s| std::time::Duration::try_from_secs_f64(s).ok()).unwrap_or(d);
+        limiters.set_timeouts(weft_llm::limit::Timeouts {
+            connect: seconds(self.connect_timeout, default.connect),
+            idle: seconds(self.idle_timeout, default.idle),
+            call: seconds(self.call_timeout, default.call),
+        });
+        limiters
     }
 }
 

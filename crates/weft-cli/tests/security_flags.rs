@@ -141,6 +141,14 @@ fn node_timeout_values_are_seconds_in_0_to_365_days() {
 }
 
 #[test]
+fn network_timeouts_are_seconds_in_0_to_365_days() {
+    let within = |t: &str| float(t).filter(|x| *x > 0.0 && *x <= 31_536_000.0);
+    property("--connect-timeout", &["greater than 0", "31536000"], flags::connect_timeout, within);
+    property("--idle-timeout", &["greater than 0", "31536000"], flags::idle_timeout, within);
+    property("--call-timeout", &["greater than 0", "31536000"], flags::call_timeout, within);
+}
+
+#[test]
 fn rps_values_are_from_one_per_1000_seconds_to_a_million() {
     property("--rps", &["0.001", "1000000"], flags::rps, |t| float(t).filter(|x| (0.001..=1_000_000.0).contains(x)));
 }

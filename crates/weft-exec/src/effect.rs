@@ -178,7 +178,9 @@ async fn tools(calls: Vec<ToolCall>) -> Vec<(Result<Json, ToolError>, f64)> {
 /// The model call: a permit of the endpoint's limiter around the whole call (retries
 /// included); how long the call took once it had its permit.
 async fn llm(call: LlmCall, site: &Site) -> (Result<ChatResponse, LlmError>, f64) {
-    let LlmCall { model, limiter, request, node, .. } = call;
+    let LlmCall { model, limiter, mut request, node, .. } = call;
+    // Which run of a batch asks: a recording is matched by run on replay.
+    request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
     let permit = limiter
         .acquire_with(|stats| {
             if site.run.listening() {

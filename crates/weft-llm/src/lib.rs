@@ -5,6 +5,7 @@
 //! The engine never knows which model it talks to. The built-in [`simulated::SimulatedModel`]
 //! is deterministic and offline; real providers implement the same trait.
 
+pub mod breaker;
 mod error;
 pub mod limit;
 pub mod providers;
@@ -114,6 +115,11 @@ pub struct RequestMeta {
     /// How many calls this run made earlier for a node of this name (re-asks included), so a
     /// script can answer the n-th call, also after the run was resumed in another process.
     pub call_index: u64,
+    /// The run's index in its batch (the 0-based position of its input line), when it is one of
+    /// a batch: a recording is replayed by run, so runs whose prompts are the same each get
+    /// their own answers, whatever order they ran in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_index: Option<u64>,
 }
 
 /// One request to a model.

@@ -9,13 +9,20 @@
 //! successes raise it again by one per cap's worth of calls (additive increase), up to the
 //! configured maximum. Other endpoints are not affected.
 //!
+//! Each limiter also holds its endpoint's circuit breaker ([`crate::breaker::Breaker`]), and
+//! tracks when each of its calls began, so a progress view can say how many have waited long
+//! ([`Limiters::slow_calls`]).
+//!
 //! [`Limiters`] maps endpoints to their limiter; [`Limiters::global`] is the process-wide one
-//! every run uses unless told otherwise.
+//! every run uses unless told otherwise. The registry also holds the network [`Timeouts`] the
+//! models built for its endpoints use (connect, idle, whole call).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::breaker::Breaker;
 
 /// The default cap of calls in flight per endpoint.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 2048;
@@ -26,6 +33,49 @@ pub const MAX_GAP: Duration = Duration::from_secs(31_536_000);
 /// The shortest time between two decreases of a cap: a burst of 429s answered to calls sent
 /// together counts as one signal.
 pub const COOLDOWN: Duration = Duration::from_millis(500);
+
+/// The connect timeout when none is given.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The idle timeout when none is given: an attempt fails when no byte of the answer arrived
+/// for this long.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The timeout of a whole call (every attempt and wait) when none is given: WayFlow's retry
+/// budget.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The network timeouts of LLM calls; each error says which one fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To open a connection (TCP and TLS).
+    pub connect: Duration,
+    /// Of silence: no byte of the answer for this long (waiting for the headers, then between
+    /// two chunks of the body).
+    pub idle: Duration,
+    /// Of a whole call: its attempts, the waits between them and for the endpoint's probe. No
+    /// retry starts after it, and an attempt in flight is cut.
+    pub call: Duration,
+}
+
+impl Default for Timeouts {
+    /// 10 s to connect, 120 s of silence, 600 s per call.
+    fn default() -> Self {
+        Timeouts { connect: DEFAULT_CONNECT_TIMEOUT, idle: DEFAULT_IDLE_TIMEOUT, call: DEFAULT_CALL_TIMEOUT }
+    }
+}
+
+/// Calls of one endpoint that have waited long, for progress views.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowCalls {
+    /// The endpoint.
+    pub endpoint: String,
+    /// Calls begun (waiting for a slot, for the server or for the endpoint's probe) longer
+    /// ago than the threshold asked about.
+    pub count: usize,
+    /// How long the endpoint has been down, when its breaker says it is.
+    pub down_for: Option<Duration>,
+}
 
 /// How one endpoint is limited.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +120,7 @@ pub struct Limiter {
     config: LimitConfig,
     slots: Arc<Semaphore>,
     inner: Mutex<Inner>,
+    breaker: Breaker,
 }
 
 #[derive(Debug)]
@@ -89,6 +140,9 @@ struct Inner {
     last_decrease: Option<Instant>,
     /// When the next request may start, when paced.
     next_start: Option<Instant>,
+    /// When each call now waiting or in flight began, by a number given in order.
+    begun: BTreeMap<u64, Instant>,
+    next_call: u64,
 }
 
 /// A slot taken from a [`Limiter`]; dropping it frees the slot.
@@ -97,6 +151,7 @@ pub struct Permit {
     limiter: Arc<Limiter>,
     slot: Option<OwnedSemaphorePermit>,
     waited: Duration,
+    call: u64,
 }
 
 impl Permit {
@@ -108,8 +163,9 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let Some(slot) = self.slot.take() else { return };
         let mut inner = self.limiter.lock();
+        inner.begun.remove(&self.call);
+        let Some(slot) = self.slot.take() else { return };
         inner.in_flight -= 1;
         if inner.debt > 0 {
             inner.debt -= 1;
@@ -124,6 +180,21 @@ struct Waiting<'a>(&'a Limiter);
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.lock().waiting -= 1;
+    }
+}
+
+/// Forgets when a call began if its wait for a slot is cancelled (a [`Permit`] forgets it
+/// otherwise).
+struct Begun<'a> {
+    limiter: &'a Limiter,
+    call: Option<u64>,
+}
+
+impl Drop for Begun<'_> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            self.limiter.lock().begun.remove(&call);
+        }
     }
 }
 
@@ -147,8 +218,23 @@ impl Limiter {
                 successes: 0,
                 last_decrease: None,
                 next_start: None,
+                begun: BTreeMap::new(),
+                next_call: 0,
             }),
+            breaker: Breaker::new(),
         })
+    }
+
+    /// The endpoint's circuit breaker.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// How many calls now waiting or in flight began at least `threshold` ago.
+    pub fn calls_older_than(&self, threshold: Duration) -> usize {
+        let Some(cutoff) = Instant::now().checked_sub(threshold) else { return 0 };
+        // Numbers are given in order of beginning, so the old calls come first.
+        self.lock().begun.values().take_while(|begun| **begun <= cutoff).count()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -176,6 +262,14 @@ impl Limiter {
     /// the call has to wait for a slot (so a progress view can say calls are held back).
     pub async fn acquire_with(self: &Arc<Self>, on_wait: impl FnOnce(&LimiterStats)) -> Permit {
         let t0 = Instant::now();
+        let call = {
+            let mut inner = self.lock();
+            inner.next_call += 1;
+            let call = inner.next_call;
+            inner.begun.insert(call, t0);
+            call
+        };
+        let mut begun = Begun { limiter: self, call: Some(call) };
         let slot = match Arc::clone(&self.slots).try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
@@ -190,12 +284,16 @@ impl Limiter {
                     Ok(slot) => slot,
                     // Only a closed semaphore fails, and a limiter never closes its own: the
                     // call then goes unlimited rather than never.
-                    Err(_) => return Permit { limiter: Arc::clone(self), slot: None, waited: t0.elapsed() },
+                    Err(_) => {
+                        begun.call = None;
+                        return Permit { limiter: Arc::clone(self), slot: None, waited: t0.elapsed(), call };
+                    }
                 }
             }
         };
         self.lock().in_flight += 1;
-        let mut permit = Permit { limiter: Arc::clone(self), slot: Some(slot), waited: Duration::ZERO };
+        begun.call = None;
+        let mut permit = Permit { limiter: Arc::clone(self), slot: Some(slot), waited: Duration::ZERO, call };
         if let Some(gap) = self.gap() {
             let start = {
                 let mut inner = self.lock();
@@ -299,6 +397,7 @@ pub struct Limiters {
 #[derive(Debug)]
 struct Registry {
     default: LimitConfig,
+    timeouts: Timeouts,
     configs: HashMap<String, LimitConfig>,
     limiters: HashMap<String, Arc<Limiter>>,
 }
@@ -312,7 +411,14 @@ impl Default for Limiters {
 impl Limiters {
     /// A registry whose limiters use `default` unless configured per endpoint.
     pub fn new(default: LimitConfig) -> Limiters {
-        Limiters { inner: Arc::new(Mutex::new(Registry { default, configs: HashMap::new(), limiters: HashMap::new() })) }
+        Limiters {
+            inner: Arc::new(Mutex::new(Registry {
+                default,
+                timeouts: Timeouts::default(),
+                configs: HashMap::new(),
+                limiters: HashMap::new(),
+            })),
+        }
     }
 
     /// The process-wide registry, with the default config.
@@ -323,6 +429,35 @@ impl Limiters {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the config of every endpoint without one of its own; applies to limiters created
+    /// after the call (a command configures the process's registry before its first call).
+    pub fn set_default(&self, config: LimitConfig) {
+        self.lock().default = config;
+    }
+
+    /// The network timeouts of the models built for these endpoints.
+    pub fn timeouts(&self) -> Timeouts {
+        self.lock().timeouts
+    }
+
+    /// Sets the network timeouts; applies to models built after the call.
+    pub fn set_timeouts(&self, timeouts: Timeouts) {
+        self.lock().timeouts = timeouts;
+    }
+
+    /// Per endpoint with calls begun at least `threshold` ago: how many, and how long the
+    /// endpoint has been down if it is. Endpoints by name.
+    pub fn slow_calls(&self, threshold: Duration) -> Vec<SlowCalls> {
+        let limiters: Vec<Arc<Limiter>> = self.lock().limiters.values().cloned().collect();
+        let mut slow: Vec<SlowCalls> = limiters
+            .iter()
+            .map(|l| SlowCalls { endpoint: l.endpoint.clone(), count: l.calls_older_than(threshold), down_for: l.breaker.down_for() })
+            .filter(|s| s.count > 0)
+            .collect();
+        slow.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        slow
     }
 
     /// Sets the config of one endpoint; applies to limiters created after the call.
@@ -436,6 +571,37 @@ mod tests {
         assert_eq!(limiters.get("slow").config().max_in_flight, 1);
         assert_eq!(limiters.stats().len(), 2);
         assert_eq!(Limiters::global().get("x").config(), LimitConfig::default());
+    }
+
+    #[tokio::test]
+    async fn calls_are_counted_by_age_until_their_permit_is_dropped() {
+        let limiters = Limiters::new(config(1));
+        let limiter = limiters.get("e");
+        let held = limiter.acquire().await;
+        let l2 = Arc::clone(&limiter);
+        let waiting = tokio::spawn(async move { l2.acquire().await });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(limiter.calls_older_than(Duration::from_millis(20)), 2);
+        assert_eq!(limiter.calls_older_than(Duration::from_secs(30)), 0);
+        let slow = limiters.slow_calls(Duration::from_millis(20));
+        assert_eq!(slow, vec![SlowCalls { endpoint: "e".into(), count: 2, down_for: None }]);
+        waiting.abort();
+        let _ = waiting.await;
+        assert_eq!(limiter.calls_older_than(Duration::ZERO), 1, "a cancelled wait is forgotten");
+        drop(held);
+        assert_eq!(limiter.calls_older_than(Duration::ZERO), 0);
+        assert!(limiters.slow_calls(Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn the_registry_holds_the_timeouts_and_a_default() {
+        let limiters = Limiters::default();
+        assert_eq!(limiters.timeouts(), Timeouts::default());
+        let t = Timeouts { connect: Duration::from_secs(1), idle: Duration::from_secs(2), call: Duration::from_secs(3) };
+        limiters.set_timeouts(t);
+        assert_eq!(limiters.timeouts(), t);
+        limiters.set_default(config(7));
+        assert_eq!(limiters.get("new").config().max_in_flight, 7);
     }
 
     async fn futures_join(limiter: &Arc<Limiter>, n: usize) -> Vec<Permit> {

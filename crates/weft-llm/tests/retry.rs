@@ -68,7 +68,7 @@ fn status(status: u16) -> Cause {
 fn retrying(outcomes: Vec<Option<AttemptError>>, policy: RetryPolicy) -> (Retrying<Scripted>, Arc<RecordingSleeper>, Limiters) {
     let sleeper = RecordingSleeper::new();
     let limiters = Limiters::default();
-    let options = RetryOptions { policy, sleeper: sleeper.clone(), jitter_seed: Some(1) };
+    let options = RetryOptions { policy, sleeper: sleeper.clone(), jitter_seed: Some(1), ..RetryOptions::default() };
     (Retrying::wrap(Scripted::new(outcomes), &limiters, options), sleeper, limiters)
 }
 
@@ -109,4 +109,82 @@ async fn final_causes_are_never_retried() {
     let (model, _, _) = retrying(vec![Some(failed(Cause::Invalid, None)), None], RetryPolicy::default());
     assert!(model.chat(&ChatRequest::default()).await.is_err());
     assert_eq!(*model.provider().attempts.lock().unwrap(), 1);
+}
+
+/// Fails its first attempt at once (connection refused), then hangs every later one.
+struct RefusesThenHangs {
+    attempts: Mutex<u32>,
+    secrets: Secrets,
+}
+
+#[async_trait::async_trait]
+impl Provider for RefusesThenHangs {
+    type Payload = ();
+
+    fn name(&self) -> &str {
+        "hanging"
+    }
+
+    fn endpoint(&self) -> &str {
+        "hanging://endpoint"
+    }
+
+    fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+
+    fn prepare(&self, _request: &ChatRequest) -> Result<(), LlmError> {
+        Ok(())
+    }
+
+    async fn attempt(&self, _payload: &()) -> Result<ChatResponse, AttemptError> {
+        let first = {
+            let mut attempts = self.attempts.lock().unwrap();
+            *attempts += 1;
+            *attempts == 1
+        };
+        if first {
+            return Err(failed(Cause::Transport, None));
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok(ChatResponse::default())
+    }
+}
+
+/// While one call probes an endpoint that is down, another waits for the probe's outcome
+/// instead of connecting; when the window ends (here capped by the call timeout) it fails at
+/// once with the endpoint's outage, having made no attempt, and the probe is cut by its call
+/// timeout.
+#[tokio::test]
+async fn a_call_waits_for_another_calls_probe_and_fails_when_its_window_ends() {
+    let limiters = Limiters::default();
+    let options = || RetryOptions {
+        sleeper: RecordingSleeper::new(),
+        jitter_seed: Some(1),
+        call_timeout: Some(Duration::from_millis(800)),
+        ..RetryOptions::default()
+    };
+    let provider = RefusesThenHangs { attempts: Mutex::new(0), secrets: Secrets::default() };
+    let model = Arc::new(Retrying::wrap(provider, &limiters, options()));
+    let prober = {
+        let model = Arc::clone(&model);
+        tokio::spawn(async move { model.chat(&ChatRequest::default()).await })
+    };
+    // The first call's first attempt was refused, its retry (the probe) hangs.
+    while *model.provider().attempts.lock().unwrap() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Started 200 ms into the outage: its window ends 600 ms later, before its own deadline.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = std::time::Instant::now();
+    let waiter = model.chat(&ChatRequest::default()).await.unwrap_err();
+    let waited = t0.elapsed();
+    assert!(waited < Duration::from_millis(750), "it waited until the window's end, not its own deadline: {waited:?}");
+    assert!(waiter.message.contains("the endpoint hanging://endpoint has been down for 0.8"), "{}", waiter.message);
+    assert!(waiter.message.contains(" s (1 failed attempt, every call's, and no answer since)"), "{}", waiter.message);
+    assert!(waiter.message.contains("longer than the retry policy's window of 0.8 s"), "{}", waiter.message);
+    let probe = prober.await.unwrap().unwrap_err();
+    assert!(probe.message.contains("no answer within the call timeout of 0.8 s"), "{}", probe.message);
+    assert!(probe.message.contains("after 2 attempts (1 retries; no retry starts after the call timeout of 0.8 s)"), "{}", probe.message);
+    assert_eq!(*model.provider().attempts.lock().unwrap(), 2, "the waiting call made no attempt");
 }

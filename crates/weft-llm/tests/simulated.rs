@@ -16,7 +16,7 @@ fn request(node: &str, call_index: u64, prompt: &str, schema: Option<Json>) -> C
             strict: true,
             delivery: SchemaDelivery::Native,
         }),
-        meta: RequestMeta { node: node.to_owned(), node_path: format!("flow/{node}"), call_index },
+        meta: RequestMeta { node: node.to_owned(), node_path: format!("flow/{node}"), call_index, batch_index: None },
         ..ChatRequest::default()
     }
 }

@@ -28,9 +28,15 @@ use weft_tools::ToolError;
 pub const FORMAT_NAME: &str = "weft-record";
 
 /// The version of the record format written in the header line, and the highest one read.
-pub const FORMAT_VERSION: u64 = 1;
+///
+/// - 1: the first format.
+/// - 2: LLM lines of a batch's runs carry `"run"`, the run's index in the batch (its input
+///   line's 0-based position), and are matched by run on replay. Version 1 files are read as
+///   they were written: their lines have no run and are matched by node path, key and
+///   occurrence alone.
+pub const FORMAT_VERSION: u64 = 2;
 
-/// The first line of a record file: `{"kind":"header","format":"weft-record","version":1}`.
+/// The first line of a record file: `{"kind":"header","format":"weft-record","version":2}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename = "header")]
 pub struct Header {
@@ -50,19 +56,24 @@ impl Header {
 /// A recorded LLM exchange: one line of kind `llm`, written by [`crate::llm::Recorder`].
 ///
 /// ```json
-/// {"kind":"llm","key":"<sha-256>","node_path":"root/work","occurrence":1,"model":"simulated",
+/// {"kind":"llm","key":"<sha-256>","run":3,"node_path":"root/work","occurrence":1,"model":"simulated",
 ///  "request":{…},"response":{…}}
 /// ```
 ///
-/// with `"error":{…}` in place of `"response"` for a failed call.
+/// with `"error":{…}` in place of `"response"` for a failed call, and no `"run"` outside a
+/// batch (and in files of format 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename = "llm")]
 pub struct LlmLine {
     /// The request's key ([`RecordedRequest::key_content`], secrets redacted).
     pub key: String,
+    /// The run's index in its batch, for a call of a batch's run (format 2): with the node
+    /// path, the scope of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
     /// The calling node's path (the scope of the key).
     pub node_path: String,
-    /// The n-th call with this key at this node path (from 1).
+    /// The n-th call with this key at this node path (in this run) (from 1).
     pub occurrence: u64,
     /// The model's name.
     pub model: String,
@@ -478,7 +489,8 @@ impl From<RecordedSchemaDelivery> for SchemaDelivery {
 
 impl From<&RequestMeta> for RecordedMeta {
     fn from(meta: &RequestMeta) -> Self {
-        let RequestMeta { node, node_path, call_index } = meta;
+        // The batch index is the line's own `run`, not part of the request.
+        let RequestMeta { node, node_path, call_index, batch_index: _ } = meta;
         RecordedMeta { node: node.clone(), node_path: node_path.clone(), call_index: *call_index }
     }
 }
@@ -486,7 +498,7 @@ impl From<&RequestMeta> for RecordedMeta {
 impl From<RecordedMeta> for RequestMeta {
     fn from(meta: RecordedMeta) -> Self {
         let RecordedMeta { node, node_path, call_index } = meta;
-        RequestMeta { node, node_path, call_index }
+        RequestMeta { node, node_path, call_index, batch_index: None }
     }
 }
 

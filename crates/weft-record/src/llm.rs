@@ -8,7 +8,7 @@
 //! [`crate::log`], which both models and tools write through. An LLM line is
 //!
 //! ```json
-//! {"kind":"llm","key":"<sha-256>","node_path":"root/map[3]/work","occurrence":1,"model":"openai-compatible http://…",
+//! {"kind":"llm","key":"<sha-256>","run":3,"node_path":"root/map[3]/work","occurrence":1,"model":"openai-compatible http://…",
 //!  "request":{<RecordedRequest>},"response":{<RecordedResponse>}}
 //! ```
 //!
@@ -20,12 +20,19 @@
 //! **Keys.** The key is the SHA-256 of the canonical JSON of what determines the answer:
 //! [`request_content`], the request's messages, response format, tools and generation
 //! parameters, secrets redacted. [`weft_llm::RequestMeta`] is left out: `call_index` depends on
-//! scheduling, and the node is in the scope. The scope is the node path
-//! (`root/map[3]/work`), which holds branch and item indices, so identical prompts of parallel
-//! branches or map items never collide and replay does not depend on completion order. The
-//! occurrence (from 1) tells apart the same request made again at the same node path (a loop).
-//! Occurrences are counted per process: a run resumed in a new process counts from 1 again, so
-//! record and replay a resumed run the same way.
+//! scheduling, and the node is in the scope. The scope is the run and the node path: the run is
+//! the index of a batch's run ([`weft_llm::RequestMeta::batch_index`], the line's `"run"`,
+//! absent outside a batch), the node path (`root/map[3]/work`) holds branch and item indices,
+//! so identical prompts of different runs, parallel branches or map items never collide and
+//! replay depends neither on completion order nor on the concurrency of the recording or the
+//! replay (a partial recording of a batch replays every run it holds whole). The occurrence
+//! (from 1) tells apart the same request made again in the same scope (a loop). Occurrences are
+//! counted per process: a run resumed in a new process counts from 1 again, so record and
+//! replay a resumed run the same way.
+//!
+//! **Lines without a run** (outside a batch, or recorded by format 1, before runs were recorded)
+//! are matched as they were recorded: by node path, key and occurrence counted over the whole
+//! process, whichever run asks, when the recording has no line with a run.
 //!
 //! **Secrets.** Every string of a line, responses and error messages included, has the values
 //! given to [`RecordLog::add_secrets`] replaced by `[REDACTED]`, and keys are computed on the
@@ -60,6 +67,8 @@ pub fn request_content(request: &ChatRequest) -> Json {
 #[derive(Debug, Deserialize)]
 struct ServedLine {
     key: String,
+    #[serde(default)]
+    run: Option<u64>,
     node_path: String,
     occurrence: u64,
     #[serde(default)]
@@ -87,10 +96,10 @@ impl Recorder {
         Recorder { inner, log }
     }
 
-    /// The key and occurrence of `request`, counted.
+    /// The key and occurrence of `request`, counted in its scope (its run and node path).
     fn start(&self, request: &ChatRequest) -> (String, u64) {
         let key = self.log.key(&request_content(request));
-        let occurrence = self.log.occurrence(KIND, &request.meta.node_path, &key);
+        let occurrence = self.log.occurrence(KIND, &scope(request.meta.batch_index, &request.meta.node_path), &key);
         (key, occurrence)
     }
 
@@ -101,6 +110,7 @@ impl Recorder {
         };
         self.log.append_line(&LlmLine {
             key,
+            run: request.meta.batch_index,
             node_path: request.meta.node_path.clone(),
             occurrence,
             model: self.inner.name().to_owned(),
@@ -136,8 +146,21 @@ impl ChatModel for Recorder {
     }
 }
 
+/// The scope occurrences are counted in: the run (when in a batch) and the node path.
+fn scope(run: Option<u64>, node_path: &str) -> String {
+    match run {
+        Some(run) => format!("run {run}: {node_path}"),
+        None => node_path.to_owned(),
+    }
+}
+
+/// Recorded outcomes by (run, node path, key), then occurrence.
+type Entries = HashMap<(Option<u64>, String, String), BTreeMap<u64, Result<RecordedResponse, RecordedError>>>;
+
 /// A model serving the LLM exchanges of a record file, with no network: each recorded exchange
-/// answers the request with the same key at the same node path and occurrence, once. A recorded
+/// answers the request with the same key in the same run (of a batch) at the same node path and
+/// occurrence, once; a recording without runs (outside a batch, or of format 1) answers by node
+/// path, key and occurrence alone. A recorded
 /// error is returned as an error of the same kind with the same message. A request the
 /// recording does not have fails with an [`LlmError`] of kind `Other` naming the node path, the
 /// occurrence and the start of the prompt.
@@ -147,10 +170,12 @@ pub struct Replayer {
     name: String,
     path: PathBuf,
     secrets: Secrets,
-    /// Outcomes by (node path, key), then occurrence.
-    entries: HashMap<(String, String), BTreeMap<u64, Result<RecordedResponse, RecordedError>>>,
-    /// Exchanges recorded per node path.
-    per_path: HashMap<String, usize>,
+    /// Outcomes by (run, node path, key), then occurrence.
+    entries: Entries,
+    /// Exchanges recorded per (run, node path).
+    per_path: HashMap<(Option<u64>, String), usize>,
+    /// Whether some line has a run (then runs are matched by run).
+    by_run: bool,
     served: Occurrences,
 }
 
@@ -170,6 +195,7 @@ impl Replayer {
             secrets: Secrets::default(),
             entries: HashMap::new(),
             per_path: HashMap::new(),
+            by_run: false,
             served: Occurrences::new(),
         };
         for RecordLine { line, value } in read_lines(path, KIND)? {
@@ -180,14 +206,17 @@ impl Replayer {
                 (None, Some(error)) => Err(error),
                 _ => return Err(invalid("a recorded LLM call has either a \"response\" or an \"error\"".to_owned())),
             };
-            let by_occurrence = replayer.entries.entry((entry.node_path.clone(), entry.key)).or_default();
+            let by_occurrence = replayer.entries.entry((entry.run, entry.node_path.clone(), entry.key)).or_default();
             if by_occurrence.insert(entry.occurrence, outcome).is_some() {
                 return Err(invalid(format!(
-                    "node path {:?}: occurrence {} of this request is recorded twice",
-                    entry.node_path, entry.occurrence
+                    "{}node path {:?}: occurrence {} of this request is recorded twice",
+                    entry.run.map(|r| format!("run {r}, ")).unwrap_or_default(),
+                    entry.node_path,
+                    entry.occurrence
                 )));
             }
-            *replayer.per_path.entry(entry.node_path).or_insert(0) += 1;
+            replayer.by_run |= entry.run.is_some();
+            *replayer.per_path.entry((entry.run, entry.node_path)).or_insert(0) += 1;
         }
         Ok(replayer)
     }
@@ -210,6 +239,11 @@ impl Replayer {
         &self.path
     }
 
+    /// Whether the recording's lines carry runs (a batch recorded by format 2).
+    pub fn by_run(&self) -> bool {
+        self.by_run
+    }
+
     /// The number of recorded LLM exchanges.
     pub fn len(&self) -> usize {
         self.per_path.values().sum()
@@ -223,17 +257,26 @@ impl Replayer {
     fn serve(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
         let path = &request.meta.node_path;
         let key = redacted_key(&self.secrets, &request_content(request));
-        let occurrence = self.served.next(KIND, path, &key);
-        let recorded = self.entries.get(&(path.clone(), key));
+        // By run when the recording has runs; else as recorded before runs were (every run
+        // shares the node path's occurrences).
+        let run = request.meta.batch_index.filter(|_| self.by_run);
+        let occurrence = self.served.next(KIND, &scope(run, path), &key);
+        let recorded = self.entries.get(&(run, path.clone(), key));
         match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
             Some(Ok(response)) => Ok(response.clone().into()),
             Some(Err(error)) => Err(error.clone().into()),
             None => {
-                let reason = missing_reason(self.per_path.get(path).copied().unwrap_or(0), recorded.map_or(0, BTreeMap::len), "node path");
+                let in_scope = self.per_path.get(&(run, path.clone())).copied().unwrap_or(0);
+                let noun = if run.is_some() { "node path in this run" } else { "node path" };
+                let mut reason = missing_reason(in_scope, recorded.map_or(0, BTreeMap::len), noun);
+                if run.is_none() && self.by_run {
+                    reason.push_str(" (this recording was made by a batch: replay it with --batch)");
+                }
+                let which = run.map(|r| format!("of run {r} (batch index) ")).unwrap_or_default();
                 Err(LlmError::new(
                     LlmErrorKind::Other,
                     format!(
-                        "{}: no recorded answer for the LLM call at node path {path:?} (occurrence {occurrence}, prompt {}): {reason}; the flow or its inputs changed since the recording: re-record with --record",
+                        "{}: no recorded answer for the LLM call {which}at node path {path:?} (occurrence {occurrence}, prompt {}): {reason}; the flow or its inputs changed since the recording, or the recording stopped before this call: re-record with --record",
                         self.name,
                         excerpt(&self.secrets.redact_str(prompt(request))),
                     ),
@@ -274,7 +317,7 @@ mod tests {
     fn request(path: &str, call_index: u64, prompt: &str) -> ChatRequest {
         ChatRequest {
             messages: vec![ChatMessage::new(Role::System, "Be brief."), ChatMessage::new(Role::User, prompt)],
-            meta: RequestMeta { node: "n".to_owned(), node_path: path.to_owned(), call_index },
+            meta: RequestMeta { node: "n".to_owned(), node_path: path.to_owned(), call_index, batch_index: None },
             ..ChatRequest::default()
         }
     }

@@ -9,10 +9,11 @@
 //! [`crate::format`] ([`crate::format::LlmLine`], [`crate::format::ToolLine`] and their parts),
 //! not the types of `weft_llm` and `weft_tools`, so the file changes only when its format
 //! version does. The first line is a header,
-//! `{"kind":"header","format":"weft-record","version":1}`; a file of a higher version is
-//! refused, naming both versions. Then:
+//! `{"kind":"header","format":"weft-record","version":2}`; a file of a higher version is
+//! refused, naming both versions (version 1, without runs, is read). Then:
 //!
-//! - `{"kind":"llm","key":…,"node_path":…,"occurrence":n,"model":…,"request":{…},"response":{…}}`
+//! - `{"kind":"llm","key":…,"run":i,"node_path":…,"occurrence":n,"model":…,"request":{…},"response":{…}}`
+//!   (`run`, the index of a batch's run, only in a batch)
 //!   or `…,"error":{"kind":"rate_limited"|"transient"|…,"status":…,"message":…}}` (lines written
 //!   before kinds existed have `"transient"` or `"permanent"`), written by [`crate::llm::Recorder`];
 //! - `{"kind":"tool","key":…,"tool":…,"occurrence":n,"args":{…},"result":…}` or
@@ -27,8 +28,8 @@
 //! An exchange is found by `(scope, key, occurrence)`. The key is the SHA-256 of the canonical
 //! JSON (object keys sorted, no spaces) of what determines the answer, with secrets redacted
 //! ([`redacted_key`]): for a tool its arguments, for an LLM call its messages, response format,
-//! tools and generation parameters. The scope is the tool's name, or the calling node's path
-//! for an LLM call. The occurrence (from 1) tells apart the same request made several times in
+//! tools and generation parameters. The scope is the tool's name, or for an LLM call the run
+//! (in a batch) and the calling node's path. The occurrence (from 1) tells apart the same request made several times in
 //! one scope: the n-th call with that key in that scope is occurrence n
 //! ([`RecordLog::occurrence`]).
 //!

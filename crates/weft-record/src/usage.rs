@@ -766,7 +766,7 @@ output = 0
         assert_eq!(model.name(), "simulated");
         let request = ChatRequest {
             messages: vec![weft_llm::ChatMessage::new(weft_llm::Role::User, "Hello there")],
-            meta: RequestMeta { node: "greet".into(), node_path: "root/greet".into(), call_index: 0 },
+            meta: RequestMeta { node: "greet".into(), node_path: "root/greet".into(), call_index: 0, batch_index: None },
             ..ChatRequest::default()
         };
         let response = model.chat(&request).await.unwrap();

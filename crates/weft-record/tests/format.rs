@@ -1,7 +1,7 @@
 //! The record file's format, pinned: the bytes of a header, of LLM lines (every field of a
 //! request and a response, and an error) and of tool lines (a result, a `null` result, an
-//! error), and the key of a request. A change here is a change of format version 1: recordings
-//! written before would no longer replay. Also: a file of a newer version is refused, naming both
+//! error), and the key of a request. A change here is a change of the format's version (now 2):
+//! recordings written before would no longer replay. Files of format 1 still replay. Also: a file of a newer version is refused, naming both
 //! versions.
 
 #![allow(clippy::unwrap_used, reason = "test helpers")]
@@ -84,7 +84,7 @@ fn full_request() -> ChatRequest {
             ToolSpec { name: "clock".into(), description: None, parameters: json!({"type": "object", "properties": {}}) },
         ],
         generation,
-        meta: RequestMeta { node: "ask".into(), node_path: "root/map[1]/ask".into(), call_index: 3 },
+        meta: RequestMeta { node: "ask".into(), node_path: "root/map[1]/ask".into(), call_index: 3, batch_index: None },
     }
 }
 
@@ -93,17 +93,25 @@ fn plain_request() -> ChatRequest {
     ChatRequest {
         messages: vec![ChatMessage::new(Role::User, "fail")],
         response_format: Some(ResponseFormat { name: "r".into(), schema: json!({}), strict: false, delivery: SchemaDelivery::InPrompt }),
-        meta: RequestMeta { node: "plain".into(), node_path: "root/plain".into(), call_index: 0 },
+        meta: RequestMeta { node: "plain".into(), node_path: "root/plain".into(), call_index: 0, batch_index: None },
         ..ChatRequest::default()
     }
 }
 
+/// `request` as the run of batch index `run` makes it.
+fn in_run(mut request: ChatRequest, run: u64) -> ChatRequest {
+    request.meta.batch_index = Some(run);
+    request
+}
+
 /// The file the exchanges below are recorded into, line by line (written by the format-1 code
-/// before the record file had types of its own: the same bytes and the same keys).
-const PINNED: [&str; 6] = [
-    r#"{"kind":"header","format":"weft-record","version":1}"#,
+/// before the record file had types of its own: the same bytes and the same keys; format 2 added
+/// the header's version 2 and the `"run"` of a batch's call, the fourth line).
+const PINNED: [&str; 7] = [
+    r#"{"kind":"header","format":"weft-record","version":2}"#,
     r#"{"kind":"llm","key":"168ce7e9dae8fd268623670d0ec613070c4fb4b1fb97e59530728fa39f561fed","node_path":"root/map[1]/ask","occurrence":1,"model":"fixed","request":{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Weather in \"Oslo\"?\nBe brief.","images":["data:image/png;base64,iVBORw0KGgo="]},{"role":"assistant","content":"","tool_calls":[{"id":"call_1","name":"weather","arguments":{"city":"Oslo","days":2}}]},{"role":"tool","content":"{\"temp\": 4}","tool_call_id":"call_1"}],"response_format":{"name":"answer","schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]},"strict":true,"delivery":"native"},"tools":[{"name":"weather","description":"The weather of a city","parameters":{"type":"object"}},{"name":"clock","parameters":{"type":"object","properties":{}}}],"generation":{"temperature":0.2,"max_tokens":256},"meta":{"node":"ask","node_path":"root/map[1]/ask","call_index":3}},"response":{"text":"{\"city\": \"Oslo\"}","tool_calls":[{"id":"call_2","name":"weather","arguments":{"city":"Oslo"}}],"usage":{"input_tokens":120,"output_tokens":15,"cached_tokens":64}}}"#,
     r#"{"kind":"llm","key":"5cc8b8044144d8465b704a33d5a5e4b82b4b573508a846fe53316e963391f3d5","node_path":"root/plain","occurrence":1,"model":"fixed","request":{"messages":[{"role":"user","content":"fail"}],"response_format":{"name":"r","schema":{},"strict":false,"delivery":"in_prompt"},"meta":{"node":"plain","node_path":"root/plain","call_index":0}},"error":{"kind":"context_too_long","status":400,"provider_type":"invalid_request_error","provider_code":"context_length_exceeded","provider_message":"maximum context length is 8192 tokens","request_id":"req_123","message":"the prompt is too long, after 1 attempt"}}"#,
+    r#"{"kind":"llm","key":"5cc8b8044144d8465b704a33d5a5e4b82b4b573508a846fe53316e963391f3d5","run":4,"node_path":"root/plain","occurrence":1,"model":"fixed","request":{"messages":[{"role":"user","content":"fail"}],"response_format":{"name":"r","schema":{},"strict":false,"delivery":"in_prompt"},"meta":{"node":"plain","node_path":"root/plain","call_index":0}},"error":{"kind":"context_too_long","status":400,"provider_type":"invalid_request_error","provider_code":"context_length_exceeded","provider_message":"maximum context length is 8192 tokens","request_id":"req_123","message":"the prompt is too long, after 1 attempt"}}"#,
     r#"{"kind":"tool","key":"ba9a177a8b764232d0bb1cd45c8ece18c1659147f3e47b09f2556882a417f138","tool":"weather","occurrence":1,"args":{"x":"Oslo","n":[1,2.5,null,true]},"result":{"temp":"Oslo"}}"#,
     r#"{"kind":"tool","key":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","tool":"weather","occurrence":1,"args":{},"result":null}"#,
     r#"{"kind":"tool","key":"f427bbef18e0f5e356447e342c57a93301856b13c0c37fe638f88ddb4339e290","tool":"weather","occurrence":1,"args":{"x":"slow"},"error":{"kind":"timeout","after_s":2.5}}"#,
@@ -124,6 +132,7 @@ async fn record(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let model = Recorder::new(Arc::new(Fixed), Arc::clone(&log));
     model.chat(&full_request()).await.unwrap();
     model.chat(&plain_request()).await.unwrap_err();
+    model.chat(&in_run(plain_request(), 4)).await.unwrap_err();
     let tool = RecordingTool::new("weather", Arc::new(Weather), Arc::clone(&log));
     for args in tool_args() {
         let _ = tool.call(args).await;
@@ -159,6 +168,11 @@ async fn pinned_lines_replay_and_read_back_to_the_same_bytes() {
     assert_eq!(response, Fixed.chat(&full_request()).await.unwrap());
     let error = replayer.chat(&plain_request()).await.unwrap_err();
     assert_eq!(error, Fixed.chat(&plain_request()).await.unwrap_err());
+    assert!(replayer.by_run());
+    let error = replayer.chat(&in_run(plain_request(), 4)).await.unwrap_err();
+    assert_eq!(error, Fixed.chat(&plain_request()).await.unwrap_err());
+    let missing = replayer.chat(&in_run(plain_request(), 5)).await.unwrap_err();
+    assert!(missing.message.contains("of run 5 (batch index) at node path \"root/plain\""), "{}", missing.message);
     let tools = Arc::new(ToolReplay::load(&path).unwrap());
     let weather = tools.tool("weather");
     for args in tool_args() {
@@ -167,13 +181,13 @@ async fn pinned_lines_replay_and_read_back_to_the_same_bytes() {
     }
 
     // Each line reads into the format's own types and writes back to the same bytes.
-    for line in &PINNED[1..3] {
+    for line in &PINNED[1..4] {
         let read: LlmLine = serde_json::from_str(line).unwrap();
         assert_eq!(&serde_json::to_string(&read).unwrap(), line);
         let request = ChatRequest::from(read.request.clone());
         assert_eq!(RecordedRequest::from(&request), read.request, "the conversions keep every field");
     }
-    for line in &PINNED[3..] {
+    for line in &PINNED[4..] {
         let read: ToolLine = serde_json::from_str(line).unwrap();
         assert_eq!(&serde_json::to_string(&read).unwrap(), line);
     }
@@ -183,17 +197,35 @@ async fn pinned_lines_replay_and_read_back_to_the_same_bytes() {
 fn a_newer_format_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("next.jsonl");
-    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":2}\n{\"kind\":\"llm\",\"shape\":\"new\"}\n")
+    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":3}\n{\"kind\":\"llm\",\"shape\":\"new\"}\n")
         .unwrap();
     let expected = format!(
-        "{}:1: recorded in format version 2, and this weft reads version 1 at most; replay it with a newer weft (the one that recorded it)",
+        "{}:1: recorded in format version 3, and this weft reads version 2 at most; replay it with a newer weft (the one that recorded it)",
         path.display()
     );
     assert_eq!(Replayer::load(&path).unwrap_err().to_string(), expected);
     assert_eq!(ToolReplay::load(&path).unwrap_err().to_string(), expected);
-    assert_eq!(weft_record::log::FORMAT_VERSION, 1);
+    assert_eq!(weft_record::log::FORMAT_VERSION, 2);
 
-    // Version 1 is read.
+    // Version 2 and version 1 are read.
     std::fs::write(&path, format!("{}\n", PINNED[0])).unwrap();
     assert!(Replayer::load(&path).unwrap().is_empty());
+    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":1}\n").unwrap();
+    assert!(Replayer::load(&path).unwrap().is_empty());
+}
+
+/// A recording of format 1 (no runs) replays a batch's calls as it did: by node path, key and
+/// occurrence over the process, whichever run asks.
+#[tokio::test]
+async fn a_format_1_recording_replays_a_batch_by_node_path_and_occurrence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.jsonl");
+    let v1 = [r#"{"kind":"header","format":"weft-record","version":1}"#, PINNED[1], PINNED[2]];
+    std::fs::write(&path, v1.join("\n") + "\n").unwrap();
+    let replayer = Replayer::load(&path).unwrap();
+    assert!(!replayer.by_run());
+    let response = replayer.chat(&in_run(full_request(), 9)).await.unwrap();
+    assert_eq!(response, Fixed.chat(&full_request()).await.unwrap());
+    // Occurrence 2 of the same request (in any run) was not recorded.
+    assert!(replayer.chat(&in_run(full_request(), 3)).await.is_err());
 }

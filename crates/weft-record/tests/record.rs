@@ -61,7 +61,7 @@ impl ChatModel for RandomModel {
 fn request(path: &str, call_index: u64, prompt: &str) -> ChatRequest {
     ChatRequest {
         messages: vec![ChatMessage::new(Role::System, "You are terse."), ChatMessage::new(Role::User, prompt)],
-        meta: RequestMeta { node: path.rsplit('/').next().unwrap().to_owned(), node_path: path.to_owned(), call_index },
+        meta: RequestMeta { node: path.rsplit('/').next().unwrap().to_owned(), node_path: path.to_owned(), call_index, batch_index: None },
         ..ChatRequest::default()
     }
 }
@@ -150,7 +150,7 @@ async fn lines_and_names() {
     log.finish().unwrap();
     let text = std::fs::read_to_string(log.path()).unwrap();
     let lines: Vec<Json> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines[0], json!({"kind": "header", "format": "weft-record", "version": 1}));
+    assert_eq!(lines[0], json!({"kind": "header", "format": "weft-record", "version": 2}));
     let line = &lines[1];
     assert_eq!(line["kind"], "llm");
     assert_eq!(line["node_path"], "root/map[2]/work");
@@ -188,17 +188,17 @@ async fn unrecorded_requests_fail_clearly() {
     // The prompt changed.
     let changed =
         replayer.chat(&request("root/summarize", 0, "Summarize the quarterly report for the board, with a table of the results")).await;
-    insta::assert_snapshot!(message(changed.unwrap_err()), @r#"replay run.jsonl: no recorded answer for the LLM call at node path "root/summarize" (occurrence 1, prompt "Summarize the quarterly report for the board, with a table o…"): 2 exchanges were recorded for this node path, none with this request; the flow or its inputs changed since the recording: re-record with --record"#);
+    insta::assert_snapshot!(message(changed.unwrap_err()), @r#"replay run.jsonl: no recorded answer for the LLM call at node path "root/summarize" (occurrence 1, prompt "Summarize the quarterly report for the board, with a table o…"): 2 exchanges were recorded for this node path, none with this request; the flow or its inputs changed since the recording, or the recording stopped before this call: re-record with --record"#);
 
     // A node the recording never saw.
     let new_node = replayer.chat(&request("root/translate", 0, "Translate:\n  hello")).await;
-    insta::assert_snapshot!(message(new_node.unwrap_err()), @r#"replay run.jsonl: no recorded answer for the LLM call at node path "root/translate" (occurrence 1, prompt "Translate: hello"): nothing was recorded for this node path; the flow or its inputs changed since the recording: re-record with --record"#);
+    insta::assert_snapshot!(message(new_node.unwrap_err()), @r#"replay run.jsonl: no recorded answer for the LLM call at node path "root/translate" (occurrence 1, prompt "Translate: hello"): nothing was recorded for this node path; the flow or its inputs changed since the recording, or the recording stopped before this call: re-record with --record"#);
 
     // The same request once more than recorded.
     let first = request("root/summarize", 0, "Summarize the quarterly report for the board");
     replayer.chat(&first).await.unwrap();
     let more = replayer.chat(&first).await;
-    insta::assert_snapshot!(message(more.unwrap_err()), @r#"replay run.jsonl: no recorded answer for the LLM call at node path "root/summarize" (occurrence 2, prompt "Summarize the quarterly report for the board"): this request was recorded only 1 time for this node path; the flow or its inputs changed since the recording: re-record with --record"#);
+    insta::assert_snapshot!(message(more.unwrap_err()), @r#"replay run.jsonl: no recorded answer for the LLM call at node path "root/summarize" (occurrence 2, prompt "Summarize the quarterly report for the board"): this request was recorded only 1 time for this node path; the flow or its inputs changed since the recording, or the recording stopped before this call: re-record with --record"#);
 }
 
 #[tokio::test]
@@ -292,4 +292,32 @@ fn bad_recordings() {
     assert!(error.contains("bad.jsonl:1: not a recorded LLM call (invalid type: integer `1`, expected a string)"), "{error}");
     let error = Replayer::load(dir.path().join("missing.jsonl")).unwrap_err().to_string();
     assert!(error.starts_with("cannot read the recording"), "{error}");
+}
+
+/// Runs of a batch that share a prompt each replay their own answer, whatever order they asked
+/// in when recorded and when replayed (issue 13, item 6).
+#[tokio::test]
+async fn runs_sharing_a_prompt_replay_their_own_answers_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = record_log(dir.path());
+    let recorder = Recorder::new(Arc::new(RandomModel::default()), Arc::clone(&log));
+    let in_run = |run: u64| {
+        let mut r = request("root/ask", 0, "The same question");
+        r.meta.batch_index = Some(run);
+        r
+    };
+    let mut recorded = BTreeMap::new();
+    for run in [3, 1, 0, 2] {
+        recorded.insert(run, recorder.chat(&in_run(run)).await.unwrap().text);
+    }
+    log.finish().unwrap();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let runs: Vec<Json> = text.lines().skip(1).map(|l| serde_json::from_str::<Json>(l).unwrap()["run"].clone()).collect();
+    assert_eq!(runs, vec![json!(3), json!(1), json!(0), json!(2)]);
+    let replayer = Replayer::load(log.path()).unwrap();
+    for run in [0, 2, 3, 1] {
+        assert_eq!(replayer.chat(&in_run(run)).await.unwrap().text, recorded[&run], "run {run}");
+    }
+    let again = replayer.chat(&in_run(2)).await.unwrap_err();
+    assert!(again.message.contains("of run 2 (batch index) at node path \"root/ask\" (occurrence 2"), "{}", again.message);
 }

@@ -15,7 +15,9 @@
 //! (body, `WWW-Authenticate`, request id), bodies past any cap (or without end), redirects.
 //!
 //! Every response carries `x-request-id: req_<index>`. Dropping the server stops accepting and
-//! lets requests in flight finish.
+//! lets requests in flight finish; [`MockServer::try_start_on`] starts one again on the same
+//! address. A server that takes requests and never answers is [`Fault::Slow`] with a long delay;
+//! a redirect loop is [`Fault::Redirect`] to the request's own URL.
 //!
 //! Wire format source: the OpenAI API reference ("Create chat completion", "The chat completion
 //! object"), as generated into openai/openai-python `src/openai/types/chat/` and
@@ -193,7 +195,13 @@ impl MockServer {
 
     /// Starts a server on 127.0.0.1 with a random port, or says why it cannot.
     pub async fn try_start(config: MockConfig) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+        MockServer::try_start_on(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)), config).await
+    }
+
+    /// Starts a server on `addr` (a server restarted on the address of one shut down, for
+    /// tests of a server that goes away and comes back), or says why it cannot.
+    pub async fn try_start_on(addr: SocketAddr, config: MockConfig) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             config: Mutex::new(Arc::new(config)),

@@ -545,7 +545,7 @@ impl AgentOp {
         match call {
             Call::AgentLlm { call_index, turn } => {
                 let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
-                let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index: *call_index };
+                let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index: *call_index, batch_index: None };
                 let request = self.request(state, at, &vars, meta, turn.iterations == self.max_iterations)?;
                 Ok(self.effect(s, state, at, request))
             }
@@ -629,7 +629,7 @@ fn meta(state: &mut RunState, at: At<'_>) -> Res<RequestMeta> {
     let count = state.llm_calls.entry(at.node.name.clone()).or_insert(0);
     let call_index = *count;
     *count = count.saturating_add(1);
-    Ok(RequestMeta { node: at.node.name.clone(), node_path, call_index })
+    Ok(RequestMeta { node: at.node.name.clone(), node_path, call_index, batch_index: None })
 }
 
 /// A conversation message as the model sees it; `None` for what it does not see (internal

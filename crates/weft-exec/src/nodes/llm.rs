@@ -88,7 +88,7 @@ impl LlmOp {
         reasks: &[Reask],
     ) -> Res<ChatRequest> {
         let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
-        let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index };
+        let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index, batch_index: None };
         let mut request = request(self, vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
         for r in reasks {
             push_reask(&mut request, &r.answer, &r.reason);
@@ -225,7 +225,7 @@ fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
     let count = state.llm_calls.entry(node.name.clone()).or_insert(0);
     let call_index = *count;
     *count = count.saturating_add(1);
-    Ok(RequestMeta { node: node.name.clone(), node_path, call_index })
+    Ok(RequestMeta { node: node.name.clone(), node_path, call_index, batch_index: None })
 }
 
 /// Builds the first request of an LLM node from its inputs (internal names, already cast).

@@ -208,7 +208,7 @@ impl RetryPolicy {
     }
 
     /// Whether a failed attempt is worth retrying, in FORMAT.md 9.2's order: 400, 401, 403 and
-    /// 422 never; 501 never; a listed status when its list is empty or one of its strings
+    /// 422 never; 501 and redirects (3xx) never; a listed status when its list is empty or one of its strings
     /// occurs in the body; any other `5xx` when `retry_on_any_5xx`; nothing else. Transport
     /// and timeout failures count as a `5xx`; TLS failures, invalid or oversized answers and
     /// refused requests are never retried.
@@ -217,6 +217,9 @@ impl RetryPolicy {
             Cause::Tls | Cause::Invalid | Cause::TooLarge | Cause::Refused => false,
             Cause::Transport | Cause::Timeout => self.retry_on_any_5xx,
             Cause::Status { status: 400 | 401 | 403 | 422 | 501, .. } => false,
+            // A redirect (a loop included) answers the same every time: never retried, even
+            // when listed.
+            Cause::Status { status: 300..=399, .. } => false,
             Cause::Status { status, body } => match self.recoverable_statuses.get(status) {
                 Some(strings) if strings.is_empty() => true,
                 Some(strings) => {
@@ -226,6 +229,21 @@ impl RetryPolicy {
                 None => (500..600).contains(status) && self.retry_on_any_5xx,
             },
         }
+    }
+
+    /// The policy's window: how long its retries may keep a call going when every attempt
+    /// fails at once, the sum of its delays before jitter (23 s for Weft's default), at most
+    /// [`RETRY_BUDGET`]. An endpoint down for longer than a call's window fails the call at once
+    /// ([`crate::breaker`]).
+    pub fn window(&self) -> Duration {
+        let mut window = Duration::ZERO;
+        for n in 0..self.max_retries {
+            window = window.saturating_add(self.base_delay(n));
+            if window >= RETRY_BUDGET {
+                return RETRY_BUDGET;
+            }
+        }
+        window
     }
 
     /// The delay before retry `n` (0 before the first retry) before jitter:
@@ -314,12 +332,24 @@ mod tests {
         }
         assert!(p.should_retry(&Cause::Transport));
         assert!(p.should_retry(&Cause::Timeout));
+        for status in [301, 302, 307, 308] {
+            let listed = RetryPolicy { recoverable_statuses: [(status, Vec::new())].into_iter().collect(), ..RetryPolicy::default() };
+            assert!(!listed.should_retry(&answered(status, "")), "{status}");
+        }
         for never in [Cause::Tls, Cause::Invalid, Cause::TooLarge, Cause::Refused] {
             assert!(!p.should_retry(&never), "{never:?}");
         }
         // 400 family never, even when listed.
         let listed = RetryPolicy { recoverable_statuses: [(400, Vec::new())].into_iter().collect(), ..RetryPolicy::default() };
         assert!(!listed.should_retry(&answered(400, "")));
+    }
+
+    #[test]
+    fn the_window_is_the_sum_of_the_delays_before_jitter() {
+        assert_eq!(RetryPolicy::default().window(), Duration::from_secs(23));
+        assert_eq!(RetryPolicy { max_retries: 0, ..RetryPolicy::default() }.window(), Duration::ZERO);
+        assert_eq!(RetryPolicy { max_retries: 2, ..RetryPolicy::default() }.window(), Duration::from_secs(3));
+        assert_eq!(RetryPolicy { max_retries: u32::MAX, ..RetryPolicy::default() }.window(), RETRY_BUDGET);
     }
 
     #[test]

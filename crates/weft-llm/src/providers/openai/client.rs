@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 use weft_guard::egress::{Target, credentials, without_credentials};
 use weft_guard::{EgressPolicy, Secrets};
 
-use super::{API_KEY_ENV, DEFAULT_REQUEST_TIMEOUT, OpenAiOptions, StructuredMode, http_client, url, wire};
+use super::{API_KEY_ENV, OpenAiOptions, StructuredMode, http_client, url, wire};
 use crate::providers::{AttemptError, Provider, ProviderError};
 use crate::retry::{Cause, parse_retry_after};
 use crate::{ChatRequest, ChatResponse, LlmError, LlmErrorKind};
@@ -26,7 +26,10 @@ pub struct OpenAiClient {
     model: String,
     /// The `Authorization` header: `Bearer <key>`, or `Basic ...` from the URL's credentials.
     authorization: Option<String>,
-    timeout: Duration,
+    /// The retry policy's `request_timeout` (per attempt), when set.
+    timeout: Option<Duration>,
+    idle_timeout: Duration,
+    connect_timeout: Duration,
     target: Target,
     egress: EgressPolicy,
     secrets: Secrets,
@@ -101,11 +104,14 @@ impl OpenAiClient {
         };
         let name = format!("{} {base_url}", options.provider);
         options.egress.check(&target).map_err(|refused| scrub(format!("{name}: {refused}")))?;
+        let timeouts = options.limiters.timeouts();
+        let connect_timeout = options.connect_timeout.unwrap_or(timeouts.connect);
         let client = match options.client {
             Some(client) => client,
-            None => http_client(options.connect_timeout)?,
+            None => http_client(connect_timeout)?,
         };
-        let timeout = options.request_timeout.or(options.retry.request_timeout).unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let timeout = options.request_timeout.or(options.retry.request_timeout);
+        let idle_timeout = options.idle_timeout.unwrap_or(timeouts.idle);
         Ok(OpenAiClient {
             name,
             request_url,
@@ -113,6 +119,8 @@ impl OpenAiClient {
             model: options.model,
             authorization,
             timeout,
+            idle_timeout,
+            connect_timeout,
             target,
             egress: options.egress,
             secrets,
@@ -138,9 +146,14 @@ impl OpenAiClient {
         self.authorization.is_some()
     }
 
-    /// The timeout of each attempt.
-    pub fn request_timeout(&self) -> Duration {
+    /// The timeout of each attempt (the retry policy's `request_timeout`), when there is one.
+    pub fn request_timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The idle timeout: how long an attempt waits for the next byte of the answer.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
     }
 
     /// The body this model posts for `request`.
@@ -149,17 +162,24 @@ impl OpenAiClient {
     }
 
     /// One attempt: the answer, or what went wrong. The egress policy is checked before
-    /// anything is sent; the body is read in chunks, at most `max_response_bytes`.
+    /// anything is sent; the body is read in chunks, at most `max_response_bytes`; the idle
+    /// timeout runs while waiting for the headers and for each chunk.
     async fn send(&self, payload: &Bytes) -> Result<ChatResponse, Failure> {
         if let Err(refused) = self.egress.check(&self.target) {
             return Err(Failure { kind: Kind::Refused(refused.to_string()), request_id: None });
         }
-        let mut builder =
-            self.client.post(&self.request_url).header(CONTENT_TYPE, "application/json").timeout(self.timeout).body(payload.clone());
+        let mut builder = self.client.post(&self.request_url).header(CONTENT_TYPE, "application/json").body(payload.clone());
+        if let Some(timeout) = self.timeout {
+            builder = builder.timeout(timeout);
+        }
         if let Some(authorization) = &self.authorization {
             builder = builder.header(AUTHORIZATION, authorization);
         }
-        let response = builder.send().await.map_err(|e| Failure::transport(&e, None))?;
+        let idle = Failure { kind: Kind::IdleTimeout(self.idle_timeout), request_id: None };
+        let response = match tokio::time::timeout(self.idle_timeout, builder.send()).await {
+            Ok(sent) => sent.map_err(|e| Failure::transport(&e, None, self.connect_timeout))?,
+            Err(_) => return Err(idle),
+        };
         let status = response.status();
         let request_id = request_id(response.headers());
         let retry_after = (!status.is_success())
@@ -171,7 +191,9 @@ impl OpenAiClient {
             .is_redirection()
             .then(|| response.headers().get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .flatten();
-        let body = read_body(response, self.max_response_bytes).await.map_err(|kind| Failure { kind, request_id: request_id.clone() })?;
+        let body = read_body(response, self.max_response_bytes, self.idle_timeout, self.connect_timeout)
+            .await
+            .map_err(|kind| Failure { kind, request_id: request_id.clone() })?;
         if status.is_success() {
             return wire::parse_response(&body, &self.secrets).map_err(|problem| Failure { kind: Kind::Malformed(problem), request_id });
         }
@@ -204,7 +226,7 @@ impl OpenAiClient {
                 (Cause::Status { status, body }, retry_after)
             }
             Kind::Tls(_) => (Cause::Tls, None),
-            Kind::Timeout => (Cause::Timeout, None),
+            Kind::Timeout | Kind::ConnectTimeout(_) | Kind::IdleTimeout(_) => (Cause::Timeout, None),
             Kind::Connect(_) | Kind::Transport(_) => (Cause::Transport, None),
             Kind::Malformed(_) => (Cause::Invalid, None),
             Kind::TooLarge { .. } => (Cause::TooLarge, None),
@@ -248,7 +270,16 @@ impl OpenAiClient {
             }
             Kind::Timeout => format!(
                 "no answer within {} s: check that the server is not overloaded, or raise the LLM config's retry_policy.request_timeout",
-                self.timeout.as_secs_f64()
+                self.timeout.unwrap_or_default().as_secs_f64()
+            ),
+            Kind::ConnectTimeout(_) => format!(
+                "check that the server is running and reachable (requests go to {}), or raise the connect timeout (--connect-timeout, {} s by default)",
+                self.request_url,
+                super::DEFAULT_CONNECT_TIMEOUT.as_secs()
+            ),
+            Kind::IdleTimeout(_) => format!(
+                "the server took the request and then sent nothing: check that it is not stuck or overloaded, or raise the idle timeout (--idle-timeout, {} s by default) for a server that sends nothing until a long answer is complete",
+                super::DEFAULT_IDLE_TIMEOUT.as_secs()
             ),
             Kind::Connect(_) => format!("could not connect: check that the server is running and the url is right (requests go to {})", self.request_url),
             Kind::Tls(_) => "TLS failed (never retried): check the server's certificate and the url's scheme".to_owned(),
@@ -311,7 +342,12 @@ enum Kind {
         retry_after: Option<Duration>,
         location: Option<String>,
     },
+    /// The retry policy's `request_timeout` (per attempt) fired.
     Timeout,
+    /// No connection within the connect timeout.
+    ConnectTimeout(Duration),
+    /// No byte of the answer within the idle timeout.
+    IdleTimeout(Duration),
     Connect(String),
     Tls(String),
     Transport(String),
@@ -325,11 +361,15 @@ enum Kind {
 }
 
 impl Failure {
-    fn transport(error: &reqwest::Error, request_id: Option<String>) -> Failure {
+    /// A failure of reqwest's; `connect_timeout` is the client's, named when it fired.
+    fn transport(error: &reqwest::Error, request_id: Option<String>, connect_timeout: Duration) -> Failure {
         let text = chain(error);
         let kind = if is_tls(error) {
             Kind::Tls(text)
+        } else if error.is_timeout() && error.is_connect() {
+            Kind::ConnectTimeout(connect_timeout)
         } else if error.is_timeout() {
+            // reqwest runs one other timer: the request's own (the retry policy's).
             Kind::Timeout
         } else if error.is_connect() {
             Kind::Connect(text)
@@ -356,6 +396,12 @@ impl Failure {
                 text
             }
             Kind::Timeout => "the request timed out".to_owned(),
+            Kind::ConnectTimeout(timeout) => {
+                format!("cannot connect within {} s (the connect timeout)", crate::retry::seconds(*timeout))
+            }
+            Kind::IdleTimeout(timeout) => {
+                format!("no bytes received for {} s (the idle timeout)", crate::retry::seconds(*timeout))
+            }
             Kind::Connect(e) => format!("cannot connect: {e}"),
             Kind::Tls(e) => format!("TLS failed: {e}"),
             Kind::Transport(e) => format!("the connection failed: {e}"),
@@ -370,14 +416,18 @@ impl Failure {
 
 /// Reads a body, refusing it past `cap` bytes: at once when `Content-Length` says so, else as
 /// soon as the chunks read go past it (nothing more is read).
-async fn read_body(mut response: reqwest::Response, cap: usize) -> Result<Bytes, Kind> {
+/// Each chunk must come within `idle` (else [`Kind::IdleTimeout`]).
+async fn read_body(mut response: reqwest::Response, cap: usize, idle: Duration, connect_timeout: Duration) -> Result<Bytes, Kind> {
     let too_large = Kind::TooLarge { limit: cap };
     if response.content_length().is_some_and(|length| length > cap as u64) {
         return Err(too_large);
     }
     let mut body = Vec::new();
     loop {
-        match response.chunk().await {
+        let Ok(chunk) = tokio::time::timeout(idle, response.chunk()).await else {
+            return Err(Kind::IdleTimeout(idle));
+        };
+        match chunk {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > cap {
                     return Err(too_large);
@@ -385,7 +435,7 @@ async fn read_body(mut response: reqwest::Response, cap: usize) -> Result<Bytes,
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(Bytes::from(body)),
-            Err(e) => return Err(Failure::transport(&e, None).kind),
+            Err(e) => return Err(Failure::transport(&e, None, connect_timeout).kind),
         }
     }
 }

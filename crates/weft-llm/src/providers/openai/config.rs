@@ -28,7 +28,7 @@ use weft_spec::{ApiKey, LlmConfig};
 use weft_guard::egress::{OPENAI_API_HOST, Target, credentials, env_key_allowed, mask_userinfo};
 use weft_guard::{EgressPolicy, Secrets};
 
-use super::{API_KEY_ENV, DEFAULT_CONNECT_TIMEOUT, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, StructuredMode, url};
+use super::{API_KEY_ENV, MAX_RESPONSE_BYTES, OpenAiModel, OpenAiOptions, StructuredMode, url};
 use crate::ChatModel;
 use crate::limit::Limiters;
 use crate::retry::{RetryPolicy, Sleeper, TokioSleeper};
@@ -115,7 +115,7 @@ pub struct Resolver {
     env: Arc<EnvLookup>,
     limiters: Limiters,
     sleeper: Arc<dyn Sleeper>,
-    connect_timeout: Duration,
+    connect_timeout: Option<Duration>,
     request_timeout: Option<Duration>,
     structured: StructuredMode,
     egress: EgressPolicy,
@@ -146,8 +146,8 @@ pub fn resolver(
 }
 
 impl Resolver {
-    /// A resolver with Weft's defaults: the process environment, the global limiters, the
-    /// tokio sleeper, 20 s to connect, JSON-Schema mode.
+    /// A resolver with Weft's defaults: the process environment, the global limiters and their
+    /// timeouts, the tokio sleeper, JSON-Schema mode.
     pub fn new(secrets: HashMap<String, String>, overrides: Vec<ProviderOverride>) -> Resolver {
         Resolver {
             secrets,
@@ -155,7 +155,7 @@ impl Resolver {
             env: Arc::new(|name: &str| std::env::var(name).ok()),
             limiters: Limiters::global(),
             sleeper: Arc::new(TokioSleeper),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout: None,
             request_timeout: None,
             structured: StructuredMode::JsonSchema,
             egress: EgressPolicy::unrestricted(),
@@ -183,10 +183,15 @@ impl Resolver {
         self
     }
 
-    /// Connects within `timeout`.
+    /// Connects within `timeout` (instead of the limiters' connect timeout).
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Resolver {
-        self.connect_timeout = timeout;
+        self.connect_timeout = Some(timeout);
         self
+    }
+
+    /// The connect timeout of the models' shared HTTP client.
+    fn connect_timeout(&self) -> Duration {
+        self.connect_timeout.unwrap_or_else(|| self.limiters.timeouts().connect)
     }
 
     /// Gives each attempt `timeout`, whatever the configs' retry policies say.
@@ -285,7 +290,7 @@ impl Resolver {
             .with_retry(retry)
             .with_limiters(self.limiters.clone())
             .with_sleeper(Arc::clone(&self.sleeper))
-            .with_connect_timeout(self.connect_timeout)
+            .with_connect_timeout(self.connect_timeout())
             .with_structured(self.structured)
             .with_origin(format!("{} {:?}", config.type_name, config.name));
         options.api_key = api_key;
@@ -299,7 +304,7 @@ impl Resolver {
     /// The model serving `config`, or why there is none.
     pub fn resolve(&self, config: &LlmConfig) -> Result<Arc<dyn ChatModel>, String> {
         let options = self.options(config)?;
-        let client = self.client.get_or_init(|| super::http_client(self.connect_timeout)).clone()?;
+        let client = self.client.get_or_init(|| super::http_client(self.connect_timeout())).clone()?;
         Ok(Arc::new(OpenAiModel::new(options.with_client(client))?))
     }
 

@@ -7,8 +7,12 @@
 //!   from a config's `url` as WayFlow does ([`url::request_url`]), structured output as
 //!   `response_format` (`json_schema`, strict when the schema allows it, or `json_object`
 //!   mode), tools and tool calls, and usage with cached tokens.
-//! - Each attempt has a timeout; retries, `Retry-After` and limiter feedback are the retry
-//!   layer's ([`crate::retry`]), with the config's [`RetryPolicy`].
+//! - Timeouts ([`crate::limit::Timeouts`], the limiters' unless the options give one): 10 s to
+//!   connect, 120 s without a byte of the answer (the idle timeout, waiting for the headers and
+//!   between chunks of the body), 600 s for the whole call (the retry layer's); the retry
+//!   policy's `request_timeout`, when set, bounds each attempt too. Each error names the
+//!   timeout that fired. Retries, `Retry-After`, the endpoint's circuit breaker and limiter
+//!   feedback are the retry layer's ([`crate::retry`]), with the config's [`RetryPolicy`].
 //! - [`config`] builds models from Agent Spec LLM configs, with `--llm` overrides and secrets.
 //! - Nothing secret leaves the client except to its endpoint: the key (or the URL's
 //!   credentials, sent as HTTP Basic auth and removed from the URL) is masked in every error
@@ -35,12 +39,7 @@ use weft_guard::{EgressPolicy, Secrets};
 use crate::limit::Limiters;
 use crate::retry::{RetryOptions, RetryPolicy, Retrying, Sleeper, TokioSleeper};
 
-/// The connect timeout when none is given (WayFlow's, for LLM calls).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The timeout of one attempt when neither the options nor the retry policy give one
-/// (WayFlow's).
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+pub use crate::limit::{DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
 
 /// The environment variable holding the API key when a config gives none.
 pub const API_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -98,10 +97,17 @@ pub struct OpenAiOptions {
     pub api_key: Option<String>,
     /// Retries.
     pub retry: RetryPolicy,
-    /// The connect timeout (used when the client is built here).
-    pub connect_timeout: Duration,
-    /// The timeout of each attempt; when `None`, the retry policy's, else
-    /// [`DEFAULT_REQUEST_TIMEOUT`].
+    /// The connect timeout (used when the client is built here); `None` takes the limiters'
+    /// ([`crate::limit::Timeouts::connect`], 10 s by default).
+    pub connect_timeout: Option<Duration>,
+    /// The idle timeout: an attempt fails when no byte of the answer came for this long; `None`
+    /// takes the limiters' ([`crate::limit::Timeouts::idle`], 120 s by default).
+    pub idle_timeout: Option<Duration>,
+    /// The timeout of a whole call, retries included; `None` takes the limiters'
+    /// ([`crate::limit::Timeouts::call`], 600 s by default).
+    pub call_timeout: Option<Duration>,
+    /// The timeout of each attempt; when `None`, the retry policy's `request_timeout`, else
+    /// none (the idle and call timeouts still apply).
     pub request_timeout: Option<Duration>,
     /// How native schemas are sent.
     pub structured: StructuredMode,
@@ -134,6 +140,8 @@ impl std::fmt::Debug for OpenAiOptions {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("retry", &self.retry)
             .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("call_timeout", &self.call_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("structured", &self.structured)
             .field("origin", &self.origin)
@@ -144,8 +152,8 @@ impl std::fmt::Debug for OpenAiOptions {
 }
 
 impl OpenAiOptions {
-    /// Options with Weft's defaults: no key, [`RetryPolicy::default`], 20 s to connect, the
-    /// global limiters, the tokio sleeper.
+    /// Options with Weft's defaults: no key, [`RetryPolicy::default`], the global limiters and
+    /// their timeouts, the tokio sleeper.
     pub fn new(provider: ApiProvider, url: impl Into<String>, model: impl Into<String>) -> OpenAiOptions {
         OpenAiOptions {
             provider,
@@ -153,7 +161,9 @@ impl OpenAiOptions {
             model: model.into(),
             api_key: None,
             retry: RetryPolicy::default(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connect_timeout: None,
+            idle_timeout: None,
+            call_timeout: None,
             request_timeout: None,
             structured: StructuredMode::default(),
             limiters: Limiters::global(),
@@ -193,7 +203,19 @@ impl OpenAiOptions {
 
     /// Connects within this time.
     pub fn with_connect_timeout(mut self, timeout: Duration) -> OpenAiOptions {
-        self.connect_timeout = timeout;
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Fails an attempt when no byte of the answer came for this long.
+    pub fn with_idle_timeout(mut self, timeout: Duration) -> OpenAiOptions {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// Fails a whole call (retries included) after this long.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> OpenAiOptions {
+        self.call_timeout = Some(timeout);
         self
     }
 
@@ -257,7 +279,12 @@ impl Retrying<OpenAiClient> {
     /// model's name, URL and messages.
     pub fn new(options: OpenAiOptions) -> Result<OpenAiModel, String> {
         let limiters = options.limiters.clone();
-        let retry = RetryOptions { policy: options.retry.clone(), sleeper: Arc::clone(&options.sleeper), jitter_seed: options.jitter_seed };
+        let retry = RetryOptions {
+            policy: options.retry.clone(),
+            sleeper: Arc::clone(&options.sleeper),
+            jitter_seed: options.jitter_seed,
+            call_timeout: options.call_timeout,
+        };
         Ok(Retrying::wrap(OpenAiClient::new(options)?, &limiters, retry))
     }
 }
