@@ -287,10 +287,20 @@ impl Run {
                 self.feed(plan, cfg, clock, Input::Tick, &mut d.out);
                 continue;
             };
-            // Feed back every call that has finished by now before looking for more work.
+            // Feed back every call that has finished by now, performing the commands after every
+            // few results: the calls they unblock start without waiting for the whole batch (at
+            // 1,024 in flight a batch holds hundreds of results), and the tasks spawned together
+            // still wake an idle worker thread once, not once each.
+            let mut fed = 0;
             loop {
                 if let Some((call, done)) = d.result(joined) {
                     self.feed(plan, cfg, clock, Input::Result { call, done }, &mut d.out);
+                    fed += 1;
+                    if fed % RESULTS_PER_DISPATCH == 0
+                        && let Some(end) = self.dispatch(d)
+                    {
+                        return end;
+                    }
                 }
                 match d.tasks.try_join_next_with_id() {
                     Some(next) => joined = next,
@@ -335,18 +345,10 @@ impl Run {
         None
     }
 
-    /// Spawns the task of an effect, under its frame's cancellation token.
+    /// Spawns the task of an effect, under the token of its frame's nearest ancestor that can be
+    /// cancelled on its own, if any (the run's cancellation aborts every task).
     fn spawn(&self, d: &mut Driver, call: u64, effect: Effect) {
-        let mut parents = Vec::new();
-        let mut at = self.state.frames.get(&call).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
-        while let Some(p) = at {
-            parents.push(p);
-            at = self.state.frames.get(&p).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
-            if parents.len() > self.state.frames.len() {
-                break;
-            }
-        }
-        let cancel = d.tokens.get(self.cancel.token(), call, &parents);
+        let cancel = if d.tokens.is_empty() { None } else { d.tokens.of(call, &self.ancestors(call)) };
         let path = self.state.frames.get(&call).map(|f| f.path.clone()).unwrap_or_default();
         let kind = effect.kind();
         let site = Site { run: Arc::clone(&self.ctx), path, cancel };
@@ -354,6 +356,20 @@ impl Run {
         // is moved into its cell whole, costing copies and allocator churn per call.
         let handle = d.tasks.spawn(Box::pin(perform(effect, site)));
         d.calls.insert(handle.id(), (call, kind));
+    }
+
+    /// The ancestors of frame `fid`, nearest first.
+    fn ancestors(&self, fid: u64) -> Vec<u64> {
+        let mut parents = Vec::new();
+        let mut at = self.state.frames.get(&fid).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
+        while let Some(p) = at {
+            parents.push(p);
+            at = self.state.frames.get(&p).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
+            if parents.len() > self.state.frames.len() {
+                break;
+            }
+        }
+        parents
     }
 
     /// What stops a jq query the engine evaluates now: the earliest node deadline (a node started
@@ -370,6 +386,9 @@ impl Run {
         }
     }
 }
+
+/// Results fed to the scheduler between two rounds of performing its commands.
+const RESULTS_PER_DISPATCH: usize = 32;
 
 /// The driver's side of one `execute()`: the call tasks, and which call each task performs.
 struct Driver {
