@@ -234,7 +234,7 @@ impl Run {
     pub async fn execute(&mut self) -> Result<Status, RunError> {
         match &self.state.outcome {
             Outcome::Finished { outputs, end_branch } => {
-                return Ok(Status::Finished { outputs: outputs.clone(), end_branch: end_branch.clone() });
+                return Ok(finished(outputs, end_branch));
             }
             Outcome::Failed { error } => {
                 return Err(RunError::new(RunErrorKind::Over, format!("the run already failed: {}", error.message)));
@@ -328,7 +328,12 @@ impl Run {
                 Command::Perform { call, effect } => self.spawn(d, call, effect),
                 Command::Emit { frame, event } => self.ctx.emit(self.work.path_of(&self.state, frame), &event),
                 Command::Wait { request } => end = Some(Ok(Status::InputRequired { request })),
-                Command::Finished { outputs, end_branch } => end = Some(Ok(Status::Finished { outputs, end_branch })),
+                Command::Finished => {
+                    end = Some(match &self.state.outcome {
+                        Outcome::Finished { outputs, end_branch } => Ok(finished(outputs, end_branch)),
+                        _ => Err(RunError::new(RunErrorKind::Other, "the run finished without an outcome (this is a bug in weft)")),
+                    });
+                }
                 Command::Failed { error } => end = Some(Err(error)),
             }
             if end.is_some() {
@@ -417,6 +422,11 @@ impl Driver {
             }
         }
     }
+}
+
+/// What `execute()` gives for a finished run (its outcome stays in the state).
+fn finished(outputs: &Map<String, Json>, end_branch: &str) -> Status {
+    Status::Finished { outputs: outputs.clone(), end_branch: end_branch.to_owned() }
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
