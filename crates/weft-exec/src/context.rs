@@ -1,7 +1,8 @@
 //! What belongs to one run and not to its plan: the run's settings ([`RunSettings`]: event
 //! sink, step budget, re-ask limit, node timeout, batch index) and, while it executes, its
 //! context ([`RunContext`]: the run id and the event stamping every call task shares) and its
-//! cancellation ([`CancelHandle`], with a child token per frame).
+//! cancellation ([`CancelHandle`], with a child token for each frame that can be cancelled on
+//! its own).
 
 use crate::event::{EVENT_SCHEMA, Event, EventRecord, EventSink};
 use std::collections::HashMap;
@@ -125,16 +126,29 @@ impl CancelHandle {
     }
 }
 
-/// The cancellation tokens of a run's frames: each a child of its parent frame's, the root's a
-/// child of the run's, so cancelling a frame cancels the calls of every branch and item below it.
+/// The cancellation tokens of the frames that can be cancelled on their own, made lazily: a
+/// frame has a token only once [`FrameTokens::separate`] gave it one (a child of its nearest
+/// ancestor's, or of the run's), so cancelling it cancels the calls of every branch and item
+/// below it and no other. Every other call runs under the run's cancellation alone, which the
+/// driver enforces by aborting its tasks, so a call of a fan-out item costs no token (a child
+/// token is an allocation and a lock on its parent when made and when dropped).
 #[derive(Default)]
 pub(crate) struct FrameTokens {
     tokens: HashMap<u64, CancellationToken>,
 }
 
 impl FrameTokens {
-    /// The token of frame `fid`, whose ancestors are `parents` (nearest first).
-    pub(crate) fn get(&mut self, run: &CancellationToken, fid: u64, parents: &[u64]) -> CancellationToken {
+    /// Gives frame `fid`, whose ancestors are `parents` (nearest first), a token of its own (and
+    /// each ancestor between it and the nearest one with a token). Call it before the frame's
+    /// calls are spawned: a call already running under an ancestor's token stays under it.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "no node cancels a subtree on its own yet: a failure or a node timeout ends the run, whose tasks the driver aborts"
+        )
+    )]
+    pub(crate) fn separate(&mut self, run: &CancellationToken, fid: u64, parents: &[u64]) -> CancellationToken {
         if let Some(t) = self.tokens.get(&fid) {
             return t.clone();
         }
@@ -154,6 +168,18 @@ impl FrameTokens {
             self.tokens.insert(f, base.clone());
         }
         base
+    }
+
+    /// The token a call of frame `fid` runs under: that of the nearest of the frame and its
+    /// ancestors (`parents`, nearest first) that has one; `None` when none has (the run's
+    /// cancellation alone applies).
+    pub(crate) fn of(&self, fid: u64, parents: &[u64]) -> Option<CancellationToken> {
+        std::iter::once(&fid).chain(parents).find_map(|f| self.tokens.get(f)).cloned()
+    }
+
+    /// Whether no frame has a token of its own (then no call needs one).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
     }
 
     /// Forgets the tokens of frames that no longer exist (`alive` says which do).
@@ -214,9 +240,12 @@ mod tests {
     fn frame_tokens_cancel_their_subtree() {
         let run = CancellationToken::new();
         let mut tokens = FrameTokens::default();
-        let item = tokens.get(&run, 5, &[2, 0]);
-        let sibling = tokens.get(&run, 6, &[0]);
-        let branch = tokens.get(&run, 2, &[0]);
+        assert!(tokens.is_empty());
+        assert!(tokens.of(5, &[2, 0]).is_none(), "no frame has a token of its own: the run's cancellation alone applies");
+        let branch = tokens.separate(&run, 2, &[0]);
+        let item = tokens.of(5, &[2, 0]).expect("an item below a separate branch runs under the branch's token");
+        let sibling = tokens.separate(&run, 6, &[0]);
+        assert!(tokens.of(7, &[0]).is_some(), "frame 0 got a token with the branch");
         assert!(!item.is_cancelled());
         branch.cancel();
         assert!(item.is_cancelled(), "cancelling a branch cancels the items below it");

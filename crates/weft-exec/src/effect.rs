@@ -2,7 +2,7 @@
 //!
 //! The scheduler never does IO: when a node needs the outside world it emits
 //! [`Command::Perform`](crate::sched::Command) with an [`Effect`] and a call id; the driver
-//! performs it with [`perform`] (an exhaustive match, one executor per kind) and hands the
+//! performs it with [`perform`] (through `work`, an exhaustive match, one executor per kind) and hands the
 //! [`EffectResult`] back under the same id. A new kind of IO (an HTTP request, an MCP call, an
 //! agent turn) is one variant in each enum and one executor here; the compiler then lists the
 //! node families that must handle its result.
@@ -96,8 +96,10 @@ pub(crate) struct Site {
     pub(crate) run: Arc<RunContext>,
     /// The frame's path, for events.
     pub(crate) path: String,
-    /// The frame's cancellation token: a cancelled effect returns `None` at once.
-    pub(crate) cancel: CancellationToken,
+    /// The token of the frame (or of its nearest ancestor) that can be cancelled on its own: a
+    /// cancelled effect returns `None` at once. `None` when only the run's cancellation applies:
+    /// the driver then aborts the task.
+    pub(crate) cancel: Option<CancellationToken>,
 }
 
 /// What an effect gave, and how long its own work took in milliseconds (an LLM call's wait for
@@ -107,34 +109,44 @@ pub(crate) struct Done {
     pub(crate) took_ms: f64,
 }
 
-/// Performs `effect`; `None` when its frame was cancelled first (its future dropped: an HTTP
-/// request abandoned, a tool process killed). Its events, apart from an LLM call held back by
+/// Performs `effect`; `None` when the site's token was cancelled first (its future dropped: an
+/// HTTP request abandoned, a tool process killed). Without a token it runs until the driver
+/// aborts its task. Its events, apart from an LLM call held back by
 /// its limiter, are the scheduler's, emitted on the driver's task when the result comes back,
 /// so call tasks seldom touch the run's event stream.
 pub(crate) async fn perform(effect: Effect, site: Site) -> Option<Done> {
-    let cancel = site.cancel.clone();
-    let work = async move {
-        match effect {
-            Effect::Llm(call) => {
-                let (result, took_ms) = llm(*call, &site).await;
-                Done { result: EffectResult::Llm(result), took_ms }
-            }
-            Effect::Tool(call) => {
-                let t = Instant::now();
-                let result = call.tool.call(call.args).await;
-                Done { result: EffectResult::Tool(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
-            }
-            Effect::Tools(calls) => {
-                let t = Instant::now();
-                let results = tools(calls).await;
-                Done { result: EffectResult::Tools(results), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
-            }
+    match &site.cancel {
+        None => Some(work(effect, &site).await),
+        Some(cancel) => tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            done = work(effect, &site) => Some(done),
+        },
+    }
+}
+
+/// The effect's executor: the one exhaustive match from an effect to its IO. What the call needs
+/// stays where the effect holds it (an LLM call's request in its box) rather than moved into the
+/// future: the task's future is allocated per call, and every copy inside it is memory per call
+/// in flight.
+async fn work(effect: Effect, site: &Site) -> Done {
+    match effect {
+        Effect::Llm(mut call) => {
+            // Which run of a batch asks: a recording is matched by run on replay.
+            call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
+            let (result, took_ms) = llm(&call, site).await;
+            Done { result: EffectResult::Llm(result), took_ms }
         }
-    };
-    tokio::select! {
-        biased;
-        () = cancel.cancelled() => None,
-        result = work => Some(result),
+        Effect::Tool(call) => {
+            let t = Instant::now();
+            let result = call.tool.call(call.args).await;
+            Done { result: EffectResult::Tool(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
+        }
+        Effect::Tools(calls) => {
+            let t = Instant::now();
+            let results = tools(calls).await;
+            Done { result: EffectResult::Tools(results), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
+        }
     }
 }
 
@@ -177,15 +189,13 @@ async fn tools(calls: Vec<ToolCall>) -> Vec<(Result<Json, ToolError>, f64)> {
 
 /// The model call: a permit of the endpoint's limiter around the whole call (retries
 /// included); how long the call took once it had its permit.
-async fn llm(call: LlmCall, site: &Site) -> (Result<ChatResponse, LlmError>, f64) {
-    let LlmCall { model, limiter, mut request, node, .. } = call;
-    // Which run of a batch asks: a recording is matched by run on replay.
-    request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
-    let permit = limiter
+async fn llm(call: &LlmCall, site: &Site) -> (Result<ChatResponse, LlmError>, f64) {
+    let permit = call
+        .limiter
         .acquire_with(|stats| {
             if site.run.listening() {
                 let event = Event::LlmHeldBack {
-                    node: node.clone(),
+                    node: call.node.clone(),
                     endpoint: stats.endpoint.clone(),
                     in_flight: stats.in_flight,
                     cap: stats.cap,
@@ -196,7 +206,7 @@ async fn llm(call: LlmCall, site: &Site) -> (Result<ChatResponse, LlmError>, f64
         })
         .await;
     let t = Instant::now();
-    let result = model.chat(&request).await;
+    let result = call.model.chat(&call.request).await;
     drop(permit);
     (result, t.elapsed().as_secs_f64() * 1000.0)
 }

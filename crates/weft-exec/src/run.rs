@@ -250,7 +250,7 @@ impl Run {
     pub async fn execute(&mut self) -> Result<Status, RunError> {
         match &self.state.outcome {
             Outcome::Finished { outputs, end_branch } => {
-                return Ok(Status::Finished { outputs: outputs.clone(), end_branch: end_branch.clone() });
+                return Ok(finished(outputs, end_branch));
             }
             Outcome::Failed { error } => {
                 return Err(RunError::new(RunErrorKind::Over, format!("the run already failed: {}", error.message)));
@@ -307,11 +307,21 @@ impl Run {
                 self.feed(plan, cfg, clock, Input::Tick, &mut d.out);
                 continue;
             };
-            // Feed back every call that has finished by now before looking for more work.
+            // Feed back every call that has finished by now, performing the commands after every
+            // few results: the calls they unblock start without waiting for the whole batch (at
+            // 1,024 in flight a batch holds hundreds of results), and the tasks spawned together
+            // still wake an idle worker thread once, not once each.
+            let mut fed = 0;
             loop {
                 if let Some((call, done)) = d.result(joined) {
                     self.feed(plan, cfg, clock, Input::Result { call, done }, &mut d.out);
                     completed += 1;
+                    fed += 1;
+                    if fed % RESULTS_PER_DISPATCH == 0
+                        && let Some(end) = self.dispatch(d)
+                    {
+                        return end;
+                    }
                 }
                 match d.tasks.try_join_next_with_id() {
                     Some(next) => joined = next,
@@ -352,7 +362,12 @@ impl Run {
                 Command::Perform { call, effect } => self.spawn(d, call, effect),
                 Command::Emit { frame, event } => self.ctx.emit(self.work.path_of(&self.state, frame), &event),
                 Command::Wait { request } => end = Some(Ok(Status::InputRequired { request })),
-                Command::Finished { outputs, end_branch } => end = Some(Ok(Status::Finished { outputs, end_branch })),
+                Command::Finished => {
+                    end = Some(match &self.state.outcome {
+                        Outcome::Finished { outputs, end_branch } => Ok(finished(outputs, end_branch)),
+                        _ => Err(RunError::new(RunErrorKind::Other, "the run finished without an outcome (this is a bug in weft)")),
+                    });
+                }
                 Command::Failed { error } => end = Some(Err(error)),
             }
             if end.is_some() {
@@ -369,18 +384,10 @@ impl Run {
         None
     }
 
-    /// Spawns the task of an effect, under its frame's cancellation token.
+    /// Spawns the task of an effect, under the token of its frame's nearest ancestor that can be
+    /// cancelled on its own, if any (the run's cancellation aborts every task).
     fn spawn(&self, d: &mut Driver, call: u64, effect: Effect) {
-        let mut parents = Vec::new();
-        let mut at = self.state.frames.get(&call).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
-        while let Some(p) = at {
-            parents.push(p);
-            at = self.state.frames.get(&p).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
-            if parents.len() > self.state.frames.len() {
-                break;
-            }
-        }
-        let cancel = d.tokens.get(self.cancel.token(), call, &parents);
+        let cancel = if d.tokens.is_empty() { None } else { d.tokens.of(call, &self.ancestors(call)) };
         let path = self.state.frames.get(&call).map(|f| f.path.clone()).unwrap_or_default();
         let kind = effect.kind();
         let site = Site { run: Arc::clone(&self.ctx), path, cancel };
@@ -388,6 +395,20 @@ impl Run {
         // is moved into its cell whole, costing copies and allocator churn per call.
         let handle = d.tasks.spawn(Box::pin(perform(effect, site)));
         d.calls.insert(handle.id(), (call, kind));
+    }
+
+    /// The ancestors of frame `fid`, nearest first.
+    fn ancestors(&self, fid: u64) -> Vec<u64> {
+        let mut parents = Vec::new();
+        let mut at = self.state.frames.get(&fid).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
+        while let Some(p) = at {
+            parents.push(p);
+            at = self.state.frames.get(&p).and_then(|f| f.parent.as_ref().map(|(p, _)| *p));
+            if parents.len() > self.state.frames.len() {
+                break;
+            }
+        }
+        parents
     }
 
     /// What stops a jq query the engine evaluates now: the earliest node deadline (a node started
@@ -404,6 +425,9 @@ impl Run {
         }
     }
 }
+
+/// Results fed to the scheduler between two rounds of performing its commands.
+const RESULTS_PER_DISPATCH: usize = 32;
 
 /// The driver's side of one `execute()`: the call tasks, and which call each task performs.
 struct Driver {
@@ -432,6 +456,11 @@ impl Driver {
             }
         }
     }
+}
+
+/// What `execute()` gives for a finished run (its outcome stays in the state).
+fn finished(outputs: &Map<String, Json>, end_branch: &str) -> Status {
+    Status::Finished { outputs: outputs.clone(), end_branch: end_branch.to_owned() }
 }
 
 fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {

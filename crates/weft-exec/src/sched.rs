@@ -54,8 +54,10 @@ pub(crate) enum Command {
     Emit { frame: u64, event: Event },
     /// Nothing is in flight and the run waits for an answer to `request`.
     Wait { request: InputRequest },
-    /// The run finished.
-    Finished { outputs: Map<String, Json>, end_branch: String },
+    /// The run finished: its outputs and end branch are the state's outcome, read when the
+    /// command is performed (after the run's last event went out, so a large output is not
+    /// held by the event, the state and the command at once).
+    Finished,
     /// The run failed (its state records the error, unless it was cancelled).
     Failed { error: RunError },
 }
@@ -264,13 +266,12 @@ impl Sched<'_> {
             return;
         }
         if let Outcome::Finished { outputs, end_branch } = &state.outcome {
-            let (outputs, end_branch) = (outputs.clone(), end_branch.clone());
             let duration_ms = self.now_us.saturating_sub(self.work.begun_us) as f64 / 1000.0;
             if self.cfg.events {
                 let event = Event::RunFinished { outputs: outputs.clone(), end_branch: end_branch.clone(), duration_ms };
                 self.emit_run(|| event);
             }
-            self.out.push(Command::Finished { outputs, end_branch });
+            self.out.push(Command::Finished);
             return;
         }
         if let Some(request) = state.pending.values().next() {
@@ -371,8 +372,12 @@ impl Sched<'_> {
         let node = &plan.nodes[idx];
         self.spend_step(state, fid, node)?;
         let frame = get_frame_mut(state, fid)?;
-        let visits = frame.visits.entry(node.id.clone()).or_insert(0);
-        *visits = visits.saturating_add(1);
+        match frame.visits.get_mut(&node.id) {
+            Some(visits) => *visits = visits.saturating_add(1),
+            None => {
+                frame.visits.insert(node.id.clone(), 1);
+            }
+        }
         self.emit(state, fid, || Event::NodeStarted { node: node.name.clone(), node_type: node.ty.to_owned() });
         let vars = self.node_inputs(state, fid, node)?;
         nodes::step(self, state, At { fid, node, t0: self.now_us }, vars)
@@ -465,7 +470,11 @@ impl Sched<'_> {
 
     fn spend_step(&self, state: &mut RunState, fid: u64, node: &NodePlan) -> Res<()> {
         let frame = state.frames.get(&fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state")))?;
-        let steps = state.steps.entry(frame.budget_key.clone()).or_insert(0);
+        // Looked up before inserting, so the key is copied once per execution path, not per step.
+        let steps = match state.steps.get_mut(&frame.budget_key) {
+            Some(steps) => steps,
+            None => state.steps.entry(frame.budget_key.clone()).or_insert(0),
+        };
         *steps = steps.saturating_add(1);
         if *steps <= self.cfg.max_steps {
             return Ok(());
@@ -526,9 +535,18 @@ impl Sched<'_> {
     pub(crate) fn produce(&self, state: &mut RunState, fid: u64, node: &NodePlan, outputs: Map<String, Json>) -> Res<()> {
         state.seq = state.seq.saturating_add(1);
         let seq = state.seq;
-        let slot = get_frame_mut(state, fid)?.values.entry(node.id.clone()).or_default();
+        let values = &mut get_frame_mut(state, fid)?.values;
+        let slot = match values.get_mut(&node.id) {
+            Some(slot) => slot,
+            None => values.entry(node.id.clone()).or_default(),
+        };
         for (title, value) in outputs {
-            slot.insert(external(node, &title), Stamped { seq, value });
+            // The internal title is the external one unless the node maps it (kept, not copied).
+            let title = match node.output_mapping.iter().find(|(i, _)| *i == title) {
+                Some((_, e)) => e.clone(),
+                None => title,
+            };
+            slot.insert(title, Stamped { seq, value });
         }
         Ok(())
     }
@@ -597,30 +615,36 @@ impl Sched<'_> {
         let frame = state.frames.get_mut(&fid).ok_or_else(|| other("frame vanished"))?;
         frame.position = Position::Done;
         let flow = self.plan.flow_by_id(&frame.flow).ok_or_else(|| other("unknown flow"))?;
-        // The flow's outputs: what the EndNode received, defaults for the rest.
+        // The flow's outputs: what the EndNode received, defaults for the rest. Sized exactly: a
+        // fan-out keeps every item's outputs until the last item ends (a map grown from empty
+        // holds room for several entries).
         let declared = &self.plan.flows[flow].outputs;
-        let mut exposed = Map::new();
+        let mut exposed = Map::with_capacity(declared.len());
         for p in declared {
-            if let Some(v) = outputs.remove(p.title()).or_else(|| p.default().cloned()) {
-                exposed.insert(p.title().to_owned(), v);
-            }
-        }
-        match frame.parent.clone() {
-            None => {
-                state.outcome = Outcome::Finished { outputs: exposed, end_branch: branch };
-                Ok(())
-            }
-            Some((parent, node_id)) => {
-                if let Some(gone) = state.frames.remove(&fid)
-                    && self.cfg.events
-                {
-                    self.work.gone.insert(fid, gone.path);
+            match outputs.remove_entry(p.title()) {
+                Some((title, v)) => {
+                    exposed.insert(title, v);
                 }
-                let idx = self.node_of(get_frame(state, parent)?, &node_id)?;
-                let node = &self.plan.nodes[idx];
-                nodes::child_finished(self, state, At { fid: parent, node, t0: self.now_us }, fid, exposed, branch)
+                None => {
+                    if let Some(v) = p.default() {
+                        exposed.insert(p.title().to_owned(), v.clone());
+                    }
+                }
             }
         }
+        if frame.parent.is_none() {
+            state.outcome = Outcome::Finished { outputs: exposed, end_branch: branch };
+            return Ok(());
+        }
+        let Some(Frame { parent: Some((parent, node_id)), path, .. }) = state.frames.remove(&fid) else {
+            return Err(other("frame vanished"));
+        };
+        if self.cfg.events {
+            self.work.gone.insert(fid, path);
+        }
+        let idx = self.node_of(get_frame(state, parent)?, &node_id)?;
+        let node = &self.plan.nodes[idx];
+        nodes::child_finished(self, state, At { fid: parent, node, t0: self.now_us }, fid, exposed, branch)
     }
 
     /// Feeds the result of a call back. The frame's position says which call it was.
@@ -629,14 +653,15 @@ impl Sched<'_> {
     }
 
     fn complete_call(&mut self, state: &mut RunState, fid: u64, result: EffectResult) -> Res<()> {
-        let Some(Frame { position: Position::Busy { node, call }, .. }) = state.frames.get(&fid) else {
+        let Some(frame @ Frame { position: Position::Busy { node, call }, .. }) = state.frames.get(&fid) else {
             return Err(other("a call completed for a frame that was not waiting for one"));
         };
-        let (node_id, call) = (node.clone(), call.clone());
-        let idx = self.node_of(get_frame(state, fid)?, &node_id)?;
+        let idx = self.node_of(frame, node)?;
+        // The position keeps its call (a failed node's state makes it again on resume).
+        let call = Call::clone(call);
+        let t0 = frame.clock.map_or(self.now_us, |c| c.started_us);
         let node = &self.plan.nodes[idx];
-        let t0 = state.frames.get(&fid).and_then(|f| f.clock).map_or(self.now_us, |c| c.started_us);
-        nodes::complete(self, state, At { fid, node, t0 }, *call, result)
+        nodes::complete(self, state, At { fid, node, t0 }, call, result)
     }
 
     /// Answers the pending request at `path` (the only one when `None`).

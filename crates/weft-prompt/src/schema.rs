@@ -629,7 +629,7 @@ fn py_float(s: &str) -> Option<Json> {
 /// assert_eq!(cast_to_input(json!(5), &json!({"type": "number"})), json!(5.0));
 /// ```
 pub fn cast_to_input(v: Json, schema: &Json) -> Json {
-    if v.is_null() {
+    if v.is_null() || is_plain_string(&v, schema) {
         return v;
     }
     let p = Prop::from_schema(schema);
@@ -652,6 +652,15 @@ pub fn cast_to_input(v: Json, schema: &Json) -> Json {
         v = c;
     }
     p.fill(&v)
+}
+
+/// A string given to a plain string input (`"type": "string"`, no `enum`, no `null` default):
+/// the cast keeps it as it is, so the engine's most common input is not read through a
+/// [`Prop`] built from its schema each time.
+fn is_plain_string(v: &Json, schema: &Json) -> bool {
+    let Json::String(_) = v else { return false };
+    let Some(s) = schema.as_object() else { return false };
+    s.get("type").and_then(Json::as_str) == Some("string") && !s.contains_key("enum") && !matches!(s.get("default"), Some(Json::Null))
 }
 
 #[cfg(test)]

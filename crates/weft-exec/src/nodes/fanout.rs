@@ -371,13 +371,19 @@ pub(crate) fn child_label(plan: &Plan, node: &NodePlan, index: usize) -> String 
 }
 
 /// A map node's outputs from its items' outputs (by item index, so in input order).
-fn collect(node: &NodePlan, op: &MapOp, done: BTreeMap<usize, Map<String, Json>>, secrets: &Secrets) -> Res<Map<String, Json>> {
+fn collect(node: &NodePlan, op: &MapOp, mut done: BTreeMap<usize, Map<String, Json>>, secrets: &Secrets) -> Res<Map<String, Json>> {
     let mut outputs = Map::new();
-    for c in &op.collect {
-        let values: Vec<(usize, &Json)> = done.iter().filter_map(|(i, outs)| outs.get(&c.from).map(|v| (*i, v))).collect();
+    for (k, c) in op.collect.iter().enumerate() {
         let value = match c.reducer {
-            Reducer::Append => Json::Array(values.into_iter().map(|(_, v)| v.clone()).collect()),
-            reducer => reduce(node, c, reducer, &values, secrets)?,
+            // The items' values move into the list unless a later output reads them too.
+            Reducer::Append if op.collect[k + 1..].iter().all(|later| later.from != c.from) => {
+                Json::Array(done.values_mut().filter_map(|outs| outs.remove(&c.from)).collect())
+            }
+            Reducer::Append => Json::Array(done.values().filter_map(|outs| outs.get(&c.from).cloned()).collect()),
+            reducer => {
+                let values: Vec<(usize, &Json)> = done.iter().filter_map(|(i, outs)| outs.get(&c.from).map(|v| (*i, v))).collect();
+                reduce(node, c, reducer, &values, secrets)?
+            }
         };
         outputs.insert(c.output.clone(), value);
     }

@@ -42,7 +42,7 @@ impl EndOp {
     }
 
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
-        let outputs = by_title(at, &vars);
+        let outputs = by_title(at, vars);
         s.emit_finished(state, at, None)?;
         s.finish_frame(state, at.fid, outputs, self.branch.clone())
     }
@@ -54,7 +54,7 @@ impl SubflowOp {
     }
 
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
-        let inputs = by_title(at, &vars);
+        let inputs = by_title(at, vars);
         let parent = get_frame(state, at.fid)?;
         let (path, budget_key) = (format!("{}/{}", parent.path, at.node.name), parent.budget_key.clone());
         let child = s.new_frame(state, at.fid, at.node, self.flow, inputs, path, budget_key)?;
@@ -86,12 +86,13 @@ impl SubflowOp {
     }
 }
 
-/// The node's input values under their external titles (what a flow's inputs and outputs use).
-fn by_title(at: At<'_>, vars: &Map<String, Json>) -> Map<String, Json> {
+/// The node's input values under their external titles (what a flow's inputs and outputs use),
+/// moved (a fan-out's collected list is large).
+fn by_title(at: At<'_>, mut vars: Map<String, Json>) -> Map<String, Json> {
     let mut out = Map::new();
     for input in &at.node.inputs {
-        if let Some(v) = vars.get(&input.internal) {
-            out.insert(input.title.clone(), v.clone());
+        if let Some(v) = vars.remove(&input.internal) {
+            out.insert(input.title.clone(), v);
         }
     }
     out

@@ -222,7 +222,10 @@ fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
 /// The request metadata of the next LLM call of `node`, counting the call.
 fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
     let node_path = format!("{}/{}", get_frame(state, fid)?.path, node.name);
-    let count = state.llm_calls.entry(node.name.clone()).or_insert(0);
+    let count = match state.llm_calls.get_mut(&node.name) {
+        Some(count) => count,
+        None => state.llm_calls.entry(node.name.clone()).or_insert(0),
+    };
     let call_index = *count;
     *count = count.saturating_add(1);
     Ok(RequestMeta { node: node.name.clone(), node_path, call_index, batch_index: None })
