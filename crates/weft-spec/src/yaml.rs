@@ -88,8 +88,18 @@ pub fn parse(text: &str) -> Result<Json, YamlError> {
             Some(Ok(e)) => e,
             Some(Err(e)) => {
                 let mark = e.marker();
+                let info = e.info().to_string();
+                let lower = info.to_lowercase();
+                if lower.contains("recursion") || lower.contains("nesting") || lower.contains("depth") {
+                    return Err(YamlError {
+                        message: format!("the document is nested more than {MAX_DEPTH} levels deep ({info})"),
+                        hint: DEPTH_HINT,
+                        line: Some(mark.line()),
+                        column: Some(mark.col() + 1),
+                    });
+                }
                 return Err(YamlError {
-                    message: format!("invalid YAML: {}", e.info()),
+                    message: format!("invalid YAML: {info}"),
                     hint: SYNTAX_HINT,
                     line: Some(mark.line()),
                     column: Some(mark.col() + 1),
@@ -825,6 +835,10 @@ mod tests {
         assert!(parse("a: 1\n---\nb: 2").is_err());
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(parse(&deep).unwrap_err().message.contains("nested"));
+        let deeper = "{a: ".repeat(100_000) + "1" + &"}".repeat(100_000);
+        assert!(parse(&deeper).unwrap_err().message.contains("nested"));
+        let block: String = (0..300).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+        assert!(parse(&block).unwrap_err().message.contains("nested"));
         let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..10 {
             bomb.push_str(&format!(
