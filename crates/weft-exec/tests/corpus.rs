@@ -43,6 +43,8 @@ const MUST_FINISH: &[&str] = &[
     "w_map_step.json",
     "w_map_variants.json",
     "w_prompt_template_orchestrator.json",
+    // Flow variables (issue 17).
+    "w_flow_variables.json",
 ];
 
 fn corpus() -> PathBuf {

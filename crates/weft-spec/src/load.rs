@@ -415,6 +415,21 @@ impl<'a> Loader<'a> {
                 r
             }
         };
+        if result.is_none() && self.entries[ei].json.get("$component_ref").is_none() {
+            // The entry exists but did not load (its own errors are reported where it is): the
+            // component using it cannot be complete either, so say so here too, where a reader of
+            // this component (and a check of it) looks.
+            let at = crate::diagnostic::display_pointer(&self.entries[ei].pointer).to_owned();
+            self.diag(
+                Diagnostic::new(
+                    Code::RefType,
+                    use_ptr,
+                    format!("`$component_ref` \"{key}\" refers to a component that could not be loaded"),
+                )
+                .hint(format!("fix the errors reported at {at}")),
+                source,
+            );
+        }
         if let Some(c) = result {
             let ty = self.components[c].ty;
             if !ty.is_a(kind) {
