@@ -165,6 +165,13 @@ fn loader_default(ty: &str, field: &str) -> Option<&'static Json> {
     VALUES.get(i)
 }
 
+/// Whether a reference at `use_ptr` is part of a flow's structure (an item of a list such as
+/// `nodes`, or an edge's or flow's node slot) rather than a component's own field.
+fn structural_use(use_ptr: &str) -> bool {
+    let last = use_ptr.rsplit('/').next().unwrap_or_default();
+    last.bytes().all(|b| b.is_ascii_digit()) || matches!(last, "from_node" | "to_node" | "source_node" | "destination_node" | "start_node")
+}
+
 /// Keys every component may carry besides its type's fields.
 const COMMON_KEYS: &[&str] = &[
     "component_type",
@@ -415,10 +422,12 @@ impl<'a> Loader<'a> {
                 r
             }
         };
-        if result.is_none() && self.entries[ei].json.get("$component_ref").is_none() {
+        if result.is_none() && self.entries[ei].json.get("$component_ref").is_none() && !structural_use(use_ptr) {
             // The entry exists but did not load (its own errors are reported where it is): the
-            // component using it cannot be complete either, so say so here too, where a reader of
-            // this component (and a check of it) looks.
+            // component using it in one of its fields (a node's tool, subflow or LLM config)
+            // cannot be complete either, so say so here too, where a reader of this component
+            // (and a check of it) looks. Uses by a flow's node list and edges are left out: they
+            // only repeat the entry's own error.
             let at = crate::diagnostic::display_pointer(&self.entries[ei].pointer).to_owned();
             self.diag(
                 Diagnostic::new(

@@ -475,15 +475,17 @@ fn is_int(s: &str) -> bool {
     if b.is_empty() {
         return false;
     }
-    if let Some(rest) = t.strip_prefix("0b") {
-        if !rest.is_empty() && all(rest, |c| matches!(c, b'0' | b'1' | b'_')) {
-            return true;
-        }
+    if let Some(rest) = t.strip_prefix("0b")
+        && !rest.is_empty()
+        && all(rest, |c| matches!(c, b'0' | b'1' | b'_'))
+    {
+        return true;
     }
-    if let Some(rest) = t.strip_prefix("0x") {
-        if !rest.is_empty() && all(rest, |c| c.is_ascii_hexdigit() || c == b'_') {
-            return true;
-        }
+    if let Some(rest) = t.strip_prefix("0x")
+        && !rest.is_empty()
+        && all(rest, |c| c.is_ascii_hexdigit() || c == b'_')
+    {
+        return true;
     }
     if b[0] == b'0' && b.len() > 1 && all(&t[1..], |c| matches!(c, b'0'..=b'7' | b'_')) {
         return true;
