@@ -147,3 +147,26 @@ fn yaml_properties_titled_n_and_y_stay_strings() {
     let diags = diagnostics(&Source::new("flow_with_n.yaml", N_AND_Y_FLOW, Format::Yaml));
     assert!(errors(&diags).is_empty(), "{:#?}", errors(&diags));
 }
+
+/// A component that fails to load is reported where it is, and also at the field of the
+/// component that uses it (the run refuses that component, so `weft validate` names it too).
+#[test]
+fn a_field_referring_to_a_component_that_failed_to_load_is_an_error_there() {
+    let mut doc = valid("p_tool_node_server.json");
+    let node = "53074c92-cc44-4d51-9bd3-344dfe2b078c";
+    let tool = doc["$referenced_components"][node]["tool"].take();
+    doc["$referenced_components"]["the_tool"] = tool;
+    doc["$referenced_components"]["the_tool"].as_object_mut().unwrap().remove("component_type");
+    doc["$referenced_components"][node]["tool"] = json!({"$component_ref": "the_tool"});
+    let diags = diagnostics(&json_source(&doc));
+    let at_tool = format!("/$referenced_components/{node}/tool");
+    let d = diags.iter().find(|d| d.pointer == at_tool).unwrap_or_else(|| panic!("{:#?}", errors(&diags)));
+    assert_eq!(d.severity, Severity::Error);
+    assert!(d.message.contains("could not be loaded"), "{}", d.message);
+    assert!(d.hint.as_deref().unwrap_or_default().contains("/$referenced_components/the_tool"), "{:?}", d.hint);
+    // The nodes list and the edges do not repeat it.
+    let mut doc = valid("p_tool_node_server.json");
+    doc["$referenced_components"][node].as_object_mut().unwrap().insert("component_type".into(), json!("ToolNod"));
+    let diags = diagnostics(&json_source(&doc));
+    assert!(!diags.iter().any(|d| d.message.contains("could not be loaded")), "{:#?}", errors(&diags));
+}
