@@ -43,8 +43,9 @@ const MUST_FINISH: &[&str] = &[
     "w_map_step.json",
     "w_map_variants.json",
     "w_prompt_template_orchestrator.json",
-    // Flow variables (issue 17).
+    // Flow variables, regex and extract nodes (issue 17).
     "w_flow_variables.json",
+    "w_text_processing_nodes.json",
 ];
 
 fn corpus() -> PathBuf {

@@ -459,3 +459,53 @@ fn a_variable_the_flow_does_not_declare_is_refused_at_load() {
     let err = Flow::from_json(&d.to_string()).map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("needs a list") && err.contains("/operation"), "{err}");
 }
+
+/// `w_text_processing_nodes.json`: a template writes JSON, a regex reads the age, an extract node
+/// reads the name with jq.
+#[tokio::test]
+async fn text_processing_nodes_run() {
+    let f = corpus_flow("w_text_processing_nodes.json");
+    let plan = Plan::new(&f, RunOptions::simulated()).unwrap_or_else(|e| panic!("{e}"));
+    let status = plan.start(json!({"name": "Ada", "age": "36"}).as_object().unwrap().clone()).unwrap().execute().await.unwrap();
+    let Status::Finished { outputs, .. } = status else { panic!("{status:?}") };
+    assert_eq!(outputs["person_name"], json!("Ada"), "{outputs:?}");
+    assert_eq!(outputs["age_text"], json!("36"), "{outputs:?}");
+    assert_eq!(outputs["output"], json!("{\"name\": \"Ada\", \"age\": 36}"), "{outputs:?}");
+}
+
+fn extract_flow(queries: Json) -> Json {
+    let outs: Vec<Json> = queries.as_object().unwrap().keys().map(|k| json!({"title": k})).collect();
+    let node = json!({"component_type": "PluginExtractNode", "id": "ex", "name": "ex", "output_values": queries,
+        "llm_config": null, "retry": false, "input_mapping": {}, "output_mapping": {},
+        "component_plugin_name": "NodesPlugin", "component_plugin_version": "26.3.1"});
+    let mut data = vec![("start", "text", "ex", "text")];
+    let titles: Vec<String> = queries.as_object().unwrap().keys().cloned().collect();
+    for t in &titles {
+        data.push(("ex", t.as_str(), "end", t.as_str()));
+    }
+    let mut d = doc(
+        vec![start(json!([string("text")])), node, end(json!(outs))],
+        &[("start", None, "ex"), ("ex", None, "end")],
+        Some(&data),
+        Vec::new(),
+    );
+    d["outputs"] = json!(outs);
+    d
+}
+
+/// ExtractValueFromJsonStep's reading: pieces between code fences, a `json` tag dropped, repaired
+/// JSON, the first non-null result per output.
+#[tokio::test]
+async fn extract_node_reads_json_between_fences() {
+    // `.items[1]` is null on the first piece (skipped); `.items | length` would be 0 there, not
+    // null, and the first piece would win.
+    let d = extract_flow(json!({"city": ".city", "n": ".items[1]"}));
+    let text = "Thought: ```json\n{\"city\": null}\n``` then ```JSON: {\"city\": \"Bern\", \"items\": [1, 2,],}```";
+    let outputs = run(&d, json!({"text": text})).await;
+    assert_eq!(outputs["city"], json!("Bern"));
+    assert_eq!(outputs["n"], json!(2));
+    // A jq query the sandbox refuses is an error at its member.
+    let d = extract_flow(json!({"x": "env"}));
+    let err = Flow::from_json(&d.to_string()).map(|_| ()).unwrap_err().to_string();
+    assert!(err.contains("output_values/x"), "{err}");
+}

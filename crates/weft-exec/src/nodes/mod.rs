@@ -51,6 +51,7 @@ pub(crate) enum Op {
     Constants(message::ConstantsOp),
     Regex(Box<data::RegexOp>),
     Variables(Box<data::VariablesOp>),
+    Extract(Box<data::ExtractOp>),
     Parallel(fanout::ParallelOp),
     Map(Box<fanout::MapOp>),
 }
@@ -105,7 +106,13 @@ impl Op {
         match self {
             Op::Start(_) => Role::Entry,
             Op::End(_) => Role::Exit,
-            Op::Branching(_) | Op::OutputMessage(_) | Op::Template(_) | Op::Constants(_) | Op::Regex(_) | Op::Variables(_) => Role::Instant,
+            Op::Branching(_)
+            | Op::OutputMessage(_)
+            | Op::Template(_)
+            | Op::Constants(_)
+            | Op::Regex(_)
+            | Op::Variables(_)
+            | Op::Extract(_) => Role::Instant,
             Op::Llm(op) => Role::Llm(op),
             Op::Tool(op) => Role::Tool(op),
             Op::InputMessage(op) => Role::Input(op),
@@ -153,6 +160,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Choice(choice) => Op::Llm(Box::new(llm::LlmOp::plan_choice(c, n, choice)?)),
         NodeKind::Retry(r) => Op::Flow(flow::SubflowOp::plan_retry(c, r)),
         NodeKind::Variables(v) => Op::Variables(Box::new(data::VariablesOp::plan(c, n, idx, v)?)),
+        NodeKind::Extract(e) => Op::Extract(Box::new(data::ExtractOp::plan(e))),
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
     })
@@ -174,6 +182,7 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::Constants(op) => op.step(s, state, at),
         Op::Regex(op) => op.step(s, state, at, vars),
         Op::Variables(op) => op.step(s, state, at, vars),
+        Op::Extract(op) => op.step(s, state, at, vars),
         Op::Parallel(op) => op.step(s, state, at, vars),
         Op::Map(op) => op.step(s, state, at, vars),
     }

@@ -21,6 +21,17 @@ pub const TYPES: &[&str] = &[
     "PluginVariableNode",
 ];
 
+/// PluginExtractNode (WayFlow's ExtractValueFromJsonStep): the text is cut at code fences, each
+/// piece read as (repaired) JSON, and each output takes the first non-null result of its jq
+/// query over the pieces, in order.
+#[derive(Debug, Clone)]
+pub struct ExtractNode {
+    /// `(output internal title, query)`, in `output_values` order.
+    pub queries: Vec<(String, weft_prompt::JqQuery)>,
+    /// The input read (internal title `text`).
+    pub input: String,
+}
+
 /// How a write changes a flow variable (WayFlow's VariableWriteOperation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOp {
@@ -60,11 +71,33 @@ pub struct RegexNode {
 pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
     match lw.comp(n).ty.name {
         "PluginRegexNode" => Some(Lowered::Kind(NodeKind::Regex(Box::new(regex_node(lw, n)?)))),
+        "PluginExtractNode" => Some(Lowered::Kind(NodeKind::Extract(Box::new(extract(lw, n)?)))),
         "PluginReadVariableNode" | "PluginWriteVariableNode" | "PluginVariableNode" => {
             Some(Lowered::Kind(NodeKind::Variables(variables(lw, n)?)))
         }
         _ => Some(Lowered::NotRunnable),
     }
+}
+
+fn extract(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ExtractNode> {
+    let comp = lw.comp(n);
+    let f = lw.fields(n);
+    if f.bool("retry", false) && f.comp("llm_config").is_some() {
+        lw.block(n, n, format!("{}/retry", comp.pointer), "PluginExtractNode with `retry: true` (JSON repaired by an LLM)".into());
+        return None;
+    }
+    let mut queries = Vec::new();
+    let mut ok = true;
+    for (output, query) in f.object("output_values").cloned().unwrap_or_default() {
+        let Some(text) = query.as_str() else { continue };
+        match lw.jq(n, "output_values", &output, text) {
+            Some(q) => queries.push((output, q)),
+            None => ok = false,
+        }
+    }
+    let in_map = f.mapping("input_mapping");
+    let input = lw.io(n).inputs.first().map_or_else(|| "text".to_owned(), |p| internal_name(&in_map, p.title()));
+    ok.then_some(ExtractNode { queries, input })
 }
 
 fn write_op(lw: &mut Lowerer<'_, '_>, n: CompId, pointer: String, op: Option<&Json>, variable: &Property) -> Option<WriteOp> {

@@ -27,7 +27,7 @@ pub mod tool;
 
 pub use branching::BranchingNode;
 pub use control::{ChoiceNode, RetryNode};
-pub use data::{RegexNode, VariablesNode, WriteOp};
+pub use data::{ExtractNode, RegexNode, VariablesNode, WriteOp};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
 pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
@@ -80,6 +80,8 @@ pub enum NodeKind {
     Retry(RetryNode),
     /// PluginReadVariableNode, PluginWriteVariableNode, PluginVariableNode.
     Variables(VariablesNode),
+    /// PluginExtractNode.
+    Extract(Box<ExtractNode>),
 }
 
 /// A node: its kind and the renamings every node type may have.
@@ -194,7 +196,7 @@ pub enum Family {
     Http,
     /// [`control`]: choice and retry (run), catch nodes (not runnable yet).
     Control,
-    /// [`data`]: regex and flow variable nodes (run), extraction and chat history nodes (not
+    /// [`data`]: regex, extraction and flow variable nodes (run), chat history nodes (not
     /// runnable yet).
     Data,
 }
@@ -755,6 +757,7 @@ mod tests {
                         NodeKind::Choice(_) => "choice",
                         NodeKind::Retry(_) => "retry",
                         NodeKind::Variables(_) => "variables",
+                        NodeKind::Extract(_) => "extract",
                     });
                 }
             }
@@ -776,6 +779,7 @@ mod tests {
             "choice",
             "retry",
             "variables",
+            "extract",
         ];
         let missing: Vec<&str> = all.iter().copied().filter(|k| !seen.contains(k)).collect();
         assert!(missing.is_empty(), "no valid corpus document lowers to {missing:?}");
