@@ -509,3 +509,53 @@ async fn extract_node_reads_json_between_fences() {
     let err = Flow::from_json(&d.to_string()).map(|_| ()).unwrap_err().to_string();
     assert!(err.contains("output_values/x"), "{err}");
 }
+
+/// `w_constants_and_chat_history.json` and GetChatHistoryStep's selection rules: with messages
+/// U0, A1, A2, `last` n=2 gives A1, A2; `last` n=2 offset 1 gives U0, A1; `first` n=2 offset 1
+/// gives A1, A2; WayFlow's default template prints `TYPE >> content` lines.
+#[tokio::test]
+async fn chat_history_node_selects_and_renders_messages() {
+    let f = corpus_flow("w_constants_and_chat_history.json");
+    let plan = Plan::new(&f, RunOptions::simulated()).unwrap_or_else(|e| panic!("{e}"));
+    let inputs: Map<String, Json> = plan.inputs().iter().map(|p| (p.title().to_owned(), json!("x"))).collect();
+    let status = plan.start(inputs).unwrap().execute().await.unwrap();
+    assert!(matches!(status, Status::Finished { .. }), "{status:?}");
+
+    let flow_with = |n: i64, which: &str, offset: i64| {
+        let msg = |id: &str, text: &str, ty: &str| {
+            json!({"component_type": "PluginOutputMessageNode", "id": id, "name": id, "message": text, "message_type": ty,
+                "expose_message_as_output": false, "input_mapping": {}, "output_mapping": {}, "outputs": [],
+                "component_plugin_name": "NodesPlugin", "component_plugin_version": "26.3.1"})
+        };
+        let history = json!({"component_type": "PluginGetChatHistoryNode", "id": "h", "name": "h", "n": n, "which_messages": which,
+            "offset": offset, "message_types": ["USER", "AGENT"], "output_template": "", "input_mapping": {}, "output_mapping": {},
+            "outputs": [{"title": "chat_history", "type": "string"}],
+            "component_plugin_name": "NodesPlugin", "component_plugin_version": "26.3.1"});
+        let mut d = doc(
+            vec![
+                start(json!([])),
+                msg("u0", "U0", "USER"),
+                msg("s", "S", "SYSTEM"),
+                msg("a1", "A1", "AGENT"),
+                msg("a2", "A2", "AGENT"),
+                history,
+                end(json!([string("chat_history")])),
+            ],
+            &[("start", None, "u0"), ("u0", None, "s"), ("s", None, "a1"), ("a1", None, "a2"), ("a2", None, "h"), ("h", None, "end")],
+            Some(&[("h", "chat_history", "end", "chat_history")]),
+            Vec::new(),
+        );
+        d["outputs"] = json!([string("chat_history")]);
+        d
+    };
+    for (n, which, offset, expected) in [
+        (2, "last", 0, "AGENT >> A1\nAGENT >> A2"),
+        (2, "last", 1, "USER >> U0\nAGENT >> A1"),
+        (2, "first", 1, "AGENT >> A1\nAGENT >> A2"),
+        (0, "last", 0, ""),
+        (10, "first", 0, "USER >> U0\nAGENT >> A1\nAGENT >> A2"),
+    ] {
+        let outputs = run(&flow_with(n, which, offset), json!({})).await;
+        assert_eq!(outputs["chat_history"], json!(expected), "n={n} {which} offset={offset}");
+    }
+}

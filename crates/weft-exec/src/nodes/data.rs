@@ -7,7 +7,7 @@ use crate::plan::Compiler;
 use crate::sched::{Res, Sched, get_frame, node_error, single};
 use crate::state::RunState;
 use serde_json::{Map, Value as Json};
-use weft_flow::node::{ExtractNode, RegexNode, VariablesNode, WriteOp};
+use weft_flow::node::{ChatHistoryNode, ExtractNode, RegexNode, VariablesNode, WriteOp};
 use weft_prompt::{RegexPattern, py_json_dumps};
 
 pub(crate) struct RegexOp {
@@ -232,4 +232,43 @@ fn strip_json_tag(region: &str) -> Option<&str> {
     }
     let rest = rest.trim_end();
     (!rest.is_empty()).then_some(rest)
+}
+
+/// PluginGetChatHistoryNode (FORMAT.md 11.1, WayFlow's GetChatHistoryStep) over the run's
+/// conversation.
+pub(crate) struct ChatHistoryOp {
+    pub(crate) node: ChatHistoryNode,
+}
+
+impl ChatHistoryOp {
+    pub(crate) fn plan(node: &ChatHistoryNode) -> ChatHistoryOp {
+        ChatHistoryOp { node: node.clone() }
+    }
+
+    pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
+        let c = &self.node;
+        let mut chosen: Vec<&crate::state::ConversationMessage> =
+            state.messages.iter().filter(|m| c.types.as_ref().is_none_or(|t| t.iter().any(|t| *t == m.message_type))).collect();
+        if c.last {
+            chosen.reverse();
+        }
+        let chosen: Vec<_> = chosen.into_iter().skip(c.offset).take(c.n).collect();
+        let mut items: Vec<Json> =
+            chosen.iter().map(|m| serde_json::json!({"message_type": m.message_type, "content": m.content})).collect();
+        if c.last {
+            items.reverse();
+        }
+        let value = match &c.template {
+            None => Json::Array(items),
+            Some(t) => {
+                let mut vars = vars;
+                vars.insert("chat_history".into(), Json::Array(items));
+                let text = t
+                    .render(&vars)
+                    .map_err(|e| node_error(RunErrorKind::Template, at.node, &format!("cannot render output_template: {e}")))?;
+                Json::String(text)
+            }
+        };
+        s.done(state, at, single(&c.output, value))
+    }
 }

@@ -52,6 +52,7 @@ pub(crate) enum Op {
     Regex(Box<data::RegexOp>),
     Variables(Box<data::VariablesOp>),
     Extract(Box<data::ExtractOp>),
+    ChatHistory(Box<data::ChatHistoryOp>),
     Parallel(fanout::ParallelOp),
     Map(Box<fanout::MapOp>),
 }
@@ -112,7 +113,8 @@ impl Op {
             | Op::Constants(_)
             | Op::Regex(_)
             | Op::Variables(_)
-            | Op::Extract(_) => Role::Instant,
+            | Op::Extract(_)
+            | Op::ChatHistory(_) => Role::Instant,
             Op::Llm(op) => Role::Llm(op),
             Op::Tool(op) => Role::Tool(op),
             Op::InputMessage(op) => Role::Input(op),
@@ -161,6 +163,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Retry(r) => Op::Flow(flow::SubflowOp::plan_retry(c, r)),
         NodeKind::Variables(v) => Op::Variables(Box::new(data::VariablesOp::plan(c, n, idx, v)?)),
         NodeKind::Extract(e) => Op::Extract(Box::new(data::ExtractOp::plan(e))),
+        NodeKind::ChatHistory(h) => Op::ChatHistory(Box::new(data::ChatHistoryOp::plan(h))),
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
     })
@@ -183,6 +186,7 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::Regex(op) => op.step(s, state, at, vars),
         Op::Variables(op) => op.step(s, state, at, vars),
         Op::Extract(op) => op.step(s, state, at, vars),
+        Op::ChatHistory(op) => op.step(s, state, at, vars),
         Op::Parallel(op) => op.step(s, state, at, vars),
         Op::Map(op) => op.step(s, state, at, vars),
     }

@@ -32,6 +32,31 @@ pub struct ExtractNode {
     pub input: String,
 }
 
+/// WayFlow's `GetChatHistoryStep.DEFAULT_OUTPUT_TEMPLATE`, used when `output_template` is `""`.
+pub const DEFAULT_CHAT_HISTORY_TEMPLATE: &str = "{% for m in chat_history -%}
+{{m.message_type}} >> {{m.content}}{{ \"
+\" if not loop.last }}
+{%- endfor %}";
+
+/// PluginGetChatHistoryNode (WayFlow's GetChatHistoryStep): the run's messages of the chosen
+/// types, the last (or first) `n` after skipping `offset`, in chronological order, rendered by a
+/// template or given as a list of `{message_type, content}`.
+#[derive(Debug, Clone)]
+pub struct ChatHistoryNode {
+    /// `n`.
+    pub n: usize,
+    /// `which_messages` is `last`.
+    pub last: bool,
+    /// `offset`.
+    pub offset: usize,
+    /// `message_types`; `None` keeps every type.
+    pub types: Option<Vec<String>>,
+    /// `output_template` (WayFlow's default for `""`); `None` outputs the list.
+    pub template: Option<std::sync::Arc<weft_prompt::Template>>,
+    /// The output written (internal title `chat_history`).
+    pub output: String,
+}
+
 /// How a write changes a flow variable (WayFlow's VariableWriteOperation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOp {
@@ -72,11 +97,44 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
     match lw.comp(n).ty.name {
         "PluginRegexNode" => Some(Lowered::Kind(NodeKind::Regex(Box::new(regex_node(lw, n)?)))),
         "PluginExtractNode" => Some(Lowered::Kind(NodeKind::Extract(Box::new(extract(lw, n)?)))),
+        "PluginGetChatHistoryNode" => Some(Lowered::Kind(NodeKind::ChatHistory(Box::new(chat_history(lw, n)?)))),
         "PluginReadVariableNode" | "PluginWriteVariableNode" | "PluginVariableNode" => {
             Some(Lowered::Kind(NodeKind::Variables(variables(lw, n)?)))
         }
         _ => Some(Lowered::NotRunnable),
     }
+}
+
+fn chat_history(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ChatHistoryNode> {
+    let f = lw.fields(n);
+    // Negative counts are refused by the family's check.
+    let count = |name: &str, default: i64| f.json(name).and_then(Json::as_i64).unwrap_or(default).max(0) as usize;
+    let types = match f.json("message_types") {
+        Some(Json::Null) => None,
+        Some(Json::Array(list)) => Some(list.iter().filter_map(Json::as_str).map(str::to_owned).collect()),
+        _ => Some(vec!["USER".to_owned(), "AGENT".to_owned()]),
+    };
+    let template = match f.json("output_template") {
+        Some(Json::Null) => None,
+        other => {
+            let text = other.and_then(Json::as_str).filter(|t| !t.is_empty()).unwrap_or(DEFAULT_CHAT_HISTORY_TEMPLATE);
+            let template = lw.template(n, "output_template", text)?;
+            let mut allowed = lw.input_names(n);
+            allowed.push("chat_history".to_owned());
+            if !lw.variables(n, "output_template", &template, &allowed) {
+                return None;
+            }
+            Some(template)
+        }
+    };
+    Some(ChatHistoryNode {
+        n: count("n", 10),
+        last: f.str("which_messages") != Some("first"),
+        offset: count("offset", 0),
+        types,
+        template,
+        output: "chat_history".to_owned(),
+    })
 }
 
 fn extract(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ExtractNode> {

@@ -27,7 +27,7 @@ pub mod tool;
 
 pub use branching::BranchingNode;
 pub use control::{ChoiceNode, RetryNode};
-pub use data::{ExtractNode, RegexNode, VariablesNode, WriteOp};
+pub use data::{ChatHistoryNode, ExtractNode, RegexNode, VariablesNode, WriteOp};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
 pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
@@ -82,6 +82,8 @@ pub enum NodeKind {
     Variables(VariablesNode),
     /// PluginExtractNode.
     Extract(Box<ExtractNode>),
+    /// PluginGetChatHistoryNode.
+    ChatHistory(Box<ChatHistoryNode>),
 }
 
 /// A node: its kind and the renamings every node type may have.
@@ -196,8 +198,7 @@ pub enum Family {
     Http,
     /// [`control`]: choice and retry (run), catch nodes (not runnable yet).
     Control,
-    /// [`data`]: regex, extraction and flow variable nodes (run), chat history nodes (not
-    /// runnable yet).
+    /// [`data`]: regex, extraction, chat history and flow variable nodes.
     Data,
 }
 
@@ -758,6 +759,7 @@ mod tests {
                         NodeKind::Retry(_) => "retry",
                         NodeKind::Variables(_) => "variables",
                         NodeKind::Extract(_) => "extract",
+                        NodeKind::ChatHistory(_) => "chat history",
                     });
                 }
             }
@@ -780,6 +782,7 @@ mod tests {
             "retry",
             "variables",
             "extract",
+            "chat history",
         ];
         let missing: Vec<&str> = all.iter().copied().filter(|k| !seen.contains(k)).collect();
         assert!(missing.is_empty(), "no valid corpus document lowers to {missing:?}");
