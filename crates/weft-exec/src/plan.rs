@@ -58,6 +58,9 @@ pub(crate) struct FlowPlan {
     pub(crate) outputs: Vec<Property>,
     /// Node id to node index.
     pub(crate) node_index: HashMap<String, usize>,
+    /// The flow variables (an ExtendedFlow's `state`), each run of the flow starting them at
+    /// their defaults.
+    pub(crate) variables: Vec<Property>,
 }
 
 /// One node.
@@ -212,6 +215,11 @@ impl<'a> Compiler<'a> {
         self.flow.spec().get(c)
     }
 
+    /// The flow node `idx` belongs to.
+    pub(crate) fn flow_of_node(&self, idx: usize) -> Option<&FlowPlan> {
+        self.flows.iter().find(|f| f.node_index.values().any(|&i| i == idx))
+    }
+
     /// Reports a problem that keeps the flow from running (once, however often it is found):
     /// `not supported yet: ...` as `not_runnable`, anything else as `unbound`.
     pub(crate) fn report(&mut self, line: String) {
@@ -284,12 +292,14 @@ impl<'a> Compiler<'a> {
             inputs: io.inputs.clone(),
             outputs: io.outputs.clone(),
             node_index: HashMap::new(),
+            variables: Vec::new(),
         });
         self.blocked(f);
         let Some(graph) = self.model.flow(f) else {
             self.not_lowered(f);
             return index;
         };
+        self.flows[index].variables = graph.variables.clone();
         let mut first = None;
         for &n in &graph.nodes {
             let idx = self.nodes.len();
@@ -333,6 +343,17 @@ impl<'a> Compiler<'a> {
                         }
                     }
                 }
+                // Context providers feed inputs of their outputs' names too (WayFlow).
+                for &source in &graph.providers {
+                    for o in &self.flow.io(source).outputs {
+                        for &destination in &graph.nodes {
+                            if self.flow.io(destination).input(o.title()).is_some() {
+                                let output = o.title().to_owned();
+                                out.push(DataEdge { source, output: output.clone(), destination, input: output });
+                            }
+                        }
+                    }
+                }
                 out
             }
         };
@@ -358,6 +379,7 @@ impl<'a> Compiler<'a> {
             inputs: io.inputs.clone(),
             outputs: io.outputs.clone(),
             node_index,
+            variables: Vec::new(),
         });
         let fed = |props: &[Property], from: &str| -> Vec<InputPlan> {
             props
@@ -416,20 +438,34 @@ impl<'a> Compiler<'a> {
         };
         self.nodes[idx].output_mapping = node.output_mapping.clone();
         self.nodes[idx].outputs = io.outputs.clone();
-        self.nodes[idx].inputs = io
-            .inputs
-            .iter()
-            .map(|p| InputPlan {
-                title: p.title().to_owned(),
-                internal: node.internal_input(p.title()),
-                schema: p.schema.clone(),
-                sources: edges
-                    .iter()
-                    .filter(|e| e.destination == n && e.input == p.title())
-                    .map(|e| (spec.get(e.source).id.clone(), e.output.clone()))
-                    .collect(),
-            })
-            .collect();
+        let mut inputs = Vec::with_capacity(io.inputs.len());
+        for p in &io.inputs {
+            let into: Vec<&DataEdge> = edges.iter().filter(|e| e.destination == n && e.input == p.title()).collect();
+            let mut schema = p.schema.clone();
+            let mut sources: Vec<(String, String)> = Vec::new();
+            // A context provider feeding the input gives its value each time the node runs,
+            // whatever other edges hold (WayFlow reads the provider first): a constant one is
+            // the input's value, planned as its default with no other source.
+            let provided = into.iter().find(|e| weft_flow::node::flow::is_provider(spec.get(e.source)));
+            match provided {
+                Some(e) => match self.model.context_value(e.source) {
+                    Some((title, value)) if *title == e.output => {
+                        if let Some(obj) = schema.as_object_mut() {
+                            obj.insert("default".into(), value.clone());
+                        }
+                    }
+                    Some(_) => self.not_lowered(e.source),
+                    None => {
+                        if !self.blocked(e.source) {
+                            self.not_lowered(e.source);
+                        }
+                    }
+                },
+                None => sources = into.iter().map(|e| (spec.get(e.source).id.clone(), e.output.clone())).collect(),
+            }
+            inputs.push(InputPlan { title: p.title().to_owned(), internal: node.internal_input(p.title()), schema, sources });
+        }
+        self.nodes[idx].inputs = inputs;
         if let Some(op) = nodes::plan(self, n, idx, &node.kind, edges) {
             self.nodes[idx].op = op;
         }

@@ -73,6 +73,8 @@ impl Plan {
             pending: BTreeMap::new(),
             steps: BTreeMap::new(),
             llm_calls: BTreeMap::new(),
+            retry_trials: BTreeMap::new(),
+            variables: BTreeMap::new(),
             usage: Default::default(),
             seq: 0,
             outcome: Outcome::Running,

@@ -39,6 +39,14 @@ pub struct RunState {
     pub steps: BTreeMap<String, u64>,
     /// LLM calls made so far, by node name (re-asks included).
     pub llm_calls: BTreeMap<String, u64>,
+    /// Trials a PluginRetryNode has finished, by `<frame id>/<node id>`, while it retries (the
+    /// entry goes when the node leaves).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub retry_trials: BTreeMap<String, u32>,
+    /// Flow variables (an ExtendedFlow's `state`) by frame: each run of a flow has its own, as
+    /// each WayFlow conversation does, started at their defaults when a node first uses them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<u64, Map<String, Json>>,
     /// Totals so far.
     pub usage: RunUsage,
     /// Sequence number of the latest value produced (values are stamped with it, so the latest

@@ -43,6 +43,10 @@ const MUST_FINISH: &[&str] = &[
     "w_map_step.json",
     "w_map_variants.json",
     "w_prompt_template_orchestrator.json",
+    // Flow variables, regex, extract and chat history nodes (issue 17).
+    "w_flow_variables.json",
+    "w_text_processing_nodes.json",
+    "w_constants_and_chat_history.json",
 ];
 
 fn corpus() -> PathBuf {

@@ -104,11 +104,40 @@ impl RegexPattern {
         self.last
     }
 
+    /// The number of capturing groups in the pattern.
+    pub fn groups(&self) -> usize {
+        self.regex.captures_len().saturating_sub(1)
+    }
+
     /// Python's `re.findall`: every non-overlapping match, each as the whole match (no group), the
     /// group's text (one group; `""` when it did not take part) or the Python `repr` of the tuple of
     /// groups (several).
     pub fn findall(&self, text: &str) -> Vec<String> {
-        let groups = self.regex.captures_len().saturating_sub(1);
+        let groups = self.groups();
+        self.findall_groups(text)
+            .into_iter()
+            .map(|parts| match groups {
+                0 | 1 => parts.into_iter().next().unwrap_or_default(),
+                _ => {
+                    let mut s = String::from("(");
+                    for (i, part) in parts.iter().enumerate() {
+                        if i > 0 {
+                            s.push_str(", ");
+                        }
+                        write_py_str_repr(&mut s, part);
+                    }
+                    s.push(')');
+                    s
+                }
+            })
+            .collect()
+    }
+
+    /// Python's `re.findall` with each match as its parts: `[whole match]` with no group, `[group]`
+    /// with one, every group's text with several (`""` for a group that did not take part). A
+    /// search past the backtracking budget ends the list.
+    pub fn findall_groups(&self, text: &str) -> Vec<Vec<String>> {
+        let groups = self.groups();
         let mut found = Vec::new();
         let mut pos = 0;
         let mut must_advance = false;
@@ -131,19 +160,8 @@ impl RegexPattern {
             }
             let group_text = |i: usize| caps.get(i).map(|m| m.as_str().to_owned()).unwrap_or_default();
             found.push(match groups {
-                0 => whole.as_str().to_owned(),
-                1 => group_text(1),
-                n => {
-                    let mut s = String::from("(");
-                    for i in 1..=n {
-                        if i > 1 {
-                            s.push_str(", ");
-                        }
-                        write_py_str_repr(&mut s, &group_text(i));
-                    }
-                    s.push(')');
-                    s
-                }
+                0 => vec![whole.as_str().to_owned()],
+                n => (1..=n).map(group_text).collect(),
             });
             must_advance = whole.start() == whole.end();
             pos = whole.end();

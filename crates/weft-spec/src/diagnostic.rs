@@ -85,7 +85,8 @@ codes! {
     UnknownKey = "unknown_key", Warning;
     /// A `$referenced_components` entry nothing refers to.
     UnusedRef = "unused_ref", Warning;
-    /// A legacy version key or value (25.3.x, 25.4.0, `air_version`).
+    /// A legacy version key or value (25.3.x, 25.4.0, `air_version`), or a development version
+    /// between releases (26.1.1, 26.2.0), read as the nearest released version below it.
     LegacyVersion = "legacy_version", Warning;
     /// No `agentspec_version` at all.
     NoVersion = "no_version", Warning;

@@ -32,6 +32,7 @@ pub mod plain;
 pub mod source;
 pub mod text;
 pub mod version;
+pub mod yaml;
 mod yaml_pos;
 
 pub use diagnostic::{Code, ComponentLabel, Diagnostic, Diagnostics, Severity, did_you_mean};

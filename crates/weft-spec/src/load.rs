@@ -142,6 +142,36 @@ struct Loader<'a> {
 /// follows. It keeps the recursion bounded whatever the document's reference graph.
 pub const MAX_COMPONENT_DEPTH: usize = 200;
 
+/// Other names WayFlow's deserializer accepts for a field (pydantic aliases): `(type, field,
+/// alias)`. Older WayFlow exports write `message_template` on PluginOutputMessageNode.
+const FIELD_ALIASES: &[(&str, &str, &str)] = &[("PluginOutputMessageNode", "message", "message_template")];
+
+/// Defaults the loader applies to fields the catalogue marks required, as WayFlow's runtime does
+/// (`OutputMessageStep`'s message template is `{{ message }}`): `(type, field, default)`.
+const LOADER_DEFAULTS: &[(&str, &str, &str)] = &[("PluginOutputMessageNode", "message", "{{ message }}")];
+
+fn field_alias(ty: &str, field: &str) -> Option<&'static str> {
+    FIELD_ALIASES.iter().find(|(t, f, _)| *t == ty && *f == field).map(|(_, _, a)| *a)
+}
+
+fn is_alias(ty: &str, key: &str) -> bool {
+    FIELD_ALIASES.iter().any(|(t, _, a)| *t == ty && *a == key)
+}
+
+fn loader_default(ty: &str, field: &str) -> Option<&'static Json> {
+    static VALUES: std::sync::LazyLock<Vec<Json>> =
+        std::sync::LazyLock::new(|| LOADER_DEFAULTS.iter().map(|(_, _, v)| Json::String((*v).to_owned())).collect());
+    let i = LOADER_DEFAULTS.iter().position(|(t, f, _)| *t == ty && *f == field)?;
+    VALUES.get(i)
+}
+
+/// Whether a reference at `use_ptr` is part of a flow's structure (an item of a list such as
+/// `nodes`, or an edge's or flow's node slot) rather than a component's own field.
+fn structural_use(use_ptr: &str) -> bool {
+    let last = use_ptr.rsplit('/').next().unwrap_or_default();
+    last.bytes().all(|b| b.is_ascii_digit()) || matches!(last, "from_node" | "to_node" | "source_node" | "destination_node" | "start_node")
+}
+
 /// Keys every component may carry besides its type's fields.
 const COMMON_KEYS: &[&str] = &[
     "component_type",
@@ -392,6 +422,23 @@ impl<'a> Loader<'a> {
                 r
             }
         };
+        if result.is_none() && self.entries[ei].json.get("$component_ref").is_none() && !structural_use(use_ptr) {
+            // The entry exists but did not load (its own errors are reported where it is): the
+            // component using it in one of its fields (a node's tool, subflow or LLM config)
+            // cannot be complete either, so say so here too, where a reader of this component
+            // (and a check of it) looks. Uses by a flow's node list and edges are left out: they
+            // only repeat the entry's own error.
+            let at = crate::diagnostic::display_pointer(&self.entries[ei].pointer).to_owned();
+            self.diag(
+                Diagnostic::new(
+                    Code::RefType,
+                    use_ptr,
+                    format!("`$component_ref` \"{key}\" refers to a component that could not be loaded"),
+                )
+                .hint(format!("fix the errors reported at {at}")),
+                source,
+            );
+        }
         if let Some(c) = result {
             let ty = self.components[c].ty;
             if !ty.is_a(kind) {
@@ -595,7 +642,9 @@ impl<'a> Loader<'a> {
 
         let mut fields = IndexMap::new();
         for f in ty.fields {
-            if let Some(v) = self.field(&mut ctx, f, obj.get(f.name)) {
+            let given = obj.get(f.name).or_else(|| field_alias(ty.name, f.name).and_then(|a| obj.get(a)));
+            let given = given.or_else(|| loader_default(ty.name, f.name));
+            if let Some(v) = self.field(&mut ctx, f, given) {
                 fields.insert(f.name, v);
             }
         }
@@ -603,6 +652,7 @@ impl<'a> Loader<'a> {
         for (k, v) in obj {
             if COMMON_KEYS.contains(&k.as_str())
                 || ty.field(k).is_some()
+                || is_alias(ty.name, k)
                 || (ty.io != Io::None && (k == "inputs" || k == "outputs"))
                 || (ty.io == Io::Node && k == "branches")
             {
@@ -1079,6 +1129,17 @@ impl<'a> Loader<'a> {
             ));
             return (Version::CURRENT, source);
         };
+        if let Some((stamped, lower)) = Version::between_releases(text) {
+            self.diags.push(
+                Diagnostic::new(
+                    Code::LegacyVersion,
+                    ptr,
+                    format!("{key} {stamped} is not a released version (a pyagentspec development build writes such values); it is read as {lower}, the nearest released version below it"),
+                )
+                .hint(format!("declare \"{lower}\" (or \"{}\", the newest) to silence this warning", Version::CURRENT)),
+            );
+            return (lower, source);
+        }
         let Some(v) = Version::parse(text) else {
             let known: Vec<String> = Version::KNOWN.iter().map(ToString::to_string).collect();
             self.diags.push(

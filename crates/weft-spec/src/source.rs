@@ -15,7 +15,8 @@ use std::collections::HashMap;
 pub enum Format {
     /// JSON.
     Json,
-    /// YAML (1.2 core schema, as pyagentspec's `safe_load` reads what it writes).
+    /// YAML, read as PyYAML's `safe_load` reads it (YAML 1.1 scalars, see [`crate::yaml`]), as
+    /// pyagentspec and WayFlow do.
     Yaml,
 }
 
@@ -130,37 +131,12 @@ fn strip_position(msg: &str) -> &str {
 }
 
 fn parse_yaml(text: &str) -> Result<Json, Diagnostic> {
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_depth = MAX_DEPTH;
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    serde_saphyr::from_str_with_options::<Json>(text, options).map_err(|e| {
-        let full = e.to_string();
-        let first = full.lines().next().unwrap_or("invalid YAML").trim().to_owned();
-        let lower = full.to_lowercase();
-        let mut d = if lower.contains("recursion") || lower.contains("depth") || lower.contains("nesting") {
-            Diagnostic::new(Code::Parse, "", format!("the document is nested more than {MAX_DEPTH} levels deep"))
-                .hint("flatten the document: share deep components through `$referenced_components`")
-        } else {
-            Diagnostic::new(Code::Parse, "", format!("invalid YAML: {first}"))
-                .hint("fix the YAML syntax; anchors and aliases are limited to keep expansion bounded")
-        };
-        if let Some((line, col)) = yaml_error_position(&full) {
-            d.line = Some(line);
-            d.column = Some(col);
-        }
+    crate::yaml::parse(text).map_err(|e| {
+        let mut d = Diagnostic::new(Code::Parse, "", e.message).hint(e.hint);
+        d.line = e.line;
+        d.column = e.column;
         d
     })
-}
-
-/// serde-saphyr renders positions as `line N column M` (or `N:M` in snippets); take the first.
-fn yaml_error_position(msg: &str) -> Option<(usize, usize)> {
-    let idx = msg.find("line ")?;
-    let rest = &msg[idx + 5..];
-    let line: usize = rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-    let cidx = rest.find("column ")?;
-    let col: usize = rest[cidx + 7..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
-    Some((line, col))
 }
 
 /// Scans JSON text once and records the position of the value at each wanted pointer.

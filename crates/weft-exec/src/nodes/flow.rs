@@ -1,5 +1,5 @@
-//! StartNode, EndNode and FlowNode: entering a flow, leaving it, and running a subflow in a
-//! child frame that spends its parent's step budget.
+//! StartNode, EndNode, FlowNode and PluginRetryNode: entering a flow, leaving it, and running a
+//! subflow in a child frame that spends its parent's step budget (again and again, for a retry).
 
 use super::At;
 use crate::check::{Checked, Place};
@@ -7,7 +7,7 @@ use crate::plan::Compiler;
 use crate::sched::{Res, Sched, get_frame};
 use crate::state::{Position, RunState};
 use serde_json::{Map, Value as Json};
-use weft_flow::node::{EndNode, SubflowNode};
+use weft_flow::node::{EndNode, RetryNode, SubflowNode};
 
 /// StartNode: its outputs are its frame's inputs.
 pub(crate) struct StartOp;
@@ -17,10 +17,31 @@ pub(crate) struct EndOp {
     pub(crate) branch: String,
 }
 
-/// FlowNode: the subflow runs in a child frame.
+/// FlowNode: the subflow runs in a child frame. PluginRetryNode: the same, again while it fails.
 pub(crate) struct SubflowOp {
     /// The subflow's index in the plan.
     pub(crate) flow: usize,
+    /// For a PluginRetryNode, when to run the subflow again.
+    pub(crate) retry: Option<RetryOp>,
+}
+
+/// PluginRetryNode (FORMAT.md 11.1, WayFlow's RetryStep).
+pub(crate) struct RetryOp {
+    /// The subflow output judged by Python truthiness; it is not one of the node's outputs.
+    pub(crate) success: String,
+    pub(crate) max_trials: u32,
+}
+
+/// Python's `bool()` of a JSON value.
+pub(crate) fn truthy(v: &Json) -> bool {
+    match v {
+        Json::Null => false,
+        Json::Bool(b) => *b,
+        Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Json::String(s) => !s.is_empty(),
+        Json::Array(a) => !a.is_empty(),
+        Json::Object(o) => !o.is_empty(),
+    }
 }
 
 impl StartOp {
@@ -50,10 +71,21 @@ impl EndOp {
 
 impl SubflowOp {
     pub(crate) fn plan(c: &mut Compiler<'_>, sub: &SubflowNode) -> SubflowOp {
-        SubflowOp { flow: c.flow_plan(sub.subflow) }
+        SubflowOp { flow: c.flow_plan(sub.subflow), retry: None }
+    }
+
+    pub(crate) fn plan_retry(c: &mut Compiler<'_>, r: &RetryNode) -> SubflowOp {
+        SubflowOp { flow: c.flow_plan(r.flow), retry: Some(RetryOp { success: r.success.clone(), max_trials: r.max_trials }) }
     }
 
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
+        if self.retry.is_some() {
+            state.retry_trials.remove(&trial_key(at));
+        }
+        self.start_child(s, state, at, vars)
+    }
+
+    fn start_child(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         let inputs = by_title(at, vars);
         let parent = get_frame(state, at.fid)?;
         let (path, budget_key) = (format!("{}/{}", parent.path, at.node.name), parent.budget_key.clone());
@@ -74,8 +106,27 @@ impl SubflowOp {
         branch: String,
     ) -> Res<()> {
         let t0 = s.stop_clock(state, at.fid);
+        let Some(retry) = &self.retry else {
+            s.produce(state, at.fid, at.node, outputs)?;
+            return s.follow(state, At { t0, ..at }, &branch);
+        };
+        // A retry: the outputs of every trial are written; success leaves through the
+        // subflow's branch, a failure runs the subflow again with the same inputs while trials
+        // are left, else leaves through `failure`.
+        let mut outputs = outputs;
+        let success = outputs.remove(&retry.success).is_some_and(|v| truthy(&v));
+        let key = trial_key(at);
+        let trials = state.retry_trials.get(&key).copied().unwrap_or(0).saturating_add(1);
+        outputs.insert("retry_step_success".into(), Json::Bool(success));
+        outputs.insert("retry_step_num_retries".into(), Json::from(trials));
         s.produce(state, at.fid, at.node, outputs)?;
-        s.follow(state, At { t0, ..at }, &branch)
+        if !success && trials < retry.max_trials {
+            state.retry_trials.insert(key, trials);
+            let vars = s.node_inputs(state, at.fid, at.node)?;
+            return self.start_child(s, state, At { t0, ..at }, vars);
+        }
+        state.retry_trials.remove(&key);
+        s.follow(state, At { t0, ..at }, if success { &branch } else { "failure" })
     }
 
     pub(crate) fn check_position(&self, place: &Place<'_>, position: &Position) -> Checked {
@@ -84,6 +135,11 @@ impl SubflowOp {
             other => place.unexpected(other),
         }
     }
+}
+
+/// Where a retry node's trials are counted: its frame and node.
+fn trial_key(at: At<'_>) -> String {
+    format!("{}/{}", at.fid, at.node.id)
 }
 
 /// The node's input values under their external titles (what a flow's inputs and outputs use),

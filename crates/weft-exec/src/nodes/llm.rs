@@ -12,7 +12,7 @@ use crate::sched::{Res, Sched, excerpt, get_frame, node_error};
 use crate::state::{Call, Position, Reask, RunState};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
-use weft_flow::node::{LlmNode, LlmPrompt, MessageRole, PromptMessages};
+use weft_flow::node::{ChoiceNode, LlmNode, LlmPrompt, MessageRole, PromptMessages};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, ResponseFormat, Role, SchemaDelivery, ToolSpec};
 use weft_spec::{CompId, Component, Property};
 
@@ -32,6 +32,35 @@ pub(crate) enum LlmKind {
     Prompt { template: Arc<weft_prompt::Template>, outputs: Vec<Json>, structured: Option<(Json, String)> },
     /// A PluginPromptTemplate.
     Messages(Box<MessagesOp>),
+    /// A PluginChoiceNode's question: its answer picks the branch.
+    Choice(Box<ChoiceOp>),
+}
+
+/// What a PluginChoiceNode asks and how its answer is read (FORMAT.md 11.1, WayFlow's
+/// ChoiceSelectionStep).
+pub(crate) struct ChoiceOp {
+    pub(crate) template: Arc<weft_prompt::Template>,
+    /// The template's `next_steps`.
+    pub(crate) next_steps: Json,
+    /// `(displayed name, branch)`, in `next_branches` order.
+    pub(crate) choices: Vec<(String, String)>,
+    pub(crate) selected_output: String,
+    pub(crate) llm_output: String,
+}
+
+impl ChoiceOp {
+    /// The choice the answer names: the leftmost displayed name found in it, the earlier entry
+    /// at one position (WayFlow searches for an alternation of the escaped names, case-sensitive,
+    /// without word boundaries).
+    pub(crate) fn pick(&self, answer: &str) -> Option<&(String, String)> {
+        for (i, _) in answer.char_indices().chain(std::iter::once((answer.len(), ' '))) {
+            let rest = &answer[i..];
+            if let Some(c) = self.choices.iter().find(|(displayed, _)| !displayed.is_empty() && rest.starts_with(displayed.as_str())) {
+                return Some(c);
+            }
+        }
+        None
+    }
 }
 
 pub(crate) struct MessagesOp {
@@ -57,6 +86,20 @@ impl LlmOp {
         };
         let limiter = c.inputs.limits.get(model.endpoint());
         Some(LlmOp { model, limiter, generation: llm.generation.clone(), send_message: llm.send_message, kind })
+    }
+
+    /// A PluginChoiceNode: one plain generation of at most `num_tokens` tokens.
+    pub(crate) fn plan_choice(c: &mut Compiler<'_>, n: CompId, choice: &ChoiceNode) -> Option<LlmOp> {
+        let model = model_for(c, n, choice.llm_config)?;
+        let limiter = c.inputs.limits.get(model.endpoint());
+        let kind = LlmKind::Choice(Box::new(ChoiceOp {
+            template: choice.template.clone(),
+            next_steps: choice.next_steps.clone(),
+            choices: choice.choices.clone(),
+            selected_output: choice.selected_output.clone(),
+            llm_output: choice.llm_output.clone(),
+        }));
+        Some(LlmOp { model, limiter, generation: choice.generation.clone(), send_message: false, kind })
     }
 
     /// Renders the request and sends the first attempt out.
@@ -136,7 +179,14 @@ impl LlmOp {
                     s.post(state, at.fid, node, "AGENT", &response.text);
                 }
                 s.stop_clock(state, at.fid);
-                s.done(state, at, outputs)
+                match &self.kind {
+                    LlmKind::Choice(choice) => {
+                        let branch = choice.pick(&response.text).map_or("default", |(_, branch)| branch.as_str());
+                        s.produce(state, at.fid, node, outputs)?;
+                        s.follow(state, at, branch)
+                    }
+                    LlmKind::Prompt { .. } | LlmKind::Messages(_) => s.done(state, at, outputs),
+                }
             }
             Err(Unfit::Stopped(failure)) => {
                 Err(node_error(s.stopped_kind(&failure), node, &format!("cannot read the model's answer: {failure}")))
@@ -244,6 +294,12 @@ fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<Ch
             req.messages.push(ChatMessage::new(Role::User, text));
         }
         LlmKind::Messages(m) => messages_request(m, vars, &mut req)?,
+        LlmKind::Choice(c) => {
+            let mut vars = vars.clone();
+            vars.insert("next_steps".into(), c.next_steps.clone());
+            let text = c.template.render(&vars).map_err(|e| format!("cannot render prompt_template: {e}"))?;
+            req.messages.push(ChatMessage::new(Role::User, text));
+        }
     }
     Ok(req)
 }
@@ -294,6 +350,13 @@ fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
                 out.insert(title.to_owned(), Json::String(text.to_owned()));
                 Ok(out)
             }
+        }
+        LlmKind::Choice(c) => {
+            let selected = c.pick(text).map(|(displayed, _)| displayed.clone()).unwrap_or_default();
+            let mut out = Map::new();
+            out.insert(c.selected_output.clone(), Json::String(selected));
+            out.insert(c.llm_output.clone(), Json::String(text.to_owned()));
+            Ok(out)
         }
         LlmKind::Messages(op) => {
             let m = &op.template;

@@ -1,7 +1,8 @@
 //! What each node does, one module per family of node types, mirroring `weft_flow::node`:
 //! [`flow`] (StartNode, EndNode, FlowNode), [`llm`] (LlmNode, ExtendedLlmNode), [`tool`]
 //! (ToolNode, ExtendedToolNode), [`branching`] (BranchingNode), [`message`] (input and output
-//! messages, PluginTemplateNode, constants), [`fanout`] (parallel flows and map nodes).
+//! messages, PluginTemplateNode, constants), [`data`] (PluginRegexNode), [`fanout`] (parallel
+//! flows and map nodes).
 //!
 //! A family holds everything specific to its operations: the conversion from the typed node
 //! model at plan time, its step without IO (which may send an [`Effect`] out), how an effect's
@@ -19,6 +20,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod branching;
+pub(crate) mod data;
 pub(crate) mod fanout;
 pub(crate) mod flow;
 pub(crate) mod llm;
@@ -48,6 +50,10 @@ pub(crate) enum Op {
     OutputMessage(message::OutputMessageOp),
     Template(message::TemplateOp),
     Constants(message::ConstantsOp),
+    Regex(Box<data::RegexOp>),
+    Variables(Box<data::VariablesOp>),
+    Extract(Box<data::ExtractOp>),
+    ChatHistory(Box<data::ChatHistoryOp>),
     Parallel(fanout::ParallelOp),
     Map(Box<fanout::MapOp>),
     Agent(Box<agent::AgentOp>),
@@ -105,7 +111,14 @@ impl Op {
         match self {
             Op::Start(_) => Role::Entry,
             Op::End(_) => Role::Exit,
-            Op::Branching(_) | Op::OutputMessage(_) | Op::Template(_) | Op::Constants(_) => Role::Instant,
+            Op::Branching(_)
+            | Op::OutputMessage(_)
+            | Op::Template(_)
+            | Op::Constants(_)
+            | Op::Regex(_)
+            | Op::Variables(_)
+            | Op::Extract(_)
+            | Op::ChatHistory(_) => Role::Instant,
             Op::Llm(op) => Role::Llm(op),
             Op::Tool(op) => Role::Tool(op),
             Op::InputMessage(op) => Role::Input(op),
@@ -152,6 +165,12 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::OutputMessage(m) => Op::OutputMessage(message::OutputMessageOp::plan(m)),
         NodeKind::Template(t) => Op::Template(message::TemplateOp::plan(t)),
         NodeKind::Constants(k) => Op::Constants(message::ConstantsOp::plan(k)),
+        NodeKind::Regex(r) => Op::Regex(Box::new(data::RegexOp::plan(r))),
+        NodeKind::Choice(choice) => Op::Llm(Box::new(llm::LlmOp::plan_choice(c, n, choice)?)),
+        NodeKind::Retry(r) => Op::Flow(flow::SubflowOp::plan_retry(c, r)),
+        NodeKind::Variables(v) => Op::Variables(Box::new(data::VariablesOp::plan(c, n, idx, v)?)),
+        NodeKind::Extract(e) => Op::Extract(Box::new(data::ExtractOp::plan(e))),
+        NodeKind::ChatHistory(h) => Op::ChatHistory(Box::new(data::ChatHistoryOp::plan(h))),
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
         NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a)?)),
@@ -172,6 +191,10 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::OutputMessage(op) => op.step(s, state, at, vars),
         Op::Template(op) => op.step(s, state, at, vars),
         Op::Constants(op) => op.step(s, state, at),
+        Op::Regex(op) => op.step(s, state, at, vars),
+        Op::Variables(op) => op.step(s, state, at, vars),
+        Op::Extract(op) => op.step(s, state, at, vars),
+        Op::ChatHistory(op) => op.step(s, state, at, vars),
         Op::Parallel(op) => op.step(s, state, at, vars),
         Op::Map(op) => op.step(s, state, at, vars),
         Op::Agent(op) => op.step(s, state, at, vars),

@@ -100,7 +100,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
     let extended = comp.is("ExtendedAgent");
     let mut ok = true;
     for field in ["toolboxes", "transforms", "agents", "flows", "context_providers"] {
-        if f.has(field) && f.non_empty(field) {
+        if f.has(field) && !f.comps(field).is_empty() {
             lw.block(owner, a, format!("{}/{field}", comp.pointer), format!("an agent with `{field}`"));
             ok = false;
         }

@@ -1,7 +1,7 @@
 //! Control nodes: CatchExceptionNode, PluginCatchExceptionNode, PluginRetryNode and
-//! PluginChoiceNode. Weft checks and exports them; it does not run them yet.
+//! PluginChoiceNode. Weft runs PluginChoiceNode; it checks and exports the others.
 
-use super::{Fields, next};
+use super::{Fields, Lowered, Lowerer, NodeKind, next};
 use crate::check::Cx;
 use crate::infer::{Inferred, Inferrer, jinja_titles, map_titles, sorted_unique};
 use serde_json::{Value as Json, json};
@@ -9,6 +9,150 @@ use weft_spec::{Code, CompId, Property};
 
 /// The types of the family.
 pub const TYPES: &[&str] = &["CatchExceptionNode", "PluginCatchExceptionNode", "PluginRetryNode", "PluginChoiceNode"];
+
+/// WayFlow's `ChoiceSelectionStep.DEFAULT_CHOICE_SELECTION_TEMPLATE`, used when
+/// `prompt_template` is `""`.
+pub const DEFAULT_CHOICE_TEMPLATE: &str = "You are a helpful assistant. You must pick a task to execute, given some user input.
+You have several tasks to select from, with the format:
+```
+task_name: task_description
+```
+
+The available tasks are:
+```
+{% for desc in next_steps -%}
+- {{ desc.displayed_step_name }}: {{ desc.description }}
+{% endfor -%}
+```
+
+Return the task_name (and only the task_name) that you need to execute for this request: {{ input }}";
+
+/// PluginChoiceNode (WayFlow's ChoiceSelectionStep): the model is asked, with one user message,
+/// which branch to take; the first displayed name found in its answer (leftmost; at one
+/// position the earlier entry) selects the branch, else `default`.
+#[derive(Debug)]
+pub struct ChoiceNode {
+    /// The LLM config component the model is chosen from.
+    pub llm_config: CompId,
+    /// The config's generation parameters with `max_tokens` set to `num_tokens`.
+    pub generation: serde_json::Map<String, Json>,
+    /// The prompt, rendered with the node's inputs and `next_steps`.
+    pub template: std::sync::Arc<weft_prompt::Template>,
+    /// `next_steps` as the template sees it: `{step_name, description, displayed_step_name}`.
+    pub next_steps: Json,
+    /// `(displayed name, branch)` in `next_branches` order.
+    pub choices: Vec<(String, String)>,
+    /// The output the matched displayed name goes to (internal title `selected_choice`).
+    pub selected_output: String,
+    /// The output the raw answer goes to (internal title `llm_output`).
+    pub llm_output: String,
+}
+
+/// PluginRetryNode (WayFlow's RetryStep): the subflow runs again, with the same inputs, until
+/// its output `success` is truthy (Python truthiness), at most `max_trials` times.
+#[derive(Debug, Clone)]
+pub struct RetryNode {
+    /// The subflow.
+    pub flow: CompId,
+    /// The title of the subflow output judged (`success_condition`).
+    pub success: String,
+    /// `max_num_trials`, at least 1 (0 behaves like 1 in WayFlow).
+    pub max_trials: u32,
+}
+
+pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
+    match lw.comp(n).ty.name {
+        "PluginChoiceNode" => Some(Lowered::Kind(NodeKind::Choice(Box::new(choice(lw, n)?)))),
+        "PluginRetryNode" => Some(Lowered::Kind(NodeKind::Retry(retry(lw, n)?))),
+        _ => Some(Lowered::NotRunnable),
+    }
+}
+
+fn retry(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<RetryNode> {
+    let comp = lw.comp(n);
+    let f = lw.fields(n);
+    let flow = f.comp("flow")?;
+    let success = f.str("success_condition").unwrap_or("").to_owned();
+    if lw.io(flow).output(&success).is_none() {
+        let names: Vec<String> = lw.io(flow).outputs.iter().map(|p| format!("`{}`", p.title())).collect();
+        lw.error(
+            n,
+            Code::ComponentRule,
+            format!("{}/success_condition", comp.pointer),
+            format!(
+                "`success_condition` is \"{success}\", which is not an output of the subflow (its outputs: {}); WayFlow refuses it",
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            ),
+            "name one of the subflow's outputs, usually a boolean",
+        );
+        return None;
+    }
+    let max_trials = f.json("max_num_trials").and_then(Json::as_i64).unwrap_or(5).clamp(1, 20) as u32;
+    Some(RetryNode { flow, success, max_trials })
+}
+
+const BRANCHES_HINT: &str =
+    "`next_branches` is a list of [branch name, description] or [branch name, description, displayed name], each a string";
+
+fn choice(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ChoiceNode> {
+    let comp = lw.comp(n);
+    let f = lw.fields(n);
+    let llm_config = f.comp("llm_config")?;
+    let at = format!("{}/next_branches", comp.pointer);
+    let Some(list) = f.json("next_branches").and_then(Json::as_array) else {
+        lw.error(n, Code::BadValue, at, "`next_branches` must be a list".into(), BRANCHES_HINT);
+        return None;
+    };
+    let mut choices: Vec<(String, String)> = Vec::new();
+    let mut next_steps = Vec::new();
+    for (i, entry) in list.iter().enumerate() {
+        let parts: Option<Vec<&str>> = entry.as_array().map(|a| a.iter().filter_map(Json::as_str).collect());
+        let parts = parts.filter(|p| (2..=3).contains(&p.len()) && entry.as_array().is_some_and(|a| a.len() == p.len()));
+        let Some(parts) = parts else {
+            lw.error(n, Code::BadValue, format!("{at}/{i}"), format!("entry {i} of `next_branches` is {entry}"), BRANCHES_HINT);
+            return None;
+        };
+        let (name, description) = (parts[0], parts[1]);
+        let displayed = parts.get(2).copied().unwrap_or(name);
+        if choices.iter().any(|(d, _)| d == displayed) {
+            lw.error(
+                n,
+                Code::BadValue,
+                format!("{at}/{i}"),
+                format!("two entries of `next_branches` are displayed as \"{displayed}\"; WayFlow refuses it, as the answer could not tell them apart"),
+                "give each entry its own displayed name (the third element)",
+            );
+            return None;
+        }
+        choices.push((displayed.to_owned(), name.to_owned()));
+        next_steps.push(json!({"step_name": name, "description": description, "displayed_step_name": displayed}));
+    }
+    let text = f.str("prompt_template").filter(|t| !t.is_empty()).unwrap_or(DEFAULT_CHOICE_TEMPLATE);
+    let template = lw.template(n, "prompt_template", text)?;
+    let mut allowed = lw.input_names(n);
+    allowed.push("next_steps".to_owned());
+    if !lw.variables(n, "prompt_template", &template, &allowed) {
+        return None;
+    }
+    let config = lw.fields(llm_config);
+    let mut generation = if config.has("default_generation_parameters") {
+        super::llm::generation(config.json("default_generation_parameters"))
+    } else {
+        Default::default()
+    };
+    let num_tokens = f.json("num_tokens").and_then(Json::as_i64).unwrap_or(7);
+    generation.insert("max_tokens".into(), json!(num_tokens));
+    // Outputs are produced under their internal titles; the node's `output_mapping` renames them.
+    Some(ChoiceNode {
+        llm_config,
+        generation,
+        template,
+        next_steps: Json::Array(next_steps),
+        choices,
+        selected_output: "selected_choice".to_owned(),
+        llm_output: "llm_output".to_owned(),
+    })
+}
 
 pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
     let comp = cx.spec.get(c);
@@ -89,7 +233,8 @@ pub(super) fn infer(inf: &mut Inferrer<'_>, c: CompId) -> Option<Inferred> {
             }
         }
         "PluginChoiceNode" => {
-            let inputs = jinja_titles(f.str("prompt_template").unwrap_or(""), &["next_steps"]);
+            let text = f.str("prompt_template").filter(|t| !t.is_empty()).unwrap_or(DEFAULT_CHOICE_TEMPLATE);
+            let inputs = jinja_titles(text, &["next_steps"]);
             out.inputs = Some(map_titles(&f.mapping("input_mapping"), inputs));
             let outs = vec![Property::typed("selected_choice", "string"), Property::typed("llm_output", "string")];
             out.outputs = Some(map_titles(&f.mapping("output_mapping"), outs));

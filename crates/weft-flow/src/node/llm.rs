@@ -313,7 +313,7 @@ pub(super) fn parser(lw: &mut Lowerer<'_, '_>, t: CompId, p: CompId) -> Option<O
 }
 
 /// Generation parameters from a plain LlmGenerationConfig object, nulls dropped.
-fn generation(v: Option<&Json>) -> Map<String, Json> {
+pub(crate) fn generation(v: Option<&Json>) -> Map<String, Json> {
     match v {
         Some(Json::Object(m)) => m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(),
         _ => Map::new(),

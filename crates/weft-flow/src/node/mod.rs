@@ -27,6 +27,8 @@ pub mod tool;
 
 pub use agent::{AgentNode, AgentTool};
 pub use branching::BranchingNode;
+pub use control::{ChoiceNode, RetryNode};
+pub use data::{ChatHistoryNode, ExtractNode, RegexNode, VariablesNode, WriteOp};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
 pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
@@ -73,6 +75,18 @@ pub enum NodeKind {
     Constants(ConstantsNode),
     /// AgentNode, ExtendedAgentNode.
     Agent(Box<AgentNode>),
+    /// PluginRegexNode.
+    Regex(Box<RegexNode>),
+    /// PluginChoiceNode.
+    Choice(Box<ChoiceNode>),
+    /// PluginRetryNode.
+    Retry(RetryNode),
+    /// PluginReadVariableNode, PluginWriteVariableNode, PluginVariableNode.
+    Variables(VariablesNode),
+    /// PluginExtractNode.
+    Extract(Box<ExtractNode>),
+    /// PluginGetChatHistoryNode.
+    ChatHistory(Box<ChatHistoryNode>),
 }
 
 /// A node: its kind and the renamings every node type may have.
@@ -128,6 +142,8 @@ pub struct Model {
     llm_configs: HashMap<CompId, weft_spec::LlmConfig>,
     /// The root of the document when it is an agent Weft runs.
     agents: HashMap<CompId, AgentNode>,
+    /// The value each PluginConstantContextProvider gives: its output's title and `value`.
+    context_values: HashMap<CompId, (String, Json)>,
 }
 
 impl Model {
@@ -150,6 +166,13 @@ impl Model {
     /// The LLM config component `c`, typed.
     pub fn llm_config(&self, c: CompId) -> Option<&weft_spec::LlmConfig> {
         self.llm_configs.get(&c)
+    }
+
+    /// What a context provider gives a data edge it feeds: the output's title and its value
+    /// (a PluginConstantContextProvider); `None` for a provider Weft cannot read (its blockers
+    /// say why).
+    pub fn context_value(&self, c: CompId) -> Option<&(String, Json)> {
+        self.context_values.get(&c)
     }
 
     /// The document errors lowering found in a component, one line each.
@@ -183,9 +206,9 @@ pub enum Family {
     Agent,
     /// [`http`]: ApiNode, RemoteTool and MCP transports (not runnable yet).
     Http,
-    /// [`control`]: catch, retry and choice nodes (not runnable yet).
+    /// [`control`]: choice and retry (run), catch nodes (not runnable yet).
     Control,
-    /// [`data`]: regex, extraction and chat history nodes (not runnable yet).
+    /// [`data`]: regex, extraction, chat history and flow variable nodes.
     Data,
 }
 
@@ -360,6 +383,10 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
         } else if comp.ty.is_a(weft_spec::catalog::Kind::LlmConfig) {
             let config = llm::config(&lw, c);
             lw.model.llm_configs.insert(c, config);
+        } else if comp.ty.is_a(weft_spec::catalog::Kind::ContextProvider) {
+            if let Some(value) = flow::lower_provider(&mut lw, c) {
+                lw.model.context_values.insert(c, value);
+            }
         } else if comp.ty.is_a(weft_spec::catalog::Kind::Node) {
             let kind = lw.node_kind(c);
             if let Some(kind) = kind {
@@ -418,7 +445,9 @@ impl<'b> Lowerer<'_, 'b> {
             Some(Family::Message) => message::lower_node(self, n),
             Some(Family::Fanout) => fanout::lower_node(self, n),
             Some(Family::Agent) => agent::lower_node(self, n),
-            Some(Family::Http | Family::Control | Family::Data) | None => Some(Lowered::NotRunnable),
+            Some(Family::Data) => data::lower_node(self, n),
+            Some(Family::Control) => control::lower_node(self, n),
+            Some(Family::Http) | None => Some(Lowered::NotRunnable),
         };
         match kind {
             Some(Lowered::Kind(kind)) => Some(kind),
@@ -634,15 +663,6 @@ impl<'a> Fields<'a> {
         self.comp.comp_list(name)
     }
 
-    /// Whether a list or properties field holds at least one item.
-    pub(crate) fn non_empty(&self, name: &str) -> bool {
-        match self.get(name) {
-            Some(Value::List(l)) => !l.is_empty(),
-            Some(Value::Props(p)) => !p.is_empty(),
-            _ => false,
-        }
-    }
-
     pub(crate) fn prop_list(&self, name: &str) -> Option<&'a [weft_spec::Property]> {
         self.get(name)?;
         self.comp.props_field(name)
@@ -752,6 +772,12 @@ mod tests {
                         NodeKind::Template(_) => "template",
                         NodeKind::Constants(_) => "constants",
                         NodeKind::Agent(_) => "agent",
+                        NodeKind::Regex(_) => "regex",
+                        NodeKind::Choice(_) => "choice",
+                        NodeKind::Retry(_) => "retry",
+                        NodeKind::Variables(_) => "variables",
+                        NodeKind::Extract(_) => "extract",
+                        NodeKind::ChatHistory(_) => "chat history",
                     });
                 }
             }
@@ -770,6 +796,12 @@ mod tests {
             "template",
             "constants",
             "agent",
+            "regex",
+            "choice",
+            "retry",
+            "variables",
+            "extract",
+            "chat history",
         ];
         let missing: Vec<&str> = all.iter().copied().filter(|k| !seen.contains(k)).collect();
         assert!(missing.is_empty(), "no valid corpus document lowers to {missing:?}");

@@ -369,7 +369,10 @@ fn data_edges(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, f: CompId, index_of: &Has
         }
         let (Some(src), Some(dst)) = (edge.comp_field("source_node"), edge.comp_field("destination_node")) else { continue };
         for (n, member) in [(src, "source_node"), (dst, "destination_node")] {
-            if check_membership && !index_of.contains_key(&n) {
+            // A context provider feeds the flow from outside its nodes (WayFlow adds it to the
+            // flow's context providers).
+            let provider = member == "source_node" && super::is_provider(spec.get(n));
+            if check_membership && !index_of.contains_key(&n) && !provider {
                 cx.report(
                     edge,
                     Code::FlowStructure,

@@ -31,6 +31,13 @@ pub struct FlowGraph {
     /// Data edges whose output or input the document does not name (only in a document with
     /// errors): source and destination, kept for drawing.
     pub unnamed_data: Vec<(CompId, CompId)>,
+    /// Context providers that feed the flow's nodes: those of an ExtendedFlow's
+    /// `context_providers`, then those data edges name as their source, each once. Inputs are
+    /// wired to their outputs by name when the flow gives no data edges, as WayFlow does.
+    pub providers: Vec<CompId>,
+    /// The flow variables (an ExtendedFlow's `state`): each run of the flow starts them at
+    /// their defaults.
+    pub variables: Vec<weft_spec::Property>,
 }
 
 /// `from` leaves through `branch` to `to`.
@@ -74,14 +81,7 @@ pub struct SubflowNode {
 pub(super) fn lower_flow(lw: &mut Lowerer<'_, '_>, f: CompId) -> FlowGraph {
     let fields = lw.fields(f);
     let comp = lw.comp(f);
-    if comp.is("ExtendedFlow") {
-        if fields.non_empty("state") {
-            lw.block(f, f, format!("{}/state", comp.pointer), "ExtendedFlow with flow variables (`state`)".into());
-        }
-        if fields.non_empty("context_providers") {
-            lw.block(f, f, format!("{}/context_providers", comp.pointer), "ExtendedFlow with context providers".into());
-        }
-    }
+
     let control = fields
         .comps("control_flow_connections")
         .into_iter()
@@ -110,7 +110,48 @@ pub(super) fn lower_flow(lw: &mut Lowerer<'_, '_>, f: CompId) -> FlowGraph {
         }
         named
     });
-    FlowGraph { nodes: fields.comps("nodes"), start: fields.comp("start_node"), control, data, unnamed_data }
+    let mut providers: Vec<CompId> = if comp.is("ExtendedFlow") { fields.comps("context_providers") } else { Vec::new() };
+    for e in data.iter().flatten() {
+        if is_provider(lw.comp(e.source)) && !providers.contains(&e.source) {
+            providers.push(e.source);
+        }
+    }
+    let variables: Vec<weft_spec::Property> =
+        if comp.is("ExtendedFlow") { fields.prop_list("state").map(<[_]>::to_vec).unwrap_or_default() } else { Vec::new() };
+    // A variable node uses the variables of the flow it runs in (WayFlow fails the step on any
+    // other).
+    for n in fields.comps("nodes") {
+        let node = lw.comp(n);
+        let nf = lw.fields(n);
+        let used: Vec<&weft_spec::Property> = match node.ty.name {
+            "PluginReadVariableNode" | "PluginWriteVariableNode" => nf.prop("variable").into_iter().collect(),
+            "PluginVariableNode" => nf
+                .prop_list("write_variables")
+                .unwrap_or_default()
+                .iter()
+                .chain(nf.prop_list("read_variables").unwrap_or_default())
+                .collect(),
+            _ => continue,
+        };
+        for v in used {
+            if !variables.iter().any(|d| d.title() == v.title()) {
+                let declared: Vec<String> = variables.iter().map(|d| format!("\"{}\"", d.title())).collect();
+                lw.error(
+                    n,
+                    Code::ComponentRule,
+                    v.pointer.clone(),
+                    format!(
+                        "uses the flow variable \"{}\", which {} does not declare in its `state` (it declares {})",
+                        v.title(),
+                        comp.label(),
+                        if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+                    ),
+                    "declare the variable in the `state` of the ExtendedFlow that holds this node",
+                );
+            }
+        }
+    }
+    FlowGraph { nodes: fields.comps("nodes"), start: fields.comp("start_node"), control, data, unnamed_data, providers, variables }
 }
 
 pub(super) fn lower_node(lw: &Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
@@ -186,4 +227,42 @@ pub(super) fn check_interface(cx: &mut Cx<'_>, comp: &Component, _inferred: &Inf
         }
     }
     true
+}
+
+/// Whether a component is a WayFlow context provider (a data source outside the flow's nodes).
+pub fn is_provider(comp: &Component) -> bool {
+    comp.ty.is_a(weft_spec::catalog::Kind::ContextProvider)
+}
+
+/// What a context provider gives: a PluginConstantContextProvider its `value` under its
+/// output's title. Providers that call a tool or run a flow each time they are read are blocked
+/// (named in the blocker), as is a constant one with no output to name its value.
+pub(crate) fn lower_provider(lw: &mut Lowerer<'_, '_>, c: CompId) -> Option<(String, serde_json::Value)> {
+    let comp = lw.comp(c);
+    match comp.ty.name {
+        "PluginConstantContextProvider" => {
+            let Some(output) = lw.io(c).outputs.first() else {
+                lw.error(
+                    c,
+                    weft_spec::Code::ComponentRule,
+                    comp.pointer.clone(),
+                    "a PluginConstantContextProvider needs one output, which names and types its value".into(),
+                    "add `\"outputs\": [{\"title\": \"<name>\", \"type\": \"string\"}]` (the type of `value`)",
+                );
+                return None;
+            };
+            let title = output.title().to_owned();
+            let value = lw.fields(c).json("value").cloned().unwrap_or(serde_json::Value::Null);
+            Some((title, value))
+        }
+        other => {
+            let what = match other {
+                "PluginToolContextProvider" => "PluginToolContextProvider (a context provider that calls a tool each time it is read)",
+                "PluginFlowContextProvider" => "PluginFlowContextProvider (a context provider that runs a flow each time it is read)",
+                _ => other,
+            };
+            lw.block(c, c, comp.pointer.clone(), what.to_owned());
+            None
+        }
+    }
 }
