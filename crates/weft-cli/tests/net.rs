@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::server;
+use common::{server, stderr, weft};
 use serde_json::{Value as Json, json};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -27,20 +27,6 @@ use weft_testkit::{Fault, MockConfig, MockServer};
 
 /// The default retry policy's window: its delays before jitter, 1 + 2 + 4 + 8 + 8 s.
 const WINDOW: Duration = Duration::from_secs(23);
-
-fn weft(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .env_remove("OPENAI_API_KEY")
-        .output()
-        .expect("run weft")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// The JSON lines of a text.
 fn json_lines(text: &[u8]) -> Vec<Json> {

@@ -18,7 +18,7 @@
 
 use super::{Answer, Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place};
-use crate::effect::{Effect, EffectResult, LlmCall, ToolCall as ToolEffect};
+use crate::effect::{Effect, EffectResult, ToolCall as ToolEffect};
 use crate::error::RunErrorKind;
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
@@ -202,18 +202,7 @@ impl AgentOp {
     }
 
     fn effect(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, request: ChatRequest) -> Effect {
-        s.emit(state, at.fid, || Event::LlmRequest {
-            node: at.node.name.clone(),
-            model: self.model.name().to_owned(),
-            attempt: 1,
-            messages: request.messages.len(),
-        });
-        Effect::Llm(Box::new(LlmCall {
-            model: Arc::clone(&self.model),
-            limiter: Arc::clone(&self.limiter),
-            request,
-            node: at.node.name.clone(),
-        }))
+        super::llm::model_call(s, state, at, (&self.model, &self.limiter), request, 1)
     }
 
     /// An LLM call or a tool call returned.

@@ -141,18 +141,7 @@ impl LlmOp {
 
     /// The effect of an attempt, and its `llm_request` event.
     fn effect(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, request: ChatRequest, attempt: u32) -> Effect {
-        s.emit(state, at.fid, || Event::LlmRequest {
-            node: at.node.name.clone(),
-            model: self.model.name().to_owned(),
-            attempt,
-            messages: request.messages.len(),
-        });
-        Effect::Llm(Box::new(LlmCall {
-            model: Arc::clone(&self.model),
-            limiter: Arc::clone(&self.limiter),
-            request,
-            node: at.node.name.clone(),
-        }))
+        model_call(s, state, at, (&self.model, &self.limiter), request, attempt)
     }
 
     /// Sends an attempt out: the node is busy with `call` until its result comes back.
@@ -229,6 +218,25 @@ impl LlmOp {
             other => place.unexpected(other),
         }
     }
+}
+
+/// The effect of a call of `model` under its endpoint's `limiter`, and its `llm_request` event
+/// (LLM nodes and agents).
+pub(crate) fn model_call(
+    s: &mut Sched<'_>,
+    state: &RunState,
+    at: At<'_>,
+    (model, limiter): (&Arc<dyn ChatModel>, &Arc<weft_llm::limit::Limiter>),
+    request: ChatRequest,
+    attempt: u32,
+) -> Effect {
+    s.emit(state, at.fid, || Event::LlmRequest {
+        node: at.node.name.clone(),
+        model: model.name().to_owned(),
+        attempt,
+        messages: request.messages.len(),
+    });
+    Effect::Llm(Box::new(LlmCall { model: Arc::clone(model), limiter: Arc::clone(limiter), request, node: at.node.name.clone() }))
 }
 
 /// The model of an LLM config, or `None` with the reason reported.
