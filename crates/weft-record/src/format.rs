@@ -323,6 +323,13 @@ pub enum RecordedToolError {
         /// Its message.
         message: String,
     },
+    /// A command exited unsuccessfully (`{"kind":"exited","message":…,"said":…}`).
+    Exited {
+        /// Its message.
+        message: String,
+        /// Its trimmed stderr, or its exit status.
+        said: String,
+    },
     /// The tool did not finish in time (`{"kind":"timeout","after_s":…}`).
     Timeout {
         /// After how many seconds.
@@ -613,6 +620,7 @@ impl From<&ToolError> for RecordedToolError {
     fn from(error: &ToolError) -> Self {
         match error {
             ToolError::Failed { message } => RecordedToolError::Failed { message: message.clone() },
+            ToolError::Exited { message, said } => RecordedToolError::Exited { message: message.clone(), said: said.clone() },
             ToolError::Timeout { after } => RecordedToolError::Timeout { after_s: after.as_secs_f64() },
             ToolError::OutputTooLarge { limit } => RecordedToolError::OutputTooLarge { limit_bytes: *limit },
             ToolError::BadOutput { message } => RecordedToolError::BadOutput { message: message.clone() },
@@ -625,6 +633,7 @@ impl From<RecordedToolError> for ToolError {
     fn from(error: RecordedToolError) -> Self {
         match error {
             RecordedToolError::Failed { message } => ToolError::Failed { message },
+            RecordedToolError::Exited { message, said } => ToolError::Exited { message, said },
             RecordedToolError::Timeout { after_s } => {
                 ToolError::Timeout { after: Duration::try_from_secs_f64(after_s).unwrap_or_default() }
             }

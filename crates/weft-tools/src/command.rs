@@ -261,12 +261,16 @@ impl Tool for CommandTool {
 
         let status = status.map_err(|e| ToolError::Failed { message: format!("cannot wait for command `{command}`: {e}") })?;
         if !status.success() {
-            return Err(ToolError::Failed {
+            let stderr = String::from_utf8_lossy(&err.kept);
+            let stderr = self.secrets.redact_str(&stderr);
+            let said = if stderr.trim().is_empty() { describe_exit(status) } else { stderr.trim().to_owned() };
+            return Err(ToolError::Exited {
                 message: format!(
                     "command `{command}` {}{}",
                     describe_exit(status),
                     stderr_excerpt(&err.kept, err.truncated, &self.secrets)
                 ),
+                said,
             });
         }
         written

@@ -22,11 +22,20 @@ use std::time::Duration;
 /// Why a tool call failed. The message says what happened and what to do.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ToolError {
-    /// The tool reported a failure of its own (a native tool's error, a command's non-zero exit).
+    /// The tool reported a failure of its own (a native tool's error).
     #[error("{message}")]
     Failed {
         /// What happened.
         message: String,
+    },
+    /// A command exited unsuccessfully.
+    #[error("{message}")]
+    Exited {
+        /// What happened: the command, its exit status, the end of its stderr.
+        message: String,
+        /// What the tool itself said: its stderr, trimmed and with secrets masked, or its exit
+        /// status (`exited with status 3`) when it wrote nothing there.
+        said: String,
     },
     /// The call took longer than its timeout; a command was killed.
     #[error("timed out after {}s; the process was killed (raise `timeout_s` in the tools file if the tool needs longer)", .after.as_secs_f64())]
@@ -52,6 +61,18 @@ pub enum ToolError {
         /// What was wrong and how to fix it.
         message: String,
     },
+}
+
+impl ToolError {
+    /// The failure as the tool itself says it, for a model to read (an agent's tool result):
+    /// a command's trimmed stderr, or its exit status when stderr is empty; the message of any
+    /// other failure.
+    pub fn said(&self) -> String {
+        match self {
+            ToolError::Exited { said, .. } => said.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A tool implementation.

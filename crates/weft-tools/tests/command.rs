@@ -84,7 +84,9 @@ async fn env_and_cwd_are_applied() {
 #[tokio::test]
 async fn non_zero_exit_fails_with_the_status_and_stderr() {
     let err = sh("echo 'partial output'; echo 'Traceback: it broke' >&2; exit 3").call(Map::new()).await.unwrap_err();
-    assert!(matches!(err, ToolError::Failed { .. }), "{err:?}");
+    assert!(matches!(err, ToolError::Exited { .. }), "{err:?}");
+    // What a model is told (an agent's tool result): the tool's own words, nothing added.
+    assert_eq!(err.said(), "Traceback: it broke");
     let text = message(&err);
     assert!(text.contains("command `sh -c \"echo 'partial output'; echo 'Traceback: it broke' >&2; exit 3\"`"), "{text}");
     assert!(text.contains("exited with status 3"), "{text}");
@@ -93,12 +95,13 @@ async fn non_zero_exit_fails_with_the_status_and_stderr() {
 
     let silent = sh("exit 1").call(Map::new()).await.unwrap_err();
     assert!(message(&silent).contains("exited with status 1; it wrote nothing on stderr"), "{silent}");
+    assert_eq!(silent.said(), "exited with status 1");
 }
 
 #[tokio::test]
 async fn a_signal_is_named() {
     let err = sh("kill -9 $$").call(Map::new()).await.unwrap_err();
-    assert!(matches!(err, ToolError::Failed { .. }), "{err:?}");
+    assert!(matches!(err, ToolError::Exited { .. }), "{err:?}");
     assert!(message(&err).contains("was killed by signal 9 (SIGKILL)"), "{err}");
 }
 

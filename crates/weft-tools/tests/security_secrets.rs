@@ -22,6 +22,11 @@ fn pieces(text: &str) -> Vec<String> {
 fn message(error: ToolError) -> String {
     match error {
         ToolError::Failed { message } | ToolError::BadOutput { message } | ToolError::Unavailable { message } => message,
+        // What the model is told is masked too.
+        ToolError::Exited { message, said } => {
+            assert!(!said.contains(KEY), "the key reached what a model is told: {said}");
+            message
+        }
         other => panic!("unexpected error: {other:?}"),
     }
 }

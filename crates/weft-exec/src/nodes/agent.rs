@@ -238,8 +238,9 @@ impl AgentOp {
                                 node_error(RunErrorKind::Tool, at.node, &format!("tool \"{}\" failed: {e}", call.tool)).with_tool(e)
                             );
                         }
-                        // WayFlow returns the exception's text, JSON-quoted like any string.
-                        Err(e) => Json::String(e.to_string()),
+                        // WayFlow returns the exception's text, JSON-quoted like any string; a
+                        // command's is what it wrote on stderr (else its exit status).
+                        Err(e) => Json::String(e.said()),
                     };
                     self.tool_result(state, at, &call.id, &value);
                 }
