@@ -76,7 +76,7 @@ pub fn read(path: &Path) -> anyhow::Result<BatchFile> {
 impl BatchFile {
     /// The batch's work: `base` inputs under every line's own, minus what `book` says was
     /// printed; held results and stopped runs as the book has them.
-    fn inputs(self, base: &Map<String, Json>, book: &Book) -> Vec<BatchInput> {
+    fn inputs(self, base: &Map<String, Json>, message: Option<&String>, book: &Book) -> Vec<BatchInput> {
         let mut out = Vec::new();
         for (index, (line, inputs)) in self.lines.into_iter().enumerate() {
             if book.is_printed(index) {
@@ -96,7 +96,7 @@ impl BatchFile {
                     Err(e) => LineStart::Bad(e),
                 }
             };
-            out.push(BatchInput { index, line, start });
+            out.push(BatchInput { index, line, start, message: message.cloned() });
         }
         out
     }
@@ -253,6 +253,8 @@ pub struct BatchStored {
     pub base: Map<String, Json>,
     /// Runs at once.
     pub concurrency: usize,
+    /// The first user message of every line's run.
+    pub message: Option<String>,
 }
 
 /// The identity of a batch, for every write of its state.
@@ -263,6 +265,7 @@ struct Statics {
     source: BatchSource,
     base: Map<String, Json>,
     concurrency: usize,
+    message: Option<String>,
 }
 
 impl Statics {
@@ -274,6 +277,7 @@ impl Statics {
             source: self.source.clone(),
             base: self.base.clone(),
             concurrency: self.concurrency,
+            message: self.message.clone(),
             printed: book.printed.clone(),
             held: book.held.values().map(|r| BatchResult::clone(r)).collect(),
             runs: book.runs.iter().map(|(i, s)| (*i, RunState::clone(s))).collect(),
@@ -301,6 +305,7 @@ pub fn run(
         source: file.source.clone(),
         base: stored.base.clone(),
         concurrency: stored.concurrency,
+        message: stored.message.clone(),
     });
     let path = stored.state_path.clone();
     let for_writer = Arc::clone(&statics);
@@ -309,7 +314,7 @@ pub fn run(
     });
     let total = file.source.lines;
     let before = ledger.book().printed_count();
-    let inputs = file.inputs(&stored.base, &ledger.book());
+    let inputs = file.inputs(&stored.base, stored.message.as_ref(), &ledger.book());
     let view = View::new(inputs.len() as u64);
     let mut out = BufWriter::new(std::io::stdout().lock());
     let fresh = ledger.book().printed.is_empty();
@@ -463,6 +468,7 @@ pub fn resume(args: &ResumeArgs, overrides: &Overrides, value: Json, lock: State
         give_again: crate::run::give_again(&args.secrets, &setup.llm),
         base: file.base,
         concurrency: args.concurrency.unwrap_or(file.concurrency),
+        message: file.message,
     };
     let outcome = run(&plan, batch, stored, &checkpoints, &sink, &setup.observer, &setup.limiters);
     drop((lock, other_lock));

@@ -37,8 +37,8 @@ pub struct RunArgs {
     #[arg(long = "input", value_name = "NAME=VALUE")]
     input: Vec<String>,
     /// The first user message of the conversation, posted before the flow or agent runs (an
-    /// agent without one speaks first, as WayFlow's do).
-    #[arg(long, value_name = "TEXT", conflicts_with = "batch")]
+    /// agent without one speaks first, as WayFlow's do); with `--batch`, of every line's run.
+    #[arg(long, value_name = "TEXT")]
     message: Option<String>,
     /// A JSON object of inputs; `--input` values override its entries.
     #[arg(long = "inputs", value_name = "FILE.json")]
@@ -327,6 +327,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
             give_again: give_again(&args.load.secrets, &llm),
             base: with_overrides(&plan, inputs, overrides),
             concurrency: args.concurrency,
+            message: args.message.clone(),
         };
         let outcome = crate::batch::run(&plan, file, stored, &checkpoints, &sink, &observer, &limiters);
         drop(lock);

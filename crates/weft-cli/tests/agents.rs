@@ -105,3 +105,45 @@ fn a_client_tool_round_trip_across_two_processes() {
     // The simulated model calls add_numbers with generated arguments (0 and 0).
     assert_eq!(results, ["0", "\"Paris\""], "the server tool's and the client's results, as the model sees them");
 }
+
+/// `--batch` with an agent: every line's run gets the `--message` and its own inputs.
+#[test]
+fn a_batch_of_agent_runs_each_gets_the_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("in.jsonl"), "{\"units\": \"celsius\"}\n{\"units\": \"fahrenheit\"}\n{}\n").expect("write");
+    let llm = format!("simulated?script={}", example("replies_weather_agent.json"));
+    let (flow, tools) = (example("weather_agent.json"), example("weather_agent.tools.toml"));
+    let args = [
+        "run",
+        &flow,
+        "--llm",
+        &llm,
+        "--tools",
+        &tools,
+        "--batch",
+        "in.jsonl",
+        "--message",
+        "What's the weather in Paris?",
+        "--record",
+        "rec.jsonl",
+    ];
+    let out = weft(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Json> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 3);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], i);
+        assert_eq!(line["outputs"]["temperature"], 14.5, "{line}");
+    }
+    // Every run's first request carries the message after the system prompt.
+    let recorded = std::fs::read_to_string(dir.path().join("rec.jsonl")).expect("the recording");
+    let firsts: Vec<Json> = recorded
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .filter(|r| r["kind"] == "llm" && r["request"]["messages"].as_array().is_some_and(|m| m.len() == 2))
+        .collect();
+    assert_eq!(firsts.len(), 3, "{recorded}");
+    for r in &firsts {
+        assert_eq!(r["request"]["messages"][1]["content"], "What's the weather in Paris?", "{r}");
+    }
+}

@@ -26,6 +26,8 @@ pub struct BatchInput {
     pub line: usize,
     /// What the line starts from.
     pub start: LineStart,
+    /// A first user message posted before a new run executes (an agent's first message).
+    pub message: Option<String>,
 }
 
 /// What a line of a batch starts from.
@@ -44,7 +46,7 @@ pub enum LineStart {
 impl BatchInput {
     /// A line of inputs, or of why it is not inputs.
     pub fn new(index: usize, line: usize, inputs: Result<Map<String, Json>, String>) -> BatchInput {
-        BatchInput { index, line, start: inputs.map_or_else(LineStart::Bad, LineStart::Inputs) }
+        BatchInput { index, line, start: inputs.map_or_else(LineStart::Bad, LineStart::Inputs), message: None }
     }
 }
 
@@ -130,7 +132,7 @@ pub async fn run_batch(plan: &Arc<Plan>, inputs: Vec<BatchInput>, concurrency: u
             let Some((position, input)) = pending.next() else { break };
             let (index, line) = (input.index, input.line);
             let turn = match input.start {
-                LineStart::Inputs(inputs) => Turn::Launch(Launch::Start(inputs)),
+                LineStart::Inputs(inputs) => Turn::Launch(Launch::Start(inputs, input.message)),
                 LineStart::Resume(state) => Turn::Launch(Launch::Resume(state)),
                 LineStart::Bad(e) => {
                     let error = ErrorData::new(RunErrorKind::BadInput, e);
@@ -202,7 +204,7 @@ enum Turn {
 
 /// A run to launch.
 enum Launch {
-    Start(Map<String, Json>),
+    Start(Map<String, Json>, Option<String>),
     Resume(Box<RunState>),
 }
 
@@ -211,7 +213,12 @@ async fn one(plan: &Arc<Plan>, index: usize, line: usize, launch: Launch) -> End
     let mut result = BatchResult { index, line, run_id: None, outputs: None, error: None };
     let settings = RunSettings { index: Some(index), ..plan.default_settings().clone() };
     let started = match launch {
-        Launch::Start(inputs) => plan.start_with(inputs, settings).map_err(|e| e.problems().join("; ")),
+        Launch::Start(inputs, message) => plan.start_with(inputs, settings).map_err(|e| e.problems().join("; ")).and_then(|mut run| {
+            if let Some(m) = message {
+                run.append_user_message(&m).map_err(|e| e.to_string())?;
+            }
+            Ok(run)
+        }),
         Launch::Resume(state) => plan.resume_with(*state, settings).map_err(|e| format!("the stored run cannot be resumed: {e}")),
     };
     let mut run = match started {

@@ -106,6 +106,9 @@ pub struct BatchStateFile {
     pub base: Map<String, Json>,
     /// Runs at once.
     pub concurrency: usize,
+    /// The first user message of every line's run (`--message`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The indexes whose results were printed, as `[start, end)` ranges in order.
     #[serde(default)]
     pub printed: Vec<[usize; 2]>,
