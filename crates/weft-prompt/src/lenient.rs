@@ -52,8 +52,9 @@ pub fn parse_lenient(text: &str) -> Option<Json> {
     if values.len() == 1 { values.pop() } else { Some(Json::Array(values)) }
 }
 
-/// Python truthiness of a value `json_repair` can return at the top level.
-fn truthy(v: &Json) -> bool {
+/// Python's `bool()` of a JSON value (what `json_repair` returns at the top level, a retry
+/// node's success condition).
+pub fn truthy(v: &Json) -> bool {
     match v {
         Json::Null => false,
         Json::Bool(b) => *b,

@@ -209,12 +209,7 @@ impl AgentOp {
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
         match (call, result) {
             (Call::AgentLlm { turn, .. }, EffectResult::Llm(result)) => {
-                let node = at.node;
-                let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")).with_llm(e))?;
-                let took_ms = s.took_ms;
-                s.emit(state, at.fid, || Event::LlmResponse { node: node.name.clone(), usage: response.usage, duration_ms: took_ms });
-                state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
-                state.usage.tokens.add(&response.usage);
+                let response = super::llm::model_answered(s, state, at, result)?;
                 self.answered(s, state, at, turn, response.text, response.tool_calls)
             }
             (Call::AgentTools { calls, turn }, EffectResult::Tools(results)) => {

@@ -32,18 +32,6 @@ pub(crate) struct RetryOp {
     pub(crate) max_trials: u32,
 }
 
-/// Python's `bool()` of a JSON value.
-pub(crate) fn truthy(v: &Json) -> bool {
-    match v {
-        Json::Null => false,
-        Json::Bool(b) => *b,
-        Json::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Json::String(s) => !s.is_empty(),
-        Json::Array(a) => !a.is_empty(),
-        Json::Object(o) => !o.is_empty(),
-    }
-}
-
 impl StartOp {
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>) -> Res<()> {
         let inputs = get_frame(state, at.fid)?.inputs.clone();
@@ -114,7 +102,7 @@ impl SubflowOp {
         // subflow's branch, a failure runs the subflow again with the same inputs while trials
         // are left, else leaves through `failure`.
         let mut outputs = outputs;
-        let success = outputs.remove(&retry.success).is_some_and(|v| truthy(&v));
+        let success = outputs.remove(&retry.success).is_some_and(|v| weft_prompt::py_truthy(&v));
         let key = trial_key(at);
         let trials = state.retry_trials.get(&key).copied().unwrap_or(0).saturating_add(1);
         outputs.insert("retry_step_success".into(), Json::Bool(success));

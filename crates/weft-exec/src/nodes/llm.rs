@@ -157,11 +157,7 @@ impl LlmOp {
             return Err(mismatched_call());
         };
         let node = at.node;
-        let response = result.map_err(|e| node_error(RunErrorKind::Llm, node, &format!("the LLM call failed: {e}")).with_llm(e))?;
-        let took_ms = s.took_ms;
-        s.emit(state, at.fid, || Event::LlmResponse { node: node.name.clone(), usage: response.usage, duration_ms: took_ms });
-        state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
-        state.usage.tokens.add(&response.usage);
+        let response = model_answered(s, state, at, result)?;
         match outputs(self, &response.text) {
             Ok(outputs) => {
                 if self.send_message {
@@ -237,6 +233,22 @@ pub(crate) fn model_call(
         messages: request.messages.len(),
     });
     Effect::Llm(Box::new(LlmCall { model: Arc::clone(model), limiter: Arc::clone(limiter), request, node: at.node.name.clone() }))
+}
+
+/// A model call's result: the answer, counted in the run's usage with its `llm_response` event,
+/// or the node's failure (LLM nodes and agents).
+pub(crate) fn model_answered(
+    s: &mut Sched<'_>,
+    state: &mut RunState,
+    at: At<'_>,
+    result: Result<weft_llm::ChatResponse, weft_llm::LlmError>,
+) -> Res<weft_llm::ChatResponse> {
+    let response = result.map_err(|e| node_error(RunErrorKind::Llm, at.node, &format!("the LLM call failed: {e}")).with_llm(e))?;
+    let took_ms = s.took_ms;
+    s.emit(state, at.fid, || Event::LlmResponse { node: at.node.name.clone(), usage: response.usage, duration_ms: took_ms });
+    state.usage.llm_calls = state.usage.llm_calls.saturating_add(1);
+    state.usage.tokens.add(&response.usage);
+    Ok(response)
 }
 
 /// The model of an LLM config, or `None` with the reason reported.
