@@ -204,6 +204,9 @@ impl Sink {
             Event::NodeStarted { node, .. } => counts.current = node.clone(),
             Event::NodeFinished { .. } => counts.nodes += 1,
             Event::LlmRequest { .. } => {}
+            Event::ErrorCaught { node, error, branch } => {
+                line = Some(format!("[{node}] caught an error, taking branch {branch}: {}", error.message));
+            }
             Event::LlmHeldBack { endpoint, cap, .. } => {
                 counts.held_back += 1;
                 counts.cap = *cap;

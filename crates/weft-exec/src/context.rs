@@ -20,7 +20,8 @@ pub struct RunSettings {
     pub max_steps: u64,
     /// Re-asks allowed when an answer does not fit the node's outputs.
     pub max_reasks: u32,
-    /// The longest any one node may take (an LLM or tool call, a subflow, a whole fan-out).
+    /// The longest any one node may take (an LLM or tool call, a subflow, a whole fan-out; a
+    /// catch node is not timed as a whole: the nodes inside it are, and their timeouts caught).
     pub node_timeout: Option<Duration>,
     /// A flag that cancels the run when set from any thread (a Ctrl-C handler): see
     /// [`crate::Run::cancel`].
@@ -141,13 +142,6 @@ impl FrameTokens {
     /// Gives frame `fid`, whose ancestors are `parents` (nearest first), a token of its own (and
     /// each ancestor between it and the nearest one with a token). Call it before the frame's
     /// calls are spawned: a call already running under an ancestor's token stays under it.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "no node cancels a subtree on its own yet: a failure or a node timeout ends the run, whose tasks the driver aborts"
-        )
-    )]
     pub(crate) fn separate(&mut self, run: &CancellationToken, fid: u64, parents: &[u64]) -> CancellationToken {
         if let Some(t) = self.tokens.get(&fid) {
             return t.clone();
@@ -168,6 +162,14 @@ impl FrameTokens {
             self.tokens.insert(f, base.clone());
         }
         base
+    }
+
+    /// Cancels the calls of frame `fid` and of every frame below it (those made under its
+    /// token), if it has a token of its own.
+    pub(crate) fn cancel(&mut self, fid: u64) {
+        if let Some(token) = self.tokens.remove(&fid) {
+            token.cancel();
+        }
     }
 
     /// The token a call of frame `fid` runs under: that of the nearest of the frame and its

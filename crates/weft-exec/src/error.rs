@@ -65,6 +65,9 @@ pub struct RunError {
     pub llm: Option<LlmError>,
     /// When a tool failed ([`RunErrorKind::Tool`]): the tool's error (also the source).
     pub tool: Option<ToolError>,
+    /// When a template could not be rendered: the Jinja exception class of the failure
+    /// (`UndefinedError`...), for catch nodes.
+    pub(crate) template_class: Option<&'static str>,
 }
 
 impl std::fmt::Display for RunError {
@@ -105,6 +108,9 @@ pub enum RunErrorKind {
     /// A jq query of the document (an output parser, `unpack_input`) was stopped: it went over its
     /// step or memory budget, or its node's deadline passed, or the run was cancelled.
     Query,
+    /// A value did not fit what a node does with it (writing a string into a list variable,
+    /// reducing items that are not numbers, an empty reduction without a default).
+    Value,
     /// The run was cancelled ([`crate::Run::cancel`], or the cancel flag of its options); the run
     /// did not fail and its state can be resumed.
     Cancelled,
@@ -129,12 +135,89 @@ impl RunErrorKind {
             RunErrorKind::StepBudget => "step_budget",
             RunErrorKind::Timeout => "timeout",
             RunErrorKind::Query => "query",
+            RunErrorKind::Value => "value",
             RunErrorKind::Cancelled => "cancelled",
             RunErrorKind::Over => "over",
             RunErrorKind::BadInput => "bad_input",
             RunErrorKind::Other => "other",
         }
     }
+}
+
+/// The exception name a PluginCatchExceptionNode matches an error by (FORMAT.md 11.1: the
+/// class name WayFlow raises for the same situation), and whether a catch node may catch the
+/// error at all. Never a cancellation, the run's step budget, or a bug in weft.
+///
+/// | kind | exception name |
+/// |---|---|
+/// | `llm` | `Exception` (WayFlow raises a bare `Exception` when a call fails for good) |
+/// | `structured_output` | `StructuredOutputValidationError` |
+/// | `tool` | the class the tool reported as the last line of its stderr in Python's form (`ValueError: ...`); `TimeoutError` for a tool timeout; else `Exception` |
+/// | `template` | Jinja's class: `UndefinedError` for a missing variable or member, `TemplateSyntaxError`, else `TemplateError` |
+/// | `missing_input`, `value`, `query` | `ValueError` |
+/// | `timeout` | `TimeoutError` |
+/// | `step_budget`, `cancelled`, `over`, `bad_input`, `other` | not caught |
+impl RunError {
+    /// Whether a catch node may catch this error.
+    pub fn catchable(&self) -> bool {
+        match self.kind {
+            RunErrorKind::Llm
+            | RunErrorKind::StructuredOutput
+            | RunErrorKind::Tool
+            | RunErrorKind::Template
+            | RunErrorKind::MissingInput
+            | RunErrorKind::Timeout
+            | RunErrorKind::Query
+            | RunErrorKind::Value => true,
+            RunErrorKind::StepBudget | RunErrorKind::Cancelled | RunErrorKind::Over | RunErrorKind::BadInput | RunErrorKind::Other => false,
+        }
+    }
+
+    /// The exception's class name and message (Python's `str(e)`), as a PluginCatchExceptionNode
+    /// sees them (see the table above).
+    pub fn exception(&self) -> (String, String) {
+        let name = match self.kind {
+            RunErrorKind::Llm => "Exception",
+            RunErrorKind::StructuredOutput => "StructuredOutputValidationError",
+            RunErrorKind::Tool => match &self.tool {
+                Some(ToolError::Exited { said, .. }) => {
+                    if let Some((class, message)) = reported_exception(said) {
+                        return (class.to_owned(), message.to_owned());
+                    }
+                    "Exception"
+                }
+                Some(ToolError::Timeout { .. }) => "TimeoutError",
+                _ => "Exception",
+            },
+            RunErrorKind::Template => self.template_class.unwrap_or("TemplateError"),
+            RunErrorKind::MissingInput | RunErrorKind::Value | RunErrorKind::Query => "ValueError",
+            RunErrorKind::Timeout => "TimeoutError",
+            RunErrorKind::StepBudget | RunErrorKind::Cancelled | RunErrorKind::Over | RunErrorKind::BadInput | RunErrorKind::Other => {
+                "Exception"
+            }
+        };
+        (name.to_owned(), self.message.clone())
+    }
+}
+
+/// The exception a tool reported: the last line of its stderr, when it reads as Python prints an
+/// uncaught exception (`ValueError: bad input`, `requests.exceptions.HTTPError: 404`, or a bare
+/// `KeyboardInterrupt`): the class name without its module, and the message.
+pub(crate) fn reported_exception(said: &str) -> Option<(&str, &str)> {
+    let last = said.lines().rev().find(|l| !l.trim().is_empty())?.trim_end();
+    let (path, message) = match last.split_once(": ") {
+        Some((path, message)) => (path, message),
+        None => (last.strip_suffix(':').unwrap_or(last), ""),
+    };
+    let class = path.rsplit('.').next()?;
+    let dotted_ok = path.split('.').all(is_identifier);
+    let starts_upper = class.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+    (dotted_ok && starts_upper).then_some((class, message))
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A run error as plain data: what a failed run's state keeps, `run_failed` events carry and a
@@ -168,13 +251,13 @@ impl From<&RunError> for ErrorData {
 
 impl From<ErrorData> for RunError {
     fn from(d: ErrorData) -> RunError {
-        RunError { message: d.message, node: d.node, kind: d.kind, llm: d.llm.map(LlmError::from), tool: None }
+        RunError { message: d.message, node: d.node, kind: d.kind, llm: d.llm.map(LlmError::from), tool: None, template_class: None }
     }
 }
 
 impl RunError {
     pub(crate) fn new(kind: RunErrorKind, message: impl Into<String>) -> RunError {
-        RunError { message: message.into(), node: None, kind, llm: None, tool: None }
+        RunError { message: message.into(), node: None, kind, llm: None, tool: None, template_class: None }
     }
 
     /// The same error, at `node` (its frame path filled in where the error is located).
@@ -187,6 +270,13 @@ impl RunError {
     pub(crate) fn with_llm(mut self, llm: LlmError) -> RunError {
         self.llm = Some(llm);
         self
+    }
+
+    /// A template error: what rendering `what` of `node` failed with.
+    pub(crate) fn template(node: &crate::plan::NodePlan, what: &str, e: &weft_prompt::TemplateError) -> RunError {
+        let mut error = crate::sched::node_error(RunErrorKind::Template, node, &format!("cannot render {what}: {e}"));
+        error.template_class = Some(e.wayflow_exception_name());
+        error
     }
 
     /// The same error, carrying the tool error that caused it.
@@ -242,4 +332,42 @@ pub enum ResumeError {
         /// What is wrong there.
         problem: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tools_exception_is_read_from_the_last_line_python_prints() {
+        let traceback =
+            "Traceback (most recent call last):\n  File \"t.py\", line 3, in <module>\n    raise KeyError('id')\nKeyError: 'id'\n";
+        assert_eq!(reported_exception(traceback), Some(("KeyError", "'id'")));
+        assert_eq!(reported_exception("requests.exceptions.HTTPError: 404 Client Error"), Some(("HTTPError", "404 Client Error")));
+        assert_eq!(reported_exception("KeyboardInterrupt"), Some(("KeyboardInterrupt", "")));
+        assert_eq!(reported_exception("ValueError: a: b"), Some(("ValueError", "a: b")), "the message keeps its own colons");
+        // Not an exception line: the tool reported no class.
+        assert_eq!(reported_exception("exited with status 3"), None);
+        assert_eq!(reported_exception("error: file not found"), None, "a class name starts with a capital");
+        assert_eq!(reported_exception("Could not connect: timeout"), None, "a class name has no spaces");
+        assert_eq!(reported_exception(""), None);
+    }
+
+    #[test]
+    fn errors_map_to_exception_names_and_only_real_failures_are_catchable() {
+        let tool = |t: ToolError| RunError::new(RunErrorKind::Tool, "tool failed").with_tool(t);
+        let exited = tool(ToolError::Exited { message: "m".into(), said: "Traceback...\nValueError: bad".into() });
+        assert_eq!(exited.exception(), ("ValueError".to_owned(), "bad".to_owned()));
+        let timeout = tool(ToolError::Timeout { after: std::time::Duration::from_secs(1) });
+        assert_eq!(timeout.exception().0, "TimeoutError");
+        assert_eq!(tool(ToolError::Failed { message: "no".into() }).exception(), ("Exception".to_owned(), "tool failed".to_owned()));
+        assert_eq!(RunError::new(RunErrorKind::Llm, "x").exception().0, "Exception");
+        assert_eq!(RunError::new(RunErrorKind::MissingInput, "x").exception().0, "ValueError");
+        assert_eq!(RunError::new(RunErrorKind::Timeout, "x").exception().0, "TimeoutError");
+        assert_eq!(RunError::new(RunErrorKind::Template, "x").exception().0, "TemplateError");
+        for kind in [RunErrorKind::StepBudget, RunErrorKind::Cancelled, RunErrorKind::Over, RunErrorKind::BadInput, RunErrorKind::Other] {
+            assert!(!RunError::new(kind, "x").catchable(), "{kind:?}");
+        }
+        assert!(exited.catchable());
+    }
 }

@@ -68,6 +68,16 @@ pub enum Event {
         /// Milliseconds since it started (for nodes that waited for input: since the answer).
         duration_ms: f64,
     },
+    /// A catch node caught an error raised inside its subflow: the subflow's calls in flight
+    /// were cancelled, and the node leaves through `branch`.
+    ErrorCaught {
+        /// The catch node's name.
+        node: String,
+        /// The error caught: its kind, the node it was raised at, the message.
+        error: Box<ErrorData>,
+        /// The branch the catch node takes.
+        branch: String,
+    },
     /// An LLM request left.
     LlmRequest {
         /// The node's name.

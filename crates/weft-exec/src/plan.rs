@@ -276,6 +276,11 @@ impl<'a> Compiler<'a> {
     }
 
     /// Compiles a flow (once) and returns its index.
+    /// The declared outputs of the flow planned at `index`.
+    pub(crate) fn flow_outputs(&self, index: usize) -> &[Property] {
+        &self.flows[index].outputs
+    }
+
     pub(crate) fn flow_plan(&mut self, f: CompId) -> usize {
         if let Some(&i) = self.flow_of.get(&f) {
             return i;

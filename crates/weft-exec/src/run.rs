@@ -266,9 +266,11 @@ impl Run {
         let resumed = std::mem::take(&mut self.resumed);
         self.feed(&plan, &cfg, &clock, Input::Begin { resumed }, &mut driver.out);
         let result = self.drive(&plan, &cfg, &clock, &mut driver).await;
-        if result.is_err() {
+        if !driver.tasks.is_empty() {
             // Fail fast: cancel every call still in flight and wait until each is dropped (its
-            // HTTP request abandoned, its tool process killed) before reporting.
+            // HTTP request abandoned, its tool process killed) before reporting. A run that
+            // finished or waits can still have calls a catch node cancelled: those are gone
+            // too before `execute()` returns.
             driver.tasks.shutdown().await;
         }
         self.state.event_seq = self.ctx.seq();
@@ -363,6 +365,10 @@ impl Run {
             match command {
                 Command::Perform { call, effect } => self.spawn(d, call, effect),
                 Command::Emit { frame, event } => self.ctx.emit(self.work.path_of(&self.state, frame), &event),
+                Command::Separate { frame } => {
+                    d.tokens.separate(self.cancel.token(), frame, &self.ancestors(frame));
+                }
+                Command::Cancel { frame } => d.tokens.cancel(frame),
                 Command::Wait { request } => end = Some(Ok(Status::InputRequired { request })),
                 Command::Finished => {
                     end = Some(match &self.state.outcome {

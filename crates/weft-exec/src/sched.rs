@@ -52,6 +52,12 @@ pub(crate) enum Command {
     /// Emit an event of frame `frame` (its path is read when the event goes out: from the
     /// state, or from [`Work::gone`] for a frame that ended since).
     Emit { frame: u64, event: Event },
+    /// Calls of frame `frame` and of the frames below it can be cancelled on their own (a
+    /// catch node's subflow): give them a cancellation of their own, before any is performed.
+    Separate { frame: u64 },
+    /// Cancel every call of frame `frame` and of the frames below it (their frames are gone:
+    /// a catch node caught an error raised there).
+    Cancel { frame: u64 },
     /// Nothing is in flight and the run waits for an answer to `request`.
     Wait { request: InputRequest },
     /// The run finished: its outputs and end branch are the state's outcome, read when the
@@ -116,7 +122,11 @@ impl Machine<'_> {
                 // A result for a call no longer out (its node already failed or moved on) is
                 // dropped.
                 s.took_ms = done.took_ms;
-                if s.work.in_flight.remove(&call) { s.complete(state, call, done.result) } else { Ok(()) }
+                if s.work.in_flight.remove(&call) {
+                    s.complete(state, call, done.result).or_else(|e| s.recover(state, call, e))
+                } else {
+                    Ok(())
+                }
             }
             Input::Tick => s.tick(state),
         };
@@ -201,9 +211,27 @@ impl Sched<'_> {
         for fid in timed {
             self.start_clock(state, fid);
         }
+        // Catch nodes' subflows get their own cancellation again, before their calls are re-made.
+        let separate: Vec<u64> = state
+            .frames
+            .values()
+            .filter_map(|f| match &f.position {
+                Position::InChild { node, child } if self.node_of(f, node).is_ok_and(|i| self.plan.nodes[i].op.catches()) => Some(*child),
+                _ => None,
+            })
+            .collect();
+        for child in separate {
+            self.separate(child);
+        }
         let busy: Vec<u64> = state.frames.iter().filter(|(_, f)| matches!(f.position, Position::Busy { .. })).map(|(id, _)| *id).collect();
         for fid in busy {
-            self.remake(state, fid).map_err(|e| self.locate(state, fid, e))?;
+            // A frame an earlier catch removed has nothing to make again.
+            if state.frames.contains_key(&fid)
+                && let Err(e) = self.remake(state, fid)
+            {
+                let e = self.locate(state, fid, e);
+                self.recover(state, fid, e)?;
+            }
         }
         Ok(())
     }
@@ -224,11 +252,14 @@ impl Sched<'_> {
     }
 
     /// Fails the node past its deadline, if any.
-    fn tick(&mut self, state: &RunState) -> Res<()> {
-        match self.work.deadlines.first() {
-            Some(&(deadline, fid)) if deadline <= self.now_us => Err(self.timed_out(state, fid)),
-            _ => Ok(()),
+    fn tick(&mut self, state: &mut RunState) -> Res<()> {
+        while let Some(&(deadline, fid)) = self.work.deadlines.first()
+            && deadline <= self.now_us
+        {
+            let error = self.timed_out(state, fid);
+            self.recover(state, fid, error)?;
         }
+        Ok(())
     }
 
     /// The earliest deadline of a running node (µs), if any.
@@ -327,10 +358,81 @@ impl Sched<'_> {
         while let Some(fid) = self.work.ready.pop_front() {
             while let Some(frame @ Frame { position: Position::Ready { node }, .. }) = state.frames.get(&fid) {
                 let idx = self.node_of(frame, node)?;
-                self.run_node(state, fid, idx).map_err(|e| self.locate(state, fid, e))?;
+                if let Err(e) = self.run_node(state, fid, idx) {
+                    let e = self.locate(state, fid, e);
+                    self.recover(state, fid, e)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// An error was raised in frame `fid`: the nearest catch node above it that catches it
+    /// takes it (its subflow's frames are removed, their calls cancelled and their requests
+    /// withdrawn, and the node leaves through its branch); else the error goes on and fails the
+    /// run.
+    pub(crate) fn recover(&mut self, state: &mut RunState, fid: u64, error: RunError) -> Res<()> {
+        if !error.catchable() {
+            return Err(error);
+        }
+        let mut child = fid;
+        let mut hops = 0;
+        while let Some((parent, node_id)) = state.frames.get(&child).and_then(|f| f.parent.clone())
+            && hops <= state.frames.len()
+        {
+            hops += 1;
+            let frame = get_frame(state, parent)?;
+            let idx = self.node_of(frame, &node_id)?;
+            let node = &self.plan.nodes[idx];
+            if let nodes::Op::Flow(op) = &node.op
+                && matches!(frame.position, Position::InChild { child: c, .. } if c == child)
+                && let Some(branch) = op.catch_branch(&error)
+            {
+                self.remove_frames(state, child);
+                self.emit(state, parent, || Event::ErrorCaught {
+                    node: node.name.clone(),
+                    error: Box::new(ErrorData::from(&error)),
+                    branch: branch.to_owned(),
+                });
+                return op.caught(self, state, At { fid: parent, node, t0: self.now_us }, &error, branch);
+            }
+            child = parent;
+        }
+        Err(error)
+    }
+
+    /// Removes frame `top` and every frame below it: their calls are cancelled (a result still
+    /// coming is dropped), their deadlines, queued work and pending requests go.
+    fn remove_frames(&mut self, state: &mut RunState, top: u64) {
+        // A frame's id is above its parent's, so one pass in id order finds every descendant.
+        let mut gone: HashSet<u64> = HashSet::from([top]);
+        for (id, frame) in state.frames.range(top + 1..) {
+            if frame.parent.as_ref().is_some_and(|(p, _)| gone.contains(p)) {
+                gone.insert(*id);
+            }
+        }
+        self.out.push(Command::Cancel { frame: top });
+        let mut paths = HashSet::new();
+        for id in &gone {
+            let Some(frame) = state.frames.remove(id) else { continue };
+            self.work.in_flight.remove(id);
+            if let Some(Clock { deadline_us: Some(d), .. }) = frame.clock {
+                self.work.deadlines.remove(&(d, *id));
+            }
+            state.variables.remove(id);
+            paths.insert(frame.path.clone());
+            if self.cfg.events {
+                self.work.gone.insert(*id, frame.path);
+            }
+        }
+        self.work.ready.retain(|id| !gone.contains(id));
+        state.pending.retain(|path, _| !paths.contains(path));
+        state.retry_trials.retain(|key, _| key.split_once('/').and_then(|(f, _)| f.parse().ok()).is_none_or(|f: u64| !gone.contains(&f)));
+    }
+
+    /// Gives frame `fid`'s calls (and those below it) a cancellation of their own.
+    pub(crate) fn separate(&mut self, fid: u64) {
+        self.out.push(Command::Separate { frame: fid });
     }
 
     /// Says which branch or item an error happened in, when it happened below a fan-out:
@@ -456,6 +558,14 @@ impl Sched<'_> {
         frame.clock = Some(Clock { started_us: self.now_us, deadline_us });
         if let Some(d) = deadline_us {
             self.work.deadlines.insert((d, fid));
+        }
+    }
+
+    /// Starts the clock of the node at frame `fid`'s cursor with no deadline (its duration
+    /// only).
+    pub(crate) fn start_timer(&mut self, state: &mut RunState, fid: u64) {
+        if let Some(frame) = state.frames.get_mut(&fid) {
+            frame.clock = Some(Clock { started_us: self.now_us, deadline_us: None });
         }
     }
 

@@ -607,7 +607,7 @@ fn whatever_run_refuses_validate_reports() {
 /// The refusal parser finds the pointers the engine prints.
 #[test]
 fn refusal_lines_are_parsed() {
-    let doc = DOCS.iter().find(|d| d.name == "p_catch_exception_node.json").unwrap();
+    let doc = DOCS.iter().find(|d| d.name == "p_mcp_tool_sse.json").unwrap();
     let flow =
         Flow::from_source(&weft_flow::Source::new("x.json", doc.value.to_string(), weft_flow::Format::Json), &doc.options()).unwrap().flow;
     let calls = Arc::new(AtomicUsize::new(0));
@@ -615,8 +615,10 @@ fn refusal_lines_are_parsed() {
     let rs = refusals(&flow, &e);
     assert!(!rs.is_empty(), "{e}");
     assert!(rs.iter().all(|r| r.kind == Kind::Unsupported && r.pointer.is_some()), "{rs:#?}");
-    let r0 =
-        rs.iter().find(|r| r.pattern.starts_with("not supported yet: CatchExceptionNode at <ptr>")).unwrap_or_else(|| panic!("{rs:#?}"));
+    let r0 = rs
+        .iter()
+        .find(|r| r.pattern.starts_with("not supported yet: MCPTool (in a ToolNode) at <ptr>"))
+        .unwrap_or_else(|| panic!("{rs:#?}"));
     assert!(r0.pointer.as_deref().unwrap().starts_with('/'), "{rs:#?}");
     // A field of the root.
     let line = format!("not supported yet: Flow with something at /state (\"{}\")", flow.spec().get(flow.spec().root).name);
@@ -625,10 +627,10 @@ fn refusal_lines_are_parsed() {
     assert_eq!(r.pointer.as_deref(), Some("/state"), "{r:#?}");
     assert_eq!(r.component.as_deref(), Some(""), "{r:#?}");
     // A field after the component's pointer.
-    let comp = flow.spec().components.iter().find(|c| c.is("CatchExceptionNode")).unwrap();
+    let comp = flow.spec().components.iter().find(|c| c.is("MCPTool")).unwrap();
     let line = format!("{} at {}/unpack_input/x: the jq query does not compile: oops: deep", comp.label(), comp.pointer);
     let r = refusals(&flow, &StartError { diagnostics: vec![weft_spec::Diagnostic::new(weft_spec::Code::Unbound, "", line)] }).remove(0);
     assert_eq!(r.kind, Kind::Document);
     assert_eq!(r.pointer, Some(format!("{}/unpack_input/x", comp.pointer)));
-    assert_eq!(r.pattern, "CatchExceptionNode \"…\" at <ptr>/unpack_input/*: the jq query does not compile");
+    assert_eq!(r.pattern, "MCPTool \"…\" at <ptr>/unpack_input/*: the jq query does not compile");
 }

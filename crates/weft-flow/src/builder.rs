@@ -610,6 +610,48 @@ impl FlowBuilder {
         self.add(n)
     }
 
+    /// A `CatchExceptionNode` running `subflow`: when a node inside it fails (a tool or LLM
+    /// failure, a node timeout, a template or value error; never a cancellation or the step
+    /// budget), its calls in flight are cancelled, its outputs take their defaults (each subflow
+    /// output needs one), `caught_exception_info` (a string, else null) describes the error, and
+    /// the node leaves through `caught_exception_branch`; else through the subflow's end
+    /// branches (agentspec_version 26.1.2).
+    pub fn catch_errors<'a>(&mut self, name: &str, subflow: impl Into<Subflow<'a>>) -> NodeId {
+        self.version = self.version.max(Version::V26_1_2);
+        let mut n = FlowBuilder::node("CatchExceptionNode", name);
+        n.branches = None;
+        n.inputs = None;
+        n.outputs = None;
+        n.subflows = Some(Subflows { field: "subflow", list: false, flows: vec![OwnedSubflow::from(subflow.into())], then: Vec::new() });
+        self.add(n)
+    }
+
+    /// WayFlow's `PluginCatchExceptionNode` running `subflow`: an error whose exception name
+    /// (see the README's table: `ValueError`, `TimeoutError`, `Exception` for an LLM failure, the
+    /// class a Python tool raised...) is a key of `except_on` leaves through that key's branch;
+    /// any other through `default_exception_branch` when `catch_all` is set, else it fails the
+    /// run. Outputs: the subflow's (their defaults, else zero values, when an error was caught),
+    /// `exception_name` and `exception_payload_name` (`""` when nothing was caught).
+    pub fn catch_exceptions<'a>(
+        &mut self,
+        name: &str,
+        subflow: impl Into<Subflow<'a>>,
+        except_on: &[(&str, &str)],
+        catch_all: bool,
+    ) -> NodeId {
+        let mut n = FlowBuilder::node("PluginCatchExceptionNode", name);
+        n.plugin = true;
+        n.branches = None;
+        n.inputs = None;
+        n.outputs = None;
+        n.fields.insert("input_mapping".into(), json!({}));
+        n.fields.insert("output_mapping".into(), json!({}));
+        let map: Map<String, Json> = except_on.iter().map(|(k, b)| ((*k).to_owned(), json!(b))).collect();
+        let then = vec![("except_on", Json::Object(map)), ("catch_all_exceptions", json!(catch_all))];
+        n.subflows = Some(Subflows { field: "flow", list: false, flows: vec![OwnedSubflow::from(subflow.into())], then });
+        self.add(n)
+    }
+
     /// A `ParallelFlowNode` running `subflows` (builders or flows) concurrently; its inputs are
     /// the union of the subflows' inputs (by title; a shared input must have the same type
     /// everywhere), its outputs all of theirs (titles must differ), merged in the order of

@@ -600,6 +600,19 @@ fn py_float(s: &str) -> Option<Json> {
     clean.parse::<f64>().ok().filter(|f| f.is_finite()).map(Json::from)
 }
 
+/// WayFlow's `_format_default_value` of a property schema: its `default`, else its type's zero
+/// value (`""`, `0`, `0.0`, `false`, `[]`, `{}`, an object of zero members, `null`).
+///
+/// ```
+/// # use serde_json::json;
+/// use weft_prompt::default_or_zero;
+/// assert_eq!(default_or_zero(&json!({"type": "integer", "default": 3})), json!(3));
+/// assert_eq!(default_or_zero(&json!({"type": "boolean"})), json!(false));
+/// ```
+pub fn default_or_zero(schema: &Json) -> Json {
+    Prop::from_schema(schema).default_or_zero()
+}
+
 /// WayFlow's cast of a value to the receiving input's declared type, done before a node runs.
 ///
 /// This is what WayFlow's flow executor does with each input value (FORMAT 7.4 and 8.1):

@@ -188,10 +188,8 @@ impl AgentOp {
 
     /// The request of an LLM call: the system prompt, the conversation, the tools offered.
     fn request(&self, state: &RunState, at: At<'_>, vars: &Map<String, Json>, meta: RequestMeta, last_call: bool) -> Res<ChatRequest> {
-        let system = self
-            .system_prompt
-            .render(vars)
-            .map_err(|e| node_error(RunErrorKind::Template, at.node, &format!("cannot render the agent's system_prompt: {e}")))?;
+        let system =
+            self.system_prompt.render(vars).map_err(|e| crate::error::RunError::template(at.node, "the agent's system_prompt", &e))?;
         let mut messages = Vec::new();
         if !system.is_empty() {
             messages.push(ChatMessage::new(Role::System, system));

@@ -113,7 +113,7 @@ impl VariablesOp {
                 (WriteOp::Merge | WriteOp::Insert, current) => {
                     let what = weft_spec::source::describe(current);
                     return Err(node_error(
-                        RunErrorKind::Other,
+                        RunErrorKind::Value,
                         at.node,
                         &format!(
                             "cannot {} into flow variable \"{title}\": it holds {what}, not a list{}",
@@ -147,7 +147,7 @@ impl VariablesOp {
 
 fn write_error(at: At<'_>, title: &str, op: &str, value: &Json) -> crate::error::RunError {
     node_error(
-        RunErrorKind::Other,
+        RunErrorKind::Value,
         at.node,
         &format!(
             "cannot {op} {} into flow variable \"{title}\": the value must be of the variable's type",
@@ -263,9 +263,7 @@ impl ChatHistoryOp {
             Some(t) => {
                 let mut vars = vars;
                 vars.insert("chat_history".into(), Json::Array(items));
-                let text = t
-                    .render(&vars)
-                    .map_err(|e| node_error(RunErrorKind::Template, at.node, &format!("cannot render output_template: {e}")))?;
+                let text = t.render(&vars).map_err(|e| crate::error::RunError::template(at.node, "output_template", &e))?;
                 Json::String(text)
             }
         };

@@ -398,7 +398,7 @@ fn reduce(node: &NodePlan, c: &Collect, reducer: Reducer, values: &[(usize, &Jso
             Json::Number(n) => numbers.push(n),
             other => {
                 return Err(node_error(
-                    RunErrorKind::Other,
+                    RunErrorKind::Value,
                     node,
                     &format!(
                         "the {} reducer of \"{}\" needs numbers, but item {i} gave {}",
@@ -415,7 +415,7 @@ fn reduce(node: &NodePlan, c: &Collect, reducer: Reducer, values: &[(usize, &Jso
             (Reducer::Sum, _) => Ok(if c.integer { Json::from(0) } else { Json::from(0.0) }),
             (_, Some(d)) => Ok(d.clone()),
             (_, None) => Err(node_error(
-                RunErrorKind::Other,
+                RunErrorKind::Value,
                 node,
                 &format!(
                     "the {} of \"{}\" over no items is undefined: the list to iterate is empty and the output has no default; give output \"{}\" a default",

@@ -106,7 +106,7 @@ impl LlmOp {
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         let meta = meta(state, at.fid, at.node)?;
         let call_index = meta.call_index;
-        let request = request(self, &vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
+        let request = request(self, &vars, meta).map_err(|(what, e)| crate::error::RunError::template(at.node, &what, &e))?;
         s.start_clock(state, at.fid);
         self.send(s, state, at, Call::Llm { attempt: 1, call_index, reasks: Vec::new() }, request);
         Ok(())
@@ -132,7 +132,7 @@ impl LlmOp {
     ) -> Res<ChatRequest> {
         let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
         let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index, batch_index: None };
-        let mut request = request(self, vars, meta).map_err(|e| node_error(RunErrorKind::Template, at.node, &e))?;
+        let mut request = request(self, vars, meta).map_err(|(what, e)| crate::error::RunError::template(at.node, &what, &e))?;
         for r in reasks {
             push_reask(&mut request, &r.answer, &r.reason);
         }
@@ -302,11 +302,14 @@ fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
 }
 
 /// Builds the first request of an LLM node from its inputs (internal names, already cast).
-fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<ChatRequest, String> {
+/// A template that could not be rendered: which one, and why.
+type Unrendered = (String, weft_prompt::TemplateError);
+
+fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<ChatRequest, Unrendered> {
     let mut req = ChatRequest { generation: op.generation.clone(), meta, ..ChatRequest::default() };
     match &op.kind {
         LlmKind::Prompt { template, structured, .. } => {
-            let text = template.render(vars).map_err(|e| format!("cannot render prompt_template: {e}"))?;
+            let text = template.render(vars).map_err(|e| ("prompt_template".to_owned(), e))?;
             if let Some((schema, name)) = structured {
                 req.response_format =
                     Some(ResponseFormat { name: name.clone(), schema: schema.clone(), strict: false, delivery: SchemaDelivery::InPrompt });
@@ -317,21 +320,21 @@ fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<Ch
         LlmKind::Choice(c) => {
             let mut vars = vars.clone();
             vars.insert("next_steps".into(), c.next_steps.clone());
-            let text = c.template.render(&vars).map_err(|e| format!("cannot render prompt_template: {e}"))?;
+            let text = c.template.render(&vars).map_err(|e| ("prompt_template".to_owned(), e))?;
             req.messages.push(ChatMessage::new(Role::User, text));
         }
     }
     Ok(req)
 }
 
-fn messages_request(op: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequest) -> Result<(), String> {
+fn messages_request(op: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequest) -> Result<(), Unrendered> {
     let m = &op.template;
     let mut vars = vars.clone();
     if let (Some(rf), false) = (&m.response_format, m.native) {
         vars.entry("__RESPONSE_FORMAT__").or_insert_with(|| rf.clone());
     }
     for (i, message) in m.messages.iter().enumerate() {
-        let text = message.template.render(&vars).map_err(|e| format!("cannot render message {i} of the prompt template: {e}"))?;
+        let text = message.template.render(&vars).map_err(|e| (format!("message {i} of the prompt template"), e))?;
         let role = match message.role {
             MessageRole::System => Role::System,
             MessageRole::User => Role::User,

@@ -4,9 +4,8 @@
 
 use super::{AnswerOutputs, At, mismatched_request};
 use crate::check::{Checked, Place};
-use crate::error::RunErrorKind;
 use crate::plan::NodePlan;
-use crate::sched::{Res, Sched, node_error, single};
+use crate::sched::{Res, Sched, single};
 use crate::state::{InputRequest, Position, RunState};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
@@ -122,5 +121,5 @@ impl ConstantsOp {
 
 /// Renders `template` (the node's `what`) with the node's inputs.
 fn render(node: &NodePlan, template: &Template, vars: &Map<String, Json>, what: &str) -> Res<String> {
-    template.render(vars).map_err(|e| node_error(RunErrorKind::Template, node, &format!("cannot render {what}: {e}")))
+    template.render(vars).map_err(|e| crate::error::RunError::template(node, what, &e))
 }

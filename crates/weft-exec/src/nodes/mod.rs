@@ -106,6 +106,14 @@ pub(crate) enum Reads {
 }
 
 impl Op {
+    /// Whether the node catches errors raised inside its subflow.
+    pub(crate) fn catches(&self) -> bool {
+        match self {
+            Op::Flow(op) => op.catches(),
+            _ => false,
+        }
+    }
+
     /// The node's role (see [`Role`]).
     pub(crate) fn role(&self) -> Role<'_> {
         match self {
@@ -168,6 +176,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Regex(r) => Op::Regex(Box::new(data::RegexOp::plan(r))),
         NodeKind::Choice(choice) => Op::Llm(Box::new(llm::LlmOp::plan_choice(c, n, choice)?)),
         NodeKind::Retry(r) => Op::Flow(flow::SubflowOp::plan_retry(c, r)),
+        NodeKind::Catch(k) => Op::Flow(flow::SubflowOp::plan_catch(c, k)),
         NodeKind::Variables(v) => Op::Variables(Box::new(data::VariablesOp::plan(c, n, idx, v)?)),
         NodeKind::Extract(e) => Op::Extract(Box::new(data::ExtractOp::plan(e))),
         NodeKind::ChatHistory(h) => Op::ChatHistory(Box::new(data::ChatHistoryOp::plan(h))),

@@ -1,5 +1,5 @@
 //! Control nodes: CatchExceptionNode, PluginCatchExceptionNode, PluginRetryNode and
-//! PluginChoiceNode. Weft runs PluginChoiceNode; it checks and exports the others.
+//! PluginChoiceNode.
 
 use super::{Fields, Lowered, Lowerer, NodeKind, next};
 use crate::check::Cx;
@@ -60,12 +60,70 @@ pub struct RetryNode {
     pub max_trials: u32,
 }
 
+/// CatchExceptionNode and PluginCatchExceptionNode: the subflow runs; an error raised inside
+/// it that `rule` catches leaves the node through a branch of its own instead of failing the run.
+#[derive(Debug, Clone)]
+pub struct CatchNode {
+    /// The subflow.
+    pub flow: CompId,
+    /// Which errors are caught, and the branch each leaves through.
+    pub rule: CatchRule,
+}
+
+/// Which errors a catch node catches.
+#[derive(Debug, Clone)]
+pub enum CatchRule {
+    /// CatchExceptionNode: every error it can catch, through `caught_exception_branch`, with
+    /// `caught_exception_info`.
+    Any,
+    /// PluginCatchExceptionNode (WayFlow's CatchExceptionStep): an error whose exception name
+    /// is a key of `except_on` leaves through its branch; any other through
+    /// `default_exception_branch` when `catch_all` is set, else it is not caught. Outputs
+    /// `exception_name` and `exception_payload_name`.
+    Named {
+        /// `except_on`: exception name to branch, in document order.
+        except_on: Vec<(String, String)>,
+        /// `catch_all_exceptions`.
+        catch_all: bool,
+    },
+}
+
+/// The branch a CatchExceptionNode takes when it caught an error.
+pub const CAUGHT_BRANCH: &str = "caught_exception_branch";
+/// The branch a PluginCatchExceptionNode with `catch_all_exceptions` takes for an error no
+/// `except_on` key names.
+pub const DEFAULT_EXCEPTION_BRANCH: &str = "default_exception_branch";
+
 pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
-    match lw.comp(n).ty.name {
-        "PluginChoiceNode" => Some(Lowered::Kind(NodeKind::Choice(Box::new(choice(lw, n)?)))),
-        "PluginRetryNode" => Some(Lowered::Kind(NodeKind::Retry(retry(lw, n)?))),
-        _ => Some(Lowered::NotRunnable),
+    Some(Lowered::Kind(match lw.comp(n).ty.name {
+        "PluginChoiceNode" => NodeKind::Choice(Box::new(choice(lw, n)?)),
+        "PluginRetryNode" => NodeKind::Retry(retry(lw, n)?),
+        "CatchExceptionNode" => NodeKind::Catch(CatchNode { flow: lw.fields(n).comp("subflow")?, rule: CatchRule::Any }),
+        _ => NodeKind::Catch(plugin_catch(lw, n)?),
+    }))
+}
+
+fn plugin_catch(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<CatchNode> {
+    let comp = lw.comp(n);
+    let f = lw.fields(n);
+    let flow = f.comp("flow")?;
+    let mut except_on = Vec::new();
+    if let Some(map) = f.object("except_on") {
+        for (name, branch) in map {
+            let Some(branch) = branch.as_str() else {
+                lw.error(
+                    n,
+                    Code::BadValue,
+                    format!("{}/except_on/{}", comp.pointer, weft_spec::diagnostic::escape_token(name)),
+                    format!("`except_on` maps \"{name}\" to {branch}, not to a branch name"),
+                    "map each exception name to the name of the branch to take, a string",
+                );
+                return None;
+            };
+            except_on.push((name.clone(), branch.to_owned()));
+        }
     }
+    Some(CatchNode { flow, rule: CatchRule::Named { except_on, catch_all: f.bool("catch_all_exceptions", false) } })
 }
 
 fn retry(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<RetryNode> {
@@ -169,6 +227,21 @@ pub(super) fn check(cx: &mut Cx<'_>, inf: &mut Inferrer<'_>, c: CompId) {
                             Some("add a \"default\" to this output".into()),
                         );
                     }
+                }
+            } else if let Some(sub) = comp.comp_field("subflow") {
+                // The outputs are the subflow's: each of those needs a default.
+                for p in inf.io(sub).outputs.iter().filter(|p| p.default().is_none()) {
+                    cx.report(
+                        comp,
+                        Code::Default,
+                        format!("{}/subflow", comp.pointer),
+                        format!(
+                            "{}: subflow output \"{}\" needs a default, which the node outputs when an exception is caught",
+                            comp.label(),
+                            p.title()
+                        ),
+                        Some("add a \"default\" to that output of the subflow (or list the node's outputs, each with a default)".into()),
+                    );
                 }
             }
             if let Some(sub) = comp.comp_field("subflow") {

@@ -27,7 +27,7 @@ pub mod tool;
 
 pub use agent::{AgentNode, AgentTool};
 pub use branching::BranchingNode;
-pub use control::{ChoiceNode, RetryNode};
+pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
 pub use data::{ChatHistoryNode, ExtractNode, RegexNode, VariablesNode, WriteOp};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
@@ -81,6 +81,8 @@ pub enum NodeKind {
     Choice(Box<ChoiceNode>),
     /// PluginRetryNode.
     Retry(RetryNode),
+    /// CatchExceptionNode, PluginCatchExceptionNode.
+    Catch(CatchNode),
     /// PluginReadVariableNode, PluginWriteVariableNode, PluginVariableNode.
     Variables(VariablesNode),
     /// PluginExtractNode.
@@ -775,6 +777,7 @@ mod tests {
                         NodeKind::Regex(_) => "regex",
                         NodeKind::Choice(_) => "choice",
                         NodeKind::Retry(_) => "retry",
+                        NodeKind::Catch(_) => "catch",
                         NodeKind::Variables(_) => "variables",
                         NodeKind::Extract(_) => "extract",
                         NodeKind::ChatHistory(_) => "chat history",
@@ -799,6 +802,7 @@ mod tests {
             "regex",
             "choice",
             "retry",
+            "catch",
             "variables",
             "extract",
             "chat history",
