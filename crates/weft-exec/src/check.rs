@@ -368,6 +368,7 @@ impl Place<'_> {
                 Call::Tool { .. } => "waits for a server tool call",
                 Call::AgentLlm { .. } => "waits for an agent's LLM call",
                 Call::AgentTools { .. } => "waits for an agent's tool calls",
+                Call::ExtractRepair { .. } => "waits for a JSON repair by an LLM",
             },
             Position::Waiting { .. } => "waits for an answer",
             Position::InChild { .. } => "runs a subflow",

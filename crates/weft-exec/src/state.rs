@@ -253,6 +253,29 @@ pub enum Call {
         /// The agent's loop (the calls after these).
         turn: AgentTurn,
     },
+    /// A PluginExtractNode's call of its model to repair a JSON piece.
+    ExtractRepair {
+        /// The node's call count when the call was made.
+        call_index: u64,
+        /// Where the node's scan of the pieces stands.
+        scan: ExtractScan,
+        /// The query's error the model is shown.
+        error: String,
+    },
+}
+
+/// Where a PluginExtractNode's scan stands: the pieces' JSON texts (the one being repaired
+/// replaced by the model's answer), the piece and the next output to try, the values found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtractScan {
+    /// The JSON texts of the pieces, in order.
+    pub pieces: Vec<String>,
+    /// The piece being read.
+    pub piece: usize,
+    /// The next output (index into the node's queries) to try on it.
+    pub output: usize,
+    /// The values found so far, by output.
+    pub found: Map<String, Json>,
 }
 
 /// An answer that did not fit the node's outputs, and why: the model is asked again with both.

@@ -514,9 +514,19 @@ impl JqQuery {
     /// fails first (Python's `jq.compile(q).input_text(t).first()` raising), or why the evaluation
     /// was stopped. The interrupt installed with [`with_interrupt`] applies.
     pub fn eval_first(&self, input: &Json) -> Result<Option<Json>, JqFailure> {
+        Ok(match self.eval(input)? {
+            First::Value(v) => Some(v),
+            First::Empty | First::Raised(_) => None,
+        })
+    }
+
+    /// The first result of the query on the value, telling a query that yields nothing from one
+    /// that raises an error (Python's `.first()` raising `StopIteration` or `ValueError`), or why
+    /// the evaluation was stopped. The interrupt installed with [`with_interrupt`] applies.
+    pub fn eval(&self, input: &Json) -> Result<First, JqFailure> {
         // The identity (map nodes' usual `unpack_input`) needs no round trip through jaq.
         if self.source.trim() == "." {
-            return Ok(Some(input.clone()));
+            return Ok(First::Value(input.clone()));
         }
         let interrupt = AMBIENT.with(|a| a.borrow().clone());
         if interrupt.fired() {
@@ -559,6 +569,17 @@ impl JqQuery {
     }
 }
 
+/// The first result of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum First {
+    /// Its first value (maybe null).
+    Value(Json),
+    /// It yielded nothing.
+    Empty,
+    /// It raised an error before its first value: the error's text.
+    Raised(String),
+}
+
 /// One evaluation: the first result (or why there is none) and why the budget stopped it; at
 /// most `stack` bytes of stack below where it starts.
 fn evaluate(
@@ -567,7 +588,7 @@ fn evaluate(
     limits: JqLimits,
     interrupt: Interrupt,
     stack: usize,
-) -> (Result<Option<Json>, TooDeep>, Option<Stop>) {
+) -> (Result<First, TooDeep>, Option<Stop>) {
     let budget =
         Budget { steps: limits.steps, bytes: limits.bytes, interrupt: Some(Box::new(move || interrupt.fired())), stack: Some(stack) };
     // The input is the caller's: converting it is not charged.
@@ -578,8 +599,9 @@ fn evaluate(
         match out.next() {
             // Converting the result is charged too: a value sharing its parts (`[., .]` forty
             // times over) is small in memory and huge as JSON.
-            Some(Ok(v)) => val_to_json(&v, 0).map(Some),
-            _ => Ok(None),
+            Some(Ok(v)) => val_to_json(&v, 0).map(First::Value),
+            Some(Err(e)) => Ok(First::Raised(e.to_string())),
+            None => Ok(First::Empty),
         }
     })
 }

@@ -48,7 +48,7 @@ mod schema;
 mod structured;
 mod template;
 
-pub use jq::{Interrupt, JqError, JqFailure, JqLimits, JqQuery, MAX_QUERY_BYTES, with_interrupt};
+pub use jq::{First, Interrupt, JqError, JqFailure, JqLimits, JqQuery, MAX_QUERY_BYTES, with_interrupt};
 pub use lenient::{parse_lenient, truthy as py_truthy};
 pub use parsers::{ASCII, DOTALL, IGNORECASE, MULTILINE, OutputParser, ParserError, RegexPattern, RegexSpec, VERBOSE};
 pub use pyfmt::{py_json_dumps, py_str};

@@ -7,7 +7,7 @@ use crate::plan::Compiler;
 use crate::sched::{Res, Sched, get_frame, node_error, single};
 use crate::state::RunState;
 use serde_json::{Map, Value as Json};
-use weft_flow::node::{ChatHistoryNode, ExtractNode, RegexNode, VariablesNode, WriteOp};
+use weft_flow::node::{ChatHistoryNode, RegexNode, VariablesNode, WriteOp};
 use weft_prompt::{RegexPattern, py_json_dumps};
 
 pub(crate) struct RegexOp {
@@ -154,84 +154,6 @@ fn write_error(at: At<'_>, title: &str, op: &str, value: &Json) -> crate::error:
             weft_spec::source::describe(value)
         ),
     )
-}
-
-/// PluginExtractNode (FORMAT.md 11.1, WayFlow's ExtractValueFromJsonStep).
-pub(crate) struct ExtractOp {
-    pub(crate) queries: Vec<(String, weft_prompt::JqQuery)>,
-    pub(crate) input: String,
-}
-
-impl ExtractOp {
-    pub(crate) fn plan(e: &ExtractNode) -> ExtractOp {
-        ExtractOp { queries: e.queries.clone(), input: e.input.clone() }
-    }
-
-    /// Each output takes the first non-null result of its query over the text's JSON pieces;
-    /// an output no piece gives takes its declared default, else is left out.
-    pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
-        let text = match vars.get(&self.input) {
-            Some(Json::String(t)) => t.clone(),
-            Some(other) => py_json_dumps(other),
-            None => String::new(),
-        };
-        let mut found = Map::new();
-        for piece in json_pieces(&text) {
-            for (output, query) in &self.queries {
-                if found.contains_key(output) {
-                    continue;
-                }
-                match query.eval_first(&piece) {
-                    Ok(Some(v)) if !v.is_null() => {
-                        found.insert(output.clone(), v);
-                    }
-                    Ok(_) => {}
-                    Err(e) => return Err(node_error(s.stopped_kind(&e), at.node, &format!("the query for `{output}`: {e}"))),
-                }
-            }
-        }
-        for (output, _) in &self.queries {
-            if !found.contains_key(output) {
-                let external = crate::sched::external(at.node, output);
-                if let Some(default) = at.node.outputs.iter().find(|p| p.title() == external).and_then(|p| p.default()) {
-                    found.insert(output.clone(), default.clone());
-                }
-            }
-        }
-        s.done(state, at, found)
-    }
-}
-
-/// The JSON values of a text as ExtractValueFromJsonStep finds them: the pieces between code
-/// fences, a leading `json` tag removed, each read leniently (repaired); pieces that are no JSON
-/// are dropped.
-pub(crate) fn json_pieces(text: &str) -> Vec<Json> {
-    text.split("```")
-        .filter_map(|region| {
-            let piece = strip_json_tag(region).unwrap_or(region).trim();
-            if piece.is_empty() {
-                return None;
-            }
-            weft_prompt::parse_lenient(piece).filter(|v| v != &Json::String(String::new()))
-        })
-        .collect()
-}
-
-/// `^\s*\[?\s*(?:json|JSON)\s*]?\s*\:?\s*([\s\S]+?)\s*$`: what follows a leading `json` tag.
-fn strip_json_tag(region: &str) -> Option<&str> {
-    let mut rest = region.trim_start();
-    if let Some(r) = rest.strip_prefix('[') {
-        rest = r.trim_start();
-    }
-    rest = rest.strip_prefix("json").or_else(|| rest.strip_prefix("JSON"))?.trim_start();
-    if let Some(r) = rest.strip_prefix(']') {
-        rest = r.trim_start();
-    }
-    if let Some(r) = rest.strip_prefix(':') {
-        rest = r.trim_start();
-    }
-    let rest = rest.trim_end();
-    (!rest.is_empty()).then_some(rest)
 }
 
 /// PluginGetChatHistoryNode (FORMAT.md 11.1, WayFlow's GetChatHistoryStep) over the run's

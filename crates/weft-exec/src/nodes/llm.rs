@@ -209,7 +209,9 @@ impl LlmOp {
                 Call::Llm { .. } => {
                     Err(damaged(format!("{}/position/call/attempt", place.at), "attempt 0: attempts count from 1 (the first call)"))
                 }
-                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } => place.unexpected(position),
+                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } => {
+                    place.unexpected(position)
+                }
             },
             other => place.unexpected(other),
         }
@@ -290,7 +292,8 @@ fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
 }
 
 /// The request metadata of the next LLM call of `node`, counting the call.
-fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
+/// The request's metadata for the node's next LLM call, counting the call.
+pub(crate) fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
     let node_path = format!("{}/{}", get_frame(state, fid)?.path, node.name);
     let count = match state.llm_calls.get_mut(&node.name) {
         Some(count) => count,
@@ -301,10 +304,10 @@ fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
     Ok(RequestMeta { node: node.name.clone(), node_path, call_index, batch_index: None })
 }
 
-/// Builds the first request of an LLM node from its inputs (internal names, already cast).
 /// A template that could not be rendered: which one, and why.
 type Unrendered = (String, weft_prompt::TemplateError);
 
+/// Builds the first request of an LLM node from its inputs (internal names, already cast).
 fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<ChatRequest, Unrendered> {
     let mut req = ChatRequest { generation: op.generation.clone(), meta, ..ChatRequest::default() };
     match &op.kind {

@@ -21,6 +21,7 @@
 pub(crate) mod agent;
 pub(crate) mod branching;
 pub(crate) mod data;
+pub(crate) mod extract;
 pub(crate) mod fanout;
 pub(crate) mod flow;
 pub(crate) mod llm;
@@ -52,7 +53,7 @@ pub(crate) enum Op {
     Constants(message::ConstantsOp),
     Regex(Box<data::RegexOp>),
     Variables(Box<data::VariablesOp>),
-    Extract(Box<data::ExtractOp>),
+    Extract(Box<extract::ExtractOp>),
     ChatHistory(Box<data::ChatHistoryOp>),
     Parallel(fanout::ParallelOp),
     Map(Box<fanout::MapOp>),
@@ -93,6 +94,8 @@ pub(crate) enum Role<'p> {
     FanOut(fanout::FanOut<'p>),
     /// Busy with an agent's LLM or tool calls, or waiting for the user to answer the agent.
     Agent(&'p agent::AgentOp),
+    /// Runs in one step, or busy with LLM calls repairing JSON (PluginExtractNode).
+    Extract(&'p extract::ExtractOp),
 }
 
 /// Which of its inputs a node reads before it runs.
@@ -125,8 +128,8 @@ impl Op {
             | Op::Constants(_)
             | Op::Regex(_)
             | Op::Variables(_)
-            | Op::Extract(_)
             | Op::ChatHistory(_) => Role::Instant,
+            Op::Extract(op) => Role::Extract(op),
             Op::Llm(op) => Role::Llm(op),
             Op::Tool(op) => Role::Tool(op),
             Op::InputMessage(op) => Role::Input(op),
@@ -142,9 +145,14 @@ impl Op {
         match self.role() {
             Role::Entry => Reads::Nothing,
             Role::Exit => Reads::Available,
-            Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Agent(_) => {
-                Reads::All
-            }
+            Role::Instant
+            | Role::Llm(_)
+            | Role::Tool(_)
+            | Role::Input(_)
+            | Role::Subflow(_)
+            | Role::FanOut(_)
+            | Role::Agent(_)
+            | Role::Extract(_) => Reads::All,
         }
     }
 
@@ -154,7 +162,14 @@ impl Op {
         match self.role() {
             Role::Entry => flow::StartOp::typed_outputs(frame),
             Role::Tool(op) => op.typed_outputs(),
-            Role::Exit | Role::Instant | Role::Llm(_) | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Agent(_) => false,
+            Role::Exit
+            | Role::Instant
+            | Role::Llm(_)
+            | Role::Input(_)
+            | Role::Subflow(_)
+            | Role::FanOut(_)
+            | Role::Agent(_)
+            | Role::Extract(_) => false,
         }
     }
 }
@@ -178,7 +193,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Retry(r) => Op::Flow(flow::SubflowOp::plan_retry(c, r)),
         NodeKind::Catch(k) => Op::Flow(flow::SubflowOp::plan_catch(c, k)),
         NodeKind::Variables(v) => Op::Variables(Box::new(data::VariablesOp::plan(c, n, idx, v)?)),
-        NodeKind::Extract(e) => Op::Extract(Box::new(data::ExtractOp::plan(e))),
+        NodeKind::Extract(e) => Op::Extract(Box::new(extract::ExtractOp::plan(c, n, e)?)),
         NodeKind::ChatHistory(h) => Op::ChatHistory(Box::new(data::ChatHistoryOp::plan(h))),
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
@@ -217,6 +232,7 @@ pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call
         Role::Llm(op) => op.complete(s, state, at, call, result),
         Role::Tool(op) => op.complete(s, state, at, call, result),
         Role::Agent(op) => op.complete(s, state, at, call, result),
+        Role::Extract(op) => op.complete(s, state, at, call, result),
         Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -247,7 +263,9 @@ pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &N
         Role::Input(op) => op.submit(s, state, fid, node, request, answer).map(Answer::Outputs),
         Role::Tool(op) => op.submit(s, node, request, answer).map(Answer::Outputs),
         Role::Agent(op) => op.submit(s, state, fid, node, request, answer),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_request()),
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => {
+            Err(mismatched_request())
+        }
     }
 }
 
@@ -269,7 +287,7 @@ pub(crate) fn child_finished(
     match at.node.op.role() {
         Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
         Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Agent(_) => {
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Agent(_) | Role::Extract(_) => {
             Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)"))
         }
     }
@@ -282,6 +300,7 @@ pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Cal
         Role::Llm(op) => op.remake(s, state, at, call, vars),
         Role::Tool(op) => op.remake(call),
         Role::Agent(op) => op.remake(s, state, at, call, vars),
+        Role::Extract(op) => op.remake(s, state, at, call),
         Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -295,6 +314,7 @@ pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked 
         Role::Subflow(op) => op.check_position(place, position),
         Role::FanOut(fan) => fanout::check_position(place, fan, position),
         Role::Agent(op) => op.check_position(place, position),
+        Role::Extract(op) => op.check_position(place, position),
         Role::Entry | Role::Exit | Role::Instant => place.unexpected(position),
     }
 }
@@ -305,6 +325,6 @@ pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
         Role::Input(op) => op.asks(request),
         Role::Tool(op) => op.asks(request),
         Role::Agent(op) => op.asks(request),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) => false,
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => false,
     }
 }

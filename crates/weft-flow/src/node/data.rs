@@ -30,6 +30,18 @@ pub struct ExtractNode {
     pub queries: Vec<(String, weft_prompt::JqQuery)>,
     /// The input read (internal title `text`).
     pub input: String,
+    /// With `retry: true` and an `llm_config`: the model that repairs a piece a query raises an
+    /// error on (WayFlow's `edit_json`).
+    pub repair: Option<ExtractRepair>,
+}
+
+/// The model of a PluginExtractNode's repairs.
+#[derive(Debug, Clone)]
+pub struct ExtractRepair {
+    /// The LLM config component the model is chosen from.
+    pub llm_config: CompId,
+    /// The config's generation parameters.
+    pub generation: serde_json::Map<String, Json>,
 }
 
 /// WayFlow's `GetChatHistoryStep.DEFAULT_OUTPUT_TEMPLATE`, used when `output_template` is `""`.
@@ -138,12 +150,17 @@ fn chat_history(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ChatHistoryNode> 
 }
 
 fn extract(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ExtractNode> {
-    let comp = lw.comp(n);
     let f = lw.fields(n);
-    if f.bool("retry", false) && f.comp("llm_config").is_some() {
-        lw.block(n, n, format!("{}/retry", comp.pointer), "PluginExtractNode with `retry: true` (JSON repaired by an LLM)".into());
-        return None;
-    }
+    // WayFlow repairs only when it has a model: `retry` alone does nothing.
+    let repair = f.comp("llm_config").filter(|_| f.bool("retry", false)).map(|llm_config| {
+        let config = lw.fields(llm_config);
+        let generation = if config.has("default_generation_parameters") {
+            super::llm::generation(config.json("default_generation_parameters"))
+        } else {
+            Default::default()
+        };
+        ExtractRepair { llm_config, generation }
+    });
     let mut queries = Vec::new();
     let mut ok = true;
     for (output, query) in f.object("output_values").cloned().unwrap_or_default() {
@@ -155,7 +172,7 @@ fn extract(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ExtractNode> {
     }
     let in_map = f.mapping("input_mapping");
     let input = lw.io(n).inputs.first().map_or_else(|| "text".to_owned(), |p| internal_name(&in_map, p.title()));
-    ok.then_some(ExtractNode { queries, input })
+    ok.then_some(ExtractNode { queries, input, repair })
 }
 
 fn write_op(lw: &mut Lowerer<'_, '_>, n: CompId, pointer: String, op: Option<&Json>, variable: &Property) -> Option<WriteOp> {

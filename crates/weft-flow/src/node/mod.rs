@@ -28,7 +28,7 @@ pub mod tool;
 pub use agent::{AgentNode, AgentTool};
 pub use branching::BranchingNode;
 pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
-pub use data::{ChatHistoryNode, ExtractNode, RegexNode, VariablesNode, WriteOp};
+pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, VariablesNode, WriteOp};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
 pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
