@@ -438,6 +438,7 @@ pub fn resume(args: &ResumeArgs, overrides: &Overrides, value: Json, lock: State
             args.state_file.display()
         );
     }
+    args.session.refuse_stream_in_batch()?;
     let sink = Arc::new(Sink::quiet(file.options.events.as_deref(), true)?);
     let mut book = Book {
         printed: file.printed.clone(),

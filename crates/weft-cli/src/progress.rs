@@ -80,6 +80,8 @@ struct Counts {
     last_message: Option<(String, String)>,
     /// Calls waiting long, as the watcher last saw them (empty: none).
     slow: String,
+    /// The node whose streamed text is being printed (its line not ended yet).
+    streaming: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,6 +103,12 @@ impl Sink {
             View::Lines
         };
         Sink::with_view(events, append, view)
+    }
+
+    /// A sink for `--stream`: plain lines (no spinner, which would draw over the text as it
+    /// comes), streamed text printed as it arrives.
+    pub fn streaming(events: Option<&Path>, append: bool) -> anyhow::Result<Sink> {
+        Sink::with_view(events, append, View::Lines)
     }
 
     /// A sink that only writes the events file (truncated, or appended to when `append`) and
@@ -199,11 +207,28 @@ impl Sink {
     fn show(&self, event: &Event) {
         let mut counts = lock(&self.counts);
         let mut line = None;
+        if let Event::LlmDelta { node, text } = event {
+            if !matches!(self.view, View::Quiet) {
+                let mut err = std::io::stderr().lock();
+                if counts.streaming.as_deref() != Some(node) {
+                    if counts.streaming.is_some() {
+                        let _ = writeln!(err);
+                    }
+                    let _ = write!(err, "[{node}] ");
+                    counts.streaming = Some(node.clone());
+                }
+                // Masked piece by piece: a secret split across two pieces is not caught here
+                // (the events file and the final outputs are masked whole).
+                let _ = write!(err, "{}", crate::scrub::text(text));
+                let _ = err.flush();
+            }
+            return;
+        }
         match event {
             Event::RunStarted { .. } => counts.since = Some(Instant::now()),
             Event::NodeStarted { node, .. } => counts.current = node.clone(),
             Event::NodeFinished { .. } => counts.nodes += 1,
-            Event::LlmRequest { .. } => {}
+            Event::LlmRequest { .. } | Event::LlmDelta { .. } => {}
             Event::ErrorCaught { node, error, branch } => {
                 line = Some(format!("[{node}] caught an error, taking branch {branch}: {}", error.message));
             }
@@ -267,6 +292,10 @@ impl Sink {
             bar.set_message(crate::scrub::text(&status));
         }
         if let Some(line) = line {
+            // A line of streamed text still open ends first.
+            if lock(&self.counts).streaming.take().is_some() {
+                eprintln!();
+            }
             self.line(&line);
         }
     }

@@ -208,6 +208,7 @@ fn run_options(
         cancel: Some(crate::interrupt::cancel_flag()),
         secrets: crate::scrub::current(),
         checkpoints: Some(Arc::clone(checkpoints)),
+        stream: false,
     }
 }
 
@@ -226,10 +227,32 @@ pub(crate) struct SessionArgs {
     /// by default to the file the run started with).
     #[arg(long = "events", value_name = "FILE.jsonl")]
     events: Option<PathBuf>,
+    /// Print the text of LLM calls and agents to stderr as it arrives (the calls are streamed;
+    /// the events file gets `llm_delta` events); stdout keeps its one JSON object. Not with
+    /// `--batch`.
+    #[arg(long)]
+    pub(crate) stream: bool,
     #[command(flatten)]
     observe: ObserveArgs,
     #[command(flatten)]
     pub(crate) checkpoints: CheckpointArgs,
+}
+
+impl SessionArgs {
+    /// The sink of a single run: streamed text printed as it comes with `--stream`.
+    fn sink(&self, events: Option<&Path>, append: bool) -> anyhow::Result<Sink> {
+        if self.stream { Sink::streaming(events, append) } else { Sink::new(events, append) }
+    }
+
+    /// `--stream` is for one run: a batch's runs would print over each other.
+    pub(crate) fn refuse_stream_in_batch(&self) -> anyhow::Result<()> {
+        if self.stream {
+            anyhow::bail!(
+                "--stream prints one run's text as it arrives; it does not work with a batch (use --events FILE.jsonl to see every run's llm_delta events)"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// What a run needs to write its state file.
@@ -315,6 +338,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     };
     if let Some(batch) = &args.batch {
         let file = crate::batch::read(batch)?;
+        args.session.refuse_stream_in_batch()?;
         let sink = Arc::new(Sink::quiet(events_path.as_deref(), false)?);
         let checkpoints = crate::batch::BatchCheckpoints::new(args.session.checkpoints.policy());
         let run_options = run_options(model, tools, max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
@@ -333,9 +357,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         drop(lock);
         return outcome;
     }
-    let sink = Arc::new(Sink::new(events_path.as_deref(), false)?);
+    let sink = Arc::new(args.session.sink(events_path.as_deref(), false)?);
     let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
-    let run_options = run_options(model, tools, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
+    let mut run_options = run_options(model, tools, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
+    run_options.stream = args.session.stream;
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let inputs = with_overrides(&plan, inputs, overrides);
     let mut run = match plan.start(inputs) {
@@ -414,9 +439,10 @@ pub fn resume(args: ResumeArgs) -> anyhow::Result<Outcome> {
     };
     let created = !state_path.exists();
     let Some(setup) = Setup::new(&args, &overrides, file.flow.clone(), &mut file.options)? else { return Ok(Outcome::Invalid) };
-    let sink = Arc::new(Sink::new(file.options.events.as_deref(), true)?);
+    let sink = Arc::new(args.session.sink(file.options.events.as_deref(), true)?);
     let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
-    let run_options = setup.run_options(&file.options, &sink, &checkpoints.engine);
+    let mut run_options = setup.run_options(&file.options, &sink, &checkpoints.engine);
+    run_options.stream = args.session.stream;
     let Some(plan) = compile(&setup.flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let run = match plan.resume(file.state) {
         Ok(r) => r,

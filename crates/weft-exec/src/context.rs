@@ -30,6 +30,9 @@ pub struct RunSettings {
     pub index: Option<usize>,
     /// Where copies of the state go while the run executes (shared by a batch's runs).
     pub checkpoints: Option<Arc<crate::checkpoint::Checkpoints>>,
+    /// Whether LLM calls are streamed, their text going out as `llm_delta` events as it arrives
+    /// (only when there is an event sink).
+    pub stream: bool,
 }
 
 impl Default for RunSettings {
@@ -42,6 +45,7 @@ impl Default for RunSettings {
             cancel: None,
             index: None,
             checkpoints: None,
+            stream: false,
         }
     }
 }
@@ -53,6 +57,7 @@ impl std::fmt::Debug for RunSettings {
             .field("max_reasks", &self.max_reasks)
             .field("node_timeout", &self.node_timeout)
             .field("index", &self.index)
+            .field("stream", &self.stream)
             .finish_non_exhaustive()
     }
 }
@@ -62,13 +67,26 @@ pub(crate) struct RunContext {
     pub(crate) run_id: String,
     pub(crate) index: Option<usize>,
     sink: Option<Arc<dyn EventSink>>,
+    /// Whether LLM calls stream their text out as `llm_delta` events.
+    stream: bool,
     /// The last `seq` given. Locked while the sink is called, so the sink sees `seq` in order.
     seq: Mutex<u64>,
 }
 
 impl RunContext {
     pub(crate) fn new(run_id: String, index: Option<usize>, sink: Option<Arc<dyn EventSink>>, seq: u64) -> RunContext {
-        RunContext { run_id, index, sink, seq: Mutex::new(seq) }
+        RunContext { run_id, index, sink, stream: false, seq: Mutex::new(seq) }
+    }
+
+    /// The same context, streaming LLM calls when `stream` is set and someone listens.
+    pub(crate) fn streaming(mut self, stream: bool) -> RunContext {
+        self.stream = stream && self.sink.is_some();
+        self
+    }
+
+    /// Whether LLM calls stream their text out.
+    pub(crate) fn streams(&self) -> bool {
+        self.stream
     }
 
     /// Whether anyone listens (events are not even built otherwise).

@@ -206,7 +206,12 @@ async fn llm(call: &LlmCall, site: &Site) -> (Result<ChatResponse, LlmError>, f6
         })
         .await;
     let t = Instant::now();
-    let result = call.model.chat(&call.request).await;
+    let result = if site.run.streams() {
+        let mut on_delta = |text: &str| site.run.emit(&site.path, &Event::LlmDelta { node: call.node.clone(), text: text.to_owned() });
+        call.model.chat_streaming(&call.request, &mut on_delta).await
+    } else {
+        call.model.chat(&call.request).await
+    };
     drop(permit);
     (result, t.elapsed().as_secs_f64() * 1000.0)
 }

@@ -68,6 +68,14 @@ pub enum Event {
         /// Milliseconds since it started (for nodes that waited for input: since the answer).
         duration_ms: f64,
     },
+    /// A piece of an LLM call's text, as it arrives (`--stream`; after a retry the text starts
+    /// again).
+    LlmDelta {
+        /// The node's name.
+        node: String,
+        /// The text.
+        text: String,
+    },
     /// A catch node caught an error raised inside its subflow: the subflow's calls in flight
     /// were cancelled, and the node leaves through `branch`.
     ErrorCaught {

@@ -120,6 +120,9 @@ pub struct RunOptions {
     /// Where runs hand copies of their state while they execute (see [`checkpoint`]): none by
     /// default.
     pub checkpoints: Option<Arc<checkpoint::Checkpoints>>,
+    /// Whether LLM calls are streamed, their text sent to the event sink as `llm_delta` events
+    /// as it arrives: off by default.
+    pub stream: bool,
 }
 
 impl Default for RunOptions {
@@ -135,6 +138,7 @@ impl Default for RunOptions {
             cancel: None,
             secrets: Arc::default(),
             checkpoints: None,
+            stream: false,
         }
     }
 }
@@ -203,6 +207,13 @@ impl RunOptions {
         self.events = Some(sink);
         self
     }
+
+    /// Streams LLM calls: their text goes to the event sink as `llm_delta` events as it
+    /// arrives.
+    pub fn with_streaming(mut self) -> RunOptions {
+        self.stream = true;
+        self
+    }
 }
 
 impl Plan {
@@ -227,6 +238,7 @@ impl Plan {
             cancel: options.cancel,
             index: None,
             checkpoints: options.checkpoints,
+            stream: options.stream,
         };
         let inputs =
             plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, defaults, secrets: options.secrets };

@@ -156,7 +156,9 @@ pub(crate) fn type_problem(schema: &Json, value: &Json) -> Option<String> {
 
 impl Run {
     fn new(plan: Arc<Plan>, state: RunState, work: Work, settings: RunSettings, resumed: bool) -> Run {
-        let ctx = Arc::new(RunContext::new(state.run_id.clone(), settings.index, settings.events.clone(), state.event_seq));
+        let ctx = Arc::new(
+            RunContext::new(state.run_id.clone(), settings.index, settings.events.clone(), state.event_seq).streaming(settings.stream),
+        );
         let cancel = CancelHandle::with_flag(settings.cancel.clone());
         Run { plan, state, work, settings, ctx, cancel, resumed, saved: 0 }
     }

@@ -206,6 +206,9 @@ pub enum Fault {
     Slow(Duration),
     /// Closes the connection without answering.
     Reset,
+    /// For a streamed request: the stream stops halfway through the answer (no
+    /// `finish_reason`, no `[DONE]`), as when a connection breaks off mid-answer.
+    CutStream,
     /// 200 with a body that is not JSON.
     InvalidJson,
     /// 200 with a reply that does not fit the requested schema (or is not JSON when none was
@@ -301,6 +304,7 @@ impl Fault {
             Fault::Unavailable { .. } => "unavailable",
             Fault::Slow(_) => "slow",
             Fault::Reset => "reset",
+            Fault::CutStream => "cut_stream",
             Fault::InvalidJson => "invalid_json",
             Fault::SchemaViolation => "schema_violation",
             Fault::Status { .. } => "status",

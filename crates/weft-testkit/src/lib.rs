@@ -501,11 +501,20 @@ async fn handle(state: Arc<State>, request: Request<Incoming>) -> Result<Reply, 
             return Ok(response);
         }
         Some(Fault::SchemaViolation) => violate = true,
+        // Only a streamed answer can be cut; a plain one is answered in full.
+        Some(Fault::CutStream) => {}
     }
     let content = reply::content(&config, index, &body, violate);
     let cached = lock(&state.cache).lookup(&body);
     let completion = reply::completion(index, &body, &content, cached);
     state.counters.completions.fetch_add(1, Ordering::SeqCst);
+    if body.get("stream").and_then(Json::as_bool) == Some(true) {
+        let include_usage = body.pointer("/stream_options/include_usage").and_then(Json::as_bool) == Some(true);
+        let events = reply::stream_events(&completion, include_usage, fault == Some(Fault::CutStream));
+        let mut response = reply(StatusCode::OK, Bytes::from(events), &request_id);
+        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+        return Ok(response);
+    }
     Ok(json_reply(StatusCode::OK, &completion, &request_id))
 }
 

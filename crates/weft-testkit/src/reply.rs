@@ -324,3 +324,44 @@ impl PromptCache {
         cached
     }
 }
+
+/// A completion as server-sent events, the way OpenAI streams it: a first chunk with the role,
+/// the text in pieces of a few characters, each tool call opened with its id and name and its
+/// arguments in two pieces, a last chunk with the finish reason, the usage when
+/// `include_usage`, then `[DONE]`. With `cut`, the events stop halfway through the answer.
+pub(crate) fn stream_events(completion: &Json, include_usage: bool, cut: bool) -> String {
+    let head = |delta: Json, finish: Json| {
+        json!({"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"], "model": completion["model"],
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let message = &completion["choices"][0]["message"];
+    let mut chunks = vec![head(json!({"role": "assistant", "content": ""}), Json::Null)];
+    if let Some(text) = message["content"].as_str() {
+        let chars: Vec<char> = text.chars().collect();
+        for piece in chars.chunks(4) {
+            chunks.push(head(json!({"content": piece.iter().collect::<String>()}), Json::Null));
+        }
+    }
+    for (k, call) in message["tool_calls"].as_array().into_iter().flatten().enumerate() {
+        let opening = json!({"tool_calls": [{"index": k, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}]});
+        chunks.push(head(opening, Json::Null));
+        let arguments: Vec<char> = call["function"]["arguments"].as_str().unwrap_or_default().chars().collect();
+        let half = arguments.len() / 2;
+        for part in [&arguments[..half], &arguments[half..]] {
+            let piece: String = part.iter().collect();
+            chunks.push(head(json!({"tool_calls": [{"index": k, "function": {"arguments": piece}}]}), Json::Null));
+        }
+    }
+    if cut {
+        chunks.truncate(chunks.len().div_ceil(2).max(1));
+        return chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    }
+    chunks.push(head(json!({}), completion["choices"][0]["finish_reason"].clone()));
+    if include_usage {
+        chunks.push(json!({"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"], "model": completion["model"],
+            "choices": [], "usage": completion["usage"]}));
+    }
+    let mut events: String = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    events.push_str("data: [DONE]\n\n");
+    events
+}

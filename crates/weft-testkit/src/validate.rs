@@ -129,16 +129,26 @@ pub fn check(body: &Json, extra: &[String]) -> Result<(), ApiError> {
         check_message(i, message)?;
     }
     check_tool_sequence(messages)?;
-    match m.get("stream") {
-        None | Some(Json::Null) | Some(Json::Bool(false)) => {}
-        Some(Json::Bool(true)) => {
+    let streamed = match m.get("stream") {
+        None | Some(Json::Null) | Some(Json::Bool(false)) => false,
+        Some(Json::Bool(true)) => true,
+        Some(other) => return Err(invalid_type("stream", "a boolean", other)),
+    };
+    match m.get("stream_options") {
+        None | Some(Json::Null) => {}
+        Some(Json::Object(_)) if !streamed => {
             return Err(ApiError::invalid(
-                "weft-testkit does not stream: send \"stream\": false or leave it out",
-                Some("stream".into()),
-                Some("unsupported_value"),
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                Some("stream_options".into()),
+                None,
             ));
         }
-        Some(other) => return Err(invalid_type("stream", "a boolean", other)),
+        Some(Json::Object(o)) => {
+            if let Some(v) = o.get("include_usage").filter(|v| !v.is_boolean()) {
+                return Err(invalid_type("stream_options.include_usage", "a boolean", v));
+            }
+        }
+        Some(other) => return Err(invalid_type("stream_options", "an object", other)),
     }
     number(m, "temperature", 0.0, 2.0)?;
     number(m, "top_p", 0.0, 1.0)?;
@@ -684,7 +694,8 @@ mod tests {
         assert_eq!(check(&with("top_k", json!(3)), &["top_k".to_owned()]), Ok(()));
         assert_eq!(err(with("temperature", json!(3))).code, Some("decimal_above_max_value"));
         assert_eq!(err(with("temperature", json!("hot"))).code, Some("invalid_type"));
-        assert_eq!(err(with("stream", json!(true))).param.as_deref(), Some("stream"));
+        assert_eq!(err(with("stream", json!("yes"))).param.as_deref(), Some("stream"));
+        assert_eq!(err(with("stream_options", json!({"include_usage": true}))).param.as_deref(), Some("stream_options"));
         assert_eq!(err(with("tool_choice", json!("auto"))).param.as_deref(), Some("tool_choice"));
         let e = err(with("messages", json!([{"role": "user", "content": "x", "extra": 1}])));
         assert!(e.message.contains("'extra' was unexpected"), "{}", e.message);

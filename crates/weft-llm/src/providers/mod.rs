@@ -18,7 +18,7 @@ use std::time::Duration;
 use weft_guard::Secrets;
 
 use crate::retry::Cause;
-use crate::{ChatRequest, ChatResponse, LlmError};
+use crate::{ChatRequest, ChatResponse, DeltaSink, LlmError};
 
 /// One server speaking one protocol, one attempt at a time.
 #[async_trait::async_trait]
@@ -41,6 +41,21 @@ pub trait Provider: Send + Sync {
 
     /// Sends `payload` exactly once: no retry, no wait, no limiter.
     async fn attempt(&self, payload: &Self::Payload) -> Result<ChatResponse, AttemptError>;
+
+    /// Encodes `request` for a streamed attempt; a provider that cannot stream encodes it as
+    /// [`Provider::prepare`] does.
+    fn prepare_streaming(&self, request: &ChatRequest) -> Result<Self::Payload, LlmError> {
+        self.prepare(request)
+    }
+
+    /// Sends `payload` (from [`Provider::prepare_streaming`]) exactly once, handing the answer's
+    /// text to `on_delta` as it arrives; a stream that ends early is a failed attempt. A
+    /// provider that cannot stream hands over the whole text at once.
+    async fn attempt_streaming(&self, payload: &Self::Payload, on_delta: DeltaSink<'_>) -> Result<ChatResponse, AttemptError> {
+        let response = self.attempt(payload).await?;
+        on_delta(&response.text);
+        Ok(response)
+    }
 }
 
 /// One failed attempt, as a provider reports it to the retry layer: the facts, from which

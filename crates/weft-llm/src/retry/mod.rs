@@ -37,7 +37,7 @@ use crate::breaker::{Admission, Down, Outcome, is_down};
 use crate::limit::{Limiter, Limiters};
 use crate::providers::{AttemptError, Provider};
 use crate::rng::Rng;
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorInfo};
+use crate::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorInfo};
 
 /// How a [`Retrying`] model retries.
 #[derive(Debug, Clone)]
@@ -219,7 +219,24 @@ impl<P: Provider> ChatModel for Retrying<P> {
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let payload = self.provider.prepare(request)?;
+        self.call(request, None).await
+    }
+
+    /// Streamed: each attempt hands its text to `on_delta` as it arrives, so after a retry the
+    /// text starts again.
+    async fn chat_streaming(&self, request: &ChatRequest, on_delta: DeltaSink<'_>) -> Result<ChatResponse, LlmError> {
+        self.call(request, Some(on_delta)).await
+    }
+}
+
+impl<P: Provider> Retrying<P> {
+    /// One call: attempts under the retry policy, the breaker and the call timeout, streamed
+    /// when `on_delta` is given.
+    async fn call(&self, request: &ChatRequest, mut on_delta: Option<DeltaSink<'_>>) -> Result<ChatResponse, LlmError> {
+        let payload = match on_delta {
+            Some(_) => self.provider.prepare_streaming(request)?,
+            None => self.provider.prepare(request)?,
+        };
         let started = Instant::now();
         let deadline = started.checked_add(self.call_timeout);
         // Never shorter than 2 s, so that a policy of tiny delays does not make one slow answer
@@ -258,9 +275,15 @@ impl<P: Provider> ChatModel for Retrying<P> {
                 Admission::Go(ticket) => {
                     tries.attempts += 1;
                     let attempt = breaker.attempt(ticket);
+                    let sent = async {
+                        match on_delta.as_deref_mut() {
+                            Some(sink) => self.provider.attempt_streaming(&payload, sink).await,
+                            None => self.provider.attempt(&payload).await,
+                        }
+                    };
                     let answer = match deadline {
-                        Some(deadline) => tokio::time::timeout_at(deadline.into(), self.provider.attempt(&payload)).await,
-                        None => Ok(self.provider.attempt(&payload).await),
+                        Some(deadline) => tokio::time::timeout_at(deadline.into(), sent).await,
+                        None => Ok(sent.await),
                     };
                     match answer {
                         Ok(Ok(response)) => {

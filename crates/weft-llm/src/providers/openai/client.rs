@@ -12,10 +12,11 @@ use serde_json::Value as Json;
 use weft_guard::egress::{Target, credentials, without_credentials};
 use weft_guard::{EgressPolicy, Secrets};
 
+use super::stream::{self, Stream};
 use super::{API_KEY_ENV, OpenAiOptions, StructuredMode, http_client, url, wire};
 use crate::providers::{AttemptError, Provider, ProviderError};
 use crate::retry::{Cause, parse_retry_after};
-use crate::{ChatRequest, ChatResponse, LlmError, LlmErrorKind};
+use crate::{ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorKind};
 
 /// One OpenAI-compatible Chat Completions endpoint, one attempt at a time: the [`Provider`] behind
 /// [`super::OpenAiModel`].
@@ -165,6 +166,45 @@ impl OpenAiClient {
     /// anything is sent; the body is read in chunks, at most `max_response_bytes`; the idle
     /// timeout runs while waiting for the headers and for each chunk.
     async fn send(&self, payload: &Bytes) -> Result<ChatResponse, Failure> {
+        let response = self.post(payload).await?;
+        let request_id = request_id(response.headers());
+        let body = read_body(response, self.max_response_bytes, self.idle_timeout, self.connect_timeout)
+            .await
+            .map_err(|kind| Failure { kind, request_id: request_id.clone() })?;
+        wire::parse_response(&body, &self.secrets).map_err(|problem| Failure { kind: Kind::Malformed(problem), request_id })
+    }
+
+    /// One streamed attempt: the events read as they come (each within the idle timeout, at
+    /// most `max_response_bytes` in all), the text handed to `on_delta`. A stream that ends or
+    /// breaks before the answer is complete is a transport failure, retried as one.
+    async fn send_streaming(&self, payload: &Bytes, on_delta: DeltaSink<'_>) -> Result<ChatResponse, Failure> {
+        let mut response = self.post(payload).await?;
+        let request_id = request_id(response.headers());
+        let fail = |kind: Kind| Failure { kind, request_id: request_id.clone() };
+        let mut stream = Stream::default();
+        let mut read = 0usize;
+        loop {
+            let Ok(chunk) = tokio::time::timeout(self.idle_timeout, response.chunk()).await else {
+                return Err(fail(Kind::IdleTimeout(self.idle_timeout)));
+            };
+            match chunk {
+                Ok(Some(bytes)) => {
+                    read = read.saturating_add(bytes.len());
+                    if read > self.max_response_bytes {
+                        return Err(fail(Kind::TooLarge { limit: self.max_response_bytes }));
+                    }
+                    stream.feed(&bytes, on_delta, &self.secrets).map_err(|problem| fail(Kind::Malformed(problem)))?;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(fail(Kind::Transport(format!("the stream broke off: {}", chain(&e))))),
+            }
+        }
+        stream.finish(&self.secrets).map_err(|problem| fail(Kind::Transport(problem)))
+    }
+
+    /// Posts `payload`: the response when its status is a success, else the failure, with the
+    /// error body read (under the cap and the idle timeout).
+    async fn post(&self, payload: &Bytes) -> Result<reqwest::Response, Failure> {
         if let Err(refused) = self.egress.check(&self.target) {
             return Err(Failure { kind: Kind::Refused(refused.to_string()), request_id: None });
         }
@@ -181,12 +221,12 @@ impl OpenAiClient {
             Err(_) => return Err(idle),
         };
         let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
         let request_id = request_id(response.headers());
-        let retry_after = (!status.is_success())
-            .then(|| {
-                response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()))
-            })
-            .flatten();
+        let retry_after =
+            response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()));
         let location = status
             .is_redirection()
             .then(|| response.headers().get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()))
@@ -194,9 +234,6 @@ impl OpenAiClient {
         let body = read_body(response, self.max_response_bytes, self.idle_timeout, self.connect_timeout)
             .await
             .map_err(|kind| Failure { kind, request_id: request_id.clone() })?;
-        if status.is_success() {
-            return wire::parse_response(&body, &self.secrets).map_err(|problem| Failure { kind: Kind::Malformed(problem), request_id });
-        }
         Err(Failure {
             kind: Kind::Status {
                 status: status.as_u16(),
@@ -322,6 +359,17 @@ impl Provider for OpenAiClient {
 
     async fn attempt(&self, payload: &Bytes) -> Result<ChatResponse, AttemptError> {
         self.send(payload).await.map_err(|failure| self.attempt_error(failure))
+    }
+
+    fn prepare_streaming(&self, request: &ChatRequest) -> Result<Bytes, LlmError> {
+        let body = stream::streaming_body(self.request_body(request));
+        let payload = serde_json::to_vec(&body)
+            .map_err(|e| LlmError::new(LlmErrorKind::BadRequest, format!("{}: cannot encode the request: {e}", self.name)))?;
+        Ok(Bytes::from(payload))
+    }
+
+    async fn attempt_streaming(&self, payload: &Bytes, on_delta: DeltaSink<'_>) -> Result<ChatResponse, AttemptError> {
+        self.send_streaming(payload, on_delta).await.map_err(|failure| self.attempt_error(failure))
     }
 }
 

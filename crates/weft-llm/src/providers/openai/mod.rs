@@ -23,6 +23,7 @@
 
 pub mod client;
 pub mod config;
+mod stream;
 pub mod url;
 mod wire;
 

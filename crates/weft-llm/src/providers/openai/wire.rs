@@ -228,7 +228,7 @@ fn content_text(content: Option<&Json>) -> String {
 
 /// Tool-call arguments: the JSON string parsed (empty means `{}`); unparsable text stays a
 /// string, so the engine can report it.
-fn arguments(raw: Option<&Json>) -> Json {
+pub(crate) fn arguments(raw: Option<&Json>) -> Json {
     match raw {
         Some(Json::String(s)) if s.trim().is_empty() => Json::Object(Map::new()),
         Some(Json::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.clone())),
@@ -237,7 +237,7 @@ fn arguments(raw: Option<&Json>) -> Json {
     }
 }
 
-fn usage(usage: Option<&Json>) -> Usage {
+pub(crate) fn usage(usage: Option<&Json>) -> Usage {
     let Some(u) = usage else { return Usage::default() };
     let n = |v: Option<&Json>| v.and_then(Json::as_u64).unwrap_or(0);
     Usage {
@@ -287,7 +287,7 @@ pub(crate) fn error_body(body: &[u8], secrets: &Secrets) -> ErrorBody {
     }
 }
 
-fn error_text(error: &Json) -> Option<String> {
+pub(crate) fn error_text(error: &Json) -> Option<String> {
     match error {
         Json::String(s) => Some(s.clone()),
         _ => error.get("message").and_then(Json::as_str).map(str::to_owned),
