@@ -420,6 +420,9 @@ impl Sched<'_> {
                 self.work.deadlines.remove(&(d, *id));
             }
             state.variables.remove(id);
+            if frame.budget_key == frame.path {
+                state.steps.remove(&frame.budget_key);
+            }
             paths.insert(frame.path.clone());
             if self.cfg.events {
                 self.work.gone.insert(*id, frame.path);
@@ -746,9 +749,14 @@ impl Sched<'_> {
             state.outcome = Outcome::Finished { outputs: exposed, end_branch: branch };
             return Ok(());
         }
-        let Some(Frame { parent: Some((parent, node_id)), path, .. }) = state.frames.remove(&fid) else {
+        let Some(Frame { parent: Some((parent, node_id)), path, budget_key, .. }) = state.frames.remove(&fid) else {
             return Err(other("frame vanished"));
         };
+        // A branch or item counts its own steps: its count goes with it (a fan-out of 25,600
+        // items would otherwise keep 25,600 counts, and every step would search them all).
+        if budget_key == path {
+            state.steps.remove(&budget_key);
+        }
         if self.cfg.events {
             self.work.gone.insert(fid, path);
         }
