@@ -4,34 +4,13 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
+mod common;
+
+use common::Answers;
 use serde_json::{Map, Value as Json, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use weft_exec::{Plan, RunOptions, RunState, Status};
 use weft_flow::Flow;
-
-/// A model answering scripted texts in order and keeping the requests it got.
-struct Answers {
-    answers: Mutex<Vec<String>>,
-    seen: Mutex<Vec<weft_llm::ChatRequest>>,
-}
-
-impl Answers {
-    fn new(answers: &[&str]) -> Arc<Answers> {
-        Arc::new(Answers { answers: Mutex::new(answers.iter().map(|a| (*a).to_owned()).collect()), seen: Mutex::default() })
-    }
-}
-
-#[async_trait::async_trait]
-impl weft_llm::ChatModel for Answers {
-    fn name(&self) -> &str {
-        "answers"
-    }
-    async fn chat(&self, request: &weft_llm::ChatRequest) -> Result<weft_llm::ChatResponse, weft_llm::LlmError> {
-        self.seen.lock().unwrap().push(request.clone());
-        let text = self.answers.lock().unwrap().remove(0);
-        Ok(weft_llm::ChatResponse { text, ..weft_llm::ChatResponse::default() })
-    }
-}
 
 /// start(text) -> extract (x: `.a.b`, y: `.c`, z: `.a.b`, each an integer defaulting to -1,
 /// repaired by the model of `llm`) -> end.

@@ -84,3 +84,33 @@ pub fn flow_json(name: &str, nodes: Vec<Json>, control: &[(&str, &str)], data: &
         "$referenced_components": table,
     })
 }
+
+/// A model answering scripted texts in order and keeping the requests it got.
+pub struct Answers {
+    /// What it answers, first first.
+    pub answers: std::sync::Mutex<Vec<String>>,
+    /// The requests it got.
+    pub seen: std::sync::Mutex<Vec<weft_llm::ChatRequest>>,
+}
+
+impl Answers {
+    /// A model answering `answers` in order.
+    pub fn new(answers: &[&str]) -> std::sync::Arc<Answers> {
+        std::sync::Arc::new(Answers {
+            answers: std::sync::Mutex::new(answers.iter().map(|a| (*a).to_owned()).collect()),
+            seen: std::sync::Mutex::default(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl weft_llm::ChatModel for Answers {
+    fn name(&self) -> &str {
+        "answers"
+    }
+    async fn chat(&self, request: &weft_llm::ChatRequest) -> Result<weft_llm::ChatResponse, weft_llm::LlmError> {
+        self.seen.lock().unwrap().push(request.clone());
+        let text = self.answers.lock().unwrap().remove(0);
+        Ok(weft_llm::ChatResponse { text, ..weft_llm::ChatResponse::default() })
+    }
+}
