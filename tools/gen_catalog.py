@@ -115,11 +115,10 @@ MTlsOracleDatabaseConnectionConfig TlsPostgresDatabaseConnectionConfig
 """.split()
 
 # Plugin types FORMAT.md names without describing them: fields are kept verbatim by Weft.
+# (The datastore nodes and datastores are described: Weft runs them over an in-memory datastore.)
 GENERIC = set(
     """
-PluginDatastoreCreateNode PluginDatastoreDeleteNode PluginDatastoreListNode
-PluginDatastoreQueryNode PluginDatastoreUpdateNode PluginInMemoryDatastore
-PluginOracleDatabaseDatastore PluginOciGenAiEmbeddingConfig PluginOllamaEmbeddingConfig
+PluginOciGenAiEmbeddingConfig PluginOllamaEmbeddingConfig
 PluginOpenAiEmbeddingConfig PluginVllmEmbeddingConfig PluginOpenAiCompatibleEmbeddingConfig
 PluginSearchToolBox PluginSearchConfig PluginVectorRetrieverConfig PluginVectorConfig
 """.split()

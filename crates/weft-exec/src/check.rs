@@ -13,6 +13,8 @@
 //!   subflow or fan-out only at the node that runs it); a child frame runs the flow its parent's
 //!   node runs, and the parent's position points back at the child; fan-out indices are in
 //!   range, each started branch or item is running or done exactly once;
+//! - datastores: every row of a stored collection has one value per column, and no column
+//!   appears twice;
 //! - pending requests: each belongs to exactly one waiting frame (by path), of the right kind,
 //!   and every waiting frame has one;
 //! - values: stored outputs belong to nodes of their frame's flow and are stamped no later than
@@ -73,6 +75,13 @@ impl Plan {
             self.check_frame(state, *id, frame)?;
         }
         self.check_pending(state)?;
+        for (ds, collections) in &state.datastores {
+            for (name, table) in collections {
+                if let Some(problem) = table.problem() {
+                    return Err(damaged(format!("/datastores/{}/{}", token(ds), token(name)), problem));
+                }
+            }
+        }
         self.check_inputs_of(&state.inputs, "/inputs")?;
         self.check_inputs_of(&root.inputs, "/frames/0/inputs")
     }

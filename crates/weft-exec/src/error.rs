@@ -118,6 +118,9 @@ pub enum RunErrorKind {
     Over,
     /// The run's inputs do not fit the flow, or a batch line is not inputs: nothing ran.
     BadInput,
+    /// A datastore operation failed: an entity or filter that does not fit the collection's
+    /// entity, a collection the datastore does not have, no entity where one was expected.
+    Datastore,
     /// Anything else (also how a kind written by a newer weft reads).
     #[serde(other)]
     Other,
@@ -139,6 +142,7 @@ impl RunErrorKind {
             RunErrorKind::Cancelled => "cancelled",
             RunErrorKind::Over => "over",
             RunErrorKind::BadInput => "bad_input",
+            RunErrorKind::Datastore => "datastore",
             RunErrorKind::Other => "other",
         }
     }

@@ -36,6 +36,7 @@ pub mod batch;
 mod check;
 pub mod checkpoint;
 mod context;
+pub mod datastore;
 mod effect;
 mod error;
 mod event;

@@ -75,6 +75,7 @@ impl Plan {
             llm_calls: BTreeMap::new(),
             retry_trials: BTreeMap::new(),
             variables: BTreeMap::new(),
+            datastores: BTreeMap::new(),
             usage: Default::default(),
             seq: 0,
             outcome: Outcome::Running,

@@ -47,6 +47,11 @@ pub struct RunState {
     /// each WayFlow conversation does, started at their defaults when a node first uses them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<u64, Map<String, Json>>,
+    /// The collections of in-memory datastores, by datastore component id then collection name:
+    /// shared by every node of the run that uses the datastore (WayFlow's datastore object is
+    /// shared the same way), created when a node first uses a collection.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub datastores: BTreeMap<String, BTreeMap<String, crate::datastore::Table>>,
     /// Totals so far.
     pub usage: RunUsage,
     /// Sequence number of the latest value produced (values are stamped with it, so the latest

@@ -305,7 +305,7 @@ fn py_isprintable(c: char) -> bool {
 
 /// Python's `==` between two JSON values: numbers compare by value whatever their kind
 /// (`1 == 1.0`), booleans equal the numbers 1 and 0, dicts ignore member order.
-pub(crate) fn py_eq(a: &Json, b: &Json) -> bool {
+pub fn py_eq(a: &Json, b: &Json) -> bool {
     fn num(v: &Json) -> Option<f64> {
         match v {
             Json::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),

@@ -667,6 +667,51 @@ pub fn cast_to_input(v: Json, schema: &Json) -> Json {
     p.fill(&v)
 }
 
+/// A JSON Schema read as WayFlow reads it (`Property.from_json_schema`), for checking values
+/// the way WayFlow's `is_value_of_expected_type` does: Python's `isinstance`, so `true` is an
+/// `integer` and `5` is not a `number`; an object's member with a `default` may be missing; an
+/// `enum` is checked with Python's `==`; `"default": null` admits `null`.
+///
+/// ```
+/// use serde_json::json;
+/// use weft_prompt::PyProperty;
+/// let p = PyProperty::from_schema(&json!({"type": "object", "properties": {"id": {"type": "integer"}, "tag": {"type": "string", "default": ""}}}));
+/// assert!(p.fits(&json!({"id": 1})));
+/// assert!(p.fits(&json!({"id": true})));
+/// assert!(!p.fits(&json!({"id": 1.0})));
+/// assert!(!p.fits(&json!({"tag": "x"})));
+/// assert_eq!(PyProperty::from_schema(&json!({"type": "number"})).type_str(), "FloatProperty");
+/// ```
+#[derive(Debug, Clone)]
+pub struct PyProperty(Prop);
+
+impl PyProperty {
+    /// `Property.from_json_schema(schema)`.
+    pub fn from_schema(schema: &Json) -> PyProperty {
+        PyProperty(Prop::from_schema(schema))
+    }
+
+    /// `is_value_of_expected_type(value)`, with Python's `isinstance` checks.
+    pub fn fits(&self, value: &Json) -> bool {
+        self.0.is_expected(value, Sem::PYTHON)
+    }
+
+    /// The declared `default` (`null` included), if any.
+    pub fn default(&self) -> Option<&Json> {
+        self.0.default.as_ref()
+    }
+
+    /// WayFlow's name of the type (`IntegerProperty`, `ListProperty[StringProperty]`...).
+    pub fn type_str(&self) -> String {
+        self.0.type_str()
+    }
+
+    /// Whether it is exactly a string (`StringProperty`: not a union, not any).
+    pub fn is_string(&self) -> bool {
+        matches!(self.0.kind, Kind::Str)
+    }
+}
+
 /// A string given to a plain string input (`"type": "string"`, no `enum`, no `null` default):
 /// the cast keeps it as it is, so the engine's most common input is not read through a
 /// [`Prop`] built from its schema each time.

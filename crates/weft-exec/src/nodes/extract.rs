@@ -46,7 +46,7 @@ impl ExtractOp {
     }
 
     /// Each output takes the first non-null result of its query over the text's JSON pieces;
-    /// an output no piece gives takes its declared default, else is left out. With a repair
+    /// an output no piece gives takes its declared default, else the node fails. With a repair
     /// model, a query that raises or yields nothing sends the piece to the model, whose answer
     /// replaces the piece for the outputs after it (as WayFlow does: the output whose query
     /// failed is not asked again of the repaired piece).
@@ -113,14 +113,24 @@ impl ExtractOp {
         self.finish(s, state, at, scan.found)
     }
 
-    /// Outputs no piece gave take their declared default.
+    /// Outputs no piece gave take their declared default; one without a default fails the node,
+    /// as WayFlow's flow executor refuses a step output that is missing and has no default.
     fn finish(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, mut found: Map<String, Json>) -> Res<()> {
         for (output, _) in &self.queries {
             if !found.contains_key(output) {
                 let external = crate::sched::external(at.node, output);
-                if let Some(default) = at.node.outputs.iter().find(|p| p.title() == external).and_then(|p| p.default()) {
-                    found.insert(output.clone(), default.clone());
-                }
+                // An output that is not declared is read by nothing.
+                let Some(p) = at.node.outputs.iter().find(|p| p.title() == external) else { continue };
+                let Some(default) = p.default() else {
+                    return Err(node_error(
+                        RunErrorKind::Other,
+                        at.node,
+                        &format!(
+                            "the query for `{output}` found no value in the text, and output \"{external}\" has no default (WayFlow raises ValueError: the output is required). Give the output a default, or make the text hold that value"
+                        ),
+                    ));
+                };
+                found.insert(output.clone(), default.clone());
             }
         }
         s.done(state, at, found)

@@ -292,7 +292,6 @@ fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
 }
 
 /// The request metadata of the next LLM call of `node`, counting the call.
-/// The request's metadata for the node's next LLM call, counting the call.
 pub(crate) fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<RequestMeta> {
     let node_path = format!("{}/{}", get_frame(state, fid)?.path, node.name);
     let count = match state.llm_calls.get_mut(&node.name) {

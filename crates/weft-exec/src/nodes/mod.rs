@@ -21,6 +21,7 @@
 pub(crate) mod agent;
 pub(crate) mod branching;
 pub(crate) mod data;
+pub(crate) mod datastore;
 pub(crate) mod extract;
 pub(crate) mod fanout;
 pub(crate) mod flow;
@@ -55,6 +56,7 @@ pub(crate) enum Op {
     Variables(Box<data::VariablesOp>),
     Extract(Box<extract::ExtractOp>),
     ChatHistory(Box<data::ChatHistoryOp>),
+    Datastore(Box<datastore::DatastoreOp>),
     Parallel(fanout::ParallelOp),
     Map(Box<fanout::MapOp>),
     Agent(Box<agent::AgentOp>),
@@ -86,8 +88,11 @@ pub(crate) enum Role<'p> {
     Llm(&'p llm::LlmOp),
     /// Busy with a server tool's call, or waiting for a client tool's result.
     Tool(&'p tool::ToolOp),
-    /// Waiting for the user's message.
+    /// Waiting for the user's message (busy first with the LLM call rephrasing its prompt, if it
+    /// rephrases).
     Input(&'p message::InputMessageOp),
+    /// An output message node that rephrases its message: busy with that LLM call.
+    Output(&'p message::OutputMessageOp),
     /// In a child frame running a subflow.
     Subflow(&'p flow::SubflowOp),
     /// In branches or items.
@@ -122,13 +127,15 @@ impl Op {
         match self {
             Op::Start(_) => Role::Entry,
             Op::End(_) => Role::Exit,
+            Op::OutputMessage(op) if op.rephrase.is_some() => Role::Output(op),
             Op::Branching(_)
             | Op::OutputMessage(_)
             | Op::Template(_)
             | Op::Constants(_)
             | Op::Regex(_)
             | Op::Variables(_)
-            | Op::ChatHistory(_) => Role::Instant,
+            | Op::ChatHistory(_)
+            | Op::Datastore(_) => Role::Instant,
             Op::Extract(op) => Role::Extract(op),
             Op::Llm(op) => Role::Llm(op),
             Op::Tool(op) => Role::Tool(op),
@@ -149,6 +156,7 @@ impl Op {
             | Role::Llm(_)
             | Role::Tool(_)
             | Role::Input(_)
+            | Role::Output(_)
             | Role::Subflow(_)
             | Role::FanOut(_)
             | Role::Agent(_)
@@ -166,6 +174,7 @@ impl Op {
             | Role::Instant
             | Role::Llm(_)
             | Role::Input(_)
+            | Role::Output(_)
             | Role::Subflow(_)
             | Role::FanOut(_)
             | Role::Agent(_)
@@ -184,8 +193,8 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Llm(llm) => Op::Llm(Box::new(llm::LlmOp::plan(c, n, llm)?)),
         NodeKind::Tool(tool) => Op::Tool(Box::new(tool::ToolOp::plan(c, tool))),
         NodeKind::Branching(b) => Op::Branching(branching::BranchingOp::plan(b)),
-        NodeKind::InputMessage(m) => Op::InputMessage(message::InputMessageOp::plan(m)),
-        NodeKind::OutputMessage(m) => Op::OutputMessage(message::OutputMessageOp::plan(m)),
+        NodeKind::InputMessage(m) => Op::InputMessage(message::InputMessageOp::plan(c, n, m)?),
+        NodeKind::OutputMessage(m) => Op::OutputMessage(message::OutputMessageOp::plan(c, n, m)?),
         NodeKind::Template(t) => Op::Template(message::TemplateOp::plan(t)),
         NodeKind::Constants(k) => Op::Constants(message::ConstantsOp::plan(k)),
         NodeKind::Regex(r) => Op::Regex(Box::new(data::RegexOp::plan(r))),
@@ -195,6 +204,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Variables(v) => Op::Variables(Box::new(data::VariablesOp::plan(c, n, idx, v)?)),
         NodeKind::Extract(e) => Op::Extract(Box::new(extract::ExtractOp::plan(c, n, e)?)),
         NodeKind::ChatHistory(h) => Op::ChatHistory(Box::new(data::ChatHistoryOp::plan(h))),
+        NodeKind::Datastore(d) => Op::Datastore(Box::new(datastore::DatastoreOp::plan(d))),
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
         NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a)?)),
@@ -219,6 +229,7 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::Variables(op) => op.step(s, state, at, vars),
         Op::Extract(op) => op.step(s, state, at, vars),
         Op::ChatHistory(op) => op.step(s, state, at, vars),
+        Op::Datastore(op) => op.step(s, state, at, vars),
         Op::Parallel(op) => op.step(s, state, at, vars),
         Op::Map(op) => op.step(s, state, at, vars),
         Op::Agent(op) => op.step(s, state, at, vars),
@@ -233,7 +244,9 @@ pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call
         Role::Tool(op) => op.complete(s, state, at, call, result),
         Role::Agent(op) => op.complete(s, state, at, call, result),
         Role::Extract(op) => op.complete(s, state, at, call, result),
-        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
+        Role::Input(op) => op.complete(s, state, at, call, result),
+        Role::Output(op) => op.complete(s, state, at, call, result),
+        Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
 
@@ -263,7 +276,7 @@ pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &N
         Role::Input(op) => op.submit(s, state, fid, node, request, answer).map(Answer::Outputs),
         Role::Tool(op) => op.submit(s, node, request, answer).map(Answer::Outputs),
         Role::Agent(op) => op.submit(s, state, fid, node, request, answer),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => {
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Output(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => {
             Err(mismatched_request())
         }
     }
@@ -287,7 +300,7 @@ pub(crate) fn child_finished(
     match at.node.op.role() {
         Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
         Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Agent(_) | Role::Extract(_) => {
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Output(_) | Role::Agent(_) | Role::Extract(_) => {
             Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)"))
         }
     }
@@ -301,7 +314,9 @@ pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Cal
         Role::Tool(op) => op.remake(call),
         Role::Agent(op) => op.remake(s, state, at, call, vars),
         Role::Extract(op) => op.remake(s, state, at, call),
-        Role::Entry | Role::Exit | Role::Instant | Role::Input(_) | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
+        Role::Input(op) => op.remake(s, state, at, call, vars),
+        Role::Output(op) => op.remake(s, state, at, call, vars),
+        Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
 
@@ -311,6 +326,7 @@ pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked 
         Role::Llm(op) => op.check_position(place, position),
         Role::Tool(op) => op.check_position(place, position),
         Role::Input(op) => op.check_position(place, position),
+        Role::Output(op) => op.check_position(place, position),
         Role::Subflow(op) => op.check_position(place, position),
         Role::FanOut(fan) => fanout::check_position(place, fan, position),
         Role::Agent(op) => op.check_position(place, position),
@@ -325,6 +341,6 @@ pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
         Role::Input(op) => op.asks(request),
         Role::Tool(op) => op.asks(request),
         Role::Agent(op) => op.asks(request),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => false,
+        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Output(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => false,
     }
 }

@@ -29,6 +29,9 @@ pub struct InputMessageNode {
     pub message: Option<Arc<Template>>,
     /// The output the answer goes to (internal title).
     pub output: String,
+    /// `rephrase: true` with an `llm_config`: the LLM config that rewrites the message first
+    /// (WayFlow rephrases only when both are given).
+    pub rephrase: Option<CompId>,
 }
 
 /// Shows a message.
@@ -40,6 +43,9 @@ pub struct OutputMessageNode {
     pub message_type: String,
     /// The output the message is also exposed as (internal title), if any.
     pub output: Option<String>,
+    /// `rephrase: true` with an `llm_config`: the LLM config that rewrites the message before it
+    /// is posted (the output keeps the message as rendered).
+    pub rephrase: Option<CompId>,
 }
 
 /// Renders a template into its output.
@@ -64,12 +70,10 @@ fn first_output(lw: &Lowerer<'_, '_>, n: CompId, fallback: &str) -> String {
     lw.io(n).outputs.first().map_or_else(|| fallback.to_owned(), |p| internal_name(&out_map, p.title()))
 }
 
-/// Blocks `rephrase: true` (it needs an LLM call Weft does not make yet).
-fn rephrase(lw: &mut Lowerer<'_, '_>, n: CompId, f: Fields<'_>) {
-    if f.bool_where_present("rephrase", false) {
-        let comp = lw.comp(n);
-        lw.block(n, n, format!("{}/rephrase", comp.pointer), format!("{} with `rephrase: true`", comp.ty.name));
-    }
+/// The LLM config that rephrases the node's message: `rephrase: true` and an `llm_config`
+/// (WayFlow ignores `rephrase` without an LLM).
+fn rephrase(f: Fields<'_>) -> Option<CompId> {
+    if f.bool_where_present("rephrase", false) && f.has("llm_config") { f.comp("llm_config") } else { None }
 }
 
 /// Compiles a template of node `n` that reads the node's inputs.
@@ -93,21 +97,19 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
 fn input(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<InputMessageNode> {
     let f = lw.fields(n);
     let field = if lw.comp(n).is("InputMessageNode") { "message" } else { "message_template" };
-    rephrase(lw, n, f);
     let message = match f.str(field).filter(|m| !m.is_empty()) {
         Some(text) => Some(checked_template(lw, n, field, text)?),
         None => None,
     };
-    Some(InputMessageNode { message, output: first_output(lw, n, "user_input") })
+    Some(InputMessageNode { message, output: first_output(lw, n, "user_input"), rephrase: rephrase(f) })
 }
 
 fn output(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<OutputMessageNode> {
     let f = lw.fields(n);
-    rephrase(lw, n, f);
     let expose = lw.comp(n).is("PluginOutputMessageNode") && f.bool("expose_message_as_output", true);
     let message_type = f.str_where_present("message_type").unwrap_or("AGENT").to_owned();
     let message = checked_template(lw, n, "message", f.str("message").unwrap_or(""))?;
-    Some(OutputMessageNode { message, message_type, output: expose.then(|| "output_message".to_owned()) })
+    Some(OutputMessageNode { message, message_type, output: expose.then(|| "output_message".to_owned()), rephrase: rephrase(f) })
 }
 
 fn template_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<TemplateNode> {

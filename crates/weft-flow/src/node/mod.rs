@@ -18,6 +18,7 @@ pub mod agent;
 pub mod branching;
 pub mod control;
 pub mod data;
+pub mod datastore;
 pub mod fanout;
 pub mod flow;
 pub mod http;
@@ -29,6 +30,7 @@ pub use agent::{AgentNode, AgentTool};
 pub use branching::BranchingNode;
 pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
 pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, VariablesNode, WriteOp};
+pub use datastore::{DatastoreAction, DatastoreNode, WhereEntry, WhereValue};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
 pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
@@ -89,6 +91,8 @@ pub enum NodeKind {
     Extract(Box<ExtractNode>),
     /// PluginGetChatHistoryNode.
     ChatHistory(Box<ChatHistoryNode>),
+    /// PluginDatastoreCreateNode, ...ListNode, ...UpdateNode, ...DeleteNode.
+    Datastore(Box<DatastoreNode>),
 }
 
 /// A node: its kind and the renamings every node type may have.
@@ -212,6 +216,8 @@ pub enum Family {
     Control,
     /// [`data`]: regex, extraction, chat history and flow variable nodes.
     Data,
+    /// [`datastore`]: datastores and the nodes that use them.
+    Datastore,
 }
 
 impl Family {
@@ -227,6 +233,7 @@ impl Family {
         Family::Http,
         Family::Control,
         Family::Data,
+        Family::Datastore,
     ];
 
     /// The component types of the family (each family module's `TYPES`).
@@ -242,6 +249,7 @@ impl Family {
             Family::Http => http::TYPES,
             Family::Control => control::TYPES,
             Family::Data => data::TYPES,
+            Family::Datastore => datastore::TYPES,
         }
     }
 
@@ -265,6 +273,7 @@ pub(crate) fn infer(inf: &mut crate::infer::Inferrer<'_>, c: CompId) -> crate::i
         Some(Family::Http) => http::infer(inf, c),
         Some(Family::Control) => control::infer(inf, c),
         Some(Family::Data) => data::infer(inf, c),
+        Some(Family::Datastore) => datastore::infer(inf, c),
         None => None,
     };
     found.unwrap_or_else(|| {
@@ -291,6 +300,7 @@ pub(crate) fn check(cx: &mut Cx<'_>, inf: &mut crate::infer::Inferrer<'_>, c: Co
         Some(Family::Http) => http::check(cx, inf, c),
         Some(Family::Control) => control::check(cx, inf, c),
         Some(Family::Data) => data::check(cx, inf, c),
+        Some(Family::Datastore) => datastore::check(cx, inf, c),
         None => {}
     }
 }
@@ -314,7 +324,14 @@ pub fn held_flows(spec: &Spec, c: CompId) -> Option<(Vec<CompId>, bool)> {
             "PluginRetryNode" | "PluginCatchExceptionNode" => Some((f.comps("flow"), true)),
             _ => None,
         },
-        Family::Llm | Family::Tool | Family::Branching | Family::Message | Family::Agent | Family::Http | Family::Data => None,
+        Family::Llm
+        | Family::Tool
+        | Family::Branching
+        | Family::Message
+        | Family::Agent
+        | Family::Http
+        | Family::Data
+        | Family::Datastore => None,
     }
 }
 
@@ -326,7 +343,10 @@ pub(crate) fn check_interface(cx: &mut Cx<'_>, comp: &Component, inferred: &crat
         Some(Family::Flow) => flow::check_interface(cx, comp, inferred),
         Some(Family::Message) => message::check_interface(cx, comp, inferred),
         Some(Family::Branching) => branching::check_interface(cx, comp, inferred),
-        Some(Family::Llm | Family::Tool | Family::Fanout | Family::Agent | Family::Http | Family::Control | Family::Data) | None => false,
+        Some(
+            Family::Llm | Family::Tool | Family::Fanout | Family::Agent | Family::Http | Family::Control | Family::Data | Family::Datastore,
+        )
+        | None => false,
     }
 }
 
@@ -449,6 +469,7 @@ impl<'b> Lowerer<'_, 'b> {
             Some(Family::Agent) => agent::lower_node(self, n),
             Some(Family::Data) => data::lower_node(self, n),
             Some(Family::Control) => control::lower_node(self, n),
+            Some(Family::Datastore) => datastore::lower_node(self, n),
             Some(Family::Http) | None => Some(Lowered::NotRunnable),
         };
         match kind {
@@ -781,6 +802,7 @@ mod tests {
                         NodeKind::Variables(_) => "variables",
                         NodeKind::Extract(_) => "extract",
                         NodeKind::ChatHistory(_) => "chat history",
+                        NodeKind::Datastore(_) => "datastore",
                     });
                 }
             }

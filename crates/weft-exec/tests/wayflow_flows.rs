@@ -1,0 +1,211 @@
+//! Weft against WayFlow on the same flows: each scenario of `fixtures/wayflow_flows.json`
+//! (recorded by `scripts/record_wayflow_flows.py` from WayFlow 26.3.1 running the document) is
+//! run again here, against the testkit server scripted with the same LLM answers and with the
+//! same tools, and must end as WayFlow's run did: the same status, outputs, EndNode branch,
+//! conversation, datastore contents, and every chat request equal to the one WayFlow sent (except
+//! `stream` and `stream_options`: WayFlow streams rephrasing calls, Weft does not). A scenario in
+//! which WayFlow raised must fail in Weft too, with the error kind that stands for WayFlow's
+//! exception class.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails loudly")]
+
+use serde_json::{Map, Value as Json, json};
+use std::path::Path;
+use weft_exec::{FlowExt, Limiters, RunErrorKind, RunOptions, Status};
+use weft_testkit::{MockConfig, MockServer};
+use weft_tools::{Tool, ToolError, ToolRegistry};
+
+/// A tool from a function of its arguments.
+struct Func(fn(&Map<String, Json>) -> Json);
+
+#[async_trait::async_trait]
+impl Tool for Func {
+    async fn call(&self, args: Map<String, Json>) -> Result<Json, ToolError> {
+        Ok((self.0)(&args))
+    }
+}
+
+/// The script's `TOOLS`.
+fn tools() -> ToolRegistry {
+    let mut tools = ToolRegistry::new();
+    tools.register("current_time", Func(|a| json!(format!("12:00 {}", a.get("zone").and_then(Json::as_str).unwrap_or("UTC")))));
+    tools.register("counter_value", Func(|_| json!(41)));
+    tools
+}
+
+fn fixture() -> Json {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wayflow_flows.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the fixture")).expect("json")
+}
+
+/// Points every LLM config of the document at `url`.
+fn retarget(value: &mut Json, url: &str) {
+    match value {
+        Json::Object(m) => {
+            if m.get("component_type").and_then(Json::as_str).is_some_and(|t| t.ends_with("Config")) && m.contains_key("url") {
+                m.insert("url".into(), json!(url));
+            }
+            m.values_mut().for_each(|v| retarget(v, url));
+        }
+        Json::Array(items) => items.iter_mut().for_each(|v| retarget(v, url)),
+        _ => {}
+    }
+}
+
+/// A request as compared: without `stream` and `stream_options`.
+fn comparable(mut request: Json) -> Json {
+    if let Json::Object(m) = &mut request {
+        m.remove("stream");
+        m.remove("stream_options");
+    }
+    request
+}
+
+/// The WayFlow exception classes each error kind stands for (a Weft error must be of a kind that
+/// stands for the class WayFlow raised).
+fn kinds_for(class: &str) -> &'static [RunErrorKind] {
+    match class {
+        "DatastoreEntityError" | "DatastoreKeyError" | "RuntimeError" => &[RunErrorKind::Datastore],
+        "ValueError" => &[RunErrorKind::Query, RunErrorKind::MissingInput, RunErrorKind::Datastore, RunErrorKind::Other],
+        _ => &[],
+    }
+}
+
+async fn replay(name: &str) {
+    let all = fixture();
+    let s = all["scenarios"].as_array().unwrap().iter().find(|s| s["scenario"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
+    let answers: Vec<&str> = s["answers"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let mut config = MockConfig::default();
+    for (i, a) in answers.iter().enumerate() {
+        config = config.with_reply(i as u64, *a);
+    }
+    let server = MockServer::start(config).await;
+    let mut document = all["documents"][s["document"].as_str().unwrap()].clone();
+    retarget(&mut document, &server.url());
+    let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{name}: {e}")).flow;
+    let options = RunOptions::default().with_tools(tools()).with_limits(Limiters::new(Default::default()));
+    let inputs = s["inputs"].as_object().cloned().unwrap_or_default();
+    let mut run = flow.start_with(inputs, options).unwrap_or_else(|e| panic!("{name}: {:?}", e.problems()));
+    let mut status = run.execute().await;
+    for user in s["user"].as_array().unwrap() {
+        assert!(matches!(status, Ok(Status::InputRequired { .. })), "{name}: expected a question before the user's answer, got {status:?}");
+        run.submit(user.clone()).unwrap();
+        status = run.execute().await;
+    }
+    match (s["status"].as_str().unwrap(), &status) {
+        ("FinishedStatus", Ok(Status::Finished { outputs, end_branch })) => {
+            let expected = s["outputs"].as_object().unwrap();
+            assert_eq!(outputs, expected, "{name}: the outputs");
+            assert_eq!(end_branch, s["end"]["branch"].as_str().unwrap(), "{name}: the EndNode reached");
+        }
+        ("error", Err(e)) => {
+            let class = s["error"]["class"].as_str().unwrap();
+            assert!(kinds_for(class).contains(&e.kind), "{name}: WayFlow raised {class}, Weft failed with {:?}: {}", e.kind, e.message);
+        }
+        (want, got) => panic!("{name}: WayFlow ended with {want} ({}), Weft with {got:?}", s.get("error").unwrap_or(&Json::Null)),
+    }
+    if let Some(messages) = s["messages"].as_array() {
+        let got: Vec<Json> = run.state().messages.iter().map(|m| json!({"type": m.message_type, "content": m.content})).collect();
+        assert_eq!(&got, messages, "{name}: the conversation");
+    }
+    if let Some(stores) = s["datastores"].as_object() {
+        for (id, collections) in stores {
+            for (collection, rows) in collections.as_object().unwrap() {
+                let got: Vec<Json> = run
+                    .state()
+                    .datastores
+                    .get(id)
+                    .and_then(|d| d.get(collection))
+                    .map(|t| {
+                        t.rows
+                            .iter()
+                            .map(|r| Json::Object(t.columns.iter().zip(r).map(|(c, v)| (c.name.clone(), v.clone())).collect()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(&Json::Array(got), rows, "{name}: collection {collection} of datastore {id}");
+            }
+        }
+    }
+    let expected = s["requests"].as_array().unwrap();
+    let sent = server.requests();
+    assert_eq!(sent.len(), expected.len(), "{name}: the number of LLM calls");
+    for (i, (got, want)) in sent.into_iter().zip(expected).enumerate() {
+        let (got, want) = (comparable(got), comparable(want.clone()));
+        assert_eq!(got, want, "{name}: request {i} differs\n got: {got}\nwant: {want}");
+    }
+}
+
+#[test]
+fn every_recorded_scenario_has_a_test() {
+    let source = include_str!("wayflow_flows.rs");
+    for s in fixture()["scenarios"].as_array().unwrap() {
+        let name = s["scenario"].as_str().unwrap();
+        assert!(source.contains(&format!("replay(\"{name}\")")), "scenario {name} is not replayed");
+    }
+}
+
+#[tokio::test]
+async fn choice_takes_the_branch_named_among_other_words() {
+    replay("choice_named_branch").await;
+}
+
+#[tokio::test]
+async fn choice_recognises_a_displayed_name() {
+    replay("choice_displayed_name").await;
+}
+
+#[tokio::test]
+async fn choice_without_a_match_takes_the_default_branch() {
+    replay("choice_default").await;
+}
+
+#[tokio::test]
+async fn retry_succeeds_on_the_third_trial() {
+    replay("retry_third_trial_succeeds").await;
+}
+
+#[tokio::test]
+async fn retry_leaves_through_failure_when_every_trial_fails() {
+    replay("retry_all_trials_fail").await;
+}
+
+#[tokio::test]
+async fn retry_judges_the_string_false_truthy() {
+    replay("retry_first_trial_succeeds").await;
+}
+
+#[tokio::test]
+async fn retry_does_not_retry_an_error() {
+    replay("retry_error_propagates").await;
+}
+
+#[tokio::test]
+async fn datastore_creates_lists_updates_and_deletes() {
+    replay("datastore_crud").await;
+}
+
+#[tokio::test]
+async fn datastore_columns_have_pandas_dtypes() {
+    replay("datastore_dtypes").await;
+}
+
+#[tokio::test]
+async fn datastore_refuses_an_entity_without_a_required_property() {
+    replay("datastore_bad_entity").await;
+}
+
+#[tokio::test]
+async fn datastore_unpacking_nothing_fails() {
+    replay("datastore_unpack_none").await;
+}
+
+#[tokio::test]
+async fn rephrased_output_message() {
+    replay("rephrase_output_message").await;
+}
+
+#[tokio::test]
+async fn rephrased_input_message() {
+    replay("rephrase_input_message").await;
+}

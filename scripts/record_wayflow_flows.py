@@ -1,0 +1,567 @@
+#!/usr/bin/env python
+"""Records what WayFlow 26.3.1 does with small Agent Spec flows, for Weft's comparison tests.
+
+Usage (the reference environment's Python; `scripts/agentspec-venv.sh` prints its path):
+
+    python scripts/record_wayflow_flows.py [--out crates/weft-exec/tests/fixtures/wayflow_flows.json]
+                                           [--only NAME ...]
+
+Each scenario is a flow built with WayFlow's Python API and exported with its Agent Spec
+exporter (or, where WayFlow cannot export a feature, an exported document edited to add it);
+ids are renumbered (`c1`, `c2`, ... in document order) so the file is the same on every run.
+The document is then loaded back with `AgentSpecLoader` and run: what is recorded is what
+WayFlow does with the document itself, not with the Python objects.
+
+The LLM is a scripted OpenAI-compatible server started by this script on 127.0.0.1 (a free
+port, chosen by the system): each request gets the scenario's next canned answer, as SSE when
+the request streams. ServerTools are bound by name to the Python functions of `TOOLS`.
+
+For each scenario the fixture holds: `document`, `inputs`, `answers` (the canned LLM answers),
+`user` (messages appended before each `execute()` after the first), then the outcome: `status`
+(`FinishedStatus`, `UserMessageRequestStatus`, or `error`), `outputs`, `end` (the EndNode
+reached: its name and `branch_name`), `error` (exception class and message), `messages` (the
+conversation: type and content), `requests` (every chat request body, exactly as sent), and
+`datastores` (for datastore scenarios: every collection's rows after the run). pandas' `NaN` (a
+missing number in a float column) is written as `null`, which is what Weft gives there.
+
+Only 127.0.0.1 is used; the server is a thread of this process.
+"""
+import argparse
+import copy
+import http.server
+import json
+import logging
+import os
+import re
+import socketserver
+import sys
+import threading
+import warnings
+
+warnings.simplefilter("ignore")
+logging.disable(logging.CRITICAL)
+
+from wayflowcore.agentspec import AgentSpecExporter, AgentSpecLoader  # noqa: E402
+from wayflowcore.controlconnection import ControlFlowEdge  # noqa: E402
+from wayflowcore.dataconnection import DataFlowEdge  # noqa: E402
+from wayflowcore.datastore import Entity, nullable  # noqa: E402
+from wayflowcore.datastore.inmemory import InMemoryDatastore  # noqa: E402
+from wayflowcore.flow import Flow  # noqa: E402
+from wayflowcore.models import OpenAICompatibleModel  # noqa: E402
+from wayflowcore.property import (  # noqa: E402
+    AnyProperty,
+    BooleanProperty,
+    FloatProperty,
+    IntegerProperty,
+    StringProperty,
+    UnionProperty,
+    NullProperty,
+)
+from wayflowcore.steps import (  # noqa: E402
+    ChoiceSelectionStep,
+    CompleteStep,
+    ExtractValueFromJsonStep,
+    InputMessageStep,
+    OutputMessageStep,
+    PromptExecutionStep,
+    RetryStep,
+    StartStep,
+)
+from wayflowcore.steps.datastoresteps import (  # noqa: E402
+    DatastoreCreateStep,
+    DatastoreDeleteStep,
+    DatastoreListStep,
+    DatastoreUpdateStep,
+)
+
+HOST = "127.0.0.1"
+URL_PLACEHOLDER = "http://127.0.0.1:1"
+
+# --------------------------------------------------------------------------------------------
+# The scripted LLM server
+# --------------------------------------------------------------------------------------------
+
+
+class _State:
+    lock = threading.Lock()
+    requests = []
+    answers = []
+
+
+def _sse(answer, n):
+    def chunk(delta, finish=None, usage=None):
+        body = {"id": f"chatcmpl-{n}", "object": "chat.completion.chunk", "created": 0, "model": "mock-model",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}] if delta is not None else [],
+                "usage": usage}
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    return b"".join([
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": answer}),
+        chunk({}, "stop"),
+        chunk(None, usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}),
+        b"data: [DONE]\n\n",
+    ])
+
+
+def _json(answer, n):
+    return json.dumps({
+        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": "mock-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }).encode()
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("content-length", 0)))
+        req = json.loads(raw)
+        with _State.lock:
+            _State.requests.append(req)
+            n = len(_State.requests)
+            answer = _State.answers.pop(0) if _State.answers else "(no answer scripted)"
+        stream = bool(req.get("stream"))
+        body = _sse(answer, n) if stream else _json(answer, n)
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream" if stream else "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+
+
+def start_server():
+    srv = _Server((HOST, 0), _Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://{HOST}:{srv.server_address[1]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Tools bound by name (the Rust test registers the same functions)
+# --------------------------------------------------------------------------------------------
+
+
+def current_time(zone: str = "UTC") -> str:
+    return f"12:00 {zone}"
+
+
+def counter_value() -> int:
+    return 41
+
+
+TOOLS = {"current_time": current_time, "counter_value": counter_value}
+
+# --------------------------------------------------------------------------------------------
+# Documents
+# --------------------------------------------------------------------------------------------
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def renumber(doc):
+    """Replaces generated ids (uuids, also as `$component_ref` targets and table keys) with
+    `c1`, `c2`... in order of first appearance, and generated names ending in `__auto`."""
+    mapping = {}
+
+    def new_id(old):
+        if old not in mapping:
+            mapping[old] = f"c{len(mapping) + 1}"
+        return mapping[old]
+
+    def walk(x):
+        if isinstance(x, dict):
+            out = {}
+            for k, v in x.items():
+                key = new_id(k) if UUID.match(k) else k
+                if isinstance(v, str) and UUID.match(v):
+                    out[key] = new_id(v)
+                elif k == "name" and isinstance(v, str) and v.endswith("__auto"):
+                    out[key] = re.sub(r"[0-9a-f]{8}__auto$", "auto", v)
+                else:
+                    out[key] = walk(v)
+            return out
+        if isinstance(x, list):
+            return [walk(v) for v in x]
+        return x
+
+    return walk(doc)
+
+
+def retarget(x, url):
+    """Points every LLM config at `url`."""
+    if isinstance(x, dict):
+        if "url" in x and str(x.get("component_type", "")).endswith("Config"):
+            x["url"] = url
+        for v in x.values():
+            retarget(v, url)
+    elif isinstance(x, list):
+        for v in x:
+            retarget(v, url)
+
+
+def export(flow):
+    return renumber(json.loads(AgentSpecExporter().to_json(flow)))
+
+
+def llm(url):
+    return OpenAICompatibleModel(model_id="mock-model", base_url=url)
+
+
+def components(doc):
+    """Every component of a document, by id (inline ones and table entries)."""
+    found = {}
+
+    def walk(x):
+        if isinstance(x, dict):
+            if "component_type" in x and "id" in x:
+                found[x["id"]] = x
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(doc)
+    return found
+
+
+def by_name(doc, name):
+    """The component named `name` (its table entry when it has one)."""
+    found = [c for c in components(doc).values() if c.get("name") == name]
+    if len(found) != 1:
+        raise SystemExit(f"{len(found)} components named {name!r}")
+    return found[0]
+
+
+def add_data_edges(doc, flow, edges):
+    """Adds data edges `(source node, output, destination node, input)` (by node name) to the flow
+    named `flow`: WayFlow's exporter leaves out the edges into an EndNode of a flow given
+    `output_descriptors`, and its loader then refuses the document."""
+    f = by_name(doc, flow)
+    for i, (src, out, dst, inp) in enumerate(edges):
+        f["data_flow_connections"].append({
+            "component_type": "DataFlowEdge", "id": f"{flow}_extra_edge_{i}", "name": f"{src}_{out}_to_{dst}_{inp}",
+            "description": None, "metadata": {}, "source_node": {"$component_ref": by_name(doc, src)["id"]},
+            "source_output": out, "destination_node": {"$component_ref": by_name(doc, dst)["id"]}, "destination_input": inp,
+        })
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios
+# --------------------------------------------------------------------------------------------
+
+SCENARIOS = {}
+
+
+def scenario(name, description):
+    def deco(f):
+        SCENARIOS[name] = (description, f)
+        return f
+
+    return deco
+
+
+def choice_flow(url):
+    choice = ChoiceSelectionStep(
+        llm=llm(url),
+        next_steps=[("billing", "Questions about invoices and payments"),
+                    ("tech", "Technical problems", "TECH_SUPPORT"),
+                    ("sales", "Buying a new plan")],
+        name="route",
+    )
+    ends = {b: CompleteStep(name=f"end_{b}") for b in ("billing", "tech", "sales", "default")}
+    start = StartStep(input_descriptors=[StringProperty("input")], name="start")
+    edges = [ControlFlowEdge(start, choice)] + [
+        ControlFlowEdge(choice, ends[b], source_branch=b) for b in ends
+    ]
+    data = [DataFlowEdge(start, "input", choice, "input")]
+    return Flow(begin_step=start, control_flow_edges=edges, data_flow_edges=data, name="router")
+
+
+@scenario("choice_named_branch", "PluginChoiceNode: the answer names a branch among other words")
+def _(url):
+    return {"flow": choice_flow(url), "inputs": {"input": "my invoice is wrong"},
+            "answers": ["I would pick billing, or maybe sales"]}
+
+
+@scenario("choice_displayed_name", "PluginChoiceNode: a displayed name differs from its branch name")
+def _(url):
+    return {"flow": choice_flow(url), "inputs": {"input": "the app crashes"}, "answers": ["TECH_SUPPORT"]}
+
+
+@scenario("choice_default", "PluginChoiceNode: nothing matches (case-sensitive), the default branch")
+def _(url):
+    return {"flow": choice_flow(url), "inputs": {"input": "hello"}, "answers": ["Billing? tech?"]}
+
+
+def retry_flow(url, trials):
+    attempt = PromptExecutionStep(prompt_template="Attempt the task: {{ task }}", llm=llm(url), name="attempt")
+    check = ExtractValueFromJsonStep(output_values={AnyProperty("done"): ".done", AnyProperty("note"): ".note"}, name="check",
+                                     input_mapping={ExtractValueFromJsonStep.TEXT: PromptExecutionStep.OUTPUT})
+    sub_start = StartStep(input_descriptors=[StringProperty("task")], name="sub_start")
+    sub_end = CompleteStep(name="sub_end")
+    sub = Flow(
+        begin_step=sub_start,
+        control_flow_edges=[ControlFlowEdge(sub_start, attempt), ControlFlowEdge(attempt, check),
+                            ControlFlowEdge(check, sub_end)],
+        data_flow_edges=[DataFlowEdge(sub_start, "task", attempt, "task"),
+                         DataFlowEdge(attempt, PromptExecutionStep.OUTPUT, check, PromptExecutionStep.OUTPUT)],
+        output_descriptors=[AnyProperty("done"), AnyProperty("note")],
+        name="attempt_flow",
+    )
+    retry = RetryStep(flow=sub, success_condition="done", max_num_trials=trials, name="retry")
+    start = StartStep(input_descriptors=[StringProperty("task")], name="start")
+    ok, failed = CompleteStep(name="end_ok"), CompleteStep(name="end_failed")
+    edges = [ControlFlowEdge(start, retry), ControlFlowEdge(retry, ok, source_branch="sub_end"),
+             ControlFlowEdge(retry, failed, source_branch=RetryStep.BRANCH_FAILURE)]
+    data = [DataFlowEdge(start, "task", retry, "task")]
+    return Flow(begin_step=start, control_flow_edges=edges, data_flow_edges=data, name="retrier",
+                output_descriptors=[AnyProperty("note"), IntegerProperty(RetryStep.NUM_RETRIES_VAR),
+                                    BooleanProperty(RetryStep.SUCCESS_VAR)])
+
+
+def retry_edges(doc):
+    add_data_edges(doc, "attempt_flow", [("check", "done", "sub_end", "done"), ("check", "note", "sub_end", "note")])
+    add_data_edges(doc, "retrier", [("retry", "note", end, "note") for end in ("end_ok", "end_failed")])
+
+
+@scenario("retry_third_trial_succeeds", "PluginRetryNode: two falsy trials (false, then 0), the third succeeds")
+def _(url):
+    return {"flow": retry_flow(url, 4), "edit": retry_edges, "inputs": {"task": "book a room"},
+            "answers": ['{"done": false, "note": "busy"}', '{"done": 0, "note": "retry"}',
+                        'Sure: {"done": "yes", "note": "booked"}']}
+
+
+@scenario("retry_all_trials_fail", "PluginRetryNode: every trial fails (an empty list, a missing member), the failure branch")
+def _(url):
+    return {"flow": retry_flow(url, 2), "edit": retry_edges, "inputs": {"task": "book a room"},
+            "answers": ['{"done": [], "note": "no"}', '{"done": "", "note": "still no"}']}
+
+
+@scenario("retry_error_propagates", "PluginRetryNode: an error inside the subflow (a jq query with no result) is not retried")
+def _(url):
+    return {"flow": retry_flow(url, 3), "edit": retry_edges, "inputs": {"task": "x"}, "answers": ['{"note": "no done"}']}
+
+
+@scenario("retry_first_trial_succeeds", "PluginRetryNode: the string \"false\" is truthy, one trial")
+def _(url):
+    return {"flow": retry_flow(url, 3), "edit": retry_edges, "inputs": {"task": "x"}, "answers": ['{"done": "false", "note": "odd"}']}
+
+
+# ---- datastores --------------------------------------------------------------------------------
+
+
+def documents_store():
+    entity = Entity(properties={
+        "id": IntegerProperty(),
+        "content": StringProperty(default_value="Empty..."),
+        "tag": nullable(StringProperty()),
+        "score": nullable(FloatProperty()),
+        "rank": nullable(IntegerProperty()),
+    })
+    return InMemoryDatastore({"documents": entity, "notes": Entity(properties={"text": StringProperty()})})
+
+
+def ds_flow(name, steps):
+    """start -> steps... -> end; the start's inputs are the steps' inputs, each fed by name."""
+    steps = [s for s, _ in steps]
+    inputs = {}
+    for step in steps:
+        for d in step.input_descriptors:
+            inputs.setdefault(d.name, d)
+    start = StartStep(input_descriptors=list(inputs.values()), name="start")
+    end = CompleteStep(name="end")
+    chain = [start] + steps + [end]
+    edges = [ControlFlowEdge(a, b) for a, b in zip(chain, chain[1:])]
+    data = [DataFlowEdge(start, d.name, step, d.name) for step in steps for d in step.input_descriptors]
+    return Flow(begin_step=start, control_flow_edges=edges, data_flow_edges=data, name=name)
+
+
+@scenario("datastore_crud", "create (defaults first), list with a templated integer filter, update, delete, list again")
+def _(url):
+    ds = documents_store()
+    create = DatastoreCreateStep(ds, "documents", name="create", output_mapping={"created_entity": "made"})
+    create2 = DatastoreCreateStep(ds, "{{ coll }}", name="create2", input_mapping={"entity": "second"},
+                                  output_mapping={"created_entity": "made2"})
+    get = DatastoreListStep(ds, "documents", where={"id": "{{ target }}"}, limit=1, unpack_single_entity_from_list=True,
+                            input_descriptors=[IntegerProperty("target")], name="get", output_mapping={"entities": "got"})
+    upd = DatastoreUpdateStep(ds, "documents", where={"tag": "{{ tag }}"}, name="update", output_mapping={"entities": "updated"})
+    dele = DatastoreDeleteStep(ds, "documents", where={"id": 1}, name="delete")
+    everything = DatastoreListStep(ds, "documents", name="list_all", output_mapping={"entities": "rest"})
+    flow = ds_flow("crud", [(create, []), (create2, []), (get, []), (upd, []), (dele, []), (everything, [])])
+    return {"flow": flow, "inputs": {"entity": {"id": 1, "tag": "a", "rank": 3}, "second": {"id": 2, "tag": "a", "score": 0.5},
+                                     "coll": "documents", "target": 2, "tag": "a", "update": {"content": "done", "rank": 7}},
+            "answers": [], "datastores": [ds]}
+
+
+@scenario("datastore_dtypes", "pandas dtypes: a number column with a missing value is float; an empty filter, a null filter and a limit")
+def _(url):
+    ds = documents_store()
+    creates = [DatastoreCreateStep(ds, "documents", name=f"create{i}", input_mapping={"entity": f"e{i}"},
+                                   output_mapping={"created_entity": f"made{i}"}) for i in (1, 2, 3)]
+    lst = DatastoreListStep(ds, "documents", where={}, name="list_empty_where", output_mapping={"entities": "none"})
+    lst_null = DatastoreListStep(ds, "documents", where={"tag": None}, name="list_null", output_mapping={"entities": "nulls"})
+    lst_limit = DatastoreListStep(ds, "documents", limit=-1, name="list_limit", output_mapping={"entities": "limited"})
+    flow = ds_flow("dtypes", [(c, []) for c in creates] + [(lst, []), (lst_null, []), (lst_limit, [])])
+    return {"flow": flow, "inputs": {"e1": {"id": 1, "rank": 2}, "e2": {"id": 2, "rank": None, "score": 1.5}, "e3": {"id": 3}},
+            "answers": [], "datastores": [ds]}
+
+
+@scenario("datastore_bad_entity", "an entity missing a required property: DatastoreEntityError")
+def _(url):
+    ds = documents_store()
+    create = DatastoreCreateStep(ds, "documents", name="create")
+    flow = ds_flow("bad", [(create, [])])
+    return {"flow": flow, "inputs": {"entity": {"content": "no id"}}, "answers": [], "datastores": [ds]}
+
+
+@scenario("datastore_unpack_none", "unpack_single_entity_from_list with nothing matching: RuntimeError")
+def _(url):
+    ds = documents_store()
+    get = DatastoreListStep(ds, "notes", where={"text": "{{ t }}"}, limit=1, unpack_single_entity_from_list=True, name="get")
+    create = DatastoreCreateStep(ds, "notes", name="create")
+    flow = ds_flow("unpack", [(create, []), (get, [])])
+    return {"flow": flow, "inputs": {"entity": {"text": "a"}, "t": "b"}, "answers": [], "datastores": [ds]}
+
+
+# ---- rephrase -----------------------------------------------------------------------------------
+
+
+@scenario("rephrase_output_message", "PluginOutputMessageNode with rephrase: the rephrasing prompt, the message posted, the output")
+def _(url):
+    out = OutputMessageStep("Your order {{ order }} has shipped.", rephrase=True, llm=llm(url), name="tell")
+    start = StartStep(input_descriptors=[StringProperty("order")], name="start")
+    end = CompleteStep(name="end")
+    flow = Flow(begin_step=start, control_flow_edges=[ControlFlowEdge(start, out), ControlFlowEdge(out, end)],
+                data_flow_edges=[DataFlowEdge(start, "order", out, "order")], name="rephraser")
+    return {"flow": flow, "inputs": {"order": "A-17"}, "answers": ["Good news: A-17 is on its way!"]}
+
+
+@scenario("rephrase_input_message", "PluginInputMessageNode with rephrase: the question is rephrased, then the user answers")
+def _(url):
+    ask = InputMessageStep("What is your {{ thing }}?", rephrase=True, llm=llm(url), name="ask",
+                           output_mapping={InputMessageStep.USER_PROVIDED_INPUT: "answer"})
+    start = StartStep(input_descriptors=[StringProperty("thing")], name="start")
+    end = CompleteStep(name="end")
+    flow = Flow(begin_step=start, control_flow_edges=[ControlFlowEdge(start, ask), ControlFlowEdge(ask, end)],
+                data_flow_edges=[DataFlowEdge(start, "thing", ask, "thing")],
+                name="asker")
+    return {"flow": flow, "inputs": {"thing": "name"}, "answers": ["May I have your name?"], "user": ["Ada"]}
+
+
+# --------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------
+
+
+def message_summary(conv):
+    return [{"type": m.message_type.value, "content": m.content} for m in conv.get_messages()]
+
+
+def end_of(doc, status):
+    name = getattr(status, "complete_step_name", None)
+    for c in components(doc).values():
+        if c.get("component_type") == "EndNode" and c.get("name") == name:
+            return {"name": name, "branch": c.get("branch_name") or "next"}
+    return None
+
+
+def run(name, url):
+    description, build = SCENARIOS[name]
+    spec = build(url)
+    doc = spec.get("document") or export(spec["flow"])
+    if "edit" in spec:
+        spec["edit"](doc)
+    retarget(doc, url)
+    with _State.lock:
+        _State.requests.clear()
+        _State.answers[:] = list(spec.get("answers", []))
+    loader = AgentSpecLoader(tool_registry=TOOLS)
+    record = {"scenario": name, "description": description, "inputs": spec.get("inputs", {}),
+              "answers": spec.get("answers", []), "user": spec.get("user", [])}
+    flow = None
+    try:
+        flow = loader.load_json(json.dumps(doc))
+        conv = flow.start_conversation(inputs=spec.get("inputs", {}))
+        status = conv.execute()
+        for message in spec.get("user", []):
+            conv.append_user_message(message)
+            status = conv.execute()
+        record["status"] = type(status).__name__
+        record["outputs"] = getattr(status, "output_values", None)
+        record["end"] = end_of(doc, status)
+        record["messages"] = message_summary(conv)
+    except Exception as e:  # the flow failed: its error is the outcome
+        record["status"] = "error"
+        record["error"] = {"class": type(e).__name__, "message": str(e)}
+    if flow is not None:
+        stores = {}
+        for step in flow.steps.values():
+            ds = getattr(step, "datastore", None)
+            if ds is not None:
+                stores[ds.id] = {c: ds.list(c) for c in ds.describe()}
+        if stores:
+            record["datastores"] = stores
+    with _State.lock:
+        record["requests"] = copy.deepcopy(_State.requests)
+    retarget(doc, URL_PLACEHOLDER)
+    record["document"] = doc
+    return record
+
+
+def no_nan(x):
+    """pandas' NaN (a missing number) as null: JSON has no NaN, and Weft gives null there."""
+    if isinstance(x, float) and x != x:
+        return None
+    if isinstance(x, dict):
+        return {k: no_nan(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [no_nan(v) for v in x]
+    return x
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--out", default=os.path.join(root, "crates/weft-exec/tests/fixtures/wayflow_flows.json"))
+    parser.add_argument("--only", nargs="*")
+    args = parser.parse_args()
+    url = start_server()
+    names = args.only or list(SCENARIOS)
+    records = [run(n, url) for n in names]
+    for r in records:
+        print(f"{r['scenario']}: {r['status']} {r.get('end') or r.get('error') or ''}", file=sys.stderr)
+    # Scenarios running the same document share it (`"document": "<name of the first>"`).
+    documents = {}
+    for r in records:
+        same = next((k for k, d in documents.items() if d == r["document"]), None)
+        if same is None:
+            documents[r["scenario"]] = r["document"]
+            same = r["scenario"]
+        r["document"] = same
+    out = no_nan({"wayflowcore_version": "26.3.1", "documents": documents, "scenarios": records})
+    with open(args.out, "w") as f:
+        f.write("{\n")
+        for key in ("wayflowcore_version", "documents", "scenarios"):
+            value = out[key]
+            f.write(f"{json.dumps(key)}: ")
+            if isinstance(value, dict):
+                f.write("{\n" + ",\n".join(f"{json.dumps(k)}: {json.dumps(v, ensure_ascii=False, allow_nan=False)}" for k, v in value.items()) + "\n}")
+            elif isinstance(value, list):
+                f.write("[\n" + ",\n".join(json.dumps(v, ensure_ascii=False, allow_nan=False, default=repr) for v in value) + "\n]")
+            else:
+                f.write(json.dumps(value))
+            f.write(",\n" if key != "scenarios" else "\n")
+        f.write("}\n")
+
+
+if __name__ == "__main__":
+    main()
