@@ -153,8 +153,13 @@ def current_time(zone: str = "UTC") -> str:
     return f"12:00 {zone}"
 
 
+_COUNTER = [40]
+
+
 def counter_value() -> int:
-    return 41
+    """41, then 42, ...: a new value at each call (reset before each scenario)."""
+    _COUNTER[0] += 1
+    return _COUNTER[0]
 
 
 TOOLS = {"current_time": current_time, "counter_value": counter_value}
@@ -457,6 +462,126 @@ def _(url):
     return {"flow": flow, "inputs": {"thing": "name"}, "answers": ["May I have your name?"], "user": ["Ada"]}
 
 
+# ---- context providers (WayFlow's exporter cannot write tool and flow providers: hand-written) --
+# A data edge may start at a context provider only in an ExtendedFlow that lists it in
+# `context_providers` (pyagentspec refuses an edge from a component that is not in the flow).
+
+
+PLUGIN = {"component_plugin_name": None, "component_plugin_version": "26.3.1"}
+
+
+def comp(ty, cid, plugin=None, **fields):
+    c = {"component_type": ty, "id": cid, "name": cid, "description": None, "metadata": {}}
+    c.update(fields)
+    if plugin:
+        c.update({"component_plugin_name": plugin, "component_plugin_version": "26.3.1"})
+    return c
+
+
+def sprop(title, **kw):
+    return {"title": title, "type": "string", **kw}
+
+
+def ref(cid):
+    return {"$component_ref": cid}
+
+
+def hand_flow(name, nodes, control, data, extra=(), inputs=(), outputs=(), extended=None, start_id="start"):
+    """A flow document: `nodes` (components, ids = names), control edges `(from, to)`, data edges
+    `(source, output, destination, input)`; `extended` makes it an ExtendedFlow with these
+    fields (`context_providers`, `state`)."""
+    table = {n["id"]: n for n in list(nodes) + list(extra)}
+    doc = comp("ExtendedFlow" if extended is not None else "Flow", name, plugin="FlowPlugin" if extended is not None else None,
+               inputs=list(inputs), outputs=list(outputs), start_node=ref(start_id), nodes=[ref(n["id"]) for n in nodes],
+               control_flow_connections=[comp("ControlFlowEdge", f"{name}_c{i}", from_node=ref(a), from_branch=None, to_node=ref(b))
+                                         for i, (a, b) in enumerate(control)],
+               data_flow_connections=None if data is None else [
+                   comp("DataFlowEdge", f"{name}_d{i}", source_node=ref(a), source_output=o, destination_node=ref(b), destination_input=i_)
+                   for i, (a, o, b, i_) in enumerate(data)])
+    if extended is not None:
+        doc.update(extended)
+    doc["$referenced_components"] = table
+    doc["agentspec_version"] = "26.1.2"
+    return doc
+
+
+def start(inputs=(), cid="start"):
+    return comp("StartNode", cid, inputs=list(inputs), outputs=list(inputs), branches=["next"])
+
+
+def end(outputs, name="end"):
+    return comp("EndNode", name, inputs=list(outputs), outputs=list(outputs), branches=[], branch_name="next")
+
+
+def message(cid, text, inputs):
+    return comp("PluginOutputMessageNode", cid, plugin="NodesPlugin", inputs=[sprop(i) for i in inputs],
+                outputs=[sprop(f"{cid}_out")], branches=["next"], message=text, input_mapping={},
+                output_mapping={"output_message": f"{cid}_out"}, message_type="AGENT", rephrase=False, llm_config=None,
+                expose_message_as_output=True)
+
+
+def tool_provider(cid, tool, output, tool_inputs=(), tool_output_type="string"):
+    tool_comp = comp("ServerTool", tool, inputs=list(tool_inputs), outputs=[{"title": output, "type": tool_output_type}])
+    return comp("PluginToolContextProvider", cid, plugin="ContextProviderPlugin", inputs=[],
+                outputs=[{"title": output, "type": tool_output_type}], branches=["next"], tool=tool_comp, output_name=output)
+
+
+@scenario("tool_provider_edges", "PluginToolContextProvider on data edges: the tool is called at every read")
+def _(url):
+    # The message node's outputs are renamed so each is a flow output of its own.
+    a, b = message("first", "count {{ n }}", ["n"]), message("second", "count again {{ n }}", ["n"])
+    outs = [sprop("first_out"), sprop("second_out")]
+    doc = hand_flow("counting", [start(), a, b, end(outs)], [("start", "first"), ("first", "second"), ("second", "end")],
+                    [("counter", "n", "first", "n"), ("counter", "n", "second", "n"),
+                     ("first", "first_out", "end", "first_out"), ("second", "second_out", "end", "second_out")],
+                    extra=[tool_provider("counter", "counter_value", "n", tool_output_type="integer")], outputs=outs,
+                    extended={"context_providers": [ref("counter")], "state": []})
+    return {"document": doc, "inputs": {}, "answers": []}
+
+
+@scenario("tool_provider_by_name", "ExtendedFlow.context_providers, no data edges: a tool provider (its input defaults as arguments) feeds the input of its name (WayFlow wires providers by name only when no node output matches a node input by name)")
+def _(url):
+    msg = message("tell", "It is {{ now }}", ["now"])
+    msg["outputs"], msg["output_mapping"], msg["expose_message_as_output"] = [], {}, False
+    doc = hand_flow("clock", [start(), msg, end([])], [("start", "tell"), ("tell", "end")], None,
+                    extended={"context_providers": [tool_provider("clock_provider", "current_time", "now",
+                                                                  tool_inputs=[sprop("zone", default="CET")])],
+                              "state": []})
+    return {"document": doc, "inputs": {}, "answers": []}
+
+
+@scenario("flow_provider", "PluginFlowContextProvider: its flow runs at the read, posting to the same conversation; its one output is the value")
+def _(url):
+    inner_msg = message("inner_note", "Looked it up", [])
+    inner_tpl = comp("PluginTemplateNode", "inner_value", plugin="NodesPlugin", inputs=[], outputs=[sprop("value")],
+                     branches=["next"], template="forty-two", input_mapping={}, output_mapping={"output": "value"})
+    inner_outs = [sprop("value")]
+    inner = hand_flow("lookup", [start(cid="inner_start"), inner_msg, inner_tpl, end(inner_outs, name="inner_end")],
+                      [("inner_start", "inner_note"), ("inner_note", "inner_value"), ("inner_value", "inner_end")],
+                      [("inner_value", "value", "inner_end", "value")], outputs=inner_outs, start_id="inner_start")
+    del inner["agentspec_version"]
+    provider = comp("PluginFlowContextProvider", "lookup_provider", plugin="ContextProviderPlugin", inputs=[],
+                    outputs=[sprop("value")], branches=["next"], flow=inner, output_names=["value"])
+    msg = message("answer", "The answer is {{ value }}", ["value"])
+    outs = [sprop("answer_out")]
+    doc = hand_flow("asking", [start(), msg, end(outs)], [("start", "answer"), ("answer", "end")],
+                    [("lookup_provider", "value", "answer", "value"), ("answer", "answer_out", "end", "answer_out")],
+                    extra=[provider], outputs=outs, extended={"context_providers": [ref("lookup_provider")], "state": []})
+    return {"document": doc, "inputs": {}, "answers": []}
+
+
+@scenario("constant_provider_by_name", "ExtendedFlow.context_providers with explicit data edges: an input fed by the start node and named like a provider's output reads the provider")
+def _(url):
+    msg = message("greet", "{{ greeting }}, {{ who }}!", ["greeting", "who"])
+    outs = [sprop("greet_out")]
+    constant = comp("PluginConstantContextProvider", "hello", plugin="ContextProviderPlugin", inputs=[],
+                    outputs=[sprop("greeting")], branches=["next"], value="Bonjour")
+    doc = hand_flow("greeter", [start([sprop("who"), sprop("greeting")]), msg, end(outs)], [("start", "greet"), ("greet", "end")],
+                    [("start", "who", "greet", "who"), ("start", "greeting", "greet", "greeting"), ("greet", "greet_out", "end", "greet_out")],
+                    inputs=[sprop("who"), sprop("greeting")], outputs=outs, extended={"context_providers": [constant], "state": []})
+    return {"document": doc, "inputs": {"who": "Ada", "greeting": "Hi"}, "answers": []}
+
+
 # --------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------
@@ -484,6 +609,7 @@ def run(name, url):
     with _State.lock:
         _State.requests.clear()
         _State.answers[:] = list(spec.get("answers", []))
+    _COUNTER[0] = 40
     loader = AgentSpecLoader(tool_registry=TOOLS)
     record = {"scenario": name, "description": description, "inputs": spec.get("inputs", {}),
               "answers": spec.get("answers", []), "user": spec.get("user", [])}

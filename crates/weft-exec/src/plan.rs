@@ -11,12 +11,12 @@
 use crate::context::RunSettings;
 use crate::error::StartError;
 use crate::nodes::{self, Op};
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use weft_flow::Flow;
-use weft_flow::node::{DataEdge, Model};
+use weft_flow::node::{ContextProvider, DataEdge, Model, NodeKind};
 use weft_llm::ChatModel;
 use weft_spec::{Code, CompId, Component, Diagnostic, Property};
 use weft_tools::ToolRegistry;
@@ -350,11 +350,16 @@ impl<'a> Compiler<'a> {
                 }
                 // Context providers feed inputs of their outputs' names too (WayFlow).
                 for &source in &graph.providers {
-                    for o in &self.flow.io(source).outputs {
+                    let mut titles: Vec<String> = self.flow.io(source).outputs.iter().map(|o| o.title().to_owned()).collect();
+                    if let Some(p) = self.model.provider(source)
+                        && !titles.iter().any(|t| t == p.output())
+                    {
+                        titles.push(p.output().to_owned());
+                    }
+                    for output in titles {
                         for &destination in &graph.nodes {
-                            if self.flow.io(destination).input(o.title()).is_some() {
-                                let output = o.title().to_owned();
-                                out.push(DataEdge { source, output: output.clone(), destination, input: output });
+                            if self.flow.io(destination).input(&output).is_some() {
+                                out.push(DataEdge { source, output: output.clone(), destination, input: output.clone() });
                             }
                         }
                     }
@@ -362,11 +367,61 @@ impl<'a> Compiler<'a> {
                 out
             }
         };
+        let mut provided = Vec::new();
         for &n in &graph.nodes {
             let idx = self.flows[index].node_index[&spec.get(n).id];
-            self.node(n, idx, &edges);
+            provided.extend(self.node(n, idx, &edges, graph).into_iter().map(|(input, provider)| (idx, input, provider)));
+        }
+        for (idx, input, provider) in provided {
+            self.provider_node(index, idx, &input, provider);
         }
         index
+    }
+
+    /// Puts a node that calls context provider `provider` (a tool or a flow) before node `idx`
+    /// of flow `flow`, feeding its input `input`: every control edge into the node goes to it
+    /// instead, and it goes on to the node, so the provider is called each time the node runs
+    /// (WayFlow calls a provider at every read of an input it feeds).
+    fn provider_node(&mut self, flow: usize, idx: usize, input: &str, provider: CompId) {
+        let Some(op) = nodes::provider::ProviderOp::plan(self, provider) else { return };
+        let comp = self.comp(provider);
+        let id = format!("{}#{}", self.nodes[idx].id, input);
+        let new = self.nodes.len();
+        let members: Vec<usize> = self.flows[flow].node_index.values().copied().collect();
+        for m in members {
+            for (_, to) in &mut self.nodes[m].next {
+                if *to == idx {
+                    *to = new;
+                }
+            }
+        }
+        if self.flows[flow].start == idx {
+            self.flows[flow].start = new;
+        }
+        self.flows[flow].node_index.insert(id.clone(), new);
+        let schema = self.nodes[idx].inputs.iter().find(|i| i.title == input).map(|i| i.schema.clone()).unwrap_or(Json::Null);
+        let mut output = Map::new();
+        output.insert("title".into(), Json::String(input.to_owned()));
+        if let Json::Object(m) = schema {
+            for (k, v) in m {
+                if k != "title" && k != "default" {
+                    output.insert(k, v);
+                }
+            }
+        }
+        self.nodes.push(NodePlan {
+            id: id.clone(),
+            name: comp.name.clone(),
+            ty: comp.ty.name,
+            op: Op::Provider(Box::new(op)),
+            inputs: Vec::new(),
+            output_mapping: Vec::new(),
+            outputs: vec![Property::new(Json::Object(output))],
+            next: vec![("next".to_owned(), idx)],
+        });
+        if let Some(i) = self.nodes[idx].inputs.iter_mut().find(|i| i.title == input) {
+            i.sources = vec![(id, input.to_owned())];
+        }
     }
 
     /// An agent at the root of the document, as a flow of one node: its inputs go from a start
@@ -431,15 +486,18 @@ impl<'a> Compiler<'a> {
         });
     }
 
-    fn node(&mut self, n: CompId, idx: usize, edges: &[DataEdge]) {
+    /// Plans node `n` (index `idx`) of flow `graph`; returns the inputs a context provider that
+    /// is called (a tool or a flow) feeds, with the provider.
+    fn node(&mut self, n: CompId, idx: usize, edges: &[DataEdge], graph: &weft_flow::node::FlowGraph) -> Vec<(String, CompId)> {
         let spec = self.flow.spec();
         let io = self.flow.io(n);
+        let mut called = Vec::new();
         if self.blocked(n) {
-            return;
+            return called;
         }
         let Some(node) = self.model.node(n) else {
             self.not_lowered(n);
-            return;
+            return called;
         };
         self.nodes[idx].output_mapping = node.output_mapping.clone();
         self.nodes[idx].outputs = io.outputs.clone();
@@ -453,20 +511,44 @@ impl<'a> Compiler<'a> {
             // the input's value, planned as its default with no other source.
             let provided = into.iter().find(|e| weft_flow::node::flow::is_provider(spec.get(e.source)));
             match provided {
-                Some(e) => match self.model.context_value(e.source) {
-                    Some((title, value)) if *title == e.output => {
+                Some(e) => match self.model.provider(e.source) {
+                    Some(ContextProvider::Constant { output, value }) if *output == e.output => {
                         if let Some(obj) = schema.as_object_mut() {
                             obj.insert("default".into(), value.clone());
                         }
                     }
-                    Some(_) => self.not_lowered(e.source),
+                    Some(ContextProvider::Constant { .. }) => self.not_lowered(e.source),
+                    // Called each time the node runs: a node before it does (`provider_node`).
+                    Some(ContextProvider::Tool { .. } | ContextProvider::Flow { .. }) if !matches!(node.kind, NodeKind::Start) => {
+                        called.push((p.title().to_owned(), e.source));
+                    }
+                    Some(_) => {}
                     None => {
                         if !self.blocked(e.source) {
                             self.not_lowered(e.source);
                         }
                     }
                 },
-                None => sources = into.iter().map(|e| (spec.get(e.source).id.clone(), e.output.clone())).collect(),
+                None => {
+                    sources = into.iter().map(|e| (spec.get(e.source).id.clone(), e.output.clone())).collect();
+                    // WayFlow also reads a provider of the flow whose output has the input's
+                    // name, and refuses the run when an edge gives the input a value too.
+                    if graph.data.is_some()
+                        && !sources.is_empty()
+                        && let Some(&pv) =
+                            graph.providers.iter().find(|&&pv| self.model.provider(pv).is_some_and(|x| x.output() == p.title()))
+                    {
+                        let line = format!(
+                            "{} at {}: input \"{}\" is fed by a data edge and is also the name of the output of context provider {} of its flow; WayFlow refuses to run it (\"Found the name '{}' corresponding to both a context provider and a step output\"). Rename the input (with `input_mapping`) or the provider's output",
+                            spec.get(n).label(),
+                            pointer(spec.get(n)),
+                            p.title(),
+                            spec.get(pv).label(),
+                            p.title()
+                        );
+                        self.report_as(Code::ComponentRule, line);
+                    }
+                }
             }
             inputs.push(InputPlan { title: p.title().to_owned(), internal: node.internal_input(p.title()), schema, sources });
         }
@@ -474,5 +556,6 @@ impl<'a> Compiler<'a> {
         if let Some(op) = nodes::plan(self, n, idx, &node.kind, edges) {
             self.nodes[idx].op = op;
         }
+        called
     }
 }

@@ -118,7 +118,7 @@ async fn an_extended_flows_context_providers_feed_inputs_by_name() {
 }
 
 #[tokio::test]
-async fn a_tool_context_provider_as_a_data_source_is_refused_at_start_naming_it() {
+async fn a_tool_context_provider_needs_its_tool_bound_and_is_refused_at_start_naming_it() {
     let tool = json!({"component_type": "ServerTool", "id": "clock", "name": "clock", "inputs": [], "outputs": [string("now")]});
     let provider = json!({"component_type": "PluginToolContextProvider", "id": "now", "name": "current_time", "tool": {"$component_ref": "clock"},
         "output_name": "now", "inputs": [], "outputs": [string("now")], "branches": ["next"],
@@ -131,7 +131,7 @@ async fn a_tool_context_provider_as_a_data_source_is_refused_at_start_naming_it(
     );
     let f = flow(&d);
     let err = Plan::new(&f, RunOptions::simulated()).unwrap_err().to_string();
-    assert!(err.contains("PluginToolContextProvider") && err.contains("current_time"), "{err}");
+    assert!(err.contains("no implementation bound for the ServerTool \"clock\""), "{err}");
 }
 
 fn reference() -> Json {

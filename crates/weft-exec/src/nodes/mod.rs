@@ -28,6 +28,7 @@ pub(crate) mod flow;
 pub(crate) mod llm;
 pub(crate) use llm::REASK_PREFIX;
 pub(crate) mod message;
+pub(crate) mod provider;
 pub(crate) mod tool;
 
 use crate::check::{Checked, Place};
@@ -60,6 +61,8 @@ pub(crate) enum Op {
     Parallel(fanout::ParallelOp),
     Map(Box<fanout::MapOp>),
     Agent(Box<agent::AgentOp>),
+    /// A context provider called before the node whose input it feeds (made by the planner).
+    Provider(Box<provider::ProviderOp>),
 }
 
 /// The node a family works on: its frame, its plan, and when it started (µs since the Unix
@@ -101,6 +104,8 @@ pub(crate) enum Role<'p> {
     Agent(&'p agent::AgentOp),
     /// Runs in one step, or busy with LLM calls repairing JSON (PluginExtractNode).
     Extract(&'p extract::ExtractOp),
+    /// A context provider: busy with its tool's call, or in a child frame running its flow.
+    Provider(&'p provider::ProviderOp),
 }
 
 /// Which of its inputs a node reads before it runs.
@@ -144,6 +149,7 @@ impl Op {
             Op::Parallel(op) => Role::FanOut(fanout::FanOut::Parallel(op)),
             Op::Map(op) => Role::FanOut(fanout::FanOut::Map(op)),
             Op::Agent(op) => Role::Agent(op),
+            Op::Provider(op) => Role::Provider(op),
         }
     }
 
@@ -160,7 +166,8 @@ impl Op {
             | Role::Subflow(_)
             | Role::FanOut(_)
             | Role::Agent(_)
-            | Role::Extract(_) => Reads::All,
+            | Role::Extract(_)
+            | Role::Provider(_) => Reads::All,
         }
     }
 
@@ -178,7 +185,8 @@ impl Op {
             | Role::Subflow(_)
             | Role::FanOut(_)
             | Role::Agent(_)
-            | Role::Extract(_) => false,
+            | Role::Extract(_)
+            | Role::Provider(_) => false,
         }
     }
 }
@@ -233,6 +241,7 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::Parallel(op) => op.step(s, state, at, vars),
         Op::Map(op) => op.step(s, state, at, vars),
         Op::Agent(op) => op.step(s, state, at, vars),
+        Op::Provider(op) => op.step(s, state, at),
     }
 }
 
@@ -246,6 +255,7 @@ pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call
         Role::Extract(op) => op.complete(s, state, at, call, result),
         Role::Input(op) => op.complete(s, state, at, call, result),
         Role::Output(op) => op.complete(s, state, at, call, result),
+        Role::Provider(op) => op.complete(s, state, at, call, result),
         Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -276,9 +286,15 @@ pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &N
         Role::Input(op) => op.submit(s, state, fid, node, request, answer).map(Answer::Outputs),
         Role::Tool(op) => op.submit(s, node, request, answer).map(Answer::Outputs),
         Role::Agent(op) => op.submit(s, state, fid, node, request, answer),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Output(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => {
-            Err(mismatched_request())
-        }
+        Role::Entry
+        | Role::Exit
+        | Role::Instant
+        | Role::Llm(_)
+        | Role::Output(_)
+        | Role::Subflow(_)
+        | Role::FanOut(_)
+        | Role::Extract(_)
+        | Role::Provider(_) => Err(mismatched_request()),
     }
 }
 
@@ -300,6 +316,7 @@ pub(crate) fn child_finished(
     match at.node.op.role() {
         Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
         Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
+        Role::Provider(op) => op.child_finished(s, state, at, outputs),
         Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Output(_) | Role::Agent(_) | Role::Extract(_) => {
             Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)"))
         }
@@ -316,6 +333,7 @@ pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Cal
         Role::Extract(op) => op.remake(s, state, at, call),
         Role::Input(op) => op.remake(s, state, at, call, vars),
         Role::Output(op) => op.remake(s, state, at, call, vars),
+        Role::Provider(op) => op.remake(call),
         Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -327,6 +345,7 @@ pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked 
         Role::Tool(op) => op.check_position(place, position),
         Role::Input(op) => op.check_position(place, position),
         Role::Output(op) => op.check_position(place, position),
+        Role::Provider(op) => op.check_position(place, position),
         Role::Subflow(op) => op.check_position(place, position),
         Role::FanOut(fan) => fanout::check_position(place, fan, position),
         Role::Agent(op) => op.check_position(place, position),
@@ -341,6 +360,14 @@ pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
         Role::Input(op) => op.asks(request),
         Role::Tool(op) => op.asks(request),
         Role::Agent(op) => op.asks(request),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Output(_) | Role::Subflow(_) | Role::FanOut(_) | Role::Extract(_) => false,
+        Role::Entry
+        | Role::Exit
+        | Role::Instant
+        | Role::Llm(_)
+        | Role::Output(_)
+        | Role::Subflow(_)
+        | Role::FanOut(_)
+        | Role::Extract(_)
+        | Role::Provider(_) => false,
     }
 }

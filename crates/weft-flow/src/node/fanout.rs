@@ -396,6 +396,32 @@ fn yielding(cx: &mut Cx<'_>, parallel: CompId, flow: CompId, context: &str) {
     }
 }
 
+/// The first node of `flow` (or of a flow nested in it) that may stop to wait for the user or
+/// the client, and why.
+pub(crate) fn first_yielding(spec: &weft_spec::Spec, flow: CompId) -> Option<(CompId, &'static str)> {
+    let mut stack = vec![flow];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(f) = stack.pop() {
+        if !seen.insert(f) {
+            continue;
+        }
+        let fl = spec.get(f);
+        for n in fl.comp_list("nodes") {
+            if let Some(why) = yields(spec, n) {
+                return Some((n, why));
+            }
+            let node = spec.get(n);
+            for sub in ["subflow", "flow"] {
+                if let Some(s) = node.comp_field(sub) {
+                    stack.push(s);
+                }
+            }
+            stack.extend(node.comp_list("subflows").into_iter().chain(node.comp_list("flows")));
+        }
+    }
+    None
+}
+
 fn yields(spec: &weft_spec::Spec, n: CompId) -> Option<&'static str> {
     let node = spec.get(n);
     match node.ty.name {

@@ -32,7 +32,7 @@ pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEP
 pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, VariablesNode, WriteOp};
 pub use datastore::{DatastoreAction, DatastoreNode, WhereEntry, WhereValue};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
-pub use flow::{ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
+pub use flow::{ContextProvider, ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
 pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
 pub use message::{ConstantsNode, InputMessageNode, OutputMessageNode, TemplateNode};
 pub use tool::{ToolKind, ToolNode};
@@ -148,8 +148,8 @@ pub struct Model {
     llm_configs: HashMap<CompId, weft_spec::LlmConfig>,
     /// The root of the document when it is an agent Weft runs.
     agents: HashMap<CompId, AgentNode>,
-    /// The value each PluginConstantContextProvider gives: its output's title and `value`.
-    context_values: HashMap<CompId, (String, Json)>,
+    /// What each context provider Weft runs gives (by provider component).
+    providers: HashMap<CompId, ContextProvider>,
 }
 
 impl Model {
@@ -174,11 +174,19 @@ impl Model {
         self.llm_configs.get(&c)
     }
 
-    /// What a context provider gives a data edge it feeds: the output's title and its value
-    /// (a PluginConstantContextProvider); `None` for a provider Weft cannot read (its blockers
-    /// say why).
-    pub fn context_value(&self, c: CompId) -> Option<&(String, Json)> {
-        self.context_values.get(&c)
+    /// What a context provider gives a data edge it feeds, when it is a constant: the output's
+    /// title and its value (a PluginConstantContextProvider); `None` for the others.
+    pub fn context_value(&self, c: CompId) -> Option<(&str, &Json)> {
+        match self.providers.get(&c)? {
+            ContextProvider::Constant { output, value } => Some((output, value)),
+            ContextProvider::Tool { .. } | ContextProvider::Flow { .. } => None,
+        }
+    }
+
+    /// A context provider, as Weft runs it; `None` for one the document gets wrong or Weft
+    /// cannot run (its errors and blockers say why).
+    pub fn provider(&self, c: CompId) -> Option<&ContextProvider> {
+        self.providers.get(&c)
     }
 
     /// The document errors lowering found in a component, one line each.
@@ -406,8 +414,8 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
             let config = llm::config(&lw, c);
             lw.model.llm_configs.insert(c, config);
         } else if comp.ty.is_a(weft_spec::catalog::Kind::ContextProvider) {
-            if let Some(value) = flow::lower_provider(&mut lw, c) {
-                lw.model.context_values.insert(c, value);
+            if let Some(provider) = flow::lower_provider(&mut lw, c) {
+                lw.model.providers.insert(c, provider);
             }
         } else if comp.ty.is_a(weft_spec::catalog::Kind::Node) {
             let kind = lw.node_kind(c);

@@ -234,35 +234,174 @@ pub fn is_provider(comp: &Component) -> bool {
     comp.ty.is_a(weft_spec::catalog::Kind::ContextProvider)
 }
 
-/// What a context provider gives: a PluginConstantContextProvider its `value` under its
-/// output's title. Providers that call a tool or run a flow each time they are read are blocked
-/// (named in the blocker), as is a constant one with no output to name its value.
-pub(crate) fn lower_provider(lw: &mut Lowerer<'_, '_>, c: CompId) -> Option<(String, serde_json::Value)> {
+/// A context provider: a value source outside a flow's nodes, read each time a node reads an
+/// input it feeds (WayFlow calls the provider at every read).
+#[derive(Debug, Clone)]
+pub enum ContextProvider {
+    /// PluginConstantContextProvider: `value`, under its output's title.
+    Constant {
+        /// The title of its output.
+        output: String,
+        /// `value`.
+        value: serde_json::Value,
+    },
+    /// PluginToolContextProvider: the ServerTool, called with no arguments (its implementation
+    /// applies its own defaults); its result, under `output_name`.
+    Tool {
+        /// `output_name`.
+        output: String,
+        /// The ServerTool component.
+        tool: CompId,
+        /// The tool's name (what a registry binds).
+        name: String,
+    },
+    /// PluginFlowContextProvider: the flow, run with no inputs in the same conversation; its one
+    /// output (`output_names`, else the flow's only output).
+    Flow {
+        /// The title the value goes under: the flow output's.
+        output: String,
+        /// The flow.
+        flow: CompId,
+    },
+}
+
+impl ContextProvider {
+    /// The title of the value it gives.
+    pub fn output(&self) -> &str {
+        match self {
+            ContextProvider::Constant { output, .. } | ContextProvider::Tool { output, .. } | ContextProvider::Flow { output, .. } => {
+                output
+            }
+        }
+    }
+}
+
+/// What a context provider gives (FORMAT.md 11: PluginConstantContextProvider, its `value`;
+/// PluginToolContextProvider, a ServerTool's result; PluginFlowContextProvider, a flow's output).
+/// The rules WayFlow applies when it builds one are checked here: a constant needs an output
+/// naming its value; a tool's inputs all need defaults (it is called without arguments); a flow
+/// gives exactly one output, takes no input without a default and never waits for the user.
+pub(crate) fn lower_provider(lw: &mut Lowerer<'_, '_>, c: CompId) -> Option<ContextProvider> {
     let comp = lw.comp(c);
+    let f = lw.fields(c);
     match comp.ty.name {
         "PluginConstantContextProvider" => {
             let Some(output) = lw.io(c).outputs.first() else {
                 lw.error(
                     c,
-                    weft_spec::Code::ComponentRule,
+                    Code::ComponentRule,
                     comp.pointer.clone(),
                     "a PluginConstantContextProvider needs one output, which names and types its value".into(),
                     "add `\"outputs\": [{\"title\": \"<name>\", \"type\": \"string\"}]` (the type of `value`)",
                 );
                 return None;
             };
-            let title = output.title().to_owned();
-            let value = lw.fields(c).json("value").cloned().unwrap_or(serde_json::Value::Null);
-            Some((title, value))
+            let output = output.title().to_owned();
+            let value = f.json("value").cloned().unwrap_or(serde_json::Value::Null);
+            Some(ContextProvider::Constant { output, value })
+        }
+        "PluginToolContextProvider" => {
+            let tool = f.comp("tool")?;
+            let tc = lw.comp(tool);
+            let required: Vec<String> =
+                lw.io(tool).inputs.iter().filter(|p| p.default().is_none()).map(|p| format!("\"{}\"", p.title())).collect();
+            if !required.is_empty() {
+                lw.error(
+                    c,
+                    Code::ComponentRule,
+                    format!("{}/tool", comp.pointer),
+                    format!(
+                        "calls {} without arguments, but its input{} {} {} no default (WayFlow refuses such a tool)",
+                        tc.label(),
+                        if required.len() > 1 { "s" } else { "" },
+                        required.join(", "),
+                        if required.len() > 1 { "have" } else { "has" }
+                    ),
+                    "give each input of the tool a default, or call the tool with a ToolNode instead",
+                );
+                return None;
+            }
+            let output = f.str("output_name").map_or_else(|| format!("{}_output", tc.name), str::to_owned);
+            Some(ContextProvider::Tool { output, tool, name: tc.name.clone() })
+        }
+        "PluginFlowContextProvider" => {
+            let flow = f.comp("flow")?;
+            let fc = lw.comp(flow);
+            let io = lw.io(flow).clone();
+            let all: Vec<String> = io.outputs.iter().map(|p| p.title().to_owned()).collect();
+            let names: Vec<String> = match f.json("output_names").and_then(serde_json::Value::as_array) {
+                Some(list) => {
+                    let names: Vec<String> = list.iter().filter_map(serde_json::Value::as_str).map(str::to_owned).collect();
+                    let unknown: Vec<String> = names.iter().filter(|n| !all.contains(n)).map(|n| format!("\"{n}\"")).collect();
+                    if !unknown.is_empty() {
+                        lw.error(
+                            c,
+                            Code::ComponentRule,
+                            format!("{}/output_names", comp.pointer),
+                            format!(
+                                "`output_names` names {}, which {} not an output of {} (its outputs are {})",
+                                unknown.join(", "),
+                                if unknown.len() > 1 { "are" } else { "is" },
+                                fc.label(),
+                                quoted(&all)
+                            ),
+                            "name outputs of the provider's flow",
+                        );
+                        return None;
+                    }
+                    names
+                }
+                None => all.clone(),
+            };
+            let [output] = names.as_slice() else {
+                lw.error(
+                    c,
+                    Code::ComponentRule,
+                    comp.pointer.clone(),
+                    format!(
+                        "a context provider gives one value, but {} gives {} ({}); WayFlow refuses it",
+                        if f.json("output_names").is_some_and(|v| !v.is_null()) { "`output_names`" } else { "its flow" },
+                        names.len(),
+                        quoted(&names)
+                    ),
+                    "set `output_names` to the one flow output the provider gives",
+                );
+                return None;
+            };
+            let needed: Vec<String> = io.inputs.iter().filter(|p| p.default().is_none()).map(|p| format!("\"{}\"", p.title())).collect();
+            if !needed.is_empty() {
+                lw.error(
+                    c,
+                    Code::ComponentRule,
+                    format!("{}/flow", comp.pointer),
+                    format!("runs {} with no inputs, but it needs {}", fc.label(), needed.join(", ")),
+                    "give those flow inputs defaults: a context provider's flow is started without inputs",
+                );
+                return None;
+            }
+            if let Some((n, why)) = super::fanout::first_yielding(lw.spec(), flow) {
+                lw.error(
+                    c,
+                    Code::ComponentRule,
+                    format!("{}/flow", comp.pointer),
+                    format!(
+                        "runs a flow whose {} may {why}; a context provider's flow must not wait (WayFlow refuses it)",
+                        lw.comp(n).label()
+                    ),
+                    "move the interaction out of the provider's flow",
+                );
+                return None;
+            }
+            Some(ContextProvider::Flow { output: output.clone(), flow })
         }
         other => {
-            let what = match other {
-                "PluginToolContextProvider" => "PluginToolContextProvider (a context provider that calls a tool each time it is read)",
-                "PluginFlowContextProvider" => "PluginFlowContextProvider (a context provider that runs a flow each time it is read)",
-                _ => other,
-            };
-            lw.block(c, c, comp.pointer.clone(), what.to_owned());
+            lw.block(c, c, comp.pointer.clone(), other.to_owned());
             None
         }
     }
+}
+
+/// `"a", "b"`, or `none`.
+fn quoted(names: &[String]) -> String {
+    if names.is_empty() { "none".to_owned() } else { names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ") }
 }
