@@ -67,6 +67,15 @@ from wayflowcore.steps import (  # noqa: E402
     RetryStep,
     StartStep,
 )
+from wayflowcore.messagelist import Message, MessageType  # noqa: E402
+from wayflowcore.templates import PromptTemplate  # noqa: E402
+from wayflowcore.templates.llamatemplates import _LlamaMergeToolRequestAndCallsTransform  # noqa: E402
+from wayflowcore.tools import ToolRequest, ToolResult  # noqa: E402
+from wayflowcore.transforms import (  # noqa: E402
+    CoalesceSystemMessagesTransform,
+    RemoveEmptyNonUserMessageTransform,
+    SplitPromptOnMarkerMessageTransform,
+)
 from wayflowcore.steps.datastoresteps import (  # noqa: E402
     DatastoreCreateStep,
     DatastoreDeleteStep,
@@ -582,6 +591,111 @@ def _(url):
     return {"document": doc, "inputs": {"who": "Ada", "greeting": "Hi"}, "answers": []}
 
 
+# ---- prompt templates ---------------------------------------------------------------------------
+
+
+def prompt_flow(url, template, before=(), inputs=None):
+    """steps `before` (asking and telling, to make a conversation), then a PromptExecutionStep
+    on `template`."""
+    step = PromptExecutionStep(prompt_template=template, llm=llm(url), name="answer")
+    return Flow.from_steps(list(before) + [step], name="prompted")
+
+
+@scenario("template_post_transforms", "post_rendering_transforms: empty non-user messages removed, leading system messages coalesced, a message split on the marker")
+def _(url):
+    tpl = PromptTemplate(messages=[
+        Message(content="\nYou are terse.\n", message_type=MessageType.SYSTEM),
+        Message(content="{% if extra %}{{ extra }}{% endif %}", message_type=MessageType.SYSTEM),
+        Message(content="Style: {{ style }}", message_type=MessageType.SYSTEM),
+        Message(content="", message_type=MessageType.AGENT),
+        Message(content="{% if extra %}{{ extra }}{% endif %}", message_type=MessageType.USER),
+        Message(content="Question about {{ topic }}:\n---\nWhat is it?\n--- \n---", message_type=MessageType.USER),
+        Message(content="Be brief.", message_type=MessageType.SYSTEM),
+    ], post_rendering_transforms=[RemoveEmptyNonUserMessageTransform(), CoalesceSystemMessagesTransform(),
+                                  SplitPromptOnMarkerMessageTransform()])
+    return {"flow": prompt_flow(url, tpl), "inputs": {"topic": "cats", "style": "plain", "extra": ""}, "answers": ["A small feline."]}
+
+
+def tool_messages():
+    return [
+        Message(content="You can call tools.", message_type=MessageType.SYSTEM),
+        Message(content="What time is it in {{ city }}?", message_type=MessageType.USER),
+        Message(content="", tool_requests=[ToolRequest(name="get_time", args={"city": "Paris", "utc": False}, tool_request_id="t1"),
+                                         ToolRequest(name="get_weather", args={"city": "Paris"}, tool_request_id="t2")],
+                role="assistant"),
+        Message(tool_result=ToolResult(content={"time": "12:00", "note": "<noon> & more"}, tool_request_id="t1"), role="user"),
+        Message(tool_result=ToolResult(content="sunny", tool_request_id="t2"), role="user"),
+        Message(content="Now answer.", message_type=MessageType.USER),
+    ]
+
+
+@scenario("template_tool_messages", "a template with a recorded tool request and its results, sent natively (assistant tool_calls, tool messages)")
+def _(url):
+    tpl = PromptTemplate(messages=tool_messages())
+    return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
+
+
+@scenario("template_llama_merge", "PluginLlamaMergeToolRequestAndCallsTransform: tool requests and results rewritten as text messages")
+def _(url):
+    tpl = PromptTemplate(messages=tool_messages(), post_rendering_transforms=[_LlamaMergeToolRequestAndCallsTransform()])
+    return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
+
+
+def history_template(placeholder):
+    messages = [Message(content="You are terse.", message_type=MessageType.SYSTEM)]
+    if placeholder:
+        messages.append(PromptTemplate.CHAT_HISTORY_PLACEHOLDER)
+    else:
+        messages.append(Message(content="Conversation:\n{% for m in __CHAT_HISTORY__ %}{{ m.message_type }}: {{ m.content }}\n{% endfor %}",
+                                message_type=MessageType.USER))
+    messages.append(Message(content="Answer the last question about {{ topic }}.", message_type=MessageType.USER))
+    return PromptTemplate(messages=messages, pre_rendering_transforms=[RemoveEmptyNonUserMessageTransform()],
+                          post_rendering_transforms=[CoalesceSystemMessagesTransform()])
+
+
+def history_document(url, placeholder):
+    """WayFlow cannot export a PromptExecutionStep whose template reads the chat history (FORMAT.md
+    11): the document is the export of the same flow without it, with the template's history
+    message put back and its `inputs` left to inference."""
+    flow = prompt_flow(url, PromptTemplate(
+        messages=[Message(content="You are terse.", message_type=MessageType.SYSTEM),
+                  Message(content="Answer the last question about {{ topic }}.", message_type=MessageType.USER)],
+        pre_rendering_transforms=[RemoveEmptyNonUserMessageTransform()],
+        post_rendering_transforms=[CoalesceSystemMessagesTransform()]), before=history_steps())
+    doc = export(flow)
+    tpl = next(c for c in components(doc).values() if c["component_type"] == "PluginPromptTemplate")
+    inserted = copy.deepcopy(tpl["messages"][0])
+    if placeholder:
+        inserted["contents"] = [{"type": "text", "content": "$$__CHAT_HISTORY_PLACEHOLDER__$$"}]
+    else:
+        inserted["role"] = "user"
+        inserted["contents"] = [{"type": "text", "content": history_template(False).messages[1].content}]
+        node = by_name(doc, "answer")
+        node["inputs"].append({"title": "__CHAT_HISTORY__"})
+    tpl["messages"].insert(1, inserted)
+    tpl["inputs"] = None
+    return doc
+
+
+def history_steps():
+    return [InputMessageStep("What do you want to know?", name="ask"), OutputMessageStep("", name="empty_note"),
+            OutputMessageStep("Let me think.", name="say")]
+
+
+@scenario("template_chat_history_placeholder", "the chat history placeholder: the conversation (user and agent messages; an empty one removed by a pre-rendering transform) where the marker is. Recorded from the Python flow: WayFlow's loader leaves the history empty")
+def _(url):
+    flow = prompt_flow(url, history_template(True), before=history_steps())
+    return {"run_python": flow, "document": history_document(url, True), "inputs": {"topic": "cats"},
+            "answers": ["A feline."], "user": ["what is a cat?"]}
+
+
+@scenario("template_chat_history_variable", "the chat history as the template variable __CHAT_HISTORY__ (a list of message_type and content). Recorded from the Python flow: WayFlow cannot load it")
+def _(url):
+    flow = prompt_flow(url, history_template(False), before=history_steps())
+    return {"run_python": flow, "document": history_document(url, False), "inputs": {"topic": "cats"},
+            "answers": ["A feline."], "user": ["what is a cat?"]}
+
+
 # --------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------
@@ -615,7 +729,7 @@ def run(name, url):
               "answers": spec.get("answers", []), "user": spec.get("user", [])}
     flow = None
     try:
-        flow = loader.load_json(json.dumps(doc))
+        flow = spec.get("run_python") or loader.load_json(json.dumps(doc))
         conv = flow.start_conversation(inputs=spec.get("inputs", {}))
         status = conv.execute()
         for message in spec.get("user", []):

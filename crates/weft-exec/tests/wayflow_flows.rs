@@ -62,11 +62,21 @@ fn retarget(value: &mut Json, url: &str) {
     }
 }
 
-/// A request as compared: without `stream` and `stream_options`.
+/// A request as compared: without `stream` and `stream_options`, and without the schema WayFlow
+/// asks for when a loaded prompt template has no `response_format` (`expected_output` wrapping the
+/// node's `output`, FORMAT.md 11.1): Weft sends no schema there and takes the text, as the same
+/// template built in Python does (a documented difference).
 fn comparable(mut request: Json) -> Json {
     if let Json::Object(m) = &mut request {
         m.remove("stream");
         m.remove("stream_options");
+        let wrapper = m.get("response_format").is_some_and(|f| {
+            f["json_schema"]["name"] == "expected_output"
+                && f["json_schema"]["schema"]["properties"].as_object().is_some_and(|p| p.len() == 1 && p.contains_key("output"))
+        });
+        if wrapper {
+            m.remove("response_format");
+        }
     }
     request
 }
@@ -121,7 +131,10 @@ async fn replay(name: &str) {
         ("FinishedStatus", Ok(Status::Finished { outputs, end_branch })) => {
             let expected = s["outputs"].as_object().unwrap();
             assert_eq!(outputs, expected, "{name}: the outputs");
-            assert_eq!(end_branch, s["end"]["branch"].as_str().unwrap(), "{name}: the EndNode reached");
+            // A flow run from its Python objects ends at no EndNode.
+            if let Some(branch) = s["end"]["branch"].as_str() {
+                assert_eq!(end_branch, branch, "{name}: the EndNode reached");
+            }
         }
         ("error", Err(e)) => {
             let class = s["error"]["class"].as_str().unwrap();
@@ -253,4 +266,29 @@ async fn a_flow_provider_runs_its_flow_in_the_conversation() {
 #[tokio::test]
 async fn a_provider_named_like_an_input_fed_by_an_edge_is_refused() {
     replay("constant_provider_by_name").await;
+}
+
+#[tokio::test]
+async fn template_transforms_remove_coalesce_and_split_messages() {
+    replay("template_post_transforms").await;
+}
+
+#[tokio::test]
+async fn template_tool_messages_are_sent_as_tool_calls_and_results() {
+    replay("template_tool_messages").await;
+}
+
+#[tokio::test]
+async fn template_llama_merge_writes_tool_calls_as_text() {
+    replay("template_llama_merge").await;
+}
+
+#[tokio::test]
+async fn template_chat_history_placeholder_takes_the_conversation() {
+    replay("template_chat_history_placeholder").await;
+}
+
+#[tokio::test]
+async fn template_chat_history_variable_lists_the_conversation() {
+    replay("template_chat_history_variable").await;
 }

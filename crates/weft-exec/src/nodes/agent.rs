@@ -655,7 +655,7 @@ fn replace_request(state: &mut RunState, text: &str) {
 
 /// What the model sees of a tool's value (WayFlow's `format_tool_output_for_llm`): Python's
 /// `json.dumps`, with `&`, `<` and `>` escaped.
-fn tool_output(value: &Json) -> String {
+pub(crate) fn tool_output(value: &Json) -> String {
     weft_prompt::py_json_dumps(value).replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e")
 }
 

@@ -9,10 +9,10 @@ use crate::error::RunErrorKind;
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, excerpt, get_frame, node_error};
-use crate::state::{Call, Position, Reask, RunState};
+use crate::state::{Call, ConversationMessage, Position, Reask, RunState};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
-use weft_flow::node::{ChoiceNode, LlmNode, LlmPrompt, MessageRole, PromptMessages};
+use weft_flow::node::{CHAT_HISTORY, ChoiceNode, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessages};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, ResponseFormat, Role, SchemaDelivery, ToolSpec};
 use weft_spec::{CompId, Component, Property};
 
@@ -73,13 +73,21 @@ pub(crate) struct MessagesOp {
 impl LlmOp {
     /// Binds the node's model (reporting an LLM config no model serves) and its endpoint's
     /// limiter.
-    pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, llm: &LlmNode) -> Option<LlmOp> {
+    pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, llm: &LlmNode) -> Option<LlmOp> {
         let model = model_for(c, n, llm.llm_config)?;
         let kind = match &llm.prompt {
             LlmPrompt::Text(t) => {
                 LlmKind::Prompt { template: t.template.clone(), outputs: t.outputs.clone(), structured: t.structured.clone() }
             }
             LlmPrompt::Messages(m) => {
+                // An input `__CHAT_HISTORY__` no edge feeds is the conversation (WayFlow's
+                // PromptExecutionStep fills it): `null` until the request is built.
+                if m.history
+                    && let Some(input) = c.nodes[idx].inputs.iter_mut().find(|i| i.internal == CHAT_HISTORY && i.sources.is_empty())
+                    && let Json::Object(schema) = &mut input.schema
+                {
+                    schema.entry("default").or_insert(Json::Null);
+                }
                 let tools = m.tools.iter().map(|&t| tool_spec(c.comp(t), &c.flow.io(t).inputs)).collect();
                 LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools }))
             }
@@ -106,7 +114,7 @@ impl LlmOp {
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         let meta = meta(state, at.fid, at.node)?;
         let call_index = meta.call_index;
-        let request = request(self, &vars, meta).map_err(|(what, e)| crate::error::RunError::template(at.node, &what, &e))?;
+        let request = request(self, &vars, &state.messages, meta).map_err(|e| e.error(at.node))?;
         s.start_clock(state, at.fid);
         self.send(s, state, at, Call::Llm { attempt: 1, call_index, reasks: Vec::new() }, request);
         Ok(())
@@ -132,7 +140,7 @@ impl LlmOp {
     ) -> Res<ChatRequest> {
         let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
         let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index, batch_index: None };
-        let mut request = request(self, vars, meta).map_err(|(what, e)| crate::error::RunError::template(at.node, &what, &e))?;
+        let mut request = request(self, vars, &state.messages, meta).map_err(|e| e.error(at.node))?;
         for r in reasks {
             push_reask(&mut request, &r.answer, &r.reason);
         }
@@ -303,49 +311,274 @@ pub(crate) fn meta(state: &mut RunState, fid: u64, node: &NodePlan) -> Res<Reque
     Ok(RequestMeta { node: node.name.clone(), node_path, call_index, batch_index: None })
 }
 
-/// A template that could not be rendered: which one, and why.
-type Unrendered = (String, weft_prompt::TemplateError);
+/// Builds the first request of an LLM node from its inputs (internal names, already cast) and the
+/// run's conversation (for a template that reads the chat history).
+/// Why a request could not be built.
+enum Unbuilt {
+    /// A template that could not be rendered: which one, and why.
+    Template(String, weft_prompt::TemplateError),
+    /// A message transform that failed (WayFlow raises ValueError).
+    Transform(String),
+}
 
-/// Builds the first request of an LLM node from its inputs (internal names, already cast).
-fn request(op: &LlmOp, vars: &Map<String, Json>, meta: RequestMeta) -> Result<ChatRequest, Unrendered> {
+impl From<(String, weft_prompt::TemplateError)> for Unbuilt {
+    fn from((what, e): (String, weft_prompt::TemplateError)) -> Unbuilt {
+        Unbuilt::Template(what, e)
+    }
+}
+
+impl From<String> for Unbuilt {
+    fn from(why: String) -> Unbuilt {
+        Unbuilt::Transform(why)
+    }
+}
+
+impl Unbuilt {
+    /// The node's error.
+    fn error(self, node: &NodePlan) -> crate::error::RunError {
+        match self {
+            Unbuilt::Template(what, e) => crate::error::RunError::template(node, &what, &e),
+            Unbuilt::Transform(why) => node_error(RunErrorKind::Other, node, &format!("cannot build the prompt: {why}")),
+        }
+    }
+}
+
+fn request(op: &LlmOp, vars: &Map<String, Json>, conversation: &[ConversationMessage], meta: RequestMeta) -> Result<ChatRequest, Unbuilt> {
     let mut req = ChatRequest { generation: op.generation.clone(), meta, ..ChatRequest::default() };
     match &op.kind {
         LlmKind::Prompt { template, structured, .. } => {
-            let text = template.render(vars).map_err(|e| ("prompt_template".to_owned(), e))?;
+            let text = template.render(vars).map_err(|e| Unbuilt::Template("prompt_template".to_owned(), e))?;
             if let Some((schema, name)) = structured {
                 req.response_format =
                     Some(ResponseFormat { name: name.clone(), schema: schema.clone(), strict: false, delivery: SchemaDelivery::InPrompt });
             }
             req.messages.push(ChatMessage::new(Role::User, text));
         }
-        LlmKind::Messages(m) => messages_request(m, vars, &mut req)?,
+        LlmKind::Messages(m) => messages_request(m, vars, conversation, &mut req)?,
         LlmKind::Choice(c) => {
             let mut vars = vars.clone();
             vars.insert("next_steps".into(), c.next_steps.clone());
-            let text = c.template.render(&vars).map_err(|e| ("prompt_template".to_owned(), e))?;
+            let text = c.template.render(&vars).map_err(|e| Unbuilt::Template("prompt_template".to_owned(), e))?;
             req.messages.push(ChatMessage::new(Role::User, text));
         }
     }
     Ok(req)
 }
 
-fn messages_request(op: &MessagesOp, vars: &Map<String, Json>, req: &mut ChatRequest) -> Result<(), Unrendered> {
+/// A message of a prompt being built, with the message type WayFlow's transforms look at.
+struct PromptMsg {
+    /// `SYSTEM`, `USER`, `AGENT`, `TOOL_REQUEST`, `TOOL_RESULT`.
+    message_type: &'static str,
+    chat: ChatMessage,
+}
+
+impl PromptMsg {
+    fn of(chat: ChatMessage) -> PromptMsg {
+        let message_type = match chat.role {
+            Role::System => "SYSTEM",
+            Role::User => "USER",
+            Role::Assistant if !chat.tool_calls.is_empty() => "TOOL_REQUEST",
+            Role::Assistant => "AGENT",
+            Role::Tool => "TOOL_RESULT",
+        };
+        PromptMsg { message_type, chat }
+    }
+}
+
+/// The conversation as a template's chat history (WayFlow's PromptExecutionStep: user, agent,
+/// tool request and tool result messages).
+fn chat_history(conversation: &[ConversationMessage]) -> Vec<PromptMsg> {
+    conversation
+        .iter()
+        .filter_map(|m| {
+            let chat = match m.message_type.as_str() {
+                "USER" => ChatMessage::new(Role::User, m.content.clone()),
+                "AGENT" => ChatMessage::new(Role::Assistant, m.content.clone()),
+                "TOOL_REQUEST" => {
+                    let mut c = ChatMessage::new(Role::Assistant, m.content.clone());
+                    c.tool_calls = m
+                        .tool_calls
+                        .iter()
+                        .map(|t| weft_llm::ToolCall {
+                            id: t.id.clone(),
+                            name: t.name.clone(),
+                            arguments: Json::String(weft_prompt::py_json_dumps(&t.arguments)),
+                        })
+                        .collect();
+                    c
+                }
+                "TOOL_RESULT" => {
+                    let mut c = ChatMessage::new(Role::Tool, m.content.clone());
+                    c.tool_call_id.clone_from(&m.tool_call_id);
+                    c
+                }
+                _ => return None,
+            };
+            Some(PromptMsg {
+                message_type: match m.message_type.as_str() {
+                    "USER" => "USER",
+                    "AGENT" => "AGENT",
+                    "TOOL_REQUEST" => "TOOL_REQUEST",
+                    _ => "TOOL_RESULT",
+                },
+                chat,
+            })
+        })
+        .collect()
+}
+
+/// Applies message transforms in order (WayFlow's `MessageTransform`s).
+fn transform(mut messages: Vec<PromptMsg>, transforms: &[MessageTransform]) -> Result<Vec<PromptMsg>, String> {
+    for t in transforms {
+        messages = match t {
+            MessageTransform::RemoveEmptyNonUser => messages
+                .into_iter()
+                .filter(|m| {
+                    !m.chat.content.is_empty() || !m.chat.tool_calls.is_empty() || m.chat.role == Role::User || m.chat.role == Role::Tool
+                })
+                .collect(),
+            MessageTransform::CoalesceSystem => {
+                let leading = messages.iter().take_while(|m| m.message_type == "SYSTEM").count();
+                if leading == 0 {
+                    messages
+                } else {
+                    let rest = messages.split_off(leading);
+                    let text: Vec<&str> = messages.iter().map(|m| m.chat.content.trim_matches('\n')).collect();
+                    let mut out = vec![PromptMsg::of(ChatMessage::new(Role::System, text.join("\n\n")))];
+                    out.extend(rest);
+                    out
+                }
+            }
+            MessageTransform::SplitOnMarker(marker) => {
+                let mut out = Vec::with_capacity(messages.len());
+                for m in messages {
+                    if m.chat.tool_calls.is_empty()
+                        && m.chat.role != Role::Tool
+                        && !marker.is_empty()
+                        && m.chat.content.contains(marker.as_str())
+                    {
+                        for part in m.chat.content.split(marker.as_str()).map(str::trim).filter(|p| !p.is_empty()) {
+                            let mut chat = m.chat.clone();
+                            chat.content = part.to_owned();
+                            out.push(PromptMsg { message_type: m.message_type, chat });
+                        }
+                    } else {
+                        out.push(m);
+                    }
+                }
+                out
+            }
+            MessageTransform::LlamaMerge => llama_merge(messages)?,
+        };
+    }
+    Ok(messages)
+}
+
+/// WayFlow's `_LlamaMergeToolRequestAndCallsTransform`: a message with tool calls becomes an
+/// agent message holding the calls as JSON (`{"name", "parameters"}`, a list for several), followed
+/// by one user message with each call's result in `<tool_response>` tags; tool messages go.
+fn llama_merge(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, String> {
+    let mut out = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        if m.chat.role == Role::Tool {
+            continue;
+        }
+        if m.chat.tool_calls.is_empty() {
+            out.push(PromptMsg { message_type: m.message_type, chat: m.chat.clone() });
+            continue;
+        }
+        let mut calls = Vec::with_capacity(m.chat.tool_calls.len());
+        let mut results = Vec::with_capacity(m.chat.tool_calls.len());
+        for call in &m.chat.tool_calls {
+            let parameters = match &call.arguments {
+                Json::String(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
+                other => other.clone(),
+            };
+            let mut rendered = Map::new();
+            rendered.insert("name".into(), Json::String(call.name.clone()));
+            rendered.insert("parameters".into(), parameters);
+            calls.push(weft_prompt::py_json_dumps(&Json::Object(rendered)));
+            let found: Vec<&PromptMsg> = messages[i + 1..]
+                .iter()
+                .filter(|r| r.chat.role == Role::Tool && r.chat.tool_call_id.as_deref() == Some(call.id.as_str()))
+                .collect();
+            let [result] = found.as_slice() else {
+                return Err(format!(
+                    "the tool call \"{}\" ({}) has {} results among the messages after it, and the Llama transform needs exactly one",
+                    call.id,
+                    call.name,
+                    found.len()
+                ));
+            };
+            results.push(format!("<tool_response>{}</tool_response>", result.chat.content));
+        }
+        let text = if calls.len() > 1 { format!("[{}]", calls.join(", ")) } else { calls.remove(0) };
+        out.push(PromptMsg::of(ChatMessage::new(Role::Assistant, text)));
+        out.push(PromptMsg::of(ChatMessage::new(Role::User, results.join("\n"))));
+    }
+    Ok(out)
+}
+
+fn messages_request(
+    op: &MessagesOp,
+    vars: &Map<String, Json>,
+    conversation: &[ConversationMessage],
+    req: &mut ChatRequest,
+) -> Result<(), Unbuilt> {
     let m = &op.template;
     let mut vars = vars.clone();
     if let (Some(rf), false) = (&m.response_format, m.native) {
         vars.entry("__RESPONSE_FORMAT__").or_insert_with(|| rf.clone());
     }
+    let history = if m.history {
+        match vars.get(CHAT_HISTORY) {
+            // A value on a data edge is the history (WayFlow: the inputs win).
+            Some(Json::Array(_)) => Vec::new(),
+            _ => {
+                let history = transform(chat_history(conversation), &m.pre)?;
+                let listed: Vec<Json> =
+                    history.iter().map(|h| serde_json::json!({"message_type": h.message_type, "content": h.chat.content})).collect();
+                vars.insert(CHAT_HISTORY.to_owned(), Json::Array(listed));
+                history
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let mut history = Some(history);
+    let mut messages = Vec::with_capacity(m.messages.len());
     for (i, message) in m.messages.iter().enumerate() {
-        let text = message.template.render(&vars).map_err(|e| (format!("message {i} of the prompt template"), e))?;
-        let role = match message.role {
-            MessageRole::System => Role::System,
-            MessageRole::User => Role::User,
-            MessageRole::Assistant => Role::Assistant,
+        if message.history {
+            messages.extend(history.take().unwrap_or_default());
+            continue;
+        }
+        let text = message.template.render(&vars).map_err(|e| Unbuilt::Template(format!("message {i} of the prompt template"), e))?;
+        let chat = if let Some((id, content)) = &message.tool_result {
+            let mut chat = ChatMessage::new(Role::Tool, super::agent::tool_output(content));
+            chat.tool_call_id = Some(id.clone());
+            chat
+        } else {
+            let role = match message.role {
+                MessageRole::System => Role::System,
+                MessageRole::User => Role::User,
+                MessageRole::Assistant => Role::Assistant,
+            };
+            let mut chat = ChatMessage::new(if message.tool_calls.is_empty() { role } else { Role::Assistant }, text);
+            chat.images = message.images.clone();
+            chat.tool_calls = message
+                .tool_calls
+                .iter()
+                .map(|(id, name, args)| weft_llm::ToolCall {
+                    id: id.clone(),
+                    name: name.clone(),
+                    arguments: Json::String(weft_prompt::py_json_dumps(args)),
+                })
+                .collect();
+            chat
         };
-        let mut msg = ChatMessage::new(role, text);
-        msg.images = message.images.clone();
-        req.messages.push(msg);
+        messages.push(PromptMsg::of(chat));
     }
+    req.messages.extend(transform(messages, &m.post)?.into_iter().map(|p| p.chat));
     if let (Some(rf), true) = (&m.response_format, m.native) {
         let name = rf.get("title").and_then(Json::as_str).unwrap_or("output").to_owned();
         req.response_format =

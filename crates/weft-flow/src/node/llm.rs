@@ -98,7 +98,35 @@ pub struct PromptMessage {
     pub template: Arc<Template>,
     /// Its images, base64.
     pub images: Vec<String>,
+    /// `tool_requests`: a recorded call of the model (`tool_request_id`, `name`, `args`), sent as
+    /// the assistant's `tool_calls`.
+    pub tool_calls: Vec<(String, String, Json)>,
+    /// `tool_result`: the id of the call it answers and its `content`, sent as a tool message.
+    pub tool_result: Option<(String, Json)>,
+    /// The chat history placeholder (a message whose only text is
+    /// `$$__CHAT_HISTORY_PLACEHOLDER__$$`): the conversation goes here.
+    pub history: bool,
 }
+
+/// A message transform of a prompt template object (WayFlow's `MessageTransform`s that change the
+/// message list and nothing else).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageTransform {
+    /// PluginRemoveEmptyNonUserMessageTransform.
+    RemoveEmptyNonUser,
+    /// PluginCoalesceSystemMessagesTransform.
+    CoalesceSystem,
+    /// PluginSplitPromptOnMarkerMessageTransform, with its marker.
+    SplitOnMarker(String),
+    /// PluginLlamaMergeToolRequestAndCallsTransform.
+    LlamaMerge,
+}
+
+/// The marker of the chat history placeholder message.
+pub const CHAT_HISTORY_PLACEHOLDER: &str = "$$__CHAT_HISTORY_PLACEHOLDER__$$";
+
+/// The template variable holding the chat history.
+pub const CHAT_HISTORY: &str = "__CHAT_HISTORY__";
 
 /// A PluginPromptTemplate.
 #[derive(Debug)]
@@ -119,6 +147,13 @@ pub struct PromptMessages {
     pub output: String,
     /// `generation_config`, when the object gives one.
     pub generation: Option<Map<String, Json>>,
+    /// `pre_rendering_transforms`: applied to the chat history before it is inserted.
+    pub pre: Vec<MessageTransform>,
+    /// `post_rendering_transforms`: applied to the rendered message list, in order.
+    pub post: Vec<MessageTransform>,
+    /// Whether the template reads the chat history (a placeholder message, or the variable
+    /// `__CHAT_HISTORY__`).
+    pub history: bool,
 }
 
 pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered> {
@@ -145,6 +180,8 @@ fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<LlmNode> {
             if messages.response_format.is_some() && !messages.native {
                 allowed.push("__RESPONSE_FORMAT__".to_owned());
             }
+            // The chat history is filled in from the conversation (WayFlow's PromptExecutionStep).
+            allowed.push(CHAT_HISTORY.to_owned());
             let mut ok = true;
             for (i, m) in messages.messages.iter().enumerate() {
                 ok &= lw.variables(t, &format!("messages/{i}/contents"), &m.template, &allowed);
@@ -195,13 +232,38 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
     let tc = spec.get(t);
     let f = lw.fields(t);
     let mut ok = true;
-    if !f.comps("post_rendering_transforms").is_empty() {
-        lw.block(t, t, format!("{}/post_rendering_transforms", tc.pointer), "PluginPromptTemplate with `post_rendering_transforms`".into());
-        ok = false;
-    }
+    let mut transforms = |field: &str| -> Option<Vec<MessageTransform>> {
+        let mut out = Vec::new();
+        for (i, x) in f.comps(field).into_iter().enumerate() {
+            let xc = spec.get(x);
+            out.push(match xc.ty.name {
+                "PluginRemoveEmptyNonUserMessageTransform" => MessageTransform::RemoveEmptyNonUser,
+                "PluginCoalesceSystemMessagesTransform" => MessageTransform::CoalesceSystem,
+                "PluginLlamaMergeToolRequestAndCallsTransform" => MessageTransform::LlamaMerge,
+                "PluginSplitPromptOnMarkerMessageTransform" => {
+                    MessageTransform::SplitOnMarker(Fields::of(xc).str("marker").unwrap_or("\n---").to_owned())
+                }
+                other => {
+                    let why = match other {
+                        "PluginAppendTrailingSystemMessageToUserMessageTransform" => {
+                            " (it makes a message of several text parts, which Weft's requests do not have)"
+                        }
+                        _ => "",
+                    };
+                    lw.block(t, x, format!("{}/{field}/{i}", tc.pointer), format!("{other} in a PluginPromptTemplate{why}"));
+                    return None;
+                }
+            });
+        }
+        Some(out)
+    };
+    let pre = transforms("pre_rendering_transforms");
+    let post = transforms("post_rendering_transforms");
+    let (Some(pre), Some(post)) = (pre, post) else { return None };
     let response_format = f.prop("response_format").map(|p| p.schema.clone());
     let native = f.bool("native_structured_generation", true);
     let mut messages = Vec::new();
+    let mut history = false;
     if let Some(Json::Array(list)) = f.json("messages") {
         for (i, m) in list.iter().enumerate() {
             let role = match m.get("role").and_then(Json::as_str) {
@@ -209,15 +271,24 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
                 Some("assistant") => MessageRole::Assistant,
                 _ => MessageRole::User,
             };
-            if m.get("tool_requests").is_some_and(|v| !v.is_null()) || m.get("tool_result").is_some_and(|v| !v.is_null()) {
-                lw.block(
-                    t,
-                    t,
-                    format!("{}/messages/{i}", tc.pointer),
-                    "PluginPromptTemplate with a recorded tool request or result".into(),
-                );
-                ok = false;
-            }
+            let tool_calls: Vec<(String, String, Json)> = m
+                .get("tool_requests")
+                .and_then(Json::as_array)
+                .map(|list| {
+                    list.iter()
+                        .map(|r| {
+                            let text = |k: &str| r.get(k).and_then(Json::as_str).unwrap_or_default().to_owned();
+                            (text("tool_request_id"), text("name"), r.get("args").cloned().unwrap_or_else(|| Json::Object(Map::new())))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let tool_result = m.get("tool_result").filter(|v| v.is_object()).map(|r| {
+                (
+                    r.get("tool_request_id").and_then(Json::as_str).unwrap_or_default().to_owned(),
+                    r.get("content").cloned().unwrap_or(Json::Null),
+                )
+            });
             let parts = m.get("contents").and_then(Json::as_array).map(Vec::as_slice).unwrap_or_default();
             let text: Vec<&str> = parts
                 .iter()
@@ -225,22 +296,15 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
                 .map(|p| p.get("content").and_then(Json::as_str).unwrap_or(""))
                 .collect();
             let text = text.join("\n");
-            if text.contains("__CHAT_HISTORY__") {
-                lw.block(
-                    t,
-                    t,
-                    format!("{}/messages/{i}/contents", tc.pointer),
-                    "PluginPromptTemplate using the chat history (`__CHAT_HISTORY__`)".into(),
-                );
-                ok = false;
-            }
+            let is_history = text == CHAT_HISTORY_PLACEHOLDER;
+            history |= is_history || text.contains(CHAT_HISTORY);
             let images = parts
                 .iter()
                 .filter(|p| p.get("type").and_then(Json::as_str) == Some("image"))
                 .filter_map(|p| p.get("base64_content").and_then(Json::as_str).map(str::to_owned))
                 .collect();
             match lw.template(t, &format!("messages/{i}/contents"), &text) {
-                Some(template) => messages.push(PromptMessage { role, template, images }),
+                Some(template) => messages.push(PromptMessage { role, template, images, tool_calls, tool_result, history: is_history }),
                 None => ok = false,
             }
         }
@@ -270,7 +334,7 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
     };
     // The node exposes the response format's title renamed by `output_mapping`; inside the node
     // it keeps its own title, which is also the schema's name in the request.
-    ok.then_some(PromptMessages { messages, response_format, native, strict, parsers, tools, output, generation })
+    ok.then_some(PromptMessages { messages, response_format, native, strict, parsers, tools, output, generation, pre, post, history })
 }
 
 /// An output parser of template object `t`.

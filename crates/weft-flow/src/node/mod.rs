@@ -33,7 +33,9 @@ pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, Variables
 pub use datastore::{DatastoreAction, DatastoreNode, WhereEntry, WhereValue};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ContextProvider, ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
-pub use llm::{LlmNode, LlmPrompt, MessageRole, PromptMessage, PromptMessages, TextPrompt};
+pub use llm::{
+    CHAT_HISTORY, CHAT_HISTORY_PLACEHOLDER, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessage, PromptMessages, TextPrompt,
+};
 pub use message::{ConstantsNode, InputMessageNode, OutputMessageNode, TemplateNode};
 pub use tool::{ToolKind, ToolNode};
 
