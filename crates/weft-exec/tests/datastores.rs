@@ -148,3 +148,26 @@ fn a_datastore_backed_by_a_database_stops_at_start_saying_it_needs_the_service()
     let err = Plan::new(&flow, RunOptions::simulated()).unwrap_err().to_string();
     assert!(err.contains("OracleDatabaseDatastore (a datastore backed by an Oracle Database: it needs that database service"), "{err}");
 }
+
+/// A template field of a datastore node that does not compile: validate reports it at the field
+/// (`bad_value`), and a plan of the flow refuses it naming the same field.
+fn broken_field(mutate: impl Fn(&mut Json), pointer: &str) {
+    let mut doc = document(json!({"id": 2, "text": "second"}));
+    mutate(&mut doc);
+    let source = weft_flow::Source::new("edited.json", doc.to_string(), weft_flow::Format::Json);
+    let (flow, diags) = weft_flow::check_source(&source, &weft_flow::LoadOptions::default());
+    let found =
+        diags.iter().find(|d| d.severity == weft_flow::Severity::Error && d.code == weft_flow::Code::BadValue && d.pointer == pointer);
+    assert!(found.is_some_and(|d| d.message.contains("does not compile")), "no bad_value at {pointer}:\n{diags}");
+    let err = Plan::new(&flow.unwrap(), RunOptions::simulated()).unwrap_err();
+    assert!(err.problems().iter().any(|p| p.contains(&format!(" at {pointer}"))), "{err}");
+}
+
+#[test]
+fn a_datastore_template_that_does_not_compile_is_reported_by_validate_and_run_alike() {
+    broken_field(
+        |d| d["$referenced_components"]["create"]["collection_name"] = json!("{{ coll"),
+        "/$referenced_components/create/collection_name",
+    );
+    broken_field(|d| d["$referenced_components"]["list"]["where"] = json!({"text": "{% if %}"}), "/$referenced_components/list/where/text");
+}

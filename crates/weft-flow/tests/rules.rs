@@ -161,17 +161,17 @@ fn unknown_keys_and_unused_references_are_warnings_with_suggestions() {
 #[test]
 fn generic_plugin_types_load_with_a_not_runnable_warning_and_export_verbatim() {
     let doc = json!({
-        "component_type": "PluginInMemoryDatastore", "id": "ds", "name": "store",
-        "datastore_schema": {"docs": {"title": "docs", "type": "object", "properties": {}}},
+        "component_type": "PluginVllmEmbeddingConfig", "id": "embed", "name": "embedder",
+        "url": "http://127.0.0.1:8000", "model_id": "e5",
         "some_setting": [1, 2, {"x": null}],
-        "component_plugin_name": "DatastorePlugin", "component_plugin_version": "26.3.1",
+        "component_plugin_name": "EmbeddingModelPlugin", "component_plugin_version": "26.3.1",
         "agentspec_version": "26.3.1"
     });
     let loaded = Flow::from_json(&doc.to_string()).expect("loads");
     assert!(loaded.warnings.iter().any(|d| d.code == Code::NotRunnable), "{:?}", loaded.warnings);
     let out: Json = serde_json::from_str(&weft_flow::export::export(&loaded.flow, &Default::default()).expect("export")).expect("json");
     assert_eq!(out["some_setting"], doc["some_setting"]);
-    assert_eq!(out["datastore_schema"], doc["datastore_schema"]);
+    assert_eq!(out["url"], doc["url"]);
 }
 
 #[test]

@@ -336,6 +336,21 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
         // An in-memory datastore under a query node is a load error (reported by `check`).
         return None;
     }
+    let ds_fields = lw.fields(ds);
+    for field in ["search_configs", "vector_configs"] {
+        if ds_fields.has(field) && !ds_fields.comps(field).is_empty() {
+            lw.block(
+                n,
+                ds,
+                format!("{}/{field}", ds_comp.pointer),
+                format!(
+                    "{} with `{field}` (WayFlow computes an embedding of every entity it stores, with the embedding model the search configuration names)",
+                    ds_comp.ty.name
+                ),
+            );
+            return None;
+        }
+    }
     let action = match comp.ty.name {
         "PluginDatastoreCreateNode" => DatastoreAction::Create,
         "PluginDatastoreListNode" => DatastoreAction::List {
