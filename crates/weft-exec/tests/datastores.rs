@@ -140,7 +140,7 @@ fn a_datastore_backed_by_a_database_stops_at_start_saying_it_needs_the_service()
     for field in ["user", "password", "dsn"] {
         options.secrets.insert(format!("db.{field}"), "x".into());
     }
-    let source = weft_flow::Source::new("<test>", &doc.to_string(), weft_flow::Format::Json);
+    let source = weft_flow::Source::new("<test>", doc.to_string(), weft_flow::Format::Json);
     let flow = match Flow::from_source(&source, &options) {
         Ok(l) => l.flow,
         Err(d) => panic!("{d}"),
