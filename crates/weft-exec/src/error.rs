@@ -65,9 +65,10 @@ pub struct RunError {
     pub llm: Option<LlmError>,
     /// When a tool failed ([`RunErrorKind::Tool`]): the tool's error (also the source).
     pub tool: Option<ToolError>,
-    /// When a template could not be rendered: the Jinja exception class of the failure
-    /// (`UndefinedError`...), for catch nodes.
-    pub(crate) template_class: Option<&'static str>,
+    /// The exception class WayFlow raises for this failure when the kind alone does not say it:
+    /// a template's Jinja class (`UndefinedError`...), a datastore's (`DatastoreEntityError`...),
+    /// for catch nodes.
+    pub(crate) exception_class: Option<&'static str>,
 }
 
 impl std::fmt::Display for RunError {
@@ -159,6 +160,7 @@ impl RunErrorKind {
 /// | `tool` | the class the tool reported as the last line of its stderr in Python's form (`ValueError: ...`); `TimeoutError` for a tool timeout; else `Exception` |
 /// | `template` | Jinja's class: `UndefinedError` for a missing variable or member, `TemplateSyntaxError`, else `TemplateError` |
 /// | `missing_input`, `value`, `query` | `ValueError` |
+/// | `datastore` | the class WayFlow's datastore raises: `DatastoreEntityError` (an entity or filter that does not fit), `DatastoreKeyError` (an unknown collection), `RuntimeError` (no entity to unpack), `TypeError`, `ValueError`, `KeyError` |
 /// | `timeout` | `TimeoutError` |
 /// | `step_budget`, `cancelled`, `over`, `bad_input`, `other` | not caught |
 impl RunError {
@@ -172,7 +174,8 @@ impl RunError {
             | RunErrorKind::MissingInput
             | RunErrorKind::Timeout
             | RunErrorKind::Query
-            | RunErrorKind::Value => true,
+            | RunErrorKind::Value
+            | RunErrorKind::Datastore => true,
             RunErrorKind::StepBudget | RunErrorKind::Cancelled | RunErrorKind::Over | RunErrorKind::BadInput | RunErrorKind::Other => false,
         }
     }
@@ -193,9 +196,10 @@ impl RunError {
                 Some(ToolError::Timeout { .. }) => "TimeoutError",
                 _ => "Exception",
             },
-            RunErrorKind::Template => self.template_class.unwrap_or("TemplateError"),
+            RunErrorKind::Template => self.exception_class.unwrap_or("TemplateError"),
             RunErrorKind::MissingInput | RunErrorKind::Value | RunErrorKind::Query => "ValueError",
             RunErrorKind::Timeout => "TimeoutError",
+            RunErrorKind::Datastore => self.exception_class.unwrap_or("DatastoreError"),
             RunErrorKind::StepBudget | RunErrorKind::Cancelled | RunErrorKind::Over | RunErrorKind::BadInput | RunErrorKind::Other => {
                 "Exception"
             }
@@ -255,13 +259,19 @@ impl From<&RunError> for ErrorData {
 
 impl From<ErrorData> for RunError {
     fn from(d: ErrorData) -> RunError {
-        RunError { message: d.message, node: d.node, kind: d.kind, llm: d.llm.map(LlmError::from), tool: None, template_class: None }
+        RunError { message: d.message, node: d.node, kind: d.kind, llm: d.llm.map(LlmError::from), tool: None, exception_class: None }
     }
 }
 
 impl RunError {
     pub(crate) fn new(kind: RunErrorKind, message: impl Into<String>) -> RunError {
-        RunError { message: message.into(), node: None, kind, llm: None, tool: None, template_class: None }
+        RunError { message: message.into(), node: None, kind, llm: None, tool: None, exception_class: None }
+    }
+
+    /// The same error, raised as WayFlow's exception `class` (what a catch node matches).
+    pub(crate) fn with_exception(mut self, class: &'static str) -> RunError {
+        self.exception_class = Some(class);
+        self
     }
 
     /// The same error, at `node` (its frame path filled in where the error is located).
@@ -279,7 +289,7 @@ impl RunError {
     /// A template error: what rendering `what` of `node` failed with.
     pub(crate) fn template(node: &crate::plan::NodePlan, what: &str, e: &weft_prompt::TemplateError) -> RunError {
         let mut error = crate::sched::node_error(RunErrorKind::Template, node, &format!("cannot render {what}: {e}"));
-        error.template_class = Some(e.wayflow_exception_name());
+        error.exception_class = Some(e.wayflow_exception_name());
         error
     }
 

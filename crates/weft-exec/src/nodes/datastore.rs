@@ -39,7 +39,8 @@ impl DatastoreOp {
                     d.datastore.name,
                     if known.is_empty() { "none".to_owned() } else { known.join(", ") }
                 ),
-            ));
+            )
+            .with_exception("DatastoreKeyError"));
         };
         let filter = match &d.filter {
             Some(entries) => {
@@ -61,6 +62,7 @@ impl DatastoreOp {
         let table = store.entry(collection.clone()).or_insert_with(|| Table::new(entity));
         let failed = |e: DatastoreError| {
             node_error(RunErrorKind::Datastore, node, &format!("{} (WayFlow raises {})", s.plan.secrets.redact_str(&e.message), e.class))
+                .with_exception(e.class)
         };
         let empty = Map::new();
         let output = match d.action {
@@ -114,7 +116,8 @@ impl DatastoreOp {
                             &format!(
                                 "expected one entity of collection \"{collection}\" to match its `where`, found none (WayFlow raises RuntimeError); check the filter and the inputs it reads"
                             ),
-                        ));
+                        )
+                        .with_exception("RuntimeError"));
                     };
                     Some(Json::Object(first))
                 } else {

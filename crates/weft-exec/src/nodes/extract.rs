@@ -123,7 +123,7 @@ impl ExtractOp {
                 let Some(p) = at.node.outputs.iter().find(|p| p.title() == external) else { continue };
                 let Some(default) = p.default() else {
                     return Err(node_error(
-                        RunErrorKind::Other,
+                        RunErrorKind::Value,
                         at.node,
                         &format!(
                             "the query for `{output}` found no value in the text, and output \"{external}\" has no default (WayFlow raises ValueError: the output is required). Give the output a default, or make the text hold that value"

@@ -338,7 +338,7 @@ impl Unbuilt {
     fn error(self, node: &NodePlan) -> crate::error::RunError {
         match self {
             Unbuilt::Template(what, e) => crate::error::RunError::template(node, &what, &e),
-            Unbuilt::Transform(why) => node_error(RunErrorKind::Other, node, &format!("cannot build the prompt: {why}")),
+            Unbuilt::Transform(why) => node_error(RunErrorKind::Value, node, &format!("cannot build the prompt: {why}")),
         }
     }
 }

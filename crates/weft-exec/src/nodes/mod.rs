@@ -317,9 +317,15 @@ pub(crate) fn child_finished(
         Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
         Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
         Role::Provider(op) => op.child_finished(s, state, at, outputs),
-        Role::Entry | Role::Exit | Role::Instant | Role::Llm(_) | Role::Tool(_) | Role::Input(_) | Role::Output(_) | Role::Agent(_) | Role::Extract(_) => {
-            Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)"))
-        }
+        Role::Entry
+        | Role::Exit
+        | Role::Instant
+        | Role::Llm(_)
+        | Role::Tool(_)
+        | Role::Input(_)
+        | Role::Output(_)
+        | Role::Agent(_)
+        | Role::Extract(_) => Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)")),
     }
 }
 

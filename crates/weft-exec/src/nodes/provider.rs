@@ -119,7 +119,9 @@ impl ProviderOp {
                         place.id, place.node_id
                     ),
                 )),
-                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } => place.unexpected(position),
+                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } => {
+                    place.unexpected(position)
+                }
             },
             (ProviderOp::Flow { flow, .. }, Position::InChild { child, .. }) => {
                 place.child(*child, *flow, format!("{}/position/child", place.at))
