@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
+mod common;
+
+use common::Answers;
 use serde_json::{Map, Value as Json, json};
 use weft_exec::{Plan, RunOptions, Status};
 use weft_flow::Flow;
@@ -196,24 +199,6 @@ fn regex_node_errors_name_the_field_and_the_fix() {
     }
 }
 
-/// A model that records every request and answers from a list, in order.
-struct Answers {
-    answers: std::sync::Mutex<Vec<String>>,
-    seen: std::sync::Mutex<Vec<weft_llm::ChatRequest>>,
-}
-
-#[async_trait::async_trait]
-impl weft_llm::ChatModel for Answers {
-    fn name(&self) -> &str {
-        "answers"
-    }
-    async fn chat(&self, request: &weft_llm::ChatRequest) -> Result<weft_llm::ChatResponse, weft_llm::LlmError> {
-        self.seen.lock().unwrap().push(request.clone());
-        let text = self.answers.lock().unwrap().remove(0);
-        Ok(weft_llm::ChatResponse { text, ..weft_llm::ChatResponse::default() })
-    }
-}
-
 fn choice_flow(next_branches: Json) -> Json {
     let choice = json!({"component_type": "PluginChoiceNode", "id": "choose", "name": "choose",
         "llm_config": {"$component_ref": "llm"}, "next_branches": next_branches, "prompt_template": "", "num_tokens": 7,
@@ -242,7 +227,7 @@ fn choice_flow(next_branches: Json) -> Json {
 }
 
 async fn choose(d: &Json, answer: &str) -> (String, Map<String, Json>, Vec<weft_llm::ChatRequest>) {
-    let model = std::sync::Arc::new(Answers { answers: std::sync::Mutex::new(vec![answer.to_owned()]), seen: Default::default() });
+    let model = Answers::new(&[answer]);
     let f = flow(d);
     let plan = Plan::new(&f, RunOptions::simulated().with_model(model.clone())).unwrap_or_else(|e| panic!("{e}"));
     let status = plan.start(json!({"input": "I cannot log in"}).as_object().unwrap().clone()).unwrap().execute().await.unwrap();
@@ -336,10 +321,7 @@ fn retry_flow(max_trials: i64) -> Json {
 }
 
 async fn retry_run(max_trials: i64, answers: &[&str]) -> (String, Map<String, Json>, usize) {
-    let model = std::sync::Arc::new(Answers {
-        answers: std::sync::Mutex::new(answers.iter().map(|a| (*a).to_owned()).collect()),
-        seen: Default::default(),
-    });
+    let model = Answers::new(answers);
     let f = flow(&retry_flow(max_trials));
     let plan = Plan::new(&f, RunOptions::simulated().with_model(model.clone())).unwrap_or_else(|e| panic!("{e}"));
     let status = plan.start(json!({"q": "question"}).as_object().unwrap().clone()).unwrap().execute().await.unwrap();
