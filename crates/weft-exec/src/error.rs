@@ -98,6 +98,9 @@ pub enum RunErrorKind {
     StructuredOutput,
     /// A tool failed.
     Tool,
+    /// An HTTP request (an ApiNode's) was refused, got no answer, or an answer that fails the
+    /// node (a non-2xx status, a body its outputs cannot be read from).
+    Http,
     /// A template could not be rendered.
     Template,
     /// A node had no value for an input.
@@ -134,6 +137,7 @@ impl RunErrorKind {
             RunErrorKind::Llm => "llm",
             RunErrorKind::StructuredOutput => "structured_output",
             RunErrorKind::Tool => "tool",
+            RunErrorKind::Http => "http",
             RunErrorKind::Template => "template",
             RunErrorKind::MissingInput => "missing_input",
             RunErrorKind::StepBudget => "step_budget",
@@ -170,6 +174,7 @@ impl RunError {
             RunErrorKind::Llm
             | RunErrorKind::StructuredOutput
             | RunErrorKind::Tool
+            | RunErrorKind::Http
             | RunErrorKind::Template
             | RunErrorKind::MissingInput
             | RunErrorKind::Timeout
@@ -197,6 +202,7 @@ impl RunError {
                 _ => "Exception",
             },
             RunErrorKind::Template => self.exception_class.unwrap_or("TemplateError"),
+            RunErrorKind::Http => self.exception_class.unwrap_or("RuntimeError"),
             RunErrorKind::MissingInput | RunErrorKind::Value | RunErrorKind::Query => "ValueError",
             RunErrorKind::Timeout => "TimeoutError",
             RunErrorKind::Datastore => self.exception_class.unwrap_or("DatastoreError"),

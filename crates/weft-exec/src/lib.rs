@@ -97,8 +97,11 @@ pub enum Llm {
 pub struct RunOptions {
     /// Models.
     pub llm: Llm,
-    /// Server tools by name.
+    /// Server tools by name (a RemoteTool whose name is bound here is called as this tool).
     pub tools: ToolRegistry,
+    /// Sends the requests of ApiNodes and RemoteTools: an [`HttpClient`](weft_llm::http::HttpClient)
+    /// with default options (no host restriction, no rewrite, [`RunOptions::limits`]) unless set.
+    pub http: Option<Arc<dyn weft_llm::http::HttpSend>>,
     /// Steps allowed per execution path (a loop that never exits stops there).
     pub max_steps: u64,
     /// Re-asks allowed when an answer does not fit the node's outputs.
@@ -131,6 +134,7 @@ impl Default for RunOptions {
         RunOptions {
             llm: Llm::Flow,
             tools: ToolRegistry::new(),
+            http: None,
             max_steps: DEFAULT_MAX_STEPS,
             max_reasks: DEFAULT_MAX_REASKS,
             events: None,
@@ -169,6 +173,13 @@ impl RunOptions {
     /// Uses `tools` for server tools.
     pub fn with_tools(mut self, tools: ToolRegistry) -> RunOptions {
         self.tools = tools;
+        self
+    }
+
+    /// Sends the requests of ApiNodes and RemoteTools with `http` (a client with its own host
+    /// policy and rewrites, a recording...).
+    pub fn with_http(mut self, http: Arc<dyn weft_llm::http::HttpSend>) -> RunOptions {
+        self.http = Some(http);
         self
     }
 
@@ -241,8 +252,26 @@ impl Plan {
             checkpoints: options.checkpoints,
             stream: options.stream,
         };
-        let inputs =
-            plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, defaults, secrets: options.secrets };
+        let http: Arc<dyn weft_llm::http::HttpSend> = match options.http {
+            Some(http) => http,
+            None => {
+                let client = weft_llm::http::HttpClient::new(weft_llm::http::HttpOptions {
+                    limiters: options.limits.clone(),
+                    secrets: Arc::clone(&options.secrets),
+                    ..weft_llm::http::HttpOptions::default()
+                })
+                .map_err(|problem| StartError { diagnostics: vec![weft_spec::Diagnostic::new(weft_spec::Code::Unbound, "", problem)] })?;
+                Arc::new(client)
+            }
+        };
+        let inputs = plan::PlanInputs {
+            models: &*resolver,
+            limits: &options.limits,
+            tools: &options.tools,
+            http,
+            defaults,
+            secrets: options.secrets,
+        };
         Plan::compile(flow, inputs).map(Arc::new)
     }
 }
