@@ -12,7 +12,8 @@
 //! # }
 //! ```
 //!
-//! A route that was not scripted answers 404 with `{"error": "no route for GET /path"}`;
+//! A route that was not scripted answers 404 with `{"error": "no route for GET /path"}` (or what
+//! [`ApiServer::fallback`] scripts);
 //! [`ApiReply::echo`] answers 200 with the request itself as JSON.
 
 use std::collections::{HashMap, VecDeque};
@@ -183,6 +184,11 @@ impl ApiServer {
         lock(&self.state.routes).insert((method.to_ascii_uppercase(), path.to_owned()), Script { replies, last });
     }
 
+    /// Scripts the replies of every request no route takes (instead of a 404).
+    pub fn fallback(&self, replies: impl IntoIterator<Item = ApiReply>) {
+        self.route("*", "*", replies);
+    }
+
     /// Every request received, in arrival order.
     pub fn received(&self) -> Vec<ApiRequest> {
         lock(&self.state.received).clone()
@@ -250,7 +256,9 @@ async fn handle(state: Arc<ApiState>, request: Request<Incoming>) -> Result<Repl
     lock(&state.received).push(received.clone());
     let reply = {
         let mut routes = lock(&state.routes);
-        let key = [(method.clone(), path.clone()), ("*".to_owned(), path.clone())].into_iter().find(|k| routes.contains_key(k));
+        let key = [(method.clone(), path.clone()), ("*".to_owned(), path.clone()), ("*".to_owned(), "*".to_owned())]
+            .into_iter()
+            .find(|k| routes.contains_key(k));
         key.and_then(|k| routes.get_mut(&k)).and_then(|script| script.replies.pop_front().or_else(|| script.last.clone()))
     };
     let reply = reply.unwrap_or_else(|| ApiReply::json(404, json!({"error": format!("no route for {method} {path}")})));
