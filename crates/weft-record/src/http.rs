@@ -180,7 +180,8 @@ impl HttpReplayer {
         let occurrence = self.served.next(KIND, &scope(run, path), &key);
         let recorded = self.entries.get(&(run, path.clone(), key));
         match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
-            Some(Ok(response)) => Ok(response.clone().into()),
+            // Nothing is sent: where the recorded request went is not where this one goes.
+            Some(Ok(response)) => Ok(HttpResponse { rewritten: None, ..response.clone().into() }),
             Some(Err(error)) => Err(error.clone().into()),
             None => {
                 let in_scope = self.per_path.get(&(run, path.clone())).copied().unwrap_or(0);
