@@ -13,7 +13,8 @@ use weft_testkit::api::ApiReply;
 const CRM_KEY: &str = "9012e475-d966-4ce4-a65d-08f33423abe9.sensitive_headers";
 
 fn stdout_json(out: &std::process::Output) -> Json {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), stderr(out)))
 }
 
 fn events(path: &std::path::Path) -> Vec<Json> {
@@ -42,15 +43,25 @@ fn the_corpus_api_node_runs_against_a_local_server_and_replays_without_it() {
     assert_eq!(http[0]["url"], "https://orders.example.com/api/orders/42?notify=true");
     assert_eq!(http[0]["rewritten"], format!("{}/api/orders/42?notify=true", server.url()));
     assert_eq!(http[0]["status"], 200);
-    assert!(stderr(&out).contains("PATCH https://orders.example.com/api/orders/42?notify=true (sent to http://127.0.0.1:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("PATCH https://orders.example.com/api/orders/42?notify=true (sent to http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
 
     // The server is gone: the replay answers from the recording, no rewrite needed.
     drop(server);
     drop(rt);
-    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated", "--input", "order_id=42", "--input", "status=shipped", "--replay", "run.jsonl"]);
+    let out = weft(
+        dir.path(),
+        &["run", &flow, "--llm", "simulated", "--input", "order_id=42", "--input", "status=shipped", "--replay", "run.jsonl"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout_json(&out), json!({"response": {"id": 42, "status": "shipped"}}));
-    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated", "--input", "order_id=43", "--input", "status=shipped", "--replay", "run.jsonl"]);
+    let out = weft(
+        dir.path(),
+        &["run", &flow, "--llm", "simulated", "--input", "order_id=43", "--input", "status=shipped", "--replay", "run.jsonl"],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no recorded answer for the HTTP request at node path"), "{}", stderr(&out));
 }
@@ -63,7 +74,18 @@ fn a_url_outside_the_allow_list_fails_the_node_before_any_request() {
     let rewrite = format!("https://orders.example.com={}", server.url());
     let out = weft(
         dir.path(),
-        &["run", &corpus("p_api_node.json"), "--llm", "simulated", "--http-rewrite", &rewrite, "--input", "order_id=../../admin", "--input", "status=x"],
+        &[
+            "run",
+            &corpus("p_api_node.json"),
+            "--llm",
+            "simulated",
+            "--http-rewrite",
+            &rewrite,
+            "--input",
+            "order_id=../../admin",
+            "--input",
+            "status=x",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
@@ -79,8 +101,10 @@ fn a_remote_tool_runs_through_the_tools_files_rewrite_or_as_a_bound_command() {
     server.route("GET", "/v1/weather/Oslo", [ApiReply::json(200, json!({"temperature": 21.5, "summary": "sunny"}))]);
     let dir = tempfile::tempdir().expect("tempdir");
     let flow = corpus("p_tool_node_remote.json");
-    std::fs::write(dir.path().join("tools.toml"), format!("[http.rewrite]\n\"https://api.example.com\" = \"{}\"\n", server.url())).expect("write");
-    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated", "--tools", "tools.toml", "--input", "city=Oslo", "--input", "units=metric"]);
+    std::fs::write(dir.path().join("tools.toml"), format!("[http.rewrite]\n\"https://api.example.com\" = \"{}\"\n", server.url()))
+        .expect("write");
+    let out =
+        weft(dir.path(), &["run", &flow, "--llm", "simulated", "--tools", "tools.toml", "--input", "city=Oslo", "--input", "units=metric"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout_json(&out), json!({"weather": {"temperature": 21.5, "summary": "sunny"}}));
     assert_eq!(server.received()[0].query.as_deref(), Some("units=metric&lang=en"));
@@ -92,7 +116,8 @@ fn a_remote_tool_runs_through_the_tools_files_rewrite_or_as_a_bound_command() {
         "[tools.remote_weather]\ncommand = [\"sh\", \"-c\", \"cat >/dev/null; echo '{\\\"temperature\\\": 3.0, \\\"summary\\\": \\\"from a command\\\"}'\"]\n",
     )
     .expect("write");
-    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated", "--tools", "bound.toml", "--input", "city=Oslo", "--input", "units=metric"]);
+    let out =
+        weft(dir.path(), &["run", &flow, "--llm", "simulated", "--tools", "bound.toml", "--input", "city=Oslo", "--input", "units=metric"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout_json(&out), json!({"weather": {"temperature": 3.0, "summary": "from a command"}}));
     assert_eq!(server.total(), 1, "the bound run sent no request");
@@ -118,7 +143,20 @@ fn the_agents_with_remote_tools_run() {
     }
     let out = weft(
         dir.path(),
-        &["run", &corpus("p_agent_node_with_tools.json"), "--llm", "simulated", "--tools", "tools.toml", "--input", "customer_name=Ada", "--input", "budget=100", "--answer", "true"],
+        &[
+            "run",
+            &corpus("p_agent_node_with_tools.json"),
+            "--llm",
+            "simulated",
+            "--tools",
+            "tools.toml",
+            "--input",
+            "customer_name=Ada",
+            "--input",
+            "budget=100",
+            "--answer",
+            "true",
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(server.total(), 3);
@@ -137,8 +175,22 @@ fn sensitive_headers_reach_the_server_and_no_file_or_stream() {
     let out = weft(
         dir.path(),
         &[
-            "run", &corpus("p_sensitive_fields.json"), "--llm", "simulated", "--http-rewrite", &rewrite, "--secret", &secret,
-            "--message", "look up customer 7", "--state", "state.json", "--events", "events.jsonl", "--record", "run.jsonl",
+            "run",
+            &corpus("p_sensitive_fields.json"),
+            "--llm",
+            "simulated",
+            "--http-rewrite",
+            &rewrite,
+            "--secret",
+            &secret,
+            "--message",
+            "look up customer 7",
+            "--state",
+            "state.json",
+            "--events",
+            "events.jsonl",
+            "--record",
+            "run.jsonl",
         ],
     );
     assert_eq!(out.status.code(), Some(3), "the agent waits for the user: {}", stderr(&out));
@@ -159,7 +211,18 @@ fn sensitive_headers_reach_the_server_and_no_file_or_stream() {
     // Without the value, the tool fails naming how to give it; nothing is sent.
     let out = weft(
         dir.path(),
-        &["run", &corpus("p_sensitive_fields.json"), "--llm", "simulated", "--http-rewrite", &rewrite, "--message", "hi", "--state", "s2.json"],
+        &[
+            "run",
+            &corpus("p_sensitive_fields.json"),
+            "--llm",
+            "simulated",
+            "--http-rewrite",
+            &rewrite,
+            "--message",
+            "hi",
+            "--state",
+            "s2.json",
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains(&format!("give it with --secret {CRM_KEY}=")), "{}", stderr(&out));
@@ -174,7 +237,18 @@ fn the_subflow_and_api_call_document_reaches_its_agent() {
     let rewrite = format!("https://status.example.com={}", server.url());
     let out = weft(
         dir.path(),
-        &["run", &corpus("w_subflow_and_api_call.json"), "--llm", "simulated", "--http-rewrite", &rewrite, "--input", "service=billing", "--state", "s.json"],
+        &[
+            "run",
+            &corpus("w_subflow_and_api_call.json"),
+            "--llm",
+            "simulated",
+            "--http-rewrite",
+            &rewrite,
+            "--input",
+            "service=billing",
+            "--state",
+            "s.json",
+        ],
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(server.hits("/api/billing"), 1);
@@ -202,10 +276,27 @@ fn a_failed_request_is_made_again_by_resume_with_the_stored_rewrite() {
     let rewrite = format!("https://orders.example.com={}", server.url());
     let out = weft(
         dir.path(),
-        &["run", &corpus("p_api_node.json"), "--llm", "simulated", "--http-rewrite", &rewrite, "--input", "order_id=7", "--input", "status=x", "--state", "s.json"],
+        &[
+            "run",
+            &corpus("p_api_node.json"),
+            "--llm",
+            "simulated",
+            "--http-rewrite",
+            &rewrite,
+            "--input",
+            "order_id=7",
+            "--input",
+            "status=x",
+            "--state",
+            "s.json",
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("error executing PATCH request to https://orders.example.com/api/orders/{{order_id}}: 404, \"not yet\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error executing PATCH request to https://orders.example.com/api/orders/{{order_id}}: 404, \"not yet\""),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(server.hits("/api/orders/7"), 1);
     let state = std::fs::read_to_string(dir.path().join("s.json")).expect("state");
     assert!(state.contains(&rewrite), "the rewrite is stored: {state}");

@@ -9,10 +9,10 @@ mod common;
 use serde_json::{Map, Value as Json, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use weft_llm::http::{HttpClient, HttpOptions, Rewrites};
-use weft_testkit::api::{ApiReply, ApiServer};
 use weft_exec::{InputRequest, Plan, RunOptions, Status};
+use weft_llm::http::{HttpClient, HttpOptions, Rewrites};
 use weft_llm::simulated::generate;
+use weft_testkit::api::{ApiReply, ApiServer};
 
 const MUST_FINISH: &[&str] = &[
     "p_llm_flow_minimal.json",
@@ -122,8 +122,11 @@ async fn valid_documents_run_or_say_not_supported() {
     server.fallback([ApiReply::json(200, json!({"response": "ok", "temperature": 21.5, "summary": "sunny"}))]);
     let http = Arc::new(
         HttpClient::new(HttpOptions {
-            rewrites: Rewrites::new(vec![("https://".to_owned(), format!("{}/", server.url())), ("http://".to_owned(), format!("{}/", server.url()))])
-                .unwrap(),
+            rewrites: Rewrites::new(vec![
+                ("https://".to_owned(), format!("{}/", server.url())),
+                ("http://".to_owned(), format!("{}/", server.url())),
+            ])
+            .unwrap(),
             egress: weft_guard::EgressPolicy::parse(&["127.0.0.1"]).unwrap(),
             ..HttpOptions::default()
         })

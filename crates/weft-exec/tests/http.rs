@@ -112,7 +112,8 @@ async fn the_request_is_rendered_as_wayflow_renders_it() {
         &["city", "verb", "status"],
         &[json!({"title": "method"}), json!({"title": "query"}), json!({"title": "body"}), json!({"title": "headers"})],
     );
-    let outputs = run(&flow, setup.options(|_| {}), inputs(&[("city", "New York/NY é?&"), ("verb", "patch"), ("status", "a b")])).await.unwrap();
+    let outputs =
+        run(&flow, setup.options(|_| {}), inputs(&[("city", "New York/NY é?&"), ("verb", "patch"), ("status", "a b")])).await.unwrap();
     assert_eq!(outputs["method"], "PATCH");
     // query_params replace the URL's own query.
     assert_eq!(outputs["query"], "notify=true&who=a+b");
@@ -139,7 +140,11 @@ async fn forms_raw_text_and_explicit_content_types() {
     let outputs = run(&form, setup.options(|_| {}), inputs(&[("q", "v w&x")])).await.unwrap();
     assert_eq!(outputs["body"], "q=v+w%26x&page=2");
     assert_eq!(outputs["headers"]["content-type"], "application/x-www-form-urlencoded");
-    let raw = api_flow(json!({"url": format!("{BASE}/form"), "http_method": "POST", "data": "hello {{q}}"}), &["q"], &[json!({"title": "body"}), json!({"title": "headers"})]);
+    let raw = api_flow(
+        json!({"url": format!("{BASE}/form"), "http_method": "POST", "data": "hello {{q}}"}),
+        &["q"],
+        &[json!({"title": "body"}), json!({"title": "headers"})],
+    );
     let outputs = run(&raw, setup.options(|_| {}), inputs(&[("q", "there")])).await.unwrap();
     assert_eq!(outputs["body"], "hello there");
     assert!(outputs["headers"].get("content-type").is_none(), "{}", outputs["headers"]);
@@ -192,11 +197,19 @@ async fn failures_without_and_with_a_retry_policy() {
     let setup = Setup::new().await;
     setup.server.route("GET", "/down", [ApiReply::text(500, "down for maintenance")]);
     setup.server.route("GET", "/missing", [ApiReply::text(404, "no such order")]);
-    setup.server.route("GET", "/busy", [ApiReply::status(429).with_header("Retry-After", "3"), ApiReply::json(200, json!({"response": "ok"}))]);
+    setup.server.route(
+        "GET",
+        "/busy",
+        [ApiReply::status(429).with_header("Retry-After", "3"), ApiReply::json(200, json!({"response": "ok"}))],
+    );
     let down = api_flow(json!({"url": format!("{BASE}/down"), "http_method": "GET"}), &[], &[]);
     let error = run(&down, setup.options(|_| {}), Map::new()).await.unwrap_err();
     assert_eq!(setup.server.hits("/down"), 3, "WayFlow's legacy loop: 3 tries");
-    assert!(error.message.contains(&format!("error executing GET request to {BASE}/down: 500, \"down for maintenance\"")), "{}", error.message);
+    assert!(
+        error.message.contains(&format!("error executing GET request to {BASE}/down: 500, \"down for maintenance\"")),
+        "{}",
+        error.message
+    );
     assert!(error.message.contains("3 attempts"), "{}", error.message);
     assert!(error.message.contains("ApiNode \"api\""), "{}", error.message);
 
@@ -211,7 +224,11 @@ async fn failures_without_and_with_a_retry_policy() {
     let busy = api_flow(json!({"url": format!("{BASE}/busy"), "http_method": "GET", "retry_policy": policy}), &[], &[]);
     let outputs = run(&busy, setup.options(|_| {}), Map::new()).await.unwrap();
     assert_eq!(outputs["response"], "ok");
-    assert_eq!(setup.sleeper.delays(), vec![Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(3)], "the 500's delays, then Retry-After");
+    assert_eq!(
+        setup.sleeper.delays(),
+        vec![Duration::from_millis(500), Duration::from_secs(1), Duration::from_secs(3)],
+        "the 500's delays, then Retry-After"
+    );
 }
 
 #[tokio::test]
@@ -268,9 +285,7 @@ async fn sensitive_headers_are_sent_and_shown_nowhere() {
     let secret = "Bearer sk-sensitive-7f3a9c1e5b";
     setup.server.route("GET", "/slow", [ApiReply::json(200, json!({"response": "ok"})).after(Duration::from_millis(300))]);
     setup.server.route("GET", "/leaky", [ApiReply::text(500, &format!("denied for token {secret}"))]);
-    let api = |path: &str| {
-        json!({"url": format!("{BASE}{path}"), "http_method": "GET", "sensitive_headers": {"Authorization": secret}, "headers": {"X-Plain": "p"}})
-    };
+    let api = |path: &str| json!({"url": format!("{BASE}{path}"), "http_method": "GET", "sensitive_headers": {"Authorization": secret}, "headers": {"X-Plain": "p"}});
     let flow = api_flow(api("/slow"), &[], &[]);
     let plan = Plan::new(&flow, setup.options(|_| {})).unwrap();
     let mut running = plan.start(Map::new()).unwrap();
@@ -304,7 +319,9 @@ async fn sensitive_headers_are_sent_and_shown_nowhere() {
 async fn a_remote_tool_in_a_tool_node_and_in_an_agent() {
     let setup = Setup::new().await;
     setup.server.fallback([ApiReply::json(200, json!({"temperature": 21.5, "summary": "sunny"}))]);
-    let corpus = |name: &str| common::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid").join(name));
+    let corpus = |name: &str| {
+        common::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/agentspec/corpus/valid").join(name))
+    };
     let flow = corpus("p_tool_node_remote.json");
     let outputs = run(&flow, setup.options(|_| {}), inputs(&[("city", "Oslo"), ("units", "metric")])).await.unwrap();
     assert_eq!(outputs["weather"], json!({"temperature": 21.5, "summary": "sunny"}));
@@ -319,17 +336,15 @@ async fn a_remote_tool_in_a_tool_node_and_in_an_agent() {
     let _ = running.execute().await.unwrap();
     let remote_calls = setup.http_events();
     assert!(!remote_calls.is_empty(), "the agent called its RemoteTool");
-    let results: Vec<&str> = running
-        .state()
-        .messages
-        .iter()
-        .filter(|m| m.message_type == "TOOL_RESULT")
-        .map(|m| m.content.as_str())
-        .collect();
+    let results: Vec<&str> =
+        running.state().messages.iter().filter(|m| m.message_type == "TOOL_RESULT").map(|m| m.content.as_str()).collect();
     let quoted = json!(r#"{"temperature":21.5,"summary":"sunny"}"#).to_string();
     assert!(results.contains(&quoted.as_str()), "{results:?}");
     let sent = setup.server.received();
-    assert!(sent[1..].iter().all(|r| r.path.starts_with("/v1/weather/") && r.query.as_deref().is_some_and(|q| q.ends_with("&lang=en"))), "{sent:?}");
+    assert!(
+        sent[1..].iter().all(|r| r.path.starts_with("/v1/weather/") && r.query.as_deref().is_some_and(|q| q.ends_with("&lang=en"))),
+        "{sent:?}"
+    );
 }
 
 #[tokio::test]

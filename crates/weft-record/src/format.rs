@@ -200,7 +200,13 @@ pub struct RecordedHttpResponse {
 impl From<&weft_llm::http::HttpResponse> for RecordedHttpResponse {
     fn from(r: &weft_llm::http::HttpResponse) -> RecordedHttpResponse {
         let weft_llm::http::HttpResponse { status, body, location, attempts, rewritten } = r;
-        RecordedHttpResponse { status: *status, body: body.clone(), location: location.clone(), attempts: *attempts, rewritten: rewritten.clone() }
+        RecordedHttpResponse {
+            status: *status,
+            body: body.clone(),
+            location: location.clone(),
+            attempts: *attempts,
+            rewritten: rewritten.clone(),
+        }
     }
 }
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json, json};
+use weft_llm::http::{HttpError, HttpErrorKind, HttpMeta, HttpRequest, HttpResponse, HttpRetry, HttpSend};
 use weft_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorInfo, LlmErrorKind, RequestMeta, ResponseFormat, Role,
     SchemaDelivery, ToolCall, ToolSpec, Usage,
 };
-use weft_llm::http::{HttpError, HttpErrorKind, HttpMeta, HttpRequest, HttpResponse, HttpRetry, HttpSend};
 use weft_record::format::{HttpLine, LlmLine, RecordedRequest, ToolLine};
 use weft_record::{HttpRecorder, HttpReplayer, RecordLog, Recorder, RecordingTool, Replayer, ToolReplay};
 use weft_tools::{Tool, ToolError};

@@ -49,18 +49,31 @@ enum Body {
     /// The request, as JSON.
     Echo,
     /// `n` bytes of `x`, in 64 KiB chunks, without a `Content-Length` unless `declared`.
-    Filler { bytes: u64, declared: bool },
+    Filler {
+        bytes: u64,
+        declared: bool,
+    },
 }
 
 impl ApiReply {
     /// `status` with a JSON body.
     pub fn json(status: u16, body: Json) -> ApiReply {
-        ApiReply { status, headers: vec![("content-type".into(), "application/json".into())], body: Body::Bytes(Bytes::from(body.to_string())), delay: Duration::ZERO }
+        ApiReply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Body::Bytes(Bytes::from(body.to_string())),
+            delay: Duration::ZERO,
+        }
     }
 
     /// `status` with a text body (`text/plain`).
     pub fn text(status: u16, body: &str) -> ApiReply {
-        ApiReply { status, headers: vec![("content-type".into(), "text/plain".into())], body: Body::Bytes(Bytes::from(body.to_owned())), delay: Duration::ZERO }
+        ApiReply {
+            status,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: Body::Bytes(Bytes::from(body.to_owned())),
+            delay: Duration::ZERO,
+        }
     }
 
     /// `status` with an empty body.

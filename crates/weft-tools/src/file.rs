@@ -256,25 +256,45 @@ impl Checker<'_> {
     fn http(&self, value: &Spanned<DeValue<'_>>) -> Result<Vec<(String, String)>, ToolsFileError> {
         const EXAMPLE: &str = "[http.rewrite] followed by \"https://orders.example.com\" = \"http://127.0.0.1:8080\"";
         let DeValue::Table(table) = value.get_ref() else {
-            return Err(self.invalid(value.span(), "http".into(), format!("must be a table, found {}; write {EXAMPLE}", self.found(value))));
+            return Err(self.invalid(
+                value.span(),
+                "http".into(),
+                format!("must be a table, found {}; write {EXAMPLE}", self.found(value)),
+            ));
         };
         let mut rewrites = Vec::new();
         for (key, value) in in_file_order(table) {
             if key.get_ref() != "rewrite" {
                 let hint = did_you_mean(key.get_ref(), &["rewrite"]);
-                return Err(self.invalid(key.span(), key_path(&["http", key.get_ref()]), format!("unknown key{hint}; the [http] table holds `rewrite`: {EXAMPLE}")));
+                return Err(self.invalid(
+                    key.span(),
+                    key_path(&["http", key.get_ref()]),
+                    format!("unknown key{hint}; the [http] table holds `rewrite`: {EXAMPLE}"),
+                ));
             }
             let DeValue::Table(rules) = value.get_ref() else {
-                return Err(self.invalid(value.span(), "http.rewrite".into(), format!("must be a table, found {}; write {EXAMPLE}", self.found(value))));
+                return Err(self.invalid(
+                    value.span(),
+                    "http.rewrite".into(),
+                    format!("must be a table, found {}; write {EXAMPLE}", self.found(value)),
+                ));
             };
             for (prefix, target) in in_file_order(rules) {
                 let prefix: &str = prefix.get_ref();
                 let path = key_path(&["http", "rewrite", prefix]);
                 let DeValue::String(url) = target.get_ref() else {
-                    return Err(self.invalid(target.span(), path, format!("must be a URL string, found {}; write {EXAMPLE}", self.found(target))));
+                    return Err(self.invalid(
+                        target.span(),
+                        path,
+                        format!("must be a URL string, found {}; write {EXAMPLE}", self.found(target)),
+                    ));
                 };
                 if prefix.is_empty() {
-                    return Err(self.invalid(target.span(), path, "the prefix is empty: give the start of the URLs to send elsewhere, such as \"https://orders.example.com\"".into()));
+                    return Err(self.invalid(
+                        target.span(),
+                        path,
+                        "the prefix is empty: give the start of the URLs to send elsewhere, such as \"https://orders.example.com\"".into(),
+                    ));
                 }
                 if let Err(problem) = weft_guard::Target::parse(url) {
                     return Err(self.invalid(target.span(), path, format!("{problem}; give a URL such as \"http://127.0.0.1:8080\"")));

@@ -331,7 +331,10 @@ fn a_bare_file_name_runs_in_the_current_directory() {
 
 #[test]
 fn http_rewrites_in_file_order() {
-    let file = parse("[http.rewrite]\n\"https://orders.example.com\" = \"http://127.0.0.1:8080\"\n\"https://b.example\" = \"http://localhost:9/x\"\n").unwrap();
+    let file = parse(
+        "[http.rewrite]\n\"https://orders.example.com\" = \"http://127.0.0.1:8080\"\n\"https://b.example\" = \"http://localhost:9/x\"\n",
+    )
+    .unwrap();
     assert_eq!(
         file.http_rewrites,
         vec![
@@ -341,7 +344,10 @@ fn http_rewrites_in_file_order() {
     );
     assert!(file.tools.is_empty());
     let text = error("[http.rewrite]\n\"https://a.example\" = 8080\n");
-    assert!(text.starts_with("conf/tools.toml:2:23: `http.rewrite.\"https://a.example\"`: must be a URL string, found an integer, 8080"), "{text}");
+    assert!(
+        text.starts_with("conf/tools.toml:2:23: `http.rewrite.\"https://a.example\"`: must be a URL string, found an integer, 8080"),
+        "{text}"
+    );
     let text = error("[http.rewrite]\n\"https://a.example\" = \"ftp://h\"\n");
     assert!(text.contains("is not an http:// or https:// URL"), "{text}");
     let text = error("[http.rewrites]\n\"https://a.example\" = \"http://h\"\n");

@@ -94,7 +94,9 @@ impl AgentOp {
                 continue;
             }
             match (c.inputs.tools.get(&t.name), &t.remote) {
-                (Some(tool), _) => tools.push(BoundTool { name: t.name.clone(), tool: ToolTarget::Bound(Arc::clone(tool)), inputs: t.inputs.clone() }),
+                (Some(tool), _) => {
+                    tools.push(BoundTool { name: t.name.clone(), tool: ToolTarget::Bound(Arc::clone(tool)), inputs: t.inputs.clone() })
+                }
                 (None, Some(call)) => {
                     let node = c.comp(n).name.clone();
                     let remote = super::http::RemoteTool::plan(c, &node, call)?;

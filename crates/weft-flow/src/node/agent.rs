@@ -140,7 +140,8 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         };
         let io = lw.io(t);
         // WayFlow's RemoteTool has "missing description" when the document gives none.
-        let description = tc.description.clone().unwrap_or_else(|| if remote.is_some() { "missing description".to_owned() } else { String::new() });
+        let description =
+            tc.description.clone().unwrap_or_else(|| if remote.is_some() { "missing description".to_owned() } else { String::new() });
         tools.push(AgentTool {
             comp: t,
             name: tc.name.clone(),

@@ -335,7 +335,15 @@ fn compile(
 
 /// One string: literal text when it has no template syntax, else a compiled template whose
 /// variables must be inputs.
-fn text(lw: &mut Lowerer<'_, '_>, c: CompId, field: &str, pointer: &str, s: &str, allowed: &[String], secret: bool) -> Option<TemplatedJson> {
+fn text(
+    lw: &mut Lowerer<'_, '_>,
+    c: CompId,
+    field: &str,
+    pointer: &str,
+    s: &str,
+    allowed: &[String],
+    secret: bool,
+) -> Option<TemplatedJson> {
     if !s.contains('{') && !s.ends_with('\n') {
         return Some(TemplatedJson::Literal(Json::String(s.to_owned())));
     }

@@ -3,10 +3,10 @@
 //! tool is bound to its name).
 
 use super::{Fields, HttpCall, Lowered, Lowerer, NodeKind, next};
-use std::sync::Arc;
 use crate::check::Cx;
 use crate::infer::{Inferred, Inferrer, map_titles};
 use serde_json::Value as Json;
+use std::sync::Arc;
 use weft_spec::{Code, CompId};
 
 /// The types of the family.

@@ -184,8 +184,13 @@ impl Fail {
                 "check that the server is running and the URL is right (to reach a local server instead, use --http-rewrite PREFIX=URL)"
                     .to_owned(),
             ),
-            Fail::Tls(e) => (format!("TLS failed: {e}"), "check the server's certificate and the URL's scheme (TLS failures are never retried)".to_owned()),
-            Fail::Transport(e) => (format!("the connection failed: {e}"), "check the server's logs, or give the node a retry_policy".to_owned()),
+            Fail::Tls(e) => (
+                format!("TLS failed: {e}"),
+                "check the server's certificate and the URL's scheme (TLS failures are never retried)".to_owned(),
+            ),
+            Fail::Transport(e) => {
+                (format!("the connection failed: {e}"), "check the server's logs, or give the node a retry_policy".to_owned())
+            }
             Fail::TooLarge(cap) => (
                 format!("the response body is larger than {}, the most weft reads of an HTTP response; reading stopped there", size(*cap)),
                 "ask the API for less (a page, a filter)".to_owned(),
@@ -243,7 +248,9 @@ impl HttpClient {
         };
         let status = response.status();
         let retry_after = (!status.is_success())
-            .then(|| response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now())))
+            .then(|| {
+                response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, SystemTime::now()))
+            })
             .flatten();
         let location = status
             .is_redirection()
@@ -282,19 +289,25 @@ impl HttpSend for HttpClient {
                 rewritten: shown_rewritten.clone(),
             }
         };
-        let target = Target::parse(to).map_err(|problem| fail(HttpErrorKind::Invalid, 0, format!("the URL {problem}; nothing was sent")))?;
+        let target =
+            Target::parse(to).map_err(|problem| fail(HttpErrorKind::Invalid, 0, format!("the URL {problem}; nothing was sent")))?;
         if let Err(refused) = self.options.egress.check(&target) {
             return Err(fail(HttpErrorKind::Refused, 0, format!("{refused}; nothing was sent")));
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| {
-            fail(HttpErrorKind::Invalid, 0, format!("{:?} is not an HTTP method: give http_method a method such as GET or POST", request.method))
+            fail(
+                HttpErrorKind::Invalid,
+                0,
+                format!("{:?} is not an HTTP method: give http_method a method such as GET or POST", request.method),
+            )
         })?;
         let mut headers = HeaderMap::new();
         let all = request.headers.iter().map(|h| (h, false)).chain(request.sensitive_headers.iter().map(|h| (h, true)));
         for ((name, value), sensitive) in all {
             let field = if sensitive { "sensitive_headers" } else { "headers" };
-            let name_ok = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| fail(HttpErrorKind::Invalid, 0, format!("the header name {name:?} (in {field}) is not a valid HTTP header name")))?;
+            let name_ok = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                fail(HttpErrorKind::Invalid, 0, format!("the header name {name:?} (in {field}) is not a valid HTTP header name"))
+            })?;
             let printable = value.chars().all(|c| c == '\t' || (c.is_ascii() && !c.is_ascii_control()));
             let value_ok = HeaderValue::from_str(value).ok().filter(|_| printable).ok_or_else(|| {
                 fail(
@@ -343,7 +356,8 @@ impl HttpSend for HttpClient {
                     (attempts <= policy.max_retries && policy.should_retry(&cause), delay)
                 }
                 (Err(failure), HttpRetry::Policy(policy)) => {
-                    let retry = !matches!(failure, Fail::CallTimeout(_)) && attempts <= policy.max_retries && policy.should_retry(&failure.cause());
+                    let retry =
+                        !matches!(failure, Fail::CallTimeout(_)) && attempts <= policy.max_retries && policy.should_retry(&failure.cause());
                     (retry, policy.delay(attempts - 1, false, self.jitter()))
                 }
             };
@@ -370,7 +384,11 @@ impl HttpSend for HttpClient {
                             1 => "after 1 attempt".to_owned(),
                             n => format!("after {n} attempts"),
                         };
-                        let why = if legacy { " (without a retry_policy, a request that got no answer is not retried, as in WayFlow)" } else { "" };
+                        let why = if legacy {
+                            " (without a retry_policy, a request that got no answer is not retried, as in WayFlow)"
+                        } else {
+                            ""
+                        };
                         Err(fail(failure.kind(), attempts, format!("{what}, {tries}{why}; {advice}")))
                     }
                 };

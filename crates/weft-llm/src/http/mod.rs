@@ -218,7 +218,9 @@ impl Rewrites {
     /// host.
     pub fn check_rule(prefix: &str, url: &str) -> Result<(), String> {
         if prefix.is_empty() {
-            return Err(format!("the HTTP rewrite to {url:?} has an empty prefix: give the start of the URLs to send there, such as https://orders.example.com"));
+            return Err(format!(
+                "the HTTP rewrite to {url:?} has an empty prefix: give the start of the URLs to send there, such as https://orders.example.com"
+            ));
         }
         weft_guard::Target::parse(url)
             .map(|_| ())

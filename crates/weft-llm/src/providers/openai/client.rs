@@ -14,8 +14,8 @@ use weft_guard::{EgressPolicy, Secrets};
 
 use super::stream::{self, Stream};
 use super::{API_KEY_ENV, OpenAiOptions, StructuredMode, http_client, url, wire};
-use crate::providers::{AttemptError, Provider, ProviderError};
 use crate::body::{BodyError, size};
+use crate::providers::{AttemptError, Provider, ProviderError};
 use crate::retry::{Cause, parse_retry_after};
 use crate::{ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorKind};
 
