@@ -14,7 +14,7 @@ use weft_llm::ChatModel;
 use weft_llm::http::HttpSend;
 use weft_llm::providers::openai::ProviderOverride;
 use weft_llm::retry::{Sleeper, TokioSleeper};
-use weft_record::{HttpRecorder, HttpReplayer, Metered, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry};
+use weft_record::{HttpRecorder, HttpReplayer, Metered, MeteredHttp, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry};
 use weft_spec::LlmConfig;
 use weft_tools::ToolRegistry;
 
@@ -126,18 +126,19 @@ impl Observer {
 
     /// The client of ApiNodes and RemoteTools, recorded or replaced by the recording.
     pub fn http(&self, client: Arc<dyn HttpSend>) -> Arc<dyn HttpSend> {
-        match (&self.replay, &self.log) {
+        let client: Arc<dyn HttpSend> = match (&self.replay, &self.log) {
             (Some((_, _, replay)), _) => Arc::clone(replay) as Arc<dyn HttpSend>,
             (None, Some(log)) => Arc::new(HttpRecorder::new(client, Arc::clone(log))),
             (None, None) => client,
-        }
+        };
+        Arc::new(MeteredHttp::new(client, Arc::clone(&self.meter)))
     }
 
-    /// Prints the usage line (when any LLM call was made), writes `--usage-json`, and closes
+    /// Prints the usage line (when any LLM call or HTTP request was made), writes `--usage-json`, and closes
     /// the recording, reporting what could not be written.
     pub fn finish(&self) {
         let wall = self.t0.elapsed();
-        if self.meter.total().calls > 0 {
+        if self.meter.total().calls > 0 || self.meter.http().0 > 0 {
             crate::report::line(&format!("usage: {}", self.meter.summary_line(&self.prices, wall)));
         }
         if let Some(path) = &self.usage_json {

@@ -305,7 +305,7 @@ fn parse_rewrites(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 /// The client of ApiNodes and RemoteTools: the tools file's `[http.rewrite]` rules then the
 /// flags' (a flag's prefix replaces the file's same prefix), `--allow-host`, the process's
-/// limiters and timeouts, retries counted by the observer, recorded or replayed.
+/// limiters and timeouts, counted in the usage line, recorded or replayed.
 fn http_client(
     flags: &[(String, String)],
     tools_file: Option<&ToolsFile>,
@@ -322,7 +322,7 @@ fn http_client(
         egress: egress.clone(),
         rewrites,
         limiters: limiters.clone(),
-        sleeper: observer.sleeper(),
+        // Retries are counted from the attempts each request reports, not as LLM retries.
         secrets: crate::scrub::current(),
         ..HttpOptions::default()
     })

@@ -48,6 +48,7 @@ fn the_corpus_api_node_runs_against_a_local_server_and_replays_without_it() {
         "{}",
         stderr(&out)
     );
+    assert!(stderr(&out).contains("usage: no LLM calls · 1 HTTP request ·"), "{}", stderr(&out));
 
     // The server is gone: the replay answers from the recording, no rewrite needed.
     drop(server);
@@ -270,8 +271,13 @@ fn bad_rewrites_are_usage_errors() {
 #[test]
 fn a_failed_request_is_made_again_by_resume_with_the_stored_rewrite() {
     let (_rt, server) = api_server();
-    // A 404 is never retried by the node's retry_policy: the run fails at once.
-    server.route("PATCH", "/api/orders/7", [ApiReply::text(404, "not yet"), ApiReply::json(200, json!({"response": "ok"}))]);
+    // A 429 is retried by the node's retry_policy (at once: Retry-After 0), a 404 never: the run
+    // fails after two attempts.
+    server.route(
+        "PATCH",
+        "/api/orders/7",
+        [ApiReply::status(429).with_header("Retry-After", "0"), ApiReply::text(404, "not yet"), ApiReply::json(200, json!({"response": "ok"}))],
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let rewrite = format!("https://orders.example.com={}", server.url());
     let out = weft(
@@ -297,12 +303,13 @@ fn a_failed_request_is_made_again_by_resume_with_the_stored_rewrite() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(server.hits("/api/orders/7"), 1);
+    assert_eq!(server.hits("/api/orders/7"), 2);
+    assert!(stderr(&out).contains("usage: no LLM calls · 1 HTTP request (1 retry, 1 failed)"), "{}", stderr(&out));
     let state = std::fs::read_to_string(dir.path().join("s.json")).expect("state");
     assert!(state.contains(&rewrite), "the rewrite is stored: {state}");
     // Resumed without --http-rewrite: the stored one sends the request to the server again.
     let out = weft(dir.path(), &["resume", "s.json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout_json(&out), json!({"response": "ok"}));
-    assert_eq!(server.hits("/api/orders/7"), 2);
+    assert_eq!(server.hits("/api/orders/7"), 3);
 }

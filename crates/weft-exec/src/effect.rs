@@ -186,7 +186,9 @@ async fn work(effect: Effect, site: &Site) -> Done {
             let results = tools(calls, site).await;
             Done { result: EffectResult::Tools(results), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
         }
-        Effect::Http(call) => {
+        Effect::Http(mut call) => {
+            // Which run of a batch asks: a recording is matched by run on replay.
+            call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
             let t = Instant::now();
             let result = call.client.send(&call.request).await;
             let took_ms = t.elapsed().as_secs_f64() * 1000.0;

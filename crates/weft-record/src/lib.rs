@@ -22,4 +22,4 @@ pub use http::{HttpRecorder, HttpReplayer};
 pub use llm::{Recorder, Replayer};
 pub use log::{RecordLog, ReplayError};
 pub use tools::{RecordingTool, ReplayTool, ToolReplay, recording_registry};
-pub use usage::{Metered, Prices, UsageMeter};
+pub use usage::{Metered, MeteredHttp, Prices, UsageMeter};
