@@ -14,7 +14,9 @@ use weft_llm::ChatModel;
 use weft_llm::http::HttpSend;
 use weft_llm::providers::openai::ProviderOverride;
 use weft_llm::retry::{Sleeper, TokioSleeper};
-use weft_record::{HttpRecorder, HttpReplayer, Metered, MeteredHttp, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry};
+use weft_record::{
+    HttpRecorder, HttpReplayer, Metered, MeteredHttp, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry,
+};
 use weft_spec::LlmConfig;
 use weft_tools::ToolRegistry;
 

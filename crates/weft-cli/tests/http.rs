@@ -276,7 +276,11 @@ fn a_failed_request_is_made_again_by_resume_with_the_stored_rewrite() {
     server.route(
         "PATCH",
         "/api/orders/7",
-        [ApiReply::status(429).with_header("Retry-After", "0"), ApiReply::text(404, "not yet"), ApiReply::json(200, json!({"response": "ok"}))],
+        [
+            ApiReply::status(429).with_header("Retry-After", "0"),
+            ApiReply::text(404, "not yet"),
+            ApiReply::json(200, json!({"response": "ok"})),
+        ],
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let rewrite = format!("https://orders.example.com={}", server.url());
@@ -312,4 +316,48 @@ fn a_failed_request_is_made_again_by_resume_with_the_stored_rewrite() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout_json(&out), json!({"response": "ok"}));
     assert_eq!(server.hits("/api/orders/7"), 3);
+}
+
+#[test]
+fn a_batch_of_api_requests_recorded_at_concurrency_8_replays_line_for_line_at_1() {
+    let (rt, server) = api_server();
+    server.fallback([ApiReply::echo_as("response")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lines: String = (0..24).map(|i| format!("{{\"order_id\": \"{i}\", \"status\": \"s{}\"}}\n", i % 3)).collect();
+    std::fs::write(dir.path().join("batch.jsonl"), lines).expect("write");
+    let rewrite = format!("https://orders.example.com={}", server.url());
+    let flow = corpus("p_api_node.json");
+    let out = weft(
+        dir.path(),
+        &[
+            "run",
+            &flow,
+            "--llm",
+            "simulated",
+            "--http-rewrite",
+            &rewrite,
+            "--batch",
+            "batch.jsonl",
+            "--concurrency",
+            "8",
+            "--record",
+            "run.jsonl",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results = |out: &std::process::Output| -> Vec<Json> {
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str::<Json>(l).expect("a line")["outputs"].clone()).collect()
+    };
+    let recorded = results(&out);
+    assert_eq!(recorded.len(), 24);
+    for (i, r) in recorded.iter().enumerate() {
+        assert_eq!(r["response"]["path"], format!("/api/orders/{i}"), "line {i}: {r}");
+    }
+    assert_eq!(server.total(), 24);
+    drop(server);
+    drop(rt);
+    let out =
+        weft(dir.path(), &["run", &flow, "--llm", "simulated", "--batch", "batch.jsonl", "--concurrency", "1", "--replay", "run.jsonl"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(results(&out), recorded);
 }

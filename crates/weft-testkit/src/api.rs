@@ -46,8 +46,8 @@ pub struct ApiReply {
 #[derive(Debug, Clone)]
 enum Body {
     Bytes(Bytes),
-    /// The request, as JSON.
-    Echo,
+    /// The request, as JSON (under this member, when given).
+    Echo(Option<String>),
     /// `n` bytes of `x`, in 64 KiB chunks, without a `Content-Length` unless `declared`.
     Filler {
         bytes: u64,
@@ -84,7 +84,17 @@ impl ApiReply {
     /// 200 with the request as JSON: `{"method", "path", "query", "headers", "body"}` (header
     /// names lowercase).
     pub fn echo() -> ApiReply {
-        ApiReply { status: 200, headers: vec![("content-type".into(), "application/json".into())], body: Body::Echo, delay: Duration::ZERO }
+        ApiReply {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Body::Echo(None),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// [`ApiReply::echo`], the request as the value of member `member` of the body's object.
+    pub fn echo_as(member: &str) -> ApiReply {
+        ApiReply { body: Body::Echo(Some(member.to_owned())), ..ApiReply::echo() }
     }
 
     /// A redirect to `location`.
@@ -280,7 +290,13 @@ async fn handle(state: Arc<ApiState>, request: Request<Incoming>) -> Result<Repl
     }
     let mut response = match reply.body {
         Body::Bytes(bytes) => Response::new(Either::Left(Full::new(bytes))),
-        Body::Echo => Response::new(Either::Left(Full::new(Bytes::from(received.to_json().to_string())))),
+        Body::Echo(member) => {
+            let echoed = match member {
+                Some(m) => json!({ m: received.to_json() }),
+                None => received.to_json(),
+            };
+            Response::new(Either::Left(Full::new(Bytes::from(echoed.to_string()))))
+        }
         Body::Filler { bytes, declared } => Response::new(Either::Right(Filler { remaining: bytes, declared: declared.then_some(bytes) })),
     };
     *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
