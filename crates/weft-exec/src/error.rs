@@ -67,7 +67,7 @@ pub struct RunError {
     pub tool: Option<ToolError>,
     /// The exception class WayFlow raises for this failure when the kind alone does not say it:
     /// a template's Jinja class (`UndefinedError`...), a datastore's (`DatastoreEntityError`...),
-    /// for catch nodes.
+    /// an ApiNode's request's (`RuntimeError`, `ValueError`...), for catch nodes.
     pub(crate) exception_class: Option<&'static str>,
 }
 
@@ -166,6 +166,7 @@ impl RunErrorKind {
 /// | `missing_input`, `value`, `query` | `ValueError` |
 /// | `datastore` | the class WayFlow's datastore raises: `DatastoreEntityError` (an entity or filter that does not fit), `DatastoreKeyError` (an unknown collection), `RuntimeError` (no entity to unpack), `TypeError`, `ValueError`, `KeyError` |
 /// | `timeout` | `TimeoutError` |
+/// | `http` | `RuntimeError` (a non-2xx answer), `ValueError` (a URL refused before any request), `JSONDecodeError` (a body that is not JSON), Jinja's class (a template), `ConnectError`, `ReadTimeout`, `ReadError` (no answer) |
 /// | `step_budget`, `cancelled`, `over`, `bad_input`, `other` | not caught |
 impl RunError {
     /// Whether a catch node may catch this error.

@@ -364,3 +364,50 @@ async fn a_request_in_flight_is_made_again_after_a_resume() {
     assert_eq!(outputs["response"], "done");
     assert_eq!(setup.server.hits("/slow"), 2);
 }
+
+/// An ApiNode inside a PluginCatchExceptionNode: each failure is caught by the exception name
+/// WayFlow raises for it.
+#[tokio::test]
+async fn catch_nodes_see_wayflows_exception_names() {
+    let setup = Setup::new().await;
+    setup.server.route("GET", "/down", [ApiReply::text(500, "down")]);
+    setup.server.route("GET", "/text", [ApiReply::text(200, "not json")]);
+    let cases = [
+        (format!("{BASE}/down"), vec![], "RuntimeError"),
+        (format!("{BASE}/text"), vec![], "JSONDecodeError"),
+        (format!("{BASE}/down"), vec![format!("{BASE}/up")], "ValueError"),
+    ];
+    for (url, allow, name) in cases {
+        let mut api = json!({"component_type": "ApiNode", "id": "api", "name": "api", "url": url, "http_method": "GET"});
+        if !allow.is_empty() {
+            api["url_allow_list"] = json!(allow);
+        }
+        let inner_start = json!({"component_type": "StartNode", "id": "in_start", "name": "in_start"});
+        let inner_end = json!({"component_type": "EndNode", "id": "in_end", "name": "in_end"});
+        let inner = common::flow_json("inner", vec![inner_start, api, inner_end], &[("in_start", "api"), ("api", "in_end")], &[]);
+        let catch = json!({
+            "component_type": "PluginCatchExceptionNode", "id": "catch", "name": "catch",
+            "component_plugin_name": "NodesPlugin", "component_plugin_version": "26.1.0",
+            "flow": inner, "except_on": {(name): "caught"}, "catch_all_exceptions": false,
+        });
+        let start = json!({"component_type": "StartNode", "id": "start", "name": "start"});
+        let end = json!({"component_type": "EndNode", "id": "end", "name": "end", "inputs": [{"title": "exception_name"}], "outputs": [{"title": "exception_name"}]});
+        let mut doc = common::flow_json(
+            "outer",
+            vec![start, catch, end],
+            &[("start", "catch"), ("catch", "end")],
+            &[("catch", "exception_name", "end", "exception_name")],
+        );
+        // Both branches of the catch node go to the end.
+        let edges = doc["control_flow_connections"].as_array_mut().unwrap();
+        edges[1]["from_branch"] = json!("caught");
+        edges.push(json!({"component_type": "ControlFlowEdge", "id": "c_next", "name": "c_next", "from_node": {"$component_ref": "catch"}, "from_branch": "next", "to_node": {"$component_ref": "end"}}));
+        doc["agentspec_version"] = json!("26.1.2");
+        let flow = match weft_flow::Flow::from_json(&doc.to_string()) {
+            Ok(loaded) => loaded.flow,
+            Err(e) => panic!("the catch flow does not load: {e}"),
+        };
+        let outputs = run(&flow, setup.options(|_| {}), Map::new()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(outputs["exception_name"], name, "{outputs:?}");
+    }
+}

@@ -38,6 +38,31 @@ use weft_llm::retry::RetryPolicy;
 use weft_spec::Property;
 use weft_tools::ToolError;
 
+/// Why a request cannot be sent: the message, and the exception class WayFlow raises for it
+/// (for catch nodes).
+pub(crate) struct Refused {
+    pub(crate) message: String,
+    pub(crate) class: &'static str,
+}
+
+impl Refused {
+    fn value(message: String) -> Refused {
+        Refused { message, class: "ValueError" }
+    }
+}
+
+/// The exception class WayFlow's HTTP client raises when no answer came.
+fn transport_class(kind: weft_llm::http::HttpErrorKind) -> &'static str {
+    use weft_llm::http::HttpErrorKind as K;
+    match kind {
+        K::Connect | K::Tls => "ConnectError",
+        K::Timeout => "ReadTimeout",
+        K::Transport => "ReadError",
+        K::Invalid => "ValueError",
+        K::Refused | K::TooLarge | K::Unavailable => "Exception",
+    }
+}
+
 /// A compiled request with the client that sends it (bound at plan time).
 pub(crate) struct HttpOp {
     call: Arc<HttpCall>,
@@ -64,9 +89,12 @@ impl HttpOp {
     }
 
     /// The request rendered from `vars`, checked; the error says why nothing can be sent.
-    pub(crate) fn request(&self, vars: &Map<String, Json>, meta: HttpMeta) -> Result<HttpRequest, String> {
+    pub(crate) fn request(&self, vars: &Map<String, Json>, meta: HttpMeta) -> Result<HttpRequest, Refused> {
         let call = &*self.call;
-        let render_error = |field: &str, e: weft_prompt::TemplateError| format!("cannot render `{field}`: {e}");
+        let render_error = |field: &str, e: weft_prompt::TemplateError| Refused {
+            message: format!("cannot render `{field}`: {e}"),
+            class: e.wayflow_exception_name(),
+        };
         // The URL's placeholders, encoded (WayFlow's `sanitize_url_param`).
         let mut url_vars = Map::new();
         for name in call.url.variables() {
@@ -75,10 +103,10 @@ impl HttpOp {
                 Json::String(s) => quote_plus(s),
                 Json::Number(_) | Json::Bool(_) => weft_prompt::py_str(value),
                 other => {
-                    return Err(format!(
+                    return Err(Refused::value(format!(
                         "cannot put `{name}` in the URL: it is {}, and only text, numbers and booleans go in a URL",
                         weft_spec::text::type_name(other, weft_spec::text::TypeWords::Json)
-                    ));
+                    )));
                 }
             };
             url_vars.insert(name.to_owned(), Json::String(encoded));
@@ -93,10 +121,10 @@ impl HttpOp {
             SensitiveHeaders::None => Vec::new(),
             SensitiveHeaders::Given(t) => pairs(t.render(vars).map_err(|e| render_error("sensitive_headers", e))?),
             SensitiveHeaders::Missing { key } => {
-                return Err(format!(
+                return Err(Refused::value(format!(
                     "its `sensitive_headers` are a reference ({key}) whose value was not given, so the request cannot be sent: give it with --secret {key}='{{\"Authorization\": \"...\"}}' (a JSON object of header names to values) or the environment variable WEFT_SECRET_{}",
                     key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect::<String>()
-                ));
+                )));
             }
         };
         if let Some(query) = &call.query {
@@ -126,13 +154,15 @@ impl HttpOp {
         let shown = without_credentials(&url);
         let scheme_http = url.trim_start().get(..5).is_some_and(|s| s.eq_ignore_ascii_case("http:"));
         if scheme_http && !call.http_allowed {
-            return Err(format!(
+            return Err(Refused::value(format!(
                 "refused to send to {shown}: the URL is plain http but the url written in the document is not (\"usage of unsecure http URL is not allowed\", as WayFlow says); write http:// in the document's url if plain HTTP is meant"
-            ));
+            )));
         }
-        check_url(&url, call.allow_list.as_ref()).map_err(|refused| match refused {
-            UrlRefused::NotAllowed { .. } => format!("refused to send to {shown}, before any request: {refused}"),
-            UrlRefused::Malformed { .. } => format!("refused to send to {shown}: {refused}"),
+        check_url(&url, call.allow_list.as_ref()).map_err(|refused| {
+            Refused::value(match refused {
+                UrlRefused::NotAllowed { .. } => format!("refused to send to {shown}, before any request: {refused}"),
+                UrlRefused::Malformed { .. } => format!("refused to send to {shown}: {refused}"),
+            })
         })?;
         Ok(HttpRequest { method, url, headers, sensitive_headers, body, retry: self.retry.clone(), meta })
     }
@@ -216,21 +246,25 @@ impl ApiOp {
     fn effect(&self, state: &RunState, at: At<'_>, vars: &Map<String, Json>) -> Res<Effect> {
         let frame = get_frame(state, at.fid)?;
         let meta = HttpMeta { node: at.node.name.clone(), node_path: format!("{}/{}", frame.path, at.node.name), batch_index: None };
-        let request = self.http.request(vars, meta).map_err(|why| node_error(RunErrorKind::Http, at.node, &why))?;
+        let request =
+            self.http.request(vars, meta).map_err(|r| node_error(RunErrorKind::Http, at.node, &r.message).with_exception(r.class))?;
         Ok(Effect::Http(Box::new(HttpEffect { client: Arc::clone(&self.http.client), request })))
     }
 
     /// The answer: its outputs, or why the node fails.
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
         let (Call::Http {}, EffectResult::Http(result)) = (call, result) else { return Err(mismatched_call()) };
-        let response = result.map_err(|e| node_error(RunErrorKind::Http, at.node, &e.message))?;
+        let response = result.map_err(|e| node_error(RunErrorKind::Http, at.node, &e.message).with_exception(transport_class(e.kind)))?;
         if !response.is_success() {
             // The request is rendered again for the message (the inputs have not changed).
             let vars = s.node_inputs(state, at.fid, at.node)?;
             let frame = get_frame(state, at.fid)?;
             let meta = HttpMeta { node: at.node.name.clone(), node_path: format!("{}/{}", frame.path, at.node.name), batch_index: None };
-            let request = self.http.request(&vars, meta).map_err(|why| node_error(RunErrorKind::Http, at.node, &why))?;
-            return Err(node_error(RunErrorKind::Http, at.node, &self.http.status_error(&request, &response)));
+            let request =
+                self.http.request(&vars, meta).map_err(|r| node_error(RunErrorKind::Http, at.node, &r.message).with_exception(r.class))?;
+            return Err(
+                node_error(RunErrorKind::Http, at.node, &self.http.status_error(&request, &response)).with_exception("RuntimeError")
+            );
         }
         let outputs = self.outputs(at, &response, &s.plan.secrets)?;
         s.stop_clock(state, at.fid);
@@ -254,6 +288,7 @@ impl ApiOp {
                         names.first().copied().unwrap_or_default()
                     ),
                 )
+                .with_exception("JSONDecodeError")
             })?)
         } else {
             None
@@ -277,7 +312,8 @@ impl ApiOp {
                                 "the response body is {}, not a JSON object, so output \"{title}\" (its member `.{title}`) cannot be read from it; declare a string output `http_response` to get the body as text",
                                 weft_spec::text::type_name(other, weft_spec::text::TypeWords::Json)
                             ),
-                        ));
+                        )
+                        .with_exception("ValueError"));
                     }
                 }
             };
@@ -321,7 +357,7 @@ impl RemoteTool {
     pub(crate) async fn call(&self, args: Map<String, Json>, run: &RunContext, path: &str) -> Result<Json, ToolError> {
         let batch_index = run.index.and_then(|i| u64::try_from(i).ok());
         let meta = HttpMeta { node: self.node.clone(), node_path: format!("{path}/{}", self.node), batch_index };
-        let request = self.http.request(&args, meta).map_err(|message| ToolError::Failed { message })?;
+        let request = self.http.request(&args, meta).map_err(|r| ToolError::Failed { message: r.message })?;
         let t = std::time::Instant::now();
         let result = self.http.client.send(&request).await;
         report(run, path, &request, &result, t.elapsed().as_secs_f64() * 1000.0);

@@ -102,7 +102,9 @@ impl ProviderOp {
     /// The tool's call again.
     pub(crate) fn remake(&self, call: &Call) -> Res<Effect> {
         match (self, call) {
-            (ProviderOp::Tool { tool, .. }, Call::Tool { .. }) => Ok(Effect::Tool(ToolCall { tool: ToolTarget::Bound(Arc::clone(tool)), args: Map::new() })),
+            (ProviderOp::Tool { tool, .. }, Call::Tool { .. }) => {
+                Ok(Effect::Tool(ToolCall { tool: ToolTarget::Bound(Arc::clone(tool)), args: Map::new() }))
+            }
             _ => Err(mismatched_call()),
         }
     }
