@@ -653,6 +653,42 @@ impl ChatModel for Metered {
     }
 }
 
+/// An HTTP client wrapper counting the requests of ApiNodes and RemoteTools in a [`UsageMeter`]
+/// (the retries from the attempts each took).
+pub struct MeteredHttp {
+    inner: Arc<dyn weft_llm::http::HttpSend>,
+    meter: Arc<UsageMeter>,
+}
+
+impl fmt::Debug for MeteredHttp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeteredHttp").field("client", &self.inner.name()).finish_non_exhaustive()
+    }
+}
+
+impl MeteredHttp {
+    /// Counts the requests `inner` sends into `meter`.
+    pub fn new(inner: Arc<dyn weft_llm::http::HttpSend>, meter: Arc<UsageMeter>) -> MeteredHttp {
+        MeteredHttp { inner, meter }
+    }
+}
+
+#[async_trait::async_trait]
+impl weft_llm::http::HttpSend for MeteredHttp {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn send(&self, request: &weft_llm::http::HttpRequest) -> Result<weft_llm::http::HttpResponse, weft_llm::http::HttpError> {
+        let result = self.inner.send(request).await;
+        match &result {
+            Ok(response) => self.meter.record_http(response.attempts.max(1), !response.is_success()),
+            Err(error) => self.meter.record_http(error.attempts.max(1), true),
+        }
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,41 +870,5 @@ output = 0
         sleeper.sleep(Duration::from_secs(2)).await;
         assert_eq!(meter.retries(), 2);
         assert_eq!(inner.delays(), [Duration::from_secs(1), Duration::from_secs(2)]);
-    }
-}
-
-/// An HTTP client wrapper counting the requests of ApiNodes and RemoteTools in a [`UsageMeter`]
-/// (the retries from the attempts each took).
-pub struct MeteredHttp {
-    inner: Arc<dyn weft_llm::http::HttpSend>,
-    meter: Arc<UsageMeter>,
-}
-
-impl fmt::Debug for MeteredHttp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MeteredHttp").field("client", &self.inner.name()).finish_non_exhaustive()
-    }
-}
-
-impl MeteredHttp {
-    /// Counts the requests `inner` sends into `meter`.
-    pub fn new(inner: Arc<dyn weft_llm::http::HttpSend>, meter: Arc<UsageMeter>) -> MeteredHttp {
-        MeteredHttp { inner, meter }
-    }
-}
-
-#[async_trait::async_trait]
-impl weft_llm::http::HttpSend for MeteredHttp {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn send(&self, request: &weft_llm::http::HttpRequest) -> Result<weft_llm::http::HttpResponse, weft_llm::http::HttpError> {
-        let result = self.inner.send(request).await;
-        match &result {
-            Ok(response) => self.meter.record_http(response.attempts.max(1), !response.is_success()),
-            Err(error) => self.meter.record_http(error.attempts.max(1), true),
-        }
-        result
     }
 }
