@@ -254,15 +254,14 @@ impl Plan {
         };
         let http: Arc<dyn weft_llm::http::HttpSend> = match options.http {
             Some(http) => http,
-            None => {
-                let client = weft_llm::http::HttpClient::new(weft_llm::http::HttpOptions {
+            None => Arc::new(DefaultHttp {
+                options: weft_llm::http::HttpOptions {
                     limiters: options.limits.clone(),
                     secrets: Arc::clone(&options.secrets),
                     ..weft_llm::http::HttpOptions::default()
-                })
-                .map_err(|problem| StartError { diagnostics: vec![weft_spec::Diagnostic::new(weft_spec::Code::Unbound, "", problem)] })?;
-                Arc::new(client)
-            }
+                },
+                client: std::sync::OnceLock::new(),
+            }),
         };
         let inputs = plan::PlanInputs {
             models: &*resolver,
@@ -273,6 +272,32 @@ impl Plan {
             secrets: options.secrets,
         };
         Plan::compile(flow, inputs).map(Arc::new)
+    }
+}
+
+/// The HTTP client of a plan given none: built on its first request, so a plan without ApiNodes
+/// and RemoteTools builds none.
+struct DefaultHttp {
+    options: weft_llm::http::HttpOptions,
+    client: std::sync::OnceLock<Result<weft_llm::http::HttpClient, String>>,
+}
+
+#[async_trait::async_trait]
+impl weft_llm::http::HttpSend for DefaultHttp {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    async fn send(&self, request: &weft_llm::http::HttpRequest) -> Result<weft_llm::http::HttpResponse, weft_llm::http::HttpError> {
+        match self.client.get_or_init(|| weft_llm::http::HttpClient::new(self.options.clone())) {
+            Ok(client) => client.send(request).await,
+            Err(problem) => Err(weft_llm::http::HttpError {
+                kind: weft_llm::http::HttpErrorKind::Invalid,
+                message: problem.clone(),
+                attempts: 0,
+                rewritten: None,
+            }),
+        }
     }
 }
 

@@ -411,3 +411,31 @@ async fn catch_nodes_see_wayflows_exception_names() {
         assert_eq!(outputs["exception_name"], name, "{outputs:?}");
     }
 }
+
+/// A run cancelled while its request is in flight stops at once, abandoning the request, and
+/// resumes by making it again.
+#[tokio::test]
+async fn a_cancelled_run_abandons_its_request() {
+    let setup = Setup::new().await;
+    setup.server.route(
+        "GET",
+        "/slow",
+        [ApiReply::json(200, json!({"response": "late"})).after(Duration::from_secs(3)), ApiReply::json(200, json!({"response": "done"}))],
+    );
+    let flow = api_flow(json!({"url": format!("{BASE}/slow"), "http_method": "GET"}), &[], &[]);
+    let plan = Plan::new(&flow, setup.options(|_| {})).unwrap();
+    let mut running = plan.start(Map::new()).unwrap();
+    let cancel = running.cancel_handle();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        cancel.cancel();
+    });
+    let t0 = std::time::Instant::now();
+    let error = running.execute().await.unwrap_err();
+    assert_eq!(error.kind, RunErrorKind::Cancelled);
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    let mut resumed = plan.resume(running.into_state()).unwrap();
+    let Status::Finished { outputs, .. } = resumed.execute().await.unwrap() else { panic!() };
+    assert_eq!(outputs["response"], "done");
+    assert_eq!(setup.server.hits("/slow"), 2);
+}
