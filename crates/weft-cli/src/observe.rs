@@ -11,21 +11,24 @@ use std::sync::Arc;
 use std::time::Instant;
 use weft_exec::Llm;
 use weft_llm::ChatModel;
+use weft_llm::http::HttpSend;
 use weft_llm::providers::openai::ProviderOverride;
 use weft_llm::retry::{Sleeper, TokioSleeper};
-use weft_record::{Metered, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry};
+use weft_record::{
+    HttpRecorder, HttpReplayer, Metered, MeteredHttp, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry,
+};
 use weft_spec::LlmConfig;
 use weft_tools::ToolRegistry;
 
 /// Recording, replaying and usage options.
 #[derive(Args, Debug, Default)]
 pub struct ObserveArgs {
-    /// Write every LLM and tool exchange to this JSON-lines file (secrets redacted), to replay
-    /// the run later with `--replay`.
+    /// Write every LLM, tool and HTTP exchange to this JSON-lines file (secrets redacted;
+    /// sensitive headers never), to replay the run later with `--replay`.
     #[arg(long, value_name = "FILE.jsonl")]
     record: Option<PathBuf>,
-    /// Answer LLM and tool calls from a recording: no network, no tool processes. A call the
-    /// recording does not have fails, naming it.
+    /// Answer LLM calls, tool calls and HTTP requests from a recording: no network, no tool
+    /// processes. A call the recording does not have fails, naming it.
     #[arg(long, value_name = "FILE.jsonl", conflicts_with = "record")]
     replay: Option<PathBuf>,
     /// Prices per million tokens by model id (TOML: `[models."gpt-4o-mini"] input = 0.15
@@ -42,7 +45,7 @@ pub struct Observer {
     meter: Arc<UsageMeter>,
     prices: Prices,
     log: Option<Arc<RecordLog>>,
-    replay: Option<(Arc<Replayer>, Arc<ToolReplay>)>,
+    replay: Option<(Arc<Replayer>, Arc<ToolReplay>, Arc<HttpReplayer>)>,
     usage_json: Option<PathBuf>,
     t0: Instant,
 }
@@ -66,7 +69,8 @@ impl Observer {
             Some(path) => {
                 let llm = Replayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
                 let tools = ToolReplay::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
-                Some((Arc::new(llm), Arc::new(tools)))
+                let http = HttpReplayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
+                Some((Arc::new(llm), Arc::new(tools), Arc::new(http)))
             }
             None => None,
         };
@@ -92,7 +96,7 @@ impl Observer {
     /// The models, metered, recorded or replaced by the recording. `overrides` are the `--llm`
     /// provider overrides (they decide which model id a config is priced by).
     pub fn llm(self: &Arc<Self>, llm: Llm, overrides: &[ProviderOverride]) -> Llm {
-        if let Some((replayer, _)) = &self.replay {
+        if let Some((replayer, _, _)) = &self.replay {
             let replayer: Arc<dyn ChatModel> = replayer.clone();
             return Llm::Model(Arc::new(Metered::new(replayer, Arc::clone(&self.meter), "replay")));
         }
@@ -116,17 +120,27 @@ impl Observer {
     /// The tools, recorded or replaced by the recording.
     pub fn tools(&self, tools: ToolRegistry) -> ToolRegistry {
         match (&self.replay, &self.log) {
-            (Some((_, replay)), _) => replay.registry(&tools),
+            (Some((_, replay, _)), _) => replay.registry(&tools),
             (None, Some(log)) => recording_registry(&tools, log),
             (None, None) => tools,
         }
     }
 
-    /// Prints the usage line (when any LLM call was made), writes `--usage-json`, and closes
+    /// The client of ApiNodes and RemoteTools, recorded or replaced by the recording.
+    pub fn http(&self, client: Arc<dyn HttpSend>) -> Arc<dyn HttpSend> {
+        let client: Arc<dyn HttpSend> = match (&self.replay, &self.log) {
+            (Some((_, _, replay)), _) => Arc::clone(replay) as Arc<dyn HttpSend>,
+            (None, Some(log)) => Arc::new(HttpRecorder::new(client, Arc::clone(log))),
+            (None, None) => client,
+        };
+        Arc::new(MeteredHttp::new(client, Arc::clone(&self.meter)))
+    }
+
+    /// Prints the usage line (when any LLM call or HTTP request was made), writes `--usage-json`, and closes
     /// the recording, reporting what could not be written.
     pub fn finish(&self) {
         let wall = self.t0.elapsed();
-        if self.meter.total().calls > 0 {
+        if self.meter.total().calls > 0 || self.meter.http().0 > 0 {
             crate::report::line(&format!("usage: {}", self.meter.summary_line(&self.prices, wall)));
         }
         if let Some(path) = &self.usage_json {

@@ -69,6 +69,7 @@ struct Counts {
     nodes: u64,
     llm_calls: u64,
     tool_calls: u64,
+    http_requests: u64,
     /// Calls held back by the provider-wide limiter, and its cap when it last did.
     held_back: u64,
     cap: usize,
@@ -256,6 +257,16 @@ impl Sink {
                     Some(e) => format!("[{node}] tool {tool} failed after {}: {e}", duration(*duration_ms)),
                 });
             }
+            Event::HttpRequest { node, method, url, rewritten, status, attempts, duration_ms, error } => {
+                counts.http_requests += 1;
+                let to = rewritten.as_ref().map(|r| format!(" (sent to {r})")).unwrap_or_default();
+                let tries = if *attempts > 1 { format!(", {attempts} attempts") } else { String::new() };
+                line = Some(match (status, error) {
+                    (Some(status), _) => format!("[{node}] {method} {url}{to}: {status} in {}{tries}", duration(*duration_ms)),
+                    (None, Some(e)) => format!("[{node}] {method} {url}{to} failed after {}: {e}", duration(*duration_ms)),
+                    (None, None) => format!("[{node}] {method} {url}{to}: no answer"),
+                });
+            }
             Event::Message { node, message_type, content } => {
                 counts.last_message = Some((node.clone(), content.clone()));
                 line = Some(format!("[{node}] {message_type}: {content}"));
@@ -279,6 +290,9 @@ impl Sink {
                 }
                 if counts.tool_calls > 0 {
                     s.push_str(&format!(", {}", plural(counts.tool_calls, "tool call")));
+                }
+                if counts.http_requests > 0 {
+                    s.push_str(&format!(", {}", plural(counts.http_requests, "HTTP request")));
                 }
                 line = Some(s);
             }
@@ -310,6 +324,9 @@ impl Counts {
         }
         if self.tool_calls > 0 {
             status.push_str(&format!(" · {}", plural(self.tool_calls, "tool call")));
+        }
+        if self.http_requests > 0 {
+            status.push_str(&format!(" · {}", plural(self.http_requests, "HTTP request")));
         }
         if self.held_back > 0 {
             status.push_str(&format!(" · {} held back by the limit of {} in flight", self.held_back, self.cap));

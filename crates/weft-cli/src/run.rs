@@ -21,6 +21,7 @@ use weft_exec::checkpoint::Checkpoints;
 use weft_exec::{
     DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, LimitConfig, Limiters, Llm, Plan, Run, RunOptions, RunState, Status,
 };
+use weft_llm::http::{HttpClient, HttpOptions, HttpSend, Rewrites};
 use weft_llm::simulated::SimulatedModel;
 use weft_spec::text::{TypeWords, type_name};
 use weft_tools::ToolRegistry;
@@ -66,6 +67,13 @@ pub struct RunArgs {
     /// host is refused before a byte is sent [default: no restriction].
     #[arg(long = "allow-host", value_name = "PATTERN")]
     allow_host: Vec<String>,
+    /// Send the requests of ApiNodes and RemoteTools whose URL starts with PREFIX to URL
+    /// instead (followed by the rest of the URL; the longest matching PREFIX wins), to run
+    /// documents naming public hosts against local servers; repeatable, split at the first `=`.
+    /// The document's url_allow_list applies to the URL as written, --allow-host to the
+    /// rewritten one. The tools file's [http.rewrite] table adds more.
+    #[arg(long = "http-rewrite", value_name = "PREFIX=URL")]
+    http_rewrite: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -99,6 +107,9 @@ pub struct ResumeArgs {
     /// Hosts requests may go to, instead of the state's `--allow-host` list; repeatable.
     #[arg(long = "allow-host", value_name = "PATTERN")]
     allow_host: Vec<String>,
+    /// HTTP rewrites (PREFIX=URL), instead of the state's `--http-rewrite` list; repeatable.
+    #[arg(long = "http-rewrite", value_name = "PREFIX=URL")]
+    http_rewrite: Vec<String>,
 }
 
 /// Limits on LLM calls and node durations (stored with a waiting run).
@@ -186,9 +197,11 @@ impl LimitArgs {
 }
 
 /// The run options `run`, `resume` and batches share.
+#[allow(clippy::too_many_arguments, reason = "each is one part of the options, built apart")]
 fn run_options(
     llm: Llm,
     tools: ToolRegistry,
+    http: Arc<dyn HttpSend>,
     max_steps: u64,
     sink: &Arc<Sink>,
     limiters: Limiters,
@@ -198,6 +211,7 @@ fn run_options(
     RunOptions {
         llm,
         tools,
+        http: Some(http),
         max_steps,
         max_reasks: DEFAULT_MAX_REASKS,
         events: Some(crate::crash::events(sink.clone() as Arc<dyn EventSink>)),
@@ -284,6 +298,38 @@ fn egress_policy(patterns: &[String]) -> anyhow::Result<weft_guard::EgressPolicy
     weft_guard::EgressPolicy::parse(patterns).map_err(|problem| anyhow::anyhow!(problem))
 }
 
+/// The `--http-rewrite` values, checked (a bad one is a usage error, exit 2).
+fn parse_rewrites(args: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    args.iter().map(|arg| Rewrites::parse_arg(arg).map_err(anyhow::Error::msg)).collect()
+}
+
+/// The client of ApiNodes and RemoteTools: the tools file's `[http.rewrite]` rules then the
+/// flags' (a flag's prefix replaces the file's same prefix), `--allow-host`, the process's
+/// limiters and timeouts, counted in the usage line, recorded or replayed.
+fn http_client(
+    flags: &[(String, String)],
+    tools_file: Option<&ToolsFile>,
+    egress: &weft_guard::EgressPolicy,
+    limiters: &Limiters,
+    observer: &Observer,
+) -> anyhow::Result<Arc<dyn HttpSend>> {
+    let mut rules: Vec<(String, String)> = tools_file
+        .map(|f| f.http_rewrites.iter().filter(|(prefix, _)| !flags.iter().any(|(p, _)| p == prefix)).cloned().collect())
+        .unwrap_or_default();
+    rules.extend(flags.iter().cloned());
+    let rewrites = Rewrites::new(rules).map_err(anyhow::Error::msg)?;
+    let client = HttpClient::new(HttpOptions {
+        egress: egress.clone(),
+        rewrites,
+        limiters: limiters.clone(),
+        // Retries are counted from the attempts each request reports, not as LLM retries.
+        secrets: crate::scrub::current(),
+        ..HttpOptions::default()
+    })
+    .map_err(anyhow::Error::msg)?;
+    Ok(observer.http(Arc::new(client)))
+}
+
 /// Adds the credentials of an `--llm` URL to the scrubber.
 fn scrub_llm(choice: &LlmChoice) {
     if let LlmChoice::Provider(p) = choice {
@@ -299,6 +345,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let llm = parse_llm(&args.llm)?;
     scrub_llm(&llm);
     let egress = egress_policy(&args.allow_host)?;
+    let rewrites = parse_rewrites(&args.http_rewrite)?;
     args.limits.check()?;
     let overrides = parse_input_args(&args.input)?;
     let inputs = match &args.inputs {
@@ -323,6 +370,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let observer = observer(&args.session.observe)?;
     let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper(), &egress)?, &overrides_of(&llm));
     let tools = observer.tools(tools);
+    let http = http_client(&rewrites, tools_file.as_ref(), &egress, &limiters, &observer)?;
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
     let max_steps = args.max_steps;
@@ -335,13 +383,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         refs: args.load.refs.iter().map(|p| absolute(p)).collect::<anyhow::Result<_>>()?,
         limits: state_file::limits_map(&args.limits),
         allow_hosts: args.allow_host.clone(),
+        http_rewrites: args.http_rewrite.clone(),
     };
     if let Some(batch) = &args.batch {
         let file = crate::batch::read(batch)?;
         args.session.refuse_stream_in_batch()?;
         let sink = Arc::new(Sink::quiet(events_path.as_deref(), false)?);
         let checkpoints = crate::batch::BatchCheckpoints::new(args.session.checkpoints.policy());
-        let run_options = run_options(model, tools, max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
+        let run_options = run_options(model, tools, http, max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
         let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
         let stored = crate::batch::BatchStored {
             flow: absolute(&args.file)?,
@@ -359,7 +408,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     }
     let sink = Arc::new(args.session.sink(events_path.as_deref(), false)?);
     let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
-    let mut run_options = run_options(model, tools, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
+    let mut run_options = run_options(model, tools, http, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
     run_options.stream = args.session.stream;
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let inputs = with_overrides(&plan, inputs, overrides);
@@ -480,6 +529,7 @@ pub(crate) struct Overrides {
     llm: Option<LlmChoice>,
     egress: weft_guard::EgressPolicy,
     tools: Option<PathBuf>,
+    rewrites: Vec<(String, String)>,
 }
 
 impl Overrides {
@@ -488,7 +538,12 @@ impl Overrides {
         if let Some(llm) = &llm {
             scrub_llm(llm);
         }
-        Ok(Overrides { llm, egress: egress_policy(&args.allow_host)?, tools: args.tools.as_deref().map(absolute).transpose()? })
+        Ok(Overrides {
+            llm,
+            egress: egress_policy(&args.allow_host)?,
+            tools: args.tools.as_deref().map(absolute).transpose()?,
+            rewrites: parse_rewrites(&args.http_rewrite)?,
+        })
     }
 }
 
@@ -500,6 +555,7 @@ pub(crate) struct Setup {
     pub(crate) llm: LlmChoice,
     model: Llm,
     tools: ToolRegistry,
+    http: Arc<dyn HttpSend>,
     limits: LimitArgs,
     pub(crate) limiters: Limiters,
     pub(crate) observer: Arc<Observer>,
@@ -542,16 +598,32 @@ impl Setup {
         let model = llm_for(&llm, &flow, &args.secrets, &limiters, observer.sleeper(), &egress).with_context(in_file)?;
         let model = observer.llm(model, &overrides_of(&llm));
         let tools = observer.tools(tools);
+        let rewrites = if overrides.rewrites.is_empty() {
+            parse_rewrites(&options.http_rewrites).with_context(in_file)?
+        } else {
+            options.http_rewrites = args.http_rewrite.clone();
+            overrides.rewrites.clone()
+        };
+        let http = http_client(&rewrites, tools_file.as_ref(), &egress, &limiters, &observer)?;
         // `--events` redirects the events; either way a resumed run appends.
         if let Some(p) = &args.session.events {
             options.events = Some(absolute(p)?);
         }
-        Ok(Some(Setup { flow, flow_path, llm, model, tools, limits, limiters, observer }))
+        Ok(Some(Setup { flow, flow_path, llm, model, tools, http, limits, limiters, observer }))
     }
 
     /// The run options (the model and tools move out: one plan per setup).
     pub(crate) fn run_options(&self, options: &ResumeOptions, sink: &Arc<Sink>, checkpoints: &Arc<Checkpoints>) -> RunOptions {
-        run_options(self.model.clone(), self.tools.clone(), options.max_steps, sink, self.limiters.clone(), &self.limits, checkpoints)
+        run_options(
+            self.model.clone(),
+            self.tools.clone(),
+            Arc::clone(&self.http),
+            options.max_steps,
+            sink,
+            self.limiters.clone(),
+            &self.limits,
+            checkpoints,
+        )
     }
 }
 

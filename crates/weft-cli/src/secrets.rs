@@ -52,8 +52,8 @@ pub fn from_args(args: &[String]) -> Secrets {
     Secrets::new(args.iter().filter_map(|arg| parse_secret_arg(arg).ok()).map(|(_, value)| value))
 }
 
-/// The secrets a flow holds: the value of every sensitive field (API keys, sensitive headers;
-/// supplied or written in the document) and credentials in any URL field.
+/// The secrets a flow holds: the value of every sensitive field (API keys, sensitive headers and
+/// each header's value; supplied or written in the document) and credentials in any URL field.
 pub fn from_flow(flow: &weft_flow::Flow) -> Secrets {
     let mut secrets = Secrets::default();
     for component in &flow.spec().components {
@@ -67,7 +67,13 @@ pub fn from_flow(flow: &weft_flow::Flow) -> Secrets {
 
 fn collect(value: &Value, sensitive: bool, secrets: &mut Secrets) {
     match value {
-        Value::Secret(secret) => secrets.extend(secret.value.iter().cloned()),
+        Value::Secret(secret) => {
+            secrets.extend(secret.value.iter().cloned());
+            // A JSON object (sensitive headers): each of its values is secret on its own.
+            if let Some(serde_json::Value::Object(members)) = secret.value.as_deref().and_then(|v| serde_json::from_str(v).ok()) {
+                members.values().for_each(|v| collect_json(v, true, secrets));
+            }
+        }
         Value::Json(json) => collect_json(json, sensitive, secrets),
         Value::List(items) => items.iter().for_each(|v| collect(v, sensitive, secrets)),
         Value::Map(members) => members.values().for_each(|v| collect(v, sensitive, secrets)),

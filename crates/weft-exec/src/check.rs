@@ -378,6 +378,7 @@ impl Place<'_> {
                 Call::AgentLlm { .. } => "waits for an agent's LLM call",
                 Call::AgentTools { .. } => "waits for an agent's tool calls",
                 Call::ExtractRepair { .. } => "waits for a JSON repair by an LLM",
+                Call::Http {} => "waits for an HTTP request",
             },
             Position::Waiting { .. } => "waits for an answer",
             Position::InChild { .. } => "runs a subflow",

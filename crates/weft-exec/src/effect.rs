@@ -13,11 +13,13 @@ use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use weft_llm::http::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpSend};
 use weft_llm::limit::Limiter;
 use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorKind};
 use weft_tools::{Tool, ToolError};
 
-/// Something a node needs done outside the engine.
+/// Something a node needs done outside the engine: an LLM call, tool calls (a RemoteTool's is an
+/// HTTP request, [`ToolTarget::Remote`]), an ApiNode's HTTP request.
 pub(crate) enum Effect {
     /// A chat call to a model.
     Llm(Box<LlmCall>),
@@ -25,6 +27,8 @@ pub(crate) enum Effect {
     Tool(ToolCall),
     /// Calls of server tools run at once (at most [`TOOLS_AT_ONCE`]), their results in order.
     Tools(Vec<ToolCall>),
+    /// An HTTP request (an ApiNode's).
+    Http(Box<HttpCall>),
 }
 
 /// How many tool calls of one [`Effect::Tools`] run at once.
@@ -36,6 +40,8 @@ pub(crate) enum EffectResult {
     Tool(Result<Json, ToolError>),
     /// Each call's result and how long it took (ms), in the calls' order.
     Tools(Vec<(Result<Json, ToolError>, f64)>),
+    /// The last answer, whatever its status, or why none came.
+    Http(Result<HttpResponse, HttpError>),
 }
 
 /// Which kind of effect a call is, kept by the driver while it runs.
@@ -44,6 +50,7 @@ pub(crate) enum EffectKind {
     Llm,
     Tool,
     Tools,
+    Http,
 }
 
 impl Effect {
@@ -52,6 +59,7 @@ impl Effect {
             Effect::Llm(_) => EffectKind::Llm,
             Effect::Tool(_) => EffectKind::Tool,
             Effect::Tools(_) => EffectKind::Tools,
+            Effect::Http(_) => EffectKind::Http,
         }
     }
 }
@@ -65,6 +73,12 @@ impl EffectKind {
             EffectKind::Tool => EffectResult::Tool(Err(ToolError::Failed { message: format!("the tool panicked: {why}") })),
             // No result at all: the node gives each call this failure.
             EffectKind::Tools => EffectResult::Tools(Vec::new()),
+            EffectKind::Http => EffectResult::Http(Err(HttpError {
+                kind: HttpErrorKind::Transport,
+                message: format!("the HTTP client panicked: {why}"),
+                attempts: 0,
+                rewritten: None,
+            })),
         }
     }
 }
@@ -87,8 +101,33 @@ pub(crate) struct LlmCall {
 
 /// A server tool call.
 pub(crate) struct ToolCall {
-    pub(crate) tool: Arc<dyn Tool>,
+    pub(crate) tool: ToolTarget,
     pub(crate) args: Map<String, Json>,
+}
+
+/// What runs a tool call.
+#[derive(Clone)]
+pub(crate) enum ToolTarget {
+    /// An implementation bound by name (a native or command tool, a recording).
+    Bound(Arc<dyn Tool>),
+    /// A RemoteTool's HTTP request.
+    Remote(Arc<crate::nodes::http::RemoteTool>),
+}
+
+impl ToolTarget {
+    /// Calls the tool; a remote tool's request reports its event at `path` of `run`.
+    async fn call(&self, args: Map<String, Json>, run: &Arc<RunContext>, path: &str) -> Result<Json, ToolError> {
+        match self {
+            ToolTarget::Bound(tool) => tool.call(args).await,
+            ToolTarget::Remote(remote) => remote.call(args, run, path).await,
+        }
+    }
+}
+
+/// An ApiNode's HTTP request: the client (bound at plan time) and the rendered request.
+pub(crate) struct HttpCall {
+    pub(crate) client: Arc<dyn HttpSend>,
+    pub(crate) request: HttpRequest,
 }
 
 /// Where an effect runs: the run's context (events) and the frame it belongs to.
@@ -139,13 +178,22 @@ async fn work(effect: Effect, site: &Site) -> Done {
         }
         Effect::Tool(call) => {
             let t = Instant::now();
-            let result = call.tool.call(call.args).await;
+            let result = call.tool.call(call.args, &site.run, &site.path).await;
             Done { result: EffectResult::Tool(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
         }
         Effect::Tools(calls) => {
             let t = Instant::now();
-            let results = tools(calls).await;
+            let results = tools(calls, site).await;
             Done { result: EffectResult::Tools(results), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
+        }
+        Effect::Http(mut call) => {
+            // Which run of a batch asks: a recording is matched by run on replay.
+            call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
+            let t = Instant::now();
+            let result = call.client.send(&call.request).await;
+            let took_ms = t.elapsed().as_secs_f64() * 1000.0;
+            crate::nodes::http::report(&site.run, &site.path, &call.request, &result, took_ms);
+            Done { result: EffectResult::Http(result), took_ms }
         }
     }
 }
@@ -153,7 +201,7 @@ async fn work(effect: Effect, site: &Site) -> Done {
 /// Runs tool calls at once, at most [`TOOLS_AT_ONCE`] at a time, each in a task of its own (a
 /// panicking tool fails its call only); the results in the calls' order. Dropping the future
 /// aborts the calls still running.
-async fn tools(calls: Vec<ToolCall>) -> Vec<(Result<Json, ToolError>, f64)> {
+async fn tools(calls: Vec<ToolCall>, site: &Site) -> Vec<(Result<Json, ToolError>, f64)> {
     let total = calls.len();
     let mut results: Vec<Option<(Result<Json, ToolError>, f64)>> = (0..total).map(|_| None).collect();
     let mut pending = calls.into_iter().enumerate();
@@ -162,9 +210,10 @@ async fn tools(calls: Vec<ToolCall>) -> Vec<(Result<Json, ToolError>, f64)> {
     loop {
         while running.len() < TOOLS_AT_ONCE {
             let Some((i, call)) = pending.next() else { break };
+            let (run, path) = (Arc::clone(&site.run), site.path.clone());
             let task = running.spawn(async move {
                 let t = Instant::now();
-                let result = call.tool.call(call.args).await;
+                let result = call.tool.call(call.args, &run, &path).await;
                 (result, t.elapsed().as_secs_f64() * 1000.0)
             });
             index_of.insert(task.id(), i);

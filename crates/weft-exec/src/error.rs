@@ -67,7 +67,7 @@ pub struct RunError {
     pub tool: Option<ToolError>,
     /// The exception class WayFlow raises for this failure when the kind alone does not say it:
     /// a template's Jinja class (`UndefinedError`...), a datastore's (`DatastoreEntityError`...),
-    /// for catch nodes.
+    /// an ApiNode's request's (`RuntimeError`, `ValueError`...), for catch nodes.
     pub(crate) exception_class: Option<&'static str>,
 }
 
@@ -98,6 +98,9 @@ pub enum RunErrorKind {
     StructuredOutput,
     /// A tool failed.
     Tool,
+    /// An HTTP request (an ApiNode's) was refused, got no answer, or an answer that fails the
+    /// node (a non-2xx status, a body its outputs cannot be read from).
+    Http,
     /// A template could not be rendered.
     Template,
     /// A node had no value for an input.
@@ -134,6 +137,7 @@ impl RunErrorKind {
             RunErrorKind::Llm => "llm",
             RunErrorKind::StructuredOutput => "structured_output",
             RunErrorKind::Tool => "tool",
+            RunErrorKind::Http => "http",
             RunErrorKind::Template => "template",
             RunErrorKind::MissingInput => "missing_input",
             RunErrorKind::StepBudget => "step_budget",
@@ -162,6 +166,7 @@ impl RunErrorKind {
 /// | `missing_input`, `value`, `query` | `ValueError` |
 /// | `datastore` | the class WayFlow's datastore raises: `DatastoreEntityError` (an entity or filter that does not fit), `DatastoreKeyError` (an unknown collection), `RuntimeError` (no entity to unpack), `TypeError`, `ValueError`, `KeyError` |
 /// | `timeout` | `TimeoutError` |
+/// | `http` | `RuntimeError` (a non-2xx answer), `ValueError` (a URL refused before any request), `JSONDecodeError` (a body that is not JSON), Jinja's class (a template), `ConnectError`, `ReadTimeout`, `ReadError` (no answer) |
 /// | `step_budget`, `cancelled`, `over`, `bad_input`, `other` | not caught |
 impl RunError {
     /// Whether a catch node may catch this error.
@@ -170,6 +175,7 @@ impl RunError {
             RunErrorKind::Llm
             | RunErrorKind::StructuredOutput
             | RunErrorKind::Tool
+            | RunErrorKind::Http
             | RunErrorKind::Template
             | RunErrorKind::MissingInput
             | RunErrorKind::Timeout
@@ -197,6 +203,7 @@ impl RunError {
                 _ => "Exception",
             },
             RunErrorKind::Template => self.exception_class.unwrap_or("TemplateError"),
+            RunErrorKind::Http => self.exception_class.unwrap_or("RuntimeError"),
             RunErrorKind::MissingInput | RunErrorKind::Value | RunErrorKind::Query => "ValueError",
             RunErrorKind::Timeout => "TimeoutError",
             RunErrorKind::Datastore => self.exception_class.unwrap_or("DatastoreError"),

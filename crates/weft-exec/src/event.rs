@@ -137,6 +137,26 @@ pub enum Event {
         /// The error, when it failed.
         error: Option<String>,
     },
+    /// An HTTP request (an ApiNode's or a RemoteTool's) ended: answered (any status) or not.
+    HttpRequest {
+        /// The node's name.
+        node: String,
+        /// The method.
+        method: String,
+        /// The URL as rendered from the document (credentials removed).
+        url: String,
+        /// Where `--http-rewrite` sent it, when it did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rewritten: Option<String>,
+        /// The last answer's status, when one came.
+        status: Option<u16>,
+        /// Attempts made.
+        attempts: u32,
+        /// Milliseconds the request took, its retries included.
+        duration_ms: f64,
+        /// Why no answer came (nothing sent, no connection, a timeout...).
+        error: Option<String>,
+    },
     /// The run waits for input.
     InputRequested {
         /// The request.

@@ -97,8 +97,11 @@ pub enum Llm {
 pub struct RunOptions {
     /// Models.
     pub llm: Llm,
-    /// Server tools by name.
+    /// Server tools by name (a RemoteTool whose name is bound here is called as this tool).
     pub tools: ToolRegistry,
+    /// Sends the requests of ApiNodes and RemoteTools: an [`HttpClient`](weft_llm::http::HttpClient)
+    /// with default options (no host restriction, no rewrite, [`RunOptions::limits`]) unless set.
+    pub http: Option<Arc<dyn weft_llm::http::HttpSend>>,
     /// Steps allowed per execution path (a loop that never exits stops there).
     pub max_steps: u64,
     /// Re-asks allowed when an answer does not fit the node's outputs.
@@ -131,6 +134,7 @@ impl Default for RunOptions {
         RunOptions {
             llm: Llm::Flow,
             tools: ToolRegistry::new(),
+            http: None,
             max_steps: DEFAULT_MAX_STEPS,
             max_reasks: DEFAULT_MAX_REASKS,
             events: None,
@@ -169,6 +173,13 @@ impl RunOptions {
     /// Uses `tools` for server tools.
     pub fn with_tools(mut self, tools: ToolRegistry) -> RunOptions {
         self.tools = tools;
+        self
+    }
+
+    /// Sends the requests of ApiNodes and RemoteTools with `http` (a client with its own host
+    /// policy and rewrites, a recording...).
+    pub fn with_http(mut self, http: Arc<dyn weft_llm::http::HttpSend>) -> RunOptions {
+        self.http = Some(http);
         self
     }
 
@@ -241,9 +252,52 @@ impl Plan {
             checkpoints: options.checkpoints,
             stream: options.stream,
         };
-        let inputs =
-            plan::PlanInputs { models: &*resolver, limits: &options.limits, tools: &options.tools, defaults, secrets: options.secrets };
+        let http: Arc<dyn weft_llm::http::HttpSend> = match options.http {
+            Some(http) => http,
+            None => Arc::new(DefaultHttp {
+                options: weft_llm::http::HttpOptions {
+                    limiters: options.limits.clone(),
+                    secrets: Arc::clone(&options.secrets),
+                    ..weft_llm::http::HttpOptions::default()
+                },
+                client: std::sync::OnceLock::new(),
+            }),
+        };
+        let inputs = plan::PlanInputs {
+            models: &*resolver,
+            limits: &options.limits,
+            tools: &options.tools,
+            http,
+            defaults,
+            secrets: options.secrets,
+        };
         Plan::compile(flow, inputs).map(Arc::new)
+    }
+}
+
+/// The HTTP client of a plan given none: built on its first request, so a plan without ApiNodes
+/// and RemoteTools builds none.
+struct DefaultHttp {
+    options: weft_llm::http::HttpOptions,
+    client: std::sync::OnceLock<Result<weft_llm::http::HttpClient, String>>,
+}
+
+#[async_trait::async_trait]
+impl weft_llm::http::HttpSend for DefaultHttp {
+    fn name(&self) -> &str {
+        "http"
+    }
+
+    async fn send(&self, request: &weft_llm::http::HttpRequest) -> Result<weft_llm::http::HttpResponse, weft_llm::http::HttpError> {
+        match self.client.get_or_init(|| weft_llm::http::HttpClient::new(self.options.clone())) {
+            Ok(client) => client.send(request).await,
+            Err(problem) => Err(weft_llm::http::HttpError {
+                kind: weft_llm::http::HttpErrorKind::Invalid,
+                message: problem.clone(),
+                attempts: 0,
+                rewritten: None,
+            }),
+        }
     }
 }
 

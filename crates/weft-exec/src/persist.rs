@@ -77,6 +77,10 @@ pub struct ResumeOptions {
     /// The hosts the run may reach (none: no restriction).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_hosts: Vec<String>,
+    /// Where the requests of ApiNodes and RemoteTools go instead (`--http-rewrite PREFIX=URL`,
+    /// as given).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub http_rewrites: Vec<String>,
 }
 
 /// A stored batch: the lines whose results were printed, those that finished but were not

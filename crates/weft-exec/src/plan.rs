@@ -95,6 +95,8 @@ pub(crate) struct PlanInputs<'a> {
     pub(crate) models: &'a ModelResolver,
     pub(crate) limits: &'a weft_llm::limit::Limiters,
     pub(crate) tools: &'a ToolRegistry,
+    /// Sends the requests of ApiNodes and RemoteTools.
+    pub(crate) http: Arc<dyn weft_llm::http::HttpSend>,
     pub(crate) defaults: RunSettings,
     pub(crate) secrets: Arc<weft_guard::Secrets>,
 }

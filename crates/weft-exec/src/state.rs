@@ -267,6 +267,9 @@ pub enum Call {
         /// The query's error the model is shown.
         error: String,
     },
+    /// An ApiNode's HTTP request; rendered again from the node's inputs on resume (the
+    /// sensitive headers are never stored).
+    Http {},
 }
 
 /// Where a PluginExtractNode's scan stands: the pieces' JSON texts (the one being repaired

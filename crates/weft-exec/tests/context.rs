@@ -83,6 +83,7 @@ fn stored_and_read(state: RunState) -> StateFile {
             refs: Vec::new(),
             limits: Map::new(),
             allow_hosts: Vec::new(),
+            http_rewrites: Vec::new(),
         },
         state,
     };

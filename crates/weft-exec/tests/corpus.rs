@@ -6,10 +6,13 @@
 
 mod common;
 
-use serde_json::{Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use weft_exec::{InputRequest, Plan, RunOptions, Status};
+use weft_llm::http::{HttpClient, HttpOptions, Rewrites};
 use weft_llm::simulated::generate;
+use weft_testkit::api::{ApiReply, ApiServer};
 
 const MUST_FINISH: &[&str] = &[
     "p_llm_flow_minimal.json",
@@ -47,6 +50,12 @@ const MUST_FINISH: &[&str] = &[
     "w_flow_variables.json",
     "w_text_processing_nodes.json",
     "w_constants_and_chat_history.json",
+    // ApiNode and RemoteTool (issue 16), against a local server.
+    "p_api_node.json",
+    "p_tool_node_remote.json",
+    "p_agent_node_with_tools.json",
+    "p_agent_tools_toplevel.json",
+    "p_agent_tools_toplevel.yaml",
 ];
 
 fn corpus() -> PathBuf {
@@ -61,9 +70,9 @@ enum Result_ {
     Waiting(String),
 }
 
-async fn run(path: &Path) -> Result_ {
+async fn run(path: &Path, http: &Arc<HttpClient>) -> Result_ {
     let flow = common::load(path);
-    let options = RunOptions::simulated().with_tools(common::tools_for(&flow));
+    let options = RunOptions::simulated().with_tools(common::tools_for(&flow)).with_http(http.clone());
     let plan = match Plan::new(&flow, options) {
         Ok(p) => p,
         Err(e) => {
@@ -108,9 +117,24 @@ async fn valid_documents_run_or_say_not_supported() {
     assert!(entries.len() >= 60, "corpus not found at {}", corpus().display());
     let mut finished = Vec::new();
     let mut report = String::new();
+    // Every HTTP request of an ApiNode or RemoteTool goes to a local server, never the internet.
+    let server = ApiServer::start().await;
+    server.fallback([ApiReply::json(200, json!({"response": "ok", "temperature": 21.5, "summary": "sunny"}))]);
+    let http = Arc::new(
+        HttpClient::new(HttpOptions {
+            rewrites: Rewrites::new(vec![
+                ("https://".to_owned(), format!("{}/", server.url())),
+                ("http://".to_owned(), format!("{}/", server.url())),
+            ])
+            .unwrap(),
+            egress: weft_guard::EgressPolicy::parse(&["127.0.0.1"]).unwrap(),
+            ..HttpOptions::default()
+        })
+        .unwrap(),
+    );
     for path in &entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        match run(path).await {
+        match run(path, &http).await {
             Result_::Finished(outputs) => {
                 report.push_str(&format!("{name}: finished {}\n", Json::Object(outputs)));
                 finished.push(name);

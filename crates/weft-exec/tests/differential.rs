@@ -88,11 +88,21 @@ fn tools_for(flow: &Flow, calls: &Arc<AtomicUsize>) -> ToolRegistry {
 fn run_options(flow: &Flow, calls: &Arc<AtomicUsize>) -> RunOptions {
     let counted = Arc::clone(calls);
     let sink = move |r: &EventRecord<'_>| {
-        if matches!(r.event, Event::LlmRequest { .. } | Event::ToolCall { .. }) {
+        if matches!(r.event, Event::LlmRequest { .. } | Event::ToolCall { .. } | Event::HttpRequest { .. }) {
             counted.fetch_add(1, Ordering::Relaxed);
         }
     };
-    RunOptions { max_steps: 200, ..RunOptions::simulated() }.with_tools(tools_for(flow, calls)).with_events(Arc::new(sink))
+    // Requests of ApiNodes and RemoteTools are refused before a byte is sent: no test reaches the
+    // internet.
+    let http = weft_llm::http::HttpClient::new(weft_llm::http::HttpOptions {
+        egress: weft_guard::EgressPolicy::parse(&["127.0.0.1"]).unwrap(),
+        ..weft_llm::http::HttpOptions::default()
+    })
+    .unwrap();
+    RunOptions { max_steps: 200, ..RunOptions::simulated() }
+        .with_tools(tools_for(flow, calls))
+        .with_events(Arc::new(sink))
+        .with_http(Arc::new(http))
 }
 
 thread_local! {

@@ -261,3 +261,28 @@ fn unedited_documents_compile() {
         }
     }
 }
+
+#[test]
+fn template_api_node_request_fields() {
+    template_case("p_api_node.json", "ApiNode", "url");
+    template_case("p_api_node.json", "ApiNode", "http_method");
+    for field in [&["data", "status"][..], &["query_params", "notify"], &["headers", "Content-Type"]] {
+        let (doc, pointer) = edited("p_api_node.json", "ApiNode", field, BAD_TEMPLATE);
+        expect(&doc, Code::BadValue, &pointer, &[], TEMPLATE_WORDS, &pointer);
+    }
+}
+
+#[test]
+fn template_remote_tool_request_fields() {
+    template_case("p_tool_node_remote.json", "RemoteTool", "url");
+    let (doc, pointer) = edited("p_tool_node_remote.json", "RemoteTool", &["query_params", "units"], BAD_TEMPLATE);
+    expect(&doc, Code::BadValue, &pointer, &[], TEMPLATE_WORDS, &pointer);
+}
+
+#[test]
+fn url_allow_list_entries_that_cannot_work() {
+    for entry in ["https://*.example.com", "orders.example.com/api/"] {
+        let (doc, pointer) = edited("p_api_node.json", "ApiNode", &["url_allow_list", "0"], entry);
+        expect(&doc, Code::BadValue, &pointer, &[], &["url_allow_list"], &pointer);
+    }
+}

@@ -133,7 +133,11 @@ fn answer_for(plan: &Plan, request: &InputRequest, round: usize) -> Json {
 /// where it pauses.
 async fn states_of(flow: &Flow, k: usize, into: &mut Vec<Json>) {
     let gate = Arc::new(Gate { inner: SimulatedModel::new(SimulatedOptions::default()), k, calls: AtomicUsize::new(0) });
-    let Ok(plan) = Plan::new(flow, RunOptions::simulated().with_model(gate).with_tools(common::tools_for(flow))) else { return };
+    let Ok(plan) =
+        Plan::new(flow, RunOptions::simulated().with_model(gate).with_tools(common::tools_for(flow)).with_http(common::offline_http()))
+    else {
+        return;
+    };
     let inputs: Map<String, Json> = plan.inputs().iter().map(|p| (p.title().to_owned(), generate(&p.schema, 1))).collect();
     let mut run = plan.start(inputs).unwrap();
     for round in 0..6 {
@@ -155,7 +159,10 @@ fn cases(rt: &tokio::runtime::Runtime) -> Vec<Case> {
     let mut cases = Vec::new();
     for path in documents() {
         let flow = common::load(&path);
-        let options = RunOptions { max_steps: MAX_STEPS, ..RunOptions::simulated().with_tools(common::tools_for(&flow)) };
+        let options = RunOptions {
+            max_steps: MAX_STEPS,
+            ..RunOptions::simulated().with_tools(common::tools_for(&flow)).with_http(common::offline_http())
+        };
         let Ok(plan) = Plan::new(&flow, options) else { continue };
         let mut states = Vec::new();
         for k in [0, 1, 2, 3, 5, 8, 13] {
@@ -566,7 +573,7 @@ fn paused(doc: &str, k: usize) -> (Arc<Plan>, Json) {
     let flow = common::load(&path);
     let mut states = Vec::new();
     rt.block_on(states_of(&flow, k, &mut states));
-    let plan = Plan::new(&flow, RunOptions::simulated().with_tools(common::tools_for(&flow))).unwrap();
+    let plan = Plan::new(&flow, RunOptions::simulated().with_tools(common::tools_for(&flow)).with_http(common::offline_http())).unwrap();
     (plan, states.pop().expect("a paused state"))
 }
 

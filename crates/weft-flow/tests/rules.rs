@@ -242,3 +242,47 @@ fn raise_exceptions_false_needs_a_single_tool_output() {
     assert!(d.message.contains("this tool has 2 outputs (page, status)"), "{}", d.message);
     assert_eq!(d.hint.as_deref(), Some("set `raise_exceptions: true`, or give the tool a single output"));
 }
+
+#[test]
+fn http_requests_that_cannot_work() {
+    // A templated destination without url_allow_list (WayFlow refuses it when it loads).
+    let mut doc = valid("p_api_node.json");
+    let node = entry(&doc, "update_order");
+    *at(&mut doc, &format!("{node}/url")) = json!("https://{{host}}/api/orders/{{order_id}}");
+    *at(&mut doc, &format!("{node}/url_allow_list")) = Json::Null;
+    let inputs = at(&mut doc, &format!("{node}/inputs")).as_array_mut().expect("inputs");
+    inputs.push(json!({"title": "host", "type": "string"}));
+    let d = expect(&doc, Code::ComponentRule, &format!("{node}/url"));
+    assert!(d.message.contains("Templated URL destinations require `url_allow_list`") && d.message.contains("`host`"), "{}", d.message);
+    // With the allow list, the destination may be templated.
+    let mut allowed = doc.clone();
+    *at(&mut allowed, &format!("{node}/url_allow_list")) = json!(["https://orders.example.com/api/"]);
+    assert!(!diagnostics(&allowed).iter().any(|d| d.pointer == format!("{node}/url")), "{:?}", diagnostics(&allowed));
+
+    // A header value that is not text.
+    let mut doc = valid("p_api_node.json");
+    *at(&mut doc, &format!("{node}/headers")) = json!({"X-Count": 3});
+    let d = expect(&doc, Code::BadValue, &format!("{node}/headers/X-Count"));
+    assert!(d.message.contains("not a string"), "{}", d.message);
+
+    // A template reading what is not an input, and an allow-list entry with a wildcard.
+    let mut doc = valid("p_api_node.json");
+    *at(&mut doc, &format!("{node}/data/source")) = json!("{{ agent_name }}");
+    let d = expect(&doc, Code::BadValue, &format!("{node}/data/source"));
+    assert!(d.message.contains("`agent_name`") && d.message.contains("not an input"), "{}", d.message);
+    let mut doc = valid("p_api_node.json");
+    *at(&mut doc, &format!("{node}/url_allow_list/0")) = json!("https://*.example.com");
+    let d = expect(&doc, Code::BadValue, &format!("{node}/url_allow_list/0"));
+    assert!(d.message.contains("wildcards are not supported"), "{}", d.message);
+}
+
+#[test]
+fn sensitive_headers_in_clear_that_are_broken_are_reported_without_their_value() {
+    let mut doc = valid("p_api_node.json");
+    let node = entry(&doc, "update_order");
+    *at(&mut doc, &format!("{node}/sensitive_headers")) = json!({"Authorization": "Bearer s3cr3t-{% if %}"});
+    let diags = diagnostics(&doc);
+    let d = diags.iter().find(|d| d.pointer.starts_with(&format!("{node}/sensitive_headers"))).unwrap_or_else(|| panic!("{diags:?}"));
+    assert_eq!(d.code, Code::BadValue);
+    assert!(d.message.contains("does not compile") && !d.message.contains("s3cr3t"), "{}", d.message);
+}

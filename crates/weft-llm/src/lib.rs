@@ -5,8 +5,10 @@
 //! The engine never knows which model it talks to. The built-in [`simulated::SimulatedModel`]
 //! is deterministic and offline; real providers implement the same trait.
 
+mod body;
 pub mod breaker;
 mod error;
+pub mod http;
 pub mod limit;
 pub mod providers;
 pub mod retry;

@@ -34,9 +34,11 @@ pub const FORMAT_NAME: &str = "weft-record";
 ///   line's 0-based position), and are matched by run on replay. Version 1 files are read as
 ///   they were written: their lines have no run and are matched by node path, key and
 ///   occurrence alone.
-pub const FORMAT_VERSION: u64 = 2;
+/// - 3: lines of kind `http`, the requests of ApiNodes and RemoteTools ([`HttpLine`]). Files of
+///   versions 1 and 2 have none and are read as they were.
+pub const FORMAT_VERSION: u64 = 3;
 
-/// The first line of a record file: `{"kind":"header","format":"weft-record","version":2}`.
+/// The first line of a record file: `{"kind":"header","format":"weft-record","version":3}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename = "header")]
 pub struct Header {
@@ -113,6 +115,132 @@ pub struct ToolLine {
     /// The error of a call that failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordedToolError>,
+}
+
+/// A recorded HTTP exchange of an ApiNode or a RemoteTool: one line of kind `http`, written by
+/// [`crate::http::HttpRecorder`] (format 3).
+///
+/// ```json
+/// {"kind":"http","key":"<sha-256>","run":3,"node_path":"root/api","occurrence":1,
+///  "request":{"method":"GET","url":"https://…","headers":[["Accept","application/json"]]},
+///  "response":{"status":200,"body":"…","attempts":1}}
+/// ```
+///
+/// with `"error":{…}` in place of `"response"` when no answer came. The request's sensitive
+/// headers are never part of a line (nor of its key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "http")]
+pub struct HttpLine {
+    /// The request's key ([`RecordedHttpRequest::key_content`], secrets redacted).
+    pub key: String,
+    /// The run's index in its batch, for a request of a batch's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    /// The calling node's path (the scope of the key).
+    pub node_path: String,
+    /// The n-th request with this key at this node path (in this run) (from 1).
+    pub occurrence: u64,
+    /// The request.
+    pub request: RecordedHttpRequest,
+    /// The last answer, whatever its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<RecordedHttpResponse>,
+    /// Why no answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RecordedHttpError>,
+}
+
+/// An HTTP request as recorded: everything but its sensitive headers and its retry rules.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordedHttpRequest {
+    /// The method.
+    pub method: String,
+    /// The URL as rendered from the document (before `--http-rewrite`).
+    pub url: String,
+    /// The headers, in order, as `[name, value]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// The body, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+impl RecordedHttpRequest {
+    /// What determines the answer, hashed into the key: the request as recorded.
+    pub fn key_content(&self) -> Json {
+        serde_json::to_value(self).unwrap_or(Json::Null)
+    }
+}
+
+impl From<&weft_llm::http::HttpRequest> for RecordedHttpRequest {
+    fn from(r: &weft_llm::http::HttpRequest) -> RecordedHttpRequest {
+        let weft_llm::http::HttpRequest { method, url, headers, sensitive_headers: _, body, retry: _, meta: _ } = r;
+        RecordedHttpRequest { method: method.clone(), url: url.clone(), headers: headers.clone(), body: body.clone() }
+    }
+}
+
+/// An HTTP answer as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedHttpResponse {
+    /// The status.
+    pub status: u16,
+    /// The body, as text.
+    pub body: String,
+    /// A redirect's `Location`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Attempts made.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Where `--http-rewrite` sent the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewritten: Option<String>,
+}
+
+impl From<&weft_llm::http::HttpResponse> for RecordedHttpResponse {
+    fn from(r: &weft_llm::http::HttpResponse) -> RecordedHttpResponse {
+        let weft_llm::http::HttpResponse { status, body, location, attempts, rewritten } = r;
+        RecordedHttpResponse {
+            status: *status,
+            body: body.clone(),
+            location: location.clone(),
+            attempts: *attempts,
+            rewritten: rewritten.clone(),
+        }
+    }
+}
+
+impl From<RecordedHttpResponse> for weft_llm::http::HttpResponse {
+    fn from(r: RecordedHttpResponse) -> weft_llm::http::HttpResponse {
+        let RecordedHttpResponse { status, body, location, attempts, rewritten } = r;
+        weft_llm::http::HttpResponse { status, body, location, attempts, rewritten }
+    }
+}
+
+/// Why an HTTP request got no answer, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedHttpError {
+    /// The kind ([`weft_llm::http::HttpErrorKind::as_str`]).
+    pub kind: String,
+    /// The message.
+    pub message: String,
+    /// Attempts made.
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl From<&weft_llm::http::HttpError> for RecordedHttpError {
+    fn from(e: &weft_llm::http::HttpError) -> RecordedHttpError {
+        let weft_llm::http::HttpError { kind, message, attempts, rewritten: _ } = e;
+        RecordedHttpError { kind: kind.as_str().to_owned(), message: message.clone(), attempts: *attempts }
+    }
+}
+
+impl From<RecordedHttpError> for weft_llm::http::HttpError {
+    fn from(e: RecordedHttpError) -> weft_llm::http::HttpError {
+        let RecordedHttpError { kind, message, attempts } = e;
+        weft_llm::http::HttpError { kind: weft_llm::http::HttpErrorKind::from_name(&kind), message, attempts, rewritten: None }
+    }
 }
 
 /// `Some` for a present member, `null` included.

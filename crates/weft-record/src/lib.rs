@@ -7,15 +7,19 @@
 //! - [`llm`]: [`llm::Recorder`] records a model's exchanges, [`llm::Replayer`] serves them back;
 //! - [`tools`]: [`tools::RecordingTool`] records a tool's exchanges, [`tools::ToolReplay`] serves
 //!   them back;
+//! - [`http`]: [`http::HttpRecorder`] records the requests of ApiNodes and RemoteTools,
+//!   [`http::HttpReplayer`] serves them back;
 //! - [`usage`]: price files (`--prices`) and usage accounting (tokens, calls, retries, cost).
 
 pub mod format;
+pub mod http;
 pub mod llm;
 pub mod log;
 pub mod tools;
 pub mod usage;
 
+pub use http::{HttpRecorder, HttpReplayer};
 pub use llm::{Recorder, Replayer};
 pub use log::{RecordLog, ReplayError};
 pub use tools::{RecordingTool, ReplayTool, ToolReplay, recording_registry};
-pub use usage::{Metered, Prices, UsageMeter};
+pub use usage::{Metered, MeteredHttp, Prices, UsageMeter};

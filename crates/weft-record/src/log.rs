@@ -9,8 +9,9 @@
 //! [`crate::format`] ([`crate::format::LlmLine`], [`crate::format::ToolLine`] and their parts),
 //! not the types of `weft_llm` and `weft_tools`, so the file changes only when its format
 //! version does. The first line is a header,
-//! `{"kind":"header","format":"weft-record","version":2}`; a file of a higher version is
-//! refused, naming both versions (version 1, without runs, is read). Then:
+//! `{"kind":"header","format":"weft-record","version":3}`; a file of a higher version is
+//! refused, naming both versions (versions 1, without runs, and 2, without HTTP lines, are read).
+//! Then:
 //!
 //! - `{"kind":"llm","key":…,"run":i,"node_path":…,"occurrence":n,"model":…,"request":{…},"response":{…}}`
 //!   (`run`, the index of a batch's run, only in a batch)
@@ -19,7 +20,10 @@
 //! - `{"kind":"tool","key":…,"tool":…,"occurrence":n,"args":{…},"result":…}` or
 //!   `…,"error":{"kind":"failed"|"bad_output"|"unavailable","message":…}}`
 //!   (`{"kind":"timeout","after_s":…}` for a timeout, `{"kind":"output_too_large","limit_bytes":…}`
-//!   for a command's stdout past its cap), written by [`crate::tools::RecordingTool`].
+//!   for a command's stdout past its cap), written by [`crate::tools::RecordingTool`];
+//! - `{"kind":"http","key":…,"run":i,"node_path":…,"occurrence":n,"request":{"method","url","headers","body"},"response":{"status","body","attempts"}}`
+//!   or `…,"error":{"kind","message","attempts"}}`, written by [`crate::http::HttpRecorder`]
+//!   (never a sensitive header).
 //!
 //! Lines of other kinds are skipped by the readers, so later kinds can be added.
 //!
@@ -43,9 +47,9 @@
 //! [`RecordLog::add_secrets`] replaced by [`REDACTED`] before it is written: requests,
 //! arguments, answers and error messages alike. Keys are computed on the redacted content, so
 //! no hash of a secret reaches the file either; a replay must therefore be given the same
-//! secret values ([`crate::tools::ToolReplay::with_secrets`]) when secrets can occur in requests. HTTP
-//! headers (the `Authorization` header with the API key) are not part of any exchange and are
-//! never recorded.
+//! secret values ([`crate::tools::ToolReplay::with_secrets`]) when secrets can occur in requests. The
+//! headers of LLM calls (the `Authorization` header with the API key) and the sensitive headers
+//! of ApiNodes and RemoteTools are not part of any exchange and are never recorded.
 //!
 //! # Writing
 //!

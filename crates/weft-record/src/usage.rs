@@ -271,6 +271,10 @@ pub struct UsageMeter {
     /// Tallies by (node, model).
     tallies: Mutex<BTreeMap<(String, ModelKey), Tally>>,
     retries: AtomicU64,
+    /// HTTP requests of ApiNodes and RemoteTools ([`MeteredHttp`]): made, retried, failed.
+    http_requests: AtomicU64,
+    http_retries: AtomicU64,
+    http_failed: AtomicU64,
 }
 
 /// The cost of some usage: known, or unknown for want of the prices of these models.
@@ -312,6 +316,21 @@ impl UsageMeter {
     /// The retries counted.
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Counts an HTTP request of an ApiNode or RemoteTool that took `attempts` attempts and
+    /// `failed` (no answer, or a non-2xx one).
+    pub fn record_http(&self, attempts: u32, failed: bool) {
+        self.http_requests.fetch_add(1, Ordering::Relaxed);
+        self.http_retries.fetch_add(u64::from(attempts.saturating_sub(1)), Ordering::Relaxed);
+        if failed {
+            self.http_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// HTTP requests counted so far: made, retries, failed.
+    pub fn http(&self) -> (u64, u64, u64) {
+        (self.http_requests.load(Ordering::Relaxed), self.http_retries.load(Ordering::Relaxed), self.http_failed.load(Ordering::Relaxed))
     }
 
     /// A sleeper waiting with `inner` that counts each wait as one retry: give it to the
@@ -363,8 +382,26 @@ impl UsageMeter {
         let mut total = Tally::default();
         snapshot.values().for_each(|t| total.add(t));
         let retries = self.retries();
+        let (http, http_retries, http_failed) = self.http();
+        let http_part = (http > 0).then(|| {
+            let mut notes = Vec::new();
+            if http_retries > 0 {
+                notes.push(plural(http_retries, "retry", "retries"));
+            }
+            if http_failed > 0 {
+                notes.push(format!("{} failed", thousands(http_failed)));
+            }
+            let mut part = plural(http, "HTTP request", "HTTP requests");
+            if !notes.is_empty() {
+                part.push_str(&format!(" ({})", notes.join(", ")));
+            }
+            part
+        });
         if total.calls == 0 {
-            return format!("no LLM calls · {}", seconds(wall));
+            return match http_part {
+                Some(part) => format!("no LLM calls · {part} · {}", seconds(wall)),
+                None => format!("no LLM calls · {}", seconds(wall)),
+            };
         }
         let mut notes = Vec::new();
         if retries > 0 {
@@ -394,6 +431,9 @@ impl UsageMeter {
                     }
                 }
             }
+        }
+        if let Some(part) = http_part {
+            line.push_str(&format!(" · {part}"));
         }
         line.push_str(&format!(" · {}", seconds(wall)));
         line
@@ -456,13 +496,20 @@ impl UsageMeter {
                 value
             })
             .collect();
-        json!({
+        let mut usage = json!({
             "total": total_json,
             "unpriced_models": total_cost.err().unwrap_or_default(),
             "prices": prices.source().map(|p| p.display().to_string()),
             "models": models,
             "nodes": nodes,
-        })
+        });
+        let (http, http_retries, http_failed) = self.http();
+        if http > 0
+            && let Json::Object(members) = &mut usage
+        {
+            members.insert("http".to_owned(), json!({"requests": http, "retries": http_retries, "failed": http_failed}));
+        }
+        usage
     }
 }
 
@@ -602,6 +649,42 @@ impl ChatModel for Metered {
     async fn chat_streaming(&self, request: &ChatRequest, on_delta: DeltaSink<'_>) -> Result<ChatResponse, LlmError> {
         let result = self.inner.chat_streaming(request, on_delta).await;
         self.count(request, &result);
+        result
+    }
+}
+
+/// An HTTP client wrapper counting the requests of ApiNodes and RemoteTools in a [`UsageMeter`]
+/// (the retries from the attempts each took).
+pub struct MeteredHttp {
+    inner: Arc<dyn weft_llm::http::HttpSend>,
+    meter: Arc<UsageMeter>,
+}
+
+impl fmt::Debug for MeteredHttp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeteredHttp").field("client", &self.inner.name()).finish_non_exhaustive()
+    }
+}
+
+impl MeteredHttp {
+    /// Counts the requests `inner` sends into `meter`.
+    pub fn new(inner: Arc<dyn weft_llm::http::HttpSend>, meter: Arc<UsageMeter>) -> MeteredHttp {
+        MeteredHttp { inner, meter }
+    }
+}
+
+#[async_trait::async_trait]
+impl weft_llm::http::HttpSend for MeteredHttp {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn send(&self, request: &weft_llm::http::HttpRequest) -> Result<weft_llm::http::HttpResponse, weft_llm::http::HttpError> {
+        let result = self.inner.send(request).await;
+        match &result {
+            Ok(response) => self.meter.record_http(response.attempts.max(1), !response.is_success()),
+            Err(error) => self.meter.record_http(error.attempts.max(1), true),
+        }
         result
     }
 }

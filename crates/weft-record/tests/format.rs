@@ -1,8 +1,9 @@
 //! The record file's format, pinned: the bytes of a header, of LLM lines (every field of a
 //! request and a response, and an error) and of tool lines (a result, a `null` result, an
-//! error), and the key of a request. A change here is a change of the format's version (now 2):
-//! recordings written before would no longer replay. Files of format 1 still replay. Also: a file of a newer version is refused, naming both
-//! versions.
+//! error), of HTTP lines (an answer, an error; never a sensitive header) and the key of a request.
+//! A change here is a change of the format's version (now 3): recordings written before would no
+//! longer replay. Files of formats 1 and 2 still replay. Also: a file of a newer version is
+//! refused, naming both versions.
 
 #![allow(clippy::unwrap_used, reason = "test helpers")]
 
@@ -10,12 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json, json};
+use weft_llm::http::{HttpError, HttpErrorKind, HttpMeta, HttpRequest, HttpResponse, HttpRetry, HttpSend};
 use weft_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorInfo, LlmErrorKind, RequestMeta, ResponseFormat, Role,
     SchemaDelivery, ToolCall, ToolSpec, Usage,
 };
-use weft_record::format::{LlmLine, RecordedRequest, ToolLine};
-use weft_record::{RecordLog, Recorder, RecordingTool, Replayer, ToolReplay};
+use weft_record::format::{HttpLine, LlmLine, RecordedRequest, ToolLine};
+use weft_record::{HttpRecorder, HttpReplayer, RecordLog, Recorder, RecordingTool, Replayer, ToolReplay};
 use weft_tools::{Tool, ToolError};
 
 /// Answers with a fixed response with a tool call, or fails with every field of an error when the
@@ -98,6 +100,42 @@ fn plain_request() -> ChatRequest {
     }
 }
 
+/// Answers every request 201 with the request's body, or fails when its URL says `fail`.
+struct Echo;
+
+#[async_trait::async_trait]
+impl HttpSend for Echo {
+    fn name(&self) -> &str {
+        "echo"
+    }
+
+    async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
+        if request.url.contains("fail") {
+            return Err(HttpError { kind: HttpErrorKind::Connect, message: "cannot connect".into(), attempts: 1, rewritten: None });
+        }
+        Ok(HttpResponse {
+            status: 201,
+            body: request.body.clone().unwrap_or_default(),
+            location: None,
+            attempts: 2,
+            rewritten: Some("http://127.0.0.1:9/orders".into()),
+        })
+    }
+}
+
+fn http_requests() -> [HttpRequest; 2] {
+    let request = |url: &str, run: Option<u64>| HttpRequest {
+        method: "POST".into(),
+        url: url.into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        sensitive_headers: vec![("Authorization".into(), "Bearer never-recorded".into())],
+        body: Some("{\"n\":1}".into()),
+        retry: HttpRetry::Legacy,
+        meta: HttpMeta { node: "api".into(), node_path: "root/api".into(), batch_index: run },
+    };
+    [request("https://orders.example.com/orders", None), request("https://orders.example.com/fail", Some(2))]
+}
+
 /// `request` as the run of batch index `run` makes it.
 fn in_run(mut request: ChatRequest, run: u64) -> ChatRequest {
     request.meta.batch_index = Some(run);
@@ -107,14 +145,22 @@ fn in_run(mut request: ChatRequest, run: u64) -> ChatRequest {
 /// The file the exchanges below are recorded into, line by line (written by the format-1 code
 /// before the record file had types of its own: the same bytes and the same keys; format 2 added
 /// the header's version 2 and the `"run"` of a batch's call, the fourth line).
-const PINNED: [&str; 7] = [
-    r#"{"kind":"header","format":"weft-record","version":2}"#,
+const PINNED: [&str; 9] = [
+    r#"{"kind":"header","format":"weft-record","version":3}"#,
     r#"{"kind":"llm","key":"168ce7e9dae8fd268623670d0ec613070c4fb4b1fb97e59530728fa39f561fed","node_path":"root/map[1]/ask","occurrence":1,"model":"fixed","request":{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Weather in \"Oslo\"?\nBe brief.","images":["data:image/png;base64,iVBORw0KGgo="]},{"role":"assistant","content":"","tool_calls":[{"id":"call_1","name":"weather","arguments":{"city":"Oslo","days":2}}]},{"role":"tool","content":"{\"temp\": 4}","tool_call_id":"call_1"}],"response_format":{"name":"answer","schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]},"strict":true,"delivery":"native"},"tools":[{"name":"weather","description":"The weather of a city","parameters":{"type":"object"}},{"name":"clock","parameters":{"type":"object","properties":{}}}],"generation":{"temperature":0.2,"max_tokens":256},"meta":{"node":"ask","node_path":"root/map[1]/ask","call_index":3}},"response":{"text":"{\"city\": \"Oslo\"}","tool_calls":[{"id":"call_2","name":"weather","arguments":{"city":"Oslo"}}],"usage":{"input_tokens":120,"output_tokens":15,"cached_tokens":64}}}"#,
     r#"{"kind":"llm","key":"5cc8b8044144d8465b704a33d5a5e4b82b4b573508a846fe53316e963391f3d5","node_path":"root/plain","occurrence":1,"model":"fixed","request":{"messages":[{"role":"user","content":"fail"}],"response_format":{"name":"r","schema":{},"strict":false,"delivery":"in_prompt"},"meta":{"node":"plain","node_path":"root/plain","call_index":0}},"error":{"kind":"context_too_long","status":400,"provider_type":"invalid_request_error","provider_code":"context_length_exceeded","provider_message":"maximum context length is 8192 tokens","request_id":"req_123","message":"the prompt is too long, after 1 attempt"}}"#,
     r#"{"kind":"llm","key":"5cc8b8044144d8465b704a33d5a5e4b82b4b573508a846fe53316e963391f3d5","run":4,"node_path":"root/plain","occurrence":1,"model":"fixed","request":{"messages":[{"role":"user","content":"fail"}],"response_format":{"name":"r","schema":{},"strict":false,"delivery":"in_prompt"},"meta":{"node":"plain","node_path":"root/plain","call_index":0}},"error":{"kind":"context_too_long","status":400,"provider_type":"invalid_request_error","provider_code":"context_length_exceeded","provider_message":"maximum context length is 8192 tokens","request_id":"req_123","message":"the prompt is too long, after 1 attempt"}}"#,
     r#"{"kind":"tool","key":"ba9a177a8b764232d0bb1cd45c8ece18c1659147f3e47b09f2556882a417f138","tool":"weather","occurrence":1,"args":{"x":"Oslo","n":[1,2.5,null,true]},"result":{"temp":"Oslo"}}"#,
     r#"{"kind":"tool","key":"44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","tool":"weather","occurrence":1,"args":{},"result":null}"#,
     r#"{"kind":"tool","key":"f427bbef18e0f5e356447e342c57a93301856b13c0c37fe638f88ddb4339e290","tool":"weather","occurrence":1,"args":{"x":"slow"},"error":{"kind":"timeout","after_s":2.5}}"#,
+    HTTP_PINNED[0],
+    HTTP_PINNED[1],
+];
+
+/// The HTTP lines (format 3).
+const HTTP_PINNED: [&str; 2] = [
+    r#"{"kind":"http","key":"364e7b1db8f7190ec9590a5d806c6470b15608644cb7ba270efa2c43fb633100","node_path":"root/api","occurrence":1,"request":{"method":"POST","url":"https://orders.example.com/orders","headers":[["Content-Type","application/json"]],"body":"{\"n\":1}"},"response":{"status":201,"body":"{\"n\":1}","attempts":2,"rewritten":"http://127.0.0.1:9/orders"}}"#,
+    r#"{"kind":"http","key":"b0041a4d7ce47808b1702fdf11cc46f669cdde3218eef49ad4ab673032461c44","run":2,"node_path":"root/api","occurrence":1,"request":{"method":"POST","url":"https://orders.example.com/fail","headers":[["Content-Type","application/json"]],"body":"{\"n\":1}"},"error":{"kind":"connect","message":"cannot connect","attempts":1}}"#,
 ];
 
 /// The key of [`full_request`].
@@ -136,6 +182,10 @@ async fn record(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let tool = RecordingTool::new("weather", Arc::new(Weather), Arc::clone(&log));
     for args in tool_args() {
         let _ = tool.call(args).await;
+    }
+    let http = HttpRecorder::new(Arc::new(Echo), Arc::clone(&log));
+    for request in http_requests() {
+        let _ = http.send(&request).await;
     }
     log.finish().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -187,29 +237,46 @@ async fn pinned_lines_replay_and_read_back_to_the_same_bytes() {
         let request = ChatRequest::from(read.request.clone());
         assert_eq!(RecordedRequest::from(&request), read.request, "the conversions keep every field");
     }
-    for line in &PINNED[4..] {
+    for line in &PINNED[4..7] {
         let read: ToolLine = serde_json::from_str(line).unwrap();
         assert_eq!(&serde_json::to_string(&read).unwrap(), line);
     }
+    for line in &PINNED[7..] {
+        let read: HttpLine = serde_json::from_str(line).unwrap();
+        assert_eq!(&serde_json::to_string(&read).unwrap(), line);
+        assert!(!line.contains("never-recorded") && !line.contains("Authorization"), "{line}");
+    }
+    let http = HttpReplayer::load(&path).unwrap();
+    assert_eq!(http.len(), 2);
+    let [ok, fail] = http_requests();
+    // The answer as recorded, sent nowhere (no rewrite).
+    assert_eq!(http.send(&ok).await.unwrap(), HttpResponse { rewritten: None, ..Echo.send(&ok).await.unwrap() });
+    assert_eq!(http.send(&fail).await.unwrap_err(), Echo.send(&fail).await.unwrap_err());
+    let again = http.send(&ok).await.unwrap_err();
+    assert_eq!(again.kind, HttpErrorKind::Unavailable);
+    assert!(again.message.contains("no recorded answer for the HTTP request at node path \"root/api\" (occurrence 2"), "{}", again.message);
 }
 
 #[test]
 fn a_newer_format_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("next.jsonl");
-    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":3}\n{\"kind\":\"llm\",\"shape\":\"new\"}\n")
+    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":4}\n{\"kind\":\"llm\",\"shape\":\"new\"}\n")
         .unwrap();
     let expected = format!(
-        "{}:1: recorded in format version 3, and this weft reads version 2 at most; replay it with a newer weft (the one that recorded it)",
+        "{}:1: recorded in format version 4, and this weft reads version 3 at most; replay it with a newer weft (the one that recorded it)",
         path.display()
     );
     assert_eq!(Replayer::load(&path).unwrap_err().to_string(), expected);
     assert_eq!(ToolReplay::load(&path).unwrap_err().to_string(), expected);
-    assert_eq!(weft_record::log::FORMAT_VERSION, 2);
+    assert_eq!(HttpReplayer::load(&path).unwrap_err().to_string(), expected);
+    assert_eq!(weft_record::log::FORMAT_VERSION, 3);
 
-    // Version 2 and version 1 are read.
+    // Versions 3, 2 and 1 are read.
     std::fs::write(&path, format!("{}\n", PINNED[0])).unwrap();
     assert!(Replayer::load(&path).unwrap().is_empty());
+    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":2}\n").unwrap();
+    assert!(HttpReplayer::load(&path).unwrap().is_empty());
     std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":1}\n").unwrap();
     assert!(Replayer::load(&path).unwrap().is_empty());
 }

@@ -19,10 +19,14 @@
 //! address. A server that takes requests and never answers is [`Fault::Slow`] with a long delay;
 //! a redirect loop is [`Fault::Redirect`] to the request's own URL.
 //!
+//! [`api::ApiServer`] is a second, plain server: scripted replies per route and every request
+//! kept, for the tests of ApiNode and RemoteTool.
+//!
 //! Wire format source: the OpenAI API reference ("Create chat completion", "The chat completion
 //! object"), as generated into openai/openai-python `src/openai/types/chat/` and
 //! `src/openai/types/completion_usage.py`.
 
+pub mod api;
 pub mod config;
 mod reply;
 mod rng;

@@ -24,10 +24,22 @@
 //! started from, and so does `["./tools/x.sh"]`. A bare program name (`python3`) is looked up
 //! on `PATH`.
 //!
+//! A RemoteTool whose name is bound here is run as this command instead of its HTTP request.
+//!
+//! ```toml
+//! [http.rewrite]
+//! "https://orders.example.com" = "http://127.0.0.1:8080"
+//! ```
+//!
+//! - `[http.rewrite]` (optional): requests of ApiNodes and RemoteTools whose URL starts with a
+//!   key go to its value followed by the rest of the URL (as `--http-rewrite PREFIX=URL` does;
+//!   the flag wins for the same prefix). The document's `url_allow_list` still applies to the
+//!   URL as written, `--allow-host` to the rewritten one.
+//!
 //! An empty file, or one without a `[tools]` table, is valid and binds nothing. Anything else
 //! (unknown keys, wrong types) is an error naming the file, line and column, the key
-//! (`tools.NAME.KEY`), what is wrong and how to fix it. The keys `http` and `mcp` are reserved
-//! for future kinds of tools and rejected for now.
+//! (`tools.NAME.KEY`), what is wrong and how to fix it. The keys `http` and `mcp` of a tool's
+//! table are reserved for future kinds of tools and rejected for now.
 
 use crate::ToolRegistry;
 use crate::command::{CommandTool, DEFAULT_MAX_OUTPUT, MIB};
@@ -59,6 +71,8 @@ pub struct ToolsFile {
     pub path: PathBuf,
     /// The bindings by tool name.
     pub tools: BTreeMap<String, ToolBinding>,
+    /// `[http.rewrite]`: URL prefix and where its requests go instead, in file order.
+    pub http_rewrites: Vec<(String, String)>,
 }
 
 /// One `[tools.NAME]` binding.
@@ -146,9 +160,14 @@ impl ToolsFile {
             ToolsFileError::Syntax { path: path.to_path_buf(), line, column, message }
         })?;
         let mut tools = BTreeMap::new();
+        let mut http_rewrites = Vec::new();
         for (key, value) in in_file_order(root.get_ref()) {
+            if key.get_ref() == "http" {
+                http_rewrites = checker.http(value)?;
+                continue;
+            }
             if key.get_ref() != "tools" {
-                let hint = did_you_mean(key.get_ref(), &["tools"]);
+                let hint = did_you_mean(key.get_ref(), &["tools", "http"]);
                 return Err(checker.invalid(
                     key.span(),
                     key_path(&[key.get_ref()]),
@@ -166,7 +185,7 @@ impl ToolsFile {
                 tools.insert(name.get_ref().to_string(), checker.binding(name.get_ref(), binding)?);
             }
         }
-        Ok(ToolsFile { path: path.to_path_buf(), tools })
+        Ok(ToolsFile { path: path.to_path_buf(), tools, http_rewrites })
     }
 
     /// The directory the commands run in: the tools file's directory (made absolute when
@@ -231,6 +250,59 @@ impl Checker<'_> {
         } else {
             format!("{kind}, {source}")
         }
+    }
+
+    /// The `[http]` table: its `rewrite` table of URL prefixes to URLs.
+    fn http(&self, value: &Spanned<DeValue<'_>>) -> Result<Vec<(String, String)>, ToolsFileError> {
+        const EXAMPLE: &str = "[http.rewrite] followed by \"https://orders.example.com\" = \"http://127.0.0.1:8080\"";
+        let DeValue::Table(table) = value.get_ref() else {
+            return Err(self.invalid(
+                value.span(),
+                "http".into(),
+                format!("must be a table, found {}; write {EXAMPLE}", self.found(value)),
+            ));
+        };
+        let mut rewrites = Vec::new();
+        for (key, value) in in_file_order(table) {
+            if key.get_ref() != "rewrite" {
+                let hint = did_you_mean(key.get_ref(), &["rewrite"]);
+                return Err(self.invalid(
+                    key.span(),
+                    key_path(&["http", key.get_ref()]),
+                    format!("unknown key{hint}; the [http] table holds `rewrite`: {EXAMPLE}"),
+                ));
+            }
+            let DeValue::Table(rules) = value.get_ref() else {
+                return Err(self.invalid(
+                    value.span(),
+                    "http.rewrite".into(),
+                    format!("must be a table, found {}; write {EXAMPLE}", self.found(value)),
+                ));
+            };
+            for (prefix, target) in in_file_order(rules) {
+                let prefix: &str = prefix.get_ref();
+                let path = key_path(&["http", "rewrite", prefix]);
+                let DeValue::String(url) = target.get_ref() else {
+                    return Err(self.invalid(
+                        target.span(),
+                        path,
+                        format!("must be a URL string, found {}; write {EXAMPLE}", self.found(target)),
+                    ));
+                };
+                if prefix.is_empty() {
+                    return Err(self.invalid(
+                        target.span(),
+                        path,
+                        "the prefix is empty: give the start of the URLs to send elsewhere, such as \"https://orders.example.com\"".into(),
+                    ));
+                }
+                if let Err(problem) = weft_guard::Target::parse(url) {
+                    return Err(self.invalid(target.span(), path, format!("{problem}; give a URL such as \"http://127.0.0.1:8080\"")));
+                }
+                rewrites.push((prefix.to_owned(), url.to_string()));
+            }
+        }
+        Ok(rewrites)
     }
 
     fn binding(&self, name: &str, value: &Spanned<DeValue<'_>>) -> Result<ToolBinding, ToolsFileError> {

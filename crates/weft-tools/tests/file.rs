@@ -328,3 +328,30 @@ fn a_bare_file_name_runs_in_the_current_directory() {
     let file = ToolsFile::parse("", Path::new("tools.toml")).unwrap();
     assert_eq!(file.dir(), std::env::current_dir().unwrap());
 }
+
+#[test]
+fn http_rewrites_in_file_order() {
+    let file = parse(
+        "[http.rewrite]\n\"https://orders.example.com\" = \"http://127.0.0.1:8080\"\n\"https://b.example\" = \"http://localhost:9/x\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        file.http_rewrites,
+        vec![
+            ("https://orders.example.com".to_owned(), "http://127.0.0.1:8080".to_owned()),
+            ("https://b.example".to_owned(), "http://localhost:9/x".to_owned())
+        ]
+    );
+    assert!(file.tools.is_empty());
+    let text = error("[http.rewrite]\n\"https://a.example\" = 8080\n");
+    assert!(
+        text.starts_with("conf/tools.toml:2:23: `http.rewrite.\"https://a.example\"`: must be a URL string, found an integer, 8080"),
+        "{text}"
+    );
+    let text = error("[http.rewrite]\n\"https://a.example\" = \"ftp://h\"\n");
+    assert!(text.contains("is not an http:// or https:// URL"), "{text}");
+    let text = error("[http.rewrites]\n\"https://a.example\" = \"http://h\"\n");
+    assert!(text.contains("`http.rewrites`: unknown key (did you mean `rewrite`?)"), "{text}");
+    let text = error("[htp.rewrite]\n");
+    assert!(text.contains("unknown top-level key (did you mean `http`?)"), "{text}");
+}

@@ -24,6 +24,14 @@ pub fn server(config: weft_testkit::MockConfig) -> (tokio::runtime::Runtime, wef
     (rt, server)
 }
 
+/// A testkit API server (for ApiNode and RemoteTool) on its own runtime, alive as long as the
+/// returned runtime.
+pub fn api_server() -> (tokio::runtime::Runtime, weft_testkit::api::ApiServer) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let server = rt.block_on(weft_testkit::api::ApiServer::start());
+    (rt, server)
+}
+
 /// Runs the `weft` binary in `dir` to its end (no stdin, no `OPENAI_API_KEY`).
 pub fn weft(dir: &Path, args: &[&str]) -> std::process::Output {
     weft_command(dir, args).output().expect("run weft")

@@ -18,7 +18,7 @@
 
 use super::{Answer, Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place};
-use crate::effect::{Effect, EffectResult, ToolCall as ToolEffect};
+use crate::effect::{Effect, EffectResult, ToolCall as ToolEffect, ToolTarget};
 use crate::error::RunErrorKind;
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
@@ -29,7 +29,6 @@ use std::sync::Arc;
 use weft_flow::node::AgentNode;
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, Role, ToolCall, ToolSpec};
 use weft_spec::{CompId, Property};
-use weft_tools::Tool;
 
 /// The built-in tools the agent loop runs itself.
 const TALK_TO_USER: &str = "talk_to_user";
@@ -73,10 +72,10 @@ struct ClientTool {
     outputs: Vec<Property>,
 }
 
-/// A server tool bound by name.
+/// A server tool bound by name, or a RemoteTool.
 struct BoundTool {
     name: String,
-    tool: Arc<dyn Tool>,
+    tool: ToolTarget,
     inputs: Vec<Property>,
 }
 
@@ -94,9 +93,16 @@ impl AgentOp {
                 clients.push(ClientTool { name: t.name.clone(), outputs: t.outputs.clone() });
                 continue;
             }
-            match c.inputs.tools.get(&t.name) {
-                Some(tool) => tools.push(BoundTool { name: t.name.clone(), tool: Arc::clone(tool), inputs: t.inputs.clone() }),
-                None => c.missing_tools.push(t.name.clone()),
+            match (c.inputs.tools.get(&t.name), &t.remote) {
+                (Some(tool), _) => {
+                    tools.push(BoundTool { name: t.name.clone(), tool: ToolTarget::Bound(Arc::clone(tool)), inputs: t.inputs.clone() })
+                }
+                (None, Some(call)) => {
+                    let node = c.comp(n).name.clone();
+                    let remote = super::http::RemoteTool::plan(c, &node, call)?;
+                    tools.push(BoundTool { name: t.name.clone(), tool: ToolTarget::Remote(Arc::new(remote)), inputs: t.inputs.clone() });
+                }
+                (None, None) => c.missing_tools.push(t.name.clone()),
             }
         }
         let always = agent.human_in_the_loop;
@@ -558,7 +564,7 @@ impl AgentOp {
     /// The effect of one server tool call.
     fn tool_effect(&self, call: &AgentToolCall) -> Res<ToolEffect> {
         let bound = self.tools.iter().find(|t| t.name == call.tool).ok_or_else(mismatched_call)?;
-        Ok(ToolEffect { tool: Arc::clone(&bound.tool), args: call.args.clone() })
+        Ok(ToolEffect { tool: bound.tool.clone(), args: call.args.clone() })
     }
 
     /// The agent asks the user with message requests, and the caller for its client tools'

@@ -217,7 +217,7 @@ impl LlmOp {
                 Call::Llm { .. } => {
                     Err(damaged(format!("{}/position/call/attempt", place.at), "attempt 0: attempts count from 1 (the first call)"))
                 }
-                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } => {
+                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } | Call::Http {} => {
                     place.unexpected(position)
                 }
             },

@@ -2,7 +2,8 @@
 //! [`flow`] (StartNode, EndNode, FlowNode), [`llm`] (LlmNode, ExtendedLlmNode), [`tool`]
 //! (ToolNode, ExtendedToolNode), [`branching`] (BranchingNode), [`message`] (input and output
 //! messages, PluginTemplateNode, constants), [`data`] (PluginRegexNode), [`fanout`] (parallel
-//! flows and map nodes).
+//! flows and map nodes), [`http`] (ApiNode, and the RemoteTool requests of tool nodes and
+//! agents).
 //!
 //! A family holds everything specific to its operations: the conversion from the typed node
 //! model at plan time, its step without IO (which may send an [`Effect`] out), how an effect's
@@ -25,6 +26,7 @@ pub(crate) mod datastore;
 pub(crate) mod extract;
 pub(crate) mod fanout;
 pub(crate) mod flow;
+pub(crate) mod http;
 pub(crate) mod llm;
 pub(crate) use llm::REASK_PREFIX;
 pub(crate) mod message;
@@ -63,6 +65,7 @@ pub(crate) enum Op {
     Agent(Box<agent::AgentOp>),
     /// A context provider called before the node whose input it feeds (made by the planner).
     Provider(Box<provider::ProviderOp>),
+    Api(Box<http::ApiOp>),
 }
 
 /// The node a family works on: its frame, its plan, and when it started (µs since the Unix
@@ -106,6 +109,8 @@ pub(crate) enum Role<'p> {
     Extract(&'p extract::ExtractOp),
     /// A context provider: busy with its tool's call, or in a child frame running its flow.
     Provider(&'p provider::ProviderOp),
+    /// Busy with an HTTP request (ApiNode).
+    Http(&'p http::ApiOp),
 }
 
 /// Which of its inputs a node reads before it runs.
@@ -150,6 +155,7 @@ impl Op {
             Op::Map(op) => Role::FanOut(fanout::FanOut::Map(op)),
             Op::Agent(op) => Role::Agent(op),
             Op::Provider(op) => Role::Provider(op),
+            Op::Api(op) => Role::Http(op),
         }
     }
 
@@ -167,7 +173,8 @@ impl Op {
             | Role::FanOut(_)
             | Role::Agent(_)
             | Role::Extract(_)
-            | Role::Provider(_) => Reads::All,
+            | Role::Provider(_)
+            | Role::Http(_) => Reads::All,
         }
     }
 
@@ -186,7 +193,8 @@ impl Op {
             | Role::FanOut(_)
             | Role::Agent(_)
             | Role::Extract(_)
-            | Role::Provider(_) => false,
+            | Role::Provider(_)
+            | Role::Http(_) => false,
         }
     }
 }
@@ -199,7 +207,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::End(end) => Op::End(flow::EndOp::plan(end)),
         NodeKind::Subflow(sub) => Op::Flow(flow::SubflowOp::plan(c, sub)),
         NodeKind::Llm(llm) => Op::Llm(Box::new(llm::LlmOp::plan(c, n, idx, llm)?)),
-        NodeKind::Tool(tool) => Op::Tool(Box::new(tool::ToolOp::plan(c, tool))),
+        NodeKind::Tool(tool) => Op::Tool(Box::new(tool::ToolOp::plan(c, n, tool)?)),
         NodeKind::Branching(b) => Op::Branching(branching::BranchingOp::plan(b)),
         NodeKind::InputMessage(m) => Op::InputMessage(message::InputMessageOp::plan(c, n, m)?),
         NodeKind::OutputMessage(m) => Op::OutputMessage(message::OutputMessageOp::plan(c, n, m)?),
@@ -216,6 +224,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
         NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a)?)),
+        NodeKind::Api(api) => Op::Api(Box::new(http::ApiOp::plan(c, api)?)),
     })
 }
 
@@ -242,6 +251,7 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::Map(op) => op.step(s, state, at, vars),
         Op::Agent(op) => op.step(s, state, at, vars),
         Op::Provider(op) => op.step(s, state, at),
+        Op::Api(op) => op.step(s, state, at, vars),
     }
 }
 
@@ -256,6 +266,7 @@ pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call
         Role::Input(op) => op.complete(s, state, at, call, result),
         Role::Output(op) => op.complete(s, state, at, call, result),
         Role::Provider(op) => op.complete(s, state, at, call, result),
+        Role::Http(op) => op.complete(s, state, at, call, result),
         Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -294,7 +305,8 @@ pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &N
         | Role::Subflow(_)
         | Role::FanOut(_)
         | Role::Extract(_)
-        | Role::Provider(_) => Err(mismatched_request()),
+        | Role::Provider(_)
+        | Role::Http(_) => Err(mismatched_request()),
     }
 }
 
@@ -325,7 +337,8 @@ pub(crate) fn child_finished(
         | Role::Input(_)
         | Role::Output(_)
         | Role::Agent(_)
-        | Role::Extract(_) => Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)")),
+        | Role::Extract(_)
+        | Role::Http(_) => Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)")),
     }
 }
 
@@ -340,6 +353,7 @@ pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Cal
         Role::Input(op) => op.remake(s, state, at, call, vars),
         Role::Output(op) => op.remake(s, state, at, call, vars),
         Role::Provider(op) => op.remake(call),
+        Role::Http(op) => op.remake(state, at, call, vars),
         Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -356,6 +370,7 @@ pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked 
         Role::FanOut(fan) => fanout::check_position(place, fan, position),
         Role::Agent(op) => op.check_position(place, position),
         Role::Extract(op) => op.check_position(place, position),
+        Role::Http(op) => op.check_position(place, position),
         Role::Entry | Role::Exit | Role::Instant => place.unexpected(position),
     }
 }
@@ -374,6 +389,7 @@ pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
         | Role::Subflow(_)
         | Role::FanOut(_)
         | Role::Extract(_)
-        | Role::Provider(_) => false,
+        | Role::Provider(_)
+        | Role::Http(_) => false,
     }
 }

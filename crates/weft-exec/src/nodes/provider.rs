@@ -10,7 +10,7 @@
 
 use super::{At, mismatched_call};
 use crate::check::{Checked, Place, damaged};
-use crate::effect::{Effect, EffectResult, ToolCall};
+use crate::effect::{Effect, EffectResult, ToolCall, ToolTarget};
 use crate::error::RunErrorKind;
 use crate::event::Event;
 use crate::plan::Compiler;
@@ -53,7 +53,7 @@ impl ProviderOp {
         match self {
             ProviderOp::Tool { tool_name, tool } => {
                 s.start_clock(state, at.fid);
-                let effect = Effect::Tool(ToolCall { tool: Arc::clone(tool), args: Map::new() });
+                let effect = Effect::Tool(ToolCall { tool: ToolTarget::Bound(Arc::clone(tool)), args: Map::new() });
                 s.perform(state, at.fid, at.node, Call::Tool { tool: tool_name.clone(), args: Map::new() }, effect);
                 Ok(())
             }
@@ -102,7 +102,9 @@ impl ProviderOp {
     /// The tool's call again.
     pub(crate) fn remake(&self, call: &Call) -> Res<Effect> {
         match (self, call) {
-            (ProviderOp::Tool { tool, .. }, Call::Tool { .. }) => Ok(Effect::Tool(ToolCall { tool: Arc::clone(tool), args: Map::new() })),
+            (ProviderOp::Tool { tool, .. }, Call::Tool { .. }) => {
+                Ok(Effect::Tool(ToolCall { tool: ToolTarget::Bound(Arc::clone(tool)), args: Map::new() }))
+            }
             _ => Err(mismatched_call()),
         }
     }
@@ -119,7 +121,7 @@ impl ProviderOp {
                         place.id, place.node_id
                     ),
                 )),
-                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } => {
+                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } | Call::Http {} => {
                     place.unexpected(position)
                 }
             },

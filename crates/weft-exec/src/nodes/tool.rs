@@ -1,10 +1,11 @@
 //! Tool nodes (ToolNode, ExtendedToolNode): a ServerTool bound at plan time and called by the
-//! driver, or a ClientTool whose result the run waits for as an input request; either way the
-//! result is read into the node's outputs.
+//! driver, a RemoteTool (an HTTP request, unless a tool is bound to its name), or a ClientTool
+//! whose result the run waits for as an input request; either way the result is read into the
+//! node's outputs.
 
 use super::{AnswerOutputs, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place, damaged};
-use crate::effect::{Effect, EffectResult, ToolCall};
+use crate::effect::{Effect, EffectResult, ToolCall, ToolTarget};
 use crate::error::{RunErrorKind, SubmitError};
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
@@ -14,12 +15,12 @@ use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use weft_flow::node::{ToolKind, ToolNode};
 use weft_guard::Secrets;
-use weft_tools::Tool;
+use weft_spec::CompId;
 
 pub(crate) struct ToolOp {
     pub(crate) tool_name: String,
     /// `None` for a ClientTool.
-    pub(crate) tool: Option<Arc<dyn Tool>>,
+    pub(crate) tool: Option<ToolTarget>,
     pub(crate) raise_exceptions: bool,
     /// Internal output titles.
     pub(crate) outputs: Vec<String>,
@@ -28,26 +29,33 @@ pub(crate) struct ToolOp {
 }
 
 impl ToolOp {
-    /// Binds a ServerTool by name; an unbound one is reported (all of them in one line, by the
-    /// compiler).
-    pub(crate) fn plan(c: &mut Compiler<'_>, t: &ToolNode) -> ToolOp {
-        let tool = match t.kind {
+    /// Binds a ServerTool by name (an unbound one is reported, all of them in one line, by the
+    /// compiler); a RemoteTool is its request unless a tool is bound to its name.
+    pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, t: &ToolNode) -> Option<ToolOp> {
+        let tool = match &t.kind {
             ToolKind::Server => {
                 let bound = c.inputs.tools.get(&t.name).cloned();
                 if bound.is_none() {
                     c.missing_tools.push(t.name.clone());
                 }
-                bound
+                bound.map(ToolTarget::Bound)
             }
+            ToolKind::Remote(call) => match c.inputs.tools.get(&t.name) {
+                Some(bound) => Some(ToolTarget::Bound(Arc::clone(bound))),
+                None => {
+                    let node = c.comp(n).name.clone();
+                    Some(ToolTarget::Remote(Arc::new(super::http::RemoteTool::plan(c, &node, call)?)))
+                }
+            },
             ToolKind::Client => None,
         };
-        ToolOp {
+        Some(ToolOp {
             tool_name: t.name.clone(),
             tool,
             raise_exceptions: t.raise_exceptions,
             outputs: t.outputs.clone(),
             output_schemas: t.output_schemas.clone(),
-        }
+        })
     }
 
     /// A server tool leaves the node `Busy` with its call; a client tool waits for its result.
@@ -56,7 +64,7 @@ impl ToolOp {
         match &self.tool {
             Some(tool) => {
                 s.start_clock(state, at.fid);
-                let effect = Effect::Tool(ToolCall { tool: Arc::clone(tool), args: args.clone() });
+                let effect = Effect::Tool(ToolCall { tool: tool.clone(), args: args.clone() });
                 s.perform(state, at.fid, node, Call::Tool { tool: self.tool_name.clone(), args }, effect);
                 Ok(())
             }
@@ -88,7 +96,7 @@ impl ToolOp {
         });
         state.usage.tool_calls = state.usage.tool_calls.saturating_add(1);
         let outputs = match result {
-            Ok(value) => outputs(node, &self.outputs, value, &s.plan.secrets)?,
+            Ok(value) => outputs(node, &self.outputs, self.remote_value(value), &s.plan.secrets)?,
             Err(e) if !self.raise_exceptions && self.outputs.len() == 1 => single(&self.outputs[0], Json::String(e.to_string())),
             Err(e) => return Err(node_error(RunErrorKind::Tool, node, &format!("tool \"{}\" failed: {e}", self.tool_name)).with_tool(e)),
         };
@@ -114,7 +122,22 @@ impl ToolOp {
     /// The server tool's call again, with the arguments it had.
     pub(crate) fn remake(&self, call: &Call) -> Res<Effect> {
         let (Call::Tool { args, .. }, Some(tool)) = (call, &self.tool) else { return Err(mismatched_call()) };
-        Ok(Effect::Tool(ToolCall { tool: Arc::clone(tool), args: args.clone() }))
+        Ok(Effect::Tool(ToolCall { tool: tool.clone(), args: args.clone() }))
+    }
+
+    /// A RemoteTool's result (the body's text) for the node's outputs: the text for a single
+    /// string (or untyped) output, else the JSON it holds when it holds some (WayFlow casts the
+    /// text, which fails for an object output with properties; Weft reads the JSON).
+    fn remote_value(&self, value: Json) -> Json {
+        let (Some(ToolTarget::Remote(_)), Json::String(text)) = (&self.tool, &value) else { return value };
+        let text_output = match self.output_schemas.as_slice() {
+            [one] => one.get("type").is_none_or(|t| t == "string"),
+            _ => false,
+        };
+        if text_output {
+            return value;
+        }
+        serde_json::from_str(text).unwrap_or(value)
     }
 
     /// A client tool's answer was checked against its output types when it entered the run.
@@ -136,7 +159,7 @@ impl ToolOp {
                     format!("{}/position/call/tool", place.at),
                     format!("frame {} calls tool \"{tool}\" at node \"{}\", whose tool is \"{}\"", place.id, place.node_id, self.tool_name),
                 )),
-                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } => {
+                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } | Call::Http {} => {
                     place.unexpected(position)
                 }
             },

@@ -24,6 +24,17 @@ pub fn load(path: &Path) -> Flow {
     }
 }
 
+/// An HTTP client for ApiNodes and RemoteTools that sends nothing beyond 127.0.0.1: a test of
+/// corpus documents never reaches the internet (their requests fail, refused before a byte is
+/// sent).
+pub fn offline_http() -> std::sync::Arc<dyn weft_llm::http::HttpSend> {
+    let options = weft_llm::http::HttpOptions {
+        egress: weft_guard::EgressPolicy::parse(&["127.0.0.1"]).unwrap(),
+        ..weft_llm::http::HttpOptions::default()
+    };
+    std::sync::Arc::new(weft_llm::http::HttpClient::new(options).unwrap())
+}
+
 /// A server tool that answers values generated from its output schemas.
 pub struct Generated {
     outputs: Vec<Json>,

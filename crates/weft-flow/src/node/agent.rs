@@ -1,7 +1,8 @@
 //! Agents and the nodes that run them: Agent, ExtendedAgent, SpecializedAgent and its
 //! parameters, AgentNode, ExtendedAgentNode, Swarm, ManagerWorkers. Weft checks and exports them
 //! all, and runs an Agent or ExtendedAgent (at the root of a document or in an AgentNode) whose
-//! tools are ServerTools; what else an agent may hold is a blocker until it runs.
+//! tools are ServerTools, ClientTools and RemoteTools; what else an agent may hold is a blocker
+//! until it runs.
 
 use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, next};
 use crate::check::Cx;
@@ -55,6 +56,8 @@ pub struct AgentTool {
     pub outputs: Vec<Property>,
     /// A ClientTool: the caller gives its result (the run waits for it).
     pub client: bool,
+    /// A RemoteTool's request (unless an implementation is bound to its name).
+    pub remote: Option<Arc<super::HttpCall>>,
 }
 
 /// The default `max_iterations` (a core Agent has no such field).
@@ -119,7 +122,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
     let mut tools = Vec::new();
     for t in f.comps("tools") {
         let tc = lw.comp(t);
-        if !matches!(tc.ty.name, "ServerTool" | "ClientTool") {
+        if !matches!(tc.ty.name, "ServerTool" | "ClientTool" | "RemoteTool") {
             lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
             ok = false;
             continue;
@@ -128,14 +131,25 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             lw.block(owner, t, format!("{}/requires_confirmation", tc.pointer), "a tool that requires confirmation".into());
             ok = false;
         }
+        let remote = if tc.is("RemoteTool") {
+            let call = lw.http_call(t);
+            ok &= call.is_some();
+            call
+        } else {
+            None
+        };
         let io = lw.io(t);
+        // WayFlow's RemoteTool has "missing description" when the document gives none.
+        let description =
+            tc.description.clone().unwrap_or_else(|| if remote.is_some() { "missing description".to_owned() } else { String::new() });
         tools.push(AgentTool {
             comp: t,
             name: tc.name.clone(),
-            description: tc.description.clone().unwrap_or_default(),
+            description,
             inputs: io.inputs.clone(),
             outputs: io.outputs.clone(),
             client: tc.ty.name == "ClientTool",
+            remote,
         });
     }
     let source = f.str("system_prompt").unwrap_or("");

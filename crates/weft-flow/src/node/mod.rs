@@ -12,7 +12,8 @@
 //! [`flow`] (flows, StartNode, EndNode, FlowNode), [`llm`] (LlmNode, ExtendedLlmNode, prompt
 //! templates, output parsers), [`tool`] (ToolNode, ExtendedToolNode), [`branching`]
 //! (BranchingNode), [`message`] (input and output messages, PluginTemplateNode, constants),
-//! [`fanout`] (parallel flows and map nodes).
+//! [`fanout`] (parallel flows and map nodes), [`http`] (ApiNode, and the RemoteTool requests
+//! tool nodes and agents make).
 
 pub mod agent;
 pub mod branching;
@@ -33,6 +34,7 @@ pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, Variables
 pub use datastore::{DatastoreAction, DatastoreNode, WhereEntry, WhereValue};
 pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelNode, Reducer};
 pub use flow::{ContextProvider, ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
+pub use http::{ApiNode, HttpCall, SensitiveHeaders, TemplatedJson};
 pub use llm::{
     CHAT_HISTORY, CHAT_HISTORY_PLACEHOLDER, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessage, PromptMessages, TextPrompt,
 };
@@ -95,6 +97,8 @@ pub enum NodeKind {
     ChatHistory(Box<ChatHistoryNode>),
     /// PluginDatastoreCreateNode, ...ListNode, ...UpdateNode, ...DeleteNode.
     Datastore(Box<DatastoreNode>),
+    /// ApiNode.
+    Api(Box<ApiNode>),
 }
 
 /// A node: its kind and the renamings every node type may have.
@@ -220,7 +224,7 @@ pub enum Family {
     Fanout,
     /// [`agent`]: agents and the nodes that run them.
     Agent,
-    /// [`http`]: ApiNode, RemoteTool and MCP transports (not runnable yet).
+    /// [`http`]: ApiNode, RemoteTool (run) and MCP transports (not runnable yet).
     Http,
     /// [`control`]: choice and retry (run), catch nodes (not runnable yet).
     Control,
@@ -368,7 +372,7 @@ pub(crate) fn next() -> Option<Vec<String>> {
 /// Lowers every component of the spec. Components the loader flagged incomplete are skipped
 /// (their errors are already reported).
 pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
-    let mut lw = Lowerer { cx, ios, model: Model::default(), messages: HashMap::new() };
+    let mut lw = Lowerer { cx, ios, model: Model::default(), messages: HashMap::new(), http_calls: HashMap::new() };
     let spec = lw.cx.spec;
     let root = spec.root;
     let root_comp = spec.get(root);
@@ -410,6 +414,9 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
         } else if comp.is("PluginPromptTemplate") {
             // Also when no node uses it, so its templates and queries are checked.
             lw.prompt_messages(c, c);
+        } else if comp.is("RemoteTool") {
+            // Also when nothing uses it, so its templates and allow list are checked.
+            lw.http_call(c);
         } else if matches!(comp.ty.name, "PluginJsonOutputParser" | "PluginRegexOutputParser") {
             llm::parser(&mut lw, c, c);
         } else if comp.ty.is_a(weft_spec::catalog::Kind::LlmConfig) {
@@ -446,6 +453,8 @@ pub(crate) struct Lowerer<'a, 'b> {
     model: Model,
     /// Prompt templates already lowered (a template object may serve several nodes).
     messages: HashMap<CompId, Option<Arc<PromptMessages>>>,
+    /// Requests of ApiNodes and RemoteTools already lowered (a tool may serve several nodes).
+    http_calls: HashMap<CompId, Option<Arc<HttpCall>>>,
 }
 
 impl<'b> Lowerer<'_, 'b> {
@@ -480,7 +489,8 @@ impl<'b> Lowerer<'_, 'b> {
             Some(Family::Data) => data::lower_node(self, n),
             Some(Family::Control) => control::lower_node(self, n),
             Some(Family::Datastore) => datastore::lower_node(self, n),
-            Some(Family::Http) | None => Some(Lowered::NotRunnable),
+            Some(Family::Http) => http::lower_node(self, n),
+            None => Some(Lowered::NotRunnable),
         };
         match kind {
             Some(Lowered::Kind(kind)) => Some(kind),
@@ -592,6 +602,17 @@ impl<'b> Lowerer<'_, 'b> {
                 None
             }
         }
+    }
+
+    /// The lowered request of ApiNode or RemoteTool `c`, once per component; `None` when the
+    /// document gets it wrong (reported the first time).
+    pub(crate) fn http_call(&mut self, c: CompId) -> Option<Arc<HttpCall>> {
+        if let Some(done) = self.http_calls.get(&c) {
+            return done.clone();
+        }
+        let lowered = http::lower_call(self, c).map(Arc::new);
+        self.http_calls.insert(c, lowered.clone());
+        lowered
     }
 
     /// The lowered prompt template object `t`, once per object.
@@ -813,6 +834,7 @@ mod tests {
                         NodeKind::Extract(_) => "extract",
                         NodeKind::ChatHistory(_) => "chat history",
                         NodeKind::Datastore(_) => "datastore",
+                        NodeKind::Api(_) => "api",
                     });
                 }
             }
@@ -838,6 +860,7 @@ mod tests {
             "variables",
             "extract",
             "chat history",
+            "api",
         ];
         let missing: Vec<&str> = all.iter().copied().filter(|k| !seen.contains(k)).collect();
         assert!(missing.is_empty(), "no valid corpus document lowers to {missing:?}");

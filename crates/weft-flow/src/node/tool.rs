@@ -1,22 +1,26 @@
 //! Tool nodes: ToolNode and ExtendedToolNode, calling a ServerTool (bound by name when a run is
-//! planned) or a ClientTool (answered by the caller).
+//! planned), a ClientTool (answered by the caller) or a RemoteTool (an HTTP request, unless a
+//! tool is bound to its name).
 
-use super::{Fields, Lowered, Lowerer, NodeKind, next};
+use super::{Fields, HttpCall, Lowered, Lowerer, NodeKind, next};
 use crate::check::Cx;
 use crate::infer::{Inferred, Inferrer, map_titles};
 use serde_json::Value as Json;
+use std::sync::Arc;
 use weft_spec::{Code, CompId};
 
 /// The types of the family.
 pub const TYPES: &[&str] = &["ToolNode", "ExtendedToolNode"];
 
 /// Who runs a node's tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ToolKind {
     /// A ServerTool: an implementation bound by name (tools file, registry).
     Server,
     /// A ClientTool: the run waits for the caller's answer.
     Client,
+    /// A RemoteTool: its request, unless an implementation is bound to its name.
+    Remote(Arc<HttpCall>),
 }
 
 /// A tool node.
@@ -50,6 +54,7 @@ fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ToolNode> {
     let kind = match tc.ty.name {
         "ServerTool" => ToolKind::Server,
         "ClientTool" => ToolKind::Client,
+        "RemoteTool" => ToolKind::Remote(lw.http_call(tool)?),
         other => {
             lw.block(n, tool, tc.pointer.clone(), format!("{other} (in a ToolNode)"));
             return None;

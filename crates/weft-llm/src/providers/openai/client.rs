@@ -14,6 +14,7 @@ use weft_guard::{EgressPolicy, Secrets};
 
 use super::stream::{self, Stream};
 use super::{API_KEY_ENV, OpenAiOptions, StructuredMode, http_client, url, wire};
+use crate::body::{BodyError, size};
 use crate::providers::{AttemptError, Provider, ProviderError};
 use crate::retry::{Cause, parse_retry_after};
 use crate::{ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorKind};
@@ -462,40 +463,13 @@ impl Failure {
     }
 }
 
-/// Reads a body, refusing it past `cap` bytes: at once when `Content-Length` says so, else as
-/// soon as the chunks read go past it (nothing more is read).
-/// Each chunk must come within `idle` (else [`Kind::IdleTimeout`]).
-async fn read_body(mut response: reqwest::Response, cap: usize, idle: Duration, connect_timeout: Duration) -> Result<Bytes, Kind> {
-    let too_large = Kind::TooLarge { limit: cap };
-    if response.content_length().is_some_and(|length| length > cap as u64) {
-        return Err(too_large);
-    }
-    let mut body = Vec::new();
-    loop {
-        let Ok(chunk) = tokio::time::timeout(idle, response.chunk()).await else {
-            return Err(Kind::IdleTimeout(idle));
-        };
-        match chunk {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > cap {
-                    return Err(too_large);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(Bytes::from(body)),
-            Err(e) => return Err(Failure::transport(&e, None, connect_timeout).kind),
-        }
-    }
-}
-
-/// `32 MiB`, `1.5 KiB`, `100 bytes`.
-fn size(bytes: usize) -> String {
-    const MIB: usize = 1024 * 1024;
-    match bytes {
-        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
-        b if b >= 1024 && b % 1024 == 0 => format!("{} KiB", b / 1024),
-        b => format!("{b} bytes"),
-    }
+/// Reads a body under the cap and the idle timeout.
+async fn read_body(response: reqwest::Response, cap: usize, idle: Duration, connect_timeout: Duration) -> Result<Bytes, Kind> {
+    crate::body::read_capped(response, cap, idle).await.map_err(|e| match e {
+        BodyError::TooLarge => Kind::TooLarge { limit: cap },
+        BodyError::Idle => Kind::IdleTimeout(idle),
+        BodyError::Failed(e) => Failure::transport(&e, None, connect_timeout).kind,
+    })
 }
 
 fn request_id(headers: &HeaderMap) -> Option<String> {
@@ -517,7 +491,7 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Whether TLS (or certificate verification) failed somewhere in the error's sources.
-fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if e.downcast_ref::<rustls::Error>().is_some() {
