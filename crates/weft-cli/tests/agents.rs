@@ -147,3 +147,128 @@ fn a_batch_of_agent_runs_each_gets_the_message() {
         assert_eq!(r["request"]["messages"][1]["content"], "What's the weather in Paris?", "{r}");
     }
 }
+
+/// An agent with a client tool and a server tool that requires confirmation, its model scripted
+/// to call [ask_user, get_weather, ask_user] in one answer, then to answer "Thanks.".
+fn confirming_agent(dir: &Path) {
+    let document = json!({
+        "component_type": "Agent", "id": "helper", "name": "helper",
+        "llm_config": {"component_type": "OpenAiCompatibleConfig", "id": "llm", "name": "llm", "model_id": "m", "url": "http://127.0.0.1:9/v1"},
+        "system_prompt": "You help.",
+        "tools": [
+            {"component_type": "ClientTool", "id": "ask_user", "name": "ask_user", "description": "Ask the user a question",
+             "inputs": [{"title": "question", "type": "string"}], "outputs": [{"title": "answer", "type": "string"}]},
+            {"component_type": "ServerTool", "id": "get_weather", "name": "get_weather", "description": "Get the weather",
+             "inputs": [{"title": "city", "type": "string"}], "outputs": [{"title": "weather", "type": "string"}],
+             "requires_confirmation": true}
+        ],
+        "human_in_the_loop": true, "agentspec_version": "26.1.0"
+    });
+    std::fs::write(dir.join("agent.json"), document.to_string()).expect("write");
+    let script = json!({"helper": [
+        {"tool_calls": [
+            {"name": "ask_user", "arguments": {"question": "Name?"}},
+            {"name": "get_weather", "arguments": {"city": "Paris"}},
+            {"name": "ask_user", "arguments": {"question": "Age?"}}
+        ]},
+        "Thanks."
+    ]});
+    std::fs::write(dir.join("script.json"), script.to_string()).expect("write");
+    std::fs::write(
+        dir.join("tools.toml"),
+        "[tools.get_weather]\ncommand = [\"python3\", \"-c\", \"import json,sys; a=json.load(sys.stdin); print(json.dumps('sunny in ' + a['city']))\"]\n",
+    )
+    .expect("write");
+}
+
+fn conversation(dir: &Path) -> Vec<(String, String)> {
+    let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.join("agent.state.json")).expect("state")).expect("json");
+    state["state"]["messages"]
+        .as_array()
+        .expect("the conversation")
+        .iter()
+        .map(|m| (m["message_type"].as_str().unwrap_or_default().to_owned(), m["content"].as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// Two client calls of one answer are asked for together; one `--answer` answers the first
+/// (positionally); the tool that requires confirmation, called between them, waits next and
+/// is approved with a changed argument, in another process: it runs with it; then the agent
+/// asks again for the other client call, answered by call id.
+#[test]
+fn client_calls_answered_positionally_and_by_id_then_a_confirmation_approved_with_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    confirming_agent(dir.path());
+    let out = weft(dir.path(), &["run", "agent.json", "--llm", "simulated?script=script.json", "--tools", "tools.toml", "--message", "Hi"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("node \"helper\" waits for the results of 2 client tool calls (one --answer per call, in this order, or one JSON object keyed by call id)"), "{err}");
+    assert!(err.contains("1. call \"sim_helper_0_0\": client tool \"ask_user\" called with {\"question\":\"Name?\"}"), "{err}");
+    assert!(err.contains("2. call \"sim_helper_0_2\": client tool \"ask_user\" called with {\"question\":\"Age?\"}"), "{err}");
+    assert!(err.contains("--answer '<JSON result>' --answer '<JSON result>'"), "{err}");
+
+    // One result, positionally: the agent goes on with the calls in order, so the call that
+    // requires confirmation comes next, before the other client call.
+    let out = weft(dir.path(), &["resume", "agent.state.json", "--answer", "Ann"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("node \"helper\" asks to run tool \"get_weather\" with {\"city\":\"Paris\"}: answer approve, reject"), "{err}");
+    assert!(err.contains("--answer approve"), "{err}");
+    assert!(!err.contains("tool get_weather:"), "the tool must not run before it is approved: {err}");
+
+    // Approved with a changed argument: it runs with it, then the agent asks again for the
+    // client call still open.
+    let out = weft(dir.path(), &["resume", "agent.state.json", "--answer", "approve: {\"city\": \"Bern\"}"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("tool get_weather:"), "{err}");
+    assert!(err.contains("waits for the result of client tool \"ask_user\" called with {\"question\":\"Age?\"}"), "{err}");
+
+    // An object keyed by a call that no longer waits is not an answer by id: it is the one
+    // call's result, refused as not fitting the tool's output; the state is kept.
+    let out = weft(dir.path(), &["resume", "agent.state.json", "--answer", "{\"sim_helper_0_0\": \"Bob\"}"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the answer for client tool \"ask_user\" does not fit its output \"answer\" (string)"),
+        "{}",
+        stderr(&out)
+    );
+
+    // By id.
+    let out = weft(dir.path(), &["resume", "agent.state.json", "--answer", "{\"sim_helper_0_2\": \"42\"}"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("asks: Thanks."), "{}", stderr(&out));
+    let messages = conversation(dir.path());
+    let results: Vec<&str> = messages.iter().filter(|(t, _)| t == "TOOL_RESULT").map(|(_, c)| c.as_str()).collect();
+    // In the order they were produced, as WayFlow appends them.
+    assert_eq!(results, ["\"Ann\"", "\"sunny in Bern\"", "\"42\""]);
+    let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("agent.state.json")).expect("state")).expect("json");
+    assert_eq!(
+        state["state"]["messages"][1]["tool_calls"][1]["arguments"],
+        json!({"city": "Bern"}),
+        "the history shows the changed argument"
+    );
+}
+
+/// All answers in one process: two client results positionally, then a decision that is not
+/// one (refused, exit 2, the state kept), then a rejection with a reason, which the model sees
+/// in WayFlow's words; the tool never runs.
+#[test]
+fn a_confirmation_rejected_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    confirming_agent(dir.path());
+    let args = ["run", "agent.json", "--llm", "simulated?script=script.json", "--tools", "tools.toml", "--message", "Hi"];
+    let out = weft(dir.path(), &[&args[..], &["--answer", "\"Ann\"", "--answer", "\"42\"", "--answer", "maybe"]].concat());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("the answer for node \"helper\" was refused: \"maybe\" is not a decision; answer approve"), "{err}");
+
+    let out = weft(dir.path(), &["resume", "agent.state.json", "--answer", "reject: not today"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("asks: Thanks."), "{err}");
+    assert!(!err.contains("tool get_weather"), "a rejected call does not run: {err}");
+    let messages = conversation(dir.path());
+    let results: Vec<&str> = messages.iter().filter(|(t, _)| t == "TOOL_RESULT").map(|(_, c)| c.as_str()).collect();
+    assert_eq!(results, ["\"Ann\"", "\"42\"", "\"Tool Request for tool ServerTool(name='get_weather') denied due to reason: not today\""]);
+}

@@ -74,6 +74,7 @@ impl Plan {
             steps: BTreeMap::new(),
             llm_calls: BTreeMap::new(),
             retry_trials: BTreeMap::new(),
+            agent_loops: BTreeMap::new(),
             variables: BTreeMap::new(),
             usage: Default::default(),
             seq: 0,

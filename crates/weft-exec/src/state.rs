@@ -47,6 +47,11 @@ pub struct RunState {
     /// each WayFlow conversation does, started at their defaults when a node first uses them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<u64, Map<String, Json>>,
+    /// Where each agent that waits (for an answer, or for a sub-flow or sub-agent it called)
+    /// stands in its loop, by `<frame id>/<node id>`: the calls of the model's last answer still
+    /// to run and the confirmations given. The entry goes when the agent goes on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agent_loops: BTreeMap<String, AgentTurn>,
     /// Totals so far.
     pub usage: RunUsage,
     /// Sequence number of the latest value produced (values are stamped with it, so the latest
@@ -312,15 +317,56 @@ pub enum InputRequest {
         /// keyed by these titles.
         outputs: Vec<String>,
     },
+    /// The results of an agent's client tool calls: every call of its conversation that has no
+    /// result yet, in the order the model made them (WayFlow's `ToolRequestStatus`). The answer
+    /// is an object keyed by `tool_request_id` (some of the calls: the agent asks again for the
+    /// others) or an array with one result per call, in order.
+    ClientTools {
+        /// The node's name.
+        node: String,
+        /// The calls.
+        calls: Vec<ClientToolCall>,
+    },
+    /// Approve or reject an agent's call of a tool that requires confirmation (WayFlow's
+    /// `ToolExecutionConfirmationStatus`). The answer is `"approve"`, `"approve: {...}"` (with
+    /// changed values of some of the call's arguments), `"reject"` or `"reject: REASON"`, or
+    /// the object `{"approve": true, "arguments": {...}}` / `{"approve": false, "reason": "..."}`.
+    Confirmation {
+        /// The node's name.
+        node: String,
+        /// The tool's name.
+        tool: String,
+        /// The model's call id.
+        tool_request_id: String,
+        /// The arguments it would run with, keyed by input title.
+        args: Map<String, Json>,
+    },
 }
 
 impl InputRequest {
     /// The name of the node asking.
     pub fn node(&self) -> &str {
         match self {
-            InputRequest::Message { node, .. } | InputRequest::Tool { node, .. } => node,
+            InputRequest::Message { node, .. }
+            | InputRequest::Tool { node, .. }
+            | InputRequest::ClientTools { node, .. }
+            | InputRequest::Confirmation { node, .. } => node,
         }
     }
+}
+
+/// One call of a client tool an agent made, waiting for its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientToolCall {
+    /// The tool's name.
+    pub tool: String,
+    /// The model's call id.
+    pub tool_request_id: String,
+    /// The arguments, keyed by input title.
+    pub args: Map<String, Json>,
+    /// The tool's output titles: the result is the value for one output, else an object keyed
+    /// by these titles (any JSON value when there are none).
+    pub outputs: Vec<String>,
 }
 
 /// A message of the run's conversation.
@@ -373,6 +419,21 @@ pub struct AgentTurn {
     /// Tool calls still to run, in the order the model made them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<weft_llm::ToolCall>,
+    /// What the caller decided about calls of tools that require confirmation, by call id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<ToolDecision>,
+}
+
+/// The caller's decision about a call of a tool that requires confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolDecision {
+    /// The model's call id.
+    pub id: String,
+    /// Approved (the tool runs) or rejected (the model is told why).
+    pub approved: bool,
+    /// Why it was rejected, if the caller said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Maps with integer keys as lists of `[key, value]` pairs: inside a tagged enum, serde cannot

@@ -20,10 +20,11 @@ use super::{Answer, Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place};
 use crate::effect::{Effect, EffectResult, ToolCall as ToolEffect};
 use crate::error::RunErrorKind;
+use crate::error::SubmitError;
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, get_frame, node_error};
-use crate::state::{AgentToolCall, AgentTurn, Call, ConversationMessage, InputRequest, Position, RunState};
+use crate::state::{AgentToolCall, AgentTurn, Call, ClientToolCall, ConversationMessage, InputRequest, Position, RunState, ToolDecision};
 use serde_json::{Map, Value as Json, json};
 use std::sync::Arc;
 use weft_flow::node::AgentNode;
@@ -54,6 +55,9 @@ pub(crate) struct AgentOp {
     tools: Vec<BoundTool>,
     /// Its client tools: the caller gives their results.
     clients: Vec<ClientTool>,
+    /// The tools whose calls the caller approves or rejects first, with their component type
+    /// (WayFlow names the tool by it in a rejection).
+    confirmed: Vec<(String, &'static str)>,
     /// The outputs `submit_result` takes, under the agent's names.
     outputs: Vec<Property>,
     always: bool,
@@ -88,8 +92,12 @@ impl AgentOp {
         let mut tools = Vec::new();
         let mut clients = Vec::new();
         let mut offered = Vec::new();
+        let mut confirmed = Vec::new();
         for t in &agent.tools {
             offered.push(tool_spec(&t.name, &t.description, &t.inputs));
+            if t.requires_confirmation {
+                confirmed.push((t.name.clone(), t.component_type));
+            }
             if t.client {
                 clients.push(ClientTool { name: t.name.clone(), outputs: t.outputs.clone() });
                 continue;
@@ -128,6 +136,7 @@ impl AgentOp {
             system_prompt: Arc::clone(&agent.system_prompt),
             tools,
             clients,
+            confirmed,
             outputs: agent.outputs.clone(),
             always,
             max_iterations: agent.max_iterations,
@@ -143,9 +152,16 @@ impl AgentOp {
     /// no user message yet and the agent has one, else an LLM call.
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         s.start_clock(state, at.fid);
-        // A client tool was answered: the calls of the same answer still to run come next.
+        // The caller answered (client tool results, a confirmation): the loop goes on where it
+        // stopped, in a new `execute()` (WayFlow counts iterations per `execute()`).
+        if let Some(mut turn) = state.agent_loops.remove(&loop_key(at)) {
+            turn.iterations = 0;
+            return self.run_queue(s, state, at, turn);
+        }
+        // A state written before loops were stored: a client tool was answered, and the calls
+        // of the same answer still to run come next.
         if let Some(queue) = self.after_client_result(state, at) {
-            return self.run_queue(s, state, at, AgentTurn { iterations: 0, queue });
+            return self.run_queue(s, state, at, AgentTurn { iterations: 0, queue, decisions: Vec::new() });
         }
         if let Some(message) = &self.initial_message
             && !state.messages.iter().any(|m| m.message_type == USER)
@@ -279,25 +295,32 @@ impl AgentOp {
         self.run_queue(s, state, at, turn)
     }
 
-    /// Runs the queued calls in order until one needs the outside world (a server tool), ends
-    /// the turn, or the queue is empty (then the next LLM call).
+    /// Runs the queued calls in order until one needs the outside world (a server tool, the
+    /// caller's results or confirmation), ends the turn, or the queue is empty (then the next
+    /// LLM call). The call at the head of the queue is the one being processed: it stays there
+    /// while the agent waits for it.
     fn run_queue(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, mut turn: AgentTurn) -> Res<()> {
-        while !turn.queue.is_empty() {
-            let call = turn.queue.remove(0);
-            let offered = self.offered.iter().any(|t| t.name == call.name);
+        // The tools of the last LLM call: only the built-ins that end a turn after the last
+        // allowed one.
+        let offered_now = if turn.iterations >= self.max_iterations { &self.last } else { &self.offered };
+        while let Some(call) = turn.queue.first().cloned() {
+            let offered = offered_now.iter().any(|t| t.name == call.name);
             let args = match &call.arguments {
                 Json::Object(m) => m.clone(),
                 _ => Map::new(),
             };
             match call.name.as_str() {
                 SUBMIT_RESULT if offered => {
+                    turn.queue.remove(0);
                     if let Some(outputs) = self.submission(state, at, &call.id, args) {
                         self.tool_result(state, at, &call.id, &json!("The submission was successful"));
                         s.stop_clock(state, at.fid);
                         return s.done(state, at, outputs);
                     }
+                    continue;
                 }
                 TALK_TO_USER if offered => {
+                    turn.queue.remove(0);
                     let text = match args.get("text") {
                         Some(Json::String(t)) => t.clone(),
                         _ => {
@@ -317,6 +340,7 @@ impl AgentOp {
                     return self.ask_user(s, state, at, text);
                 }
                 END_CONVERSATION if offered => {
+                    turn.queue.remove(0);
                     let first = tool_output(&json!(END_FIRST));
                     let asked =
                         state.messages.iter().any(|m| m.message_type == TOOL_RESULT && m.node == at.node.name && m.content == first);
@@ -326,52 +350,115 @@ impl AgentOp {
                         return s.done(state, at, Map::new());
                     }
                     self.tool_result(state, at, &call.id, &json!(END_FIRST));
+                    continue;
                 }
-                name if offered && self.clients.iter().any(|c| c.name == name) => {
-                    // The caller runs it: the run waits for its result (the calls after it run
-                    // once it is given, see `after_client_result`).
-                    let outputs = self
-                        .clients
-                        .iter()
-                        .find(|c| c.name == name)
-                        .map(|c| c.outputs.iter().map(|p| p.title().to_owned()).collect())
-                        .unwrap_or_default();
-                    s.stop_clock(state, at.fid);
-                    let request =
-                        InputRequest::Tool { node: at.node.name.clone(), tool: name.to_owned(), tool_request_id: call.id, args, outputs };
-                    return s.wait(state, at.fid, at.node, request);
-                }
-                name => match self.tools.iter().find(|t| t.name == name).filter(|_| offered) {
-                    Some(tool) => {
-                        // This call and the server tool calls right after it run at once; their
-                        // results come back in the answer's order.
-                        let mut calls = vec![AgentToolCall { id: call.id, tool: tool.name.clone(), args }];
-                        while let Some(next) = turn.queue.first().filter(|c| self.runs_here(&c.name)) {
-                            let args = match &next.arguments {
-                                Json::Object(m) => m.clone(),
-                                _ => Map::new(),
-                            };
-                            calls.push(AgentToolCall { id: next.id.clone(), tool: next.name.clone(), args });
-                            turn.queue.remove(0);
-                        }
-                        let effect = Effect::Tools(calls.iter().map(|c| self.tool_effect(c)).collect::<Res<_>>()?);
-                        s.perform(state, at.fid, at.node, Call::AgentTools { calls, turn }, effect);
-                        return Ok(());
-                    }
+                _ => {}
+            }
+            let known = offered && (self.clients.iter().any(|c| c.name == call.name) || self.tools.iter().any(|t| t.name == call.name));
+            if !known {
+                turn.queue.remove(0);
+                let names: Vec<Json> = offered_now.iter().map(|t| Json::String(t.name.clone())).collect();
+                let text = format!(
+                    "Tool named {} is not in the list of available tools. Remember that you ONLY have access to {} 'tools'.\nAvailable tools:\n{}.",
+                    call.name,
+                    names.len(),
+                    weft_prompt::py_str(&Json::Array(names))
+                );
+                self.tool_result(state, at, &call.id, &Json::String(text));
+                continue;
+            }
+            // A tool that requires confirmation: the caller approves or rejects the call first.
+            if let Some(kind) = self.needs_confirmation(&call.name) {
+                match turn.decisions.iter().position(|d| d.id == call.id) {
                     None => {
-                        let names: Vec<Json> = self.offered.iter().map(|t| Json::String(t.name.clone())).collect();
+                        let request = InputRequest::Confirmation {
+                            node: at.node.name.clone(),
+                            tool: call.name.clone(),
+                            tool_request_id: call.id.clone(),
+                            args,
+                        };
+                        return self.wait_for(s, state, at, turn, request);
+                    }
+                    Some(k) if !turn.decisions[k].approved => {
+                        let decision = turn.decisions.remove(k);
+                        turn.queue.remove(0);
+                        // WayFlow's words, with the tool named as WayFlow prints a ServerTool
+                        // or ClientTool (never a remote tool's URL or headers).
                         let text = format!(
-                            "Tool named {name} is not in the list of available tools. Remember that you ONLY have access to {} 'tools'.\nAvailable tools:\n{}.",
-                            names.len(),
-                            weft_prompt::py_str(&Json::Array(names))
+                            "Tool Request for tool {kind}(name={}) denied due to reason: {}",
+                            py_repr(&call.name),
+                            decision.reason.as_deref().unwrap_or("None")
                         );
                         self.tool_result(state, at, &call.id, &Json::String(text));
+                        continue;
                     }
-                },
+                    Some(_) => {}
+                }
             }
+            if self.clients.iter().any(|c| c.name == call.name) {
+                // The caller runs it: its result was given, or the run waits for the results
+                // of every open client call (the calls after it run once this one has one).
+                if has_result(state, &call.id) {
+                    turn.queue.remove(0);
+                    turn.decisions.retain(|d| d.id != call.id);
+                    continue;
+                }
+                let calls = self.open_client_calls(state, at);
+                let request = InputRequest::ClientTools { node: at.node.name.clone(), calls };
+                return self.wait_for(s, state, at, turn, request);
+            }
+            // A server tool: this call and the server tool calls right after it that need no
+            // confirmation run at once; their results come back in the answer's order.
+            turn.queue.remove(0);
+            turn.decisions.retain(|d| d.id != call.id);
+            let mut calls = vec![AgentToolCall { id: call.id, tool: call.name, args }];
+            while let Some(next) = turn.queue.first().filter(|c| self.runs_at_once(&c.name, offered_now)) {
+                let args = match &next.arguments {
+                    Json::Object(m) => m.clone(),
+                    _ => Map::new(),
+                };
+                calls.push(AgentToolCall { id: next.id.clone(), tool: next.name.clone(), args });
+                turn.queue.remove(0);
+            }
+            let effect = Effect::Tools(calls.iter().map(|c| self.tool_effect(c)).collect::<Res<_>>()?);
+            s.perform(state, at.fid, at.node, Call::AgentTools { calls, turn }, effect);
+            return Ok(());
         }
         let vars = s.node_inputs(state, at.fid, at.node)?;
         self.call_llm(s, state, at, &vars, turn)
+    }
+
+    /// Leaves the agent waiting for the caller's `request`, its loop kept in the state.
+    fn wait_for(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, turn: AgentTurn, request: InputRequest) -> Res<()> {
+        state.agent_loops.insert(loop_key(at), turn);
+        s.stop_clock(state, at.fid);
+        s.wait(state, at.fid, at.node, request)
+    }
+
+    /// The component type of tool `name` when its calls need the caller's confirmation.
+    fn needs_confirmation(&self, name: &str) -> Option<&'static str> {
+        self.confirmed.iter().find(|(n, _)| n == name).map(|(_, kind)| *kind)
+    }
+
+    /// Every call of one of this agent's client tools that has no result yet, in the order
+    /// they were made (WayFlow asks for them all at once, so the caller answers once).
+    fn open_client_calls(&self, state: &RunState, at: At<'_>) -> Vec<ClientToolCall> {
+        let done: std::collections::HashSet<&str> =
+            state.messages.iter().filter(|m| m.message_type == TOOL_RESULT).filter_map(|m| m.tool_call_id.as_deref()).collect();
+        let mut out = Vec::new();
+        for m in state.messages.iter().filter(|m| m.message_type == TOOL_REQUEST && m.node == at.node.name) {
+            for c in m.tool_calls.iter().filter(|c| !done.contains(c.id.as_str())) {
+                if let Some(client) = self.clients.iter().find(|t| t.name == c.name) {
+                    out.push(ClientToolCall {
+                        tool: c.name.clone(),
+                        tool_request_id: c.id.clone(),
+                        args: c.arguments.as_object().cloned().unwrap_or_default(),
+                        outputs: client.outputs.iter().map(|p| p.title().to_owned()).collect(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// A `submit_result` call's outputs, or `None` after answering the model why not.
@@ -511,12 +598,67 @@ impl AgentOp {
                 s.post(state, fid, node, USER, &text);
             }
             InputRequest::Tool { tool, tool_request_id, .. } => {
+                // A state written before agents asked for all their client calls at once.
                 let client = self.clients.iter().find(|c| c.name == *tool).ok_or_else(mismatched_request)?;
                 let content = tool_output(&client_result(client, answer)?);
                 state.messages.push(ConversationMessage {
                     tool_call_id: Some(tool_request_id.clone()),
                     ..ConversationMessage::text(TOOL_RESULT, content, node.name.clone())
                 });
+            }
+            InputRequest::ClientTools { calls, .. } => {
+                // Every result is checked before any is kept; they join the conversation in the
+                // order given (WayFlow appends them as they are submitted).
+                let mut results = Vec::new();
+                for (id, value) in client_answers(calls, answer)? {
+                    let call = calls.iter().find(|c| c.tool_request_id == id).ok_or_else(mismatched_request)?;
+                    let client = self.clients.iter().find(|c| c.name == call.tool).ok_or_else(mismatched_request)?;
+                    results.push((id, tool_output(&client_result(client, value)?)));
+                }
+                for (id, content) in results {
+                    state.messages.push(ConversationMessage {
+                        tool_call_id: Some(id),
+                        ..ConversationMessage::text(TOOL_RESULT, content, node.name.clone())
+                    });
+                }
+            }
+            InputRequest::Confirmation { tool, tool_request_id, args, .. } => {
+                let decision = parse_decision(&answer)?;
+                let key = format!("{fid}/{}", node.id);
+                let turn = state.agent_loops.get_mut(&key).ok_or_else(mismatched_request)?;
+                let head = turn.queue.first_mut().filter(|c| c.id == *tool_request_id && c.name == *tool).ok_or_else(mismatched_request)?;
+                let approved = matches!(decision, Decision::Approve(_));
+                let reason = match decision {
+                    Decision::Approve(changes) => {
+                        // Only the call's own arguments can change; the stored request changes
+                        // too, so later prompts show the arguments the tool ran with.
+                        if let Some(name) = changes.keys().find(|k| !args.contains_key(*k)) {
+                            let names: Vec<&str> = args.keys().map(String::as_str).collect();
+                            return Err(SubmitError::Invalid(format!(
+                                "\"{name}\" is not an argument of this call of tool \"{tool}\" (its arguments: {}); only their values can change",
+                                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                            )));
+                        }
+                        if let Json::Object(current) = &mut head.arguments {
+                            current.extend(changes.clone());
+                        }
+                        let changed = head.arguments.clone();
+                        if let Some(c) = state
+                            .messages
+                            .iter_mut()
+                            .rev()
+                            .filter(|m| m.message_type == TOOL_REQUEST)
+                            .find_map(|m| m.tool_calls.iter_mut().find(|c| c.id == *tool_request_id))
+                        {
+                            c.arguments = changed;
+                        }
+                        None
+                    }
+                    Decision::Reject(reason) => reason,
+                };
+                let turn = state.agent_loops.get_mut(&key).ok_or_else(mismatched_request)?;
+                turn.decisions.retain(|d| d.id != *tool_request_id);
+                turn.decisions.push(ToolDecision { id: tool_request_id.clone(), approved, reason });
             }
         }
         Ok(Answer::Again)
@@ -550,9 +692,10 @@ impl AgentOp {
         }
     }
 
-    /// Whether a call of `name` is one of this agent's server tools, offered now.
-    fn runs_here(&self, name: &str) -> bool {
-        self.tools.iter().any(|t| t.name == name) && self.offered.iter().any(|t| t.name == name)
+    /// Whether a call of `name` runs with the server tool call before it: a server tool of
+    /// this agent, offered now, that needs no confirmation.
+    fn runs_at_once(&self, name: &str, offered: &[ToolSpec]) -> bool {
+        self.tools.iter().any(|t| t.name == name) && offered.iter().any(|t| t.name == name) && self.needs_confirmation(name).is_none()
     }
 
     /// The effect of one server tool call.
@@ -567,6 +710,10 @@ impl AgentOp {
         match request {
             InputRequest::Message { .. } => true,
             InputRequest::Tool { tool, .. } => self.clients.iter().any(|c| c.name == *tool),
+            InputRequest::ClientTools { calls, .. } => {
+                !calls.is_empty() && calls.iter().all(|call| self.clients.iter().any(|c| c.name == call.tool))
+            }
+            InputRequest::Confirmation { tool, .. } => self.needs_confirmation(tool).is_some(),
         }
     }
 }
@@ -574,8 +721,8 @@ impl AgentOp {
 /// A client tool's result checked against its outputs: the value of its single output, or an
 /// object holding its outputs (missing ones take their defaults); any JSON value for a tool that
 /// declares none.
-fn client_result(client: &ClientTool, answer: Json) -> Result<Json, crate::error::SubmitError> {
-    let refuse = |why: String| crate::error::SubmitError::Invalid(format!("the answer for client tool \"{}\" {why}", client.name));
+fn client_result(client: &ClientTool, answer: Json) -> Result<Json, SubmitError> {
+    let refuse = |why: String| SubmitError::Invalid(format!("the answer for client tool \"{}\" {why}", client.name));
     match client.outputs.as_slice() {
         [] => Ok(answer),
         [one] => match crate::run::type_problem(&one.schema, &answer) {
@@ -604,6 +751,103 @@ fn client_result(client: &ClientTool, answer: Json) -> Result<Json, crate::error
             Ok(Json::Object(out))
         }
     }
+}
+
+/// The results an answer gives to an agent's open client calls, by call id, in the order
+/// given: an object keyed by call id (some of them), or an array of one result per call.
+fn client_answers(calls: &[ClientToolCall], answer: Json) -> Result<Vec<(String, Json)>, SubmitError> {
+    let ids = || calls.iter().map(|c| format!("\"{}\"", c.tool_request_id)).collect::<Vec<_>>().join(", ");
+    match answer {
+        Json::Object(given) => {
+            if given.is_empty() {
+                return Err(SubmitError::Invalid(format!("the answer gives no result; give the results of calls {}", ids())));
+            }
+            if let Some(id) = given.keys().find(|k| !calls.iter().any(|c| c.tool_request_id == **k)) {
+                return Err(SubmitError::Invalid(format!(
+                    "\"{id}\" is not a client tool call the agent waits for; the answer is an object keyed by call id ({}) or an array of one result per call",
+                    ids()
+                )));
+            }
+            Ok(given.into_iter().collect())
+        }
+        Json::Array(list) if list.len() == calls.len() => Ok(calls.iter().map(|c| c.tool_request_id.clone()).zip(list).collect()),
+        other => Err(SubmitError::Invalid(format!(
+            "the agent waits for the results of {} client tool call{} ({}): answer with an object keyed by call id or an array of {} result{}, not {}",
+            calls.len(),
+            if calls.len() == 1 { "" } else { "s" },
+            ids(),
+            calls.len(),
+            if calls.len() == 1 { "" } else { "s" },
+            weft_spec::text::describe(&other)
+        ))),
+    }
+}
+
+/// The caller's decision about a call that requires confirmation.
+enum Decision {
+    /// Run it, with these arguments changed.
+    Approve(Map<String, Json>),
+    /// Do not run it, for this reason if given.
+    Reject(Option<String>),
+}
+
+/// Reads a confirmation answer: `approve` (or `yes`, `y`), `approve: {"arg": value}`, `reject`
+/// (or `no`, `n`), `reject: REASON`; or `{"approve": true, "arguments": {...}}`,
+/// `{"approve": false, "reason": "..."}`.
+fn parse_decision(answer: &Json) -> Result<Decision, SubmitError> {
+    const HOW: &str = "answer approve, approve: {\"ARGUMENT\": VALUE} (to run it with changed arguments), reject, or reject: REASON";
+    match answer {
+        Json::String(text) => {
+            let text = text.trim();
+            let (word, rest) = match text.split_once(':') {
+                Some((w, r)) => (w.trim(), Some(r.trim())),
+                None => (text, None),
+            };
+            match word.to_ascii_lowercase().as_str() {
+                "approve" | "yes" | "y" => match rest {
+                    None | Some("") => Ok(Decision::Approve(Map::new())),
+                    Some(json) => match serde_json::from_str::<Json>(json) {
+                        Ok(Json::Object(changes)) => Ok(Decision::Approve(changes)),
+                        _ => Err(SubmitError::Invalid(format!(
+                            "after \"approve:\" comes a JSON object of the arguments to change, not {json:?}; {HOW}"
+                        ))),
+                    },
+                },
+                "reject" | "no" | "n" => Ok(Decision::Reject(rest.filter(|r| !r.is_empty()).map(str::to_owned))),
+                _ => Err(SubmitError::Invalid(format!("{text:?} is not a decision; {HOW}"))),
+            }
+        }
+        Json::Object(m) => match m.get("approve") {
+            Some(Json::Bool(true)) => match m.get("arguments") {
+                None | Some(Json::Null) => Ok(Decision::Approve(Map::new())),
+                Some(Json::Object(changes)) => Ok(Decision::Approve(changes.clone())),
+                Some(_) => Err(SubmitError::Invalid(format!("\"arguments\" must be an object of the arguments to change; {HOW}"))),
+            },
+            Some(Json::Bool(false)) => match m.get("reason") {
+                None | Some(Json::Null) => Ok(Decision::Reject(None)),
+                Some(Json::String(r)) => Ok(Decision::Reject(Some(r.clone()))),
+                Some(_) => Err(SubmitError::Invalid(format!("\"reason\" must be a string; {HOW}"))),
+            },
+            _ => Err(SubmitError::Invalid(format!("the object needs \"approve\": true or false; {HOW}"))),
+        },
+        other => Err(SubmitError::Invalid(format!("{} is not a decision; {HOW}", weft_spec::text::describe(other)))),
+    }
+}
+
+/// Where an agent's loop is kept while it waits: `<frame id>/<node id>`.
+fn loop_key(at: At<'_>) -> String {
+    format!("{}/{}", at.fid, at.node.id)
+}
+
+/// Whether call `id` has a result in the conversation.
+fn has_result(state: &RunState, id: &str) -> bool {
+    state.messages.iter().any(|m| m.message_type == TOOL_RESULT && m.tool_call_id.as_deref() == Some(id))
+}
+
+/// Python's `repr()` of a string.
+fn py_repr(text: &str) -> String {
+    let list = weft_prompt::py_str(&json!([text]));
+    list.get(1..list.len().saturating_sub(1)).unwrap_or_default().to_owned()
 }
 
 /// The request metadata of the node's next LLM call, counting it.

@@ -55,6 +55,11 @@ pub struct AgentTool {
     pub outputs: Vec<Property>,
     /// A ClientTool: the caller gives its result (the run waits for it).
     pub client: bool,
+    /// Each call waits for the caller to approve or reject it (`requires_confirmation`).
+    pub requires_confirmation: bool,
+    /// Its component type (`ServerTool`, `ClientTool`...): WayFlow names the tool by it when
+    /// the caller rejects a call.
+    pub component_type: &'static str,
 }
 
 /// The default `max_iterations` (a core Agent has no such field).
@@ -124,10 +129,6 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             ok = false;
             continue;
         }
-        if lw.fields(t).bool_where_present("requires_confirmation", false) {
-            lw.block(owner, t, format!("{}/requires_confirmation", tc.pointer), "a tool that requires confirmation".into());
-            ok = false;
-        }
         let io = lw.io(t);
         tools.push(AgentTool {
             comp: t,
@@ -136,6 +137,8 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             inputs: io.inputs.clone(),
             outputs: io.outputs.clone(),
             client: tc.ty.name == "ClientTool",
+            requires_confirmation: lw.fields(t).bool_where_present("requires_confirmation", false),
+            component_type: tc.ty.name,
         });
     }
     let source = f.str("system_prompt").unwrap_or("");
