@@ -161,6 +161,15 @@ fn scrub_state(state: &mut Json, secrets: &weft_guard::Secrets) {
     if let Some(Json::Object(loops)) = state.get_mut("agent_loops") {
         loops.values_mut().for_each(|turn| scrub_turn(turn, secrets));
     }
+    // The conversations of agents called as tools: their inputs and messages.
+    if let Some(Json::Object(conversations)) = state.get_mut("conversations") {
+        for conversation in conversations.values_mut() {
+            values(conversation.get_mut("inputs"));
+            if let Some(Json::Array(messages)) = conversation.get_mut("messages") {
+                scrub_messages(messages, secrets);
+            }
+        }
+    }
     if let Some(outcome) = state.get_mut("outcome") {
         values(outcome.get_mut("outputs"));
         // The error's text fields (message, the provider's message...), of every secret.

@@ -272,3 +272,31 @@ fn a_confirmation_rejected_with_a_reason() {
     let results: Vec<&str> = messages.iter().filter(|(t, _)| t == "TOOL_RESULT").map(|(_, c)| c.as_str()).collect();
     assert_eq!(results, ["\"Ann\"", "\"42\"", "\"Tool Request for tool ServerTool(name='get_weather') denied due to reason: not today\""]);
 }
+
+/// WayFlow's exported ExtendedAgent with a sub-agent: the simulated orchestrator calls the
+/// sub-agent (its own conversation, kept in the state since it has not finished), gets its
+/// answer as the result, and answers the user.
+#[test]
+fn an_extended_agent_calls_its_sub_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = common::corpus("w_extended_agent.json");
+    let out = weft(dir.path(), &["run", &flow, "--llm", "simulated", "--message", "Translate hello", "--state", "s.json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("[translator] AGENT: Simulated reply to \"context\""), "{err}");
+    assert!(err.contains("asks: Simulated reply to \"Translate hello\""), "{err}");
+    assert!(err.contains("usage: 3 LLM calls"), "{err}");
+    let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).expect("state")).expect("json");
+    let results: Vec<&str> = state["state"]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["message_type"] == "TOOL_RESULT")
+        .map(|m| m["content"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(results, ["\"Simulated reply to \\\"context\\\"\""]);
+    let kept = state["state"]["conversations"].as_object().expect("the sub-agent's conversation");
+    assert_eq!(kept.len(), 1);
+    let out = weft(dir.path(), &["resume", "s.json", "--answer", "thanks"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}

@@ -75,6 +75,7 @@ impl Plan {
             llm_calls: BTreeMap::new(),
             retry_trials: BTreeMap::new(),
             agent_loops: BTreeMap::new(),
+            conversations: BTreeMap::new(),
             variables: BTreeMap::new(),
             usage: Default::default(),
             seq: 0,

@@ -52,6 +52,10 @@ pub struct RunState {
     /// to run and the confirmations given. The entry goes when the agent goes on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub agent_loops: BTreeMap<String, AgentTurn>,
+    /// The conversations of agents called as tools by other agents, by
+    /// `<frame id>/<calling node id>/<tool name>`, while they have not finished.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conversations: BTreeMap<String, Conversation>,
     /// Totals so far.
     pub usage: RunUsage,
     /// Sequence number of the latest value produced (values are stamped with it, so the latest
@@ -59,6 +63,39 @@ pub struct RunState {
     pub seq: u64,
     /// Where the run stands.
     pub outcome: Outcome,
+}
+
+impl RunState {
+    /// The key of the conversation frame `fid` uses: the nearest frame up from it that has one
+    /// of its own; `None` for the run's ([`RunState::messages`]).
+    fn conversation_key(&self, fid: u64) -> Option<&str> {
+        let mut at = fid;
+        // Bounded by the number of frames, so even a cycle of parents cannot loop forever.
+        for _ in 0..=self.frames.len() {
+            let frame = self.frames.get(&at)?;
+            if let Some(key) = frame.conversation.as_deref().filter(|k| self.conversations.contains_key(*k)) {
+                return Some(key);
+            }
+            at = frame.parent.as_ref()?.0;
+        }
+        None
+    }
+
+    /// The messages of the conversation frame `fid` uses.
+    pub fn conversation(&self, fid: u64) -> &[ConversationMessage] {
+        match self.conversation_key(fid).and_then(|k| self.conversations.get(k)) {
+            Some(c) => &c.messages,
+            None => &self.messages,
+        }
+    }
+
+    /// The messages of the conversation frame `fid` uses, to change.
+    pub fn conversation_mut(&mut self, fid: u64) -> &mut Vec<ConversationMessage> {
+        match self.conversation_key(fid).map(str::to_owned) {
+            Some(key) => &mut self.conversations.entry(key).or_default().messages,
+            None => &mut self.messages,
+        }
+    }
 }
 
 /// Where a run stands.
@@ -140,6 +177,24 @@ pub struct Frame {
     /// subflow or its branches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<Clock>,
+    /// The key of the conversation this frame and the frames below it use
+    /// ([`RunState::conversations`]), when it is not its parent's: an agent called as a tool
+    /// by another agent has one of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
+}
+
+/// The conversation of an agent that another agent calls as a tool: its own messages, and the
+/// inputs it was first called with (kept, as WayFlow keeps a sub-agent's conversation, until
+/// it finishes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its inputs.
+    #[serde(default)]
+    pub inputs: Map<String, Json>,
+    /// Its messages.
+    #[serde(default)]
+    pub messages: Vec<ConversationMessage>,
 }
 
 /// When a node started and when it times out (microseconds since the Unix epoch). A resumed

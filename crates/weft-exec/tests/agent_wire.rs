@@ -313,3 +313,18 @@ async fn a5_a_client_tool_round_trip_then_a_rejected_confirmation() {
 async fn e6_client_calls_are_asked_together_then_the_confirmation_with_changed_arguments() {
     replay("e6_parallel_client_and_confirmation", json!({})).await.unwrap();
 }
+
+/// An ExtendedAgent's flow and sub-agent offered as tools after its own tools (the flow's
+/// inputs as parameters; the sub-agent's `context`); the model calls the flow, which runs on
+/// the agent's conversation, and its single output is the result.
+#[tokio::test]
+async fn a7_a_flow_and_an_agent_as_tools_and_a_flow_call() {
+    replay("a7_subflow_and_subagent_tools", json!({})).await.unwrap();
+}
+
+/// A sub-agent call: the sub-agent runs in its own conversation (its request has the
+/// context as the user message and no tools) and its last message is the result.
+#[tokio::test]
+async fn a8_a_sub_agent_call_runs_in_its_own_conversation() {
+    replay("a8_subagent_call", json!({})).await.unwrap();
+}

@@ -42,6 +42,14 @@ const USER: &str = "USER";
 const AGENT: &str = "AGENT";
 const TOOL_REQUEST: &str = "TOOL_REQUEST";
 const TOOL_RESULT: &str = "TOOL_RESULT";
+const INTERNAL: &str = "INTERNAL";
+
+/// The delimiters around a called flow's messages (hidden from the calling agent's model).
+const START_FLOW: &str = "START_FILTERING_FLOW_MESSAGES_";
+const END_FLOW: &str = "END_FILTERING_FLOW_MESSAGES_";
+
+/// How the frame of an agent called as a tool ends when the agent would wait for the user.
+const YIELDED: &str = "__agent_yielded__";
 
 /// What `end_conversation` answers the first time.
 const END_FIRST: &str = "You attempted to end the conversation. If the user indeed asked to exit, please call this tool again and do not reply anything else. You are a helpful assistant; do not annoy the user; do not ask them to confirm.";
@@ -69,11 +77,37 @@ pub(crate) struct AgentOp {
     offered: Vec<ToolSpec>,
     /// The tools offered on the last allowed call (only the built-in ones that end a turn).
     last: Vec<ToolSpec>,
+    /// Flows it calls as tools.
+    flows: Vec<FlowCall>,
+    /// Agents it calls as tools.
+    agents: Vec<AgentCall>,
+    /// It is itself an agent another agent calls as a tool: where it would wait for the user,
+    /// its frame ends and the caller gets its last message.
+    as_tool: bool,
 }
 
-/// A client tool: its name and the outputs its result fills.
+/// A flow the agent calls as a tool: it runs in a child frame, on the agent's conversation.
+struct FlowCall {
+    name: String,
+    /// The flow's index in the plan.
+    flow: usize,
+    inputs: Vec<Property>,
+    outputs: Vec<Property>,
+}
+
+/// An agent the agent calls as a tool: it runs in a child frame (a flow of one node) with a
+/// conversation of its own, kept while it has not finished.
+struct AgentCall {
+    name: String,
+    /// Its flow's index in the plan.
+    flow: usize,
+    inputs: Vec<Property>,
+}
+
+/// A client tool: its name, its parameters and the outputs its result fills.
 struct ClientTool {
     name: String,
+    inputs: Vec<Property>,
     outputs: Vec<Property>,
 }
 
@@ -86,7 +120,7 @@ struct BoundTool {
 
 impl AgentOp {
     /// Binds the agent's model and tools (an unbound tool is reported with the others).
-    pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, agent: &AgentNode) -> Option<AgentOp> {
+    pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, agent: &AgentNode, as_tool: bool) -> Option<AgentOp> {
         let model = super::llm::model_for(c, n, agent.llm_config)?;
         let limiter = c.inputs.limits.get(model.endpoint());
         let mut tools = Vec::new();
@@ -99,13 +133,26 @@ impl AgentOp {
                 confirmed.push((t.name.clone(), t.component_type));
             }
             if t.client {
-                clients.push(ClientTool { name: t.name.clone(), outputs: t.outputs.clone() });
+                clients.push(ClientTool { name: t.name.clone(), inputs: t.inputs.clone(), outputs: t.outputs.clone() });
                 continue;
             }
             match c.inputs.tools.get(&t.name) {
                 Some(tool) => tools.push(BoundTool { name: t.name.clone(), tool: Arc::clone(tool), inputs: t.inputs.clone() }),
                 None => c.missing_tools.push(t.name.clone()),
             }
+        }
+        // Then its flows and its agents (AGENTS.md 1.3).
+        let mut flows = Vec::new();
+        for f in &agent.flows {
+            offered.push(tool_spec(&f.name, &f.description, &f.inputs));
+            let flow = c.flow_plan(f.flow);
+            flows.push(FlowCall { name: f.name.clone(), flow, inputs: f.inputs.clone(), outputs: f.outputs.clone() });
+        }
+        let mut agents = Vec::new();
+        for a in &agent.agents {
+            offered.push(sub_agent_spec(&a.name, &a.description, &a.inputs));
+            let flow = c.agent_flow(a.agent.agent, &a.agent, true);
+            agents.push(AgentCall { name: a.name.clone(), flow, inputs: a.inputs.clone() });
         }
         let always = agent.human_in_the_loop;
         let has_outputs = !agent.outputs.is_empty();
@@ -145,6 +192,9 @@ impl AgentOp {
             raise_exceptions: agent.raise_exceptions,
             offered,
             last,
+            flows,
+            agents,
+            as_tool,
         })
     }
 
@@ -164,7 +214,7 @@ impl AgentOp {
             return self.run_queue(s, state, at, AgentTurn { iterations: 0, queue, decisions: Vec::new() });
         }
         if let Some(message) = &self.initial_message
-            && !state.messages.iter().any(|m| m.message_type == USER)
+            && !state.conversation(at.fid).iter().any(|m| m.message_type == USER)
         {
             s.post(state, at.fid, at.node, AGENT, message);
             return self.ask_user(s, state, at, message.clone());
@@ -175,15 +225,15 @@ impl AgentOp {
     /// When the conversation ends with the result of one of this agent's client tools, the calls
     /// of its last answer that have no result yet, in order.
     fn after_client_result(&self, state: &RunState, at: At<'_>) -> Option<Vec<ToolCall>> {
-        let last = state.messages.last().filter(|m| m.message_type == TOOL_RESULT)?;
+        let last = state.conversation(at.fid).last().filter(|m| m.message_type == TOOL_RESULT)?;
         let id = last.tool_call_id.as_deref()?;
-        let request = state.messages.iter().rev().find(|m| m.message_type == TOOL_REQUEST && m.node == at.node.name)?;
+        let request = state.conversation(at.fid).iter().rev().find(|m| m.message_type == TOOL_REQUEST && m.node == at.node.name)?;
         let answered = request.tool_calls.iter().find(|c| c.id == id)?;
         if !self.clients.iter().any(|c| c.name == answered.name) {
             return None;
         }
         let done: std::collections::HashSet<&str> =
-            state.messages.iter().filter(|m| m.message_type == TOOL_RESULT).filter_map(|m| m.tool_call_id.as_deref()).collect();
+            state.conversation(at.fid).iter().filter(|m| m.message_type == TOOL_RESULT).filter_map(|m| m.tool_call_id.as_deref()).collect();
         Some(request.tool_calls.iter().filter(|c| !done.contains(c.id.as_str())).cloned().collect())
     }
 
@@ -210,7 +260,7 @@ impl AgentOp {
         if !system.is_empty() {
             messages.push(ChatMessage::new(Role::System, system));
         }
-        messages.extend(state.messages.iter().filter_map(history_message));
+        messages.extend(visible(state.conversation(at.fid), &delimiter_id(at)).filter_map(history_message));
         let tools = if last_call { self.last.clone() } else { self.offered.clone() };
         Ok(ChatRequest { messages, tools, generation: self.generation.clone(), meta, ..ChatRequest::default() })
     }
@@ -289,7 +339,7 @@ impl AgentOp {
         };
         let calls: Vec<ToolCall> = calls.into_iter().map(|c| self.normalized(c)).collect();
         state
-            .messages
+            .conversation_mut(at.fid)
             .push(ConversationMessage { tool_calls: calls.clone(), ..ConversationMessage::text(TOOL_REQUEST, text, at.node.name.clone()) });
         turn.queue = calls;
         self.run_queue(s, state, at, turn)
@@ -325,13 +375,13 @@ impl AgentOp {
                         Some(Json::String(t)) => t.clone(),
                         _ => {
                             let text = weft_prompt::py_str(&Json::Object(args));
-                            replace_request(state, &text);
+                            replace_request(state, at.fid, &text);
                             s.post(state, at.fid, at.node, USER, "talk_to_user tool used improperly (missing field text");
                             continue;
                         }
                     };
                     // The request becomes a plain message of the agent: no call, no result.
-                    replace_request(state, &text);
+                    replace_request(state, at.fid, &text);
                     s.emit(state, at.fid, || Event::Message {
                         node: at.node.name.clone(),
                         message_type: AGENT.to_owned(),
@@ -342,8 +392,10 @@ impl AgentOp {
                 END_CONVERSATION if offered => {
                     turn.queue.remove(0);
                     let first = tool_output(&json!(END_FIRST));
-                    let asked =
-                        state.messages.iter().any(|m| m.message_type == TOOL_RESULT && m.node == at.node.name && m.content == first);
+                    let asked = state
+                        .conversation(at.fid)
+                        .iter()
+                        .any(|m| m.message_type == TOOL_RESULT && m.node == at.node.name && m.content == first);
                     if asked {
                         self.tool_result(state, at, &call.id, &json!("Conversation has been ended by the agent."));
                         s.stop_clock(state, at.fid);
@@ -353,6 +405,19 @@ impl AgentOp {
                     continue;
                 }
                 _ => {}
+            }
+            // Agents, then flows, are matched by name whatever was offered (WayFlow).
+            if let Some(sub) = self.agents.iter().find(|a| a.name == call.name) {
+                if self.call_agent(s, state, at, &mut turn, sub, args)? {
+                    return Ok(());
+                }
+                continue;
+            }
+            if let Some(flow) = self.flows.iter().find(|f| f.name == call.name) {
+                if self.call_flow(s, state, at, &mut turn, flow, args)? {
+                    return Ok(());
+                }
+                continue;
             }
             let known = offered && (self.clients.iter().any(|c| c.name == call.name) || self.tools.iter().any(|t| t.name == call.name));
             if !known {
@@ -398,7 +463,7 @@ impl AgentOp {
             if self.clients.iter().any(|c| c.name == call.name) {
                 // The caller runs it: its result was given, or the run waits for the results
                 // of every open client call (the calls after it run once this one has one).
-                if has_result(state, &call.id) {
+                if has_result(state, at.fid, &call.id) {
                     turn.queue.remove(0);
                     turn.decisions.retain(|d| d.id != call.id);
                     continue;
@@ -435,6 +500,187 @@ impl AgentOp {
         s.wait(state, at.fid, at.node, request)
     }
 
+    /// Starts the agent `sub` the model called (the call at the head of the queue) in a child
+    /// frame, on its conversation (kept from an earlier call while it has not finished, else
+    /// new), with the call's `context` as a user message and its other arguments as inputs:
+    /// `true`. A call missing an input the agent needs is answered with why instead: `false`.
+    fn call_agent(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        at: At<'_>,
+        turn: &mut AgentTurn,
+        sub: &AgentCall,
+        mut args: Map<String, Json>,
+    ) -> Res<bool> {
+        let id = turn.queue.first().map(|c| c.id.clone()).unwrap_or_default();
+        let key = conversation_key(at, &sub.name);
+        let context = match args.remove("context") {
+            Some(Json::String(text)) => text,
+            Some(other) => weft_prompt::py_str(&other),
+            // WayFlow: the caller's last message.
+            None => state.conversation(at.fid).last().map(|m| m.content.clone()).unwrap_or_default(),
+        };
+        let inputs = match state.conversations.get(&key) {
+            Some(kept) => kept.inputs.clone(),
+            None => {
+                let mut inputs = Map::new();
+                for p in &sub.inputs {
+                    match args.get(p.title()).or_else(|| p.default()) {
+                        Some(v) => {
+                            inputs.insert(p.title().to_owned(), v.clone());
+                        }
+                        None => {
+                            turn.queue.remove(0);
+                            let text = format!(
+                                "The agent requires an input `{}`, but it was not passed in the input dictionary: `{}`",
+                                p.title(),
+                                weft_prompt::py_str(&Json::Object(args))
+                            );
+                            self.tool_result(state, at, &id, &Json::String(text));
+                            return Ok(false);
+                        }
+                    }
+                }
+                inputs
+            }
+        };
+        let conversation = state.conversations.entry(key.clone()).or_default();
+        if conversation.messages.is_empty() {
+            conversation.inputs.clone_from(&inputs);
+        }
+        conversation.messages.push(ConversationMessage::text(USER, context, at.node.name.clone()));
+        let child = self.start_child(s, state, at, std::mem::take(turn), sub.flow, inputs)?;
+        if let Some(frame) = state.frames.get_mut(&child) {
+            frame.conversation = Some(key);
+        }
+        Ok(true)
+    }
+
+    /// Starts the flow the model called (the call at the head of the queue) in a child frame
+    /// with the call's arguments as inputs, on the agent's conversation, between two delimiters
+    /// that hide the flow's messages from the agent's model: `true`. A call missing an input
+    /// the flow needs is answered with why instead: `false`.
+    fn call_flow(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        at: At<'_>,
+        turn: &mut AgentTurn,
+        flow: &FlowCall,
+        args: Map<String, Json>,
+    ) -> Res<bool> {
+        let id = turn.queue.first().map(|c| c.id.clone()).unwrap_or_default();
+        if let Some(p) = flow.inputs.iter().find(|p| !args.contains_key(p.title()) && p.default().is_none()) {
+            turn.queue.remove(0);
+            let text = format!(
+                "Cannot start conversation because of missing inputs \"{}\" in inputs: {}",
+                p.title(),
+                weft_prompt::py_str(&Json::Object(args))
+            );
+            self.tool_result(state, at, &id, &Json::String(text));
+            return Ok(false);
+        }
+        let inputs: Map<String, Json> =
+            flow.inputs.iter().filter_map(|p| Some((p.title().to_owned(), args.get(p.title()).or_else(|| p.default())?.clone()))).collect();
+        let start = format!("{START_FLOW}{}", delimiter_id(at));
+        state.conversation_mut(at.fid).push(ConversationMessage::text(INTERNAL, start, ""));
+        self.start_child(s, state, at, std::mem::take(turn), flow.flow, inputs)?;
+        Ok(true)
+    }
+
+    /// Runs `flow` in a child frame for the call at the head of `turn`'s queue, the loop kept
+    /// until it ends.
+    fn start_child(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        at: At<'_>,
+        turn: AgentTurn,
+        flow: usize,
+        inputs: Map<String, Json>,
+    ) -> Res<u64> {
+        state.agent_loops.insert(loop_key(at), turn);
+        let parent = get_frame(state, at.fid)?;
+        let (path, budget_key) = (format!("{}/{}", parent.path, at.node.name), parent.budget_key.clone());
+        let child = s.new_frame(state, at.fid, at.node, flow, inputs, path, budget_key)?;
+        s.set_position(state, at.fid, Position::InChild { node: at.node.id.clone(), child });
+        Ok(child)
+    }
+
+    /// The flow or agent the model called ended (`branch`: how; [`YIELDED`] for an agent that
+    /// would wait for the user): its result goes back to the model and the loop goes on.
+    pub(crate) fn child_finished(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        at: At<'_>,
+        _child: u64,
+        mut outputs: Map<String, Json>,
+        branch: String,
+    ) -> Res<()> {
+        let mut turn = state.agent_loops.remove(&loop_key(at)).ok_or_else(mismatched_call)?;
+        let call = turn.queue.first().cloned().ok_or_else(mismatched_call)?;
+        let value = if let Some(sub) = self.agents.iter().find(|a| a.name == call.name) {
+            // Its last message (a tool result as the value it holds); its conversation ends
+            // with it unless it waits for the user.
+            let key = conversation_key(at, &sub.name);
+            let value = match state.conversations.get(&key).and_then(|c| c.messages.last()) {
+                Some(m) if m.message_type == TOOL_RESULT => {
+                    serde_json::from_str(&m.content).unwrap_or_else(|_| Json::String(m.content.clone()))
+                }
+                Some(m) => Json::String(m.content.clone()),
+                None => Json::String(String::new()),
+            };
+            if branch != YIELDED {
+                state.conversations.remove(&key);
+            }
+            value
+        } else if let Some(flow) = self.flows.iter().find(|f| f.name == call.name) {
+            let end = format!("{END_FLOW}{}", delimiter_id(at));
+            state.conversation_mut(at.fid).push(ConversationMessage::text(INTERNAL, end, ""));
+            match flow.outputs.as_slice() {
+                [one] => outputs.remove(one.title()).unwrap_or(Json::Null),
+                _ => Json::Object(outputs),
+            }
+        } else {
+            return Err(mismatched_call());
+        };
+        turn.queue.remove(0);
+        self.tool_result(state, at, &call.id, &value);
+        self.run_queue(s, state, at, turn)
+    }
+
+    /// Whether a failure of a flow or agent it called is the call's result (else the agent
+    /// fails with it: `raise_exceptions`).
+    pub(crate) fn catches(&self) -> bool {
+        !self.raise_exceptions
+    }
+
+    /// The flow or agent the model called failed: the model gets the error's text as the
+    /// result (a tool's own words for a failing tool), and the loop goes on (AGENTS.md 1.11).
+    /// A failed agent's conversation ends with it.
+    pub(crate) fn child_failed(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, error: crate::error::RunError) -> Res<()> {
+        if self.raise_exceptions {
+            return Err(error);
+        }
+        let Some(mut turn) = state.agent_loops.remove(&loop_key(at)) else { return Err(error) };
+        let Some(call) = turn.queue.first().cloned() else { return Err(error) };
+        if let Some(sub) = self.agents.iter().find(|a| a.name == call.name) {
+            state.conversations.remove(&conversation_key(at, &sub.name));
+        } else if self.flows.iter().any(|f| f.name == call.name) {
+            let end = format!("{END_FLOW}{}", delimiter_id(at));
+            state.conversation_mut(at.fid).push(ConversationMessage::text(INTERNAL, end, ""));
+        }
+        let text = match &error.tool {
+            Some(e) => e.said(),
+            None => error.message.clone(),
+        };
+        turn.queue.remove(0);
+        self.tool_result(state, at, &call.id, &Json::String(text));
+        self.run_queue(s, state, at, turn)
+    }
+
     /// The component type of tool `name` when its calls need the caller's confirmation.
     fn needs_confirmation(&self, name: &str) -> Option<&'static str> {
         self.confirmed.iter().find(|(n, _)| n == name).map(|(_, kind)| *kind)
@@ -444,9 +690,9 @@ impl AgentOp {
     /// they were made (WayFlow asks for them all at once, so the caller answers once).
     fn open_client_calls(&self, state: &RunState, at: At<'_>) -> Vec<ClientToolCall> {
         let done: std::collections::HashSet<&str> =
-            state.messages.iter().filter(|m| m.message_type == TOOL_RESULT).filter_map(|m| m.tool_call_id.as_deref()).collect();
+            state.conversation(at.fid).iter().filter(|m| m.message_type == TOOL_RESULT).filter_map(|m| m.tool_call_id.as_deref()).collect();
         let mut out = Vec::new();
-        for m in state.messages.iter().filter(|m| m.message_type == TOOL_REQUEST && m.node == at.node.name) {
+        for m in state.conversation(at.fid).iter().filter(|m| m.message_type == TOOL_REQUEST && m.node == at.node.name) {
             for c in m.tool_calls.iter().filter(|c| !done.contains(c.id.as_str())) {
                 if let Some(client) = self.clients.iter().find(|t| t.name == c.name) {
                     out.push(ClientToolCall {
@@ -519,16 +765,21 @@ impl AgentOp {
         self.ask_user(s, state, at, text.to_owned())
     }
 
-    /// The agent talks to the user and waits for the answer.
+    /// The agent talks to the user and waits for the answer; an agent called as a tool ends
+    /// its frame instead (its caller reads its last message and may call it again).
     fn ask_user(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, message: String) -> Res<()> {
         s.stop_clock(state, at.fid);
+        if self.as_tool {
+            s.emit_finished(state, at, None)?;
+            return s.finish_frame(state, at.fid, Map::new(), YIELDED.to_owned());
+        }
         s.wait(state, at.fid, at.node, InputRequest::Message { node: at.node.name.clone(), message: Some(message) })
     }
 
     /// Appends the result of call `id`: `value` as the model sees it (see [`tool_output`]).
     fn tool_result(&self, state: &mut RunState, at: At<'_>, id: &str, value: &Json) {
         let content = tool_output(value);
-        state.messages.push(ConversationMessage {
+        state.conversation_mut(at.fid).push(ConversationMessage {
             tool_call_id: Some(id.to_owned()),
             ..ConversationMessage::text(TOOL_RESULT, content, at.node.name.clone())
         });
@@ -562,7 +813,14 @@ impl AgentOp {
         let params: Option<Vec<Property>> = match call.name.as_str() {
             SUBMIT_RESULT => Some(self.outputs.clone()),
             TALK_TO_USER | END_CONVERSATION => None,
-            name => self.tools.iter().find(|t| t.name == name).map(|t| t.inputs.clone()),
+            // Tools and flows; an agent's arguments are taken as given (WayFlow).
+            name => self
+                .tools
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| t.inputs.clone())
+                .or_else(|| self.clients.iter().find(|t| t.name == name).map(|t| t.inputs.clone()))
+                .or_else(|| self.flows.iter().find(|f| f.name == name).map(|f| f.inputs.clone())),
         };
         call.arguments = Json::Object(match params {
             Some(params) => args
@@ -601,7 +859,7 @@ impl AgentOp {
                 // A state written before agents asked for all their client calls at once.
                 let client = self.clients.iter().find(|c| c.name == *tool).ok_or_else(mismatched_request)?;
                 let content = tool_output(&client_result(client, answer)?);
-                state.messages.push(ConversationMessage {
+                state.conversation_mut(fid).push(ConversationMessage {
                     tool_call_id: Some(tool_request_id.clone()),
                     ..ConversationMessage::text(TOOL_RESULT, content, node.name.clone())
                 });
@@ -616,7 +874,7 @@ impl AgentOp {
                     results.push((id, tool_output(&client_result(client, value)?)));
                 }
                 for (id, content) in results {
-                    state.messages.push(ConversationMessage {
+                    state.conversation_mut(fid).push(ConversationMessage {
                         tool_call_id: Some(id),
                         ..ConversationMessage::text(TOOL_RESULT, content, node.name.clone())
                     });
@@ -644,7 +902,7 @@ impl AgentOp {
                         }
                         let changed = head.arguments.clone();
                         if let Some(c) = state
-                            .messages
+                            .conversation_mut(fid)
                             .iter_mut()
                             .rev()
                             .filter(|m| m.message_type == TOOL_REQUEST)
@@ -679,9 +937,36 @@ impl AgentOp {
         }
     }
 
-    /// Busy with one of its LLM or tool calls, or waiting for the user.
+    /// Busy with one of its LLM or tool calls, waiting for the user, or in a child frame
+    /// running one of the flows or agents it calls.
     pub(crate) fn check_position(&self, place: &Place<'_>, position: &Position) -> Checked {
         match position {
+            Position::InChild { child, .. } => {
+                let at = format!("{}/position/child", place.at);
+                if !place.state.agent_loops.contains_key(&format!("{}/{}", place.id, place.node_id)) {
+                    return Err(crate::check::damaged(
+                        at,
+                        format!(
+                            "frame {} runs a flow or agent for node \"{}\", but the state has no loop of that agent",
+                            place.id, place.node_id
+                        ),
+                    ));
+                }
+                let flows = self.flows.iter().map(|f| f.flow).chain(self.agents.iter().map(|a| a.flow));
+                let mut first = None;
+                for flow in flows {
+                    match place.child(*child, flow, at.clone()) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            first.get_or_insert(e);
+                        }
+                    }
+                }
+                match first {
+                    Some(e) => Err(e),
+                    None => place.unexpected(position),
+                }
+            }
             Position::Busy { call, .. } => match &**call {
                 Call::AgentLlm { .. } => Ok(()),
                 Call::AgentTools { calls, .. } if calls.iter().all(|c| self.tools.iter().any(|t| t.name == c.tool)) => Ok(()),
@@ -834,14 +1119,24 @@ fn parse_decision(answer: &Json) -> Result<Decision, SubmitError> {
     }
 }
 
+/// The conversation of agent `name` called by the agent at `at`.
+fn conversation_key(at: At<'_>, name: &str) -> String {
+    format!("{}/{}/{name}", at.fid, at.node.id)
+}
+
+/// What tells the delimiters of this agent's called flows from other agents'.
+fn delimiter_id(at: At<'_>) -> String {
+    format!("{}_{}", at.fid, at.node.id)
+}
+
 /// Where an agent's loop is kept while it waits: `<frame id>/<node id>`.
 fn loop_key(at: At<'_>) -> String {
     format!("{}/{}", at.fid, at.node.id)
 }
 
 /// Whether call `id` has a result in the conversation.
-fn has_result(state: &RunState, id: &str) -> bool {
-    state.messages.iter().any(|m| m.message_type == TOOL_RESULT && m.tool_call_id.as_deref() == Some(id))
+fn has_result(state: &RunState, fid: u64, id: &str) -> bool {
+    state.conversation(fid).iter().any(|m| m.message_type == TOOL_RESULT && m.tool_call_id.as_deref() == Some(id))
 }
 
 /// Python's `repr()` of a string.
@@ -888,9 +1183,26 @@ fn history_message(m: &ConversationMessage) -> Option<ChatMessage> {
     }
 }
 
+/// The messages of a conversation an agent's model may see: not those between the delimiters
+/// of the flows it called (`id`: [`delimiter_id`]).
+fn visible<'m>(messages: &'m [ConversationMessage], id: &str) -> impl Iterator<Item = &'m ConversationMessage> {
+    let (start, end) = (format!("{START_FLOW}{id}"), format!("{END_FLOW}{id}"));
+    let mut hidden = false;
+    messages.iter().filter(move |m| {
+        if m.message_type == INTERNAL {
+            if m.content == start {
+                hidden = true;
+            } else if m.content == end {
+                hidden = false;
+            }
+        }
+        !hidden
+    })
+}
+
 /// Rewrites the last tool request (the `talk_to_user` call) into a plain message of the agent.
-fn replace_request(state: &mut RunState, text: &str) {
-    if let Some(m) = state.messages.iter_mut().rev().find(|m| m.message_type == TOOL_REQUEST) {
+fn replace_request(state: &mut RunState, fid: u64, text: &str) {
+    if let Some(m) = state.conversation_mut(fid).iter_mut().rev().find(|m| m.message_type == TOOL_REQUEST) {
         m.message_type = AGENT.to_owned();
         m.content = text.to_owned();
         m.tool_calls.clear();
@@ -948,6 +1260,32 @@ fn tool_spec(name: &str, description: &str, params: &[Property]) -> ToolSpec {
         json!({"type": "object", "properties": properties, "required": required})
     };
     ToolSpec { name: name.to_owned(), description: Some(description.to_owned()), parameters }
+}
+
+/// An agent called as a tool: `context` (the request), then its inputs, each described as
+/// one of the sub-agent's (WayFlow's `_agent_as_client_tool`).
+fn sub_agent_spec(name: &str, description: &str, inputs: &[Property]) -> ToolSpec {
+    let mut properties = Map::new();
+    properties.insert(
+        "context".into(),
+        json!({"description": "Context to pass the expert. Make sure to state the question, and any relevant information the expert might need to answer the request", "type": "string", "title": "Context"}),
+    );
+    let mut required = vec![json!("context")];
+    for p in inputs {
+        let mut param = parameter(p);
+        if let Some(Json::String(d)) = param.get_mut("description") {
+            *d = format!("(part of the sub-agent inputs) {d}");
+        }
+        properties.insert(p.title().to_owned(), param);
+        if p.default().is_none() {
+            required.push(Json::String(p.title().to_owned()));
+        }
+    }
+    ToolSpec {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        parameters: json!({"type": "object", "properties": properties, "required": required}),
+    }
 }
 
 fn talk_to_user_spec() -> ToolSpec {

@@ -38,6 +38,42 @@ pub struct AgentNode {
     pub initial_message: Option<String>,
     /// A failing tool fails the agent instead of going back to the model.
     pub raise_exceptions: bool,
+    /// ExtendedAgent `flows`: flows the model calls as tools (offered after `tools`).
+    pub flows: Vec<FlowTool>,
+    /// ExtendedAgent `agents`: agents the model calls as tools (offered after the flows), each
+    /// in a conversation of its own.
+    pub agents: Vec<SubAgent>,
+}
+
+/// A flow an agent calls as a tool (AGENTS.md 1.11): it runs with the call's arguments as its
+/// inputs, on the agent's conversation.
+#[derive(Debug, Clone)]
+pub struct FlowTool {
+    /// The flow.
+    pub flow: CompId,
+    /// The tool's name: the flow's, spaces replaced by `_`.
+    pub name: String,
+    /// The flow's description (`""` when absent).
+    pub description: String,
+    /// The flow's inputs: the call's parameters.
+    pub inputs: Vec<Property>,
+    /// The flow's outputs: the result is the value of the only one, else an object of them.
+    pub outputs: Vec<Property>,
+}
+
+/// An agent another agent calls as a tool (AGENTS.md 1.11): the call's `context` is a user
+/// message of its own conversation, its other arguments its inputs, and its last message the
+/// result.
+#[derive(Debug)]
+pub struct SubAgent {
+    /// The tool's name: the agent's, spaces replaced by `_`.
+    pub name: String,
+    /// The agent's description (`""` when absent).
+    pub description: String,
+    /// The agent's inputs (parameters after `context`).
+    pub inputs: Vec<Property>,
+    /// The agent as it runs.
+    pub agent: Box<AgentNode>,
 }
 
 /// A tool an agent may call.
@@ -104,7 +140,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
     let f = lw.fields(a);
     let extended = comp.is("ExtendedAgent");
     let mut ok = true;
-    for field in ["toolboxes", "transforms", "agents", "flows", "context_providers"] {
+    for field in ["toolboxes", "transforms", "context_providers"] {
         if f.has(field) && !f.comps(field).is_empty() {
             lw.block(owner, a, format!("{}/{field}", comp.pointer), format!("an agent with `{field}`"));
             ok = false;
@@ -141,6 +177,92 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             component_type: tc.ty.name,
         });
     }
+    let flows: Vec<FlowTool> = if extended {
+        f.comps("flows")
+            .into_iter()
+            .map(|fl| {
+                let fc = lw.comp(fl);
+                let io = lw.io(fl);
+                FlowTool {
+                    flow: fl,
+                    name: fc.name.replace(' ', "_"),
+                    description: fc.description.clone().unwrap_or_default(),
+                    inputs: io.inputs.clone(),
+                    outputs: io.outputs.clone(),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut agents = Vec::new();
+    for sub in if extended { f.comps("agents") } else { Vec::new() } {
+        let sc = lw.comp(sub);
+        let inputs = lw.io(sub).inputs.clone();
+        // WayFlow describes each input to the model, so each needs a description; `context`
+        // is the call's own parameter.
+        for (i, p) in inputs.iter().enumerate() {
+            let described = p.schema.get("description").and_then(Json::as_str).is_some_and(|d| !d.is_empty());
+            let pointer = format!("{}/inputs/{i}", sc.pointer);
+            if p.title() == "context" {
+                lw.error(
+                    sub,
+                    Code::ComponentRule,
+                    pointer,
+                    "an agent called as a tool (in `agents`) cannot have an input named `context`: that is the call's parameter for the request".into(),
+                    "rename the input (and its placeholder in the system prompt)",
+                );
+                ok = false;
+            } else if !described {
+                lw.error(
+                    sub,
+                    Code::ComponentRule,
+                    pointer,
+                    format!(
+                        "input `{}` has no description; an agent called as a tool (in `agents`) describes each input to the model",
+                        p.title()
+                    ),
+                    "declare the input in `inputs` with a `description`",
+                );
+                ok = false;
+            }
+        }
+        let outputs = lw.io(sub).outputs.clone();
+        if let Some(agent) = lower_agent(lw, owner, sub, outputs, None) {
+            agents.push(SubAgent {
+                name: sc.name.replace(' ', "_"),
+                description: sc.description.clone().unwrap_or_default(),
+                inputs,
+                agent: Box::new(agent),
+            });
+        } else {
+            ok = false;
+        }
+    }
+    // Every name the model calls must be unique (WayFlow refuses the agent otherwise).
+    let mut names: Vec<&str> = tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(flows.iter().map(|t| t.name.as_str()))
+        .chain(agents.iter().map(|t| t.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    let mut reused: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    reused.dedup();
+    if !reused.is_empty() {
+        lw.error(
+            a,
+            Code::ComponentRule,
+            comp.pointer.clone(),
+            format!(
+                "its tools, flows and agents share the name{} {} (spaces read as `_`): the model could not tell them apart",
+                if reused.len() > 1 { "s" } else { "" },
+                reused.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+            "rename them so each name is unique",
+        );
+        ok = false;
+    }
     let source = f.str("system_prompt").unwrap_or("");
     let system_prompt = lw.template(a, "system_prompt", source)?;
     let allowed = lw.input_names(a);
@@ -171,6 +293,8 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         can_finish_conversation: extended && f.bool("can_finish_conversation", false),
         initial_message,
         raise_exceptions: extended && f.bool("raise_exceptions", false),
+        flows,
+        agents,
     })
 }
 
