@@ -328,3 +328,11 @@ async fn a7_a_flow_and_an_agent_as_tools_and_a_flow_call() {
 async fn a8_a_sub_agent_call_runs_in_its_own_conversation() {
     replay("a8_subagent_call", json!({})).await.unwrap();
 }
+
+/// `strict_output_validation`: submissions are checked as the model wrote them (an extra
+/// member, a string and then an integer for a `number` are refused, with WayFlow's list of
+/// violations), and a float finishes.
+#[tokio::test]
+async fn e5_strict_output_validation_refuses_what_does_not_fit_exactly() {
+    replay("e5_strict_output_validation", json!({})).await.unwrap();
+}

@@ -73,6 +73,8 @@ pub(crate) struct AgentOp {
     can_finish: bool,
     initial_message: Option<String>,
     raise_exceptions: bool,
+    /// `submit_result` arguments are checked as they are, not coerced.
+    strict: bool,
     /// The tools offered on every call but the last allowed one, in WayFlow's order.
     offered: Vec<ToolSpec>,
     /// The tools offered on the last allowed call (only the built-in ones that end a turn).
@@ -190,6 +192,7 @@ impl AgentOp {
             can_finish: end,
             initial_message: agent.initial_message.clone(),
             raise_exceptions: agent.raise_exceptions,
+            strict: agent.strict_output_validation,
             offered,
             last,
             flows,
@@ -713,6 +716,20 @@ impl AgentOp {
             // NEVER without outputs: the summary is discarded.
             return Some(Map::new());
         }
+        if self.strict {
+            let schemas: Vec<Json> = self.outputs.iter().map(|p| p.schema.clone()).collect();
+            return match weft_prompt::strict_submission(&args, &schemas) {
+                Ok(outputs) => Some(outputs),
+                Err(violations) => {
+                    let text = format!(
+                        "The submission is invalid:\n- {}\nPlease resubmit with exactly the declared fields and types.",
+                        violations.join("\n- ")
+                    );
+                    self.tool_result(state, at, id, &Json::String(text));
+                    None
+                }
+            };
+        }
         let mut outputs = Map::new();
         let mut missing = Vec::new();
         for p in &self.outputs {
@@ -811,7 +828,29 @@ impl AgentOp {
             _ => Map::new(),
         };
         let params: Option<Vec<Property>> = match call.name.as_str() {
-            SUBMIT_RESULT => Some(self.outputs.clone()),
+            // Strict: the submission is checked as the model wrote it.
+            SUBMIT_RESULT if self.strict => None,
+            // The outputs the model left out that have a default take it first (WayFlow's
+            // `_fill_submit_result_defaults`), so the history shows them.
+            SUBMIT_RESULT => {
+                let mut args = args;
+                for p in &self.outputs {
+                    if !args.contains_key(p.title())
+                        && let Some(d) = p.default()
+                    {
+                        args.insert(p.title().to_owned(), d.clone());
+                    }
+                }
+                call.arguments = Json::Object(
+                    args.into_iter()
+                        .filter_map(|(k, v)| {
+                            let p = self.outputs.iter().find(|p| p.title() == k)?;
+                            Some((k, weft_prompt::cast_to_input(v, &p.schema)))
+                        })
+                        .collect(),
+                );
+                return call;
+            }
             TALK_TO_USER | END_CONVERSATION => None,
             // Tools and flows; an agent's arguments are taken as given (WayFlow).
             name => self

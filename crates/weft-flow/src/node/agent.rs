@@ -38,6 +38,9 @@ pub struct AgentNode {
     pub initial_message: Option<String>,
     /// A failing tool fails the agent instead of going back to the model.
     pub raise_exceptions: bool,
+    /// `submit_result` takes its arguments as they are (no coercion) and refuses any that do
+    /// not fit the outputs exactly.
+    pub strict_output_validation: bool,
     /// ExtendedAgent `flows`: flows the model calls as tools (offered after `tools`).
     pub flows: Vec<FlowTool>,
     /// ExtendedAgent `agents`: agents the model calls as tools (offered after the flows), each
@@ -148,10 +151,6 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
     }
     if extended && f.comp("agent_template").is_some() {
         lw.block(owner, a, format!("{}/agent_template", comp.pointer), "an agent with its own `agent_template`".into());
-        ok = false;
-    }
-    if extended && f.bool("strict_output_validation", false) {
-        lw.block(owner, a, format!("{}/strict_output_validation", comp.pointer), "an agent with `strict_output_validation`".into());
         ok = false;
     }
     // WayFlow calls tools through its Llama prompt template on OllamaConfig and Llama 3.x
@@ -293,6 +292,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         can_finish_conversation: extended && f.bool("can_finish_conversation", false),
         initial_message,
         raise_exceptions: extended && f.bool("raise_exceptions", false),
+        strict_output_validation: extended && f.bool("strict_output_validation", false),
         flows,
         agents,
     })
