@@ -141,6 +141,10 @@ fn scrub_state(state: &mut Json, secrets: &weft_guard::Secrets) {
                 if let Some(turn) = call.get_mut("turn") {
                     scrub_turn(turn, secrets);
                 }
+                // The answers of an agent's summarizing calls.
+                if let Some(summaries) = call.get_mut("summaries") {
+                    data(summaries);
+                }
             }
         }
     }
@@ -160,6 +164,10 @@ fn scrub_state(state: &mut Json, secrets: &weft_guard::Secrets) {
     }
     if let Some(Json::Object(loops)) = state.get_mut("agent_loops") {
         loops.values_mut().for_each(|turn| scrub_turn(turn, secrets));
+    }
+    // The summaries agents' transforms keep.
+    if let Some(Json::Object(summaries)) = state.get_mut("summaries") {
+        summaries.values_mut().filter_map(|s| s.get_mut("content")).for_each(data);
     }
     // The conversations of agents called as tools: their inputs and messages.
     if let Some(Json::Object(conversations)) = state.get_mut("conversations") {

@@ -300,3 +300,42 @@ fn an_extended_agent_calls_its_sub_agent() {
     let out = weft(dir.path(), &["resume", "s.json", "--answer", "thanks"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }
+
+/// An agent whose messages longer than 20 characters are summarized before its model sees
+/// them: the summarizer's call is made first (a call of its own, `helper/shorten` for
+/// scripts), the agent is sent the summary, and the summary is kept in the state for the next
+/// turn, in another process.
+#[test]
+fn an_agent_with_a_message_summarizing_transform() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let llm = |id: &str| json!({"component_type": "OpenAiCompatibleConfig", "id": id, "name": id, "model_id": "m", "url": "http://127.0.0.1:9/v1"});
+    let document = json!({
+        "component_type": "Agent", "id": "helper", "name": "helper", "llm_config": llm("agent_llm"), "system_prompt": "Be brief.",
+        "tools": [], "human_in_the_loop": true, "agentspec_version": "26.1.2",
+        "transforms": [{"component_type": "MessageSummarizationTransform", "id": "shorten", "name": "shorten", "llm": llm("summarizer_llm"),
+                        "max_message_size": 20,
+                        "datastore": {"component_type": "InMemoryCollectionDatastore", "id": "store", "name": "store",
+                                      "datastore_schema": {"summarized_messages_cache": {"type": "object", "properties": {
+                                          "cache_key": {"type": "string"}, "cache_content": {"type": "string"},
+                                          "created_at": {"type": "number"}, "last_used_at": {"type": "number"}}}}}}]
+    });
+    std::fs::write(dir.path().join("agent.json"), document.to_string()).expect("write");
+    std::fs::write(dir.path().join("script.json"), json!({"helper/shorten": ["the user greets"]}).to_string()).expect("write");
+    let out = weft(
+        dir.path(),
+        &["run", "agent.json", "--llm", "simulated?script=script.json", "--message", "Hello there, this is a rather long greeting"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("asks: Simulated reply to \"Summarized message: the user greets\""), "{err}");
+    assert!(err.contains("usage: 2 LLM calls"), "{err}");
+
+    let out = weft(dir.path(), &["resume", "agent.state.json", "--answer", "ok"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // The long first message comes from the kept summary; the agent's long answer is
+    // summarized (one call), then the agent's call: two, not three.
+    assert!(stderr(&out).contains("usage: 2 LLM calls"), "{}", stderr(&out));
+    let state: Json = serde_json::from_str(&std::fs::read_to_string(dir.path().join("agent.state.json")).expect("state")).expect("json");
+    assert_eq!(state["state"]["summaries"].as_object().map(|m| m.len()), Some(2), "{state}");
+    assert_eq!(state["state"]["messages"][0]["content"], "Hello there, this is a rather long greeting", "the conversation keeps it whole");
+}

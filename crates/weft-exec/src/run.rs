@@ -76,6 +76,7 @@ impl Plan {
             retry_trials: BTreeMap::new(),
             agent_loops: BTreeMap::new(),
             conversations: BTreeMap::new(),
+            summaries: BTreeMap::new(),
             variables: BTreeMap::new(),
             usage: Default::default(),
             seq: 0,

@@ -451,6 +451,7 @@ impl Sched<'_> {
         state.retry_trials.retain(|key, _| kept(key));
         state.agent_loops.retain(|key, _| kept(key));
         state.conversations.retain(|key, _| kept(key));
+        state.summaries.retain(|key, _| kept(key));
     }
 
     /// Gives frame `fid`'s calls (and those below it) a cancellation of their own.

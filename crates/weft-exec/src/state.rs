@@ -56,6 +56,10 @@ pub struct RunState {
     /// `<frame id>/<calling node id>/<tool name>`, while they have not finished.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub conversations: BTreeMap<String, Conversation>,
+    /// Summaries agents' transforms made and keep (their `datastore`), by
+    /// `<agent's conversation>/<transform id>[/<message index>_<part>]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub summaries: BTreeMap<String, CachedSummary>,
     /// Totals so far.
     pub usage: RunUsage,
     /// Sequence number of the latest value produced (values are stamped with it, so the latest
@@ -68,7 +72,7 @@ pub struct RunState {
 impl RunState {
     /// The key of the conversation frame `fid` uses: the nearest frame up from it that has one
     /// of its own; `None` for the run's ([`RunState::messages`]).
-    fn conversation_key(&self, fid: u64) -> Option<&str> {
+    pub(crate) fn conversation_key(&self, fid: u64) -> Option<&str> {
         let mut at = fid;
         // Bounded by the number of frames, so even a cycle of parents cannot loop forever.
         for _ in 0..=self.frames.len() {
@@ -197,6 +201,22 @@ pub struct Conversation {
     pub messages: Vec<ConversationMessage>,
 }
 
+/// A summary an agent's transform keeps (WayFlow caches them in the transform's datastore).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedSummary {
+    /// The transform's component id.
+    pub transform: String,
+    /// The summary, as the model is shown it.
+    pub content: String,
+    /// For a conversation's summary: how many of the messages it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_size: Option<u64>,
+    /// When it was made and last used (µs since the Unix epoch).
+    pub created_us: u64,
+    /// When it was last used.
+    pub used_us: u64,
+}
+
 /// When a node started and when it times out (microseconds since the Unix epoch). A resumed
 /// run starts every clock again: a call re-made after a resume gets a fresh deadline and
 /// reports its own duration.
@@ -305,6 +325,20 @@ pub enum Call {
         call_index: u64,
         /// The agent's loop.
         turn: AgentTurn,
+        /// The answers of the summarizing calls its transforms made for this call, in order
+        /// (the request is built again with them).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        summaries: Vec<String>,
+    },
+    /// A summarizing call of one of an agent's transforms, before the agent's LLM call.
+    AgentSummary {
+        /// The call count of the summarizing calls when the call was made.
+        call_index: u64,
+        /// The agent's loop.
+        turn: AgentTurn,
+        /// The answers of the summarizing calls made before this one, in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        summaries: Vec<String>,
     },
     /// An agent's calls of server tools (consecutive calls of one answer, run at once).
     AgentTools {

@@ -336,3 +336,12 @@ async fn a8_a_sub_agent_call_runs_in_its_own_conversation() {
 async fn e5_strict_output_validation_refuses_what_does_not_fit_exactly() {
     replay("e5_strict_output_validation", json!({})).await.unwrap();
 }
+
+/// A ConversationSummarizationTransform without a datastore: on the second turn the history
+/// is too long, so the two oldest messages are summarized by a call of the transform's own
+/// model (not streamed, one user message of several parts) and the agent's request carries the
+/// summary as a user message in their place.
+#[tokio::test]
+async fn e4_conversation_summarization_replaces_the_older_messages_by_a_summary() {
+    replay("e4_conversation_summarization", json!({})).await.unwrap();
+}

@@ -16,6 +16,7 @@
 //! submission is also checked against the output schemas, and an invalid one goes back to the
 //! model with why.
 
+use super::summarize::{self, Pass, TransformOp};
 use super::{Answer, Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place};
 use crate::effect::{Effect, EffectResult, ToolCall as ToolEffect};
@@ -86,6 +87,8 @@ pub(crate) struct AgentOp {
     /// It is itself an agent another agent calls as a tool: where it would wait for the user,
     /// its frame ends and the caller gets its last message.
     as_tool: bool,
+    /// Its message transforms, in order.
+    transforms: Vec<TransformOp>,
 }
 
 /// A flow the agent calls as a tool: it runs in a child frame, on the agent's conversation.
@@ -156,6 +159,10 @@ impl AgentOp {
             let flow = c.agent_flow(a.agent.agent, &a.agent, true);
             agents.push(AgentCall { name: a.name.clone(), flow, inputs: a.inputs.clone() });
         }
+        let mut transforms = Vec::new();
+        for t in &agent.transforms {
+            transforms.push(TransformOp::plan(c, n, t)?);
+        }
         let always = agent.human_in_the_loop;
         let has_outputs = !agent.outputs.is_empty();
         let end = agent.can_finish_conversation && !has_outputs;
@@ -198,6 +205,7 @@ impl AgentOp {
             flows,
             agents,
             as_tool,
+            transforms,
         })
     }
 
@@ -245,25 +253,123 @@ impl AgentOp {
         if turn.iterations >= self.max_iterations {
             return self.limit_reached(s, state, at);
         }
-        let last_call = turn.iterations + 1 == self.max_iterations;
         turn.iterations += 1;
-        let meta = meta(state, at)?;
-        let call_index = meta.call_index;
-        let request = self.request(state, at, vars, meta, last_call)?;
-        let effect = self.effect(s, state, at, request);
-        s.perform(state, at.fid, at.node, Call::AgentLlm { call_index, turn }, effect);
+        if !self.transforms.is_empty() {
+            // The transforms see one snapshot of what they keep for the whole pass.
+            summarize::expire(state, &self.transforms, &self.summary_key(state, at), s.now_us);
+        }
+        self.transform_or_call(s, state, at, vars, turn, Vec::new())
+    }
+
+    /// The next summarizing call of the agent's transforms, given the answers of those made
+    /// for this LLM call so far; or, when they are done, the agent's LLM call.
+    fn transform_or_call(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        at: At<'_>,
+        vars: &Map<String, Json>,
+        turn: AgentTurn,
+        summaries: Vec<String>,
+    ) -> Res<()> {
+        match self.history(state, at, &summaries)? {
+            Ok(history) => {
+                let meta = meta(state, at, &at.node.name)?;
+                let call_index = meta.call_index;
+                let request = self.request(at, vars, meta, turn.iterations == self.max_iterations, history)?;
+                let effect = self.effect(s, state, at, request);
+                s.perform(state, at.fid, at.node, Call::AgentLlm { call_index, turn, summaries }, effect);
+            }
+            Err((t, parts)) => {
+                let meta = meta(state, at, &self.summarizer_name(at, t))?;
+                let call_index = meta.call_index;
+                let effect = self.summary_effect(s, state, at, t, parts, meta);
+                s.perform(state, at.fid, at.node, Call::AgentSummary { call_index, turn, summaries }, effect);
+            }
+        }
         Ok(())
     }
 
-    /// The request of an LLM call: the system prompt, the conversation, the tools offered.
-    fn request(&self, state: &RunState, at: At<'_>, vars: &Map<String, Json>, meta: RequestMeta, last_call: bool) -> Res<ChatRequest> {
+    /// What the model is sent of the conversation, through the transforms with these answers
+    /// of their summarizing calls (`Ok`), or the summarizing call they need next (`Err`: the
+    /// transform and the parts of its message). The conversation's own messages of the types
+    /// the model sees, without those of the flows the agent called.
+    #[allow(clippy::type_complexity, reason = "used twice, right here")]
+    fn history(&self, state: &RunState, at: At<'_>, summaries: &[String]) -> Res<Result<Vec<ConversationMessage>, (usize, Vec<String>)>> {
+        let history: Vec<ConversationMessage> = visible(state.conversation(at.fid), &delimiter_id(at))
+            .filter(|m| matches!(m.message_type.as_str(), USER | AGENT | TOOL_REQUEST | TOOL_RESULT))
+            .cloned()
+            .collect();
+        if self.transforms.is_empty() {
+            return Ok(Ok(history));
+        }
+        let key = self.summary_key(state, at);
+        match summarize::pass(&self.transforms, &key, history, &state.summaries, summaries) {
+            Ok(Pass::Done { history, .. }) => Ok(Ok(history)),
+            Ok(Pass::Ask { transform, parts }) => Ok(Err((transform, parts))),
+            Err(why) => Err(node_error(RunErrorKind::Template, at.node, &why)),
+        }
+    }
+
+    /// Keeps what the transforms made and used for the LLM call that returned.
+    fn keep_summaries(&self, s: &Sched<'_>, state: &mut RunState, at: At<'_>, summaries: &[String]) {
+        if self.transforms.is_empty() {
+            return;
+        }
+        let history: Vec<ConversationMessage> = visible(state.conversation(at.fid), &delimiter_id(at))
+            .filter(|m| matches!(m.message_type.as_str(), USER | AGENT | TOOL_REQUEST | TOOL_RESULT))
+            .cloned()
+            .collect();
+        let key = self.summary_key(state, at);
+        if let Ok(Pass::Done { made, used, .. }) = summarize::pass(&self.transforms, &key, history, &state.summaries, summaries) {
+            summarize::keep(state, &self.transforms, made, &used, s.now_us);
+        }
+    }
+
+    /// The key of what the transforms keep for this agent: its conversation's (an agent called
+    /// as a tool has its own), else the node's.
+    fn summary_key(&self, state: &RunState, at: At<'_>) -> String {
+        match state.conversation_key(at.fid).filter(|_| self.as_tool) {
+            Some(key) => key.to_owned(),
+            None => loop_key(at),
+        }
+    }
+
+    /// The name the summarizing calls of transform `t` are made under (scripts answer them by
+    /// it): `<node>/<transform>`.
+    fn summarizer_name(&self, at: At<'_>, t: usize) -> String {
+        format!("{}/{}", at.node.name, self.transforms.get(t).map_or("", |t| t.name.as_str()))
+    }
+
+    /// A summarizing call: one user message of `parts`, not streamed, on the transform's model.
+    fn summary_effect(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, t: usize, parts: Vec<String>, meta: RequestMeta) -> Effect {
+        let Some(op) = self.transforms.get(t) else {
+            return super::llm::model_call(s, state, at, (&self.model, &self.limiter), ChatRequest::default(), 1);
+        };
+        let mut parts = parts.into_iter();
+        let mut message = ChatMessage::new(Role::User, parts.next().unwrap_or_default());
+        message.parts = parts.collect();
+        let request = ChatRequest { messages: vec![message], generation: op.generation.clone(), meta, ..ChatRequest::default() };
+        super::llm::model_call(s, state, at, (&op.model, &op.limiter), request, 1)
+    }
+
+    /// The request of an LLM call: the system prompt, the conversation as the model sees it,
+    /// the tools offered.
+    fn request(
+        &self,
+        at: At<'_>,
+        vars: &Map<String, Json>,
+        meta: RequestMeta,
+        last_call: bool,
+        history: Vec<ConversationMessage>,
+    ) -> Res<ChatRequest> {
         let system =
             self.system_prompt.render(vars).map_err(|e| crate::error::RunError::template(at.node, "the agent's system_prompt", &e))?;
         let mut messages = Vec::new();
         if !system.is_empty() {
             messages.push(ChatMessage::new(Role::System, system));
         }
-        messages.extend(visible(state.conversation(at.fid), &delimiter_id(at)).filter_map(history_message));
+        messages.extend(history.iter().filter_map(history_message));
         let tools = if last_call { self.last.clone() } else { self.offered.clone() };
         Ok(ChatRequest { messages, tools, generation: self.generation.clone(), meta, ..ChatRequest::default() })
     }
@@ -275,9 +381,16 @@ impl AgentOp {
     /// An LLM call or a tool call returned.
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
         match (call, result) {
-            (Call::AgentLlm { turn, .. }, EffectResult::Llm(result)) => {
+            (Call::AgentLlm { turn, summaries, .. }, EffectResult::Llm(result)) => {
                 let response = super::llm::model_answered(s, state, at, result)?;
+                self.keep_summaries(s, state, at, &summaries);
                 self.answered(s, state, at, turn, response.text, response.tool_calls)
+            }
+            (Call::AgentSummary { turn, mut summaries, .. }, EffectResult::Llm(result)) => {
+                let response = super::llm::model_answered(s, state, at, result)?;
+                summaries.push(response.text);
+                let vars = s.node_inputs(state, at.fid, at.node)?;
+                self.transform_or_call(s, state, at, &vars, turn, summaries)
             }
             (Call::AgentTools { calls, turn }, EffectResult::Tools(results)) => {
                 // In the calls' order, whatever order they finished in.
@@ -965,11 +1078,24 @@ impl AgentOp {
     /// tool call with its arguments.
     pub(crate) fn remake(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Call, vars: Map<String, Json>) -> Res<Effect> {
         match call {
-            Call::AgentLlm { call_index, turn } => {
+            Call::AgentLlm { call_index, turn, summaries } => {
                 let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
                 let meta = RequestMeta { node: at.node.name.clone(), node_path, call_index: *call_index, batch_index: None };
-                let request = self.request(state, at, &vars, meta, turn.iterations == self.max_iterations)?;
+                // The transforms again, with the answers they had (what they keep is kept once
+                // the call returns, so they see what they saw).
+                let history = self.history(state, at, summaries)?.map_err(|_| changed_history(at))?;
+                let request = self.request(at, &vars, meta, turn.iterations == self.max_iterations, history)?;
                 Ok(self.effect(s, state, at, request))
+            }
+            Call::AgentSummary { call_index, summaries, .. } => {
+                let (t, parts) = match self.history(state, at, summaries)? {
+                    Err(ask) => ask,
+                    Ok(_) => return Err(changed_history(at)),
+                };
+                let name = self.summarizer_name(at, t);
+                let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, name);
+                let meta = RequestMeta { node: name, node_path, call_index: *call_index, batch_index: None };
+                Ok(self.summary_effect(s, state, at, t, parts, meta))
             }
             Call::AgentTools { calls, .. } => Ok(Effect::Tools(calls.iter().map(|c| self.tool_effect(c)).collect::<Res<_>>()?)),
             _ => Err(mismatched_call()),
@@ -1007,7 +1133,7 @@ impl AgentOp {
                 }
             }
             Position::Busy { call, .. } => match &**call {
-                Call::AgentLlm { .. } => Ok(()),
+                Call::AgentLlm { .. } | Call::AgentSummary { .. } => Ok(()),
                 Call::AgentTools { calls, .. } if calls.iter().all(|c| self.tools.iter().any(|t| t.name == c.tool)) => Ok(()),
                 _ => place.unexpected(position),
             },
@@ -1184,13 +1310,24 @@ fn py_repr(text: &str) -> String {
     list.get(1..list.len().saturating_sub(1)).unwrap_or_default().to_owned()
 }
 
-/// The request metadata of the node's next LLM call, counting it.
-fn meta(state: &mut RunState, at: At<'_>) -> Res<RequestMeta> {
-    let node_path = format!("{}/{}", get_frame(state, at.fid)?.path, at.node.name);
-    let count = state.llm_calls.entry(at.node.name.clone()).or_insert(0);
+/// The request metadata of the next LLM call made under `name` (the node's, or one of its
+/// transforms'), counting it.
+fn meta(state: &mut RunState, at: At<'_>, name: &str) -> Res<RequestMeta> {
+    let node_path = format!("{}/{name}", get_frame(state, at.fid)?.path);
+    let count = state.llm_calls.entry(name.to_owned()).or_insert(0);
     let call_index = *count;
     *count = count.saturating_add(1);
-    Ok(RequestMeta { node: at.node.name.clone(), node_path, call_index, batch_index: None })
+    Ok(RequestMeta { node: name.to_owned(), node_path, call_index, batch_index: None })
+}
+
+/// The error of an LLM call made again whose transforms no longer come to the same request
+/// (the conversation it shares changed while the call was out).
+fn changed_history(at: At<'_>) -> crate::error::RunError {
+    node_error(
+        RunErrorKind::Other,
+        at.node,
+        "the conversation changed while the agent's call was out, so its transforms no longer give the same request; the run cannot make the call again",
+    )
 }
 
 /// A conversation message as the model sees it; `None` for what it does not see (internal
@@ -1250,7 +1387,7 @@ fn replace_request(state: &mut RunState, fid: u64, text: &str) {
 
 /// What the model sees of a tool's value (WayFlow's `format_tool_output_for_llm`): Python's
 /// `json.dumps`, with `&`, `<` and `>` escaped.
-fn tool_output(value: &Json) -> String {
+pub(crate) fn tool_output(value: &Json) -> String {
     weft_prompt::py_json_dumps(value).replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e")
 }
 

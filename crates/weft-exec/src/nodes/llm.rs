@@ -209,9 +209,11 @@ impl LlmOp {
                 Call::Llm { .. } => {
                     Err(damaged(format!("{}/position/call/attempt", place.at), "attempt 0: attempts count from 1 (the first call)"))
                 }
-                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } => {
-                    place.unexpected(position)
-                }
+                Call::Tool { .. }
+                | Call::AgentLlm { .. }
+                | Call::AgentSummary { .. }
+                | Call::AgentTools { .. }
+                | Call::ExtractRepair { .. } => place.unexpected(position),
             },
             other => place.unexpected(other),
         }

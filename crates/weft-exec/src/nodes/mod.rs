@@ -27,6 +27,7 @@ pub(crate) mod flow;
 pub(crate) mod llm;
 pub(crate) use llm::REASK_PREFIX;
 pub(crate) mod message;
+pub(crate) mod summarize;
 pub(crate) mod tool;
 
 use crate::check::{Checked, Place};

@@ -46,6 +46,60 @@ pub struct AgentNode {
     /// ExtendedAgent `agents`: agents the model calls as tools (offered after the flows), each
     /// in a conversation of its own.
     pub agents: Vec<SubAgent>,
+    /// `transforms`: what is done to the conversation before every LLM call, in order.
+    pub transforms: Vec<Transform>,
+}
+
+/// A message transform of an agent (AGENTS.md 1.12): it summarizes what the model is sent
+/// (never the conversation kept) with an LLM of its own.
+#[derive(Debug, Clone)]
+pub struct Transform {
+    /// The transform component.
+    pub comp: CompId,
+    /// Its LLM config.
+    pub llm_config: CompId,
+    /// The config's `default_generation_parameters`.
+    pub generation: Map<String, Json>,
+    /// What it summarizes.
+    pub kind: TransformKind,
+    /// `summarization_instructions`.
+    pub instructions: String,
+    /// The summary as the model sees it (`summarized_message_template` or
+    /// `summarized_conversation_template`, rendered with `summary`).
+    pub template: Arc<weft_prompt::Template>,
+    /// Summaries are kept (`datastore` not null): entries at most this many, for at most this
+    /// many seconds.
+    pub cache: Option<SummaryCache>,
+}
+
+/// How long summaries are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryCache {
+    /// `max_cache_size` (no limit when `None`).
+    pub max_size: Option<u64>,
+    /// `max_cache_lifetime` in seconds (forever when `None`).
+    pub max_lifetime_s: Option<u64>,
+}
+
+/// What a transform summarizes.
+#[derive(Debug, Clone, Copy)]
+pub enum TransformKind {
+    /// MessageSummarizationTransform: each message longer than `max_message_size` characters.
+    Messages {
+        /// `max_message_size`.
+        max_message_size: u64,
+    },
+    /// ConversationSummarizationTransform: the older messages, when there are more than
+    /// `max_num_messages` (or, without it, more than `max_num_characters`), all but the last
+    /// `min_num_messages`.
+    Conversation {
+        /// `max_num_messages`.
+        max_num_messages: Option<u64>,
+        /// `max_num_characters`.
+        max_num_characters: Option<u64>,
+        /// `min_num_messages`.
+        min_num_messages: u64,
+    },
 }
 
 /// A flow an agent calls as a tool (AGENTS.md 1.11): it runs with the call's arguments as its
@@ -143,7 +197,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
     let f = lw.fields(a);
     let extended = comp.is("ExtendedAgent");
     let mut ok = true;
-    for field in ["toolboxes", "transforms", "context_providers"] {
+    for field in ["toolboxes", "context_providers"] {
         if f.has(field) && !f.comps(field).is_empty() {
             lw.block(owner, a, format!("{}/{field}", comp.pointer), format!("an agent with `{field}`"));
             ok = false;
@@ -262,6 +316,13 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         );
         ok = false;
     }
+    let mut transforms = Vec::new();
+    for t in f.comps("transforms") {
+        match lower_transform(lw, owner, t) {
+            Some(transform) => transforms.push(transform),
+            None => ok = false,
+        }
+    }
     let source = f.str("system_prompt").unwrap_or("");
     let system_prompt = lw.template(a, "system_prompt", source)?;
     let allowed = lw.input_names(a);
@@ -295,7 +356,96 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         strict_output_validation: extended && f.bool("strict_output_validation", false),
         flows,
         agents,
+        transforms,
     })
+}
+
+/// A config's `default_generation_parameters`, nulls left out.
+fn generation_of(lw: &Lowerer<'_, '_>, config: CompId) -> Map<String, Json> {
+    match lw.fields(config).json("default_generation_parameters") {
+        Some(Json::Object(m)) => m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Map::new(),
+    }
+}
+
+/// Lowers a message transform of an agent; what Weft does not run is a blocker of `owner`,
+/// what WayFlow refuses an error.
+fn lower_transform(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option<Transform> {
+    let tc = lw.comp(t);
+    let f = lw.fields(t);
+    let pointer = |field: &str| format!("{}/{field}", tc.pointer);
+    let int = |field: &str| f.json(field).and_then(Json::as_u64);
+    let (kind, template_field, default_instructions, default_template) = match tc.ty.name {
+        "MessageSummarizationTransform" => (
+            TransformKind::Messages { max_message_size: int("max_message_size").unwrap_or(20_000) },
+            "summarized_message_template",
+            "Please make a summary of this message. Include relevant information and keep it short. Your response will replace the message, so just output the summary directly, no introduction needed.",
+            "Summarized message: {{summary}}",
+        ),
+        "ConversationSummarizationTransform" => {
+            let max_num_messages = match f.json("max_num_messages") {
+                None => Some(50),
+                Some(Json::Null) => None,
+                Some(v) => v.as_u64(),
+            };
+            let max_num_characters = int("max_num_characters");
+            let min_num_messages = int("min_num_messages").unwrap_or(10);
+            // WayFlow's checks, as load errors.
+            let problem = match (max_num_messages, max_num_characters) {
+                (Some(_), Some(_)) => Some(
+                    "`max_num_messages` and `max_num_characters` are mutually exclusive; set `max_num_messages` to null to use `max_num_characters`",
+                ),
+                (None, None) => Some("one of `max_num_messages` and `max_num_characters` must be set"),
+                (Some(0), _) | (_, Some(0)) => Some("`max_num_messages` and `max_num_characters` must be positive"),
+                (Some(max), None) if min_num_messages > max => Some("`min_num_messages` must not exceed `max_num_messages`"),
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                lw.error(t, Code::ComponentRule, tc.pointer.clone(), problem.to_owned(), "fix the transform's limits");
+                return None;
+            }
+            (
+                TransformKind::Conversation { max_num_messages, max_num_characters, min_num_messages },
+                "summarized_conversation_template",
+                "Please make a summary of this conversation. Include relevant information and keep it short. Your response will replace the messages, so just output the summary directly, no introduction needed.",
+                "Summarized conversation: {{summary}}",
+            )
+        }
+        other => {
+            lw.block(owner, t, tc.pointer.clone(), format!("{other} in an agent"));
+            return None;
+        }
+    };
+    if let TransformKind::Messages { max_message_size: 0 } = kind {
+        lw.error(
+            t,
+            Code::ComponentRule,
+            pointer("max_message_size"),
+            "`max_message_size` must be positive".into(),
+            "give a positive number of characters",
+        );
+        return None;
+    }
+    // The loader reads an absent `datastore` as null (and the exporter writes it so): no
+    // summaries are kept. An InMemoryCollectionDatastore keeps them in the run state.
+    let cache = match f.comp("datastore") {
+        None => None,
+        Some(d) if lw.comp(d).ty.name == "InMemoryCollectionDatastore" => {
+            Some(SummaryCache { max_size: int("max_cache_size"), max_lifetime_s: int("max_cache_lifetime") })
+        }
+        Some(d) => {
+            let what = format!("a transform keeping its summaries in a {}", lw.comp(d).ty.name);
+            lw.block(owner, t, pointer("datastore"), what);
+            return None;
+        }
+    };
+    let llm_config = f.comp("llm")?;
+    let instructions = f.str("summarization_instructions").unwrap_or(default_instructions).to_owned();
+    let template = lw.template(t, template_field, f.str(template_field).unwrap_or(default_template))?;
+    if !lw.variables(t, template_field, &template, &["summary".to_owned()]) {
+        return None;
+    }
+    Some(Transform { comp: t, llm_config, generation: generation_of(lw, llm_config), kind, instructions, template, cache })
 }
 
 /// The types of the family.
