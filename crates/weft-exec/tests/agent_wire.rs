@@ -345,3 +345,40 @@ async fn e5_strict_output_validation_refuses_what_does_not_fit_exactly() {
 async fn e4_conversation_summarization_replaces_the_older_messages_by_a_summary() {
     replay("e4_conversation_summarization", json!({})).await.unwrap();
 }
+
+/// An agent on an OllamaConfig: WayFlow's Llama template, no native tool calling: the tools
+/// are listed in the system prompt, the model's call is JSON in its text (the text around it
+/// dropped), the call goes back as an assistant message of its JSON and its result as a user
+/// message in `<tool_response>` tags.
+#[tokio::test]
+async fn a9_an_ollama_agent_calls_tools_through_the_llama_template() {
+    replay("a9_ollama_agent", json!({})).await.unwrap();
+}
+
+/// Under the Llama template a list of calls in the text runs every call; the history shows the
+/// list, and one user message holds their results, one `<tool_response>` per line.
+#[tokio::test]
+async fn a_list_of_calls_in_the_text_under_the_llama_template() {
+    let t = transcript("a9_ollama_agent");
+    let calls = r#"[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_time", "parameters": {"city": "Paris", "utc": "yes"}}]"#;
+    let server = MockServer::start(MockConfig::default().with_reply(0, format!("Checking both.\n{calls}")).with_reply(1, "Done.")).await;
+    let mut document = t["document"].clone();
+    retarget(&mut document, &server.url());
+    let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap().flow;
+    let options = RunOptions::default().with_tools(tools()).with_limits(Limiters::new(Default::default()));
+    let mut run = flow.start_with(Map::new(), options).unwrap();
+    run.append_user_message("Weather and time in Paris?").unwrap();
+    run.execute().await.unwrap();
+    let second = &server.requests()[1]["messages"];
+    assert!(second.as_array().unwrap().iter().all(|m| m.get("tool_calls").is_none()), "no native calls");
+    assert_eq!(
+        second[2]["content"][0]["text"],
+        r#"[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_time", "parameters": {"city": "Paris", "utc": true}}]"#,
+        "the calls as JSON, arguments normalized"
+    );
+    assert_eq!(second[3]["role"], "user");
+    assert_eq!(
+        second[3]["content"][0]["text"],
+        "<tool_response>\"sunny in Paris\"</tool_response>\n<tool_response>\"10:00\"</tool_response>"
+    );
+}

@@ -48,6 +48,10 @@ pub struct AgentNode {
     pub agents: Vec<SubAgent>,
     /// `transforms`: what is done to the conversation before every LLM call, in order.
     pub transforms: Vec<Transform>,
+    /// The model calls tools through WayFlow's Llama prompt template (tools listed in the
+    /// system prompt, calls as JSON in the text), as WayFlow does for `OllamaConfig` and for a
+    /// `VllmConfig` of a Llama 3.x model; else natively.
+    pub llama_template: bool,
 }
 
 /// A message transform of an agent (AGENTS.md 1.12): it summarizes what the model is sent
@@ -208,8 +212,12 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         ok = false;
     }
     // WayFlow calls tools through its Llama prompt template on OllamaConfig and Llama 3.x
-    // VllmConfig models; Weft calls them natively on every config (AGENTS.md 1.4 allows it).
+    // VllmConfig models (AGENTS.md 1.4), natively on the others.
     let llm_config = f.comp("llm_config")?;
+    let config = lw.comp(llm_config);
+    let model_id = lw.fields(llm_config).str_where_present("model_id").unwrap_or("").to_lowercase();
+    let llama_template =
+        config.ty.name == "OllamaConfig" || (config.ty.name == "VllmConfig" && model_id.contains("llama") && model_id.contains("3."));
     let mut tools = Vec::new();
     for t in f.comps("tools") {
         let tc = lw.comp(t);
@@ -357,6 +365,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         flows,
         agents,
         transforms,
+        llama_template,
     })
 }
 
