@@ -280,6 +280,18 @@ impl Sink {
                     InputRequest::Tool { node, tool, args, .. } => {
                         Some(format!("[{node}] waits for the result of client tool {tool} with {}", Json::Object(args.clone())))
                     }
+                    InputRequest::ClientTools { node, calls } => Some(
+                        calls
+                            .iter()
+                            .map(|c| {
+                                format!("[{node}] waits for the result of client tool {} with {}", c.tool, Json::Object(c.args.clone()))
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ),
+                    InputRequest::Confirmation { node, tool, args, .. } => {
+                        Some(format!("[{node}] asks to confirm tool {tool} with {}", Json::Object(args.clone())))
+                    }
                 };
             }
             Event::RunFinished { .. } => {

@@ -18,6 +18,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use weft_exec::checkpoint::Checkpoints;
+use weft_exec::state::ClientToolCall;
 use weft_exec::{
     DEFAULT_MAX_REASKS, DEFAULT_MAX_STEPS, EventSink, InputRequest, LimitConfig, Limiters, Llm, Plan, Run, RunOptions, RunState, Status,
 };
@@ -733,20 +734,23 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, keep
             Ok(Status::InputRequired { request }) => request,
         };
         let from_terminal = answers.is_empty() && interactive;
-        let answer = match answers.pop_front() {
-            Some(a) => Some(a),
-            None if interactive => {
-                let shown = matches!(&request, InputRequest::Message { node, message: Some(m) } if sink.just_showed(node, m));
-                let a = sink.suspend(|| ask(&request, shown));
-                interactive = a.is_some();
-                a
-            }
-            None => None,
+        let answer = match &request {
+            InputRequest::ClientTools { calls, .. } => client_answers(calls, &mut answers, &mut interactive, sink),
+            _ => match answers.pop_front() {
+                Some(a) => Some(answer_value(&request, a)),
+                None if interactive => {
+                    let shown = matches!(&request, InputRequest::Message { node, message: Some(m) } if sink.just_showed(node, m));
+                    let a = sink.suspend(|| ask(&request, shown));
+                    interactive = a.is_some();
+                    a.map(|a| answer_value(&request, a))
+                }
+                None => None,
+            },
         };
-        let Some(text) = answer else {
+        let Some(answer) = answer else {
             return wait(run, &request, sink, keeper, None);
         };
-        if let Err(e) = run.submit(answer_value(&request, text)) {
+        if let Err(e) = run.submit(answer) {
             if from_terminal {
                 // Ask again: `execute` returns the same request.
                 sink.suspend(|| report::error_line(&format!("{e}; try again")));
@@ -755,6 +759,36 @@ fn drive_answers(run: &mut Run, mut answers: VecDeque<String>, sink: &Sink, keep
             return wait(run, &request, sink, keeper, Some(&e.to_string()));
         }
     }
+}
+
+/// The answer to an agent's open client tool calls: one `--answer` that is a JSON object keyed
+/// by call id, else one `--answer` per call in order (then, on a terminal, a prompt for each
+/// call left); the results given so far, keyed by call id (the agent asks again for the
+/// others), or `None` when none is given.
+fn client_answers(calls: &[ClientToolCall], answers: &mut VecDeque<String>, interactive: &mut bool, sink: &Sink) -> Option<Json> {
+    if let Some(Ok(Json::Object(by_id))) = answers.front().map(|a| serde_json::from_str::<Json>(a))
+        && !by_id.is_empty()
+        && by_id.keys().all(|k| calls.iter().any(|c| c.tool_request_id == *k))
+    {
+        answers.pop_front();
+        return Some(Json::Object(by_id));
+    }
+    let mut given = Map::new();
+    for call in calls {
+        let text = match answers.pop_front() {
+            Some(a) => a,
+            None if *interactive => match sink.suspend(|| ask_client_call(calls.len(), call)) {
+                Some(a) => a,
+                None => {
+                    *interactive = false;
+                    break;
+                }
+            },
+            None => break,
+        };
+        given.insert(call.tool_request_id.clone(), json_or_text(text));
+    }
+    (!given.is_empty()).then_some(Json::Object(given))
 }
 
 /// Stores the run's state when the thread unwinds from a panic while the run is driven (a
@@ -855,18 +889,61 @@ pub(crate) fn compile(flow: &weft_flow::Flow, options: RunOptions, sink: &Sink) 
     }
 }
 
-/// What a request asks for, and a placeholder for the answer in the resume command.
-fn describe(request: &InputRequest) -> (String, &'static str) {
+/// What a request asks for, and a placeholder for the answer(s) in the resume command.
+fn describe(request: &InputRequest) -> (String, String) {
+    let result = "'<JSON result>'".to_owned();
     match request {
-        InputRequest::Message { node, message: Some(m) } => (format!("node \"{node}\" asks: {m}"), "'<your answer>'"),
-        InputRequest::Message { node, message: None } => (format!("node \"{node}\" waits for a message"), "'<your answer>'"),
+        InputRequest::Message { node, message: Some(m) } => (format!("node \"{node}\" asks: {m}"), "'<your answer>'".to_owned()),
+        InputRequest::Message { node, message: None } => (format!("node \"{node}\" waits for a message"), "'<your answer>'".to_owned()),
         InputRequest::Tool { node, tool, args, outputs, .. } => (
             format!(
                 "node \"{node}\" waits for the result of client tool \"{tool}\" called with {}; answer with {}",
                 Json::Object(args.clone()),
                 expected_outputs(outputs)
             ),
-            "'<JSON result>'",
+            result,
+        ),
+        InputRequest::ClientTools { node, calls } => match calls.as_slice() {
+            [call] => (
+                format!(
+                    "node \"{node}\" waits for the result of client tool \"{}\" called with {}; answer with {}",
+                    call.tool,
+                    Json::Object(call.args.clone()),
+                    expected_outputs(&call.outputs)
+                ),
+                result,
+            ),
+            calls => {
+                let list: Vec<String> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        format!(
+                            "\n  {}. call \"{}\": client tool \"{}\" called with {}; answer with {}",
+                            i + 1,
+                            c.tool_request_id,
+                            c.tool,
+                            Json::Object(c.args.clone()),
+                            expected_outputs(&c.outputs)
+                        )
+                    })
+                    .collect();
+                (
+                    format!(
+                        "node \"{node}\" waits for the results of {} client tool calls (one --answer per call, in this order, or one JSON object keyed by call id):{}",
+                        calls.len(),
+                        list.concat()
+                    ),
+                    vec![result; calls.len()].join(" --answer "),
+                )
+            }
+        },
+        InputRequest::Confirmation { node, tool, args, .. } => (
+            format!(
+                "node \"{node}\" asks to run tool \"{tool}\" with {}: answer approve, reject, 'reject: REASON' (the model is told why), or 'approve: {{\"ARGUMENT\": VALUE}}' to run it with changed arguments",
+                Json::Object(args.clone())
+            ),
+            "approve".to_owned(),
         ),
     }
 }
@@ -892,7 +969,28 @@ fn ask(request: &InputRequest, shown: bool) -> Option<String> {
             report::line(&format!("[{node}] client tool \"{tool}\" called with {}", Json::Object(args.clone())));
             report::line(&format!("answer with {}", expected_outputs(outputs)));
         }
+        InputRequest::ClientTools { node, calls } => {
+            // Asked call by call (`ask_client_call`); this is only reached for an empty list.
+            report::line(&format!("[{node}] waits for {} client tool results", calls.len()));
+        }
+        InputRequest::Confirmation { node, tool, args, .. } => {
+            report::line(&format!("[{node}] run tool \"{tool}\" with {}?", Json::Object(args.clone())));
+            report::line("answer y (approve), n (reject), 'reject: REASON', or 'approve: {\"ARGUMENT\": VALUE}' to change arguments");
+        }
     }
+    read_answer()
+}
+
+/// Asks on the terminal for the result of one of `total` client tool calls.
+fn ask_client_call(total: usize, call: &ClientToolCall) -> Option<String> {
+    let which = if total > 1 { format!(" (call \"{}\")", call.tool_request_id) } else { String::new() };
+    report::line(&format!("client tool \"{}\"{which} called with {}", call.tool, Json::Object(call.args.clone())));
+    report::line(&format!("answer with {}", expected_outputs(&call.outputs)));
+    read_answer()
+}
+
+/// Reads one line of stdin after a prompt; `None` at end of input.
+fn read_answer() -> Option<String> {
     eprint!("> ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
@@ -908,12 +1006,22 @@ fn ask(request: &InputRequest, shown: bool) -> Option<String> {
     }
 }
 
-/// A message answer is text; a client tool's is JSON, or a JSON string when it does not parse.
+/// A message answer is text; a client tool's is JSON, or a JSON string when it does not parse;
+/// a confirmation is its text (`approve`, `reject: REASON`...) or a JSON object.
 fn answer_value(request: &InputRequest, text: String) -> Json {
     match request {
         InputRequest::Message { .. } => Json::String(text),
-        InputRequest::Tool { .. } => serde_json::from_str(&text).unwrap_or(Json::String(text)),
+        InputRequest::Tool { .. } | InputRequest::ClientTools { .. } => json_or_text(text),
+        InputRequest::Confirmation { .. } => match serde_json::from_str::<Json>(&text) {
+            Ok(object @ Json::Object(_)) => object,
+            _ => Json::String(text),
+        },
     }
+}
+
+/// The JSON value of `text`, or the text as a JSON string when it is not JSON.
+fn json_or_text(text: String) -> Json {
+    serde_json::from_str(&text).unwrap_or(Json::String(text))
 }
 
 fn parse_llm(text: &str) -> anyhow::Result<LlmChoice> {

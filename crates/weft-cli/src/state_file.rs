@@ -134,11 +134,22 @@ fn scrub_state(state: &mut Json, secrets: &weft_guard::Secrets) {
                     }
                 }
                 values(call.get_mut("args"));
+                // An agent's server tool calls and the calls still queued.
+                if let Some(Json::Array(calls)) = call.get_mut("calls") {
+                    calls.iter_mut().for_each(|c| values(c.get_mut("args")));
+                }
+                if let Some(turn) = call.get_mut("turn") {
+                    scrub_turn(turn, secrets);
+                }
+                // The answers of an agent's summarizing calls.
+                if let Some(summaries) = call.get_mut("summaries") {
+                    data(summaries);
+                }
             }
         }
     }
     if let Some(Json::Array(messages)) = state.get_mut("messages") {
-        messages.iter_mut().filter_map(|m| m.get_mut("content")).for_each(data);
+        scrub_messages(messages, secrets);
     }
     if let Some(Json::Object(pending)) = state.get_mut("pending") {
         for request in pending.values_mut() {
@@ -146,6 +157,25 @@ fn scrub_state(state: &mut Json, secrets: &weft_guard::Secrets) {
                 data(message);
             }
             values(request.get_mut("args"));
+            if let Some(Json::Array(calls)) = request.get_mut("calls") {
+                calls.iter_mut().for_each(|c| values(c.get_mut("args")));
+            }
+        }
+    }
+    if let Some(Json::Object(loops)) = state.get_mut("agent_loops") {
+        loops.values_mut().for_each(|turn| scrub_turn(turn, secrets));
+    }
+    // The summaries agents' transforms keep.
+    if let Some(Json::Object(summaries)) = state.get_mut("summaries") {
+        summaries.values_mut().filter_map(|s| s.get_mut("content")).for_each(data);
+    }
+    // The conversations of agents called as tools: their inputs and messages.
+    if let Some(Json::Object(conversations)) = state.get_mut("conversations") {
+        for conversation in conversations.values_mut() {
+            values(conversation.get_mut("inputs"));
+            if let Some(Json::Array(messages)) = conversation.get_mut("messages") {
+                scrub_messages(messages, secrets);
+            }
         }
     }
     if let Some(outcome) = state.get_mut("outcome") {
@@ -154,6 +184,28 @@ fn scrub_state(state: &mut Json, secrets: &weft_guard::Secrets) {
         if let Some(error) = outcome.get_mut("error") {
             redact_text(error, secrets);
         }
+    }
+}
+
+/// Masks `secrets` in conversation messages: their text and the arguments of tool calls.
+fn scrub_messages(messages: &mut [Json], secrets: &weft_guard::Secrets) {
+    for m in messages {
+        if let Some(content) = m.get_mut("content") {
+            secrets.redact(content);
+        }
+        if let Some(Json::Array(calls)) = m.get_mut("tool_calls") {
+            calls.iter_mut().filter_map(|c| c.get_mut("arguments")).for_each(|a| secrets.redact(a));
+        }
+    }
+}
+
+/// Masks `secrets` in an agent's loop: the arguments of the calls queued, the reasons given.
+fn scrub_turn(turn: &mut Json, secrets: &weft_guard::Secrets) {
+    if let Some(Json::Array(queue)) = turn.get_mut("queue") {
+        queue.iter_mut().filter_map(|c| c.get_mut("arguments")).for_each(|a| secrets.redact(a));
+    }
+    if let Some(Json::Array(decisions)) = turn.get_mut("decisions") {
+        decisions.iter_mut().filter_map(|d| d.get_mut("reason")).for_each(|r| secrets.redact(r));
     }
 }
 

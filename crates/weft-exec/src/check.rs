@@ -376,6 +376,7 @@ impl Place<'_> {
                 Call::Llm { .. } => "waits for an LLM call",
                 Call::Tool { .. } => "waits for a server tool call",
                 Call::AgentLlm { .. } => "waits for an agent's LLM call",
+                Call::AgentSummary { .. } => "waits for an agent's summarizing call",
                 Call::AgentTools { .. } => "waits for an agent's tool calls",
                 Call::ExtractRepair { .. } => "waits for a JSON repair by an LLM",
                 Call::Http {} => "waits for an HTTP request",

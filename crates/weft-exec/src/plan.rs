@@ -429,8 +429,20 @@ impl<'a> Compiler<'a> {
     /// An agent at the root of the document, as a flow of one node: its inputs go from a start
     /// node to the agent, its outputs from the agent to an end node.
     fn agent_root(&mut self, root: CompId, agent: &weft_flow::node::AgentNode) {
-        let comp = self.comp(root);
-        let io = self.flow.io(root);
+        self.agent_flow(root, agent, false);
+    }
+
+    /// Compiles (once) agent `a` as a flow of one node, start → agent → end, and returns its
+    /// index: the root of a document, or an agent another agent calls as a tool (`as_tool`:
+    /// where it would wait for the user, its frame ends and the caller gets its last message).
+    pub(crate) fn agent_flow(&mut self, a: CompId, agent: &weft_flow::node::AgentNode, as_tool: bool) -> usize {
+        if let Some(&i) = self.flow_of.get(&a) {
+            return i;
+        }
+        let comp = self.comp(a);
+        let io = self.flow.io(a);
+        let index = self.flows.len();
+        self.flow_of.insert(a, index);
         let base = self.nodes.len();
         let (start_id, end_id) = (format!("{}.start", comp.id), format!("{}.end", comp.id));
         let node_index = HashMap::from([(start_id.clone(), base), (comp.id.clone(), base + 1), (end_id.clone(), base + 2)]);
@@ -454,8 +466,8 @@ impl<'a> Compiler<'a> {
                 })
                 .collect()
         };
-        let Some(op) = nodes::agent::AgentOp::plan(self, root, agent) else { return };
         let next = |to: usize| vec![("next".to_owned(), to)];
+        // The three nodes first (the agent's own plan may compile the flows of its sub-agents).
         self.nodes.push(NodePlan {
             id: start_id.clone(),
             name: "start".to_owned(),
@@ -470,7 +482,7 @@ impl<'a> Compiler<'a> {
             id: comp.id.clone(),
             name: comp.name.clone(),
             ty: comp.ty.name,
-            op: Op::Agent(Box::new(op)),
+            op: Op::Start(nodes::flow::StartOp),
             inputs: fed(&io.inputs, &start_id),
             output_mapping: Vec::new(),
             outputs: io.outputs.clone(),
@@ -486,6 +498,10 @@ impl<'a> Compiler<'a> {
             outputs: io.outputs.clone(),
             next: Vec::new(),
         });
+        if let Some(op) = nodes::agent::AgentOp::plan(self, a, agent, as_tool) {
+            self.nodes[base + 1].op = Op::Agent(Box::new(op));
+        }
+        index
     }
 
     /// Plans node `n` (index `idx`) of flow `graph`; returns the inputs a context provider that

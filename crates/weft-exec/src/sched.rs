@@ -347,6 +347,7 @@ impl Sched<'_> {
                 visits: IndexMap::new(),
                 position: Position::Ready { node: start.id.clone() },
                 clock: None,
+                conversation: None,
             },
         );
         state.next_frame = 1;
@@ -384,8 +385,22 @@ impl Sched<'_> {
             let frame = get_frame(state, parent)?;
             let idx = self.node_of(frame, &node_id)?;
             let node = &self.plan.nodes[idx];
+            let in_child = matches!(frame.position, Position::InChild { child: c, .. } if c == child);
+            // An agent that called a flow or an agent as a tool takes its failure as the call's
+            // result (unless it raises exceptions), as WayFlow's does.
+            if in_child && nodes::takes_child_failures(&node.op) {
+                let t0 = frame.clock.map_or(self.now_us, |c| c.started_us);
+                self.remove_frames(state, child);
+                return match nodes::child_failed(self, state, At { fid: parent, node, t0 }, error) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        let e = self.locate(state, parent, e);
+                        self.recover(state, parent, e)
+                    }
+                };
+            }
             if let nodes::Op::Flow(op) = &node.op
-                && matches!(frame.position, Position::InChild { child: c, .. } if c == child)
+                && in_child
                 && let Some(branch) = op.catch_branch(&error)
             {
                 self.remove_frames(state, child);
@@ -430,7 +445,13 @@ impl Sched<'_> {
         }
         self.work.ready.retain(|id| !gone.contains(id));
         state.pending.retain(|path, _| !paths.contains(path));
-        state.retry_trials.retain(|key, _| key.split_once('/').and_then(|(f, _)| f.parse().ok()).is_none_or(|f: u64| !gone.contains(&f)));
+        // What is kept by `<frame id>/...`: retry counts, agents' loops, the conversations of
+        // agents they called and the summaries their transforms keep.
+        let kept = |key: &String| key.split_once('/').and_then(|(f, _)| f.parse().ok()).is_none_or(|f: u64| !gone.contains(&f));
+        state.retry_trials.retain(|key, _| kept(key));
+        state.agent_loops.retain(|key, _| kept(key));
+        state.conversations.retain(|key, _| kept(key));
+        state.summaries.retain(|key, _| kept(key));
     }
 
     /// Gives frame `fid`'s calls (and those below it) a cancellation of their own.
@@ -517,6 +538,7 @@ impl Sched<'_> {
             visits: IndexMap::new(),
             position: Position::Ready { node: self.plan.nodes[sub.start].id.clone() },
             clock: None,
+            conversation: None,
         };
         state.frames.insert(child, frame);
         self.work.ready.push_back(child);
@@ -666,7 +688,7 @@ impl Sched<'_> {
 
     /// Posts a message to the conversation.
     pub(crate) fn post(&mut self, state: &mut RunState, fid: u64, node: &NodePlan, message_type: &str, text: &str) {
-        state.messages.push(ConversationMessage::text(message_type, text, node.name.clone()));
+        state.conversation_mut(fid).push(ConversationMessage::text(message_type, text, node.name.clone()));
         self.emit(state, fid, || Event::Message {
             node: node.name.clone(),
             message_type: message_type.to_owned(),

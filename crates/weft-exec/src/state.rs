@@ -52,6 +52,19 @@ pub struct RunState {
     /// shared the same way), created when a node first uses a collection.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub datastores: BTreeMap<String, BTreeMap<String, crate::datastore::Table>>,
+    /// Where each agent that waits (for an answer, or for a sub-flow or sub-agent it called)
+    /// stands in its loop, by `<frame id>/<node id>`: the calls of the model's last answer still
+    /// to run and the confirmations given. The entry goes when the agent goes on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agent_loops: BTreeMap<String, AgentTurn>,
+    /// The conversations of agents called as tools by other agents, by
+    /// `<frame id>/<calling node id>/<tool name>`, while they have not finished.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conversations: BTreeMap<String, Conversation>,
+    /// Summaries agents' transforms made and keep (their `datastore`), by
+    /// `<agent's conversation>/<transform id>[/<message index>_<part>]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub summaries: BTreeMap<String, CachedSummary>,
     /// Totals so far.
     pub usage: RunUsage,
     /// Sequence number of the latest value produced (values are stamped with it, so the latest
@@ -59,6 +72,39 @@ pub struct RunState {
     pub seq: u64,
     /// Where the run stands.
     pub outcome: Outcome,
+}
+
+impl RunState {
+    /// The key of the conversation frame `fid` uses: the nearest frame up from it that has one
+    /// of its own; `None` for the run's ([`RunState::messages`]).
+    pub(crate) fn conversation_key(&self, fid: u64) -> Option<&str> {
+        let mut at = fid;
+        // Bounded by the number of frames, so even a cycle of parents cannot loop forever.
+        for _ in 0..=self.frames.len() {
+            let frame = self.frames.get(&at)?;
+            if let Some(key) = frame.conversation.as_deref().filter(|k| self.conversations.contains_key(*k)) {
+                return Some(key);
+            }
+            at = frame.parent.as_ref()?.0;
+        }
+        None
+    }
+
+    /// The messages of the conversation frame `fid` uses.
+    pub fn conversation(&self, fid: u64) -> &[ConversationMessage] {
+        match self.conversation_key(fid).and_then(|k| self.conversations.get(k)) {
+            Some(c) => &c.messages,
+            None => &self.messages,
+        }
+    }
+
+    /// The messages of the conversation frame `fid` uses, to change.
+    pub fn conversation_mut(&mut self, fid: u64) -> &mut Vec<ConversationMessage> {
+        match self.conversation_key(fid).map(str::to_owned) {
+            Some(key) => &mut self.conversations.entry(key).or_default().messages,
+            None => &mut self.messages,
+        }
+    }
 }
 
 /// Where a run stands.
@@ -140,6 +186,40 @@ pub struct Frame {
     /// subflow or its branches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<Clock>,
+    /// The key of the conversation this frame and the frames below it use
+    /// ([`RunState::conversations`]), when it is not its parent's: an agent called as a tool
+    /// by another agent has one of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<String>,
+}
+
+/// The conversation of an agent that another agent calls as a tool: its own messages, and the
+/// inputs it was first called with (kept, as WayFlow keeps a sub-agent's conversation, until
+/// it finishes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Its inputs.
+    #[serde(default)]
+    pub inputs: Map<String, Json>,
+    /// Its messages.
+    #[serde(default)]
+    pub messages: Vec<ConversationMessage>,
+}
+
+/// A summary an agent's transform keeps (WayFlow caches them in the transform's datastore).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedSummary {
+    /// The transform's component id.
+    pub transform: String,
+    /// The summary, as the model is shown it.
+    pub content: String,
+    /// For a conversation's summary: how many of the messages it replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_size: Option<u64>,
+    /// When it was made and last used (µs since the Unix epoch).
+    pub created_us: u64,
+    /// When it was last used.
+    pub used_us: u64,
 }
 
 /// When a node started and when it times out (microseconds since the Unix epoch). A resumed
@@ -250,6 +330,20 @@ pub enum Call {
         call_index: u64,
         /// The agent's loop.
         turn: AgentTurn,
+        /// The answers of the summarizing calls its transforms made for this call, in order
+        /// (the request is built again with them).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        summaries: Vec<String>,
+    },
+    /// A summarizing call of one of an agent's transforms, before the agent's LLM call.
+    AgentSummary {
+        /// The call count of the summarizing calls when the call was made.
+        call_index: u64,
+        /// The agent's loop.
+        turn: AgentTurn,
+        /// The answers of the summarizing calls made before this one, in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        summaries: Vec<String>,
     },
     /// An agent's calls of server tools (consecutive calls of one answer, run at once).
     AgentTools {
@@ -320,15 +414,56 @@ pub enum InputRequest {
         /// keyed by these titles.
         outputs: Vec<String>,
     },
+    /// The results of an agent's client tool calls: every call of its conversation that has no
+    /// result yet, in the order the model made them (WayFlow's `ToolRequestStatus`). The answer
+    /// is an object keyed by `tool_request_id` (some of the calls: the agent asks again for the
+    /// others) or an array with one result per call, in order.
+    ClientTools {
+        /// The node's name.
+        node: String,
+        /// The calls.
+        calls: Vec<ClientToolCall>,
+    },
+    /// Approve or reject an agent's call of a tool that requires confirmation (WayFlow's
+    /// `ToolExecutionConfirmationStatus`). The answer is `"approve"`, `"approve: {...}"` (with
+    /// changed values of some of the call's arguments), `"reject"` or `"reject: REASON"`, or
+    /// the object `{"approve": true, "arguments": {...}}` / `{"approve": false, "reason": "..."}`.
+    Confirmation {
+        /// The node's name.
+        node: String,
+        /// The tool's name.
+        tool: String,
+        /// The model's call id.
+        tool_request_id: String,
+        /// The arguments it would run with, keyed by input title.
+        args: Map<String, Json>,
+    },
 }
 
 impl InputRequest {
     /// The name of the node asking.
     pub fn node(&self) -> &str {
         match self {
-            InputRequest::Message { node, .. } | InputRequest::Tool { node, .. } => node,
+            InputRequest::Message { node, .. }
+            | InputRequest::Tool { node, .. }
+            | InputRequest::ClientTools { node, .. }
+            | InputRequest::Confirmation { node, .. } => node,
         }
     }
+}
+
+/// One call of a client tool an agent made, waiting for its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientToolCall {
+    /// The tool's name.
+    pub tool: String,
+    /// The model's call id.
+    pub tool_request_id: String,
+    /// The arguments, keyed by input title.
+    pub args: Map<String, Json>,
+    /// The tool's output titles: the result is the value for one output, else an object keyed
+    /// by these titles (any JSON value when there are none).
+    pub outputs: Vec<String>,
 }
 
 /// A message of the run's conversation.
@@ -381,6 +516,21 @@ pub struct AgentTurn {
     /// Tool calls still to run, in the order the model made them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub queue: Vec<weft_llm::ToolCall>,
+    /// What the caller decided about calls of tools that require confirmation, by call id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<ToolDecision>,
+}
+
+/// The caller's decision about a call of a tool that requires confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolDecision {
+    /// The model's call id.
+    pub id: String,
+    /// Approved (the tool runs) or rejected (the model is told why).
+    pub approved: bool,
+    /// Why it was rejected, if the caller said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Maps with integer keys as lists of `[key, value]` pairs: inside a tagged enum, serde cannot

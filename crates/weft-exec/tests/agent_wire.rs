@@ -88,16 +88,30 @@ fn comparable(mut request: Json) -> Json {
 async fn replay(name: &str, inputs: Json) -> Result<Status, weft_exec::RunError> {
     let t = transcript(name);
     let calls = t["llm_calls"].as_array().unwrap();
+    let steps = t["steps"].as_array().unwrap();
+    session(name, &t["document"], steps, calls, inputs).await
+}
+
+/// Runs one document with its steps against the server scripted with `calls`, and compares
+/// every request. A step gives the user's message (the first one before the run executes),
+/// client tool results or a confirmation, then the status `execute()` returns when it names
+/// one.
+async fn session(name: &str, document: &Json, steps: &[Json], calls: &[Json], inputs: Json) -> Result<Status, weft_exec::RunError> {
     let server = MockServer::start(scripted(calls)).await;
-    let mut document = t["document"].clone();
+    let mut document = document.clone();
     retarget(&mut document, &server.url());
     let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{name}: {e}")).flow;
     let options = RunOptions::default().with_tools(tools()).with_limits(Limiters::new(Default::default()));
-    let steps = t["steps"].as_array().unwrap();
+    let plan = weft_exec::Plan::new(&flow, options).unwrap_or_else(|e| panic!("{name}: {:?}", e.problems()));
     let inputs = inputs.as_object().cloned().unwrap_or_default();
-    let mut run = flow.start_with(inputs, options).unwrap_or_else(|e| panic!("{name}: {:?}", e.problems()));
+    let mut run = plan.start(inputs).unwrap_or_else(|e| panic!("{name}: {:?}", e.problems()));
     let mut status = None;
     for (k, step) in steps.iter().enumerate() {
+        // Every wait is resumed from the stored state, as another process would.
+        if k > 0 {
+            let stored = serde_json::to_string(&run.into_state()).unwrap();
+            run = plan.resume(serde_json::from_str(&stored).unwrap()).unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+        }
         if let Some(user) = step["user"].as_str() {
             if k == 0 {
                 run.append_user_message(user).unwrap();
@@ -105,14 +119,52 @@ async fn replay(name: &str, inputs: Json) -> Result<Status, weft_exec::RunError>
                 run.submit(json!(user)).unwrap();
             }
         }
+        // The caller's answers, as the recording gave them to WayFlow.
+        if let Some(result) = step.get("client_tool_result") {
+            let id = result["tool_request_id"].as_str().unwrap();
+            run.submit(json!({ id: result["content"] })).unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+        }
+        if let Some(results) = step.get("submit_tool_results") {
+            run.submit(results.clone()).unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+        }
+        if let Some(reject) = step.get("reject") {
+            let answer = match reject["reason"].as_str() {
+                Some(reason) => format!("reject: {reason}"),
+                None => "reject".to_owned(),
+            };
+            run.submit(json!(answer)).unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+        }
+        if let Some(confirm) = step.get("confirm_tool_execution").and_then(Json::as_object) {
+            let changes = confirm.values().next().map(|c| c["modified_args"].clone()).unwrap_or(Json::Null);
+            run.submit(json!({"approve": true, "arguments": changes})).unwrap_or_else(|e| panic!("{name}: step {k}: {e}"));
+        }
+        let Some(expected) = step["status"].as_str() else { continue };
         let now = run.execute().await;
-        match (&now, step["status"].as_str()) {
-            (Ok(Status::InputRequired { request }), Some("UserMessageRequestStatus")) => {
-                if let (weft_exec::InputRequest::Message { message: Some(m), .. }, Some(expected)) = (request, step["message"].as_str()) {
+        match (&now, expected) {
+            (Ok(Status::InputRequired { request }), "UserMessageRequestStatus") => {
+                let weft_exec::InputRequest::Message { message, .. } = request else {
+                    panic!("{name}: step {k}: expected a user message request, got {request:?}")
+                };
+                if let (Some(m), Some(expected)) = (message, step["message"].as_str()) {
                     assert_eq!(m, expected, "{name}: step {k}: the agent's message");
                 }
             }
-            (Ok(Status::Finished { outputs, .. }), Some("FinishedStatus")) => {
+            (Ok(Status::InputRequired { request }), "ToolRequestStatus") => {
+                let weft_exec::InputRequest::ClientTools { calls, .. } = request else {
+                    panic!("{name}: step {k}: expected client tool requests, got {request:?}")
+                };
+                let got: Vec<Json> =
+                    calls.iter().map(|c| json!({"name": c.tool, "args": c.args, "tool_request_id": c.tool_request_id})).collect();
+                assert_eq!(Json::Array(got), step["tool_requests"], "{name}: step {k}: the client tool requests");
+            }
+            (Ok(Status::InputRequired { request }), "ToolExecutionConfirmationStatus") => {
+                let weft_exec::InputRequest::Confirmation { tool, tool_request_id, args, .. } = request else {
+                    panic!("{name}: step {k}: expected a confirmation request, got {request:?}")
+                };
+                let got = json!([{"name": tool, "args": args, "tool_request_id": tool_request_id}]);
+                assert_eq!(got, step["tool_requests"], "{name}: step {k}: the call to confirm");
+            }
+            (Ok(Status::Finished { outputs, .. }), "FinishedStatus") => {
                 if let Some(expected) = step["output_values"].as_object() {
                     // Weft differs (AGENTS.md 1.7): an output without a default at the iteration
                     // limit gets its type's zero value, not WayFlow's placeholder object.
@@ -235,4 +287,98 @@ async fn parallel_tool_calls_run_at_once_and_are_answered_in_call_order() {
     let contents: Vec<&str> =
         second.as_array().unwrap().iter().filter(|m| m["role"] == "tool").map(|m| m["content"].as_str().unwrap()).collect();
     assert_eq!(contents, ["\"slept 160\"", "\"slept 120\"", "\"slept 80\"", "\"slept 40\""]);
+}
+
+/// A client tool's call waits for its result (WayFlow's ToolRequestStatus), then, with a second
+/// document, a tool that requires confirmation waits for the caller, who rejects it with a
+/// reason: the model sees WayFlow's rejection text.
+#[tokio::test]
+async fn a5_a_client_tool_round_trip_then_a_rejected_confirmation() {
+    let name = "a5_client_tool_and_confirmation";
+    let t = transcript(name);
+    let calls = t["llm_calls"].as_array().unwrap();
+    let steps = t["steps"].as_array().unwrap();
+    let first = session(name, &t["document"]["first"], &steps[..3], &calls[..2], json!({})).await.unwrap();
+    assert!(matches!(first, Status::InputRequired { .. }));
+    // The second document: its steps until the conversation it ends with.
+    let second = &steps[3..6];
+    session(name, &t["document"]["second"], second, &calls[2..], json!({})).await.unwrap();
+}
+
+/// Three calls in one answer (client, server needing confirmation, client): one request for
+/// both client calls, answered together; then the confirmation, approved with a changed
+/// argument; the results reach the model in the order they were produced (k1, k3, k2) and the
+/// history shows the changed argument.
+#[tokio::test]
+async fn e6_client_calls_are_asked_together_then_the_confirmation_with_changed_arguments() {
+    replay("e6_parallel_client_and_confirmation", json!({})).await.unwrap();
+}
+
+/// An ExtendedAgent's flow and sub-agent offered as tools after its own tools (the flow's
+/// inputs as parameters; the sub-agent's `context`); the model calls the flow, which runs on
+/// the agent's conversation, and its single output is the result.
+#[tokio::test]
+async fn a7_a_flow_and_an_agent_as_tools_and_a_flow_call() {
+    replay("a7_subflow_and_subagent_tools", json!({})).await.unwrap();
+}
+
+/// A sub-agent call: the sub-agent runs in its own conversation (its request has the
+/// context as the user message and no tools) and its last message is the result.
+#[tokio::test]
+async fn a8_a_sub_agent_call_runs_in_its_own_conversation() {
+    replay("a8_subagent_call", json!({})).await.unwrap();
+}
+
+/// `strict_output_validation`: submissions are checked as the model wrote them (an extra
+/// member, a string and then an integer for a `number` are refused, with WayFlow's list of
+/// violations), and a float finishes.
+#[tokio::test]
+async fn e5_strict_output_validation_refuses_what_does_not_fit_exactly() {
+    replay("e5_strict_output_validation", json!({})).await.unwrap();
+}
+
+/// A ConversationSummarizationTransform without a datastore: on the second turn the history
+/// is too long, so the two oldest messages are summarized by a call of the transform's own
+/// model (not streamed, one user message of several parts) and the agent's request carries the
+/// summary as a user message in their place.
+#[tokio::test]
+async fn e4_conversation_summarization_replaces_the_older_messages_by_a_summary() {
+    replay("e4_conversation_summarization", json!({})).await.unwrap();
+}
+
+/// An agent on an OllamaConfig: WayFlow's Llama template, no native tool calling: the tools
+/// are listed in the system prompt, the model's call is JSON in its text (the text around it
+/// dropped), the call goes back as an assistant message of its JSON and its result as a user
+/// message in `<tool_response>` tags.
+#[tokio::test]
+async fn a9_an_ollama_agent_calls_tools_through_the_llama_template() {
+    replay("a9_ollama_agent", json!({})).await.unwrap();
+}
+
+/// Under the Llama template a list of calls in the text runs every call; the history shows the
+/// list, and one user message holds their results, one `<tool_response>` per line.
+#[tokio::test]
+async fn a_list_of_calls_in_the_text_under_the_llama_template() {
+    let t = transcript("a9_ollama_agent");
+    let calls = r#"[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_time", "parameters": {"city": "Paris", "utc": "yes"}}]"#;
+    let server = MockServer::start(MockConfig::default().with_reply(0, format!("Checking both.\n{calls}")).with_reply(1, "Done.")).await;
+    let mut document = t["document"].clone();
+    retarget(&mut document, &server.url());
+    let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap().flow;
+    let options = RunOptions::default().with_tools(tools()).with_limits(Limiters::new(Default::default()));
+    let mut run = flow.start_with(Map::new(), options).unwrap();
+    run.append_user_message("Weather and time in Paris?").unwrap();
+    run.execute().await.unwrap();
+    let second = &server.requests()[1]["messages"];
+    assert!(second.as_array().unwrap().iter().all(|m| m.get("tool_calls").is_none()), "no native calls");
+    assert_eq!(
+        second[2]["content"][0]["text"],
+        r#"[{"name": "get_weather", "parameters": {"city": "Paris"}}, {"name": "get_time", "parameters": {"city": "Paris", "utc": true}}]"#,
+        "the calls as JSON, arguments normalized"
+    );
+    assert_eq!(second[3]["role"], "user");
+    assert_eq!(
+        second[3]["content"][0]["text"],
+        "<tool_response>\"sunny in Paris\"</tool_response>\n<tool_response>\"10:00\"</tool_response>"
+    );
 }

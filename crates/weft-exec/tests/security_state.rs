@@ -126,6 +126,17 @@ fn answer_for(plan: &Plan, request: &InputRequest, round: usize) -> Json {
             let schemas: Vec<Json> = plan.flow().io(c).outputs.iter().map(|p| p.schema.clone()).collect();
             common::generated_outputs(&schemas)
         }
+        InputRequest::ClientTools { calls, .. } => {
+            let spec = plan.flow().spec();
+            let mut by_id = Map::new();
+            for call in calls {
+                let c = spec.components.iter().position(|c| c.is("ClientTool") && c.name == call.tool).expect("the client tool");
+                let schemas: Vec<Json> = plan.flow().io(c).outputs.iter().map(|p| p.schema.clone()).collect();
+                by_id.insert(call.tool_request_id.clone(), common::generated_outputs(&schemas));
+            }
+            Json::Object(by_id)
+        }
+        InputRequest::Confirmation { .. } => Json::String(if round.is_multiple_of(2) { "approve" } else { "reject: no" }.into()),
     }
 }
 

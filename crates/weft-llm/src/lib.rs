@@ -41,6 +41,10 @@ pub struct ChatMessage {
     pub role: Role,
     /// The text.
     pub content: String,
+    /// More text parts, sent after the text, each a part of its own (WayFlow's summarization
+    /// prompt is one message of several parts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
     /// Images, as base64 data or URLs, sent after the text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
@@ -55,7 +59,7 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A text message.
     pub fn new(role: Role, content: impl Into<String>) -> ChatMessage {
-        ChatMessage { role, content: content.into(), images: Vec::new(), tool_calls: Vec::new(), tool_call_id: None }
+        ChatMessage { role, content: content.into(), parts: Vec::new(), images: Vec::new(), tool_calls: Vec::new(), tool_call_id: None }
     }
 }
 

@@ -280,7 +280,11 @@ impl ChatModel for SimulatedModel {
             tokio::time::sleep(self.latency).await;
         }
         let (text, tool_calls) = self.reply(request);
-        let input_chars: usize = request.messages.iter().map(|message| message.content.chars().count()).sum();
+        let input_chars: usize = request
+            .messages
+            .iter()
+            .map(|message| message.content.chars().count() + message.parts.iter().map(|p| p.chars().count()).sum::<usize>())
+            .sum();
         let output_chars = text.chars().count() + tool_calls.iter().map(|c| c.name.len() + c.arguments.to_string().len()).sum::<usize>();
         let usage = Usage { input_tokens: tokens(input_chars), output_tokens: tokens(output_chars), cached_tokens: 0 };
         Ok(ChatResponse { text, tool_calls, usage })

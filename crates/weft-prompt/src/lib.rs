@@ -55,7 +55,7 @@ pub use pyfmt::{py_eq, py_json_dumps, py_str};
 pub use schema::{PyProperty, cast_to_input, default_or_zero};
 pub use structured::{
     ADDITIONAL_INSTRUCTIONS_HEADER, JSON_CONSTRAINED_GENERATION_PROMPT, ReplyError, Shape, coerce, extract_final_answer, native_schema,
-    outputs_from_answer, outputs_from_answer_coerced, prompt_schema, prompt_suffix, prompt_template_with_suffix, structured_output_needed,
-    template_output,
+    outputs_from_answer, outputs_from_answer_coerced, prompt_schema, prompt_suffix, prompt_template_with_suffix, strict_submission,
+    structured_output_needed, template_output,
 };
 pub use template::{FUEL, Template, TemplateError};

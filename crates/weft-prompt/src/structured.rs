@@ -59,6 +59,40 @@ impl ReplyError {
     }
 }
 
+/// An agent's `submit_result` arguments under `strict_output_validation` (WayFlow's
+/// `_fill_submit_result_defaults`, then `_validate_strict_outputs`): outputs absent from `args`
+/// take their declared default, present ones their nested defaults; then nothing is coerced: a
+/// member that is not an output, an output still missing, a value not of its type (Python's
+/// view: an integer is not a `number`, a boolean is an `integer`) are violations, in that
+/// order (`extra: unexpected field`, `temperature: expected FloatProperty, got int`). On
+/// success, the outputs by title in declaration order.
+pub fn strict_submission(args: &Map<String, Json>, outputs: &[Json]) -> Result<Map<String, Json>, Vec<String>> {
+    let props = props_of(outputs);
+    let mut filled = args.clone();
+    for p in &props {
+        let value = match filled.get(&p.name) {
+            Some(v) => p.fill(v),
+            None => match &p.default {
+                Some(d) => p.fill(d),
+                None => continue,
+            },
+        };
+        filled.insert(p.name.clone(), value);
+    }
+    let mut violations: Vec<String> =
+        filled.keys().filter(|k| !props.iter().any(|p| p.name == **k)).map(|k| format!("{k}: unexpected field")).collect();
+    for p in &props {
+        match filled.get(&p.name) {
+            None => violations.push(format!("{}: missing required field", p.name)),
+            Some(v) => p.violations(v, Sem::PYTHON, &p.name, &mut violations),
+        }
+    }
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(props.iter().map(|p| (p.name.clone(), filled.get(&p.name).cloned().unwrap_or(Json::Null))).collect())
+}
+
 fn props_of(outputs: &[Json]) -> Vec<Prop> {
     outputs.iter().map(Prop::from_schema).collect()
 }

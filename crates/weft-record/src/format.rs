@@ -286,6 +286,9 @@ pub struct RecordedMessage {
     pub role: RecordedRole,
     /// The text.
     pub content: String,
+    /// More text parts, after the text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
     /// Images, as base64 data or URLs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
@@ -511,10 +514,11 @@ impl From<RecordedRequest> for ChatRequest {
 
 impl From<&ChatMessage> for RecordedMessage {
     fn from(message: &ChatMessage) -> Self {
-        let ChatMessage { role, content, images, tool_calls, tool_call_id } = message;
+        let ChatMessage { role, content, parts, images, tool_calls, tool_call_id } = message;
         RecordedMessage {
             role: RecordedRole::from(*role),
             content: content.clone(),
+            parts: parts.clone(),
             images: images.clone(),
             tool_calls: tool_calls.iter().map(RecordedToolCall::from).collect(),
             tool_call_id: tool_call_id.clone(),
@@ -524,10 +528,11 @@ impl From<&ChatMessage> for RecordedMessage {
 
 impl From<RecordedMessage> for ChatMessage {
     fn from(message: RecordedMessage) -> Self {
-        let RecordedMessage { role, content, images, tool_calls, tool_call_id } = message;
+        let RecordedMessage { role, content, parts, images, tool_calls, tool_call_id } = message;
         ChatMessage {
             role: Role::from(role),
             content,
+            parts,
             images,
             tool_calls: tool_calls.into_iter().map(ToolCall::from).collect(),
             tool_call_id,

@@ -170,7 +170,7 @@ impl ChatHistoryOp {
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
         let c = &self.node;
         let mut chosen: Vec<&crate::state::ConversationMessage> =
-            state.messages.iter().filter(|m| c.types.as_ref().is_none_or(|t| t.contains(&m.message_type))).collect();
+            state.conversation(at.fid).iter().filter(|m| c.types.as_ref().is_none_or(|t| t.contains(&m.message_type))).collect();
         if c.last {
             chosen.reverse();
         }

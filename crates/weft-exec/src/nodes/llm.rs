@@ -217,9 +217,12 @@ impl LlmOp {
                 Call::Llm { .. } => {
                     Err(damaged(format!("{}/position/call/attempt", place.at), "attempt 0: attempts count from 1 (the first call)"))
                 }
-                Call::Tool { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } | Call::Http {} => {
-                    place.unexpected(position)
-                }
+                Call::Tool { .. }
+                | Call::AgentLlm { .. }
+                | Call::AgentSummary { .. }
+                | Call::AgentTools { .. }
+                | Call::ExtractRepair { .. }
+                | Call::Http {} => place.unexpected(position),
             },
             other => place.unexpected(other),
         }

@@ -31,6 +31,7 @@ pub(crate) mod llm;
 pub(crate) use llm::REASK_PREFIX;
 pub(crate) mod message;
 pub(crate) mod provider;
+pub(crate) mod summarize;
 pub(crate) mod tool;
 
 use crate::check::{Checked, Place};
@@ -103,7 +104,8 @@ pub(crate) enum Role<'p> {
     Subflow(&'p flow::SubflowOp),
     /// In branches or items.
     FanOut(fanout::FanOut<'p>),
-    /// Busy with an agent's LLM or tool calls, or waiting for the user to answer the agent.
+    /// Busy with an agent's LLM or tool calls, waiting for the user to answer the agent, or in
+    /// a child frame running a flow or an agent it called as a tool.
     Agent(&'p agent::AgentOp),
     /// Runs in one step, or busy with LLM calls repairing JSON (PluginExtractNode).
     Extract(&'p extract::ExtractOp),
@@ -223,7 +225,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Datastore(d) => Op::Datastore(Box::new(datastore::DatastoreOp::plan(d))),
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
-        NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a)?)),
+        NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a, false)?)),
         NodeKind::Api(api) => Op::Api(Box::new(http::ApiOp::plan(c, api)?)),
     })
 }
@@ -329,6 +331,7 @@ pub(crate) fn child_finished(
         Role::Subflow(op) => op.child_finished(s, state, at, outputs, branch),
         Role::FanOut(fan) => fanout::child_finished(s, state, at, fan, child, outputs),
         Role::Provider(op) => op.child_finished(s, state, at, outputs),
+        Role::Agent(op) => op.child_finished(s, state, at, child, outputs, branch),
         Role::Entry
         | Role::Exit
         | Role::Instant
@@ -336,9 +339,48 @@ pub(crate) fn child_finished(
         | Role::Tool(_)
         | Role::Input(_)
         | Role::Output(_)
-        | Role::Agent(_)
         | Role::Extract(_)
         | Role::Http(_) => Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)")),
+    }
+}
+
+/// Whether the node takes the failure of its child frame as data instead of failing (an agent
+/// whose called flow or agent failed).
+pub(crate) fn takes_child_failures(op: &Op) -> bool {
+    match op.role() {
+        Role::Agent(op) => op.catches(),
+        Role::Entry
+        | Role::Exit
+        | Role::Instant
+        | Role::Llm(_)
+        | Role::Tool(_)
+        | Role::Input(_)
+        | Role::Subflow(_)
+        | Role::FanOut(_)
+        | Role::Extract(_)
+        | Role::Output(_)
+        | Role::Provider(_)
+        | Role::Http(_) => false,
+    }
+}
+
+/// The child frame of the node at `at` failed with `error` (its frames are gone): the node
+/// goes on, or returns the error (which then fails its own frame).
+pub(crate) fn child_failed(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, error: RunError) -> Res<()> {
+    match at.node.op.role() {
+        Role::Agent(op) => op.child_failed(s, state, at, error),
+        Role::Entry
+        | Role::Exit
+        | Role::Instant
+        | Role::Llm(_)
+        | Role::Tool(_)
+        | Role::Input(_)
+        | Role::Subflow(_)
+        | Role::FanOut(_)
+        | Role::Extract(_)
+        | Role::Output(_)
+        | Role::Provider(_)
+        | Role::Http(_) => Err(error),
     }
 }
 

@@ -121,9 +121,12 @@ impl ProviderOp {
                         place.id, place.node_id
                     ),
                 )),
-                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } | Call::Http {} => {
-                    place.unexpected(position)
-                }
+                Call::Llm { .. }
+                | Call::AgentLlm { .. }
+                | Call::AgentSummary { .. }
+                | Call::AgentTools { .. }
+                | Call::ExtractRepair { .. }
+                | Call::Http {} => place.unexpected(position),
             },
             (ProviderOp::Flow { flow, .. }, Position::InChild { child, .. }) => {
                 place.child(*child, *flow, format!("{}/position/child", place.at))

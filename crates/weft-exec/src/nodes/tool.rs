@@ -159,9 +159,12 @@ impl ToolOp {
                     format!("{}/position/call/tool", place.at),
                     format!("frame {} calls tool \"{tool}\" at node \"{}\", whose tool is \"{}\"", place.id, place.node_id, self.tool_name),
                 )),
-                Call::Llm { .. } | Call::AgentLlm { .. } | Call::AgentTools { .. } | Call::ExtractRepair { .. } | Call::Http {} => {
-                    place.unexpected(position)
-                }
+                Call::Llm { .. }
+                | Call::AgentLlm { .. }
+                | Call::AgentSummary { .. }
+                | Call::AgentTools { .. }
+                | Call::ExtractRepair { .. }
+                | Call::Http {} => place.unexpected(position),
             },
             Position::Waiting { .. } if self.tool.is_none() => Ok(()),
             other => place.unexpected(other),

@@ -39,6 +39,103 @@ pub struct AgentNode {
     pub initial_message: Option<String>,
     /// A failing tool fails the agent instead of going back to the model.
     pub raise_exceptions: bool,
+    /// `submit_result` takes its arguments as they are (no coercion) and refuses any that do
+    /// not fit the outputs exactly.
+    pub strict_output_validation: bool,
+    /// ExtendedAgent `flows`: flows the model calls as tools (offered after `tools`).
+    pub flows: Vec<FlowTool>,
+    /// ExtendedAgent `agents`: agents the model calls as tools (offered after the flows), each
+    /// in a conversation of its own.
+    pub agents: Vec<SubAgent>,
+    /// `transforms`: what is done to the conversation before every LLM call, in order.
+    pub transforms: Vec<Transform>,
+    /// The model calls tools through WayFlow's Llama prompt template (tools listed in the
+    /// system prompt, calls as JSON in the text), as WayFlow does for `OllamaConfig` and for a
+    /// `VllmConfig` of a Llama 3.x model; else natively.
+    pub llama_template: bool,
+}
+
+/// A message transform of an agent (AGENTS.md 1.12): it summarizes what the model is sent
+/// (never the conversation kept) with an LLM of its own.
+#[derive(Debug, Clone)]
+pub struct Transform {
+    /// The transform component.
+    pub comp: CompId,
+    /// Its LLM config.
+    pub llm_config: CompId,
+    /// The config's `default_generation_parameters`.
+    pub generation: Map<String, Json>,
+    /// What it summarizes.
+    pub kind: TransformKind,
+    /// `summarization_instructions`.
+    pub instructions: String,
+    /// The summary as the model sees it (`summarized_message_template` or
+    /// `summarized_conversation_template`, rendered with `summary`).
+    pub template: Arc<weft_prompt::Template>,
+    /// Summaries are kept (`datastore` not null): entries at most this many, for at most this
+    /// many seconds.
+    pub cache: Option<SummaryCache>,
+}
+
+/// How long summaries are kept.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryCache {
+    /// `max_cache_size` (no limit when `None`).
+    pub max_size: Option<u64>,
+    /// `max_cache_lifetime` in seconds (forever when `None`).
+    pub max_lifetime_s: Option<u64>,
+}
+
+/// What a transform summarizes.
+#[derive(Debug, Clone, Copy)]
+pub enum TransformKind {
+    /// MessageSummarizationTransform: each message longer than `max_message_size` characters.
+    Messages {
+        /// `max_message_size`.
+        max_message_size: u64,
+    },
+    /// ConversationSummarizationTransform: the older messages, when there are more than
+    /// `max_num_messages` (or, without it, more than `max_num_characters`), all but the last
+    /// `min_num_messages`.
+    Conversation {
+        /// `max_num_messages`.
+        max_num_messages: Option<u64>,
+        /// `max_num_characters`.
+        max_num_characters: Option<u64>,
+        /// `min_num_messages`.
+        min_num_messages: u64,
+    },
+}
+
+/// A flow an agent calls as a tool (AGENTS.md 1.11): it runs with the call's arguments as its
+/// inputs, on the agent's conversation.
+#[derive(Debug, Clone)]
+pub struct FlowTool {
+    /// The flow.
+    pub flow: CompId,
+    /// The tool's name: the flow's, spaces replaced by `_`.
+    pub name: String,
+    /// The flow's description (`""` when absent).
+    pub description: String,
+    /// The flow's inputs: the call's parameters.
+    pub inputs: Vec<Property>,
+    /// The flow's outputs: the result is the value of the only one, else an object of them.
+    pub outputs: Vec<Property>,
+}
+
+/// An agent another agent calls as a tool (AGENTS.md 1.11): the call's `context` is a user
+/// message of its own conversation, its other arguments its inputs, and its last message the
+/// result.
+#[derive(Debug)]
+pub struct SubAgent {
+    /// The tool's name: the agent's, spaces replaced by `_`.
+    pub name: String,
+    /// The agent's description (`""` when absent).
+    pub description: String,
+    /// The agent's inputs (parameters after `context`).
+    pub inputs: Vec<Property>,
+    /// The agent as it runs.
+    pub agent: Box<AgentNode>,
 }
 
 /// A tool an agent may call.
@@ -58,6 +155,11 @@ pub struct AgentTool {
     pub client: bool,
     /// A RemoteTool's request (unless an implementation is bound to its name).
     pub remote: Option<Arc<super::HttpCall>>,
+    /// Each call waits for the caller to approve or reject it (`requires_confirmation`).
+    pub requires_confirmation: bool,
+    /// Its component type (`ServerTool`, `ClientTool`...): WayFlow names the tool by it when
+    /// the caller rejects a call.
+    pub component_type: &'static str,
 }
 
 /// The default `max_iterations` (a core Agent has no such field).
@@ -102,7 +204,7 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
     let f = lw.fields(a);
     let extended = comp.is("ExtendedAgent");
     let mut ok = true;
-    for field in ["toolboxes", "transforms", "agents", "flows", "context_providers"] {
+    for field in ["toolboxes", "context_providers"] {
         if f.has(field) && !f.comps(field).is_empty() {
             lw.block(owner, a, format!("{}/{field}", comp.pointer), format!("an agent with `{field}`"));
             ok = false;
@@ -112,13 +214,13 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         lw.block(owner, a, format!("{}/agent_template", comp.pointer), "an agent with its own `agent_template`".into());
         ok = false;
     }
-    if extended && f.bool("strict_output_validation", false) {
-        lw.block(owner, a, format!("{}/strict_output_validation", comp.pointer), "an agent with `strict_output_validation`".into());
-        ok = false;
-    }
     // WayFlow calls tools through its Llama prompt template on OllamaConfig and Llama 3.x
-    // VllmConfig models; Weft calls them natively on every config (AGENTS.md 1.4 allows it).
+    // VllmConfig models (AGENTS.md 1.4), natively on the others.
     let llm_config = f.comp("llm_config")?;
+    let config = lw.comp(llm_config);
+    let model_id = lw.fields(llm_config).str_where_present("model_id").unwrap_or("").to_lowercase();
+    let llama_template =
+        config.ty.name == "OllamaConfig" || (config.ty.name == "VllmConfig" && model_id.contains("llama") && model_id.contains("3."));
     let mut tools = Vec::new();
     for t in f.comps("tools") {
         let tc = lw.comp(t);
@@ -126,10 +228,6 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
             ok = false;
             continue;
-        }
-        if lw.fields(t).bool_where_present("requires_confirmation", false) {
-            lw.block(owner, t, format!("{}/requires_confirmation", tc.pointer), "a tool that requires confirmation".into());
-            ok = false;
         }
         let remote = if tc.is("RemoteTool") {
             let call = lw.http_call(t);
@@ -150,7 +248,102 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             outputs: io.outputs.clone(),
             client: tc.ty.name == "ClientTool",
             remote,
+            requires_confirmation: lw.fields(t).bool_where_present("requires_confirmation", false),
+            component_type: tc.ty.name,
         });
+    }
+    let flows: Vec<FlowTool> = if extended {
+        f.comps("flows")
+            .into_iter()
+            .map(|fl| {
+                let fc = lw.comp(fl);
+                let io = lw.io(fl);
+                FlowTool {
+                    flow: fl,
+                    name: fc.name.replace(' ', "_"),
+                    description: fc.description.clone().unwrap_or_default(),
+                    inputs: io.inputs.clone(),
+                    outputs: io.outputs.clone(),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut agents = Vec::new();
+    for sub in if extended { f.comps("agents") } else { Vec::new() } {
+        let sc = lw.comp(sub);
+        let inputs = lw.io(sub).inputs.clone();
+        // WayFlow describes each input to the model, so each needs a description; `context`
+        // is the call's own parameter.
+        for (i, p) in inputs.iter().enumerate() {
+            let described = p.schema.get("description").and_then(Json::as_str).is_some_and(|d| !d.is_empty());
+            let pointer = format!("{}/inputs/{i}", sc.pointer);
+            if p.title() == "context" {
+                lw.error(
+                    sub,
+                    Code::ComponentRule,
+                    pointer,
+                    "an agent called as a tool (in `agents`) cannot have an input named `context`: that is the call's parameter for the request".into(),
+                    "rename the input (and its placeholder in the system prompt)",
+                );
+                ok = false;
+            } else if !described {
+                lw.error(
+                    sub,
+                    Code::ComponentRule,
+                    pointer,
+                    format!(
+                        "input `{}` has no description; an agent called as a tool (in `agents`) describes each input to the model",
+                        p.title()
+                    ),
+                    "declare the input in `inputs` with a `description`",
+                );
+                ok = false;
+            }
+        }
+        let outputs = lw.io(sub).outputs.clone();
+        if let Some(agent) = lower_agent(lw, owner, sub, outputs, None) {
+            agents.push(SubAgent {
+                name: sc.name.replace(' ', "_"),
+                description: sc.description.clone().unwrap_or_default(),
+                inputs,
+                agent: Box::new(agent),
+            });
+        } else {
+            ok = false;
+        }
+    }
+    // Every name the model calls must be unique (WayFlow refuses the agent otherwise).
+    let mut names: Vec<&str> = tools
+        .iter()
+        .map(|t| t.name.as_str())
+        .chain(flows.iter().map(|t| t.name.as_str()))
+        .chain(agents.iter().map(|t| t.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    let mut reused: Vec<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    reused.dedup();
+    if !reused.is_empty() {
+        lw.error(
+            a,
+            Code::ComponentRule,
+            comp.pointer.clone(),
+            format!(
+                "its tools, flows and agents share the name{} {} (spaces read as `_`): the model could not tell them apart",
+                if reused.len() > 1 { "s" } else { "" },
+                reused.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+            "rename them so each name is unique",
+        );
+        ok = false;
+    }
+    let mut transforms = Vec::new();
+    for t in f.comps("transforms") {
+        match lower_transform(lw, owner, t) {
+            Some(transform) => transforms.push(transform),
+            None => ok = false,
+        }
     }
     let source = f.str("system_prompt").unwrap_or("");
     let system_prompt = lw.template(a, "system_prompt", source)?;
@@ -182,7 +375,100 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         can_finish_conversation: extended && f.bool("can_finish_conversation", false),
         initial_message,
         raise_exceptions: extended && f.bool("raise_exceptions", false),
+        strict_output_validation: extended && f.bool("strict_output_validation", false),
+        flows,
+        agents,
+        transforms,
+        llama_template,
     })
+}
+
+/// A config's `default_generation_parameters`, nulls left out.
+fn generation_of(lw: &Lowerer<'_, '_>, config: CompId) -> Map<String, Json> {
+    match lw.fields(config).json("default_generation_parameters") {
+        Some(Json::Object(m)) => m.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        _ => Map::new(),
+    }
+}
+
+/// Lowers a message transform of an agent; what Weft does not run is a blocker of `owner`,
+/// what WayFlow refuses an error.
+fn lower_transform(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option<Transform> {
+    let tc = lw.comp(t);
+    let f = lw.fields(t);
+    let pointer = |field: &str| format!("{}/{field}", tc.pointer);
+    let int = |field: &str| f.json(field).and_then(Json::as_u64);
+    let (kind, template_field, default_instructions, default_template) = match tc.ty.name {
+        "MessageSummarizationTransform" => (
+            TransformKind::Messages { max_message_size: int("max_message_size").unwrap_or(20_000) },
+            "summarized_message_template",
+            "Please make a summary of this message. Include relevant information and keep it short. Your response will replace the message, so just output the summary directly, no introduction needed.",
+            "Summarized message: {{summary}}",
+        ),
+        "ConversationSummarizationTransform" => {
+            let max_num_messages = match f.json("max_num_messages") {
+                None => Some(50),
+                Some(Json::Null) => None,
+                Some(v) => v.as_u64(),
+            };
+            let max_num_characters = int("max_num_characters");
+            let min_num_messages = int("min_num_messages").unwrap_or(10);
+            // WayFlow's checks, as load errors.
+            let problem = match (max_num_messages, max_num_characters) {
+                (Some(_), Some(_)) => Some(
+                    "`max_num_messages` and `max_num_characters` are mutually exclusive; set `max_num_messages` to null to use `max_num_characters`",
+                ),
+                (None, None) => Some("one of `max_num_messages` and `max_num_characters` must be set"),
+                (Some(0), _) | (_, Some(0)) => Some("`max_num_messages` and `max_num_characters` must be positive"),
+                (Some(max), None) if min_num_messages > max => Some("`min_num_messages` must not exceed `max_num_messages`"),
+                _ => None,
+            };
+            if let Some(problem) = problem {
+                lw.error(t, Code::ComponentRule, tc.pointer.clone(), problem.to_owned(), "fix the transform's limits");
+                return None;
+            }
+            (
+                TransformKind::Conversation { max_num_messages, max_num_characters, min_num_messages },
+                "summarized_conversation_template",
+                "Please make a summary of this conversation. Include relevant information and keep it short. Your response will replace the messages, so just output the summary directly, no introduction needed.",
+                "Summarized conversation: {{summary}}",
+            )
+        }
+        other => {
+            lw.block(owner, t, tc.pointer.clone(), format!("{other} in an agent"));
+            return None;
+        }
+    };
+    if let TransformKind::Messages { max_message_size: 0 } = kind {
+        lw.error(
+            t,
+            Code::ComponentRule,
+            pointer("max_message_size"),
+            "`max_message_size` must be positive".into(),
+            "give a positive number of characters",
+        );
+        return None;
+    }
+    // The loader reads an absent `datastore` as null (and the exporter writes it so): no
+    // summaries are kept. An InMemoryCollectionDatastore keeps them in the run state.
+    let cache = match f.comp("datastore") {
+        None => None,
+        Some(d) if lw.comp(d).ty.name == "InMemoryCollectionDatastore" => {
+            Some(SummaryCache { max_size: int("max_cache_size"), max_lifetime_s: int("max_cache_lifetime") })
+        }
+        Some(d) => {
+            let what = format!("a transform keeping its summaries in a {}", lw.comp(d).ty.name);
+            lw.block(owner, t, pointer("datastore"), what);
+            return None;
+        }
+    };
+    let llm_config = f.comp("llm")?;
+    let instructions = f.str("summarization_instructions").unwrap_or(default_instructions).to_owned();
+    let template = lw.template(t, template_field, f.str(template_field).unwrap_or(default_template))?;
+    if !lw.variables(t, template_field, &template, &["summary".to_owned()]) {
+        return None;
+    }
+    Some(Transform { comp: t, llm_config, generation: generation_of(lw, llm_config), kind, instructions, template, cache })
 }
 
 /// The types of the family.

@@ -27,7 +27,7 @@ pub mod llm;
 pub mod message;
 pub mod tool;
 
-pub use agent::{AgentNode, AgentTool};
+pub use agent::{AgentNode, AgentTool, FlowTool, SubAgent, SummaryCache, Transform, TransformKind};
 pub use branching::BranchingNode;
 pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
 pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, VariablesNode, WriteOp};

@@ -88,6 +88,9 @@ fn message(m: &ChatMessage) -> Json {
     if !m.content.is_empty() || (m.images.is_empty() && m.tool_calls.is_empty()) {
         parts.push(json!({"type": "text", "text": m.content}));
     }
+    for text in &m.parts {
+        parts.push(json!({"type": "text", "text": text}));
+    }
     for image in &m.images {
         parts.push(json!({"type": "image_url", "image_url": {"url": image_url(image)}}));
     }
