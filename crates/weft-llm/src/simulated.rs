@@ -9,7 +9,8 @@
 //! `talk_to_user` and `end_conversation` are never called this way), then `submit_result` with
 //! generated outputs when it is offered (when the tools are listed in the prompt instead,
 //! [`ChatRequest::prompt_tools`], the call is `{"name": ..., "parameters": ...}` in the text, as a
-//! Llama model writes it); with a requested schema, the JSON of [`generate`];
+//! Llama model writes it); with a requested schema, the JSON of [`generate`]; asked to pick
+//! one of [`ChatRequest::prompt_choices`] (a PluginChoiceNode), the first;
 //! otherwise one line quoting the start of the prompt.
 
 pub mod generator;
@@ -175,9 +176,10 @@ impl SimulatedModel {
             }
             return (String::new(), with_ids(request, vec![(name, arguments)]));
         }
-        let text = match &request.response_format {
-            Some(format) => generate(&format.schema, self.array_len).to_string(),
-            None => prompt_reply(request),
+        let text = match (&request.response_format, request.prompt_choices.first()) {
+            (Some(format), _) => generate(&format.schema, self.array_len).to_string(),
+            (None, Some(choice)) => choice.clone(),
+            (None, None) => prompt_reply(request),
         };
         (text, Vec::new())
     }

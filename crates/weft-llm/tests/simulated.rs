@@ -181,3 +181,14 @@ async fn tools_listed_in_the_prompt_are_called_with_json_in_the_text() {
     let second = model.chat(&asking).await.expect("answer");
     assert_eq!(second.text, r#"{"name":"submit_result","parameters":{"plan":"plan"}}"#);
 }
+
+#[tokio::test]
+async fn asked_to_pick_a_name_it_answers_the_first() {
+    let model = model(Script::new());
+    let mut asking = request("pick_mode", 0, "Return the task_name: careful or fast", None);
+    asking.prompt_choices = vec!["careful".to_owned(), "fast".to_owned()];
+    assert_eq!(reply(&model, &asking).await, "careful");
+    // A script still decides.
+    let scripted = self::model(Script::from_json(r#"{"pick_mode": ["fast"]}"#, "script.json").unwrap());
+    assert_eq!(reply(&scripted, &asking).await, "fast");
+}
