@@ -75,8 +75,11 @@ from wayflowcore.steps import (  # noqa: E402
 from wayflowcore.messagelist import Message, MessageType  # noqa: E402
 from wayflowcore.templates import PromptTemplate  # noqa: E402
 from wayflowcore.templates.llamatemplates import _LlamaMergeToolRequestAndCallsTransform  # noqa: E402
+from wayflowcore.templates.reacttemplates import _ReactMergeToolRequestAndCallsTransform  # noqa: E402
+from wayflowcore.transforms.canonicalizationtransform import CanonicalizationMessageTransform  # noqa: E402
 from wayflowcore.tools import ToolRequest, ToolResult  # noqa: E402
 from wayflowcore.transforms import (  # noqa: E402
+    AppendTrailingSystemMessageToUserMessageTransform,
     CoalesceSystemMessagesTransform,
     RemoveEmptyNonUserMessageTransform,
     SplitPromptOnMarkerMessageTransform,
@@ -646,6 +649,46 @@ def _(url):
 @scenario("template_llama_merge", "PluginLlamaMergeToolRequestAndCallsTransform: tool requests and results rewritten as text messages")
 def _(url):
     tpl = PromptTemplate(messages=tool_messages(), post_rendering_transforms=[_LlamaMergeToolRequestAndCallsTransform()])
+    return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
+
+
+@scenario("template_react_merge", "PluginReactMergeToolRequestAndCallsTransform: tool requests as Thoughts and an indented JSON Action, results as one Observation message")
+def _(url):
+    messages = tool_messages()
+    messages[2] = Message(content="Let me look.", tool_requests=messages[2].tool_requests, role="assistant")
+    tpl = PromptTemplate(messages=messages, post_rendering_transforms=[_ReactMergeToolRequestAndCallsTransform()])
+    return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
+
+
+@scenario("template_append_trailing_system", "PluginAppendTrailingSystemMessageToUserMessageTransform: a trailing system message becomes a second text part of the user message before it")
+def _(url):
+    tpl = PromptTemplate(messages=[
+        Message(content="You are terse.", message_type=MessageType.SYSTEM),
+        Message(content="What is a {{ animal }}?", message_type=MessageType.USER),
+        Message(content="Answer in {{ language }}.", message_type=MessageType.SYSTEM),
+    ], post_rendering_transforms=[AppendTrailingSystemMessageToUserMessageTransform()])
+    return {"flow": prompt_flow(url, tpl), "inputs": {"animal": "cat", "language": "French"}, "answers": ["Un félin."]}
+
+
+@scenario("template_canonicalization", "PluginCanonicalizationMessageTransform: system messages merged first, a dummy user message before a leading agent message, consecutive user and agent messages merged (WayFlow raises on tool results in a template)")
+def _(url):
+    messages = [
+        Message(content="You are terse.", message_type=MessageType.SYSTEM),
+        Message(content="Hello, how can I help?", message_type=MessageType.AGENT),
+        Message(content="Be brief.", message_type=MessageType.SYSTEM),
+        Message(content="What time is it in {{ city }}?", message_type=MessageType.USER),
+        Message(content="Quickly.", message_type=MessageType.USER),
+        Message(content="First thought.", message_type=MessageType.AGENT),
+        Message(content="Second thought.", message_type=MessageType.AGENT),
+        Message(content="Now answer.", message_type=MessageType.USER),
+    ]
+    tpl = PromptTemplate(messages=messages, post_rendering_transforms=[CanonicalizationMessageTransform()])
+    return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
+
+
+@scenario("template_canonicalization_tool_results", "PluginCanonicalizationMessageTransform over a template with tool results: WayFlow raises ValueError")
+def _(url):
+    tpl = PromptTemplate(messages=tool_messages(), post_rendering_transforms=[CanonicalizationMessageTransform()])
     return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
 
 

@@ -276,6 +276,26 @@ async fn template_llama_merge_writes_tool_calls_as_text() {
 }
 
 #[tokio::test]
+async fn template_react_merge_writes_tool_calls_as_thoughts_action_and_observation() {
+    replay("template_react_merge").await;
+}
+
+#[tokio::test]
+async fn template_append_trailing_system_makes_a_second_part_of_the_user_message() {
+    replay("template_append_trailing_system").await;
+}
+
+#[tokio::test]
+async fn template_canonicalization_alternates_user_and_agent_messages() {
+    replay("template_canonicalization").await;
+}
+
+#[tokio::test]
+async fn template_canonicalization_over_tool_results_fails_as_wayflows_does() {
+    replay("template_canonicalization_tool_results").await;
+}
+
+#[tokio::test]
 async fn template_chat_history_placeholder_takes_the_conversation() {
     replay("template_chat_history_placeholder").await;
 }

@@ -51,7 +51,7 @@ mod template;
 pub use jq::{First, Interrupt, JqError, JqFailure, JqLimits, JqQuery, MAX_QUERY_BYTES, with_interrupt};
 pub use lenient::{parse_lenient, truthy as py_truthy};
 pub use parsers::{ASCII, DOTALL, IGNORECASE, MULTILINE, OutputParser, ParserError, RegexPattern, RegexSpec, VERBOSE};
-pub use pyfmt::{py_eq, py_json_dumps, py_str};
+pub use pyfmt::{py_eq, py_json_dumps, py_json_dumps_indent, py_str};
 pub use schema::{PyProperty, cast_to_input, default_or_zero};
 pub use structured::{
     ADDITIONAL_INSTRUCTIONS_HEADER, JSON_CONSTRAINED_GENERATION_PROMPT, ReplyError, Shape, coerce, extract_final_answer, native_schema,

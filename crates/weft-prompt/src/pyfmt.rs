@@ -28,7 +28,7 @@ pub fn py_json_dumps(v: &Json) -> String {
 
 /// Python's `json.dumps(v, indent=n)`: one member per line, item separator `","` and key separator
 /// `": "` (Python drops the blank after the comma when an indent is given).
-pub(crate) fn py_json_dumps_indent(v: &Json, indent: usize) -> String {
+pub fn py_json_dumps_indent(v: &Json, indent: usize) -> String {
     let mut out = String::with_capacity(64);
     write_json(&mut out, v, Some(indent), 0);
     out

@@ -473,6 +473,9 @@ fn transform(mut messages: Vec<PromptMsg>, transforms: &[MessageTransform]) -> R
                 out
             }
             MessageTransform::LlamaMerge => llama_merge(messages)?,
+            MessageTransform::AppendTrailingSystem => append_trailing_system(messages),
+            MessageTransform::ReactMerge => react_merge(messages),
+            MessageTransform::Canonicalization => canonicalize(messages)?,
         };
     }
     Ok(messages)
@@ -519,6 +522,125 @@ fn llama_merge(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, String> {
         let text = if calls.len() > 1 { format!("[{}]", calls.join(", ")) } else { calls.remove(0) };
         out.push(PromptMsg::of(ChatMessage::new(Role::Assistant, text)));
         out.push(PromptMsg::of(ChatMessage::new(Role::User, results.join("\n"))));
+    }
+    Ok(out)
+}
+
+/// WayFlow's `AppendTrailingSystemMessageToUserMessageTransform`: a system message that ends the
+/// list right after a user message becomes more text parts of that user message.
+fn append_trailing_system(mut messages: Vec<PromptMsg>) -> Vec<PromptMsg> {
+    let n = messages.len();
+    if n < 2 || messages[n - 1].chat.role != Role::System || messages[n - 2].chat.role != Role::User {
+        return messages;
+    }
+    let Some(last) = messages.pop() else { return messages };
+    if let Some(user) = messages.last_mut() {
+        if !last.chat.content.is_empty() || last.chat.parts.is_empty() {
+            user.chat.parts.push(last.chat.content);
+        }
+        user.chat.parts.extend(last.chat.parts);
+        user.chat.images.extend(last.chat.images);
+    }
+    messages
+}
+
+/// WayFlow's `_ReactMergeToolRequestAndCallsTransform`: a message with tool calls becomes an
+/// agent message with its text as `Thoughts:` and the calls as indented JSON under `Action:`,
+/// followed by a user message `## Observation:` with the calls' results, one per line; tool
+/// messages go.
+fn react_merge(messages: Vec<PromptMsg>) -> Vec<PromptMsg> {
+    let results: std::collections::HashMap<&str, &str> = messages
+        .iter()
+        .filter(|m| m.chat.role == Role::Tool)
+        .filter_map(|m| m.chat.tool_call_id.as_deref().map(|id| (id, m.chat.content.as_str())))
+        .collect();
+    let mut out = Vec::with_capacity(messages.len());
+    for m in &messages {
+        if m.chat.role == Role::Tool {
+            continue;
+        }
+        if m.chat.tool_calls.is_empty() {
+            out.push(PromptMsg { message_type: m.message_type, chat: m.chat.clone() });
+            continue;
+        }
+        let actions: Vec<String> = m
+            .chat
+            .tool_calls
+            .iter()
+            .map(|call| {
+                let parameters = match &call.arguments {
+                    Json::String(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
+                    other => other.clone(),
+                };
+                let mut rendered = Map::new();
+                rendered.insert("name".into(), Json::String(call.name.clone()));
+                rendered.insert("parameters".into(), parameters);
+                weft_prompt::py_json_dumps_indent(&Json::Object(rendered), 4)
+            })
+            .collect();
+        // WayFlow looks each result up by id and fails on a missing one; a call without a result
+        // shows `null`, its value when there is none.
+        let observations: Vec<&str> =
+            m.chat.tool_calls.iter().map(|call| results.get(call.id.as_str()).copied().unwrap_or("null")).collect();
+        let thoughts = if m.chat.content.is_empty() { String::new() } else { format!("Thoughts: {}", m.chat.content) };
+        let action = format!("{thoughts}\nAction:\n```json\n{}\n```", actions.join("\n"));
+        out.push(PromptMsg::of(ChatMessage::new(Role::Assistant, action)));
+        out.push(PromptMsg::of(ChatMessage::new(Role::User, format!("## Observation: {}", observations.join("\n")))));
+    }
+    out
+}
+
+/// WayFlow's `CanonicalizationMessageTransform`: one system message first (every system message
+/// merged into it, as more text parts), then user and agent messages alternating, consecutive
+/// ones of one role merged, a user message `begin` (then `continue`) put before an agent message
+/// that would come first, and one at the end when there is no user message. WayFlow's transform
+/// fails on the tool results a template holds (it merges them into user messages, which its
+/// requests refuse); Weft refuses tool requests and results here for the same reason.
+fn canonicalize(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, String> {
+    fn merge(into: &mut ChatMessage, from: ChatMessage) {
+        if !from.content.is_empty() || from.parts.is_empty() {
+            into.parts.push(from.content);
+        }
+        into.parts.extend(from.parts);
+        into.images.extend(from.images);
+    }
+    let mut system: Option<PromptMsg> = None;
+    let mut out: Vec<PromptMsg> = Vec::with_capacity(messages.len() + 1);
+    let mut dummies = 0;
+    let dummy = |dummies: &mut usize| {
+        let text = if *dummies == 0 { "begin" } else { "continue" };
+        *dummies += 1;
+        PromptMsg::of(ChatMessage::new(Role::User, text))
+    };
+    for m in messages {
+        if m.chat.role == Role::Tool || !m.chat.tool_calls.is_empty() {
+            return Err("PluginCanonicalizationMessageTransform over tool requests or tool results: WayFlow's transform merges a tool result into a user message, which its requests refuse (\"Invalid tool result\"); remove the transform or the tool messages".to_owned());
+        }
+        match m.chat.role {
+            Role::System => match &mut system {
+                Some(first) => merge(&mut first.chat, m.chat),
+                None => system = Some(m),
+            },
+            Role::Assistant => {
+                if out.is_empty() {
+                    out.push(dummy(&mut dummies));
+                }
+                match out.last_mut() {
+                    Some(last) if last.chat.role == Role::Assistant => merge(&mut last.chat, m.chat),
+                    _ => out.push(m),
+                }
+            }
+            Role::User | Role::Tool => match out.last_mut() {
+                Some(last) if last.chat.role == Role::User => merge(&mut last.chat, m.chat),
+                _ => out.push(m),
+            },
+        }
+    }
+    if !out.iter().any(|m| m.chat.role == Role::User) {
+        out.push(dummy(&mut dummies));
+    }
+    if let Some(system) = system {
+        out.insert(0, system);
     }
     Ok(out)
 }

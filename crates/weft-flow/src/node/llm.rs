@@ -120,6 +120,12 @@ pub enum MessageTransform {
     SplitOnMarker(String),
     /// PluginLlamaMergeToolRequestAndCallsTransform.
     LlamaMerge,
+    /// PluginAppendTrailingSystemMessageToUserMessageTransform.
+    AppendTrailingSystem,
+    /// PluginReactMergeToolRequestAndCallsTransform.
+    ReactMerge,
+    /// PluginCanonicalizationMessageTransform.
+    Canonicalization,
 }
 
 /// The marker of the chat history placeholder message.
@@ -240,17 +246,14 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
                 "PluginRemoveEmptyNonUserMessageTransform" => MessageTransform::RemoveEmptyNonUser,
                 "PluginCoalesceSystemMessagesTransform" => MessageTransform::CoalesceSystem,
                 "PluginLlamaMergeToolRequestAndCallsTransform" => MessageTransform::LlamaMerge,
+                "PluginAppendTrailingSystemMessageToUserMessageTransform" => MessageTransform::AppendTrailingSystem,
+                "PluginReactMergeToolRequestAndCallsTransform" => MessageTransform::ReactMerge,
+                "PluginCanonicalizationMessageTransform" => MessageTransform::Canonicalization,
                 "PluginSplitPromptOnMarkerMessageTransform" => {
                     MessageTransform::SplitOnMarker(Fields::of(xc).str("marker").unwrap_or("\n---").to_owned())
                 }
                 other => {
-                    let why = match other {
-                        "PluginAppendTrailingSystemMessageToUserMessageTransform" => {
-                            " (it makes a message of several text parts, which Weft's requests do not have)"
-                        }
-                        _ => "",
-                    };
-                    lw.block(t, x, format!("{}/{field}/{i}", tc.pointer), format!("{other} in a PluginPromptTemplate{why}"));
+                    lw.block(t, x, format!("{}/{field}/{i}", tc.pointer), format!("{other} in a PluginPromptTemplate"));
                     return None;
                 }
             });
