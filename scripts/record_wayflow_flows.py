@@ -75,6 +75,7 @@ from wayflowcore.steps import (  # noqa: E402
 from wayflowcore.messagelist import Message, MessageType  # noqa: E402
 from wayflowcore.templates import PromptTemplate  # noqa: E402
 from wayflowcore.templates.llamatemplates import _LlamaMergeToolRequestAndCallsTransform  # noqa: E402
+from wayflowcore.templates.agenticpatterntemplate import ToolRequestAndCallsTransform  # noqa: E402
 from wayflowcore.templates.reacttemplates import _ReactMergeToolRequestAndCallsTransform  # noqa: E402
 from wayflowcore.transforms.canonicalizationtransform import CanonicalizationMessageTransform  # noqa: E402
 from wayflowcore.tools import ToolRequest, ToolResult  # noqa: E402
@@ -689,6 +690,15 @@ def _(url):
 @scenario("template_canonicalization_tool_results", "PluginCanonicalizationMessageTransform over a template with tool results: WayFlow raises ValueError")
 def _(url):
     tpl = PromptTemplate(messages=tool_messages(), post_rendering_transforms=[CanonicalizationMessageTransform()])
+    return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
+
+
+@scenario("template_tool_request_and_calls", "PluginToolRequestAndCallsTransform: messages headed by their sender, tool requests as JSON lines in an agent message, results as user messages headed by the call")
+def _(url):
+    messages = tool_messages()
+    messages.insert(2, Message(content="Checking the time and weather for you now, hold on.", message_type=MessageType.AGENT))
+    messages[4] = Message(tool_result=ToolResult(content={"time": "12:00", "note": "<noon> & more"}, tool_request_id="t1"), role="user")
+    tpl = PromptTemplate(messages=messages, post_rendering_transforms=[ToolRequestAndCallsTransform()])
     return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
 
 

@@ -296,6 +296,11 @@ async fn template_canonicalization_over_tool_results_fails_as_wayflows_does() {
 }
 
 #[tokio::test]
+async fn template_tool_request_and_calls_heads_messages_by_sender() {
+    replay("template_tool_request_and_calls").await;
+}
+
+#[tokio::test]
 async fn template_chat_history_placeholder_takes_the_conversation() {
     replay("template_chat_history_placeholder").await;
 }

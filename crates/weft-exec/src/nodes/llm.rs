@@ -476,6 +476,7 @@ fn transform(mut messages: Vec<PromptMsg>, transforms: &[MessageTransform]) -> R
             MessageTransform::AppendTrailingSystem => append_trailing_system(messages),
             MessageTransform::ReactMerge => react_merge(messages),
             MessageTransform::Canonicalization => canonicalize(messages)?,
+            MessageTransform::ToolRequestAndCalls => tool_request_and_calls(messages)?,
         };
     }
     Ok(messages)
@@ -645,6 +646,104 @@ fn canonicalize(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, String> {
     Ok(out)
 }
 
+/// A tool call's arguments as a value (they may be held as their JSON text).
+fn call_arguments(call: &weft_llm::ToolCall) -> Json {
+    match &call.arguments {
+        Json::String(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
+        other => other.clone(),
+    }
+}
+
+/// WayFlow's `ToolRequestAndCallsTransform`: user and agent messages headed by their sender
+/// (`--- MESSAGE: From: HUMAN USER ---`; a template's agent messages have none: `None`), a tool
+/// request as an agent message with its calls as JSON lines, a tool result as a user message
+/// headed by its call (`--- TOOL RESULT: name=..., parameters={...} ---`, shortened to 140
+/// characters as Python's `textwrap.shorten` does); system messages as they are.
+fn tool_request_and_calls(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, String> {
+    let calls: std::collections::HashMap<String, weft_llm::ToolCall> =
+        messages.iter().flat_map(|m| m.chat.tool_calls.iter().map(|c| (c.id.clone(), c.clone()))).collect();
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        match m.chat.role {
+            Role::System => out.push(m),
+            Role::Tool => {
+                let id = m.chat.tool_call_id.clone().unwrap_or_default();
+                let Some(call) = calls.get(&id) else {
+                    return Err(format!("Could not find matching ToolRequest for TOOL_RESULT with id: {id}"));
+                };
+                let info =
+                    py_shorten(&format!("name={}, parameters={}", call.name, weft_prompt::py_str(&call_arguments(call))), 140, " ...}");
+                let text = format!("--- TOOL RESULT: {info} ---\n{}", m.chat.content);
+                out.push(PromptMsg::of(ChatMessage::new(Role::User, text)));
+            }
+            Role::Assistant if !m.chat.tool_calls.is_empty() => {
+                let listed: Vec<String> = m
+                    .chat
+                    .tool_calls
+                    .iter()
+                    .map(|c| {
+                        let mut call = Map::new();
+                        call.insert("name".into(), Json::String(c.name.clone()));
+                        call.insert("parameters".into(), call_arguments(c));
+                        weft_prompt::py_json_dumps(&Json::Object(call))
+                    })
+                    .collect();
+                let listed = listed.join("\n");
+                let header = "--- MESSAGE: From: None ---\n";
+                let content =
+                    if m.chat.content.starts_with(header) { m.chat.content.clone() } else { format!("{header}{}", m.chat.content) };
+                let text = if content.contains(&listed) { content } else { format!("{content}\n{listed}") };
+                out.push(PromptMsg::of(ChatMessage::new(Role::Assistant, text)));
+            }
+            Role::User | Role::Assistant => {
+                let sender = if m.chat.role == Role::User { "HUMAN USER" } else { "None" };
+                let mut chat = m.chat;
+                let text = std::mem::replace(&mut chat.content, format!("--- MESSAGE: From: {sender} ---\n"));
+                chat.parts.insert(0, text);
+                out.push(PromptMsg { message_type: m.message_type, chat });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Python's `textwrap.shorten(text, width, placeholder=...)`: whitespace collapsed; when longer
+/// than `width`, as many whole words as fit with the placeholder after them (a word longer than
+/// the line is cut).
+fn py_shorten(text: &str, width: usize, placeholder: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let joined = words.join(" ");
+    if joined.chars().count() <= width {
+        return joined;
+    }
+    let mut line: Vec<String> = Vec::new();
+    let mut len = 0;
+    for (i, word) in words.iter().enumerate() {
+        let sep = usize::from(i > 0);
+        let n = word.chars().count();
+        if len + sep + n <= width {
+            line.push((*word).to_owned());
+            len += sep + n;
+        } else {
+            if line.is_empty() {
+                // textwrap breaks a word longer than the line to fill it.
+                line.push(word.chars().take(width).collect());
+                len = width;
+            }
+            break;
+        }
+    }
+    let placeholder_len = placeholder.chars().count();
+    while let Some(last) = line.last() {
+        if len + placeholder_len <= width {
+            return format!("{}{placeholder}", line.join(" "));
+        }
+        len = len.saturating_sub(last.chars().count() + usize::from(line.len() > 1));
+        line.pop();
+    }
+    placeholder.trim_start().to_owned()
+}
+
 fn messages_request(
     op: &MessagesOp,
     vars: &Map<String, Json>,
@@ -771,3 +870,29 @@ fn push_reask(req: &mut ChatRequest, answer: &str, reason: &str) {
 /// How the message asking again begins (a state of format 1 stored it whole: its migration reads
 /// the reason back after this).
 pub(crate) const REASK_PREFIX: &str = "Your answer could not be used: ";
+
+#[cfg(test)]
+mod tests {
+    use super::py_shorten;
+
+    /// Expected values from Python 3.11's `textwrap.shorten(text, width=140, placeholder=" ...}")`.
+    #[test]
+    fn shorten_matches_pythons_textwrap() {
+        let words: Vec<String> = (0..40).map(|i| format!("word{i}")).collect();
+        let long_query = format!("name=search, parameters={{'query': '{}'}}", words.join(" "));
+        let cases = [
+            ("name=f, parameters={'a': 1}".to_owned(), "name=f, parameters={'a': 1}".to_owned()),
+            (
+                long_query,
+                "name=search, parameters={'query': 'word0 word1 word2 word3 word4 word5 word6 word7 word8 word9 word10 word11 word12 word13 word14 ...}"
+                    .to_owned(),
+            ),
+            ("x".repeat(200), "...}".to_owned()),
+            ("name=n, parameters={'t':   'a  b\n c'}".to_owned(), "name=n, parameters={'t': 'a b c'}".to_owned()),
+            (format!("name=lookup, parameters={{'text': '{}'}}", "y".repeat(150)), "name=lookup, parameters={'text': ...}".to_owned()),
+        ];
+        for (text, want) in cases {
+            assert_eq!(py_shorten(&text, 140, " ...}"), want, "{text}");
+        }
+    }
+}

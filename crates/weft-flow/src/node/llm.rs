@@ -126,6 +126,8 @@ pub enum MessageTransform {
     ReactMerge,
     /// PluginCanonicalizationMessageTransform.
     Canonicalization,
+    /// PluginToolRequestAndCallsTransform.
+    ToolRequestAndCalls,
 }
 
 /// The marker of the chat history placeholder message.
@@ -249,6 +251,7 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
                 "PluginAppendTrailingSystemMessageToUserMessageTransform" => MessageTransform::AppendTrailingSystem,
                 "PluginReactMergeToolRequestAndCallsTransform" => MessageTransform::ReactMerge,
                 "PluginCanonicalizationMessageTransform" => MessageTransform::Canonicalization,
+                "PluginToolRequestAndCallsTransform" => MessageTransform::ToolRequestAndCalls,
                 "PluginSplitPromptOnMarkerMessageTransform" => {
                     MessageTransform::SplitOnMarker(Fields::of(xc).str("marker").unwrap_or("\n---").to_owned())
                 }
