@@ -135,7 +135,16 @@ pub struct SubAgent {
     /// The agent's inputs (parameters after `context`).
     pub inputs: Vec<Property>,
     /// The agent as it runs.
-    pub agent: Box<AgentNode>,
+    pub agent: Callee,
+}
+
+/// What an agent called as a tool is.
+#[derive(Debug)]
+pub enum Callee {
+    /// An Agent or ExtendedAgent.
+    Llm(Box<AgentNode>),
+    /// An A2AAgent (a remote agent).
+    A2A(Box<super::A2AAgent>),
 }
 
 /// A tool an agent may call.
@@ -181,6 +190,17 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
                 Some("never") => Some(false),
                 _ => None,
             };
+            if lw.comp(agent).is("A2AAgent") {
+                // An A2AAgent has no outputs; the node cannot give it any.
+                if let Some(p) = lw.io(n).outputs.first() {
+                    let title = p.title().to_owned();
+                    let pointer = format!("{}/outputs", comp.pointer);
+                    let detail = format!("output \"{title}\": an A2AAgent gives no outputs (its answers are messages of the conversation)");
+                    lw.error(n, Code::ComponentRule, pointer, detail, "remove the node's outputs");
+                    return None;
+                }
+                return super::a2a::lower(lw, n, agent).map(|a| Lowered::Kind(NodeKind::A2A(Box::new(a))));
+            }
             lower_agent(lw, n, agent, outputs, mode).map(|a| Lowered::Kind(NodeKind::Agent(Box::new(a))))
         }
         _ => Some(Lowered::NotRunnable),
@@ -303,12 +323,17 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             }
         }
         let outputs = lw.io(sub).outputs.clone();
-        if let Some(agent) = lower_agent(lw, owner, sub, outputs, None) {
+        let callee = if sc.is("A2AAgent") {
+            super::a2a::lower(lw, owner, sub).map(|a| Callee::A2A(Box::new(a)))
+        } else {
+            lower_agent(lw, owner, sub, outputs, None).map(|a| Callee::Llm(Box::new(a)))
+        };
+        if let Some(agent) = callee {
             agents.push(SubAgent {
                 name: sc.name.replace(' ', "_"),
                 description: sc.description.clone().unwrap_or_default(),
                 inputs,
-                agent: Box::new(agent),
+                agent,
             });
         } else {
             ok = false;
