@@ -67,8 +67,6 @@ pub(crate) enum Mode {
 
 /// The remote agent and how to reach it, shared by the node and its calls in flight.
 pub(crate) struct Remote {
-    /// The agent's name (messages).
-    name: String,
     url: String,
     headers: Vec<(String, String)>,
     retry: HttpRetry,
@@ -112,7 +110,6 @@ impl A2AOp {
     /// The remote agent's operation; its `retry_policy` read.
     pub(crate) fn plan(c: &mut Compiler<'_>, agent: &A2AAgent, mode: Mode) -> Option<A2AOp> {
         let comp = c.comp(agent.agent);
-        let name = comp.name.clone();
         let retry = match &agent.retry_policy {
             None => HttpRetry::Once(agent.timeout),
             Some(policy) => match RetryPolicy::from_agent_spec(policy) {
@@ -127,7 +124,6 @@ impl A2AOp {
             },
         };
         let remote = Remote {
-            name,
             url: agent.url.clone(),
             headers: agent.headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-type")).cloned().collect(),
             retry,
@@ -468,10 +464,7 @@ async fn poll(call: &A2ACall, site: &Site, task: &str) -> Result<Json, A2AFailur
                             .filter(|t| !t.is_empty())
                             .map(|t| format!(": {}", excerpt(&t, &remote.secrets)))
                             .unwrap_or_default();
-                        return Err(A2AFailure {
-                            message: format!("remote agent \"{}\": task {task} ended with state: {state}{said}", remote.name),
-                            class: "RuntimeError",
-                        });
+                        return Err(A2AFailure { message: format!("task {task} ended with state: {state}{said}"), class: "RuntimeError" });
                     }
                     _ => {}
                 }
@@ -493,8 +486,7 @@ async fn poll(call: &A2ACall, site: &Site, task: &str) -> Result<Json, A2AFailur
     }
     Err(A2AFailure {
         message: format!(
-            "remote agent \"{}\": task {task} did not complete within {} seconds (session_parameters.timeout)",
-            remote.name,
+            "task {task} did not complete within {} seconds (session_parameters.timeout)",
             remote.session_timeout.as_secs_f64()
         ),
         class: "TimeoutError",
@@ -525,7 +517,7 @@ async fn rpc(call: &A2ACall, site: &Site, method: &str, params: &str) -> Result<
     let t = std::time::Instant::now();
     let result = remote.client.send(&request).await;
     super::http::report(&site.run, &site.path, &request, &result, t.elapsed().as_secs_f64() * 1000.0);
-    let what = format!("remote agent \"{}\" ({method} to {})", remote.name, weft_guard::egress::without_credentials(&remote.url));
+    let what = format!("{method} to {}", weft_guard::egress::without_credentials(&remote.url));
     let response = result.map_err(|e| A2AFailure { message: e.message, class: transport_class(e.kind) })?;
     if response.status >= 400 || !(200..300).contains(&response.status) {
         return Err(A2AFailure {
