@@ -149,7 +149,7 @@ impl Plan {
         if let Some(agent) = c.model.agent(root) {
             c.agent_root(root, agent);
         } else if let Some(agent) = c.model.a2a_agent(root) {
-            c.a2a_flow(agent, false);
+            c.a2a_flow(agent);
         } else if c.model.flow(root).is_none() {
             return Err(StartError { diagnostics: c.problems });
         } else {
@@ -445,13 +445,11 @@ impl<'a> Compiler<'a> {
         index
     }
 
-    /// Compiles (once) A2AAgent `agent` as a flow of one node, start → agent → end, and returns
-    /// its index: the root of a document (it waits for the user after every answer), or an
-    /// agent another agent calls as a tool (`as_tool`: its frame ends after every answer).
-    pub(crate) fn a2a_flow(&mut self, agent: &weft_flow::node::A2AAgent, as_tool: bool) -> usize {
+    /// Compiles A2AAgent `agent` at the root of the document as a flow of one node, start →
+    /// agent → end (it waits for the user after every answer), and returns its index.
+    fn a2a_flow(&mut self, agent: &weft_flow::node::A2AAgent) -> usize {
         let (index, fresh) = self.one_node_flow(agent.agent);
-        let mode = if as_tool { nodes::a2a::Mode::Tool } else { nodes::a2a::Mode::Root };
-        if fresh && let Some(op) = nodes::a2a::A2AOp::plan(self, agent, mode) {
+        if fresh && let Some(op) = nodes::a2a::A2AOp::plan(self, agent, nodes::a2a::Mode::Root) {
             self.nodes[self.flows[index].start + 1].op = Op::A2A(Box::new(op));
         }
         index

@@ -1,6 +1,7 @@
 //! Remote agents (A2AAgent; AGENTS.md section 8): Weft is a client of the A2A protocol version
-//! WayFlow speaks (0.3, JSON-RPC 2.0 over HTTP POST to `agent_url`), at the root of a document,
-//! in an AgentNode, or as an agent another agent calls as a tool.
+//! WayFlow speaks (0.3, JSON-RPC 2.0 over HTTP POST to `agent_url`), at the root of a document
+//! or in an AgentNode. (An ExtendedAgent's `agents` are Agents only, in pyagentspec as in Weft's
+//! loader, so a remote agent is never called as a tool.)
 //!
 //! Each time the agent runs, the messages of its conversation the remote agent has not seen
 //! (user and agent messages, in order) are sent, one `message/send` request each, in the A2A
@@ -21,8 +22,8 @@
 //!
 //! Then: at the root the agent waits for the user, whatever the task's state (WayFlow's
 //! `UserMessageRequestStatus`); in an AgentNode it waits while the remote task is
-//! `input-required` and leaves through `next` once it completed; called as a tool, its last
-//! message is the result, its conversation kept for the next call unless the task completed.
+//! `input-required` and leaves through `next` once it completed (WayFlow cannot load an A2AAgent
+//! in an AgentNode; in an ExtendedAgentNode it would wait after every answer, forever).
 //!
 //! Where Weft differs from WayFlow: a task that failed, was canceled or rejected fails the agent
 //! at once (WayFlow polls it `max_retries` times more); `tasks/get` carries a request id (WayFlow
@@ -61,8 +62,6 @@ pub(crate) enum Mode {
     /// In an AgentNode: it waits while the remote task needs input, and leaves once it
     /// completed.
     Node,
-    /// Called as a tool by another agent: its frame ends after every answer.
-    Tool,
 }
 
 /// The remote agent and how to reach it, shared by the node and its calls in flight.
@@ -136,19 +135,15 @@ impl A2AOp {
         Some(A2AOp { remote: Arc::new(remote), mode })
     }
 
-    /// Where this agent's conversation with the remote agent is kept: its own conversation's
-    /// key when it is called as a tool, else the node's.
-    fn key(&self, state: &RunState, at: At<'_>) -> String {
-        match state.conversation_key(at.fid).filter(|_| self.mode == Mode::Tool) {
-            Some(key) => key.to_owned(),
-            None => format!("{}/{}", at.fid, at.node.id),
-        }
+    /// Where this agent's conversation with the remote agent is kept: by frame and node.
+    fn key(at: At<'_>) -> String {
+        format!("{}/{}", at.fid, at.node.id)
     }
 
     /// The node is entered, or the user answered: the messages the remote agent has not seen
     /// are sent; with none, the agent waits for the user.
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, _vars: Map<String, Json>) -> Res<()> {
-        let key = self.key(state, at);
+        let key = Self::key(at);
         let len = state.conversation(at.fid).len();
         let fresh = match state.a2a.get(&key) {
             Some(c) => c.seen > len,
@@ -208,7 +203,7 @@ impl A2AOp {
 
     /// The requests returned: tasks are polled next; without any, the answers are in.
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
-        let key = self.key(state, at);
+        let key = Self::key(at);
         let EffectResult::A2A(result) = result else { return Err(mismatched_call()) };
         let results = result.map_err(|f| node_error(RunErrorKind::Http, at.node, &f.message).with_exception(f.class))?;
         match call {
@@ -275,16 +270,6 @@ impl A2AOp {
             Mode::Root | Mode::Node => {
                 s.wait(state, at.fid, at.node, InputRequest::Message { node: at.node.name.clone(), message: Some(last) })
             }
-            Mode::Tool => {
-                let branch = if completed {
-                    state.a2a.remove(key);
-                    "next".to_owned()
-                } else {
-                    super::agent::YIELDED.to_owned()
-                };
-                s.emit_finished(state, at, None)?;
-                s.finish_frame(state, at.fid, Map::new(), branch)
-            }
         }
     }
 
@@ -309,7 +294,7 @@ impl A2AOp {
 
     /// The call again after a resume: the messages not seen yet, or the polling of the tasks.
     pub(crate) fn remake(&self, state: &RunState, at: At<'_>, call: &Call) -> Res<Effect> {
-        let key = self.key(state, at);
+        let key = Self::key(at);
         let context_id = state.a2a.get(&key).map(|c| c.context_id.clone()).ok_or_else(mismatched_call)?;
         match call {
             Call::A2ASend {} => self.send_effect(state, at, &key)?.ok_or_else(mismatched_call),
@@ -322,14 +307,14 @@ impl A2AOp {
     pub(crate) fn check_position(&self, place: &Place<'_>, position: &Position) -> Checked {
         match position {
             Position::Busy { call, .. } if matches!(**call, Call::A2ASend {} | Call::A2APoll { .. }) => Ok(()),
-            Position::Waiting { .. } if self.mode != Mode::Tool => Ok(()),
+            Position::Waiting { .. } => Ok(()),
             other => place.unexpected(other),
         }
     }
 
     /// It asks the user for messages.
     pub(crate) fn asks(&self, request: &InputRequest) -> bool {
-        matches!(request, InputRequest::Message { .. }) && self.mode != Mode::Tool
+        matches!(request, InputRequest::Message { .. })
     }
 }
 

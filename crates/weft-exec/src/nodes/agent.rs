@@ -49,7 +49,7 @@ const START_FLOW: &str = "START_FILTERING_FLOW_MESSAGES_";
 const END_FLOW: &str = "END_FILTERING_FLOW_MESSAGES_";
 
 /// How the frame of an agent called as a tool ends when the agent would wait for the user.
-pub(crate) const YIELDED: &str = "__agent_yielded__";
+const YIELDED: &str = "__agent_yielded__";
 
 /// What `end_conversation` answers the first time.
 const END_FIRST: &str = "You attempted to end the conversation. If the user indeed asked to exit, please call this tool again and do not reply anything else. You are a helpful assistant; do not annoy the user; do not ask them to confirm.";
@@ -165,10 +165,7 @@ impl AgentOp {
         let mut agents = Vec::new();
         for a in &agent.agents {
             offered.push(sub_agent_spec(&a.name, &a.description, &a.inputs));
-            let flow = match &a.agent {
-                weft_flow::node::Callee::Llm(agent) => c.agent_flow(agent.agent, agent, true),
-                weft_flow::node::Callee::A2A(agent) => c.a2a_flow(agent, true),
-            };
+            let flow = c.agent_flow(a.agent.agent, &a.agent, true);
             agents.push(AgentCall { name: a.name.clone(), flow, inputs: a.inputs.clone() });
         }
         let mut transforms = Vec::new();

@@ -135,16 +135,7 @@ pub struct SubAgent {
     /// The agent's inputs (parameters after `context`).
     pub inputs: Vec<Property>,
     /// The agent as it runs.
-    pub agent: Callee,
-}
-
-/// What an agent called as a tool is.
-#[derive(Debug)]
-pub enum Callee {
-    /// An Agent or ExtendedAgent.
-    Llm(Box<AgentNode>),
-    /// An A2AAgent (a remote agent).
-    A2A(Box<super::A2AAgent>),
+    pub agent: Box<AgentNode>,
 }
 
 /// A tool an agent may call.
@@ -323,17 +314,12 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
             }
         }
         let outputs = lw.io(sub).outputs.clone();
-        let callee = if sc.is("A2AAgent") {
-            super::a2a::lower(lw, owner, sub).map(|a| Callee::A2A(Box::new(a)))
-        } else {
-            lower_agent(lw, owner, sub, outputs, None).map(|a| Callee::Llm(Box::new(a)))
-        };
-        if let Some(agent) = callee {
+        if let Some(agent) = lower_agent(lw, owner, sub, outputs, None) {
             agents.push(SubAgent {
                 name: sc.name.replace(' ', "_"),
                 description: sc.description.clone().unwrap_or_default(),
                 inputs,
-                agent,
+                agent: Box::new(agent),
             });
         } else {
             ok = false;

@@ -29,7 +29,7 @@ pub mod message;
 pub mod tool;
 
 pub use a2a::A2AAgent;
-pub use agent::{AgentNode, AgentTool, Callee, FlowTool, SubAgent, SummaryCache, Transform, TransformKind};
+pub use agent::{AgentNode, AgentTool, FlowTool, SubAgent, SummaryCache, Transform, TransformKind};
 pub use branching::BranchingNode;
 pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
 pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, VariablesNode, WriteOp};
