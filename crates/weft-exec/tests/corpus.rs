@@ -132,12 +132,10 @@ async fn valid_documents_run_or_say_not_supported() {
     // Every HTTP request of an ApiNode, RemoteTool or A2A agent goes to a local server, never the
     // internet.
     let server = ApiServer::start().await;
-    // The same answer serves the A2A agents: a JSON-RPC result that is an agent's message.
-    server.fallback([ApiReply::json(
-        200,
-        json!({"response": "ok", "temperature": 21.5, "summary": "sunny", "jsonrpc": "2.0",
-               "result": {"kind": "message", "role": "agent", "messageId": "m", "parts": [{"kind": "text", "text": "ok"}]}}),
-    )]);
+    server.fallback([ApiReply::json(200, json!({"response": "ok", "temperature": 21.5, "summary": "sunny"}))]);
+    // The A2A agent's remote agent answers with a message.
+    let message = json!({"kind": "message", "role": "agent", "messageId": "m", "parts": [{"kind": "text", "text": "ok"}]});
+    server.route("POST", "/agents.example.com/researcher/", [ApiReply::json(200, json!({"jsonrpc": "2.0", "id": "1", "result": message}))]);
     let http = Arc::new(
         HttpClient::new(HttpOptions {
             rewrites: Rewrites::new(vec![
