@@ -289,3 +289,29 @@ async fn in_an_agent_node_it_waits_while_the_task_needs_input_and_leaves_once_it
     let contents: Vec<String> = run.state().messages.iter().map(|m| format!("{}: {}", m.message_type, m.content)).collect();
     assert_eq!(contents, ["USER: hello", "AGENT: which city?", "USER: Bern", "AGENT: sunny in Bern"]);
 }
+
+#[tokio::test]
+async fn what_wayflow_refuses_is_a_document_error_and_files_named_by_the_document_stop_at_start() {
+    for (session, field, expected) in [
+        (json!({"poll_interval": 0}), "/session_parameters/poll_interval", "`session_parameters.poll_interval` is 0"),
+        (json!({"timeout": -1.0}), "/session_parameters/timeout", "`session_parameters.timeout` is -1"),
+        (json!({"max_retries": -1}), "/session_parameters/max_retries", "must be a non-negative integer"),
+    ] {
+        let error = weft_flow::Flow::from_json(&a2a_doc(session).to_string()).map(|_| ()).unwrap_err().to_string();
+        assert!(error.contains(field) && error.contains(expected), "{error}");
+    }
+    let mut doc = a2a_doc(json!({}));
+    doc["agent_url"] = json!("agents.example.com/researcher");
+    let error = weft_flow::Flow::from_json(&doc.to_string()).map(|_| ()).unwrap_err().to_string();
+    assert!(error.contains("/agent_url") && error.contains("Invalid URL provided for agent_url"), "{error}");
+
+    // Client certificates are files the document names: Weft does not read them.
+    let setup = Setup::new().await;
+    let mut doc = a2a_doc(json!({}));
+    doc["connection_config"]["key_file"] = json!("/etc/ssl/private/client.key");
+    doc["connection_config"]["cert_file"] = json!("/etc/ssl/client.pem");
+    let error = Plan::new(&load(&doc), setup.options()).map(|_| ()).unwrap_err().to_string();
+    assert!(error.contains("not supported yet: an A2A connection with `key_file`"), "{error}");
+    assert!(error.contains("/connection_config/key_file"), "{error}");
+    assert_eq!(setup.server.total(), 0);
+}
