@@ -99,9 +99,7 @@ pub(super) fn lower(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId) -> Optio
             0
         }
     };
-    let Some(config) = f.comp("connection_config") else {
-        return None;
-    };
+    let config = f.comp("connection_config")?;
     let cc = lw.comp(config);
     let cf = lw.fields(config);
     let timeout = cf.json("timeout").and_then(Json::as_f64).unwrap_or(600.0);
