@@ -226,3 +226,38 @@ impl HttpSend for HttpReplayer {
         self.serve(request)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_llm::http::{HttpMeta, HttpRetry};
+
+    fn request(context: &str, id: &str, volatile: bool) -> HttpRequest {
+        HttpRequest {
+            method: "POST".into(),
+            url: "https://agents.example.com/researcher/".into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            sensitive_headers: Vec::new(),
+            body: Some(format!(r#"{{"jsonrpc":"2.0","id":"{id}","params":{{"message":{{"text":"hi","contextId":"{context}"}}}}}}"#)),
+            retry: HttpRetry::Legacy,
+            meta: HttpMeta {
+                node: "remote".into(),
+                node_path: "remote".into(),
+                batch_index: None,
+                volatile: if volatile { vec![context.into(), id.into()] } else { Vec::new() },
+            },
+        }
+    }
+
+    #[test]
+    fn volatile_texts_do_not_change_the_key_and_the_rest_does() {
+        let key = |r: &HttpRequest| crate::log::content_key(&key_content(r));
+        assert_eq!(key(&request("ctx-1", "id-1", true)), key(&request("ctx-2", "id-2", true)));
+        assert_ne!(key(&request("ctx-1", "id-1", false)), key(&request("ctx-2", "id-2", false)));
+        let mut other = request("ctx-1", "id-1", true);
+        other.body = other.body.map(|b| b.replace("hi", "bye"));
+        assert_ne!(key(&request("ctx-1", "id-1", true)), key(&other));
+        // What is recorded is the request as sent.
+        assert!(RecordedHttpRequest::from(&request("ctx-1", "id-1", true)).body.expect("a body").contains("ctx-1"));
+    }
+}
