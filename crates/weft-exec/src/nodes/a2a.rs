@@ -29,7 +29,8 @@
 //! at once (WayFlow polls it `max_retries` times more); `tasks/get` carries a request id (WayFlow
 //! sends `null`, which a2a-sdk servers refuse); a JSON-RPC error counts as a failed poll (WayFlow
 //! polls on until the timeout); a plain message result is an answer (WayFlow fails); each
-//! message sent has its own `messageId` (its index in the conversation).
+//! message sent has its own `messageId` (its index in the conversation); redirects are not
+//! followed (WayFlow's client follows them).
 
 use super::{Answer, Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place};
@@ -504,9 +505,11 @@ async fn rpc(call: &A2ACall, site: &Site, method: &str, params: &str) -> Result<
     super::http::report(&site.run, &site.path, &request, &result, t.elapsed().as_secs_f64() * 1000.0);
     let what = format!("{method} to {}", weft_guard::egress::without_credentials(&remote.url));
     let response = result.map_err(|e| A2AFailure { message: e.message, class: transport_class(e.kind) })?;
-    if response.status >= 400 || !(200..300).contains(&response.status) {
+    // Any status but 2xx: a redirect is not followed (WayFlow's client follows it).
+    if !response.is_success() {
+        let to = response.location.as_ref().map(|l| format!(" (redirected to {l}, not followed)")).unwrap_or_default();
         return Err(A2AFailure {
-            message: format!("{what}: HTTP {}: {}", response.status, excerpt(&response.body, &remote.secrets)),
+            message: format!("{what}: HTTP {}{to}: {}", response.status, excerpt(&response.body, &remote.secrets)),
             class: "UnexpectedResponseError",
         });
     }
