@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates (once) the Python environment holding the reference implementation of Agent Spec
 # (pyagentspec and wayflowcore, pinned in shared/agentspec/tools/requirements.txt), used by the
-# conformance tests as an oracle. Idempotent: a stamp with the requirements' hash makes a second
+# conformance tests as an oracle, plus the reference servers some tests start
+# (scripts/test-servers-requirements.txt: the A2A server). Idempotent: a stamp with the requirements' hash makes a second
 # run instant. Prints the environment's python path on its last line.
 #
 # Usage: scripts/agentspec-venv.sh [VENV_DIR]   (default: target/agentspec-venv)
@@ -10,6 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="${WEFT_SHARED_DIR:-$root/../shared}"
 requirements="$shared/agentspec/tools/requirements.txt"
+servers="$root/scripts/test-servers-requirements.txt"
 venv="${1:-$root/target/agentspec-venv}"
 
 if [[ ! -f "$requirements" ]]; then
@@ -29,8 +31,13 @@ if [[ -z "$python" ]]; then
     exit 1
 fi
 
+# One creator at a time: tests that need the environment may start together.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+
 stamp="$venv/.weft-stamp"
-want="$(sha256sum "$requirements" | cut -d' ' -f1) $($python --version 2>&1)"
+want="$(cat "$requirements" "$servers" | sha256sum | cut -d' ' -f1) $($python --version 2>&1)"
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" && -x "$venv/bin/python" ]]; then
     echo "$venv/bin/python"
     exit 0
@@ -42,6 +49,10 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2 || true
 if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" >&2; then
     echo "error: installing $requirements failed (the package registry must be reachable)" >&2
+    exit 1
+fi
+if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$servers" -c "$requirements" >&2; then
+    echo "error: installing $servers failed (the package registry must be reachable)" >&2
     exit 1
 fi
 echo "$want" > "$stamp"

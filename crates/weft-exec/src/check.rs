@@ -380,6 +380,8 @@ impl Place<'_> {
                 Call::AgentTools { .. } => "waits for an agent's tool calls",
                 Call::ExtractRepair { .. } => "waits for a JSON repair by an LLM",
                 Call::Http {} => "waits for an HTTP request",
+                Call::A2ASend {} => "waits for messages sent to a remote agent",
+                Call::A2APoll { .. } => "waits for a remote agent's tasks",
             },
             Position::Waiting { .. } => "waits for an answer",
             Position::InChild { .. } => "runs a subflow",

@@ -19,7 +19,7 @@ use weft_llm::{ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorKind};
 use weft_tools::{Tool, ToolError};
 
 /// Something a node needs done outside the engine: an LLM call, tool calls (a RemoteTool's is an
-/// HTTP request, [`ToolTarget::Remote`]), an ApiNode's HTTP request.
+/// HTTP request, [`ToolTarget::Remote`]), an ApiNode's HTTP request, a remote agent's exchange.
 pub(crate) enum Effect {
     /// A chat call to a model.
     Llm(Box<LlmCall>),
@@ -29,6 +29,8 @@ pub(crate) enum Effect {
     Tools(Vec<ToolCall>),
     /// An HTTP request (an ApiNode's).
     Http(Box<HttpCall>),
+    /// A remote agent's exchange: `message/send` requests, or `tasks/get` polling.
+    A2A(Box<crate::nodes::a2a::A2ACall>),
 }
 
 /// How many tool calls of one [`Effect::Tools`] run at once.
@@ -42,6 +44,8 @@ pub(crate) enum EffectResult {
     Tools(Vec<(Result<Json, ToolError>, f64)>),
     /// The last answer, whatever its status, or why none came.
     Http(Result<HttpResponse, HttpError>),
+    /// The JSON-RPC results, one per request or task, or why the exchange failed.
+    A2A(Result<Vec<Json>, crate::nodes::a2a::A2AFailure>),
 }
 
 /// Which kind of effect a call is, kept by the driver while it runs.
@@ -51,6 +55,7 @@ pub(crate) enum EffectKind {
     Tool,
     Tools,
     Http,
+    A2A,
 }
 
 impl Effect {
@@ -60,6 +65,7 @@ impl Effect {
             Effect::Tool(_) => EffectKind::Tool,
             Effect::Tools(_) => EffectKind::Tools,
             Effect::Http(_) => EffectKind::Http,
+            Effect::A2A(_) => EffectKind::A2A,
         }
     }
 }
@@ -78,6 +84,10 @@ impl EffectKind {
                 message: format!("the HTTP client panicked: {why}"),
                 attempts: 0,
                 rewritten: None,
+            })),
+            EffectKind::A2A => EffectResult::A2A(Err(crate::nodes::a2a::A2AFailure {
+                message: format!("the A2A client panicked: {why}"),
+                class: "RuntimeError",
             })),
         }
     }
@@ -194,6 +204,11 @@ async fn work(effect: Effect, site: &Site) -> Done {
             let took_ms = t.elapsed().as_secs_f64() * 1000.0;
             crate::nodes::http::report(&site.run, &site.path, &call.request, &result, took_ms);
             Done { result: EffectResult::Http(result), took_ms }
+        }
+        Effect::A2A(call) => {
+            let t = Instant::now();
+            let result = crate::nodes::a2a::exchange(&call, site).await;
+            Done { result: EffectResult::A2A(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
         }
     }
 }

@@ -148,6 +148,8 @@ impl Plan {
         c.blocked(root);
         if let Some(agent) = c.model.agent(root) {
             c.agent_root(root, agent);
+        } else if let Some(agent) = c.model.a2a_agent(root) {
+            c.a2a_flow(agent);
         } else if c.model.flow(root).is_none() {
             return Err(StartError { diagnostics: c.problems });
         } else {
@@ -436,8 +438,29 @@ impl<'a> Compiler<'a> {
     /// index: the root of a document, or an agent another agent calls as a tool (`as_tool`:
     /// where it would wait for the user, its frame ends and the caller gets its last message).
     pub(crate) fn agent_flow(&mut self, a: CompId, agent: &weft_flow::node::AgentNode, as_tool: bool) -> usize {
+        let (index, fresh) = self.one_node_flow(a);
+        if fresh && let Some(op) = nodes::agent::AgentOp::plan(self, a, agent, as_tool) {
+            self.nodes[self.flows[index].start + 1].op = Op::Agent(Box::new(op));
+        }
+        index
+    }
+
+    /// Compiles A2AAgent `agent` at the root of the document as a flow of one node, start →
+    /// agent → end (it waits for the user after every answer), and returns its index.
+    fn a2a_flow(&mut self, agent: &weft_flow::node::A2AAgent) -> usize {
+        let (index, fresh) = self.one_node_flow(agent.agent);
+        if fresh && let Some(op) = nodes::a2a::A2AOp::plan(self, agent, nodes::a2a::Mode::Root) {
+            self.nodes[self.flows[index].start + 1].op = Op::A2A(Box::new(op));
+        }
+        index
+    }
+
+    /// The flow of one node, start → component `a` → end, for an agent run as a flow (its
+    /// node's operation is a placeholder the caller sets), and whether it was made now (else
+    /// it was compiled before).
+    fn one_node_flow(&mut self, a: CompId) -> (usize, bool) {
         if let Some(&i) = self.flow_of.get(&a) {
-            return i;
+            return (i, false);
         }
         let comp = self.comp(a);
         let io = self.flow.io(a);
@@ -498,10 +521,7 @@ impl<'a> Compiler<'a> {
             outputs: io.outputs.clone(),
             next: Vec::new(),
         });
-        if let Some(op) = nodes::agent::AgentOp::plan(self, a, agent, as_tool) {
-            self.nodes[base + 1].op = Op::Agent(Box::new(op));
-        }
-        index
+        (index, true)
     }
 
     /// Plans node `n` (index `idx`) of flow `graph`; returns the inputs a context provider that

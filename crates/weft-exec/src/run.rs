@@ -79,6 +79,7 @@ impl Plan {
             summaries: BTreeMap::new(),
             variables: BTreeMap::new(),
             datastores: BTreeMap::new(),
+            a2a: BTreeMap::new(),
             usage: Default::default(),
             seq: 0,
             outcome: Outcome::Running,

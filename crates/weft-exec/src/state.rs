@@ -65,6 +65,10 @@ pub struct RunState {
     /// `<agent's conversation>/<transform id>[/<message index>_<part>]`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub summaries: BTreeMap<String, CachedSummary>,
+    /// Where each conversation with a remote agent (A2AAgent) stands, by
+    /// `<frame id>/<node id>` (or, for one called as a tool, its conversation's key).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub a2a: BTreeMap<String, A2AConversation>,
     /// Totals so far.
     pub usage: RunUsage,
     /// Sequence number of the latest value produced (values are stamped with it, so the latest
@@ -364,6 +368,28 @@ pub enum Call {
     /// An ApiNode's HTTP request; rendered again from the node's inputs on resume (the
     /// sensitive headers are never stored).
     Http {},
+    /// An A2A agent's `message/send` requests: the messages of its conversation it has not sent
+    /// yet (found again from [`RunState::a2a`] on resume).
+    A2ASend {},
+    /// An A2A agent's polling of the tasks its messages started (`tasks/get`).
+    A2APoll {
+        /// The tasks, in the order of the messages that started them.
+        tasks: Vec<String>,
+        /// The answers that were not tasks (each `message/send` result), in order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        replies: Vec<Json>,
+    },
+}
+
+/// A conversation with a remote agent (A2AAgent): the A2A context it runs in, and how many
+/// messages of the Weft conversation were sent to it or came from it (WayFlow's
+/// `last_message_idx` + 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct A2AConversation {
+    /// The A2A `contextId` of every message sent.
+    pub context_id: String,
+    /// Messages of the conversation seen by the remote agent.
+    pub seen: usize,
 }
 
 /// Where a PluginExtractNode's scan stands: the pieces' JSON texts (the one being repaired

@@ -130,9 +130,13 @@ async fn valid_documents_run_or_say_not_supported() {
     assert!(entries.len() >= 60, "corpus not found at {}", corpus().display());
     let mut finished = Vec::new();
     let mut report = String::new();
-    // Every HTTP request of an ApiNode or RemoteTool goes to a local server, never the internet.
+    // Every HTTP request of an ApiNode, RemoteTool or A2A agent goes to a local server, never the
+    // internet.
     let server = ApiServer::start().await;
     server.fallback([ApiReply::json(200, json!({"response": "ok", "temperature": 21.5, "summary": "sunny"}))]);
+    // The A2A agent's remote agent answers with a message.
+    let message = json!({"kind": "message", "role": "agent", "messageId": "m", "parts": [{"kind": "text", "text": "ok"}]});
+    server.route("POST", "/agents.example.com/researcher/", [ApiReply::json(200, json!({"jsonrpc": "2.0", "id": "1", "result": message}))]);
     let http = Arc::new(
         HttpClient::new(HttpOptions {
             rewrites: Rewrites::new(vec![

@@ -1,4 +1,4 @@
-//! Record and replay of the HTTP requests of ApiNodes and RemoteTools: [`HttpRecorder`] sends
+//! Record and replay of the HTTP requests of ApiNodes, RemoteTools and A2A agents: [`HttpRecorder`] sends
 //! through its client and appends one line per request (after the client's retries) to the
 //! [`RecordLog`]; [`HttpReplayer`] answers from a recording, with no network.
 //!
@@ -46,6 +46,19 @@ fn scope(run: Option<u64>, node_path: &str) -> String {
     }
 }
 
+/// What a request's key is computed on: the request as recorded, with the texts made fresh for
+/// each run ([`weft_llm::http::HttpMeta::volatile`]: an A2A context id, a JSON-RPC id) read as
+/// one placeholder, so the same exchange of another run has the same key.
+fn key_content(request: &HttpRequest) -> serde_json::Value {
+    let mut recorded = RecordedHttpRequest::from(request);
+    if let Some(body) = &mut recorded.body {
+        for volatile in request.meta.volatile.iter().filter(|v| !v.is_empty()) {
+            *body = body.replace(volatile.as_str(), "[VOLATILE]");
+        }
+    }
+    recorded.key_content()
+}
+
 /// A client wrapper that sends every request through its client and records the exchange.
 pub struct HttpRecorder {
     inner: Arc<dyn HttpSend>,
@@ -73,7 +86,7 @@ impl HttpSend for HttpRecorder {
 
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         let recorded = RecordedHttpRequest::from(request);
-        let key = self.log.key(&recorded.key_content());
+        let key = self.log.key(&key_content(request));
         let occurrence = self.log.occurrence(KIND, &scope(request.meta.batch_index, &request.meta.node_path), &key);
         // The sensitive headers' values are masked in what is written, whatever the server
         // echoed into the body.
@@ -174,8 +187,7 @@ impl HttpReplayer {
 
     fn serve(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         let path = &request.meta.node_path;
-        let recorded_request = RecordedHttpRequest::from(request);
-        let key = redacted_key(&self.secrets, &recorded_request.key_content());
+        let key = redacted_key(&self.secrets, &key_content(request));
         let run = request.meta.batch_index.filter(|_| self.by_run);
         let occurrence = self.served.next(KIND, &scope(run, path), &key);
         let recorded = self.entries.get(&(run, path.clone(), key));
@@ -212,5 +224,40 @@ impl HttpSend for HttpReplayer {
 
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         self.serve(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_llm::http::{HttpMeta, HttpRetry};
+
+    fn request(context: &str, id: &str, volatile: bool) -> HttpRequest {
+        HttpRequest {
+            method: "POST".into(),
+            url: "https://agents.example.com/researcher/".into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            sensitive_headers: Vec::new(),
+            body: Some(format!(r#"{{"jsonrpc":"2.0","id":"{id}","params":{{"message":{{"text":"hi","contextId":"{context}"}}}}}}"#)),
+            retry: HttpRetry::Legacy,
+            meta: HttpMeta {
+                node: "remote".into(),
+                node_path: "remote".into(),
+                batch_index: None,
+                volatile: if volatile { vec![context.into(), id.into()] } else { Vec::new() },
+            },
+        }
+    }
+
+    #[test]
+    fn volatile_texts_do_not_change_the_key_and_the_rest_does() {
+        let key = |r: &HttpRequest| crate::log::content_key(&key_content(r));
+        assert_eq!(key(&request("ctx-1", "id-1", true)), key(&request("ctx-2", "id-2", true)));
+        assert_ne!(key(&request("ctx-1", "id-1", false)), key(&request("ctx-2", "id-2", false)));
+        let mut other = request("ctx-1", "id-1", true);
+        other.body = other.body.map(|b| b.replace("hi", "bye"));
+        assert_ne!(key(&request("ctx-1", "id-1", true)), key(&other));
+        // What is recorded is the request as sent.
+        assert!(RecordedHttpRequest::from(&request("ctx-1", "id-1", true)).body.expect("a body").contains("ctx-1"));
     }
 }

@@ -133,7 +133,7 @@ fn http_requests() -> [HttpRequest; 2] {
         sensitive_headers: vec![("Authorization".into(), "Bearer never-recorded".into())],
         body: Some("{\"n\":1}".into()),
         retry: HttpRetry::Legacy,
-        meta: HttpMeta { node: "api".into(), node_path: "root/api".into(), batch_index: run },
+        meta: HttpMeta { node: "api".into(), node_path: "root/api".into(), batch_index: run, volatile: Vec::new() },
     };
     [request("https://orders.example.com/orders", None), request("https://orders.example.com/fail", Some(2))]
 }

@@ -245,7 +245,12 @@ impl ApiOp {
 
     fn effect(&self, state: &RunState, at: At<'_>, vars: &Map<String, Json>) -> Res<Effect> {
         let frame = get_frame(state, at.fid)?;
-        let meta = HttpMeta { node: at.node.name.clone(), node_path: format!("{}/{}", frame.path, at.node.name), batch_index: None };
+        let meta = HttpMeta {
+            node: at.node.name.clone(),
+            node_path: format!("{}/{}", frame.path, at.node.name),
+            batch_index: None,
+            volatile: Vec::new(),
+        };
         let request =
             self.http.request(vars, meta).map_err(|r| node_error(RunErrorKind::Http, at.node, &r.message).with_exception(r.class))?;
         Ok(Effect::Http(Box::new(HttpEffect { client: Arc::clone(&self.http.client), request })))
@@ -259,7 +264,12 @@ impl ApiOp {
             // The request is rendered again for the message (the inputs have not changed).
             let vars = s.node_inputs(state, at.fid, at.node)?;
             let frame = get_frame(state, at.fid)?;
-            let meta = HttpMeta { node: at.node.name.clone(), node_path: format!("{}/{}", frame.path, at.node.name), batch_index: None };
+            let meta = HttpMeta {
+                node: at.node.name.clone(),
+                node_path: format!("{}/{}", frame.path, at.node.name),
+                batch_index: None,
+                volatile: Vec::new(),
+            };
             let request =
                 self.http.request(&vars, meta).map_err(|r| node_error(RunErrorKind::Http, at.node, &r.message).with_exception(r.class))?;
             return Err(
@@ -356,7 +366,7 @@ impl RemoteTool {
     /// Calls the tool: renders, checks and sends the request, reporting its event at `path`.
     pub(crate) async fn call(&self, args: Map<String, Json>, run: &RunContext, path: &str) -> Result<Json, ToolError> {
         let batch_index = run.index.and_then(|i| u64::try_from(i).ok());
-        let meta = HttpMeta { node: self.node.clone(), node_path: format!("{path}/{}", self.node), batch_index };
+        let meta = HttpMeta { node: self.node.clone(), node_path: format!("{path}/{}", self.node), batch_index, volatile: Vec::new() };
         let request = self.http.request(&args, meta).map_err(|r| ToolError::Failed { message: r.message })?;
         let t = std::time::Instant::now();
         let result = self.http.client.send(&request).await;

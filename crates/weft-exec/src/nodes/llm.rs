@@ -222,7 +222,9 @@ impl LlmOp {
                 | Call::AgentSummary { .. }
                 | Call::AgentTools { .. }
                 | Call::ExtractRepair { .. }
-                | Call::Http {} => place.unexpected(position),
+                | Call::Http {}
+                | Call::A2ASend {}
+                | Call::A2APoll { .. } => place.unexpected(position),
             },
             other => place.unexpected(other),
         }

@@ -19,6 +19,7 @@
 //! [`Sched::set_position`], [`Sched::new_frame`], [`Sched::finish_frame`]) and the planner's
 //! ([`Compiler::flow_plan`], [`Compiler::report`]).
 
+pub(crate) mod a2a;
 pub(crate) mod agent;
 pub(crate) mod branching;
 pub(crate) mod data;
@@ -67,6 +68,8 @@ pub(crate) enum Op {
     /// A context provider called before the node whose input it feeds (made by the planner).
     Provider(Box<provider::ProviderOp>),
     Api(Box<http::ApiOp>),
+    /// A remote agent (A2AAgent), in an AgentNode or at the root.
+    A2A(Box<a2a::A2AOp>),
 }
 
 /// The node a family works on: its frame, its plan, and when it started (µs since the Unix
@@ -113,6 +116,8 @@ pub(crate) enum Role<'p> {
     Provider(&'p provider::ProviderOp),
     /// Busy with an HTTP request (ApiNode).
     Http(&'p http::ApiOp),
+    /// Busy with a remote agent's requests or polling, or waiting for the user to answer it.
+    A2A(&'p a2a::A2AOp),
 }
 
 /// Which of its inputs a node reads before it runs.
@@ -158,6 +163,7 @@ impl Op {
             Op::Agent(op) => Role::Agent(op),
             Op::Provider(op) => Role::Provider(op),
             Op::Api(op) => Role::Http(op),
+            Op::A2A(op) => Role::A2A(op),
         }
     }
 
@@ -176,7 +182,8 @@ impl Op {
             | Role::Agent(_)
             | Role::Extract(_)
             | Role::Provider(_)
-            | Role::Http(_) => Reads::All,
+            | Role::Http(_)
+            | Role::A2A(_) => Reads::All,
         }
     }
 
@@ -196,7 +203,8 @@ impl Op {
             | Role::Agent(_)
             | Role::Extract(_)
             | Role::Provider(_)
-            | Role::Http(_) => false,
+            | Role::Http(_)
+            | Role::A2A(_) => false,
         }
     }
 }
@@ -227,6 +235,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
         NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a, false)?)),
         NodeKind::Api(api) => Op::Api(Box::new(http::ApiOp::plan(c, api)?)),
+        NodeKind::A2A(agent) => Op::A2A(Box::new(a2a::A2AOp::plan(c, agent, a2a::Mode::Node)?)),
     })
 }
 
@@ -254,6 +263,7 @@ pub(crate) fn step(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Ma
         Op::Agent(op) => op.step(s, state, at, vars),
         Op::Provider(op) => op.step(s, state, at),
         Op::Api(op) => op.step(s, state, at, vars),
+        Op::A2A(op) => op.step(s, state, at, vars),
     }
 }
 
@@ -269,6 +279,7 @@ pub(crate) fn complete(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call
         Role::Output(op) => op.complete(s, state, at, call, result),
         Role::Provider(op) => op.complete(s, state, at, call, result),
         Role::Http(op) => op.complete(s, state, at, call, result),
+        Role::A2A(op) => op.complete(s, state, at, call, result),
         Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -299,6 +310,7 @@ pub(crate) fn submit(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &N
         Role::Input(op) => op.submit(s, state, fid, node, request, answer).map(Answer::Outputs),
         Role::Tool(op) => op.submit(s, node, request, answer).map(Answer::Outputs),
         Role::Agent(op) => op.submit(s, state, fid, node, request, answer),
+        Role::A2A(op) => op.submit(s, state, fid, node, request, answer),
         Role::Entry
         | Role::Exit
         | Role::Instant
@@ -340,7 +352,8 @@ pub(crate) fn child_finished(
         | Role::Input(_)
         | Role::Output(_)
         | Role::Extract(_)
-        | Role::Http(_) => Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)")),
+        | Role::Http(_)
+        | Role::A2A(_) => Err(other("a frame finished whose parent node runs no subflow (this is a bug in weft)")),
     }
 }
 
@@ -360,7 +373,8 @@ pub(crate) fn takes_child_failures(op: &Op) -> bool {
         | Role::Extract(_)
         | Role::Output(_)
         | Role::Provider(_)
-        | Role::Http(_) => false,
+        | Role::Http(_)
+        | Role::A2A(_) => false,
     }
 }
 
@@ -380,7 +394,8 @@ pub(crate) fn child_failed(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, 
         | Role::Extract(_)
         | Role::Output(_)
         | Role::Provider(_)
-        | Role::Http(_) => Err(error),
+        | Role::Http(_)
+        | Role::A2A(_) => Err(error),
     }
 }
 
@@ -396,6 +411,7 @@ pub(crate) fn remake(s: &mut Sched<'_>, state: &RunState, at: At<'_>, call: &Cal
         Role::Output(op) => op.remake(s, state, at, call, vars),
         Role::Provider(op) => op.remake(call),
         Role::Http(op) => op.remake(state, at, call, vars),
+        Role::A2A(op) => op.remake(state, at, call),
         Role::Entry | Role::Exit | Role::Instant | Role::Subflow(_) | Role::FanOut(_) => Err(mismatched_call()),
     }
 }
@@ -413,6 +429,7 @@ pub(crate) fn check_position(place: &Place<'_>, position: &Position) -> Checked 
         Role::Agent(op) => op.check_position(place, position),
         Role::Extract(op) => op.check_position(place, position),
         Role::Http(op) => op.check_position(place, position),
+        Role::A2A(op) => op.check_position(place, position),
         Role::Entry | Role::Exit | Role::Instant => place.unexpected(position),
     }
 }
@@ -423,6 +440,7 @@ pub(crate) fn asks(op: &Op, request: &InputRequest) -> bool {
         Role::Input(op) => op.asks(request),
         Role::Tool(op) => op.asks(request),
         Role::Agent(op) => op.asks(request),
+        Role::A2A(op) => op.asks(request),
         Role::Entry
         | Role::Exit
         | Role::Instant

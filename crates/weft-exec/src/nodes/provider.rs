@@ -126,7 +126,9 @@ impl ProviderOp {
                 | Call::AgentSummary { .. }
                 | Call::AgentTools { .. }
                 | Call::ExtractRepair { .. }
-                | Call::Http {} => place.unexpected(position),
+                | Call::Http {}
+                | Call::A2ASend {}
+                | Call::A2APoll { .. } => place.unexpected(position),
             },
             (ProviderOp::Flow { flow, .. }, Position::InChild { child, .. }) => {
                 place.child(*child, *flow, format!("{}/position/child", place.at))

@@ -164,7 +164,9 @@ impl ToolOp {
                 | Call::AgentSummary { .. }
                 | Call::AgentTools { .. }
                 | Call::ExtractRepair { .. }
-                | Call::Http {} => place.unexpected(position),
+                | Call::Http {}
+                | Call::A2ASend {}
+                | Call::A2APoll { .. } => place.unexpected(position),
             },
             Position::Waiting { .. } if self.tool.is_none() => Ok(()),
             other => place.unexpected(other),

@@ -181,6 +181,17 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
                 Some("never") => Some(false),
                 _ => None,
             };
+            if lw.comp(agent).is("A2AAgent") {
+                // An A2AAgent has no outputs; the node cannot give it any.
+                if let Some(p) = lw.io(n).outputs.first() {
+                    let title = p.title().to_owned();
+                    let pointer = format!("{}/outputs", comp.pointer);
+                    let detail = format!("output \"{title}\": an A2AAgent gives no outputs (its answers are messages of the conversation)");
+                    lw.error(n, Code::ComponentRule, pointer, detail, "remove the node's outputs");
+                    return None;
+                }
+                return super::a2a::lower(lw, n, agent).map(|a| Lowered::Kind(NodeKind::A2A(Box::new(a))));
+            }
             lower_agent(lw, n, agent, outputs, mode).map(|a| Lowered::Kind(NodeKind::Agent(Box::new(a))))
         }
         _ => Some(Lowered::NotRunnable),

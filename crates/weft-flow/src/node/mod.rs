@@ -15,6 +15,7 @@
 //! [`fanout`] (parallel flows and map nodes), [`http`] (ApiNode, and the RemoteTool requests
 //! tool nodes and agents make).
 
+pub mod a2a;
 pub mod agent;
 pub mod branching;
 pub mod control;
@@ -27,6 +28,7 @@ pub mod llm;
 pub mod message;
 pub mod tool;
 
+pub use a2a::A2AAgent;
 pub use agent::{AgentNode, AgentTool, FlowTool, SubAgent, SummaryCache, Transform, TransformKind};
 pub use branching::BranchingNode;
 pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
@@ -81,6 +83,8 @@ pub enum NodeKind {
     Constants(ConstantsNode),
     /// AgentNode, ExtendedAgentNode.
     Agent(Box<AgentNode>),
+    /// AgentNode, ExtendedAgentNode running an A2AAgent.
+    A2A(Box<A2AAgent>),
     /// PluginRegexNode.
     Regex(Box<RegexNode>),
     /// PluginChoiceNode.
@@ -154,6 +158,8 @@ pub struct Model {
     llm_configs: HashMap<CompId, weft_spec::LlmConfig>,
     /// The root of the document when it is an agent Weft runs.
     agents: HashMap<CompId, AgentNode>,
+    /// The root of the document when it is an A2AAgent Weft runs.
+    a2a_agents: HashMap<CompId, A2AAgent>,
     /// What each context provider Weft runs gives (by provider component).
     providers: HashMap<CompId, ContextProvider>,
 }
@@ -173,6 +179,11 @@ impl Model {
     /// The agent at the root of the document (run as a flow of one node), if it is one Weft runs.
     pub fn agent(&self, c: CompId) -> Option<&AgentNode> {
         self.agents.get(&c)
+    }
+
+    /// The A2AAgent at the root of the document (run as a flow of one node), if Weft runs it.
+    pub fn a2a_agent(&self, c: CompId) -> Option<&A2AAgent> {
+        self.a2a_agents.get(&c)
     }
 
     /// The LLM config component `c`, typed.
@@ -381,6 +392,12 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
             && let Some(agent) = agent::lower_root(&mut lw, root)
         {
             lw.model.agents.insert(root, agent);
+        }
+    } else if root_comp.is("A2AAgent") {
+        if !lw.cx.skip(root)
+            && let Some(agent) = a2a::lower(&mut lw, root, root)
+        {
+            lw.model.a2a_agents.insert(root, agent);
         }
     } else if !flow::is_flow(root_comp) {
         let what = format!(
@@ -826,6 +843,7 @@ mod tests {
                         NodeKind::Template(_) => "template",
                         NodeKind::Constants(_) => "constants",
                         NodeKind::Agent(_) => "agent",
+                        NodeKind::A2A(_) => "a2a agent",
                         NodeKind::Regex(_) => "regex",
                         NodeKind::Choice(_) => "choice",
                         NodeKind::Retry(_) => "retry",

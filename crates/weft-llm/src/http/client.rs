@@ -160,11 +160,13 @@ impl Fail {
     }
 
     /// What happened, and what to do.
-    fn describe(&self, legacy: bool) -> (String, String) {
-        let attempt_timeout = if legacy {
-            format!("{} s without a retry_policy, the default of WayFlow's HTTP client", seconds(DEFAULT_LEGACY_TIMEOUT))
-        } else {
-            "the retry_policy's request_timeout, else the idle timeout (--idle-timeout)".to_owned()
+    fn describe(&self, retry: &HttpRetry) -> (String, String) {
+        let attempt_timeout = match retry {
+            HttpRetry::Legacy => {
+                format!("{} s without a retry_policy, the default of WayFlow's HTTP client", seconds(DEFAULT_LEGACY_TIMEOUT))
+            }
+            HttpRetry::Policy(_) => "the retry_policy's request_timeout, else the idle timeout (--idle-timeout)".to_owned(),
+            HttpRetry::Once(_) => "the connection's timeout".to_owned(),
         };
         match self {
             Fail::Timeout(t) => (
@@ -330,6 +332,7 @@ impl HttpSend for HttpClient {
         let (legacy, attempt_timeout) = match &request.retry {
             HttpRetry::Legacy => (true, self.options.legacy_timeout),
             HttpRetry::Policy(policy) => (false, policy.request_timeout.unwrap_or(timeouts.idle)),
+            HttpRetry::Once(timeout) => (false, *timeout),
         };
         let mut attempts = 0u32;
         let mut slept = Duration::ZERO;
@@ -348,6 +351,7 @@ impl HttpSend for HttpClient {
                 (Ok(answer), _) if (200..300).contains(&answer.status) => (false, Duration::ZERO),
                 (Ok(_), HttpRetry::Legacy) => (attempts < LEGACY_TRIES, Duration::ZERO),
                 (Err(_), HttpRetry::Legacy) => (false, Duration::ZERO),
+                (_, HttpRetry::Once(_)) => (false, Duration::ZERO),
                 (Ok(answer), HttpRetry::Policy(policy)) => {
                     let cause = Cause::Status { status: answer.status, body: String::from_utf8_lossy(&answer.body).into_owned() };
                     let delay = answer
@@ -379,7 +383,7 @@ impl HttpSend for HttpClient {
                         rewritten: shown_rewritten,
                     }),
                     Err(failure) => {
-                        let (what, advice) = failure.describe(legacy);
+                        let (what, advice) = failure.describe(&request.retry);
                         let tries = match attempts {
                             1 => "after 1 attempt".to_owned(),
                             n => format!("after {n} attempts"),

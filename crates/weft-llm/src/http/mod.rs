@@ -1,4 +1,4 @@
-//! Plain HTTP requests: what an ApiNode or a RemoteTool sends (AGENTS.md section 7), behind one
+//! Plain HTTP requests: what an ApiNode, a RemoteTool or an A2A agent sends (AGENTS.md section 7), behind one
 //! trait, [`HttpSend`], so that the engine does not know whether a request goes to the network
 //! ([`HttpClient`]), to a recording or from one (`weft_record`).
 //!
@@ -64,6 +64,9 @@ pub struct HttpMeta {
     pub node_path: String,
     /// The run's index in its batch, inside a batch.
     pub batch_index: Option<u64>,
+    /// Texts of the request made fresh for each run (an A2A context id, a JSON-RPC request id):
+    /// a recording's key reads each as the same placeholder, so a replay finds the exchange.
+    pub volatile: Vec<String>,
 }
 
 /// How a request's failed attempts are retried.
@@ -75,6 +78,9 @@ pub enum HttpRetry {
     Legacy,
     /// The document's `retry_policy` (FORMAT.md 9.2).
     Policy(RetryPolicy),
+    /// One attempt of at most this long, never retried (an A2A request without `retry_policy`:
+    /// WayFlow's plain HTTP client with the connection's `timeout`).
+    Once(std::time::Duration),
 }
 
 /// The last answer of a request, whatever its status.
