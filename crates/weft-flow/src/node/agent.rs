@@ -55,6 +55,64 @@ pub struct AgentNode {
     pub llama_template: bool,
 }
 
+/// A Swarm or a ManagerWorkers as it runs (AGENTS.md sections 3 and 4).
+#[derive(Debug)]
+pub struct GroupNode {
+    /// The Swarm or ManagerWorkers component.
+    pub comp: CompId,
+    /// A ManagerWorkers (else a Swarm).
+    pub manager_workers: bool,
+    /// A Swarm's `handoff`.
+    pub handoff: Handoff,
+    /// Its agents, each lowered once with its own outputs and mode: the first agent (the
+    /// manager) first, then in order of first appearance.
+    pub members: Vec<GroupMember>,
+    /// `[caller, recipient]` pairs, as member indices (a ManagerWorkers: the manager and each
+    /// worker).
+    pub relationships: Vec<(usize, usize)>,
+    /// The outputs of the agent talking to the user (a ManagerWorkers' manager; a Swarm's
+    /// main agent in a node: the node's outputs).
+    pub outputs: Vec<Property>,
+    /// The agent talking to the user may ask them (false when a node's `caller_input_mode` is
+    /// `never`).
+    pub human_in_the_loop: bool,
+}
+
+/// An agent of a group.
+#[derive(Debug)]
+pub struct GroupMember {
+    /// Its name (how the others address it).
+    pub name: String,
+    /// Its id.
+    pub id: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// The agent.
+    pub agent: Box<AgentNode>,
+}
+
+/// A Swarm's handoff mode (which communication tools its agents get).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// `send_message` only.
+    Never,
+    /// `send_message`, and `handoff_conversation` for the agent talking to the user.
+    Optional,
+    /// `handoff_conversation` only.
+    Always,
+}
+
+impl Handoff {
+    /// The mode's name in WayFlow's prompt.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handoff::Never => "never",
+            Handoff::Optional => "optional",
+            Handoff::Always => "always",
+        }
+    }
+}
+
 /// A message transform of an agent (AGENTS.md 1.12): it summarizes what the model is sent
 /// (never the conversation kept) with an LLM of its own.
 #[derive(Debug, Clone)]
@@ -174,6 +232,16 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
         "AgentNode" | "ExtendedAgentNode" => {
             let f = lw.fields(n);
             let agent = f.comp("agent")?;
+            if matches!(lw.comp(agent).ty.name, "Swarm" | "PluginSwarm" | "ManagerWorkers" | "PluginManagerWorkers") {
+                let out_map = f.mapping("output_mapping");
+                let outputs = lw.io(n).outputs.iter().map(|p| p.retitled(&internal_name(&out_map, p.title()))).collect();
+                let mode = match f.str_where_present("caller_input_mode") {
+                    Some("always") => Some(true),
+                    Some("never") => Some(false),
+                    _ => None,
+                };
+                return lower_group(lw, n, agent, outputs, mode).map(|g| Lowered::Kind(NodeKind::Group(Box::new(g))));
+            }
             let out_map = f.mapping("output_mapping");
             let outputs = lw.io(n).outputs.iter().map(|p| p.retitled(&internal_name(&out_map, p.title()))).collect();
             let mode = match f.str_where_present("caller_input_mode") {
@@ -185,6 +253,129 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
         }
         _ => Some(Lowered::NotRunnable),
     }
+}
+
+/// Lowers the Swarm or ManagerWorkers `g` for `owner` (a node, or `g` at the root), with the
+/// outputs and the caller mode the node gives it.
+pub(super) fn lower_group(
+    lw: &mut Lowerer<'_, '_>,
+    owner: CompId,
+    g: CompId,
+    outputs: Vec<Property>,
+    mode: Option<bool>,
+) -> Option<GroupNode> {
+    let comp = lw.comp(g);
+    let f = lw.fields(g);
+    let manager_workers = matches!(comp.ty.name, "ManagerWorkers" | "PluginManagerWorkers");
+    // Members in order of first appearance: the first agent (the manager) first.
+    let mut order: Vec<CompId> = Vec::new();
+    let mut relationships = Vec::new();
+    let add = |order: &mut Vec<CompId>, c: CompId| match order.iter().position(|&o| o == c) {
+        Some(i) => i,
+        None => {
+            order.push(c);
+            order.len() - 1
+        }
+    };
+    let handoff = if manager_workers {
+        Handoff::Never
+    } else {
+        match f.json("handoff") {
+            Some(Json::String(h)) if h == "never" => Handoff::Never,
+            Some(Json::String(h)) if h == "always" => Handoff::Always,
+            Some(Json::Bool(false)) => Handoff::Never,
+            _ => Handoff::Optional,
+        }
+    };
+    if manager_workers {
+        let manager = f.comp("group_manager")?;
+        add(&mut order, manager);
+        for w in f.comps("workers") {
+            let i = add(&mut order, w);
+            relationships.push((0, i));
+        }
+    } else {
+        let first = f.comp("first_agent")?;
+        add(&mut order, first);
+        {
+            let pairs = match comp.field("relationships") {
+                Some(Value::List(l)) => l.clone(),
+                _ => Vec::new(),
+            };
+            for (k, pair) in pairs.iter().enumerate() {
+                let ends: Vec<CompId> = match pair {
+                    Value::List(items) => items.iter().filter_map(|v| if let Value::Comp(c) = v { Some(*c) } else { None }).collect(),
+                    _ => Vec::new(),
+                };
+                let [caller, recipient] = ends.as_slice() else {
+                    lw.error(
+                        g,
+                        Code::ComponentRule,
+                        format!("{}/relationships/{k}", comp.pointer),
+                        "a relationship is a pair [caller, recipient] of agents".into(),
+                        "give two agents",
+                    );
+                    return None;
+                };
+                let (c, r) = (add(&mut order, *caller), add(&mut order, *recipient));
+                if relationships.contains(&(c, r)) {
+                    lw.error(
+                        g,
+                        Code::ComponentRule,
+                        format!("{}/relationships/{k}", comp.pointer),
+                        "this relationship is listed twice (WayFlow refuses duplicated relationships)".into(),
+                        "remove the duplicate",
+                    );
+                    return None;
+                }
+                relationships.push((c, r));
+            }
+        }
+    }
+    let mut members = Vec::new();
+    let mut ok = true;
+    for (i, &m) in order.iter().enumerate() {
+        let mc = lw.comp(m);
+        if !matches!(mc.ty.name, "Agent" | "ExtendedAgent") {
+            lw.block(owner, m, mc.pointer.clone(), format!("{} as a member of a {}", mc.ty.name, comp.ty.name));
+            ok = false;
+            continue;
+        }
+        if members.iter().any(|x: &GroupMember| x.name == mc.name) || order[..i].iter().any(|&o| lw.comp(o).name == mc.name) {
+            lw.error(
+                g,
+                Code::ComponentRule,
+                comp.pointer.clone(),
+                format!("two of its agents are named `{}`; WayFlow tells its agents apart by name", mc.name),
+                "give each agent a unique name",
+            );
+            ok = false;
+            continue;
+        }
+        let is_recipient = relationships.iter().any(|&(_, r)| r == i);
+        if is_recipient && mc.description.as_deref().unwrap_or("").is_empty() {
+            lw.error(
+                m,
+                Code::ComponentRule,
+                mc.pointer.clone(),
+                "an agent others send messages to needs a `description` (it is how they learn what it does)".into(),
+                "add a description",
+            );
+            ok = false;
+        }
+        let own_outputs = lw.io(m).outputs.clone();
+        match lower_agent(lw, owner, m, own_outputs, None) {
+            Some(agent) => members.push(GroupMember {
+                name: mc.name.clone(),
+                id: mc.id.clone(),
+                description: mc.description.clone(),
+                agent: Box::new(agent),
+            }),
+            None => ok = false,
+        }
+    }
+    // The group talks to the user (WayFlow's caller input mode ALWAYS) unless a node says never.
+    ok.then_some(GroupNode { comp: g, manager_workers, handoff, members, relationships, outputs, human_in_the_loop: mode.unwrap_or(true) })
 }
 
 /// The root of a document that is an agent, run as a flow of one node.

@@ -27,7 +27,7 @@ pub mod llm;
 pub mod message;
 pub mod tool;
 
-pub use agent::{AgentNode, AgentTool, FlowTool, SubAgent, SummaryCache, Transform, TransformKind};
+pub use agent::{AgentNode, AgentTool, FlowTool, GroupMember, GroupNode, Handoff, SubAgent, SummaryCache, Transform, TransformKind};
 pub use branching::BranchingNode;
 pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
 pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, VariablesNode, WriteOp};
@@ -81,6 +81,8 @@ pub enum NodeKind {
     Constants(ConstantsNode),
     /// AgentNode, ExtendedAgentNode.
     Agent(Box<AgentNode>),
+    /// AgentNode, ExtendedAgentNode running a Swarm or a ManagerWorkers.
+    Group(Box<GroupNode>),
     /// PluginRegexNode.
     Regex(Box<RegexNode>),
     /// PluginChoiceNode.
@@ -154,6 +156,8 @@ pub struct Model {
     llm_configs: HashMap<CompId, weft_spec::LlmConfig>,
     /// The root of the document when it is an agent Weft runs.
     agents: HashMap<CompId, AgentNode>,
+    /// The root of the document when it is a Swarm or ManagerWorkers Weft runs.
+    groups: HashMap<CompId, GroupNode>,
     /// What each context provider Weft runs gives (by provider component).
     providers: HashMap<CompId, ContextProvider>,
 }
@@ -173,6 +177,11 @@ impl Model {
     /// The agent at the root of the document (run as a flow of one node), if it is one Weft runs.
     pub fn agent(&self, c: CompId) -> Option<&AgentNode> {
         self.agents.get(&c)
+    }
+
+    /// The Swarm or ManagerWorkers at the root of the document, if Weft runs it.
+    pub fn group(&self, c: CompId) -> Option<&GroupNode> {
+        self.groups.get(&c)
     }
 
     /// The LLM config component `c`, typed.
@@ -381,6 +390,14 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
             && let Some(agent) = agent::lower_root(&mut lw, root)
         {
             lw.model.agents.insert(root, agent);
+        }
+    } else if matches!(root_comp.ty.name, "Swarm" | "PluginSwarm" | "ManagerWorkers" | "PluginManagerWorkers") {
+        // WayFlow's converter gives a Swarm no outputs; a ManagerWorkers' manager gets its.
+        let outputs = if root_comp.ty.name.contains("Swarm") { Vec::new() } else { lw.io(root).outputs.clone() };
+        if !lw.cx.skip(root)
+            && let Some(group) = agent::lower_group(&mut lw, root, root, outputs, None)
+        {
+            lw.model.groups.insert(root, group);
         }
     } else if !flow::is_flow(root_comp) {
         let what = format!(
@@ -826,6 +843,7 @@ mod tests {
                         NodeKind::Template(_) => "template",
                         NodeKind::Constants(_) => "constants",
                         NodeKind::Agent(_) => "agent",
+                        NodeKind::Group(_) => "agent group",
                         NodeKind::Regex(_) => "regex",
                         NodeKind::Choice(_) => "choice",
                         NodeKind::Retry(_) => "retry",
