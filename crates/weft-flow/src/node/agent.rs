@@ -388,6 +388,9 @@ pub(super) fn lower_root(lw: &mut Lowerer<'_, '_>, root: CompId) -> Option<Agent
 /// run yet is recorded as a blocker of `owner`.
 fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<Property>, mode: Option<bool>) -> Option<AgentNode> {
     let comp = lw.comp(a);
+    if comp.ty.name == "SpecializedAgent" {
+        return lower_specialized(lw, owner, a, outputs, mode);
+    }
     if !matches!(comp.ty.name, "Agent" | "ExtendedAgent") {
         lw.block(owner, a, comp.pointer.clone(), format!("{} as the agent of a node", comp.ty.name));
         return None;
@@ -414,34 +417,10 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         config.ty.name == "OllamaConfig" || (config.ty.name == "VllmConfig" && model_id.contains("llama") && model_id.contains("3."));
     let mut tools = Vec::new();
     for t in f.comps("tools") {
-        let tc = lw.comp(t);
-        if !matches!(tc.ty.name, "ServerTool" | "ClientTool" | "RemoteTool") {
-            lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
-            ok = false;
-            continue;
+        match lower_tool(lw, owner, t) {
+            Some(tool) => tools.push(tool),
+            None => ok = false,
         }
-        let remote = if tc.is("RemoteTool") {
-            let call = lw.http_call(t);
-            ok &= call.is_some();
-            call
-        } else {
-            None
-        };
-        let io = lw.io(t);
-        // WayFlow's RemoteTool has "missing description" when the document gives none.
-        let description =
-            tc.description.clone().unwrap_or_else(|| if remote.is_some() { "missing description".to_owned() } else { String::new() });
-        tools.push(AgentTool {
-            comp: t,
-            name: tc.name.clone(),
-            description,
-            inputs: io.inputs.clone(),
-            outputs: io.outputs.clone(),
-            client: tc.ty.name == "ClientTool",
-            remote,
-            requires_confirmation: lw.fields(t).bool_where_present("requires_confirmation", false),
-            component_type: tc.ty.name,
-        });
     }
     let flows: Vec<FlowTool> = if extended {
         f.comps("flows")
@@ -572,6 +551,81 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         transforms,
         llama_template,
     })
+}
+
+/// A tool of an agent; what Weft does not run is a blocker of `owner`.
+fn lower_tool(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option<AgentTool> {
+    let tc = lw.comp(t);
+    if !matches!(tc.ty.name, "ServerTool" | "ClientTool" | "RemoteTool") {
+        lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
+        return None;
+    }
+    let remote = if tc.is("RemoteTool") { Some(lw.http_call(t)?) } else { None };
+    let io = lw.io(t);
+    // WayFlow's RemoteTool has "missing description" when the document gives none.
+    let description =
+        tc.description.clone().unwrap_or_else(|| if remote.is_some() { "missing description".to_owned() } else { String::new() });
+    Some(AgentTool {
+        comp: t,
+        name: tc.name.clone(),
+        description,
+        inputs: io.inputs.clone(),
+        outputs: io.outputs.clone(),
+        client: tc.ty.name == "ClientTool",
+        remote,
+        requires_confirmation: lw.fields(t).bool_where_present("requires_confirmation", false),
+        component_type: tc.ty.name,
+    })
+}
+
+/// A SpecializedAgent, which WayFlow does not run (AGENTS.md 5): Weft runs its base agent
+/// with the system prompt `base + "\n\n" + additional_instructions` (both rendered with the
+/// specialized agent's inputs), the tools `base.tools + additional_tools` (a name used twice
+/// is an error) and `human_in_the_loop` from the parameters when it is not null.
+fn lower_specialized(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<Property>, mode: Option<bool>) -> Option<AgentNode> {
+    let comp = lw.comp(a);
+    let f = lw.fields(a);
+    let base = f.comp("agent")?;
+    let params = f.comp("agent_specialization_parameters")?;
+    let pf = lw.fields(params);
+    let hitl = pf.json("human_in_the_loop").and_then(Json::as_bool);
+    let additional = pf.str("additional_instructions").unwrap_or("").to_owned();
+    let extra_tools = pf.comps("additional_tools");
+    let mut agent = lower_agent(lw, owner, base, outputs, mode.or(hitl))?;
+    let mut ok = true;
+    for t in extra_tools {
+        match lower_tool(lw, owner, t) {
+            Some(tool) => {
+                if agent.tools.iter().any(|x| x.name == tool.name) {
+                    lw.error(
+                        a,
+                        Code::ComponentRule,
+                        lw.comp(t).pointer.clone(),
+                        format!("the additional tool `{}` has the name of one of the base agent's tools", tool.name),
+                        "rename one of them",
+                    );
+                    ok = false;
+                }
+                agent.tools.push(tool);
+            }
+            None => ok = false,
+        }
+    }
+    let base_prompt = lw.fields(base).str("system_prompt").unwrap_or("").to_owned();
+    let source = match (base_prompt.is_empty(), additional.is_empty()) {
+        (_, true) => base_prompt,
+        (true, false) => additional,
+        (false, false) => format!("{base_prompt}\n\n{additional}"),
+    };
+    let system_prompt = lw.template(a, "agent_specialization_parameters", &source)?;
+    let allowed = lw.input_names(a);
+    if !lw.variables(a, "agent_specialization_parameters", &system_prompt, &allowed) {
+        return None;
+    }
+    agent.system_prompt = system_prompt;
+    agent.agent = a;
+    let _ = comp;
+    ok.then_some(agent)
 }
 
 /// A config's `default_generation_parameters`, nulls left out.

@@ -385,7 +385,7 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
     let spec = lw.cx.spec;
     let root = spec.root;
     let root_comp = spec.get(root);
-    if matches!(root_comp.ty.name, "Agent" | "ExtendedAgent") {
+    if matches!(root_comp.ty.name, "Agent" | "ExtendedAgent" | "SpecializedAgent") {
         if !lw.cx.skip(root)
             && let Some(agent) = agent::lower_root(&mut lw, root)
         {
