@@ -361,3 +361,28 @@ fn a_swarm_is_refused_inside_a_parallel_map() {
     let diagnostics = weft_flow::Flow::from_json(&doc.to_string()).err().expect("refused").to_string();
     assert!(diagnostics.contains("which is not allowed inside a parallel map"), "{diagnostics}");
 }
+
+#[tokio::test]
+async fn a_specialized_agent_runs_its_base_agent_with_the_parameters_merged_in() {
+    let server = MockServer::start(MockConfig::default().with_tools(ToolReply::Never).with_text("ok")).await;
+    let base = json!({"component_type": "Agent", "id": "analyst", "name": "analyst", "llm_config": llm("llm", &server.url()),
+        "system_prompt": "You analyse {{topic}}.", "tools": [add_tool()], "human_in_the_loop": true});
+    let lookup = json!({"component_type": "ServerTool", "id": "lookup", "name": "lookup", "description": "Look a topic up",
+        "inputs": [{"title": "topic", "type": "string"}], "outputs": [{"title": "facts", "type": "string"}]});
+    let doc = json!({"component_type": "SpecializedAgent", "id": "fin", "name": "finance_analyst", "agentspec_version": "26.1.2",
+        "agent": base,
+        "agent_specialization_parameters": {"component_type": "AgentSpecializationParameters", "id": "p", "name": "finance",
+            "additional_instructions": "Focus on {{market}}.", "additional_tools": [lookup], "human_in_the_loop": false}});
+    let weft = Weft::new(&doc);
+    let mut inputs = Map::new();
+    inputs.insert("topic".into(), json!("bonds"));
+    inputs.insert("market".into(), json!("Europe"));
+    let mut run = weft.plan.start(inputs).unwrap();
+    run.append_user_message("Go").unwrap();
+    // NEVER (the parameters' mode): reminded to submit after its text, to the iteration limit.
+    assert!(matches!(run.execute().await.unwrap(), Status::Finished { .. }));
+    let first = &server.requests()[0];
+    assert_eq!(system(first), "You analyse bonds.\n\nFocus on Europe.");
+    let names: Vec<&str> = first["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["add", "lookup", "submit_result"], "the base agent's tools, the additional ones, and no talk_to_user");
+}
