@@ -355,11 +355,14 @@ fn a_swarm_is_refused_inside_a_parallel_map() {
     let mut doc = worker_map("http://127.0.0.1:9", 2);
     let url = "http://127.0.0.1:9";
     let swarm = json!({"component_type": "Swarm", "id": "desk", "name": "desk",
-        "first_agent": agent("front", "Front", "p", json!([]), url),
-        "relationships": [[{"$component_ref": "agent_front"}, agent("billing", "Billing", "p", json!([]), url)]]});
+        "first_agent": {"$component_ref": "agent_front"},
+        "relationships": [[{"$component_ref": "agent_front"}, {"$component_ref": "agent_billing"}]],
+        "$referenced_components": {"agent_front": agent("front", "Front", "p", json!([]), url),
+                                   "agent_billing": agent("billing", "Billing", "p", json!([]), url)}});
     doc["$referenced_components"]["map"]["flow"]["$referenced_components"]["ia"]["agent"] = swarm;
     let diagnostics = weft_flow::Flow::from_json(&doc.to_string()).err().expect("refused").to_string();
-    assert!(diagnostics.contains("which is not allowed inside a parallel map"), "{diagnostics}");
+    assert!(diagnostics.contains("may ask the user (its agent has human_in_the_loop), which is not allowed inside a parallel map"), "{diagnostics}");
+    assert_eq!(diagnostics.matches("error[").count(), 1, "the only error: {diagnostics}");
 }
 
 #[tokio::test]
@@ -385,4 +388,42 @@ async fn a_specialized_agent_runs_its_base_agent_with_the_parameters_merged_in()
     assert_eq!(system(first), "You analyse bonds.\n\nFocus on Europe.");
     let names: Vec<&str> = first["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["add", "lookup", "submit_result"], "the base agent's tools, the additional ones, and no talk_to_user");
+}
+
+#[tokio::test]
+async fn a_swarm_in_an_agent_node_submits_the_nodes_outputs() {
+    let server = MockServer::start(
+        MockConfig::default()
+            .with_reply(0, format!("Ask billing.\n{}", call("send_message", json!({"message": "Total?", "recipient": "billing"}))))
+            .with_reply(1, "42")
+            .with_reply(2, format!("Done.\n{}", call("submit_result", json!({"answer": "42"})))),
+    )
+    .await;
+    let url = server.url();
+    let answer = json!([{"title": "answer", "type": "string"}]);
+    let swarm = json!({"component_type": "Swarm", "id": "desk", "name": "desk", "outputs": answer,
+        "first_agent": {"$component_ref": "agent_front"},
+        "relationships": [[{"$component_ref": "agent_front"}, {"$component_ref": "agent_billing"}]],
+        "$referenced_components": {"agent_front": agent("front", "Front desk", "You are the front desk.", json!([]), &url),
+                                   "agent_billing": agent("billing", "Billing expert", "You handle billing.", json!([]), &url)}});
+    let mut flow = flow_json(
+        "f",
+        vec![
+            json!({"component_type": "StartNode", "id": "s", "name": "start"}),
+            json!({"component_type": "AgentNode", "id": "team", "name": "team", "agent": swarm, "outputs": answer}),
+            json!({"component_type": "EndNode", "id": "e", "name": "end", "inputs": answer, "outputs": answer}),
+        ],
+        &[("s", "team"), ("team", "e")],
+        &[("team", "answer", "e", "answer")],
+    );
+    flow["agentspec_version"] = json!("26.1.2");
+    let weft = Weft::new(&flow);
+    let mut run = weft.plan.start(Map::new()).unwrap();
+    run.append_user_message("What is the total?").unwrap();
+    let Status::Finished { outputs, .. } = run.execute().await.unwrap() else { panic!("the swarm submits") };
+    assert_eq!(outputs["answer"], "42");
+    let sent = server.requests();
+    assert!(system(&sent[0]).contains("\"name\": \"submit_result\""), "the agent talking to the user submits the node's outputs");
+    assert!(!system(&sent[1]).contains("\"name\": \"submit_result\""), "an agent on a thread has no outputs");
+    assert!(run.into_state().conversations.is_empty(), "the threads end with the group");
 }

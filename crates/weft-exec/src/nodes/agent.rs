@@ -543,7 +543,7 @@ impl AgentOp {
             if self.always {
                 return self.ask_user(s, state, at, text);
             }
-            s.post(state, at.fid, at.node, USER, &self.reminder());
+            self.post_user(s, state, at, &self.reminder());
             let vars = s.node_inputs(state, at.fid, at.node)?;
             return self.call_llm(s, state, at, &vars, turn);
         }
@@ -594,7 +594,7 @@ impl AgentOp {
                         _ => {
                             let text = weft_prompt::py_str(&Json::Object(args));
                             replace_request(state, at.fid, &text);
-                            s.post(state, at.fid, at.node, USER, "talk_to_user tool used improperly (missing field text");
+                            self.post_user(s, state, at, "talk_to_user tool used improperly (missing field text");
                             continue;
                         }
                     };
@@ -1113,6 +1113,17 @@ impl AgentOp {
             return s.finish_frame(state, at.fid, Map::new(), YIELDED.to_owned());
         }
         s.wait(state, at.fid, at.node, InputRequest::Message { node: at.node.name.clone(), message: Some(message) })
+    }
+
+    /// Posts a user message of the agent loop's own (a reminder, a correction); in a group it
+    /// has no sender, as WayFlow's, so the group's template heads it `HUMAN USER`.
+    fn post_user(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, text: &str) {
+        s.post(state, at.fid, at.node, USER, text);
+        if self.group.is_some()
+            && let Some(m) = state.conversation_mut(at.fid).last_mut()
+        {
+            m.node.clear();
+        }
     }
 
     /// Appends the result of call `id`: `value` as the model sees it (see [`tool_output`]).
