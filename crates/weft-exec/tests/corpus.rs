@@ -50,6 +50,7 @@ const MUST_FINISH: &[&str] = &[
     "w_flow_variables.json",
     "w_text_processing_nodes.json",
     "w_constants_and_chat_history.json",
+    "p_catch_exception_node.json",
     // ApiNode and RemoteTool (issue 16), against a local server.
     "p_api_node.json",
     "p_tool_node_remote.json",

@@ -541,3 +541,33 @@ async fn chat_history_node_selects_and_renders_messages() {
         assert_eq!(outputs["chat_history"], json!(expected), "n={n} {which} offset={offset}");
     }
 }
+
+/// `w_plugin_control_nodes.json` runs to its end on the simulated model (which picks the
+/// choice node's first branch, `careful`): the retry node runs its subflow until the tool
+/// reports `done` on its third call, and reports the trials it took.
+#[tokio::test]
+async fn the_plugin_control_nodes_document_runs_to_its_end() {
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Task {
+        #[allow(dead_code, reason = "the document's argument, read only to check its shape")]
+        task: String,
+    }
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    let mut tools = weft_tools::ToolRegistry::new();
+    tools.register_fn("try_once", move |_: Task| {
+        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        async move { Ok::<_, String>(json!(n >= 3)) }
+    });
+    let f = corpus_flow("w_plugin_control_nodes.json");
+    let plan = Plan::new(&f, RunOptions::simulated().with_tools(tools)).unwrap_or_else(|e| panic!("{e}"));
+    let mut run = plan.start(json!({"greeting": "hi"}).as_object().unwrap().clone()).unwrap();
+    let Status::InputRequired { .. } = run.execute().await.unwrap() else { panic!("the flow asks for a task first") };
+    run.submit(json!("index the docs")).unwrap();
+    let status = run.execute().await.unwrap();
+    let Status::Finished { outputs, .. } = status else { panic!("{status:?}") };
+    assert_eq!(outputs["selected_choice"], json!("careful"), "{outputs:?}");
+    assert_eq!(outputs["user_provided_input"], json!("index the docs"), "{outputs:?}");
+    assert!(outputs["report_text"].is_string(), "{outputs:?}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3, "the subflow ran until the tool succeeded");
+}

@@ -139,6 +139,16 @@ pub struct ChatRequest {
     /// Tools offered to the model.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolSpec>,
+    /// Tools the prompt's text lists, for a model called without native tool calling (WayFlow's
+    /// Llama template): providers send nothing of them (the messages already describe them);
+    /// the simulated model calls them as such a model does, with JSON in its text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_tools: Vec<ToolSpec>,
+    /// The names a plain-text answer picks from, as the prompt lists them (a PluginChoiceNode's
+    /// displayed names): providers send nothing of them; the simulated model answers with the
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prompt_choices: Vec<String>,
     /// Generation parameters (`max_tokens`, `temperature`, `top_p`, extra keys), as the flow
     /// gives them.
     #[serde(default, skip_serializing_if = "Map::is_empty")]

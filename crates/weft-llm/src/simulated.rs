@@ -7,7 +7,10 @@
 //! `end_conversation`), one call per turn of each tool not called yet in the conversation, in
 //! offered order, with arguments generated from its parameters (the agent built-ins
 //! `talk_to_user` and `end_conversation` are never called this way), then `submit_result` with
-//! generated outputs when it is offered; with a requested schema, the JSON of [`generate`];
+//! generated outputs when it is offered (when the tools are listed in the prompt instead,
+//! [`ChatRequest::prompt_tools`], the call is `{"name": ..., "parameters": ...}` in the text, as a
+//! Llama model writes it); with a requested schema, the JSON of [`generate`]; asked to pick
+//! one of [`ChatRequest::prompt_choices`] (a PluginChoiceNode), the first;
 //! otherwise one line quoting the start of the prompt.
 
 pub mod generator;
@@ -165,12 +168,18 @@ impl SimulatedModel {
                 None => (text.clone(), Vec::new()),
             };
         }
-        if let Some(call) = self.next_tool_call(request) {
-            return (String::new(), with_ids(request, vec![call]));
+        if let Some((name, arguments)) = self.next_tool_call(request) {
+            if request.tools.is_empty() {
+                // The tools are in the prompt: a call is JSON in the text, as a Llama model
+                // writes it.
+                return (serde_json::json!({"name": name, "parameters": arguments}).to_string(), Vec::new());
+            }
+            return (String::new(), with_ids(request, vec![(name, arguments)]));
         }
-        let text = match &request.response_format {
-            Some(format) => generate(&format.schema, self.array_len).to_string(),
-            None => prompt_reply(request),
+        let text = match (&request.response_format, request.prompt_choices.first()) {
+            (Some(format), _) => generate(&format.schema, self.array_len).to_string(),
+            (None, Some(choice)) => choice.clone(),
+            (None, None) => prompt_reply(request),
         };
         (text, Vec::new())
     }
@@ -179,21 +188,36 @@ impl SimulatedModel {
     /// conversation, else `submit_result`; `None` to answer in text.
     fn next_tool_call(&self, request: &ChatRequest) -> Option<(String, Json)> {
         const NEVER_BY_RULE: [&str; 3] = ["talk_to_user", "end_conversation", "submit_result"];
-        if !request.tools.iter().any(|t| NEVER_BY_RULE.contains(&t.name.as_str())) {
+        let tools = if request.tools.is_empty() { &request.prompt_tools } else { &request.tools };
+        if !tools.iter().any(|t| NEVER_BY_RULE.contains(&t.name.as_str())) {
             return None;
         }
-        let called: std::collections::HashSet<&str> =
-            request.messages.iter().flat_map(|m| m.tool_calls.iter().map(|c| c.name.as_str())).collect();
+        let mut called: std::collections::HashSet<String> =
+            request.messages.iter().flat_map(|m| m.tool_calls.iter().map(|c| c.name.clone())).collect();
+        if request.tools.is_empty() {
+            called.extend(request.messages.iter().filter(|m| m.role == Role::Assistant).flat_map(|m| text_calls(&m.content)));
+        }
         let arguments = |parameters: &Json| match generate(parameters, self.array_len) {
             v @ Json::Object(_) => v,
             _ => Json::Object(serde_json::Map::new()),
         };
-        if let Some(tool) = request.tools.iter().find(|t| !NEVER_BY_RULE.contains(&t.name.as_str()) && !called.contains(t.name.as_str())) {
+        if let Some(tool) = tools.iter().find(|t| !NEVER_BY_RULE.contains(&t.name.as_str()) && !called.contains(&t.name)) {
             return Some((tool.name.clone(), arguments(&tool.parameters)));
         }
-        let submit = request.tools.iter().find(|t| t.name == "submit_result")?;
+        let submit = tools.iter().find(|t| t.name == "submit_result")?;
         Some((submit.name.clone(), arguments(&submit.parameters)))
     }
+}
+
+/// The names of the tools an answer written as JSON calls (`{"name": ..., "parameters": ...}`,
+/// or a list of them), as a model without native tool calling writes them.
+fn text_calls(text: &str) -> Vec<String> {
+    let items = match serde_json::from_str::<Json>(text.trim()) {
+        Ok(Json::Array(items)) => items,
+        Ok(item @ Json::Object(_)) => vec![item],
+        _ => return Vec::new(),
+    };
+    items.iter().filter_map(|item| item.get("name").and_then(Json::as_str).map(str::to_owned)).collect()
 }
 
 /// The calls of a scripted reply `{"tool_calls": [{"name": ..., "arguments": {...}}, ...]}`.

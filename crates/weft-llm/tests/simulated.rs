@@ -162,3 +162,33 @@ fn script_errors_name_the_file_and_the_shape() {
     );
     assert!(Script::from_json("{}", "x").unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn tools_listed_in_the_prompt_are_called_with_json_in_the_text() {
+    let model = model(Script::new());
+    let spec = |name: &str, parameters: Json| weft_llm::ToolSpec { name: name.to_owned(), description: None, parameters };
+    let mut asking = request("agent", 0, "Plan my trip", None);
+    asking.prompt_tools = vec![
+        spec("get_weather", json!({"type": "object", "properties": {"city": {"type": "string"}}})),
+        spec("submit_result", json!({"type": "object", "properties": {"plan": {"type": "string"}}})),
+    ];
+    let first = model.chat(&asking).await.expect("answer");
+    assert!(first.tool_calls.is_empty(), "no native calls: {:?}", first.tool_calls);
+    assert_eq!(first.text, r#"{"name":"get_weather","parameters":{"city":"city"}}"#);
+    // The call and its result are in the conversation as text: the next tool is submit_result.
+    asking.messages.push(ChatMessage::new(Role::Assistant, first.text));
+    asking.messages.push(ChatMessage::new(Role::User, "<tool_response>\"sunny\"</tool_response>"));
+    let second = model.chat(&asking).await.expect("answer");
+    assert_eq!(second.text, r#"{"name":"submit_result","parameters":{"plan":"plan"}}"#);
+}
+
+#[tokio::test]
+async fn asked_to_pick_a_name_it_answers_the_first() {
+    let model = model(Script::new());
+    let mut asking = request("pick_mode", 0, "Return the task_name: careful or fast", None);
+    asking.prompt_choices = vec!["careful".to_owned(), "fast".to_owned()];
+    assert_eq!(reply(&model, &asking).await, "careful");
+    // A script still decides.
+    let scripted = self::model(Script::from_json(r#"{"pick_mode": ["fast"]}"#, "script.json").unwrap());
+    assert_eq!(reply(&scripted, &asking).await, "fast");
+}

@@ -16,7 +16,9 @@ fn refused(source: &str) -> String {
     let t = Instant::now();
     let result = Template::new(source).and_then(|tpl| tpl.render(&vars()));
     let took = t.elapsed();
-    assert!(took < Duration::from_secs(10), "`{source}` took {took:?}");
+    // A liveness bound, not a speed measure: what is refused would run for hours or forever;
+    // printing 64 MiB in a debug build on a loaded 2-core machine has taken 12 s.
+    assert!(took < Duration::from_secs(60), "`{source}` took {took:?}");
     match result {
         Err(e) => e.to_string(),
         Ok(text) => panic!("`{source}` should fail, rendered {} bytes", text.len()),

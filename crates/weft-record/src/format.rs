@@ -488,7 +488,8 @@ pub enum RecordedToolError {
 
 impl From<&ChatRequest> for RecordedRequest {
     fn from(request: &ChatRequest) -> Self {
-        let ChatRequest { messages, response_format, tools, generation, meta } = request;
+        // `prompt_tools` and `prompt_choices` are in the messages already: the record keeps them there.
+        let ChatRequest { messages, response_format, tools, prompt_tools: _, prompt_choices: _, generation, meta } = request;
         RecordedRequest {
             messages: messages.iter().map(RecordedMessage::from).collect(),
             response_format: response_format.as_ref().map(RecordedResponseFormat::from),
@@ -506,6 +507,8 @@ impl From<RecordedRequest> for ChatRequest {
             messages: messages.into_iter().map(ChatMessage::from).collect(),
             response_format: response_format.map(ResponseFormat::from),
             tools: tools.into_iter().map(ToolSpec::from).collect(),
+            prompt_tools: Vec::new(),
+            prompt_choices: Vec::new(),
             generation,
             meta: RequestMeta::from(meta),
         }

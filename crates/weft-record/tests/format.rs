@@ -85,6 +85,8 @@ fn full_request() -> ChatRequest {
             ToolSpec { name: "weather".into(), description: Some("The weather of a city".into()), parameters: json!({"type": "object"}) },
             ToolSpec { name: "clock".into(), description: None, parameters: json!({"type": "object", "properties": {}}) },
         ],
+        prompt_tools: Vec::new(),
+        prompt_choices: Vec::new(),
         generation,
         meta: RequestMeta { node: "ask".into(), node_path: "root/map[1]/ask".into(), call_index: 3, batch_index: None },
     }

@@ -450,7 +450,7 @@ impl AgentOp {
         }
         if self.llama {
             let messages = llama_messages(&system, &tools, &history);
-            return Ok(ChatRequest { messages, generation: self.generation.clone(), meta, ..ChatRequest::default() });
+            return Ok(ChatRequest { messages, prompt_tools: tools, generation: self.generation.clone(), meta, ..ChatRequest::default() });
         }
         let mut messages = Vec::new();
         if !system.is_empty() {

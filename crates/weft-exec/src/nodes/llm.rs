@@ -363,6 +363,7 @@ fn request(op: &LlmOp, vars: &Map<String, Json>, conversation: &[ConversationMes
             vars.insert("next_steps".into(), c.next_steps.clone());
             let text = c.template.render(&vars).map_err(|e| Unbuilt::Template("prompt_template".to_owned(), e))?;
             req.messages.push(ChatMessage::new(Role::User, text));
+            req.prompt_choices = c.choices.iter().map(|(displayed, _)| displayed.clone()).collect();
         }
     }
     Ok(req)
