@@ -361,7 +361,10 @@ fn a_swarm_is_refused_inside_a_parallel_map() {
                                    "agent_billing": agent("billing", "Billing", "p", json!([]), url)}});
     doc["$referenced_components"]["map"]["flow"]["$referenced_components"]["ia"]["agent"] = swarm;
     let diagnostics = weft_flow::Flow::from_json(&doc.to_string()).err().expect("refused").to_string();
-    assert!(diagnostics.contains("may ask the user (its agent has human_in_the_loop), which is not allowed inside a parallel map"), "{diagnostics}");
+    assert!(
+        diagnostics.contains("may ask the user (its agent has human_in_the_loop), which is not allowed inside a parallel map"),
+        "{diagnostics}"
+    );
     assert_eq!(diagnostics.matches("error[").count(), 1, "the only error: {diagnostics}");
 }
 

@@ -446,7 +446,7 @@ impl AgentOp {
         if let Some(g) = &self.group {
             // No `tools`: they are in the prompt, and calls come back as JSON in the text.
             let messages = g.messages(g.system(&tools, &system), &history);
-            return Ok(ChatRequest { messages, generation: self.generation.clone(), meta, ..ChatRequest::default() });
+            return Ok(ChatRequest { messages, prompt_tools: tools, generation: self.generation.clone(), meta, ..ChatRequest::default() });
         }
         if self.llama {
             let messages = llama_messages(&system, &tools, &history);
