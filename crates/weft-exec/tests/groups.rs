@@ -355,6 +355,7 @@ fn a_swarm_is_refused_inside_a_parallel_map() {
     let mut doc = worker_map("http://127.0.0.1:9", 2);
     let url = "http://127.0.0.1:9";
     let swarm = json!({"component_type": "Swarm", "id": "desk", "name": "desk",
+        "inputs": [{"title": "topic", "type": "string"}], "outputs": [{"title": "notes", "type": "string"}],
         "first_agent": {"$component_ref": "agent_front"},
         "relationships": [[{"$component_ref": "agent_front"}, {"$component_ref": "agent_billing"}]],
         "$referenced_components": {"agent_front": agent("front", "Front", "p", json!([]), url),

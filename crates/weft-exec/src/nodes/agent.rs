@@ -10,6 +10,11 @@
 //! call or the tool calls it was making ([`Call::AgentLlm`], [`Call::AgentTools`], with the turn's
 //! count and the tool calls still queued), or waits for the user's answer.
 //!
+//! The agents of a Swarm or ManagerWorkers run here too, with the group's template and
+//! communication tools (see [`super::group`]); the group's node is an [`AgentOp`] that runs the
+//! agent talking to the user in a child frame. An agent in a parallel branch or map item talks
+//! on a conversation of its own, a copy of the one it starts in.
+//!
 //! Where WayFlow misbehaves (AGENTS.md "Weft may differ"), Weft does this instead: a call of a
 //! built-in tool that was not offered is answered as an unknown tool; at the iteration limit an
 //! output without a default gets its type's zero value (never WayFlow's placeholder object); a

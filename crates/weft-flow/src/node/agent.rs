@@ -1,8 +1,9 @@
 //! Agents and the nodes that run them: Agent, ExtendedAgent, SpecializedAgent and its
 //! parameters, AgentNode, ExtendedAgentNode, Swarm, ManagerWorkers. Weft checks and exports them
-//! all, and runs an Agent or ExtendedAgent (at the root of a document or in an AgentNode) whose
-//! tools are ServerTools, ClientTools and RemoteTools; what else an agent may hold is a blocker
-//! until it runs.
+//! all, and runs an Agent, ExtendedAgent or SpecializedAgent (at the root of a document or in an
+//! AgentNode) whose tools are ServerTools, ClientTools and RemoteTools, and a Swarm or
+//! ManagerWorkers of such agents ([`GroupNode`]); what else an agent may hold is a blocker until
+//! it runs.
 
 use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, next};
 use crate::check::Cx;
