@@ -343,7 +343,7 @@ fn an_agent_that_may_ask_the_user_is_refused_inside_a_parallel_map() {
     let mut doc = worker_map("http://127.0.0.1:9", 2);
     let agent = &mut doc["$referenced_components"]["map"]["flow"]["$referenced_components"]["ia"]["agent"];
     agent["human_in_the_loop"] = json!(true);
-    let diagnostics = weft_flow::Flow::from_json(&doc.to_string()).err().expect("refused").to_string();
+    let diagnostics = weft_flow::Flow::from_json(&doc.to_string()).map(|_| ()).expect_err("refused").to_string();
     assert!(
         diagnostics.contains("may ask the user (its agent has human_in_the_loop), which is not allowed inside a parallel map"),
         "{diagnostics}"
@@ -361,7 +361,7 @@ fn a_swarm_is_refused_inside_a_parallel_map() {
         "$referenced_components": {"agent_front": agent("front", "Front", "p", json!([]), url),
                                    "agent_billing": agent("billing", "Billing", "p", json!([]), url)}});
     doc["$referenced_components"]["map"]["flow"]["$referenced_components"]["ia"]["agent"] = swarm;
-    let diagnostics = weft_flow::Flow::from_json(&doc.to_string()).err().expect("refused").to_string();
+    let diagnostics = weft_flow::Flow::from_json(&doc.to_string()).map(|_| ()).expect_err("refused").to_string();
     assert!(
         diagnostics.contains("may ask the user (its agent has human_in_the_loop), which is not allowed inside a parallel map"),
         "{diagnostics}"

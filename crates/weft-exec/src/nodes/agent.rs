@@ -292,7 +292,7 @@ impl AgentOp {
         s.start_clock(state, at.fid);
         // An agent in a parallel branch or map item talks on a conversation of its own, a copy
         // of the one it starts in, so the items' agents do not see each other's messages.
-        if state.agent_loops.get(&loop_key(at)).is_none() {
+        if !state.agent_loops.contains_key(&loop_key(at)) {
             own_conversation(state, at)?;
         }
         // The caller answered (client tool results, a confirmation): the loop goes on where it
