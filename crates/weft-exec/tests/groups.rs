@@ -431,3 +431,19 @@ async fn a_swarm_in_an_agent_node_submits_the_nodes_outputs() {
     assert!(!system(&sent[1]).contains("\"name\": \"submit_result\""), "an agent on a thread has no outputs");
     assert!(run.into_state().conversations.is_empty(), "the threads end with the group");
 }
+
+#[tokio::test]
+async fn without_a_user_message_the_reminder_joins_the_system_prompt() {
+    let server = MockServer::start(MockConfig::default().with_reply(0, "Hello, how can I help?")).await;
+    let weft = swarm("optional", &server.url());
+    let mut run = weft.plan.start(Map::new()).unwrap();
+    assert_eq!(asked(&run.execute().await.unwrap()), "Hello, how can I help?");
+    let sent = server.requests();
+    // WayFlow's CoalesceSystemMessagesTransform joins the leading system messages.
+    assert_eq!(sent[0]["messages"].as_array().unwrap().len(), 1);
+    assert!(
+        system(&sent[0]).contains("You are the front desk.\n</system_instructions>\n\n--- SYSTEM REMINDER ---\n"),
+        "{}",
+        system(&sent[0])
+    );
+}

@@ -161,6 +161,12 @@ impl GroupRole {
         let n = out.len();
         match out.last_mut() {
             Some(last) if n > 1 && last.role == Role::User => last.parts.push(self.reminder()),
+            // No history: the reminder is a leading system message too, and WayFlow's
+            // `CoalesceSystemMessagesTransform` joins them.
+            Some(last) if n == 1 => {
+                let joined = format!("{}\n\n{}", last.content.trim_matches('\n'), self.reminder().trim_matches('\n'));
+                last.content = joined;
+            }
             _ => out.push(ChatMessage::new(Role::System, self.reminder())),
         }
         out
