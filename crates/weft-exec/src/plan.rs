@@ -141,6 +141,7 @@ impl Plan {
             flows: Vec::new(),
             nodes: Vec::new(),
             flow_of: HashMap::new(),
+            keyed_flows: HashMap::new(),
             problems: Vec::new(),
             missing_tools: Vec::new(),
         };
@@ -150,6 +151,12 @@ impl Plan {
             c.agent_root(root, agent);
         } else if let Some(agent) = c.model.a2a_agent(root) {
             c.a2a_flow(agent);
+        } else if let Some(group) = c.model.group(root) {
+            let io = flow.io(root);
+            let (inputs, outputs) = (io.inputs.clone(), io.outputs.clone());
+            c.keyed_agent_flow(format!("root:{}", c.comp(root).id), root, inputs, outputs, |c| {
+                nodes::agent::AgentOp::plan_group(c, root, group)
+            });
         } else if c.model.flow(root).is_none() {
             return Err(StartError { diagnostics: c.problems });
         } else {
@@ -209,6 +216,9 @@ pub(crate) struct Compiler<'a> {
     flows: Vec<FlowPlan>,
     pub(crate) nodes: Vec<NodePlan>,
     flow_of: HashMap<CompId, usize>,
+    /// Flows compiled once per key ([`Compiler::keyed_agent_flow`]): the agents of Swarms and
+    /// ManagerWorkers in each of their roles.
+    keyed_flows: HashMap<String, usize>,
     problems: Vec<Diagnostic>,
     /// ServerTools no implementation is bound for, reported together.
     pub(crate) missing_tools: Vec<String>,
@@ -438,7 +448,7 @@ impl<'a> Compiler<'a> {
     /// index: the root of a document, or an agent another agent calls as a tool (`as_tool`:
     /// where it would wait for the user, its frame ends and the caller gets its last message).
     pub(crate) fn agent_flow(&mut self, a: CompId, agent: &weft_flow::node::AgentNode, as_tool: bool) -> usize {
-        let (index, fresh) = self.one_node_flow(a);
+        let (index, fresh) = self.component_flow(a);
         if fresh && let Some(op) = nodes::agent::AgentOp::plan(self, a, agent, as_tool) {
             self.nodes[self.flows[index].start + 1].op = Op::Agent(Box::new(op));
         }
@@ -448,33 +458,67 @@ impl<'a> Compiler<'a> {
     /// Compiles A2AAgent `agent` at the root of the document as a flow of one node, start →
     /// agent → end (it waits for the user after every answer), and returns its index.
     fn a2a_flow(&mut self, agent: &weft_flow::node::A2AAgent) -> usize {
-        let (index, fresh) = self.one_node_flow(agent.agent);
+        let (index, fresh) = self.component_flow(agent.agent);
         if fresh && let Some(op) = nodes::a2a::A2AOp::plan(self, agent, nodes::a2a::Mode::Root) {
             self.nodes[self.flows[index].start + 1].op = Op::A2A(Box::new(op));
         }
         index
     }
 
-    /// The flow of one node, start → component `a` → end, for an agent run as a flow (its
-    /// node's operation is a placeholder the caller sets), and whether it was made now (else
-    /// it was compiled before).
-    fn one_node_flow(&mut self, a: CompId) -> (usize, bool) {
+    /// The flow of one node, start → component `a` → end, with `a`'s inputs and outputs (its
+    /// node's operation is a placeholder the caller sets), and whether it was made now (else it
+    /// was compiled before). Its index is kept before the caller plans the node, so agents that
+    /// call each other compile once each.
+    fn component_flow(&mut self, a: CompId) -> (usize, bool) {
         if let Some(&i) = self.flow_of.get(&a) {
             return (i, false);
         }
-        let comp = self.comp(a);
         let io = self.flow.io(a);
-        let index = self.flows.len();
+        let (inputs, outputs) = (io.inputs.clone(), io.outputs.clone());
+        let id = self.comp(a).id.clone();
+        let index = self.one_node_flow(id, a, inputs, outputs);
         self.flow_of.insert(a, index);
+        (index, true)
+    }
+
+    /// Compiles (once per `key`) component `a` as a flow of one node whose operation `make`
+    /// plans, with these inputs and outputs: an agent in one of its roles in a Swarm or
+    /// ManagerWorkers, or the group itself at the root. The flow's index is kept before `make`
+    /// runs, so agents that message each other compile once each.
+    pub(crate) fn keyed_agent_flow(
+        &mut self,
+        key: String,
+        a: CompId,
+        inputs: Vec<Property>,
+        outputs: Vec<Property>,
+        make: impl FnOnce(&mut Compiler<'_>) -> Option<nodes::agent::AgentOp>,
+    ) -> usize {
+        if let Some(&i) = self.keyed_flows.get(&key) {
+            return i;
+        }
+        // The key is the flow's id: an agent has a flow per role, each its own.
+        let index = self.one_node_flow(key.clone(), a, inputs, outputs);
+        self.keyed_flows.insert(key, index);
+        if let Some(op) = make(self) {
+            self.nodes[self.flows[index].start + 1].op = Op::Agent(Box::new(op));
+        }
+        index
+    }
+
+    /// A flow of three nodes, start → `a` → end, the middle one to be given its operation;
+    /// returns its index.
+    fn one_node_flow(&mut self, id: String, a: CompId, inputs: Vec<Property>, outputs: Vec<Property>) -> usize {
+        let comp = self.comp(a);
+        let index = self.flows.len();
         let base = self.nodes.len();
         let (start_id, end_id) = (format!("{}.start", comp.id), format!("{}.end", comp.id));
         let node_index = HashMap::from([(start_id.clone(), base), (comp.id.clone(), base + 1), (end_id.clone(), base + 2)]);
         self.flows.push(FlowPlan {
-            id: comp.id.clone(),
+            id,
             name: comp.name.clone(),
             start: base,
-            inputs: io.inputs.clone(),
-            outputs: io.outputs.clone(),
+            inputs: inputs.clone(),
+            outputs: outputs.clone(),
             node_index,
             variables: Vec::new(),
         });
@@ -490,7 +534,6 @@ impl<'a> Compiler<'a> {
                 .collect()
         };
         let next = |to: usize| vec![("next".to_owned(), to)];
-        // The three nodes first (the agent's own plan may compile the flows of its sub-agents).
         self.nodes.push(NodePlan {
             id: start_id.clone(),
             name: "start".to_owned(),
@@ -498,7 +541,7 @@ impl<'a> Compiler<'a> {
             op: Op::Start(nodes::flow::StartOp),
             inputs: Vec::new(),
             output_mapping: Vec::new(),
-            outputs: io.inputs.clone(),
+            outputs: inputs.clone(),
             next: next(base + 1),
         });
         self.nodes.push(NodePlan {
@@ -506,9 +549,9 @@ impl<'a> Compiler<'a> {
             name: comp.name.clone(),
             ty: comp.ty.name,
             op: Op::Start(nodes::flow::StartOp),
-            inputs: fed(&io.inputs, &start_id),
+            inputs: fed(&inputs, &start_id),
             output_mapping: Vec::new(),
-            outputs: io.outputs.clone(),
+            outputs: outputs.clone(),
             next: next(base + 2),
         });
         self.nodes.push(NodePlan {
@@ -516,12 +559,12 @@ impl<'a> Compiler<'a> {
             name: "end".to_owned(),
             ty: "EndNode",
             op: Op::End(nodes::flow::EndOp::plan(&weft_flow::node::EndNode { branch: "next".to_owned() })),
-            inputs: fed(&io.outputs, &comp.id),
+            inputs: fed(&outputs, &comp.id),
             output_mapping: Vec::new(),
-            outputs: io.outputs.clone(),
+            outputs,
             next: Vec::new(),
         });
-        (index, true)
+        index
     }
 
     /// Plans node `n` (index `idx`) of flow `graph`; returns the inputs a context provider that

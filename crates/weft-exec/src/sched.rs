@@ -524,8 +524,12 @@ impl Sched<'_> {
         let sub = &self.plan.flows[flow];
         let child = state.next_frame;
         // A checked state's `next_frame` is above every frame id; never overwrite a frame.
-        if state.frames.contains_key(&child) || child == u64::MAX {
-            return Err(other(format!("frame id {child} is taken or out of range (this is a bug in weft)")));
+        if child == u64::MAX {
+            // Only an edited state gets here (a run starts at 1): ids are used up, not a bug.
+            return Err(other("the run has used every frame id (its state's next_frame was set near the largest id); start the run again"));
+        }
+        if state.frames.contains_key(&child) {
+            return Err(other(format!("frame id {child} is taken (this is a bug in weft)")));
         }
         state.next_frame = child + 1;
         let frame = Frame {

@@ -382,3 +382,23 @@ async fn a_list_of_calls_in_the_text_under_the_llama_template() {
         "<tool_response>\"sunny in Paris\"</tool_response>\n<tool_response>\"10:00\"</tool_response>"
     );
 }
+
+#[tokio::test]
+async fn b1_a_swarm_agent_answering_in_text_talks_to_the_user() {
+    replay("b1_swarm_mockllm", json!({})).await.unwrap();
+}
+
+#[tokio::test]
+async fn b2_a_swarm_sends_a_message_then_hands_the_conversation_off() {
+    replay("b2_swarm_scripted", json!({})).await.unwrap();
+}
+
+#[tokio::test]
+async fn c1_a_manager_answering_in_text_talks_to_the_user() {
+    replay("c1_managerworkers_mockllm", json!({})).await.unwrap();
+}
+
+#[tokio::test]
+async fn c2_a_manager_delegates_to_a_worker_with_a_tool() {
+    replay("c2_managerworkers_scripted", json!({})).await.unwrap();
+}

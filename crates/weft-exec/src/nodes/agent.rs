@@ -10,12 +10,18 @@
 //! call or the tool calls it was making ([`Call::AgentLlm`], [`Call::AgentTools`], with the turn's
 //! count and the tool calls still queued), or waits for the user's answer.
 //!
+//! The agents of a Swarm or ManagerWorkers run here too, with the group's template and
+//! communication tools (see [`super::group`]); the group's node is an [`AgentOp`] that runs the
+//! agent talking to the user in a child frame. An agent in a parallel branch or map item talks
+//! on a conversation of its own, a copy of the one it starts in.
+//!
 //! Where WayFlow misbehaves (AGENTS.md "Weft may differ"), Weft does this instead: a call of a
 //! built-in tool that was not offered is answered as an unknown tool; at the iteration limit an
 //! output without a default gets its type's zero value (never WayFlow's placeholder object); a
 //! submission is also checked against the output schemas, and an invalid one goes back to the
 //! model with why.
 
+use super::group::{self, GROUP_FINISHED, GroupRole, HANDOFF, HANDOFF_BRANCH, SEND_MESSAGE};
 use super::summarize::{self, Pass, TransformOp};
 use super::{Answer, Answered, At, mismatched_call, mismatched_request};
 use crate::check::{Checked, Place};
@@ -28,7 +34,7 @@ use crate::sched::{Res, Sched, get_frame, node_error};
 use crate::state::{AgentToolCall, AgentTurn, Call, ClientToolCall, ConversationMessage, InputRequest, Position, RunState, ToolDecision};
 use serde_json::{Map, Value as Json, json};
 use std::sync::Arc;
-use weft_flow::node::AgentNode;
+use weft_flow::node::{AgentNode, GroupNode, Handoff};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, Role, ToolCall, ToolSpec};
 use weft_spec::{CompId, Property};
 
@@ -91,6 +97,18 @@ pub(crate) struct AgentOp {
     /// Tools are offered in the system prompt and called as JSON in the text (WayFlow's Llama
     /// template), not natively.
     llama: bool,
+    /// It runs as an agent of a Swarm or ManagerWorkers: the group's template, its
+    /// communication tools.
+    group: Option<Box<GroupRole>>,
+    /// It is a Swarm's or ManagerWorkers' node: it runs the agent talking to the user in a child
+    /// frame, and the next one after a handoff.
+    dispatch: Option<GroupDispatch>,
+}
+
+/// A group's node: the flow running each of its agents as the one talking to the user.
+struct GroupDispatch {
+    /// By agent name, the first agent (the manager) first.
+    mains: Vec<(String, usize)>,
 }
 
 /// A flow the agent calls as a tool: it runs in a child frame, on the agent's conversation.
@@ -128,6 +146,39 @@ struct BoundTool {
 impl AgentOp {
     /// Binds the agent's model and tools (an unbound tool is reported with the others).
     pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, agent: &AgentNode, as_tool: bool) -> Option<AgentOp> {
+        Self::plan_as(c, n, agent, as_tool, agent.outputs.clone(), agent.human_in_the_loop, None)
+    }
+
+    /// A Swarm's or ManagerWorkers' node (`n`, or the group at the root): it runs the first agent
+    /// (the manager) as the one talking to the user, each agent in every role it may have
+    /// compiled as a flow of its own.
+    pub(crate) fn plan_group(c: &mut Compiler<'_>, n: CompId, g: &GroupNode) -> Option<AgentOp> {
+        let gid = c.comp(g.comp).id.clone();
+        let mut mains = Vec::new();
+        for (i, m) in g.members.iter().enumerate() {
+            // A manager talks to the user and no worker does; in a Swarm any agent may be handed
+            // the conversation.
+            if g.manager_workers && i > 0 {
+                continue;
+            }
+            let flow = group_flow(c, g, &gid, i, None);
+            mains.push((m.name.clone(), flow));
+        }
+        let first = g.members.first()?;
+        let mut op = Self::plan_as(c, n, &first.agent, false, Vec::new(), false, None)?;
+        op.dispatch = Some(GroupDispatch { mains });
+        Some(op)
+    }
+
+    fn plan_as(
+        c: &mut Compiler<'_>,
+        n: CompId,
+        agent: &AgentNode,
+        as_tool: bool,
+        outputs: Vec<Property>,
+        always: bool,
+        group: Option<GroupRole>,
+    ) -> Option<AgentOp> {
         let model = super::llm::model_for(c, n, agent.llm_config)?;
         let limiter = c.inputs.limits.get(model.endpoint());
         let mut tools = Vec::new();
@@ -155,6 +206,16 @@ impl AgentOp {
                 (None, None) => c.missing_tools.push(t.name.clone()),
             }
         }
+        // A group's communication tools come right after the agent's own (WayFlow adds them to
+        // its tools).
+        if let Some(g) = &group {
+            if !g.sends.is_empty() {
+                offered.push(group::send_message_tool(tool_spec));
+            }
+            if g.can_handoff {
+                offered.push(group::handoff_tool(tool_spec));
+            }
+        }
         // Then its flows and its agents (AGENTS.md 1.3).
         let mut flows = Vec::new();
         for f in &agent.flows {
@@ -172,8 +233,7 @@ impl AgentOp {
         for t in &agent.transforms {
             transforms.push(TransformOp::plan(c, n, t)?);
         }
-        let always = agent.human_in_the_loop;
-        let has_outputs = !agent.outputs.is_empty();
+        let has_outputs = !outputs.is_empty();
         let end = agent.can_finish_conversation && !has_outputs;
         let mut last = Vec::new();
         if end {
@@ -182,7 +242,7 @@ impl AgentOp {
         if always && !offered.is_empty() {
             offered.push(talk_to_user_spec());
         }
-        let submit = (has_outputs || (!always && !end)).then(|| submit_spec(&agent.outputs, always));
+        let submit = (has_outputs || (!always && !end)).then(|| submit_spec(&outputs, always));
         if let Some(spec) = &submit {
             offered.push(spec.clone());
         }
@@ -202,7 +262,7 @@ impl AgentOp {
             tools,
             clients,
             confirmed,
-            outputs: agent.outputs.clone(),
+            outputs,
             always,
             max_iterations: agent.max_iterations,
             can_finish: end,
@@ -215,14 +275,26 @@ impl AgentOp {
             agents,
             as_tool,
             transforms,
-            llama: agent.llama_template,
+            llama: agent.llama_template && group.is_none(),
+            group: group.map(Box::new),
+            dispatch: None,
         })
     }
 
     /// The node is entered (or its user answered): the initial message when the conversation has
     /// no user message yet and the agent has one, else an LLM call.
     pub(crate) fn step(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, vars: Map<String, Json>) -> Res<()> {
+        if let Some(d) = &self.dispatch {
+            // The group starts with its first agent (its manager) talking to the user.
+            let flow = d.mains.first().map(|(_, f)| *f).ok_or_else(mismatched_call)?;
+            return start_main(s, state, at, flow, vars);
+        }
         s.start_clock(state, at.fid);
+        // An agent in a parallel branch or map item talks on a conversation of its own, a copy
+        // of the one it starts in, so the items' agents do not see each other's messages.
+        if !state.agent_loops.contains_key(&loop_key(at)) {
+            own_conversation(state, at)?;
+        }
         // The caller answered (client tool results, a confirmation): the loop goes on where it
         // stopped, in a new `execute()` (WayFlow counts iterations per `execute()`).
         if let Some(mut turn) = state.agent_loops.remove(&loop_key(at)) {
@@ -376,6 +448,11 @@ impl AgentOp {
         let system =
             self.system_prompt.render(vars).map_err(|e| crate::error::RunError::template(at.node, "the agent's system_prompt", &e))?;
         let tools = if last_call { self.last.clone() } else { self.offered.clone() };
+        if let Some(g) = &self.group {
+            // No `tools`: they are in the prompt, and calls come back as JSON in the text.
+            let messages = g.messages(g.system(&tools, &system), &history);
+            return Ok(ChatRequest { messages, prompt_tools: tools, generation: self.generation.clone(), meta, ..ChatRequest::default() });
+        }
         if self.llama {
             let messages = llama_messages(&system, &tools, &history);
             return Ok(ChatRequest { messages, prompt_tools: tools, generation: self.generation.clone(), meta, ..ChatRequest::default() });
@@ -399,6 +476,13 @@ impl AgentOp {
                 let response = super::llm::model_answered(s, state, at, result)?;
                 self.keep_summaries(s, state, at, &summaries);
                 let (mut text, mut calls) = (response.text, response.tool_calls);
+                if let Some(g) = &self.group
+                    && calls.is_empty()
+                    && let Some((thought, parsed)) = group::parse(&text, g.manager_workers, &format!("{}_{call_index}", at.node.name))
+                {
+                    text = thought;
+                    calls = parsed;
+                }
                 if self.llama && calls.is_empty() {
                     // Calls are JSON in the text; the text around them is dropped (WayFlow's
                     // JsonToolOutputParser).
@@ -464,7 +548,7 @@ impl AgentOp {
             if self.always {
                 return self.ask_user(s, state, at, text);
             }
-            s.post(state, at.fid, at.node, USER, &self.reminder());
+            self.post_user(s, state, at, &self.reminder());
             let vars = s.node_inputs(state, at.fid, at.node)?;
             return self.call_llm(s, state, at, &vars, turn);
         }
@@ -504,7 +588,7 @@ impl AgentOp {
                     if let Some(outputs) = self.submission(state, at, &call.id, args) {
                         self.tool_result(state, at, &call.id, &json!("The submission was successful"));
                         s.stop_clock(state, at.fid);
-                        return s.done(state, at, outputs);
+                        return finish(s, state, at, outputs);
                     }
                     continue;
                 }
@@ -515,7 +599,7 @@ impl AgentOp {
                         _ => {
                             let text = weft_prompt::py_str(&Json::Object(args));
                             replace_request(state, at.fid, &text);
-                            s.post(state, at.fid, at.node, USER, "talk_to_user tool used improperly (missing field text");
+                            self.post_user(s, state, at, "talk_to_user tool used improperly (missing field text");
                             continue;
                         }
                     };
@@ -538,12 +622,50 @@ impl AgentOp {
                     if asked {
                         self.tool_result(state, at, &call.id, &json!("Conversation has been ended by the agent."));
                         s.stop_clock(state, at.fid);
-                        return s.done(state, at, Map::new());
+                        return finish(s, state, at, Map::new());
                     }
                     self.tool_result(state, at, &call.id, &json!(END_FIRST));
                     continue;
                 }
                 _ => {}
+            }
+            // A group's communication tools.
+            if let Some(g) = &self.group
+                && offered
+            {
+                if call.name == SEND_MESSAGE {
+                    if self.send_message(s, state, at, &mut turn, g, args)? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                if call.name == HANDOFF {
+                    turn.queue.remove(0);
+                    let recipients: Vec<String> = g.others.iter().map(|(n, _)| n.clone()).collect();
+                    let error = group::recipient_errors(HANDOFF, &args, false, &recipients);
+                    if !error.is_empty() {
+                        self.tool_result(state, at, &call.id, &Json::String(error));
+                        continue;
+                    }
+                    let to = args.get("recipient").and_then(Json::as_str).unwrap_or_default().to_owned();
+                    // The calls after it are cancelled, then it is answered (WayFlow's order).
+                    for later in std::mem::take(&mut turn.queue) {
+                        let text =
+                            format!("Calling '{n}' after the handoff is not possible. Cancelling call to tool '{n}'", n = later.name);
+                        self.tool_result(state, at, &later.id, &Json::String(text));
+                    }
+                    self.tool_result(state, at, &call.id, &Json::String(group::handoff_done(&g.name, &to)));
+                    if !g.main {
+                        return Err(node_error(
+                            RunErrorKind::Other,
+                            at.node,
+                            "an agent not talking to the user tried to hand the conversation off (WayFlow raises the same error)",
+                        ));
+                    }
+                    s.stop_clock(state, at.fid);
+                    s.emit_finished(state, at, None)?;
+                    return s.finish_frame(state, at.fid, Map::new(), format!("{HANDOFF_BRANCH}{to}"));
+                }
             }
             // Agents, then flows, are matched by name whatever was offered (WayFlow).
             if let Some(sub) = self.agents.iter().find(|a| a.name == call.name) {
@@ -642,6 +764,48 @@ impl AgentOp {
         }
         let vars = s.node_inputs(state, at.fid, at.node)?;
         self.call_llm(s, state, at, &vars, turn)
+    }
+
+    /// Sends the message of the `send_message` call at the head of the queue to its recipient,
+    /// on their thread (kept for the rest of the group's run), and runs the recipient in a
+    /// child frame: `true`. A call WayFlow refuses is answered with why instead: `false`.
+    fn send_message(
+        &self,
+        s: &mut Sched<'_>,
+        state: &mut RunState,
+        at: At<'_>,
+        turn: &mut AgentTurn,
+        g: &GroupRole,
+        args: Map<String, Json>,
+    ) -> Res<bool> {
+        let id = turn.queue.first().map(|c| c.id.clone()).unwrap_or_default();
+        let recipients: Vec<String> = g.sends.iter().map(|(n, _)| n.clone()).collect();
+        let error = group::recipient_errors(SEND_MESSAGE, &args, true, &recipients);
+        if !error.is_empty() {
+            turn.queue.remove(0);
+            self.tool_result(state, at, &id, &Json::String(error));
+            return Ok(false);
+        }
+        let to = args.get("recipient").and_then(Json::as_str).unwrap_or_default().to_owned();
+        if to == g.caller {
+            turn.queue.remove(0);
+            let text = "Circular calling warning: Cannot use send_message on a caller/user. Please use talk_to_user instead";
+            self.tool_result(state, at, &id, &json!(text));
+            return Ok(false);
+        }
+        let Some(flow) = g.sends.iter().find(|(n, _)| *n == to).map(|(_, f)| *f) else { return Err(mismatched_call()) };
+        let message = match args.get("message") {
+            Some(Json::String(t)) => t.clone(),
+            Some(other) => weft_prompt::py_str(other),
+            None => String::new(),
+        };
+        let key = thread_key(state, at, &g.name, &to)?;
+        state.conversations.entry(key.clone()).or_default().messages.push(ConversationMessage::text(USER, message, at.node.name.clone()));
+        let child = self.start_child(s, state, at, std::mem::take(turn), flow, Map::new())?;
+        if let Some(frame) = state.frames.get_mut(&child) {
+            frame.conversation = Some(key);
+        }
+        Ok(true)
     }
 
     /// Leaves the agent waiting for the caller's `request`, its loop kept in the state.
@@ -770,9 +934,24 @@ impl AgentOp {
         mut outputs: Map<String, Json>,
         branch: String,
     ) -> Res<()> {
+        if let Some(d) = &self.dispatch {
+            return dispatch_finished(d, s, state, at, outputs, &branch);
+        }
         let mut turn = state.agent_loops.remove(&loop_key(at)).ok_or_else(mismatched_call)?;
         let call = turn.queue.first().cloned().ok_or_else(mismatched_call)?;
-        let value = if let Some(sub) = self.agents.iter().find(|a| a.name == call.name) {
+        let value = if let Some(g) = self.group.as_ref().filter(|_| call.name == SEND_MESSAGE) {
+            let to = call.arguments.get("recipient").and_then(Json::as_str).unwrap_or_default();
+            let key = thread_key(state, at, &g.name, to)?;
+            if branch != YIELDED {
+                // The recipient finished: WayFlow ends the whole group with its status.
+                state.conversations.remove(&key);
+                s.stop_clock(state, at.fid);
+                s.emit_finished(state, at, None)?;
+                return s.finish_frame(state, at.fid, outputs, GROUP_FINISHED.to_owned());
+            }
+            // Its last message answers the call.
+            Json::String(state.conversations.get(&key).and_then(|c| c.messages.last()).map(|m| m.content.clone()).unwrap_or_default())
+        } else if let Some(sub) = self.agents.iter().find(|a| a.name == call.name) {
             // Its last message (a tool result as the value it holds); its conversation ends
             // with it unless it waits for the user.
             let key = conversation_key(at, &sub.name);
@@ -805,14 +984,14 @@ impl AgentOp {
     /// Whether a failure of a flow or agent it called is the call's result (else the agent
     /// fails with it: `raise_exceptions`).
     pub(crate) fn catches(&self) -> bool {
-        !self.raise_exceptions
+        !self.raise_exceptions && self.dispatch.is_none()
     }
 
     /// The flow or agent the model called failed: the model gets the error's text as the
     /// result (a tool's own words for a failing tool), and the loop goes on (AGENTS.md 1.11).
     /// A failed agent's conversation ends with it.
     pub(crate) fn child_failed(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, error: crate::error::RunError) -> Res<()> {
-        if self.raise_exceptions {
+        if self.raise_exceptions || self.dispatch.is_some() {
             return Err(error);
         }
         let Some(mut turn) = state.agent_loops.remove(&loop_key(at)) else { return Err(error) };
@@ -923,7 +1102,7 @@ impl AgentOp {
             let outputs =
                 self.outputs.iter().map(|p| (p.title().to_owned(), p.default().cloned().unwrap_or_else(|| zero(&p.schema)))).collect();
             s.stop_clock(state, at.fid);
-            return s.done(state, at, outputs);
+            return finish(s, state, at, outputs);
         }
         let text = "Info: I reached the maximum number of iterations before producing a final response. Please try again with a higher iteration limit or a more focused request.";
         s.post(state, at.fid, at.node, AGENT, text);
@@ -939,6 +1118,17 @@ impl AgentOp {
             return s.finish_frame(state, at.fid, Map::new(), YIELDED.to_owned());
         }
         s.wait(state, at.fid, at.node, InputRequest::Message { node: at.node.name.clone(), message: Some(message) })
+    }
+
+    /// Posts a user message of the agent loop's own (a reminder, a correction); in a group it
+    /// has no sender, as WayFlow's, so the group's template heads it `HUMAN USER`.
+    fn post_user(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, text: &str) {
+        s.post(state, at.fid, at.node, USER, text);
+        if self.group.is_some()
+            && let Some(m) = state.conversation_mut(at.fid).last_mut()
+        {
+            m.node.clear();
+        }
     }
 
     /// Appends the result of call `id`: `value` as the model sees it (see [`tool_output`]).
@@ -1007,7 +1197,8 @@ impl AgentOp {
                 .find(|t| t.name == name)
                 .map(|t| t.inputs.clone())
                 .or_else(|| self.clients.iter().find(|t| t.name == name).map(|t| t.inputs.clone()))
-                .or_else(|| self.flows.iter().find(|f| f.name == name).map(|f| f.inputs.clone())),
+                .or_else(|| self.flows.iter().find(|f| f.name == name).map(|f| f.inputs.clone()))
+                .or_else(|| self.group.as_ref().and_then(|g| g.params(name))),
         };
         call.arguments = Json::Object(match params {
             Some(params) => args
@@ -1040,6 +1231,11 @@ impl AgentOp {
                     Json::String(t) => t,
                     other => weft_prompt::py_str(&other),
                 };
+                if self.group.is_some() {
+                    // The user's message: no agent sent it.
+                    state.conversation_mut(fid).push(ConversationMessage::text(USER, text, ""));
+                    return Ok(Answer::Again);
+                }
                 s.post(state, fid, node, USER, &text);
             }
             InputRequest::Tool { tool, tool_request_id, .. } => {
@@ -1140,6 +1336,23 @@ impl AgentOp {
     /// Busy with one of its LLM or tool calls, waiting for the user, or in a child frame
     /// running one of the flows or agents it calls.
     pub(crate) fn check_position(&self, place: &Place<'_>, position: &Position) -> Checked {
+        if let Some(d) = &self.dispatch {
+            let Position::InChild { child, .. } = position else { return place.unexpected(position) };
+            let at = format!("{}/position/child", place.at);
+            let mut first = None;
+            for (_, flow) in &d.mains {
+                match place.child(*child, *flow, at.clone()) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        first.get_or_insert(e);
+                    }
+                }
+            }
+            return match first {
+                Some(e) => Err(e),
+                None => place.unexpected(position),
+            };
+        }
         match position {
             Position::InChild { child, .. } => {
                 let at = format!("{}/position/child", place.at);
@@ -1152,7 +1365,8 @@ impl AgentOp {
                         ),
                     ));
                 }
-                let flows = self.flows.iter().map(|f| f.flow).chain(self.agents.iter().map(|a| a.flow));
+                let sends = self.group.iter().flat_map(|g| g.sends.iter().map(|(_, f)| *f));
+                let flows = self.flows.iter().map(|f| f.flow).chain(self.agents.iter().map(|a| a.flow)).chain(sends);
                 let mut first = None;
                 for flow in flows {
                     match place.child(*child, flow, at.clone()) {
@@ -1192,6 +1406,9 @@ impl AgentOp {
     /// The agent asks the user with message requests, and the caller for its client tools'
     /// results.
     pub(crate) fn asks(&self, request: &InputRequest) -> bool {
+        if self.dispatch.is_some() {
+            return false;
+        }
         match request {
             InputRequest::Message { .. } => true,
             InputRequest::Tool { tool, .. } => self.clients.iter().any(|c| c.name == *tool),
@@ -1317,6 +1534,147 @@ fn parse_decision(answer: &Json) -> Result<Decision, SubmitError> {
         },
         other => Err(SubmitError::Invalid(format!("{} is not a decision; {HOW}", weft_spec::text::describe(other)))),
     }
+}
+
+/// The agent finished: its outputs go on; a conversation of its own (in a parallel branch or
+/// map item) ends with it.
+fn finish(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, outputs: Map<String, Json>) -> Res<()> {
+    let own = own_key(at);
+    if let Some(frame) = state.frames.get_mut(&at.fid)
+        && frame.conversation.as_deref() == Some(own.as_str())
+    {
+        frame.conversation = None;
+        state.conversations.remove(&own);
+    }
+    s.done(state, at, outputs)
+}
+
+/// The key of the conversation of its own an agent has in a parallel branch or map item.
+fn own_key(at: At<'_>) -> String {
+    format!("own:{}/{}", at.fid, at.node.id)
+}
+
+/// Gives the agent at `at` a conversation of its own when it runs in a parallel branch or map
+/// item (its execution path has its own step budget, `.../node[i]`) and its frame has none: a
+/// copy of the conversation there, so agents running at once do not interleave their messages.
+fn own_conversation(state: &mut RunState, at: At<'_>) -> Res<()> {
+    let frame = get_frame(state, at.fid)?;
+    if !frame.budget_key.ends_with(']') || frame.conversation.is_some() {
+        return Ok(());
+    }
+    let key = own_key(at);
+    let messages = state.conversation(at.fid).to_vec();
+    state.conversations.insert(key.clone(), crate::state::Conversation { inputs: Map::new(), messages });
+    if let Some(frame) = state.frames.get_mut(&at.fid) {
+        frame.conversation = Some(key);
+    }
+    Ok(())
+}
+
+/// Runs `flow` (an agent of the group as the one talking to the user) in a child frame of the
+/// group's node at `at`, on the group's conversation.
+fn start_main(s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, flow: usize, inputs: Map<String, Json>) -> Res<()> {
+    let parent = get_frame(state, at.fid)?;
+    let (path, budget_key) = (format!("{}/{}", parent.path, at.node.name), parent.budget_key.clone());
+    let child = s.new_frame(state, at.fid, at.node, flow, inputs, path, budget_key)?;
+    s.set_position(state, at.fid, Position::InChild { node: at.node.id.clone(), child });
+    Ok(())
+}
+
+/// The agent talking to the user in the group at `at` ended its frame: it handed the
+/// conversation off (the recipient runs next, on the same conversation), or the group is done
+/// (its threads' conversations end with it).
+fn dispatch_finished(
+    d: &GroupDispatch,
+    s: &mut Sched<'_>,
+    state: &mut RunState,
+    at: At<'_>,
+    outputs: Map<String, Json>,
+    branch: &str,
+) -> Res<()> {
+    if let Some(to) = branch.strip_prefix(HANDOFF_BRANCH) {
+        let flow = d.mains.iter().find(|(n, _)| n == to).map(|(_, f)| *f).ok_or_else(mismatched_call)?;
+        let vars = s.node_inputs(state, at.fid, at.node)?;
+        return start_main(s, state, at, flow, vars);
+    }
+    let prefix = format!("group:{}/{}|", at.fid, at.node.id);
+    state.conversations.retain(|k, _| !k.starts_with(&prefix));
+    s.done(state, at, outputs)
+}
+
+/// The conversation of the thread `[from, to]` of the group the agent at `at` belongs to:
+/// `group:<group frame>/<group node>|<from>><to>`.
+fn thread_key(state: &RunState, at: At<'_>, from: &str, to: &str) -> Res<String> {
+    let frame = get_frame(state, at.fid)?;
+    let prefix = match frame.conversation.as_deref().filter(|k| k.starts_with("group:")) {
+        Some(key) => key.split_once('|').map_or(key, |(p, _)| p).to_owned(),
+        None => {
+            let (pfid, pnode) = frame.parent.clone().ok_or_else(mismatched_call)?;
+            format!("group:{pfid}/{pnode}")
+        }
+    };
+    Ok(format!("{prefix}|{from}>{to}"))
+}
+
+/// Compiles (once) member `i` of group `g` as the agent talking to the user (`caller: None`),
+/// or on the thread its `caller` sends it messages on; a ManagerWorkers' worker runs as an
+/// ordinary agent in a conversation of its own.
+fn group_flow(c: &mut Compiler<'_>, g: &GroupNode, gid: &str, i: usize, caller: Option<usize>) -> usize {
+    let Some(m) = g.members.get(i) else { return 0 };
+    let comp = m.agent.agent;
+    let main = caller.is_none();
+    if g.manager_workers && !main {
+        let outputs = m.agent.outputs.clone();
+        return c
+            .keyed_agent_flow(format!("group:{gid}:worker:{i}"), comp, Vec::new(), outputs, |c| AgentOp::plan(c, comp, &m.agent, true));
+    }
+    let key = match caller {
+        None => format!("group:{gid}:main:{i}"),
+        Some(k) => format!("group:{gid}:thread:{k}>{i}"),
+    };
+    let (inputs, outputs) = if main { (c.flow.io(comp).inputs.clone(), g.outputs.clone()) } else { (Vec::new(), Vec::new()) };
+    let flow_outputs = outputs.clone();
+    c.keyed_agent_flow(key, comp, inputs, flow_outputs, |c| {
+        let recipients: Vec<usize> = g.relationships.iter().filter(|(from, _)| *from == i).map(|(_, to)| *to).collect();
+        let others: Vec<(String, String)> = recipients
+            .iter()
+            .filter_map(|&r| g.members.get(r))
+            .map(|r| (r.name.clone(), r.description.clone().unwrap_or_else(|| "None".to_owned())))
+            .collect();
+        let sends = if g.handoff == Handoff::Always && !g.manager_workers {
+            Vec::new()
+        } else {
+            recipients.iter().map(|&r| (g.members[r].name.clone(), group_flow(c, g, gid, r, Some(i)))).collect()
+        };
+        let senders = if g.manager_workers {
+            vec![(m.name.clone(), m.id.clone())]
+        } else {
+            g.members.iter().map(|x| (x.name.clone(), x.name.clone())).collect()
+        };
+        let role = GroupRole {
+            manager_workers: g.manager_workers,
+            name: m.name.clone(),
+            description: m.description.clone().unwrap_or_else(|| "None".to_owned()),
+            caller: match caller {
+                None if g.manager_workers => "HUMAN USER".to_owned(),
+                None => "Human User".to_owned(),
+                Some(k) => g.members.get(k).map(|x| x.name.clone()).unwrap_or_default(),
+            },
+            others,
+            handoff: g.handoff.as_str(),
+            can_handoff: !g.manager_workers
+                && !recipients.is_empty()
+                && g.handoff != Handoff::Never
+                && (main || g.handoff == Handoff::Always),
+            sends,
+            main,
+            senders,
+        };
+        // The manager asks the user unless a node says never; a Swarm's agents keep their own
+        // mode, but the one talking to the user never asks when a node says never.
+        let always = if g.manager_workers { g.human_in_the_loop } else { m.agent.human_in_the_loop && (!main || g.human_in_the_loop) };
+        AgentOp::plan_as(c, comp, &m.agent, !main, outputs, always, Some(role))
+    })
 }
 
 /// The conversation of agent `name` called by the agent at `at`.

@@ -27,6 +27,7 @@ pub(crate) mod datastore;
 pub(crate) mod extract;
 pub(crate) mod fanout;
 pub(crate) mod flow;
+pub(crate) mod group;
 pub(crate) mod http;
 pub(crate) mod llm;
 pub(crate) use llm::REASK_PREFIX;
@@ -234,6 +235,7 @@ pub(crate) fn plan(c: &mut Compiler<'_>, n: CompId, idx: usize, kind: &NodeKind,
         NodeKind::Parallel(p) => Op::Parallel(fanout::ParallelOp::plan(c, p)),
         NodeKind::Map(map) => Op::Map(Box::new(fanout::MapOp::plan(c, map, idx, edges))),
         NodeKind::Agent(a) => Op::Agent(Box::new(agent::AgentOp::plan(c, n, a, false)?)),
+        NodeKind::Group(g) => Op::Agent(Box::new(agent::AgentOp::plan_group(c, n, g)?)),
         NodeKind::Api(api) => Op::Api(Box::new(http::ApiOp::plan(c, api)?)),
         NodeKind::A2A(agent) => Op::A2A(Box::new(a2a::A2AOp::plan(c, agent, a2a::Mode::Node)?)),
     })

@@ -1,8 +1,9 @@
 //! Agents and the nodes that run them: Agent, ExtendedAgent, SpecializedAgent and its
 //! parameters, AgentNode, ExtendedAgentNode, Swarm, ManagerWorkers. Weft checks and exports them
-//! all, and runs an Agent or ExtendedAgent (at the root of a document or in an AgentNode) whose
-//! tools are ServerTools, ClientTools and RemoteTools; what else an agent may hold is a blocker
-//! until it runs.
+//! all, and runs an Agent, ExtendedAgent or SpecializedAgent (at the root of a document or in an
+//! AgentNode) whose tools are ServerTools, ClientTools and RemoteTools, and a Swarm or
+//! ManagerWorkers of such agents ([`GroupNode`]); what else an agent may hold is a blocker until
+//! it runs.
 
 use super::{Fields, Lowered, Lowerer, NodeKind, internal_name, next};
 use crate::check::Cx;
@@ -53,6 +54,64 @@ pub struct AgentNode {
     /// system prompt, calls as JSON in the text), as WayFlow does for `OllamaConfig` and for a
     /// `VllmConfig` of a Llama 3.x model; else natively.
     pub llama_template: bool,
+}
+
+/// A Swarm or a ManagerWorkers as it runs (AGENTS.md sections 3 and 4).
+#[derive(Debug)]
+pub struct GroupNode {
+    /// The Swarm or ManagerWorkers component.
+    pub comp: CompId,
+    /// A ManagerWorkers (else a Swarm).
+    pub manager_workers: bool,
+    /// A Swarm's `handoff`.
+    pub handoff: Handoff,
+    /// Its agents, each lowered once with its own outputs and mode: the first agent (the
+    /// manager) first, then in order of first appearance.
+    pub members: Vec<GroupMember>,
+    /// `[caller, recipient]` pairs, as member indices (a ManagerWorkers: the manager and each
+    /// worker).
+    pub relationships: Vec<(usize, usize)>,
+    /// The outputs of the agent talking to the user (a ManagerWorkers' manager; a Swarm's
+    /// main agent in a node: the node's outputs).
+    pub outputs: Vec<Property>,
+    /// The agent talking to the user may ask them (false when a node's `caller_input_mode` is
+    /// `never`).
+    pub human_in_the_loop: bool,
+}
+
+/// An agent of a group.
+#[derive(Debug)]
+pub struct GroupMember {
+    /// Its name (how the others address it).
+    pub name: String,
+    /// Its id.
+    pub id: String,
+    /// Its description.
+    pub description: Option<String>,
+    /// The agent.
+    pub agent: Box<AgentNode>,
+}
+
+/// A Swarm's handoff mode (which communication tools its agents get).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handoff {
+    /// `send_message` only.
+    Never,
+    /// `send_message`, and `handoff_conversation` for the agent talking to the user.
+    Optional,
+    /// `handoff_conversation` only.
+    Always,
+}
+
+impl Handoff {
+    /// The mode's name in WayFlow's prompt.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handoff::Never => "never",
+            Handoff::Optional => "optional",
+            Handoff::Always => "always",
+        }
+    }
 }
 
 /// A message transform of an agent (AGENTS.md 1.12): it summarizes what the model is sent
@@ -174,6 +233,16 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
         "AgentNode" | "ExtendedAgentNode" => {
             let f = lw.fields(n);
             let agent = f.comp("agent")?;
+            if matches!(lw.comp(agent).ty.name, "Swarm" | "PluginSwarm" | "ManagerWorkers" | "PluginManagerWorkers") {
+                let out_map = f.mapping("output_mapping");
+                let outputs = lw.io(n).outputs.iter().map(|p| p.retitled(&internal_name(&out_map, p.title()))).collect();
+                let mode = match f.str_where_present("caller_input_mode") {
+                    Some("always") => Some(true),
+                    Some("never") => Some(false),
+                    _ => None,
+                };
+                return lower_group(lw, n, agent, outputs, mode).map(|g| Lowered::Kind(NodeKind::Group(Box::new(g))));
+            }
             let out_map = f.mapping("output_mapping");
             let outputs = lw.io(n).outputs.iter().map(|p| p.retitled(&internal_name(&out_map, p.title()))).collect();
             let mode = match f.str_where_present("caller_input_mode") {
@@ -198,6 +267,129 @@ pub(super) fn lower_node(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<Lowered>
     }
 }
 
+/// Lowers the Swarm or ManagerWorkers `g` for `owner` (a node, or `g` at the root), with the
+/// outputs and the caller mode the node gives it.
+pub(super) fn lower_group(
+    lw: &mut Lowerer<'_, '_>,
+    owner: CompId,
+    g: CompId,
+    outputs: Vec<Property>,
+    mode: Option<bool>,
+) -> Option<GroupNode> {
+    let comp = lw.comp(g);
+    let f = lw.fields(g);
+    let manager_workers = matches!(comp.ty.name, "ManagerWorkers" | "PluginManagerWorkers");
+    // Members in order of first appearance: the first agent (the manager) first.
+    let mut order: Vec<CompId> = Vec::new();
+    let mut relationships = Vec::new();
+    let add = |order: &mut Vec<CompId>, c: CompId| match order.iter().position(|&o| o == c) {
+        Some(i) => i,
+        None => {
+            order.push(c);
+            order.len() - 1
+        }
+    };
+    let handoff = if manager_workers {
+        Handoff::Never
+    } else {
+        match f.json("handoff") {
+            Some(Json::String(h)) if h == "never" => Handoff::Never,
+            Some(Json::String(h)) if h == "always" => Handoff::Always,
+            Some(Json::Bool(false)) => Handoff::Never,
+            _ => Handoff::Optional,
+        }
+    };
+    if manager_workers {
+        let manager = f.comp("group_manager")?;
+        add(&mut order, manager);
+        for w in f.comps("workers") {
+            let i = add(&mut order, w);
+            relationships.push((0, i));
+        }
+    } else {
+        let first = f.comp("first_agent")?;
+        add(&mut order, first);
+        {
+            let pairs = match comp.field("relationships") {
+                Some(Value::List(l)) => l.clone(),
+                _ => Vec::new(),
+            };
+            for (k, pair) in pairs.iter().enumerate() {
+                let ends: Vec<CompId> = match pair {
+                    Value::List(items) => items.iter().filter_map(|v| if let Value::Comp(c) = v { Some(*c) } else { None }).collect(),
+                    _ => Vec::new(),
+                };
+                let [caller, recipient] = ends.as_slice() else {
+                    lw.error(
+                        g,
+                        Code::ComponentRule,
+                        format!("{}/relationships/{k}", comp.pointer),
+                        "a relationship is a pair [caller, recipient] of agents".into(),
+                        "give two agents",
+                    );
+                    return None;
+                };
+                let (c, r) = (add(&mut order, *caller), add(&mut order, *recipient));
+                if relationships.contains(&(c, r)) {
+                    lw.error(
+                        g,
+                        Code::ComponentRule,
+                        format!("{}/relationships/{k}", comp.pointer),
+                        "this relationship is listed twice (WayFlow refuses duplicated relationships)".into(),
+                        "remove the duplicate",
+                    );
+                    return None;
+                }
+                relationships.push((c, r));
+            }
+        }
+    }
+    let mut members = Vec::new();
+    let mut ok = true;
+    for (i, &m) in order.iter().enumerate() {
+        let mc = lw.comp(m);
+        if !matches!(mc.ty.name, "Agent" | "ExtendedAgent") {
+            lw.block(owner, m, mc.pointer.clone(), format!("{} as a member of a {}", mc.ty.name, comp.ty.name));
+            ok = false;
+            continue;
+        }
+        if members.iter().any(|x: &GroupMember| x.name == mc.name) || order[..i].iter().any(|&o| lw.comp(o).name == mc.name) {
+            lw.error(
+                g,
+                Code::ComponentRule,
+                comp.pointer.clone(),
+                format!("two of its agents are named `{}`; WayFlow tells its agents apart by name", mc.name),
+                "give each agent a unique name",
+            );
+            ok = false;
+            continue;
+        }
+        let is_recipient = relationships.iter().any(|&(_, r)| r == i);
+        if is_recipient && mc.description.as_deref().unwrap_or("").is_empty() {
+            lw.error(
+                m,
+                Code::ComponentRule,
+                mc.pointer.clone(),
+                "an agent others send messages to needs a `description` (it is how they learn what it does)".into(),
+                "add a description",
+            );
+            ok = false;
+        }
+        let own_outputs = lw.io(m).outputs.clone();
+        match lower_agent(lw, owner, m, own_outputs, None) {
+            Some(agent) => members.push(GroupMember {
+                name: mc.name.clone(),
+                id: mc.id.clone(),
+                description: mc.description.clone(),
+                agent: Box::new(agent),
+            }),
+            None => ok = false,
+        }
+    }
+    // The group talks to the user (WayFlow's caller input mode ALWAYS) unless a node says never.
+    ok.then_some(GroupNode { comp: g, manager_workers, handoff, members, relationships, outputs, human_in_the_loop: mode.unwrap_or(true) })
+}
+
 /// The root of a document that is an agent, run as a flow of one node.
 pub(super) fn lower_root(lw: &mut Lowerer<'_, '_>, root: CompId) -> Option<AgentNode> {
     let outputs = lw.io(root).outputs.clone();
@@ -208,6 +400,9 @@ pub(super) fn lower_root(lw: &mut Lowerer<'_, '_>, root: CompId) -> Option<Agent
 /// run yet is recorded as a blocker of `owner`.
 fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<Property>, mode: Option<bool>) -> Option<AgentNode> {
     let comp = lw.comp(a);
+    if comp.ty.name == "SpecializedAgent" {
+        return lower_specialized(lw, owner, a, outputs, mode);
+    }
     if !matches!(comp.ty.name, "Agent" | "ExtendedAgent") {
         lw.block(owner, a, comp.pointer.clone(), format!("{} as the agent of a node", comp.ty.name));
         return None;
@@ -234,34 +429,10 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         config.ty.name == "OllamaConfig" || (config.ty.name == "VllmConfig" && model_id.contains("llama") && model_id.contains("3."));
     let mut tools = Vec::new();
     for t in f.comps("tools") {
-        let tc = lw.comp(t);
-        if !matches!(tc.ty.name, "ServerTool" | "ClientTool" | "RemoteTool") {
-            lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
-            ok = false;
-            continue;
+        match lower_tool(lw, owner, t) {
+            Some(tool) => tools.push(tool),
+            None => ok = false,
         }
-        let remote = if tc.is("RemoteTool") {
-            let call = lw.http_call(t);
-            ok &= call.is_some();
-            call
-        } else {
-            None
-        };
-        let io = lw.io(t);
-        // WayFlow's RemoteTool has "missing description" when the document gives none.
-        let description =
-            tc.description.clone().unwrap_or_else(|| if remote.is_some() { "missing description".to_owned() } else { String::new() });
-        tools.push(AgentTool {
-            comp: t,
-            name: tc.name.clone(),
-            description,
-            inputs: io.inputs.clone(),
-            outputs: io.outputs.clone(),
-            client: tc.ty.name == "ClientTool",
-            remote,
-            requires_confirmation: lw.fields(t).bool_where_present("requires_confirmation", false),
-            component_type: tc.ty.name,
-        });
     }
     let flows: Vec<FlowTool> = if extended {
         f.comps("flows")
@@ -392,6 +563,81 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         transforms,
         llama_template,
     })
+}
+
+/// A tool of an agent; what Weft does not run is a blocker of `owner`.
+fn lower_tool(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option<AgentTool> {
+    let tc = lw.comp(t);
+    if !matches!(tc.ty.name, "ServerTool" | "ClientTool" | "RemoteTool") {
+        lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
+        return None;
+    }
+    let remote = if tc.is("RemoteTool") { Some(lw.http_call(t)?) } else { None };
+    let io = lw.io(t);
+    // WayFlow's RemoteTool has "missing description" when the document gives none.
+    let description =
+        tc.description.clone().unwrap_or_else(|| if remote.is_some() { "missing description".to_owned() } else { String::new() });
+    Some(AgentTool {
+        comp: t,
+        name: tc.name.clone(),
+        description,
+        inputs: io.inputs.clone(),
+        outputs: io.outputs.clone(),
+        client: tc.ty.name == "ClientTool",
+        remote,
+        requires_confirmation: lw.fields(t).bool_where_present("requires_confirmation", false),
+        component_type: tc.ty.name,
+    })
+}
+
+/// A SpecializedAgent, which WayFlow does not run (AGENTS.md 5): Weft runs its base agent
+/// with the system prompt `base + "\n\n" + additional_instructions` (both rendered with the
+/// specialized agent's inputs), the tools `base.tools + additional_tools` (a name used twice
+/// is an error) and `human_in_the_loop` from the parameters when it is not null.
+fn lower_specialized(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<Property>, mode: Option<bool>) -> Option<AgentNode> {
+    let comp = lw.comp(a);
+    let f = lw.fields(a);
+    let base = f.comp("agent")?;
+    let params = f.comp("agent_specialization_parameters")?;
+    let pf = lw.fields(params);
+    let hitl = pf.json("human_in_the_loop").and_then(Json::as_bool);
+    let additional = pf.str("additional_instructions").unwrap_or("").to_owned();
+    let extra_tools = pf.comps("additional_tools");
+    let mut agent = lower_agent(lw, owner, base, outputs, mode.or(hitl))?;
+    let mut ok = true;
+    for t in extra_tools {
+        match lower_tool(lw, owner, t) {
+            Some(tool) => {
+                if agent.tools.iter().any(|x| x.name == tool.name) {
+                    lw.error(
+                        a,
+                        Code::ComponentRule,
+                        lw.comp(t).pointer.clone(),
+                        format!("the additional tool `{}` has the name of one of the base agent's tools", tool.name),
+                        "rename one of them",
+                    );
+                    ok = false;
+                }
+                agent.tools.push(tool);
+            }
+            None => ok = false,
+        }
+    }
+    let base_prompt = lw.fields(base).str("system_prompt").unwrap_or("").to_owned();
+    let source = match (base_prompt.is_empty(), additional.is_empty()) {
+        (_, true) => base_prompt,
+        (true, false) => additional,
+        (false, false) => format!("{base_prompt}\n\n{additional}"),
+    };
+    let system_prompt = lw.template(a, "agent_specialization_parameters", &source)?;
+    let allowed = lw.input_names(a);
+    if !lw.variables(a, "agent_specialization_parameters", &system_prompt, &allowed) {
+        return None;
+    }
+    agent.system_prompt = system_prompt;
+    agent.agent = a;
+    let _ = comp;
+    ok.then_some(agent)
 }
 
 /// A config's `default_generation_parameters`, nulls left out.

@@ -440,8 +440,22 @@ fn yields(spec: &weft_spec::Spec, n: CompId) -> Option<&'static str> {
             if node.json_field("caller_input_mode").and_then(Json::as_str) == Some("never") {
                 return None;
             }
-            let agent = spec.get(node.comp_field("agent")?);
+            let mut agent = spec.get(node.comp_field("agent")?);
+            let mut extra_tools = Vec::new();
+            let mut specialized_mode = None;
+            if agent.ty.name == "SpecializedAgent" {
+                // Its parameters' `human_in_the_loop` (when not null) and tools count too.
+                if let Some(p) = agent.comp_field("agent_specialization_parameters") {
+                    let p = spec.get(p);
+                    specialized_mode = p.json_field("human_in_the_loop").and_then(Json::as_bool);
+                    extra_tools = p.comp_list("additional_tools");
+                }
+                agent = spec.get(agent.comp_field("agent")?);
+            }
             let asks = match agent.ty.name {
+                _ if specialized_mode.is_some() => specialized_mode == Some(true),
+                // A Swarm and a ManagerWorkers talk to the user.
+                "Swarm" | "PluginSwarm" | "ManagerWorkers" | "PluginManagerWorkers" => true,
                 "Agent" => agent.json_field("human_in_the_loop").and_then(Json::as_bool).unwrap_or(true),
                 "ExtendedAgent" => {
                     agent.json_field("caller_input_mode").and_then(Json::as_str) != Some("never")
@@ -449,7 +463,7 @@ fn yields(spec: &weft_spec::Spec, n: CompId) -> Option<&'static str> {
                 }
                 _ => false,
             };
-            let client_tool = agent.comp_list("tools").into_iter().any(|t| {
+            let client_tool = agent.comp_list("tools").into_iter().chain(extra_tools).any(|t| {
                 spec.get(t).is("ClientTool") || spec.get(t).json_field("requires_confirmation").and_then(Json::as_bool) == Some(true)
             });
             if asks {

@@ -29,7 +29,7 @@ pub mod message;
 pub mod tool;
 
 pub use a2a::A2AAgent;
-pub use agent::{AgentNode, AgentTool, FlowTool, SubAgent, SummaryCache, Transform, TransformKind};
+pub use agent::{AgentNode, AgentTool, FlowTool, GroupMember, GroupNode, Handoff, SubAgent, SummaryCache, Transform, TransformKind};
 pub use branching::BranchingNode;
 pub use control::{CAUGHT_BRANCH, CatchNode, CatchRule, ChoiceNode, DEFAULT_EXCEPTION_BRANCH, RetryNode};
 pub use data::{ChatHistoryNode, ExtractNode, ExtractRepair, RegexNode, VariablesNode, WriteOp};
@@ -85,6 +85,8 @@ pub enum NodeKind {
     Agent(Box<AgentNode>),
     /// AgentNode, ExtendedAgentNode running an A2AAgent.
     A2A(Box<A2AAgent>),
+    /// AgentNode, ExtendedAgentNode running a Swarm or a ManagerWorkers.
+    Group(Box<GroupNode>),
     /// PluginRegexNode.
     Regex(Box<RegexNode>),
     /// PluginChoiceNode.
@@ -160,6 +162,8 @@ pub struct Model {
     agents: HashMap<CompId, AgentNode>,
     /// The root of the document when it is an A2AAgent Weft runs.
     a2a_agents: HashMap<CompId, A2AAgent>,
+    /// The root of the document when it is a Swarm or ManagerWorkers Weft runs.
+    groups: HashMap<CompId, GroupNode>,
     /// What each context provider Weft runs gives (by provider component).
     providers: HashMap<CompId, ContextProvider>,
 }
@@ -184,6 +188,11 @@ impl Model {
     /// The A2AAgent at the root of the document (run as a flow of one node), if Weft runs it.
     pub fn a2a_agent(&self, c: CompId) -> Option<&A2AAgent> {
         self.a2a_agents.get(&c)
+    }
+
+    /// The Swarm or ManagerWorkers at the root of the document, if Weft runs it.
+    pub fn group(&self, c: CompId) -> Option<&GroupNode> {
+        self.groups.get(&c)
     }
 
     /// The LLM config component `c`, typed.
@@ -387,7 +396,7 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
     let spec = lw.cx.spec;
     let root = spec.root;
     let root_comp = spec.get(root);
-    if matches!(root_comp.ty.name, "Agent" | "ExtendedAgent") {
+    if matches!(root_comp.ty.name, "Agent" | "ExtendedAgent" | "SpecializedAgent") {
         if !lw.cx.skip(root)
             && let Some(agent) = agent::lower_root(&mut lw, root)
         {
@@ -398,6 +407,14 @@ pub(crate) fn lower(cx: &mut Cx<'_>, ios: &[Io]) -> Model {
             && let Some(agent) = a2a::lower(&mut lw, root, root)
         {
             lw.model.a2a_agents.insert(root, agent);
+        }
+    } else if matches!(root_comp.ty.name, "Swarm" | "PluginSwarm" | "ManagerWorkers" | "PluginManagerWorkers") {
+        // WayFlow's converter gives a Swarm no outputs; a ManagerWorkers' manager gets its.
+        let outputs = if root_comp.ty.name.contains("Swarm") { Vec::new() } else { lw.io(root).outputs.clone() };
+        if !lw.cx.skip(root)
+            && let Some(group) = agent::lower_group(&mut lw, root, root, outputs, None)
+        {
+            lw.model.groups.insert(root, group);
         }
     } else if !flow::is_flow(root_comp) {
         let what = format!(
@@ -844,6 +861,7 @@ mod tests {
                         NodeKind::Constants(_) => "constants",
                         NodeKind::Agent(_) => "agent",
                         NodeKind::A2A(_) => "a2a agent",
+                        NodeKind::Group(_) => "agent group",
                         NodeKind::Regex(_) => "regex",
                         NodeKind::Choice(_) => "choice",
                         NodeKind::Retry(_) => "retry",
