@@ -482,7 +482,11 @@ impl Checker<'_> {
                 return Err(self.invalid(key.span(), key_path(&["mcp", key.get_ref()]), format!("unknown key{hint}; write {EXAMPLE}")));
             }
             let DeValue::Array(items) = value.get_ref() else {
-                return Err(self.invalid(value.span(), "mcp.allow_commands".into(), format!("must be a list of commands; write {EXAMPLE}")));
+                return Err(self.invalid(
+                    value.span(),
+                    "mcp.allow_commands".into(),
+                    format!("must be a list of commands; write {EXAMPLE}"),
+                ));
             };
             for item in items {
                 match item.get_ref() {

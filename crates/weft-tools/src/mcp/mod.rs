@@ -128,7 +128,7 @@ pub struct Session {
     service: RunningService<RoleClient, ()>,
     server: Server,
     /// A stdio server's process group, killed when the session goes.
-    process: Option<Process>,
+    process: Option<Mutex<Process>>,
 }
 
 /// A stdio server's process: its PID and its group, killed on drop.
@@ -136,6 +136,27 @@ struct Process {
     pid: u32,
     child: tokio::process::Child,
     group: crate::command::ProcessGroup,
+    /// The last bytes it wrote on stderr.
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+/// How much of a stdio server's stderr is kept for messages.
+const STDERR_TAIL: usize = 2048;
+
+impl Process {
+    /// What it said last on stderr, and how it exited if it did, for messages.
+    fn said(&mut self) -> String {
+        let tail = self.stderr.lock().map(|b| String::from_utf8_lossy(&b).trim().to_owned()).unwrap_or_default();
+        let exit = match self.child.try_wait() {
+            Ok(Some(status)) => format!("; it exited ({status})"),
+            _ => String::new(),
+        };
+        let tail = match tail.lines().last() {
+            Some(line) if !line.is_empty() => format!("; its stderr ends with: {line}"),
+            _ => String::new(),
+        };
+        format!(" (process {}{exit}{tail})", self.pid)
+    }
 }
 
 impl Drop for Process {
@@ -147,7 +168,7 @@ impl Drop for Process {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("server", &self.server.label).field("pid", &self.pid()).finish_non_exhaustive()
+        f.debug_struct("Session").field("server", &self.server.label).finish_non_exhaustive()
     }
 }
 
@@ -179,21 +200,21 @@ impl Session {
                         .await
                         .map_err(|_| unavailable(format!("no event stream from {url} within {}s", CONNECT_TIMEOUT.as_secs())))?
                         .map_err(|e| unavailable(e.to_string()))?;
-                    handshake(server, ().serve(transport)).await?
+                    handshake(server, ().serve(transport), None).await?
                 } else {
                     use rmcp::transport::StreamableHttpClientTransport;
                     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
                     let custom: HashMap<_, _> = map.into_iter().filter_map(|(k, v)| Some((k?, v))).collect();
                     let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
                     let transport = StreamableHttpClientTransport::with_client(client, config);
-                    handshake(server, ().serve(transport)).await?
+                    handshake(server, ().serve(transport), None).await?
                 };
                 Ok(Session { service, server: server.clone(), process: None })
             }
             Transport::Stdio { command, args, env, cwd } => {
                 let mut cmd = tokio::process::Command::new(command);
                 cmd.args(args).env_clear().stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
-                cmd.stderr(std::process::Stdio::null()).kill_on_drop(true);
+                cmd.stderr(std::process::Stdio::piped()).kill_on_drop(true);
                 for key in ["PATH", "HOME"] {
                     if let Some(v) = std::env::var_os(key) {
                         cmd.env(key, v);
@@ -211,16 +232,31 @@ impl Session {
                 };
                 let group = crate::command::ProcessGroup::led_by(&child);
                 let pid = child.id().unwrap_or_default();
-                let process = Process { pid, child, group };
-                let service = handshake(server, ().serve((stdout, stdin))).await?;
-                Ok(Session { service, server: server.clone(), process: Some(process) })
+                let stderr = Arc::new(Mutex::new(Vec::new()));
+                if let Some(mut pipe) = child.stderr.take() {
+                    let tail = Arc::clone(&stderr);
+                    tokio::spawn(async move {
+                        use tokio::io::AsyncReadExt;
+                        let mut buf = [0u8; 1024];
+                        while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+                            if let Ok(mut t) = tail.lock() {
+                                t.extend_from_slice(&buf[..n]);
+                                let excess = t.len().saturating_sub(STDERR_TAIL);
+                                t.drain(..excess);
+                            }
+                        }
+                    });
+                }
+                let mut process = Process { pid, child, group, stderr };
+                let service = handshake(server, ().serve((stdout, stdin)), Some(&mut process)).await?;
+                Ok(Session { service, server: server.clone(), process: Some(Mutex::new(process)) })
             }
         }
     }
 
     /// The PID of a stdio server's process.
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(|p| p.pid)
+        self.process.as_ref().and_then(|p| p.lock().ok().map(|p| p.pid))
     }
 
     /// Whether the connection is gone (the server closed it or crashed).
@@ -289,19 +325,23 @@ impl Session {
                     "{} closed the connection while {what}{}: the server crashed, stopped or sent something that is not MCP",
                     self.server.label,
                     match &self.process {
-                        Some(p) => format!(" (process {})", p.pid),
+                        Some(p) => p.lock().map(|mut p| p.said()).unwrap_or_default(),
                         None => String::new(),
                     }
                 ),
             },
-            other => ToolError::Failed { message: format!("{} failed while {what}: {other}", self.server.label) },
+            other => ToolError::Failed { message: format!("{} failed while {what}: {}", self.server.label, plain(&other.to_string())) },
         }
     }
 
     /// Closes the session (a stdio server's process group is killed).
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.service.close()).await;
-        drop(self.process.take());
+        if let Some(mut p) = self.process.take().and_then(|p| p.into_inner().ok()) {
+            p.group.kill();
+            let _ = p.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(2), p.child.wait()).await;
+        }
     }
 }
 
@@ -309,16 +349,43 @@ impl Session {
 async fn handshake<E: std::fmt::Display>(
     server: &Server,
     serving: impl std::future::Future<Output = Result<RunningService<RoleClient, ()>, E>>,
+    process: Option<&mut Process>,
 ) -> Result<RunningService<RoleClient, ()>, ToolError> {
     match tokio::time::timeout(CONNECT_TIMEOUT, serving).await {
         Ok(Ok(service)) => Ok(service),
-        Ok(Err(e)) => Err(ToolError::Unavailable {
-            message: format!("{} did not complete the MCP handshake: {e} (is it an MCP server, at this URL or command?)", server.label),
-        }),
+        Ok(Err(e)) => {
+            // Give a dying process a moment, so its exit and last words are in the message.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let said = process.map(|p| p.said()).unwrap_or_default();
+            Err(ToolError::Unavailable {
+                message: format!(
+                    "{} did not complete the MCP handshake{said}: {} (is it an MCP server, at this URL or command?)",
+                    server.label,
+                    plain(&e.to_string())
+                ),
+            })
+        }
         Err(_) => Err(ToolError::Unavailable {
             message: format!("{} did not complete the MCP handshake within {}s", server.label, CONNECT_TIMEOUT.as_secs()),
         }),
     }
+}
+
+/// An rmcp error's text without the Rust type names it quotes (`Transport [rmcp::...] error`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']') else { break };
+        let inside = &rest[open + 1..open + close];
+        out.push_str(&rest[..open]);
+        if !inside.contains("::") {
+            out.push_str(&rest[open..=open + close]);
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("  ", " ")
 }
 
 /// Sessions shared by key (one per server): a run's, or the process's.
