@@ -189,6 +189,8 @@ impl Session {
                     }
                     map.insert(name, value);
                 }
+                // With `rustls-no-provider`, a client needs the process's crypto provider first.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(10))
                     .redirect(reqwest::redirect::Policy::limited(10))
