@@ -41,7 +41,11 @@ fn the_corpus_mcp_tools_run_against_local_servers() {
 fn the_corpus_agent_with_an_mcp_toolbox_lists_its_tools() {
     let http = McpProcess::start("http", None);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tools.toml"), "[tools.lookup_user]\ncommand = [\"sh\", \"-c\", \"echo '{\\\"name\\\": \\\"Ada\\\"}'\"]\n").unwrap();
+    std::fs::write(
+        dir.path().join("tools.toml"),
+        "[tools.lookup_user]\ncommand = [\"sh\", \"-c\", \"echo '{\\\"name\\\": \\\"Ada\\\"}'\"]\n",
+    )
+    .unwrap();
     let rewrite = format!("https://crm.example.com={}", http.base());
     let flow = corpus("p_agent_mcp_toolbox.json");
     let args = ["run", &flow, "--llm", "simulated", "--http-rewrite", &rewrite, "--tools", "tools.toml", "--input", "company=Acme"];

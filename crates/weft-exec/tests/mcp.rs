@@ -146,7 +146,8 @@ async fn tool_nodes_read_text_structured_list_and_error_results() {
     let out = run_tool(&text, RunOptions::simulated(), json!({"city": "Oslo"})).await.unwrap();
     assert_eq!(out["w"], json!("{\n  \"temperature\": 21.5,\n  \"summary\": \"sunny in Oslo\"\n}"));
     let n = json!([{"title": "n", "type": "integer"}]);
-    let list = tool_flow("words", n, json!([{"title": "result", "type": "array", "items": {"type": "string"}}]), http_transport(&url, 10.0));
+    let list =
+        tool_flow("words", n, json!([{"title": "result", "type": "array", "items": {"type": "string"}}]), http_transport(&url, 10.0));
     assert_eq!(run_tool(&list, RunOptions::simulated(), json!({"n": 3})).await.unwrap()["result"], json!(["a", "b", "c"]));
     // `isError` fails the node (Weft differs from WayFlow, which returns the text as a value).
     let x = json!([{"title": "x", "type": "string"}]);
@@ -165,7 +166,10 @@ async fn the_sse_transport_lists_and_calls_and_rewrites_apply() {
     let options = RunOptions::simulated().with_mcp(rewrite("https://mcp.example.com", &mcp.base()));
     assert_eq!(run_tool(&flow, options, json!({"text": "hi"})).await.unwrap()["out"], json!("echo:hi"));
     // --allow-host applies to the rewritten URL, at start.
-    let refused = McpOptions { egress: weft_guard::EgressPolicy::parse(&["api.example.com"]).unwrap(), ..rewrite("https://mcp.example.com", &mcp.base()) };
+    let refused = McpOptions {
+        egress: weft_guard::EgressPolicy::parse(&["api.example.com"]).unwrap(),
+        ..rewrite("https://mcp.example.com", &mcp.base())
+    };
     let problems = weft_exec::Plan::new(&flow, RunOptions::simulated().with_mcp(refused)).unwrap_err();
     let text: Vec<String> = problems.problems().iter().map(|d| d.to_string()).collect();
     let text = text.join("\n");

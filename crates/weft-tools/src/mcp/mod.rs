@@ -207,7 +207,10 @@ impl Session {
                     use rmcp::transport::StreamableHttpClientTransport;
                     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
                     let custom: HashMap<_, _> = map.into_iter().filter_map(|(k, v)| Some((k?, v))).collect();
-                    let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+                    let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
+                    // A broken event stream is reopened twice at most: a dead server fails the call
+                    // within a second, not after endless reconnections.
+                    config.retry_config = Arc::new(FewRetries);
                     let transport = StreamableHttpClientTransport::with_client(client, config);
                     handshake(server, ().serve(transport), None).await?
                 };
@@ -388,6 +391,16 @@ fn plain(text: &str) -> String {
     }
     out.push_str(rest);
     out.replace("  ", " ")
+}
+
+/// Reopens a broken event stream twice, 200 ms apart.
+#[derive(Debug)]
+struct FewRetries;
+
+impl rmcp::transport::common::client_side_sse::SseRetryPolicy for FewRetries {
+    fn retry(&self, current_times: usize) -> Option<Duration> {
+        (current_times < 2).then_some(Duration::from_millis(200))
+    }
 }
 
 /// Sessions shared by key (one per server): a run's, or the process's.
