@@ -114,7 +114,7 @@ fn tool_flow(tool: &str, inputs: Json, outputs: Json, transport: Json) -> weft_f
                 "tool": {"component_type": "MCPTool", "id": "mcp_tool", "name": tool, "description": "an MCP tool",
                     "inputs": inputs, "outputs": outputs, "client_transport": transport}}
         },
-        "agentspec_version": "26.1.0"
+        "agentspec_version": "26.1.2"
     });
     weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{e}")).flow
 }
@@ -178,7 +178,9 @@ async fn the_sse_transport_lists_and_calls_and_rewrites_apply() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_mid_call_or_too_slow_gives_a_clear_error() {
-    let mcp = McpProcess::start("http", None);
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let mcp = McpProcess::start("http", Some(&pids));
     let url = format!("{}/mcp", mcp.base());
     let seconds = json!([{"title": "seconds", "type": "number"}]);
     let slow = tool_flow("slow", seconds, json!([{"title": "out", "type": "string"}]), http_transport(&url, 1.0));
@@ -186,6 +188,13 @@ async fn a_server_killed_mid_call_or_too_slow_gives_a_clear_error() {
     let e = run_tool(&slow, RunOptions::simulated(), json!({"seconds": 30})).await.unwrap_err();
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "the read timeout was not honoured");
     assert!(e.to_string().contains("did not answer within 1s") && e.to_string().contains("read_timeout_seconds"), "{e}");
+    // The server was told: its call was cancelled (`notifications/cancelled`).
+    let cancelled = dir.path().join("pids.cancelled");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cancelled.exists() {
+        assert!(std::time::Instant::now() < deadline, "the server never heard that the call was cancelled");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let x = json!([{"title": "x", "type": "string"}]);
     let die = tool_flow("die", x, json!([{"title": "out", "type": "string"}]), http_transport(&url, 20.0));
     let t = std::time::Instant::now();
@@ -228,4 +237,23 @@ async fn a_stdio_server_starts_only_when_allowed_sees_no_other_environment_and_i
         assert!(std::time::Instant::now() < deadline, "the stdio server {pid} outlived the run");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+#[test]
+fn mtls_transports_and_oauth_are_refused_at_start() {
+    let text = json!([{"title": "text", "type": "string"}]);
+    let out = json!([{"title": "out", "type": "string"}]);
+    let mtls = json!({"component_type": "StreamableHTTPmTLSTransport", "id": "transport", "name": "secure", "url": "https://mcp.example.com/mcp",
+        "key_file": "k.pem", "cert_file": "c.pem", "ca_file": "ca.pem"});
+    let flow = tool_flow("echo", text.clone(), out.clone(), mtls);
+    let problems: Vec<String> =
+        weft_exec::Plan::new(&flow, RunOptions::simulated()).unwrap_err().problems().iter().map(|p| p.to_string()).collect();
+    assert!(problems.iter().any(|p| p.starts_with("not supported yet: StreamableHTTPmTLSTransport")), "{problems:?}");
+    let oauth = json!({"component_type": "StreamableHTTPTransport", "id": "transport", "name": "oauth", "url": "https://mcp.example.com/mcp",
+        "auth": {"component_type": "OAuthConfig", "id": "auth", "name": "auth", "redirect_uri": "http://localhost/cb",
+            "client": {"component_type": "OAuthClientConfig", "id": "client", "name": "client", "type": "pre_registered", "client_id": "x"}}});
+    let flow = tool_flow("echo", text, out, oauth);
+    let problems: Vec<String> =
+        weft_exec::Plan::new(&flow, RunOptions::simulated()).unwrap_err().problems().iter().map(|p| p.to_string()).collect();
+    assert!(problems.iter().any(|p| p.starts_with("not supported yet: `auth` on StreamableHTTPTransport")), "{problems:?}");
 }
