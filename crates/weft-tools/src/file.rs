@@ -227,7 +227,7 @@ impl ToolsFile {
                 continue;
             }
             if key.get_ref() != "tools" {
-                let hint = did_you_mean(key.get_ref(), &["tools", "http"]);
+                let hint = did_you_mean(key.get_ref(), &["tools", "http", "mcp"]);
                 return Err(checker.invalid(
                     key.span(),
                     key_path(&[key.get_ref()]),
