@@ -4,6 +4,8 @@
 //! process started) and gone after the run, and a tools-file MCP binding serving a batch of 200
 //! runs from one process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test fails loudly")]
+
 mod common;
 
 use common::{corpus, stderr, weft, weft_command};

@@ -110,8 +110,11 @@ pub(crate) struct LlmCall {
 /// Toolboxes to list before an LLM call, and how their tools join the request.
 pub(crate) struct Listing {
     pub(crate) boxes: Arc<crate::nodes::mcp::ToolBoxes>,
-    pub(crate) splice: Box<dyn FnOnce(&mut ChatRequest, &[weft_llm::ToolSpec]) + Send + Sync>,
+    pub(crate) splice: Splice,
 }
+
+/// Puts the listed tools into an LLM call's request.
+pub(crate) type Splice = Box<dyn FnOnce(&mut ChatRequest, &[weft_llm::ToolSpec]) + Send + Sync>;
 
 /// A server tool call.
 pub(crate) struct ToolCall {

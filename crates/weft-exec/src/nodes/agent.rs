@@ -430,7 +430,7 @@ impl AgentOp {
         history: &[ConversationMessage],
     ) -> Res<Option<crate::effect::Listing>> {
         let Some(boxes) = self.toolboxes.as_ref().filter(|_| !last_call) else { return Ok(None) };
-        let splice: Box<dyn FnOnce(&mut ChatRequest, &[ToolSpec]) + Send + Sync> = if self.llama {
+        let splice: crate::effect::Splice = if self.llama {
             let system =
                 self.system_prompt.render(vars).map_err(|e| crate::error::RunError::template(at.node, "the agent's system_prompt", &e))?;
             let (offered, history) = (self.offered.clone(), history.to_vec());

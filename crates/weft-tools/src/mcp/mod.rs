@@ -403,10 +403,13 @@ impl rmcp::transport::common::client_side_sse::SseRetryPolicy for FewRetries {
     }
 }
 
+/// Where a server's session is kept, locked while it is opened.
+type Slot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
+
 /// Sessions shared by key (one per server): a run's, or the process's.
 #[derive(Default)]
 pub struct Sessions {
-    open: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Arc<Session>>>>>>,
+    open: Mutex<HashMap<String, Slot>>,
 }
 
 impl std::fmt::Debug for Sessions {

@@ -97,18 +97,16 @@ impl rmcp::transport::Transport<RoleClient> for SseTransport {
         }
     }
 
-    fn receive(&mut self) -> impl Future<Output = Option<RxJsonRpcMessage<RoleClient>>> + Send {
-        async move {
-            loop {
-                let event = self.events.next().await?.ok()?;
-                if !matches!(event.event.as_deref(), None | Some("message")) {
-                    continue;
-                }
-                let Some(data) = event.data else { continue };
-                // Anything that is not a JSON-RPC message ends the session: its calls fail
-                // with a clear error rather than wait for an answer that will not come.
-                return serde_json::from_str(&data).ok();
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleClient>> {
+        loop {
+            let event = self.events.next().await?.ok()?;
+            if !matches!(event.event.as_deref(), None | Some("message")) {
+                continue;
             }
+            let Some(data) = event.data else { continue };
+            // Anything that is not a JSON-RPC message ends the session: its calls fail with a
+            // clear error rather than wait for an answer that will not come.
+            return serde_json::from_str(&data).ok();
         }
     }
 
