@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Creates (once) the Python environment holding the reference implementation of Agent Spec
 # (pyagentspec and wayflowcore, pinned in shared/agentspec/tools/requirements.txt), used by the
-# conformance tests as an oracle. Idempotent: a stamp with the requirements' hash makes a second
-# run instant. Prints the environment's python path on its last line.
+# conformance tests as an oracle; its `mcp` package (FastMCP, pinned with them) serves as the
+# reference MCP server of the MCP tests (crates/weft-testkit/python/mcp_server.py). Idempotent: a
+# stamp with the requirements' hash makes a second run instant. Prints the environment's python path on its last line.
 #
 # Usage: scripts/agentspec-venv.sh [VENV_DIR]   (default: target/agentspec-venv)
 set -euo pipefail
