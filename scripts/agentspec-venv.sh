@@ -3,7 +3,8 @@
 # (pyagentspec and wayflowcore, pinned in shared/agentspec/tools/requirements.txt), used by the
 # conformance tests as an oracle; its `mcp` package (FastMCP, pinned with them) serves as the
 # reference MCP server of the MCP tests (crates/weft-testkit/python/mcp_server.py). Idempotent: a
-# stamp with the requirements' hash makes a second run instant. Prints the environment's python path on its last line.
+# stamp with the requirements' hash makes a second run instant. Prints the environment's python
+# path on its last line.
 #
 # Usage: scripts/agentspec-venv.sh [VENV_DIR]   (default: target/agentspec-venv)
 set -euo pipefail
