@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Creates (once) the Python environment holding the reference implementation of Agent Spec
 # (pyagentspec and wayflowcore, pinned in shared/agentspec/tools/requirements.txt), used by the
-# conformance tests as an oracle, plus the reference servers some tests start
-# (scripts/test-servers-requirements.txt: the A2A server). Idempotent: a stamp with the requirements' hash makes a second
-# run instant. Prints the environment's python path on its last line.
+# conformance tests as an oracle, plus the reference servers some tests start: its `mcp`
+# package (FastMCP, pinned with them) serves the MCP tests (crates/weft-testkit/python/mcp_server.py),
+# and scripts/test-servers-requirements.txt adds the A2A server. Idempotent: a stamp with the
+# requirements' hash makes a second run instant. Prints the environment's python path on its last
+# line.
 #
 # Usage: scripts/agentspec-venv.sh [VENV_DIR]   (default: target/agentspec-venv)
 set -euo pipefail

@@ -75,6 +75,11 @@ pub struct RunArgs {
     /// rewritten one. The tools file's [http.rewrite] table adds more.
     #[arg(long = "http-rewrite", value_name = "PREFIX=URL")]
     http_rewrite: Vec<String>,
+    /// Let the document's StdioTransports start their commands as MCP servers (each with only
+    /// PATH, HOME and its own env; its process group killed with the run). Never stored: give it
+    /// again on resume. The tools file's `[mcp] allow_commands` allows single commands.
+    #[arg(long = "allow-stdio-mcp")]
+    allow_stdio_mcp: bool,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -111,6 +116,11 @@ pub struct ResumeArgs {
     /// HTTP rewrites (PREFIX=URL), instead of the state's `--http-rewrite` list; repeatable.
     #[arg(long = "http-rewrite", value_name = "PREFIX=URL")]
     http_rewrite: Vec<String>,
+    /// Let the document's StdioTransports start their commands as MCP servers (each with only
+    /// PATH, HOME and its own env; its process group killed with the run). Never stored: give it
+    /// again on resume. The tools file's `[mcp] allow_commands` allows single commands.
+    #[arg(long = "allow-stdio-mcp")]
+    allow_stdio_mcp: bool,
 }
 
 /// Limits on LLM calls and node durations (stored with a waiting run).
@@ -224,6 +234,7 @@ fn run_options(
         secrets: crate::scrub::current(),
         checkpoints: Some(Arc::clone(checkpoints)),
         stream: false,
+        mcp: weft_exec::McpOptions::default(),
     }
 }
 
@@ -331,6 +342,26 @@ fn http_client(
     Ok(observer.http(Arc::new(client)))
 }
 
+/// What MCP transports may do: the same rewrites as the HTTP client (the tools file's, then the
+/// flags'), `--allow-host`, and which stdio servers may start.
+fn mcp_options(
+    flags: &[(String, String)],
+    tools_file: Option<&ToolsFile>,
+    egress: &weft_guard::EgressPolicy,
+    allow_stdio: bool,
+) -> anyhow::Result<weft_exec::McpOptions> {
+    let mut rules: Vec<(String, String)> = tools_file
+        .map(|f| f.http_rewrites.iter().filter(|(prefix, _)| !flags.iter().any(|(p, _)| p == prefix)).cloned().collect())
+        .unwrap_or_default();
+    rules.extend(flags.iter().cloned());
+    Ok(weft_exec::McpOptions {
+        rewrites: Rewrites::new(rules).map_err(anyhow::Error::msg)?,
+        egress: egress.clone(),
+        allow_stdio,
+        allowed_commands: tools_file.map(|f| f.mcp_commands.clone()).unwrap_or_default(),
+    })
+}
+
 /// Adds the credentials of an `--llm` URL to the scrubber.
 fn scrub_llm(choice: &LlmChoice) {
     if let LlmChoice::Provider(p) = choice {
@@ -372,6 +403,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper(), &egress)?, &overrides_of(&llm));
     let tools = observer.tools(tools);
     let http = http_client(&rewrites, tools_file.as_ref(), &egress, &limiters, &observer)?;
+    let mcp = mcp_options(&rewrites, tools_file.as_ref(), &egress, args.allow_stdio_mcp)?;
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
     let max_steps = args.max_steps;
@@ -391,7 +423,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
         args.session.refuse_stream_in_batch()?;
         let sink = Arc::new(Sink::quiet(events_path.as_deref(), false)?);
         let checkpoints = crate::batch::BatchCheckpoints::new(args.session.checkpoints.policy());
-        let run_options = run_options(model, tools, http, max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
+        let mut run_options = run_options(model, tools, http, max_steps, &sink, limiters.clone(), &args.limits, &checkpoints.engine);
+        run_options.mcp = mcp.clone();
         let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
         let stored = crate::batch::BatchStored {
             flow: absolute(&args.file)?,
@@ -411,6 +444,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let checkpoints = RunCheckpoints::new(args.session.checkpoints.policy());
     let mut run_options = run_options(model, tools, http, max_steps, &sink, limiters, &args.limits, &checkpoints.engine);
     run_options.stream = args.session.stream;
+    run_options.mcp = mcp;
     let Some(plan) = compile(&flow, run_options, &sink) else { return Ok(Outcome::Invalid) };
     let inputs = with_overrides(&plan, inputs, overrides);
     let mut run = match plan.start(inputs) {
@@ -557,6 +591,7 @@ pub(crate) struct Setup {
     model: Llm,
     tools: ToolRegistry,
     http: Arc<dyn HttpSend>,
+    mcp: weft_exec::McpOptions,
     limits: LimitArgs,
     pub(crate) limiters: Limiters,
     pub(crate) observer: Arc<Observer>,
@@ -606,16 +641,17 @@ impl Setup {
             overrides.rewrites.clone()
         };
         let http = http_client(&rewrites, tools_file.as_ref(), &egress, &limiters, &observer)?;
+        let mcp = mcp_options(&rewrites, tools_file.as_ref(), &egress, args.allow_stdio_mcp)?;
         // `--events` redirects the events; either way a resumed run appends.
         if let Some(p) = &args.session.events {
             options.events = Some(absolute(p)?);
         }
-        Ok(Some(Setup { flow, flow_path, llm, model, tools, http, limits, limiters, observer }))
+        Ok(Some(Setup { flow, flow_path, llm, model, tools, http, mcp, limits, limiters, observer }))
     }
 
     /// The run options (the model and tools move out: one plan per setup).
     pub(crate) fn run_options(&self, options: &ResumeOptions, sink: &Arc<Sink>, checkpoints: &Arc<Checkpoints>) -> RunOptions {
-        run_options(
+        let mut options = run_options(
             self.model.clone(),
             self.tools.clone(),
             Arc::clone(&self.http),
@@ -624,7 +660,9 @@ impl Setup {
             self.limiters.clone(),
             &self.limits,
             checkpoints,
-        )
+        );
+        options.mcp = self.mcp.clone();
+        options
     }
 }
 

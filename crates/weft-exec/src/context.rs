@@ -71,11 +71,14 @@ pub(crate) struct RunContext {
     stream: bool,
     /// The last `seq` given. Locked while the sink is called, so the sink sees `seq` in order.
     seq: Mutex<u64>,
+    /// The run's MCP sessions, one per server, shared by its tools and closed when `execute()`
+    /// returns.
+    pub(crate) mcp: weft_tools::mcp::Sessions,
 }
 
 impl RunContext {
     pub(crate) fn new(run_id: String, index: Option<usize>, sink: Option<Arc<dyn EventSink>>, seq: u64) -> RunContext {
-        RunContext { run_id, index, sink, stream: false, seq: Mutex::new(seq) }
+        RunContext { run_id, index, sink, stream: false, seq: Mutex::new(seq), mcp: weft_tools::mcp::Sessions::new() }
     }
 
     /// The same context, streaming LLM calls when `stream` is set and someone listens.

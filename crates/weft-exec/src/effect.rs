@@ -39,6 +39,12 @@ pub(crate) const TOOLS_AT_ONCE: usize = 8;
 /// What came back.
 pub(crate) enum EffectResult {
     Llm(Result<ChatResponse, LlmError>),
+    /// An agent's LLM call after its MCP toolboxes were listed: the listing, or why it failed
+    /// (then no call was made).
+    Listed {
+        result: Result<ChatResponse, LlmError>,
+        listed: Result<Vec<crate::state::ListedTool>, String>,
+    },
     Tool(Result<Json, ToolError>),
     /// Each call's result and how long it took (ms), in the calls' order.
     Tools(Vec<(Result<Json, ToolError>, f64)>),
@@ -107,7 +113,18 @@ pub(crate) struct LlmCall {
     pub(crate) request: ChatRequest,
     /// The node's name, for the held-back event.
     pub(crate) node: String,
+    /// An agent's MCP toolboxes, listed before the call and their tools put into the request.
+    pub(crate) listing: Option<Listing>,
 }
+
+/// Toolboxes to list before an LLM call, and how their tools join the request.
+pub(crate) struct Listing {
+    pub(crate) boxes: Arc<crate::nodes::mcp::ToolBoxes>,
+    pub(crate) splice: Splice,
+}
+
+/// Puts the listed tools into an LLM call's request.
+pub(crate) type Splice = Box<dyn FnOnce(&mut ChatRequest, &[weft_llm::ToolSpec]) + Send + Sync>;
 
 /// A server tool call.
 pub(crate) struct ToolCall {
@@ -122,6 +139,8 @@ pub(crate) enum ToolTarget {
     Bound(Arc<dyn Tool>),
     /// A RemoteTool's HTTP request.
     Remote(Arc<crate::nodes::http::RemoteTool>),
+    /// A call of an MCP server's tool, in the run's session with the server.
+    Mcp(Arc<crate::nodes::mcp::McpCall>),
 }
 
 impl ToolTarget {
@@ -130,6 +149,7 @@ impl ToolTarget {
         match self {
             ToolTarget::Bound(tool) => tool.call(args).await,
             ToolTarget::Remote(remote) => remote.call(args, run, path).await,
+            ToolTarget::Mcp(mcp) => mcp.call(args, run).await,
         }
     }
 }
@@ -183,6 +203,20 @@ async fn work(effect: Effect, site: &Site) -> Done {
         Effect::Llm(mut call) => {
             // Which run of a batch asks: a recording is matched by run on replay.
             call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
+            if let Some(listing) = call.listing.take() {
+                let t = Instant::now();
+                let listed = listing.boxes.list(&site.run).await;
+                let result = match &listed {
+                    Ok(tools) => {
+                        let specs: Vec<weft_llm::ToolSpec> = tools.iter().map(|t| t.spec.clone()).collect();
+                        (listing.splice)(&mut call.request, &specs);
+                        llm(&call, site).await.0
+                    }
+                    Err(why) => Err(LlmError::new(LlmErrorKind::Other, why.clone())),
+                };
+                let took_ms = t.elapsed().as_secs_f64() * 1000.0;
+                return Done { result: EffectResult::Listed { result, listed }, took_ms };
+            }
             let (result, took_ms) = llm(&call, site).await;
             Done { result: EffectResult::Llm(result), took_ms }
         }

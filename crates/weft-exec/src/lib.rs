@@ -127,6 +127,23 @@ pub struct RunOptions {
     /// Whether LLM calls are streamed, their text sent to the event sink as `llm_delta` events
     /// as it arrives: off by default.
     pub stream: bool,
+    /// Where MCP transports may go and which MCP servers may be started as processes.
+    pub mcp: McpOptions,
+}
+
+/// What MCP tools and toolboxes may do (AGENTS.md 6): the HTTP transports' URLs go through the
+/// same rewrites and host policy as ApiNodes; a `StdioTransport` starts a process, so it runs only
+/// when the user allows it.
+#[derive(Debug, Clone, Default)]
+pub struct McpOptions {
+    /// `--http-rewrite` rules, applied to the transports' URLs.
+    pub rewrites: weft_llm::http::Rewrites,
+    /// `--allow-host`, checked on the rewritten URLs when the run is planned.
+    pub egress: weft_guard::EgressPolicy,
+    /// `--allow-stdio-mcp`: any `StdioTransport` may start its command.
+    pub allow_stdio: bool,
+    /// Commands a `StdioTransport` may start (the tools file's `[mcp] allow_commands`).
+    pub allowed_commands: Vec<String>,
 }
 
 impl Default for RunOptions {
@@ -144,6 +161,7 @@ impl Default for RunOptions {
             secrets: Arc::default(),
             checkpoints: None,
             stream: false,
+            mcp: McpOptions::default(),
         }
     }
 }
@@ -220,6 +238,12 @@ impl RunOptions {
         self
     }
 
+    /// Sets what MCP transports may do (rewrites, hosts, stdio servers).
+    pub fn with_mcp(mut self, mcp: McpOptions) -> RunOptions {
+        self.mcp = mcp;
+        self
+    }
+
     /// Streams LLM calls: their text goes to the event sink as `llm_delta` events as it
     /// arrives.
     pub fn with_streaming(mut self) -> RunOptions {
@@ -270,6 +294,7 @@ impl Plan {
             http,
             defaults,
             secrets: options.secrets,
+            mcp: options.mcp,
         };
         Plan::compile(flow, inputs).map(Arc::new)
     }

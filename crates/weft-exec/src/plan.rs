@@ -99,6 +99,7 @@ pub(crate) struct PlanInputs<'a> {
     pub(crate) http: Arc<dyn weft_llm::http::HttpSend>,
     pub(crate) defaults: RunSettings,
     pub(crate) secrets: Arc<weft_guard::Secrets>,
+    pub(crate) mcp: crate::McpOptions,
 }
 
 impl Plan {

@@ -280,6 +280,8 @@ impl Run {
             // too before `execute()` returns.
             driver.tasks.shutdown().await;
         }
+        // The run's MCP sessions end with it (a stdio server's process group is killed).
+        self.ctx.mcp.close_all().await;
         self.state.event_seq = self.ctx.seq();
         result
     }

@@ -545,6 +545,24 @@ pub struct AgentTurn {
     /// What the caller decided about calls of tools that require confirmation, by call id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<ToolDecision>,
+    /// The MCP toolboxes' tools offered on the turn's last LLM call (listed before it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listed: Vec<ListedTool>,
+}
+
+/// A tool of an agent's MCP toolbox, as it was listed and offered to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedTool {
+    /// Which of the agent's toolboxes (its index).
+    pub toolbox: usize,
+    /// What the model was offered: name, description, parameters.
+    pub spec: weft_llm::ToolSpec,
+    /// The outputs its result is read for (schemas with titles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<Json>,
+    /// Each call waits for the caller's approval.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requires_confirmation: bool,
 }
 
 /// The caller's decision about a call of a tool that requires confirmation.

@@ -71,14 +71,19 @@ enum Result_ {
     Waiting(String),
 }
 
-async fn run(path: &Path, http: &Arc<HttpClient>) -> Result_ {
+async fn run(path: &Path, http: &Arc<HttpClient>, mcp: &weft_exec::McpOptions) -> Result_ {
     let flow = common::load(path);
-    let options = RunOptions::simulated().with_tools(common::tools_for(&flow)).with_http(http.clone());
+    let options = RunOptions::simulated().with_tools(common::tools_for(&flow)).with_http(http.clone()).with_mcp(mcp.clone());
     let plan = match Plan::new(&flow, options) {
         Ok(p) => p,
         Err(e) => {
             for p in &e.problems() {
-                assert!(p.starts_with("not supported yet: "), "{}: unexpected start error: {p}", path.display());
+                // A stdio MCP server is started only with the user's permission (tests/mcp.rs).
+                assert!(
+                    p.starts_with("not supported yet: ") || p.contains("--allow-stdio-mcp"),
+                    "{}: unexpected start error: {p}",
+                    path.display()
+                );
             }
             return Result_::Unsupported(e.to_string());
         }
@@ -149,9 +154,21 @@ async fn valid_documents_run_or_say_not_supported() {
         })
         .unwrap(),
     );
+    // Every MCP server the documents name is the reference server, on 127.0.0.1.
+    let (mcp_http, mcp_sse) = (weft_testkit::mcp::McpProcess::start("http", None), weft_testkit::mcp::McpProcess::start("sse", None));
+    let mcp = weft_exec::McpOptions {
+        rewrites: Rewrites::new(vec![
+            ("https://mcp.example.com/sse".to_owned(), format!("{}/sse", mcp_sse.base())),
+            ("https://mcp.example.com".to_owned(), mcp_http.base()),
+            ("https://crm.example.com".to_owned(), mcp_http.base()),
+        ])
+        .unwrap(),
+        egress: weft_guard::EgressPolicy::parse(&["127.0.0.1"]).unwrap(),
+        ..weft_exec::McpOptions::default()
+    };
     for path in &entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        match run(path, &http).await {
+        match run(path, &http, &mcp).await {
             Result_::Finished(outputs) => {
                 report.push_str(&format!("{name}: finished {}\n", Json::Object(outputs)));
                 finished.push(name);

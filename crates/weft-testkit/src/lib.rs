@@ -28,6 +28,7 @@
 
 pub mod api;
 pub mod config;
+pub mod mcp;
 mod reply;
 mod rng;
 pub mod validate;

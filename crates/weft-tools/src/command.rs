@@ -300,7 +300,7 @@ async fn write_input(stdin: Option<ChildStdin>, input: &[u8]) -> std::io::Result
 
 /// The process group a call's child leads; [`ProcessGroup::kill`] (or dropping it) sends
 /// SIGKILL to every process in it.
-struct ProcessGroup {
+pub(crate) struct ProcessGroup {
     #[cfg(unix)]
     id: Option<rustix::process::Pid>,
     killed: bool,
@@ -308,7 +308,7 @@ struct ProcessGroup {
 
 impl ProcessGroup {
     /// The group of `child`, spawned with `process_group(0)` (its id is the child's PID).
-    fn led_by(child: &Child) -> ProcessGroup {
+    pub(crate) fn led_by(child: &Child) -> ProcessGroup {
         #[cfg(unix)]
         {
             // Never 0 or 1: kill(0) and kill(-1) would reach far more than the tool's group.
@@ -329,7 +329,7 @@ impl ProcessGroup {
     /// emptied and its id had been given to a new group leader since could the signal reach
     /// another group; PIDs are handed out in turn, so that needs the whole PID space to wrap
     /// around within the microseconds between the reaping and this call.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if std::mem::replace(&mut self.killed, true) {
             return;
         }

@@ -36,10 +36,22 @@
 //!   the flag wins for the same prefix). The document's `url_allow_list` still applies to the
 //!   URL as written, `--allow-host` to the rewritten one.
 //!
+//! A ServerTool (or MCPTool) name can also be bound to a tool of a long-lived MCP server: one
+//! process (or one session with a URL) serves every call of every run of the process.
+//!
+//! ```toml
+//! [tools.get_weather]
+//! mcp = { command = ["python3", "tools_server.py"] }   # or mcp = { url = "http://127.0.0.1:9000/mcp" }
+//! tool = "weather"                                     # optional: the server's name for it
+//!
+//! [mcp]
+//! allow_commands = ["python3"]   # StdioTransports of documents may start these commands
+//! ```
+//!
 //! An empty file, or one without a `[tools]` table, is valid and binds nothing. Anything else
 //! (unknown keys, wrong types) is an error naming the file, line and column, the key
-//! (`tools.NAME.KEY`), what is wrong and how to fix it. The keys `http` and `mcp` of a tool's
-//! table are reserved for future kinds of tools and rejected for now.
+//! (`tools.NAME.KEY`), what is wrong and how to fix it. The key `http` of a tool's table is
+//! reserved for a future kind of tool and rejected for now.
 
 use crate::ToolRegistry;
 use crate::command::{CommandTool, DEFAULT_MAX_OUTPUT, MIB};
@@ -58,9 +70,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_OUTPUT_MB_LIMIT: u64 = 1024 * 1024;
 
 /// The keys of a `[tools.NAME]` table.
-const KNOWN_KEYS: [&str; 4] = ["command", "timeout_s", "max_output_mb", "env"];
+const KNOWN_KEYS: [&str; 6] = ["command", "timeout_s", "max_output_mb", "env", "mcp", "tool"];
 /// Keys reserved for future kinds of tools.
-const RESERVED_KEYS: [&str; 2] = ["http", "mcp"];
+const RESERVED_KEYS: [&str; 1] = ["http"];
 /// An example `command`, for messages.
 const COMMAND_EXAMPLE: &str = "[\"python3\", \"tool.py\"]";
 
@@ -73,6 +85,8 @@ pub struct ToolsFile {
     pub tools: BTreeMap<String, ToolBinding>,
     /// `[http.rewrite]`: URL prefix and where its requests go instead, in file order.
     pub http_rewrites: Vec<(String, String)>,
+    /// `[mcp] allow_commands`: the commands documents' `StdioTransport`s may start.
+    pub mcp_commands: Vec<String>,
 }
 
 /// One `[tools.NAME]` binding.
@@ -85,11 +99,52 @@ pub struct ToolBinding {
     /// The cap of stdout in bytes: `max_output_mb` MiB, or
     /// [`DEFAULT_MAX_OUTPUT`](crate::command::DEFAULT_MAX_OUTPUT) when absent.
     pub max_output: u64,
-    /// Environment variables set on top of the inherited environment.
+    /// Environment variables set on top of the inherited environment (for an MCP server
+    /// process: on top of `PATH` and `HOME` only).
     pub env: BTreeMap<String, String>,
+    /// A tool of a long-lived MCP server instead of a command.
+    pub mcp: Option<McpBinding>,
+}
+
+/// `mcp = { command = [...] }` or `mcp = { url = "..." }`, with `tool`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpBinding {
+    /// The server: a command it is started as (stdio), or its streamable-HTTP URL.
+    pub server: McpServerRef,
+    /// The server's name for the tool (`tool`; the binding's name when absent).
+    pub tool: String,
+}
+
+/// Where a tools-file MCP server is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum McpServerRef {
+    /// A process started once, speaking MCP on stdio.
+    Command(Vec<String>),
+    /// A streamable-HTTP endpoint.
+    Url(String),
 }
 
 impl ToolBinding {
+    /// The MCP server of an `mcp` binding (a command runs in `dir`).
+    fn mcp_server(&self, mcp: &McpBinding, dir: &Path) -> crate::mcp::Server {
+        let transport = match &mcp.server {
+            McpServerRef::Command(argv) => crate::mcp::Transport::Stdio {
+                command: argv[0].clone(),
+                args: argv[1..].to_vec(),
+                env: self.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                cwd: Some(dir.display().to_string()),
+            },
+            McpServerRef::Url(url) => crate::mcp::Transport::Http {
+                url: url.clone(),
+                sse: false,
+                headers: Vec::new(),
+                sensitive_headers: Vec::new(),
+                timeout: self.timeout,
+            },
+        };
+        crate::mcp::Server { label: format!("the MCP server of tool {:?} (tools file)", mcp.tool), transport, read_timeout: self.timeout }
+    }
+
     /// The command tool of this binding, run in `cwd`.
     pub fn command_tool(&self, cwd: &Path) -> CommandTool {
         CommandTool::new(self.command.iter().cloned())
@@ -161,13 +216,18 @@ impl ToolsFile {
         })?;
         let mut tools = BTreeMap::new();
         let mut http_rewrites = Vec::new();
+        let mut mcp_commands = Vec::new();
         for (key, value) in in_file_order(root.get_ref()) {
             if key.get_ref() == "http" {
                 http_rewrites = checker.http(value)?;
                 continue;
             }
+            if key.get_ref() == "mcp" {
+                mcp_commands = checker.mcp_commands(value)?;
+                continue;
+            }
             if key.get_ref() != "tools" {
-                let hint = did_you_mean(key.get_ref(), &["tools", "http"]);
+                let hint = did_you_mean(key.get_ref(), &["tools", "http", "mcp"]);
                 return Err(checker.invalid(
                     key.span(),
                     key_path(&[key.get_ref()]),
@@ -185,7 +245,7 @@ impl ToolsFile {
                 tools.insert(name.get_ref().to_string(), checker.binding(name.get_ref(), binding)?);
             }
         }
-        Ok(ToolsFile { path: path.to_path_buf(), tools, http_rewrites })
+        Ok(ToolsFile { path: path.to_path_buf(), tools, http_rewrites, mcp_commands })
     }
 
     /// The directory the commands run in: the tools file's directory (made absolute when
@@ -208,8 +268,18 @@ impl ToolsFile {
     pub fn registry_with_secrets(&self, secrets: &std::sync::Arc<weft_guard::Secrets>) -> ToolRegistry {
         let dir = self.dir();
         let mut registry = ToolRegistry::new();
+        // One session per MCP server for every binding and every run of the process.
+        let sessions = std::sync::Arc::new(crate::mcp::Sessions::new());
         for (name, binding) in &self.tools {
-            registry.register(name.clone(), binding.command_tool(&dir).with_secrets(std::sync::Arc::clone(secrets)));
+            match &binding.mcp {
+                Some(mcp) => {
+                    let server = binding.mcp_server(mcp, &dir);
+                    registry.register(name.clone(), crate::mcp::McpTool::new(server, &mcp.tool, std::sync::Arc::clone(&sessions)));
+                }
+                None => {
+                    registry.register(name.clone(), binding.command_tool(&dir).with_secrets(std::sync::Arc::clone(secrets)));
+                }
+            }
         }
         registry
     }
@@ -324,11 +394,24 @@ impl Checker<'_> {
         let mut timeout = DEFAULT_TIMEOUT;
         let mut max_output = DEFAULT_MAX_OUTPUT;
         let mut env = BTreeMap::new();
+        let mut mcp = None;
+        let mut tool = None;
         for (key, value) in in_file_order(table) {
             let key_name: &str = key.get_ref();
             let path = key_path(&["tools", name, key_name]);
             match key_name {
                 "command" => command = Some(self.command(&path, value)?),
+                "mcp" => mcp = Some(self.mcp(&path, value)?),
+                "tool" => match value.get_ref() {
+                    DeValue::String(t) if !t.is_empty() => tool = Some(t.to_string()),
+                    _ => {
+                        return Err(self.invalid(
+                            value.span(),
+                            path,
+                            format!("must be the MCP server's name of the tool, a non-empty string, found {}", self.found(value)),
+                        ));
+                    }
+                },
                 "timeout_s" => timeout = self.timeout(&path, value)?,
                 "max_output_mb" => max_output = self.max_output_mb(&path, value)? * MIB,
                 "env" => env = self.env(&path, value)?,
@@ -345,6 +428,20 @@ impl Checker<'_> {
                 }
             }
         }
+        if let Some(server) = mcp {
+            if command.is_some() {
+                return Err(self.invalid(
+                    value.span(),
+                    table_path,
+                    "has both `command` and `mcp`: a tool is either a command or a tool of an MCP server".into(),
+                ));
+            }
+            let tool = tool.unwrap_or_else(|| name.to_owned());
+            return Ok(ToolBinding { command: Vec::new(), timeout, max_output, env, mcp: Some(McpBinding { server, tool }) });
+        }
+        if tool.is_some() {
+            return Err(self.invalid(value.span(), table_path, "has `tool` without `mcp`: `tool` names a tool of an MCP server".into()));
+        }
         let Some(command) = command else {
             return Err(self.invalid(
                 value.span(),
@@ -352,7 +449,59 @@ impl Checker<'_> {
                 format!("has no `command`; add the program and its arguments, such as command = {COMMAND_EXAMPLE}"),
             ));
         };
-        Ok(ToolBinding { command, timeout, max_output, env })
+        Ok(ToolBinding { command, timeout, max_output, env, mcp: None })
+    }
+
+    /// `mcp = { command = [...] }` or `mcp = { url = "..." }`.
+    fn mcp(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<McpServerRef, ToolsFileError> {
+        const EXAMPLE: &str = "mcp = { command = [\"python3\", \"tools_server.py\"] } or mcp = { url = \"http://127.0.0.1:9000/mcp\" }";
+        let DeValue::Table(table) = value.get_ref() else {
+            return Err(self.invalid(value.span(), path.to_string(), format!("must be a table: {EXAMPLE}, found {}", self.found(value))));
+        };
+        let entries = in_file_order(table);
+        match entries.as_slice() {
+            [(key, v)] if key.get_ref() == "command" => Ok(McpServerRef::Command(self.command(&format!("{path}.command"), v)?)),
+            [(key, v)] if key.get_ref() == "url" => match v.get_ref() {
+                DeValue::String(url) if weft_guard::Target::parse(url).is_ok() => Ok(McpServerRef::Url(url.to_string())),
+                _ => Err(self.invalid(v.span(), format!("{path}.url"), format!("must be an http:// or https:// URL; write {EXAMPLE}"))),
+            },
+            _ => Err(self.invalid(value.span(), path.to_string(), format!("must hold exactly one of `command` and `url`: {EXAMPLE}"))),
+        }
+    }
+
+    /// The `[mcp]` table: `allow_commands`, the commands documents' stdio MCP servers may be.
+    fn mcp_commands(&self, value: &Spanned<DeValue<'_>>) -> Result<Vec<String>, ToolsFileError> {
+        const EXAMPLE: &str = "[mcp] followed by allow_commands = [\"python3\", \"npx\"]";
+        let DeValue::Table(table) = value.get_ref() else {
+            return Err(self.invalid(value.span(), "mcp".into(), format!("must be a table, found {}; write {EXAMPLE}", self.found(value))));
+        };
+        let mut out = Vec::new();
+        for (key, value) in in_file_order(table) {
+            if key.get_ref() != "allow_commands" {
+                let hint = did_you_mean(key.get_ref(), &["allow_commands"]);
+                return Err(self.invalid(key.span(), key_path(&["mcp", key.get_ref()]), format!("unknown key{hint}; write {EXAMPLE}")));
+            }
+            let DeValue::Array(items) = value.get_ref() else {
+                return Err(self.invalid(
+                    value.span(),
+                    "mcp.allow_commands".into(),
+                    format!("must be a list of commands; write {EXAMPLE}"),
+                ));
+            };
+            for item in items {
+                match item.get_ref() {
+                    DeValue::String(c) if !c.is_empty() => out.push(c.to_string()),
+                    _ => {
+                        return Err(self.invalid(
+                            item.span(),
+                            "mcp.allow_commands".into(),
+                            format!("every item must be a command name, a non-empty string; write {EXAMPLE}"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn command(&self, path: &str, value: &Spanned<DeValue<'_>>) -> Result<Vec<String>, ToolsFileError> {

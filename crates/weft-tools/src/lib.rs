@@ -8,6 +8,7 @@
 
 pub mod command;
 pub mod file;
+pub mod mcp;
 pub mod native;
 
 pub use command::CommandTool;

@@ -238,7 +238,7 @@ fn unknown_keys_with_did_you_mean() {
     let text = error("[tools.weather]\ncommand = [\"w\"]\ntimeout = 30\n");
     assert_eq!(
         text,
-        "conf/tools.toml:3:1: `tools.weather.timeout`: unknown key (did you mean `timeout_s`?); the known keys are command, timeout_s, max_output_mb, env"
+        "conf/tools.toml:3:1: `tools.weather.timeout`: unknown key (did you mean `timeout_s`?); the known keys are command, timeout_s, max_output_mb, env, mcp, tool"
     );
     let text = error("[tools.weather]\ncomand = [\"w\"]\n");
     assert!(text.contains("`tools.weather.comand`: unknown key (did you mean `command`?)"), "{text}");
@@ -249,21 +249,40 @@ fn unknown_keys_with_did_you_mean() {
     let text = error("[tools.weather]\ncommand = [\"w\"]\nretries = 3\n");
     assert_eq!(
         text,
-        "conf/tools.toml:3:1: `tools.weather.retries`: unknown key; the known keys are command, timeout_s, max_output_mb, env"
+        "conf/tools.toml:3:1: `tools.weather.retries`: unknown key; the known keys are command, timeout_s, max_output_mb, env, mcp, tool"
     );
 }
 
 #[test]
-fn http_and_mcp_are_reserved() {
-    for key in ["http", "mcp"] {
-        let text = error(&format!("[tools.weather]\n{key} = {{ url = \"http://x\" }}\n"));
-        assert_eq!(
-            text,
-            format!(
-                "conf/tools.toml:2:1: `tools.weather.{key}`: `{key}` tools are not supported yet; bind the tool to a program with command = [\"python3\", \"tool.py\"]"
-            )
-        );
-    }
+fn mcp_bindings_and_allowed_commands() {
+    let file = weft_tools::ToolsFile::parse(
+        "[tools.weather]\nmcp = { command = [\"python3\", \"server.py\"] }\ntool = \"forecast\"\ntimeout_s = 5\n\n[tools.docs]\nmcp = { url = \"http://127.0.0.1:9000/mcp\" }\n\n[mcp]\nallow_commands = [\"npx\"]\n",
+        std::path::Path::new("conf/tools.toml"),
+    )
+    .unwrap();
+    let weather = file.tools["weather"].mcp.as_ref().unwrap();
+    assert_eq!(weather.tool, "forecast");
+    assert_eq!(weather.server, weft_tools::file::McpServerRef::Command(vec!["python3".into(), "server.py".into()]));
+    let docs = file.tools["docs"].mcp.as_ref().unwrap();
+    assert_eq!((docs.tool.as_str(), &docs.server), ("docs", &weft_tools::file::McpServerRef::Url("http://127.0.0.1:9000/mcp".into())));
+    assert_eq!(file.mcp_commands, ["npx"]);
+    let text = error("[tools.weather]\nmcp = { command = [\"a\"], url = \"http://x\" }\n");
+    assert!(text.contains("`tools.weather.mcp`: must hold exactly one of `command` and `url`"), "{text}");
+    let text = error("[tools.weather]\ncommand = [\"a\"]\nmcp = { url = \"http://x\" }\n");
+    assert!(text.contains("has both `command` and `mcp`"), "{text}");
+    let text = error("[tools.weather]\ncommand = [\"a\"]\ntool = \"b\"\n");
+    assert!(text.contains("has `tool` without `mcp`"), "{text}");
+    let text = error("[mcp]\nallow_command = [\"a\"]\n");
+    assert!(text.contains("`mcp.allow_command`: unknown key (did you mean `allow_commands`?)"), "{text}");
+}
+
+#[test]
+fn http_is_reserved() {
+    let text = error("[tools.weather]\nhttp = { url = \"http://x\" }\n");
+    assert_eq!(
+        text,
+        "conf/tools.toml:2:1: `tools.weather.http`: `http` tools are not supported yet; bind the tool to a program with command = [\"python3\", \"tool.py\"]"
+    );
 }
 
 #[test]

@@ -31,7 +31,9 @@ use crate::error::SubmitError;
 use crate::event::Event;
 use crate::plan::{Compiler, NodePlan};
 use crate::sched::{Res, Sched, get_frame, node_error};
-use crate::state::{AgentToolCall, AgentTurn, Call, ClientToolCall, ConversationMessage, InputRequest, Position, RunState, ToolDecision};
+use crate::state::{
+    AgentToolCall, AgentTurn, Call, ClientToolCall, ConversationMessage, InputRequest, ListedTool, Position, RunState, ToolDecision,
+};
 use serde_json::{Map, Value as Json, json};
 use std::sync::Arc;
 use weft_flow::node::{AgentNode, GroupNode, Handoff};
@@ -97,6 +99,8 @@ pub(crate) struct AgentOp {
     /// Tools are offered in the system prompt and called as JSON in the text (WayFlow's Llama
     /// template), not natively.
     llama: bool,
+    /// Its MCP toolboxes, listed before every LLM call but the last allowed one.
+    toolboxes: Option<Arc<super::mcp::ToolBoxes>>,
     /// It runs as an agent of a Swarm or ManagerWorkers: the group's template, its
     /// communication tools.
     group: Option<Box<GroupRole>>,
@@ -198,6 +202,12 @@ impl AgentOp {
                 (Some(tool), _) => {
                     tools.push(BoundTool { name: t.name.clone(), tool: ToolTarget::Bound(Arc::clone(tool)), inputs: t.inputs.clone() })
                 }
+                (None, None) if t.mcp.is_some() => {
+                    let Some(mcp) = &t.mcp else { continue };
+                    let server = super::mcp::server(c, &mcp.transport)?;
+                    let call = super::mcp::McpCall::of_tool(server, &mcp.name, &mcp.outputs);
+                    tools.push(BoundTool { name: t.name.clone(), tool: ToolTarget::Mcp(Arc::new(call)), inputs: t.inputs.clone() });
+                }
                 (None, Some(call)) => {
                     let node = c.comp(n).name.clone();
                     let remote = super::http::RemoteTool::plan(c, &node, call)?;
@@ -206,6 +216,10 @@ impl AgentOp {
                 (None, None) => c.missing_tools.push(t.name.clone()),
             }
         }
+        let toolboxes = match super::mcp::ToolBoxes::plan(c, &agent.toolboxes)? {
+            b if b.is_empty() => None,
+            b => Some(Arc::new(b)),
+        };
         // A group's communication tools come right after the agent's own (WayFlow adds them to
         // its tools).
         if let Some(g) = &group {
@@ -278,6 +292,7 @@ impl AgentOp {
             llama: agent.llama_template && group.is_none(),
             group: group.map(Box::new),
             dispatch: None,
+            toolboxes,
         })
     }
 
@@ -304,7 +319,7 @@ impl AgentOp {
         // A state written before loops were stored: a client tool was answered, and the calls
         // of the same answer still to run come next.
         if let Some(queue) = self.after_client_result(state, at) {
-            return self.run_queue(s, state, at, AgentTurn { iterations: 0, queue, decisions: Vec::new() });
+            return self.run_queue(s, state, at, AgentTurn { iterations: 0, queue, decisions: Vec::new(), listed: Vec::new() });
         }
         if let Some(message) = &self.initial_message
             && !state.conversation(at.fid).iter().any(|m| m.message_type == USER)
@@ -358,8 +373,10 @@ impl AgentOp {
             Ok(history) => {
                 let meta = meta(state, at, &at.node.name)?;
                 let call_index = meta.call_index;
-                let request = self.request(at, vars, meta, turn.iterations == self.max_iterations, history)?;
-                let effect = self.effect(s, state, at, request);
+                let last_call = turn.iterations == self.max_iterations;
+                let listing = self.listing(at, vars, last_call, &history)?;
+                let request = self.request(at, vars, meta, last_call, history)?;
+                let effect = self.effect(s, state, at, request, listing);
                 s.perform(state, at.fid, at.node, Call::AgentLlm { call_index, turn, summaries }, effect);
             }
             Err((t, parts)) => {
@@ -465,13 +482,54 @@ impl AgentOp {
         Ok(ChatRequest { messages, tools, generation: self.generation.clone(), meta, ..ChatRequest::default() })
     }
 
-    fn effect(&self, s: &mut Sched<'_>, state: &RunState, at: At<'_>, request: ChatRequest) -> Effect {
-        super::llm::model_call(s, state, at, (&self.model, &self.limiter), request, 1)
+    fn effect(
+        &self,
+        s: &mut Sched<'_>,
+        state: &RunState,
+        at: At<'_>,
+        request: ChatRequest,
+        listing: Option<crate::effect::Listing>,
+    ) -> Effect {
+        let mut effect = super::llm::model_call(s, state, at, (&self.model, &self.limiter), request, 1);
+        if let Effect::Llm(call) = &mut effect {
+            call.listing = listing;
+        }
+        effect
+    }
+
+    /// The listing of the agent's toolboxes before an LLM call, and how their tools join the
+    /// request: after the others (AGENTS.md 1.3); none on the last allowed call.
+    fn listing(
+        &self,
+        at: At<'_>,
+        vars: &Map<String, Json>,
+        last_call: bool,
+        history: &[ConversationMessage],
+    ) -> Res<Option<crate::effect::Listing>> {
+        let Some(boxes) = self.toolboxes.as_ref().filter(|_| !last_call) else { return Ok(None) };
+        let splice: crate::effect::Splice = if self.llama {
+            let system =
+                self.system_prompt.render(vars).map_err(|e| crate::error::RunError::template(at.node, "the agent's system_prompt", &e))?;
+            let (offered, history) = (self.offered.clone(), history.to_vec());
+            Box::new(move |request: &mut ChatRequest, listed: &[ToolSpec]| {
+                let tools: Vec<ToolSpec> = offered.into_iter().chain(listed.iter().cloned()).collect();
+                request.messages = llama_messages(&system, &tools, &history);
+            })
+        } else {
+            Box::new(|request: &mut ChatRequest, listed: &[ToolSpec]| request.tools.extend(listed.iter().cloned()))
+        };
+        Ok(Some(crate::effect::Listing { boxes: Arc::clone(boxes), splice }))
     }
 
     /// An LLM call or a tool call returned.
     pub(crate) fn complete(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, call: Call, result: EffectResult) -> Res<()> {
         match (call, result) {
+            (Call::AgentLlm { mut turn, summaries, call_index }, EffectResult::Listed { result, listed }) => {
+                turn.listed = listed.map_err(|why| {
+                    node_error(RunErrorKind::Tool, at.node, &format!("listing the tools of its MCP toolboxes failed: {why}"))
+                })?;
+                self.complete(s, state, at, Call::AgentLlm { turn, summaries, call_index }, EffectResult::Llm(result))
+            }
             (Call::AgentLlm { turn, summaries, call_index }, EffectResult::Llm(result)) => {
                 let response = super::llm::model_answered(s, state, at, result)?;
                 self.keep_summaries(s, state, at, &summaries);
@@ -560,7 +618,7 @@ impl AgentOp {
             (n, t) if n > 1 && t > 0 => calls.into_iter().filter(|c| c.name != TALK_TO_USER).collect(),
             _ => calls,
         };
-        let calls: Vec<ToolCall> = calls.into_iter().map(|c| self.normalized(c)).collect();
+        let calls: Vec<ToolCall> = calls.into_iter().map(|c| self.normalized(c, &turn.listed)).collect();
         state
             .conversation_mut(at.fid)
             .push(ConversationMessage { tool_calls: calls.clone(), ..ConversationMessage::text(TOOL_REQUEST, text, at.node.name.clone()) });
@@ -575,7 +633,12 @@ impl AgentOp {
     fn run_queue(&self, s: &mut Sched<'_>, state: &mut RunState, at: At<'_>, mut turn: AgentTurn) -> Res<()> {
         // The tools of the last LLM call: only the built-ins that end a turn after the last
         // allowed one.
-        let offered_now = if turn.iterations >= self.max_iterations { &self.last } else { &self.offered };
+        let offered_now: Vec<ToolSpec> = if turn.iterations >= self.max_iterations {
+            self.last.clone()
+        } else {
+            self.offered.iter().cloned().chain(turn.listed.iter().map(|l| l.spec.clone())).collect()
+        };
+        let offered_now = &offered_now;
         while let Some(call) = turn.queue.first().cloned() {
             let offered = offered_now.iter().any(|t| t.name == call.name);
             let args = match &call.arguments {
@@ -680,7 +743,10 @@ impl AgentOp {
                 }
                 continue;
             }
-            let known = offered && (self.clients.iter().any(|c| c.name == call.name) || self.tools.iter().any(|t| t.name == call.name));
+            let known = offered
+                && (self.clients.iter().any(|c| c.name == call.name)
+                    || self.tools.iter().any(|t| t.name == call.name)
+                    || turn.listed.iter().any(|l| l.spec.name == call.name));
             if !known {
                 turn.queue.remove(0);
                 let names: Vec<Json> = offered_now.iter().map(|t| Json::String(t.name.clone())).collect();
@@ -694,7 +760,7 @@ impl AgentOp {
                 continue;
             }
             // A tool that requires confirmation: the caller approves or rejects the call first.
-            if let Some(kind) = self.needs_confirmation(&call.name) {
+            if let Some(kind) = self.confirmation(&call.name, &turn.listed) {
                 match turn.decisions.iter().position(|d| d.id == call.id) {
                     None => {
                         let request = InputRequest::Confirmation {
@@ -750,7 +816,7 @@ impl AgentOp {
             turn.queue.remove(0);
             turn.decisions.retain(|d| d.id != call.id);
             let mut calls = vec![AgentToolCall { id: call.id, tool: call.name, args }];
-            while let Some(next) = turn.queue.first().filter(|c| self.runs_at_once(&c.name, offered_now)) {
+            while let Some(next) = turn.queue.first().filter(|c| self.runs_at_once(&c.name, offered_now, &turn.listed)) {
                 let args = match &next.arguments {
                     Json::Object(m) => m.clone(),
                     _ => Map::new(),
@@ -758,7 +824,7 @@ impl AgentOp {
                 calls.push(AgentToolCall { id: next.id.clone(), tool: next.name.clone(), args });
                 turn.queue.remove(0);
             }
-            let effect = Effect::Tools(calls.iter().map(|c| self.tool_effect(c)).collect::<Res<_>>()?);
+            let effect = Effect::Tools(calls.iter().map(|c| self.tool_effect(c, &turn.listed)).collect::<Res<_>>()?);
             s.perform(state, at.fid, at.node, Call::AgentTools { calls, turn }, effect);
             return Ok(());
         }
@@ -1156,7 +1222,7 @@ impl AgentOp {
 
     /// A call's arguments normalized against the tool's parameters: unknown ones dropped, values
     /// coerced to their types (a failed coercion keeps the value).
-    fn normalized(&self, mut call: ToolCall) -> ToolCall {
+    fn normalized(&self, mut call: ToolCall, listed: &[ListedTool]) -> ToolCall {
         let args = match std::mem::take(&mut call.arguments) {
             Json::Object(m) => m,
             Json::String(raw) => match weft_prompt::parse_lenient(&raw) {
@@ -1198,7 +1264,8 @@ impl AgentOp {
                 .map(|t| t.inputs.clone())
                 .or_else(|| self.clients.iter().find(|t| t.name == name).map(|t| t.inputs.clone()))
                 .or_else(|| self.flows.iter().find(|f| f.name == name).map(|f| f.inputs.clone()))
-                .or_else(|| self.group.as_ref().and_then(|g| g.params(name))),
+                .or_else(|| self.group.as_ref().and_then(|g| g.params(name)))
+                .or_else(|| listed.iter().find(|l| l.spec.name == name).map(|l| listed_params(&l.spec))),
         };
         call.arguments = Json::Object(match params {
             Some(params) => args
@@ -1315,8 +1382,10 @@ impl AgentOp {
                 // The transforms again, with the answers they had (what they keep is kept once
                 // the call returns, so they see what they saw).
                 let history = self.history(state, at, summaries)?.map_err(|_| changed_history(at))?;
-                let request = self.request(at, &vars, meta, turn.iterations == self.max_iterations, history)?;
-                Ok(self.effect(s, state, at, request))
+                let last_call = turn.iterations == self.max_iterations;
+                let listing = self.listing(at, &vars, last_call, &history)?;
+                let request = self.request(at, &vars, meta, last_call, history)?;
+                Ok(self.effect(s, state, at, request, listing))
             }
             Call::AgentSummary { call_index, summaries, .. } => {
                 let (t, parts) = match self.history(state, at, summaries)? {
@@ -1328,7 +1397,9 @@ impl AgentOp {
                 let meta = RequestMeta { node: name, node_path, call_index: *call_index, batch_index: None };
                 Ok(self.summary_effect(s, state, at, t, parts, meta))
             }
-            Call::AgentTools { calls, .. } => Ok(Effect::Tools(calls.iter().map(|c| self.tool_effect(c)).collect::<Res<_>>()?)),
+            Call::AgentTools { calls, turn } => {
+                Ok(Effect::Tools(calls.iter().map(|c| self.tool_effect(c, &turn.listed)).collect::<Res<_>>()?))
+            }
             _ => Err(mismatched_call()),
         }
     }
@@ -1383,7 +1454,13 @@ impl AgentOp {
             }
             Position::Busy { call, .. } => match &**call {
                 Call::AgentLlm { .. } | Call::AgentSummary { .. } => Ok(()),
-                Call::AgentTools { calls, .. } if calls.iter().all(|c| self.tools.iter().any(|t| t.name == c.tool)) => Ok(()),
+                Call::AgentTools { calls, turn }
+                    if calls
+                        .iter()
+                        .all(|c| self.tools.iter().any(|t| t.name == c.tool) || turn.listed.iter().any(|l| l.spec.name == c.tool)) =>
+                {
+                    Ok(())
+                }
                 _ => place.unexpected(position),
             },
             Position::Waiting { .. } => Ok(()),
@@ -1393,14 +1470,26 @@ impl AgentOp {
 
     /// Whether a call of `name` runs with the server tool call before it: a server tool of
     /// this agent, offered now, that needs no confirmation.
-    fn runs_at_once(&self, name: &str, offered: &[ToolSpec]) -> bool {
-        self.tools.iter().any(|t| t.name == name) && offered.iter().any(|t| t.name == name) && self.needs_confirmation(name).is_none()
+    fn runs_at_once(&self, name: &str, offered: &[ToolSpec], listed: &[ListedTool]) -> bool {
+        (self.tools.iter().any(|t| t.name == name) || listed.iter().any(|l| l.spec.name == name))
+            && offered.iter().any(|t| t.name == name)
+            && self.confirmation(name, listed).is_none()
     }
 
-    /// The effect of one server tool call.
-    fn tool_effect(&self, call: &AgentToolCall) -> Res<ToolEffect> {
-        let bound = self.tools.iter().find(|t| t.name == call.tool).ok_or_else(mismatched_call)?;
-        Ok(ToolEffect { tool: bound.tool.clone(), args: call.args.clone() })
+    /// Whether calls of `name` wait for the caller's approval, and the tool's type as WayFlow
+    /// names it in a rejection.
+    fn confirmation(&self, name: &str, listed: &[ListedTool]) -> Option<&'static str> {
+        self.needs_confirmation(name).or_else(|| listed.iter().find(|l| l.spec.name == name && l.requires_confirmation).map(|_| "MCPTool"))
+    }
+
+    /// The effect of one server tool call: a bound tool, or a tool of a toolbox.
+    fn tool_effect(&self, call: &AgentToolCall, listed: &[ListedTool]) -> Res<ToolEffect> {
+        if let Some(bound) = self.tools.iter().find(|t| t.name == call.tool) {
+            return Ok(ToolEffect { tool: bound.tool.clone(), args: call.args.clone() });
+        }
+        let tool = listed.iter().find(|l| l.spec.name == call.tool).ok_or_else(mismatched_call)?;
+        let mcp = self.toolboxes.as_ref().and_then(|b| b.call(tool)).ok_or_else(mismatched_call)?;
+        Ok(ToolEffect { tool: ToolTarget::Mcp(Arc::new(mcp)), args: call.args.clone() })
     }
 
     /// The agent asks the user with message requests, and the caller for its client tools'
@@ -1867,6 +1956,25 @@ pub(crate) fn tool_output(value: &Json) -> String {
     weft_prompt::py_json_dumps(value).replace('&', "\\u0026").replace('<', "\\u003c").replace('>', "\\u003e")
 }
 
+/// The parameters of a listed toolbox tool as properties (to normalize a call's arguments).
+fn listed_params(spec: &ToolSpec) -> Vec<Property> {
+    spec.parameters
+        .get("properties")
+        .and_then(Json::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let mut schema = v.clone();
+                    if let Json::Object(o) = &mut schema {
+                        o.insert("title".into(), Json::String(k.clone()));
+                    }
+                    Property::new(schema)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A type's zero value (an output without a default at the iteration limit).
 fn zero(schema: &Json) -> Json {
     match schema.get("type").and_then(Json::as_str) {
@@ -1903,7 +2011,7 @@ fn parameter(p: &Property) -> Json {
 
 /// A tool's description for the model: an object of its parameters, those without a default
 /// required; a tool without parameters gets an empty object.
-fn tool_spec(name: &str, description: &str, params: &[Property]) -> ToolSpec {
+pub(crate) fn tool_spec(name: &str, description: &str, params: &[Property]) -> ToolSpec {
     let parameters = if params.is_empty() {
         json!({"type": "object", "properties": {}})
     } else {

@@ -247,7 +247,13 @@ pub(crate) fn model_call(
         attempt,
         messages: request.messages.len(),
     });
-    Effect::Llm(Box::new(LlmCall { model: Arc::clone(model), limiter: Arc::clone(limiter), request, node: at.node.name.clone() }))
+    Effect::Llm(Box::new(LlmCall {
+        model: Arc::clone(model),
+        limiter: Arc::clone(limiter),
+        request,
+        node: at.node.name.clone(),
+        listing: None,
+    }))
 }
 
 /// A model call's result: the answer, counted in the run's usage with its `llm_response` event,

@@ -30,6 +30,7 @@ pub(crate) mod flow;
 pub(crate) mod group;
 pub(crate) mod http;
 pub(crate) mod llm;
+pub(crate) mod mcp;
 pub(crate) use llm::REASK_PREFIX;
 pub(crate) mod message;
 pub(crate) mod provider;

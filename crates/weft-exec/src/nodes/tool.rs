@@ -47,6 +47,13 @@ impl ToolOp {
                     Some(ToolTarget::Remote(Arc::new(super::http::RemoteTool::plan(c, &node, call)?)))
                 }
             },
+            ToolKind::Mcp(mcp) => match c.inputs.tools.get(&t.name) {
+                Some(bound) => Some(ToolTarget::Bound(Arc::clone(bound))),
+                None => {
+                    let server = super::mcp::server(c, &mcp.transport)?;
+                    Some(ToolTarget::Mcp(Arc::new(super::mcp::McpCall::of_tool(server, &mcp.name, &mcp.outputs))))
+                }
+            },
             ToolKind::Client => None,
         };
         Some(ToolOp {

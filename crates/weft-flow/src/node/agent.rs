@@ -26,6 +26,9 @@ pub struct AgentNode {
     pub system_prompt: Arc<weft_prompt::Template>,
     /// The agent's tools, in document order.
     pub tools: Vec<AgentTool>,
+    /// Its MCP toolboxes: their tools are listed before every LLM call and offered after the
+    /// built-in ones (AGENTS.md 1.3).
+    pub toolboxes: Vec<Arc<super::McpToolBox>>,
     /// The outputs `submit_result` takes, under the agent's names (the node's outputs, when a
     /// node runs the agent).
     pub outputs: Vec<Property>,
@@ -214,6 +217,8 @@ pub struct AgentTool {
     pub client: bool,
     /// A RemoteTool's request (unless an implementation is bound to its name).
     pub remote: Option<Arc<super::HttpCall>>,
+    /// An MCPTool's server tool (unless an implementation is bound to its name).
+    pub mcp: Option<Arc<super::McpTool>>,
     /// Each call waits for the caller to approve or reject it (`requires_confirmation`).
     pub requires_confirmation: bool,
     /// Its component type (`ServerTool`, `ClientTool`...): WayFlow names the tool by it when
@@ -410,7 +415,20 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
     let f = lw.fields(a);
     let extended = comp.is("ExtendedAgent");
     let mut ok = true;
-    for field in ["toolboxes", "context_providers"] {
+    let mut toolboxes = Vec::new();
+    for b in f.comps("toolboxes") {
+        let bc = lw.comp(b);
+        if !super::mcp::is_toolbox(bc.ty.name) {
+            lw.block(owner, b, bc.pointer.clone(), format!("{} in an agent", bc.ty.name));
+            ok = false;
+            continue;
+        }
+        match super::mcp::toolbox(lw, owner, b) {
+            Some(t) => toolboxes.push(t),
+            None => ok = false,
+        }
+    }
+    for field in ["context_providers"] {
         if f.has(field) && !f.comps(field).is_empty() {
             lw.block(owner, a, format!("{}/{field}", comp.pointer), format!("an agent with `{field}`"));
             ok = false;
@@ -562,17 +580,19 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         agents,
         transforms,
         llama_template,
+        toolboxes,
     })
 }
 
 /// A tool of an agent; what Weft does not run is a blocker of `owner`.
 fn lower_tool(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option<AgentTool> {
     let tc = lw.comp(t);
-    if !matches!(tc.ty.name, "ServerTool" | "ClientTool" | "RemoteTool") {
+    if !matches!(tc.ty.name, "ServerTool" | "ClientTool" | "RemoteTool" | "MCPTool" | "PluginMCPTool") {
         lw.block(owner, t, tc.pointer.clone(), format!("{} in an agent", tc.ty.name));
         return None;
     }
     let remote = if tc.is("RemoteTool") { Some(lw.http_call(t)?) } else { None };
+    let mcp = if super::mcp::is_tool(tc.ty.name) { Some(super::mcp::tool(lw, owner, t)?) } else { None };
     let io = lw.io(t);
     // WayFlow's RemoteTool has "missing description" when the document gives none.
     let description =
@@ -585,6 +605,7 @@ fn lower_tool(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option<Agen
         outputs: io.outputs.clone(),
         client: tc.ty.name == "ClientTool",
         remote,
+        mcp,
         requires_confirmation: lw.fields(t).bool_where_present("requires_confirmation", false),
         component_type: tc.ty.name,
     })

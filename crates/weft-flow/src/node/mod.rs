@@ -25,6 +25,7 @@ pub mod fanout;
 pub mod flow;
 pub mod http;
 pub mod llm;
+pub mod mcp;
 pub mod message;
 pub mod tool;
 
@@ -40,6 +41,7 @@ pub use http::{ApiNode, HttpCall, SensitiveHeaders, TemplatedJson};
 pub use llm::{
     CHAT_HISTORY, CHAT_HISTORY_PLACEHOLDER, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessage, PromptMessages, TextPrompt,
 };
+pub use mcp::{McpFilter, McpSecretHeaders, McpTool, McpToolBox, McpToolSpec, McpTransport, McpTransportKind};
 pub use message::{ConstantsNode, InputMessageNode, OutputMessageNode, TemplateNode};
 pub use tool::{ToolKind, ToolNode};
 

@@ -21,6 +21,8 @@ pub enum ToolKind {
     Client,
     /// A RemoteTool: its request, unless an implementation is bound to its name.
     Remote(Arc<HttpCall>),
+    /// An MCPTool: a call of the server's tool, unless an implementation is bound to its name.
+    Mcp(Arc<super::McpTool>),
 }
 
 /// A tool node.
@@ -55,6 +57,7 @@ fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<ToolNode> {
         "ServerTool" => ToolKind::Server,
         "ClientTool" => ToolKind::Client,
         "RemoteTool" => ToolKind::Remote(lw.http_call(tool)?),
+        ty if super::mcp::is_tool(ty) => ToolKind::Mcp(super::mcp::tool(lw, n, tool)?),
         other => {
             lw.block(n, tool, tc.pointer.clone(), format!("{other} (in a ToolNode)"));
             return None;

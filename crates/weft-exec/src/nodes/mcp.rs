@@ -1,0 +1,191 @@
+//! MCP tools and toolboxes at run time (AGENTS.md section 6): each transport resolved when the
+//! run is planned into a [`Server`] (its URL through `--http-rewrite` and checked against
+//! `--allow-host`; a `StdioTransport` refused unless `--allow-stdio-mcp` or the tools file allows
+//! its command, so no process starts), then called through the run's sessions (one per server,
+//! opened on first use, closed when `execute()` returns).
+//!
+//! An `MCPTool` is a [`ToolTarget::Mcp`](crate::effect::ToolTarget) of tool nodes and agents; an
+//! agent's toolboxes are listed before each of its LLM calls but the last allowed one
+//! ([`ToolBoxes::list`], in the call's task), their tools offered after the built-in ones, and the
+//! listing kept with the turn ([`ListedTool`]) so the model's calls of them are found, checked,
+//! normalized and made.
+
+use crate::context::RunContext;
+use crate::plan::{Compiler, pointer};
+use crate::state::ListedTool;
+use serde_json::{Map, Value as Json, json};
+use std::sync::Arc;
+use std::time::Duration;
+use weft_flow::node::{McpSecretHeaders, McpToolBox, McpTransport, McpTransportKind};
+use weft_llm::ToolSpec;
+use weft_spec::Property;
+use weft_tools::ToolError;
+use weft_tools::mcp::{Server, Transport, convert, listed_outputs};
+
+/// The server of transport `t`, or why the run cannot reach or start it (reported).
+pub(crate) fn server(c: &mut Compiler<'_>, t: &McpTransport) -> Option<Arc<Server>> {
+    let comp = c.comp(t.comp);
+    let (label, at) = (comp.label(), pointer(comp));
+    let read_timeout = Duration::from_secs_f64(t.read_timeout_s.min(31_536_000.0));
+    let transport = match &t.kind {
+        McpTransportKind::Http { url, sse, headers, sensitive_headers, timeout_s } => {
+            let sensitive = match sensitive_headers {
+                McpSecretHeaders::None => Vec::new(),
+                McpSecretHeaders::Given(h) => h.clone(),
+                McpSecretHeaders::Missing { key } => {
+                    c.report(format!(
+                        "{label} at {at}/sensitive_headers: its `sensitive_headers` are a reference ({key}) whose value was not given: give it with --secret {key}='{{\"Authorization\": \"...\"}}'"
+                    ));
+                    return None;
+                }
+            };
+            let target = c.inputs.mcp.rewrites.apply(url).unwrap_or_else(|| url.clone());
+            if let Err(e) = c.inputs.mcp.egress.check_url(&target) {
+                c.report(format!("{label} at {at}/url: {e}"));
+                return None;
+            }
+            Transport::Http {
+                url: target,
+                sse: *sse,
+                headers: headers.clone(),
+                sensitive_headers: sensitive,
+                timeout: Duration::from_secs_f64(timeout_s.min(31_536_000.0)),
+            }
+        }
+        McpTransportKind::Stdio { command, args, env, cwd } => {
+            let allowed = c.inputs.mcp.allow_stdio || c.inputs.mcp.allowed_commands.iter().any(|a| a == command);
+            if !allowed {
+                c.report(format!(
+                    "{label} at {at}: the document asks to start the command {command:?} as a stdio MCP server, and a document may not start processes on its own: run with --allow-stdio-mcp (given again on resume), or allow the command in the tools file ([mcp] allow_commands = [{command:?}])"
+                ));
+                return None;
+            }
+            Transport::Stdio { command: command.clone(), args: args.clone(), env: env.clone(), cwd: cwd.clone() }
+        }
+    };
+    Some(Arc::new(Server { label, transport, read_timeout }))
+}
+
+/// A call of one MCP server tool: an `MCPTool`, or a toolbox's tool the model called.
+pub(crate) struct McpCall {
+    pub(crate) server: Arc<Server>,
+    pub(crate) tool: String,
+    /// The outputs the result is read for (schemas with their titles).
+    pub(crate) outputs: Vec<Json>,
+}
+
+impl McpCall {
+    /// An `MCPTool`'s call, its outputs as declared.
+    pub(crate) fn of_tool(server: Arc<Server>, tool: &str, outputs: &[Property]) -> McpCall {
+        McpCall { server, tool: tool.to_owned(), outputs: outputs.iter().map(titled).collect() }
+    }
+
+    /// Calls the tool in the run's session with its server.
+    pub(crate) async fn call(&self, args: Map<String, Json>, run: &RunContext) -> Result<Json, ToolError> {
+        let session = run.mcp.get(&self.server).await?;
+        let result = session.call(&self.tool, args).await?;
+        convert(&result, &self.outputs)
+    }
+}
+
+/// A property's schema with its title.
+fn titled(p: &Property) -> Json {
+    let mut s = p.schema.clone();
+    if let Json::Object(m) = &mut s {
+        m.insert("title".into(), Json::String(p.title().to_owned()));
+    }
+    s
+}
+
+/// An agent's toolboxes, their servers resolved.
+pub(crate) struct ToolBoxes {
+    boxes: Vec<(Arc<McpToolBox>, Arc<Server>)>,
+}
+
+impl ToolBoxes {
+    pub(crate) fn plan(c: &mut Compiler<'_>, boxes: &[Arc<McpToolBox>]) -> Option<ToolBoxes> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for b in boxes {
+            match server(c, &b.transport) {
+                Some(s) => out.push((Arc::clone(b), s)),
+                None => ok = false,
+            }
+        }
+        ok.then_some(ToolBoxes { boxes: out })
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.boxes.is_empty()
+    }
+
+    /// Every toolbox's tools as the model is offered them, in the toolboxes' order and each
+    /// server's order (AGENTS.md 6.3); a name of a `tool_filter` the server lacks is an error.
+    pub(crate) async fn list(&self, run: &RunContext) -> Result<Vec<ListedTool>, String> {
+        let mut out = Vec::new();
+        for (i, (b, server)) in self.boxes.iter().enumerate() {
+            let session = run.mcp.get(server).await.map_err(|e| e.to_string())?;
+            let tools = session.list_tools().await.map_err(|e| e.to_string())?;
+            if let Some(filter) = &b.filter {
+                let missing: Vec<&str> =
+                    filter.iter().filter(|f| !tools.iter().any(|t| t.name == f.name)).map(|f| f.name.as_str()).collect();
+                if !missing.is_empty() {
+                    return Err(format!(
+                        "Expected MCP tool(s) {} but they were missing from {} (its tools: {}): check the toolbox's `tool_filter`",
+                        weft_prompt::py_str(&json!(missing)),
+                        server.label,
+                        weft_prompt::py_str(&json!(tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>()))
+                    ));
+                }
+            }
+            for tool in tools {
+                let entry = match &b.filter {
+                    None => None,
+                    Some(filter) => match filter.iter().find(|f| f.name == tool.name) {
+                        Some(f) => Some(f),
+                        None => continue,
+                    },
+                };
+                let (spec, outputs, confirm) = match entry.and_then(|f| f.spec.as_ref()) {
+                    Some(spec) => (
+                        super::agent::tool_spec(&tool.name, &spec.description, &spec.inputs),
+                        spec.outputs.iter().map(titled).collect(),
+                        spec.requires_confirmation,
+                    ),
+                    None => {
+                        (server_spec(&tool.name, &tool.description, &tool.input_schema), listed_outputs(tool.output_schema.as_ref()), false)
+                    }
+                };
+                out.push(ListedTool { toolbox: i, spec, outputs, requires_confirmation: confirm || b.requires_confirmation });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The call of listed tool `tool`.
+    pub(crate) fn call(&self, tool: &ListedTool) -> Option<McpCall> {
+        let (_, server) = self.boxes.get(tool.toolbox)?;
+        Some(McpCall { server: Arc::clone(server), tool: tool.spec.name.clone(), outputs: tool.outputs.clone() })
+    }
+}
+
+/// A server tool's description for the model, as WayFlow re-serializes it: each parameter of
+/// `inputSchema.properties` as a property titled by its name, required when it has no default.
+fn server_spec(name: &str, description: &str, input_schema: &Json) -> ToolSpec {
+    let params: Vec<Property> = input_schema
+        .get("properties")
+        .and_then(Json::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let mut s = v.clone();
+                    if let Json::Object(o) = &mut s {
+                        o.insert("title".into(), Json::String(k.clone()));
+                    }
+                    Property::new(s)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    super::agent::tool_spec(name, description, &params)
+}
