@@ -506,13 +506,9 @@ fn llama_merge(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, String> {
         let mut calls = Vec::with_capacity(m.chat.tool_calls.len());
         let mut results = Vec::with_capacity(m.chat.tool_calls.len());
         for call in &m.chat.tool_calls {
-            let parameters = match &call.arguments {
-                Json::String(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
-                other => other.clone(),
-            };
             let mut rendered = Map::new();
             rendered.insert("name".into(), Json::String(call.name.clone()));
-            rendered.insert("parameters".into(), parameters);
+            rendered.insert("parameters".into(), call_arguments(call));
             calls.push(weft_prompt::py_json_dumps(&Json::Object(rendered)));
             let found: Vec<&PromptMsg> = messages[i + 1..]
                 .iter()
@@ -577,13 +573,9 @@ fn react_merge(messages: Vec<PromptMsg>) -> Vec<PromptMsg> {
             .tool_calls
             .iter()
             .map(|call| {
-                let parameters = match &call.arguments {
-                    Json::String(text) => serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone())),
-                    other => other.clone(),
-                };
                 let mut rendered = Map::new();
                 rendered.insert("name".into(), Json::String(call.name.clone()));
-                rendered.insert("parameters".into(), parameters);
+                rendered.insert("parameters".into(), call_arguments(call));
                 weft_prompt::py_json_dumps_indent(&Json::Object(rendered), 4)
             })
             .collect();
