@@ -1924,18 +1924,8 @@ const LLAMA_HEADER: &str = "Environment: ipython\nCutting Knowledge Date: Decemb
 /// `parse_tool_call_using_json`): the JSON found in it, repaired, an object or a list of
 /// objects with a `name` and `parameters` object; ids made from `prefix`.
 fn llama_calls(text: &str, prefix: &str) -> Vec<ToolCall> {
-    let items = match weft_prompt::parse_lenient(text) {
-        Some(Json::Object(m)) => vec![Json::Object(m)],
-        Some(Json::Array(items)) => items,
-        _ => return Vec::new(),
-    };
-    items
+    super::group::calls_of(weft_prompt::parse_lenient(text))
         .into_iter()
-        .filter_map(|item| {
-            let name = item.get("name")?.as_str()?.to_owned();
-            let arguments = item.get("parameters").filter(|p| p.is_object())?.clone();
-            Some((name, arguments))
-        })
         .enumerate()
         .map(|(k, (name, arguments))| ToolCall { id: format!("{prefix}_{k}"), name, arguments })
         .collect()

@@ -201,7 +201,9 @@ pub(crate) fn parse(text: &str, manager_workers: bool, prefix: &str) -> Option<(
     Some((thought, calls))
 }
 
-fn calls_of(parsed: Option<Json>) -> Vec<(String, Json)> {
+/// The `(name, parameters)` of the calls in a parsed answer: an object or a list of objects with
+/// a `name` and a `parameters` object.
+pub(crate) fn calls_of(parsed: Option<Json>) -> Vec<(String, Json)> {
     let items = match parsed {
         Some(Json::Object(m)) => vec![Json::Object(m)],
         Some(Json::Array(items)) => items,

@@ -671,8 +671,11 @@ fn tool_request_and_calls(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, St
                 let Some(call) = calls.get(&id) else {
                     return Err(format!("Could not find matching ToolRequest for TOOL_RESULT with id: {id}"));
                 };
-                let info =
-                    py_shorten(&format!("name={}, parameters={}", call.name, weft_prompt::py_str(&call_arguments(call))), 140, " ...}");
+                let info = super::group::shorten(
+                    &format!("name={}, parameters={}", call.name, weft_prompt::py_str(&call_arguments(call))),
+                    140,
+                    " ...}",
+                );
                 let text = format!("--- TOOL RESULT: {info} ---\n{}", m.chat.content);
                 out.push(PromptMsg::of(ChatMessage::new(Role::User, text)));
             }
@@ -705,43 +708,6 @@ fn tool_request_and_calls(messages: Vec<PromptMsg>) -> Result<Vec<PromptMsg>, St
         }
     }
     Ok(out)
-}
-
-/// Python's `textwrap.shorten(text, width, placeholder=...)`: whitespace collapsed; when longer
-/// than `width`, as many whole words as fit with the placeholder after them (a word longer than
-/// the line is cut).
-fn py_shorten(text: &str, width: usize, placeholder: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let joined = words.join(" ");
-    if joined.chars().count() <= width {
-        return joined;
-    }
-    let mut line: Vec<String> = Vec::new();
-    let mut len = 0;
-    for (i, word) in words.iter().enumerate() {
-        let sep = usize::from(i > 0);
-        let n = word.chars().count();
-        if len + sep + n <= width {
-            line.push((*word).to_owned());
-            len += sep + n;
-        } else {
-            if line.is_empty() {
-                // textwrap breaks a word longer than the line to fill it.
-                line.push(word.chars().take(width).collect());
-                len = width;
-            }
-            break;
-        }
-    }
-    let placeholder_len = placeholder.chars().count();
-    while let Some(last) = line.last() {
-        if len + placeholder_len <= width {
-            return format!("{}{placeholder}", line.join(" "));
-        }
-        len = len.saturating_sub(last.chars().count() + usize::from(line.len() > 1));
-        line.pop();
-    }
-    placeholder.trim_start().to_owned()
 }
 
 fn messages_request(
@@ -873,7 +839,7 @@ pub(crate) const REASK_PREFIX: &str = "Your answer could not be used: ";
 
 #[cfg(test)]
 mod tests {
-    use super::py_shorten;
+    use super::super::group::shorten as py_shorten;
 
     /// Expected values from Python 3.11's `textwrap.shorten(text, width=140, placeholder=" ...}")`.
     #[test]
