@@ -148,8 +148,10 @@ impl ToolTarget {
     async fn call(&self, args: Map<String, Json>, run: &Arc<RunContext>, path: &str) -> Result<Json, ToolError> {
         match self {
             ToolTarget::Bound(tool) => tool.call(args).await,
-            ToolTarget::Remote(remote) => remote.call(args, run, path).await,
-            ToolTarget::Mcp(mcp) => mcp.call(args, run).await,
+            // Boxed: their futures are large (an HTTP exchange, an MCP session's request), and
+            // inline they would size every call's task, LLM calls included.
+            ToolTarget::Remote(remote) => Box::pin(remote.call(args, run, path)).await,
+            ToolTarget::Mcp(mcp) => Box::pin(mcp.call(args, run)).await,
         }
     }
 }
@@ -197,7 +199,10 @@ pub(crate) async fn perform(effect: Effect, site: Site) -> Option<Done> {
 /// The effect's executor: the one exhaustive match from an effect to its IO. What the call needs
 /// stays where the effect holds it (an LLM call's request in its box) rather than moved into the
 /// future: the task's future is allocated per call, and every copy inside it is memory per call
-/// in flight.
+/// in flight. For the same reason every executor but the plain LLM call's is boxed: an async
+/// fn's future is as large as its largest arm, and the driver moves it into the heap whole, so
+/// one large executor inline (an MCP session's request is kilobytes) would cost every LLM call
+/// a copy of that size (`the_task_of_a_call_stays_small` keeps it in check).
 async fn work(effect: Effect, site: &Site) -> Done {
     match effect {
         Effect::Llm(mut call) => {
@@ -205,7 +210,7 @@ async fn work(effect: Effect, site: &Site) -> Done {
             call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
             if let Some(listing) = call.listing.take() {
                 let t = Instant::now();
-                let listed = listing.boxes.list(&site.run).await;
+                let listed = Box::pin(listing.boxes.list(&site.run)).await;
                 let result = match &listed {
                     Ok(tools) => {
                         let specs: Vec<weft_llm::ToolSpec> = tools.iter().map(|t| t.spec.clone()).collect();
@@ -222,18 +227,19 @@ async fn work(effect: Effect, site: &Site) -> Done {
         }
         Effect::Tool(call) => {
             let t = Instant::now();
-            let result = call.tool.call(call.args, &site.run, &site.path).await;
+            let result = Box::pin(call.tool.call(call.args, &site.run, &site.path)).await;
             Done { result: EffectResult::Tool(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
         }
         Effect::Tools(calls) => {
             let t = Instant::now();
-            let results = tools(calls, site).await;
+            let results = Box::pin(tools(calls, site)).await;
             Done { result: EffectResult::Tools(results), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
         }
         Effect::Http(mut call) => {
             // Which run of a batch asks: a recording is matched by run on replay.
             call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
             let t = Instant::now();
+            // Already boxed (a trait object's future).
             let result = call.client.send(&call.request).await;
             let took_ms = t.elapsed().as_secs_f64() * 1000.0;
             crate::nodes::http::report(&site.run, &site.path, &call.request, &result, took_ms);
@@ -241,7 +247,7 @@ async fn work(effect: Effect, site: &Site) -> Done {
         }
         Effect::A2A(call) => {
             let t = Instant::now();
-            let result = crate::nodes::a2a::exchange(&call, site).await;
+            let result = Box::pin(crate::nodes::a2a::exchange(&call, site)).await;
             Done { result: EffectResult::A2A(result), took_ms: t.elapsed().as_secs_f64() * 1000.0 }
         }
     }
@@ -312,4 +318,32 @@ async fn llm(call: &LlmCall, site: &Site) -> (Result<ChatResponse, LlmError>, f6
     };
     drop(permit);
     (result, t.elapsed().as_secs_f64() * 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn size_of_future<F: std::future::Future>(_: &F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every call's task holds `perform`'s future, moved whole into the heap when the call is
+    /// spawned: a large executor inlined in it (as an MCP request once was, tens of kilobytes)
+    /// costs every LLM call that copy. Executors beyond the LLM call's are boxed to keep it small.
+    #[test]
+    fn the_task_of_a_call_stays_small() {
+        let model: Arc<dyn ChatModel> = Arc::new(weft_llm::simulated::SimulatedModel::new(Default::default()));
+        let call = LlmCall {
+            model,
+            limiter: weft_llm::limit::Limiter::new("test", Default::default()),
+            request: ChatRequest::default(),
+            node: "n".to_owned(),
+            listing: None,
+        };
+        let site = Site { run: Arc::new(RunContext::new("r".to_owned(), None, None, 0)), path: String::new(), cancel: None };
+        let future = perform(Effect::Llm(Box::new(call)), site);
+        let size = size_of_future(&future);
+        assert!(size <= 2048, "perform's future is {size} bytes: box the executor that grew it");
+    }
 }
