@@ -57,7 +57,7 @@ pub(crate) struct FlowPlan {
     pub(crate) inputs: Vec<Property>,
     pub(crate) outputs: Vec<Property>,
     /// Node id to node index.
-    pub(crate) node_index: HashMap<String, usize>,
+    pub(crate) node_index: foldhash::HashMap<String, usize>,
     /// The flow variables (an ExtendedFlow's `state`), each run of the flow starting them at
     /// their defaults.
     pub(crate) variables: Vec<Property>,
@@ -311,7 +311,7 @@ impl<'a> Compiler<'a> {
             start: 0,
             inputs: io.inputs.clone(),
             outputs: io.outputs.clone(),
-            node_index: HashMap::new(),
+            node_index: foldhash::HashMap::default(),
             variables: Vec::new(),
         });
         self.blocked(f);
@@ -513,7 +513,7 @@ impl<'a> Compiler<'a> {
         let index = self.flows.len();
         let base = self.nodes.len();
         let (start_id, end_id) = (format!("{}.start", comp.id), format!("{}.end", comp.id));
-        let node_index = HashMap::from([(start_id.clone(), base), (comp.id.clone(), base + 1), (end_id.clone(), base + 2)]);
+        let node_index = [(start_id.clone(), base), (comp.id.clone(), base + 1), (end_id.clone(), base + 2)].into_iter().collect();
         self.flows.push(FlowPlan {
             id,
             name: comp.name.clone(),

@@ -9,7 +9,7 @@ use crate::plan::Plan;
 use crate::sched::{Command, Input, Machine, RunConfig, Sched, Work};
 use crate::state::{InputRequest, Outcome, RunState};
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -269,7 +269,8 @@ impl Run {
         let plan = Arc::clone(&self.plan);
         let cfg = self.config();
         let clock = clock::DriverClock::new();
-        let mut driver = Driver { tasks: JoinSet::new(), calls: HashMap::new(), tokens: FrameTokens::default(), out: Vec::new() };
+        let mut driver =
+            Driver { tasks: JoinSet::new(), calls: foldhash::HashMap::default(), tokens: FrameTokens::default(), out: Vec::new() };
         let resumed = std::mem::take(&mut self.resumed);
         self.feed(&plan, &cfg, &clock, Input::Begin { resumed }, &mut driver.out);
         let result = self.drive(&plan, &cfg, &clock, &mut driver).await;
@@ -449,7 +450,7 @@ const RESULTS_PER_DISPATCH: usize = 32;
 /// The driver's side of one `execute()`: the call tasks, and which call each task performs.
 struct Driver {
     tasks: JoinSet<Option<Done>>,
-    calls: HashMap<tokio::task::Id, (u64, EffectKind)>,
+    calls: foldhash::HashMap<tokio::task::Id, (u64, EffectKind)>,
     tokens: FrameTokens,
     out: Vec<Command>,
 }

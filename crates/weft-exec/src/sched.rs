@@ -23,8 +23,7 @@ use crate::error::{ErrorData, RunError, RunErrorKind, SubmitError};
 use crate::event::Event;
 use crate::nodes::{self, At, Reads};
 use crate::plan::{InputPlan, NodePlan, Plan};
-use crate::state::{Call, Clock, ConversationMessage, Frame, InputRequest, Outcome, Position, RunState, Stamped};
-use indexmap::IndexMap;
+use crate::state::{Call, Clock, ConversationMessage, FastIndexMap, Frame, InputRequest, Outcome, Position, RunState, Stamped};
 use serde_json::{Map, Value as Json};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
@@ -85,14 +84,14 @@ pub(crate) struct Work {
     /// Frames whose cursor became `Ready`.
     pub(crate) ready: VecDeque<u64>,
     /// Frames whose call is out (issued, no result yet).
-    pub(crate) in_flight: HashSet<u64>,
+    pub(crate) in_flight: foldhash::HashSet<u64>,
     /// Deadlines of running nodes: (deadline in µs, frame).
     pub(crate) deadlines: BTreeSet<(u64, u64)>,
     /// When the current `execute()` began (µs), for the run's duration.
     pub(crate) begun_us: u64,
     /// The paths of frames that ended since the commands were last performed, for their
     /// events still going out (emptied by the driver after each round).
-    pub(crate) gone: std::collections::HashMap<u64, String>,
+    pub(crate) gone: foldhash::HashMap<u64, String>,
 }
 
 impl Work {
@@ -344,7 +343,7 @@ impl Sched<'_> {
                 parent: None,
                 inputs: state.inputs.clone(),
                 values: BTreeMap::new(),
-                visits: IndexMap::new(),
+                visits: FastIndexMap::default(),
                 position: Position::Ready { node: start.id.clone() },
                 clock: None,
                 conversation: None,
@@ -539,7 +538,7 @@ impl Sched<'_> {
             parent: Some((parent, node.id.clone())),
             inputs,
             values: BTreeMap::new(),
-            visits: IndexMap::new(),
+            visits: FastIndexMap::default(),
             position: Position::Ready { node: self.plan.nodes[sub.start].id.clone() },
             clock: None,
             conversation: None,

@@ -14,6 +14,10 @@ use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use weft_llm::Usage;
 
+/// An insertion-ordered map hashed with foldhash (seeded per process): the engine makes and
+/// reads a few per item of a fan-out, where SipHash was a tenth of the engine's instructions.
+pub type FastIndexMap<K, V> = IndexMap<K, V, foldhash::fast::RandomState>;
+
 /// Everything a run needs to continue. Stored through its persisted form
 /// ([`crate::persist::StoredState`]), which has a format version of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,9 +185,9 @@ pub struct Frame {
     /// The inputs the frame was started with.
     pub inputs: Map<String, Json>,
     /// Latest outputs by node id, then output title.
-    pub values: BTreeMap<String, IndexMap<String, Stamped>>,
+    pub values: BTreeMap<String, FastIndexMap<String, Stamped>>,
     /// How often each node ran, in order of first run (for naming loops).
-    pub visits: IndexMap<String, u64>,
+    pub visits: FastIndexMap<String, u64>,
     /// The cursor.
     pub position: Position,
     /// When the node at the cursor started and when it times out, while it waits for a call, a
