@@ -112,6 +112,9 @@ enum Which {
     /// 25,600 items, 1,024 in flight (ideal 1.25 s).
     #[value(name = "fan-out-100x")]
     FanOut100x,
+    /// 1,000 agent conversations, 100 at a time: three native tools one per turn, then the
+    /// submission (ideal 2.0 s).
+    Agents,
 }
 
 impl Which {
@@ -122,6 +125,7 @@ impl Which {
             Which::Guardrails => Some(Workload::Guardrails),
             Which::OrchestratorWorkers => Some(Workload::OrchestratorWorkers),
             Which::FanOut100x => Some(Workload::FanOut100x),
+            Which::Agents => Some(Workload::Agents),
         }
     }
 }
@@ -370,9 +374,10 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let sink = Arc::new(measure::CountingSink::default());
     let server = match backend {
         Backend::Simulated => None,
-        Backend::Http { server } => {
-            Some(server::ServerChild::start(server, server::ServerOptions { latency, array_len: workload.array_len() })?)
-        }
+        Backend::Http { server } => Some(server::ServerChild::start(
+            server,
+            server::ServerOptions { latency, array_len: workload.array_len(), agent_tools: workload == Workload::Agents },
+        )?),
     };
     if let Some(server) = &server {
         eprintln!("weft-bench: {}: test server at {} (pid {})", workload.name(), server.url(), server.pid());
@@ -385,7 +390,8 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
         }
         Some(server) => http_llm(server.url()),
     };
-    let options = RunOptions { llm, events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
+    let (tools, tool_calls) = workload::NativeTools::registry(workload);
+    let options = RunOptions { llm, tools, events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
     let t_plan = Instant::now();
     let plan =
         Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems().join("; ")))?;
@@ -408,6 +414,9 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let counts = sink.counts();
     if counts.responses != shape.calls {
         bail!("{} LLM calls were answered where the workload makes {}", counts.responses, shape.calls);
+    }
+    if workload == Workload::Agents {
+        tool_calls.check(shape.count)?;
     }
     let ideal = shape.ideal(latency);
     let cpu = cpu1.saturating_sub(cpu0);
