@@ -1,4 +1,5 @@
-//! `weft-bench`: whole-flow benchmarks of the weft engine (issue 4, item 9).
+//! `weft-bench`: whole-flow benchmarks of the weft engine (issue 4, item 9; the agents workload,
+//! issue 15, item 7).
 //!
 //! Each workload goes through the code path of `weft run`: the flow is loaded and checked,
 //! compiled by `Plan::new` with `RunOptions` holding one `Arc<dyn ChatModel>` (the simulated
@@ -21,7 +22,8 @@
 //! (user + system of the whole process) and the peak resident set (`VmHWM`).
 //!
 //! ```text
-//! cargo run --release -p weft-bench                       # all four, each in a fresh process
+//! cargo run --release -p weft-bench                       # all five, each in a fresh process
+//! cargo run --release -p weft-bench -- agents --repeat 5   # the agents workload, median of 5
 //! cargo run --release -p weft-bench -- guardrails         # one workload
 //! cargo run --release -p weft-bench -- --scale 0.1       # a quick smoke test
 //! cargo run --release -p weft-bench -- --json bench.json  # the figures as JSON too
