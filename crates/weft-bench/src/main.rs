@@ -1,4 +1,5 @@
-//! `weft-bench`: whole-flow benchmarks of the weft engine (issue 4, item 9).
+//! `weft-bench`: whole-flow benchmarks of the weft engine (issue 4, item 9; the agents workload,
+//! issue 15, item 7).
 //!
 //! Each workload goes through the code path of `weft run`: the flow is loaded and checked,
 //! compiled by `Plan::new` with `RunOptions` holding one `Arc<dyn ChatModel>` (the simulated
@@ -21,7 +22,8 @@
 //! (user + system of the whole process) and the peak resident set (`VmHWM`).
 //!
 //! ```text
-//! cargo run --release -p weft-bench                       # all four, each in a fresh process
+//! cargo run --release -p weft-bench                       # all five, each in a fresh process
+//! cargo run --release -p weft-bench -- agents --repeat 5   # the agents workload, median of 5
 //! cargo run --release -p weft-bench -- guardrails         # one workload
 //! cargo run --release -p weft-bench -- --scale 0.1       # a quick smoke test
 //! cargo run --release -p weft-bench -- --json bench.json  # the figures as JSON too
@@ -112,6 +114,9 @@ enum Which {
     /// 25,600 items, 1,024 in flight (ideal 1.25 s).
     #[value(name = "fan-out-100x")]
     FanOut100x,
+    /// 1,000 agent conversations, 100 at a time: three native tools one per turn, then the
+    /// submission (ideal 2.0 s).
+    Agents,
 }
 
 impl Which {
@@ -122,6 +127,7 @@ impl Which {
             Which::Guardrails => Some(Workload::Guardrails),
             Which::OrchestratorWorkers => Some(Workload::OrchestratorWorkers),
             Which::FanOut100x => Some(Workload::FanOut100x),
+            Which::Agents => Some(Workload::Agents),
         }
     }
 }
@@ -370,9 +376,10 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let sink = Arc::new(measure::CountingSink::default());
     let server = match backend {
         Backend::Simulated => None,
-        Backend::Http { server } => {
-            Some(server::ServerChild::start(server, server::ServerOptions { latency, array_len: workload.array_len() })?)
-        }
+        Backend::Http { server } => Some(server::ServerChild::start(
+            server,
+            server::ServerOptions { latency, array_len: workload.array_len(), agent_tools: workload == Workload::Agents },
+        )?),
     };
     if let Some(server) = &server {
         eprintln!("weft-bench: {}: test server at {} (pid {})", workload.name(), server.url(), server.pid());
@@ -385,7 +392,8 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
         }
         Some(server) => http_llm(server.url()),
     };
-    let options = RunOptions { llm, events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
+    let (tools, tool_calls) = workload::NativeTools::registry(workload);
+    let options = RunOptions { llm, tools, events: Some(sink.clone() as Arc<dyn EventSink>), ..RunOptions::default() };
     let t_plan = Instant::now();
     let plan =
         Plan::new(&flow, options).map_err(|e| anyhow::anyhow!("the {} flow cannot run: {}", workload.name(), e.problems().join("; ")))?;
@@ -408,6 +416,9 @@ fn measure(workload: Workload, scale: f64, latency: Duration, threads: Option<us
     let counts = sink.counts();
     if counts.responses != shape.calls {
         bail!("{} LLM calls were answered where the workload makes {}", counts.responses, shape.calls);
+    }
+    if workload == Workload::Agents {
+        tool_calls.check(shape.count)?;
     }
     let ideal = shape.ideal(latency);
     let cpu = cpu1.saturating_sub(cpu0);

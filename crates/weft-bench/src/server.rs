@@ -40,6 +40,9 @@ pub struct ServerOptions {
     pub latency: Duration,
     /// Items per generated array (the orchestrator's sections).
     pub array_len: usize,
+    /// Answer as an agent's model (`--tools agent`): each offered tool once, one per turn, then
+    /// `submit_result`.
+    pub agent_tools: bool,
 }
 
 /// A running server child; dropping it kills the child and waits for it.
@@ -61,6 +64,8 @@ impl ServerChild {
             .arg(options.latency.as_millis().to_string())
             .arg("--array-len")
             .arg(options.array_len.to_string())
+            .arg("--tools")
+            .arg(if options.agent_tools { "agent" } else { "auto" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -1,15 +1,18 @@
-//! The four workloads of issue 4: their flows, inputs, sizes and ideal times, and how each one
-//! is driven (one run, or a batch through `weft_exec::batch::run_batch`, as `weft run` does).
+//! The workloads (the four of issue 4, and the agents of issue 15): their flows, inputs, tools,
+//! sizes and ideal times, and how each one is driven (one run, or a batch through
+//! `weft_exec::batch::run_batch`, as `weft run` does).
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use weft_exec::batch::{BatchEvent, BatchInput, run_batch};
 use weft_exec::{Plan, Status};
 use weft_flow::Flow;
+use weft_tools::ToolRegistry;
 
 /// The guardrails seed example: two structured LLM checks in a ParallelFlowNode, then a
 /// deterministic decision.
@@ -18,6 +21,14 @@ const GUARDRAILS: &str = include_str!("../../../examples/flows/guardrails.json")
 /// The orchestrator-workers seed example: a structured planner, a ParallelMapNode of writers,
 /// a synthesizer.
 const ORCHESTRATOR_WORKERS: &str = include_str!("../../../examples/flows/orchestrator_workers.json");
+
+/// The agent of the `agents` workload: an Agent at the root with a `destination` input, three
+/// ServerTools (`weather`, `hotels`, `trains`) and two outputs (`total`, `note`), never asking
+/// the user.
+const TRIP_AGENT: &str = include_str!("../flows/trip_agent.json");
+
+/// LLM calls of one agent conversation: one per tool, then `submit_result`.
+pub const AGENT_TURNS: u32 = 4;
 
 /// Sections the simulated planner returns (its schema has no `minItems`/`maxItems`, so the
 /// simulated model's `array_len` decides), hence workers per orchestrator run.
@@ -38,11 +49,15 @@ pub enum Workload {
     #[value(name = "fan-out-100x")]
     #[serde(rename = "fan-out-100x")]
     FanOut100x,
+    /// 1,000 conversations of an agent calling three native Rust tools one per turn and then
+    /// submitting its outputs (4 LLM calls each), 100 at a time.
+    Agents,
 }
 
 impl Workload {
     /// Every workload, in the issue's order.
-    pub const ALL: [Workload; 4] = [Workload::FanOut, Workload::Guardrails, Workload::OrchestratorWorkers, Workload::FanOut100x];
+    pub const ALL: [Workload; 5] =
+        [Workload::FanOut, Workload::Guardrails, Workload::OrchestratorWorkers, Workload::FanOut100x, Workload::Agents];
 
     /// The name on the command line.
     pub fn name(self) -> &'static str {
@@ -51,6 +66,7 @@ impl Workload {
             Workload::Guardrails => "guardrails",
             Workload::OrchestratorWorkers => "orchestrator-workers",
             Workload::FanOut100x => "fan-out-100x",
+            Workload::Agents => "agents",
         }
     }
 
@@ -65,6 +81,7 @@ impl Workload {
             Workload::FanOut | Workload::FanOut100x => weft_flow::sample::fan_out_document(shape.concurrency).to_string(),
             Workload::Guardrails => GUARDRAILS.to_owned(),
             Workload::OrchestratorWorkers => ORCHESTRATOR_WORKERS.to_owned(),
+            Workload::Agents => TRIP_AGENT.to_owned(),
         };
         match Flow::from_json(&text) {
             Ok(loaded) => Ok(loaded.flow),
@@ -78,6 +95,95 @@ impl Workload {
             Workload::OrchestratorWorkers => SECTIONS,
             _ => 1,
         }
+    }
+}
+
+/// The native tools of the `agents` workload, as a library user registers them
+/// (`ToolRegistry::register_fn` with typed arguments), each counting its calls.
+#[derive(Debug, Default)]
+pub struct NativeTools {
+    /// Calls of `weather`, `hotels` and `trains`.
+    pub calls: [AtomicU64; 3],
+}
+
+/// The arguments of `weather`.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct City {
+    city: String,
+}
+
+/// The arguments of `hotels`.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Stay {
+    city: String,
+    nights: i64,
+}
+
+/// The arguments of `trains`.
+#[derive(Deserialize, schemars::JsonSchema)]
+struct Route {
+    origin: String,
+    destination: String,
+}
+
+/// What `hotels` answers.
+#[derive(Serialize)]
+struct Hotel {
+    name: String,
+    nights: i64,
+    price_per_night: u32,
+}
+
+/// What `trains` answers.
+#[derive(Serialize)]
+struct Train {
+    from: String,
+    to: String,
+    departs: &'static str,
+    fare: u32,
+}
+
+impl NativeTools {
+    /// The workload's tools (none but for `agents`), and their counters.
+    pub fn registry(workload: Workload) -> (ToolRegistry, Arc<NativeTools>) {
+        let counters = Arc::new(NativeTools::default());
+        let mut tools = ToolRegistry::new();
+        if workload != Workload::Agents {
+            return (tools, counters);
+        }
+        let c = counters.clone();
+        tools.register_fn("weather", move |args: City| {
+            c.calls[0].fetch_add(1, Ordering::Relaxed);
+            async move { Ok::<_, std::convert::Infallible>(format!("sunny in {}, 24 degrees", args.city)) }
+        });
+        let c = counters.clone();
+        tools.register_fn("hotels", move |args: Stay| {
+            c.calls[1].fetch_add(1, Ordering::Relaxed);
+            async move {
+                Ok::<_, std::convert::Infallible>(Hotel {
+                    name: format!("Hotel de {}", args.city),
+                    nights: args.nights,
+                    price_per_night: 90,
+                })
+            }
+        });
+        let c = counters.clone();
+        tools.register_fn("trains", move |args: Route| {
+            c.calls[2].fetch_add(1, Ordering::Relaxed);
+            async move { Ok::<_, std::convert::Infallible>(Train { from: args.origin, to: args.destination, departs: "09:12", fare: 45 }) }
+        });
+        (tools, counters)
+    }
+
+    /// Checks that each tool was called `runs` times (once per conversation).
+    pub fn check(&self, runs: usize) -> anyhow::Result<()> {
+        for (name, calls) in ["weather", "hotels", "trains"].iter().zip(&self.calls) {
+            let calls = calls.load(Ordering::Relaxed);
+            if calls != runs as u64 {
+                bail!("the tool {name} was called {calls} times in {runs} agent conversations (once each expected)");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -103,6 +209,7 @@ impl Shape {
             Workload::Guardrails => (scaled(1_000), scaled(100), 1, 2),
             Workload::OrchestratorWorkers => (scaled(200), scaled(50), 3, 2 + SECTIONS as u64),
             Workload::FanOut100x => (scaled(25_600), scaled(1_024), 1, 1),
+            Workload::Agents => (scaled(1_000), scaled(100), AGENT_TURNS, u64::from(AGENT_TURNS)),
         };
         Shape { count, concurrency, depth, calls: count as u64 * calls_per }
     }
@@ -157,6 +264,9 @@ pub fn inputs(workload: Workload, shape: &Shape) -> Inputs {
         Workload::OrchestratorWorkers => Inputs::Batch(
             (0..shape.count).map(|i| BatchInput::new(i, i + 1, Ok(one("topic", json!(format!("topic number {i}")))))).collect(),
         ),
+        Workload::Agents => Inputs::Batch(
+            (0..shape.count).map(|i| BatchInput::new(i, i + 1, Ok(one("destination", json!(format!("city number {i}")))))).collect(),
+        ),
     }
 }
 
@@ -180,6 +290,10 @@ pub async fn execute(plan: &Arc<Plan>, workload: Workload, shape: &Shape, inputs
             let progress = run_batch(plan, inputs, shape.concurrency, |event| {
                 if let BatchEvent::Result(result) = event {
                     match result.error {
+                        None if workload == Workload::Agents && !submitted(result.outputs.as_ref()) => {
+                            first_error
+                                .get_or_insert(format!("run {}: the agent did not submit its outputs: {:?}", result.index, result.outputs));
+                        }
                         None => finished += 1,
                         Some(e) => {
                             first_error.get_or_insert(format!("run {}: {}", result.index, e.message));
@@ -199,6 +313,12 @@ pub async fn execute(plan: &Arc<Plan>, workload: Workload, shape: &Shape, inputs
     }
 }
 
+/// Whether an agent conversation ended with the outputs `submit_result` gives: an integer
+/// `total` and a string `note`.
+fn submitted(outputs: Option<&Map<String, Json>>) -> bool {
+    outputs.is_some_and(|o| o.len() == 2 && o.get("total").is_some_and(Json::is_i64) && o.get("note").is_some_and(Json::is_string))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +331,9 @@ mod tests {
         assert_eq!(ideal(Workload::Guardrails), Duration::from_millis(500));
         assert_eq!(ideal(Workload::OrchestratorWorkers), Duration::from_millis(600));
         assert_eq!(ideal(Workload::FanOut100x), Duration::from_millis(1250));
+        // 10 waves of 100 conversations, 4 calls each.
+        assert_eq!(ideal(Workload::Agents), Duration::from_millis(2000));
+        assert_eq!(Shape::new(Workload::Agents, 1.0).calls, 4_000);
         assert_eq!(Shape::new(Workload::OrchestratorWorkers, 1.0).calls, 2_000);
         assert_eq!(Shape::new(Workload::FanOut, 0.001).count, 1);
     }

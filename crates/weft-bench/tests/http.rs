@@ -41,10 +41,13 @@ fn every_workload_runs_over_http_and_the_server_is_gone_after() {
     assert_eq!(doc["mode"], "http");
     let workloads = doc["workloads"].as_array().unwrap();
     let names: Vec<&str> = workloads.iter().map(|w| w["workload"].as_str().unwrap()).collect();
-    assert_eq!(names, ["fan-out", "guardrails", "orchestrator-workers", "fan-out-100x"]);
+    assert_eq!(names, ["fan-out", "guardrails", "orchestrator-workers", "fan-out-100x", "agents"]);
     // At scale 0.02: (runs or items, LLM calls). The orchestrator's planner gets 8 sections from
-    // the server (its --array-len), so 1 + 8 + 1 calls per run; a guardrail run makes 2.
-    let expected = [(1, 5), (20, 40), (4, 40), (1, 512)];
+    // the server (its --array-len), so 1 + 8 + 1 calls per run; a guardrail run makes 2; an
+    // agent conversation 4 (the server, deciding from each request, calls the three tools one
+    // per turn and then submits; weft-bench checks that every conversation submitted its
+    // outputs and that each native tool ran once per conversation).
+    let expected = [(1, 5), (20, 40), (4, 40), (1, 512), (20, 80)];
     for (w, (runs, calls)) in workloads.iter().zip(expected) {
         let name = w["workload"].as_str().unwrap();
         assert_eq!(w["mode"], "http", "{name}");

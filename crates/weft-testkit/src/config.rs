@@ -152,6 +152,14 @@ pub enum ToolReply {
     /// Round n of the conversation (n = assistant messages with tool calls so far) makes the
     /// n-th list of calls; rounds past the end answer.
     Script(Vec<Vec<ScriptedCall>>),
+    /// An agent's model (the rule of `weft_llm::simulated`'s, decided from the request alone, so
+    /// any number of conversations can be served at once): when the request offers an agent
+    /// built-in (`submit_result`, `talk_to_user`, `end_conversation`), one call per turn of each
+    /// other function tool the conversation has not called yet (by name, in offered order),
+    /// arguments generated from its parameters; once all are called, `submit_result` with
+    /// arguments generated from its parameters when it is offered, else text. A request offering
+    /// no built-in is answered as [`ToolReply::Auto`] would.
+    Agent,
 }
 
 /// A scripted tool call.

@@ -187,6 +187,15 @@ fn schema_in(messages: &[Json]) -> Option<Json> {
     None
 }
 
+/// The agent built-ins WayFlow offers an agent's model ([`ToolReply::Agent`] calls only
+/// `submit_result`, once every other tool was called).
+const BUILT_INS: [&str; 3] = ["submit_result", "talk_to_user", "end_conversation"];
+
+/// A function tool's name (empty when it has none).
+fn name_of(tool: &Json) -> &str {
+    tool.get("name").and_then(Json::as_str).unwrap_or_default()
+}
+
 /// The tool calls to make, if any.
 fn tool_calls(config: &MockConfig, body: &Json, messages: &[Json]) -> Option<Vec<ScriptedCall>> {
     let tools: Vec<&Json> = body
@@ -200,21 +209,37 @@ fn tool_calls(config: &MockConfig, body: &Json, messages: &[Json]) -> Option<Vec
         return None;
     }
     let rounds = messages.iter().filter(|m| m.get("tool_calls").and_then(Json::as_array).is_some_and(|c| !c.is_empty())).count();
+    let generated = |tool: &Json| {
+        let params = tool.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+        match generate(&params, config.array_len.max(1)) {
+            v @ Json::Object(_) => v,
+            _ => Json::Object(Map::new()),
+        }
+    };
+    let agent = matches!(config.tools, ToolReply::Agent) && tools.iter().any(|t| BUILT_INS.contains(&name_of(t)));
     match &config.tools {
+        ToolReply::Agent if agent => {
+            let called: HashSet<&str> = messages
+                .iter()
+                .filter_map(|m| m.get("tool_calls").and_then(Json::as_array))
+                .flatten()
+                .filter_map(|c| c.get("function").and_then(|f| f.get("name")).and_then(Json::as_str))
+                .collect();
+            let next = tools
+                .iter()
+                .find(|t| !BUILT_INS.contains(&name_of(t)) && !called.contains(name_of(t)))
+                .or_else(|| tools.iter().find(|t| name_of(t) == "submit_result"))?;
+            Some(vec![ScriptedCall::new(name_of(next), generated(next))])
+        }
         ToolReply::Never => None,
         ToolReply::Script(script) => script.get(rounds).cloned(),
-        ToolReply::Auto if rounds > 0 => None,
-        ToolReply::Auto => {
+        ToolReply::Auto | ToolReply::Agent if rounds > 0 => None,
+        ToolReply::Auto | ToolReply::Agent => {
             let chosen = body.get("tool_choice").and_then(|c| c.get("function")).and_then(|f| f.get("name")).and_then(Json::as_str);
             let tool =
                 chosen.and_then(|name| tools.iter().find(|t| t.get("name").and_then(Json::as_str) == Some(name))).or(tools.first())?;
-            let name = tool.get("name").and_then(Json::as_str)?.to_owned();
-            let params = tool.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            let arguments = match generate(&params, config.array_len.max(1)) {
-                v @ Json::Object(_) => v,
-                _ => Json::Object(Map::new()),
-            };
-            Some(vec![ScriptedCall::new(name, arguments)])
+            let name = tool.get("name").and_then(Json::as_str)?;
+            Some(vec![ScriptedCall::new(name, generated(tool))])
         }
     }
 }

@@ -236,6 +236,48 @@ async fn tool_calls_when_tools_are_offered() {
 }
 
 #[tokio::test]
+async fn an_agent_reply_calls_each_tool_once_then_submits_deciding_from_the_request() {
+    let function = |name: &str, parameters: Json| json!({"type": "function", "function": {"name": name, "parameters": parameters}});
+    let string_param = |p: &str| json!({"type": "object", "properties": {p: {"type": "string"}}, "required": [p]});
+    let tools = json!([
+        function("weather", string_param("city")),
+        function("talk_to_user", string_param("text")),
+        function("hotels", string_param("city")),
+        function("submit_result", json!({"type": "object", "properties": {"total": {"type": "integer"}}, "required": ["total"]})),
+    ]);
+    let server = MockServer::start(MockConfig::default().with_tools(ToolReply::Agent)).await;
+    let mut body = chat("plan it");
+    body["tools"] = tools.clone();
+    let mut names = Vec::new();
+    for turn in 0..4 {
+        let (status, reply, _) = post(&server, &body).await;
+        assert_eq!(status, 200, "{reply}");
+        let call = reply["choices"][0]["message"]["tool_calls"][0].clone();
+        let name = call["function"]["name"].as_str().unwrap().to_owned();
+        let arguments: Json = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        if name == "submit_result" {
+            assert!(arguments["total"].is_i64(), "{arguments}");
+        }
+        names.push(name);
+        body["messages"].as_array_mut().unwrap().push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+        body["messages"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"role": "tool", "tool_call_id": call["id"], "content": format!("result {turn}")}));
+    }
+    // The built-in talk_to_user is never called; submit_result comes once every other tool was.
+    assert_eq!(names, ["weather", "hotels", "submit_result", "submit_result"]);
+    // Stateless: a fresh conversation starts over, whatever the server answered before.
+    let mut fresh = chat("again");
+    fresh["tools"] = tools;
+    assert_eq!(post(&server, &fresh).await.1["choices"][0]["message"]["tool_calls"][0]["function"]["name"], "weather");
+    // Without an agent built-in the reply is the Auto rule's: one call, then an answer.
+    let mut plain = chat("find it");
+    plain["tools"] = json!([function("lookup", string_param("q"))]);
+    assert_eq!(post(&server, &plain).await.1["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[tokio::test]
 async fn faults_by_index() {
     let config = MockConfig::default()
         .with_fault(0, Fault::rate_limit(1.5))

@@ -2,12 +2,14 @@
 //! count its CPU time in the measured process (`weft-bench --http`).
 //!
 //! ```text
-//! weft-testkit-server [--latency-ms MS] [--array-len N] [--threads N]
+//! weft-testkit-server [--latency-ms MS] [--array-len N] [--tools auto|agent] [--threads N]
 //! ```
 //!
 //! It starts a [`weft_testkit::MockServer`] on 127.0.0.1 with a random port, schema-valid
 //! replies after `MS` milliseconds, `N` items per generated array and no request recording
-//! (its memory stays flat however many requests it serves), prints its base URL
+//! (its memory stays flat however many requests it serves), tool calls by the rule `--tools`
+//! names ([`ToolReply::Auto`] by default; `agent` for an agent's model: each offered tool once,
+//! one per turn, then `submit_result`, decided from each request alone), prints its base URL
 //! (`http://127.0.0.1:PORT/v1`) as the first line on stdout, and serves until it is killed or
 //! its stdin is closed: a parent that dies in any way (even SIGKILL) closes the pipe, so the
 //! server never outlives it.
@@ -18,20 +20,21 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use weft_testkit::{MockConfig, MockServer};
+use weft_testkit::{MockConfig, MockServer, ToolReply};
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 struct Options {
     latency: Duration,
     array_len: usize,
+    tools: ToolReply,
     threads: Option<usize>,
 }
 
-const USAGE: &str = "usage: weft-testkit-server [--latency-ms MS] [--array-len N] [--threads N]";
+const USAGE: &str = "usage: weft-testkit-server [--latency-ms MS] [--array-len N] [--tools auto|agent] [--threads N]";
 
 fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options { latency: Duration::ZERO, array_len: 1, threads: None };
+    let mut options = Options { latency: Duration::ZERO, array_len: 1, tools: ToolReply::Auto, threads: None };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let mut number = |min: u64| -> Result<u64, String> {
@@ -44,6 +47,14 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
         match flag.as_str() {
             "--latency-ms" => options.latency = Duration::from_millis(number(0)?),
             "--array-len" => options.array_len = usize::try_from(number(1)?).map_err(|e| e.to_string())?,
+            "--tools" => {
+                options.tools = match args.next().as_deref() {
+                    Some("auto") => ToolReply::Auto,
+                    Some("agent") => ToolReply::Agent,
+                    Some(other) => return Err(format!("--tools: {other:?} is not auto or agent")),
+                    None => return Err("--tools needs a value".to_owned()),
+                }
+            }
             "--threads" => options.threads = Some(usize::try_from(number(1)?).map_err(|e| e.to_string())?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -77,7 +88,9 @@ fn serve(options: &Options) -> Result<(), String> {
     }
     let runtime = builder.build().map_err(|e| format!("cannot start the async runtime: {e}"))?;
     runtime.block_on(async {
-        let config = MockConfig { array_len: options.array_len, ..MockConfig::default() }.with_latency(options.latency).without_recording();
+        let config = MockConfig { array_len: options.array_len, tools: options.tools.clone(), ..MockConfig::default() }
+            .with_latency(options.latency)
+            .without_recording();
         let server = MockServer::try_start(config).await.map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{}", server.url()).and_then(|()| stdout.flush()).map_err(|e| format!("cannot print the URL: {e}"))?;
@@ -100,11 +113,13 @@ mod tests {
 
     #[test]
     fn the_command_line_parses() {
-        assert_eq!(parse(args(&[])).unwrap(), Options { latency: Duration::ZERO, array_len: 1, threads: None });
+        assert_eq!(parse(args(&[])).unwrap(), Options { latency: Duration::ZERO, array_len: 1, tools: ToolReply::Auto, threads: None });
         assert_eq!(
-            parse(args(&["--latency-ms", "50", "--array-len", "8", "--threads", "2"])).unwrap(),
-            Options { latency: Duration::from_millis(50), array_len: 8, threads: Some(2) }
+            parse(args(&["--latency-ms", "50", "--array-len", "8", "--tools", "agent", "--threads", "2"])).unwrap(),
+            Options { latency: Duration::from_millis(50), array_len: 8, tools: ToolReply::Agent, threads: Some(2) }
         );
+        assert!(parse(args(&["--tools", "all"])).is_err());
+        assert!(parse(args(&["--tools"])).is_err());
         assert!(parse(args(&["--array-len", "0"])).is_err());
         assert!(parse(args(&["--latency-ms"])).is_err());
         assert!(parse(args(&["--latency-ms", "-1"])).is_err());

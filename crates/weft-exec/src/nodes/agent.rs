@@ -478,7 +478,7 @@ impl AgentOp {
         if !system.is_empty() {
             messages.push(ChatMessage::new(Role::System, system));
         }
-        messages.extend(history.iter().filter_map(history_message));
+        messages.extend(history.into_iter().filter_map(history_message));
         Ok(ChatRequest { messages, tools, generation: self.generation.clone(), meta, ..ChatRequest::default() })
     }
 
@@ -1814,27 +1814,25 @@ fn changed_history(at: At<'_>) -> crate::error::RunError {
 
 /// A conversation message as the model sees it; `None` for what it does not see (internal
 /// messages, empty non-user messages).
-fn history_message(m: &ConversationMessage) -> Option<ChatMessage> {
+fn history_message(m: ConversationMessage) -> Option<ChatMessage> {
+    // Taken by value: the history is the agent's own copy, so its strings move into the request
+    // instead of being copied a second time.
     match m.message_type.as_str() {
-        USER => Some(ChatMessage::new(Role::User, m.content.clone())),
-        AGENT if !m.content.is_empty() => Some(ChatMessage::new(Role::Assistant, m.content.clone())),
+        USER => Some(ChatMessage::new(Role::User, m.content)),
+        AGENT if !m.content.is_empty() => Some(ChatMessage::new(Role::Assistant, m.content)),
         TOOL_REQUEST => {
-            let mut message = ChatMessage::new(Role::Assistant, m.content.clone());
+            let mut message = ChatMessage::new(Role::Assistant, m.content);
             // The arguments as WayFlow writes them back: Python's `json.dumps`.
             message.tool_calls = m
                 .tool_calls
-                .iter()
-                .map(|c| ToolCall {
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    arguments: Json::String(weft_prompt::py_json_dumps(&c.arguments)),
-                })
+                .into_iter()
+                .map(|c| ToolCall { arguments: Json::String(weft_prompt::py_json_dumps(&c.arguments)), id: c.id, name: c.name })
                 .collect();
             Some(message)
         }
         TOOL_RESULT => {
-            let mut message = ChatMessage::new(Role::Tool, m.content.clone());
-            message.tool_call_id.clone_from(&m.tool_call_id);
+            let mut message = ChatMessage::new(Role::Tool, m.content);
+            message.tool_call_id = m.tool_call_id;
             Some(message)
         }
         _ => None,
