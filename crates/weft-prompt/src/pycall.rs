@@ -555,10 +555,6 @@ impl Parser {
                 if KEYWORDS.contains(&n.as_str()) || matches!(n.as_str(), "True" | "False" | "None") {
                     return None;
                 }
-                if keywords.iter().any(|(k, _)| k.as_deref() == Some(n.as_str())) {
-                    // "keyword argument repeated"
-                    return None;
-                }
                 self.i += 2;
                 keywords.push((Some(n), self.expression()?));
             } else {
