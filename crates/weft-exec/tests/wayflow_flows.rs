@@ -386,3 +386,31 @@ async fn react_without_a_call_keeps_the_text() {
 async fn a_tool_parser_without_tools_keeps_every_argument() {
     replay("tools_parser_no_tools").await;
 }
+
+/// Offline, the simulated model calls the first tool a template lists in its prompt, written in
+/// the syntax of the template's tool output parser, so the parser reads it: the answer becomes a
+/// tool request (the output is its thoughts).
+#[tokio::test]
+async fn the_simulated_model_writes_calls_the_templates_parser_reads() {
+    let all = fixture();
+    for (scenario, thoughts) in
+        [("tools_json_parser_call", ""), ("tools_python_parser_call", ""), ("tools_react_parser_call", "I call current_time.")]
+    {
+        let s = all["scenarios"].as_array().unwrap().iter().find(|s| s["scenario"] == scenario).unwrap();
+        let document = &all["documents"][s["document"].as_str().unwrap()];
+        let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap().flow;
+        let mut run = flow.start_with(s["inputs"].as_object().cloned().unwrap(), RunOptions::simulated().with_tools(tools())).unwrap();
+        match run.execute().await {
+            Ok(Status::Finished { outputs, .. }) => assert_eq!(outputs["output"], json!(thoughts), "{scenario}"),
+            other => panic!("{scenario}: {other:?}"),
+        }
+        let messages = &run.state().messages;
+        assert_eq!(messages.len(), 1, "{scenario}: {messages:?}");
+        assert_eq!(messages[0].message_type, "TOOL_REQUEST", "{scenario}");
+        let calls = &messages[0].tool_calls;
+        assert_eq!(calls.len(), 1, "{scenario}");
+        assert_eq!(calls[0].name, "current_time", "{scenario}");
+        let args = calls[0].arguments.as_object().unwrap();
+        assert!(args.keys().all(|k| k == "zone") && args.values().all(Json::is_string), "{scenario}: {args:?}");
+    }
+}

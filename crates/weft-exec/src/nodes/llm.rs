@@ -850,8 +850,14 @@ fn messages_request(
         req.tools = op.tools.clone();
     } else {
         // Listed in the prompt: providers send no `tools`; the simulated model writes calls as
-        // text.
+        // text, in the syntax of the template's tool output parser.
         req.prompt_tools = op.tools.clone();
+        req.prompt_call_syntax = m.parsers.iter().find_map(|p| match p {
+            weft_prompt::OutputParser::Tools(weft_prompt::ToolCallFormat::Json) => Some(weft_llm::CallSyntax::Json),
+            weft_prompt::OutputParser::Tools(weft_prompt::ToolCallFormat::Python) => Some(weft_llm::CallSyntax::Python),
+            weft_prompt::OutputParser::Tools(weft_prompt::ToolCallFormat::React) => Some(weft_llm::CallSyntax::React),
+            _ => None,
+        });
     }
     Ok(())
 }
