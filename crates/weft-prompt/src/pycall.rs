@@ -355,6 +355,9 @@ enum Expr {
     Unary(&'static str, Box<Expr>),
 }
 
+/// A call's keyword arguments: the name (`None` for `**value`) and the value.
+type Keywords = Vec<(Option<String>, Expr)>;
+
 struct Parser {
     tokens: Vec<Tok>,
     i: usize,
@@ -537,9 +540,9 @@ impl Parser {
         }
     }
 
-    fn arguments(&mut self) -> Option<(Vec<Expr>, Vec<(Option<String>, Expr)>)> {
+    fn arguments(&mut self) -> Option<(Vec<Expr>, Keywords)> {
         let mut args = Vec::new();
-        let mut keywords: Vec<(Option<String>, Expr)> = Vec::new();
+        let mut keywords: Keywords = Vec::new();
         loop {
             if self.eat(")") {
                 return Some((args, keywords));
