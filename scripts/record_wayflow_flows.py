@@ -180,7 +180,11 @@ def counter_value() -> int:
     return _COUNTER[0]
 
 
-TOOLS = {"current_time": current_time, "counter_value": counter_value}
+def forecast(city: str, days: int) -> str:
+    return f"sunny in {city} for {days} days"
+
+
+TOOLS = {"current_time": current_time, "counter_value": counter_value, "forecast": forecast}
 
 # --------------------------------------------------------------------------------------------
 # Documents
@@ -702,6 +706,73 @@ def _(url):
     return {"flow": prompt_flow(url, tpl), "inputs": {"city": "Paris"}, "answers": ["It is noon."]}
 
 
+# ---- tools in the prompt (native_tool_calling false) and the tool output parsers ----------------
+
+
+def prompt_tools():
+    from wayflowcore.tools import ServerTool
+    zone = StringProperty("zone", description="an IANA zone or UTC", default_value="UTC")
+    days = IntegerProperty("days", description="how many days ahead")
+    return [
+        ServerTool(name="current_time", description="The time in a zone", func=current_time, input_descriptors=[zone],
+                   output_descriptors=[StringProperty("time")]),
+        ServerTool(name="forecast", description="The weather in a city", func=forecast,
+                   input_descriptors=[StringProperty("city"), days], output_descriptors=[StringProperty("weather")]),
+    ]
+
+
+TOOLS_SYSTEM = ("You may call these tools:\n{% for tool in __TOOLS__ %}- {{ tool | tojson }}\n{% endfor %}"
+                "{% if not __TOOLS__ %}no tools{% endif %}")
+
+
+def parser_flow(url, parser, send_message=True, tools=True):
+    from wayflowcore.outputparser import JsonToolOutputParser, PythonToolOutputParser
+    from wayflowcore.templates.reacttemplates import ReactToolOutputParser
+    parsers = {"json": JsonToolOutputParser, "python": PythonToolOutputParser, "react": ReactToolOutputParser}
+    tpl = PromptTemplate(
+        messages=[Message(content=TOOLS_SYSTEM, message_type=MessageType.SYSTEM),
+                  Message(content="{{ question }}", message_type=MessageType.USER)],
+        tools=prompt_tools() if tools else None, native_tool_calling=False, output_parser=parsers[parser](),
+    )
+    step = PromptExecutionStep(prompt_template=tpl, llm=llm(url), name="answer", send_message=send_message)
+    return Flow.from_steps([step], name="prompted")
+
+
+def parser_scenario(name, parser, answer, description, send_message=True, tools=True):
+    @scenario(name, description)
+    def _(url):
+        return {"flow": parser_flow(url, parser, send_message, tools), "inputs": {"question": "What time is it in Paris?"},
+                "answers": [answer]}
+
+
+parser_scenario("tools_json_parser_call", "json", '{"name": "current_time", "parameters": {"zone": "Europe/Paris"}}',
+                "native_tool_calling false: __TOOLS__ lists the tools in OpenAI format, the request has no tools; a JSON call is parsed (the output is the empty thoughts, the message a tool request)")
+parser_scenario("tools_json_parser_repaired", "json",
+                'Sure! ```json\n[{"name": "forecast", "parameters": {"city": "Paris", "days": "3", "unit": "C"}}, {"name": "current_time", "parameters": {}},]\n```',
+                "JsonToolOutputParser: JSON repaired out of prose and a fence, two calls, arguments corrected to the tool's types, an unknown argument dropped")
+parser_scenario("tools_json_parser_text", "json", "It is noon in Paris.",
+                "JsonToolOutputParser: an answer without a call stays text", send_message=False)
+parser_scenario("tools_json_parser_bad_call", "json", 'Calling {"name": "current_time", "arguments": {"zone": "UTC"}}',
+                "JsonToolOutputParser: a call without `parameters` is not a call; the text is the output")
+parser_scenario("tools_python_parser_call", "python", 'forecast("Paris", days=2)\ncurrent_time(zone=get_zone(city="Paris"))',
+                "PythonToolOutputParser: calls in Python syntax, nested calls first, positional arguments as arg0..., expressions as their source")
+parser_scenario("tools_python_parser_values", "python",
+                "lookup('Rome', -1, days=-1, unit=None, extra=[1, 'two', {'k': (3, 4.5)}], flag=True, big=10**3, s=\"it's\", f=1.50, n=a.b, **more); forecast(city=42, days='7')",
+                "PythonToolOutputParser: a tool not offered keeps every argument: constants as values, other expressions unparsed as Python writes them; an offered tool's arguments corrected to its types")
+parser_scenario("tools_python_parser_text", "python", "The time is 12:00, I think.",
+                "PythonToolOutputParser: text that is not Python is no call")
+parser_scenario("tools_react_parser_call", "react",
+                '## Thought: I need the time in Paris\n## Action:\n```json\n{"name": "current_time", "parameters": {"zone": "Europe/Paris"}}\n```\n## Observation: 12:00',
+                "ReactToolOutputParser: the thought becomes the output, the action the call")
+parser_scenario("tools_react_parser_no_fence", "react",
+                'Thinking aloud.\n{"name": "forecast", "parameters": {"city": "Oslo", "days": 1.0}}',
+                "ReactToolOutputParser: without `## Action:` and a fence the whole text is read as JSON; no thoughts")
+parser_scenario("tools_react_parser_text", "react", "## Thought: nothing to call\nIt is noon.",
+                "ReactToolOutputParser: no call, the text unchanged")
+parser_scenario("tools_parser_no_tools", "json", '{"name": "anything", "parameters": {"x": 1}}',
+                "a tool parser in a template without tools: __TOOLS__ is empty, a call to any name is still parsed, its arguments kept", tools=False)
+
+
 def history_template(placeholder):
     messages = [Message(content="You are terse.", message_type=MessageType.SYSTEM)]
     if placeholder:
@@ -763,7 +834,14 @@ def _(url):
 
 
 def message_summary(conv):
-    return [{"type": m.message_type.value, "content": m.content} for m in conv.get_messages()]
+    """Type and content of each message; a tool request's calls too (name and arguments)."""
+    def summary(m):
+        out = {"type": m.message_type.value, "content": m.content}
+        if m.tool_requests:
+            out["tool_requests"] = [{"name": r.name, "args": r.args} for r in m.tool_requests]
+        return out
+
+    return [summary(m) for m in conv.get_messages()]
 
 
 def end_of(doc, status):

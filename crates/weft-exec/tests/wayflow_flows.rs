@@ -40,6 +40,16 @@ fn tools() -> ToolRegistry {
     let mut tools = ToolRegistry::new();
     tools.register("current_time", Func(|a| json!(format!("12:00 {}", a.get("zone").and_then(Json::as_str).unwrap_or("UTC")))));
     tools.register("counter_value", Counter(std::sync::atomic::AtomicI64::new(40)));
+    tools.register(
+        "forecast",
+        Func(|a| {
+            json!(format!(
+                "sunny in {} for {} days",
+                a.get("city").and_then(Json::as_str).unwrap_or(""),
+                a.get("days").unwrap_or(&Json::Null)
+            ))
+        }),
+    );
     tools
 }
 
@@ -135,7 +145,19 @@ async fn replay(name: &str) {
         (want, got) => panic!("{name}: WayFlow ended with {want} ({}), Weft with {got:?}", s.get("error").unwrap_or(&Json::Null)),
     }
     if let Some(messages) = s["messages"].as_array() {
-        let got: Vec<Json> = run.state().messages.iter().map(|m| json!({"type": m.message_type, "content": m.content})).collect();
+        // A tool request's calls: their names and arguments (WayFlow's ids are random).
+        let got: Vec<Json> = run
+            .state()
+            .messages
+            .iter()
+            .map(|m| {
+                let mut summary = json!({"type": m.message_type, "content": m.content});
+                if !m.tool_calls.is_empty() {
+                    summary["tool_requests"] = m.tool_calls.iter().map(|c| json!({"name": c.name, "args": c.arguments})).collect();
+                }
+                summary
+            })
+            .collect();
         assert_eq!(&got, messages, "{name}: the conversation");
     }
     if let Some(stores) = s["datastores"].as_object() {
@@ -308,4 +330,87 @@ async fn template_chat_history_placeholder_takes_the_conversation() {
 #[tokio::test]
 async fn template_chat_history_variable_lists_the_conversation() {
     replay("template_chat_history_variable").await;
+}
+
+#[tokio::test]
+async fn tools_listed_in_the_prompt_and_a_json_call_read_from_the_answer() {
+    replay("tools_json_parser_call").await;
+}
+
+#[tokio::test]
+async fn json_tool_calls_are_repaired_and_their_arguments_corrected() {
+    replay("tools_json_parser_repaired").await;
+}
+
+#[tokio::test]
+async fn an_answer_without_a_json_call_stays_text() {
+    replay("tools_json_parser_text").await;
+}
+
+#[tokio::test]
+async fn a_json_object_without_parameters_is_no_call() {
+    replay("tools_json_parser_bad_call").await;
+}
+
+#[tokio::test]
+async fn python_calls_are_read_inner_first_with_positional_arguments() {
+    replay("tools_python_parser_call").await;
+}
+
+#[tokio::test]
+async fn python_call_arguments_are_constants_or_their_source() {
+    replay("tools_python_parser_values").await;
+}
+
+#[tokio::test]
+async fn text_that_is_not_python_is_no_call() {
+    replay("tools_python_parser_text").await;
+}
+
+#[tokio::test]
+async fn react_thoughts_become_the_output_and_the_action_the_call() {
+    replay("tools_react_parser_call").await;
+}
+
+#[tokio::test]
+async fn react_without_an_action_header_reads_the_whole_answer() {
+    replay("tools_react_parser_no_fence").await;
+}
+
+#[tokio::test]
+async fn react_without_a_call_keeps_the_text() {
+    replay("tools_react_parser_text").await;
+}
+
+#[tokio::test]
+async fn a_tool_parser_without_tools_keeps_every_argument() {
+    replay("tools_parser_no_tools").await;
+}
+
+/// Offline, the simulated model calls the first tool a template lists in its prompt, written in
+/// the syntax of the template's tool output parser, so the parser reads it: the answer becomes a
+/// tool request (the output is its thoughts).
+#[tokio::test]
+async fn the_simulated_model_writes_calls_the_templates_parser_reads() {
+    let all = fixture();
+    for (scenario, thoughts) in
+        [("tools_json_parser_call", ""), ("tools_python_parser_call", ""), ("tools_react_parser_call", "I call current_time.")]
+    {
+        let s = all["scenarios"].as_array().unwrap().iter().find(|s| s["scenario"] == scenario).unwrap();
+        let document = &all["documents"][s["document"].as_str().unwrap()];
+        let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap().flow;
+        let mut run = flow.start_with(s["inputs"].as_object().cloned().unwrap(), RunOptions::simulated().with_tools(tools())).unwrap();
+        match run.execute().await {
+            Ok(Status::Finished { outputs, .. }) => assert_eq!(outputs["output"], json!(thoughts), "{scenario}"),
+            other => panic!("{scenario}: {other:?}"),
+        }
+        let messages = &run.state().messages;
+        assert_eq!(messages.len(), 1, "{scenario}: {messages:?}");
+        assert_eq!(messages[0].message_type, "TOOL_REQUEST", "{scenario}");
+        let calls = &messages[0].tool_calls;
+        assert_eq!(calls.len(), 1, "{scenario}");
+        assert_eq!(calls[0].name, "current_time", "{scenario}");
+        let args = calls[0].arguments.as_object().unwrap();
+        assert!(args.keys().all(|k| k == "zone") && args.values().all(Json::is_string), "{scenario}: {args:?}");
+    }
 }

@@ -74,6 +74,20 @@ pub struct ToolCall {
     pub arguments: Json,
 }
 
+/// How a model without native tool calling writes a tool call in its text (the syntax a prompt
+/// template's tool output parser reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallSyntax {
+    /// `{"name": ..., "parameters": {...}}` (PluginJsonToolOutputParser).
+    Json,
+    /// `name(arg=value, ...)` (PluginPythonToolOutputParser).
+    Python,
+    /// `## Thought: ...`, `## Action:` and the JSON call in a code fence
+    /// (PluginReactToolOutputParser).
+    React,
+}
+
 /// A tool offered to the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {
@@ -144,6 +158,11 @@ pub struct ChatRequest {
     /// the simulated model calls them as such a model does, with JSON in its text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompt_tools: Vec<ToolSpec>,
+    /// How calls of the `prompt_tools` are written in the answer, when the prompt template reads
+    /// them with a tool output parser: providers send nothing of it; the simulated model writes
+    /// its calls so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_call_syntax: Option<CallSyntax>,
     /// The names a plain-text answer picks from, as the prompt lists them (a PluginChoiceNode's
     /// displayed names): providers send nothing of them; the simulated model answers with the
     /// first.

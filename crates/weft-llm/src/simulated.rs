@@ -9,7 +9,9 @@
 //! `talk_to_user` and `end_conversation` are never called this way), then `submit_result` with
 //! generated outputs when it is offered (when the tools are listed in the prompt instead,
 //! [`ChatRequest::prompt_tools`], the call is `{"name": ..., "parameters": ...}` in the text, as a
-//! Llama model writes it); with a requested schema, the JSON of [`generate`]; asked to pick
+//! Llama model writes it); when a prompt template lists its tools and reads calls from the text
+//! ([`ChatRequest::prompt_call_syntax`], an LLM node), one call of the first tool not called yet,
+//! written in that syntax (JSON, a Python call, or a React thought and action); with a requested schema, the JSON of [`generate`]; asked to pick
 //! one of [`ChatRequest::prompt_choices`] (a PluginChoiceNode), the first;
 //! otherwise one line quoting the start of the prompt.
 
@@ -23,7 +25,7 @@ use weft_spec::text::{TypeWords, type_name};
 
 use serde_json::Value as Json;
 
-use crate::{ChatModel, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
+use crate::{CallSyntax, ChatModel, ChatRequest, ChatResponse, LlmError, Role, ToolCall, Usage};
 
 /// How many characters of the prompt a reply without schema quotes.
 const QUOTED_CHARS: usize = 60;
@@ -170,9 +172,17 @@ impl SimulatedModel {
         }
         if let Some((name, arguments)) = self.next_tool_call(request) {
             if request.tools.is_empty() {
-                // The tools are in the prompt: a call is JSON in the text, as a Llama model
-                // writes it.
-                return (serde_json::json!({"name": name, "parameters": arguments}).to_string(), Vec::new());
+                // The tools are in the prompt: a call is text, JSON as a Llama model writes it,
+                // or the syntax the template's tool output parser reads.
+                let json_call = serde_json::json!({"name": name, "parameters": arguments});
+                let text = match request.prompt_call_syntax {
+                    None | Some(CallSyntax::Json) => json_call.to_string(),
+                    Some(CallSyntax::Python) => python_call(&name, &arguments),
+                    Some(CallSyntax::React) => {
+                        format!("## Thought: I call {name}.\n## Action:\n```json\n{json_call}\n```")
+                    }
+                };
+                return (text, Vec::new());
             }
             return (String::new(), with_ids(request, vec![(name, arguments)]));
         }
@@ -189,7 +199,9 @@ impl SimulatedModel {
     fn next_tool_call(&self, request: &ChatRequest) -> Option<(String, Json)> {
         const NEVER_BY_RULE: [&str; 3] = ["talk_to_user", "end_conversation", "submit_result"];
         let tools = if request.tools.is_empty() { &request.prompt_tools } else { &request.tools };
-        if !tools.iter().any(|t| NEVER_BY_RULE.contains(&t.name.as_str())) {
+        // An LLM node whose template reads calls from the text calls its tools too.
+        let parsed = request.tools.is_empty() && request.prompt_call_syntax.is_some();
+        if !parsed && !tools.iter().any(|t| NEVER_BY_RULE.contains(&t.name.as_str())) {
             return None;
         }
         let mut called: std::collections::HashSet<String> =
@@ -207,6 +219,54 @@ impl SimulatedModel {
         let submit = tools.iter().find(|t| t.name == "submit_result")?;
         Some((submit.name.clone(), arguments(&submit.parameters)))
     }
+}
+
+/// A call in Python syntax: `name(key=value, ...)`, the values as Python literals.
+fn python_call(name: &str, arguments: &Json) -> String {
+    fn literal(v: &Json, out: &mut String) {
+        match v {
+            Json::Null => out.push_str("None"),
+            Json::Bool(true) => out.push_str("True"),
+            Json::Bool(false) => out.push_str("False"),
+            // JSON's numbers and double-quoted strings are Python literals too.
+            Json::Number(_) | Json::String(_) => out.push_str(&v.to_string()),
+            Json::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    literal(item, out);
+                }
+                out.push(']');
+            }
+            Json::Object(members) => {
+                out.push('{');
+                for (i, (k, item)) in members.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    out.push_str(&Json::String(k.clone()).to_string());
+                    out.push_str(": ");
+                    literal(item, out);
+                }
+                out.push('}');
+            }
+        }
+    }
+    let mut out = format!("{name}(");
+    if let Json::Object(members) = arguments {
+        for (i, (k, v)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(k);
+            out.push('=');
+            literal(v, &mut out);
+        }
+    }
+    out.push(')');
+    out
 }
 
 /// The names of the tools an answer written as JSON calls (`{"name": ..., "parameters": ...}`,

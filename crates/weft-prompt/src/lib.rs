@@ -13,7 +13,9 @@
 //!   [`prompt_schema`], [`prompt_suffix`], [`extract_final_answer`], [`parse_lenient`],
 //!   [`outputs_from_answer`], [`outputs_from_answer_coerced`], [`coerce`]).
 //! * **Native structured output** of a prompt template object (FORMAT 11.1: [`native_schema`],
-//!   [`template_output`]) and the **output parsers** ([`OutputParser`]).
+//!   [`template_output`], [`template_reply`]) and the **output parsers** ([`OutputParser`]),
+//!   the tool output parsers among them ([`ToolCallFormat`]: calls written in the text, a Python
+//!   call read by a parser that never evaluates anything).
 //!
 //! Schemas are always taken as WayFlow reads them: through its `Property` model, which drops
 //! keywords it does not know and orders the rest its own way, so the schema text in a prompt or a
@@ -43,10 +45,12 @@
 mod jq;
 mod lenient;
 mod parsers;
+mod pycall;
 mod pyfmt;
 mod schema;
 mod structured;
 mod template;
+mod toolcalls;
 
 pub use jq::{First, Interrupt, JqError, JqFailure, JqLimits, JqQuery, MAX_QUERY_BYTES, with_interrupt};
 pub use lenient::{parse_lenient, truthy as py_truthy};
@@ -56,6 +60,7 @@ pub use schema::{PyProperty, cast_to_input, default_or_zero};
 pub use structured::{
     ADDITIONAL_INSTRUCTIONS_HEADER, JSON_CONSTRAINED_GENERATION_PROMPT, ReplyError, Shape, coerce, extract_final_answer, native_schema,
     outputs_from_answer, outputs_from_answer_coerced, prompt_schema, prompt_suffix, prompt_template_with_suffix, strict_submission,
-    structured_output_needed, template_output,
+    structured_output_needed, template_output, template_reply,
 };
 pub use template::{FUEL, Template, TemplateError};
+pub use toolcalls::{OfferedTool, TextCall, ToolCallFormat, remove_optional, wayflow_schema};

@@ -6,6 +6,7 @@ use serde_json::{Map, Value as Json};
 use crate::jq::{JqError, JqFailure, JqQuery};
 use crate::lenient::parse_lenient;
 use crate::pyfmt::{py_json_dumps, write_py_str_repr};
+use crate::toolcalls::ToolCallFormat;
 
 /// Python's `re.IGNORECASE`.
 pub const IGNORECASE: i64 = 2;
@@ -288,6 +289,10 @@ pub enum OutputParser {
         /// `strict`: no match gives `""` (else the text is left unchanged).
         strict: bool,
     },
+    /// A tool output parser (`PluginJsonToolOutputParser`, `PluginPythonToolOutputParser`,
+    /// `PluginReactToolOutputParser`): calls written in the text become a tool request, whose
+    /// text is the thoughts (see [`ToolCallFormat::read`]).
+    Tools(ToolCallFormat),
 }
 
 fn parse_pattern(v: &Json, name: Option<&str>, default_flags: i64) -> Result<RegexPattern, ParserError> {
@@ -409,6 +414,7 @@ impl OutputParser {
                     }
                 }
             }
+            OutputParser::Tools(format) => format.read(text, None).map_or_else(|| text.to_owned(), |(thoughts, _)| thoughts),
             OutputParser::Regex { patterns, strict } => match patterns {
                 RegexSpec::Single(p) => p.extract(text, *strict),
                 RegexSpec::Named(named) => {

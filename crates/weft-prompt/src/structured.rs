@@ -6,6 +6,7 @@ use crate::lenient::parse_lenient;
 use crate::parsers::OutputParser;
 use crate::pyfmt::py_json_dumps;
 use crate::schema::{Kind, Prop, Sem, strip_extensions};
+use crate::toolcalls::{OfferedTool, TextCall};
 
 /// The sentence WayFlow appends to an LlmNode's prompt to ask for JSON (the constant
 /// `JSON_CONSTRAINED_GENERATION_PROMPT` of `wayflowcore/templates/structuredgeneration.py`,
@@ -413,21 +414,48 @@ pub fn template_output(
     strict: bool,
     parsers: &[OutputParser],
 ) -> Result<Json, ReplyError> {
-    let Some(rf) = response_format else {
-        let mut text = answer.to_owned();
+    template_reply(answer, response_format, native, strict, parsers, None).map(|(value, _)| value)
+}
+
+/// [`template_output`], with the calls the tool output parsers read in the answer (see
+/// [`crate::ToolCallFormat::read`]; their arguments corrected against `tools`, the template's
+/// tools when it has some). WayFlow applies the parsers in order to the message: once one found
+/// calls, the message is a tool request whose text is the thoughts, which the later parsers
+/// read; a later tool parser leaves it as it is.
+pub fn template_reply(
+    answer: &str,
+    response_format: Option<&Json>,
+    native: bool,
+    strict: bool,
+    parsers: &[OutputParser],
+    tools: Option<&[OfferedTool]>,
+) -> Result<(Json, Vec<TextCall>), ReplyError> {
+    let mut calls = Vec::new();
+    let mut parse = |mut text: String| -> Result<String, ReplyError> {
         for parser in parsers {
-            text = parser.apply(&text).map_err(ReplyError::Stopped)?;
+            text = match parser {
+                OutputParser::Tools(format) => match format.read(&text, tools).filter(|_| calls.is_empty()) {
+                    Some((thoughts, found)) => {
+                        calls = found;
+                        thoughts
+                    }
+                    None => text,
+                },
+                other => other.apply(&text).map_err(ReplyError::Stopped)?,
+            };
         }
-        return Ok(Json::String(text));
+        Ok(text)
+    };
+    let Some(rf) = response_format else {
+        let text = parse(answer.to_owned())?;
+        return Ok((Json::String(text), calls));
     };
     let p = Prop::from_schema(rf);
     let mut text = answer.to_owned();
     if native && let Ok(v) = serde_json::from_str::<Json>(&text) {
         text = py_json_dumps(&p.fill(&v));
     }
-    for parser in parsers {
-        text = parser.apply(&text).map_err(ReplyError::Stopped)?;
-    }
+    let text = parse(text)?;
     let v = serde_json::from_str::<Json>(&text).unwrap_or(Json::String(text));
     let outputs = match v {
         Json::Object(m) if !p.is_object() && !p.is_dict() => m,
@@ -449,13 +477,14 @@ pub fn template_output(
             Some(v) => p.violations(v, Sem::PYTHON, &p.name, &mut violations),
         }
         return if violations.is_empty() {
-            Ok(outputs.get(&p.name).cloned().unwrap_or(Json::Null))
+            Ok((outputs.get(&p.name).cloned().unwrap_or(Json::Null), calls))
         } else {
             Err(ReplyError::Invalid { violations })
         };
     }
-    Ok(match outputs.get(&p.name) {
+    let value = match outputs.get(&p.name) {
         Some(v) => p.coerce(v, Sem::PYTHON),
         None => p.default_or_zero(),
-    })
+    };
+    Ok((value, calls))
 }

@@ -488,8 +488,10 @@ pub enum RecordedToolError {
 
 impl From<&ChatRequest> for RecordedRequest {
     fn from(request: &ChatRequest) -> Self {
-        // `prompt_tools` and `prompt_choices` are in the messages already: the record keeps them there.
-        let ChatRequest { messages, response_format, tools, prompt_tools: _, prompt_choices: _, generation, meta } = request;
+        // `prompt_tools`, `prompt_call_syntax` and `prompt_choices` are in the messages already:
+        // the record keeps them there.
+        let ChatRequest { messages, response_format, tools, prompt_tools: _, prompt_call_syntax: _, prompt_choices: _, generation, meta } =
+            request;
         RecordedRequest {
             messages: messages.iter().map(RecordedMessage::from).collect(),
             response_format: response_format.as_ref().map(RecordedResponseFormat::from),
@@ -508,6 +510,7 @@ impl From<RecordedRequest> for ChatRequest {
             response_format: response_format.map(ResponseFormat::from),
             tools: tools.into_iter().map(ToolSpec::from).collect(),
             prompt_tools: Vec::new(),
+            prompt_call_syntax: None,
             prompt_choices: Vec::new(),
             generation,
             meta: RequestMeta::from(meta),

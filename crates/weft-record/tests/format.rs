@@ -86,6 +86,7 @@ fn full_request() -> ChatRequest {
             ToolSpec { name: "clock".into(), description: None, parameters: json!({"type": "object", "properties": {}}) },
         ],
         prompt_tools: Vec::new(),
+        prompt_call_syntax: None,
         prompt_choices: Vec::new(),
         generation,
         meta: RequestMeta { node: "ask".into(), node_path: "root/map[1]/ask".into(), call_index: 3, batch_index: None },

@@ -12,7 +12,7 @@ use crate::sched::{Res, Sched, excerpt, get_frame, node_error};
 use crate::state::{Call, ConversationMessage, Position, Reask, RunState};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
-use weft_flow::node::{CHAT_HISTORY, ChoiceNode, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessages};
+use weft_flow::node::{CHAT_HISTORY, ChoiceNode, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessages, TOOLS};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, ResponseFormat, Role, SchemaDelivery, ToolSpec};
 use weft_spec::{CompId, Component, Property};
 
@@ -68,6 +68,12 @@ pub(crate) struct MessagesOp {
     pub(crate) template: Arc<PromptMessages>,
     /// Its tools, described for the model.
     pub(crate) tools: Vec<ToolSpec>,
+    /// Its tools as a tool output parser corrects the arguments of their calls (`None` when the
+    /// template has none).
+    pub(crate) offered: Option<Vec<weft_prompt::OfferedTool>>,
+    /// The template variable `__TOOLS__` of a template with `native_tool_calling: false`: the
+    /// tools in OpenAI's chat-completions format, as WayFlow writes them.
+    pub(crate) listed: Json,
 }
 
 impl LlmOp {
@@ -89,7 +95,23 @@ impl LlmOp {
                     schema.entry("default").or_insert(Json::Null);
                 }
                 let tools = m.tools.iter().map(|&t| tool_spec(c.comp(t), &c.flow.io(t).inputs)).collect();
-                LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools }))
+                let offered = (!m.tools.is_empty()).then(|| {
+                    m.tools
+                        .iter()
+                        .map(|&t| weft_prompt::OfferedTool {
+                            name: c.comp(t).name.clone(),
+                            parameters: c
+                                .flow
+                                .io(t)
+                                .inputs
+                                .iter()
+                                .map(|p| (p.title().to_owned(), weft_prompt::wayflow_schema(&p.schema)))
+                                .collect(),
+                        })
+                        .collect()
+                });
+                let listed = Json::Array(m.tools.iter().map(|&t| openai_tool(c.comp(t), &c.flow.io(t).inputs)).collect());
+                LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools, offered, listed }))
             }
         };
         let limiter = c.inputs.limits.get(model.endpoint());
@@ -167,7 +189,34 @@ impl LlmOp {
         let node = at.node;
         let response = model_answered(s, state, at, result)?;
         match outputs(self, &response.text) {
-            Ok(outputs) => {
+            Ok((outputs, calls)) if !calls.is_empty() => {
+                if self.send_message {
+                    // WayFlow posts the parsed message: a tool request whose text is the thoughts.
+                    let call_index = state.llm_calls.get(&node.name).copied().unwrap_or(1).saturating_sub(1);
+                    let text = outputs.values().next().and_then(Json::as_str).unwrap_or_default().to_owned();
+                    let tool_calls = calls
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, c)| weft_llm::ToolCall {
+                            id: format!("{}_{call_index}_{k}", node.name),
+                            name: c.name,
+                            arguments: Json::Object(c.arguments),
+                        })
+                        .collect();
+                    state.conversation_mut(at.fid).push(ConversationMessage {
+                        tool_calls,
+                        ..ConversationMessage::text("TOOL_REQUEST", text.clone(), node.name.clone())
+                    });
+                    s.emit(state, at.fid, || Event::Message {
+                        node: node.name.clone(),
+                        message_type: "TOOL_REQUEST".to_owned(),
+                        content: text.clone(),
+                    });
+                }
+                s.stop_clock(state, at.fid);
+                s.done(state, at, outputs)
+            }
+            Ok((outputs, _)) => {
                 if self.send_message {
                     s.post(state, at.fid, node, "AGENT", &response.text);
                 }
@@ -308,6 +357,24 @@ fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
         description: tool.description.clone(),
         parameters: serde_json::json!({"type": "object", "properties": properties, "required": required}),
     }
+}
+
+/// A tool as WayFlow lists it in `__TOOLS__` (`Tool.to_openai_format()` for chat completions):
+/// each parameter's schema as WayFlow writes it, without `Optional`, and the parameters without
+/// a default required.
+fn openai_tool(tool: &Component, inputs: &[Property]) -> Json {
+    let parameters = if inputs.is_empty() {
+        serde_json::json!({"type": "object", "properties": {}})
+    } else {
+        let properties: Map<String, Json> =
+            inputs.iter().map(|p| (p.title().to_owned(), weft_prompt::remove_optional(&weft_prompt::wayflow_schema(&p.schema)))).collect();
+        let required: Vec<Json> = inputs.iter().filter(|p| p.default().is_none()).map(|p| Json::String(p.title().to_owned())).collect();
+        serde_json::json!({"type": "object", "properties": properties, "required": required})
+    };
+    serde_json::json!({
+        "type": "function",
+        "function": {"name": tool.name, "description": tool.description.clone().unwrap_or_default(), "parameters": parameters},
+    })
 }
 
 /// The request metadata of the next LLM call of `node`, counting the call.
@@ -721,6 +788,10 @@ fn messages_request(
     if let (Some(rf), false) = (&m.response_format, m.native) {
         vars.entry("__RESPONSE_FORMAT__").or_insert_with(|| rf.clone());
     }
+    if !m.native_tools {
+        // WayFlow sets it whatever the node's input of that name holds.
+        vars.insert(TOOLS.to_owned(), op.listed.clone());
+    }
     let history = if m.history {
         match vars.get(CHAT_HISTORY) {
             // A value on a data edge is the history (WayFlow: the inputs win).
@@ -775,7 +846,19 @@ fn messages_request(
         req.response_format =
             Some(ResponseFormat { name, schema: weft_prompt::native_schema(rf), strict: true, delivery: SchemaDelivery::Native });
     }
-    req.tools = op.tools.clone();
+    if m.native_tools {
+        req.tools = op.tools.clone();
+    } else {
+        // Listed in the prompt: providers send no `tools`; the simulated model writes calls as
+        // text, in the syntax of the template's tool output parser.
+        req.prompt_tools = op.tools.clone();
+        req.prompt_call_syntax = m.parsers.iter().find_map(|p| match p {
+            weft_prompt::OutputParser::Tools(weft_prompt::ToolCallFormat::Json) => Some(weft_llm::CallSyntax::Json),
+            weft_prompt::OutputParser::Tools(weft_prompt::ToolCallFormat::Python) => Some(weft_llm::CallSyntax::Python),
+            weft_prompt::OutputParser::Tools(weft_prompt::ToolCallFormat::React) => Some(weft_llm::CallSyntax::React),
+            _ => None,
+        });
+    }
     Ok(())
 }
 
@@ -787,8 +870,27 @@ enum Unfit {
     Stopped(weft_prompt::JqFailure),
 }
 
-/// Reads an answer into the node's outputs (internal titles), or says why it does not fit.
-fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
+/// Reads an answer into the node's outputs (internal titles), with the calls a tool output
+/// parser read in it, or says why it does not fit.
+fn outputs(op: &LlmOp, text: &str) -> Result<(Map<String, Json>, Vec<weft_prompt::TextCall>), Unfit> {
+    if let LlmKind::Messages(op) = &op.kind {
+        let m = &op.template;
+        let (value, calls) =
+            weft_prompt::template_reply(text, m.response_format.as_ref(), m.native, m.strict, &m.parsers, op.offered.as_deref()).map_err(
+                |e| match e {
+                    weft_prompt::ReplyError::Stopped(failure) => Unfit::Stopped(failure),
+                    other => Unfit::Reask(other.to_string()),
+                },
+            )?;
+        let mut out = Map::new();
+        out.insert(m.output.clone(), value);
+        return Ok((out, calls));
+    }
+    read_outputs(op, text).map(|out| (out, Vec::new()))
+}
+
+/// Reads the answer of a prompt text or a choice into the node's outputs.
+fn read_outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
     match &op.kind {
         LlmKind::Prompt { outputs, structured, .. } => {
             if structured.is_some() {
@@ -807,17 +909,7 @@ fn outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
             out.insert(c.llm_output.clone(), Json::String(text.to_owned()));
             Ok(out)
         }
-        LlmKind::Messages(op) => {
-            let m = &op.template;
-            let value =
-                weft_prompt::template_output(text, m.response_format.as_ref(), m.native, m.strict, &m.parsers).map_err(|e| match e {
-                    weft_prompt::ReplyError::Stopped(failure) => Unfit::Stopped(failure),
-                    other => Unfit::Reask(other.to_string()),
-                })?;
-            let mut out = Map::new();
-            out.insert(m.output.clone(), value);
-            Ok(out)
-        }
+        LlmKind::Messages(_) => Ok(Map::new()),
     }
 }
 

@@ -17,6 +17,9 @@ pub const TYPES: &[&str] = &[
     "PluginPromptTemplate",
     "PluginJsonOutputParser",
     "PluginRegexOutputParser",
+    "PluginJsonToolOutputParser",
+    "PluginPythonToolOutputParser",
+    "PluginReactToolOutputParser",
     "DbmsVectorChainLlmConfig",
 ];
 
@@ -136,6 +139,10 @@ pub const CHAT_HISTORY_PLACEHOLDER: &str = "$$__CHAT_HISTORY_PLACEHOLDER__$$";
 /// The template variable holding the chat history.
 pub const CHAT_HISTORY: &str = "__CHAT_HISTORY__";
 
+/// The template variable holding the tools (OpenAI's format) of a template with
+/// `native_tool_calling: false`.
+pub const TOOLS: &str = "__TOOLS__";
+
 /// A PluginPromptTemplate.
 #[derive(Debug)]
 pub struct PromptMessages {
@@ -151,6 +158,10 @@ pub struct PromptMessages {
     pub parsers: Vec<OutputParser>,
     /// Tools offered to the model (their components).
     pub tools: Vec<CompId>,
+    /// `native_tool_calling`: the tools go in the request's `tools`; when false they are the
+    /// template variable `__TOOLS__` (OpenAI's format) and calls are read from the answer's text
+    /// by a tool output parser.
+    pub native_tools: bool,
     /// The single output's internal title (the response format's title, else `output`).
     pub output: String,
     /// `generation_config`, when the object gives one.
@@ -187,6 +198,10 @@ fn lower(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<LlmNode> {
             let mut allowed = lw.input_names(n);
             if messages.response_format.is_some() && !messages.native {
                 allowed.push("__RESPONSE_FORMAT__".to_owned());
+            }
+            // The tools in OpenAI's format, when they are listed in the prompt.
+            if !messages.native_tools {
+                allowed.push(TOOLS.to_owned());
             }
             // The chat history is filled in from the conversation (WayFlow's PromptExecutionStep).
             allowed.push(CHAT_HISTORY.to_owned());
@@ -324,15 +339,7 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
         }
     }
     let tools = f.comps("tools");
-    if !f.bool("native_tool_calling", true) && !tools.is_empty() {
-        lw.block(
-            t,
-            t,
-            format!("{}/native_tool_calling", tc.pointer),
-            "PluginPromptTemplate with tools and `native_tool_calling: false`".into(),
-        );
-        ok = false;
-    }
+    let native_tools = f.bool("native_tool_calling", true);
     let output = response_format.as_ref().and_then(|s| s.get("title")).and_then(Json::as_str).unwrap_or("output").to_owned();
     let generation = match f.json("generation_config") {
         Some(g @ Json::Object(_)) => Some(generation(Some(g))),
@@ -340,7 +347,20 @@ pub(super) fn messages(lw: &mut Lowerer<'_, '_>, t: CompId) -> Option<PromptMess
     };
     // The node exposes the response format's title renamed by `output_mapping`; inside the node
     // it keeps its own title, which is also the schema's name in the request.
-    ok.then_some(PromptMessages { messages, response_format, native, strict, parsers, tools, output, generation, pre, post, history })
+    ok.then_some(PromptMessages {
+        messages,
+        response_format,
+        native,
+        strict,
+        parsers,
+        tools,
+        native_tools,
+        output,
+        generation,
+        pre,
+        post,
+        history,
+    })
 }
 
 /// An output parser of template object `t`.
@@ -367,10 +387,13 @@ pub(super) fn parser(lw: &mut Lowerer<'_, '_>, t: CompId, p: CompId) -> Option<O
         "PluginRegexOutputParser" => {
             (OutputParser::regex(f.json("regex_pattern").unwrap_or(&Json::Null), f.bool("strict", true)), "regex_pattern")
         }
-        _ => {
-            lw.block(t, p, pc.pointer.clone(), pc.ty.name.to_owned());
-            return None;
-        }
+        other => match weft_prompt::ToolCallFormat::of_component(other) {
+            Some(format) => return Some(OutputParser::Tools(format)),
+            None => {
+                lw.block(t, p, pc.pointer.clone(), pc.ty.name.to_owned());
+                return None;
+            }
+        },
     };
     match built {
         Ok(parser) => Some(parser),

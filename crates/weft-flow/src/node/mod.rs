@@ -39,7 +39,8 @@ pub use fanout::{Collect, CoreInput, ExtendedItems, MapItems, MapNode, ParallelN
 pub use flow::{ContextProvider, ControlEdge, DataEdge, EndNode, FlowGraph, SubflowNode};
 pub use http::{ApiNode, HttpCall, SensitiveHeaders, TemplatedJson};
 pub use llm::{
-    CHAT_HISTORY, CHAT_HISTORY_PLACEHOLDER, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessage, PromptMessages, TextPrompt,
+    CHAT_HISTORY, CHAT_HISTORY_PLACEHOLDER, LlmNode, LlmPrompt, MessageRole, MessageTransform, PromptMessage, PromptMessages, TOOLS,
+    TextPrompt,
 };
 pub use mcp::{McpFilter, McpSecretHeaders, McpTool, McpToolBox, McpToolSpec, McpTransport, McpTransportKind};
 pub use message::{ConstantsNode, InputMessageNode, OutputMessageNode, TemplateNode};
