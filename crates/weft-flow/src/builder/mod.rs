@@ -35,6 +35,10 @@
 //! builder, a typed output whose type is not a struct) are reported by [`FlowBuilder::build`]
 //! as diagnostics, like the loader's own, which point into [`FlowBuilder::to_json`]'s document.
 
+mod agent;
+
+pub use agent::{AgentBuilder, Agentic, Handoff, ManagerWorkersBuilder, SwarmBuilder};
+
 use crate::Flow;
 use crate::template::{jinja_inputs, placeholders};
 use indexmap::IndexMap;
