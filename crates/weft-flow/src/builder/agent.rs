@@ -443,3 +443,109 @@ impl FlowBuilder {
         self.add(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::builder::{Input, Output};
+
+    fn llm() -> LlmConfig {
+        LlmConfig::vllm("vllm-llama", "http://vllm.internal:8000", "meta-llama/Llama-3.1-8B-Instruct")
+    }
+
+    /// The arguments of a typed tool.
+    #[derive(serde::Deserialize, JsonSchema)]
+    #[allow(dead_code, reason = "only its schema is used")]
+    struct Lookup {
+        /// The user's name
+        username: String,
+        /// How many entries, at most
+        limit: Option<u32>,
+    }
+
+    #[test]
+    fn a_typed_tool_declares_its_argument_fields_and_its_result() {
+        let tool = ServerTool::typed::<Lookup, Vec<String>>("lookup_user", "Fetch a user's entries", "entries");
+        let json = tool.to_json();
+        assert_eq!(json["description"], "Fetch a user's entries");
+        assert_eq!(json["inputs"][0], json!({"title": "username", "type": "string", "description": "The user's name"}));
+        assert_eq!(json["inputs"][1]["title"], "limit");
+        assert_eq!(json["outputs"], json!([{"title": "entries", "type": "array", "items": {"type": "string"}}]));
+    }
+
+    #[test]
+    fn the_manager_workers_of_the_corpus_is_rebuilt() {
+        // p_manager_workers.json: a triage manager, a billing worker and a tech worker with a tool.
+        let profile = Output::new("profile", json!({"additionalProperties": {"type": "string"}, "properties": {}, "type": "object"}));
+        let lookup =
+            ServerTool::new("lookup_user", vec![Input::string("username")], vec![profile]).with_description("Fetch a user profile");
+        let triage = AgentBuilder::new("triage", &llm(), "Route the request.").description("Routes requests");
+        let billing = AgentBuilder::new("billing", &llm(), "Handle billing questions.").description("Billing expert");
+        let tech = AgentBuilder::new("tech", &llm(), "Handle technical questions.").description("Technical expert").tool(&lookup);
+        let team = ManagerWorkersBuilder::new("support_team", &triage, &[&billing, &tech]);
+        let flow = team.build().unwrap();
+        let model = flow.model();
+        let group = model.group(flow.spec().root).unwrap();
+        let names: Vec<&str> = group.members.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["triage", "billing", "tech"]);
+        let doc = team.to_json();
+        assert_eq!(doc["agentspec_version"], "25.4.2");
+        assert_eq!(doc["workers"], json!([{"$component_ref": "billing"}, {"$component_ref": "tech"}]));
+        assert_eq!(doc["$referenced_components"]["tech"]["tools"], json!([{"$component_ref": "lookup_user"}]));
+        assert_eq!(doc["$referenced_components"]["lookup_user"]["description"], "Fetch a user profile");
+    }
+
+    #[test]
+    fn an_agent_node_takes_the_agents_inputs_and_typed_outputs() {
+        #[derive(JsonSchema)]
+        #[allow(dead_code, reason = "only its schema is used")]
+        struct Verdict {
+            /// Whether the text is fine
+            ok: bool,
+            /// Why
+            reason: String,
+        }
+        let judge = AgentBuilder::new("judge", &llm(), "Judge {{text}} for {{audience}}.").outputs_of::<Verdict>().human_in_the_loop(false);
+        let mut b = FlowBuilder::new("judging");
+        let start = b.start(&[Input::string("text"), Input::string("audience")]);
+        let node = b.agent("judge", &judge);
+        let end = b.end("end", &[Output::boolean("ok")]);
+        b.edge(start, node);
+        b.edge(node, end);
+        b.data(start, "text", node, "text");
+        b.data(start, "audience", node, "audience");
+        b.data(node, "ok", end, "ok");
+        let flow = b.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let spec = flow.spec();
+        let c = spec.components.iter().position(|c| c.name == "judge" && c.ty.name == "AgentNode").unwrap();
+        let io = flow.io(c);
+        let titles = |ps: &[weft_spec::Property]| ps.iter().map(|p| p.title().to_owned()).collect::<Vec<_>>();
+        assert_eq!(titles(&io.inputs), ["text", "audience"]);
+        assert_eq!(titles(&io.outputs), ["ok", "reason"]);
+    }
+
+    #[test]
+    fn mistakes_are_reported_as_diagnostics() {
+        // Two different agents named `expert` in one Swarm.
+        let front = AgentBuilder::new("front", &llm(), "Greet.").description("Front");
+        let one = AgentBuilder::new("expert", &llm(), "One.").description("One");
+        let other = AgentBuilder::new("expert", &llm(), "Other.").description("Other");
+        let mut swarm = SwarmBuilder::new("desk", &front);
+        swarm.relationship(&front, &one).relationship(&front, &other);
+        let problems = swarm.build().unwrap_err().0;
+        assert!(problems[0].message.contains("two different components have the id `expert`"), "{problems:?}");
+
+        // Typed outputs that are not a struct.
+        let agent = AgentBuilder::new("counter", &llm(), "Count.").outputs_of::<Vec<u32>>();
+        let problems = agent.build().unwrap_err().0;
+        assert!(problems[0].message.contains("not a struct with named fields"), "{problems:?}");
+
+        // WayFlow's rule, the loader's: a Swarm recipient needs a description.
+        let silent = AgentBuilder::new("silent", &llm(), "Shh.");
+        let mut swarm = SwarmBuilder::new("desk", &front);
+        swarm.relationship(&front, &silent);
+        assert!(swarm.build().is_err());
+    }
+}
