@@ -127,3 +127,26 @@ async fn unscripted_the_worker_agents_call_their_rust_tool_then_submit() {
     assert_eq!(article.sections.len(), 1);
     assert_eq!(article.section_texts, ["section_text"]);
 }
+
+#[test]
+fn a_typed_tool_declares_the_parameters_its_function_takes() {
+    // What the agents are told (the ServerTool) and what the function deserializes (the
+    // native tool's schema) come from the same struct.
+    let [lookup, refund, _] = swarm_triage::tool_specs();
+    for (declared, native) in
+        [(lookup, weft_tools::native(swarm_triage::lookup_invoice)), (refund, weft_tools::native(swarm_triage::refund_charge))]
+    {
+        let schema = native.parameters_schema();
+        let required: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+        let titles: Vec<&str> = declared.inputs.iter().map(|p| p.title()).collect();
+        assert_eq!(titles, required, "{}", declared.name);
+        for p in &declared.inputs {
+            let mut expected = schema["properties"][p.title()].clone();
+            expected["title"] = json!(p.title());
+            let mut got = p.to_json();
+            got.as_object_mut().unwrap().sort_keys();
+            expected.as_object_mut().unwrap().sort_keys();
+            assert_eq!(got, expected, "{}.{}", declared.name, p.title());
+        }
+    }
+}
