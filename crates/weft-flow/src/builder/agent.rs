@@ -403,9 +403,11 @@ fn document(root: Agentic<'_>) -> (Json, Vec<Diagnostic>) {
     let mut shared = IndexMap::new();
     let mut problems = Vec::new();
     let Json::Object(mut doc) = root.component(&mut shared, &mut problems) else { return (Json::Null, problems) };
-    // The root is not its own reference.
+    // The root's id is its name: a shared component of that name would be a second definition.
     let id = doc.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
-    shared.shift_remove(&id);
+    if shared.contains_key(&id) {
+        problems.push(conflict(&id));
+    }
     doc.insert("$referenced_components".into(), Json::Object(shared.into_iter().collect()));
     doc.insert("agentspec_version".into(), json!(AGENTS_VERSION.to_string()));
     (Json::Object(doc), problems)
@@ -541,6 +543,11 @@ mod tests {
         let agent = AgentBuilder::new("counter", &llm(), "Count.").outputs_of::<Vec<u32>>();
         let problems = agent.build().unwrap_err().0;
         assert!(problems[0].message.contains("not a struct with named fields"), "{problems:?}");
+
+        // An agent named as its own LLM config.
+        let named = AgentBuilder::new("vllm-llama", &llm(), "Hi.");
+        let problems = named.build().unwrap_err().0;
+        assert!(problems[0].message.contains("two different components have the id `vllm-llama`"), "{problems:?}");
 
         // WayFlow's rule, the loader's: a Swarm recipient needs a description.
         let silent = AgentBuilder::new("silent", &llm(), "Shh.");
