@@ -1,7 +1,8 @@
 //! Weft's exports load in the reference implementation: every valid corpus document is
 //! exported with `weft export`, and `shared/agentspec/tools/check_roundtrip.py` loads the
 //! exports with pyagentspec (must pass) and WayFlow (must load whatever WayFlow loaded from the
-//! original). The Python environment is created by `scripts/agentspec-venv.sh`; if it cannot be
+//! original); documents written by the agent builders (`AgentBuilder`, `SwarmBuilder`,
+//! `ManagerWorkersBuilder`, `FlowBuilder::agent`) load in both. The Python environment is created by `scripts/agentspec-venv.sh`; if it cannot be
 //! created the test fails loudly: it never skips.
 
 use serde_json::Value as Json;
@@ -75,4 +76,74 @@ fn exports_of_the_valid_corpus_load_in_pyagentspec_and_wayflow() {
         }
     }
     assert!(regressions.is_empty(), "WayFlow loads these originals but not Weft's exports:\n{}", regressions.join("\n"));
+}
+
+/// Documents written by the agent builders (issue 15, item 5): the three agent examples of
+/// `examples/flows/` (which `crates/weft-exec/tests/agent_examples.rs` checks are the builders'
+/// output), and a Swarm in each handoff mode, an agent at the root, and a Swarm and a
+/// ManagerWorkers in AgentNodes of a flow, written here with the builders.
+#[test]
+fn documents_of_the_agent_builders_load_in_pyagentspec_and_wayflow() {
+    use weft_flow::builder::{
+        AgentBuilder, FlowBuilder, Handoff, Input, LlmConfig, ManagerWorkersBuilder, Output, ServerTool, SwarmBuilder,
+    };
+
+    let python = reference_python();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in ["swarm_triage.json", "manager_workers.json", "orchestrator_agents.json"] {
+        std::fs::copy(repo().join("examples/flows").join(file), dir.path().join(file)).expect("copy the example");
+    }
+    let llm = LlmConfig::vllm("llm", "http://vllm.internal:8000", "meta-llama/Llama-3.1-8B-Instruct");
+    let lookup = ServerTool::new("lookup", vec![Input::string("query")], vec![Output::string("answer")]).with_description("Look it up");
+    let front = AgentBuilder::new("front", &llm, "You greet users.").description("Front desk");
+    let expert = AgentBuilder::new("expert", &llm, "You answer with your tool.").description("Expert").tool(&lookup);
+    let mut written = Vec::new();
+    for mode in [Handoff::Never, Handoff::Optional, Handoff::Always] {
+        let mut swarm = SwarmBuilder::new(format!("swarm_{}", mode.as_str()), &front);
+        swarm.relationship(&front, &expert).relationship(&expert, &front).handoff(mode);
+        written.push((format!("swarm_{}.json", mode.as_str()), swarm.build().map(|_| swarm.to_document_string())));
+    }
+    let typed = AgentBuilder::new("summarizer", &llm, "Summarize {{text}}.")
+        .outputs(&[Output::string("summary")])
+        .human_in_the_loop(false)
+        .tool(&lookup);
+    written.push(("agent.json".into(), typed.build().map(|_| typed.to_document_string())));
+    let mut swarm = SwarmBuilder::new("desk", &front);
+    swarm.relationship(&front, &expert);
+    let team = ManagerWorkersBuilder::new("team", &front, &[&expert]);
+    let mut flow = FlowBuilder::new("agents_in_a_flow");
+    let start = flow.start(&[Input::string("text")]);
+    let summarize = flow.agent("summarize", &typed);
+    let desk = flow.agent("desk", &swarm);
+    let group = flow.agent("team", &team);
+    let end = flow.end("end", &[Output::string("summary")]);
+    flow.edge(start, summarize);
+    flow.edge(summarize, desk);
+    flow.edge(desk, group);
+    flow.edge(group, end);
+    flow.data(start, "text", summarize, "text");
+    flow.data(summarize, "summary", end, "summary");
+    written.push(("agents_in_a_flow.json".into(), flow.build().map(|_| flow.to_document_string())));
+    for (file, document) in written {
+        let document = document.unwrap_or_else(|d| panic!("{file}: the builder's document does not load in Weft: {d:?}"));
+        std::fs::write(dir.path().join(&file), document).expect("write");
+    }
+    let out = Command::new(&python)
+        .arg(shared().join("agentspec/tools/check_roundtrip.py"))
+        .arg("--strict-wayflow")
+        .arg(dir.path())
+        .output()
+        .expect("run check_roundtrip.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the reference rejects documents of the agent builders:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("8 passed, 0 failed"), "unexpected checker summary:\n{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS") && l.contains("wayflow=OK")).count(),
+        8,
+        "WayFlow must load them all:\n{stdout}"
+    );
 }

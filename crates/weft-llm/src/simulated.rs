@@ -34,6 +34,14 @@ const QUOTED_CHARS: usize = 60;
 /// gets the n-th reply of its list; calls past the end of the list, and nodes without a list, get
 /// the rule's reply.
 ///
+/// A key holding a `/` is a node path instead ([`crate::RequestMeta::node_path`], such as
+/// `orchestrator/workers[2]/write`: the node `write` in item 2 of the map node `workers`), and
+/// answers the calls made there by how many answers of the model the request already holds (its
+/// assistant messages): the first reply when there are none, and so on. Map items and parallel
+/// branches make their calls in whatever order their tools finish, so a node's n-th call is not
+/// always the same item's; an agent's own conversation in an item is, which is what a script of
+/// worker agents in a parallel map needs. A path key wins over the node's name.
+///
 /// A reply that is a JSON string is the text verbatim; any other JSON value is sent as its JSON
 /// text.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -160,10 +168,14 @@ impl SimulatedModel {
 
     /// The reply for a request (text, or tool calls), without waiting.
     fn reply(&self, request: &ChatRequest) -> (String, Vec<ToolCall>) {
-        let scripted = self
-            .script
-            .get(&request.meta.node)
-            .and_then(|replies| usize::try_from(request.meta.call_index).ok().and_then(|index| replies.get(index)));
+        let answers = || request.messages.iter().filter(|message| message.role == Role::Assistant).count();
+        let scripted = match self.script.get(&request.meta.node_path) {
+            Some(replies) => replies.get(answers()),
+            None => self
+                .script
+                .get(&request.meta.node)
+                .and_then(|replies| usize::try_from(request.meta.call_index).ok().and_then(|index| replies.get(index))),
+        };
         if let Some(text) = scripted {
             return match scripted_calls(text) {
                 Some(calls) => (String::new(), with_ids(request, calls)),
@@ -415,5 +427,25 @@ mod tests {
             let request = ChatRequest { messages: vec![ChatMessage::new(Role::User, text.clone())], ..ChatRequest::default() };
             assert_eq!(prompt_reply(&request), prompt_reply_reference(&text), "for {text:?}");
         }
+    }
+
+    #[test]
+    fn a_path_key_answers_by_the_models_earlier_answers_and_wins_over_the_name() {
+        let mut script = Script::new();
+        script.set("write", vec![Json::from("by name 0"), Json::from("by name 1")]);
+        script.set("flow/map[1]/write", vec![Json::from("item 1, first"), Json::from("item 1, second")]);
+        let model = SimulatedModel::new(SimulatedOptions { script, ..SimulatedOptions::default() });
+        let request = |path: &str, call_index: u64, answers: usize| {
+            let mut messages = vec![ChatMessage::new(Role::System, "Write.")];
+            messages.extend((0..answers).map(|_| ChatMessage::new(Role::Assistant, "earlier")));
+            let meta = crate::RequestMeta { node: "write".into(), node_path: path.into(), call_index, batch_index: None };
+            ChatRequest { messages, meta, ..ChatRequest::default() }
+        };
+        // Item 1's calls, whatever their run-wide index.
+        assert_eq!(model.reply(&request("flow/map[1]/write", 0, 0)).0, "item 1, first");
+        assert_eq!(model.reply(&request("flow/map[1]/write", 0, 1)).0, "item 1, second");
+        assert!(model.reply(&request("flow/map[1]/write", 1, 2)).0.starts_with("Simulated reply"));
+        // Other items go by the node's name and call index.
+        assert_eq!(model.reply(&request("flow/map[0]/write", 1, 0)).0, "by name 1");
     }
 }

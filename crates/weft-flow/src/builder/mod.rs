@@ -31,9 +31,17 @@
 //! [`FlowBuilder::map`], [`FlowBuilder::parallel_map`]) leave their inputs and outputs to the
 //! loader, which infers them from the subflows as for any document (FORMAT.md section 8).
 //!
+//! Agents, Swarms and ManagerWorkers are built the same way ([`AgentBuilder`], [`SwarmBuilder`],
+//! [`ManagerWorkersBuilder`]; [`FlowBuilder::agent`] puts one in a flow as an `AgentNode`), with
+//! tools declared from the Rust types of their native functions ([`ServerTool::typed`]).
+//!
 //! Mistakes the document cannot express (a duplicate node name, a node handle from another
 //! builder, a typed output whose type is not a struct) are reported by [`FlowBuilder::build`]
 //! as diagnostics, like the loader's own, which point into [`FlowBuilder::to_json`]'s document.
+
+mod agent;
+
+pub use agent::{AgentBuilder, Agentic, Handoff, ManagerWorkersBuilder, SwarmBuilder};
 
 use crate::Flow;
 use crate::template::{jinja_inputs, placeholders};
