@@ -149,7 +149,7 @@ impl ToolTarget {
         match self {
             ToolTarget::Bound(tool) => tool.call(args).await,
             ToolTarget::Remote(remote) => remote.call(args, run, path).await,
-            ToolTarget::Mcp(mcp) => mcp.call(args, run).await,
+            ToolTarget::Mcp(mcp) => mcp.call(args, run, path).await,
         }
     }
 }
@@ -205,7 +205,7 @@ async fn work(effect: Effect, site: &Site) -> Done {
             call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
             if let Some(listing) = call.listing.take() {
                 let t = Instant::now();
-                let listed = listing.boxes.list(&site.run).await;
+                let listed = listing.boxes.list(&site.run, &site.path).await;
                 let result = match &listed {
                     Ok(tools) => {
                         let specs: Vec<weft_llm::ToolSpec> = tools.iter().map(|t| t.spec.clone()).collect();
