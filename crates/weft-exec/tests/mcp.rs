@@ -361,3 +361,38 @@ async fn an_mcp_tools_retry_policy_retries_a_missing_tool_as_wayflow_does() {
     assert!(e.to_string().contains("Unknown tool: flaky") && !e.to_string().contains("attempts"), "{e}");
     assert_eq!(logged(&log).into_iter().filter(|l| l["method"] == "tools/call").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_toolbox_lists_again_per_its_retry_policy_while_a_filtered_tool_is_missing() {
+    let mcp = McpProcess::start("http", None);
+    let t = transcript("f1_mcp_toolbox");
+    let mut document = t["document"].clone();
+    document["agentspec_version"] = json!("26.3.1");
+    fn set_policy(v: &mut Json) {
+        match v {
+            Json::Object(m) if m.get("component_type").and_then(Json::as_str) == Some("MCPToolBox") => {
+                m.insert("retry_policy".into(), json!({"max_attempts": 2, "initial_retry_delay": 0.01, "max_retry_delay": 0.02}));
+                m["tool_filter"].as_array_mut().unwrap().push(json!("nonexistent"));
+            }
+            Json::Object(m) => m.values_mut().for_each(set_policy),
+            Json::Array(items) => items.iter_mut().for_each(set_policy),
+            _ => {}
+        }
+    }
+    set_policy(&mut document);
+    assert!(document.to_string().contains("nonexistent") && document.to_string().contains("max_attempts"));
+    let llm = MockServer::start(MockConfig::default()).await;
+    retarget(&mut document, &llm.url());
+    let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{e}")).flow;
+    let (options, events) = mcp_events(
+        RunOptions::default().with_limits(Limiters::new(Default::default())).with_mcp(rewrite("http://127.0.0.1:8933", &mcp.base())),
+    );
+    let plan = weft_exec::Plan::new(&flow, options).unwrap_or_else(|e| panic!("{:?}", e.problems()));
+    let mut run = plan.start(Default::default()).unwrap();
+    run.append_user_message("Use the tools").unwrap();
+    let e = run.execute().await.unwrap_err();
+    assert!(e.to_string().contains("Expected MCP tool(s) ['nonexistent']") && e.to_string().contains("after 3 listings"), "{e}");
+    let listings = events.lock().unwrap().iter().filter(|e| e["method"] == "tools/list").count();
+    assert_eq!(listings, 3, "one listing and two more per the retry_policy");
+    assert!(llm.requests().is_empty(), "no LLM call without the toolbox's tools");
+}

@@ -198,24 +198,36 @@ impl ToolBoxes {
     /// server's order (AGENTS.md 6.3); a name of a `tool_filter` the server lacks is an error.
     pub(crate) async fn list(&self, run: &RunContext, path: &str) -> Result<Vec<ListedTool>, String> {
         let mut out = Vec::new();
-        for (i, (b, server, _)) in self.boxes.iter().enumerate() {
+        for (i, (b, server, retry)) in self.boxes.iter().enumerate() {
             let request = McpRequest { server: Arc::clone(server), op: McpOp::List, retry: None, meta: meta(run, path, &self.node) };
-            let tools = match send(&*self.client, run, path, &request).await.result.map_err(|e| e.to_string())? {
-                McpAnswer::Listed(tools) => tools,
-                McpAnswer::Called(_) => return Err(format!("{} answered a listing with a call's result", server.label)),
-            };
-            if let Some(filter) = &b.filter {
+            // A `tool_filter` name the server lacks is listed again per the toolbox's
+            // `retry_policy`, as WayFlow does (`_classify_missing_mcp_tool_for_retry`).
+            let mut listings = 0u32;
+            let tools = loop {
+                listings += 1;
+                let tools = match send(&*self.client, run, path, &request).await.result.map_err(|e| e.to_string())? {
+                    McpAnswer::Listed(tools) => tools,
+                    McpAnswer::Called(_) => return Err(format!("{} answered a listing with a call's result", server.label)),
+                };
+                let Some(filter) = &b.filter else { break tools };
                 let missing: Vec<&str> =
                     filter.iter().filter(|f| !tools.iter().any(|t| t.name == f.name)).map(|f| f.name.as_str()).collect();
-                if !missing.is_empty() {
-                    return Err(format!(
-                        "Expected MCP tool(s) {} but they were missing from {} (its tools: {}): check the toolbox's `tool_filter`",
-                        weft_prompt::py_str(&json!(missing)),
-                        server.label,
-                        weft_prompt::py_str(&json!(tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>()))
-                    ));
+                if missing.is_empty() {
+                    break tools;
                 }
-            }
+                if let Some(policy) = retry.as_ref().filter(|p| listings <= p.max_retries) {
+                    let u = weft_llm::rng::Rng::new(None).unit();
+                    tokio::time::sleep(policy.delay(listings - 1, false, u)).await;
+                    continue;
+                }
+                return Err(format!(
+                    "Expected MCP tool(s) {} but they were missing from {} (its tools: {}){}: check the toolbox's `tool_filter`",
+                    weft_prompt::py_str(&json!(missing)),
+                    server.label,
+                    weft_prompt::py_str(&json!(tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())),
+                    if listings > 1 { format!(", after {listings} listings per the toolbox's retry_policy") } else { String::new() }
+                ));
+            };
             for tool in tools {
                 let entry = match &b.filter {
                     None => None,
