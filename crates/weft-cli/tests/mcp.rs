@@ -101,6 +101,16 @@ fn a_stdio_transport_needs_the_users_permission_and_its_server_is_gone_after_the
     assert_eq!(started.len(), 1, "one server process");
     assert!(!alive(started[0]), "the stdio server {} outlived the run", started[0]);
 
+    // Recorded, the run replays without the flag: a replay starts no process.
+    let record = [&args[..], &["--allow-stdio-mcp", "--record", "rec.jsonl"]].concat();
+    let out = weft_command(dir.path(), &record).env("PATH", path_with(&bin)).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 2);
+    let out = weft_command(dir.path(), &[&args[..], &["--replay", "rec.jsonl"]].concat()).env("PATH", path_with(&bin)).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out), json!({"listing": "/data: a.txt b.txt"}));
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 2, "the replay started a process");
+
     // The tools file may allow the command instead of the flag.
     std::fs::write(dir.path().join("tools.toml"), "[mcp]\nallow_commands = [\"python\"]\n").unwrap();
     let out = weft_command(dir.path(), &[&args[..], &["--tools", "tools.toml"]].concat()).env("PATH", path_with(&bin)).output().unwrap();

@@ -68,6 +68,10 @@ impl McpSend for McpRecorder {
         self.inner.name()
     }
 
+    fn reaches_servers(&self) -> bool {
+        self.inner.reaches_servers()
+    }
+
     async fn send(&self, sessions: &Sessions, request: &McpRequest) -> McpReply {
         let recorded = RecordedMcpRequest::from(request);
         let key = self.log.key(&recorded.key_content());
@@ -210,6 +214,10 @@ impl McpReplayer {
 impl McpSend for McpReplayer {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn reaches_servers(&self) -> bool {
+        false
     }
 
     async fn send(&self, _sessions: &Sessions, request: &McpRequest) -> McpReply {

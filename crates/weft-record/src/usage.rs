@@ -739,6 +739,10 @@ impl weft_tools::mcp::McpSend for MeteredMcp {
         self.inner.name()
     }
 
+    fn reaches_servers(&self) -> bool {
+        self.inner.reaches_servers()
+    }
+
     async fn send(&self, sessions: &weft_tools::mcp::Sessions, request: &weft_tools::mcp::McpRequest) -> weft_tools::mcp::McpReply {
         let reply = self.inner.send(sessions, request).await;
         self.meter.record_mcp(reply.attempts.max(1), reply.result.is_err());

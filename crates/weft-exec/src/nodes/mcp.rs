@@ -103,7 +103,9 @@ pub(crate) fn server(c: &mut Compiler<'_>, t: &McpTransport) -> Option<Arc<Serve
             }
         }
         McpTransportKind::Stdio { command, args, env, cwd } => {
-            let allowed = c.inputs.mcp.allow_stdio || c.inputs.mcp.allowed_commands.iter().any(|a| a == command);
+            // A replay starts no process, so it needs no permission.
+            let allowed =
+                c.inputs.mcp.allow_stdio || c.inputs.mcp.allowed_commands.iter().any(|a| a == command) || !client(c).reaches_servers();
             if !allowed {
                 c.report(format!(
                     "{label} at {at}: the document asks to start the command {command:?} as a stdio MCP server, and a document may not start processes on its own: run with --allow-stdio-mcp (given again on resume), or allow the command in the tools file ([mcp] allow_commands = [{command:?}])"

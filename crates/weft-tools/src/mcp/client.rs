@@ -92,6 +92,12 @@ pub trait McpSend: Send + Sync + std::fmt::Debug {
 
     /// Makes `request`, in `sessions` (the run's) when it talks to the server.
     async fn send(&self, sessions: &Sessions, request: &McpRequest) -> McpReply;
+
+    /// Whether requests reach servers (connect, start processes): false for a replay, which
+    /// needs no permission to start a stdio server because it starts none.
+    fn reaches_servers(&self) -> bool {
+        true
+    }
 }
 
 /// The live client: requests in the run's sessions, calls retried per their policy.
