@@ -15,10 +15,12 @@ use weft_llm::http::HttpSend;
 use weft_llm::providers::openai::ProviderOverride;
 use weft_llm::retry::{Sleeper, TokioSleeper};
 use weft_record::{
-    HttpRecorder, HttpReplayer, Metered, MeteredHttp, Prices, RecordLog, Recorder, Replayer, ToolReplay, UsageMeter, recording_registry,
+    HttpRecorder, HttpReplayer, McpRecorder, McpReplayer, Metered, MeteredHttp, MeteredMcp, Prices, RecordLog, Recorder, Replayer,
+    ToolReplay, UsageMeter, recording_registry,
 };
 use weft_spec::LlmConfig;
 use weft_tools::ToolRegistry;
+use weft_tools::mcp::{LiveMcp, McpSend};
 
 /// Recording, replaying and usage options.
 #[derive(Args, Debug, Default)]
@@ -40,12 +42,15 @@ pub struct ObserveArgs {
     usage_json: Option<PathBuf>,
 }
 
+/// The replayers of a recording: LLM calls, tools, HTTP requests, MCP requests.
+type Replay = (Arc<Replayer>, Arc<ToolReplay>, Arc<HttpReplayer>, Arc<McpReplayer>);
+
 /// The wrappers and counters of one command.
 pub struct Observer {
     meter: Arc<UsageMeter>,
     prices: Prices,
     log: Option<Arc<RecordLog>>,
-    replay: Option<(Arc<Replayer>, Arc<ToolReplay>, Arc<HttpReplayer>)>,
+    replay: Option<Replay>,
     usage_json: Option<PathBuf>,
     t0: Instant,
 }
@@ -70,7 +75,8 @@ impl Observer {
                 let llm = Replayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
                 let tools = ToolReplay::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
                 let http = HttpReplayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
-                Some((Arc::new(llm), Arc::new(tools), Arc::new(http)))
+                let mcp = McpReplayer::load(path).map_err(|e| anyhow::anyhow!("{e}"))?.with_scrubber(secrets);
+                Some((Arc::new(llm), Arc::new(tools), Arc::new(http), Arc::new(mcp)))
             }
             None => None,
         };
@@ -96,7 +102,7 @@ impl Observer {
     /// The models, metered, recorded or replaced by the recording. `overrides` are the `--llm`
     /// provider overrides (they decide which model id a config is priced by).
     pub fn llm(self: &Arc<Self>, llm: Llm, overrides: &[ProviderOverride]) -> Llm {
-        if let Some((replayer, _, _)) = &self.replay {
+        if let Some((replayer, _, _, _)) = &self.replay {
             let replayer: Arc<dyn ChatModel> = replayer.clone();
             return Llm::Model(Arc::new(Metered::new(replayer, Arc::clone(&self.meter), "replay")));
         }
@@ -120,7 +126,7 @@ impl Observer {
     /// The tools, recorded or replaced by the recording.
     pub fn tools(&self, tools: ToolRegistry) -> ToolRegistry {
         match (&self.replay, &self.log) {
-            (Some((_, replay, _)), _) => replay.registry(&tools),
+            (Some((_, replay, _, _)), _) => replay.registry(&tools),
             (None, Some(log)) => recording_registry(&tools, log),
             (None, None) => tools,
         }
@@ -129,18 +135,29 @@ impl Observer {
     /// The client of ApiNodes and RemoteTools, recorded or replaced by the recording.
     pub fn http(&self, client: Arc<dyn HttpSend>) -> Arc<dyn HttpSend> {
         let client: Arc<dyn HttpSend> = match (&self.replay, &self.log) {
-            (Some((_, _, replay)), _) => Arc::clone(replay) as Arc<dyn HttpSend>,
+            (Some((_, _, replay, _)), _) => Arc::clone(replay) as Arc<dyn HttpSend>,
             (None, Some(log)) => Arc::new(HttpRecorder::new(client, Arc::clone(log))),
             (None, None) => client,
         };
         Arc::new(MeteredHttp::new(client, Arc::clone(&self.meter)))
     }
 
+    /// The client of MCP tools and toolboxes: live, recorded or replaced by the recording (no
+    /// server needed), counted in the usage line.
+    pub fn mcp(&self) -> Arc<dyn McpSend> {
+        let client: Arc<dyn McpSend> = match (&self.replay, &self.log) {
+            (Some((_, _, _, replay)), _) => Arc::clone(replay) as Arc<dyn McpSend>,
+            (None, Some(log)) => Arc::new(McpRecorder::new(Arc::new(LiveMcp::new()), Arc::clone(log))),
+            (None, None) => Arc::new(LiveMcp::new()),
+        };
+        Arc::new(MeteredMcp::new(client, Arc::clone(&self.meter)))
+    }
+
     /// Prints the usage line (when any LLM call or HTTP request was made), writes `--usage-json`, and closes
     /// the recording, reporting what could not be written.
     pub fn finish(&self) {
         let wall = self.t0.elapsed();
-        if self.meter.total().calls > 0 || self.meter.http().0 > 0 {
+        if self.meter.total().calls > 0 || self.meter.http().0 > 0 || self.meter.mcp().0 > 0 {
             crate::report::line(&format!("usage: {}", self.meter.summary_line(&self.prices, wall)));
         }
         if let Some(path) = &self.usage_json {

@@ -70,6 +70,8 @@ struct Counts {
     llm_calls: u64,
     tool_calls: u64,
     http_requests: u64,
+    /// MCP requests (`mcp_call` events: calls and listings).
+    mcp_calls: u64,
     /// Calls held back by the provider-wide limiter, and its cap when it last did.
     held_back: u64,
     cap: usize,
@@ -267,6 +269,18 @@ impl Sink {
                     (None, None) => format!("[{node}] {method} {url}{to}: no answer"),
                 });
             }
+            Event::McpCall { node, server, method, tool, attempts, duration_ms, error } => {
+                counts.mcp_calls += 1;
+                let what = match tool {
+                    Some(tool) => format!("MCP tool {tool} on {server}"),
+                    None => format!("MCP {method} on {server}"),
+                };
+                let tries = if *attempts > 1 { format!(", {attempts} attempts") } else { String::new() };
+                line = Some(match error {
+                    None => format!("[{node}] {what}: {}{tries}", duration(*duration_ms)),
+                    Some(e) => format!("[{node}] {what} failed after {}{tries}: {e}", duration(*duration_ms)),
+                });
+            }
             Event::Message { node, message_type, content } => {
                 counts.last_message = Some((node.clone(), content.clone()));
                 line = Some(format!("[{node}] {message_type}: {content}"));
@@ -306,6 +320,9 @@ impl Sink {
                 if counts.http_requests > 0 {
                     s.push_str(&format!(", {}", plural(counts.http_requests, "HTTP request")));
                 }
+                if counts.mcp_calls > 0 {
+                    s.push_str(&format!(", {}", plural(counts.mcp_calls, "MCP request")));
+                }
                 line = Some(s);
             }
             // The error itself is printed once, by the command.
@@ -339,6 +356,9 @@ impl Counts {
         }
         if self.http_requests > 0 {
             status.push_str(&format!(" · {}", plural(self.http_requests, "HTTP request")));
+        }
+        if self.mcp_calls > 0 {
+            status.push_str(&format!(" · {}", plural(self.mcp_calls, "MCP request")));
         }
         if self.held_back > 0 {
             status.push_str(&format!(" · {} held back by the limit of {} in flight", self.held_back, self.cap));

@@ -349,6 +349,7 @@ fn mcp_options(
     tools_file: Option<&ToolsFile>,
     egress: &weft_guard::EgressPolicy,
     allow_stdio: bool,
+    observer: &Observer,
 ) -> anyhow::Result<weft_exec::McpOptions> {
     let mut rules: Vec<(String, String)> = tools_file
         .map(|f| f.http_rewrites.iter().filter(|(prefix, _)| !flags.iter().any(|(p, _)| p == prefix)).cloned().collect())
@@ -359,6 +360,7 @@ fn mcp_options(
         egress: egress.clone(),
         allow_stdio,
         allowed_commands: tools_file.map(|f| f.mcp_commands.clone()).unwrap_or_default(),
+        client: Some(observer.mcp()),
     })
 }
 
@@ -403,7 +405,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Outcome> {
     let model = observer.llm(llm_for(&llm, &flow, &args.load.secrets, &limiters, observer.sleeper(), &egress)?, &overrides_of(&llm));
     let tools = observer.tools(tools);
     let http = http_client(&rewrites, tools_file.as_ref(), &egress, &limiters, &observer)?;
-    let mcp = mcp_options(&rewrites, tools_file.as_ref(), &egress, args.allow_stdio_mcp)?;
+    let mcp = mcp_options(&rewrites, tools_file.as_ref(), &egress, args.allow_stdio_mcp, &observer)?;
 
     let events_path = args.session.events.as_deref().map(absolute).transpose()?;
     let max_steps = args.max_steps;
@@ -641,7 +643,7 @@ impl Setup {
             overrides.rewrites.clone()
         };
         let http = http_client(&rewrites, tools_file.as_ref(), &egress, &limiters, &observer)?;
-        let mcp = mcp_options(&rewrites, tools_file.as_ref(), &egress, args.allow_stdio_mcp)?;
+        let mcp = mcp_options(&rewrites, tools_file.as_ref(), &egress, args.allow_stdio_mcp, &observer)?;
         // `--events` redirects the events; either way a resumed run appends.
         if let Some(p) = &args.session.events {
             options.events = Some(absolute(p)?);

@@ -101,6 +101,16 @@ fn a_stdio_transport_needs_the_users_permission_and_its_server_is_gone_after_the
     assert_eq!(started.len(), 1, "one server process");
     assert!(!alive(started[0]), "the stdio server {} outlived the run", started[0]);
 
+    // Recorded, the run replays without the flag: a replay starts no process.
+    let record = [&args[..], &["--allow-stdio-mcp", "--record", "rec.jsonl"]].concat();
+    let out = weft_command(dir.path(), &record).env("PATH", path_with(&bin)).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 2);
+    let out = weft_command(dir.path(), &[&args[..], &["--replay", "rec.jsonl"]].concat()).env("PATH", path_with(&bin)).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out), json!({"listing": "/data: a.txt b.txt"}));
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().lines().count(), 2, "the replay started a process");
+
     // The tools file may allow the command instead of the flag.
     std::fs::write(dir.path().join("tools.toml"), "[mcp]\nallow_commands = [\"python\"]\n").unwrap();
     let out = weft_command(dir.path(), &[&args[..], &["--tools", "tools.toml"]].concat()).env("PATH", path_with(&bin)).output().unwrap();
@@ -164,4 +174,99 @@ fn a_tools_file_mcp_binding_serves_a_batch_of_200_runs_from_one_process() {
         assert!(std::time::Instant::now() < deadline, "the tools-file MCP server {} outlived weft", started[0]);
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// The lines of a JSON-lines file.
+fn json_lines(path: &Path) -> Vec<Json> {
+    std::fs::read_to_string(path).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn mcp_calls_are_events_counted_recorded_and_replayed_with_the_server_gone() {
+    let http = McpProcess::start("http", None);
+    let dir = tempfile::tempdir().unwrap();
+    // The corpus document, its transport given a sensitive header (sent, never shown).
+    let secret = "Bearer mcp-secret-7f3a9c";
+    let text = std::fs::read_to_string(corpus("p_mcp_tool_streamable_http.json")).unwrap();
+    let text = text.replacen("\"sensitive_headers\": null", &format!("\"sensitive_headers\": {{\"Authorization\": {secret:?}}}"), 1);
+    assert!(text.contains(secret));
+    std::fs::write(dir.path().join("flow.json"), text).unwrap();
+    let rewrite = format!("https://mcp.example.com={}", http.base());
+    let record = ["run", "flow.json", "--llm", "simulated", "--http-rewrite", &rewrite, "--input", "text=hello"];
+    let out = weft(dir.path(), &[&record[..], &["--record", "rec.jsonl", "--events", "events.jsonl"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out), json!({"translation": "[en] hello"}));
+    assert!(stderr(&out).contains("usage: no LLM calls · 1 MCP call ·"), "{}", stderr(&out));
+
+    // One `mcp_call` event: the server as the document names it, the tool, attempts, duration.
+    let events = json_lines(&dir.path().join("events.jsonl"));
+    let mcp: Vec<&Json> = events.iter().filter(|e| e["event"] == "mcp_call").collect();
+    assert_eq!(mcp.len(), 1, "{events:?}");
+    assert_eq!(mcp[0]["server"], json!("http https://mcp.example.com/mcp"));
+    assert_eq!((&mcp[0]["method"], &mcp[0]["tool"], &mcp[0]["attempts"]), (&json!("tools/call"), &json!("translate"), &json!(1)));
+    assert!(mcp[0]["duration_ms"].as_f64().unwrap() > 0.0 && mcp[0]["error"].is_null(), "{}", mcp[0]);
+
+    // The recording: the call and its result, keyed by the document's URL; no header at all.
+    let lines = json_lines(&dir.path().join("rec.jsonl"));
+    assert_eq!(lines[0], json!({"kind": "header", "format": "weft-record", "version": 4}));
+    let recorded: Vec<&Json> = lines.iter().filter(|l| l["kind"] == "mcp").collect();
+    assert_eq!(recorded.len(), 1, "{lines:?}");
+    assert_eq!(recorded[0]["request"]["arguments"], json!({"text": "hello", "target_language": "en"}));
+    assert_eq!(recorded[0]["response"]["result"]["content"][0]["text"], json!("[en] hello"));
+    for file in ["rec.jsonl", "events.jsonl"] {
+        let written = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert!(!written.contains("mcp-secret") && !written.contains("Authorization"), "{file} shows the sensitive header: {written}");
+    }
+
+    // The server is gone: the replay answers from the file, without the rewrite.
+    drop(http);
+    let replay = ["run", "flow.json", "--llm", "simulated", "--replay", "rec.jsonl", "--events", "replay.jsonl"];
+    let out = weft(dir.path(), &[&replay[..], &["--input", "text=hello"]].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out), json!({"translation": "[en] hello"}));
+    let replayed = json_lines(&dir.path().join("replay.jsonl"));
+    let event = replayed.iter().find(|e| e["event"] == "mcp_call").expect("an mcp_call event on replay");
+    assert_eq!((&event["tool"], &event["attempts"]), (&json!("translate"), &json!(0)));
+
+    // A call the recording does not have fails, naming the tool.
+    let out = weft(dir.path(), &[&replay[..], &["--input", "text=goodbye"]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no recorded answer for the call of MCP tool \"translate\"")
+            && err.contains("on http https://mcp.example.com/mcp")
+            && err.contains("goodbye"),
+        "{err}"
+    );
+    assert!(!err.contains("mcp-secret"), "{err}");
+}
+
+#[test]
+fn an_agents_toolbox_listing_is_recorded_and_replayed_with_the_server_gone() {
+    let http = McpProcess::start("http", None);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tools.toml"),
+        "[tools.lookup_user]\ncommand = [\"sh\", \"-c\", \"echo '{\\\"name\\\": \\\"Ada\\\"}'\"]\n",
+    )
+    .unwrap();
+    let rewrite = format!("https://crm.example.com={}", http.base());
+    let flow = corpus("p_agent_mcp_toolbox.json");
+    let base = ["run", &flow, "--llm", "simulated", "--tools", "tools.toml", "--input", "company=Acme", "--message", "hello"];
+    let out = weft(dir.path(), &[&base[..], &["--http-rewrite", &rewrite, "--record", "rec.jsonl", "--state", "a.json"]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let listings = json_lines(&dir.path().join("rec.jsonl")).into_iter().filter(|l| l["kind"] == "mcp").collect::<Vec<_>>();
+    // Listed before each of the agent's LLM calls, each listing an occurrence of the same request.
+    assert!(!listings.is_empty());
+    for (i, l) in listings.iter().enumerate() {
+        assert_eq!((&l["request"]["method"], &l["occurrence"]), (&json!("tools/list"), &json!(i + 1)), "{}", l["request"]);
+    }
+    let names: Vec<&str> = listings[0]["response"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"get_customer"), "{names:?}");
+    let recorded_out = String::from_utf8_lossy(&out.stdout).into_owned();
+
+    drop(http);
+    let out = weft(dir.path(), &[&base[..], &["--replay", "rec.jsonl", "--state", "b.json"]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), recorded_out, "the replay waits for the user with the same message");
 }

@@ -308,7 +308,7 @@ fn a_batch_sharing_prompts_recorded_at_concurrency_20_replays_line_for_line_at_1
     let header: Json =
         serde_json::from_str(std::fs::read_to_string(dir.path().join("run.jsonl")).expect("record").lines().next().expect("header"))
             .expect("json");
-    assert_eq!(header["version"], 3);
+    assert_eq!(header["version"], 4);
 
     for concurrency in ["1", "50"] {
         let out = weft(dir.path(), &["run", "flow.json", "--batch", "batch.jsonl", "--concurrency", concurrency, "--replay", "run.jsonl"]);

@@ -151,7 +151,7 @@ impl ToolTarget {
             // Boxed: their futures are large (an HTTP exchange, an MCP session's request), and
             // inline they would size every call's task, LLM calls included.
             ToolTarget::Remote(remote) => Box::pin(remote.call(args, run, path)).await,
-            ToolTarget::Mcp(mcp) => Box::pin(mcp.call(args, run)).await,
+            ToolTarget::Mcp(mcp) => Box::pin(mcp.call(args, run, path)).await,
         }
     }
 }
@@ -210,7 +210,7 @@ async fn work(effect: Effect, site: &Site) -> Done {
             call.request.meta.batch_index = site.run.index.and_then(|i| u64::try_from(i).ok());
             if let Some(listing) = call.listing.take() {
                 let t = Instant::now();
-                let listed = Box::pin(listing.boxes.list(&site.run)).await;
+                let listed = Box::pin(listing.boxes.list(&site.run, &site.path)).await;
                 let result = match &listed {
                     Ok(tools) => {
                         let specs: Vec<weft_llm::ToolSpec> = tools.iter().map(|t| t.spec.clone()).collect();

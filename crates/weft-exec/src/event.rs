@@ -157,6 +157,26 @@ pub enum Event {
         /// Why no answer came (nothing sent, no connection, a timeout...).
         error: Option<String>,
     },
+    /// An MCP request of a tool or toolbox ended (`tools/call`, or an agent's `tools/list`
+    /// before its LLM call): answered or not.
+    McpCall {
+        /// The node's name (the tool node or the agent).
+        node: String,
+        /// The server, with no secret: `http <url>`, `sse <url>` (the document's URL,
+        /// credentials removed) or `stdio <command> <args>`; never a header.
+        server: String,
+        /// `tools/call` or `tools/list`.
+        method: String,
+        /// The tool called (none for a listing).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool: Option<String>,
+        /// Attempts made (the `retry_policy`'s retries included; 0 on replay).
+        attempts: u32,
+        /// Milliseconds the request took, its retries included.
+        duration_ms: f64,
+        /// Why it failed (an `isError` result is an answer, not a failure here).
+        error: Option<String>,
+    },
     /// The run waits for input.
     InputRequested {
         /// The request.

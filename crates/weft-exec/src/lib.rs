@@ -144,6 +144,9 @@ pub struct McpOptions {
     pub allow_stdio: bool,
     /// Commands a `StdioTransport` may start (the tools file's `[mcp] allow_commands`).
     pub allowed_commands: Vec<String>,
+    /// Makes the listings and calls: a [`weft_tools::mcp::LiveMcp`] unless set (a recorder or a
+    /// replayer of `weft_record`).
+    pub client: Option<Arc<dyn weft_tools::mcp::McpSend>>,
 }
 
 impl Default for RunOptions {
@@ -287,6 +290,9 @@ impl Plan {
                 client: std::sync::OnceLock::new(),
             }),
         };
+        let mut mcp = options.mcp;
+        // One live client per plan (its jitter shared), unless a recorder or replayer is given.
+        mcp.client = Some(mcp.client.unwrap_or_else(|| Arc::new(weft_tools::mcp::LiveMcp::new())));
         let inputs = plan::PlanInputs {
             models: &*resolver,
             limits: &options.limits,
@@ -294,7 +300,7 @@ impl Plan {
             http,
             defaults,
             secrets: options.secrets,
-            mcp: options.mcp,
+            mcp,
         };
         Plan::compile(flow, inputs).map(Arc::new)
     }

@@ -11,7 +11,7 @@ use serde_json::{Value as Json, json};
 use std::path::Path;
 use weft_exec::{Limiters, McpOptions, RunOptions, Status};
 use weft_llm::http::Rewrites;
-use weft_testkit::mcp::{McpProcess, alive, reference_python, server_script};
+use weft_testkit::mcp::{McpProcess, alive, paged_server_script, reference_python, server_script};
 use weft_testkit::{MockConfig, MockServer, ScriptedCall};
 
 fn transcript(name: &str) -> Json {
@@ -87,6 +87,12 @@ async fn f1_an_agent_with_an_mcp_toolbox_sends_what_wayflow_sent() {
 
 /// A flow: start → a ToolNode calling MCP tool `tool` (with `outputs`) over `transport` → end.
 fn tool_flow(tool: &str, inputs: Json, outputs: Json, transport: Json) -> weft_flow::Flow {
+    let document = tool_document(tool, inputs, outputs, transport);
+    weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{e}")).flow
+}
+
+/// The document of [`tool_flow`].
+fn tool_document(tool: &str, inputs: Json, outputs: Json, transport: Json) -> Json {
     let titles = |list: &Json| list.as_array().unwrap().iter().map(|p| p["title"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
     let (ins, outs) = (titles(&inputs), titles(&outputs));
     let mut edges = Vec::new();
@@ -116,7 +122,7 @@ fn tool_flow(tool: &str, inputs: Json, outputs: Json, transport: Json) -> weft_f
         },
         "agentspec_version": "26.1.2"
     });
-    weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{e}")).flow
+    document
 }
 
 fn http_transport(url: &str, read_timeout: f64) -> Json {
@@ -256,4 +262,137 @@ fn mtls_transports_and_oauth_are_refused_at_start() {
     let problems: Vec<String> =
         weft_exec::Plan::new(&flow, RunOptions::simulated()).unwrap_err().problems().iter().map(|p| p.to_string()).collect();
     assert!(problems.iter().any(|p| p.starts_with("not supported yet: `auth` on StreamableHTTPTransport")), "{problems:?}");
+}
+
+/// A stdio transport to the scripted paged server, logging to `log`, failing `flaky` `fails`
+/// times.
+fn paged_transport(log: &Path, fails: u32) -> Json {
+    json!({"component_type": "StdioTransport", "id": "transport", "name": "paged", "command": reference_python().display().to_string(),
+        "args": [paged_server_script().display().to_string()],
+        "env": {"MCP_LOG": log.display().to_string(), "FLAKY_FAILS": fails.to_string()}})
+}
+
+fn logged(log: &Path) -> Vec<Json> {
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_in_pages_lists_every_pages_tools_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let server = weft_tools::mcp::Server {
+        label: "StdioTransport \"paged\"".into(),
+        transport: weft_tools::mcp::Transport::Stdio {
+            command: reference_python().display().to_string(),
+            args: vec![paged_server_script().display().to_string()],
+            env: vec![("MCP_LOG".into(), log.display().to_string())],
+            cwd: None,
+        },
+        read_timeout: std::time::Duration::from_secs(20),
+        shown: "stdio paged".into(),
+    };
+    let sessions = weft_tools::mcp::Sessions::new();
+    let session = sessions.get(&server).await.unwrap();
+    let names: Vec<String> = session.list_tools().await.unwrap().into_iter().map(|t| t.name).collect();
+    assert_eq!(names, ["tool_00", "tool_01", "tool_02", "tool_03", "tool_04", "tool_05", "tool_06", "flaky"]);
+    // Three pages, each asked for with the cursor the previous one gave.
+    let cursors: Vec<Json> = logged(&log).into_iter().filter(|l| l["method"] == "tools/list").map(|l| l["cursor"].clone()).collect();
+    assert_eq!(cursors, [Json::Null, json!("3"), json!("6")]);
+    drop(session);
+    sessions.close_all().await;
+}
+
+/// The `mcp_call` events of a run.
+fn mcp_events(options: RunOptions) -> (RunOptions, std::sync::Arc<std::sync::Mutex<Vec<Json>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    let options = options.with_events(std::sync::Arc::new(move |r: &weft_exec::EventRecord<'_>| {
+        let value = serde_json::to_value(r).unwrap();
+        if value["event"] == "mcp_call" {
+            sink.lock().unwrap().push(value);
+        }
+    }));
+    (options, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_tools_retry_policy_retries_a_missing_tool_as_wayflow_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = json!([{"title": "text", "type": "string"}]);
+    let out = json!([{"title": "out", "type": "string"}]);
+    let allowed = || RunOptions::simulated().with_mcp(McpOptions { allow_stdio: true, ..McpOptions::default() });
+    let with_policy = |log: &Path, fails: u32, max_attempts: u32| {
+        let mut document = tool_document("flaky", text.clone(), out.clone(), paged_transport(log, fails));
+        document["agentspec_version"] = json!("26.3.1");
+        document["$referenced_components"]["tool"]["tool"]["retry_policy"] =
+            json!({"max_attempts": max_attempts, "initial_retry_delay": 0.01, "max_retry_delay": 0.05, "jitter": null});
+        weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{e}")).flow
+    };
+
+    // Two failures, then an answer: three attempts under a policy allowing two retries.
+    let log = dir.path().join("retried");
+    let (options, events) = mcp_events(allowed());
+    let outputs = run_tool(&with_policy(&log, 2, 2), options, json!({"text": "hi"})).await.unwrap();
+    assert_eq!(outputs["out"], json!("flaky:hi after 3 attempts"));
+    let calls = logged(&log).into_iter().filter(|l| l["method"] == "tools/call").count();
+    assert_eq!(calls, 3, "the server counted the attempts");
+    let events = events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (&events[0]["tool"], &events[0]["attempts"], &events[0]["server"], &events[0]["error"]),
+        (
+            &json!("flaky"),
+            &json!(3),
+            &json!(format!("stdio {} {}", reference_python().display(), paged_server_script().display())),
+            &Json::Null
+        )
+    );
+
+    // One retry is not enough: the error says how many attempts were made.
+    let log = dir.path().join("spent");
+    let e = run_tool(&with_policy(&log, 2, 1), allowed(), json!({"text": "hi"})).await.unwrap_err();
+    assert!(e.to_string().contains("Unknown tool: flaky") && e.to_string().contains("after 2 attempts"), "{e}");
+    assert_eq!(logged(&log).into_iter().filter(|l| l["method"] == "tools/call").count(), 2);
+
+    // Without a retry_policy an MCP call is tried once, as WayFlow tries it.
+    let log = dir.path().join("once");
+    let flow = tool_flow("flaky", text.clone(), out.clone(), paged_transport(&log, 2));
+    let e = run_tool(&flow, allowed(), json!({"text": "hi"})).await.unwrap_err();
+    assert!(e.to_string().contains("Unknown tool: flaky") && !e.to_string().contains("attempts"), "{e}");
+    assert_eq!(logged(&log).into_iter().filter(|l| l["method"] == "tools/call").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_toolbox_lists_again_per_its_retry_policy_while_a_filtered_tool_is_missing() {
+    let mcp = McpProcess::start("http", None);
+    let t = transcript("f1_mcp_toolbox");
+    let mut document = t["document"].clone();
+    document["agentspec_version"] = json!("26.3.1");
+    fn set_policy(v: &mut Json) {
+        match v {
+            Json::Object(m) if m.get("component_type").and_then(Json::as_str) == Some("MCPToolBox") => {
+                m.insert("retry_policy".into(), json!({"max_attempts": 2, "initial_retry_delay": 0.01, "max_retry_delay": 0.02}));
+                m["tool_filter"].as_array_mut().unwrap().push(json!("nonexistent"));
+            }
+            Json::Object(m) => m.values_mut().for_each(set_policy),
+            Json::Array(items) => items.iter_mut().for_each(set_policy),
+            _ => {}
+        }
+    }
+    set_policy(&mut document);
+    assert!(document.to_string().contains("nonexistent") && document.to_string().contains("max_attempts"));
+    let llm = MockServer::start(MockConfig::default()).await;
+    retarget(&mut document, &llm.url());
+    let flow = weft_flow::Flow::from_json(&document.to_string()).unwrap_or_else(|e| panic!("{e}")).flow;
+    let (options, events) = mcp_events(
+        RunOptions::default().with_limits(Limiters::new(Default::default())).with_mcp(rewrite("http://127.0.0.1:8933", &mcp.base())),
+    );
+    let plan = weft_exec::Plan::new(&flow, options).unwrap_or_else(|e| panic!("{:?}", e.problems()));
+    let mut run = plan.start(Default::default()).unwrap();
+    run.append_user_message("Use the tools").unwrap();
+    let e = run.execute().await.unwrap_err();
+    assert!(e.to_string().contains("Expected MCP tool(s) ['nonexistent']") && e.to_string().contains("after 3 listings"), "{e}");
+    let listings = events.lock().unwrap().iter().filter(|e| e["method"] == "tools/list").count();
+    assert_eq!(listings, 3, "one listing and two more per the retry_policy");
+    assert!(llm.requests().is_empty(), "no LLM call without the toolbox's tools");
 }

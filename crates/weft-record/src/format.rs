@@ -36,9 +36,11 @@ pub const FORMAT_NAME: &str = "weft-record";
 ///   occurrence alone.
 /// - 3: lines of kind `http`, the requests of ApiNodes and RemoteTools ([`HttpLine`]). Files of
 ///   versions 1 and 2 have none and are read as they were.
-pub const FORMAT_VERSION: u64 = 3;
+/// - 4: lines of kind `mcp`, the listings and calls of MCP tools and toolboxes ([`McpLine`]).
+///   Files of versions 1 to 3 have none and are read as they were.
+pub const FORMAT_VERSION: u64 = 4;
 
-/// The first line of a record file: `{"kind":"header","format":"weft-record","version":3}`.
+/// The first line of a record file: `{"kind":"header","format":"weft-record","version":4}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename = "header")]
 pub struct Header {
@@ -148,6 +150,143 @@ pub struct HttpLine {
     /// Why no answer came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RecordedHttpError>,
+}
+
+/// A recorded MCP request of a document's tool or toolbox: one line of kind `mcp` (format 4),
+/// written by [`crate::mcp::McpRecorder`] after the request's retries.
+///
+/// ```json
+/// {"kind":"mcp","key":"<sha-256>","node_path":"flow/weather","occurrence":1,
+///  "request":{"server":"http http://127.0.0.1:8000/mcp","method":"tools/call","tool":"echo","arguments":{"text":"hi"}},
+///  "attempts":1,"response":{"result":{"content":[…],"isError":false}}}
+/// ```
+///
+/// with `"response":{"tools":[…]}` for a listing and `"error":{…}` (a [`RecordedToolError`]) in
+/// place of `"response"` when no answer came. The server is named without its headers (the
+/// transport's headers and sensitive headers are never part of a line nor of its key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "mcp")]
+pub struct McpLine {
+    /// The request's key ([`RecordedMcpRequest::key_content`], secrets redacted).
+    pub key: String,
+    /// The run's index in its batch, for a request of a batch's run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    /// The calling node's path (the scope of the key).
+    pub node_path: String,
+    /// The n-th request with this key at this node path (in this run) (from 1).
+    pub occurrence: u64,
+    /// The request.
+    pub request: RecordedMcpRequest,
+    /// Attempts made.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<RecordedMcpAnswer>,
+    /// Why no answer came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RecordedToolError>,
+}
+
+/// An MCP request as recorded: the server as shown ([`weft_tools::mcp::Server::shown`]), the
+/// method, and a call's tool and arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordedMcpRequest {
+    /// `http <url>`, `sse <url>` or `stdio <command> <args>`.
+    pub server: String,
+    /// `tools/list` or `tools/call`.
+    pub method: String,
+    /// The tool called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<Map<String, Json>>,
+}
+
+impl RecordedMcpRequest {
+    /// What determines the answer, hashed into the key: the request as recorded.
+    pub fn key_content(&self) -> Json {
+        serde_json::to_value(self).unwrap_or(Json::Null)
+    }
+}
+
+impl From<&weft_tools::mcp::McpRequest> for RecordedMcpRequest {
+    fn from(r: &weft_tools::mcp::McpRequest) -> RecordedMcpRequest {
+        // The retry policy and the meta (the line's scope) are not part of the request.
+        let weft_tools::mcp::McpRequest { server, op, retry: _, meta: _ } = r;
+        let (tool, arguments) = match op {
+            weft_tools::mcp::McpOp::List => (None, None),
+            weft_tools::mcp::McpOp::Call { tool, arguments } => (Some(tool.clone()), Some(arguments.clone())),
+        };
+        RecordedMcpRequest { server: server.shown.clone(), method: r.method().to_owned(), tool, arguments }
+    }
+}
+
+/// An MCP answer as recorded: a listing's tools or a call's result in its wire form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordedMcpAnswer {
+    /// The tools listed, in the server's order.
+    Tools(Vec<RecordedListedTool>),
+    /// A call's result (`content`, `structuredContent`, `isError`).
+    Result(Json),
+}
+
+/// A listed tool as recorded (its wire form's names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedListedTool {
+    /// `name`.
+    pub name: String,
+    /// `description`.
+    #[serde(default)]
+    pub description: String,
+    /// `inputSchema`.
+    #[serde(rename = "inputSchema")]
+    pub input_schema: Json,
+    /// `outputSchema`.
+    #[serde(rename = "outputSchema", default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Json>,
+}
+
+impl From<&weft_tools::mcp::McpAnswer> for RecordedMcpAnswer {
+    fn from(a: &weft_tools::mcp::McpAnswer) -> RecordedMcpAnswer {
+        match a {
+            weft_tools::mcp::McpAnswer::Listed(tools) => RecordedMcpAnswer::Tools(
+                tools
+                    .iter()
+                    .map(|t| {
+                        let weft_tools::mcp::ListedTool { name, description, input_schema, output_schema } = t;
+                        RecordedListedTool {
+                            name: name.clone(),
+                            description: description.clone(),
+                            input_schema: input_schema.clone(),
+                            output_schema: output_schema.clone(),
+                        }
+                    })
+                    .collect(),
+            ),
+            weft_tools::mcp::McpAnswer::Called(result) => RecordedMcpAnswer::Result(result.clone()),
+        }
+    }
+}
+
+impl From<RecordedMcpAnswer> for weft_tools::mcp::McpAnswer {
+    fn from(a: RecordedMcpAnswer) -> weft_tools::mcp::McpAnswer {
+        match a {
+            RecordedMcpAnswer::Tools(tools) => weft_tools::mcp::McpAnswer::Listed(
+                tools
+                    .into_iter()
+                    .map(|t| {
+                        let RecordedListedTool { name, description, input_schema, output_schema } = t;
+                        weft_tools::mcp::ListedTool { name, description, input_schema, output_schema }
+                    })
+                    .collect(),
+            ),
+            RecordedMcpAnswer::Result(result) => weft_tools::mcp::McpAnswer::Called(result),
+        }
+    }
 }
 
 /// An HTTP request as recorded: everything but its sensitive headers and its retry rules.

@@ -9,17 +9,21 @@
 //!   them back;
 //! - [`http`]: [`http::HttpRecorder`] records the requests of ApiNodes and RemoteTools,
 //!   [`http::HttpReplayer`] serves them back;
+//! - [`mcp`]: [`mcp::McpRecorder`] records the listings and calls of MCP tools and toolboxes,
+//!   [`mcp::McpReplayer`] serves them back with no server;
 //! - [`usage`]: price files (`--prices`) and usage accounting (tokens, calls, retries, cost).
 
 pub mod format;
 pub mod http;
 pub mod llm;
 pub mod log;
+pub mod mcp;
 pub mod tools;
 pub mod usage;
 
 pub use http::{HttpRecorder, HttpReplayer};
 pub use llm::{Recorder, Replayer};
 pub use log::{RecordLog, ReplayError};
+pub use mcp::{McpRecorder, McpReplayer};
 pub use tools::{RecordingTool, ReplayTool, ToolReplay, recording_registry};
-pub use usage::{Metered, MeteredHttp, Prices, UsageMeter};
+pub use usage::{Metered, MeteredHttp, MeteredMcp, Prices, UsageMeter};

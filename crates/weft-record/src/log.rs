@@ -9,7 +9,7 @@
 //! [`crate::format`] ([`crate::format::LlmLine`], [`crate::format::ToolLine`] and their parts),
 //! not the types of `weft_llm` and `weft_tools`, so the file changes only when its format
 //! version does. The first line is a header,
-//! `{"kind":"header","format":"weft-record","version":3}`; a file of a higher version is
+//! `{"kind":"header","format":"weft-record","version":4}`; a file of a higher version is
 //! refused, naming both versions (versions 1, without runs, and 2, without HTTP lines, are read).
 //! Then:
 //!

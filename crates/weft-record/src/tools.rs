@@ -271,7 +271,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("s3cret-token"), "{text}");
         assert!(text.contains(REDACTED));
-        assert!(text.starts_with(r#"{"kind":"header","format":"weft-record","version":3}"#));
+        assert!(text.starts_with(r#"{"kind":"header","format":"weft-record","version":4}"#));
 
         let replay = Arc::new(ToolReplay::load(&path).unwrap().with_secrets(["s3cret-token"]));
         assert_eq!(replay.len(), 8);

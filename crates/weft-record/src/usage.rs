@@ -275,6 +275,10 @@ pub struct UsageMeter {
     http_requests: AtomicU64,
     http_retries: AtomicU64,
     http_failed: AtomicU64,
+    /// MCP requests of tools and toolboxes ([`MeteredMcp`]): made, retried, failed.
+    mcp_requests: AtomicU64,
+    mcp_retries: AtomicU64,
+    mcp_failed: AtomicU64,
 }
 
 /// The cost of some usage: known, or unknown for want of the prices of these models.
@@ -326,6 +330,21 @@ impl UsageMeter {
         if failed {
             self.http_failed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts an MCP request (a call or a listing) that took `attempts` attempts and `failed`
+    /// (no answer; an `isError` result is an answer).
+    pub fn record_mcp(&self, attempts: u32, failed: bool) {
+        self.mcp_requests.fetch_add(1, Ordering::Relaxed);
+        self.mcp_retries.fetch_add(u64::from(attempts.saturating_sub(1)), Ordering::Relaxed);
+        if failed {
+            self.mcp_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// MCP requests counted so far: made, retries, failed.
+    pub fn mcp(&self) -> (u64, u64, u64) {
+        (self.mcp_requests.load(Ordering::Relaxed), self.mcp_retries.load(Ordering::Relaxed), self.mcp_failed.load(Ordering::Relaxed))
     }
 
     /// HTTP requests counted so far: made, retries, failed.
@@ -382,21 +401,25 @@ impl UsageMeter {
         let mut total = Tally::default();
         snapshot.values().for_each(|t| total.add(t));
         let retries = self.retries();
-        let (http, http_retries, http_failed) = self.http();
-        let http_part = (http > 0).then(|| {
-            let mut notes = Vec::new();
-            if http_retries > 0 {
-                notes.push(plural(http_retries, "retry", "retries"));
-            }
-            if http_failed > 0 {
-                notes.push(format!("{} failed", thousands(http_failed)));
-            }
-            let mut part = plural(http, "HTTP request", "HTTP requests");
-            if !notes.is_empty() {
-                part.push_str(&format!(" ({})", notes.join(", ")));
-            }
-            part
-        });
+        let part = |(n, retries, failed): (u64, u64, u64), one: &str, many: &str| {
+            (n > 0).then(|| {
+                let mut notes = Vec::new();
+                if retries > 0 {
+                    notes.push(plural(retries, "retry", "retries"));
+                }
+                if failed > 0 {
+                    notes.push(format!("{} failed", thousands(failed)));
+                }
+                let mut part = plural(n, one, many);
+                if !notes.is_empty() {
+                    part.push_str(&format!(" ({})", notes.join(", ")));
+                }
+                part
+            })
+        };
+        let parts: Vec<String> =
+            [part(self.http(), "HTTP request", "HTTP requests"), part(self.mcp(), "MCP call", "MCP calls")].into_iter().flatten().collect();
+        let http_part = (!parts.is_empty()).then(|| parts.join(" · "));
         if total.calls == 0 {
             return match http_part {
                 Some(part) => format!("no LLM calls · {part} · {}", seconds(wall)),
@@ -508,6 +531,12 @@ impl UsageMeter {
             && let Json::Object(members) = &mut usage
         {
             members.insert("http".to_owned(), json!({"requests": http, "retries": http_retries, "failed": http_failed}));
+        }
+        let (mcp, mcp_retries, mcp_failed) = self.mcp();
+        if mcp > 0
+            && let Json::Object(members) = &mut usage
+        {
+            members.insert("mcp".to_owned(), json!({"requests": mcp, "retries": mcp_retries, "failed": mcp_failed}));
         }
         usage
     }
@@ -686,6 +715,38 @@ impl weft_llm::http::HttpSend for MeteredHttp {
             Err(error) => self.meter.record_http(error.attempts.max(1), true),
         }
         result
+    }
+}
+
+/// An MCP client wrapper counting the listings and calls of MCP tools and toolboxes in a
+/// [`UsageMeter`] (the retries from the attempts each took).
+#[derive(Debug)]
+pub struct MeteredMcp {
+    inner: Arc<dyn weft_tools::mcp::McpSend>,
+    meter: Arc<UsageMeter>,
+}
+
+impl MeteredMcp {
+    /// Counts the requests `inner` makes into `meter`.
+    pub fn new(inner: Arc<dyn weft_tools::mcp::McpSend>, meter: Arc<UsageMeter>) -> MeteredMcp {
+        MeteredMcp { inner, meter }
+    }
+}
+
+#[async_trait::async_trait]
+impl weft_tools::mcp::McpSend for MeteredMcp {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn reaches_servers(&self) -> bool {
+        self.inner.reaches_servers()
+    }
+
+    async fn send(&self, sessions: &weft_tools::mcp::Sessions, request: &weft_tools::mcp::McpRequest) -> weft_tools::mcp::McpReply {
+        let reply = self.inner.send(sessions, request).await;
+        self.meter.record_mcp(reply.attempts.max(1), reply.result.is_err());
+        reply
     }
 }
 

@@ -1,8 +1,9 @@
 //! The record file's format, pinned: the bytes of a header, of LLM lines (every field of a
 //! request and a response, and an error) and of tool lines (a result, a `null` result, an
-//! error), of HTTP lines (an answer, an error; never a sensitive header) and the key of a request.
-//! A change here is a change of the format's version (now 3): recordings written before would no
-//! longer replay. Files of formats 1 and 2 still replay. Also: a file of a newer version is
+//! error), of HTTP lines (an answer, an error; never a sensitive header), of MCP lines (a call's
+//! result, a listing, an error; never a header) and the key of a request.
+//! A change here is a change of the format's version (now 4): recordings written before would no
+//! longer replay. Files of formats 1, 2 and 3 still replay. Also: a file of a newer version is
 //! refused, naming both versions.
 
 #![allow(clippy::unwrap_used, reason = "test helpers")]
@@ -16,8 +17,9 @@ use weft_llm::{
     ChatMessage, ChatModel, ChatRequest, ChatResponse, LlmError, LlmErrorInfo, LlmErrorKind, RequestMeta, ResponseFormat, Role,
     SchemaDelivery, ToolCall, ToolSpec, Usage,
 };
-use weft_record::format::{HttpLine, LlmLine, RecordedRequest, ToolLine};
-use weft_record::{HttpRecorder, HttpReplayer, RecordLog, Recorder, RecordingTool, Replayer, ToolReplay};
+use weft_record::format::{HttpLine, LlmLine, McpLine, RecordedRequest, ToolLine};
+use weft_record::{HttpRecorder, HttpReplayer, McpRecorder, McpReplayer, RecordLog, Recorder, RecordingTool, Replayer, ToolReplay};
+use weft_tools::mcp::{ListedTool, McpAnswer, McpMeta, McpOp, McpReply, McpRequest, McpSend, Server, Sessions, Transport};
 use weft_tools::{Tool, ToolError};
 
 /// Answers with a fixed response with a tool call, or fails with every field of an error when the
@@ -139,6 +141,57 @@ fn http_requests() -> [HttpRequest; 2] {
     [request("https://orders.example.com/orders", None), request("https://orders.example.com/fail", Some(2))]
 }
 
+/// Answers an MCP listing with one tool, a call of `echo` with its text, and fails a call of
+/// any other tool.
+#[derive(Debug)]
+struct Canned;
+
+#[async_trait::async_trait]
+impl McpSend for Canned {
+    fn name(&self) -> &str {
+        "canned"
+    }
+
+    async fn send(&self, _sessions: &Sessions, request: &McpRequest) -> McpReply {
+        let result = match &request.op {
+            McpOp::List => Ok(McpAnswer::Listed(vec![ListedTool {
+                name: "echo".into(),
+                description: "Echo a text back".into(),
+                input_schema: json!({"type": "object", "properties": {"text": {"type": "string"}}}),
+                output_schema: None,
+            }])),
+            McpOp::Call { tool, arguments } if tool == "echo" => {
+                Ok(McpAnswer::Called(json!({"content": [{"type": "text", "text": arguments["text"]}], "isError": false})))
+            }
+            McpOp::Call { .. } => Err(ToolError::Failed { message: "the MCP server of the test closed the connection".into() }),
+        };
+        McpReply { result, attempts: 1 }
+    }
+}
+
+fn mcp_requests() -> [McpRequest; 3] {
+    let server = Arc::new(Server {
+        label: "StreamableHTTPTransport \"crm\"".into(),
+        transport: Transport::Http {
+            url: "http://127.0.0.1:9/mcp".into(),
+            sse: false,
+            headers: vec![("X-Trace".into(), "1".into())],
+            sensitive_headers: vec![("Authorization".into(), "Bearer never-recorded".into())],
+            timeout: Duration::from_secs(5),
+        },
+        read_timeout: Duration::from_secs(60),
+        shown: "http https://crm.example.com/mcp".into(),
+    });
+    let request = |op: McpOp, run: Option<u64>| McpRequest {
+        server: Arc::clone(&server),
+        op,
+        retry: None,
+        meta: McpMeta { node: "agent".into(), node_path: "root/agent".into(), batch_index: run },
+    };
+    let call = |tool: &str| McpOp::Call { tool: tool.into(), arguments: json!({"text": "hi"}).as_object().unwrap().clone() };
+    [request(McpOp::List, None), request(call("echo"), None), request(call("die"), Some(1))]
+}
+
 /// `request` as the run of batch index `run` makes it.
 fn in_run(mut request: ChatRequest, run: u64) -> ChatRequest {
     request.meta.batch_index = Some(run);
@@ -148,8 +201,8 @@ fn in_run(mut request: ChatRequest, run: u64) -> ChatRequest {
 /// The file the exchanges below are recorded into, line by line (written by the format-1 code
 /// before the record file had types of its own: the same bytes and the same keys; format 2 added
 /// the header's version 2 and the `"run"` of a batch's call, the fourth line).
-const PINNED: [&str; 9] = [
-    r#"{"kind":"header","format":"weft-record","version":3}"#,
+const PINNED: [&str; 12] = [
+    r#"{"kind":"header","format":"weft-record","version":4}"#,
     r#"{"kind":"llm","key":"168ce7e9dae8fd268623670d0ec613070c4fb4b1fb97e59530728fa39f561fed","node_path":"root/map[1]/ask","occurrence":1,"model":"fixed","request":{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Weather in \"Oslo\"?\nBe brief.","images":["data:image/png;base64,iVBORw0KGgo="]},{"role":"assistant","content":"","tool_calls":[{"id":"call_1","name":"weather","arguments":{"city":"Oslo","days":2}}]},{"role":"tool","content":"{\"temp\": 4}","tool_call_id":"call_1"}],"response_format":{"name":"answer","schema":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]},"strict":true,"delivery":"native"},"tools":[{"name":"weather","description":"The weather of a city","parameters":{"type":"object"}},{"name":"clock","parameters":{"type":"object","properties":{}}}],"generation":{"temperature":0.2,"max_tokens":256},"meta":{"node":"ask","node_path":"root/map[1]/ask","call_index":3}},"response":{"text":"{\"city\": \"Oslo\"}","tool_calls":[{"id":"call_2","name":"weather","arguments":{"city":"Oslo"}}],"usage":{"input_tokens":120,"output_tokens":15,"cached_tokens":64}}}"#,
     r#"{"kind":"llm","key":"5cc8b8044144d8465b704a33d5a5e4b82b4b573508a846fe53316e963391f3d5","node_path":"root/plain","occurrence":1,"model":"fixed","request":{"messages":[{"role":"user","content":"fail"}],"response_format":{"name":"r","schema":{},"strict":false,"delivery":"in_prompt"},"meta":{"node":"plain","node_path":"root/plain","call_index":0}},"error":{"kind":"context_too_long","status":400,"provider_type":"invalid_request_error","provider_code":"context_length_exceeded","provider_message":"maximum context length is 8192 tokens","request_id":"req_123","message":"the prompt is too long, after 1 attempt"}}"#,
     r#"{"kind":"llm","key":"5cc8b8044144d8465b704a33d5a5e4b82b4b573508a846fe53316e963391f3d5","run":4,"node_path":"root/plain","occurrence":1,"model":"fixed","request":{"messages":[{"role":"user","content":"fail"}],"response_format":{"name":"r","schema":{},"strict":false,"delivery":"in_prompt"},"meta":{"node":"plain","node_path":"root/plain","call_index":0}},"error":{"kind":"context_too_long","status":400,"provider_type":"invalid_request_error","provider_code":"context_length_exceeded","provider_message":"maximum context length is 8192 tokens","request_id":"req_123","message":"the prompt is too long, after 1 attempt"}}"#,
@@ -158,6 +211,16 @@ const PINNED: [&str; 9] = [
     r#"{"kind":"tool","key":"f427bbef18e0f5e356447e342c57a93301856b13c0c37fe638f88ddb4339e290","tool":"weather","occurrence":1,"args":{"x":"slow"},"error":{"kind":"timeout","after_s":2.5}}"#,
     HTTP_PINNED[0],
     HTTP_PINNED[1],
+    MCP_PINNED[0],
+    MCP_PINNED[1],
+    MCP_PINNED[2],
+];
+
+/// The MCP lines (format 4).
+const MCP_PINNED: [&str; 3] = [
+    r#"{"kind":"mcp","key":"c5d7a2fcf81e91207147d3181efd0823f9e2c8020fe03b5537c251485c509e7f","node_path":"root/agent","occurrence":1,"request":{"server":"http https://crm.example.com/mcp","method":"tools/list"},"attempts":1,"response":{"tools":[{"name":"echo","description":"Echo a text back","inputSchema":{"type":"object","properties":{"text":{"type":"string"}}}}]}}"#,
+    r#"{"kind":"mcp","key":"ada0726ec49ccccfb807ceb2474926430cea28d9ceb79a4b810bd8d0e6bfd557","node_path":"root/agent","occurrence":1,"request":{"server":"http https://crm.example.com/mcp","method":"tools/call","tool":"echo","arguments":{"text":"hi"}},"attempts":1,"response":{"result":{"content":[{"type":"text","text":"hi"}],"isError":false}}}"#,
+    r#"{"kind":"mcp","key":"cdb1b0110d396afad4a9695505130069839a2ad710f50fa5ed9883f04e69b6b0","run":1,"node_path":"root/agent","occurrence":1,"request":{"server":"http https://crm.example.com/mcp","method":"tools/call","tool":"die","arguments":{"text":"hi"}},"attempts":1,"error":{"kind":"failed","message":"the MCP server of the test closed the connection"}}"#,
 ];
 
 /// The HTTP lines (format 3).
@@ -189,6 +252,10 @@ async fn record(dir: &std::path::Path) -> (std::path::PathBuf, String) {
     let http = HttpRecorder::new(Arc::new(Echo), Arc::clone(&log));
     for request in http_requests() {
         let _ = http.send(&request).await;
+    }
+    let mcp = McpRecorder::new(Arc::new(Canned), Arc::clone(&log));
+    for request in mcp_requests() {
+        let _ = mcp.send(&Sessions::new(), &request).await;
     }
     log.finish().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -244,7 +311,28 @@ async fn pinned_lines_replay_and_read_back_to_the_same_bytes() {
         let read: ToolLine = serde_json::from_str(line).unwrap();
         assert_eq!(&serde_json::to_string(&read).unwrap(), line);
     }
-    for line in &PINNED[7..] {
+    for line in &PINNED[9..] {
+        let read: McpLine = serde_json::from_str(line).unwrap();
+        assert_eq!(&serde_json::to_string(&read).unwrap(), line);
+        assert!(!line.contains("never-recorded") && !line.contains("Authorization") && !line.contains("X-Trace"), "{line}");
+    }
+    let mcp = McpReplayer::load(&path).unwrap();
+    assert_eq!(mcp.len(), 3);
+    let sessions = Sessions::new();
+    for request in mcp_requests() {
+        let replayed = mcp.send(&sessions, &request).await;
+        let live = Canned.send(&sessions, &request).await;
+        assert_eq!(replayed.result.map_err(|e| e.to_string()), live.result.map_err(|e| e.to_string()));
+        assert_eq!(replayed.attempts, 0, "nothing was attempted");
+    }
+    let [_, echo, _] = mcp_requests();
+    let again = mcp.send(&sessions, &echo).await.result.unwrap_err().to_string();
+    assert!(
+        again.contains("no recorded answer for the call of MCP tool \"echo\"")
+            && again.contains("on http https://crm.example.com/mcp at node path \"root/agent\" (occurrence 2)"),
+        "{again}"
+    );
+    for line in &PINNED[7..9] {
         let read: HttpLine = serde_json::from_str(line).unwrap();
         assert_eq!(&serde_json::to_string(&read).unwrap(), line);
         assert!(!line.contains("never-recorded") && !line.contains("Authorization"), "{line}");
@@ -264,24 +352,52 @@ async fn pinned_lines_replay_and_read_back_to_the_same_bytes() {
 fn a_newer_format_is_refused_naming_both_versions() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("next.jsonl");
-    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":4}\n{\"kind\":\"llm\",\"shape\":\"new\"}\n")
+    std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":5}\n{\"kind\":\"llm\",\"shape\":\"new\"}\n")
         .unwrap();
     let expected = format!(
-        "{}:1: recorded in format version 4, and this weft reads version 3 at most; replay it with a newer weft (the one that recorded it)",
+        "{}:1: recorded in format version 5, and this weft reads version 4 at most; replay it with a newer weft (the one that recorded it)",
         path.display()
     );
     assert_eq!(Replayer::load(&path).unwrap_err().to_string(), expected);
     assert_eq!(ToolReplay::load(&path).unwrap_err().to_string(), expected);
     assert_eq!(HttpReplayer::load(&path).unwrap_err().to_string(), expected);
-    assert_eq!(weft_record::log::FORMAT_VERSION, 3);
+    assert_eq!(McpReplayer::load(&path).unwrap_err().to_string(), expected);
+    assert_eq!(weft_record::log::FORMAT_VERSION, 4);
 
-    // Versions 3, 2 and 1 are read.
+    // Versions 4, 3, 2 and 1 are read.
     std::fs::write(&path, format!("{}\n", PINNED[0])).unwrap();
     assert!(Replayer::load(&path).unwrap().is_empty());
     std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":2}\n").unwrap();
     assert!(HttpReplayer::load(&path).unwrap().is_empty());
     std::fs::write(&path, "{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":1}\n").unwrap();
     assert!(Replayer::load(&path).unwrap().is_empty());
+}
+
+/// A recording of format 3 (before MCP lines) replays as it did: its LLM, tool and HTTP lines
+/// are served, and it has no MCP exchange.
+#[tokio::test]
+async fn a_format_3_recording_replays_as_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.jsonl");
+    let v3: Vec<&str> =
+        std::iter::once(r#"{"kind":"header","format":"weft-record","version":3}"#).chain(PINNED[1..9].iter().copied()).collect();
+    std::fs::write(&path, v3.join("\n") + "\n").unwrap();
+    let replayer = Replayer::load(&path).unwrap();
+    assert_eq!(replayer.chat(&full_request()).await.unwrap(), Fixed.chat(&full_request()).await.unwrap());
+    let tools = Arc::new(ToolReplay::load(&path).unwrap());
+    let [args, ..] = tool_args();
+    assert_eq!(tools.tool("weather").call(args.clone()).await.unwrap(), Weather.call(args).await.unwrap());
+    let http = HttpReplayer::load(&path).unwrap();
+    let [ok, _] = http_requests();
+    assert_eq!(http.send(&ok).await.unwrap().status, 201);
+    let mcp = McpReplayer::load(&path).unwrap();
+    assert!(mcp.is_empty());
+    let [list, ..] = mcp_requests();
+    let missing = mcp.send(&Sessions::new(), &list).await.result.unwrap_err().to_string();
+    assert!(
+        missing.contains("no recorded answer for the listing of the MCP server's tools on http https://crm.example.com/mcp"),
+        "{missing}"
+    );
 }
 
 /// A recording of format 1 (no runs) replays a batch's calls as it did: by node path, key and

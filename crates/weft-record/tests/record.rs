@@ -150,7 +150,7 @@ async fn lines_and_names() {
     log.finish().unwrap();
     let text = std::fs::read_to_string(log.path()).unwrap();
     let lines: Vec<Json> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(lines[0], json!({"kind": "header", "format": "weft-record", "version": 3}));
+    assert_eq!(lines[0], json!({"kind": "header", "format": "weft-record", "version": 4}));
     let line = &lines[1];
     assert_eq!(line["kind"], "llm");
     assert_eq!(line["node_path"], "root/map[2]/work");

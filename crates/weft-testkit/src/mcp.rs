@@ -79,3 +79,10 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// The scripted MCP server on the `mcp` package's low-level `Server` (stdio): a listing in pages
+/// (`nextCursor`), a tool that fails with "Unknown tool" before it works, every request logged to
+/// `$MCP_LOG` (see the script's docstring).
+pub fn paged_server_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("python/mcp_paged_server.py")
+}

@@ -127,6 +127,10 @@ pub enum McpServerRef {
 impl ToolBinding {
     /// The MCP server of an `mcp` binding (a command runs in `dir`).
     fn mcp_server(&self, mcp: &McpBinding, dir: &Path) -> crate::mcp::Server {
+        let shown = match &mcp.server {
+            McpServerRef::Command(argv) => format!("stdio {}", argv.join(" ")),
+            McpServerRef::Url(url) => format!("http {}", weft_guard::egress::without_credentials(url)),
+        };
         let transport = match &mcp.server {
             McpServerRef::Command(argv) => crate::mcp::Transport::Stdio {
                 command: argv[0].clone(),
@@ -142,7 +146,12 @@ impl ToolBinding {
                 timeout: self.timeout,
             },
         };
-        crate::mcp::Server { label: format!("the MCP server of tool {:?} (tools file)", mcp.tool), transport, read_timeout: self.timeout }
+        crate::mcp::Server {
+            label: format!("the MCP server of tool {:?} (tools file)", mcp.tool),
+            transport,
+            read_timeout: self.timeout,
+            shown,
+        }
     }
 
     /// The command tool of this binding, run in `cwd`.

@@ -204,8 +204,8 @@ impl AgentOp {
                 }
                 (None, None) if t.mcp.is_some() => {
                     let Some(mcp) = &t.mcp else { continue };
-                    let server = super::mcp::server(c, &mcp.transport)?;
-                    let call = super::mcp::McpCall::of_tool(server, &mcp.name, &mcp.outputs);
+                    let node = c.comp(n).name.clone();
+                    let call = super::mcp::McpCall::of_tool(c, &node, mcp)?;
                     tools.push(BoundTool { name: t.name.clone(), tool: ToolTarget::Mcp(Arc::new(call)), inputs: t.inputs.clone() });
                 }
                 (None, Some(call)) => {
@@ -216,7 +216,8 @@ impl AgentOp {
                 (None, None) => c.missing_tools.push(t.name.clone()),
             }
         }
-        let toolboxes = match super::mcp::ToolBoxes::plan(c, &agent.toolboxes)? {
+        let node = c.comp(n).name.clone();
+        let toolboxes = match super::mcp::ToolBoxes::plan(c, &node, &agent.toolboxes)? {
             b if b.is_empty() => None,
             b => Some(Arc::new(b)),
         };

@@ -50,8 +50,8 @@ impl ToolOp {
             ToolKind::Mcp(mcp) => match c.inputs.tools.get(&t.name) {
                 Some(bound) => Some(ToolTarget::Bound(Arc::clone(bound))),
                 None => {
-                    let server = super::mcp::server(c, &mcp.transport)?;
-                    Some(ToolTarget::Mcp(Arc::new(super::mcp::McpCall::of_tool(server, &mcp.name, &mcp.outputs))))
+                    let node = c.comp(n).name.clone();
+                    Some(ToolTarget::Mcp(Arc::new(super::mcp::McpCall::of_tool(c, &node, mcp)?)))
                 }
             },
             ToolKind::Client => None,

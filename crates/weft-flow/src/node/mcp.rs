@@ -91,6 +91,9 @@ pub struct McpTool {
     pub outputs: Vec<Property>,
     /// Its transport.
     pub transport: Arc<McpTransport>,
+    /// `retry_policy` (core `MCPTool`, from 26.3.1), when given (an object): its calls are
+    /// retried per FORMAT.md 9.2.
+    pub retry_policy: Option<serde_json::Value>,
 }
 
 /// An `MCPToolBox` (or `PluginMCPToolBox`).
@@ -104,6 +107,9 @@ pub struct McpToolBox {
     pub filter: Option<Vec<McpFilter>>,
     /// `requires_confirmation`: every tool of the box needs the caller's approval.
     pub requires_confirmation: bool,
+    /// `retry_policy` (core `MCPToolBox`, from 26.3.1), when given: the calls of its tools are
+    /// retried per FORMAT.md 9.2.
+    pub retry_policy: Option<serde_json::Value>,
 }
 
 /// One entry of a `tool_filter`: a name, or an `MCPToolSpec` overriding the server's tool.
@@ -194,6 +200,15 @@ fn transport(lw: &mut Lowerer<'_, '_>, owner: CompId, c: CompId) -> Option<Arc<M
     Some(Arc::new(McpTransport { comp: t, label: tc.label(), kind, read_timeout_s }))
 }
 
+/// The `retry_policy` of MCP tool or toolbox `c` (the core types have it; the plugin types do
+/// not).
+fn retry_policy(lw: &Lowerer<'_, '_>, c: CompId) -> Option<serde_json::Value> {
+    if !matches!(lw.comp(c).ty.name, "MCPTool" | "MCPToolBox") {
+        return None;
+    }
+    lw.fields(c).json("retry_policy").filter(|v| v.is_object()).cloned()
+}
+
 /// Lowers MCP tool `t` for `owner`.
 pub(super) fn tool(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option<Arc<McpTool>> {
     let transport = transport(lw, owner, t)?;
@@ -206,6 +221,7 @@ pub(super) fn tool(lw: &mut Lowerer<'_, '_>, owner: CompId, t: CompId) -> Option
         inputs: io.inputs.clone(),
         outputs: io.outputs.clone(),
         transport,
+        retry_policy: retry_policy(lw, t),
     }))
 }
 
@@ -244,5 +260,6 @@ pub(super) fn toolbox(lw: &mut Lowerer<'_, '_>, owner: CompId, b: CompId) -> Opt
         transport,
         filter,
         requires_confirmation: lw.fields(b).bool_where_present("requires_confirmation", false),
+        retry_policy: retry_policy(lw, b),
     }))
 }

@@ -9,7 +9,10 @@
 //! process's for tools-file bindings); [`McpTool`] is a tools-file binding of a ServerTool name
 //! to a tool of a long-lived server.
 
+mod client;
 mod sse;
+
+pub use client::{LiveMcp, McpAnswer, McpMeta, McpOp, McpReply, McpRequest, McpSend};
 
 use crate::{Tool, ToolError};
 use rmcp::model::{CallToolRequestParams, PaginatedRequestParams};
@@ -87,6 +90,10 @@ pub struct Server {
     /// How long a listing or a call waits for the answer (`session_parameters`'
     /// `read_timeout_seconds`).
     pub read_timeout: Duration,
+    /// The server as events and recordings name it, with no secret: `http <url>` or
+    /// `sse <url>` (the URL as the document gives it, before `--http-rewrite`, credentials
+    /// removed), or `stdio <command> <args>` (never its environment).
+    pub shown: String,
 }
 
 impl Server {
@@ -111,7 +118,7 @@ impl Server {
 
 /// A tool as the server lists it (its wire form: `name`, `description`, `inputSchema`,
 /// `outputSchema`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListedTool {
     /// Its name.
     pub name: String,
@@ -270,7 +277,7 @@ impl Session {
     }
 
     /// Every tool of the server, page after page, in the server's order.
-    pub async fn list_tools(&self) -> Result<Vec<ListedTool>, ToolError> {
+    pub async fn list_tools(&self) -> Result<Vec<ListedTool>, Failure> {
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -295,47 +302,62 @@ impl Session {
 
     /// Calls tool `name`: the result in its wire form (`content`, `structuredContent`,
     /// `isError`). Dropping the future notifies the server that the call is cancelled.
-    pub async fn call(&self, name: &str, args: Map<String, Json>) -> Result<Json, ToolError> {
+    pub async fn call(&self, name: &str, args: Map<String, Json>) -> Result<Json, Failure> {
         let params = CallToolRequestParams::new(name.to_owned()).with_arguments(args);
         let result = self.within(&format!("calling tool \"{name}\""), self.service.peer().call_tool(params)).await?;
         Ok(serde_json::to_value(&result).unwrap_or(Json::Null))
     }
 
     /// A request under the session's read timeout, its failure told clearly.
-    async fn within<T>(
-        &self,
-        what: &str,
-        request: impl std::future::Future<Output = Result<T, rmcp::ServiceError>>,
-    ) -> Result<T, ToolError> {
+    async fn within<T>(&self, what: &str, request: impl std::future::Future<Output = Result<T, rmcp::ServiceError>>) -> Result<T, Failure> {
         match tokio::time::timeout(self.server.read_timeout, request).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.failure(what, &e)),
-            Err(_) => Err(ToolError::Failed {
-                message: format!(
-                    "{} did not answer within {}s while {what} (its read timeout: raise `session_parameters.read_timeout_seconds` if it needs longer); the call was cancelled",
-                    self.server.label,
-                    self.server.read_timeout.as_secs_f64()
-                ),
+            Err(_) => Err(Failure {
+                error: ToolError::Failed {
+                    message: format!(
+                        "{} did not answer within {}s while {what} (its read timeout: raise `session_parameters.read_timeout_seconds` if it needs longer); the call was cancelled",
+                        self.server.label,
+                        self.server.read_timeout.as_secs_f64()
+                    ),
+                },
+                retry: Retry::Cause(weft_llm::retry::Cause::Timeout),
             }),
         }
     }
 
-    fn failure(&self, what: &str, e: &rmcp::ServiceError) -> ToolError {
+    fn failure(&self, what: &str, e: &rmcp::ServiceError) -> Failure {
         match e {
-            rmcp::ServiceError::McpError(data) => {
-                ToolError::Failed { message: format!("{} answered an error while {what}: {}", self.server.label, data.message) }
-            }
-            rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_) => ToolError::Failed {
-                message: format!(
-                    "{} closed the connection while {what}{}: the server crashed, stopped or sent something that is not MCP",
-                    self.server.label,
-                    match &self.process {
-                        Some(p) => p.lock().map(|mut p| p.said()).unwrap_or_default(),
-                        None => String::new(),
-                    }
-                ),
+            rmcp::ServiceError::McpError(data) => Failure {
+                error: ToolError::Failed { message: format!("{} answered an error while {what}: {}", self.server.label, data.message) },
+                retry: if missing_tool(&data.message) { Retry::MissingTool } else { Retry::Never },
             },
-            other => ToolError::Failed { message: format!("{} failed while {what}: {}", self.server.label, plain(&other.to_string())) },
+            rmcp::ServiceError::TransportClosed | rmcp::ServiceError::TransportSend(_) => {
+                // An HTTP error status is reported by the HTTP library's text ("HTTP status
+                // server error (503 Service Unavailable) for url ..."): judged by its status.
+                let status = http_status(&format!("{e:?} {e}"));
+                Failure {
+                    error: ToolError::Failed {
+                        message: format!(
+                            "{} closed the connection while {what}{}{}: the server crashed, stopped or sent something that is not MCP",
+                            self.server.label,
+                            status.map(|s| format!(" (HTTP status {s})")).unwrap_or_default(),
+                            match &self.process {
+                                Some(p) => p.lock().map(|mut p| p.said()).unwrap_or_default(),
+                                None => String::new(),
+                            }
+                        ),
+                    },
+                    retry: Retry::Cause(match status {
+                        Some(status) => weft_llm::retry::Cause::Status { status, body: String::new() },
+                        None => weft_llm::retry::Cause::Transport,
+                    }),
+                }
+            }
+            other => Failure {
+                error: ToolError::Failed { message: format!("{} failed while {what}: {}", self.server.label, plain(&other.to_string())) },
+                retry: Retry::Never,
+            },
         }
     }
 
@@ -348,6 +370,56 @@ impl Session {
             let _ = tokio::time::timeout(Duration::from_secs(2), p.child.wait()).await;
         }
     }
+}
+
+/// A failed listing or call, and whether a retry policy may try it again.
+#[derive(Debug)]
+pub struct Failure {
+    /// What the caller sees.
+    pub error: ToolError,
+    /// How a retry policy judges it.
+    pub retry: Retry,
+}
+
+impl From<Failure> for ToolError {
+    fn from(f: Failure) -> ToolError {
+        f.error
+    }
+}
+
+impl From<ToolError> for Failure {
+    /// A session that could not be opened: no connection, retried like a transport failure.
+    fn from(error: ToolError) -> Failure {
+        Failure { error, retry: Retry::Cause(weft_llm::retry::Cause::Transport) }
+    }
+}
+
+/// How a retry policy judges a failure (FORMAT.md 9.2; AGENTS.md 6.4 item 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// As an HTTP request's failure: by status, transport or timeout.
+    Cause(weft_llm::retry::Cause),
+    /// An MCP error saying the tool is not found, unknown or does not exist: WayFlow retries it
+    /// under any policy (`_classify_mcp_tool_call_for_retry`).
+    MissingTool,
+    /// The server answered an error: never retried.
+    Never,
+}
+
+/// Whether an MCP error's message says the tool is missing, as WayFlow tells it
+/// (`_is_missing_mcp_tool_error`).
+fn missing_tool(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("tool") && (m.contains("not found") || m.contains("unknown") || m.contains("does not exist"))
+}
+
+/// The HTTP status in the HTTP library's text of a status error (`HTTP status server error
+/// (503 Service Unavailable)`).
+fn http_status(text: &str) -> Option<u16> {
+    let at = text.find("HTTP status ")?;
+    let rest = &text[at..];
+    let open = rest.find('(')?;
+    rest[open + 1..].get(..3)?.parse().ok().filter(|s| (100..600).contains(s))
 }
 
 /// The `initialize` handshake, under [`CONNECT_TIMEOUT`].
@@ -587,7 +659,7 @@ impl McpTool {
 impl Tool for McpTool {
     async fn call(&self, args: Map<String, Json>) -> Result<Json, ToolError> {
         let session = self.sessions.get(&self.server).await?;
-        let result = session.call(&self.tool, args).await?;
+        let result = session.call(&self.tool, args).await.map_err(ToolError::from)?;
         convert(&result, &[])
     }
 }
@@ -641,6 +713,9 @@ mod tests {
             timeout: Duration::from_secs(5),
         };
         let shown = format!("{t:?}");
+        assert_eq!(http_status("TransportSend(HTTP status server error (503 Service Unavailable) for url (http://h/mcp))"), Some(503));
+        assert_eq!(http_status("connection refused"), None);
+        assert!(missing_tool("Unknown tool: flaky") && missing_tool("Tool x not found") && !missing_tool("boom failed"));
         assert!(!shown.contains("s3cr3t") && shown.contains("Authorization"), "{shown}");
     }
 }
