@@ -127,11 +127,11 @@ impl Plan {
             }
         }
         let mut inputs = Map::new();
-        for p in &flow.inputs {
+        for (i, p) in flow.inputs.iter().enumerate() {
             let title = p.title();
             match given.remove(title).or_else(|| p.default().cloned()) {
                 Some(value) => {
-                    if let Some(why) = type_problem(&p.schema, &value) {
+                    if let Some(why) = self.input_checks.get(i).and_then(Option::as_ref).and_then(|v| problems_of(v, &value)) {
                         problems.push(format!("input \"{title}\" of flow \"{}\" must be {}: {why}", flow.name, p.type_name()));
                     }
                     inputs.insert(title.to_owned(), value);
@@ -149,12 +149,22 @@ impl Plan {
 
 /// Why a value does not fit a property's schema, if it does not.
 pub(crate) fn type_problem(schema: &Json, value: &Json) -> Option<String> {
+    problems_of(&validator(schema)?, value)
+}
+
+/// A property's schema compiled for [`problems_of`] (its `title` and `default` left out);
+/// `None` when it does not compile.
+pub(crate) fn validator(schema: &Json) -> Option<jsonschema::Validator> {
     let mut schema = schema.clone();
     if let Json::Object(m) = &mut schema {
         m.remove("title");
         m.remove("default");
     }
-    let validator = jsonschema::validator_for(&schema).ok()?;
+    jsonschema::validator_for(&schema).ok()
+}
+
+/// Why `value` does not fit the compiled schema (its first three errors), if it does not.
+fn problems_of(validator: &jsonschema::Validator, value: &Json) -> Option<String> {
     let errors: Vec<String> = validator.iter_errors(value).take(3).map(|e| e.to_string()).collect();
     (!errors.is_empty()).then(|| errors.join("; "))
 }
