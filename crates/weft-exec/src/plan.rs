@@ -43,7 +43,7 @@ pub struct Plan {
     /// The root flow's inputs' schemas, compiled once (every run's inputs are checked against
     /// them: compiling them per run was a tenth of a small run's cost); `None` where a schema
     /// does not compile (nothing is checked then, as before).
-    pub(crate) input_checks: Vec<Option<jsonschema::Validator>>,
+    pub(crate) input_checks: crate::run::Checks,
 }
 
 impl std::fmt::Debug for Plan {
@@ -185,7 +185,7 @@ impl Plan {
             return Err(StartError { diagnostics: c.problems });
         }
         let hash = content_hash(flow);
-        let input_checks = c.flows.first().map(|f| f.inputs.iter().map(|p| crate::run::validator(&p.schema)).collect()).unwrap_or_default();
+        let input_checks = c.flows.first().map(|f| crate::run::Checks::of(f.inputs.iter().map(|p| &p.schema))).unwrap_or_default();
         Ok(Plan {
             defaults: c.inputs.defaults,
             secrets: c.inputs.secrets,

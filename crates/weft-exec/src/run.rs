@@ -131,7 +131,7 @@ impl Plan {
             let title = p.title();
             match given.remove(title).or_else(|| p.default().cloned()) {
                 Some(value) => {
-                    if let Some(why) = self.input_checks.get(i).and_then(Option::as_ref).and_then(|v| problems_of(v, &value)) {
+                    if let Some(why) = self.input_checks.problem(i, &value) {
                         problems.push(format!("input \"{title}\" of flow \"{}\" must be {}: {why}", flow.name, p.type_name()));
                     }
                     inputs.insert(title.to_owned(), value);
@@ -147,14 +147,15 @@ impl Plan {
     }
 }
 
-/// Why a value does not fit a property's schema, if it does not.
+/// Why a value does not fit a property's schema, if it does not. This compiles the schema: a
+/// check made on every run or call uses [`Checks`], compiled with the plan.
 pub(crate) fn type_problem(schema: &Json, value: &Json) -> Option<String> {
     problems_of(&validator(schema)?, value)
 }
 
 /// A property's schema compiled for [`problems_of`] (its `title` and `default` left out);
 /// `None` when it does not compile.
-pub(crate) fn validator(schema: &Json) -> Option<jsonschema::Validator> {
+fn validator(schema: &Json) -> Option<jsonschema::Validator> {
     let mut schema = schema.clone();
     if let Json::Object(m) = &mut schema {
         m.remove("title");
@@ -167,6 +168,25 @@ pub(crate) fn validator(schema: &Json) -> Option<jsonschema::Validator> {
 fn problems_of(validator: &jsonschema::Validator, value: &Json) -> Option<String> {
     let errors: Vec<String> = validator.iter_errors(value).take(3).map(|e| e.to_string()).collect();
     (!errors.is_empty()).then(|| errors.join("; "))
+}
+
+/// The schemas of a list of properties compiled once, when the plan is built, so that checking
+/// a value on every run or call (run inputs, an agent's submitted outputs, a client tool's
+/// result) does not compile its schema again. A schema that does not compile checks nothing,
+/// as [`type_problem`].
+#[derive(Default)]
+pub(crate) struct Checks(Vec<Option<jsonschema::Validator>>);
+
+impl Checks {
+    /// The compiled schemas, in order.
+    pub(crate) fn of<'a>(schemas: impl IntoIterator<Item = &'a Json>) -> Checks {
+        Checks(schemas.into_iter().map(validator).collect())
+    }
+
+    /// Why `value` does not fit the `i`-th schema, if it does not.
+    pub(crate) fn problem(&self, i: usize, value: &Json) -> Option<String> {
+        self.0.get(i).and_then(Option::as_ref).and_then(|v| problems_of(v, value))
+    }
 }
 
 impl Run {

@@ -17,6 +17,8 @@ pub mod simulated;
 
 pub use error::{LlmError, LlmErrorInfo, LlmErrorKind};
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
@@ -96,8 +98,9 @@ pub struct ToolSpec {
     /// What it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The JSON Schema of its arguments (an object schema).
-    pub parameters: Json,
+    /// The JSON Schema of its arguments (an object schema), shared by every request that offers
+    /// the tool: a request clones a pointer, not the schema.
+    pub parameters: Arc<Json>,
 }
 
 /// A requested shape for the answer.
@@ -105,8 +108,8 @@ pub struct ToolSpec {
 pub struct ResponseFormat {
     /// The schema's name (providers require one).
     pub name: String,
-    /// The JSON Schema the answer must satisfy.
-    pub schema: Json,
+    /// The JSON Schema the answer must satisfy, shared by every request that asks for it.
+    pub schema: Arc<Json>,
     /// Ask the provider to enforce the schema strictly.
     pub strict: bool,
     /// How the schema reaches the model: natively (a provider's JSON-Schema mode), or already

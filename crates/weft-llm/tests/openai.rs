@@ -59,7 +59,7 @@ fn closed_schema() -> Json {
 
 fn structured(schema: Json, delivery: SchemaDelivery) -> ChatRequest {
     let mut request = ask("Classify: win a prize now");
-    request.response_format = Some(ResponseFormat { name: "classification".into(), schema, strict: true, delivery });
+    request.response_format = Some(ResponseFormat { name: "classification".into(), schema: schema.into(), strict: true, delivery });
     request
 }
 
@@ -177,7 +177,8 @@ async fn tool_calls_round_trip() {
     let add = ToolSpec {
         name: "add".into(),
         description: Some("Adds two integers".into()),
-        parameters: json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}),
+        parameters: json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]})
+            .into(),
     };
     let mut request = ask("What is 2 + 3?");
     request.tools.push(add.clone());
@@ -222,7 +223,7 @@ async fn automatic_tool_calls_get_arguments_from_the_schema() {
     request.tools.push(ToolSpec {
         name: "weather".into(),
         description: None,
-        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+        parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}).into(),
     });
     let response = c.model.chat(&request).await.unwrap();
     assert_eq!(response.tool_calls.len(), 1);
@@ -624,7 +625,7 @@ async fn tool_call_arguments_are_sent_back_as_json_text() {
     let server = MockServer::start(MockConfig::default().with_tools(ToolReply::Never)).await;
     let c = client(&server);
     let mut request = ask("go");
-    request.tools.push(ToolSpec { name: "f".into(), description: None, parameters: json!({"type": "object"}) });
+    request.tools.push(ToolSpec { name: "f".into(), description: None, parameters: json!({"type": "object"}).into() });
     let mut assistant = ChatMessage::new(Role::Assistant, "calling");
     assistant.tool_calls.push(ToolCall { id: "c9".into(), name: "f".into(), arguments: json!({"x": [1, 2]}) });
     let mut result = ChatMessage::new(Role::Tool, "{\"ok\": true}");

@@ -12,7 +12,7 @@ fn request(node: &str, call_index: u64, prompt: &str, schema: Option<Json>) -> C
         messages: vec![ChatMessage::new(Role::System, "You are terse."), ChatMessage::new(Role::User, prompt)],
         response_format: schema.map(|schema| ResponseFormat {
             name: "answer".to_owned(),
-            schema,
+            schema: schema.into(),
             strict: true,
             delivery: SchemaDelivery::Native,
         }),
@@ -166,7 +166,8 @@ fn script_errors_name_the_file_and_the_shape() {
 #[tokio::test]
 async fn tools_listed_in_the_prompt_are_called_with_json_in_the_text() {
     let model = model(Script::new());
-    let spec = |name: &str, parameters: Json| weft_llm::ToolSpec { name: name.to_owned(), description: None, parameters };
+    let spec =
+        |name: &str, parameters: Json| weft_llm::ToolSpec { name: name.to_owned(), description: None, parameters: parameters.into() };
     let mut asking = request("agent", 0, "Plan my trip", None);
     asking.prompt_tools = vec![
         spec("get_weather", json!({"type": "object", "properties": {"city": {"type": "string"}}})),

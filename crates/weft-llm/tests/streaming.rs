@@ -53,7 +53,11 @@ async fn streamed_tool_calls_are_assembled_from_their_deltas() {
     let model = streaming_model(&server, RetryPolicy::default());
     let mut request = ask("Weather and time?");
     for name in ["get_weather", "get_time"] {
-        request.tools.push(ToolSpec { name: name.into(), description: None, parameters: json!({"type": "object", "properties": {}}) });
+        request.tools.push(ToolSpec {
+            name: name.into(),
+            description: None,
+            parameters: json!({"type": "object", "properties": {}}).into(),
+        });
     }
     let answer = model.chat_streaming(&request, &mut |_: &str| {}).await.unwrap();
     let calls: Vec<(&str, &str, serde_json::Value)> =

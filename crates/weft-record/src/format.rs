@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weft_llm::{
@@ -473,7 +474,7 @@ pub struct RecordedToolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The JSON Schema of its arguments.
-    pub parameters: Json,
+    pub parameters: Arc<Json>,
 }
 
 /// A requested shape of the answer, as recorded ([`ResponseFormat`]).
@@ -482,7 +483,7 @@ pub struct RecordedResponseFormat {
     /// The schema's name.
     pub name: String,
     /// The JSON Schema.
-    pub schema: Json,
+    pub schema: Arc<Json>,
     /// Whether the provider was asked to enforce it strictly.
     pub strict: bool,
     /// How the schema reached the model.

@@ -334,9 +334,9 @@ mod tests {
                 0 => c.messages[1].content.push('!'),
                 1 => {
                     c.response_format =
-                        Some(ResponseFormat { name: "x".into(), schema: json!({}), strict: false, delivery: SchemaDelivery::Native })
+                        Some(ResponseFormat { name: "x".into(), schema: json!({}).into(), strict: false, delivery: SchemaDelivery::Native })
                 }
-                2 => c.tools.push(ToolSpec { name: "t".into(), description: None, parameters: json!({"type": "object"}) }),
+                2 => c.tools.push(ToolSpec { name: "t".into(), description: None, parameters: json!({"type": "object"}).into() }),
                 _ => {
                     c.generation.insert("temperature".into(), json!(0.5));
                 }

@@ -79,13 +79,17 @@ fn full_request() -> ChatRequest {
         messages: vec![ChatMessage::new(Role::System, "You are terse."), user, assistant, tool],
         response_format: Some(ResponseFormat {
             name: "answer".into(),
-            schema: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}),
+            schema: json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}).into(),
             strict: true,
             delivery: SchemaDelivery::Native,
         }),
         tools: vec![
-            ToolSpec { name: "weather".into(), description: Some("The weather of a city".into()), parameters: json!({"type": "object"}) },
-            ToolSpec { name: "clock".into(), description: None, parameters: json!({"type": "object", "properties": {}}) },
+            ToolSpec {
+                name: "weather".into(),
+                description: Some("The weather of a city".into()),
+                parameters: json!({"type": "object"}).into(),
+            },
+            ToolSpec { name: "clock".into(), description: None, parameters: json!({"type": "object", "properties": {}}).into() },
         ],
         prompt_tools: Vec::new(),
         prompt_call_syntax: None,
@@ -99,7 +103,12 @@ fn full_request() -> ChatRequest {
 fn plain_request() -> ChatRequest {
     ChatRequest {
         messages: vec![ChatMessage::new(Role::User, "fail")],
-        response_format: Some(ResponseFormat { name: "r".into(), schema: json!({}), strict: false, delivery: SchemaDelivery::InPrompt }),
+        response_format: Some(ResponseFormat {
+            name: "r".into(),
+            schema: json!({}).into(),
+            strict: false,
+            delivery: SchemaDelivery::InPrompt,
+        }),
         meta: RequestMeta { node: "plain".into(), node_path: "root/plain".into(), call_index: 0, batch_index: None },
         ..ChatRequest::default()
     }

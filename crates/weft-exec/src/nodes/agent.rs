@@ -40,6 +40,8 @@ use weft_flow::node::{AgentNode, GroupNode, Handoff};
 use weft_llm::{ChatMessage, ChatModel, ChatRequest, RequestMeta, Role, ToolCall, ToolSpec};
 use weft_spec::{CompId, Property};
 
+use crate::run::Checks;
+
 /// The built-in tools the agent loop runs itself.
 const TALK_TO_USER: &str = "talk_to_user";
 const SUBMIT_RESULT: &str = "submit_result";
@@ -76,6 +78,8 @@ pub(crate) struct AgentOp {
     confirmed: Vec<(String, &'static str)>,
     /// The outputs `submit_result` takes, under the agent's names.
     outputs: Vec<Property>,
+    /// Their schemas, compiled once.
+    output_checks: Checks,
     always: bool,
     max_iterations: u64,
     can_finish: bool,
@@ -138,6 +142,8 @@ struct ClientTool {
     name: String,
     inputs: Vec<Property>,
     outputs: Vec<Property>,
+    /// Their schemas, compiled once.
+    output_checks: Checks,
 }
 
 /// A server tool bound by name, or a RemoteTool.
@@ -195,7 +201,12 @@ impl AgentOp {
                 confirmed.push((t.name.clone(), t.component_type));
             }
             if t.client {
-                clients.push(ClientTool { name: t.name.clone(), inputs: t.inputs.clone(), outputs: t.outputs.clone() });
+                clients.push(ClientTool {
+                    name: t.name.clone(),
+                    inputs: t.inputs.clone(),
+                    outputs: t.outputs.clone(),
+                    output_checks: Checks::of(t.outputs.iter().map(|p| &p.schema)),
+                });
                 continue;
             }
             match (c.inputs.tools.get(&t.name), &t.remote) {
@@ -277,6 +288,7 @@ impl AgentOp {
             tools,
             clients,
             confirmed,
+            output_checks: Checks::of(outputs.iter().map(|p| &p.schema)),
             outputs,
             always,
             max_iterations: agent.max_iterations,
@@ -1146,8 +1158,9 @@ impl AgentOp {
         let problems: Vec<String> = self
             .outputs
             .iter()
-            .filter_map(|p| {
-                outputs.get(p.title()).and_then(|v| crate::run::type_problem(&p.schema, v)).map(|why| format!("{}: {why}", p.title()))
+            .enumerate()
+            .filter_map(|(i, p)| {
+                outputs.get(p.title()).and_then(|v| self.output_checks.problem(i, v)).map(|why| format!("{}: {why}", p.title()))
             })
             .collect();
         if !problems.is_empty() {
@@ -1517,7 +1530,7 @@ fn client_result(client: &ClientTool, answer: Json) -> Result<Json, SubmitError>
     let refuse = |why: String| SubmitError::Invalid(format!("the answer for client tool \"{}\" {why}", client.name));
     match client.outputs.as_slice() {
         [] => Ok(answer),
-        [one] => match crate::run::type_problem(&one.schema, &answer) {
+        [one] => match client.output_checks.problem(0, &answer) {
             Some(why) => {
                 Err(refuse(format!("does not fit its output \"{}\" ({}): {why}", one.title(), weft_spec::model::type_name(&one.schema))))
             }
@@ -1529,13 +1542,13 @@ fn client_result(client: &ClientTool, answer: Json) -> Result<Json, SubmitError>
                 return Err(refuse(format!("must be a JSON object with keys {}", titles.join(", "))));
             };
             let mut out = Map::new();
-            for p in many {
+            for (i, p) in many.iter().enumerate() {
                 let value = given
                     .get(p.title())
                     .or_else(|| p.default())
                     .cloned()
                     .ok_or_else(|| refuse(format!("misses output \"{}\"", p.title())))?;
-                if let Some(why) = crate::run::type_problem(&p.schema, &value) {
+                if let Some(why) = client.output_checks.problem(i, &value) {
                     return Err(refuse(format!("does not fit its output \"{}\": {why}", p.title())));
                 }
                 out.insert(p.title().to_owned(), value);
@@ -2008,7 +2021,7 @@ pub(crate) fn tool_spec(name: &str, description: &str, params: &[Property]) -> T
         let required: Vec<Json> = params.iter().filter(|p| p.default().is_none()).map(|p| Json::String(p.title().to_owned())).collect();
         json!({"type": "object", "properties": properties, "required": required})
     };
-    ToolSpec { name: name.to_owned(), description: Some(description.to_owned()), parameters }
+    ToolSpec { name: name.to_owned(), description: Some(description.to_owned()), parameters: Arc::new(parameters) }
 }
 
 /// An agent called as a tool: `context` (the request), then its inputs, each described as
@@ -2033,7 +2046,7 @@ fn sub_agent_spec(name: &str, description: &str, inputs: &[Property]) -> ToolSpe
     ToolSpec {
         name: name.to_owned(),
         description: Some(description.to_owned()),
-        parameters: json!({"type": "object", "properties": properties, "required": required}),
+        parameters: Arc::new(json!({"type": "object", "properties": properties, "required": required})),
     }
 }
 

@@ -29,7 +29,7 @@ pub(crate) enum LlmKind {
     /// One user message from `prompt_template` (LlmNode, and ExtendedLlmNode without a template
     /// object). `outputs` are the node's output schemas under their internal titles;
     /// `structured` the schema asked for in the prompt and its name, when structured.
-    Prompt { template: Arc<weft_prompt::Template>, outputs: Vec<Json>, structured: Option<(Json, String)> },
+    Prompt { template: Arc<weft_prompt::Template>, outputs: Vec<Json>, structured: Option<(Arc<Json>, String)> },
     /// A PluginPromptTemplate.
     Messages(Box<MessagesOp>),
     /// A PluginChoiceNode's question: its answer picks the branch.
@@ -74,6 +74,9 @@ pub(crate) struct MessagesOp {
     /// The template variable `__TOOLS__` of a template with `native_tool_calling: false`: the
     /// tools in OpenAI's chat-completions format, as WayFlow writes them.
     pub(crate) listed: Json,
+    /// The native response format asked for on every call (a `response_format` in native
+    /// mode), built once.
+    pub(crate) native_format: Option<ResponseFormat>,
 }
 
 impl LlmOp {
@@ -111,7 +114,13 @@ impl LlmOp {
                         .collect()
                 });
                 let listed = Json::Array(m.tools.iter().map(|&t| openai_tool(c.comp(t), &c.flow.io(t).inputs)).collect());
-                LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools, offered, listed }))
+                let native_format = m.response_format.as_ref().filter(|_| m.native).map(|rf| ResponseFormat {
+                    name: rf.get("title").and_then(Json::as_str).unwrap_or("output").to_owned(),
+                    schema: Arc::new(weft_prompt::native_schema(rf)),
+                    strict: true,
+                    delivery: SchemaDelivery::Native,
+                });
+                LlmKind::Messages(Box::new(MessagesOp { template: m.clone(), tools, offered, listed, native_format }))
             }
         };
         let limiter = c.inputs.limits.get(model.endpoint());
@@ -355,7 +364,7 @@ fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
     ToolSpec {
         name: tool.name.clone(),
         description: tool.description.clone(),
-        parameters: serde_json::json!({"type": "object", "properties": properties, "required": required}),
+        parameters: Arc::new(serde_json::json!({"type": "object", "properties": properties, "required": required})),
     }
 }
 
@@ -841,10 +850,8 @@ fn messages_request(
         messages.push(PromptMsg::of(chat));
     }
     req.messages.extend(transform(messages, &m.post)?.into_iter().map(|p| p.chat));
-    if let (Some(rf), true) = (&m.response_format, m.native) {
-        let name = rf.get("title").and_then(Json::as_str).unwrap_or("output").to_owned();
-        req.response_format =
-            Some(ResponseFormat { name, schema: weft_prompt::native_schema(rf), strict: true, delivery: SchemaDelivery::Native });
+    if op.native_format.is_some() {
+        req.response_format = op.native_format.clone();
     }
     if m.native_tools {
         req.tools = op.tools.clone();

@@ -26,6 +26,8 @@ pub(crate) struct ToolOp {
     pub(crate) outputs: Vec<String>,
     /// The output schemas, in the same order (a client's answer is checked against them).
     pub(crate) output_schemas: Vec<Json>,
+    /// The output schemas, compiled once.
+    output_checks: crate::run::Checks,
 }
 
 impl ToolOp {
@@ -62,6 +64,7 @@ impl ToolOp {
             raise_exceptions: t.raise_exceptions,
             outputs: t.outputs.clone(),
             output_schemas: t.output_schemas.clone(),
+            output_checks: crate::run::Checks::of(&t.output_schemas),
         })
     }
 
@@ -115,8 +118,8 @@ impl ToolOp {
     pub(crate) fn submit(&self, s: &Sched<'_>, node: &NodePlan, request: &InputRequest, answer: Json) -> AnswerOutputs {
         let InputRequest::Tool { tool, .. } = request else { return Err(mismatched_request()) };
         let outputs = outputs(node, &self.outputs, answer, &s.plan.secrets).map_err(|e| SubmitError::Invalid(e.message))?;
-        for (title, schema) in self.outputs.iter().zip(&self.output_schemas) {
-            if let Some(why) = outputs.get(title).and_then(|v| crate::run::type_problem(schema, v)) {
+        for (i, (title, schema)) in self.outputs.iter().zip(&self.output_schemas).enumerate() {
+            if let Some(why) = outputs.get(title).and_then(|v| self.output_checks.problem(i, v)) {
                 return Err(SubmitError::Invalid(format!(
                     "the answer for client tool \"{tool}\" does not fit its output \"{title}\" ({}): {why}",
                     weft_spec::model::type_name(schema)

@@ -78,7 +78,7 @@ pub struct TextPrompt {
     /// The node's output schemas, under their internal titles.
     pub outputs: Vec<Json>,
     /// The schema asked for in the prompt and its name, when the output is structured.
-    pub structured: Option<(Json, String)>,
+    pub structured: Option<(std::sync::Arc<Json>, String)>,
 }
 
 /// Who says a message.
@@ -240,7 +240,7 @@ fn text_prompt(lw: &mut Lowerer<'_, '_>, n: CompId) -> Option<TextPrompt> {
             }
             weft_prompt::Shape::Wrapped => "expected_output".to_owned(),
         };
-        (schema, name)
+        (std::sync::Arc::new(schema), name)
     });
     let template = match &structured {
         Some((schema, _)) => lw.template(n, "prompt_template", &weft_prompt::prompt_template_with_suffix(source, schema))?,

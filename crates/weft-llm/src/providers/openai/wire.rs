@@ -52,7 +52,7 @@ pub(crate) fn request_body(model: &str, request: &ChatRequest, structured: Struc
                 if let Some(d) = &t.description {
                     function.insert("description".into(), Json::String(d.clone()));
                 }
-                function.insert("parameters".into(), t.parameters.clone());
+                function.insert("parameters".into(), Json::clone(&t.parameters));
                 json!({"type": "function", "function": function})
             })
             .collect();
@@ -347,7 +347,7 @@ mod tests {
         assert!(!strict_allowed(&json!({"type": "string"})));
         let mut req = request();
         req.response_format =
-            Some(ResponseFormat { name: "my answer".into(), schema: open, strict: true, delivery: SchemaDelivery::Native });
+            Some(ResponseFormat { name: "my answer".into(), schema: open.into(), strict: true, delivery: SchemaDelivery::Native });
         let body = request_body("m", &req, StructuredMode::JsonSchema);
         assert_eq!(body["response_format"]["json_schema"]["strict"], json!(false));
         assert_eq!(body["response_format"]["json_schema"]["name"], json!("my_answer"));
@@ -361,7 +361,7 @@ mod tests {
     #[test]
     fn tools_and_tool_messages() {
         let mut req = request();
-        req.tools.push(ToolSpec { name: "add".into(), description: Some("adds".into()), parameters: json!({"type": "object"}) });
+        req.tools.push(ToolSpec { name: "add".into(), description: Some("adds".into()), parameters: json!({"type": "object"}).into() });
         let mut assistant = ChatMessage::new(Role::Assistant, "");
         assistant.tool_calls.push(ToolCall { id: "c1".into(), name: "add".into(), arguments: json!({"a": 1}) });
         req.messages.push(assistant);
