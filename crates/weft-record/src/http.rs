@@ -10,17 +10,25 @@
 //! `--http-rewrite` replays without it, and a replay sends nothing.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use weft_llm::http::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpSend};
 
 use crate::format::{HttpLine, RecordedHttpError, RecordedHttpRequest, RecordedHttpResponse};
-use crate::log::{RecordLog, ReplayError, Secrets, excerpt};
-use crate::replay::{Exchanges, Kind, RE_RECORD};
+use crate::log::{RecordLog, excerpt};
+use crate::replay::{Kind, RE_RECORD, Replay};
 
-/// HTTP lines.
-const KIND: Kind = Kind { line: "http", exchange: "HTTP request", repeated: "request" };
+/// The HTTP exchanges of a record file (lines of kind `http`), served by [`HttpReplayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpExchanges;
+
+impl Kind for HttpExchanges {
+    type Answer = RecordedHttpResponse;
+    type Error = RecordedHttpError;
+    const LINE: &'static str = "http";
+    const EXCHANGE: &'static str = "HTTP request";
+    const REPEATED: &'static str = "request";
+}
 
 /// What a request's key is computed on: the request as recorded, with the texts made fresh for
 /// each run ([`weft_llm::http::HttpMeta::volatile`]: an A2A context id, a JSON-RPC id) read as
@@ -62,7 +70,8 @@ impl HttpSend for HttpRecorder {
 
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         let recorded = RecordedHttpRequest::from(request);
-        let (key, occurrence) = self.log.stamp(KIND.line, request.meta.batch_index, &request.meta.node_path, &key_content(request));
+        let (key, occurrence) =
+            self.log.stamp(HttpExchanges::LINE, request.meta.batch_index, &request.meta.node_path, &key_content(request));
         // The sensitive headers' values are masked in what is written, whatever the server
         // echoed into the body.
         self.log.add_secrets(request.sensitive_headers.iter().map(|(_, v)| v.clone()));
@@ -86,43 +95,18 @@ impl HttpSend for HttpRecorder {
 
 /// Serves the HTTP exchanges of a record file, with no network: each recorded exchange answers
 /// the request with the same key in the same run (of a batch) at the same node path and
-/// occurrence, once ([`Exchanges`]). A request the recording does not have fails (kind
+/// occurrence, once ([`Replay`]). A request the recording does not have fails (kind
 /// `unavailable`) naming the node path, the occurrence and the request.
-#[derive(Debug)]
-pub struct HttpReplayer {
-    exchanges: Exchanges<RecordedHttpResponse, RecordedHttpError>,
-}
+pub type HttpReplayer = Replay<HttpExchanges>;
 
-impl HttpReplayer {
-    /// Reads the HTTP exchanges of the record file at `path`.
-    pub fn load(path: impl AsRef<Path>) -> Result<HttpReplayer, ReplayError> {
-        Ok(HttpReplayer { exchanges: Exchanges::load(path.as_ref(), KIND)? })
-    }
-
-    /// Like [`crate::Replayer::with_scrubber`]: redacts the scrubber's secrets from requests
-    /// before looking them up.
-    pub fn with_scrubber(mut self, secrets: &Secrets) -> HttpReplayer {
-        self.exchanges.merge_secrets(secrets);
-        self
-    }
-
-    /// The number of recorded HTTP exchanges.
-    pub fn len(&self) -> usize {
-        self.exchanges.len()
-    }
-
-    /// Whether no HTTP exchange was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.exchanges.is_empty()
-    }
-
+impl Replay<HttpExchanges> {
     fn serve(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
-        match self.exchanges.find(request.meta.batch_index, &request.meta.node_path, &key_content(request)) {
+        match self.find(request.meta.batch_index, &request.meta.node_path, &key_content(request)) {
             // Nothing is sent: where the recorded request went is not where this one goes.
             Ok(Ok(response)) => Ok(HttpResponse { rewritten: None, ..response.clone().into() }),
             Ok(Err(error)) => Err(error.clone().into()),
             Err(missing) => {
-                let shown = self.exchanges.secrets().redact_str(&format!("{} {}", request.method, request.url)).into_owned();
+                let shown = self.secrets().redact_str(&format!("{} {}", request.method, request.url)).into_owned();
                 Err(HttpError {
                     kind: HttpErrorKind::Unavailable,
                     message: missing.message("the HTTP request", &format!(", {}", excerpt(&shown)), RE_RECORD),
@@ -137,7 +121,7 @@ impl HttpReplayer {
 #[async_trait::async_trait]
 impl HttpSend for HttpReplayer {
     fn name(&self) -> &str {
-        self.exchanges.name()
+        Replay::name(self)
     }
 
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {

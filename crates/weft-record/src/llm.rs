@@ -41,7 +41,6 @@
 //! give the [`Replayer`] the same values ([`Replayer::with_secrets`]) so the keys match.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -49,11 +48,20 @@ use serde_json::Value as Json;
 use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorKind, Role};
 
 use crate::format::{LlmLine, RecordedError, RecordedRequest, RecordedResponse};
-use crate::log::{RecordLog, ReplayError, Secrets, excerpt};
-use crate::replay::{Exchanges, Kind};
+use crate::log::{RecordLog, excerpt};
+use crate::replay::{Kind, Replay};
 
-/// LLM lines.
-const KIND: Kind = Kind { line: "llm", exchange: "LLM call", repeated: "request" };
+/// The LLM exchanges of a record file (lines of kind `llm`), served by [`Replayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlmExchanges;
+
+impl Kind for LlmExchanges {
+    type Answer = RecordedResponse;
+    type Error = RecordedError;
+    const LINE: &'static str = "llm";
+    const EXCHANGE: &'static str = "LLM call";
+    const REPEATED: &'static str = "request";
+}
 
 /// What determines the answer to `request`, as hashed into its key: the request as recorded
 /// without its `meta` ([`RecordedRequest::key_content`]).
@@ -82,7 +90,7 @@ impl Recorder {
 
     /// The key and occurrence of `request`, counted in its scope (its run and node path).
     fn start(&self, request: &ChatRequest) -> (String, u64) {
-        self.log.stamp(KIND.line, request.meta.batch_index, &request.meta.node_path, &request_content(request))
+        self.log.stamp(LlmExchanges::LINE, request.meta.batch_index, &request.meta.node_path, &request_content(request))
     }
 
     fn finish(&self, request: &ChatRequest, key: String, occurrence: u64, result: &Result<ChatResponse, LlmError>) {
@@ -131,70 +139,28 @@ impl ChatModel for Recorder {
 /// A model serving the LLM exchanges of a record file, with no network: each recorded exchange
 /// answers the request with the same key in the same run (of a batch) at the same node path and
 /// occurrence, once; a recording without runs (outside a batch, or of format 1) answers by node
-/// path, key and occurrence alone ([`Exchanges`]). A recorded
-/// error is returned as an error of the same kind with the same message. A request the
-/// recording does not have fails with an [`LlmError`] of kind `Other` naming the node path, the
-/// occurrence and the start of the prompt.
+/// path, key and occurrence alone ([`Replay`]). A recorded error is returned as an error of the
+/// same kind with the same message. A request the recording does not have fails with an
+/// [`LlmError`] of kind `Other` naming the node path, the occurrence and the start of the prompt.
 ///
 /// Its name and endpoint are `replay <file>`.
-#[derive(Debug)]
-pub struct Replayer {
-    exchanges: Exchanges<RecordedResponse, RecordedError>,
-}
+pub type Replayer = Replay<LlmExchanges>;
 
-impl Replayer {
-    /// Reads the LLM exchanges of the record file at `path`.
-    pub fn load(path: impl AsRef<Path>) -> Result<Replayer, ReplayError> {
-        Ok(Replayer { exchanges: Exchanges::load(path.as_ref(), KIND)? })
-    }
-
-    /// Redacts these secret values from requests before looking them up: give the values the
-    /// recording was made with, when secrets can occur in prompts.
-    pub fn with_secrets<S: Into<String>>(mut self, secrets: impl IntoIterator<Item = S>) -> Replayer {
-        self.exchanges.add_secrets(secrets);
-        self
-    }
-
-    /// Like [`Replayer::with_secrets`], with every secret of a scrubber.
-    pub fn with_scrubber(mut self, secrets: &Secrets) -> Replayer {
-        self.exchanges.merge_secrets(secrets);
-        self
-    }
-
-    /// The record file.
-    pub fn path(&self) -> &Path {
-        self.exchanges.path()
-    }
-
-    /// Whether the recording's lines carry runs (a batch recorded by format 2).
-    pub fn by_run(&self) -> bool {
-        self.exchanges.by_run()
-    }
-
-    /// The number of recorded LLM exchanges.
-    pub fn len(&self) -> usize {
-        self.exchanges.len()
-    }
-
-    /// Whether no LLM exchange was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.exchanges.is_empty()
-    }
-
+impl Replay<LlmExchanges> {
     fn serve(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        match self.exchanges.find(request.meta.batch_index, &request.meta.node_path, &request_content(request)) {
+        match self.find(request.meta.batch_index, &request.meta.node_path, &request_content(request)) {
             Ok(Ok(response)) => Ok(response.clone().into()),
             Ok(Err(error)) => Err(error.clone().into()),
             Err(mut missing) => {
                 if missing.outside_batch {
                     missing.reason.push_str(" (this recording was made by a batch: replay it with --batch)");
                 }
-                let prompt = excerpt(&self.exchanges.secrets().redact_str(prompt(request)));
+                let shown = excerpt(&self.secrets().redact_str(prompt(request)));
                 Err(LlmError::new(
                     LlmErrorKind::Other,
                     missing.message(
                         "the LLM call",
-                        &format!(", prompt {prompt}"),
+                        &format!(", prompt {shown}"),
                         "the flow or its inputs changed since the recording, or the recording stopped before this call: re-record with --record",
                     ),
                 ))
@@ -212,11 +178,11 @@ fn prompt(request: &ChatRequest) -> &str {
 #[async_trait::async_trait]
 impl ChatModel for Replayer {
     fn name(&self) -> &str {
-        self.exchanges.name()
+        Replay::name(self)
     }
 
     fn endpoint(&self) -> &str {
-        self.exchanges.name()
+        Replay::name(self)
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {

@@ -10,18 +10,26 @@
 //! SHA-256 of the recorded request, secrets redacted), scope (the run in a batch, and the node
 //! path) and occurrence within the scope.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use weft_tools::ToolError;
 use weft_tools::mcp::{McpReply, McpRequest, McpSend, Sessions, Transport};
 
 use crate::format::{McpLine, RecordedMcpAnswer, RecordedMcpRequest, RecordedToolError};
-use crate::log::{RecordLog, ReplayError, Secrets, excerpt};
-use crate::replay::{Exchanges, Kind, RE_RECORD};
+use crate::log::{RecordLog, excerpt};
+use crate::replay::{Kind, RE_RECORD, Replay};
 
-/// MCP lines.
-const KIND: Kind = Kind { line: "mcp", exchange: "MCP request", repeated: "MCP request" };
+/// The MCP exchanges of a record file (lines of kind `mcp`), served by [`McpReplayer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct McpExchanges;
+
+impl Kind for McpExchanges {
+    type Answer = RecordedMcpAnswer;
+    type Error = RecordedToolError;
+    const LINE: &'static str = "mcp";
+    const EXCHANGE: &'static str = "MCP request";
+    const REPEATED: &'static str = "MCP request";
+}
 
 /// A client wrapper that makes every request through its client and records the exchange.
 #[derive(Debug)]
@@ -49,7 +57,8 @@ impl McpSend for McpRecorder {
 
     async fn send(&self, sessions: &Sessions, request: &McpRequest) -> McpReply {
         let recorded = RecordedMcpRequest::from(request);
-        let (key, occurrence) = self.log.stamp(KIND.line, request.meta.batch_index, &request.meta.node_path, &recorded.key_content());
+        let (key, occurrence) =
+            self.log.stamp(McpExchanges::LINE, request.meta.batch_index, &request.meta.node_path, &recorded.key_content());
         // The transport's sensitive header values are masked in what is written, whatever the
         // server echoed.
         if let Transport::Http { sensitive_headers, .. } = &request.server.transport {
@@ -76,43 +85,19 @@ impl McpSend for McpRecorder {
 
 /// Serves the MCP exchanges of a record file, with no server: each recorded exchange answers the
 /// request with the same key in the same run (of a batch) at the same node path and occurrence,
-/// once ([`Exchanges`]). A request the recording does not have fails (`unavailable`) naming the
+/// once ([`Replay`]). A request the recording does not have fails (`unavailable`) naming the
 /// tool, the server, the node path and the occurrence.
-#[derive(Debug)]
-pub struct McpReplayer {
-    exchanges: Exchanges<RecordedMcpAnswer, RecordedToolError>,
-}
+/// Files of formats 1 to 3 hold no MCP exchange.
+pub type McpReplayer = Replay<McpExchanges>;
 
-impl McpReplayer {
-    /// Reads the MCP exchanges of the record file at `path` (none in files of formats 1 to 3).
-    pub fn load(path: impl AsRef<Path>) -> Result<McpReplayer, ReplayError> {
-        Ok(McpReplayer { exchanges: Exchanges::load(path.as_ref(), KIND)? })
-    }
-
-    /// Like [`crate::Replayer::with_scrubber`]: redacts the scrubber's secrets from requests
-    /// before looking them up.
-    pub fn with_scrubber(mut self, secrets: &Secrets) -> McpReplayer {
-        self.exchanges.merge_secrets(secrets);
-        self
-    }
-
-    /// The number of recorded MCP exchanges.
-    pub fn len(&self) -> usize {
-        self.exchanges.len()
-    }
-
-    /// Whether no MCP exchange was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.exchanges.is_empty()
-    }
-
+impl Replay<McpExchanges> {
     fn serve(&self, request: &McpRequest) -> Result<weft_tools::mcp::McpAnswer, ToolError> {
         let recorded = RecordedMcpRequest::from(request);
-        match self.exchanges.find(request.meta.batch_index, &request.meta.node_path, &recorded.key_content()) {
+        match self.find(request.meta.batch_index, &request.meta.node_path, &recorded.key_content()) {
             Ok(Ok(answer)) => Ok(answer.clone().into()),
             Ok(Err(error)) => Err(error.clone().into()),
             Err(missing) => {
-                let secrets = self.exchanges.secrets();
+                let secrets = self.secrets();
                 let what = match &recorded.tool {
                     Some(tool) => {
                         let args = serde_json::to_string(&recorded.arguments).unwrap_or_default();
@@ -130,7 +115,7 @@ impl McpReplayer {
 #[async_trait::async_trait]
 impl McpSend for McpReplayer {
     fn name(&self) -> &str {
-        self.exchanges.name()
+        Replay::name(self)
     }
 
     fn reaches_servers(&self) -> bool {

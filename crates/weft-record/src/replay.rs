@@ -5,8 +5,11 @@
 //! - [`ServedLine`]: a line of one of these kinds as read back (key, run, node path, occurrence,
 //!   and the answer or the error), generic over the kind's answer and error types;
 //! - [`scope`]: the scope occurrences are counted in, the same for recorders and replays;
-//! - [`Exchanges`]: the lines of one kind of a record file, indexed by (run, node path, key) and
-//!   occurrence, and [`Exchanges::find`], the lookup serving each recorded exchange once;
+//! - [`Kind`]: what a kind of exchange is (its answer and error types, its lines' `kind`, its
+//!   name in messages);
+//! - [`Replay`]: the exchanges of one kind of a record file, indexed by (run, node path, key)
+//!   and occurrence, and [`Replay::find`], the lookup serving each recorded exchange once; each
+//!   kind's replayer is a `Replay` of its kind (`Replayer` is `Replay<LlmExchanges>`);
 //! - [`Missing`]: what a lookup reports when the recording has no answer, from which each kind
 //!   writes its message ([`Missing::message`]).
 //!
@@ -27,16 +30,20 @@ use serde_json::Value as Json;
 
 use crate::log::{Occurrences, RecordLine, ReplayError, Secrets, missing_reason, read_lines, redacted_key};
 
-/// One kind of exchange served by [`Exchanges`], and how its messages name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kind {
+/// One kind of exchange found by run, node path, key and occurrence, served by a [`Replay`]:
+/// its recorded answer and error, the `kind` of its lines and how messages name it.
+pub trait Kind {
+    /// The answer of an exchange, as recorded ([`crate::format::RecordedHttpResponse`]).
+    type Answer: DeserializeOwned;
+    /// The error of an exchange with no answer, as recorded.
+    type Error: DeserializeOwned;
     /// The `kind` of its lines (`"llm"`, `"http"`, `"mcp"`).
-    pub line: &'static str,
+    const LINE: &'static str;
     /// What one exchange is called in messages (`"LLM call"`, `"HTTP request"`).
-    pub exchange: &'static str,
+    const EXCHANGE: &'static str;
     /// What a line recorded twice is called (`"request"`: "occurrence 2 of this request is
     /// recorded twice").
-    pub repeated: &'static str,
+    const REPEATED: &'static str;
 }
 
 /// A line of a kind found by run and node path, as read back: only what serves it (the
@@ -72,15 +79,16 @@ pub fn scope(run: Option<u64>, node_path: &str) -> String {
 /// Recorded outcomes by (run, node path, key), then occurrence.
 type Entries<R, E> = HashMap<(Option<u64>, String, String), BTreeMap<u64, Result<R, E>>>;
 
-/// The exchanges of one [`Kind`] of a record file: each recorded exchange answers the request
-/// with the same key in the same run (of a batch) at the same node path and occurrence, once; a
-/// recording without runs answers by node path, key and occurrence alone.
-pub struct Exchanges<R, E> {
-    kind: Kind,
+/// The exchanges of one [`Kind`] of a record file, served with no network and no server: each
+/// recorded exchange answers the request with the same key in the same run (of a batch) at the
+/// same node path and occurrence, once; a recording without runs (outside a batch, or of the
+/// first format) answers by node path, key and occurrence alone. Each kind's module makes it its
+/// model, client or server ([`crate::Replayer`], [`crate::HttpReplayer`], [`crate::McpReplayer`]).
+pub struct Replay<K: Kind> {
     name: String,
     path: PathBuf,
     secrets: Secrets,
-    entries: Entries<R, E>,
+    entries: Entries<K::Answer, K::Error>,
     /// Exchanges recorded per (run, node path).
     per_path: HashMap<(Option<u64>, String), usize>,
     /// Whether some line has a run (then runs are matched by run).
@@ -88,23 +96,19 @@ pub struct Exchanges<R, E> {
     served: Occurrences,
 }
 
-impl<R, E> fmt::Debug for Exchanges<R, E> {
+impl<K: Kind> fmt::Debug for Replay<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Exchanges")
-            .field("kind", &self.kind.line)
-            .field("path", &self.path)
-            .field("exchanges", &self.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Replay").field("kind", &K::LINE).field("path", &self.path).field("exchanges", &self.len()).finish_non_exhaustive()
     }
 }
 
-impl<R: DeserializeOwned, E: DeserializeOwned> Exchanges<R, E> {
-    /// Reads the lines of `kind` of the record file at `path` (none in a file written before the
-    /// kind existed). A line that is not one of them, has both or neither of a response and an
-    /// error, or repeats an occurrence, is refused naming its line.
-    pub fn load(path: &Path, kind: Kind) -> Result<Exchanges<R, E>, ReplayError> {
-        let mut exchanges = Exchanges {
-            kind,
+impl<K: Kind> Replay<K> {
+    /// Reads the exchanges of this kind of the record file at `path` (none in a file written
+    /// before the kind existed). A line that is not one of them, has both or neither of a
+    /// response and an error, or repeats an occurrence, is refused naming its line.
+    pub fn load(path: impl AsRef<Path>) -> Result<Replay<K>, ReplayError> {
+        let path = path.as_ref();
+        let mut exchanges = Replay {
             name: format!("replay {}", path.display()),
             path: path.to_path_buf(),
             secrets: Secrets::default(),
@@ -113,14 +117,14 @@ impl<R: DeserializeOwned, E: DeserializeOwned> Exchanges<R, E> {
             by_run: false,
             served: Occurrences::new(),
         };
-        for RecordLine { line, value } in read_lines(path, kind.line)? {
+        for RecordLine { line, value } in read_lines(path, K::LINE)? {
             let invalid = |message: String| ReplayError::Invalid { path: path.to_path_buf(), line, message };
-            let entry: ServedLine<R, E> =
-                serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded {} ({e})", kind.exchange)))?;
+            let entry: ServedLine<K::Answer, K::Error> =
+                serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded {} ({e})", K::EXCHANGE)))?;
             let outcome = match (entry.response, entry.error) {
                 (Some(response), None) => Ok(response),
                 (None, Some(error)) => Err(error),
-                _ => return Err(invalid(format!("a recorded {} has either a \"response\" or an \"error\"", kind.exchange))),
+                _ => return Err(invalid(format!("a recorded {} has either a \"response\" or an \"error\"", K::EXCHANGE))),
             };
             let by_occurrence = exchanges.entries.entry((entry.run, entry.node_path.clone(), entry.key)).or_default();
             if by_occurrence.insert(entry.occurrence, outcome).is_some() {
@@ -129,7 +133,7 @@ impl<R: DeserializeOwned, E: DeserializeOwned> Exchanges<R, E> {
                     entry.run.map(|r| format!("run {r}, ")).unwrap_or_default(),
                     entry.node_path,
                     entry.occurrence,
-                    kind.repeated,
+                    K::REPEATED,
                 )));
             }
             exchanges.by_run |= entry.run.is_some();
@@ -137,17 +141,18 @@ impl<R: DeserializeOwned, E: DeserializeOwned> Exchanges<R, E> {
         }
         Ok(exchanges)
     }
-}
 
-impl<R, E> Exchanges<R, E> {
-    /// Redacts these secret values from requests before looking them up.
-    pub fn add_secrets<S: Into<String>>(&mut self, secrets: impl IntoIterator<Item = S>) {
+    /// Redacts these secret values from requests before looking them up: give the values the
+    /// recording was made with, when secrets can occur in requests.
+    pub fn with_secrets<S: Into<String>>(mut self, secrets: impl IntoIterator<Item = S>) -> Replay<K> {
         self.secrets.extend(secrets);
+        self
     }
 
-    /// Redacts every secret of a scrubber from requests before looking them up.
-    pub fn merge_secrets(&mut self, secrets: &Secrets) {
+    /// Like [`Replay::with_secrets`], with every secret of a scrubber.
+    pub fn with_scrubber(mut self, secrets: &Secrets) -> Replay<K> {
         self.secrets.merge(secrets);
+        self
     }
 
     /// The secret values redacted from requests, for what a message shows of one.
@@ -165,7 +170,7 @@ impl<R, E> Exchanges<R, E> {
         &self.path
     }
 
-    /// Whether the lines carry runs (a batch recorded by format 2 or later).
+    /// Whether the recording's lines carry runs (a batch recorded by format 2 or later).
     pub fn by_run(&self) -> bool {
         self.by_run
     }
@@ -183,12 +188,12 @@ impl<R, E> Exchanges<R, E> {
     /// The recorded outcome of the next request with key content `content` in run `run` (a
     /// batch's index) at `node_path`: counts one more occurrence of it, and returns that
     /// occurrence's answer or error, or what is [`Missing`].
-    pub fn find(&self, run: Option<u64>, node_path: &str, content: &Json) -> Result<&Result<R, E>, Missing> {
+    pub fn find(&self, run: Option<u64>, node_path: &str, content: &Json) -> Result<&Result<K::Answer, K::Error>, Missing> {
         let key = redacted_key(&self.secrets, content);
         // By run when the recording has runs; else as recorded before runs were (every run
         // shares the node path's occurrences).
         let run = run.filter(|_| self.by_run);
-        let occurrence = self.served.next(self.kind.line, &scope(run, node_path), &key);
+        let occurrence = self.served.next(K::LINE, &scope(run, node_path), &key);
         let recorded = self.entries.get(&(run, node_path.to_owned(), key));
         if let Some(outcome) = recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
             return Ok(outcome);
@@ -247,7 +252,16 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const KIND: Kind = Kind { line: "x", exchange: "X request", repeated: "request" };
+    /// A kind whose answers and errors are strings.
+    struct X;
+
+    impl Kind for X {
+        type Answer = String;
+        type Error = String;
+        const LINE: &'static str = "x";
+        const EXCHANGE: &'static str = "X request";
+        const REPEATED: &'static str = "request";
+    }
 
     fn write(lines: &[Json]) -> tempfile::NamedTempFile {
         let mut text = String::from("{\"kind\":\"header\",\"format\":\"weft-record\",\"version\":4}\n");
@@ -273,9 +287,9 @@ mod tests {
         line
     }
 
-    fn load(lines: &[Json]) -> (tempfile::NamedTempFile, Exchanges<String, String>) {
+    fn load(lines: &[Json]) -> (tempfile::NamedTempFile, Replay<X>) {
         let file = write(lines);
-        let exchanges = Exchanges::load(file.path(), KIND).unwrap();
+        let exchanges = Replay::load(file.path()).unwrap();
         (file, exchanges)
     }
 
@@ -295,7 +309,7 @@ mod tests {
             line(Some(1), "root/n", &b, 1, "1 n b 1"),
         ]);
         assert_eq!((exchanges.len(), exchanges.by_run()), (5, true));
-        let find = |run, path, content| exchanges.find(run, path, content).map(Result::clone);
+        let find = |run, path, content| exchanges.find(run, path, content).cloned();
         assert_eq!(find(Some(1), "root/n", &a), Ok(Ok("1 n a 1".to_owned())));
         assert_eq!(find(Some(0), "root/n", &a), Ok(Ok("0 n a 1".to_owned())));
         assert_eq!(find(Some(0), "root/m", &a), Ok(Err("0 m a 1".to_owned())));
@@ -338,8 +352,8 @@ mod tests {
     #[test]
     fn secrets_are_redacted_before_the_key_is_computed() {
         let redacted = json!({"q": "token [REDACTED]"});
-        let (_file, mut exchanges) = load(&[line(None, "p", &redacted, 1, "ok")]);
-        exchanges.add_secrets(["hunter22-secret"]);
+        let (_file, exchanges) = load(&[line(None, "p", &redacted, 1, "ok")]);
+        let exchanges = exchanges.with_secrets(["hunter22-secret"]);
         assert_eq!(exchanges.find(None, "p", &json!({"q": "token hunter22-secret"})).unwrap(), &Ok("ok".to_owned()));
     }
 
@@ -348,7 +362,7 @@ mod tests {
         let a = json!({"q": "a"});
         let refused = |lines: &[Json]| {
             let file = write(lines);
-            Exchanges::<String, String>::load(file.path(), KIND).unwrap_err().to_string().replace(&file.path().display().to_string(), "F")
+            Replay::<X>::load(file.path()).unwrap_err().to_string().replace(&file.path().display().to_string(), "F")
         };
         let mut both = line(Some(0), "p", &a, 1, "ok");
         both["error"] = json!("no");
@@ -363,6 +377,6 @@ mod tests {
         assert!(refused(&[json!({"kind": "x", "key": 1})]).starts_with("F:2: not a recorded X request (invalid type: integer `1`"));
         // Lines of other kinds are not read.
         let file = write(&[json!({"kind": "y", "key": 1})]);
-        assert!(Exchanges::<String, String>::load(file.path(), KIND).unwrap().is_empty());
+        assert!(Replay::<X>::load(file.path()).unwrap().is_empty());
     }
 }
