@@ -16,18 +16,15 @@ use weft_llm::http::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpSe
 
 use crate::format::{HttpLine, RecordedHttpError, RecordedHttpRequest, RecordedHttpResponse};
 use crate::log::{RecordLog, excerpt};
-use crate::replay::{Kind, RE_RECORD, Replay};
+use crate::replay::{Kind, Names, RE_RECORD, Replay};
 
 /// The HTTP exchanges of a record file (lines of kind `http`), served by [`HttpReplayer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpExchanges;
 
 impl Kind for HttpExchanges {
     type Answer = RecordedHttpResponse;
     type Error = RecordedHttpError;
-    const LINE: &'static str = "http";
-    const EXCHANGE: &'static str = "HTTP request";
-    const REPEATED: &'static str = "request";
+    const NAMES: Names = Names { line: "http", exchange: "HTTP request", repeated: "request" };
 }
 
 /// What a request's key is computed on: the request as recorded, with the texts made fresh for
@@ -71,7 +68,7 @@ impl HttpSend for HttpRecorder {
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         let recorded = RecordedHttpRequest::from(request);
         let (key, occurrence) =
-            self.log.stamp(HttpExchanges::LINE, request.meta.batch_index, &request.meta.node_path, &key_content(request));
+            self.log.stamp(HttpExchanges::NAMES.line, request.meta.batch_index, &request.meta.node_path, &key_content(request));
         // The sensitive headers' values are masked in what is written, whatever the server
         // echoed into the body.
         self.log.add_secrets(request.sensitive_headers.iter().map(|(_, v)| v.clone()));

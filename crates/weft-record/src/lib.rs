@@ -12,7 +12,7 @@
 //! - [`mcp`]: [`mcp::McpRecorder`] records the listings and calls of MCP tools and toolboxes,
 //!   [`mcp::McpReplayer`] serves them back with no server;
 //! - [`replay`]: what the replays of LLM calls, HTTP and MCP requests share: the lines of a
-//!   kind indexed by run, node path, key and occurrence ([`replay::Exchanges`]), and what a
+//!   kind indexed by run, node path, key and occurrence ([`replay::Replay`]), and what a
 //!   lookup reports when one is missing;
 //! - [`usage`]: price files (`--prices`) and usage accounting (tokens, calls, retries, cost).
 

@@ -49,18 +49,15 @@ use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErr
 
 use crate::format::{LlmLine, RecordedError, RecordedRequest, RecordedResponse};
 use crate::log::{RecordLog, excerpt};
-use crate::replay::{Kind, Replay};
+use crate::replay::{Kind, Names, Replay};
 
 /// The LLM exchanges of a record file (lines of kind `llm`), served by [`Replayer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LlmExchanges;
 
 impl Kind for LlmExchanges {
     type Answer = RecordedResponse;
     type Error = RecordedError;
-    const LINE: &'static str = "llm";
-    const EXCHANGE: &'static str = "LLM call";
-    const REPEATED: &'static str = "request";
+    const NAMES: Names = Names { line: "llm", exchange: "LLM call", repeated: "request" };
 }
 
 /// What determines the answer to `request`, as hashed into its key: the request as recorded
@@ -90,7 +87,7 @@ impl Recorder {
 
     /// The key and occurrence of `request`, counted in its scope (its run and node path).
     fn start(&self, request: &ChatRequest) -> (String, u64) {
-        self.log.stamp(LlmExchanges::LINE, request.meta.batch_index, &request.meta.node_path, &request_content(request))
+        self.log.stamp(LlmExchanges::NAMES.line, request.meta.batch_index, &request.meta.node_path, &request_content(request))
     }
 
     fn finish(&self, request: &ChatRequest, key: String, occurrence: u64, result: &Result<ChatResponse, LlmError>) {

@@ -17,18 +17,15 @@ use weft_tools::mcp::{McpReply, McpRequest, McpSend, Sessions, Transport};
 
 use crate::format::{McpLine, RecordedMcpAnswer, RecordedMcpRequest, RecordedToolError};
 use crate::log::{RecordLog, excerpt};
-use crate::replay::{Kind, RE_RECORD, Replay};
+use crate::replay::{Kind, Names, RE_RECORD, Replay};
 
 /// The MCP exchanges of a record file (lines of kind `mcp`), served by [`McpReplayer`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct McpExchanges;
 
 impl Kind for McpExchanges {
     type Answer = RecordedMcpAnswer;
     type Error = RecordedToolError;
-    const LINE: &'static str = "mcp";
-    const EXCHANGE: &'static str = "MCP request";
-    const REPEATED: &'static str = "MCP request";
+    const NAMES: Names = Names { line: "mcp", exchange: "MCP request", repeated: "MCP request" };
 }
 
 /// A client wrapper that makes every request through its client and records the exchange.
@@ -58,7 +55,7 @@ impl McpSend for McpRecorder {
     async fn send(&self, sessions: &Sessions, request: &McpRequest) -> McpReply {
         let recorded = RecordedMcpRequest::from(request);
         let (key, occurrence) =
-            self.log.stamp(McpExchanges::LINE, request.meta.batch_index, &request.meta.node_path, &recorded.key_content());
+            self.log.stamp(McpExchanges::NAMES.line, request.meta.batch_index, &request.meta.node_path, &recorded.key_content());
         // The transport's sensitive header values are masked in what is written, whatever the
         // server echoed.
         if let Transport::Http { sensitive_headers, .. } = &request.server.transport {

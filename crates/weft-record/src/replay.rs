@@ -37,13 +37,20 @@ pub trait Kind {
     type Answer: DeserializeOwned;
     /// The error of an exchange with no answer, as recorded.
     type Error: DeserializeOwned;
+    /// How it is named in its lines and in messages.
+    const NAMES: Names;
+}
+
+/// How a [`Kind`] of exchange is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Names {
     /// The `kind` of its lines (`"llm"`, `"http"`, `"mcp"`).
-    const LINE: &'static str;
+    pub line: &'static str,
     /// What one exchange is called in messages (`"LLM call"`, `"HTTP request"`).
-    const EXCHANGE: &'static str;
+    pub exchange: &'static str,
     /// What a line recorded twice is called (`"request"`: "occurrence 2 of this request is
     /// recorded twice").
-    const REPEATED: &'static str;
+    pub repeated: &'static str,
 }
 
 /// A line of a kind found by run and node path, as read back: only what serves it (the
@@ -98,7 +105,11 @@ pub struct Replay<K: Kind> {
 
 impl<K: Kind> fmt::Debug for Replay<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Replay").field("kind", &K::LINE).field("path", &self.path).field("exchanges", &self.len()).finish_non_exhaustive()
+        f.debug_struct("Replay")
+            .field("kind", &K::NAMES.line)
+            .field("path", &self.path)
+            .field("exchanges", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -117,14 +128,14 @@ impl<K: Kind> Replay<K> {
             by_run: false,
             served: Occurrences::new(),
         };
-        for RecordLine { line, value } in read_lines(path, K::LINE)? {
+        for RecordLine { line, value } in read_lines(path, K::NAMES.line)? {
             let invalid = |message: String| ReplayError::Invalid { path: path.to_path_buf(), line, message };
             let entry: ServedLine<K::Answer, K::Error> =
-                serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded {} ({e})", K::EXCHANGE)))?;
+                serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded {} ({e})", K::NAMES.exchange)))?;
             let outcome = match (entry.response, entry.error) {
                 (Some(response), None) => Ok(response),
                 (None, Some(error)) => Err(error),
-                _ => return Err(invalid(format!("a recorded {} has either a \"response\" or an \"error\"", K::EXCHANGE))),
+                _ => return Err(invalid(format!("a recorded {} has either a \"response\" or an \"error\"", K::NAMES.exchange))),
             };
             let by_occurrence = exchanges.entries.entry((entry.run, entry.node_path.clone(), entry.key)).or_default();
             if by_occurrence.insert(entry.occurrence, outcome).is_some() {
@@ -133,7 +144,7 @@ impl<K: Kind> Replay<K> {
                     entry.run.map(|r| format!("run {r}, ")).unwrap_or_default(),
                     entry.node_path,
                     entry.occurrence,
-                    K::REPEATED,
+                    K::NAMES.repeated,
                 )));
             }
             exchanges.by_run |= entry.run.is_some();
@@ -193,7 +204,7 @@ impl<K: Kind> Replay<K> {
         // By run when the recording has runs; else as recorded before runs were (every run
         // shares the node path's occurrences).
         let run = run.filter(|_| self.by_run);
-        let occurrence = self.served.next(K::LINE, &scope(run, node_path), &key);
+        let occurrence = self.served.next(K::NAMES.line, &scope(run, node_path), &key);
         let recorded = self.entries.get(&(run, node_path.to_owned(), key));
         if let Some(outcome) = recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
             return Ok(outcome);
@@ -258,9 +269,7 @@ mod tests {
     impl Kind for X {
         type Answer = String;
         type Error = String;
-        const LINE: &'static str = "x";
-        const EXCHANGE: &'static str = "X request";
-        const REPEATED: &'static str = "request";
+        const NAMES: Names = Names { line: "x", exchange: "X request", repeated: "request" };
     }
 
     fn write(lines: &[Json]) -> tempfile::NamedTempFile {
