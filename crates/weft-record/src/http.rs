@@ -9,41 +9,22 @@
 //! occurrence within the scope. So a recording made against a local server through
 //! `--http-rewrite` replays without it, and a replay sends nothing.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use serde::Deserialize;
 
 use weft_llm::http::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, HttpSend};
 
 use crate::format::{HttpLine, RecordedHttpError, RecordedHttpRequest, RecordedHttpResponse};
-use crate::log::{Occurrences, RecordLine, RecordLog, ReplayError, Secrets, excerpt, missing_reason, read_lines, redacted_key};
+use crate::log::{RecordLog, excerpt};
+use crate::replay::{Kind, Names, RE_RECORD, Replay};
 
-/// The `kind` of HTTP lines.
-const KIND: &str = "http";
+/// The HTTP exchanges of a record file (lines of kind `http`), served by [`HttpReplayer`].
+pub struct HttpExchanges;
 
-/// An HTTP line as read back.
-#[derive(Debug, Deserialize)]
-struct ServedLine {
-    key: String,
-    #[serde(default)]
-    run: Option<u64>,
-    node_path: String,
-    occurrence: u64,
-    #[serde(default)]
-    response: Option<RecordedHttpResponse>,
-    #[serde(default)]
-    error: Option<RecordedHttpError>,
-}
-
-/// The scope occurrences are counted in: the run (when in a batch) and the node path.
-fn scope(run: Option<u64>, node_path: &str) -> String {
-    match run {
-        Some(run) => format!("run {run}: {node_path}"),
-        None => node_path.to_owned(),
-    }
+impl Kind for HttpExchanges {
+    type Answer = RecordedHttpResponse;
+    type Error = RecordedHttpError;
+    const NAMES: Names = Names { line: "http", exchange: "HTTP request", repeated: "request" };
 }
 
 /// What a request's key is computed on: the request as recorded, with the texts made fresh for
@@ -86,8 +67,8 @@ impl HttpSend for HttpRecorder {
 
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
         let recorded = RecordedHttpRequest::from(request);
-        let key = self.log.key(&key_content(request));
-        let occurrence = self.log.occurrence(KIND, &scope(request.meta.batch_index, &request.meta.node_path), &key);
+        let (key, occurrence) =
+            self.log.stamp(HttpExchanges::NAMES.line, request.meta.batch_index, &request.meta.node_path, &key_content(request));
         // The sensitive headers' values are masked in what is written, whatever the server
         // echoed into the body.
         self.log.add_secrets(request.sensitive_headers.iter().map(|(_, v)| v.clone()));
@@ -109,105 +90,23 @@ impl HttpSend for HttpRecorder {
     }
 }
 
-/// Recorded outcomes by (run, node path, key), then occurrence.
-type Entries = HashMap<(Option<u64>, String, String), BTreeMap<u64, Result<RecordedHttpResponse, RecordedHttpError>>>;
-
 /// Serves the HTTP exchanges of a record file, with no network: each recorded exchange answers
 /// the request with the same key in the same run (of a batch) at the same node path and
-/// occurrence, once. A request the recording does not have fails (kind `unavailable`) naming
-/// the node path, the occurrence and the request.
-pub struct HttpReplayer {
-    name: String,
-    path: PathBuf,
-    secrets: Secrets,
-    entries: Entries,
-    per_path: HashMap<(Option<u64>, String), usize>,
-    by_run: bool,
-    served: Occurrences,
-}
+/// occurrence, once ([`Replay`]). A request the recording does not have fails (kind
+/// `unavailable`) naming the node path, the occurrence and the request.
+pub type HttpReplayer = Replay<HttpExchanges>;
 
-impl fmt::Debug for HttpReplayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpReplayer").field("path", &self.path).field("exchanges", &self.len()).finish_non_exhaustive()
-    }
-}
-
-impl HttpReplayer {
-    /// Reads the HTTP exchanges of the record file at `path`.
-    pub fn load(path: impl AsRef<Path>) -> Result<HttpReplayer, ReplayError> {
-        let path = path.as_ref();
-        let mut replayer = HttpReplayer {
-            name: format!("replay {}", path.display()),
-            path: path.to_path_buf(),
-            secrets: Secrets::default(),
-            entries: HashMap::new(),
-            per_path: HashMap::new(),
-            by_run: false,
-            served: Occurrences::new(),
-        };
-        for RecordLine { line, value } in read_lines(path, KIND)? {
-            let invalid = |message: String| ReplayError::Invalid { path: path.to_path_buf(), line, message };
-            let entry: ServedLine = serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded HTTP request ({e})")))?;
-            let outcome = match (entry.response, entry.error) {
-                (Some(response), None) => Ok(response),
-                (None, Some(error)) => Err(error),
-                _ => return Err(invalid("a recorded HTTP request has either a \"response\" or an \"error\"".to_owned())),
-            };
-            let by_occurrence = replayer.entries.entry((entry.run, entry.node_path.clone(), entry.key)).or_default();
-            if by_occurrence.insert(entry.occurrence, outcome).is_some() {
-                return Err(invalid(format!(
-                    "{}node path {:?}: occurrence {} of this request is recorded twice",
-                    entry.run.map(|r| format!("run {r}, ")).unwrap_or_default(),
-                    entry.node_path,
-                    entry.occurrence
-                )));
-            }
-            replayer.by_run |= entry.run.is_some();
-            *replayer.per_path.entry((entry.run, entry.node_path)).or_insert(0) += 1;
-        }
-        Ok(replayer)
-    }
-
-    /// Like [`crate::Replayer::with_scrubber`]: redacts the scrubber's secrets from requests
-    /// before looking them up.
-    pub fn with_scrubber(mut self, secrets: &Secrets) -> HttpReplayer {
-        self.secrets.merge(secrets);
-        self
-    }
-
-    /// The number of recorded HTTP exchanges.
-    pub fn len(&self) -> usize {
-        self.per_path.values().sum()
-    }
-
-    /// Whether no HTTP exchange was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
+impl Replay<HttpExchanges> {
     fn serve(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {
-        let path = &request.meta.node_path;
-        let key = redacted_key(&self.secrets, &key_content(request));
-        let run = request.meta.batch_index.filter(|_| self.by_run);
-        let occurrence = self.served.next(KIND, &scope(run, path), &key);
-        let recorded = self.entries.get(&(run, path.clone(), key));
-        match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
+        match self.find(request.meta.batch_index, &request.meta.node_path, &key_content(request)) {
             // Nothing is sent: where the recorded request went is not where this one goes.
-            Some(Ok(response)) => Ok(HttpResponse { rewritten: None, ..response.clone().into() }),
-            Some(Err(error)) => Err(error.clone().into()),
-            None => {
-                let in_scope = self.per_path.get(&(run, path.clone())).copied().unwrap_or(0);
-                let noun = if run.is_some() { "node path in this run" } else { "node path" };
-                let reason = missing_reason(in_scope, recorded.map_or(0, BTreeMap::len), noun);
-                let which = run.map(|r| format!("of run {r} (batch index) ")).unwrap_or_default();
-                let shown = self.secrets.redact_str(&format!("{} {}", request.method, request.url)).into_owned();
+            Ok(Ok(response)) => Ok(HttpResponse { rewritten: None, ..response.clone().into() }),
+            Ok(Err(error)) => Err(error.clone().into()),
+            Err(missing) => {
+                let shown = self.secrets().redact_str(&format!("{} {}", request.method, request.url)).into_owned();
                 Err(HttpError {
                     kind: HttpErrorKind::Unavailable,
-                    message: format!(
-                        "{}: no recorded answer for the HTTP request {which}at node path {path:?} (occurrence {occurrence}, {}): {reason}; the flow or its inputs changed since the recording: re-record with --record",
-                        self.name,
-                        excerpt(&shown),
-                    ),
+                    message: missing.message("the HTTP request", &format!(", {}", excerpt(&shown)), RE_RECORD),
                     attempts: 0,
                     rewritten: None,
                 })
@@ -219,7 +118,7 @@ impl HttpReplayer {
 #[async_trait::async_trait]
 impl HttpSend for HttpReplayer {
     fn name(&self) -> &str {
-        &self.name
+        Replay::name(self)
     }
 
     async fn send(&self, request: &HttpRequest) -> Result<HttpResponse, HttpError> {

@@ -11,6 +11,9 @@
 //!   [`http::HttpReplayer`] serves them back;
 //! - [`mcp`]: [`mcp::McpRecorder`] records the listings and calls of MCP tools and toolboxes,
 //!   [`mcp::McpReplayer`] serves them back with no server;
+//! - [`replay`]: what the replays of LLM calls, HTTP and MCP requests share: the lines of a
+//!   kind indexed by run, node path, key and occurrence ([`replay::Replay`]), and what a
+//!   lookup reports when one is missing;
 //! - [`usage`]: price files (`--prices`) and usage accounting (tokens, calls, retries, cost).
 
 pub mod format;
@@ -18,6 +21,7 @@ pub mod http;
 pub mod llm;
 pub mod log;
 pub mod mcp;
+pub mod replay;
 pub mod tools;
 pub mod usage;
 

@@ -40,41 +40,30 @@
 //! (`Authorization`) is never part of a recorded exchange. When secrets can occur in prompts,
 //! give the [`Replayer`] the same values ([`Replayer::with_secrets`]) so the keys match.
 
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::Value as Json;
 
 use weft_llm::{ChatModel, ChatRequest, ChatResponse, DeltaSink, LlmError, LlmErrorKind, Role};
 
 use crate::format::{LlmLine, RecordedError, RecordedRequest, RecordedResponse};
-use crate::log::{Occurrences, RecordLine, RecordLog, ReplayError, Secrets, excerpt, missing_reason, read_lines, redacted_key};
+use crate::log::{RecordLog, excerpt};
+use crate::replay::{Kind, Names, Replay};
 
-/// The `kind` of LLM lines.
-const KIND: &str = "llm";
+/// The LLM exchanges of a record file (lines of kind `llm`), served by [`Replayer`].
+pub struct LlmExchanges;
+
+impl Kind for LlmExchanges {
+    type Answer = RecordedResponse;
+    type Error = RecordedError;
+    const NAMES: Names = Names { line: "llm", exchange: "LLM call", repeated: "request" };
+}
 
 /// What determines the answer to `request`, as hashed into its key: the request as recorded
 /// without its `meta` ([`RecordedRequest::key_content`]).
 pub fn request_content(request: &ChatRequest) -> Json {
     RecordedRequest::from(request).key_content()
-}
-
-/// An LLM line as read back: only what serves it (the model and the request are not needed, and
-/// a line without them is read).
-#[derive(Debug, Deserialize)]
-struct ServedLine {
-    key: String,
-    #[serde(default)]
-    run: Option<u64>,
-    node_path: String,
-    occurrence: u64,
-    #[serde(default)]
-    response: Option<RecordedResponse>,
-    #[serde(default)]
-    error: Option<RecordedError>,
 }
 
 /// A model wrapper that forwards every call to its model and records the exchange in a
@@ -98,9 +87,7 @@ impl Recorder {
 
     /// The key and occurrence of `request`, counted in its scope (its run and node path).
     fn start(&self, request: &ChatRequest) -> (String, u64) {
-        let key = self.log.key(&request_content(request));
-        let occurrence = self.log.occurrence(KIND, &scope(request.meta.batch_index, &request.meta.node_path), &key);
-        (key, occurrence)
+        self.log.stamp(LlmExchanges::NAMES.line, request.meta.batch_index, &request.meta.node_path, &request_content(request))
     }
 
     fn finish(&self, request: &ChatRequest, key: String, occurrence: u64, result: &Result<ChatResponse, LlmError>) {
@@ -146,139 +133,32 @@ impl ChatModel for Recorder {
     }
 }
 
-/// The scope occurrences are counted in: the run (when in a batch) and the node path.
-fn scope(run: Option<u64>, node_path: &str) -> String {
-    match run {
-        Some(run) => format!("run {run}: {node_path}"),
-        None => node_path.to_owned(),
-    }
-}
-
-/// Recorded outcomes by (run, node path, key), then occurrence.
-type Entries = HashMap<(Option<u64>, String, String), BTreeMap<u64, Result<RecordedResponse, RecordedError>>>;
-
 /// A model serving the LLM exchanges of a record file, with no network: each recorded exchange
 /// answers the request with the same key in the same run (of a batch) at the same node path and
 /// occurrence, once; a recording without runs (outside a batch, or of format 1) answers by node
-/// path, key and occurrence alone. A recorded
-/// error is returned as an error of the same kind with the same message. A request the
-/// recording does not have fails with an [`LlmError`] of kind `Other` naming the node path, the
-/// occurrence and the start of the prompt.
+/// path, key and occurrence alone ([`Replay`]). A recorded error is returned as an error of the
+/// same kind with the same message. A request the recording does not have fails with an
+/// [`LlmError`] of kind `Other` naming the node path, the occurrence and the start of the prompt.
 ///
 /// Its name and endpoint are `replay <file>`.
-pub struct Replayer {
-    name: String,
-    path: PathBuf,
-    secrets: Secrets,
-    /// Outcomes by (run, node path, key), then occurrence.
-    entries: Entries,
-    /// Exchanges recorded per (run, node path).
-    per_path: HashMap<(Option<u64>, String), usize>,
-    /// Whether some line has a run (then runs are matched by run).
-    by_run: bool,
-    served: Occurrences,
-}
+pub type Replayer = Replay<LlmExchanges>;
 
-impl fmt::Debug for Replayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Replayer").field("path", &self.path).field("exchanges", &self.len()).finish_non_exhaustive()
-    }
-}
-
-impl Replayer {
-    /// Reads the LLM exchanges of the record file at `path`.
-    pub fn load(path: impl AsRef<Path>) -> Result<Replayer, ReplayError> {
-        let path = path.as_ref();
-        let mut replayer = Replayer {
-            name: format!("replay {}", path.display()),
-            path: path.to_path_buf(),
-            secrets: Secrets::default(),
-            entries: HashMap::new(),
-            per_path: HashMap::new(),
-            by_run: false,
-            served: Occurrences::new(),
-        };
-        for RecordLine { line, value } in read_lines(path, KIND)? {
-            let invalid = |message: String| ReplayError::Invalid { path: path.to_path_buf(), line, message };
-            let entry: ServedLine = serde_json::from_value(value).map_err(|e| invalid(format!("not a recorded LLM call ({e})")))?;
-            let outcome = match (entry.response, entry.error) {
-                (Some(response), None) => Ok(response),
-                (None, Some(error)) => Err(error),
-                _ => return Err(invalid("a recorded LLM call has either a \"response\" or an \"error\"".to_owned())),
-            };
-            let by_occurrence = replayer.entries.entry((entry.run, entry.node_path.clone(), entry.key)).or_default();
-            if by_occurrence.insert(entry.occurrence, outcome).is_some() {
-                return Err(invalid(format!(
-                    "{}node path {:?}: occurrence {} of this request is recorded twice",
-                    entry.run.map(|r| format!("run {r}, ")).unwrap_or_default(),
-                    entry.node_path,
-                    entry.occurrence
-                )));
-            }
-            replayer.by_run |= entry.run.is_some();
-            *replayer.per_path.entry((entry.run, entry.node_path)).or_insert(0) += 1;
-        }
-        Ok(replayer)
-    }
-
-    /// Redacts these secret values from requests before looking them up: give the values the
-    /// recording was made with, when secrets can occur in prompts.
-    pub fn with_secrets<S: Into<String>>(mut self, secrets: impl IntoIterator<Item = S>) -> Replayer {
-        self.secrets.extend(secrets);
-        self
-    }
-
-    /// Like [`Replayer::with_secrets`], with every secret of a scrubber.
-    pub fn with_scrubber(mut self, secrets: &Secrets) -> Replayer {
-        self.secrets.merge(secrets);
-        self
-    }
-
-    /// The record file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Whether the recording's lines carry runs (a batch recorded by format 2).
-    pub fn by_run(&self) -> bool {
-        self.by_run
-    }
-
-    /// The number of recorded LLM exchanges.
-    pub fn len(&self) -> usize {
-        self.per_path.values().sum()
-    }
-
-    /// Whether no LLM exchange was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
+impl Replay<LlmExchanges> {
     fn serve(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let path = &request.meta.node_path;
-        let key = redacted_key(&self.secrets, &request_content(request));
-        // By run when the recording has runs; else as recorded before runs were (every run
-        // shares the node path's occurrences).
-        let run = request.meta.batch_index.filter(|_| self.by_run);
-        let occurrence = self.served.next(KIND, &scope(run, path), &key);
-        let recorded = self.entries.get(&(run, path.clone(), key));
-        match recorded.and_then(|by_occurrence| by_occurrence.get(&occurrence)) {
-            Some(Ok(response)) => Ok(response.clone().into()),
-            Some(Err(error)) => Err(error.clone().into()),
-            None => {
-                let in_scope = self.per_path.get(&(run, path.clone())).copied().unwrap_or(0);
-                let noun = if run.is_some() { "node path in this run" } else { "node path" };
-                let mut reason = missing_reason(in_scope, recorded.map_or(0, BTreeMap::len), noun);
-                if run.is_none() && self.by_run {
-                    reason.push_str(" (this recording was made by a batch: replay it with --batch)");
+        match self.find(request.meta.batch_index, &request.meta.node_path, &request_content(request)) {
+            Ok(Ok(response)) => Ok(response.clone().into()),
+            Ok(Err(error)) => Err(error.clone().into()),
+            Err(mut missing) => {
+                if missing.outside_batch {
+                    missing.reason.push_str(" (this recording was made by a batch: replay it with --batch)");
                 }
-                let which = run.map(|r| format!("of run {r} (batch index) ")).unwrap_or_default();
+                let shown = excerpt(&self.secrets().redact_str(prompt(request)));
                 Err(LlmError::new(
                     LlmErrorKind::Other,
-                    format!(
-                        "{}: no recorded answer for the LLM call {which}at node path {path:?} (occurrence {occurrence}, prompt {}): {reason}; the flow or its inputs changed since the recording, or the recording stopped before this call: re-record with --record",
-                        self.name,
-                        excerpt(&self.secrets.redact_str(prompt(request))),
+                    missing.message(
+                        "the LLM call",
+                        &format!(", prompt {shown}"),
+                        "the flow or its inputs changed since the recording, or the recording stopped before this call: re-record with --record",
                     ),
                 ))
             }
@@ -295,11 +175,11 @@ fn prompt(request: &ChatRequest) -> &str {
 #[async_trait::async_trait]
 impl ChatModel for Replayer {
     fn name(&self) -> &str {
-        &self.name
+        Replay::name(self)
     }
 
     fn endpoint(&self) -> &str {
-        &self.name
+        Replay::name(self)
     }
 
     async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {

@@ -249,6 +249,15 @@ impl RecordLog {
         self.occurrences.next(kind, scope, key)
     }
 
+    /// The key of `content` (secrets redacted) and its occurrence in its scope (the run, in a
+    /// batch, and `node_path`: [`crate::replay::scope`]) among exchanges of `kind`: what a
+    /// recorder of LLM calls, HTTP or MCP requests writes on the exchange's line.
+    pub fn stamp(&self, kind: &str, run: Option<u64>, node_path: &str, content: &Json) -> (String, u64) {
+        let key = self.key(content);
+        let occurrence = self.occurrence(kind, &crate::replay::scope(run, node_path), &key);
+        (key, occurrence)
+    }
+
     /// Appends a line of one of the file's own types ([`crate::format::LlmLine`],
     /// [`crate::format::ToolLine`]), redacted ([`RecordLog::append`]).
     pub fn append_line(&self, line: &impl Serialize) {
