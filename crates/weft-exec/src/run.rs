@@ -422,8 +422,11 @@ impl Run {
                 return end;
             }
         }
-        // The buffer goes back, empty, with its capacity.
-        d.out = commands;
+        // The buffer goes back, empty, with its capacity, unless a round of many commands grew
+        // it: it would be held, unused, while the calls are out (a few kilobytes per run).
+        if commands.capacity() <= KEPT_COMMANDS {
+            d.out = commands;
+        }
         self.work.gone.clear();
         if d.tokens.len() > 2 * d.calls.len() + 64 {
             let frames = &self.state.frames;
@@ -473,6 +476,9 @@ impl Run {
         }
     }
 }
+
+/// The capacity of the command buffer a run keeps between two rounds.
+const KEPT_COMMANDS: usize = 8;
 
 /// Results fed to the scheduler between two rounds of performing its commands.
 const RESULTS_PER_DISPATCH: usize = 32;

@@ -336,7 +336,7 @@ impl Sched<'_> {
         let start = &self.plan.nodes[flow.start];
         state.frames.insert(
             0,
-            Frame {
+            Box::new(Frame {
                 flow: flow.id.clone(),
                 path: flow.name.clone(),
                 budget_key: flow.name.clone(),
@@ -347,7 +347,7 @@ impl Sched<'_> {
                 position: Position::Ready { node: start.id.clone() },
                 clock: None,
                 conversation: None,
-            },
+            }),
         );
         state.next_frame = 1;
         self.work.ready.push_back(0);
@@ -356,7 +356,7 @@ impl Sched<'_> {
     /// Runs every node that can run without IO, until each frame is busy, waiting or done.
     pub(crate) fn advance(&mut self, state: &mut RunState) -> Res<()> {
         while let Some(fid) = self.work.ready.pop_front() {
-            while let Some(frame @ Frame { position: Position::Ready { node }, .. }) = state.frames.get(&fid) {
+            while let Some(frame @ Frame { position: Position::Ready { node }, .. }) = state.frame(fid) {
                 let idx = self.node_of(frame, node)?;
                 if let Err(e) = self.run_node(state, fid, idx) {
                     let e = self.locate(state, fid, e);
@@ -475,7 +475,7 @@ impl Sched<'_> {
             && hops <= state.frames.len()
         {
             hops += 1;
-            if let Some(frame @ Frame { position: Position::InBranches { running, .. }, .. }) = state.frames.get(&parent)
+            if let Some(frame @ Frame { position: Position::InBranches { running, .. }, .. }) = state.frame(parent)
                 && let Some(index) = running.get(&child)
                 && let Ok(idx) = self.node_of(frame, &node_id)
             {
@@ -543,7 +543,7 @@ impl Sched<'_> {
             clock: None,
             conversation: None,
         };
-        state.frames.insert(child, frame);
+        state.frames.insert(child, Box::new(frame));
         self.work.ready.push_back(child);
         Ok(child)
     }
@@ -676,7 +676,11 @@ impl Sched<'_> {
         let values = &mut get_frame_mut(state, fid)?.values;
         let slot = match values.get_mut(&node.id) {
             Some(slot) => slot,
-            None => values.entry(node.id.clone()).or_default(),
+            // Sized for the outputs: a map left to grow makes room for three entries and a
+            // table, held for the frame's life (half the size of one with a single output).
+            None => {
+                values.entry(node.id.clone()).or_insert_with(|| FastIndexMap::with_capacity_and_hasher(outputs.len(), Default::default()))
+            }
         };
         for (title, value) in outputs {
             // The internal title is the external one unless the node maps it (kept, not copied).
@@ -750,7 +754,7 @@ impl Sched<'_> {
     /// A frame reached its end: the run finishes, or the parent's node continues (a FlowNode,
     /// or a fan-out that has a branch or item less to wait for).
     pub(crate) fn finish_frame(&mut self, state: &mut RunState, fid: u64, mut outputs: Map<String, Json>, branch: String) -> Res<()> {
-        let frame = state.frames.get_mut(&fid).ok_or_else(|| other("frame vanished"))?;
+        let frame = state.frame_mut(fid).ok_or_else(|| other("frame vanished"))?;
         frame.position = Position::Done;
         let flow = self.plan.flow_by_id(&frame.flow).ok_or_else(|| other("unknown flow"))?;
         // The flow's outputs: what the EndNode received, defaults for the rest. Sized exactly: a
@@ -774,7 +778,7 @@ impl Sched<'_> {
             state.outcome = Outcome::Finished { outputs: exposed, end_branch: branch };
             return Ok(());
         }
-        let Some(Frame { parent: Some((parent, node_id)), path, budget_key, .. }) = state.frames.remove(&fid) else {
+        let Some(Frame { parent: Some((parent, node_id)), path, budget_key, .. }) = state.frames.remove(&fid).map(|f| *f) else {
             return Err(other("frame vanished"));
         };
         // A branch or item counts its own steps: its count goes with it (a fan-out of 25,600
@@ -796,7 +800,7 @@ impl Sched<'_> {
     }
 
     fn complete_call(&mut self, state: &mut RunState, fid: u64, result: EffectResult) -> Res<()> {
-        let Some(frame @ Frame { position: Position::Busy { node, call }, .. }) = state.frames.get(&fid) else {
+        let Some(frame @ Frame { position: Position::Busy { node, call }, .. }) = state.frame(fid) else {
             return Err(other("a call completed for a frame that was not waiting for one"));
         };
         let idx = self.node_of(frame, node)?;
@@ -816,7 +820,7 @@ impl Sched<'_> {
         let request = state.pending.get(&path).cloned().ok_or(SubmitError::NotWaiting)?;
         let fid = state.frames.iter().find(|(_, f)| f.path == path && matches!(f.position, Position::Waiting { .. })).map(|(id, _)| *id);
         let fid = fid.ok_or(SubmitError::NotWaiting)?;
-        let Some(frame @ Frame { position: Position::Waiting { node }, .. }) = state.frames.get(&fid) else {
+        let Some(frame @ Frame { position: Position::Waiting { node }, .. }) = state.frame(fid) else {
             return Err(SubmitError::NotWaiting);
         };
         let idx = self.node_of(frame, node).map_err(|e| SubmitError::Invalid(e.message))?;
@@ -883,11 +887,11 @@ fn humantime(d: std::time::Duration) -> String {
 /// The frame `fid`; a missing one is an error, never a panic (a checked state has every frame
 /// the scheduler looks up, so this only fires on a bug).
 pub(crate) fn get_frame(state: &RunState, fid: u64) -> Res<&Frame> {
-    state.frames.get(&fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state (this is a bug in weft)")))
+    state.frame(fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state (this is a bug in weft)")))
 }
 
 fn get_frame_mut(state: &mut RunState, fid: u64) -> Res<&mut Frame> {
-    state.frames.get_mut(&fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state (this is a bug in weft)")))
+    state.frame_mut(fid).ok_or_else(|| other(format!("frame {fid} is missing from the run state (this is a bug in weft)")))
 }
 
 pub(crate) fn other(message: impl Into<String>) -> RunError {

@@ -31,8 +31,9 @@ pub struct RunState {
     pub flow_hash: String,
     /// The run's inputs, defaults filled in.
     pub inputs: Map<String, Json>,
-    /// Frames by id; frame 0 is the root flow.
-    pub frames: BTreeMap<u64, Frame>,
+    /// Frames by id; frame 0 is the root flow. Boxed: a frame is about 500 bytes, and a B-tree
+    /// node holds eleven values inline, so a run of one frame would carry 5.5 KB.
+    pub frames: BTreeMap<u64, Box<Frame>>,
     /// The id the next frame gets.
     pub next_frame: u64,
     /// The conversation: messages posted by nodes and answers given by the user.
@@ -83,6 +84,16 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// Frame `fid`, if the run has it.
+    pub(crate) fn frame(&self, fid: u64) -> Option<&Frame> {
+        self.frames.get(&fid).map(|f| &**f)
+    }
+
+    /// Frame `fid`, to change, if the run has it.
+    pub(crate) fn frame_mut(&mut self, fid: u64) -> Option<&mut Frame> {
+        self.frames.get_mut(&fid).map(|f| &mut **f)
+    }
+
     /// The key of the conversation frame `fid` uses: the nearest frame up from it that has one
     /// of its own; `None` for the run's ([`RunState::messages`]).
     pub(crate) fn conversation_key(&self, fid: u64) -> Option<&str> {

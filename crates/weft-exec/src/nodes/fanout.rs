@@ -286,7 +286,7 @@ fn start(
 fn start_branches(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &NodePlan, fan: FanOut<'_>) -> Res<()> {
     let max_workers = fan.max_workers();
     loop {
-        let Some(Frame { position: Position::InBranches { vars, iterated, total, next, running, .. }, .. }) = state.frames.get(&fid) else {
+        let Some(Frame { position: Position::InBranches { vars, iterated, total, next, running, .. }, .. }) = state.frame(fid) else {
             return Err(other("a parallel node lost its branches"));
         };
         if running.len() >= max_workers || *next >= *total {
@@ -312,18 +312,18 @@ fn start_branches(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &Node
         };
         let path = format!("{}/{}[{index}]", get_frame(state, fid)?.path, node.name);
         let child = s.new_frame(state, fid, node, flow, inputs, path.clone(), path)?;
-        if let Some(Frame { position: Position::InBranches { running, next, .. }, .. }) = state.frames.get_mut(&fid) {
+        if let Some(Frame { position: Position::InBranches { running, next, .. }, .. }) = state.frame_mut(fid) {
             running.insert(child, index);
             *next = index + 1;
         }
     }
-    let Some(Frame { position: Position::InBranches { next, total, running, .. }, .. }) = state.frames.get(&fid) else {
+    let Some(Frame { position: Position::InBranches { next, total, running, .. }, .. }) = state.frame(fid) else {
         return Err(other("a parallel node lost its branches"));
     };
     if *next < *total || !running.is_empty() {
         return Ok(());
     }
-    let Some(Frame { position: Position::InBranches { done, .. }, .. }) = state.frames.get_mut(&fid) else {
+    let Some(Frame { position: Position::InBranches { done, .. }, .. }) = state.frame_mut(fid) else {
         return Err(other("a parallel node lost its branches"));
     };
     let done = std::mem::take(done);
@@ -351,7 +351,7 @@ pub(crate) fn child_finished(
     child: u64,
     outputs: Map<String, Json>,
 ) -> Res<()> {
-    let Some(Frame { position: Position::InBranches { running, done, .. }, .. }) = state.frames.get_mut(&at.fid) else {
+    let Some(Frame { position: Position::InBranches { running, done, .. }, .. }) = state.frame_mut(at.fid) else {
         return Err(other("a parallel node lost its branches"));
     };
     let index = running.remove(&child).ok_or_else(|| other("a branch finished that was not running"))?;

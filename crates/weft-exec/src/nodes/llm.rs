@@ -439,14 +439,18 @@ fn request(op: &LlmOp, vars: &Map<String, Json>, conversation: &[ConversationMes
                 req.response_format =
                     Some(ResponseFormat { name: name.clone(), schema: schema.clone(), strict: false, delivery: SchemaDelivery::InPrompt });
             }
-            req.messages.push(ChatMessage::new(Role::User, text));
+            // One message: sized for it (a first push would make room for four, held while the
+            // call is in flight).
+            req.messages = vec![ChatMessage::new(Role::User, text)];
         }
         LlmKind::Messages(m) => messages_request(m, vars, conversation, &mut req)?,
         LlmKind::Choice(c) => {
             let mut vars = vars.clone();
             vars.insert("next_steps".into(), c.next_steps.clone());
             let text = c.template.render(&vars).map_err(|e| Unbuilt::Template("prompt_template".to_owned(), e))?;
-            req.messages.push(ChatMessage::new(Role::User, text));
+            // One message: sized for it (a first push would make room for four, held while the
+            // call is in flight).
+            req.messages = vec![ChatMessage::new(Role::User, text)];
             req.prompt_choices = c.choices.iter().map(|(displayed, _)| displayed.clone()).collect();
         }
     }
