@@ -175,7 +175,7 @@ impl Plan {
             // tools' answers. Other outputs are stored as produced (a server tool's result as
             // the tool gave it, a map item's missing input as null) and cast when read.
             let typed = plan.op.typed_outputs(id);
-            for (title, stamped) in outputs {
+            for (title, stamped) in outputs.iter() {
                 let here = format!("{at}/values/{}/{}", token(node), token(title));
                 if stamped.seq > state.seq {
                     return Err(damaged(

@@ -678,9 +678,9 @@ impl Sched<'_> {
             Some(slot) => slot,
             // Sized for the outputs: a map left to grow makes room for three entries and a
             // table, held for the frame's life (half the size of one with a single output).
-            None => {
-                values.entry(node.id.clone()).or_insert_with(|| FastIndexMap::with_capacity_and_hasher(outputs.len(), Default::default()))
-            }
+            None => values
+                .entry(node.id.clone())
+                .or_insert_with(|| Box::new(FastIndexMap::with_capacity_and_hasher(outputs.len(), Default::default()))),
         };
         for (title, value) in outputs {
             // The internal title is the external one unless the node maps it (kept, not copied).

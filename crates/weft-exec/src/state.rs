@@ -195,8 +195,10 @@ pub struct Frame {
     pub parent: Option<(u64, String)>,
     /// The inputs the frame was started with.
     pub inputs: Map<String, Json>,
-    /// Latest outputs by node id, then output title.
-    pub values: BTreeMap<String, FastIndexMap<String, Stamped>>,
+    /// Latest outputs by node id, then output title. Each node's map is boxed: held inline, it
+    /// would make each B-tree node (room for eleven) a kilobyte, for frames that mostly hold a
+    /// few nodes' outputs.
+    pub values: BTreeMap<String, Box<FastIndexMap<String, Stamped>>>,
     /// How often each node ran, in order of first run (for naming loops).
     pub visits: FastIndexMap<String, u64>,
     /// The cursor.

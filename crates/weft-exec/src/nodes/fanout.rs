@@ -221,7 +221,11 @@ impl MapOp {
         iterated: &[String],
         i: usize,
     ) -> Res<Map<String, Json>> {
-        let mut inputs = Map::new();
+        // Sized for the item's inputs: the map is held as long as the item's frame.
+        let mut inputs = Map::with_capacity(match &self.items {
+            MapItems::Core(core) => core.len(),
+            MapItems::Extended { unpack, broadcast, .. } => unpack.len() + broadcast.len(),
+        });
         match &self.items {
             MapItems::Core(core) => {
                 for ci in core {
@@ -298,7 +302,7 @@ fn start_branches(s: &mut Sched<'_>, state: &mut RunState, fid: u64, node: &Node
                 let flow = *op.flows.get(index).ok_or_else(|| {
                     other(format!("branch {index} of a parallel node with {} branches (this is a bug in weft)", op.flows.len()))
                 })?;
-                let mut inputs = Map::new();
+                let mut inputs = Map::with_capacity(s.plan.flows[flow].inputs.len());
                 for p in &s.plan.flows[flow].inputs {
                     if let Some(input) = node.inputs.iter().find(|i| i.title == p.title())
                         && let Some(v) = vars.get(&input.internal)
