@@ -773,6 +773,22 @@ parser_scenario("tools_parser_no_tools", "json", '{"name": "anything", "paramete
                 "a tool parser in a template without tools: __TOOLS__ is empty, a call to any name is still parsed, its arguments kept", tools=False)
 
 
+@scenario("tools_native", "a template with tools and native_tool_calling (the default): the request carries them in OpenAI's format (titled parameters, `required` only for a tool with parameters); a text answer is the output")
+def _(url):
+    tpl = PromptTemplate(messages=[Message(content="You can call tools.", message_type=MessageType.SYSTEM),
+                                   Message(content="{{ question }}", message_type=MessageType.USER)],
+                         tools=prompt_tools() + [no_argument_tool()])
+    step = PromptExecutionStep(prompt_template=tpl, llm=llm(url), name="answer")
+    return {"flow": Flow.from_steps([step], name="native"), "inputs": {"question": "What time is it in Paris?"},
+            "answers": ["It is noon."]}
+
+
+def no_argument_tool():
+    from wayflowcore.tools import ServerTool
+    return ServerTool(name="counter_value", description="The counter's value", func=counter_value, input_descriptors=[],
+                      output_descriptors=[IntegerProperty("value")])
+
+
 def history_template(placeholder):
     messages = [Message(content="You are terse.", message_type=MessageType.SYSTEM)]
     if placeholder:

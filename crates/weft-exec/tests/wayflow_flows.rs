@@ -338,6 +338,11 @@ async fn tools_listed_in_the_prompt_and_a_json_call_read_from_the_answer() {
 }
 
 #[tokio::test]
+async fn native_tools_are_sent_as_wayflow_describes_them() {
+    replay("tools_native").await;
+}
+
+#[tokio::test]
 async fn json_tool_calls_are_repaired_and_their_arguments_corrected() {
     replay("tools_json_parser_repaired").await;
 }

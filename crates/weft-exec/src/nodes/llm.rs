@@ -347,42 +347,30 @@ pub(crate) fn model_for(c: &mut Compiler<'_>, n: CompId, config: CompId) -> Opti
     }
 }
 
-/// The OpenAI-style description of a tool offered to a model.
+/// A tool offered natively to the model, described as WayFlow's chat-completions processor
+/// does (`_APIProcessor._get_tool_parameters`): the parameters of [`openai_tool`].
 fn tool_spec(tool: &Component, inputs: &[Property]) -> ToolSpec {
-    let mut properties = Map::new();
-    let mut required = Vec::new();
-    for p in inputs {
-        let mut schema = p.schema.clone();
-        if let Json::Object(m) = &mut schema {
-            m.remove("title");
-        }
-        if p.default().is_none() {
-            required.push(Json::String(p.title().to_owned()));
-        }
-        properties.insert(p.title().to_owned(), schema);
-    }
-    ToolSpec {
-        name: tool.name.clone(),
-        description: tool.description.clone(),
-        parameters: Arc::new(serde_json::json!({"type": "object", "properties": properties, "required": required})),
-    }
+    ToolSpec { name: tool.name.clone(), description: tool.description.clone(), parameters: Arc::new(openai_parameters(inputs)) }
 }
 
-/// A tool as WayFlow lists it in `__TOOLS__` (`Tool.to_openai_format()` for chat completions):
-/// each parameter's schema as WayFlow writes it, without `Optional`, and the parameters without
-/// a default required.
+/// A tool's parameters as WayFlow writes them for OpenAI: each parameter's schema as WayFlow
+/// writes it (titled, without `Optional`), the parameters without a default required; a tool
+/// without parameters gets an empty object and no `required`.
+fn openai_parameters(inputs: &[Property]) -> Json {
+    if inputs.is_empty() {
+        return serde_json::json!({"type": "object", "properties": {}});
+    }
+    let properties: Map<String, Json> =
+        inputs.iter().map(|p| (p.title().to_owned(), weft_prompt::remove_optional(&weft_prompt::wayflow_schema(&p.schema)))).collect();
+    let required: Vec<Json> = inputs.iter().filter(|p| p.default().is_none()).map(|p| Json::String(p.title().to_owned())).collect();
+    serde_json::json!({"type": "object", "properties": properties, "required": required})
+}
+
+/// A tool as WayFlow lists it in `__TOOLS__` (`Tool.to_openai_format()` for chat completions).
 fn openai_tool(tool: &Component, inputs: &[Property]) -> Json {
-    let parameters = if inputs.is_empty() {
-        serde_json::json!({"type": "object", "properties": {}})
-    } else {
-        let properties: Map<String, Json> =
-            inputs.iter().map(|p| (p.title().to_owned(), weft_prompt::remove_optional(&weft_prompt::wayflow_schema(&p.schema)))).collect();
-        let required: Vec<Json> = inputs.iter().filter(|p| p.default().is_none()).map(|p| Json::String(p.title().to_owned())).collect();
-        serde_json::json!({"type": "object", "properties": properties, "required": required})
-    };
     serde_json::json!({
         "type": "function",
-        "function": {"name": tool.name, "description": tool.description.clone().unwrap_or_default(), "parameters": parameters},
+        "function": {"name": tool.name, "description": tool.description.clone().unwrap_or_default(), "parameters": openai_parameters(inputs)},
     })
 }
 
