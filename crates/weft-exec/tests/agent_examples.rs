@@ -132,7 +132,7 @@ async fn unscripted_the_worker_agents_call_their_rust_tool_then_submit() {
 fn a_typed_tool_declares_the_parameters_its_function_takes() {
     // What the agents are told (the ServerTool) and what the function deserializes (the
     // native tool's schema) come from the same struct.
-    let [lookup, refund, _] = swarm_triage::tool_specs();
+    let [lookup, refund, _] = swarm_triage::tools().1;
     for (declared, native) in
         [(lookup, weft_tools::native(swarm_triage::lookup_invoice)), (refund, weft_tools::native(swarm_triage::refund_charge))]
     {
