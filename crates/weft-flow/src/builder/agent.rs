@@ -459,6 +459,8 @@ pub struct ManagerWorkersBuilder {
     description: Option<String>,
     manager: AgentBuilder,
     workers: Vec<AgentBuilder>,
+    outputs: Vec<Property>,
+    problems: Vec<Diagnostic>,
 }
 
 impl ManagerWorkersBuilder {
@@ -469,6 +471,8 @@ impl ManagerWorkersBuilder {
             description: None,
             manager: manager.clone(),
             workers: workers.iter().map(|w| (*w).clone()).collect(),
+            outputs: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -478,10 +482,28 @@ impl ManagerWorkersBuilder {
         self
     }
 
+    /// Sets the outputs: the manager submits them with `submit_result`, which ends the group
+    /// (in an `AgentNode`, the node's outputs).
+    pub fn outputs(&mut self, outputs: &[Property]) -> &mut ManagerWorkersBuilder {
+        self.outputs = outputs.to_vec();
+        self
+    }
+
+    /// One output per field of the struct `T` (read them back with
+    /// [`typed_outputs`](super::typed_outputs)). `T` must be a struct with named fields.
+    pub fn outputs_of<T: JsonSchema>(&mut self) -> &mut ManagerWorkersBuilder {
+        match Property::fields_of::<T>() {
+            Some(fields) => self.outputs = fields,
+            None => self.problems.push(not_a_struct::<T>("ManagerWorkers", &self.name)),
+        }
+        self
+    }
+
     fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, version: &mut Version) -> Json {
+        problems.extend(self.problems.iter().cloned());
         let mut c = header("ManagerWorkers", &self.name, &self.name, self.description.as_deref());
         c.insert("inputs".into(), json!([]));
-        c.insert("outputs".into(), json!([]));
+        c.insert("outputs".into(), props(&self.outputs));
         c.insert("group_manager".into(), self.manager.reference(shared, problems, version));
         let workers: Vec<Json> = self.workers.iter().map(|w| w.reference(shared, problems, version)).collect();
         c.insert("workers".into(), Json::Array(workers));
@@ -999,7 +1021,7 @@ mod tests {
     }
 
     #[test]
-    fn a_swarm_declares_the_outputs_its_node_gives() {
+    fn a_group_declares_the_outputs_its_node_gives() {
         #[derive(JsonSchema)]
         #[allow(dead_code, reason = "only its schema is used")]
         struct Answer {
@@ -1022,5 +1044,16 @@ mod tests {
         assert_eq!(flow.io(c).outputs.iter().map(|p| p.title().to_owned()).collect::<Vec<_>>(), ["answer"]);
         let problems = SwarmBuilder::new("desk", &front).outputs_of::<Vec<u8>>().build().unwrap_err().0;
         assert!(problems[0].message.contains("the outputs of Swarm `desk`"), "{problems:?}");
+
+        // A ManagerWorkers: the manager submits the group's outputs.
+        let mut team = ManagerWorkersBuilder::new("team", &front, &[&expert]);
+        team.outputs_of::<Answer>();
+        assert_eq!(team.to_json()["outputs"][0]["title"], "answer");
+        let flow = team.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let model = flow.model();
+        let group = model.group(flow.spec().root).unwrap();
+        assert_eq!(group.outputs.iter().map(|p| p.title().to_owned()).collect::<Vec<_>>(), ["answer"]);
+        let problems = ManagerWorkersBuilder::new("team", &front, &[&expert]).outputs_of::<u8>().build().unwrap_err().0;
+        assert!(problems[0].message.contains("the outputs of ManagerWorkers `team`"), "{problems:?}");
     }
 }
