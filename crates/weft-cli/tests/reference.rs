@@ -82,7 +82,7 @@ fn exports_of_the_valid_corpus_load_in_pyagentspec_and_wayflow() {
 /// `examples/flows/` (which `crates/weft-exec/tests/agent_examples.rs` checks are the builders'
 /// output), and a Swarm in each handoff mode, an agent at the root, a Swarm and a
 /// ManagerWorkers in AgentNodes of a flow, an ExtendedAgent with every field the builder sets
-/// (an agent and a flow as tools), and a Swarm with outputs in an AgentNode, written here with
+/// (an agent and a flow as tools), and a Swarm and a ManagerWorkers with outputs in AgentNodes, written here with
 /// the builders. SpecializedAgents (at the root and in an AgentNode) load in pyagentspec; WayFlow
 /// does not implement them (AGENTS.md 5) and says so.
 #[test]
@@ -158,14 +158,19 @@ fn documents_of_the_agent_builders_load_in_pyagentspec_and_wayflow() {
         .outputs(&[Output::string("summary")])
         .max_iterations(3)
         .human_in_the_loop(false);
+    let mut managed = ManagerWorkersBuilder::new("managed", &front, &[&expert]);
+    managed.outputs(&[Output::string("verdict")]);
     let mut flow = FlowBuilder::new("extended_in_a_flow");
     let start = flow.start(&[Input::string("text")]);
     let work = flow.agent("work", &worker);
     let desk = flow.agent("desk", &answered);
-    let end = flow.end("end", &[Output::string("summary"), Output::string("answer")]);
+    let team = flow.agent("team", &managed);
+    let end = flow.end("end", &[Output::string("summary"), Output::string("answer"), Output::string("verdict")]);
     flow.edge(start, work);
     flow.edge(work, desk);
-    flow.edge(desk, end);
+    flow.edge(desk, team);
+    flow.edge(team, end);
+    flow.data(team, "verdict", end, "verdict");
     flow.data(start, "text", work, "text");
     flow.data(work, "summary", end, "summary");
     flow.data(desk, "answer", end, "answer");
