@@ -2,7 +2,7 @@
 //! to two workers, a researcher who searches the changelog and a writer who follows the style
 //! guide; each worker's answer comes back to the editor as the result of its `send_message`.
 //! The tools are async Rust functions with typed arguments (`#[derive(Deserialize, JsonSchema)]`),
-//! declared to the agents from the same types. `examples/flows/manager_workers.json` is this
+//! each bound and declared to the agents from the same types in one call (`TypedTools::tool_fn`). `examples/flows/manager_workers.json` is this
 //! group's document (`-- --document` prints it); the command line runs it with the shell tools
 //! of `examples/flows/manager_workers.tools.toml`.
 //!
@@ -22,7 +22,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Map;
 use std::sync::Arc;
-use weft_exec::{FlowExt, InputRequest, RunOptions, RunState, Status};
+use weft_exec::{FlowExt, InputRequest, RunOptions, RunState, Status, TypedTools};
 use weft_flow::builder::{AgentBuilder, LlmConfig, ManagerWorkersBuilder, ServerTool};
 use weft_llm::simulated::{Script, SimulatedModel, SimulatedOptions};
 use weft_tools::ToolRegistry;
@@ -63,25 +63,21 @@ pub async fn style_guide(q: StyleQuery) -> Result<String, String> {
     })
 }
 
-/// The tools, declared to the agents from the Rust types of the functions above.
-pub fn tool_specs() -> [ServerTool; 2] {
-    [
-        ServerTool::typed::<ChangelogQuery, Vec<String>>("search_changelog", "The changelog entries mentioning a word", "entries"),
-        ServerTool::typed::<StyleQuery, String>("style_guide", "The house style rules for an audience", "rules"),
-    ]
-}
-
-/// The functions behind the tools.
-pub fn tools() -> ToolRegistry {
+/// The functions above, each bound and declared to the agents in one call
+/// ([`TypedTools::tool_fn`]): the declaration comes from the function's own types.
+pub fn tools() -> (ToolRegistry, [ServerTool; 2]) {
     let mut tools = ToolRegistry::new();
-    tools.register_fn("search_changelog", search_changelog).register_fn("style_guide", style_guide);
-    tools
+    let declared = [
+        tools.tool_fn("search_changelog", "The changelog entries mentioning a word", "entries", search_changelog),
+        tools.tool_fn("style_guide", "The house style rules for an audience", "rules", style_guide),
+    ];
+    (tools, declared)
 }
 
 /// The group: the editor delegates to the researcher and the writer.
 pub fn group() -> ManagerWorkersBuilder {
     let llm = LlmConfig::openai_compatible("team_llm", "http://localhost:8000/v1", "meta-llama/Llama-3.1-8B-Instruct");
-    let [search, style] = tool_specs();
+    let [search, style] = tools().1;
     let editor = AgentBuilder::new(
         "editor",
         &llm,
@@ -104,7 +100,7 @@ pub fn group() -> ManagerWorkersBuilder {
 pub async fn run(script: Script, message: &str) -> Result<(RunState, String), Box<dyn std::error::Error>> {
     let flow = group().build()?;
     let model = SimulatedModel::new(SimulatedOptions { script, ..SimulatedOptions::default() });
-    let mut run = flow.start_with(Map::new(), RunOptions::simulated().with_model(Arc::new(model)).with_tools(tools()))?;
+    let mut run = flow.start_with(Map::new(), RunOptions::simulated().with_model(Arc::new(model)).with_tools(tools().0))?;
     run.append_user_message(message)?;
     match run.execute().await? {
         Status::InputRequired { request: InputRequest::Message { message: Some(said), .. } } => Ok((run.into_state(), said)),

@@ -3,7 +3,8 @@
 //! results in the plan's order), each looking facts up with its tool before it submits its
 //! section, and a synthesizer LLM node merges the sections into one article. The writer cannot
 //! ask the user (`human_in_the_loop(false)`), which is what lets it run in a parallel map. Its
-//! tool is an async Rust function with typed arguments (`#[derive(Deserialize, JsonSchema)]`);
+//! tool is an async Rust function with typed arguments (`#[derive(Deserialize, JsonSchema)]`),
+//! bound and declared in one call (`TypedTools::tool_fn`);
 //! its output is typed by a struct. `examples/flows/orchestrator_agents.json` is this flow's
 //! document (`-- --document` prints it); the command line runs it with the shell tool of
 //! `examples/flows/orchestrator_agents.tools.toml`.
@@ -24,7 +25,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, json};
 use std::sync::Arc;
-use weft_exec::{FlowExt, RunOptions, Status};
+use weft_exec::{FlowExt, RunOptions, Status, TypedTools};
 use weft_flow::builder::{AgentBuilder, FlowBuilder, Input, LlmConfig, Output, Property, Reducer, ServerTool};
 use weft_flow::typed_outputs;
 use weft_llm::simulated::{Script, SimulatedModel, SimulatedOptions};
@@ -98,16 +99,12 @@ pub async fn find_facts(q: FactsQuery) -> Result<Vec<String>, String> {
     Ok(FACTS.iter().filter(|(name, _)| *name == wanted).flat_map(|(_, facts)| facts.iter().map(|f| (*f).to_owned())).collect())
 }
 
-/// The tool, declared to the writer from the Rust types of `find_facts`.
-pub fn tool_spec() -> ServerTool {
-    ServerTool::typed::<FactsQuery, Vec<String>>("find_facts", "The fact sheet's entries for a section of the article", "facts")
-}
-
-/// The function behind the tool.
-pub fn tools() -> ToolRegistry {
+/// `find_facts`, bound and declared to the writer in one call ([`TypedTools::tool_fn`]): the
+/// declaration comes from the function's own types.
+pub fn tools() -> (ToolRegistry, ServerTool) {
     let mut tools = ToolRegistry::new();
-    tools.register_fn("find_facts", find_facts);
-    tools
+    let declared = tools.tool_fn("find_facts", "The fact sheet's entries for a section of the article", "facts", find_facts);
+    (tools, declared)
 }
 
 /// The worker: one writer agent, given the topic and its section.
@@ -122,7 +119,7 @@ fn worker(llm: &LlmConfig) -> FlowBuilder {
     .inputs(&[Input::string("topic"), Property::of::<Section>("section")])
     .outputs_of::<Written>()
     .human_in_the_loop(false)
-    .tool(&tool_spec());
+    .tool(&tools().1);
     let mut b = FlowBuilder::new("write_section");
     let start = b.start(&[Input::string("topic"), Property::of::<Section>("section")]);
     let write = b.agent("write", &writer);
@@ -186,7 +183,7 @@ pub async fn run(script: Script, topic: &str) -> Result<Article, Box<dyn std::er
     let mut inputs = Map::new();
     inputs.insert("topic".into(), json!(topic));
     let model = SimulatedModel::new(SimulatedOptions { script, ..SimulatedOptions::default() });
-    let mut run = flow.start_with(inputs, RunOptions::simulated().with_model(Arc::new(model)).with_tools(tools()))?;
+    let mut run = flow.start_with(inputs, RunOptions::simulated().with_model(Arc::new(model)).with_tools(tools().0))?;
     match run.execute().await? {
         Status::Finished { outputs, .. } => Ok(typed_outputs(&outputs)?),
         Status::InputRequired { request } => Err(format!("unexpected question: {request:?}").into()),

@@ -2,7 +2,8 @@
 //! conversation to the billing or the technical-support specialist; billing looks the invoice up
 //! and refunds it with its tools, and asks technical support (a message on their own thread) whether
 //! an incident explains a double charge. The tools are async Rust functions with typed arguments
-//! (`#[derive(Deserialize, JsonSchema)]`), declared to the agents from the same types.
+//! (`#[derive(Deserialize, JsonSchema)]`), each bound and declared to the agents from the same
+//! types in one call (`TypedTools::tool_fn`).
 //! `examples/flows/swarm_triage.json` is this Swarm's document (`-- --document` prints it); the
 //! command line runs it with the shell tools of `examples/flows/swarm_triage.tools.toml`.
 //!
@@ -22,7 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::sync::Arc;
-use weft_exec::{FlowExt, InputRequest, RunOptions, RunState, Status};
+use weft_exec::{FlowExt, InputRequest, RunOptions, RunState, Status, TypedTools};
 use weft_flow::builder::{AgentBuilder, Handoff, LlmConfig, ServerTool, SwarmBuilder};
 use weft_llm::simulated::{Script, SimulatedModel, SimulatedOptions};
 use weft_tools::ToolRegistry;
@@ -88,29 +89,22 @@ pub async fn service_status(q: ServiceQuery) -> Result<String, String> {
     })
 }
 
-/// The tools, declared to the agents from the Rust types of the functions above.
-pub fn tool_specs() -> [ServerTool; 3] {
-    [
-        ServerTool::typed::<InvoiceQuery, Invoice>("lookup_invoice", "Look an invoice up by its number", "invoice"),
-        ServerTool::typed::<RefundRequest, String>("refund_charge", "Refund an amount of an invoice to the customer's card", "refund_id"),
-        ServerTool::typed::<ServiceQuery, String>("service_status", "The status page's entry for a service", "status"),
-    ]
-}
-
-/// The functions behind the tools.
-pub fn tools() -> ToolRegistry {
+/// The functions above, each bound and declared to the agents in one call
+/// ([`TypedTools::tool_fn`]): the declaration comes from the function's own types.
+pub fn tools() -> (ToolRegistry, [ServerTool; 3]) {
     let mut tools = ToolRegistry::new();
-    tools
-        .register_fn("lookup_invoice", lookup_invoice)
-        .register_fn("refund_charge", refund_charge)
-        .register_fn("service_status", service_status);
-    tools
+    let declared = [
+        tools.tool_fn("lookup_invoice", "Look an invoice up by its number", "invoice", lookup_invoice),
+        tools.tool_fn("refund_charge", "Refund an amount of an invoice to the customer's card", "refund_id", refund_charge),
+        tools.tool_fn("service_status", "The status page's entry for a service", "status", service_status),
+    ];
+    (tools, declared)
 }
 
 /// The Swarm: triage hands off to billing or tech support; billing may ask tech support.
 pub fn swarm() -> SwarmBuilder {
     let llm = LlmConfig::openai_compatible("support_llm", "http://localhost:8000/v1", "meta-llama/Llama-3.1-8B-Instruct");
-    let [lookup, refund, status] = tool_specs();
+    let [lookup, refund, status] = tools().1;
     let triage = AgentBuilder::new(
         "triage",
         &llm,
@@ -143,7 +137,7 @@ pub fn swarm() -> SwarmBuilder {
 pub async fn run(script: Script, message: &str) -> Result<(RunState, String), Box<dyn std::error::Error>> {
     let flow = swarm().build()?;
     let model = SimulatedModel::new(SimulatedOptions { script, ..SimulatedOptions::default() });
-    let mut run = flow.start_with(Map::new(), RunOptions::simulated().with_model(Arc::new(model)).with_tools(tools()))?;
+    let mut run = flow.start_with(Map::new(), RunOptions::simulated().with_model(Arc::new(model)).with_tools(tools().0))?;
     run.append_user_message(message)?;
     match run.execute().await? {
         Status::InputRequired { request: InputRequest::Message { message: Some(said), .. } } => Ok((run.into_state(), said)),

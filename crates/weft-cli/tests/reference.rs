@@ -80,12 +80,16 @@ fn exports_of_the_valid_corpus_load_in_pyagentspec_and_wayflow() {
 
 /// Documents written by the agent builders (issue 15, item 5): the three agent examples of
 /// `examples/flows/` (which `crates/weft-exec/tests/agent_examples.rs` checks are the builders'
-/// output), and a Swarm in each handoff mode, an agent at the root, and a Swarm and a
-/// ManagerWorkers in AgentNodes of a flow, written here with the builders.
+/// output), and a Swarm in each handoff mode, an agent at the root, a Swarm and a
+/// ManagerWorkers in AgentNodes of a flow, an ExtendedAgent with every field the builder sets
+/// (an agent and a flow as tools), and a Swarm and a ManagerWorkers with outputs in AgentNodes, written here with
+/// the builders. SpecializedAgents (at the root and in an AgentNode) load in pyagentspec; WayFlow
+/// does not implement them (AGENTS.md 5) and says so.
 #[test]
 fn documents_of_the_agent_builders_load_in_pyagentspec_and_wayflow() {
     use weft_flow::builder::{
-        AgentBuilder, FlowBuilder, Handoff, Input, LlmConfig, ManagerWorkersBuilder, Output, ServerTool, SwarmBuilder,
+        AgentBuilder, FlowBuilder, Handoff, Input, LlmConfig, ManagerWorkersBuilder, Output, ServerTool, SpecializedAgentBuilder,
+        SwarmBuilder,
     };
 
     let python = reference_python();
@@ -124,6 +128,53 @@ fn documents_of_the_agent_builders_load_in_pyagentspec_and_wayflow() {
     flow.data(start, "text", summarize, "text");
     flow.data(summarize, "summary", end, "summary");
     written.push(("agents_in_a_flow.json".into(), flow.build().map(|_| flow.to_document_string())));
+    // An ExtendedAgent: every field the builder sets, an agent and a flow as tools.
+    let translator = AgentBuilder::new("translator", &llm, "You translate {{text}}.")
+        .description("Translates text to French")
+        .inputs(&[Input::string("text").description("The text to translate")])
+        .human_in_the_loop(false);
+    let mut shout = FlowBuilder::new("shout");
+    shout.description("Upper-cases a text");
+    let s = shout.start(&[Input::string("text")]);
+    let upper = shout.template("upper", "{{ text | upper }}");
+    let e = shout.end("end", &[Output::string("loud")]);
+    shout.edge(s, upper);
+    shout.edge(upper, e);
+    shout.data(s, "text", upper, "text");
+    shout.data(upper, "output", e, "loud");
+    let boss = AgentBuilder::new("boss", &llm, "Delegate.")
+        .tool(&lookup)
+        .max_iterations(4)
+        .initial_message("Hello! What do you need?")
+        .can_finish_conversation(true)
+        .raise_exceptions(true)
+        .strict_output_validation(true)
+        .agent_tool(&translator)
+        .flow_tool(&shout);
+    written.push(("extended_agent.json".into(), boss.build().map(|_| boss.to_document_string())));
+    let mut answered = SwarmBuilder::new("answered", &front);
+    answered.relationship(&front, &expert).outputs(&[Output::string("answer")]);
+    let worker = AgentBuilder::new("worker", &llm, "Summarize {{text}}.")
+        .outputs(&[Output::string("summary")])
+        .max_iterations(3)
+        .human_in_the_loop(false);
+    let mut managed = ManagerWorkersBuilder::new("managed", &front, &[&expert]);
+    managed.outputs(&[Output::string("verdict")]);
+    let mut flow = FlowBuilder::new("extended_in_a_flow");
+    let start = flow.start(&[Input::string("text")]);
+    let work = flow.agent("work", &worker);
+    let desk = flow.agent("desk", &answered);
+    let team = flow.agent("team", &managed);
+    let end = flow.end("end", &[Output::string("summary"), Output::string("answer"), Output::string("verdict")]);
+    flow.edge(start, work);
+    flow.edge(work, desk);
+    flow.edge(desk, team);
+    flow.edge(team, end);
+    flow.data(team, "verdict", end, "verdict");
+    flow.data(start, "text", work, "text");
+    flow.data(work, "summary", end, "summary");
+    flow.data(desk, "answer", end, "answer");
+    written.push(("extended_in_a_flow.json".into(), flow.build().map(|_| flow.to_document_string())));
     for (file, document) in written {
         let document = document.unwrap_or_else(|d| panic!("{file}: the builder's document does not load in Weft: {d:?}"));
         std::fs::write(dir.path().join(&file), document).expect("write");
@@ -140,10 +191,49 @@ fn documents_of_the_agent_builders_load_in_pyagentspec_and_wayflow() {
         "the reference rejects documents of the agent builders:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("8 passed, 0 failed"), "unexpected checker summary:\n{stdout}");
+    assert!(stdout.contains("10 passed, 0 failed"), "unexpected checker summary:\n{stdout}");
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("PASS") && l.contains("wayflow=OK")).count(),
-        8,
+        10,
         "WayFlow must load them all:\n{stdout}"
+    );
+
+    // SpecializedAgents: pyagentspec loads them; WayFlow refuses them as not implemented.
+    let special = tempfile::tempdir().expect("tempdir");
+    let quotes = ServerTool::new("quotes", vec![Input::string("symbol")], vec![Output::number("price")]).with_description("A price");
+    let analyst = AgentBuilder::new("analyst", &llm, "You analyse {{dataset}}.").tool(&lookup).outputs(&[Output::string("report")]);
+    let finance = SpecializedAgentBuilder::new("finance_analyst", &analyst)
+        .description("Analyses markets")
+        .additional_instructions("Focus on {{market}} markets.")
+        .tool(&quotes)
+        .human_in_the_loop(false);
+    let mut flow = FlowBuilder::new("specialized_in_a_flow");
+    let start = flow.start(&[Input::string("dataset"), Input::string("market")]);
+    let analyse = flow.agent("analyse", &finance);
+    let end = flow.end("end", &[Output::string("report")]);
+    flow.edge(start, analyse);
+    flow.edge(analyse, end);
+    flow.data(start, "dataset", analyse, "dataset");
+    flow.data(start, "market", analyse, "market");
+    flow.data(analyse, "report", end, "report");
+    for (file, document) in [
+        ("specialized_agent.json", finance.build().map(|_| finance.to_document_string())),
+        ("specialized_in_a_flow.json", flow.build().map(|_| flow.to_document_string())),
+    ] {
+        let document = document.unwrap_or_else(|d| panic!("{file}: the builder's document does not load in Weft: {d:?}"));
+        std::fs::write(special.path().join(file), document).expect("write");
+    }
+    let out = Command::new(&python)
+        .arg(shared().join("agentspec/tools/check_roundtrip.py"))
+        .arg(special.path())
+        .output()
+        .expect("run check_roundtrip.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pyagentspec rejects the SpecializedAgents:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 passed, 0 failed"), "unexpected checker summary:\n{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("PASS") && l.contains("wayflow=UNSUPPORTED")).count(),
+        2,
+        "WayFlow does not implement SpecializedAgent:\n{stdout}"
     );
 }

@@ -46,6 +46,7 @@ mod plan;
 mod run;
 mod sched;
 pub mod state;
+mod typed_tool;
 
 pub use context::{CancelHandle, RunSettings};
 pub use error::{ErrorData, NodeRef, ResumeError, RunError, RunErrorKind, StartError, SubmitError};
@@ -53,6 +54,7 @@ pub use event::{EVENT_SCHEMA, Event, EventRecord, EventSink};
 pub use plan::{DEFAULT_MAX_WORKERS, ModelResolver, Plan};
 pub use run::{Run, Status};
 pub use state::{InputRequest, RunState};
+pub use typed_tool::TypedTools;
 
 // A plan is shared by runs on every thread; a run moves between tasks.
 const _: () = {

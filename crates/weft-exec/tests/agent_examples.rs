@@ -132,7 +132,7 @@ async fn unscripted_the_worker_agents_call_their_rust_tool_then_submit() {
 fn a_typed_tool_declares_the_parameters_its_function_takes() {
     // What the agents are told (the ServerTool) and what the function deserializes (the
     // native tool's schema) come from the same struct.
-    let [lookup, refund, _] = swarm_triage::tool_specs();
+    let [lookup, refund, _] = swarm_triage::tools().1;
     for (declared, native) in
         [(lookup, weft_tools::native(swarm_triage::lookup_invoice)), (refund, weft_tools::native(swarm_triage::refund_charge))]
     {
@@ -148,5 +148,209 @@ fn a_typed_tool_declares_the_parameters_its_function_takes() {
             expected.as_object_mut().unwrap().sort_keys();
             assert_eq!(got, expected, "{}.{}", declared.name, p.title());
         }
+    }
+}
+
+#[test]
+fn one_call_binds_every_declared_tool() {
+    // `TypedTools::tool_fn` registered each function under the name it declared.
+    let (registry, declared) = swarm_triage::tools();
+    assert_eq!(registry.names().collect::<Vec<_>>(), ["lookup_invoice", "refund_charge", "service_status"]);
+    assert_eq!(declared.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["lookup_invoice", "refund_charge", "service_status"]);
+    assert_eq!(declared[0].outputs[0].title(), "invoice");
+    assert_eq!(declared[0].outputs[0].to_json()["properties"]["charges"]["type"], "integer", "the result type's schema");
+}
+
+/// Built-in-Rust agents beyond the examples: an ExtendedAgent, a SpecializedAgent, and a Swarm
+/// in an AgentNode, each run with async Rust tools bound by `TypedTools::tool_fn`.
+mod builders {
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Map, Value as Json, json};
+    use std::sync::{Arc, Mutex};
+    use weft_exec::{FlowExt, InputRequest, Limiters, RunOptions, Status, TypedTools};
+    use weft_flow::builder::{AgentBuilder, FlowBuilder, LlmConfig, Output, SpecializedAgentBuilder, SwarmBuilder};
+    use weft_flow::typed_outputs;
+    use weft_llm::simulated::{Script, SimulatedModel, SimulatedOptions};
+    use weft_testkit::{MockConfig, MockServer, ScriptedCall};
+    use weft_tools::ToolRegistry;
+
+    /// The arguments of `weather`.
+    #[derive(Deserialize, JsonSchema)]
+    struct CityQuery {
+        /// The city
+        city: String,
+    }
+
+    /// What `weather` answers.
+    #[derive(Serialize, JsonSchema)]
+    struct Weather {
+        /// Sunny, rainy...
+        sky: String,
+        /// Degrees Celsius
+        celsius: i64,
+    }
+
+    async fn weather(q: CityQuery) -> Result<Weather, String> {
+        match q.city.as_str() {
+            "Lyon" => Ok(Weather { sky: "sunny".into(), celsius: 21 }),
+            other => Err(format!("no station in {other}")),
+        }
+    }
+
+    /// The outputs the agents submit.
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct Forecast {
+        /// The city
+        city: String,
+        /// Degrees Celsius
+        celsius: i64,
+    }
+
+    fn options(tools: ToolRegistry) -> RunOptions {
+        RunOptions::default().with_tools(tools).with_limits(Limiters::new(Default::default()))
+    }
+
+    /// The system prompt a request carried (its text parts, joined).
+    fn system(request: &Json) -> String {
+        let first = &request["messages"][0];
+        assert_eq!(first["role"], "system", "{request}");
+        first["content"].as_array().unwrap().iter().map(|p| p["text"].as_str().unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_extended_agent_greets_then_runs_its_rust_tool_and_submits_strictly() {
+        let server = MockServer::start(
+            MockConfig::default()
+                .with_calls(0, vec![ScriptedCall::new("weather", json!({"city": "Lyon"})).with_id("w")])
+                // Strict: 21.0 is not an integer, and the submission goes back to the model.
+                .with_calls(1, vec![ScriptedCall::new("submit_result", json!({"city": "Lyon", "celsius": 21.0})).with_id("s1")])
+                .with_calls(2, vec![ScriptedCall::new("submit_result", json!({"city": "Lyon", "celsius": 21})).with_id("s2")]),
+        )
+        .await;
+        let llm = LlmConfig::openai_compatible("llm", &server.url(), "m");
+        let mut tools = ToolRegistry::new();
+        let weather = tools.tool_fn("weather", "The weather in a city", "weather", weather);
+        let agent = AgentBuilder::new("forecaster", &llm, "You give forecasts.")
+            .tool(&weather)
+            .outputs_of::<Forecast>()
+            .initial_message("Hello! Which city?")
+            .strict_output_validation(true)
+            .max_iterations(5);
+        let flow = agent.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let mut run = flow.start_with(Map::new(), options(tools)).unwrap();
+        // The initial message is posted without an LLM call.
+        match run.execute().await.unwrap() {
+            Status::InputRequired { request: InputRequest::Message { message: Some(said), .. } } => assert_eq!(said, "Hello! Which city?"),
+            other => panic!("expected the greeting, got {other:?}"),
+        }
+        assert_eq!(server.requests().len(), 0);
+        run.submit(json!("Lyon, please")).unwrap();
+        let Status::Finished { outputs, .. } = run.execute().await.unwrap() else { panic!("the agent submits") };
+        assert_eq!(typed_outputs::<Forecast>(&outputs).unwrap(), Forecast { city: "Lyon".into(), celsius: 21 });
+        let sent = server.requests();
+        assert_eq!(sent.len(), 3, "the tool, the refused submission, the accepted one");
+        let messages = sent[2]["messages"].as_array().unwrap();
+        let results: Vec<&str> = messages.iter().filter(|m| m["role"] == "tool").map(|m| m["content"].as_str().unwrap()).collect();
+        assert_eq!(results[0], r#"{"sky": "sunny", "celsius": 21}"#, "the Rust function's typed result, as json.dumps writes it");
+        assert!(results[1].contains("celsius"), "the strict refusal names the field: {results:?}");
+    }
+
+    #[tokio::test]
+    async fn a_specialized_agent_runs_as_its_base_with_the_added_instructions_and_rust_tool() {
+        let server = MockServer::start(
+            MockConfig::default()
+                .with_calls(0, vec![ScriptedCall::new("weather", json!({"city": "Lyon"})).with_id("w")])
+                .with_calls(1, vec![ScriptedCall::new("submit_result", json!({"city": "Lyon", "celsius": 21}))]),
+        )
+        .await;
+        let llm = LlmConfig::openai_compatible("llm", &server.url(), "m");
+        let mut tools = ToolRegistry::new();
+        let weather = tools.tool_fn("weather", "The weather in a city", "weather", weather);
+        let base = AgentBuilder::new("forecaster", &llm, "You give forecasts for {{region}}.").outputs_of::<Forecast>();
+        let specialized = SpecializedAgentBuilder::new("alpine_forecaster", &base)
+            .additional_instructions("Answer in {{unit}}.")
+            .tool(&weather)
+            .human_in_the_loop(false);
+        let mut b = FlowBuilder::new("forecast");
+        let start = b.start(&[Output::string("region"), Output::string("unit")]);
+        let node = b.agent("forecast", &specialized);
+        let end = b.end("end", &[Output::string("city"), Output::integer("celsius")]);
+        b.edge(start, node);
+        b.edge(node, end);
+        b.data(start, "region", node, "region");
+        b.data(start, "unit", node, "unit");
+        b.data(node, "city", end, "city");
+        b.data(node, "celsius", end, "celsius");
+        let flow = b.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let mut inputs = Map::new();
+        inputs.insert("region".into(), json!("the Alps"));
+        inputs.insert("unit".into(), json!("Celsius"));
+        let mut run = flow.start_with(inputs, options(tools)).unwrap();
+        // human_in_the_loop(false): it answers by itself, without a user message.
+        let Status::Finished { outputs, .. } = run.execute().await.unwrap() else { panic!("the agent submits") };
+        assert_eq!(typed_outputs::<Forecast>(&outputs).unwrap(), Forecast { city: "Lyon".into(), celsius: 21 });
+        let sent = server.requests();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(system(&sent[0]), "You give forecasts for the Alps.\n\nAnswer in Celsius.");
+        let offered: Vec<&str> = sent[0]["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+        assert!(offered.contains(&"weather") && offered.contains(&"submit_result"), "{offered:?}");
+        assert!(!offered.contains(&"talk_to_user"), "it may not ask the user: {offered:?}");
+    }
+
+    #[tokio::test]
+    async fn a_swarm_in_an_agent_node_runs_to_its_outputs() {
+        // The front desk asks the forecaster (a message on their own thread), which calls its
+        // Rust tool and answers; the front desk submits the node's outputs, which the flow ends with.
+        let llm = LlmConfig::openai_compatible("llm", "http://localhost:8000/v1", "m");
+        let mut tools = ToolRegistry::new();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&asked);
+        let weather = tools.tool_fn("weather", "The weather in a city", "weather", move |q: CityQuery| {
+            log.lock().unwrap().push(q.city.clone());
+            weather(q)
+        });
+        let front = AgentBuilder::new("front", &llm, "You answer travellers.").description("Front desk");
+        let forecaster = AgentBuilder::new("forecaster", &llm, "You give forecasts.").description("Forecasts").tool(&weather);
+        let mut swarm = SwarmBuilder::new("desk", &front);
+        swarm.relationship(&front, &forecaster).outputs_of::<Forecast>();
+        let mut b = FlowBuilder::new("travel");
+        let start = b.start(&[]);
+        let desk = b.agent("desk", &swarm);
+        let end = b.end("end", &[Output::string("city"), Output::integer("celsius")]);
+        b.edge(start, desk);
+        b.edge(desk, end);
+        b.data(desk, "city", end, "city");
+        b.data(desk, "celsius", end, "celsius");
+        let flow = b.build().unwrap_or_else(|d| panic!("{d:?}"));
+
+        let mut script = Script::new();
+        let call = |name: &str, parameters: Json| json!({"name": name, "parameters": parameters}).to_string();
+        script.set(
+            "front",
+            vec![
+                json!(format!(
+                    "I will ask the forecaster.\n{}",
+                    call("send_message", json!({"recipient": "forecaster", "message": "Weather in Lyon?"}))
+                )),
+                json!(format!("Done.\n{}", call("submit_result", json!({"city": "Lyon", "celsius": 21})))),
+            ],
+        );
+        script.set(
+            "forecaster",
+            vec![json!(format!("Checking.\n{}", call("weather", json!({"city": "Lyon"})))), json!("Lyon: sunny, 21 degrees.")],
+        );
+        let model = SimulatedModel::new(SimulatedOptions { script, ..SimulatedOptions::default() });
+        let mut run = flow.start_with(Map::new(), RunOptions::simulated().with_model(Arc::new(model)).with_tools(tools)).unwrap();
+        run.append_user_message("How warm is Lyon?").unwrap();
+        let status = run.execute().await.unwrap();
+        let Status::Finished { outputs, .. } = status else { panic!("the swarm submits the node's outputs: {status:?}") };
+        assert_eq!(typed_outputs::<Forecast>(&outputs).unwrap(), Forecast { city: "Lyon".into(), celsius: 21 });
+        assert_eq!(*asked.lock().unwrap(), ["Lyon"], "the forecaster called its Rust tool once, on its thread");
+        let calls: Vec<String> = super::calls(run.state()).into_iter().map(|(node, tool, _)| format!("{node}: {tool}")).collect();
+        assert_eq!(calls, ["front: send_message", "front: submit_result"]);
+        let results: Vec<&str> =
+            run.state().messages.iter().filter(|m| m.message_type == "TOOL_RESULT").map(|m| m.content.as_str()).collect();
+        assert_eq!(results[0], "\"Lyon: sunny, 21 degrees.\"", "the forecaster's answer is the result of the message");
     }
 }

@@ -73,8 +73,46 @@ pub struct AgentBuilder {
     inputs: Option<Vec<Property>>,
     outputs: Vec<Property>,
     human_in_the_loop: bool,
+    extended: Extended,
     problems: Vec<Diagnostic>,
 }
+
+/// What only an `ExtendedAgent` (WayFlow's AgentPlugin) holds; any of it set makes the agent
+/// one, else it is written as a core `Agent`.
+#[derive(Debug, Clone, Default)]
+struct Extended {
+    max_iterations: Option<u64>,
+    initial_message: Option<String>,
+    can_finish_conversation: Option<bool>,
+    raise_exceptions: Option<bool>,
+    strict_output_validation: Option<bool>,
+    agents: Vec<AgentBuilder>,
+    flows: Vec<FlowBuilder>,
+}
+
+impl Extended {
+    fn is_set(&self) -> bool {
+        let Extended {
+            max_iterations,
+            initial_message,
+            can_finish_conversation,
+            raise_exceptions,
+            strict_output_validation,
+            agents,
+            flows,
+        } = self;
+        max_iterations.is_some()
+            || initial_message.is_some()
+            || can_finish_conversation.is_some()
+            || raise_exceptions.is_some()
+            || strict_output_validation.is_some()
+            || !agents.is_empty()
+            || !flows.is_empty()
+    }
+}
+
+/// The plugin an `ExtendedAgent` belongs to, as WayFlow 26.3.1 writes it.
+const AGENT_PLUGIN: (&str, &str) = ("AgentPlugin", "26.3.1");
 
 impl AgentBuilder {
     /// An agent named `name` (also its id) answering with `llm`. Its inputs are the
@@ -91,6 +129,7 @@ impl AgentBuilder {
             inputs: None,
             outputs: Vec::new(),
             human_in_the_loop: true,
+            extended: Extended::default(),
             problems: Vec::new(),
         }
     }
@@ -124,18 +163,7 @@ impl AgentBuilder {
     pub fn outputs_of<T: JsonSchema>(mut self) -> AgentBuilder {
         match Property::fields_of::<T>() {
             Some(fields) => self.outputs = fields,
-            None => self.problems.push(
-                Diagnostic::new(
-                    Code::BadValue,
-                    "",
-                    format!(
-                        "the outputs of agent `{}` come from `{}`, which is not a struct with named fields",
-                        self.name,
-                        T::schema_name()
-                    ),
-                )
-                .hint("use a struct, or `outputs` with `Property::of::<T>(title)`"),
-            ),
+            None => self.problems.push(not_a_struct::<T>("agent", &self.name)),
         }
         self
     }
@@ -147,20 +175,79 @@ impl AgentBuilder {
         self
     }
 
+    /// LLM calls per user turn (10 unless set); the last one offers only the built-in tools.
+    /// An `ExtendedAgent` field, like the setters below: setting any of them writes the agent
+    /// as WayFlow's `ExtendedAgent`, the others at their defaults (the agent is otherwise
+    /// written as a core `Agent`).
+    pub fn max_iterations(mut self, n: u64) -> AgentBuilder {
+        self.extended.max_iterations = Some(n);
+        self
+    }
+
+    /// The message the agent posts first, without an LLM call, when the conversation has no
+    /// user message yet (none unless set: the model then speaks first, as for a core
+    /// `Agent`). WayFlow refuses it on an agent that may not ask the user.
+    pub fn initial_message(mut self, text: impl Into<String>) -> AgentBuilder {
+        self.extended.initial_message = Some(text.into());
+        self
+    }
+
+    /// Whether the agent may end the conversation (the `end_conversation` tool; `false`
+    /// unless set).
+    pub fn can_finish_conversation(mut self, allowed: bool) -> AgentBuilder {
+        self.extended.can_finish_conversation = Some(allowed);
+        self
+    }
+
+    /// Whether a failing tool, flow or sub-agent fails the agent instead of going back to the
+    /// model as the call's result (`false` unless set).
+    pub fn raise_exceptions(mut self, raise: bool) -> AgentBuilder {
+        self.extended.raise_exceptions = Some(raise);
+        self
+    }
+
+    /// Whether `submit_result` is checked as the model wrote it, without coercion (`false`
+    /// unless set).
+    pub fn strict_output_validation(mut self, strict: bool) -> AgentBuilder {
+        self.extended.strict_output_validation = Some(strict);
+        self
+    }
+
+    /// Adds an agent this one calls as a tool (`agents`): the tool is named after it, takes
+    /// the request as `context` and its inputs (each needs a description), and answers with
+    /// its last message.
+    pub fn agent_tool(mut self, agent: &AgentBuilder) -> AgentBuilder {
+        self.extended.agents.push(agent.clone());
+        self
+    }
+
+    /// Adds a flow this one calls as a tool (`flows`): the tool is named after the flow,
+    /// takes its inputs and answers with its output (an object of them when it has several).
+    pub fn flow_tool(mut self, flow: &FlowBuilder) -> AgentBuilder {
+        self.extended.flows.push(flow.clone());
+        self
+    }
+
     /// The name (also the id).
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The `Agent` component; its LLM config and tools go to `shared`.
-    fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>) -> Json {
+    /// The inputs as written: the declared ones, or the prompt's placeholders.
+    fn input_props(&self) -> Vec<Json> {
+        match &self.inputs {
+            Some(inputs) => inputs.iter().map(Property::to_json).collect(),
+            None => placeholders(&self.system_prompt).iter().map(|n| json!({"title": n, "type": "string"})).collect(),
+        }
+    }
+
+    /// The `Agent` (or `ExtendedAgent`) component; its LLM config, tools and sub-agents go to
+    /// `shared`; `version` is raised to what its flows need.
+    fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, version: &mut Version) -> Json {
         problems.extend(self.problems.iter().cloned());
-        let mut c = header("Agent", &self.name, &self.name, self.description.as_deref());
-        let inputs = match &self.inputs {
-            Some(inputs) => props(inputs),
-            None => Json::Array(placeholders(&self.system_prompt).iter().map(|n| json!({"title": n, "type": "string"})).collect()),
-        };
-        c.insert("inputs".into(), inputs);
+        let extended = self.extended.is_set();
+        let mut c = header(if extended { "ExtendedAgent" } else { "Agent" }, &self.name, &self.name, self.description.as_deref());
+        c.insert("inputs".into(), Json::Array(self.input_props()));
         c.insert("outputs".into(), props(&self.outputs));
         merge_shared(shared, problems, self.llm.id(), self.llm.to_json());
         c.insert("llm_config".into(), json!({"$component_ref": self.llm.id()}));
@@ -176,13 +263,55 @@ impl AgentBuilder {
         c.insert("tools".into(), Json::Array(tools));
         c.insert("toolboxes".into(), json!([]));
         c.insert("human_in_the_loop".into(), json!(self.human_in_the_loop));
+        if extended {
+            self.extended_fields(&mut c, shared, problems, version);
+        }
         Json::Object(c)
+    }
+
+    /// The fields only an `ExtendedAgent` has, in pyagentspec's order, unset ones at their
+    /// defaults (`initial_message`: null, no message, where pyagentspec's default `"N/A"` makes
+    /// WayFlow greet with its own).
+    fn extended_fields(
+        &self,
+        c: &mut Map<String, Json>,
+        shared: &mut IndexMap<String, Json>,
+        problems: &mut Vec<Diagnostic>,
+        version: &mut Version,
+    ) {
+        let x = &self.extended;
+        if x.initial_message.is_some() && !self.human_in_the_loop {
+            problems.push(
+                Diagnostic::new(
+                    Code::BadValue,
+                    "",
+                    format!("agent `{}` has an initial message but may not ask the user (`human_in_the_loop(false)`)", self.name),
+                )
+                .hint("WayFlow refuses an initial message on such an agent: remove `initial_message`"),
+            );
+        }
+        let agents: Vec<Json> = x.agents.iter().map(|a| a.reference(shared, problems, version)).collect();
+        let flows: Vec<Json> =
+            x.flows.iter().map(|f| Json::Object(f.render(&format!("{}.{}", self.name, f.name), shared, problems, version))).collect();
+        c.insert("transforms".into(), json!([]));
+        c.insert("context_providers".into(), Json::Null);
+        c.insert("can_finish_conversation".into(), json!(x.can_finish_conversation.unwrap_or(false)));
+        c.insert("raise_exceptions".into(), json!(x.raise_exceptions.unwrap_or(false)));
+        c.insert("max_iterations".into(), json!(x.max_iterations.unwrap_or(crate::node::agent::DEFAULT_MAX_ITERATIONS)));
+        c.insert("initial_message".into(), x.initial_message.as_ref().map_or(Json::Null, |m| json!(m)));
+        c.insert("caller_input_mode".into(), json!(if self.human_in_the_loop { "always" } else { "never" }));
+        c.insert("strict_output_validation".into(), json!(x.strict_output_validation.unwrap_or(false)));
+        c.insert("agents".into(), Json::Array(agents));
+        c.insert("flows".into(), Json::Array(flows));
+        c.insert("agent_template".into(), Json::Null);
+        c.insert("component_plugin_name".into(), json!(AGENT_PLUGIN.0));
+        c.insert("component_plugin_version".into(), json!(AGENT_PLUGIN.1));
     }
 
     /// A reference to the agent, its component added to `shared` (a group names each agent
     /// several times).
-    fn reference(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>) -> Json {
-        let c = self.component(shared, problems);
+    fn reference(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, version: &mut Version) -> Json {
+        let c = self.component(shared, problems, version);
         merge_shared(shared, problems, &self.name, c);
         json!({"$component_ref": self.name})
     }
@@ -214,6 +343,7 @@ pub struct SwarmBuilder {
     agents: IndexMap<String, AgentBuilder>,
     relationships: Vec<(String, String)>,
     handoff: Handoff,
+    outputs: Vec<Property>,
     problems: Vec<Diagnostic>,
 }
 
@@ -230,6 +360,7 @@ impl SwarmBuilder {
             agents,
             relationships: Vec::new(),
             handoff: Handoff::Optional,
+            outputs: Vec::new(),
             problems: Vec::new(),
         }
     }
@@ -255,15 +386,32 @@ impl SwarmBuilder {
         self
     }
 
+    /// Sets the outputs: the agent talking to the user submits them with `submit_result`,
+    /// which ends the Swarm (in an `AgentNode`, the node's outputs).
+    pub fn outputs(&mut self, outputs: &[Property]) -> &mut SwarmBuilder {
+        self.outputs = outputs.to_vec();
+        self
+    }
+
+    /// One output per field of the struct `T` (read them back with
+    /// [`typed_outputs`](super::typed_outputs)). `T` must be a struct with named fields.
+    pub fn outputs_of<T: JsonSchema>(&mut self) -> &mut SwarmBuilder {
+        match Property::fields_of::<T>() {
+            Some(fields) => self.outputs = fields,
+            None => self.problems.push(not_a_struct::<T>("Swarm", &self.name)),
+        }
+        self
+    }
+
     fn add_agent(&mut self, agent: &AgentBuilder) {
         match self.agents.get(&agent.name) {
             None => {
                 self.agents.insert(agent.name.clone(), agent.clone());
             }
             Some(known) => {
-                let mut a = (IndexMap::new(), Vec::new());
-                let mut b = (IndexMap::new(), Vec::new());
-                if known.component(&mut a.0, &mut a.1) != agent.component(&mut b.0, &mut b.1) {
+                let mut a = (IndexMap::new(), Vec::new(), AGENTS_VERSION);
+                let mut b = (IndexMap::new(), Vec::new(), AGENTS_VERSION);
+                if known.component(&mut a.0, &mut a.1, &mut a.2) != agent.component(&mut b.0, &mut b.1, &mut b.2) {
                     self.problems
                         .push(conflict(&agent.name).hint("give each agent of a Swarm its own name: the builder uses it as the id"));
                 }
@@ -271,15 +419,15 @@ impl SwarmBuilder {
         }
     }
 
-    fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>) -> Json {
+    fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, version: &mut Version) -> Json {
         problems.extend(self.problems.iter().cloned());
         let mut refs: Map<String, Json> = Map::new();
         for (name, agent) in &self.agents {
-            refs.insert(name.clone(), agent.reference(shared, problems));
+            refs.insert(name.clone(), agent.reference(shared, problems, version));
         }
         let mut c = header("Swarm", &self.name, &self.name, self.description.as_deref());
         c.insert("inputs".into(), json!([]));
-        c.insert("outputs".into(), json!([]));
+        c.insert("outputs".into(), props(&self.outputs));
         c.insert("first_agent".into(), refs.get(&self.first).cloned().unwrap_or(Json::Null));
         let pairs: Vec<Json> = self.relationships.iter().map(|(a, b)| json!([refs[a], refs[b]])).collect();
         c.insert("relationships".into(), Json::Array(pairs));
@@ -311,6 +459,8 @@ pub struct ManagerWorkersBuilder {
     description: Option<String>,
     manager: AgentBuilder,
     workers: Vec<AgentBuilder>,
+    outputs: Vec<Property>,
+    problems: Vec<Diagnostic>,
 }
 
 impl ManagerWorkersBuilder {
@@ -321,6 +471,8 @@ impl ManagerWorkersBuilder {
             description: None,
             manager: manager.clone(),
             workers: workers.iter().map(|w| (*w).clone()).collect(),
+            outputs: Vec::new(),
+            problems: Vec::new(),
         }
     }
 
@@ -330,12 +482,30 @@ impl ManagerWorkersBuilder {
         self
     }
 
-    fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>) -> Json {
+    /// Sets the outputs: the manager submits them with `submit_result`, which ends the group
+    /// (in an `AgentNode`, the node's outputs).
+    pub fn outputs(&mut self, outputs: &[Property]) -> &mut ManagerWorkersBuilder {
+        self.outputs = outputs.to_vec();
+        self
+    }
+
+    /// One output per field of the struct `T` (read them back with
+    /// [`typed_outputs`](super::typed_outputs)). `T` must be a struct with named fields.
+    pub fn outputs_of<T: JsonSchema>(&mut self) -> &mut ManagerWorkersBuilder {
+        match Property::fields_of::<T>() {
+            Some(fields) => self.outputs = fields,
+            None => self.problems.push(not_a_struct::<T>("ManagerWorkers", &self.name)),
+        }
+        self
+    }
+
+    fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, version: &mut Version) -> Json {
+        problems.extend(self.problems.iter().cloned());
         let mut c = header("ManagerWorkers", &self.name, &self.name, self.description.as_deref());
         c.insert("inputs".into(), json!([]));
-        c.insert("outputs".into(), json!([]));
-        c.insert("group_manager".into(), self.manager.reference(shared, problems));
-        let workers: Vec<Json> = self.workers.iter().map(|w| w.reference(shared, problems)).collect();
+        c.insert("outputs".into(), props(&self.outputs));
+        c.insert("group_manager".into(), self.manager.reference(shared, problems, version));
+        let workers: Vec<Json> = self.workers.iter().map(|w| w.reference(shared, problems, version)).collect();
         c.insert("workers".into(), Json::Array(workers));
         Json::Object(c)
     }
@@ -356,7 +526,133 @@ impl ManagerWorkersBuilder {
     }
 }
 
-/// What an `AgentNode` runs: an agent, a Swarm or a ManagerWorkers being built.
+/// Builds a `SpecializedAgent` (AGENTS.md 5): a base agent refined with additional
+/// instructions and tools, and possibly another `human_in_the_loop`. WayFlow does not run it
+/// (nor load it); Weft runs it as the base agent with the system prompt
+/// `base + "\n\n" + additional_instructions` (both rendered with the specialized agent's
+/// inputs), the tools `base tools + additional tools` (a name used twice is a load error) and
+/// the mode set here, else the base agent's.
+///
+/// ```
+/// use weft_flow::builder::{AgentBuilder, LlmConfig, SpecializedAgentBuilder};
+///
+/// let llm = LlmConfig::openai_compatible("llm", "http://localhost:8000/v1", "qwen3");
+/// let analyst = AgentBuilder::new("analyst", &llm, "You analyse data.");
+/// let finance = SpecializedAgentBuilder::new("finance_analyst", &analyst)
+///     .additional_instructions("Focus on {{market}} markets.")
+///     .human_in_the_loop(false);
+/// let flow = finance.build().expect("a valid specialized agent");
+/// let inputs: Vec<&str> = flow.io(flow.spec().root).inputs.iter().map(|p| p.title()).collect();
+/// assert_eq!(inputs, ["market"]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct SpecializedAgentBuilder {
+    name: String,
+    description: Option<String>,
+    base: AgentBuilder,
+    additional_instructions: Option<String>,
+    additional_tools: Vec<ServerTool>,
+    human_in_the_loop: Option<bool>,
+}
+
+impl SpecializedAgentBuilder {
+    /// A SpecializedAgent named `name` (also its id) refining `base`; its parameters
+    /// (`AgentSpecializationParameters`) are named `<name>_specialization`.
+    pub fn new(name: impl Into<String>, base: &AgentBuilder) -> SpecializedAgentBuilder {
+        SpecializedAgentBuilder {
+            name: name.into(),
+            description: None,
+            base: base.clone(),
+            additional_instructions: None,
+            additional_tools: Vec::new(),
+            human_in_the_loop: None,
+        }
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, text: impl Into<String>) -> SpecializedAgentBuilder {
+        self.description = Some(text.into());
+        self
+    }
+
+    /// Instructions appended to the base agent's system prompt; their `{{ placeholders }}`
+    /// are inputs of the specialized agent (strings).
+    pub fn additional_instructions(mut self, text: impl Into<String>) -> SpecializedAgentBuilder {
+        self.additional_instructions = Some(text.into());
+        self
+    }
+
+    /// Adds a tool to the base agent's.
+    pub fn tool(mut self, tool: &ServerTool) -> SpecializedAgentBuilder {
+        self.additional_tools.push(tool.clone());
+        self
+    }
+
+    /// Whether the agent may ask the user, instead of the base agent's setting.
+    pub fn human_in_the_loop(mut self, allowed: bool) -> SpecializedAgentBuilder {
+        self.human_in_the_loop = Some(allowed);
+        self
+    }
+
+    /// The name (also the id).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn component(&self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, version: &mut Version) -> Json {
+        let own: Vec<Json> = self
+            .additional_instructions
+            .as_deref()
+            .map(|text| placeholders(text).iter().map(|n| json!({"title": n, "type": "string"})).collect())
+            .unwrap_or_default();
+        // The union of the base agent's inputs and the parameters', deduplicated.
+        let mut inputs = self.base.input_props();
+        for p in &own {
+            if !inputs.contains(p) {
+                inputs.push(p.clone());
+            }
+        }
+        let mut c = header("SpecializedAgent", &self.name, &self.name, self.description.as_deref());
+        c.insert("inputs".into(), Json::Array(inputs));
+        c.insert("outputs".into(), props(&self.base.outputs));
+        c.insert("agent".into(), self.base.reference(shared, problems, version));
+        let id = format!("{}_specialization", self.name);
+        let mut params = header("AgentSpecializationParameters", &id, &id, None);
+        params.insert("inputs".into(), Json::Array(own));
+        params.insert("outputs".into(), json!([]));
+        params.insert("additional_instructions".into(), self.additional_instructions.as_ref().map_or(Json::Null, |t| json!(t)));
+        let tools: Vec<Json> = self
+            .additional_tools
+            .iter()
+            .map(|t| {
+                merge_shared(shared, problems, &t.name, t.to_json());
+                json!({"$component_ref": t.name})
+            })
+            .collect();
+        params.insert("additional_tools".into(), Json::Array(tools));
+        params.insert("human_in_the_loop".into(), self.human_in_the_loop.map_or(Json::Null, Json::Bool));
+        c.insert("agent_specialization_parameters".into(), Json::Object(params));
+        Json::Object(c)
+    }
+
+    /// The Agent Spec document whose root is this SpecializedAgent.
+    pub fn to_json(&self) -> Json {
+        document(self.into()).0
+    }
+
+    /// The document as pretty-printed JSON text, to save and `weft run`.
+    pub fn to_document_string(&self) -> String {
+        document_string(self.into())
+    }
+
+    /// Writes the document and loads it: the checked flow, or every diagnostic.
+    pub fn build(&self) -> Result<Flow, Diagnostics> {
+        build(self.into())
+    }
+}
+
+/// What an `AgentNode` runs: an agent, a SpecializedAgent, a Swarm or a ManagerWorkers being
+/// built.
 #[derive(Debug, Clone, Copy)]
 pub enum Agentic<'a> {
     /// An agent.
@@ -365,6 +661,14 @@ pub enum Agentic<'a> {
     Swarm(&'a SwarmBuilder),
     /// A ManagerWorkers.
     ManagerWorkers(&'a ManagerWorkersBuilder),
+    /// A SpecializedAgent.
+    Specialized(&'a SpecializedAgentBuilder),
+}
+
+impl<'a> From<&'a SpecializedAgentBuilder> for Agentic<'a> {
+    fn from(s: &'a SpecializedAgentBuilder) -> Self {
+        Agentic::Specialized(s)
+    }
 }
 
 impl<'a> From<&'a AgentBuilder> for Agentic<'a> {
@@ -386,14 +690,26 @@ impl<'a> From<&'a ManagerWorkersBuilder> for Agentic<'a> {
 }
 
 impl Agentic<'_> {
-    /// The component; LLM configs, tools and a group's agents go to `shared`.
-    fn component(self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>) -> Json {
+    /// The component; LLM configs, tools and a group's agents go to `shared`; `version` is
+    /// raised to what it needs.
+    fn component(self, shared: &mut IndexMap<String, Json>, problems: &mut Vec<Diagnostic>, version: &mut Version) -> Json {
         match self {
-            Agentic::Agent(a) => a.component(shared, problems),
-            Agentic::Swarm(s) => s.component(shared, problems),
-            Agentic::ManagerWorkers(m) => m.component(shared, problems),
+            Agentic::Agent(a) => a.component(shared, problems, version),
+            Agentic::Swarm(s) => s.component(shared, problems, version),
+            Agentic::ManagerWorkers(m) => m.component(shared, problems, version),
+            Agentic::Specialized(s) => s.component(shared, problems, version),
         }
     }
+}
+
+/// Typed outputs from a type that is not a struct with named fields.
+fn not_a_struct<T: JsonSchema>(what: &str, name: &str) -> Diagnostic {
+    Diagnostic::new(
+        Code::BadValue,
+        "",
+        format!("the outputs of {what} `{name}` come from `{}`, which is not a struct with named fields", T::schema_name()),
+    )
+    .hint("use a struct, or `outputs` with `Property::of::<T>(title)`")
 }
 
 /// `human_in_the_loop`, Swarm and ManagerWorkers all need agentspec_version 25.4.2.
@@ -402,14 +718,15 @@ const AGENTS_VERSION: Version = Version::V25_4_2;
 fn document(root: Agentic<'_>) -> (Json, Vec<Diagnostic>) {
     let mut shared = IndexMap::new();
     let mut problems = Vec::new();
-    let Json::Object(mut doc) = root.component(&mut shared, &mut problems) else { return (Json::Null, problems) };
+    let mut version = AGENTS_VERSION;
+    let Json::Object(mut doc) = root.component(&mut shared, &mut problems, &mut version) else { return (Json::Null, problems) };
     // The root's id is its name: a shared component of that name would be a second definition.
     let id = doc.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
     if shared.contains_key(&id) {
         problems.push(conflict(&id));
     }
     doc.insert("$referenced_components".into(), Json::Object(shared.into_iter().collect()));
-    doc.insert("agentspec_version".into(), json!(AGENTS_VERSION.to_string()));
+    doc.insert("agentspec_version".into(), json!(version.to_string()));
     (Json::Object(doc), problems)
 }
 
@@ -430,8 +747,8 @@ fn build(root: Agentic<'_>) -> Result<Flow, Diagnostics> {
 }
 
 impl FlowBuilder {
-    /// An `AgentNode` running `agent` (an [`AgentBuilder`], [`SwarmBuilder`] or
-    /// [`ManagerWorkersBuilder`]); its inputs and outputs are the agent's. In a parallel map
+    /// An `AgentNode` running `agent` (an [`AgentBuilder`], [`SpecializedAgentBuilder`],
+    /// [`SwarmBuilder`] or [`ManagerWorkersBuilder`]); its inputs and outputs are the agent's. In a parallel map
     /// or parallel flows the agent must not ask the user
     /// ([`AgentBuilder::human_in_the_loop`]`(false)`), as WayFlow requires.
     pub fn agent<'a>(&mut self, name: &str, agent: impl Into<Agentic<'a>>) -> NodeId {
@@ -439,9 +756,10 @@ impl FlowBuilder {
         let mut n = FlowBuilder::node("AgentNode", name);
         // Inputs and outputs are inferred by the loader from the agent.
         n.branches = None;
-        let component = agent.component(&mut self.shared, &mut self.problems);
+        let mut version = AGENTS_VERSION;
+        let component = agent.component(&mut self.shared, &mut self.problems, &mut version);
         n.fields.insert("agent".into(), component);
-        self.version = self.version.max(AGENTS_VERSION);
+        self.version = self.version.max(version);
         self.add(n)
     }
 }
@@ -554,5 +872,188 @@ mod tests {
         let mut swarm = SwarmBuilder::new("desk", &front);
         swarm.relationship(&front, &silent);
         assert!(swarm.build().is_err());
+    }
+
+    #[test]
+    fn an_agent_is_an_extended_agent_only_when_an_extended_field_is_set() {
+        let plain = AgentBuilder::new("helper", &llm(), "Help.").to_json();
+        assert_eq!(plain["component_type"], "Agent");
+        assert!(plain.get("max_iterations").is_none() && plain.get("component_plugin_name").is_none());
+
+        let agent = AgentBuilder::new("helper", &llm(), "Help.")
+            .max_iterations(3)
+            .can_finish_conversation(true)
+            .raise_exceptions(true)
+            .strict_output_validation(true);
+        let doc = agent.to_json();
+        assert_eq!(doc["component_type"], "ExtendedAgent");
+        let keys: Vec<&str> = doc.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "component_type",
+                "id",
+                "name",
+                "description",
+                "metadata",
+                "inputs",
+                "outputs",
+                "llm_config",
+                "system_prompt",
+                "tools",
+                "toolboxes",
+                "human_in_the_loop",
+                "transforms",
+                "context_providers",
+                "can_finish_conversation",
+                "raise_exceptions",
+                "max_iterations",
+                "initial_message",
+                "caller_input_mode",
+                "strict_output_validation",
+                "agents",
+                "flows",
+                "agent_template",
+                "component_plugin_name",
+                "component_plugin_version",
+                "$referenced_components",
+                "agentspec_version"
+            ]
+        );
+        assert_eq!(doc["component_plugin_name"], "AgentPlugin");
+        assert_eq!(doc["initial_message"], Json::Null);
+        let flow = agent.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let model = flow.model();
+        let a = model.agent(flow.spec().root).unwrap();
+        assert_eq!(a.max_iterations, 3);
+        assert!(a.can_finish_conversation && a.raise_exceptions && a.strict_output_validation);
+        assert_eq!(a.initial_message, None, "null is no initial message, as in WayFlow");
+
+        let greeting = AgentBuilder::new("helper", &llm(), "Help.").initial_message("Hello! Ask me anything.").build().unwrap();
+        let model = greeting.model();
+        assert_eq!(model.agent(greeting.spec().root).unwrap().initial_message.as_deref(), Some("Hello! Ask me anything."));
+        assert!(!model.agent(greeting.spec().root).unwrap().raise_exceptions);
+    }
+
+    #[test]
+    fn an_extended_agent_calls_agents_and_flows_as_tools() {
+        let translator = AgentBuilder::new("translator", &llm(), "You translate {{text}}.")
+            .description("Translates text to French")
+            .inputs(&[Input::string("text").description("The text to translate")]);
+        let mut shout = FlowBuilder::new("shout");
+        shout.description("Upper-cases a text");
+        let start = shout.start(&[Input::string("text")]);
+        let upper = shout.template("upper", "{{ text | upper }}");
+        let end = shout.end("end", &[Output::string("loud")]);
+        shout.edge(start, upper);
+        shout.edge(upper, end);
+        shout.data(start, "text", upper, "text");
+        shout.data(upper, "output", end, "loud");
+        let boss = AgentBuilder::new("boss", &llm(), "Delegate.").agent_tool(&translator).flow_tool(&shout);
+        let flow = boss.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let model = flow.model();
+        let a = model.agent(flow.spec().root).unwrap();
+        assert_eq!(a.agents.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["translator"]);
+        assert_eq!(
+            a.flows.iter().map(|f| (f.name.as_str(), f.description.as_str())).collect::<Vec<_>>(),
+            [("shout", "Upper-cases a text")]
+        );
+        let doc = boss.to_json();
+        assert_eq!(doc["agents"], json!([{"$component_ref": "translator"}]));
+        assert_eq!(doc["flows"][0]["id"], "boss.shout");
+
+        // WayFlow's rule, the loader's: an agent called as a tool describes each input.
+        let bare = AgentBuilder::new("translator", &llm(), "You translate {{text}}.").description("Translates");
+        assert!(AgentBuilder::new("boss", &llm(), "Delegate.").agent_tool(&bare).build().is_err());
+        // WayFlow refuses an initial message on an agent that may not ask the user.
+        let problems = AgentBuilder::new("quiet", &llm(), "Work.").initial_message("Hi").human_in_the_loop(false).build().unwrap_err().0;
+        assert!(problems[0].message.contains("has an initial message but may not ask the user"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_specialized_agent_is_its_base_with_instructions_tools_and_mode_merged() {
+        let lookup = ServerTool::new("lookup", vec![Input::string("query")], vec![Output::string("answer")]).with_description("Look it up");
+        let quotes = ServerTool::new("quotes", vec![Input::string("symbol")], vec![Output::number("price")]).with_description("A price");
+        let analyst = AgentBuilder::new("analyst", &llm(), "You analyse {{dataset}}.").tool(&lookup);
+        let finance = SpecializedAgentBuilder::new("finance_analyst", &analyst)
+            .description("Analyses markets")
+            .additional_instructions("Focus on {{market}} markets.")
+            .tool(&quotes)
+            .human_in_the_loop(false);
+        let doc = finance.to_json();
+        assert_eq!(doc["component_type"], "SpecializedAgent");
+        assert_eq!(doc["inputs"], json!([{"title": "dataset", "type": "string"}, {"title": "market", "type": "string"}]));
+        let params = &doc["agent_specialization_parameters"];
+        assert_eq!(params["component_type"], "AgentSpecializationParameters");
+        assert_eq!(params["inputs"], json!([{"title": "market", "type": "string"}]));
+        assert_eq!(params["additional_tools"], json!([{"$component_ref": "quotes"}]));
+        assert_eq!(params["human_in_the_loop"], json!(false));
+        let flow = finance.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let model = flow.model();
+        let a = model.agent(flow.spec().root).unwrap();
+        assert_eq!(a.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["lookup", "quotes"]);
+        assert!(!a.human_in_the_loop);
+        // Unset, the mode is the base agent's.
+        assert_eq!(
+            SpecializedAgentBuilder::new("s", &analyst).to_json()["agent_specialization_parameters"]["human_in_the_loop"],
+            Json::Null
+        );
+        let plain = SpecializedAgentBuilder::new("s", &analyst).build().unwrap();
+        assert!(plain.model().agent(plain.spec().root).unwrap().human_in_the_loop);
+
+        // In a flow, as an AgentNode: its inputs are the union.
+        let mut b = FlowBuilder::new("analysis");
+        let start = b.start(&[Input::string("dataset"), Input::string("market")]);
+        let node = b.agent("analyse", &finance);
+        let end = b.end("end", &[]);
+        b.edge(start, node);
+        b.edge(node, end);
+        b.data(start, "dataset", node, "dataset");
+        b.data(start, "market", node, "market");
+        let flow = b.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let c = flow.spec().components.iter().position(|c| c.name == "analyse").unwrap();
+        let titles: Vec<String> = flow.io(c).inputs.iter().map(|p| p.title().to_owned()).collect();
+        assert_eq!(titles, ["dataset", "market"]);
+
+        // A tool of the base agent's name again is the loader's error.
+        let twice = SpecializedAgentBuilder::new("twice", &analyst).tool(&lookup.clone().with_description("Another lookup"));
+        assert!(twice.build().is_err());
+    }
+
+    #[test]
+    fn a_group_declares_the_outputs_its_node_gives() {
+        #[derive(JsonSchema)]
+        #[allow(dead_code, reason = "only its schema is used")]
+        struct Answer {
+            /// The answer
+            answer: String,
+        }
+        let front = AgentBuilder::new("front", &llm(), "Greet.").description("Front");
+        let expert = AgentBuilder::new("expert", &llm(), "Answer.").description("Expert");
+        let mut swarm = SwarmBuilder::new("desk", &front);
+        swarm.relationship(&front, &expert).outputs_of::<Answer>();
+        let mut b = FlowBuilder::new("desk_flow");
+        let start = b.start(&[]);
+        let node = b.agent("desk", &swarm);
+        let end = b.end("end", &[Output::string("answer")]);
+        b.edge(start, node);
+        b.edge(node, end);
+        b.data(node, "answer", end, "answer");
+        let flow = b.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let c = flow.spec().components.iter().position(|c| c.name == "desk" && c.ty.name == "AgentNode").unwrap();
+        assert_eq!(flow.io(c).outputs.iter().map(|p| p.title().to_owned()).collect::<Vec<_>>(), ["answer"]);
+        let problems = SwarmBuilder::new("desk", &front).outputs_of::<Vec<u8>>().build().unwrap_err().0;
+        assert!(problems[0].message.contains("the outputs of Swarm `desk`"), "{problems:?}");
+
+        // A ManagerWorkers: the manager submits the group's outputs.
+        let mut team = ManagerWorkersBuilder::new("team", &front, &[&expert]);
+        team.outputs_of::<Answer>();
+        assert_eq!(team.to_json()["outputs"][0]["title"], "answer");
+        let flow = team.build().unwrap_or_else(|d| panic!("{d:?}"));
+        let model = flow.model();
+        let group = model.group(flow.spec().root).unwrap();
+        assert_eq!(group.outputs.iter().map(|p| p.title().to_owned()).collect::<Vec<_>>(), ["answer"]);
+        let problems = ManagerWorkersBuilder::new("team", &front, &[&expert]).outputs_of::<u8>().build().unwrap_err().0;
+        assert!(problems[0].message.contains("the outputs of ManagerWorkers `team`"), "{problems:?}");
     }
 }

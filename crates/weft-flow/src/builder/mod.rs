@@ -41,7 +41,7 @@
 
 mod agent;
 
-pub use agent::{AgentBuilder, Agentic, Handoff, ManagerWorkersBuilder, SwarmBuilder};
+pub use agent::{AgentBuilder, Agentic, Handoff, ManagerWorkersBuilder, SpecializedAgentBuilder, SwarmBuilder};
 
 use crate::Flow;
 use crate::template::{jinja_inputs, placeholders};

@@ -552,9 +552,13 @@ fn lower_agent(lw: &mut Lowerer<'_, '_>, owner: CompId, a: CompId, outputs: Vec<
         return None;
     }
     let human_in_the_loop = mode.unwrap_or_else(|| f.bool("human_in_the_loop", true));
-    let initial_message = match f.str_where_present("initial_message") {
-        Some(NOT_SET) | None => extended.then(|| "Hi! How can I help you?".to_owned()).filter(|_| human_in_the_loop),
-        Some(m) => Some(m.to_owned()),
+    // ExtendedAgent's `initial_message`: `"N/A"` (pyagentspec's default, also when absent) is
+    // WayFlow's greeting when the agent may ask the user; null is no message (the model speaks
+    // first), as WayFlow's converter passes it on.
+    let initial_message = match f.json("initial_message").filter(|_| extended) {
+        Some(Json::Null) => None,
+        Some(Json::String(m)) if m != NOT_SET => Some(m.clone()),
+        _ => extended.then(|| "Hi! How can I help you?".to_owned()).filter(|_| human_in_the_loop),
     };
     let max_iterations =
         if extended { f.json("max_iterations").and_then(Json::as_u64).unwrap_or(DEFAULT_MAX_ITERATIONS) } else { DEFAULT_MAX_ITERATIONS };
