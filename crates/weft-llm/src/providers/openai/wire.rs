@@ -28,10 +28,15 @@ pub(crate) fn request_body(model: &str, request: &ChatRequest, structured: Struc
         match structured {
             StructuredMode::JsonSchema => {
                 let strict = format.strict && strict_allowed(&format.schema);
-                body.insert(
-                    "response_format".into(),
-                    json!({"type": "json_schema", "json_schema": {"name": schema_name(&format.name), "schema": format.schema, "strict": strict}}),
-                );
+                // Built member by member: `json!` would copy the schema through serde.
+                let mut json_schema = Map::new();
+                json_schema.insert("name".into(), Json::String(schema_name(&format.name)));
+                json_schema.insert("schema".into(), Json::clone(&format.schema));
+                json_schema.insert("strict".into(), Json::Bool(strict));
+                let mut response_format = Map::new();
+                response_format.insert("type".into(), Json::String("json_schema".into()));
+                response_format.insert("json_schema".into(), Json::Object(json_schema));
+                body.insert("response_format".into(), Json::Object(response_format));
             }
             StructuredMode::JsonObject => {
                 // JSON mode does not carry the schema, and OpenAI requires the word "JSON" in
@@ -53,7 +58,11 @@ pub(crate) fn request_body(model: &str, request: &ChatRequest, structured: Struc
                     function.insert("description".into(), Json::String(d.clone()));
                 }
                 function.insert("parameters".into(), Json::clone(&t.parameters));
-                json!({"type": "function", "function": function})
+                // Not `json!`, which would copy the function through serde a second time.
+                let mut tool = Map::new();
+                tool.insert("type".into(), Json::String("function".into()));
+                tool.insert("function".into(), Json::Object(function));
+                Json::Object(tool)
             })
             .collect();
         body.insert("tools".into(), Json::Array(tools));
