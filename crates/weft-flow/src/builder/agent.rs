@@ -42,6 +42,27 @@ use weft_spec::{Code, Diagnostic, Diagnostics, Version};
 
 pub use crate::node::Handoff;
 
+/// The methods every agent builder shares: its document as JSON and as text, and the document
+/// loaded (`$root` names the root in their docs).
+macro_rules! document_methods {
+    ($root:literal) => {
+        #[doc = concat!("The Agent Spec document whose root is this ", $root, ".")]
+        pub fn to_json(&self) -> Json {
+            document(self.into()).0
+        }
+
+        /// The document as pretty-printed JSON text, to save and `weft run`.
+        pub fn to_document_string(&self) -> String {
+            document_string(self.into())
+        }
+
+        /// Writes the document and loads it: the checked flow, or every diagnostic.
+        pub fn build(&self) -> Result<Flow, Diagnostics> {
+            build(self.into())
+        }
+    };
+}
+
 impl ServerTool {
     /// A tool typed by Rust types: one input per field of the struct `A` (its doc comments
     /// become the descriptions, as for a native tool registered with
@@ -316,20 +337,7 @@ impl AgentBuilder {
         json!({"$component_ref": self.name})
     }
 
-    /// The Agent Spec document whose root is this agent.
-    pub fn to_json(&self) -> Json {
-        document(self.into()).0
-    }
-
-    /// The document as pretty-printed JSON text, to save and `weft run`.
-    pub fn to_document_string(&self) -> String {
-        document_string(self.into())
-    }
-
-    /// Writes the document and loads it: the checked flow, or every diagnostic.
-    pub fn build(&self) -> Result<Flow, Diagnostics> {
-        build(self.into())
-    }
+    document_methods!("agent");
 }
 
 /// Builds a `Swarm` (AGENTS.md 3): the first agent talks to the user; each relationship
@@ -435,20 +443,7 @@ impl SwarmBuilder {
         Json::Object(c)
     }
 
-    /// The Agent Spec document whose root is this Swarm.
-    pub fn to_json(&self) -> Json {
-        document(self.into()).0
-    }
-
-    /// The document as pretty-printed JSON text, to save and `weft run`.
-    pub fn to_document_string(&self) -> String {
-        document_string(self.into())
-    }
-
-    /// Writes the document and loads it: the checked flow, or every diagnostic.
-    pub fn build(&self) -> Result<Flow, Diagnostics> {
-        build(self.into())
-    }
+    document_methods!("Swarm");
 }
 
 /// Builds a `ManagerWorkers` (AGENTS.md 4): the manager talks to the user and sends tasks to
@@ -510,20 +505,7 @@ impl ManagerWorkersBuilder {
         Json::Object(c)
     }
 
-    /// The Agent Spec document whose root is this ManagerWorkers.
-    pub fn to_json(&self) -> Json {
-        document(self.into()).0
-    }
-
-    /// The document as pretty-printed JSON text, to save and `weft run`.
-    pub fn to_document_string(&self) -> String {
-        document_string(self.into())
-    }
-
-    /// Writes the document and loads it: the checked flow, or every diagnostic.
-    pub fn build(&self) -> Result<Flow, Diagnostics> {
-        build(self.into())
-    }
+    document_methods!("ManagerWorkers");
 }
 
 /// Builds a `SpecializedAgent` (AGENTS.md 5): a base agent refined with additional
@@ -635,20 +617,7 @@ impl SpecializedAgentBuilder {
         Json::Object(c)
     }
 
-    /// The Agent Spec document whose root is this SpecializedAgent.
-    pub fn to_json(&self) -> Json {
-        document(self.into()).0
-    }
-
-    /// The document as pretty-printed JSON text, to save and `weft run`.
-    pub fn to_document_string(&self) -> String {
-        document_string(self.into())
-    }
-
-    /// Writes the document and loads it: the checked flow, or every diagnostic.
-    pub fn build(&self) -> Result<Flow, Diagnostics> {
-        build(self.into())
-    }
+    document_methods!("SpecializedAgent");
 }
 
 /// What an `AgentNode` runs: an agent, a SpecializedAgent, a Swarm or a ManagerWorkers being
