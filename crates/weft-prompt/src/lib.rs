@@ -63,4 +63,4 @@ pub use structured::{
     structured_output_needed, template_output, template_reply,
 };
 pub use template::{FUEL, Template, TemplateError};
-pub use toolcalls::{OfferedTool, TextCall, ToolCallFormat, remove_optional, wayflow_schema};
+pub use toolcalls::{OfferedTool, TextCall, ToolCallFormat, calls_of, remove_optional, wayflow_schema};

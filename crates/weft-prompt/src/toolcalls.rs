@@ -128,7 +128,15 @@ fn react_split(text: &str) -> (String, String) {
 /// `parse_tool_call_using_json(text, "parameters")`: objects with a `name` and an object
 /// `parameters`, from the lenient reading of the text (one object or a list).
 fn json_calls(text: &str) -> Vec<(String, Map<String, Json>)> {
-    let items = match parse_lenient(text) {
+    calls_of(parse_lenient(text))
+}
+
+/// The `(name, parameters)` of the calls in a parsed answer (WayFlow's JSON tool calls, also
+/// those of agents under the Llama template and of Swarm and ManagerWorkers): an object, or a
+/// list of objects, each with a string `name` and an object `parameters`; other items are not
+/// calls.
+pub fn calls_of(parsed: Option<Json>) -> Vec<(String, Map<String, Json>)> {
+    let items = match parsed {
         Some(Json::Object(m)) => vec![Json::Object(m)],
         Some(Json::Array(items)) => items,
         _ => return Vec::new(),

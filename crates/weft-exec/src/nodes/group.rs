@@ -201,22 +201,10 @@ pub(crate) fn parse(text: &str, manager_workers: bool, prefix: &str) -> Option<(
     Some((thought, calls))
 }
 
-/// The `(name, parameters)` of the calls in a parsed answer: an object or a list of objects with
-/// a `name` and a `parameters` object.
+/// The `(name, parameters)` of the calls in a parsed answer ([`weft_prompt::calls_of`]), the
+/// parameters as the JSON object a [`ToolCall`] carries.
 pub(crate) fn calls_of(parsed: Option<Json>) -> Vec<(String, Json)> {
-    let items = match parsed {
-        Some(Json::Object(m)) => vec![Json::Object(m)],
-        Some(Json::Array(items)) => items,
-        _ => return Vec::new(),
-    };
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let name = item.get("name")?.as_str()?.to_owned();
-            let arguments = item.get("parameters").filter(|p| p.is_object())?.clone();
-            Some((name, arguments))
-        })
-        .collect()
+    weft_prompt::calls_of(parsed).into_iter().map(|(name, parameters)| (name, Json::Object(parameters))).collect()
 }
 
 /// Python's `textwrap.shorten(text, width, placeholder=...)`: whitespace collapsed, then, when
