@@ -57,7 +57,9 @@ def executed(profile: Path, binary: str) -> list[str]:
             kind, ident, name = m.groups()
             if name:
                 functions[ident] = name
-            if kind == "fn" and current and Path(current).name == binary:
+            # Valgrind names no object for code outside `.text` (the hot section of a binary
+            # already linked with the script is), so `???` counts as the binary too.
+            if kind == "fn" and current and (Path(current).name == binary or current == "???"):
                 names.append(functions[ident])
     return names
 
