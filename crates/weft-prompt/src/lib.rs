@@ -58,9 +58,9 @@ pub use parsers::{ASCII, DOTALL, IGNORECASE, MULTILINE, OutputParser, ParserErro
 pub use pyfmt::{py_eq, py_json_dumps, py_json_dumps_indent, py_str};
 pub use schema::{PyProperty, cast_to_input, default_or_zero};
 pub use structured::{
-    ADDITIONAL_INSTRUCTIONS_HEADER, JSON_CONSTRAINED_GENERATION_PROMPT, ReplyError, Shape, coerce, extract_final_answer, native_schema,
-    outputs_from_answer, outputs_from_answer_coerced, prompt_schema, prompt_suffix, prompt_template_with_suffix, strict_submission,
-    structured_output_needed, template_output, template_reply,
+    ADDITIONAL_INSTRUCTIONS_HEADER, AnswerReader, JSON_CONSTRAINED_GENERATION_PROMPT, ReplyError, Shape, coerce, extract_final_answer,
+    native_schema, outputs_from_answer, outputs_from_answer_coerced, prompt_schema, prompt_suffix, prompt_template_with_suffix,
+    strict_submission, structured_output_needed, template_output, template_reply,
 };
 pub use template::{FUEL, Template, TemplateError};
 pub use toolcalls::{OfferedTool, TextCall, ToolCallFormat, calls_of, remove_optional, wayflow_schema};

@@ -253,24 +253,44 @@ fn answer_members(parsed: Json, props: &[Prop]) -> Map<String, Json> {
 ///
 /// On success integers in `number` outputs are returned as floats, as WayFlow's cast does.
 pub fn outputs_from_answer(text: &str, outputs: &[Json]) -> Result<Map<String, Json>, ReplyError> {
-    let props = props_of(outputs);
-    let parsed = parse_lenient(extract_final_answer(text)).ok_or(ReplyError::NotJson)?;
-    let members = answer_members(parsed, &props);
-    let mut violations = Vec::new();
-    let mut result = Map::new();
-    for p in &props {
-        let value = match (members.get(&p.name), &p.default) {
-            (Some(v), _) => p.fill(v),
-            (None, Some(d)) => p.fill(d),
-            (None, None) => {
-                violations.push(format!("{}: missing required field", p.name));
-                continue;
-            }
-        };
-        p.violations(&value, Sem::JSON, &p.name, &mut violations);
-        result.insert(p.name.clone(), p.coerce(&value, Sem::PYTHON));
+    AnswerReader::new(outputs).read(text)
+}
+
+/// An LlmNode's output schemas, modelled once, that read its answers into outputs as
+/// [`outputs_from_answer`] does: a node answering many times builds one with its plan instead
+/// of modelling its schemas again on every answer.
+#[derive(Debug, Clone)]
+pub struct AnswerReader {
+    props: Vec<Prop>,
+}
+
+impl AnswerReader {
+    /// The reader of answers for these output schemas.
+    pub fn new(outputs: &[Json]) -> AnswerReader {
+        AnswerReader { props: props_of(outputs) }
     }
-    if violations.is_empty() { Ok(result) } else { Err(ReplyError::Invalid { violations }) }
+
+    /// Reads an answer into the outputs, or says what does not fit ([`outputs_from_answer`]).
+    pub fn read(&self, text: &str) -> Result<Map<String, Json>, ReplyError> {
+        let props = &self.props;
+        let parsed = parse_lenient(extract_final_answer(text)).ok_or(ReplyError::NotJson)?;
+        let members = answer_members(parsed, props);
+        let mut violations = Vec::new();
+        let mut result = Map::new();
+        for p in props {
+            let value = match (members.get(&p.name), &p.default) {
+                (Some(v), _) => p.fill(v),
+                (None, Some(d)) => p.fill(d),
+                (None, None) => {
+                    violations.push(format!("{}: missing required field", p.name));
+                    continue;
+                }
+            };
+            p.violations(&value, Sem::JSON, &p.name, &mut violations);
+            result.insert(p.name.clone(), p.coerce(&value, Sem::PYTHON));
+        }
+        if violations.is_empty() { Ok(result) } else { Err(ReplyError::Invalid { violations }) }
+    }
 }
 
 /// Whether `title` can be read with the jq query `.title` (WayFlow builds one per output).

@@ -29,7 +29,13 @@ pub(crate) enum LlmKind {
     /// One user message from `prompt_template` (LlmNode, and ExtendedLlmNode without a template
     /// object). `outputs` are the node's output schemas under their internal titles;
     /// `structured` the schema asked for in the prompt and its name, when structured.
-    Prompt { template: Arc<weft_prompt::Template>, outputs: Vec<Json>, structured: Option<(Arc<Json>, String)> },
+    Prompt {
+        template: Arc<weft_prompt::Template>,
+        outputs: Vec<Json>,
+        /// The schema asked for in the prompt and its name, with the reader of the answers
+        /// (the output schemas modelled once, with the plan).
+        structured: Option<(Arc<Json>, String, weft_prompt::AnswerReader)>,
+    },
     /// A PluginPromptTemplate.
     Messages(Box<MessagesOp>),
     /// A PluginChoiceNode's question: its answer picks the branch.
@@ -86,7 +92,8 @@ impl LlmOp {
         let model = model_for(c, n, llm.llm_config)?;
         let kind = match &llm.prompt {
             LlmPrompt::Text(t) => {
-                LlmKind::Prompt { template: t.template.clone(), outputs: t.outputs.clone(), structured: t.structured.clone() }
+                let structured = t.structured.clone().map(|(schema, name)| (schema, name, weft_prompt::AnswerReader::new(&t.outputs)));
+                LlmKind::Prompt { template: t.template.clone(), outputs: t.outputs.clone(), structured }
             }
             LlmPrompt::Messages(m) => {
                 // An input `__CHAT_HISTORY__` no edge feeds is the conversation (WayFlow's
@@ -423,7 +430,7 @@ fn request(op: &LlmOp, vars: &Map<String, Json>, conversation: &[ConversationMes
     match &op.kind {
         LlmKind::Prompt { template, structured, .. } => {
             let text = template.render(vars).map_err(|e| Unbuilt::Template("prompt_template".to_owned(), e))?;
-            if let Some((schema, name)) = structured {
+            if let Some((schema, name, _)) = structured {
                 req.response_format =
                     Some(ResponseFormat { name: name.clone(), schema: schema.clone(), strict: false, delivery: SchemaDelivery::InPrompt });
             }
@@ -892,8 +899,8 @@ fn outputs(op: &LlmOp, text: &str) -> Result<(Map<String, Json>, Vec<weft_prompt
 fn read_outputs(op: &LlmOp, text: &str) -> Result<Map<String, Json>, Unfit> {
     match &op.kind {
         LlmKind::Prompt { outputs, structured, .. } => {
-            if structured.is_some() {
-                weft_prompt::outputs_from_answer(text, outputs).map_err(|e| Unfit::Reask(e.to_string()))
+            if let Some((_, _, reader)) = structured {
+                reader.read(text).map_err(|e| Unfit::Reask(e.to_string()))
             } else {
                 let title = outputs.first().and_then(|o| o.get("title")).and_then(Json::as_str).unwrap_or("generated_text");
                 let mut out = Map::new();
