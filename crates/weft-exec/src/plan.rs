@@ -14,7 +14,7 @@ use crate::nodes::{self, Op};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use weft_flow::Flow;
 use weft_flow::node::{ContextProvider, DataEdge, Model, NodeKind};
 use weft_llm::ChatModel;
@@ -92,6 +92,23 @@ pub(crate) struct InputPlan {
     pub(crate) schema: Json,
     /// Data edges into it: source node id and output title.
     pub(crate) sources: Vec<(String, String)>,
+    /// The cast of its values, built from `schema` at the first value (a node's op may still
+    /// adjust the schema while the plan is compiled).
+    pub(crate) cast: OnceLock<weft_prompt::InputCast>,
+}
+
+impl InputPlan {
+    pub(crate) fn new(title: String, internal: String, schema: Json, sources: Vec<(String, String)>) -> InputPlan {
+        InputPlan { title, internal, schema, sources, cast: OnceLock::new() }
+    }
+
+    /// `v` cast to the input's declared type ([`weft_prompt::cast_to_input`]).
+    pub(crate) fn cast(&self, v: Json) -> Json {
+        if v.is_null() {
+            return v;
+        }
+        self.cast.get_or_init(|| weft_prompt::InputCast::new(&self.schema)).cast(v)
+    }
 }
 
 /// What the plan needs from the caller.
@@ -539,11 +556,13 @@ impl<'a> Compiler<'a> {
         let fed = |props: &[Property], from: &str| -> Vec<InputPlan> {
             props
                 .iter()
-                .map(|p| InputPlan {
-                    title: p.title().to_owned(),
-                    internal: p.title().to_owned(),
-                    schema: p.schema.clone(),
-                    sources: vec![(from.to_owned(), p.title().to_owned())],
+                .map(|p| {
+                    InputPlan::new(
+                        p.title().to_owned(),
+                        p.title().to_owned(),
+                        p.schema.clone(),
+                        vec![(from.to_owned(), p.title().to_owned())],
+                    )
                 })
                 .collect()
         };
@@ -645,7 +664,7 @@ impl<'a> Compiler<'a> {
                     }
                 }
             }
-            inputs.push(InputPlan { title: p.title().to_owned(), internal: node.internal_input(p.title()), schema, sources });
+            inputs.push(InputPlan::new(p.title().to_owned(), node.internal_input(p.title()), schema, sources));
         }
         self.nodes[idx].inputs = inputs;
         if let Some(op) = nodes::plan(self, n, idx, &node.kind, edges) {

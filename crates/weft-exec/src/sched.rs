@@ -651,7 +651,7 @@ impl Sched<'_> {
             let value = latest(frame, input).or_else(|| input.schema.get("default").cloned());
             match value {
                 Some(v) => {
-                    vars.insert(input.internal.clone(), weft_prompt::cast_to_input(v, &input.schema));
+                    vars.insert(input.internal.clone(), input.cast(v));
                 }
                 None if !all => {}
                 None => {

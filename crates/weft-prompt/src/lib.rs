@@ -56,7 +56,7 @@ pub use jq::{First, Interrupt, JqError, JqFailure, JqLimits, JqQuery, MAX_QUERY_
 pub use lenient::{parse_lenient, truthy as py_truthy};
 pub use parsers::{ASCII, DOTALL, IGNORECASE, MULTILINE, OutputParser, ParserError, RegexPattern, RegexSpec, VERBOSE};
 pub use pyfmt::{py_eq, py_json_dumps, py_json_dumps_indent, py_str};
-pub use schema::{PyProperty, cast_to_input, default_or_zero};
+pub use schema::{InputCast, PyProperty, cast_to_input, default_or_zero};
 pub use structured::{
     ADDITIONAL_INSTRUCTIONS_HEADER, AnswerReader, JSON_CONSTRAINED_GENERATION_PROMPT, ReplyError, Shape, coerce, extract_final_answer,
     native_schema, outputs_from_answer, outputs_from_answer_coerced, prompt_schema, prompt_suffix, prompt_template_with_suffix,

@@ -642,29 +642,53 @@ pub fn default_or_zero(schema: &Json) -> Json {
 /// assert_eq!(cast_to_input(json!(5), &json!({"type": "number"})), json!(5.0));
 /// ```
 pub fn cast_to_input(v: Json, schema: &Json) -> Json {
-    if v.is_null() || is_plain_string(&v, schema) {
+    if v.is_null() || (v.is_string() && plain_string(schema)) {
         return v;
     }
-    let p = Prop::from_schema(schema);
-    let sem = Sem::PYTHON;
-    let mut v = v;
-    if let Json::String(s) = &v {
-        let pre = match p.kind {
-            Kind::Bool => Some(Json::Bool(!s.is_empty())),
-            Kind::Int => py_int(s),
-            Kind::Float => py_float(s),
-            _ => None,
-        };
-        if let Some(pre) = pre {
-            v = pre;
+    InputCast::new(schema).cast(v)
+}
+
+/// The cast of values into one input, as [`cast_to_input`] does, with the schema modelled once:
+/// an input that receives many values (a node run in every run of a batch) builds one with its
+/// plan.
+#[derive(Debug, Clone)]
+pub struct InputCast {
+    prop: Prop,
+    plain_string: bool,
+}
+
+impl InputCast {
+    /// The cast into an input of this schema.
+    pub fn new(schema: &Json) -> InputCast {
+        InputCast { prop: Prop::from_schema(schema), plain_string: plain_string(schema) }
+    }
+
+    /// `v` cast to the input's type ([`cast_to_input`]).
+    pub fn cast(&self, v: Json) -> Json {
+        if v.is_null() || (self.plain_string && v.is_string()) {
+            return v;
         }
+        let p = &self.prop;
+        let sem = Sem::PYTHON;
+        let mut v = v;
+        if let Json::String(s) = &v {
+            let pre = match p.kind {
+                Kind::Bool => Some(Json::Bool(!s.is_empty())),
+                Kind::Int => py_int(s),
+                Kind::Float => py_float(s),
+                _ => None,
+            };
+            if let Some(pre) = pre {
+                v = pre;
+            }
+        }
+        if !p.is_expected(&v, sem)
+            && let Ok(c) = p.cast(&v, sem)
+        {
+            v = c;
+        }
+        p.fill(&v)
     }
-    if !p.is_expected(&v, sem)
-        && let Ok(c) = p.cast(&v, sem)
-    {
-        v = c;
-    }
-    p.fill(&v)
 }
 
 /// A JSON Schema read as WayFlow reads it (`Property.from_json_schema`), for checking values
@@ -712,11 +736,10 @@ impl PyProperty {
     }
 }
 
-/// A string given to a plain string input (`"type": "string"`, no `enum`, no `null` default):
-/// the cast keeps it as it is, so the engine's most common input is not read through a
-/// [`Prop`] built from its schema each time.
-fn is_plain_string(v: &Json, schema: &Json) -> bool {
-    let Json::String(_) = v else { return false };
+/// A plain string input (`"type": "string"`, no `enum`, no `null` default): the cast keeps a
+/// string given to it as it is, so the engine's most common input is not read through a
+/// [`Prop`].
+fn plain_string(schema: &Json) -> bool {
     let Some(s) = schema.as_object() else { return false };
     s.get("type").and_then(Json::as_str) == Some("string") && !s.contains_key("enum") && !matches!(s.get("default"), Some(Json::Null))
 }
