@@ -2,14 +2,22 @@
 //! default compatibility (5.4), plus the checks every property gets (title, meta-schema).
 
 use serde_json::Value as Json;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
-/// One member of a flattened union.
-fn flatten(s: &Json) -> Vec<Json> {
+/// The members of a union (`anyOf` members borrowed, a `type` list's members built), or the
+/// schema itself when it is not one.
+fn members(s: &Json) -> Vec<Cow<'_, Json>> {
+    if is_union(s) { flatten(s) } else { vec![Cow::Borrowed(s)] }
+}
+
+/// The members of a flattened union: a check of nested unions borrows them rather than copying
+/// every member schema at every level.
+fn flatten(s: &Json) -> Vec<Cow<'_, Json>> {
     let mut out = Vec::new();
     if let Some(any_of) = s.get("anyOf").and_then(Json::as_array) {
-        out.extend(any_of.iter().cloned());
+        out.extend(any_of.iter().map(Cow::Borrowed));
     }
     if let Some(types) = s.get("type").and_then(Json::as_array) {
         for t in types {
@@ -29,7 +37,7 @@ fn flatten(s: &Json) -> Vec<Json> {
                 }
                 _ => {}
             }
-            out.push(Json::Object(m));
+            out.push(Cow::Owned(Json::Object(m)));
         }
     }
     out
@@ -57,8 +65,7 @@ fn same_type_depth(a: &Json, b: &Json, depth: usize) -> bool {
         return a == b;
     }
     if is_union(a) || is_union(b) {
-        let fa = if is_union(a) { flatten(a) } else { vec![a.clone()] };
-        let fb = if is_union(b) { flatten(b) } else { vec![b.clone()] };
+        let (fa, fb) = (members(a), members(b));
         // Compare each pair once: checking both directions by recursing twice would double
         // the work at every nested union (exponential in the nesting).
         let same: Vec<Vec<bool>> = fa.iter().map(|x| fb.iter().map(|y| same_type_depth(x, y, depth + 1)).collect()).collect();
@@ -109,8 +116,7 @@ fn castable_depth(a: &Json, b: &Json, depth: usize) -> bool {
         return true;
     }
     if is_union(a) || is_union(b) {
-        let fa = if is_union(a) { flatten(a) } else { vec![a.clone()] };
-        let fb = if is_union(b) { flatten(b) } else { vec![b.clone()] };
+        let (fa, fb) = (members(a), members(b));
         return fa.iter().all(|x| fb.iter().any(|y| castable_depth(x, y, depth + 1)));
     }
     let scalar = |t: Option<&str>| matches!(t, Some("number" | "integer" | "boolean"));
